@@ -1,0 +1,24 @@
+import yargs from 'yargs';
+import { NotImplemented, UserError, runCli } from './errors.js';
+
+const later = (what: string) => () => { throw new NotImplemented(what); };
+
+export function main(argv: string[]): void {
+  void runCli(async () => {
+    await yargs(argv)
+      .scriptName('atefs')
+      .usage('$0 <command> [options]')
+      .command('mount <dir> [remote]', 'mount a chain as a directory', (y) =>
+        y.positional('dir', { type: 'string', demandOption: true })
+         .positional('remote', { type: 'string' }), later('atefs mount'))
+      .command('unmount <dir>', 'unmount a mounted chain', (y) => y.positional('dir', { type: 'string' }), later('atefs unmount'))
+      .command('create-user', 'create a user on an auth server', {}, later('atefs create-user'))
+      .command('create-token', 'create a token file', {}, later('atefs create-token'))
+      .command('status', 'show the status of mounts', {}, later('atefs status'))
+      .demandCommand(1, 'say which command to run (see --help)')
+      .strict()
+      .fail((msg, err) => { throw err ?? new UserError(msg); })
+      .help()
+      .parseAsync();
+  });
+}

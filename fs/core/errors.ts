@@ -1,0 +1,41 @@
+import { constants as osc } from 'node:os';
+
+/** Errno names the core may throw. One table maps them to numbers, for every transport. */
+export type ErrnoName =
+  | 'EPERM' | 'ENOENT' | 'EIO' | 'EBADF' | 'EAGAIN' | 'ENOMEM' | 'EACCES' | 'EBUSY' | 'EEXIST' | 'EXDEV'
+  | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'EMFILE' | 'EFBIG' | 'ENOSPC' | 'ESPIPE' | 'EROFS' | 'EMLINK'
+  | 'ERANGE' | 'ENAMETOOLONG' | 'ENOSYS' | 'ENOTEMPTY' | 'ELOOP' | 'ENODATA' | 'ENXIO' | 'EOPNOTSUPP'
+  | 'EDEADLK' | 'EINTR' | 'E2BIG' | 'ENOTSUP' | 'ETIMEDOUT';
+
+export class FsError extends Error {
+  constructor(readonly code: ErrnoName, message?: string) {
+    super(message ?? code);
+    this.name = 'FsError';
+  }
+  /** Positive errno number (Linux). */
+  get errno(): number { return errnoOf(this.code); }
+}
+
+const table = osc.errno as Record<string, number>;
+export function errnoOf(code: ErrnoName): number {
+  const n = table[code];
+  if (n === undefined) throw new Error(`unknown errno ${code}`);
+  return n;
+}
+
+/**
+ * Maps anything thrown by the core or below to a positive errno, in one place.
+ * Typed errors from lower layers (no read key -> EACCES, read-only -> EROFS, disk full -> ENOSPC)
+ * are recognised by their `name` so fs/ does not import every layer's error classes.
+ */
+export function toErrno(err: unknown): number {
+  if (err instanceof FsError) return err.errno;
+  const e = err as { name?: string; code?: string } | undefined;
+  switch (e?.name) {
+    case 'NoReadKey': case 'NoWriteAuthority': return errnoOf('EACCES');
+    case 'ReadOnly': return errnoOf('EROFS');
+    case 'DiskFull': return errnoOf('ENOSPC');
+  }
+  if (e?.code && typeof e.code === 'string' && table[e.code] !== undefined) return table[e.code]!;
+  return errnoOf('EIO');
+}

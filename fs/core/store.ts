@@ -1,0 +1,66 @@
+import type { Ino, Timespec } from './api.js';
+
+/**
+ * What the fs core persists, and how. The core owns POSIX semantics, caches and dirty state;
+ * a store only loads and atomically applies batches of records. MemoryStore (tests, the
+ * transport floor, --temp) and the chain-backed store (inode, dentry and block DAOs in a signed,
+ * encrypted chain) implement it.
+ */
+
+export type Durability = 'none' | 'local' | 'durable';
+
+/** An inode DAO: everything but the name, which lives in dentries (hard links). */
+export interface InodeRecord {
+  ino: Ino;
+  generation: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  nlink: number;
+  size: number;
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+  /** user.* / trusted.* / security.* xattrs, values as bytes. */
+  xattrs: Record<string, Buffer>;
+  symlinkTarget?: Buffer;
+  /** Small files live inline in the inode (one record, one read). Absent when content is in blocks. */
+  inline?: Buffer;
+  /** Block size content is split into, fixed per inode when its first block is written. */
+  blockSize?: number;
+}
+
+export interface DentryRecord { parent: Ino; name: Buffer; ino: Ino }
+
+/** One atomic commit: upserts and deletions of inodes, dentries and blocks. */
+export interface FsBatch {
+  inodes: InodeRecord[];
+  deletedInodes: Ino[];
+  /** ino === null deletes the entry. */
+  dentries: Array<{ parent: Ino; name: Buffer; ino: Ino | null }>;
+  /** data === null deletes the block. Blocks are full plaintext blocks; the store encrypts. */
+  blocks: Array<{ ino: Ino; index: number; data: Buffer | null }>;
+}
+
+export interface StoreStats { bytesUsed: number; bytesFree: number; inodes: number }
+
+export interface FsStore {
+  readonly readOnly: boolean;
+  /** Seconds the kernel may cache entries/attrs (long for local chains, short for replicated ones). */
+  readonly cacheTimeout: number;
+  getInode(ino: Ino): InodeRecord | undefined;
+  lookupDentry(parent: Ino, name: Buffer): Ino | undefined;
+  /** All entries of a directory, in a stable order (readdir offsets are positions in it). */
+  listDentries(parent: Ino): DentryRecord[];
+  getBlock(ino: Ino, index: number): Buffer | undefined;
+  /** Indexes of the blocks that exist for an inode, ascending (SEEK_DATA/SEEK_HOLE, truncate). */
+  blockIndexes(ino: Ino): number[];
+  /** A fresh inode number, never reused within this store's life. */
+  allocIno(): Ino;
+  commit(batch: FsBatch, durability: Durability): Promise<void>;
+  stats(): StoreStats;
+  close(): Promise<void>;
+  /** Changes the store received from elsewhere (replication), for cache invalidation. */
+  onRemoteChange?: (batch: FsBatch) => void;
+}
