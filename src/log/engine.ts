@@ -1,0 +1,943 @@
+// The redo-log engine: one writer, many readers, over a LogIo (real files or memory).
+//
+// Write path. append() frames the record, assigns seq and position synchronously and queues the
+// frame. Queued frames are written with one pwritev (the "write-out"):
+//   none    -> when the queue exceeds BUFFER_LIMIT, on flush(), on close();
+//   local   -> in a microtask, so every append of the same tick shares one pwritev;
+//   durable -> same write-out, then an fdatasync. Group commit: while one fdatasync runs on the
+//              threadpool, new durable appends are written right away and wait; when the sync
+//              returns its waiters resolve and ONE new fdatasync covers everybody who arrived
+//              meanwhile. Waiters are tracked by a global byte counter (bytes ever written), so
+//              "durable up to N" covers every earlier segment too (segments are fdatasynced when
+//              sealed).
+// A failed write (ENOSPC/EFBIG) truncates the segment back to the last good frame and drops the
+// whole queue, rolling seq back: the log stays exactly as before that write-out. A failed
+// fdatasync poisons the log (after a failed fsync the page cache state is unknown).
+import { randomUUID } from 'node:crypto';
+import * as fsNode from 'node:fs';
+import {
+  DiskFull,
+  InjectedCrash,
+  isDiskFullCode,
+  LogClosedError,
+  LogCorruptError,
+  LogError,
+  LogHeaderMismatch,
+  RecordTooLarge,
+} from './errors.js';
+import {
+  decodeHeader,
+  decodeManifest,
+  encodeFrame,
+  encodeHeader,
+  encodeManifest,
+  FRAME_HEADER,
+  frameLen,
+  frameOk,
+  frameSeq,
+  MANIFEST,
+  MANIFEST_TMP,
+  parseSegmentName,
+  segmentName,
+} from './format.js';
+import { MemIo, NodeIo, type LogIo } from './io.js';
+import { lockDir, lockMemory, type DirLock } from './lock.js';
+import { scanFrames, validFrameAfter, Window } from './scan.js';
+import type {
+  CompactionStep,
+  Durability,
+  LogPosition,
+  LogRecord,
+  OpenLogOptions,
+  RecoveryReport,
+  RedoLog,
+} from './types.js';
+
+const BUFFER_LIMIT = 1 << 20;
+const MAX_IOV = 1024;
+export const DEFAULT_SEGMENT_SIZE = 64 << 20;
+export const DEFAULT_MAX_RECORD = 16 << 20;
+
+interface Seg {
+  id: number;
+  name: string;
+  headerLen: number;
+  firstSeq: number;
+  end: number; // end of the last frame written to the OS
+  count: number;
+  lastSeq: number;
+}
+
+interface Waiter {
+  target: number; // global byte count that must be written (local) or synced (durable)
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export interface EngineOptions extends OpenLogOptions {
+  /** fdatasync on the threadpool (default) or inline on the main thread; the benchmark compares both. */
+  syncOffThread?: boolean;
+}
+
+/** pwritev of all of `bufs` at `pos`, in IOV_MAX-sized calls, finishing short writes. */
+export function pwritevAll(io: LogIo, fd: number, bufs: Buffer[], pos: number): number {
+  const start = pos;
+  for (let i = 0; i < bufs.length; i += MAX_IOV) {
+    let chunk = bufs.slice(i, i + MAX_IOV);
+    let want = 0;
+    for (const b of chunk) want += b.length;
+    while (want > 0) {
+      const w = io.pwritev(fd, chunk, pos);
+      if (w === 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      pos += w;
+      want -= w;
+      if (want > 0) {
+        let skip = w;
+        while (skip >= chunk[0]!.length) skip -= chunk.shift()!.length;
+        if (skip > 0) chunk = [chunk[0]!.subarray(skip), ...chunk.slice(1)];
+      }
+    }
+  }
+  return pos - start;
+}
+
+function diskFull(e: unknown, what: string): Error {
+  if (isDiskFullCode(e)) return new DiskFull(`${what}: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code);
+  return e as Error;
+}
+
+export class LogEngine implements RedoLog {
+  readonly chainId: string;
+  recovery: RecoveryReport = { truncatedBytes: 0, records: 0 };
+  nextSeq = 1;
+  lastPos: LogPosition | null = null;
+
+  private readonly genesis: Buffer | null;
+  private readonly segmentSize: number;
+  private readonly maxRecordSize: number;
+  private readonly readOnly: boolean;
+  private readonly syncOffThread: boolean;
+  private segs: Seg[] = [];
+  private byId = new Map<number, Seg>();
+  private nextSegId = 1;
+  private activeFd = -1;
+  private readFds = new Map<number, number>();
+  private retiredFds: number[] = [];
+
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingCount = 0;
+  private rollbackSeq = 1; // nextSeq before the first queued frame
+  private rollbackLastPos: LogPosition | null = null;
+  private reserved = 0; // end of the active segment including queued frames
+  private written = 0; // global bytes written to the OS
+  private synced = 0; // global bytes known durable
+  private localWaiters: Waiter[] = [];
+  private durableWaiters: Waiter[] = [];
+  private writeScheduled = false;
+  private syncInFlight: Promise<void> | null = null;
+  private failed: Error | null = null;
+  private closed = false;
+  private compacting = false;
+  private listeners = new Set<() => void>();
+  private manifestSegments: number[] = [];
+
+  private constructor(
+    private readonly io: LogIo,
+    private readonly lock: DirLock | null,
+    private readonly anonymousMemory: boolean,
+    opts: EngineOptions,
+  ) {
+    this.chainId = opts.chainId;
+    this.genesis = opts.genesisHash ? Buffer.from(opts.genesisHash) : null;
+    this.segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+    this.maxRecordSize = opts.maxRecordSize ?? DEFAULT_MAX_RECORD;
+    this.readOnly = !!opts.readOnly;
+    this.syncOffThread = opts.syncOffThread ?? true;
+  }
+
+  static async open(opts: EngineOptions): Promise<LogEngine> {
+    if (typeof opts.chainId !== 'string' || opts.chainId.length === 0) throw new LogError('chainId is required');
+    if (opts.genesisHash && opts.genesisHash.length !== 32) throw new LogError('genesisHash must be 32 bytes');
+    let io: LogIo;
+    let lock: DirLock | null = null;
+    let anonymous = false;
+    if (opts.memory) {
+      anonymous = !opts.dir;
+      const key = opts.dir ? `mem:${opts.dir}` : `mem:${randomUUID()}`;
+      io = new MemIo(key);
+      if (!opts.readOnly) lock = lockMemory(key);
+    } else {
+      if (!opts.dir) throw new LogError('dir is required unless memory is set');
+      if (!opts.readOnly) fsNode.mkdirSync(opts.dir, { recursive: true });
+      else if (!fsNode.existsSync(opts.dir)) throw new LogError(`no redo log at ${opts.dir}`);
+      io = new NodeIo(opts.dir);
+      if (!opts.readOnly) lock = lockDir(opts.dir);
+    }
+    const log = new LogEngine(io, lock, anonymous, opts);
+    try {
+      log.recover();
+    } catch (e) {
+      log.closeFds();
+      lock?.release();
+      if (anonymous) MemIo.drop(io.dir);
+      throw e;
+    }
+    return log;
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  private readManifest(): number[] | null {
+    if (!this.io.exists(MANIFEST)) return null;
+    const m = decodeManifest(this.io.readFile(MANIFEST));
+    if (typeof m === 'string') throw new LogCorruptError(-1, 0, MANIFEST, m);
+    if (m.chainId !== this.chainId)
+      throw new LogHeaderMismatch(`log belongs to chain '${m.chainId}', not '${this.chainId}'`);
+    return m.segments;
+  }
+
+  private recover(): void {
+    const names = this.io.list();
+    const fromManifest = this.readManifest();
+    const onDisk = names.map(parseSegmentName).filter((n): n is number => n !== null);
+    const ids = fromManifest ?? [...onDisk].sort((a, b) => a - b);
+    this.nextSegId = Math.max(0, ...onDisk, ...ids) + 1;
+    if (!this.readOnly) {
+      // Leftovers of an interrupted rotation or compaction: never named by the manifest.
+      const live = new Set(ids.map(segmentName));
+      for (const n of names)
+        if (n === MANIFEST_TMP || n.endsWith('.seg.tmp') || (parseSegmentName(n) !== null && !live.has(n))) this.io.unlink(n);
+    }
+    if (ids.length === 0) {
+      if (this.readOnly) throw new LogError(`no redo log in ${this.io.dir}`);
+      const seg = this.createSegment(this.nextSegId++, 1);
+      this.segs = [seg];
+      this.byId.set(seg.id, seg);
+      this.writeManifest(this.segs);
+      this.activeFd = this.io.openRw(seg.name, false);
+      this.reserved = seg.end;
+      return;
+    }
+    let prevSeq = 0;
+    let records = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      const name = segmentName(id);
+      const isLast = i === ids.length - 1;
+      let fd: number;
+      try {
+        fd = this.io.openRead(name);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new LogCorruptError(id, 0, name, 'segment named by the manifest is missing');
+        throw e;
+      }
+      this.readFds.set(id, fd);
+      const size = this.io.size(fd);
+      const hb = Buffer.alloc(Math.min(size, 1 << 17));
+      this.io.pread(fd, hb, 0, hb.length, 0);
+      const h = decodeHeader(hb);
+      if (typeof h === 'string') throw new LogCorruptError(id, 0, name, h);
+      if (h.chainId !== this.chainId)
+        throw new LogHeaderMismatch(`segment ${name} belongs to chain '${h.chainId}', not '${this.chainId}'`);
+      if (this.genesis && !(h.genesisHash && h.genesisHash.equals(this.genesis)))
+        throw new LogHeaderMismatch(`segment ${name}: genesis hash differs from the expected one`);
+      if (h.segment !== id) throw new LogCorruptError(id, 0, name, `header names segment ${h.segment}`);
+      if (h.firstSeq <= prevSeq) throw new LogCorruptError(id, 0, name, `first seq ${h.firstSeq} does not follow ${prevSeq}`);
+      const r = scanFrames(this.io, fd, h.headerLen, size, Math.max(prevSeq, h.firstSeq - 1));
+      let end = r.end;
+      if (r.bad) {
+        const after = isLast ? validFrameAfter(this.io, fd, r.end, size, Math.max(prevSeq, r.lastSeq, h.firstSeq - 1)) : 0;
+        if (!isLast || after >= 0) throw new LogCorruptError(id, r.end, name, r.bad);
+      }
+      if (isLast && size > r.end) {
+        // Torn tail: a partial or unverifiable last write with nothing valid after it.
+        this.recovery.truncatedBytes = size - r.end;
+        this.recovery.truncatedAt = { segment: id, offset: r.end };
+        if (!this.readOnly) {
+          const wfd = this.io.openRw(name, false);
+          this.io.truncate(wfd, r.end);
+          this.io.datasync(wfd);
+          this.io.close(wfd);
+        }
+        end = r.end;
+      } else if (!isLast && size > r.end) {
+        throw new LogCorruptError(id, r.end, name, 'trailing bytes after the last frame');
+      }
+      const seg: Seg = { id, name, headerLen: h.headerLen, firstSeq: h.firstSeq, end, count: r.count, lastSeq: r.lastSeq };
+      this.segs.push(seg);
+      this.byId.set(id, seg);
+      if (r.count > 0) {
+        prevSeq = r.lastSeq;
+        this.lastPos = { segment: id, offset: r.lastOff };
+      } else prevSeq = Math.max(prevSeq, h.firstSeq - 1);
+      records += r.count;
+    }
+    this.recovery.records = records;
+    const last = this.segs[this.segs.length - 1]!;
+    this.nextSeq = Math.max(prevSeq + 1, last.firstSeq);
+    this.rollbackSeq = this.nextSeq;
+    this.rollbackLastPos = this.lastPos;
+    this.manifestSegments = ids;
+    if (!this.readOnly) {
+      if (!fromManifest) this.writeManifest(this.segs);
+      this.activeFd = this.io.openRw(last.name, false);
+      this.reserved = last.end;
+    }
+  }
+
+  // ---------------------------------------------------------------- segments and manifest
+
+  /** New segment with a complete, synced header, published under its final name atomically. */
+  private createSegment(id: number, firstSeq: number): Seg {
+    const name = segmentName(id);
+    const tmp = `${name}.tmp`;
+    const header = encodeHeader({ chainId: this.chainId, genesisHash: this.genesis, segment: id, firstSeq });
+    if (this.io.exists(tmp)) this.io.unlink(tmp);
+    const fd = this.io.openRw(tmp, true);
+    try {
+      let off = 0;
+      while (off < header.length) off += this.io.pwrite(fd, header.subarray(off), off);
+      this.io.datasync(fd);
+      this.io.rename(tmp, name);
+      this.io.fsyncDir();
+    } catch (e) {
+      try {
+        this.io.unlink(tmp);
+      } catch {
+        /* not there */
+      }
+      throw diskFull(e, `creating segment ${name}`);
+    } finally {
+      this.io.close(fd);
+    }
+    return { id, name, headerLen: header.length, firstSeq, end: header.length, count: 0, lastSeq: 0 };
+  }
+
+  private writeManifest(segs: Seg[], step?: (s: CompactionStep) => void): void {
+    const ids = segs.map((s) => s.id);
+    try {
+      this.io.writeFileSync(MANIFEST_TMP, encodeManifest({ chainId: this.chainId, segments: ids }));
+    } catch (e) {
+      try {
+        this.io.unlink(MANIFEST_TMP);
+      } catch {
+        /* not there */
+      }
+      throw diskFull(e, 'writing the manifest');
+    }
+    step?.('after-manifest-tmp');
+    this.io.rename(MANIFEST_TMP, MANIFEST);
+    this.manifestSegments = ids;
+    step?.('after-rename');
+    this.io.fsyncDir();
+    step?.('after-dir-fsync');
+  }
+
+  private get active(): Seg {
+    return this.segs[this.segs.length - 1]!;
+  }
+
+  /** Seal the active segment (written out and fdatasynced) and continue in a new one. */
+  private rotate(): void {
+    this.writeOut();
+    this.io.datasync(this.activeFd);
+    const seg = this.createSegment(this.nextSegId++, this.nextSeq);
+    try {
+      this.writeManifest([...this.segs, seg]);
+    } catch (e) {
+      try {
+        this.io.unlink(seg.name);
+      } catch {
+        /* best effort: an unnamed segment is a leftover the next open deletes */
+      }
+      throw e;
+    }
+    this.synced = this.written;
+    this.resolveDurable();
+    this.segs.push(seg);
+    this.byId.set(seg.id, seg);
+    if (this.syncInFlight) this.retiredFds.push(this.activeFd);
+    else this.io.close(this.activeFd);
+    this.activeFd = this.io.openRw(seg.name, false);
+    this.reserved = seg.end;
+    this.rollbackLastPos = this.lastPos;
+  }
+
+  // ---------------------------------------------------------------- write path
+
+  private check(): void {
+    if (this.failed) throw new LogClosedError(`redo log failed earlier: ${this.failed.message}`);
+    if (this.closed) throw new LogClosedError('redo log is closed');
+    if (this.readOnly) throw new LogError('redo log is open read-only');
+  }
+
+  append(payload: Uint8Array, durability: Durability = 'durable'): Promise<{ seq: number; pos: LogPosition }> {
+    return this.appendBatch([payload], durability).then((r) => r[0]!);
+  }
+
+  appendBatch(payloads: Uint8Array[], durability: Durability = 'durable'): Promise<Array<{ seq: number; pos: LogPosition }>> {
+    try {
+      this.check();
+      for (const p of payloads)
+        if (p.length > this.maxRecordSize)
+          throw new RecordTooLarge(`record of ${p.length} bytes exceeds the maximum of ${this.maxRecordSize}`);
+      const out: Array<{ seq: number; pos: LogPosition }> = [];
+      for (const p of payloads) {
+        const size = FRAME_HEADER + p.length;
+        const act = this.active;
+        if (this.reserved + size > this.segmentSize && (act.count > 0 || this.pendingCount > 0)) this.rotate();
+        const seq = this.nextSeq++;
+        const pos = { segment: this.active.id, offset: this.reserved };
+        const frame = encodeFrame(seq, p);
+        this.pending.push(frame);
+        this.pendingBytes += frame.length;
+        this.pendingCount++;
+        this.reserved += frame.length;
+        this.lastPos = pos;
+        out.push({ seq, pos });
+      }
+      if (durability === 'none') {
+        if (this.pendingBytes >= BUFFER_LIMIT) this.writeOut();
+        this.notify();
+        return Promise.resolve(out);
+      }
+      const target = this.written + this.pendingBytes;
+      return new Promise<void>((resolve, reject) => {
+        (durability === 'durable' ? this.durableWaiters : this.localWaiters).push({ target, resolve, reject });
+        this.schedule();
+      }).then(() => out);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private schedule(): void {
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    queueMicrotask(() => {
+      this.writeScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Write out the queue, resolve local waiters, start a sync if durable waiters wait and none runs. */
+  private pump(): void {
+    if (this.failed || this.closed) return;
+    try {
+      this.writeOut();
+    } catch {
+      return; // waiters were rejected by writeOut
+    }
+    if (this.durableWaiters.length > 0 && !this.syncInFlight) this.startSync();
+  }
+
+  private writeOut(): void {
+    if (this.pending.length === 0) return;
+    const seg = this.active;
+    const bufs = this.pending;
+    const total = this.pendingBytes;
+    try {
+      pwritevAll(this.io, this.activeFd, bufs, seg.end);
+    } catch (e) {
+      const err = diskFull(e, `appending to ${seg.name}`);
+      try {
+        this.io.truncate(this.activeFd, seg.end);
+      } catch {
+        this.failed = err; // cannot restore the last good frame boundary
+      }
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.pendingCount = 0;
+      this.nextSeq = this.rollbackSeq;
+      this.lastPos = this.rollbackLastPos;
+      this.reserved = seg.end;
+      const lost = (w: Waiter) => w.target > this.written;
+      for (const list of [this.localWaiters, this.durableWaiters]) {
+        const keep = list.filter((w) => !lost(w));
+        for (const w of list) if (lost(w)) w.reject(err);
+        list.length = 0;
+        list.push(...keep);
+      }
+      throw err;
+    }
+    seg.end += total;
+    seg.count += this.pendingCount;
+    seg.lastSeq = this.nextSeq - 1;
+    this.written += total;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingCount = 0;
+    this.rollbackSeq = this.nextSeq;
+    this.rollbackLastPos = this.lastPos;
+    this.resolveLocal();
+    this.notify();
+  }
+
+  private resolveLocal(): void {
+    const ws = this.localWaiters;
+    let k = 0;
+    while (k < ws.length && ws[k]!.target <= this.written) ws[k++]!.resolve();
+    if (k > 0) ws.splice(0, k);
+  }
+
+  private resolveDurable(): void {
+    const ws = this.durableWaiters;
+    let k = 0;
+    while (k < ws.length && ws[k]!.target <= this.synced) ws[k++]!.resolve();
+    if (k > 0) ws.splice(0, k);
+  }
+
+  private startSync(): void {
+    const target = this.written;
+    const fd = this.activeFd;
+    if (!this.syncOffThread) {
+      try {
+        this.io.datasync(fd);
+      } catch (e) {
+        this.fail(e as Error);
+        return;
+      }
+      this.synced = Math.max(this.synced, target);
+      this.resolveDurable();
+      if (this.durableWaiters.length > 0) this.schedule();
+      return;
+    }
+    this.syncInFlight = new Promise<void>((done) => {
+      this.io.datasyncAsync(fd, (err) => {
+        this.syncInFlight = null;
+        for (const r of this.retiredFds.splice(0)) this.io.close(r);
+        done();
+        if (err) {
+          this.fail(err);
+          return;
+        }
+        this.synced = Math.max(this.synced, target);
+        this.resolveDurable();
+        if (this.durableWaiters.length > 0) this.pump();
+      });
+    });
+  }
+
+  private fail(e: Error): void {
+    const err = isDiskFullCode(e) ? diskFull(e, 'fdatasync') : e;
+    this.failed ??= err;
+    for (const w of this.durableWaiters.splice(0)) w.reject(err);
+    for (const w of this.localWaiters.splice(0)) w.reject(err);
+    this.notify();
+  }
+
+  async flush(durability: Durability = 'durable'): Promise<void> {
+    if (this.readOnly || durability === 'none') return;
+    this.check();
+    if (durability === 'local') {
+      this.writeOut();
+      return;
+    }
+    const target = this.written + this.pendingBytes;
+    if (target <= this.synced) return;
+    await new Promise<void>((resolve, reject) => {
+      this.durableWaiters.push({ target, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  // ---------------------------------------------------------------- read path
+
+  private readFd(seg: Seg): number {
+    let fd = this.readFds.get(seg.id);
+    if (fd === undefined) {
+      fd = this.io.openRead(seg.name);
+      this.readFds.set(seg.id, fd);
+    }
+    return fd;
+  }
+
+  /** Make queued frames visible to readers. */
+  private visible(): void {
+    if (this.pending.length > 0 && !this.failed && !this.closed) this.writeOut();
+  }
+
+  read(pos: LogPosition): LogRecord {
+    if (this.closed) throw new LogClosedError('redo log is closed');
+    const seg = this.byId.get(pos.segment);
+    if (!seg) throw new LogError(`no segment ${pos.segment} in the log`);
+    if (seg === this.active && pos.offset >= seg.end) this.visible();
+    if (!Number.isInteger(pos.offset) || pos.offset < seg.headerLen || pos.offset + FRAME_HEADER > seg.end)
+      throw new LogError(`position ${pos.segment}:${pos.offset} is outside the log`);
+    const fd = this.readFd(seg);
+    let b = Buffer.allocUnsafe(Math.min(4096 + FRAME_HEADER, seg.end - pos.offset));
+    this.io.pread(fd, b, 0, b.length, pos.offset);
+    const len = frameLen(b, 0);
+    if (len > seg.end - pos.offset - FRAME_HEADER)
+      throw new LogCorruptError(seg.id, pos.offset, seg.name, 'frame length runs past the end of the segment');
+    if (FRAME_HEADER + len > b.length) {
+      const nb = Buffer.allocUnsafe(FRAME_HEADER + len);
+      b.copy(nb, 0);
+      this.io.pread(fd, nb, b.length, nb.length - b.length, pos.offset + b.length);
+      b = nb;
+    }
+    if (!frameOk(b, 0, len)) throw new LogCorruptError(seg.id, pos.offset, seg.name, 'frame checksum mismatch');
+    return { seq: frameSeq(b, 0), pos: { segment: seg.id, offset: pos.offset }, payload: b.subarray(FRAME_HEADER, FRAME_HEADER + len) };
+  }
+
+  /** Index in segs and offset of the first record with seq >= `seq` (or the end). */
+  private seekSeq(seq: number): { si: number; off: number } {
+    let si = 0;
+    for (let i = 0; i < this.segs.length; i++) if (this.segs[i]!.firstSeq <= seq) si = i;
+    for (; si < this.segs.length; si++) {
+      const seg = this.segs[si]!;
+      if (seg.count > 0 && seg.lastSeq < seq && seg !== this.active) continue;
+      const w = new Window(this.io, this.readFd(seg), 256 << 10);
+      let off = seg.headerLen;
+      while (off + FRAME_HEADER <= seg.end) {
+        const i = w.ensure(off, FRAME_HEADER, seg.end);
+        if (frameSeq(w.buf, i) >= seq) return { si, off };
+        off += FRAME_HEADER + frameLen(w.buf, i);
+      }
+      if (seg === this.active) return { si, off: seg.end };
+    }
+    const last = this.segs.length - 1;
+    return { si: last, off: this.segs[last]!.end };
+  }
+
+  private startOf(from?: { seq?: number; pos?: LogPosition }): { si: number; off: number } {
+    if (from?.pos) {
+      const si = this.segs.findIndex((s) => s.id === from.pos!.segment);
+      if (si < 0) throw new LogError(`no segment ${from.pos.segment} in the log`);
+      return { si, off: Math.max(from.pos.offset, this.segs[si]!.headerLen) };
+    }
+    if (from?.seq !== undefined) return this.seekSeq(from.seq);
+    return { si: 0, off: this.segs[0]!.headerLen };
+  }
+
+  records(from?: { seq?: number; pos?: LogPosition }): Iterable<LogRecord> {
+    if (this.closed) throw new LogClosedError('redo log is closed');
+    this.visible();
+    const start = this.startOf(from);
+    const self = this;
+    return {
+      *[Symbol.iterator]() {
+        for (const r of self.scan(start)) yield r.rec;
+      },
+    };
+  }
+
+  /** Forward reader over the live segment list with its own descriptors (safe across compaction). */
+  private *scan(start: { si: number; off: number }): Generator<{ rec: LogRecord; next: LogPosition }> {
+    let seg: Seg | undefined = this.segs[start.si];
+    let off = start.off;
+    let lastSeq = 0;
+    while (seg) {
+      const fd = this.io.openRead(seg.name);
+      try {
+        const w = new Window(this.io, fd);
+        for (;;) {
+          if (seg === this.active) this.visible();
+          if (off + FRAME_HEADER > seg.end) break;
+          let i = w.ensure(off, FRAME_HEADER, seg.end);
+          const len = frameLen(w.buf, i);
+          if (len > seg.end - off - FRAME_HEADER) throw new LogCorruptError(seg.id, off, seg.name, 'frame length runs past the end of the segment');
+          if (i + FRAME_HEADER + len > w.buf.length) i = w.ensure(off, FRAME_HEADER + len, seg.end);
+          if (!frameOk(w.buf, i, len)) throw new LogCorruptError(seg.id, off, seg.name, 'frame checksum mismatch');
+          const seq = frameSeq(w.buf, i);
+          const rec: LogRecord = { seq, pos: { segment: seg.id, offset: off }, payload: w.buf.subarray(i + FRAME_HEADER, i + FRAME_HEADER + len) };
+          off += FRAME_HEADER + len;
+          lastSeq = seq;
+          yield { rec, next: { segment: seg.id, offset: off } };
+        }
+      } finally {
+        this.io.close(fd);
+      }
+      // Next segment in the live list; if ours was compacted away meanwhile, continue by seq.
+      const idx = this.segs.indexOf(seg);
+      if (idx >= 0) {
+        seg = this.segs[idx + 1];
+        off = seg?.headerLen ?? 0;
+      } else {
+        const s = this.seekSeq(lastSeq + 1);
+        seg = this.segs[s.si];
+        off = s.off;
+      }
+    }
+  }
+
+  async *follow(from: { seq?: number; pos?: LogPosition }, signal?: AbortSignal): AsyncIterable<LogRecord> {
+    let cursor: { seq?: number; pos?: LogPosition } = from;
+    while (!signal?.aborted && !this.closed) {
+      if (this.readOnly) this.refresh();
+      let start: { si: number; off: number };
+      if (cursor.pos && !this.byId.has(cursor.pos.segment)) cursor = { seq: cursor.seq ?? 1 };
+      start = this.startOf(cursor);
+      this.visible();
+      for (const { rec, next } of this.scan(start)) {
+        cursor = { seq: rec.seq + 1, pos: next };
+        yield rec;
+        if (signal?.aborted || this.closed) return;
+        if (cursor.pos && !this.byId.has(cursor.pos.segment)) break;
+      }
+      if (cursor.pos === undefined && cursor.seq !== undefined) {
+        // Nothing yet at or after seq: remember where the end is so we don't rescan.
+        const s = this.seekSeq(cursor.seq);
+        const seg = this.segs[s.si]!;
+        if (s.off >= seg.end) cursor = { seq: cursor.seq, pos: { segment: seg.id, offset: s.off } };
+      }
+      await this.changed(signal);
+    }
+  }
+
+  private changed(signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        this.listeners.delete(done);
+        signal?.removeEventListener('abort', done);
+        if (timer) clearTimeout(timer);
+        resolve();
+      };
+      this.listeners.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+      // A read-only instance cannot hear the writer (maybe another process): poll.
+      if (this.readOnly) timer = setTimeout(done, 50);
+    });
+  }
+
+  private notify(): void {
+    for (const l of [...this.listeners]) l();
+  }
+
+  /** Read-only instances: pick up what the writer appended since (new frames, new segments, compaction). */
+  private refresh(): void {
+    let ids: number[] | null;
+    try {
+      ids = this.readManifest();
+    } catch {
+      return; // mid-rename: try again next poll
+    }
+    const cur = this.segs.map((s) => s.id);
+    if (ids && (ids.length < cur.length || cur.some((id, i) => ids![i] !== id))) {
+      // Compacted by the writer: reload from scratch.
+      this.closeFds();
+      this.segs = [];
+      this.byId.clear();
+      this.recovery = { truncatedBytes: 0, records: 0 };
+      try {
+        this.recover();
+      } catch {
+        /* writer mid-change; next poll */
+      }
+      return;
+    }
+    const last = this.active;
+    const fd = this.readFd(last);
+    const size = this.io.size(fd);
+    if (size > last.end) this.extend(last, fd, size);
+    for (const id of ids?.slice(cur.length) ?? []) {
+      const name = segmentName(id);
+      let sfd: number;
+      try {
+        sfd = this.io.openRead(name);
+      } catch {
+        return;
+      }
+      this.readFds.set(id, sfd);
+      const hb = Buffer.alloc(1 << 17);
+      const n = this.io.pread(sfd, hb, 0, hb.length, 0);
+      const h = decodeHeader(hb.subarray(0, n));
+      if (typeof h === 'string') return;
+      const seg: Seg = { id, name, headerLen: h.headerLen, firstSeq: h.firstSeq, end: h.headerLen, count: 0, lastSeq: 0 };
+      this.segs.push(seg);
+      this.byId.set(id, seg);
+      this.extend(seg, sfd, this.io.size(sfd));
+    }
+  }
+
+  private extend(seg: Seg, fd: number, size: number): void {
+    const r = scanFrames(this.io, fd, seg.end, size, Math.max(seg.lastSeq, seg.firstSeq - 1));
+    if (r.count > 0) {
+      seg.end = r.end;
+      seg.count += r.count;
+      seg.lastSeq = r.lastSeq;
+      this.lastPos = { segment: seg.id, offset: r.lastOff };
+      this.nextSeq = r.lastSeq + 1;
+    }
+  }
+
+  // ---------------------------------------------------------------- compaction
+
+  async compact(
+    keep: (rec: LogRecord) => boolean,
+    opts?: { failAt?: CompactionStep; onStep?: (step: CompactionStep) => void },
+  ): Promise<{ positions: Map<number, LogPosition>; bytesBefore: number; bytesAfter: number }> {
+    this.check();
+    if (this.compacting) throw new LogError('a compaction is already running');
+    this.compacting = true;
+    const step = (s: CompactionStep) => {
+      opts?.onStep?.(s);
+      if (opts?.failAt === s) throw new InjectedCrash(`injected crash at ${s}`);
+    };
+    const created: Seg[] = [];
+    const fds = new Map<number, number>();
+    let switched = false;
+    try {
+      this.writeOut();
+      if (this.active.count > 0) this.rotate();
+      const old = this.segs.slice(0, -1);
+      const bytesBefore = this.sizeBytes();
+      const positions = new Map<number, LogPosition>();
+      let cur: Seg | null = null;
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      let sinceYield = 0;
+      const flushBatch = () => {
+        if (!cur || batch.length === 0) return;
+        pwritevAll(this.io, fds.get(cur.id)!, batch, cur.end - batchBytes);
+        batch = [];
+        batchBytes = 0;
+      };
+      for (const seg of old) {
+        const fd = this.io.openRead(seg.name);
+        try {
+          const w = new Window(this.io, fd);
+          let off = seg.headerLen;
+          while (off + FRAME_HEADER <= seg.end) {
+            let i = w.ensure(off, FRAME_HEADER, seg.end);
+            const len = frameLen(w.buf, i);
+            if (len > seg.end - off - FRAME_HEADER) throw new LogCorruptError(seg.id, off, seg.name, 'frame length runs past the end of the segment');
+            if (i + FRAME_HEADER + len > w.buf.length) i = w.ensure(off, FRAME_HEADER + len, seg.end);
+            if (!frameOk(w.buf, i, len)) throw new LogCorruptError(seg.id, off, seg.name, 'frame checksum mismatch');
+            const frame = w.buf.subarray(i, i + FRAME_HEADER + len);
+            const rec: LogRecord = { seq: frameSeq(w.buf, i), pos: { segment: seg.id, offset: off }, payload: frame.subarray(FRAME_HEADER) };
+            off += frame.length;
+            if (!keep(rec)) continue;
+            if (!cur || (cur.end + frame.length > this.segmentSize && cur.count > 0)) {
+              flushBatch();
+              const id = this.nextSegId++;
+              const header = encodeHeader({ chainId: this.chainId, genesisHash: this.genesis, segment: id, firstSeq: rec.seq });
+              const name = segmentName(id);
+              const nfd = this.io.openRw(name, true);
+              cur = { id, name, headerLen: header.length, firstSeq: rec.seq, end: header.length, count: 0, lastSeq: 0 };
+              created.push(cur);
+              fds.set(id, nfd);
+              this.io.pwrite(nfd, header, 0);
+            }
+            positions.set(rec.seq, { segment: cur.id, offset: cur.end });
+            batch.push(frame);
+            batchBytes += frame.length;
+            cur.end += frame.length;
+            cur.count++;
+            cur.lastSeq = rec.seq;
+            if (batchBytes >= BUFFER_LIMIT) flushBatch();
+            sinceYield += frame.length;
+            if (sinceYield >= 8 << 20) {
+              // Let appends and readers run while a large log is copied.
+              sinceYield = 0;
+              flushBatch();
+              await new Promise((r) => setImmediate(r));
+              if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
+            }
+          }
+        } finally {
+          this.io.close(fd);
+        }
+      }
+      flushBatch();
+      step('after-write-new');
+      for (const fd of fds.values()) this.io.datasync(fd);
+      step('after-fsync-new');
+      // From here to the end no await: appends cannot interleave with the switch.
+      this.visible();
+      const tail = this.segs.filter((s) => !old.includes(s));
+      const next = [...created, ...tail];
+      switched = true;
+      this.writeManifest(next, step);
+      this.segs = next;
+      this.byId = new Map(next.map((s) => [s.id, s]));
+      for (const s of old) {
+        const rfd = this.readFds.get(s.id);
+        if (rfd !== undefined) {
+          this.io.close(rfd);
+          this.readFds.delete(s.id);
+        }
+        this.io.unlink(s.name);
+      }
+      step('after-delete-old');
+      for (const s of tail) for (const { rec } of this.scan({ si: next.indexOf(s), off: s.headerLen })) {
+        if (rec.pos.segment !== s.id) break;
+        positions.set(rec.seq, rec.pos);
+      }
+      if (this.lastPos && !this.byId.has(this.lastPos.segment)) {
+        const lastKept = [...positions.entries()].pop();
+        this.lastPos = lastKept ? lastKept[1] : null;
+        this.rollbackLastPos = this.lastPos;
+      }
+      this.notify();
+      return { positions, bytesBefore, bytesAfter: this.sizeBytes() };
+    } catch (e) {
+      if (e instanceof InjectedCrash || switched) {
+        // Like a crash: this instance stops; reopening finds the old or the new state on disk.
+        this.fail(e as Error);
+      } else {
+        for (const s of created) {
+          try {
+            this.io.unlink(s.name);
+          } catch {
+            /* leftover; deleted by the next open */
+          }
+        }
+      }
+      throw e;
+    } finally {
+      for (const fd of fds.values()) this.io.close(fd);
+      this.compacting = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- misc
+
+  sizeBytes(): number {
+    let n = this.pendingBytes;
+    for (const s of this.segs) n += s.end;
+    return n;
+  }
+
+  private closeFds(): void {
+    for (const fd of this.readFds.values()) {
+      try {
+        this.io.close(fd);
+      } catch {
+        /* already closed */
+      }
+    }
+    this.readFds.clear();
+    if (this.activeFd >= 0) {
+      try {
+        this.io.close(this.activeFd);
+      } catch {
+        /* already closed */
+      }
+      this.activeFd = -1;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    let err: unknown = null;
+    if (!this.failed && !this.readOnly) {
+      try {
+        await this.flush('durable');
+      } catch (e) {
+        err = e;
+      }
+    }
+    while (this.syncInFlight) await this.syncInFlight;
+    this.closed = true;
+    for (const r of this.retiredFds.splice(0)) this.io.close(r);
+    this.closeFds();
+    this.lock?.release();
+    if (this.anonymousMemory) MemIo.drop(this.io.dir);
+    this.notify();
+    if (err) throw err;
+  }
+}

@@ -1,0 +1,134 @@
+// On-disk format of segments, frames and the manifest. Little-endian throughout.
+//
+// Segment header (variable length, records start right after it):
+//   0  magic "ATEREDO\0"      8
+//   8  format version u8      (1)
+//   9  flags u8               bit 0: genesis hash present
+//  10  chain id length u16
+//  12  header length u32      = offset of the first record frame
+//  16  segment number u32
+//  20  first seq u64          (lo u32, hi u32): seq the segment starts at; keeps nextSeq across compaction
+//  28  genesis hash           32 bytes (zero when absent)
+//  60  chain id               utf-8
+//  ..  crc32 u32              over everything before it
+//
+// Record frame:
+//   0  crc32 u32   over bytes 4 .. end (length, seq and payload: a torn or flipped frame never verifies)
+//   4  length u32  payload length
+//   8  seq u64     (lo u32, hi u32)
+//  16  payload
+import { crc32 } from 'node:zlib';
+import { Packr } from 'msgpackr';
+
+export const MAGIC = Buffer.from('ATEREDO\0', 'latin1');
+export const FORMAT_VERSION = 1;
+export const FRAME_HEADER = 16;
+export const HEADER_FIXED = 60;
+export const MANIFEST = 'MANIFEST';
+export const MANIFEST_TMP = 'MANIFEST.tmp';
+export const LOCK = 'LOCK';
+const TWO32 = 0x1_0000_0000;
+
+export function segmentName(n: number): string {
+  return `${String(n).padStart(8, '0')}.seg`;
+}
+export function parseSegmentName(name: string): number | null {
+  const m = /^(\d{8,})\.seg$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+export interface SegmentHeader {
+  version: number;
+  chainId: string;
+  genesisHash: Buffer | null;
+  headerLen: number;
+  segment: number;
+  firstSeq: number;
+}
+
+export function encodeHeader(h: Omit<SegmentHeader, 'headerLen' | 'version'>): Buffer {
+  const id = Buffer.from(h.chainId, 'utf8');
+  if (id.length > 0xffff) throw new RangeError('chain id too long');
+  const len = HEADER_FIXED + id.length + 4;
+  const b = Buffer.alloc(len);
+  MAGIC.copy(b, 0);
+  b[8] = FORMAT_VERSION;
+  b[9] = h.genesisHash ? 1 : 0;
+  b.writeUInt16LE(id.length, 10);
+  b.writeUInt32LE(len, 12);
+  b.writeUInt32LE(h.segment, 16);
+  b.writeUInt32LE(h.firstSeq % TWO32, 20);
+  b.writeUInt32LE(Math.floor(h.firstSeq / TWO32), 24);
+  if (h.genesisHash) Buffer.from(h.genesisHash).copy(b, 28, 0, 32);
+  id.copy(b, HEADER_FIXED);
+  b.writeUInt32LE(crc32(b.subarray(0, len - 4)), len - 4);
+  return b;
+}
+
+/** Returns the header, or a string saying what is wrong with it. `b` may be longer than the header. */
+export function decodeHeader(b: Buffer): SegmentHeader | string {
+  if (b.length < HEADER_FIXED + 4) return 'header truncated';
+  if (!b.subarray(0, 8).equals(MAGIC)) return 'bad magic';
+  if (b[8] !== FORMAT_VERSION) return `unsupported format version ${b[8]}`;
+  const idLen = b.readUInt16LE(10);
+  const len = b.readUInt32LE(12);
+  if (len !== HEADER_FIXED + idLen + 4) return 'bad header length';
+  if (b.length < len) return 'header truncated';
+  if (crc32(b.subarray(0, len - 4)) !== b.readUInt32LE(len - 4)) return 'header checksum mismatch';
+  return {
+    version: b[8]!,
+    chainId: b.subarray(HEADER_FIXED, HEADER_FIXED + idLen).toString('utf8'),
+    genesisHash: b[9]! & 1 ? Buffer.from(b.subarray(28, 60)) : null,
+    headerLen: len,
+    segment: b.readUInt32LE(16),
+    firstSeq: b.readUInt32LE(20) + b.readUInt32LE(24) * TWO32,
+  };
+}
+
+export function encodeFrame(seq: number, payload: Uint8Array): Buffer {
+  const n = payload.length;
+  const f = Buffer.allocUnsafe(FRAME_HEADER + n);
+  f.writeUInt32LE(n, 4);
+  f.writeUInt32LE(seq % TWO32, 8);
+  f.writeUInt32LE(Math.floor(seq / TWO32), 12);
+  f.set(payload, FRAME_HEADER);
+  f.writeUInt32LE(crc32(f.subarray(4)), 0);
+  return f;
+}
+
+/** Seq of a frame whose header starts at `off` in `b` (no verification). */
+export function frameSeq(b: Buffer, off: number): number {
+  return b.readUInt32LE(off + 8) + b.readUInt32LE(off + 12) * TWO32;
+}
+export function frameLen(b: Buffer, off: number): number {
+  return b.readUInt32LE(off + 4);
+}
+/** Whether the complete frame at `off` (header + payload present in `b`) verifies. */
+export function frameOk(b: Buffer, off: number, len: number): boolean {
+  return crc32(b.subarray(off + 4, off + FRAME_HEADER + len)) === b.readUInt32LE(off);
+}
+
+// Manifest: the live segment set, in log order. Written to MANIFEST.tmp, fsynced, renamed.
+//   version u8 (1) | msgpack { chainId, segments } | crc32 u32 over the preceding bytes
+const packr = new Packr({ useRecords: false });
+export interface Manifest {
+  chainId: string;
+  segments: number[];
+}
+export function encodeManifest(m: Manifest): Buffer {
+  const body = packr.pack({ chainId: m.chainId, segments: m.segments });
+  const b = Buffer.alloc(1 + body.length + 4);
+  b[0] = 1;
+  body.copy(b, 1);
+  b.writeUInt32LE(crc32(b.subarray(0, 1 + body.length)), 1 + body.length);
+  return b;
+}
+export function decodeManifest(b: Buffer): Manifest | string {
+  if (b.length < 6) return 'manifest truncated';
+  if (crc32(b.subarray(0, b.length - 4)) !== b.readUInt32LE(b.length - 4)) return 'manifest checksum mismatch';
+  if (b[0] !== 1) return `unsupported manifest version ${b[0]}`;
+  const m = packr.unpack(b.subarray(1, b.length - 4)) as Partial<Manifest>;
+  if (typeof m?.chainId !== 'string' || !Array.isArray(m.segments) || !m.segments.every((s) => Number.isInteger(s) && s >= 0))
+    return 'manifest malformed';
+  return { chainId: m.chainId, segments: m.segments };
+}

@@ -1,0 +1,118 @@
+// Repair: cut the log at its first damaged frame, after copying everything from there on aside.
+// Nothing is deleted without a copy: the damaged remainder of the segment is copied to
+// "<segment>.damaged-<ts>" (fsynced before the truncation), later segments are renamed to
+// "<segment>.damaged-<ts>". Those names are not segment names, so opens leave them alone.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { decodeHeader, decodeManifest, encodeManifest, MANIFEST, MANIFEST_TMP, parseSegmentName, segmentName } from './format.js';
+import { NodeIo } from './io.js';
+import { lockDir } from './lock.js';
+import { scanFrames } from './scan.js';
+import type { LogPosition } from './types.js';
+
+function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export async function repairLog(dir: string): Promise<{ truncatedAt: LogPosition | null; movedAside: string | null }> {
+  const lock = lockDir(dir);
+  const io = new NodeIo(dir);
+  const ts = new Date().toISOString().replace(/[:.]/g, '-');
+  try {
+    let ids: number[] | null = null;
+    let chainId: string | null = null;
+    if (io.exists(MANIFEST)) {
+      const m = decodeManifest(io.readFile(MANIFEST));
+      if (typeof m === 'string') {
+        // Keep the bad manifest, fall back to the segment files in order.
+        fs.copyFileSync(path.join(dir, MANIFEST), path.join(dir, `${MANIFEST}.damaged-${ts}`));
+      } else {
+        ids = m.segments;
+        chainId = m.chainId;
+      }
+    }
+    ids ??= io
+      .list()
+      .map(parseSegmentName)
+      .filter((n): n is number => n !== null)
+      .sort((a, b) => a - b);
+    let damage: { index: number; offset: number } | null = null;
+    let prevSeq = 0;
+    for (let i = 0; i < ids.length && !damage; i++) {
+      const name = segmentName(ids[i]!);
+      if (!io.exists(name)) {
+        damage = { index: i, offset: 0 };
+        break;
+      }
+      const fd = io.openRead(name);
+      try {
+        const size = io.size(fd);
+        const hb = Buffer.alloc(Math.min(size, 1 << 17));
+        io.pread(fd, hb, 0, hb.length, 0);
+        const h = decodeHeader(hb);
+        if (typeof h === 'string' || h.segment !== ids[i] || h.firstSeq <= prevSeq || (chainId && h.chainId !== chainId)) {
+          damage = { index: i, offset: 0 };
+          break;
+        }
+        chainId ??= h.chainId;
+        const r = scanFrames(io, fd, h.headerLen, size, Math.max(prevSeq, h.firstSeq - 1));
+        if (r.end < size) damage = { index: i, offset: r.end };
+        prevSeq = r.count > 0 ? r.lastSeq : Math.max(prevSeq, h.firstSeq - 1);
+      } finally {
+        io.close(fd);
+      }
+    }
+    if (!damage) return { truncatedAt: null, movedAside: null };
+
+    const id = ids[damage.index]!;
+    const name = segmentName(id);
+    const file = path.join(dir, name);
+    const aside = `${file}.damaged-${ts}`;
+    let keepUpTo = damage.index; // segments [0, keepUpTo) stay whole
+    if (fs.existsSync(file)) {
+      if (damage.offset === 0) fs.renameSync(file, aside);
+      else {
+        const src = fs.openSync(file, 'r+');
+        try {
+          const size = fs.fstatSync(src).size;
+          const out = fs.openSync(aside, 'wx');
+          try {
+            const buf = Buffer.allocUnsafe(1 << 20);
+            for (let off = damage.offset; off < size; ) {
+              const n = fs.readSync(src, buf, 0, Math.min(buf.length, size - off), off);
+              if (n === 0) break;
+              fs.writeSync(out, buf, 0, n, off - damage.offset);
+              off += n;
+            }
+            fs.fsyncSync(out);
+          } finally {
+            fs.closeSync(out);
+          }
+          fsyncPath(dir);
+          fs.ftruncateSync(src, damage.offset);
+          fs.fsyncSync(src);
+        } finally {
+          fs.closeSync(src);
+        }
+        keepUpTo = damage.index + 1;
+      }
+    }
+    for (const later of ids.slice(damage.index + 1)) {
+      const p = path.join(dir, segmentName(later));
+      if (fs.existsSync(p)) fs.renameSync(p, `${p}.damaged-${ts}`);
+    }
+    if (chainId !== null) {
+      io.writeFileSync(MANIFEST_TMP, encodeManifest({ chainId, segments: ids.slice(0, keepUpTo) }));
+      io.rename(MANIFEST_TMP, MANIFEST);
+    }
+    io.fsyncDir();
+    return { truncatedAt: { segment: id, offset: damage.offset }, movedAside: aside };
+  } finally {
+    lock.release();
+  }
+}

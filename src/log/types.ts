@@ -1,0 +1,86 @@
+// The redo-log contract other layers code against (chain, view, fs, server).
+
+/** none: buffered in memory; local: written to the OS; durable: fdatasync before resolving. */
+export type Durability = 'none' | 'local' | 'durable';
+
+/** Stable address of a record: segment number and offset of its frame in that segment. */
+export interface LogPosition {
+  segment: number;
+  offset: number;
+}
+
+export interface LogRecord {
+  seq: number;
+  pos: LogPosition;
+  payload: Buffer;
+}
+
+export interface OpenLogOptions {
+  /** Chain directory (required unless memory). */
+  dir?: string;
+  /** In-memory mode, same API. With `dir`, the name keys a process-wide memory directory (reopenable). */
+  memory?: boolean;
+  /** Written in every segment header, checked on open. */
+  chainId: string;
+  /** 32 bytes, written in the header, checked on open when given. */
+  genesisHash?: Uint8Array;
+  /** Rotation threshold in bytes (default 64 MiB). */
+  segmentSize?: number;
+  /** Default 16 MiB; larger appends reject with RecordTooLarge. */
+  maxRecordSize?: number;
+  /** No write lock, no truncation (a torn tail is reported, not repaired); follow() polls. */
+  readOnly?: boolean;
+}
+
+export interface RecoveryReport {
+  truncatedBytes: number;
+  truncatedAt?: LogPosition;
+  records: number;
+}
+
+export type CompactionStep =
+  | 'after-write-new'
+  | 'after-fsync-new'
+  | 'after-manifest-tmp'
+  | 'after-rename'
+  | 'after-dir-fsync'
+  | 'after-delete-old';
+
+export interface CompactOptions {
+  /** Tests: throw InjectedCrash at this step; the instance then behaves as crashed. */
+  failAt?: CompactionStep;
+  /** Tests: called when each step is reached (e.g. to SIGKILL the process there). */
+  onStep?: (step: CompactionStep) => void;
+}
+
+export interface CompactResult {
+  /** New position of every record in the log after compaction (kept ones and those appended meanwhile). */
+  positions: Map<number, LogPosition>;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export interface RedoLog {
+  readonly chainId: string;
+  readonly recovery: RecoveryReport;
+  /** Seq the next append gets; seqs start at 1 (0 = none). */
+  readonly nextSeq: number;
+  /** Position of the last record. */
+  readonly lastPos: LogPosition | null;
+  /** Default durability: 'durable'. */
+  append(payload: Uint8Array, durability?: Durability): Promise<{ seq: number; pos: LogPosition }>;
+  appendBatch(payloads: Uint8Array[], durability?: Durability): Promise<Array<{ seq: number; pos: LogPosition }>>;
+  /** Default 'durable'. */
+  flush(durability?: Durability): Promise<void>;
+  /** Synchronous pread; throws LogCorruptError on a bad frame. */
+  read(pos: LogPosition): LogRecord;
+  /** Synchronous forward iteration (fast bulk load). */
+  records(from?: { seq?: number; pos?: LogPosition }): Iterable<LogRecord>;
+  /** Tail-follow: yields existing records from `from`, then new ones as they are written. */
+  follow(from: { seq?: number; pos?: LogPosition }, signal?: AbortSignal): AsyncIterable<LogRecord>;
+  /** Replace the log by a selection of its records. Records keep their seq; positions change.
+   *  Appends that arrive during compaction are kept. Returns the new position of every kept seq. */
+  compact(keep: (rec: LogRecord) => boolean, opts?: CompactOptions): Promise<CompactResult>;
+  sizeBytes(): number;
+  close(): Promise<void>;
+}
