@@ -97,9 +97,13 @@ export interface FsCore {
   create(ctx: Ctx, parent: Ino, name: Buffer, mode: number, flags: number): { entry: Entry; open: OpenResult };
   open(ctx: Ctx, ino: Ino, flags: number): OpenResult;
   read(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer;
-  /** `data` is only valid during the call: the core copies what it keeps. Returns bytes written. */
-  write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer): number;
-  flush(ctx: Ctx, ino: Ino, fh: Fh): void;
+  /**
+   * `data` is only valid during the call: the core copies what it keeps. Returns bytes written.
+   * `killSuidgid` (optional, FUSE_WRITE_KILL_SUIDGID): clear suid/sgid even when the writer is root.
+   */
+  write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer, killSuidgid?: boolean): number;
+  /** `lockOwner` (optional): POSIX locks of that owner on the inode are released (close semantics). */
+  flush(ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void;
   release(ino: Ino, fh: Fh): void;
   /** Resolves only when the file's data (and, unless datasync, metadata) is durable. */
   fsync(ino: Ino, fh: Fh, datasync: boolean): Promise<void>;

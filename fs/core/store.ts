@@ -29,6 +29,10 @@ export interface InodeRecord {
   inline?: Buffer;
   /** Block size content is split into, fixed per inode when its first block is written. */
   blockSize?: number;
+  /** Directories: the parent directory (for ".." and rename checks). Added by the core; optional. */
+  parent?: Ino;
+  /** Regular files: st_blocks (512-byte units) so getattr needs no block scan. Optional. */
+  blocks?: number;
 }
 
 export interface DentryRecord { parent: Ino; name: Buffer; ino: Ino }

@@ -1,0 +1,240 @@
+import type { Durability, FsBatch, FsStore } from './store.js';
+import type { DirtSink } from './content.js';
+import type { Inode } from './inode.js';
+import type { BlockCache } from './block-cache.js';
+
+interface DirtyDentry { dir: Inode; name: Buffer; key: string }
+interface InflightPage { inode: Inode; index: number; page: Buffer }
+interface Waiter { resolve: () => void; reject: (e: Error) => void }
+
+export interface CommitterOptions {
+  commitDelayMs: number;
+  maxDirtyBytes: number;
+  /** st_blocks of an inode at snapshot time (persisted so getattr needs no block scan). */
+  stBlocks: (inode: Inode) => number;
+  onError?: (err: Error) => void;
+}
+
+export interface CommitStats { commits: number; failures: number; lastError: Error | null }
+
+/**
+ * Gathers dirty inodes, dentries and blocks of many files into one FsBatch and commits it:
+ * after `commitDelayMs` of the first change, at once when dirty bytes exceed `maxDirtyBytes`,
+ * and durably on fsync / destroy.
+ *
+ * Dirty state is tracked as keys (inode, block index, dentry name); a batch is built synchronously
+ * from the current in-memory values, so it is always a consistent snapshot (never half a rename).
+ * One commit is in flight at a time; a failed commit re-marks its keys dirty (the in-memory state
+ * is still the truth), records the error for the next fsync, and is retried on the timer.
+ */
+export class Committer implements DirtSink {
+  private dirtyInodes = new Set<Inode>();
+  private dirtyDentries = new Map<string, DirtyDentry>();
+  private dirtyBytes = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private again = false;
+  private durableWaiters: Waiter[] = [];
+  private idleWaiters: Array<() => void> = [];
+  private seq = 0;
+  /** Every batch with a sequence number <= this is durable. */
+  durableSeq = 0;
+  /** The error of a background commit no fsync has reported yet. */
+  pendingError: Error | null = null;
+  private stopped = false;
+  readonly stats: CommitStats = { commits: 0, failures: 0, lastError: null };
+  /** Sequence number of the last batch whose commit finished (successfully or not). */
+  completedSeq = 0;
+
+  constructor(private readonly store: FsStore, private readonly cache: BlockCache, private readonly opts: CommitterOptions) {}
+
+  markInode(inode: Inode): void {
+    if (!inode.dirty) {
+      inode.dirty = true;
+      this.dirtyInodes.add(inode);
+      this.schedule();
+    }
+  }
+
+  markBlock(inode: Inode, index: number, bytes: number): void {
+    const set = (inode.dirtyBlocks ??= new Set());
+    if (!set.has(index)) {
+      set.add(index);
+      this.dirtyBytes += bytes;
+    }
+    this.dirtyInodes.add(inode);
+    if (this.dirtyBytes >= this.opts.maxDirtyBytes) this.kick();
+    else this.schedule();
+  }
+
+  /** An inode was deleted: its record and blocks go in the next batch as deletions. */
+  markDeleted(inode: Inode): void {
+    this.dirtyInodes.add(inode);
+    this.schedule();
+  }
+
+  markDentry(dir: Inode, name: Buffer, key: string): void {
+    const k = dir.ino + '/' + key;
+    if (!this.dirtyDentries.has(k)) this.dirtyDentries.set(k, { dir, name, key });
+    this.schedule();
+  }
+
+  /** True if `inode` has state no durable commit covers yet. */
+  needsSync(inode: Inode): boolean {
+    return inode.dirty || (inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || inode.commitSeq > this.durableSeq
+      || this.dirtyDentries.size > 0;
+  }
+
+  get dirtyByteCount(): number { return this.dirtyBytes; }
+  get hasDirt(): boolean { return this.dirtyInodes.size > 0 || this.dirtyDentries.size > 0; }
+
+  /** Resolves when everything dirty now (and earlier) is durable; rejects if that commit fails. */
+  durable(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.durableWaiters.push({ resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Starts a commit now (or right after the one in flight). */
+  kick(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    if (this.running) { this.again = true; return; }
+    void this.loop();
+  }
+
+  /** Resolves once no commit is in flight. */
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+  }
+
+  private schedule(): void {
+    if (this.timer !== null || this.running || this.stopped) return;
+    this.timer = setTimeout(() => { this.timer = null; this.kick(); }, this.opts.commitDelayMs);
+    this.timer.unref?.();
+  }
+
+  private async loop(): Promise<void> {
+    this.running = true;
+    try {
+      for (;;) {
+        this.again = false;
+        const waiters = this.durableWaiters;
+        if (!this.hasDirt && waiters.length === 0) break;
+        this.durableWaiters = [];
+        const ok = await this.commitOnce(waiters.length > 0 ? 'durable' : 'local', waiters);
+        if (!ok && this.durableWaiters.length === 0) break; // retried on the timer
+        if (!this.again && this.durableWaiters.length === 0) break;
+      }
+    } finally {
+      this.running = false;
+      const idle = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const r of idle) r();
+      if (this.hasDirt) this.schedule();
+    }
+  }
+
+  private async commitOnce(durability: Durability, waiters: Waiter[]): Promise<boolean> {
+    const seq = ++this.seq;
+    const batch: FsBatch = { inodes: [], deletedInodes: [], dentries: [], blocks: [] };
+    const inodes = [...this.dirtyInodes];
+    const dentries = [...this.dirtyDentries.values()];
+    const inflight: InflightPage[] = [];
+    const blockKeys: Array<[Inode, number[]]> = [];
+    const recordDirty: Inode[] = [];
+    this.dirtyInodes = new Set();
+    this.dirtyDentries = new Map();
+    this.dirtyBytes = 0;
+
+    for (const inode of inodes) {
+      inode.commitSeq = seq;
+      const ino = inode.ino;
+      const dirtyBlocks = inode.dirtyBlocks;
+      inode.dirtyBlocks = null;
+      if (inode.deleted) {
+        batch.deletedInodes.push(ino);
+        const idx = new Set<number>(dirtyBlocks ?? []);
+        if (inode.blockSet) for (const i of inode.blockSet) idx.add(i);
+        for (const i of idx) batch.blocks.push({ ino, index: i, data: null });
+        inode.dirty = false;
+        recordDirty.push(inode);
+        if (dirtyBlocks) blockKeys.push([inode, [...dirtyBlocks]]);
+        continue;
+      }
+      if (inode.dirty) {
+        inode.dirty = false;
+        recordDirty.push(inode);
+        batch.inodes.push(inode.toRecord(this.opts.stBlocks(inode)));
+      }
+      if (dirtyBlocks !== null && dirtyBlocks.size > 0) {
+        const bs = inode.blockSize;
+        const set = inode.blockSet;
+        for (const i of dirtyBlocks) {
+          const page = bs !== undefined && set !== null && set.has(i) ? inode.pages?.get(i) : undefined;
+          if (page === undefined) { batch.blocks.push({ ino, index: i, data: null }); continue; }
+          const used = Math.min(page.length, Math.max(0, inode.size - i * bs!));
+          batch.blocks.push({ ino, index: i, data: used === page.length ? page : page.subarray(0, used) });
+          // From now on the store may hold this buffer: the next write copies it.
+          inode.owned?.delete(i);
+          inflight.push({ inode, index: i, page });
+        }
+        blockKeys.push([inode, [...dirtyBlocks]]);
+      }
+    }
+    for (const d of dentries) {
+      const slot = d.dir.dir?.get(d.key);
+      batch.dentries.push({ parent: d.dir.ino, name: d.name, ino: slot ? slot.ino : null });
+    }
+
+    try {
+      await this.store.commit(batch, durability);
+    } catch (err) {
+      this.completedSeq = seq;
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.stats.failures++;
+      this.stats.lastError = e;
+      // Keep everything dirty: the in-memory state is still current, the next batch re-reads it.
+      for (const inode of recordDirty) {
+        if (inode.deleted) this.dirtyInodes.add(inode);
+        else this.markInodeQuiet(inode);
+      }
+      for (const [inode, idx] of blockKeys) {
+        const set = (inode.dirtyBlocks ??= new Set());
+        for (const i of idx) if (!set.has(i)) { set.add(i); this.dirtyBytes += inode.blockSize ?? 0; }
+        this.dirtyInodes.add(inode);
+      }
+      for (const d of dentries) {
+        const k = d.dir.ino + '/' + d.key;
+        if (!this.dirtyDentries.has(k)) this.dirtyDentries.set(k, d);
+      }
+      if (waiters.length) for (const w of waiters) w.reject(e);
+      else { this.pendingError = e; this.opts.onError?.(e); }
+      return false;
+    }
+    this.completedSeq = seq;
+    this.stats.commits++;
+    if (durability === 'durable') this.durableSeq = seq;
+    // Committed pages are clean now: move them to the shared LRU unless rewritten meanwhile.
+    for (const { inode, index, page } of inflight) {
+      const pages = inode.pages;
+      if (pages === null || pages.get(index) !== page || inode.dirtyBlocks?.has(index)) continue;
+      pages.delete(index);
+      if (!inode.deleted) this.cache.set(inode.ino, index, page);
+    }
+    for (const w of waiters) w.resolve();
+    return true;
+  }
+
+  private markInodeQuiet(inode: Inode): void {
+    inode.dirty = true;
+    this.dirtyInodes.add(inode);
+  }
+}
+

@@ -1,0 +1,872 @@
+import type {
+  Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, SetAttr, StatFs, Timespec,
+} from './api.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
+import type { FsStore, InodeRecord } from './store.js';
+import { FsError } from './errors.js';
+import {
+  FALLOC_FL_KEEP_SIZE, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
+  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
+  SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
+} from './constants.js';
+import { Inode } from './inode.js';
+import { DirIndex, nameKey, type DirSlot } from './dir-index.js';
+import { BlockCache } from './block-cache.js';
+import { FileContent } from './content.js';
+import { Committer, type CommitStats } from './committer.js';
+import { checkAccess, checkSticky, isOwnerOrRoot, permits } from './permissions.js';
+import { LockTable, ownerKey } from './locks.js';
+import {
+  XattrNs, checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible,
+} from './xattrs.js';
+
+export const ROOT_INO = 1;
+
+export interface FilesystemOptions {
+  /** Content block size in bytes (default 64 KiB). Fixed per inode once it has blocks. */
+  blockSize?: number;
+  /** Files up to this size live inline in the inode record (default 4 KiB). */
+  inlineMax?: number;
+  /** Delay between the first change and the background commit (default 1000 ms). */
+  commitDelayMs?: number;
+  /** Dirty page bytes that trigger an immediate commit (default 64 MiB). */
+  maxDirtyBytes?: number;
+  /** Clean decrypted-block LRU size in bytes (default 32 MiB). */
+  cacheBytes?: number;
+  readOnly?: boolean;
+  /** Clock (tests pin it). Default: wall clock, millisecond resolution. */
+  now?: () => Timespec;
+  /** atime policy: 'relatime' (default, like Linux mounts), 'noatime' or 'strict'. */
+  atime?: 'relatime' | 'noatime' | 'strict';
+  /** Root directory created when the store is empty. */
+  rootMode?: number;
+  rootUid?: number;
+  rootGid?: number;
+  /** Called when a background commit fails (the data stays dirty and the next fsync reports it). */
+  onCommitError?: (err: Error) => void;
+}
+
+interface Handle {
+  inode: Inode;
+  flags: number;
+  dir: boolean;
+  lockOwners: Set<string> | null;
+}
+
+const EMPTY_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+
+function defaultNow(): Timespec {
+  const ms = Date.now();
+  const sec = Math.floor(ms / 1000);
+  return { sec, nsec: (ms - sec * 1000) * 1e6 };
+}
+
+function tsLe(a: Timespec, b: Timespec): boolean { return a.sec < b.sec || (a.sec === b.sec && a.nsec <= b.nsec); }
+
+function validTs(t: Timespec): Timespec {
+  if (!Number.isSafeInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec > 999_999_999) throw new FsError('EINVAL');
+  return { sec: t.sec, nsec: t.nsec };
+}
+
+/**
+ * The filesystem core: POSIX semantics over an FsStore, inode-based, synchronous except where
+ * durability is involved. See fs/core/api.ts for the contract.
+ */
+export class Filesystem implements FsCore {
+  readonly store: FsStore;
+  readonly readOnly: boolean;
+  readonly blockSize: number;
+  readonly inlineMax: number;
+  onInvalidate?: (ev: InvalidateEvent) => void;
+
+  private readonly table = new Map<Ino, Inode>();
+  private readonly handles = new Map<Fh, Handle>();
+  private nextFh = 1;
+  private readonly cache: BlockCache;
+  private readonly content: FileContent;
+  private readonly committer: Committer;
+  private readonly locks = new LockTable();
+  private readonly now: () => Timespec;
+  private readonly atimePolicy: 'relatime' | 'noatime' | 'strict';
+  private destroyed = false;
+
+  /** Opens a filesystem over `store`, creating (and durably committing) the root directory if the store is empty. */
+  static async open(store: FsStore, opts: FilesystemOptions = {}): Promise<Filesystem> {
+    const fs = new Filesystem(store, opts);
+    if (fs.committer.hasDirt && !fs.readOnly) await fs.committer.durable();
+    return fs;
+  }
+
+  /** Synchronous construction; a missing root is created in memory and committed with the next batch. */
+  constructor(store: FsStore, opts: FilesystemOptions = {}) {
+    this.store = store;
+    this.readOnly = !!opts.readOnly || store.readOnly;
+    this.blockSize = opts.blockSize ?? 64 * 1024;
+    if (this.blockSize < 512 || this.blockSize % 512 !== 0) throw new Error('blockSize must be a multiple of 512');
+    this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
+    this.now = opts.now ?? defaultNow;
+    this.atimePolicy = opts.atime ?? 'relatime';
+    this.cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024);
+    this.committer = new Committer(store, this.cache, {
+      commitDelayMs: opts.commitDelayMs ?? 1000,
+      maxDirtyBytes: opts.maxDirtyBytes ?? 64 * 1024 * 1024,
+      stBlocks: (inode) => this.content.stBlocks(inode),
+      ...(opts.onCommitError ? { onError: opts.onCommitError } : {}),
+    });
+    this.content = new FileContent(store, this.cache, this.committer, this.blockSize, this.inlineMax);
+
+    let root = store.getInode(ROOT_INO);
+    if (!root) {
+      if (this.readOnly) throw new FsError('EROFS', 'empty read-only store has no root directory');
+      const t = this.now();
+      root = {
+        ino: ROOT_INO, generation: 1, mode: S_IFDIR | ((opts.rootMode ?? 0o755) & 0o7777),
+        uid: opts.rootUid ?? process.getuid?.() ?? 0, gid: opts.rootGid ?? process.getgid?.() ?? 0,
+        rdev: 0, nlink: 2, size: 0, atime: t, mtime: t, ctime: t, xattrs: {}, parent: ROOT_INO,
+      };
+      const inode = this.adopt(root);
+      inode.dir = new DirIndex();
+      this.committer.markInode(inode);
+    }
+    const r = this.get(ROOT_INO);
+    r.parent = ROOT_INO;
+    r.lookups = Number.POSITIVE_INFINITY; // the root is never forgotten
+  }
+
+  /** Commit counters and the last commit error (status panel). */
+  get commitStats(): CommitStats { return this.committer.stats; }
+  get dirtyBytes(): number { return this.committer.dirtyByteCount; }
+
+  /** Starts a background commit now (tests, memory pressure from outside). */
+  commitSoon(): void { this.committer.kick(); }
+  /** Resolves once everything dirty now is committed durably. */
+  sync(): Promise<void> { return this.committer.durable(); }
+
+  // ------------------------------------------------------------------ inode table
+
+  private adopt(rec: InodeRecord): Inode {
+    const inode = new Inode(rec);
+    this.table.set(rec.ino, inode);
+    return inode;
+  }
+
+  private get(ino: Ino): Inode {
+    const i = this.table.get(ino);
+    if (i !== undefined) return i;
+    const rec = this.store.getInode(ino);
+    if (rec === undefined) throw new FsError('ENOENT');
+    return this.adopt(rec);
+  }
+
+  private dirOf(inode: Inode): DirIndex {
+    const d = inode.dir;
+    if (d !== null) return d;
+    if (!inode.isDir) throw new FsError('ENOTDIR');
+    const idx = new DirIndex();
+    for (const r of this.store.listDentries(inode.ino)) idx.add(r.name, nameKey(r.name), r.ino, 0);
+    inode.dir = idx;
+    return idx;
+  }
+
+  private slotType(slot: DirSlot): number {
+    if (slot.type === 0) slot.type = this.get(slot.ino).type;
+    return slot.type;
+  }
+
+  private entry(inode: Inode): Entry {
+    inode.lookups++;
+    const t = this.store.cacheTimeout;
+    return { ino: inode.ino, generation: inode.generation, attr: this.attr(inode), entryTimeout: t, attrTimeout: t };
+  }
+
+  private attr(inode: Inode): Attr {
+    return inode.toAttr(this.content.stBlocks(inode), inode.blockSize ?? this.blockSize);
+  }
+
+  /** Deletes an inode nobody references any more (no links, no lookups, no handles). */
+  private maybeReap(inode: Inode): void {
+    if (inode.nlink > 0 || inode.lookups > 0 || inode.opens > 0 || inode.deleted) return;
+    if (inode.isReg) this.content.dropAllBlocks(inode);
+    inode.deleted = true;
+    inode.pages = null;
+    inode.owned = null;
+    inode.dir = null;
+    this.table.delete(inode.ino);
+    this.locks.releaseAll(inode.ino);
+    this.committer.markDeleted(inode);
+  }
+
+  private rw(): void {
+    if (this.readOnly) throw new FsError('EROFS');
+    if (this.destroyed) throw new FsError('EIO', 'filesystem destroyed');
+  }
+
+  private touch(inode: Inode): void { this.committer.markInode(inode); }
+
+  private checkName(name: Buffer): string {
+    if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG');
+    if (name.length === 0) throw new FsError('ENOENT');
+    if (name.indexOf(0x2f) >= 0 || name.indexOf(0) >= 0) throw new FsError('EINVAL');
+    return nameKey(name);
+  }
+
+  private static isDot(name: Buffer): number {
+    if (name.length === 1 && name[0] === 0x2e) return 1;
+    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return 2;
+    return 0;
+  }
+
+  private parentDir(ctx: Ctx, parent: Ino): Inode {
+    const p = this.get(parent);
+    if (!p.isDir) throw new FsError('ENOTDIR');
+    return p;
+  }
+
+  /** Clears suid (and sgid when group-executable) — on write/truncate/chown as POSIX wants. */
+  private static killSuidgid(inode: Inode): boolean {
+    const m = inode.mode;
+    let n = m & ~S_ISUID;
+    if ((m & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) n &= ~S_ISGID;
+    if (n === m) return false;
+    inode.mode = n;
+    return true;
+  }
+
+  // ------------------------------------------------------------------ names
+
+  lookup(ctx: Ctx, parent: Ino, name: Buffer): Entry {
+    const p = this.parentDir(ctx, parent);
+    checkAccess(ctx, p, 1);
+    if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG');
+    const dot = Filesystem.isDot(name);
+    if (dot === 1) return this.entry(p);
+    if (dot === 2) return this.entry(this.get(p.parent || ROOT_INO));
+    const slot = this.dirOf(p).get(nameKey(name));
+    if (slot === undefined) throw new FsError('ENOENT');
+    const child = this.get(slot.ino);
+    if (child.isDir && child.parent === 0) child.parent = p.ino;
+    return this.entry(child);
+  }
+
+  forget(ino: Ino, nlookup: number): void {
+    const inode = this.table.get(ino);
+    if (inode === undefined || ino === ROOT_INO) return;
+    inode.lookups -= nlookup;
+    if (inode.lookups < 0) inode.lookups = 0;
+    if (inode.lookups === 0) this.maybeReap(inode);
+  }
+
+  // ------------------------------------------------------------------ attributes
+
+  getattr(_ctx: Ctx, ino: Ino): Attr {
+    return this.attr(this.get(ino));
+  }
+
+  setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr {
+    this.rw();
+    const inode = this.get(ino);
+    const root = ctx.uid === 0;
+    const owner = isOwnerOrRoot(ctx, inode);
+    // Check everything first, then apply: a refused setattr changes nothing.
+    if (set.mode !== undefined && !owner) throw new FsError('EPERM');
+    if (set.uid !== undefined && !root && (ctx.uid !== inode.uid || set.uid !== inode.uid)) throw new FsError('EPERM');
+    if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && set.gid !== ctx.gid))) {
+      throw new FsError('EPERM');
+    }
+    const h = fh !== undefined ? this.handles.get(fh) : undefined;
+    if (set.size !== undefined) {
+      if (inode.isDir) throw new FsError('EISDIR');
+      if (!inode.isReg) throw new FsError('EINVAL');
+      if (set.size < 0) throw new FsError('EINVAL');
+      const viaHandle = h !== undefined && h.inode === inode && (h.flags & O_ACCMODE) !== O_RDONLY;
+      if (!viaHandle) checkAccess(ctx, inode, 2);
+    }
+    const explicitTime = (set.atime !== undefined && set.atime !== SETATTR_NOW) || (set.mtime !== undefined && set.mtime !== SETATTR_NOW);
+    if (explicitTime && !owner) throw new FsError('EPERM');
+    if (!explicitTime && (set.atime === SETATTR_NOW || set.mtime === SETATTR_NOW) && !owner && !permits(ctx, inode, 2)) {
+      throw new FsError('EACCES');
+    }
+    const atime = set.atime !== undefined && set.atime !== SETATTR_NOW ? validTs(set.atime) : undefined;
+    const mtime = set.mtime !== undefined && set.mtime !== SETATTR_NOW ? validTs(set.mtime) : undefined;
+
+    const now = this.now();
+    if (set.size !== undefined) {
+      this.content.truncate(inode, set.size);
+      inode.mtime = now;
+      if (!root) Filesystem.killSuidgid(inode);
+    }
+    if (set.uid !== undefined || set.gid !== undefined) {
+      if (set.uid !== undefined) inode.uid = set.uid;
+      if (set.gid !== undefined) inode.gid = set.gid;
+      // Linux drops suid/sgid on chown of anything but a directory, whoever does it.
+      if (!inode.isDir) Filesystem.killSuidgid(inode);
+    }
+    if (set.mode !== undefined) {
+      let mode = (inode.mode & S_IFMT) | (set.mode & 0o7777);
+      if (!root && (mode & S_ISGID) !== 0 && ctx.gid !== inode.gid) mode &= ~S_ISGID;
+      inode.mode = mode;
+    }
+    if (set.killSuidgid) Filesystem.killSuidgid(inode);
+    if (set.atime !== undefined) inode.atime = atime ?? now;
+    if (set.mtime !== undefined) inode.mtime = mtime ?? now;
+    inode.ctime = set.ctime !== undefined ? validTs(set.ctime) : now;
+    this.touch(inode);
+    return this.attr(inode);
+  }
+
+  access(ctx: Ctx, ino: Ino, mask: number): void {
+    const inode = this.get(ino);
+    if ((mask & 2) !== 0 && this.readOnly && (inode.isReg || inode.isDir || inode.isSymlink)) throw new FsError('EROFS');
+    checkAccess(ctx, inode, mask & 7);
+  }
+
+  // ------------------------------------------------------------------ namespace
+
+  readlink(_ctx: Ctx, ino: Ino): Buffer {
+    const inode = this.get(ino);
+    if (!inode.isSymlink || inode.symlinkTarget === undefined) throw new FsError('EINVAL');
+    return inode.symlinkTarget;
+  }
+
+  /** Common part of mknod/mkdir/symlink/create: checks, new inode, dentry, parent times. */
+  private makeNode(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number, target?: Buffer): Inode {
+    this.rw();
+    const p = this.parentDir(ctx, parent);
+    const key = this.checkName(name);
+    checkAccess(ctx, p, 1);
+    if (p.nlink === 0) throw new FsError('ENOENT');
+    const dir = this.dirOf(p);
+    if (Filesystem.isDot(name) !== 0 || dir.get(key) !== undefined) throw new FsError('EEXIST');
+    checkAccess(ctx, p, 3);
+    const type = mode & S_IFMT;
+    const isDir = type === S_IFDIR;
+    if (isDir && p.nlink >= LINK_MAX) throw new FsError('EMLINK');
+    let perm = mode & 0o7777;
+    if (ctx.umask !== undefined && type !== S_IFLNK) perm &= ~ctx.umask;
+    let gid = ctx.gid;
+    if ((p.mode & S_ISGID) !== 0) {
+      gid = p.gid;
+      if (isDir) perm |= S_ISGID;
+    }
+    if (!isDir && (perm & S_ISGID) !== 0 && ctx.uid !== 0 && gid !== ctx.gid) perm &= ~S_ISGID;
+    const t = this.now();
+    const ino = this.store.allocIno();
+    const rec: InodeRecord = {
+      ino, generation: 1, mode: type | perm, uid: ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
+      nlink: isDir ? 2 : 1, size: target ? target.length : 0, atime: t, mtime: t, ctime: t, xattrs: EMPTY_XATTRS,
+    };
+    if (target) rec.symlinkTarget = Buffer.from(target);
+    if (isDir) rec.parent = p.ino;
+    const inode = this.adopt(rec);
+    if (isDir) {
+      inode.dir = new DirIndex();
+      p.nlink++;
+    }
+    this.committer.markInode(inode);
+    const stored = Buffer.from(name);
+    dir.add(stored, key, ino, type);
+    this.committer.markDentry(p, stored, key);
+    p.mtime = t;
+    p.ctime = t;
+    this.touch(p);
+    return inode;
+  }
+
+  mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry {
+    let type = mode & S_IFMT;
+    if (type === 0) type = S_IFREG;
+    if (type === S_IFCHR || type === S_IFBLK) { if (ctx.uid !== 0) throw new FsError('EPERM'); }
+    else if (type === S_IFDIR) throw new FsError('EPERM');
+    else if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK) throw new FsError('EINVAL');
+    return this.entry(this.makeNode(ctx, parent, name, type | (mode & 0o7777), rdev));
+  }
+
+  mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry {
+    return this.entry(this.makeNode(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0));
+  }
+
+  symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry {
+    if (target.length === 0) throw new FsError('ENOENT');
+    if (target.length > SYMLINK_MAX) throw new FsError('ENAMETOOLONG');
+    return this.entry(this.makeNode(ctx, parent, name, S_IFLNK | 0o777, 0, target));
+  }
+
+  link(ctx: Ctx, ino: Ino, newParent: Ino, newName: Buffer): Entry {
+    this.rw();
+    const inode = this.get(ino);
+    const p = this.parentDir(ctx, newParent);
+    const key = this.checkName(newName);
+    checkAccess(ctx, p, 1);
+    if (inode.isDir) throw new FsError('EPERM');
+    const dir = this.dirOf(p);
+    if (Filesystem.isDot(newName) !== 0 || dir.get(key) !== undefined) throw new FsError('EEXIST');
+    checkAccess(ctx, p, 3);
+    if (p.nlink === 0 || inode.nlink === 0) throw new FsError('ENOENT');
+    if (inode.nlink >= LINK_MAX) throw new FsError('EMLINK');
+    const t = this.now();
+    const stored = Buffer.from(newName);
+    dir.add(stored, key, inode.ino, inode.type);
+    this.committer.markDentry(p, stored, key);
+    inode.nlink++;
+    inode.ctime = t;
+    this.touch(inode);
+    p.mtime = t;
+    p.ctime = t;
+    this.touch(p);
+    return this.entry(inode);
+  }
+
+  /** Resolves an existing entry for removal: checks search+write on the parent and the sticky bit. */
+  private victim(ctx: Ctx, p: Inode, name: Buffer): { dir: DirIndex; slot: DirSlot; child: Inode } {
+    if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG');
+    checkAccess(ctx, p, 1);
+    const dir = this.dirOf(p);
+    const slot = dir.get(nameKey(name));
+    if (slot === undefined) throw new FsError('ENOENT');
+    const child = this.get(slot.ino);
+    checkAccess(ctx, p, 3);
+    checkSticky(ctx, p, child);
+    return { dir, slot, child };
+  }
+
+  unlink(ctx: Ctx, parent: Ino, name: Buffer): void {
+    this.rw();
+    const p = this.parentDir(ctx, parent);
+    const dot = Filesystem.isDot(name);
+    if (dot !== 0) throw new FsError(dot === 1 ? 'EISDIR' : 'EISDIR');
+    const { dir, slot, child } = this.victim(ctx, p, name);
+    if (child.isDir) throw new FsError('EISDIR');
+    const t = this.now();
+    dir.remove(slot);
+    this.committer.markDentry(p, slot.name, slot.key);
+    child.nlink--;
+    child.ctime = t;
+    this.touch(child);
+    p.mtime = t;
+    p.ctime = t;
+    this.touch(p);
+    this.maybeReap(child);
+  }
+
+  rmdir(ctx: Ctx, parent: Ino, name: Buffer): void {
+    this.rw();
+    const p = this.parentDir(ctx, parent);
+    const dot = Filesystem.isDot(name);
+    if (dot === 1) throw new FsError('EINVAL');
+    if (dot === 2) throw new FsError('ENOTEMPTY');
+    const { dir, slot, child } = this.victim(ctx, p, name);
+    if (!child.isDir) throw new FsError('ENOTDIR');
+    if (this.dirOf(child).size > 0) throw new FsError('ENOTEMPTY');
+    const t = this.now();
+    dir.remove(slot);
+    this.committer.markDentry(p, slot.name, slot.key);
+    child.nlink = 0;
+    child.ctime = t;
+    this.touch(child);
+    p.nlink--;
+    p.mtime = t;
+    p.ctime = t;
+    this.touch(p);
+    this.maybeReap(child);
+  }
+
+  /** True if directory `ancestor` is `ino` or one of its ancestors. */
+  private isAncestor(ancestor: Ino, ino: Ino): boolean {
+    let cur = ino;
+    for (let depth = 0; depth < 100_000; depth++) {
+      if (cur === ancestor) return true;
+      if (cur === ROOT_INO) return false;
+      const next = this.get(cur).parent;
+      if (!next || next === cur) return false;
+      cur = next;
+    }
+    return false;
+  }
+
+  rename(ctx: Ctx, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number): void {
+    this.rw();
+    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw new FsError('EINVAL');
+    if ((flags & RENAME_NOREPLACE) !== 0 && (flags & RENAME_EXCHANGE) !== 0) throw new FsError('EINVAL');
+    const p = this.parentDir(ctx, parent);
+    const np = this.parentDir(ctx, newParent);
+    if (name.length > NAME_MAX || newName.length > NAME_MAX) throw new FsError('ENAMETOOLONG');
+    if (Filesystem.isDot(name) !== 0 || Filesystem.isDot(newName) !== 0) throw new FsError('EBUSY');
+    const nkey = this.checkName(newName);
+    checkAccess(ctx, p, 1);
+    checkAccess(ctx, np, 1);
+    const sdir = this.dirOf(p);
+    const ddir = this.dirOf(np);
+    const slot = sdir.get(nameKey(name));
+    if (slot === undefined) throw new FsError('ENOENT');
+    const src = this.get(slot.ino);
+    const dslot = ddir.get(nkey);
+    const dst = dslot !== undefined ? this.get(dslot.ino) : undefined;
+    if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError('EEXIST');
+    const exchange = (flags & RENAME_EXCHANGE) !== 0;
+    if (exchange && dst === undefined) throw new FsError('ENOENT');
+    checkAccess(ctx, p, 3);
+    checkAccess(ctx, np, 3);
+    checkSticky(ctx, p, src);
+    if (dst !== undefined) checkSticky(ctx, np, dst);
+    if (dst !== undefined && dst === src) return; // same inode (hard links or same entry): POSIX says do nothing
+    if (src.isDir && p !== np) {
+      if (!permits(ctx, src, 2)) throw new FsError('EACCES');
+      if (this.isAncestor(src.ino, np.ino)) throw new FsError('EINVAL');
+    }
+    if (exchange) {
+      const d = dst!;
+      if (d.isDir && p !== np) {
+        if (!permits(ctx, d, 2)) throw new FsError('EACCES');
+        if (this.isAncestor(d.ino, p.ino)) throw new FsError('EINVAL');
+      }
+    } else if (dst !== undefined) {
+      if (src.isDir && !dst.isDir) throw new FsError('ENOTDIR');
+      if (!src.isDir && dst.isDir) throw new FsError('EISDIR');
+      if (dst.isDir && this.dirOf(dst).size > 0) throw new FsError('ENOTEMPTY');
+    }
+    if (src.isDir && dst === undefined && p !== np && np.nlink >= LINK_MAX) throw new FsError('EMLINK');
+
+    const t = this.now();
+    if (exchange) {
+      const d = dst!;
+      slot.ino = d.ino; slot.type = d.type;
+      dslot!.ino = src.ino; dslot!.type = src.type;
+      if (p !== np) {
+        if (src.isDir) { src.parent = np.ino; p.nlink--; np.nlink++; }
+        if (d.isDir) { d.parent = p.ino; np.nlink--; p.nlink++; }
+      }
+      this.committer.markDentry(p, slot.name, slot.key);
+      this.committer.markDentry(np, dslot!.name, dslot!.key);
+      d.ctime = t;
+      this.touch(d);
+    } else {
+      if (dst !== undefined) {
+        ddir.remove(dslot!);
+        if (dst.isDir) { dst.nlink = 0; np.nlink--; } else dst.nlink--;
+        dst.ctime = t;
+        this.touch(dst);
+      }
+      sdir.remove(slot);
+      this.committer.markDentry(p, slot.name, slot.key);
+      const stored = Buffer.from(newName);
+      ddir.add(stored, nkey, src.ino, src.type);
+      this.committer.markDentry(np, stored, nkey);
+      if (src.isDir && p !== np) { p.nlink--; np.nlink++; src.parent = np.ino; }
+    }
+    src.ctime = t;
+    this.touch(src);
+    p.mtime = t; p.ctime = t;
+    this.touch(p);
+    if (np !== p) { np.mtime = t; np.ctime = t; this.touch(np); }
+    if (!exchange && dst !== undefined) this.maybeReap(dst);
+  }
+
+  // ------------------------------------------------------------------ files
+
+  private newHandle(inode: Inode, flags: number, dir: boolean): Fh {
+    const fh = this.nextFh++;
+    this.handles.set(fh, { inode, flags, dir, lockOwners: null });
+    inode.opens++;
+    return fh;
+  }
+
+  private handle(ino: Ino, fh: Fh): Handle {
+    const h = this.handles.get(fh);
+    if (h === undefined || h.inode.ino !== ino) throw new FsError('EBADF');
+    return h;
+  }
+
+  create(ctx: Ctx, parent: Ino, name: Buffer, mode: number, flags: number): { entry: Entry; open: OpenResult } {
+    this.rw();
+    const p = this.parentDir(ctx, parent);
+    const key = this.checkName(name);
+    checkAccess(ctx, p, 1);
+    const existing = this.dirOf(p).get(key);
+    if (existing !== undefined) {
+      if ((flags & O_EXCL) !== 0) throw new FsError('EEXIST');
+      const inode = this.get(existing.ino);
+      const open = this.open(ctx, inode.ino, flags);
+      return { entry: this.entry(inode), open };
+    }
+    const inode = this.makeNode(ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
+    // The creator may open what it just created whatever the mode says (open(O_CREAT, 0444) for writing).
+    const fh = this.newHandle(inode, flags, false);
+    return { entry: this.entry(inode), open: { fh, keepCache: true } };
+  }
+
+  open(ctx: Ctx, ino: Ino, flags: number): OpenResult {
+    const inode = this.get(ino);
+    const acc = flags & O_ACCMODE;
+    const writes = acc !== O_RDONLY;
+    if (inode.isDir && (writes || (flags & O_TRUNC) !== 0)) throw new FsError('EISDIR');
+    if (inode.isSymlink) throw new FsError('ELOOP');
+    if (writes || ((flags & O_TRUNC) !== 0 && inode.isReg)) {
+      if (this.readOnly) throw new FsError('EROFS');
+      if (this.destroyed) throw new FsError('EIO');
+    }
+    let mask = 0;
+    if (acc === O_RDONLY || acc === 2) mask |= 4;
+    if (writes || (flags & O_TRUNC) !== 0) mask |= 2;
+    checkAccess(ctx, inode, mask);
+    if ((flags & O_TRUNC) !== 0 && inode.isReg) {
+      const t = this.now();
+      this.content.truncate(inode, 0);
+      inode.mtime = t;
+      inode.ctime = t;
+      if (ctx.uid !== 0) Filesystem.killSuidgid(inode);
+      this.touch(inode);
+    }
+    return { fh: this.newHandle(inode, flags, false), keepCache: true };
+  }
+
+  read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer {
+    const h = this.handle(ino, fh);
+    if ((h.flags & O_ACCMODE) === O_WRONLY) throw new FsError('EBADF');
+    const inode = h.inode;
+    if (inode.isDir) throw new FsError('EISDIR');
+    if (offset < 0) throw new FsError('EINVAL');
+    const out = this.content.read(inode, offset, size);
+    if (this.atimePolicy !== 'noatime' && !this.readOnly) this.readAtime(inode);
+    return out;
+  }
+
+  private readAtime(inode: Inode): void {
+    const a = inode.atime;
+    if (this.atimePolicy === 'relatime' && !tsLe(a, inode.mtime) && !tsLe(a, inode.ctime)) {
+      const t = this.now();
+      if (t.sec - a.sec < 86400) return;
+      inode.atime = t;
+    } else inode.atime = this.now();
+    this.touch(inode);
+  }
+
+  write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer, killSuidgid?: boolean): number {
+    const h = this.handle(ino, fh);
+    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError('EBADF');
+    this.rw();
+    const inode = h.inode;
+    if (offset < 0) throw new FsError('EINVAL');
+    if ((h.flags & O_APPEND) !== 0) offset = inode.size;
+    this.content.write(inode, offset, data);
+    const t = this.now();
+    inode.mtime = t;
+    inode.ctime = t;
+    if ((ctx.uid !== 0 || killSuidgid) && (inode.mode & (S_ISUID | S_ISGID)) !== 0) Filesystem.killSuidgid(inode);
+    return data.length;
+  }
+
+  flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void {
+    if (lockOwner !== undefined) this.locks.releaseOwner(ino, lockOwner);
+    void fh;
+  }
+
+  release(ino: Ino, fh: Fh): void {
+    const h = this.handles.get(fh);
+    if (h === undefined || h.inode.ino !== ino) return;
+    this.handles.delete(fh);
+    if (h.lockOwners) for (const o of h.lockOwners) this.locks.releaseOwner(ino, BigInt(o));
+    h.inode.opens--;
+    this.maybeReap(h.inode);
+  }
+
+  async fsync(ino: Ino, _fh: Fh, _datasync: boolean): Promise<void> {
+    const inode = this.table.get(ino);
+    const pending = this.committer.pendingError;
+    if (pending === null && (inode === undefined || !this.committer.needsSync(inode)) && !this.committer.hasDirt) return;
+    await this.committer.durable();
+    const err = this.committer.pendingError;
+    if (err !== null) {
+      this.committer.pendingError = null;
+      throw err;
+    }
+  }
+
+  fallocate(ctx: Ctx, ino: Ino, fh: Fh, mode: number, offset: number, length: number): void {
+    const h = this.handle(ino, fh);
+    if ((mode & ~FALLOC_FL_KEEP_SIZE) !== 0) throw new FsError('EOPNOTSUPP');
+    if (offset < 0 || length <= 0) throw new FsError('EINVAL');
+    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError('EBADF');
+    this.rw();
+    const inode = h.inode;
+    if (inode.isDir) throw new FsError('EISDIR');
+    if (!inode.isReg) throw new FsError('EOPNOTSUPP');
+    const oldSize = inode.size;
+    this.content.allocate(inode, offset, length, (mode & FALLOC_FL_KEEP_SIZE) !== 0);
+    const t = this.now();
+    inode.ctime = t;
+    if (inode.size !== oldSize) inode.mtime = t;
+    if (ctx.uid !== 0) Filesystem.killSuidgid(inode);
+    this.touch(inode);
+  }
+
+  lseek(ino: Ino, fh: Fh, offset: number, whence: number): number {
+    const h = this.handle(ino, fh);
+    const inode = h.inode;
+    switch (whence) {
+      case SEEK_SET: if (offset < 0) throw new FsError('EINVAL'); return offset;
+      case SEEK_END: { const r = inode.size + offset; if (r < 0) throw new FsError('EINVAL'); return r; }
+      case SEEK_DATA: case SEEK_HOLE:
+        if (!inode.isReg) throw new FsError('EINVAL');
+        return this.content.seek(inode, offset, whence === SEEK_HOLE);
+      default: throw new FsError('EINVAL');
+    }
+  }
+
+  copyFileRange(ctx: Ctx, inIno: Ino, inFh: Fh, inOff: number, outIno: Ino, outFh: Fh, outOff: number, len: number): number {
+    const hi = this.handle(inIno, inFh);
+    const ho = this.handle(outIno, outFh);
+    if ((hi.flags & O_ACCMODE) === O_WRONLY) throw new FsError('EBADF');
+    if ((ho.flags & O_ACCMODE) === O_RDONLY || (ho.flags & O_APPEND) !== 0) throw new FsError('EBADF');
+    this.rw();
+    if (hi.inode.isDir || ho.inode.isDir) throw new FsError('EISDIR');
+    if (!hi.inode.isReg || !ho.inode.isReg) throw new FsError('EINVAL');
+    if (inOff < 0 || outOff < 0 || len < 0) throw new FsError('EINVAL');
+    if (hi.inode === ho.inode && inOff < outOff + len && outOff < inOff + len) throw new FsError('EINVAL');
+    let done = 0;
+    const chunk = 4 * 1024 * 1024;
+    while (done < len) {
+      const data = this.content.read(hi.inode, inOff + done, Math.min(chunk, len - done));
+      if (data.length === 0) break;
+      this.write(ctx, outIno, outFh, outOff + done, data);
+      done += data.length;
+    }
+    return done;
+  }
+
+  // ------------------------------------------------------------------ directories
+
+  opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult {
+    const inode = this.get(ino);
+    if (!inode.isDir) throw new FsError('ENOTDIR');
+    checkAccess(ctx, inode, 4);
+    return { fh: this.newHandle(inode, flags, true), keepCache: true };
+  }
+
+  private listing(ino: Ino, fh: Fh, offset: number, maxEntries: number, plus: boolean): Array<DirEntry & { entry?: Entry }> {
+    const h = this.handles.get(fh);
+    const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.get(ino);
+    if (!inode.isDir) throw new FsError('ENOTDIR');
+    const dir = this.dirOf(inode);
+    const out: Array<DirEntry & { entry?: Entry }> = [];
+    if (maxEntries <= 0) return out;
+    const t = this.store.cacheTimeout;
+    const dot = (name: string, target: Inode, cookie: number): void => {
+      // "." and ".." count no lookup: the kernel ignores them in READDIRPLUS replies.
+      const e: DirEntry & { entry?: Entry } = { name: Buffer.from(name), ino: target.ino, type: S_IFDIR, offset: cookie };
+      if (plus) e.entry = { ino: target.ino, generation: target.generation, attr: this.attr(target), entryTimeout: 0, attrTimeout: 0 };
+      out.push(e);
+    };
+    if (offset < 1) dot('.', inode, 1);
+    if (offset < 2 && out.length < maxEntries) dot('..', this.get(inode.parent || ROOT_INO), 2);
+    const slots = dir.slots;
+    for (let i = dir.positionAfter(offset < 2 ? 2 : offset); i < slots.length && out.length < maxEntries; i++) {
+      const s = slots[i];
+      if (s === null || s === undefined) continue;
+      if (plus) {
+        const child = this.get(s.ino);
+        if (child.isDir && child.parent === 0) child.parent = inode.ino;
+        if (s.type === 0) s.type = child.type;
+        child.lookups++;
+        out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id,
+          entry: { ino: child.ino, generation: child.generation, attr: this.attr(child), entryTimeout: t, attrTimeout: t } });
+      } else {
+        out.push({ name: s.name, ino: s.ino, type: this.slotType(s), offset: s.id });
+      }
+    }
+    return out;
+  }
+
+  readdir(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): DirEntry[] {
+    return this.listing(ino, fh, offset, maxEntries, false);
+  }
+
+  readdirplus(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry }> {
+    return this.listing(ino, fh, offset, maxEntries, true) as Array<DirEntry & { entry: Entry }>;
+  }
+
+  releasedir(ino: Ino, fh: Fh): void { this.release(ino, fh); }
+
+  fsyncdir(ino: Ino, fh: Fh, datasync: boolean): Promise<void> { return this.fsync(ino, fh, datasync); }
+
+  // ------------------------------------------------------------------ extended attributes
+
+  setxattr(ctx: Ctx, ino: Ino, name: string, value: Buffer, flags: number): void {
+    const inode = this.get(ino);
+    const ns = xattrNamespace(name);
+    this.rw();
+    checkXattrValue(value);
+    checkXattrWrite(ctx, inode, ns, name);
+    const exists = Object.hasOwn(inode.xattrs, name);
+    if ((flags & XATTR_CREATE) !== 0 && exists) throw new FsError('EEXIST');
+    if ((flags & XATTR_REPLACE) !== 0 && !exists) throw new FsError('ENODATA');
+    // Replace the object: the previous one may be referenced by a batch in flight.
+    inode.xattrs = { ...inode.xattrs, [name]: Buffer.from(value) };
+    inode.ctime = this.now();
+    this.touch(inode);
+  }
+
+  getxattr(ctx: Ctx, ino: Ino, name: string): Buffer {
+    const inode = this.get(ino);
+    const ns = xattrNamespace(name);
+    if (!xattrVisible(ctx, ns)) throw new FsError('ENODATA');
+    checkXattrRead(ctx, inode, ns);
+    const xs = inode.xattrs;
+    if (!Object.hasOwn(xs, name)) throw new FsError('ENODATA');
+    return xs[name]!;
+  }
+
+  listxattr(ctx: Ctx, ino: Ino): string[] {
+    const inode = this.get(ino);
+    const names = Object.keys(inode.xattrs);
+    return ctx.uid === 0 ? names : names.filter((n) => !n.startsWith('trusted.'));
+  }
+
+  removexattr(ctx: Ctx, ino: Ino, name: string): void {
+    const inode = this.get(ino);
+    const ns = xattrNamespace(name);
+    this.rw();
+    checkXattrWrite(ctx, inode, ns, name);
+    if (!Object.hasOwn(inode.xattrs, name)) throw new FsError('ENODATA');
+    const next = { ...inode.xattrs };
+    delete next[name];
+    inode.xattrs = next;
+    inode.ctime = this.now();
+    this.touch(inode);
+  }
+
+  // ------------------------------------------------------------------ locks
+
+  getlk(ino: Ino, _fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock {
+    this.get(ino);
+    return this.locks.getlk(ino, owner, lock);
+  }
+
+  setlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
+    const h = this.handles.get(fh);
+    if (h !== undefined) (h.lockOwners ??= new Set()).add(ownerKey(owner));
+    return this.locks.setlk(ino, owner, lock, wait);
+  }
+
+  // ------------------------------------------------------------------ whole filesystem
+
+  statfs(_ino: Ino): StatFs {
+    const s = this.store.stats();
+    const frsize = 4096;
+    const blocks = Math.floor((s.bytesUsed + s.bytesFree) / frsize);
+    const bfree = Math.floor(s.bytesFree / frsize);
+    const ffree = Math.max(0, 2 ** 32 - s.inodes);
+    return {
+      bsize: this.blockSize, frsize, blocks, bfree, bavail: bfree,
+      files: s.inodes + ffree, ffree, favail: ffree, namemax: NAME_MAX,
+    };
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.locks.cancelAll();
+    if (!this.readOnly) await this.committer.durable();
+    this.committer.stop();
+    await this.committer.idle();
+    this.destroyed = true;
+  }
+}

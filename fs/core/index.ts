@@ -1,0 +1,7 @@
+export * from './api.js';
+export * from './store.js';
+export * from './errors.js';
+export { Filesystem, ROOT_INO, type FilesystemOptions } from './filesystem.js';
+export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
+export type { CommitStats } from './committer.js';
+export * as posix from './constants.js';
