@@ -1,0 +1,214 @@
+/**
+ * npm run bench:fs — the canonical encrypted-filesystem benchmark.
+ *
+ * Same workloads (sequential write+fsync and cold read-back, untar of a fixed ~8,000-file tree,
+ * md5sum of every file, ls -lR, rm -rf) on tmpfs (reference), gocryptfs, the trivial in-memory
+ * "floor" filesystems of each FUSE transport and atefs; prints medians, atefs/floor and
+ * atefs/gocryptfs ratios against the issues' goals, and FUSE requests per opcode per workload.
+ *
+ * Env: BENCH_RUNS (1), BENCH_QUICK=1 or --quick (1,500 files, 64 MiB), BENCH_TARGETS=a,b (filter by
+ * name), BENCH_WORKLOADS=write,read,untar,md5sum,ls,rm, BENCH_SEQ_MIB, BENCH_FILES, BENCH_TRACE=0,
+ * BENCH_TIMEOUT_S (per workload, 900), FLOOR_ENTRY_TIMEOUT / FLOOR_ATTR_TIMEOUT / FLOOR_OP_TIMEOUT_MS.
+ * Root is needed for drop_caches and the request tracepoints; without it those parts say n/a.
+ */
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpus, release } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { run, sh, cpuSeconds, installSignalCleanup, runCleanups, CommandTimedOut, type RunResult } from './lib/proc.js';
+import { fuseConnection, abortFuse } from './lib/mounts.js';
+import { FuseTrace, type TraceResult } from './lib/fuse-trace.js';
+import { prepareTree } from './lib/tree.js';
+import { allTargets, type Target, type Mounted, type FloorOptions } from './lib/fs-targets.js';
+import { WORKLOADS, type Workload, type WorkloadCtx } from './lib/fs-workloads.js';
+import { cell, figuresTable, ratioTable, requestsSection, errorsSection, type Results, type Sample } from './lib/fs-report.js';
+import { diffCounters } from './lib/stats-file.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+const argv = process.argv.slice(2);
+const env = process.env;
+const QUICK = argv.includes('--quick') || env.BENCH_QUICK === '1';
+const RUNS = Math.max(1, Number(env.BENCH_RUNS ?? 1));
+const SEQ_MIB = Number(env.BENCH_SEQ_MIB ?? (QUICK ? 64 : 250));
+const FILES = Number(env.BENCH_FILES ?? (QUICK ? 1500 : 8000));
+const SEED = 20261122;
+const TIMEOUT_MS = Number(env.BENCH_TIMEOUT_S ?? 900) * 1000;
+const TRACE = env.BENCH_TRACE !== '0';
+const onlyTargets = env.BENCH_TARGETS ? new Set(env.BENCH_TARGETS.split(',')) : undefined;
+const onlyWorkloads = env.BENCH_WORKLOADS ? new Set(env.BENCH_WORKLOADS.split(',')) : undefined;
+
+/**
+ * Kept equal to what the atefs fuse-native adapter passes to fuse-native, so the floor measures the
+ * same transport configuration (libfuse 2 defaults: 1 s entry/attr timeouts; fuse-native's 15 s op timer).
+ */
+const FLOOR: FloorOptions = {
+  entryTimeout: Number(env.FLOOR_ENTRY_TIMEOUT ?? 1),
+  attrTimeout: Number(env.FLOOR_ATTR_TIMEOUT ?? 1),
+  opTimeoutMs: Number(env.FLOOR_OP_TIMEOUT_MS ?? 15000),
+};
+
+const report: string[] = [];
+const out = (line = ''): void => { report.push(line); process.stdout.write(line + '\n'); };
+const progress = (line: string): void => { process.stderr.write(`bench:fs ${line}\n`); };
+
+async function dropCaches(m: Mounted): Promise<string | undefined> {
+  for (const p of m.syncPaths) await run(`sync -f ${sh(p)}`, { timeoutMs: 120000, check: false }).catch(() => undefined);
+  const r = await run('echo 3 > /proc/sys/vm/drop_caches', { timeoutMs: 60000, check: false }).catch(() => undefined);
+  return r?.code === 0 ? undefined : 'drop_caches failed (not root?): figures may come from the page cache';
+}
+
+async function prepareSeqFile(cache: string, bytes: number): Promise<string> {
+  const f = join(cache, `seq-${bytes}.bin`);
+  if (existsSync(f) && statSync(f).size === bytes) return f;
+  // Random, incompressible, generated once and kept on tmpfs so the source costs nothing to read.
+  const chunk = 1 << 20;
+  const parts: Buffer[] = [];
+  for (let off = 0; off < bytes; off += chunk) parts.push(randomBytes(Math.min(chunk, bytes - off)));
+  writeFileSync(`${f}.tmp`, Buffer.concat(parts));
+  await run(`mv ${sh(`${f}.tmp`)} ${sh(f)}`);
+  return f;
+}
+
+async function runTarget(t: Target, workloads: Workload[], ctx: WorkloadCtx, results: Results, trace: FuseTrace | undefined, runNo: number, notes: Set<string>): Promise<void> {
+  let m: Mounted;
+  try {
+    m = await t.mount();
+  } catch (e) {
+    const msg = `mount failed: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`;
+    cell(results, t.name, 'mount').errors.push(msg);
+    progress(`${t.name}: ${msg}`);
+    t.unavailable = msg.slice(0, 160);
+    return;
+  }
+  const ok = new Set<string>();
+  try {
+    for (const w of workloads) {
+      const c = cell(results, t.name, w.id);
+      const missing = w.needs.filter((n) => !ok.has(n) && workloads.some((x) => x.id === n));
+      if (missing.length) { c.skipped = `needs ${missing.join(',')}`; continue; }
+      try {
+        await w.before?.(m, ctx);
+        const dc = await dropCaches(m);
+        if (dc) notes.add(dc);
+        const conn = fuseConnection(m.dir);
+        const c0 = await m.counters?.();
+        const cpu0 = m.pid !== undefined ? cpuSeconds(m.pid) : undefined;
+        if (trace && conn !== undefined) trace.start(conn);
+        let tr: TraceResult | undefined;
+        let r: RunResult;
+        try {
+          r = await run(w.script(m, ctx), { timeoutMs: TIMEOUT_MS, onTimeout: () => { if (conn !== undefined) abortFuse(conn); } });
+        } finally {
+          if (trace && conn !== undefined) tr = trace.stop();
+        }
+        const cpu1 = m.pid !== undefined ? cpuSeconds(m.pid) : undefined;
+        const c1 = await m.counters?.();
+        const sample: Sample = { value: w.figure(r.seconds, ctx), seconds: r.seconds, trace: tr, counters: diffCounters(c0, c1),
+          cpu: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined };
+        c.samples.push(sample);
+        const bad = await w.check?.(m, ctx, r);
+        if (bad) c.errors.push(bad); else ok.add(w.id);
+        await w.after?.(m, ctx);
+        progress(`run ${runNo} ${t.name} ${w.label}: ${sample.value.toFixed(2)} ${w.unit}${tr ? ` (${tr.total} req)` : ''}${bad ? ` CHECK FAILED: ${bad}` : ''}`);
+      } catch (e) {
+        const msg = e instanceof CommandTimedOut ? `timed out after ${TIMEOUT_MS / 1000} s (connection aborted)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
+        c.errors.push(msg);
+        progress(`run ${runNo} ${t.name} ${w.label}: ERROR ${msg}`);
+        if (e instanceof CommandTimedOut) break; // the mount is aborted: nothing further can run on it
+      }
+    }
+  } finally {
+    await m.unmount().catch((e: Error) => progress(`${t.name}: unmount: ${e.message}`));
+  }
+}
+
+function gitCommit(): string {
+  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim();
+  return `${r.stdout?.trim() || '?'}${dirty ? '+dirty' : ''}`;
+}
+
+async function main(): Promise<void> {
+  installSignalCleanup();
+  const started = new Date();
+  const cache = '/dev/shm/atefs-bench-cache';
+  const work = `/dev/shm/atefs-bench-${process.pid}`;
+  const diskWork = `/var/tmp/atefs-bench-${process.pid}`;
+  mkdirSync(cache, { recursive: true });
+  mkdirSync(work, { recursive: true });
+  mkdirSync(diskWork, { recursive: true });
+  const results: Results = new Map();
+  const notes = new Set<string>();
+  let trace: FuseTrace | undefined;
+  let traceNote = 'request counting off (BENCH_TRACE=0)';
+  try {
+    progress(`preparing the tree (${FILES} files) and the ${SEQ_MIB} MiB source file in ${cache}`);
+    const tree = await prepareTree(cache, { files: FILES, seed: SEED });
+    const seqBytes = SEQ_MIB * 1048576;
+    const seqFile = await prepareSeqFile(cache, seqBytes);
+    const scratch = join(work, 'scratch');
+    mkdirSync(scratch);
+    const ctx: WorkloadCtx = { seqFile, seqBytes, tree, scratch };
+
+    const targets = allTargets({ root: ROOT, work, diskWork }, FLOOR).filter((t) => !onlyTargets || onlyTargets.has(t.name));
+    const workloads = WORKLOADS.filter((w) => !onlyWorkloads || onlyWorkloads.has(w.id));
+    if (TRACE) {
+      const t = FuseTrace.open();
+      if (typeof t === 'string') traceNote = `request counting n/a: ${t}`;
+      else { trace = t; traceNote = 'kernel tracepoints fuse_request_send/_end on the mount\'s connection'; }
+    }
+
+    for (let r = 1; r <= RUNS; r++) {
+      for (const t of targets) {
+        if (t.unavailable) continue;
+        progress(`run ${r}/${RUNS}: ${t.name}`);
+        await runTarget(t, workloads, ctx, results, trace, r, notes);
+      }
+    }
+
+    out(`atefs bench:fs  ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC  commit ${gitCommit()}  linux ${release()}  node ${process.version}  ${cpus().length} CPUs${QUICK ? '  QUICK' : ''}`);
+    out(`runs: ${RUNS} (medians)  seq file: ${SEQ_MIB} MiB random  tree: ${tree.files} files, ${tree.dirs} dirs, ${tree.symlinks} symlinks, ${tree.hardlinks} hard links, ${(tree.bytes / 1e6).toFixed(1)} MB (tar sha256 ${tree.tarSha256.slice(0, 12)})`);
+    out('targets:');
+    for (const t of targets) out(`  ${t.name.padEnd(13)}${t.unavailable ? `n/a: ${t.unavailable}` : t.note}`);
+    out();
+    for (const l of figuresTable(targets, workloads, results, RUNS)) out(l);
+    out();
+    for (const l of ratioTable(targets, workloads, results)) out(l);
+    out();
+    for (const l of requestsSection(targets, workloads, results, traceNote)) out(l);
+    const errs = errorsSection(targets, workloads, results);
+    if (errs.length) { out(); for (const l of errs) out(l); }
+    out();
+    out('method: each workload runs on a fresh mount in this order, timed from spawn to exit of one command:');
+    out(`  write: dd bs=1M conv=fsync from the random file on tmpfs (MB/s = 10^6 bytes/s, fsync included);`);
+    out('  read: dd bs=1M to /dev/null; gocryptfs and persistent atefs are remounted first so the daemon starts cold;');
+    out('        checked with cmp; untar: tar -xf (as root: owners, modes, times restored); md5sum: find|xargs md5sum,');
+    out('        checked against the source tree; ls -lR; rm -rf, checked empty.');
+    out('  before every workload: sync -f on the mount and its backing store, then echo 3 > drop_caches (page cache,');
+    out('  dentries and inodes of every mount: each FUSE read and lookup reaches the daemon). Daemons that keep data in');
+    out('  RAM by design (tmpfs, the floors, atefs --temp) are not made colder than that.');
+    for (const n of notes) out(`note: ${n}`);
+  } finally {
+    trace?.close();
+    await runCleanups();
+    rmSync(work, { recursive: true, force: true });
+    rmSync(diskWork, { recursive: true, force: true });
+    if (report.length) {
+      const dir = join(ROOT, '.bench-out');
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, `fs-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}.txt`);
+      writeFileSync(file, report.join('\n') + '\n');
+      progress(`written to ${file}`);
+    }
+  }
+}
+
+main().catch(async (e: unknown) => {
+  process.stderr.write(`bench:fs failed: ${(e as Error).stack ?? String(e)}\n`);
+  await runCleanups();
+  process.exit(1);
+});
+

@@ -1,0 +1,157 @@
+/**
+ * Formats the filesystem benchmark's results: the figures table (medians), the ratio table with
+ * the goals of the atefs and kernel-transport issues, and FUSE requests per opcode per workload.
+ */
+import type { Target, Transport } from './fs-targets.js';
+import type { Workload } from './fs-workloads.js';
+import type { TraceResult } from './fuse-trace.js';
+import type { Counters } from './stats-file.js';
+
+export interface Sample {
+  value: number;
+  seconds: number;
+  trace?: TraceResult;
+  counters?: Counters;
+  cpu?: number;
+}
+
+export interface Cell { samples: Sample[]; errors: string[]; skipped?: string }
+export type Results = Map<string, Map<string, Cell>>; // target -> workload -> cell
+
+export function cell(results: Results, target: string, wl: string): Cell {
+  let t = results.get(target);
+  if (!t) results.set(target, (t = new Map()));
+  let c = t.get(wl);
+  if (!c) t.set(wl, (c = { samples: [], errors: [] }));
+  return c;
+}
+
+export function median(xs: number[]): number | undefined {
+  if (!xs.length) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const fmt = (v: number | undefined, unit: 'MB/s' | 's'): string => {
+  if (v === undefined) return '-';
+  if (unit === 'MB/s') return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+};
+
+const pad = (s: string, n: number): string => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
+const padR = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+const kfmt = (n: number): string => (n >= 100000 ? `${Math.round(n / 1000)}k` : n >= 10000 ? `${(n / 1000).toFixed(1)}k` : String(n));
+
+export function cellValue(results: Results, t: Target, w: Workload): { v?: number; text: string } {
+  if (t.unavailable) return { text: 'n/a' };
+  const c = results.get(t.name)?.get(w.id);
+  if (!c) return { text: 'n/a' };
+  const v = median(c.samples.map((s) => s.value));
+  if (v === undefined) return { text: c.errors.length ? 'FAIL' : c.skipped ? 'skip' : 'n/a' };
+  return { v, text: fmt(v, w.unit) + (c.errors.length ? '!' : '') };
+}
+
+export function figuresTable(targets: Target[], workloads: Workload[], results: Results, runs: number): string[] {
+  const cols = targets.filter((t) => !(t.unavailable && t.transport === 'kernel'));
+  const w0 = 24;
+  const cw = Math.max(10, ...cols.map((t) => t.name.length + 2));
+  const lines = [`${padR(`figures (median of ${runs})`, w0)}${cols.map((t) => pad(t.name, cw)).join('')}`];
+  for (const w of workloads) {
+    lines.push(`${padR(`${w.label} ${w.unit}`, w0)}${cols.map((t) => pad(cellValue(results, t, w).text, cw)).join('')}`);
+  }
+  return lines;
+}
+
+interface Goal { min: number; text: string }
+const FLOOR_GOAL: Goal = { min: 1 / 1.3, text: '>=0.77 (1.3x)' };
+
+/** Goals from the issues: atefs vs its transport's floor, and vs gocryptfs per transport. */
+function gocryptfsGoal(transport: Transport | undefined, w: Workload): Goal | undefined {
+  if (transport === 'kernel') return w.id === 'md5sum' ? undefined : { min: 1, text: '>=1.0' };
+  if (w.id === 'write') return { min: 0.8, text: '>=0.8' };
+  if (w.id === 'read') return { min: 1, text: '>=1.0' };
+  return undefined;
+}
+
+/** Speed ratio: > 1 means atefs is faster, whatever the unit. */
+function speedRatio(unit: 'MB/s' | 's', a: number, b: number): number {
+  return unit === 'MB/s' ? a / b : b / a;
+}
+
+export function ratioTable(targets: Target[], workloads: Workload[], results: Results): string[] {
+  const atefs = targets.filter((t) => t.kind === 'atefs' && !t.unavailable);
+  const gc = targets.find((t) => t.kind === 'gocryptfs');
+  if (!atefs.length) return ['ratios: no atefs target ran'];
+  const lines = ['speed ratios (>1 = atefs faster; goal after the figure; "ok"/"MISS")'];
+  for (const a of atefs) {
+    const floor = targets.find((t) => t.kind === 'floor' && t.transport === a.transport);
+    lines.push(`  ${padR(a.name, 22)}${padR(`vs ${floor?.name ?? 'floor'}`, 30)}vs ${gc?.name ?? 'gocryptfs'}`);
+    for (const w of workloads) {
+      const av = cellValue(results, a, w).v;
+      const part = (other: Target | undefined, goal: Goal | undefined): string => {
+        const ov = other ? cellValue(results, other, w).v : undefined;
+        if (av === undefined || ov === undefined) return 'n/a';
+        const r = speedRatio(w.unit, av, ov);
+        if (!goal) return `${r.toFixed(2)}`;
+        return `${r.toFixed(2)} ${goal.text} ${r >= goal.min ? 'ok' : 'MISS'}`;
+      };
+      lines.push(`    ${padR(w.label, 20)}${padR(part(floor, FLOOR_GOAL), 30)}${part(gc, gocryptfsGoal(a.transport, w))}`);
+    }
+  }
+  return lines;
+}
+
+export function requestsSection(targets: Target[], workloads: Workload[], results: Results, traceNote: string): string[] {
+  const lines = [
+    `FUSE requests per workload (${traceNote}; first run)`,
+    '  req = requests the kernel sent; µs = mean time a request was in flight (queued + served + replied);',
+    '  cpu = CPU seconds of the serving process; then requests per opcode; "daemon:" = the daemon\'s own op counters',
+  ];
+  const fuse = targets.filter((t) => t.kind !== 'reference' && !t.unavailable);
+  for (const w of workloads) {
+    lines.push(`${w.label}`);
+    for (const t of fuse) {
+      const s = results.get(t.name)?.get(w.id)?.samples[0];
+      if (!s) { lines.push(`  ${padR(t.name, 13)}-`); continue; }
+      const parts: string[] = [];
+      if (s.trace) {
+        const ops = [...s.trace.ops.entries()].sort((a, b) => b[1].count - a[1].count);
+        parts.push(`${pad(kfmt(s.trace.total), 7)} req ${pad(s.trace.meanUs.toFixed(0), 5)} µs`);
+        parts.push(`cpu ${s.cpu !== undefined ? s.cpu.toFixed(2) : '-'} s`);
+        parts.push(ops.map(([k, v]) => `${k} ${kfmt(v.count)}`).join(' ') + (s.trace.lost ? ' (TRACE LOST EVENTS)' : ''));
+      } else {
+        parts.push(`cpu ${s.cpu !== undefined ? s.cpu.toFixed(2) : '-'} s`);
+      }
+      lines.push(`  ${padR(t.name, 13)}${parts.join('  ')}`);
+      if (s.counters && s.counters.size) {
+        const strip = commonPrefix([...s.counters.keys()]);
+        const ops = [...s.counters.entries()].sort((a, b) => b[1] - a[1]);
+        lines.push(`  ${padR('', 13)}daemon: ${ops.map(([k, v]) => `${k.slice(strip)} ${kfmt(v)}`).join(' ')}`);
+      }
+    }
+  }
+  return lines;
+}
+
+function commonPrefix(keys: string[]): number {
+  if (!keys.length) return 0;
+  const first = keys[0]!;
+  const dot = first.indexOf('.');
+  if (dot < 0) return 0;
+  const p = first.slice(0, dot + 1);
+  return keys.every((k) => k.startsWith(p)) ? p.length : 0;
+}
+
+export function errorsSection(targets: Target[], workloads: Workload[], results: Results): string[] {
+  const lines: string[] = [];
+  for (const t of targets) {
+    for (const w of workloads) {
+      const c = results.get(t.name)?.get(w.id);
+      for (const e of c?.errors ?? []) lines.push(`  ${t.name} ${w.label}: ${e}`);
+    }
+    const m = results.get(t.name)?.get('mount');
+    for (const e of m?.errors ?? []) lines.push(`  ${t.name} mount: ${e}`);
+  }
+  return lines.length ? ['problems ("!" in the table = a check failed, FAIL = no figure):', ...lines] : [];
+}

@@ -1,0 +1,94 @@
+/**
+ * The canonical encrypted-filesystem workload set. Each workload is one shell command timed from
+ * spawn to exit, run in order on a fresh mount (write -> read -> untar -> md5sum -> ls -lR -> rm),
+ * each after the target's data is synced and the kernel's caches are dropped, and each checked
+ * afterwards (bytes read back, checksums of every file, empty directory after rm).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, sh, type RunResult } from './proc.js';
+import type { Mounted } from './fs-targets.js';
+import type { Tree } from './tree.js';
+
+export interface WorkloadCtx {
+  seqFile: string;
+  seqBytes: number;
+  tree: Tree;
+  /** tmpfs directory for command output that must not go through the target. */
+  scratch: string;
+}
+
+export interface Workload {
+  id: string;
+  label: string;
+  unit: 'MB/s' | 's';
+  /** Workload ids whose success this one needs (skipped otherwise). */
+  needs: string[];
+  /** Untimed preparation, before caches are dropped. */
+  before?(m: Mounted, ctx: WorkloadCtx): Promise<void>;
+  script(m: Mounted, ctx: WorkloadCtx): string;
+  figure(seconds: number, ctx: WorkloadCtx): number;
+  /** Untimed check; returns what is wrong, or undefined. */
+  check?(m: Mounted, ctx: WorkloadCtx, r: RunResult): Promise<string | undefined>;
+  /** Untimed clean-up after the check. */
+  after?(m: Mounted, ctx: WorkloadCtx): Promise<void>;
+}
+
+const mbps = (seconds: number, ctx: WorkloadCtx): number => ctx.seqBytes / seconds / 1e6;
+const secs = (seconds: number): number => seconds;
+
+export const WORKLOADS: Workload[] = [
+  {
+    id: 'write', label: 'seq write+fsync', unit: 'MB/s', needs: [],
+    script: (m, c) => `dd if=${sh(c.seqFile)} of=${sh(join(m.dir, 'seq.bin'))} bs=1M conv=fsync status=none`,
+    figure: mbps,
+  },
+  {
+    id: 'read', label: 'seq read (cold)', unit: 'MB/s', needs: ['write'],
+    // Daemons that can restart with their data (gocryptfs, atefs with a log) restart so they start cold.
+    async before(m) { await m.remount?.(); },
+    script: (m) => `dd if=${sh(join(m.dir, 'seq.bin'))} of=/dev/null bs=1M status=none`,
+    figure: mbps,
+    async check(m, c) {
+      const r = await run(`cmp ${sh(c.seqFile)} ${sh(join(m.dir, 'seq.bin'))}`, { check: false, timeoutMs: 300000 });
+      return r.code === 0 ? undefined : `read-back differs from what was written: ${(r.stdout + r.stderr).trim().slice(0, 200)}`;
+    },
+    async after(m) { await run(`rm -f ${sh(join(m.dir, 'seq.bin'))}`, { timeoutMs: 120000 }); },
+  },
+  {
+    id: 'untar', label: 'untar', unit: 's', needs: [],
+    async before(m) { await run(`mkdir ${sh(join(m.dir, 'tree'))}`, { timeoutMs: 60000 }); },
+    script: (m, c) => `tar -xf ${sh(c.tree.tar)} -C ${sh(join(m.dir, 'tree'))}`,
+    figure: secs,
+  },
+  {
+    id: 'md5sum', label: 'md5sum all files', unit: 's', needs: ['untar'],
+    script: (m, c) => `cd ${sh(join(m.dir, 'tree'))} && find . -type f -print0 | xargs -0 md5sum > ${sh(join(c.scratch, 'md5.out'))}`,
+    figure: secs,
+    async check(_m, c) {
+      const got = readFileSync(join(c.scratch, 'md5.out'), 'utf8').split('\n').filter(Boolean).sort(cmpC).join('\n');
+      const want = c.tree.md5.split('\n').filter(Boolean).sort(cmpC).join('\n');
+      if (got === want) return undefined;
+      const g = new Set(got.split('\n'));
+      const bad = want.split('\n').filter((l) => !g.has(l));
+      return `${bad.length} files missing or with wrong content, e.g. ${bad.slice(0, 2).join('; ')}`;
+    },
+  },
+  {
+    id: 'ls', label: 'ls -lR', unit: 's', needs: ['untar'],
+    script: (m) => `ls -lR ${sh(join(m.dir, 'tree'))} > /dev/null`,
+    figure: secs,
+  },
+  {
+    id: 'rm', label: 'rm -rf', unit: 's', needs: ['untar'],
+    script: (m) => `rm -rf ${sh(join(m.dir, 'tree'))}`,
+    figure: secs,
+    async check(m) {
+      const r = await run(`ls -A ${sh(m.dir)}`, { timeoutMs: 60000 });
+      return r.stdout.trim() ? `not empty after rm -rf: ${r.stdout.trim().slice(0, 200)}` : undefined;
+    },
+  },
+];
+
+// Byte order, like LC_ALL=C sort, so the comparison does not depend on the locale.
+const cmpC = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
