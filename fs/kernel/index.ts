@@ -1,0 +1,183 @@
+/**
+ * The kernel transport: serves an FsCore over /dev/fuse, speaking the FUSE protocol itself.
+ *
+ * fs/mount.ts loads this module lazily and calls mountKernel(); nothing else in fs/ depends on it.
+ */
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { FsCore } from '../core/api.js';
+import { RequestLoop, type LoopMode } from './loop.js';
+import {
+  KernelMountError, abortConnection, kernelTransportAvailable, mountFuse, recoverStale, umount,
+} from './mount-syscall.js';
+import { PAGE_SIZE } from './protocol.js';
+import { Session } from './session.js';
+
+export { KernelMountError, kernelTransportAvailable };
+export type { LoopMode };
+
+export interface KernelMountOptions {
+  transport?: string;
+  allowOther?: boolean;
+  readOnly?: boolean;
+  fsname?: string;
+  debug?: boolean;
+  /** Kernel writeback cache (default: on unless read-only). Env ATEFS_KERNEL_WRITEBACK=0|1. */
+  writebackCache?: boolean;
+  /** Read loop design (default 'blocking'). Env ATEFS_KERNEL_LOOP. */
+  loop?: LoopMode;
+  /** Largest WRITE/READ request in bytes (default 1 MiB). */
+  maxWrite?: number;
+  /** Seconds a failed lookup may be cached (default 1). Env ATEFS_KERNEL_NEGATIVE_TIMEOUT. */
+  negativeTimeout?: number;
+  /** Seconds GETATTR/SETATTR replies may be cached when no entry told us otherwise (default 1). */
+  attrTimeout?: number;
+  /** Let the kernel cache directory listings across opens (default off). Env ATEFS_KERNEL_CACHE_DIR. */
+  cacheDir?: boolean;
+}
+
+export interface MountHandle {
+  mountpoint: string;
+  transport: string;
+  counters(): Record<string, number>;
+  unmount(): Promise<void>;
+}
+
+export interface KernelMountHandle extends MountHandle {
+  /** Resolves when the connection ends, whoever unmounted (null) or on a fatal read error. */
+  readonly ended: Promise<Error | null>;
+  /** Negotiated protocol (major, minor, INIT flags). */
+  readonly protocol: { major: number; minor: number; flags: number; maxReadahead: number };
+}
+
+const WAKE_NAME = '.atefs-kernel-wake';
+const MiB = 1 << 20;
+
+function envBool(name: string): boolean | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  return v !== '0' && v.toLowerCase() !== 'false';
+}
+
+function envNum(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** major:minor of the mount at `dir`, from mountinfo (stat would ask our own, not yet serving, loop). */
+function mountDev(dir: string): number | undefined {
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      if (f[4] === dir) {
+        const [maj, min] = f[2]!.split(':').map(Number);
+        return ((min! & 0xff) | ((maj! & 0xfff) << 8) | ((min! & ~0xff) << 12)) >>> 0;
+      }
+    }
+  } catch { /* fall through */ }
+  return undefined;
+}
+
+export async function mountKernel(core: FsCore, mountpoint: string, opts: KernelMountOptions = {}): Promise<KernelMountHandle> {
+  if (!kernelTransportAvailable()) {
+    throw new KernelMountError('the kernel transport needs /dev/fuse and root (or CAP_SYS_ADMIN)');
+  }
+  const mp = resolve(mountpoint);
+  await recoverStale(mp);
+  const debug = opts.debug ?? false;
+  const maxWrite = Math.max(PAGE_SIZE, Math.floor((opts.maxWrite ?? MiB) / PAGE_SIZE) * PAGE_SIZE);
+  const mode: LoopMode = (process.env.ATEFS_KERNEL_LOOP as LoopMode | undefined) ?? opts.loop ?? 'blocking';
+  if (mode !== 'blocking' && mode !== 'threadpool') throw new KernelMountError(`unknown loop mode ${mode}`);
+
+  const fd = openSync('/dev/fuse', 'r+');
+  let initDone!: () => void;
+  const inited = new Promise<void>((r) => { initDone = r; });
+  let loop: RequestLoop | null = null;
+  const session = new Session(fd, core, {
+    writebackCache: envBool('ATEFS_KERNEL_WRITEBACK') ?? opts.writebackCache ?? !opts.readOnly,
+    maxWrite,
+    negativeTimeout: envNum('ATEFS_KERNEL_NEGATIVE_TIMEOUT') ?? opts.negativeTimeout ?? 1,
+    attrTimeout: opts.attrTimeout ?? 1,
+    cacheDir: envBool('ATEFS_KERNEL_CACHE_DIR') ?? opts.cacheDir ?? false,
+    wakeName: mode === 'blocking' ? Buffer.from(WAKE_NAME) : null,
+    debug,
+  }, {
+    onInit: () => initDone(),
+    onWake: () => loop?.wake(),
+    onDestroyed: () => undefined,
+  });
+  loop = new RequestLoop(fd, session, {
+    mode,
+    // header + fuse_write_in + max_write, rounded up to whole pages
+    bufferSize: maxWrite + 2 * PAGE_SIZE,
+    sliceMs: 20,
+    idleMs: 10,
+    wakePath: `${mp}/${WAKE_NAME}`,
+    debug,
+  });
+
+  try {
+    await mountFuse({
+      fd, mountpoint: mp, fsname: opts.fsname ?? 'atefs', allowOther: opts.allowOther ?? false,
+      readOnly: opts.readOnly ?? false, maxRead: maxWrite,
+    });
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  // Reading /dev/fuse before mount(2) attached it fails (EPERM): serve only from here on.
+  loop.start();
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
+  const first = await Promise.race([inited.then(() => 'ok' as const), loop.ended.then(() => 'ended' as const), timeout]);
+  if (first !== 'ok') {
+    await umount(mp, true);
+    loop.stop();
+    closeSync(fd);
+    throw new KernelMountError(`the kernel did not initialise the mount at ${mp} (${first})`);
+  }
+  const dev = mountDev(mp);
+  core.onInvalidate = (ev) => session.notify(ev);
+  loop.startWaker();
+
+  let unmounting: Promise<void> | null = null;
+  let closed = false;
+  const closeOnce = async () => {
+    if (closed) return;
+    closed = true;
+    if (core.onInvalidate) core.onInvalidate = undefined;
+    // Without a DESTROY (aborted connection) the core still has to commit what is dirty.
+    if (!session.destroyed) { try { await core.destroy(); } catch (e) { if (debug) process.stderr.write(`kernel: destroy failed: ${String(e)}\n`); } }
+    // Let replies to DESTROY get written before the descriptor goes away.
+    while (session.pending.size > 0) await new Promise((r) => setTimeout(r, 5));
+    try { closeSync(fd); } catch { /* already closed */ }
+  };
+  void loop.ended.then(() => { if (!unmounting) void closeOnce(); });
+
+  const handle: KernelMountHandle = {
+    mountpoint: mp,
+    transport: 'kernel',
+    ended: loop.ended,
+    get protocol() { return session.proto; },
+    counters: () => session.counters(),
+    unmount(): Promise<void> {
+      if (unmounting) return unmounting;
+      unmounting = (async () => {
+        loop!.stopWaker();
+        let r = await umount(mp);
+        if (r.code !== 0 && !/not mounted/.test(r.stderr)) {
+          // Busy (a process sits in the mount): detach it and end the connection ourselves.
+          r = await umount(mp, true);
+          if (dev !== undefined) abortConnection(dev);
+        }
+        const t = setTimeout(() => { if (dev !== undefined) abortConnection(dev); }, 5_000);
+        await loop!.ended;
+        clearTimeout(t);
+        await closeOnce();
+      })();
+      return unmounting;
+    },
+  };
+  return handle;
+}

@@ -1,0 +1,113 @@
+/**
+ * mount(2) / umount(2) for the kernel transport, through util-linux's mount and umount.
+ *
+ * Node cannot call mount(2) itself; `mount -i` calls it directly (no /sbin/mount.fuse helper) with
+ * the /dev/fuse descriptor handed to the child as fd 3. Root or CAP_SYS_ADMIN only.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export class KernelMountError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KernelMountError';
+  }
+}
+
+/** True when this process may mount FUSE by itself: /dev/fuse exists and we are root or hold CAP_SYS_ADMIN. */
+export function kernelTransportAvailable(): boolean {
+  if (process.platform !== 'linux' || !existsSync('/dev/fuse')) return false;
+  if (process.getuid?.() === 0) return true;
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (!m) return false;
+    const CAP_SYS_ADMIN = 21n;
+    return ((BigInt('0x' + m[1]) >> CAP_SYS_ADMIN) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
+export function run(cmd: string, args: string[], fd?: number): Promise<{ code: number; stderr: string }> {
+  return new Promise((res) => {
+    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'ignore', 'pipe'];
+    if (fd !== undefined) stdio.push(fd);
+    const child = spawn(cmd, args, { stdio });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.on('error', (e) => res({ code: -1, stderr: e.message }));
+    child.on('close', (code) => res({ code: code ?? -1, stderr: stderr.trim() }));
+  });
+}
+
+/** Mount entries (decoded paths) for `dir` in /proc/self/mountinfo. */
+export function mountedAt(dir: string): Array<{ fstype: string; source: string }> {
+  const abs = resolve(dir);
+  const out: Array<{ fstype: string; source: string }> = [];
+  let text = '';
+  try { text = readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return out; }
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 10) continue;
+    if (unescape(f[4]!) !== abs) continue;
+    const dash = f.indexOf('-');
+    out.push({ fstype: f[dash + 1] ?? '', source: unescape(f[dash + 2] ?? '') });
+  }
+  return out;
+}
+
+/**
+ * A FUSE mount whose daemon died leaves "Transport endpoint is not connected" behind. Detach it
+ * (lazily: a process may still sit in it) so the directory can be mounted again.
+ */
+export async function recoverStale(dir: string): Promise<boolean> {
+  let stale = false;
+  try {
+    statSync(dir);
+  } catch (e) {
+    stale = (e as NodeJS.ErrnoException).code === 'ENOTCONN';
+  }
+  if (!stale && !mountedAt(dir).some((m) => m.fstype.startsWith('fuse'))) return false;
+  if (!stale) return false; // a live FUSE mount belongs to someone: leave it to the caller's error
+  const r = await run('umount', ['-l', dir]);
+  if (r.code !== 0) throw new KernelMountError(`stale mount at ${dir} could not be detached: ${r.stderr}`);
+  return true;
+}
+
+export interface MountArgs {
+  fd: number;
+  mountpoint: string;
+  fsname: string;
+  allowOther: boolean;
+  readOnly: boolean;
+  maxRead: number;
+}
+
+export async function mountFuse(a: MountArgs): Promise<void> {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const st = statSync(a.mountpoint);
+  if (!st.isDirectory()) throw new KernelMountError(`${a.mountpoint} is not a directory`);
+  const o = [`fd=3`, `rootmode=40000`, `user_id=${uid}`, `group_id=${gid}`, 'default_permissions', `max_read=${a.maxRead}`];
+  if (a.allowOther) o.push('allow_other');
+  if (a.readOnly) o.push('ro');
+  o.push('nosuid', 'nodev');
+  const fsname = a.fsname.replace(/[,\s]/g, '_') || 'atefs';
+  const r = await run('mount', ['-i', '-t', 'fuse.atefs', '-o', o.join(','), fsname, a.mountpoint], a.fd);
+  if (r.code !== 0) throw new KernelMountError(`mount of ${a.mountpoint} failed: ${r.stderr || `exit ${r.code}`}`);
+}
+
+export async function umount(dir: string, lazy = false): Promise<{ code: number; stderr: string }> {
+  return run('umount', lazy ? ['-l', dir] : [dir]);
+}
+
+/** Aborts a FUSE connection by its device number (the minor of st_dev of the mount root). */
+export function abortConnection(dev: number): void {
+  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+  try {
+    // Writing anything to "abort" ends the connection: pending and future requests fail.
+    writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1');
+  } catch { /* not mounted (fusectl) or already gone */ }
+}
