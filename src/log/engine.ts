@@ -159,6 +159,14 @@ export class LogEngine implements RedoLog {
   static async open(opts: EngineOptions): Promise<LogEngine> {
     if (typeof opts.chainId !== 'string' || opts.chainId.length === 0) throw new LogError('chainId is required');
     if (opts.genesisHash && opts.genesisHash.length !== 32) throw new LogError('genesisHash must be 32 bytes');
+    try {
+      return LogEngine.openUnmapped(opts);
+    } catch (e) {
+      throw diskFull(e, `opening the redo log${opts.dir ? ` in ${opts.dir}` : ''}`);
+    }
+  }
+
+  private static openUnmapped(opts: EngineOptions): LogEngine {
     let io: LogIo;
     let lock: DirLock | null = null;
     let anonymous = false;
@@ -257,8 +265,9 @@ export class LogEngine implements RedoLog {
         this.recovery.truncatedAt = { segment: id, offset: r.end };
         if (!this.readOnly) {
           const wfd = this.io.openRw(name, false);
+          // No fdatasync here: if the truncation is lost in a crash, the same torn bytes are found
+          // and cut again; appends that later overwrite the region are synced with their data.
           this.io.truncate(wfd, r.end);
-          this.io.datasync(wfd);
           this.io.close(wfd);
         }
         end = r.end;

@@ -7,7 +7,7 @@
 // The lock is released on close(); a crashed writer leaves a stale lock, which the next open takes over.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LogLockedError } from './errors.js';
+import { DiskFull, isDiskFullCode, LogLockedError } from './errors.js';
 import { LOCK } from './format.js';
 
 function procStart(pid: number): string | null {
@@ -41,7 +41,14 @@ export function lockDir(dir: string): DirLock {
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx');
-      fs.writeSync(fd, me);
+      try {
+        fs.writeSync(fd, me);
+      } catch (e) {
+        // e.g. ENOSPC: an empty lock file would look like a writer in the middle of locking
+        fs.closeSync(fd);
+        fs.unlinkSync(file);
+        throw e;
+      }
       fs.closeSync(fd);
       let released = false;
       return {
@@ -56,7 +63,7 @@ export function lockDir(dir: string): DirLock {
         },
       };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw isDiskFullCode(e) ? new DiskFull(`locking ${dir}: ${(e as Error).message}`, e.code) : e;
     }
     let content = '';
     try {
