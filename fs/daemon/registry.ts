@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Which process serves which mountpoint, so `atefs unmount` can ask the daemon to shut down
+ * cleanly (commit, then unmount) instead of pulling the mount from under it. One small JSON file
+ * per mountpoint in the user's runtime directory.
+ */
+
+export interface MountRecord {
+  pid: number;
+  mountpoint: string;
+  transport: string;
+  startedAt: string;
+  statsFile?: string;
+}
+
+export function registryDir(): string {
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  return runtime ? join(runtime, 'atefs', 'mounts') : join(tmpdir(), `atefs-${process.getuid?.() ?? 0}`, 'mounts');
+}
+
+const fileOf = (abs: string) => join(registryDir(), `${createHash('sha256').update(abs).digest('hex').slice(0, 24)}.json`);
+
+export async function recordMount(rec: MountRecord): Promise<void> {
+  await mkdir(registryDir(), { recursive: true, mode: 0o700 });
+  const file = fileOf(rec.mountpoint);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+export async function readMountRecord(abs: string): Promise<MountRecord | undefined> {
+  try {
+    const rec = JSON.parse(await readFile(fileOf(abs), 'utf8')) as MountRecord;
+    return rec.mountpoint === abs && Number.isInteger(rec.pid) ? rec : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes the record, but only if it still names this process (a newer daemon may own it). */
+export async function forgetMount(abs: string, pid: number): Promise<void> {
+  const rec = await readMountRecord(abs);
+  if (rec && rec.pid !== pid) return;
+  await rm(fileOf(abs), { force: true });
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
