@@ -1,0 +1,268 @@
+// Building commits from a session: events with plaintext payloads go in; a sealed, encoded,
+// hashed commit signed once per signing key (through the worker pool) comes out.
+//
+// The builder keeps an overlay of the state so several events of one commit see each other (a
+// child created under a parent created earlier in the same commit inherits its key and ACL), and
+// computes versions, data keys, wraps and the signers the write ACLs need. It refuses up front
+// what validation would reject (NotAuthorized, TreeError as NotAuthorized, NoReadKey).
+import { type CryptoPool, signMessage } from '../crypto/index.js';
+import {
+  TreeError,
+  type WriteRequirement,
+  admits,
+  effectiveDataKeyOf,
+  readersOf,
+  writeRequirements,
+} from './authority.js';
+import { assembleCommit, hashCommitParts, makeEvent, signatureMessage } from './codec.js';
+import { type DataKeyCache, type Keyring, payloadAad, sealPayload, wrapDataKey } from './confidentiality.js';
+import { NoReadKey, NotAuthorized } from './errors.js';
+import { dataKeyId, newDaoKey, newDataKey } from './ids.js';
+import { type AuthorityStateReader, type NodeRecord, StateOverlay } from './state.js';
+import type {
+  ChainEvent,
+  Commit,
+  CommitHeader,
+  DaoKey,
+  DataKeyGrant,
+  EventMeta,
+  KeyId,
+  ParentLink,
+  ReadAcl,
+  ReaderRef,
+  WriteAcl,
+} from './types.js';
+import { applyEventToOverlay } from './validate.js';
+
+export interface PutOptions {
+  /** DAO key; a fresh random one when absent. */
+  key?: DaoKey;
+  /** Parent link; undefined keeps the current one (a new node: root level); null = root level. */
+  parent?: ParentLink | null;
+  /** undefined keeps the current ACL (a new node: inherit). */
+  read?: ReadAcl;
+  write?: WriteAcl;
+  type?: string | null;
+  replyTo?: DaoKey | null;
+  /** Public keys to publish with this event. */
+  publish?: Buffer[];
+  /** Plaintext payload; sealed under the node's effective data key. null/undefined = no payload. */
+  payload?: Uint8Array | null;
+}
+
+export interface CommitBuilderOptions {
+  state: AuthorityStateReader;
+  keyring: Keyring;
+  /** Unwrapped data keys of the session (shared with readers of the same session). */
+  keys: DataKeyCache;
+  pool?: CryptoPool | null;
+  now?: () => number;
+}
+
+function sameReaders(a: readonly ReaderRef[], b: readonly ReaderRef[]): { added: ReaderRef[]; removed: boolean } {
+  const has = (list: readonly ReaderRef[], r: ReaderRef) => list.some((x) => x.kind === r.kind && x.id === r.id);
+  return { added: b.filter((r) => !has(a, r)), removed: a.some((r) => !has(b, r)) };
+}
+
+export class CommitBuilder {
+  private readonly overlay: StateOverlay;
+  private readonly events: ChainEvent[] = [];
+  private readonly requirements: WriteRequirement[] = [];
+  private readonly touched = new Set<DaoKey>();
+  private readonly chain: Buffer;
+  private built = false;
+
+  constructor(private readonly o: CommitBuilderOptions) {
+    this.overlay = new StateOverlay(o.state);
+    const g = o.state.getGenesis();
+    if (!g) throw new TreeError('no-genesis', null, 'the chain has no genesis');
+    this.chain = g.hash;
+  }
+
+  get size(): number {
+    return this.events.length;
+  }
+
+  /** The state as this commit would leave it (for callers that read their own writes). */
+  get view(): AuthorityStateReader {
+    return this.overlay;
+  }
+
+  /** Writes a new version of a DAO (creating it when new). Returns its key. */
+  put(p: PutOptions): DaoKey {
+    this.assertOpen();
+    const key = p.key ?? newDaoKey();
+    if (this.touched.has(key)) throw new TypeError(`DAO ${key} is already in this commit (one version per commit)`);
+    const cur = this.overlay.getNode(key);
+    const live = cur && !cur.deleted ? cur : undefined;
+    const read = p.read ?? live?.read ?? { mode: 'inherit' };
+    const { nodeKey, grants, fresh } = this.confidentiality(key, live, read);
+    const meta: EventMeta = {
+      key,
+      version: cur ? cur.version + 1 : 1,
+      tombstone: false,
+      parent: p.parent !== undefined ? p.parent : (live?.parent ?? null),
+      read,
+      write: p.write ?? live?.write ?? { mode: 'inherit' },
+      nodeKey,
+      grants,
+      payloadKey: null,
+      publish: p.publish ?? [],
+      type: p.type !== undefined ? p.type : (live?.type ?? null),
+      replyTo: p.replyTo ?? null,
+    };
+    const reqs = this.requirementsOf(meta);
+    // The payload key is the node's effective key after this event: compute on a scratch overlay.
+    let payload: Buffer | null = null;
+    if (p.payload !== undefined && p.payload !== null) {
+      const scratch = new StateOverlay(this.overlay);
+      const rec = applyEventToOverlay(scratch, { ...meta, payloadKey: null }, cur, 0, null, this.events.length);
+      const id = effectiveDataKeyOf(scratch, rec);
+      const dk = fresh.get(id) ?? this.o.keys.get(this.overlay, id);
+      meta.payloadKey = id;
+      payload = sealPayload(dk, p.payload, payloadAad(this.chain, key, meta.version));
+    }
+    applyEventToOverlay(this.overlay, meta, cur, 0, null, this.events.length);
+    for (const k of fresh.values()) this.o.keys.remember(k);
+    this.requirements.push(...reqs);
+    this.touched.add(key);
+    this.events.push(makeEvent(meta, payload));
+    return key;
+  }
+
+  /** Deletes a DAO (a tombstone version). */
+  delete(key: DaoKey): void {
+    this.assertOpen();
+    if (this.touched.has(key)) throw new TypeError(`DAO ${key} is already in this commit (one version per commit)`);
+    const cur = this.overlay.getNode(key);
+    if (!cur || cur.deleted) throw new TreeError('missing-parent', key, `DAO ${key} does not exist`);
+    const meta: EventMeta = {
+      key,
+      version: cur.version + 1,
+      tombstone: true,
+      parent: cur.parent,
+      read: cur.read,
+      write: cur.write,
+      nodeKey: cur.nodeKey,
+      grants: [],
+      payloadKey: null,
+      publish: [],
+      type: cur.type,
+      replyTo: null,
+    };
+    const reqs = this.requirementsOf(meta);
+    applyEventToOverlay(this.overlay, meta, cur, 0, null, this.events.length);
+    this.requirements.push(...reqs);
+    this.touched.add(key);
+    this.events.push(makeEvent(meta, null));
+  }
+
+  /** Hashes and signs (one signature per needed key, off the main thread with a pool). Single use. */
+  async build(): Promise<Commit> {
+    this.assertOpen();
+    this.built = true;
+    const signers = this.chooseSigners();
+    const header: CommitHeader = { chain: this.chain, timestamp: (this.o.now ?? Date.now)(), genesis: null };
+    const { headerBytes, hash } = hashCommitParts(header, this.events);
+    const msg = signatureMessage(hash);
+    const pool = this.o.pool;
+    const sigs = await Promise.all(
+      signers.map(async (s) => ({
+        publicKey: s.publicKey,
+        signature: pool ? await pool.sign(s.secretKey, msg) : signMessage(s.secretKey, msg),
+      })),
+    );
+    return assembleCommit(header, headerBytes, hash, this.events, sigs);
+  }
+
+  private assertOpen(): void {
+    if (this.built) throw new TypeError('commit already built');
+  }
+
+  private requirementsOf(meta: EventMeta): WriteRequirement[] {
+    let reqs: WriteRequirement[];
+    try {
+      reqs = writeRequirements(this.overlay, meta);
+    } catch (e) {
+      if (e instanceof TreeError) throw new NotAuthorized(`${e.problem}: ${e.message}`);
+      throw e;
+    }
+    const mine = new Set(this.o.keyring.signingKeys().map((k) => k.id));
+    for (const r of reqs) {
+      if (r.mode === 'all' ? !admits(r, mine) : r.mode !== 'signed' && !admits(r, mine)) {
+        throw new NotAuthorized(`the session holds no key the write ACL (${r.mode}) of ${meta.key} admits`);
+      }
+      if (r.mode === 'signed' && mine.size === 0) throw new NotAuthorized('the session holds no signing key');
+    }
+    return reqs;
+  }
+
+  /** Fewest keys that meet every requirement of the commit (greedy; 'all' needs each listed key). */
+  private chooseSigners(): Array<{ id: KeyId; publicKey: Buffer; secretKey: Buffer }> {
+    const mine = this.o.keyring.signingKeys();
+    const chosen = new Map<KeyId, (typeof mine)[number]>();
+    const pick = (id: KeyId) => {
+      const k = mine.find((x) => x.id === id);
+      if (k) chosen.set(id, k);
+    };
+    for (const r of this.requirements) {
+      if (r.mode === 'all') r.keys.forEach(pick);
+    }
+    for (const r of this.requirements) {
+      if (r.mode === 'any' && !r.keys.some((k) => chosen.has(k))) {
+        const k = r.keys.find((id) => mine.some((x) => x.id === id));
+        if (k) pick(k);
+      }
+    }
+    if (chosen.size === 0) {
+      if (mine.length === 0) throw new NotAuthorized('the session holds no signing key');
+      chosen.set(mine[0]!.id, mine[0]!);
+    }
+    const set = new Set(chosen.keys());
+    for (const r of this.requirements) if (!admits(r, set)) throw new NotAuthorized(`write ACL (${r.mode}) not met`);
+    return [...chosen.values()];
+  }
+
+  /**
+   * Data keys for a node whose read ACL is `read` after this event:
+   * - inherit: no own key;
+   * - newly set (new node, or was inherit): a fresh key wrapped for the readers;
+   * - same readers: keep the key;
+   * - readers only added: keep the key, re-wrap every key of the node for the added readers
+   *   (old data becomes readable to them, nothing is re-encrypted);
+   * - a reader removed: a fresh key for the new readers (data written from now on is closed to the
+   *   removed reader) and re-wraps of the old keys for any added readers.
+   */
+  private confidentiality(
+    key: DaoKey,
+    live: NodeRecord | undefined,
+    read: ReadAcl,
+  ): { nodeKey: string | null; grants: DataKeyGrant[]; fresh: Map<string, Buffer> } {
+    const fresh = new Map<string, Buffer>();
+    if (read.mode === 'inherit') return { nodeKey: null, grants: [], fresh };
+    const lookup = (id: KeyId) => this.overlay.getPublicKey(id);
+    const readers = readersOf(this.overlay, read);
+    if (readers.length === 0) throw new NoReadKey('-', 'a read ACL needs at least one reader');
+    const grants: DataKeyGrant[] = [];
+    let nodeKey = live && live.read.mode !== 'inherit' ? live.nodeKey : null;
+    let added: ReaderRef[] = readers;
+    let removed = false;
+    if (nodeKey && live) {
+      ({ added, removed } = sameReaders(readersOf(this.overlay, live.read), readers));
+      if (added.length > 0) {
+        for (const old of live.keys) {
+          const k = this.o.keys.get(this.overlay, old);
+          grants.push(wrapDataKey(k, added, this.o.keyring, lookup));
+        }
+      }
+    }
+    if (!nodeKey || removed) {
+      const k = newDataKey();
+      const g = wrapDataKey(k, readers, this.o.keyring, lookup);
+      fresh.set(g.id, k);
+      grants.push(g);
+      nodeKey = dataKeyId(k);
+    }
+    return { nodeKey, grants, fresh };
+  }
+}

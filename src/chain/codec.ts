@@ -1,0 +1,362 @@
+// Binary encoding of events and commits (msgpackr, useRecords:false, a format version byte first).
+//
+// Commit record (what the log stores and the wire carries):
+//   u8 COMMIT_FORMAT (1) || msgpack [ hash(32), headerBytes, events, signatures ]
+//     events:     [ [metaBytes, payload | null], ... ]
+//     signatures: [ [publicKey, signature], ... ]
+// headerBytes and each metaBytes are themselves msgpack maps, kept as bins so that they are hashed
+// exactly as stored (never re-serialized):
+//   eventHash  = domainHash('atefs/chain/event/v1', metaBytes [, payload])
+//   commitHash = domainHash('atefs/chain/commit/v1', headerBytes, eventHash_1 || ... || eventHash_n)
+// The header carries the chain's genesis hash, so a commit cannot be replayed into another chain.
+// The stored hash lets corruption ('hash') be told apart from forgery ('signature').
+//
+// Metadata map (short keys; absent = default):
+//   k key(bin16)  v version  d tombstone(true)  p [parent(bin16), collection]
+//   r read: 1 = chain | [[kind, id(bin32)], ...]     (absent = inherit; kind 1 sym, 2 kem)
+//   w write: 0 = nobody | [1 any | 2 all, [id(bin32), ...]]   (absent = inherit)
+//   n nodeKey(bin16)  g [[id(bin16), [[kind, readerId(bin32), sealed], ...]], ...]
+//   e payloadKey(bin16)  u [publicKey, ...]  y type  q replyTo(bin16)
+// Header map: c chain(bin32)  t timestamp  g genesis{ n name, t createdAt, k [rootKey...],
+//   p { r readers, o openRoot, f futureToleranceMs }, d rootDataKey grant }
+import { Packr } from 'msgpackr';
+import { domainHash } from '../crypto/index.js';
+import { CommitRejected } from './errors.js';
+import { DAO_KEY_BYTES, DATA_KEY_ID_BYTES, KEY_ID_BYTES } from './ids.js';
+import {
+  DEFAULT_LIMITS,
+  type ChainEvent,
+  type ChainPolicy,
+  type Commit,
+  type CommitHeader,
+  type CommitSignature,
+  type DataKeyGrant,
+  type EventMeta,
+  type GenesisInfo,
+  type ReadAcl,
+  type ReaderRef,
+  type SizeLimits,
+  type WriteAcl,
+} from './types.js';
+
+export const COMMIT_FORMAT = 1;
+export const HASH_BYTES = 32;
+
+const packr = new Packr({ useRecords: false });
+
+export const EVENT_DOMAIN = 'atefs/chain/event/v1';
+export const COMMIT_DOMAIN = 'atefs/chain/commit/v1';
+export const SIGNATURE_DOMAIN = 'atefs/chain/commit-signature/v1';
+
+class Malformed extends Error {}
+
+function bad(detail: string): never {
+  throw new Malformed(detail);
+}
+
+// ---------------------------------------------------------------- helpers
+
+function hexToBin(hex: string, bytes: number, what: string): Buffer {
+  const b = Buffer.from(hex, 'hex');
+  if (b.length !== bytes || hex.length !== bytes * 2) throw new TypeError(`${what}: expected ${bytes} hex bytes`);
+  return b;
+}
+
+function binToHex(v: unknown, bytes: number, what: string): string {
+  if (!(v instanceof Uint8Array) || v.length !== bytes) bad(`${what}: expected ${bytes} bytes`);
+  return Buffer.from(v.buffer, v.byteOffset, v.length).toString('hex');
+}
+
+function asBuffer(v: unknown, what: string, max: number): Buffer {
+  if (!(v instanceof Uint8Array)) bad(`${what}: expected bytes`);
+  if (v.length > max) bad(`${what}: ${v.length} bytes is over the limit of ${max}`);
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.length);
+}
+
+function asUint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) bad(`${what}: expected an unsigned integer`);
+  return v;
+}
+
+function asArray(v: unknown, what: string, max: number): unknown[] {
+  if (!Array.isArray(v)) bad(`${what}: expected an array`);
+  if (v.length > max) bad(`${what}: ${v.length} entries is over the limit of ${max}`);
+  return v;
+}
+
+function asMap(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) bad(`${what}: expected a map`);
+  return v as Record<string, unknown>;
+}
+
+function unpack(bytes: Buffer, what: string): unknown {
+  try {
+    return packr.unpack(bytes);
+  } catch (e) {
+    bad(`${what}: does not decode (${(e as Error).message})`);
+  }
+}
+
+const KIND_SYM = 1;
+const KIND_KEM = 2;
+
+function encodeReader(r: ReaderRef): [number, Buffer] {
+  return [r.kind === 'sym' ? KIND_SYM : KIND_KEM, hexToBin(r.id, KEY_ID_BYTES, 'reader id')];
+}
+
+function decodeReader(v: unknown): ReaderRef {
+  const a = asArray(v, 'reader', 2);
+  if (a.length !== 2) bad('reader: expected [kind, id]');
+  const kind = a[0] === KIND_SYM ? 'sym' : a[0] === KIND_KEM ? 'kem' : bad('reader: unknown kind');
+  return { kind, id: binToHex(a[1], KEY_ID_BYTES, 'reader id') };
+}
+
+function encodeReaders(rs: ReaderRef[]): [number, Buffer][] {
+  return rs.map(encodeReader);
+}
+
+function decodeReaders(v: unknown, limits: SizeLimits): ReaderRef[] {
+  return asArray(v, 'readers', limits.maxAclKeys).map(decodeReader);
+}
+
+function encodeGrant(g: DataKeyGrant): unknown {
+  return [
+    hexToBin(g.id, DATA_KEY_ID_BYTES, 'data key id'),
+    g.wraps.map((w) => [...encodeReader(w.reader), w.sealed]),
+  ];
+}
+
+function decodeGrant(v: unknown, limits: SizeLimits): DataKeyGrant {
+  const a = asArray(v, 'grant', 2);
+  if (a.length !== 2) bad('grant: expected [id, wraps]');
+  const wraps = asArray(a[1], 'grant wraps', limits.maxWrapsPerGrant).map((w) => {
+    const x = asArray(w, 'wrap', 3);
+    if (x.length !== 3) bad('wrap: expected [kind, reader, sealed]');
+    return { reader: decodeReader([x[0], x[1]]), sealed: asBuffer(x[2], 'wrap', 64 * 1024) };
+  });
+  return { id: binToHex(a[0], DATA_KEY_ID_BYTES, 'data key id'), wraps };
+}
+
+// ---------------------------------------------------------------- metadata
+
+export function encodeMeta(m: EventMeta): Buffer {
+  const o: Record<string, unknown> = { k: hexToBin(m.key, DAO_KEY_BYTES, 'DAO key'), v: m.version };
+  if (m.tombstone) o.d = true;
+  if (m.parent) o.p = [hexToBin(m.parent.key, DAO_KEY_BYTES, 'parent key'), m.parent.collection];
+  if (m.read.mode === 'chain') o.r = 1;
+  else if (m.read.mode === 'readers') o.r = encodeReaders(m.read.readers);
+  if (m.write.mode === 'nobody') o.w = 0;
+  else if (m.write.mode === 'any' || m.write.mode === 'all') {
+    o.w = [m.write.mode === 'any' ? 1 : 2, m.write.keys.map((k) => hexToBin(k, KEY_ID_BYTES, 'write key id'))];
+  }
+  if (m.nodeKey) o.n = hexToBin(m.nodeKey, DATA_KEY_ID_BYTES, 'node key id');
+  if (m.grants.length) o.g = m.grants.map(encodeGrant);
+  if (m.payloadKey) o.e = hexToBin(m.payloadKey, DATA_KEY_ID_BYTES, 'payload key id');
+  if (m.publish.length) o.u = m.publish;
+  if (m.type !== null) o.y = m.type;
+  if (m.replyTo) o.q = hexToBin(m.replyTo, DAO_KEY_BYTES, 'reply key');
+  return packr.pack(o);
+}
+
+const META_FIELDS = new Set(['k', 'v', 'd', 'p', 'r', 'w', 'n', 'g', 'e', 'u', 'y', 'q']);
+
+function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
+  const o = asMap(v, 'metadata');
+  for (const f in o) if (!META_FIELDS.has(f)) bad(`metadata: unknown field '${f}'`);
+  let parent: EventMeta['parent'] = null;
+  if (o.p !== undefined) {
+    const p = asArray(o.p, 'parent', 2);
+    if (p.length !== 2) bad('parent: expected [key, collection]');
+    parent = { key: binToHex(p[0], DAO_KEY_BYTES, 'parent key'), collection: asUint(p[1], 'collection', 0xffffffff) };
+  }
+  let read: ReadAcl = { mode: 'inherit' };
+  if (o.r === 1) read = { mode: 'chain' };
+  else if (o.r !== undefined) read = { mode: 'readers', readers: decodeReaders(o.r, limits) };
+  let write: WriteAcl = { mode: 'inherit' };
+  if (o.w === 0) write = { mode: 'nobody' };
+  else if (o.w !== undefined) {
+    const w = asArray(o.w, 'write ACL', 2);
+    if (w.length !== 2 || (w[0] !== 1 && w[0] !== 2)) bad('write ACL: expected [1|2, keys]');
+    const keys = asArray(w[1], 'write keys', limits.maxAclKeys).map((k) => binToHex(k, KEY_ID_BYTES, 'write key id'));
+    write = { mode: w[0] === 1 ? 'any' : 'all', keys };
+  }
+  if (o.d !== undefined && o.d !== true) bad('tombstone: expected true');
+  if (o.y !== undefined && (typeof o.y !== 'string' || o.y.length > limits.maxTypeLength)) bad('type: bad tag');
+  return {
+    key: binToHex(o.k, DAO_KEY_BYTES, 'DAO key'),
+    version: asUint(o.v, 'version'),
+    tombstone: o.d === true,
+    parent,
+    read,
+    write,
+    nodeKey: o.n === undefined ? null : binToHex(o.n, DATA_KEY_ID_BYTES, 'node key id'),
+    grants: o.g === undefined ? [] : asArray(o.g, 'grants', limits.maxGrantsPerEvent).map((g) => decodeGrant(g, limits)),
+    payloadKey: o.e === undefined ? null : binToHex(o.e, DATA_KEY_ID_BYTES, 'payload key id'),
+    publish: o.u === undefined ? [] : asArray(o.u, 'published keys', limits.maxAclKeys).map((k) => asBuffer(k, 'published key', 8192)),
+    type: o.y === undefined ? null : (o.y as string),
+    replyTo: o.q === undefined ? null : binToHex(o.q, DAO_KEY_BYTES, 'reply key'),
+  };
+}
+
+export function decodeMeta(bytes: Buffer, limits: SizeLimits = DEFAULT_LIMITS): EventMeta {
+  try {
+    return decodeMetaObject(unpack(bytes, 'metadata'), limits);
+  } catch (e) {
+    if (e instanceof Malformed) throw new CommitRejected('malformed', e.message);
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------- header / genesis
+
+function encodePolicy(p: ChainPolicy): unknown {
+  return { r: encodeReaders(p.chainReaders), o: p.openRoot, f: p.futureToleranceMs };
+}
+
+function decodePolicy(v: unknown, limits: SizeLimits): ChainPolicy {
+  const o = asMap(v, 'policy');
+  if (typeof o.o !== 'boolean') bad('policy: openRoot');
+  return { chainReaders: decodeReaders(o.r, limits), openRoot: o.o, futureToleranceMs: asUint(o.f, 'policy: future tolerance') };
+}
+
+export function encodeHeader(h: CommitHeader): Buffer {
+  const o: Record<string, unknown> = { t: h.timestamp };
+  if (h.chain) o.c = h.chain;
+  if (h.genesis) {
+    const g = h.genesis;
+    o.g = { n: g.name, t: g.createdAt, k: g.rootKeys, p: encodePolicy(g.policy), d: encodeGrant(g.rootDataKey) };
+  }
+  return packr.pack(o);
+}
+
+function decodeHeaderObject(v: unknown, limits: SizeLimits): CommitHeader {
+  const o = asMap(v, 'header');
+  for (const f in o) if (f !== 't' && f !== 'c' && f !== 'g') bad(`header: unknown field '${f}'`);
+  let genesis: GenesisInfo | null = null;
+  if (o.g !== undefined) {
+    const g = asMap(o.g, 'genesis');
+    if (typeof g.n !== 'string' || g.n.length === 0 || g.n.length > 1024) bad('genesis: bad name');
+    genesis = {
+      name: g.n,
+      createdAt: asUint(g.t, 'genesis: createdAt'),
+      rootKeys: asArray(g.k, 'root keys', limits.maxAclKeys).map((k) => asBuffer(k, 'root key', 8192)),
+      policy: decodePolicy(g.p, limits),
+      rootDataKey: decodeGrant(g.d, limits),
+    };
+  }
+  const chain = o.c === undefined ? null : asBuffer(o.c, 'chain id', HASH_BYTES);
+  if (chain && chain.length !== HASH_BYTES) bad('chain id: expected 32 bytes');
+  if (!chain && !genesis) bad('header: neither chain id nor genesis');
+  if (chain && genesis) bad('header: a genesis has no chain id');
+  return { chain, timestamp: asUint(o.t, 'timestamp'), genesis };
+}
+
+// ---------------------------------------------------------------- hashes
+
+export function eventHash(metaBytes: Uint8Array, payload: Uint8Array | null): Buffer {
+  return payload === null ? domainHash(EVENT_DOMAIN, metaBytes) : domainHash(EVENT_DOMAIN, metaBytes, payload);
+}
+
+export function commitHash(headerBytes: Uint8Array, eventHashes: readonly Uint8Array[]): Buffer {
+  return domainHash(COMMIT_DOMAIN, headerBytes, Buffer.concat(eventHashes as Uint8Array[]));
+}
+
+/** The 32-byte message each key signs for a commit. */
+export function signatureMessage(hash: Uint8Array): Buffer {
+  return domainHash(SIGNATURE_DOMAIN, hash);
+}
+
+// ---------------------------------------------------------------- commits
+
+/** An event ready to be put in a commit: encoded metadata + sealed payload. */
+export function makeEvent(meta: EventMeta, payload: Buffer | null): ChainEvent {
+  const metaBytes = encodeMeta(meta);
+  return { meta, metaBytes, payload, hash: eventHash(metaBytes, payload) };
+}
+
+/** Hash of an unsigned commit (header + events); what the signers sign. */
+export function hashCommitParts(header: CommitHeader, events: ChainEvent[]): { headerBytes: Buffer; hash: Buffer } {
+  const headerBytes = encodeHeader(header);
+  return { headerBytes, hash: commitHash(headerBytes, events.map((e) => e.hash)) };
+}
+
+export function encodeCommitRecord(
+  hash: Buffer,
+  headerBytes: Buffer,
+  events: ChainEvent[],
+  signatures: CommitSignature[],
+): Buffer {
+  const body = packr.pack([
+    hash,
+    headerBytes,
+    events.map((e) => [e.metaBytes, e.payload]),
+    signatures.map((s) => [s.publicKey, s.signature]),
+  ]);
+  const out = Buffer.allocUnsafe(body.length + 1);
+  out[0] = COMMIT_FORMAT;
+  body.copy(out, 1);
+  return out;
+}
+
+/** Assembles a signed commit from its parts. */
+export function assembleCommit(
+  header: CommitHeader,
+  headerBytes: Buffer,
+  hash: Buffer,
+  events: ChainEvent[],
+  signatures: CommitSignature[],
+): Commit {
+  return { hash, header, headerBytes, events, signatures, bytes: encodeCommitRecord(hash, headerBytes, events, signatures) };
+}
+
+/**
+ * Structure, size and hash stages of validation: decodes a record, recomputes every event hash and
+ * the commit hash from the stored bytes and compares with the stored hash. Throws CommitRejected
+ * ('malformed' | 'hash'). Signatures and authority are checked by the validator.
+ */
+export function decodeCommit(bytes: Uint8Array, limits: SizeLimits = DEFAULT_LIMITS): Commit {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  let eventIndex: number | null = null;
+  let storedHash: Buffer | null = null;
+  try {
+    if (buf.length < 2) bad('record too short');
+    if (buf.length > limits.maxCommitBytes) bad(`record of ${buf.length} bytes is over the limit of ${limits.maxCommitBytes}`);
+    if (buf[0] !== COMMIT_FORMAT) bad(`unknown commit format ${buf[0]}`);
+    const top = asArray(unpack(buf.subarray(1), 'commit'), 'commit', 4);
+    if (top.length !== 4) bad('commit: expected [hash, header, events, signatures]');
+    storedHash = asBuffer(top[0], 'hash', HASH_BYTES);
+    if (storedHash.length !== HASH_BYTES) bad('hash: expected 32 bytes');
+    const headerBytes = asBuffer(top[1], 'header', limits.maxMetaBytes);
+    const header = decodeHeaderObject(unpack(headerBytes, 'header'), limits);
+    const rawEvents = asArray(top[2], 'events', limits.maxEvents);
+    const events: ChainEvent[] = new Array(rawEvents.length);
+    const hashes: Buffer[] = new Array(rawEvents.length);
+    for (let i = 0; i < rawEvents.length; i++) {
+      eventIndex = i;
+      const ev = rawEvents[i];
+      if (!Array.isArray(ev) || ev.length !== 2) bad('event: expected [meta, payload]');
+      const metaBytes = asBuffer(ev[0], 'metadata', limits.maxMetaBytes);
+      const payload = ev[1] === null ? null : asBuffer(ev[1], 'payload', limits.maxPayloadBytes);
+      const meta = decodeMetaObject(unpack(metaBytes, 'metadata'), limits);
+      const hash = eventHash(metaBytes, payload);
+      hashes[i] = hash;
+      events[i] = { meta, metaBytes, payload, hash };
+    }
+    eventIndex = null;
+    const signatures = asArray(top[3], 'signatures', limits.maxSignatures).map((s) => {
+      const x = asArray(s, 'signature', 2);
+      if (x.length !== 2) bad('signature: expected [publicKey, signature]');
+      return { publicKey: asBuffer(x[0], 'public key', 8192), signature: asBuffer(x[1], 'signature', 16384) };
+    });
+    const hash = commitHash(headerBytes, hashes);
+    if (!hash.equals(storedHash)) {
+      throw new CommitRejected('hash', 'stored commit hash does not match its contents', storedHash.toString('hex'));
+    }
+    return { hash, header, headerBytes, events, signatures, bytes: buf };
+  } catch (e) {
+    if (e instanceof Malformed) {
+      throw new CommitRejected('malformed', e.message, storedHash ? storedHash.toString('hex') : null, eventIndex);
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,44 @@
+// Identifiers derived from keys. Domain-separated SHA-256 so an id of one kind can never be
+// confused with an id of another kind or with any other hash of the system.
+import { domainHash, randomBytes } from '../crypto/index.js';
+import type { DaoKey, DataKeyId, KeyId } from './types.js';
+
+export const DAO_KEY_BYTES = 16;
+export const KEY_ID_BYTES = 32;
+export const DATA_KEY_ID_BYTES = 16;
+export const DATA_KEY_BYTES = 32;
+
+/** Id of an encoded public key (hybrid signing or hybrid KEM): what ACLs and reader lists name. */
+export function publicKeyId(publicKey: Uint8Array): KeyId {
+  return domainHash('atefs/chain/public-key-id/v1', publicKey).toString('hex');
+}
+
+/** Id of a symmetric read key (a user's or a group role's chain-wide key). */
+export function readKeyId(readKey: Uint8Array): KeyId {
+  return domainHash('atefs/chain/read-key-id/v1', readKey).toString('hex');
+}
+
+/** Id ("key hash") of a per-node data key. */
+export function dataKeyId(dataKey: Uint8Array): DataKeyId {
+  return domainHash('atefs/chain/data-key-id/v1', dataKey).subarray(0, DATA_KEY_ID_BYTES).toString('hex');
+}
+
+/** A fresh random DAO key (CSPRNG). */
+export function newDaoKey(): DaoKey {
+  return randomBytes(DAO_KEY_BYTES).toString('hex');
+}
+
+/** A fresh random data key. */
+export function newDataKey(): Buffer {
+  return randomBytes(DATA_KEY_BYTES);
+}
+
+const HEX = /^[0-9a-f]*$/;
+
+export function isHexId(s: unknown, bytes: number): s is string {
+  return typeof s === 'string' && s.length === bytes * 2 && HEX.test(s);
+}
+
+export function isDaoKey(s: unknown): s is DaoKey {
+  return isHexId(s, DAO_KEY_BYTES);
+}

@@ -1,0 +1,73 @@
+// Public API of the chain layer: events and commits, codec, genesis, validation, tree authority,
+// confidentiality, building and loading.
+export * from './types.js';
+export * from './errors.js';
+export { publicKeyId, readKeyId, dataKeyId, newDaoKey, newDataKey, isDaoKey, DAO_KEY_BYTES, DATA_KEY_BYTES } from './ids.js';
+export {
+  COMMIT_FORMAT,
+  encodeMeta,
+  decodeMeta,
+  encodeHeader,
+  eventHash,
+  commitHash,
+  signatureMessage,
+  makeEvent,
+  hashCommitParts,
+  encodeCommitRecord,
+  assembleCommit,
+  decodeCommit,
+} from './codec.js';
+export {
+  type NodeRecord,
+  type DataKeyRecord,
+  type Genesis,
+  type CommitEffects,
+  type AuthorityStateReader,
+  type AuthorityState,
+  MemoryAuthorityState,
+  StateOverlay,
+} from './state.js';
+export {
+  TreeError,
+  type TreeProblem,
+  type WriteRequirement,
+  MAX_TREE_DEPTH,
+  effectiveWriteOf,
+  effectiveWriteUnder,
+  effectiveWrite,
+  effectiveDataKeyOf,
+  effectiveDataKey,
+  writeRequirements,
+  admits,
+  readersOf,
+  isAncestorOrSelf,
+} from './authority.js';
+export {
+  type Keyring,
+  DataKeyCache,
+  payloadAad,
+  sealPayload,
+  openPayload,
+  wrapDataKey,
+} from './confidentiality.js';
+export {
+  type ValidationOptions,
+  type ValidatedCommit,
+  ChainValidator,
+  verifySignatures,
+  checkAgainstState,
+  signersOf,
+} from './validate.js';
+export { type CreateGenesisOptions, createGenesis, toGenesisHash } from './genesis.js';
+export { type PutOptions, type CommitBuilderOptions, CommitBuilder } from './builder.js';
+export {
+  type LoadOptions,
+  type LoadProgress,
+  type LoadedCommit,
+  type ChainProblem,
+  type ChainReport,
+  loadChain,
+  loadChainState,
+  verifyChain,
+} from './loader.js';
+export { openEventPayload } from './read.js';

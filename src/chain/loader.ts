@@ -1,0 +1,192 @@
+// Loading a chain from its redo log: every record is validated (nothing on disk is trusted) before
+// it is applied to the authority state and handed to the caller. Signature checks are batched
+// across many commits and run on the worker pool while the main thread decodes the next batch.
+import type { CryptoPool } from '../crypto/index.js';
+import type { LogPosition, LogRecord, RedoLog } from '../log/index.js';
+import { decodeCommit } from './codec.js';
+import { ChainLoadError, CommitRejected, GenesisMismatch, type RejectReason } from './errors.js';
+import { toGenesisHash } from './genesis.js';
+import { type AuthorityState, MemoryAuthorityState } from './state.js';
+import type { Commit, KeyId } from './types.js';
+import { type ValidatedCommit, type ValidationOptions, checkAgainstState, resolveLimits, verifySignatures } from './validate.js';
+
+export interface LoadProgress {
+  records: number;
+  events: number;
+  bytes: number;
+}
+
+export interface LoadOptions extends ValidationOptions {
+  /** Pinned genesis hash (hex or bytes). null: trust on first use (the caller pins what it gets). */
+  pinnedGenesis: Uint8Array | string | null;
+  /** State to validate against and apply to (default: a fresh in-memory state). With `from`, it
+   *  must already hold everything before `from` (a persisted state with a watermark). */
+  state?: AuthorityState;
+  pool?: CryptoPool | null;
+  /** Start after a watermark instead of at the beginning. */
+  from?: { seq?: number; pos?: LogPosition };
+  /** Commits per signature batch (default 256). */
+  batchCommits?: number;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface LoadedCommit extends ValidatedCommit {
+  seq: number;
+  pos: LogPosition;
+}
+
+export interface ChainProblem {
+  seq: number;
+  pos: LogPosition;
+  reason: RejectReason;
+  message: string;
+  eventIndex: number | null;
+}
+
+export interface ChainReport {
+  records: number;
+  accepted: number;
+  events: number;
+  genesisHash: string | null;
+  problems: ChainProblem[];
+}
+
+type Item = { rec: LogRecord; commit: Commit | null; error: CommitRejected | null; signers?: ReadonlySet<KeyId> };
+
+function decodeBatch(recs: LogRecord[], limits: ReturnType<typeof resolveLimits>): Item[] {
+  return recs.map((rec) => {
+    try {
+      return { rec, commit: decodeCommit(rec.payload, limits), error: null };
+    } catch (e) {
+      if (e instanceof CommitRejected) return { rec, commit: null, error: e };
+      throw e;
+    }
+  });
+}
+
+async function verifyBatch(items: Item[], pool: CryptoPool | null | undefined): Promise<Item[]> {
+  const ok = items.filter((i) => i.commit !== null);
+  const res = await verifySignatures(ok.map((i) => i.commit!), pool);
+  ok.forEach((it, k) => {
+    const r = res[k]!;
+    if (r instanceof CommitRejected) it.error = r;
+    else it.signers = r;
+  });
+  return items;
+}
+
+function* batches(log: RedoLog, from: LoadOptions['from'], size: number): Generator<LogRecord[]> {
+  let cur: LogRecord[] = [];
+  for (const rec of log.records(from)) {
+    cur.push(rec);
+    if (cur.length >= size) {
+      yield cur;
+      cur = [];
+    }
+  }
+  if (cur.length) yield cur;
+}
+
+type Outcome = { ok: LoadedCommit } | { problem: ChainProblem; error: CommitRejected | GenesisMismatch };
+
+async function* pipeline(log: RedoLog, opts: LoadOptions, state: AuthorityState): AsyncGenerator<Outcome> {
+  const limits = resolveLimits(opts.limits);
+  const pin = opts.pinnedGenesis === null ? null : toGenesisHash(opts.pinnedGenesis);
+  const existing = state.getGenesis();
+  if (existing && pin && !existing.hash.equals(pin)) {
+    throw new GenesisMismatch(`state belongs to genesis ${existing.hash.toString('hex')}, pinned ${pin.toString('hex')}`);
+  }
+  const progress: LoadProgress = { records: 0, events: 0, bytes: 0 };
+  const it = batches(log, opts.from, opts.batchCommits ?? 256);
+  let next = it.next();
+  let pending: Promise<Item[]> | null = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool);
+  while (pending) {
+    const items = await pending;
+    // Decode the next batch and hand its signatures to the pool before applying this one.
+    next = it.next();
+    pending = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool);
+    pending?.catch(() => undefined);
+    for (const item of items) {
+      const { rec } = item;
+      progress.records++;
+      progress.bytes += rec.payload.length;
+      let error = item.error;
+      if (!error && item.commit) {
+        const c = item.commit;
+        if (c.header.genesis && pin && !c.hash.equals(pin)) {
+          const e = new GenesisMismatch(`log genesis ${c.hash.toString('hex')} does not match the pinned ${pin.toString('hex')}`);
+          yield { problem: { seq: rec.seq, pos: rec.pos, reason: 'genesis', message: e.message, eventIndex: null }, error: e };
+          continue;
+        }
+        try {
+          const effects = checkAgainstState(state, c, item.signers!, opts);
+          state.applyEffects(effects);
+          progress.events += c.events.length;
+          yield { ok: { commit: c, signers: item.signers!, effects, seq: rec.seq, pos: rec.pos } };
+          continue;
+        } catch (e) {
+          if (!(e instanceof CommitRejected)) throw e;
+          error = e;
+        }
+      }
+      const err = error!;
+      yield {
+        problem: { seq: rec.seq, pos: rec.pos, reason: err.reason, message: err.message, eventIndex: err.eventIndex },
+        error: err,
+      };
+    }
+    opts.onProgress?.({ ...progress });
+  }
+}
+
+/**
+ * Validates and applies every record of the log in order and yields each accepted commit with its
+ * seq and position. Stops at the first bad record with a ChainLoadError naming it (seq, position,
+ * reason), or GenesisMismatch when the log's genesis is not the pinned one.
+ */
+export async function* loadChain(log: RedoLog, opts: LoadOptions): AsyncGenerator<LoadedCommit, AuthorityState> {
+  const state = opts.state ?? new MemoryAuthorityState();
+  for await (const o of pipeline(log, opts, state)) {
+    if ('ok' in o) {
+      yield o.ok;
+      continue;
+    }
+    if (o.error instanceof GenesisMismatch) throw o.error;
+    throw new ChainLoadError(o.problem.seq, o.problem.pos, o.error);
+  }
+  if (!state.getGenesis()) throw new GenesisMismatch('the log holds no genesis');
+  return state;
+}
+
+/** Loads a whole chain into a state (convenience for callers that don't stream). */
+export async function loadChainState(log: RedoLog, opts: LoadOptions): Promise<{ state: AuthorityState; commits: number; events: number }> {
+  const state = opts.state ?? new MemoryAuthorityState();
+  let commits = 0;
+  let events = 0;
+  for await (const c of loadChain(log, { ...opts, state })) {
+    commits++;
+    events += c.commit.events.length;
+  }
+  return { state, commits, events };
+}
+
+/**
+ * Checks a whole log and lists ALL problems without stopping: a rejected commit is reported and
+ * not applied, and checking goes on with the next record.
+ */
+export async function verifyChain(log: RedoLog, opts: LoadOptions): Promise<ChainReport> {
+  const state = opts.state ?? new MemoryAuthorityState();
+  const report: ChainReport = { records: 0, accepted: 0, events: 0, genesisHash: null, problems: [] };
+  for await (const o of pipeline(log, opts, state)) {
+    report.records++;
+    if ('ok' in o) {
+      report.accepted++;
+      report.events += o.ok.commit.events.length;
+    } else {
+      report.problems.push(o.problem);
+    }
+  }
+  const g = state.getGenesis();
+  report.genesisHash = g ? g.hash.toString('hex') : null;
+  return report;
+}

@@ -1,0 +1,28 @@
+// Public API of identities, sessions and token files.
+export * from './errors.js';
+export {
+  type Principal,
+  type PrincipalKind,
+  type RolePurpose,
+  type Identity,
+  READ_KEY_BYTES,
+  createIdentity,
+  createGroupRole,
+  principalFromSecrets,
+  principalIds,
+  readersOfPrincipal,
+  isIdentity,
+} from './identity.js';
+export { Session, type SigningKeyEntry } from './session.js';
+export {
+  TOKEN_FORMAT,
+  type Token,
+  type EncodeTokenOptions,
+  type DecodeTokenOptions,
+  encodeToken,
+  decodeToken,
+  writeTokenFile,
+  readTokenFile,
+  writeSecretFile,
+} from './token.js';
+export { LOCAL_IDENTITY_FILE, type LocalIdentity, defaultConfigDir, loadOrCreateLocalIdentity } from './local.js';
