@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { NotImplemented, UserError, runCli } from './errors.js';
+import { mountOptions, toMountArgs } from './mount-args.js';
 
 const later = (what: string) => () => { throw new NotImplemented(what); };
 
@@ -8,10 +9,16 @@ export function main(argv: string[]): void {
     await yargs(argv)
       .scriptName('atefs')
       .usage('$0 <command> [options]')
-      .command('mount <dir> [remote]', 'mount a chain as a directory', (y) =>
+      .command('mount <dir> [remote]', 'mount a chain as a directory', (y) => mountOptions(y), async (v) => {
+        const { runMount } = await import('./mount.js');
+        await runMount(toMountArgs(v as Record<string, unknown>));
+      })
+      .command('unmount <dir>', 'unmount a mounted chain', (y) =>
         y.positional('dir', { type: 'string', demandOption: true })
-         .positional('remote', { type: 'string' }), later('atefs mount'))
-      .command('unmount <dir>', 'unmount a mounted chain', (y) => y.positional('dir', { type: 'string' }), later('atefs unmount'))
+         .option('json', { type: 'boolean', default: false, describe: 'JSON output' }), async (v) => {
+        const { runUnmount } = await import('./unmount.js');
+        await runUnmount({ dir: String(v.dir), json: !!v.json });
+      })
       .command('create-user', 'create a user on an auth server', {}, later('atefs create-user'))
       .command('create-token', 'create a token file', {}, later('atefs create-token'))
       .command('status', 'show the status of mounts', {}, later('atefs status'))

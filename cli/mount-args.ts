@@ -1,0 +1,73 @@
+import type { Argv } from 'yargs';
+import type { TransportName } from '../fs/mount.js';
+
+/** `atefs mount` options, as the daemon and the store factory see them. */
+export interface MountArgs {
+  dir: string;
+  remote?: string;
+  logPath?: string;
+  temp: boolean;
+  readOnly: boolean;
+  allowOther: boolean;
+  transport: TransportName;
+  background: boolean;
+  passcode?: string;
+  tokenPath?: string;
+  compactMode?: string;
+  compactNow: boolean;
+  recoveryMode: boolean;
+  statsFile?: string;
+  json: boolean;
+  debug: boolean;
+}
+
+/**
+ * The transport used when --transport is not given. The kernel transport (fs/kernel) needs root
+ * (mount(2) with -o fd=N); when it lands it becomes the default for root/CAP_SYS_ADMIN here.
+ */
+export function defaultTransport(): TransportName {
+  return 'fuse-native';
+}
+
+export function mountOptions<T>(y: Argv<T>) {
+  return y
+    .positional('dir', { type: 'string', demandOption: true, describe: 'directory to mount on (created if missing, must be empty)' })
+    .positional('remote', { type: 'string', describe: 'remote chain URL (tcp://host:port/chain); local chain when absent' })
+    .option('log-path', { type: 'string', describe: 'directory of the local chain (default under $XDG_DATA_HOME/atefs)' })
+    .option('temp', { type: 'boolean', default: false, describe: 'a throw-away filesystem kept in memory; nothing is persisted' })
+    .option('read-only', { type: 'boolean', default: false, describe: 'mount read-only (writes fail with EROFS)' })
+    .option('allow-other', { type: 'boolean', default: false, describe: 'let other users enter the mount (modes are still enforced)' })
+    .option('transport', { type: 'string', choices: ['kernel', 'fuse-native'] as const, describe: 'how to talk to the kernel (default: fuse-native)' })
+    .option('background', { type: 'boolean', default: false, describe: 'detach once mounted; the daemon logs under $XDG_STATE_HOME/atefs' })
+    .option('passcode', { type: 'string', describe: 'passcode that unlocks the chain keys' })
+    .option('token-path', { type: 'string', describe: 'token file that unlocks the chain keys' })
+    .option('compact-mode', { type: 'string', describe: 'when to compact the chain (see the README)' })
+    .option('compact-now', { type: 'boolean', default: false, describe: 'compact the chain before mounting' })
+    .option('recovery-mode', { type: 'boolean', default: false, describe: 'open a damaged local chain as far as it validates' })
+    .option('stats-file', { type: 'string', describe: 'write per-opcode request counters as JSON here on SIGUSR2 and at unmount' })
+    .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout instead of plain lines' })
+    .option('debug', { type: 'boolean', default: false, describe: 'FUSE debug output on stderr' })
+    .conflicts('passcode', 'token-path');
+}
+
+export function toMountArgs(v: Record<string, unknown>): MountArgs {
+  const s = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  return {
+    dir: String(v.dir),
+    remote: s('remote'),
+    logPath: s('logPath'),
+    temp: !!v.temp,
+    readOnly: !!v.readOnly,
+    allowOther: !!v.allowOther,
+    transport: (s('transport') as TransportName | undefined) ?? defaultTransport(),
+    background: !!v.background,
+    passcode: s('passcode'),
+    tokenPath: s('tokenPath'),
+    compactMode: s('compactMode'),
+    compactNow: !!v.compactNow,
+    recoveryMode: !!v.recoveryMode,
+    statsFile: s('statsFile'),
+    json: !!v.json,
+    debug: !!v.debug,
+  };
+}

@@ -1,0 +1,253 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { findMount } from '../fs/daemon/mounttab.js';
+import { prepareMountpoint } from '../fs/daemon/mountpoint.js';
+import { forgetMount, recordMount } from '../fs/daemon/registry.js';
+import { MountError, mountFilesystem, type MountHandle } from '../fs/mount.js';
+import { UserError } from './errors.js';
+import type { MountArgs } from './mount-args.js';
+import { openCore, openStore, type OpenedStore, type StoreFactory } from './mount-store.js';
+import type { MountPanelStatus } from './tui/mount-panel.js';
+
+/**
+ * `atefs mount`: the mount daemon. It serves FUSE from this process's main thread (fuse-native
+ * cannot run in a worker thread), so it never calls a synchronous fs function on anything that
+ * could be inside the mount. Output:
+ *   plain (stdout not a TTY, or CI=true): exactly one `mounted: <abs dir>` line on stdout once the
+ *     mount answers; everything else on stderr;
+ *   --json: JSON lines on stdout ({"event":"mounted",...}, {"event":"unmounted",...});
+ *   TTY: an Ink status panel.
+ * SIGINT/SIGTERM/SIGHUP, an external unmount and fatal errors all end in the same shutdown:
+ * unmount, commit (core.destroy), close the store, write the stats file, exit.
+ */
+
+const POLL_MOUNT_MS = 1000;
+const BACKGROUND_READY_MS = 120_000;
+
+const CHILD_ENV = 'ATEFS_DAEMON_CHILD';
+const READY_FD_ENV = 'ATEFS_READY_FD';
+
+function stateDir(): string {
+  return join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'atefs');
+}
+
+/** The readiness channel of a --background parent (fd 3 of this child), if any. */
+function tellParent(line: string): void {
+  const fd = Number(process.env[READY_FD_ENV]);
+  if (!Number.isInteger(fd) || fd < 3) return;
+  try { writeSync(fd, `${line}\n`); closeSync(fd); } catch { /* parent gone */ }
+  delete process.env[READY_FD_ENV];
+}
+
+export async function runMount(args: MountArgs, deps: { openStore?: StoreFactory } = {}): Promise<void> {
+  try {
+    await serve(args, deps);
+  } catch (err) {
+    const msg = err instanceof UserError || err instanceof MountError ? err.message : `error: ${(err as Error)?.message ?? String(err)}`;
+    tellParent(`error: ${msg}`);
+    if (err instanceof MountError) throw new UserError(err.message);
+    throw err;
+  }
+}
+
+function validate(a: MountArgs): void {
+  if (a.temp && a.remote) throw new UserError('--temp mounts an in-memory filesystem; it cannot be combined with a remote chain');
+  if (a.temp && a.logPath) throw new UserError('--temp keeps nothing on disk; it cannot be combined with --log-path');
+  if (a.transport !== 'fuse-native' && a.transport !== 'kernel') throw new UserError(`unknown transport '${a.transport}' (kernel or fuse-native)`);
+}
+
+async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<void> {
+  validate(a);
+  const abs = resolve(a.dir);
+  if (a.background && !process.env[CHILD_ENV]) return background(abs, a);
+
+  const plain = !process.stdout.isTTY || process.env.CI === 'true' || process.env.CI === '1';
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
+
+  // Signals that arrive before the mount is up end the process once setup finishes or fails.
+  let stopRequested: string | null = null;
+  let shutdown: ((reason: string, code: number) => Promise<void>) | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (shutdown) void shutdown(sig, 0);
+    else stopRequested = sig;
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+
+  try {
+    const cleaned = await prepareMountpoint(abs);
+    if (cleaned) say(`cleaned up a stale mount on ${abs}`);
+  } catch (e) {
+    if (e instanceof MountError) throw new UserError(e.message);
+    throw e;
+  }
+
+  const opened: OpenedStore = await (deps.openStore ?? openStore)(a);
+  let core;
+  try {
+    core = await openCore(opened, a);
+  } catch (e) {
+    await opened.close().catch(() => {});
+    throw e;
+  }
+  let handle: MountHandle;
+  try {
+    handle = await mountFilesystem(core, abs, {
+      transport: a.transport,
+      allowOther: a.allowOther,
+      readOnly: a.readOnly,
+      fsname: 'atefs',
+      debug: a.debug,
+      cacheTimeout: opened.store.cacheTimeout,
+      kernelCache: opened.local,
+    });
+  } catch (e) {
+    await core.destroy().catch(() => {});
+    await opened.close().catch(() => {});
+    if (e instanceof MountError) throw new UserError(e.message);
+    throw e;
+  }
+
+  const startedAt = Date.now();
+  let state: MountPanelStatus['state'] = 'mounted';
+  let lastError: string | undefined;
+  let statsSeq = 0;
+  const writeStats = async (final: boolean) => {
+    if (!a.statsFile) return;
+    const file = resolve(a.statsFile);
+    const body = JSON.stringify({
+      transport: handle.transport, mountpoint: abs, pid: process.pid, seq: ++statsSeq, final,
+      at: new Date().toISOString(), counters: handle.counters(),
+    });
+    // Asynchronous and atomic: the file may even live inside the mount, and readers never see half of it.
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, `${body}\n`);
+    await rename(tmp, file);
+  };
+  const status = (): MountPanelStatus => {
+    const counters = handle.counters();
+    let requests = 0;
+    for (const k in counters) requests += counters[k] ?? 0;
+    const cs = core.commitStats;
+    const ss = opened.status?.() ?? {};
+    return {
+      mountpoint: abs, transport: handle.transport, chain: opened.chain, mode: opened.mode, readOnly: a.readOnly,
+      startedAt, requests, commits: cs.commits, dirtyBytes: core.dirtyBytes, state,
+      ...(ss.logBytes !== undefined ? { logBytes: ss.logBytes } : {}),
+      ...(ss.connection !== undefined ? { connection: ss.connection } : {}),
+      ...((cs.lastError?.message ?? lastError) ? { lastError: cs.lastError?.message ?? lastError } : {}),
+    };
+  };
+
+  let panel: { stop(): void } | null = null;
+  let watch: NodeJS.Timeout | null = null;
+  let finish!: () => void;
+  const finished = new Promise<void>((ok) => { finish = ok; });
+  let stopping: Promise<void> | null = null;
+  let forced = false;
+
+  shutdown = (reason: string, code: number): Promise<void> => {
+    if (stopping) {
+      if (reason === 'SIGINT' || reason === 'SIGTERM') {
+        if (forced) process.exit(130);
+        forced = true;
+        say('still unmounting; send the signal again to exit without committing');
+      }
+      return stopping;
+    }
+    stopping = (async () => {
+      state = 'unmounting';
+      if (watch) clearInterval(watch);
+      if (plain && !a.json) say(`unmounting ${abs} (${reason})`);
+      let exit = code;
+      try {
+        await handle.unmount();
+      } catch (e) {
+        exit = 1;
+        say(`error: ${(e as Error).message}`);
+      }
+      try { await opened.close(); } catch (e) { exit = 1; say(`error: closing the store: ${(e as Error).message}`); }
+      try { await writeStats(true); } catch (e) { say(`error: writing ${a.statsFile}: ${(e as Error).message}`); }
+      await forgetMount(abs, process.pid).catch(() => {});
+      panel?.stop();
+      if (a.json) emit({ event: 'unmounted', mountpoint: abs, reason });
+      else say(`unmounted: ${abs}`);
+      process.exitCode = exit;
+      finish();
+    })();
+    return stopping;
+  };
+
+  const fatal = (err: unknown) => {
+    lastError = (err as Error)?.message ?? String(err);
+    say(`error: ${lastError}`);
+    if (process.env.ATEFS_DEBUG) say((err as Error)?.stack ?? '');
+    void shutdown?.('fatal error', 1);
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  process.on('SIGUSR2', () => {
+    writeStats(false).catch((e: Error) => say(`error: writing ${a.statsFile}: ${e.message}`));
+  });
+
+  await recordMount({ pid: process.pid, mountpoint: abs, transport: handle.transport, startedAt: new Date(startedAt).toISOString(), ...(a.statsFile ? { statsFile: resolve(a.statsFile) } : {}) });
+
+  // An unmount from outside (fusermount -u, umount) does not reach the daemon: watch the table.
+  watch = setInterval(() => {
+    findMount(abs).then((m) => { if (!m) void shutdown?.('unmounted from outside', 0); }, () => {});
+  }, POLL_MOUNT_MS);
+
+  if (a.json) emit({ event: 'mounted', mountpoint: abs, pid: process.pid, transport: handle.transport, chain: opened.chain, mode: opened.mode });
+  else if (plain) process.stdout.write(`mounted: ${abs}\n`);
+  else {
+    const { showMountPanel } = await import('./tui/mount-panel.js');
+    panel = showMountPanel(status);
+  }
+  tellParent(`mounted: ${abs}`);
+
+  if (stopRequested) void shutdown(stopRequested, 0);
+  await finished;
+  // The FUSE thread's handles may keep the loop alive: leave explicitly once everything is committed.
+  process.exit(process.exitCode ?? 0);
+}
+
+/**
+ * --background: starts this same command detached (output to a log file under the XDG state
+ * directory), waits for its readiness line on fd 3 and reports it, then exits.
+ */
+async function background(abs: string, a: MountArgs): Promise<void> {
+  const dir = stateDir();
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const logFile = join(dir, `mount-${createHash('sha256').update(abs).digest('hex').slice(0, 16)}.log`);
+  const fd = openSync(logFile, 'a', 0o600);
+  const script = process.argv[1];
+  if (!script) throw new UserError('cannot find the atefs entry point to start the daemon');
+  const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
+    detached: true,
+    stdio: ['ignore', fd, fd, 'pipe'],
+    env: { ...process.env, [CHILD_ENV]: '1', [READY_FD_ENV]: '3', CI: 'true' },
+  });
+  closeSync(fd);
+  const ready = child.stdio[3] as Readable;
+  const line = await new Promise<string>((ok) => {
+    let buf = '';
+    const timer = setTimeout(() => ok(`error: the mount daemon did not become ready within ${BACKGROUND_READY_MS / 1000}s; see ${logFile}`), BACKGROUND_READY_MS);
+    ready.setEncoding('utf8');
+    ready.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) { clearTimeout(timer); ok(buf.slice(0, nl)); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); ok(buf.includes('\n') ? buf.slice(0, buf.indexOf('\n')) : `error: the mount daemon exited (${code ?? 'signal'}) before mounting; see ${logFile}`); });
+  });
+  ready.destroy();
+  child.unref();
+  if (!line.startsWith('mounted: ')) throw new UserError(line.replace(/^error: (error: )?/, ''));
+  if (a.json) process.stdout.write(`${JSON.stringify({ event: 'mounted', mountpoint: abs, pid: child.pid, background: true, log: logFile })}\n`);
+  else process.stdout.write(`${line}\n`);
+}
