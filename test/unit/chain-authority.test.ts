@@ -222,11 +222,9 @@ describe('tree authority', () => {
   test('a commit for another chain and a second genesis are rejected', async () => {
     const w = await makeWorld();
     const other = await makeWorld();
-    const c = await other.builder().put({}) && (await (async () => {
-      const b = other.builder();
-      b.put({});
-      return b.build();
-    })());
+    const ob = other.builder();
+    ob.put({});
+    const c = await ob.build();
     expect((await rejection(w.validator.accept(c.bytes))).reason).toBe('genesis');
     expect((await rejection(w.validator.accept(other.genesis.bytes))).reason).toBe('genesis');
   });
