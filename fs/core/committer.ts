@@ -36,6 +36,7 @@ export class Committer implements DirtSink {
   private again = false;
   private durableWaiters: Waiter[] = [];
   private idleWaiters: Array<() => void> = [];
+  private roomWaiters: Array<() => void> = [];
   private seq = 0;
   /** Every batch with a sequence number <= this is durable. */
   durableSeq = 0;
@@ -103,6 +104,23 @@ export class Committer implements DirtSink {
     void this.loop();
   }
 
+  /**
+   * Write backpressure: null while dirty bytes are below twice `maxDirtyBytes`, else a promise that
+   * resolves when a commit has brought them down (or failed: the error then surfaces on fsync).
+   */
+  backpressure(): Promise<void> | null {
+    if (this.dirtyBytes < 2 * this.opts.maxDirtyBytes) return null;
+    this.kick();
+    return new Promise((r) => this.roomWaiters.push(r));
+  }
+
+  private releaseRoom(force: boolean): void {
+    if (this.roomWaiters.length === 0 || (!force && this.dirtyBytes >= 2 * this.opts.maxDirtyBytes)) return;
+    const w = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const r of w) r();
+  }
+
   /** Resolves once no commit is in flight. */
   idle(): Promise<void> {
     if (!this.running) return Promise.resolve();
@@ -129,11 +147,13 @@ export class Committer implements DirtSink {
         if (!this.hasDirt && waiters.length === 0) break;
         this.durableWaiters = [];
         const ok = await this.commitOnce(waiters.length > 0 ? 'durable' : 'local', waiters);
+        this.releaseRoom(!ok);
         if (!ok && this.durableWaiters.length === 0) break; // retried on the timer
         if (!this.again && this.durableWaiters.length === 0) break;
       }
     } finally {
       this.running = false;
+      this.releaseRoom(true);
       const idle = this.idleWaiters;
       this.idleWaiters = [];
       for (const r of idle) r();

@@ -1,7 +1,7 @@
 import type { FsStore } from './store.js';
 import { BlockCache } from './block-cache.js';
 import { MAX_FILE_SIZE } from './constants.js';
-import { FsError } from './errors.js';
+import { fsErr } from './errors.js';
 import type { Inode } from './inode.js';
 
 /** What content operations need from the committer: dirty marking. */
@@ -125,7 +125,7 @@ export class FileContent {
     const len = data.length;
     if (len === 0) return;
     const end = offset + len;
-    if (end > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    if (end > MAX_FILE_SIZE) throw fsErr('EFBIG');
     if (inode.blockSize === undefined) {
       if (end <= this.inlineMax) {
         const old = inode.inline;
@@ -158,7 +158,7 @@ export class FileContent {
 
   /** Sets the size: shrinking drops blocks and zeroes the tail of the last one; growing makes a hole. */
   truncate(inode: Inode, size: number): void {
-    if (size > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    if (size > MAX_FILE_SIZE) throw fsErr('EFBIG');
     const old = inode.size;
     if (size === old) return;
     if (inode.blockSize === undefined) {
@@ -199,7 +199,7 @@ export class FileContent {
   /** fallocate mode 0 / KEEP_SIZE: allocates (zero) blocks over the range. */
   allocate(inode: Inode, offset: number, length: number, keepSize: boolean): void {
     const end = offset + length;
-    if (end > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    if (end > MAX_FILE_SIZE) throw fsErr('EFBIG');
     if (inode.blockSize === undefined) {
       if (end <= this.inlineMax) {
         if (!keepSize && end > inode.size) this.truncate(inode, end);
@@ -223,8 +223,8 @@ export class FileContent {
   /** lseek SEEK_DATA (hole=false) / SEEK_HOLE (hole=true). */
   seek(inode: Inode, offset: number, hole: boolean): number {
     const size = inode.size;
-    if (offset < 0) throw new FsError('EINVAL');
-    if (offset >= size) throw new FsError('ENXIO');
+    if (offset < 0) throw fsErr('EINVAL');
+    if (offset >= size) throw fsErr('ENXIO');
     const bs = inode.blockSize;
     if (bs === undefined) return hole ? size : offset;
     const set = this.blockSet(inode);
@@ -233,7 +233,7 @@ export class FileContent {
       if (set.has(i) !== hole) return Math.max(offset, i * bs);
     }
     if (hole) return size;
-    throw new FsError('ENXIO');
+    throw fsErr('ENXIO');
   }
 
   /** Forgets every block of an inode (deletion): marks them for deletion in the store. */

@@ -3,7 +3,7 @@ import type {
 } from './api.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
 import type { FsStore, InodeRecord } from './store.js';
-import { FsError } from './errors.js';
+import { fsErr } from './errors.js';
 import {
   FALLOC_FL_KEEP_SIZE, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
@@ -42,6 +42,11 @@ export interface FilesystemOptions {
   rootMode?: number;
   rootUid?: number;
   rootGid?: number;
+  /**
+   * Inodes kept in memory before clean, unreferenced ones (no lookups, no handles, nothing dirty
+   * or in flight) are dropped; they reload from the store on the next use. Default 200,000.
+   */
+  maxInodes?: number;
   /** Called when a background commit fails (the data stays dirty and the next fsync reports it). */
   onCommitError?: (err: Error) => void;
 }
@@ -64,7 +69,7 @@ function defaultNow(): Timespec {
 function tsLe(a: Timespec, b: Timespec): boolean { return a.sec < b.sec || (a.sec === b.sec && a.nsec <= b.nsec); }
 
 function validTs(t: Timespec): Timespec {
-  if (!Number.isSafeInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec > 999_999_999) throw new FsError('EINVAL');
+  if (!Number.isSafeInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec > 999_999_999) throw fsErr('EINVAL');
   return { sec: t.sec, nsec: t.nsec };
 }
 
@@ -89,6 +94,8 @@ export class Filesystem implements FsCore {
   private readonly now: () => Timespec;
   private readonly atimePolicy: 'relatime' | 'noatime' | 'strict';
   private destroyed = false;
+  private readonly maxInodes: number;
+  private evictCheckAt: number;
 
   /** Opens a filesystem over `store`, creating (and durably committing) the root directory if the store is empty. */
   static async open(store: FsStore, opts: FilesystemOptions = {}): Promise<Filesystem> {
@@ -106,6 +113,8 @@ export class Filesystem implements FsCore {
     this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
     this.now = opts.now ?? defaultNow;
     this.atimePolicy = opts.atime ?? 'relatime';
+    this.maxInodes = Math.max(16, opts.maxInodes ?? 200_000);
+    this.evictCheckAt = this.maxInodes;
     this.cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024);
     this.committer = new Committer(store, this.cache, {
       commitDelayMs: opts.commitDelayMs ?? 1000,
@@ -117,7 +126,7 @@ export class Filesystem implements FsCore {
 
     let root = store.getInode(ROOT_INO);
     if (!root) {
-      if (this.readOnly) throw new FsError('EROFS', 'empty read-only store has no root directory');
+      if (this.readOnly) throw fsErr('EROFS', 'empty read-only store has no root directory');
       const t = this.now();
       root = {
         ino: ROOT_INO, generation: 1, mode: S_IFDIR | ((opts.rootMode ?? 0o755) & 0o7777),
@@ -137,6 +146,15 @@ export class Filesystem implements FsCore {
   get commitStats(): CommitStats { return this.committer.stats; }
   get dirtyBytes(): number { return this.committer.dirtyByteCount; }
 
+  /**
+   * Write backpressure for transports that can wait before replying: null normally, a promise
+   * while dirty data is above twice maxDirtyBytes (commits slower than writes).
+   */
+  backpressure(): Promise<void> | null { return this.committer.backpressure(); }
+
+  /** Inodes currently held in memory (tests, status). */
+  get cachedInodes(): number { return this.table.size; }
+
   /** Starts a background commit now (tests, memory pressure from outside). */
   commitSoon(): void { this.committer.kick(); }
   /** Resolves once everything dirty now is committed durably. */
@@ -154,14 +172,35 @@ export class Filesystem implements FsCore {
     const i = this.table.get(ino);
     if (i !== undefined) return i;
     const rec = this.store.getInode(ino);
-    if (rec === undefined) throw new FsError('ENOENT');
+    // nlink 0 in the store: deleted in memory but not committed yet, or left by a crash while open.
+    if (rec === undefined || (rec.nlink === 0 && ino !== ROOT_INO)) throw fsErr('ENOENT');
     return this.adopt(rec);
+  }
+
+  /**
+   * Drops clean, unreferenced inodes when the table is over `maxInodes`. Called only at the start
+   * of an operation, when no Inode object is held by the caller (two live objects for one ino
+   * would diverge).
+   */
+  private maybeEvict(): void {
+    if (this.table.size <= this.evictCheckAt) return;
+    const target = Math.floor(this.maxInodes * 0.9);
+    const done = this.committer.completedSeq;
+    for (const [ino, inode] of this.table) {
+      if (this.table.size <= target) break;
+      if (ino === ROOT_INO || inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.commitSeq > done) continue;
+      if ((inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || (inode.pages !== null && inode.pages.size > 0)) continue;
+      if (this.locks.hasLocks(ino)) continue;
+      this.table.delete(ino);
+    }
+    // If most inodes are pinned, don't rescan on every call.
+    this.evictCheckAt = Math.max(this.maxInodes, this.table.size + (this.maxInodes >> 3));
   }
 
   private dirOf(inode: Inode): DirIndex {
     const d = inode.dir;
     if (d !== null) return d;
-    if (!inode.isDir) throw new FsError('ENOTDIR');
+    if (!inode.isDir) throw fsErr('ENOTDIR');
     const idx = new DirIndex();
     for (const r of this.store.listDentries(inode.ino)) idx.add(r.name, nameKey(r.name), r.ino, 0);
     inode.dir = idx;
@@ -197,16 +236,16 @@ export class Filesystem implements FsCore {
   }
 
   private rw(): void {
-    if (this.readOnly) throw new FsError('EROFS');
-    if (this.destroyed) throw new FsError('EIO', 'filesystem destroyed');
+    if (this.readOnly) throw fsErr('EROFS');
+    if (this.destroyed) throw fsErr('EIO', 'filesystem destroyed');
   }
 
   private touch(inode: Inode): void { this.committer.markInode(inode); }
 
   private checkName(name: Buffer): string {
-    if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG');
-    if (name.length === 0) throw new FsError('ENOENT');
-    if (name.indexOf(0x2f) >= 0 || name.indexOf(0) >= 0) throw new FsError('EINVAL');
+    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
+    if (name.length === 0) throw fsErr('ENOENT');
+    if (name.indexOf(0x2f) >= 0 || name.indexOf(0) >= 0) throw fsErr('EINVAL');
     return nameKey(name);
   }
 
@@ -218,7 +257,7 @@ export class Filesystem implements FsCore {
 
   private parentDir(ctx: Ctx, parent: Ino): Inode {
     const p = this.get(parent);
-    if (!p.isDir) throw new FsError('ENOTDIR');
+    if (!p.isDir) throw fsErr('ENOTDIR');
     return p;
   }
 
@@ -235,14 +274,15 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ names
 
   lookup(ctx: Ctx, parent: Ino, name: Buffer): Entry {
+    this.maybeEvict();
     const p = this.parentDir(ctx, parent);
     checkAccess(ctx, p, 1);
-    if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG');
+    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
     const dot = Filesystem.isDot(name);
     if (dot === 1) return this.entry(p);
     if (dot === 2) return this.entry(this.get(p.parent || ROOT_INO));
     const slot = this.dirOf(p).get(nameKey(name));
-    if (slot === undefined) throw new FsError('ENOENT');
+    if (slot === undefined) throw fsErr('ENOENT');
     const child = this.get(slot.ino);
     if (child.isDir && child.parent === 0) child.parent = p.ino;
     return this.entry(child);
@@ -259,6 +299,7 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ attributes
 
   getattr(_ctx: Ctx, ino: Ino): Attr {
+    this.maybeEvict();
     return this.attr(this.get(ino));
   }
 
@@ -268,23 +309,23 @@ export class Filesystem implements FsCore {
     const root = ctx.uid === 0;
     const owner = isOwnerOrRoot(ctx, inode);
     // Check everything first, then apply: a refused setattr changes nothing.
-    if (set.mode !== undefined && !owner) throw new FsError('EPERM');
-    if (set.uid !== undefined && !root && (ctx.uid !== inode.uid || set.uid !== inode.uid)) throw new FsError('EPERM');
+    if (set.mode !== undefined && !owner) throw fsErr('EPERM');
+    if (set.uid !== undefined && !root && (ctx.uid !== inode.uid || set.uid !== inode.uid)) throw fsErr('EPERM');
     if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && set.gid !== ctx.gid))) {
-      throw new FsError('EPERM');
+      throw fsErr('EPERM');
     }
     const h = fh !== undefined ? this.handles.get(fh) : undefined;
     if (set.size !== undefined) {
-      if (inode.isDir) throw new FsError('EISDIR');
-      if (!inode.isReg) throw new FsError('EINVAL');
-      if (set.size < 0) throw new FsError('EINVAL');
+      if (inode.isDir) throw fsErr('EISDIR');
+      if (!inode.isReg) throw fsErr('EINVAL');
+      if (set.size < 0) throw fsErr('EINVAL');
       const viaHandle = h !== undefined && h.inode === inode && (h.flags & O_ACCMODE) !== O_RDONLY;
       if (!viaHandle) checkAccess(ctx, inode, 2);
     }
     const explicitTime = (set.atime !== undefined && set.atime !== SETATTR_NOW) || (set.mtime !== undefined && set.mtime !== SETATTR_NOW);
-    if (explicitTime && !owner) throw new FsError('EPERM');
+    if (explicitTime && !owner) throw fsErr('EPERM');
     if (!explicitTime && (set.atime === SETATTR_NOW || set.mtime === SETATTR_NOW) && !owner && !permits(ctx, inode, 2)) {
-      throw new FsError('EACCES');
+      throw fsErr('EACCES');
     }
     const atime = set.atime !== undefined && set.atime !== SETATTR_NOW ? validTs(set.atime) : undefined;
     const mtime = set.mtime !== undefined && set.mtime !== SETATTR_NOW ? validTs(set.mtime) : undefined;
@@ -316,7 +357,7 @@ export class Filesystem implements FsCore {
 
   access(ctx: Ctx, ino: Ino, mask: number): void {
     const inode = this.get(ino);
-    if ((mask & 2) !== 0 && this.readOnly && (inode.isReg || inode.isDir || inode.isSymlink)) throw new FsError('EROFS');
+    if ((mask & 2) !== 0 && this.readOnly && (inode.isReg || inode.isDir || inode.isSymlink)) throw fsErr('EROFS');
     checkAccess(ctx, inode, mask & 7);
   }
 
@@ -324,7 +365,7 @@ export class Filesystem implements FsCore {
 
   readlink(_ctx: Ctx, ino: Ino): Buffer {
     const inode = this.get(ino);
-    if (!inode.isSymlink || inode.symlinkTarget === undefined) throw new FsError('EINVAL');
+    if (!inode.isSymlink || inode.symlinkTarget === undefined) throw fsErr('EINVAL');
     return inode.symlinkTarget;
   }
 
@@ -334,14 +375,15 @@ export class Filesystem implements FsCore {
     const p = this.parentDir(ctx, parent);
     const key = this.checkName(name);
     checkAccess(ctx, p, 1);
-    if (p.nlink === 0) throw new FsError('ENOENT');
+    if (p.nlink === 0) throw fsErr('ENOENT');
     const dir = this.dirOf(p);
-    if (Filesystem.isDot(name) !== 0 || dir.get(key) !== undefined) throw new FsError('EEXIST');
+    if (Filesystem.isDot(name) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
     checkAccess(ctx, p, 3);
     const type = mode & S_IFMT;
     const isDir = type === S_IFDIR;
-    if (isDir && p.nlink >= LINK_MAX) throw new FsError('EMLINK');
-    let perm = mode & 0o7777;
+    if (isDir && p.nlink >= LINK_MAX) throw fsErr('EMLINK');
+    // mkdir ignores suid/sgid in the mode (sgid comes only from a setgid parent), like Linux.
+    let perm = isDir ? mode & 0o1777 : mode & 0o7777;
     if (ctx.umask !== undefined && type !== S_IFLNK) perm &= ~ctx.umask;
     let gid = ctx.gid;
     if ((p.mode & S_ISGID) !== 0) {
@@ -373,21 +415,24 @@ export class Filesystem implements FsCore {
   }
 
   mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry {
+    this.maybeEvict();
     let type = mode & S_IFMT;
     if (type === 0) type = S_IFREG;
-    if (type === S_IFCHR || type === S_IFBLK) { if (ctx.uid !== 0) throw new FsError('EPERM'); }
-    else if (type === S_IFDIR) throw new FsError('EPERM');
-    else if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK) throw new FsError('EINVAL');
+    if (type === S_IFCHR || type === S_IFBLK) { if (ctx.uid !== 0) throw fsErr('EPERM'); }
+    else if (type === S_IFDIR) throw fsErr('EPERM');
+    else if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK) throw fsErr('EINVAL');
     return this.entry(this.makeNode(ctx, parent, name, type | (mode & 0o7777), rdev));
   }
 
   mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry {
+    this.maybeEvict();
     return this.entry(this.makeNode(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0));
   }
 
   symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry {
-    if (target.length === 0) throw new FsError('ENOENT');
-    if (target.length > SYMLINK_MAX) throw new FsError('ENAMETOOLONG');
+    this.maybeEvict();
+    if (target.length === 0) throw fsErr('ENOENT');
+    if (target.length > SYMLINK_MAX) throw fsErr('ENAMETOOLONG');
     return this.entry(this.makeNode(ctx, parent, name, S_IFLNK | 0o777, 0, target));
   }
 
@@ -397,12 +442,12 @@ export class Filesystem implements FsCore {
     const p = this.parentDir(ctx, newParent);
     const key = this.checkName(newName);
     checkAccess(ctx, p, 1);
-    if (inode.isDir) throw new FsError('EPERM');
+    if (inode.isDir) throw fsErr('EPERM');
     const dir = this.dirOf(p);
-    if (Filesystem.isDot(newName) !== 0 || dir.get(key) !== undefined) throw new FsError('EEXIST');
+    if (Filesystem.isDot(newName) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
     checkAccess(ctx, p, 3);
-    if (p.nlink === 0 || inode.nlink === 0) throw new FsError('ENOENT');
-    if (inode.nlink >= LINK_MAX) throw new FsError('EMLINK');
+    if (p.nlink === 0 || inode.nlink === 0) throw fsErr('ENOENT');
+    if (inode.nlink >= LINK_MAX) throw fsErr('EMLINK');
     const t = this.now();
     const stored = Buffer.from(newName);
     dir.add(stored, key, inode.ino, inode.type);
@@ -418,11 +463,11 @@ export class Filesystem implements FsCore {
 
   /** Resolves an existing entry for removal: checks search+write on the parent and the sticky bit. */
   private victim(ctx: Ctx, p: Inode, name: Buffer): { dir: DirIndex; slot: DirSlot; child: Inode } {
-    if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG');
+    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
     checkAccess(ctx, p, 1);
     const dir = this.dirOf(p);
     const slot = dir.get(nameKey(name));
-    if (slot === undefined) throw new FsError('ENOENT');
+    if (slot === undefined) throw fsErr('ENOENT');
     const child = this.get(slot.ino);
     checkAccess(ctx, p, 3);
     checkSticky(ctx, p, child);
@@ -433,9 +478,9 @@ export class Filesystem implements FsCore {
     this.rw();
     const p = this.parentDir(ctx, parent);
     const dot = Filesystem.isDot(name);
-    if (dot !== 0) throw new FsError(dot === 1 ? 'EISDIR' : 'EISDIR');
+    if (dot !== 0) throw fsErr(dot === 1 ? 'EISDIR' : 'EISDIR');
     const { dir, slot, child } = this.victim(ctx, p, name);
-    if (child.isDir) throw new FsError('EISDIR');
+    if (child.isDir) throw fsErr('EISDIR');
     const t = this.now();
     dir.remove(slot);
     this.committer.markDentry(p, slot.name, slot.key);
@@ -452,11 +497,11 @@ export class Filesystem implements FsCore {
     this.rw();
     const p = this.parentDir(ctx, parent);
     const dot = Filesystem.isDot(name);
-    if (dot === 1) throw new FsError('EINVAL');
-    if (dot === 2) throw new FsError('ENOTEMPTY');
+    if (dot === 1) throw fsErr('EINVAL');
+    if (dot === 2) throw fsErr('ENOTEMPTY');
     const { dir, slot, child } = this.victim(ctx, p, name);
-    if (!child.isDir) throw new FsError('ENOTDIR');
-    if (this.dirOf(child).size > 0) throw new FsError('ENOTEMPTY');
+    if (!child.isDir) throw fsErr('ENOTDIR');
+    if (this.dirOf(child).size > 0) throw fsErr('ENOTEMPTY');
     const t = this.now();
     dir.remove(slot);
     this.committer.markDentry(p, slot.name, slot.key);
@@ -485,46 +530,46 @@ export class Filesystem implements FsCore {
 
   rename(ctx: Ctx, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number): void {
     this.rw();
-    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw new FsError('EINVAL');
-    if ((flags & RENAME_NOREPLACE) !== 0 && (flags & RENAME_EXCHANGE) !== 0) throw new FsError('EINVAL');
+    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw fsErr('EINVAL');
+    if ((flags & RENAME_NOREPLACE) !== 0 && (flags & RENAME_EXCHANGE) !== 0) throw fsErr('EINVAL');
     const p = this.parentDir(ctx, parent);
     const np = this.parentDir(ctx, newParent);
-    if (name.length > NAME_MAX || newName.length > NAME_MAX) throw new FsError('ENAMETOOLONG');
-    if (Filesystem.isDot(name) !== 0 || Filesystem.isDot(newName) !== 0) throw new FsError('EBUSY');
+    if (name.length > NAME_MAX || newName.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
+    if (Filesystem.isDot(name) !== 0 || Filesystem.isDot(newName) !== 0) throw fsErr('EBUSY');
     const nkey = this.checkName(newName);
     checkAccess(ctx, p, 1);
     checkAccess(ctx, np, 1);
     const sdir = this.dirOf(p);
     const ddir = this.dirOf(np);
     const slot = sdir.get(nameKey(name));
-    if (slot === undefined) throw new FsError('ENOENT');
+    if (slot === undefined) throw fsErr('ENOENT');
     const src = this.get(slot.ino);
     const dslot = ddir.get(nkey);
     const dst = dslot !== undefined ? this.get(dslot.ino) : undefined;
-    if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw new FsError('EEXIST');
+    if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw fsErr('EEXIST');
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
-    if (exchange && dst === undefined) throw new FsError('ENOENT');
+    if (exchange && dst === undefined) throw fsErr('ENOENT');
     checkAccess(ctx, p, 3);
     checkAccess(ctx, np, 3);
     checkSticky(ctx, p, src);
     if (dst !== undefined) checkSticky(ctx, np, dst);
     if (dst !== undefined && dst === src) return; // same inode (hard links or same entry): POSIX says do nothing
     if (src.isDir && p !== np) {
-      if (!permits(ctx, src, 2)) throw new FsError('EACCES');
-      if (this.isAncestor(src.ino, np.ino)) throw new FsError('EINVAL');
+      if (!permits(ctx, src, 2)) throw fsErr('EACCES');
+      if (this.isAncestor(src.ino, np.ino)) throw fsErr('EINVAL');
     }
     if (exchange) {
       const d = dst!;
       if (d.isDir && p !== np) {
-        if (!permits(ctx, d, 2)) throw new FsError('EACCES');
-        if (this.isAncestor(d.ino, p.ino)) throw new FsError('EINVAL');
+        if (!permits(ctx, d, 2)) throw fsErr('EACCES');
+        if (this.isAncestor(d.ino, p.ino)) throw fsErr('EINVAL');
       }
     } else if (dst !== undefined) {
-      if (src.isDir && !dst.isDir) throw new FsError('ENOTDIR');
-      if (!src.isDir && dst.isDir) throw new FsError('EISDIR');
-      if (dst.isDir && this.dirOf(dst).size > 0) throw new FsError('ENOTEMPTY');
+      if (src.isDir && !dst.isDir) throw fsErr('ENOTDIR');
+      if (!src.isDir && dst.isDir) throw fsErr('EISDIR');
+      if (dst.isDir && this.dirOf(dst).size > 0) throw fsErr('ENOTEMPTY');
     }
-    if (src.isDir && dst === undefined && p !== np && np.nlink >= LINK_MAX) throw new FsError('EMLINK');
+    if (src.isDir && dst === undefined && p !== np && np.nlink >= LINK_MAX) throw fsErr('EMLINK');
 
     const t = this.now();
     if (exchange) {
@@ -572,18 +617,19 @@ export class Filesystem implements FsCore {
 
   private handle(ino: Ino, fh: Fh): Handle {
     const h = this.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino) throw new FsError('EBADF');
+    if (h === undefined || h.inode.ino !== ino) throw fsErr('EBADF');
     return h;
   }
 
   create(ctx: Ctx, parent: Ino, name: Buffer, mode: number, flags: number): { entry: Entry; open: OpenResult } {
+    this.maybeEvict();
     this.rw();
     const p = this.parentDir(ctx, parent);
     const key = this.checkName(name);
     checkAccess(ctx, p, 1);
     const existing = this.dirOf(p).get(key);
     if (existing !== undefined) {
-      if ((flags & O_EXCL) !== 0) throw new FsError('EEXIST');
+      if ((flags & O_EXCL) !== 0) throw fsErr('EEXIST');
       const inode = this.get(existing.ino);
       const open = this.open(ctx, inode.ino, flags);
       return { entry: this.entry(inode), open };
@@ -598,11 +644,11 @@ export class Filesystem implements FsCore {
     const inode = this.get(ino);
     const acc = flags & O_ACCMODE;
     const writes = acc !== O_RDONLY;
-    if (inode.isDir && (writes || (flags & O_TRUNC) !== 0)) throw new FsError('EISDIR');
-    if (inode.isSymlink) throw new FsError('ELOOP');
+    if (inode.isDir && (writes || (flags & O_TRUNC) !== 0)) throw fsErr('EISDIR');
+    if (inode.isSymlink) throw fsErr('ELOOP');
     if (writes || ((flags & O_TRUNC) !== 0 && inode.isReg)) {
-      if (this.readOnly) throw new FsError('EROFS');
-      if (this.destroyed) throw new FsError('EIO');
+      if (this.readOnly) throw fsErr('EROFS');
+      if (this.destroyed) throw fsErr('EIO');
     }
     let mask = 0;
     if (acc === O_RDONLY || acc === 2) mask |= 4;
@@ -621,10 +667,10 @@ export class Filesystem implements FsCore {
 
   read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer {
     const h = this.handle(ino, fh);
-    if ((h.flags & O_ACCMODE) === O_WRONLY) throw new FsError('EBADF');
+    if ((h.flags & O_ACCMODE) === O_WRONLY) throw fsErr('EBADF');
     const inode = h.inode;
-    if (inode.isDir) throw new FsError('EISDIR');
-    if (offset < 0) throw new FsError('EINVAL');
+    if (inode.isDir) throw fsErr('EISDIR');
+    if (offset < 0) throw fsErr('EINVAL');
     const out = this.content.read(inode, offset, size);
     if (this.atimePolicy !== 'noatime' && !this.readOnly) this.readAtime(inode);
     return out;
@@ -642,10 +688,10 @@ export class Filesystem implements FsCore {
 
   write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer, killSuidgid?: boolean): number {
     const h = this.handle(ino, fh);
-    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError('EBADF');
+    if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
     this.rw();
     const inode = h.inode;
-    if (offset < 0) throw new FsError('EINVAL');
+    if (offset < 0) throw fsErr('EINVAL');
     if ((h.flags & O_APPEND) !== 0) offset = inode.size;
     this.content.write(inode, offset, data);
     const t = this.now();
@@ -683,13 +729,13 @@ export class Filesystem implements FsCore {
 
   fallocate(ctx: Ctx, ino: Ino, fh: Fh, mode: number, offset: number, length: number): void {
     const h = this.handle(ino, fh);
-    if ((mode & ~FALLOC_FL_KEEP_SIZE) !== 0) throw new FsError('EOPNOTSUPP');
-    if (offset < 0 || length <= 0) throw new FsError('EINVAL');
-    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError('EBADF');
+    if ((mode & ~FALLOC_FL_KEEP_SIZE) !== 0) throw fsErr('EOPNOTSUPP');
+    if (offset < 0 || length <= 0) throw fsErr('EINVAL');
+    if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
     this.rw();
     const inode = h.inode;
-    if (inode.isDir) throw new FsError('EISDIR');
-    if (!inode.isReg) throw new FsError('EOPNOTSUPP');
+    if (inode.isDir) throw fsErr('EISDIR');
+    if (!inode.isReg) throw fsErr('EOPNOTSUPP');
     const oldSize = inode.size;
     this.content.allocate(inode, offset, length, (mode & FALLOC_FL_KEEP_SIZE) !== 0);
     const t = this.now();
@@ -703,25 +749,25 @@ export class Filesystem implements FsCore {
     const h = this.handle(ino, fh);
     const inode = h.inode;
     switch (whence) {
-      case SEEK_SET: if (offset < 0) throw new FsError('EINVAL'); return offset;
-      case SEEK_END: { const r = inode.size + offset; if (r < 0) throw new FsError('EINVAL'); return r; }
+      case SEEK_SET: if (offset < 0) throw fsErr('EINVAL'); return offset;
+      case SEEK_END: { const r = inode.size + offset; if (r < 0) throw fsErr('EINVAL'); return r; }
       case SEEK_DATA: case SEEK_HOLE:
-        if (!inode.isReg) throw new FsError('EINVAL');
+        if (!inode.isReg) throw fsErr('EINVAL');
         return this.content.seek(inode, offset, whence === SEEK_HOLE);
-      default: throw new FsError('EINVAL');
+      default: throw fsErr('EINVAL');
     }
   }
 
   copyFileRange(ctx: Ctx, inIno: Ino, inFh: Fh, inOff: number, outIno: Ino, outFh: Fh, outOff: number, len: number): number {
     const hi = this.handle(inIno, inFh);
     const ho = this.handle(outIno, outFh);
-    if ((hi.flags & O_ACCMODE) === O_WRONLY) throw new FsError('EBADF');
-    if ((ho.flags & O_ACCMODE) === O_RDONLY || (ho.flags & O_APPEND) !== 0) throw new FsError('EBADF');
+    if ((hi.flags & O_ACCMODE) === O_WRONLY) throw fsErr('EBADF');
+    if ((ho.flags & O_ACCMODE) === O_RDONLY || (ho.flags & O_APPEND) !== 0) throw fsErr('EBADF');
     this.rw();
-    if (hi.inode.isDir || ho.inode.isDir) throw new FsError('EISDIR');
-    if (!hi.inode.isReg || !ho.inode.isReg) throw new FsError('EINVAL');
-    if (inOff < 0 || outOff < 0 || len < 0) throw new FsError('EINVAL');
-    if (hi.inode === ho.inode && inOff < outOff + len && outOff < inOff + len) throw new FsError('EINVAL');
+    if (hi.inode.isDir || ho.inode.isDir) throw fsErr('EISDIR');
+    if (!hi.inode.isReg || !ho.inode.isReg) throw fsErr('EINVAL');
+    if (inOff < 0 || outOff < 0 || len < 0) throw fsErr('EINVAL');
+    if (hi.inode === ho.inode && inOff < outOff + len && outOff < inOff + len) throw fsErr('EINVAL');
     let done = 0;
     const chunk = 4 * 1024 * 1024;
     while (done < len) {
@@ -737,7 +783,7 @@ export class Filesystem implements FsCore {
 
   opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult {
     const inode = this.get(ino);
-    if (!inode.isDir) throw new FsError('ENOTDIR');
+    if (!inode.isDir) throw fsErr('ENOTDIR');
     checkAccess(ctx, inode, 4);
     return { fh: this.newHandle(inode, flags, true), keepCache: true };
   }
@@ -745,7 +791,7 @@ export class Filesystem implements FsCore {
   private listing(ino: Ino, fh: Fh, offset: number, maxEntries: number, plus: boolean): Array<DirEntry & { entry?: Entry }> {
     const h = this.handles.get(fh);
     const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.get(ino);
-    if (!inode.isDir) throw new FsError('ENOTDIR');
+    if (!inode.isDir) throw fsErr('ENOTDIR');
     const dir = this.dirOf(inode);
     const out: Array<DirEntry & { entry?: Entry }> = [];
     if (maxEntries <= 0) return out;
@@ -797,8 +843,8 @@ export class Filesystem implements FsCore {
     checkXattrValue(value);
     checkXattrWrite(ctx, inode, ns, name);
     const exists = Object.hasOwn(inode.xattrs, name);
-    if ((flags & XATTR_CREATE) !== 0 && exists) throw new FsError('EEXIST');
-    if ((flags & XATTR_REPLACE) !== 0 && !exists) throw new FsError('ENODATA');
+    if ((flags & XATTR_CREATE) !== 0 && exists) throw fsErr('EEXIST');
+    if ((flags & XATTR_REPLACE) !== 0 && !exists) throw fsErr('ENODATA');
     // Replace the object: the previous one may be referenced by a batch in flight.
     inode.xattrs = { ...inode.xattrs, [name]: Buffer.from(value) };
     inode.ctime = this.now();
@@ -808,10 +854,10 @@ export class Filesystem implements FsCore {
   getxattr(ctx: Ctx, ino: Ino, name: string): Buffer {
     const inode = this.get(ino);
     const ns = xattrNamespace(name);
-    if (!xattrVisible(ctx, ns)) throw new FsError('ENODATA');
+    if (!xattrVisible(ctx, ns)) throw fsErr('ENODATA');
     checkXattrRead(ctx, inode, ns);
     const xs = inode.xattrs;
-    if (!Object.hasOwn(xs, name)) throw new FsError('ENODATA');
+    if (!Object.hasOwn(xs, name)) throw fsErr('ENODATA');
     return xs[name]!;
   }
 
@@ -826,7 +872,7 @@ export class Filesystem implements FsCore {
     const ns = xattrNamespace(name);
     this.rw();
     checkXattrWrite(ctx, inode, ns, name);
-    if (!Object.hasOwn(inode.xattrs, name)) throw new FsError('ENODATA');
+    if (!Object.hasOwn(inode.xattrs, name)) throw fsErr('ENODATA');
     const next = { ...inode.xattrs };
     delete next[name];
     inode.xattrs = next;

@@ -1,6 +1,6 @@
 import type { Ino, PosixLock } from './api.js';
 import { F_RDLCK, F_UNLCK, F_WRLCK } from './constants.js';
-import { FsError } from './errors.js';
+import { fsErr } from './errors.js';
 
 interface HeldLock { owner: string; start: number; end: number; type: number; pid: number }
 interface Waiter { owner: string; lock: PosixLock; resolve: () => void; reject: (e: Error) => void }
@@ -29,11 +29,11 @@ export class LockTable {
 
   setlk(ino: Ino, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
     const key = ownerKey(owner);
-    if (lock.type !== F_RDLCK && lock.type !== F_WRLCK && lock.type !== F_UNLCK) return Promise.reject(new FsError('EINVAL'));
-    if (lock.start < 0 || lock.end < lock.start) return Promise.reject(new FsError('EINVAL'));
+    if (lock.type !== F_RDLCK && lock.type !== F_WRLCK && lock.type !== F_UNLCK) return Promise.reject(fsErr('EINVAL'));
+    if (lock.start < 0 || lock.end < lock.start) return Promise.reject(fsErr('EINVAL'));
     if (lock.type === F_UNLCK) { this.apply(ino, key, lock); this.wake(ino); return Promise.resolve(); }
     if (this.conflict(ino, key, lock) === undefined) { this.apply(ino, key, lock); this.wake(ino); return Promise.resolve(); }
-    if (!wait) return Promise.reject(new FsError('EAGAIN'));
+    if (!wait) return Promise.reject(fsErr('EAGAIN'));
     return new Promise((resolve, reject) => {
       let list = this.waiters.get(ino);
       if (!list) this.waiters.set(ino, list = []);
@@ -57,14 +57,14 @@ export class LockTable {
     this.held.delete(ino);
     const w = this.waiters.get(ino);
     this.waiters.delete(ino);
-    if (w) for (const x of w) x.reject(new FsError('ENOENT'));
+    if (w) for (const x of w) x.reject(fsErr('ENOENT'));
   }
 
   hasLocks(ino: Ino): boolean { return this.held.has(ino) || this.waiters.has(ino); }
 
   /** Fails all waiters (unmount). */
   cancelAll(): void {
-    for (const [, list] of this.waiters) for (const w of list) w.reject(new FsError('EINTR'));
+    for (const [, list] of this.waiters) for (const w of list) w.reject(fsErr('EINTR'));
     this.waiters.clear();
   }
 

@@ -1,5 +1,5 @@
 import type { Ctx } from './api.js';
-import { FsError } from './errors.js';
+import { fsErr } from './errors.js';
 import { S_ISVTX, S_IXUGO } from './constants.js';
 import type { Inode } from './inode.js';
 
@@ -26,7 +26,7 @@ export function permits(ctx: Ctx, inode: Inode, mask: number): boolean {
 }
 
 export function checkAccess(ctx: Ctx, inode: Inode, mask: number): void {
-  if (!permits(ctx, inode, mask)) throw new FsError('EACCES');
+  if (!permits(ctx, inode, mask)) throw fsErr('EACCES');
 }
 
 export function isOwnerOrRoot(ctx: Ctx, inode: Inode): boolean {
@@ -37,5 +37,5 @@ export function isOwnerOrRoot(ctx: Ctx, inode: Inode): boolean {
 export function checkSticky(ctx: Ctx, dir: Inode, victim: Inode): void {
   if ((dir.mode & S_ISVTX) === 0 || ctx.uid === 0) return;
   if (ctx.uid === victim.uid || ctx.uid === dir.uid) return;
-  throw new FsError('EPERM');
+  throw fsErr('EPERM');
 }
