@@ -1,0 +1,217 @@
+// Compaction: rewrite the log keeping only what the view still needs, then switch atomically.
+//
+// Unit of retention: the commit. A commit's signature covers the hash of all its events, so a kept
+// commit is kept whole, byte for byte: signatures keep verifying and nobody needs to re-sign
+// (re-signing would need a key every DAO's ACL admits, which a server or a reader does not hold,
+// and would turn the compactor into an author). A commit is kept when it holds:
+//   - the genesis;
+//   - the current version of a live DAO;
+//   - a tombstone younger than the retention window (or one still needed so that an older, stale
+//     version kept in another commit does not come back to life);
+//   - a grant (introduction or re-wrap) of a data key, or a public-key publication;
+//   - anything appended after compaction started (seq > cut).
+// A kept commit can carry superseded versions of other DAOs, and the versions between two kept ones
+// are gone. Loading such a log therefore runs in "gap mode": a DAO version whose predecessor was
+// compacted away is checked against the last retained version of that DAO (or, if none is left,
+// as a new node under its parent) renumbered as its predecessor. Every retained write must thus be
+// admitted by ACLs that the retained history itself proves, which is checked BEFORE the swap: the
+// candidate log is replayed into a scratch index (hashes and state checks; signatures were verified
+// when the same bytes were first applied) and the result is compared DAO by DAO with the live view.
+// Only an identical view is switched in (the log's crash-safe manifest swap); otherwise the old log
+// stays and CompactionFailed is reported.
+//
+// Writers keep going: commits append to the log's tail segments while the copy runs and are kept
+// (seq > cut). The index is remapped after the switch under the view's write lock; until the
+// remap is persisted, reads resolve moved records through `view.remap`.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkAgainstState, decodeCommit, signersOf } from '../chain/index.js';
+import type { CompactionStep, LogPosition } from '../log/index.js';
+import { CompactionFailed } from './errors.js';
+import { IndexStore, type Watermark, decodeDaoEntry } from './index-store.js';
+import { LmdbAuthorityState } from './lmdb-state.js';
+import { type CompactionReport, type View, hintsOf } from './view.js';
+import { advanceWatermark, emptyWatermark } from './watermark.js';
+
+const yieldNow = () => new Promise<void>((r) => setImmediate(r));
+
+export async function runCompaction(
+  view: View,
+  reason: string,
+  opts: { failAt?: CompactionStep } = {},
+): Promise<CompactionReport> {
+  const t0 = performance.now();
+  const stall = { max: 0 };
+  view.stallProbe = stall;
+  try {
+    const cut = view.watermark.seq;
+    const recordsBefore = view.watermark.records;
+    const keep = await initialKeepSet(view, cut);
+
+    // Fixpoint: replay the candidate into a scratch index; add tombstones that stale versions in
+    // kept commits need; stop when the scratch view equals the live one.
+    let dry: DryRun | null = null;
+    for (let round = 0; round < 6; round++) {
+      dry = await dryRun(view, cut, keep);
+      const missing = await compareViews(view, dry, cut);
+      await dry.close();
+      if (missing === null) break;
+      if (missing.size === 0) throw new CompactionFailed('compacted log would not reproduce the view');
+      for (const s of missing) keep.add(s);
+      dry = null;
+    }
+    if (!dry) throw new CompactionFailed('compaction did not converge');
+    const hashedUpToCut = dry.watermark;
+
+    const result = await view.log.compact((rec) => rec.seq > cut || keep.has(rec.seq), opts.failAt ? { failAt: opts.failAt } : undefined);
+    // From here the new log is live. Reads of moved records resolve through remap.
+    view.remap = result.positions;
+    view.dropRecordCache();
+    await view.exclusive(async () => {
+      remapIndex(view, result.positions, cut, hashedUpToCut);
+    });
+    view.remap = null;
+    view.state.clearCache();
+    return {
+      reason,
+      bytesBefore: result.bytesBefore,
+      bytesAfter: result.bytesAfter,
+      recordsBefore,
+      recordsKept: view.watermark.records,
+      ms: performance.now() - t0,
+      maxWriterStallMs: stall.max,
+    };
+  } finally {
+    view.stallProbe = null;
+  }
+}
+
+async function initialKeepSet(view: View, cut: number): Promise<Set<number>> {
+  const store = view.store;
+  const keep = new Set<number>();
+  const g = store.getMeta<number>('genesisSeq');
+  if (g !== undefined) keep.add(g);
+  const now = view.now();
+  let n = 0;
+  for (const { value } of store.dao.getRange({ snapshot: false })) {
+    const e = decodeDaoEntryFast(value as Buffer);
+    if (e.seq > cut) continue;
+    if (!e.deleted || now - e.updatedAt < view.retentionMs) keep.add(e.seq);
+    if (++n % 20000 === 0) await yieldNow();
+  }
+  for (const k of store.allDataKeys()) for (const s of k.seqs) if (s <= cut) keep.add(s);
+  for (const p of store.allPublished()) if (p.seq <= cut) keep.add(p.seq);
+  return keep;
+}
+
+function decodeDaoEntryFast(b: Buffer): { seq: number; deleted: boolean; updatedAt: number } {
+  const e = decodeDaoEntry(b);
+  return { seq: e.seq, deleted: e.node.deleted, updatedAt: e.node.updatedAt };
+}
+
+interface DryRun {
+  store: IndexStore;
+  watermark: Watermark;
+  close(): Promise<void>;
+}
+
+/** Replays the candidate log (records of `keep` up to `cut`) into a scratch index. */
+async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'atefs-compact-'));
+  const store = new IndexStore({ path: dir });
+  const close = async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const state = new LmdbAuthorityState(store, emptyWatermark());
+    let wm = emptyWatermark();
+    let batchBytes = 0;
+    for (const rec of view.log.records()) {
+      if (rec.seq > cut) break;
+      if (!keep.has(rec.seq)) continue;
+      const payload = Buffer.from(rec.payload);
+      let commit;
+      try {
+        commit = decodeCommit(payload);
+        state.gapHints = hintsOf(commit);
+        const effects = checkAgainstState(state, commit, signersOf(commit), { now: view.now });
+        state.stage({ seq: rec.seq, pos: rec.pos, commit, effects });
+      } catch (e) {
+        throw new CompactionFailed(`record ${rec.seq} does not validate in the compacted log: ${(e as Error).message}`, e);
+      } finally {
+        state.gapHints = null;
+      }
+      wm = advanceWatermark(wm, rec.seq, rec.pos, payload);
+      batchBytes += payload.length;
+      if (state.pendingCount >= 64 || batchBytes > 16 << 20) {
+        state.flush();
+        batchBytes = 0;
+        await yieldNow();
+      }
+    }
+    state.flush();
+    return { store, watermark: wm, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/**
+ * Compares the scratch index with the live one for every DAO the cut covers. Returns null when
+ * equal; else the seqs of commits to add (tombstones whose DAO came back to life); an empty set
+ * when the difference cannot be fixed by keeping more.
+ */
+async function compareViews(view: View, dry: DryRun, cut: number): Promise<Set<number> | null> {
+  const add = new Set<number>();
+  let bad = false;
+  let n = 0;
+  for (const { key, value } of view.store.dao.getRange({})) {
+    const live = decodeDaoEntry(value as Buffer);
+    if (++n % 20000 === 0) await yieldNow();
+    if (live.seq > cut) continue;
+    const d = dry.store.getDao(key as Buffer);
+    const same = d && d.seq === live.seq && d.index === live.index && d.hash.equals(live.hash);
+    if (same) continue;
+    if (live.node.deleted) {
+      // Expired tombstone: fine if the DAO is absent or deleted in the compacted log.
+      if (!d || d.node.deleted) continue;
+      add.add(live.seq);
+      continue;
+    }
+    bad = true;
+  }
+  if (bad) return new Set();
+  return add.size === 0 ? null : add;
+}
+
+/** After the switch: positions, dropped records, watermark over the new log. Under the write lock. */
+function remapIndex(view: View, positions: Map<number, LogPosition>, cut: number, upToCut: Watermark): void {
+  const store = view.store;
+  let wm = upToCut;
+  const tail: Array<{ seq: number; pos: LogPosition; payload: Buffer }> = [];
+  for (const rec of view.log.records({ seq: cut + 1 })) {
+    if (rec.seq > view.watermark.seq) break;
+    tail.push({ seq: rec.seq, pos: rec.pos, payload: rec.payload });
+    wm = advanceWatermark(wm, rec.seq, rec.pos, rec.payload);
+  }
+  const last = positions.get(wm.seq);
+  if (last) wm = { ...wm, segment: last.segment, offset: last.offset };
+  store.transaction(() => {
+    const drop: number[] = [];
+    for (const [seq, r] of store.allRecords()) {
+      const p = positions.get(seq);
+      if (!p) {
+        if (seq <= cut) drop.push(seq);
+        continue;
+      }
+      if (p.segment !== r.segment || p.offset !== r.offset) store.putRecord(seq, { ...r, segment: p.segment, offset: p.offset });
+    }
+    for (const s of drop) store.removeRecord(s);
+    store.putWatermark(wm);
+    store.putMeta('compacted', 1);
+  });
+  view.state.watermark = wm;
+}

@@ -1,0 +1,41 @@
+// Public API of the materialized view: open a View over a chain's log, run DIO transactions.
+export {
+  View,
+  type OpenViewOptions,
+  type CommitScope,
+  type DaoRecord,
+  type ChangeEvent,
+  type OpenReport,
+  type ViewProgress,
+  type ViewStats,
+  type CompactionOptions,
+  type CompactionReport,
+} from './view.js';
+export { Dio, type StoreOptions, type ParentRef, type CommitResult } from './dio.js';
+export type { AppliedChange } from './lmdb-state.js';
+export { Leases, type Lease } from './leases.js';
+export {
+  CompactionPolicy,
+  COMPACT_MODES,
+  DEFAULT_COMPACT_POLICY,
+  parseCompactMode,
+  type CompactMode,
+  type CompactPolicyOptions,
+  type CompactReason,
+} from './compaction-policy.js';
+export {
+  ViewError,
+  NotFound,
+  NoWriteAuthority,
+  Conflict,
+  CommitRejected,
+  TransactionClosed,
+  ViewClosed,
+  ReadOnlyView,
+  LeaseHeld,
+  LeaseNotOwner,
+  IndexMismatch,
+  CompactionFailed,
+} from './errors.js';
+export { NoReadKey } from '../chain/index.js';
+export type { DaoEntry, Watermark } from './index-store.js';

@@ -1,0 +1,247 @@
+// The chain's authority state backed by the view's LMDB index, plus the positions of every
+// current version. Validation (src/chain checkAgainstState) reads it through AuthorityStateReader;
+// accepted commits are staged in memory (so the next commit of a batch sees them) and written to
+// LMDB together with their log positions and the watermark in ONE transaction: the index is never
+// ahead of, or inconsistent with, what it says it has applied.
+import type { AuthorityState, CommitEffects, DataKeyRecord, Genesis, NodeRecord } from '../chain/state.js';
+import type { Commit, DaoKey, DataKeyId, KeyId } from '../chain/types.js';
+import type { LogPosition } from '../log/index.js';
+import { type DaoEntry, type IndexStore, type Watermark, INDEX_FORMAT } from './index-store.js';
+import { eventSpans } from './record-spans.js';
+import { advanceWatermark } from './watermark.js';
+
+/** A validated commit waiting to be written to the index. */
+export interface AcceptedRecord {
+  seq: number;
+  pos: LogPosition;
+  commit: Commit;
+  effects: CommitEffects;
+}
+
+/** What one applied commit changed, for subscribers. */
+export interface AppliedChange {
+  key: DaoKey;
+  version: number;
+  deleted: boolean;
+  /** Parent link before and after (tree moves, for cache invalidation of both directories). */
+  before: NodeRecord['parent'] | undefined;
+  after: NodeRecord['parent'];
+  type: string | null;
+}
+
+const NODE_CACHE = 20000;
+
+export class LmdbAuthorityState implements AuthorityState {
+  // Staged effects of accepted-but-not-yet-flushed commits (newest wins).
+  private readonly nodes = new Map<DaoKey, NodeRecord>();
+  private readonly dataKeys = new Map<DataKeyId, DataKeyRecord>();
+  private readonly publicKeys = new Map<KeyId, Buffer>();
+  private readonly commits = new Set<string>();
+  private pending: AcceptedRecord[] = [];
+  private genesis: Genesis | undefined;
+  // Committed node records, bounded (parents of hot subtrees are read on every validation).
+  private readonly cache = new Map<DaoKey, NodeRecord | null>();
+  /**
+   * Compacted-log loading: expected version per DAO of the commit being checked. When the state
+   * lacks the versions in between (dropped by compaction), getNode answers with the last known
+   * record (or an inheriting stand-in under the same parent) renumbered to version-1, so the
+   * chain's checks run against the ACLs the retained history proves. See compaction.ts.
+   */
+  gapHints: Map<DaoKey, { version: number; parent: NodeRecord['parent']; type: string | null }> | null = null;
+  watermark: Watermark;
+
+  constructor(readonly store: IndexStore, watermark: Watermark) {
+    this.watermark = watermark;
+    const g = store.getMeta<[Buffer, unknown, string[]]>('genesis');
+    if (g) this.genesis = { hash: Buffer.from(g[0]), info: g[1] as Genesis['info'], rootKeyIds: g[2] };
+  }
+
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  // ---------------------------------------------------------------- AuthorityStateReader
+
+  getGenesis(): Genesis | undefined {
+    return this.genesis;
+  }
+
+  getNode(key: DaoKey): NodeRecord | undefined {
+    const n = this.committedOrStaged(key);
+    const hint = this.gapHints?.get(key);
+    if (hint && (!n || n.version < hint.version - 1)) {
+      const base: NodeRecord = n ?? {
+        key,
+        version: 0,
+        deleted: false,
+        parent: hint.parent,
+        read: { mode: 'inherit' },
+        write: { mode: 'inherit' },
+        nodeKey: null,
+        keys: [],
+        type: hint.type,
+        updatedAt: 0,
+      };
+      return { ...base, version: hint.version - 1 };
+    }
+    return n;
+  }
+
+  private committedOrStaged(key: DaoKey): NodeRecord | undefined {
+    const s = this.nodes.get(key);
+    if (s) return s;
+    const c = this.cache.get(key);
+    if (c !== undefined) return c ?? undefined;
+    const e = this.store.getDao(Buffer.from(key, 'hex'));
+    const n = e ? e.node : null;
+    if (this.cache.size >= NODE_CACHE) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(key, n);
+    return n ?? undefined;
+  }
+
+  getDataKey(id: DataKeyId): DataKeyRecord | undefined {
+    const s = this.dataKeys.get(id);
+    if (s) return s;
+    const e = this.store.getDataKey(id);
+    if (e) return e.record;
+    const g = this.genesis;
+    if (g && g.info.rootDataKey.id === id) return { id, owner: null, wraps: g.info.rootDataKey.wraps };
+    return undefined;
+  }
+
+  getPublicKey(id: KeyId): Buffer | undefined {
+    return this.publicKeys.get(id) ?? this.store.getPublished(id)?.publicKey;
+  }
+
+  hasCommit(hash: Buffer): boolean {
+    return this.commits.has(hash.toString('hex')) || this.store.seenSeq(hash) !== undefined;
+  }
+
+  // ---------------------------------------------------------------- staging
+
+  /** Stages effects (the chain calls this for accepted commits; positions come with `stage`). */
+  applyEffects(e: CommitEffects): void {
+    if (e.genesis) this.genesis = e.genesis;
+    for (const n of e.nodes) this.nodes.set(n.key, n);
+    for (const k of e.dataKeys) this.dataKeys.set(k.id, k);
+    for (const [id, pk] of e.publicKeys) this.publicKeys.set(id, pk);
+    this.commits.add(e.commitHash.toString('hex'));
+  }
+
+  /** Stages an accepted commit with its position; written by the next flush(). */
+  stage(r: AcceptedRecord): void {
+    this.applyEffects(r.effects);
+    this.pending.push(r);
+  }
+
+  /** Drops staged commits (a failed batch): the state is what LMDB holds. */
+  discardStaged(): void {
+    this.pending = [];
+    this.nodes.clear();
+    this.dataKeys.clear();
+    this.publicKeys.clear();
+    this.commits.clear();
+    const g = this.store.getMeta<[Buffer, unknown, string[]]>('genesis');
+    this.genesis = g ? { hash: Buffer.from(g[0]), info: g[1] as Genesis['info'], rootKeyIds: g[2] } : undefined;
+  }
+
+  /**
+   * Writes every staged commit to LMDB in one transaction (DAO entries with positions, tree edges,
+   * data keys, published keys, anti-replay hashes, record locations, watermark). Returns what
+   * changed, per commit, for subscribers.
+   */
+  flush(): AppliedChange[][] {
+    if (this.pending.length === 0) return [];
+    const batch = this.pending;
+    const store = this.store;
+    const out: AppliedChange[][] = [];
+    let wm = this.watermark;
+    store.transaction(() => {
+      for (const r of batch) {
+        out.push(this.writeRecord(r));
+        wm = advanceWatermark(wm, r.seq, r.pos, r.commit.bytes);
+      }
+      store.putWatermark(wm);
+      store.putMeta('format', INDEX_FORMAT);
+    });
+    this.watermark = wm;
+    for (const r of batch) for (const n of r.effects.nodes) this.cache.delete(n.key);
+    this.pending = [];
+    this.nodes.clear();
+    this.dataKeys.clear();
+    this.publicKeys.clear();
+    this.commits.clear();
+    return out;
+  }
+
+  private writeRecord(r: AcceptedRecord): AppliedChange[] {
+    const { seq, pos, commit, effects } = r;
+    const store = this.store;
+    const changes: AppliedChange[] = [];
+    if (effects.genesis) {
+      const g = effects.genesis;
+      store.putMeta('genesis', [g.hash, g.info, g.rootKeyIds]);
+      store.putMeta('genesisSeq', seq);
+    }
+    const nodes = new Map<DaoKey, NodeRecord>();
+    for (const n of effects.nodes) nodes.set(n.key, n);
+    const spans = commit.events.length > 0 ? eventSpans(commit.bytes) : [];
+    for (let i = 0; i < commit.events.length; i++) {
+      const ev = commit.events[i]!;
+      const key = ev.meta.key;
+      const kb = Buffer.from(key, 'hex');
+      const node = nodes.get(key);
+      if (!node) throw new Error(`index: effects lack node ${key}`);
+      const prev = store.getDao(kb);
+      if (prev && prev.node.parent && !prev.node.deleted) {
+        store.removeChild(Buffer.from(prev.node.parent.key, 'hex'), prev.node.parent.collection, kb);
+      }
+      const sp = spans[i]!;
+      const entry: DaoEntry = {
+        seq,
+        index: i,
+        hash: ev.hash,
+        metaStart: sp.metaStart,
+        metaLen: sp.metaLen,
+        payloadStart: sp.payloadStart,
+        payloadLen: sp.payloadLen,
+        created: prev && !prev.node.deleted ? prev.created : seq,
+        node,
+      };
+      store.putDao(kb, entry);
+      if (!node.deleted && node.parent) store.addChild(Buffer.from(node.parent.key, 'hex'), node.parent.collection, kb);
+      for (const g of ev.meta.grants) {
+        const cur = store.getDataKey(g.id);
+        const rec = effects.dataKeys.find((d) => d.id === g.id) ?? cur?.record;
+        if (!rec) continue;
+        const seqs = cur ? cur.seqs : [];
+        if (seqs[seqs.length - 1] !== seq) seqs.push(seq);
+        store.putDataKey({ record: rec, seqs });
+      }
+      changes.push({
+        key,
+        version: node.version,
+        deleted: node.deleted,
+        before: prev && !prev.node.deleted ? prev.node.parent : undefined,
+        after: node.parent,
+        type: node.type,
+      });
+    }
+    for (const [id, pk] of effects.publicKeys) store.putPublished(id, pk, seq);
+    store.putRecord(seq, {
+      segment: pos.segment,
+      offset: pos.offset,
+      live: commit.events.length,
+      events: commit.events.length,
+      bytes: commit.bytes.length,
+      time: commit.header.timestamp,
+    });
+    store.putSeen(commit.hash, seq);
+    return changes;
+  }
+
+  /** Forget cached node records (after compaction or an external index change). */
+  clearCache(): void {
+    this.cache.clear();
+  }
+}

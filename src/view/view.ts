@@ -1,0 +1,735 @@
+// The materialized view of one chain: an always-current, validated index of its DAOs in LMDB over
+// the redo log, the synchronous read path (index -> log pread -> hash check -> decrypt), the
+// serialized commit path used by DIO transactions, change notifications and compaction.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CommitRejected as ChainCommitRejected,
+  type Commit,
+  type CommitEffects,
+  DataKeyCache,
+  type DaoKey,
+  type EventMeta,
+  type Keyring,
+  type NodeRecord,
+  NoReadKey,
+  NotAuthorized,
+  TreeError,
+  checkAgainstState,
+  decodeCommit,
+  decodeMeta,
+  effectiveDataKeyOf,
+  eventHash,
+  openEventPayload,
+  signersOf,
+  verifySignatures,
+} from '../chain/index.js';
+import type { CryptoPool } from '../crypto/index.js';
+import { hkdfSha256, hmacSha256 } from '../crypto/index.js';
+import { LogError, type Durability, type LogPosition, type LogRecord, type RedoLog } from '../log/index.js';
+import { CompactionPolicy, type CompactPolicyOptions } from './compaction-policy.js';
+import {
+  CommitRejected,
+  Conflict,
+  IndexMismatch,
+  NoWriteAuthority,
+  NotFound,
+  ReadOnlyView,
+  ViewClosed,
+  ViewError,
+} from './errors.js';
+import { type DaoEntry, INDEX_FORMAT, IndexStore, type Watermark } from './index-store.js';
+import { Leases } from './leases.js';
+import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
+import { ByteLru } from './lru.js';
+import { Dio } from './dio.js';
+import { advanceWatermark, emptyWatermark, nextChainHash, sameWatermark } from './watermark.js';
+
+/** Commit scopes: 'remote' (server-confirmed) arrives with replication and is 'durable' until then. */
+export type CommitScope = 'none' | 'local' | 'durable' | 'remote';
+
+export interface ViewProgress {
+  phase: 'verify' | 'replay' | 'rebuild';
+  /** Records processed in this phase. */
+  records: number;
+  events: number;
+  bytes: number;
+  /** Total log bytes (for a percentage). */
+  totalBytes: number;
+}
+
+export interface CompactionOptions extends CompactPolicyOptions {
+  /** Tombstones younger than this are kept (clients offline that long still see deletions). Default 7 days. */
+  tombstoneRetentionMs?: number;
+  /** Run the policy automatically after commits and on its timer (default true unless mode 'never'). */
+  auto?: boolean;
+}
+
+export interface OpenViewOptions {
+  log: RedoLog;
+  /** The session's keys (signing, read, KEM). */
+  keyring: Keyring;
+  /** Pinned genesis hash; null = trust on first use (the caller pins what `genesisHash` returns). */
+  pinnedGenesis: Uint8Array | string | null;
+  /** Written to the log when it is empty (a new chain). */
+  genesis?: Commit;
+  /** LMDB directory of the index; omitted = a private temporary index, deleted on close. */
+  indexPath?: string;
+  pool?: CryptoPool | null;
+  /** Unwrapped data keys (share with createGenesis so the creator writes at once). */
+  keys?: DataKeyCache;
+  /** 'auto' (default): a missing / stale / mismatched index is rebuilt; 'never': IndexMismatch. */
+  rebuild?: 'auto' | 'never';
+  /**
+   * 'full' (default): re-hash the log behind the watermark on open (sequential read + SHA-256, no
+   * decoding): a tampered log behind an intact index is detected. 'watermark': check only the
+   * record at the watermark (open in time proportional to the tail only).
+   */
+  verify?: 'full' | 'watermark';
+  onProgress?: (p: ViewProgress) => void;
+  compaction?: CompactionOptions;
+  /** Bytes of raw commit records cached for loads (default 64 MiB). */
+  cacheBytes?: number;
+  now?: () => number;
+  readOnly?: boolean;
+}
+
+/** A loaded DAO: its plaintext payload and what the index knows about its version. */
+export interface DaoRecord {
+  key: DaoKey;
+  version: number;
+  parent: { key: DaoKey; collection: number } | null;
+  type: string | null;
+  /** Plaintext payload (null when the version has none). */
+  data: Buffer | null;
+  /** Commit timestamp of this version. */
+  updatedAt: number;
+  /** Log seq of the commit holding this version. */
+  seq: number;
+  node: NodeRecord;
+}
+
+/** What a subscriber is told after a commit is applied. */
+export interface ChangeEvent {
+  seq: number;
+  commitHash: string;
+  timestamp: number;
+  /** Applied by this process (a DIO commit) rather than received. */
+  local: boolean;
+  changes: AppliedChange[];
+}
+
+export interface OpenReport {
+  mode: 'fresh' | 'tail' | 'rebuild';
+  reason: string | null;
+  tailRecords: number;
+  tailEvents: number;
+  ms: number;
+}
+
+export interface ViewStats {
+  logBytes: number;
+  records: number;
+  watermarkSeq: number;
+  daoCount: number;
+  compacting: boolean;
+  lastCompaction: CompactionReport | null;
+}
+
+export interface CompactionReport {
+  reason: string;
+  bytesBefore: number;
+  bytesAfter: number;
+  recordsBefore: number;
+  recordsKept: number;
+  ms: number;
+  /** Longest time a commit waited on compaction work (ms). */
+  maxWriterStallMs: number;
+}
+
+const NAME_KEY_INFO = 'atefs/view/name-key/v1';
+
+/** The view's single entry point. Create with `View.open`. */
+export class View {
+  readonly log: RedoLog;
+  readonly store: IndexStore;
+  readonly state: LmdbAuthorityState;
+  readonly keys: DataKeyCache;
+  readonly keyring: Keyring;
+  readonly leases: Leases;
+  readonly pool: CryptoPool | null;
+  readonly readOnly: boolean;
+  readonly now: () => number;
+  readonly policy: CompactionPolicy;
+  readonly retentionMs: number;
+  openReport!: OpenReport;
+  private readonly tempDir: string | null;
+  private readonly records: ByteLru<number, Buffer>;
+  private readonly nameKeys = new Map<string, Buffer>();
+  private readonly subscribers = new Set<(e: ChangeEvent) => void>();
+  private lock: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  /** Positions of records moved by the last compaction, until persisted in the index. */
+  remap: Map<number, LogPosition> | null = null;
+  compacting: Promise<CompactionReport> | null = null;
+  lastCompaction: CompactionReport | null = null;
+  private autoCompact: boolean;
+  private timer: NodeJS.Timeout | null = null;
+  /** Stall measurement: commits waiting behind compaction's critical sections. */
+  stallProbe: { max: number } | null = null;
+  private failed: Error | null = null;
+  private readonly opts: OpenViewOptions;
+
+  private constructor(o: OpenViewOptions, store: IndexStore, tempDir: string | null) {
+    this.opts = o;
+    this.log = o.log;
+    this.store = store;
+    this.tempDir = tempDir;
+    this.keyring = o.keyring;
+    this.keys = o.keys ?? new DataKeyCache(o.keyring);
+    this.pool = o.pool ?? null;
+    this.readOnly = o.readOnly ?? false;
+    this.now = o.now ?? Date.now;
+    this.state = new LmdbAuthorityState(store, store.getWatermark() ?? emptyWatermark());
+    this.leases = new Leases(store, this.now);
+    this.records = new ByteLru<number, Buffer>(o.cacheBytes ?? 64 << 20, (b) => b.length + 64);
+    this.policy = new CompactionPolicy(o.compaction ?? {}, 0, this.now());
+    this.retentionMs = o.compaction?.tombstoneRetentionMs ?? 7 * 24 * 3600 * 1000;
+    this.autoCompact = (o.compaction?.auto ?? true) && this.policy.mode !== 'never' && !this.readOnly;
+  }
+
+  /**
+   * Opens the view of a chain: checks the persisted index against the log (watermark), replays
+   * and validates only the tail after it, or rebuilds the index from the log when it is missing,
+   * stale or does not match.
+   */
+  static async open(o: OpenViewOptions): Promise<View> {
+    let tempDir: string | null = null;
+    let path = o.indexPath;
+    if (!path) {
+      tempDir = mkdtempSync(join(tmpdir(), 'atefs-view-'));
+      path = tempDir;
+    }
+    const store = new IndexStore({ path, readOnly: false });
+    const view = new View(o, store, tempDir);
+    try {
+      await view.load();
+    } catch (e) {
+      await view.store.close().catch(() => undefined);
+      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+      throw e;
+    }
+    view.policy.reset(view.log.sizeBytes(), view.now());
+    view.armTimer();
+    return view;
+  }
+
+  // ---------------------------------------------------------------- open / replay / rebuild
+
+  private async load(): Promise<void> {
+    const t0 = performance.now();
+    const o = this.opts;
+    if (o.genesis && this.log.nextSeq <= 1 && this.log.lastPos === null) {
+      if (this.readOnly) throw new ReadOnlyView('cannot create a chain read-only');
+      await this.log.append(o.genesis.bytes, 'durable');
+    }
+    const reason = this.indexProblem();
+    let mode: OpenReport['mode'] = 'tail';
+    if (reason !== null) {
+      if ((o.rebuild ?? 'auto') === 'never' && reason !== 'no index') throw new IndexMismatch(`index does not match the log: ${reason}`);
+      mode = this.store.getWatermark() ? 'rebuild' : 'fresh';
+      this.store.clearDerived();
+      this.store.putMeta('format', INDEX_FORMAT);
+      this.store.putMeta('chain', [this.log.chainId, null]);
+      this.state.discardStaged();
+      this.state.clearCache();
+      this.state.watermark = emptyWatermark();
+    }
+    const from = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : undefined;
+    const r = await this.replay(from, mode === 'tail' ? 'replay' : 'rebuild');
+    if (!this.state.getGenesis()) throw new IndexMismatch('the log holds no genesis');
+    this.openReport = { mode, reason, tailRecords: r.records, tailEvents: r.events, ms: performance.now() - t0 };
+  }
+
+  /** Null when the persisted index describes a prefix of this log; else why not. */
+  private indexProblem(): string | null {
+    const store = this.store;
+    const wm = store.getWatermark();
+    if (!wm) return 'no index';
+    if (store.getMeta<number>('format') !== INDEX_FORMAT) return 'index format';
+    const id = store.getMeta<[string, unknown]>('chain');
+    if (!id || id[0] !== this.log.chainId) return 'index of another chain';
+    const g = this.state.getGenesis();
+    const pin = this.opts.pinnedGenesis;
+    if (g && pin !== null) {
+      const p = typeof pin === 'string' ? Buffer.from(pin, 'hex') : Buffer.from(pin);
+      if (!g.hash.equals(p)) return 'index of another genesis';
+    }
+    if (wm.seq < 0) return 'empty watermark';
+    return (this.opts.verify ?? 'full') === 'full' ? this.verifyFull(wm) : this.verifyAtWatermark(wm);
+  }
+
+  private verifyFull(wm: Watermark): string | null {
+    let w = emptyWatermark();
+    const total = this.log.sizeBytes();
+    let n = 0;
+    for (const rec of this.log.records()) {
+      if (rec.seq > wm.seq) break;
+      w = advanceWatermark(w, rec.seq, rec.pos, rec.payload);
+      if (++n % 4096 === 0) this.progress({ phase: 'verify', records: n, events: 0, bytes: w.bytes, totalBytes: total });
+      if (rec.seq === wm.seq) break;
+    }
+    if (!sameWatermark(w, wm)) return w.seq < wm.seq ? 'index ahead of the log' : 'log differs from the indexed log';
+    return null;
+  }
+
+  private verifyAtWatermark(wm: Watermark): string | null {
+    let rec: LogRecord;
+    try {
+      rec = this.log.read({ segment: wm.segment, offset: wm.offset });
+    } catch {
+      return 'watermark record missing';
+    }
+    if (rec.seq !== wm.seq || !nextChainHash(wm.prevHash, rec.seq, rec.payload).equals(wm.chainHash)) {
+      return 'watermark record differs';
+    }
+    return null;
+  }
+
+  private progress(p: ViewProgress): void {
+    this.opts.onProgress?.(p);
+  }
+
+  /**
+   * Validates and applies the log from `fromSeq` (everything when undefined): decode, signatures
+   * batched over the pool (overlapping the next batch's decoding), state checks, then LMDB writes in
+   * large transactions. Stops at the first bad record with the chain's ChainLoadError.
+   */
+  private async replay(fromSeq: number | undefined, phase: 'replay' | 'rebuild'): Promise<{ records: number; events: number }> {
+    const total = this.log.sizeBytes();
+    let records = 0;
+    let events = 0;
+    let bytes = 0;
+    let expectSeq = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : 1;
+    let gaps = this.store.getMeta<number>('compacted') === 1;
+    const batchSize = 64;
+    const it = this.log.records(fromSeq !== undefined ? { seq: fromSeq } : undefined)[Symbol.iterator]();
+    const take = (): LogRecord[] => {
+      const out: LogRecord[] = [];
+      let b = 0;
+      while (out.length < batchSize && b < 32 << 20) {
+        const n = it.next();
+        if (n.done) break;
+        // Copy: the log's read window is reused.
+        const rec = { seq: n.value.seq, pos: n.value.pos, payload: Buffer.from(n.value.payload) };
+        out.push(rec);
+        b += rec.payload.length;
+      }
+      return out;
+    };
+    const decodeAndVerify = async (recs: LogRecord[]) => {
+      const commits = recs.map((r) => decodeCommit(r.payload));
+      const sigs = await verifySignatures(commits, this.pool);
+      return { recs, commits, sigs };
+    };
+    let batch = take();
+    let pending = batch.length ? decodeAndVerify(batch) : null;
+    while (pending) {
+      let cur;
+      try {
+        cur = await pending;
+      } catch (e) {
+        throw this.loadError(batch[0]!, e);
+      }
+      batch = take();
+      pending = batch.length ? decodeAndVerify(batch) : null;
+      pending?.catch(() => undefined);
+      try {
+        for (let i = 0; i < cur.recs.length; i++) {
+          const rec = cur.recs[i]!;
+          const commit = cur.commits[i]!;
+          const s = cur.sigs[i]!;
+          if (s instanceof ChainCommitRejected) throw this.loadError(rec, s);
+          if (rec.seq !== expectSeq) gaps = true;
+          expectSeq = rec.seq + 1;
+          const pin = this.opts.pinnedGenesis;
+          if (commit.header.genesis && pin !== null) {
+            const p = typeof pin === 'string' ? Buffer.from(pin, 'hex') : Buffer.from(pin);
+            if (!commit.hash.equals(p)) throw new IndexMismatch(`log genesis ${commit.hash.toString('hex')} is not the pinned one`);
+          }
+          let effects: CommitEffects;
+          this.state.gapHints = gaps ? hintsOf(commit) : null;
+          try {
+            effects = checkAgainstState(this.state, commit, s, { now: this.now });
+          } catch (e) {
+            throw this.loadError(rec, e);
+          } finally {
+            this.state.gapHints = null;
+          }
+          this.state.stage({ seq: rec.seq, pos: rec.pos, commit, effects });
+          records++;
+          events += commit.events.length;
+          bytes += rec.payload.length;
+        }
+        if (gaps && this.store.getMeta<number>('compacted') !== 1) this.store.putMeta('compacted', 1);
+        this.state.flush();
+      } catch (e) {
+        this.state.discardStaged();
+        throw e;
+      }
+      this.progress({ phase, records, events, bytes, totalBytes: total });
+    }
+    return { records, events };
+  }
+
+  private loadError(rec: LogRecord, e: unknown): Error {
+    if (e instanceof ChainCommitRejected) {
+      return new CommitRejected(`chain load stopped at record seq ${rec.seq} (${rec.pos.segment}:${rec.pos.offset}): ${e.message}`, e);
+    }
+    return e as Error;
+  }
+
+  // ---------------------------------------------------------------- read path (synchronous)
+
+  /** Index entry of a DAO (current version or tombstone), without reading the log. */
+  entry(key: DaoKey): DaoEntry | undefined {
+    this.assertOpen();
+    return this.store.getDao(Buffer.from(key, 'hex'));
+  }
+
+  /** Node record of a live DAO (parent, ACLs, version, type), without reading the log. */
+  node(key: DaoKey): NodeRecord | undefined {
+    const e = this.entry(key);
+    return e && !e.node.deleted ? e.node : undefined;
+  }
+
+  exists(key: DaoKey): boolean {
+    return this.node(key) !== undefined;
+  }
+
+  /** Loads and decrypts the current version of a DAO, or undefined when absent or deleted. */
+  tryGet(key: DaoKey): DaoRecord | undefined {
+    const e = this.entry(key);
+    if (!e || e.node.deleted) return undefined;
+    return this.materialize(e);
+  }
+
+  get(key: DaoKey): DaoRecord {
+    const r = this.tryGet(key);
+    if (!r) throw new NotFound(key);
+    return r;
+  }
+
+  /** Keys of the live children of (parent, collection), in key order. */
+  children(parent: DaoKey, collection = 0): DaoKey[] {
+    this.assertOpen();
+    const out: DaoKey[] = [];
+    for (const k of this.store.childKeys(Buffer.from(parent, 'hex'), collection)) out.push(k.toString('hex'));
+    return out;
+  }
+
+  hasChildren(parent: DaoKey, collection = 0): boolean {
+    this.assertOpen();
+    return this.store.hasChildren(Buffer.from(parent, 'hex'), collection);
+  }
+
+  /** Bytes of one event: reads its commit record (cached), checks the event hash, decrypts. */
+  materialize(e: DaoEntry): DaoRecord {
+    const rec = this.recordBytes(e.seq);
+    const metaBytes = rec.subarray(e.metaStart, e.metaStart + e.metaLen);
+    const payload = e.payloadStart >= 0 ? rec.subarray(e.payloadStart, e.payloadStart + e.payloadLen) : null;
+    if (!eventHash(metaBytes, payload).equals(e.hash)) {
+      this.records.delete(e.seq);
+      throw new IndexMismatch(`log bytes of DAO ${e.node.key} (record ${e.seq}) do not match the index: log tampered with or corrupt`);
+    }
+    const meta: EventMeta = decodeMeta(metaBytes);
+    const data = openEventPayload(this.state, this.keys, { meta, payload });
+    return {
+      key: e.node.key,
+      version: e.node.version,
+      parent: e.node.parent,
+      type: e.node.type,
+      data,
+      updatedAt: e.node.updatedAt,
+      seq: e.seq,
+      node: e.node,
+    };
+  }
+
+  /** Raw bytes of the commit record `seq` (LRU-cached; positions follow compaction). */
+  recordBytes(seq: number): Buffer {
+    const hit = this.records.get(seq);
+    if (hit) return hit;
+    let pos = this.remap?.get(seq);
+    if (!pos) {
+      const r = this.store.getRecord(seq);
+      if (!r) throw new IndexMismatch(`record ${seq} is not in the index`);
+      pos = { segment: r.segment, offset: r.offset };
+    }
+    let rec: LogRecord | undefined;
+    try {
+      rec = this.log.read(pos);
+      if (rec.seq !== seq) rec = undefined;
+    } catch (e) {
+      if (!(e instanceof LogError) || e.name === 'LogClosedError') throw e;
+    }
+    // A compaction may have just moved it (the index is remapped right after the switch).
+    if (!rec) {
+      for (const r of this.log.records({ seq })) {
+        if (r.seq === seq) rec = { seq, pos: r.pos, payload: Buffer.from(r.payload) };
+        break;
+      }
+    }
+    if (!rec) throw new IndexMismatch(`record ${seq} is missing from the log`);
+    this.records.set(seq, rec.payload);
+    return rec.payload;
+  }
+
+  /**
+   * The keyed-name DAO key of `name` in (parent, collection): HMAC-SHA-256 under a name key
+   * derived from the parent's data key, truncated to a DAO key. The index (and the log) only ever
+   * hold this tag, never the name; finding an entry by name is a plain key lookup.
+   * The name key is derived from the first data key of the nearest ancestor-or-self with its own
+   * read ACL (else the chain's root data key): stable when readers are added or removed; only a
+   * change between inherit and own read ACL of an ancestor changes tags (re-store the entries).
+   */
+  nameKey(parent: DaoKey, collection: number, name: Uint8Array, lookup?: (k: DaoKey) => NodeRecord | undefined): DaoKey {
+    const nk = this.nameKeyOf(parent, lookup ?? ((k) => this.state.getNode(k)));
+    const c = Buffer.allocUnsafe(4);
+    c.writeUInt32BE(collection >>> 0, 0);
+    return hmacSha256(nk, c, name).subarray(0, 16).toString('hex');
+  }
+
+  private nameKeyOf(parent: DaoKey, lookup: (k: DaoKey) => NodeRecord | undefined): Buffer {
+    let n = lookup(parent);
+    if (!n) throw new NotFound(parent, 'parent of a named entry');
+    let dataKeyId: string | undefined;
+    for (let depth = 0; depth < 4096; depth++) {
+      if (n.read.mode !== 'inherit') {
+        dataKeyId = n.keys[0] ?? n.nodeKey ?? undefined;
+        if (!dataKeyId) throw new NoReadKey('-', `node ${n.key} has a read ACL but no data key yet (commit it first)`);
+        break;
+      }
+      if (!n.parent) break;
+      const p = lookup(n.parent.key);
+      if (!p) throw new NotFound(n.parent.key, 'ancestor of a named entry');
+      n = p;
+    }
+    dataKeyId ??= this.state.getGenesis()!.info.rootDataKey.id;
+    const cacheKey = `${parent}:${dataKeyId}`;
+    let k = this.nameKeys.get(cacheKey);
+    if (!k) {
+      const dk = this.keys.get(this.state, dataKeyId);
+      k = hkdfSha256(dk, Buffer.from(parent, 'hex'), NAME_KEY_INFO, 32);
+      if (this.nameKeys.size > 4096) this.nameKeys.clear();
+      this.nameKeys.set(cacheKey, k);
+    }
+    return k;
+  }
+
+  /** Data key id that seals the payloads of `key` (for callers checking readability). */
+  effectiveDataKey(key: DaoKey): string {
+    const n = this.state.getNode(key);
+    if (!n) throw new NotFound(key);
+    return effectiveDataKeyOf(this.state, n);
+  }
+
+  get genesisHash(): Buffer {
+    return this.state.getGenesis()!.hash;
+  }
+
+  // ---------------------------------------------------------------- write path
+
+  /** Starts a transaction. */
+  begin(scope: CommitScope = 'local'): Dio {
+    return new Dio(this, scope);
+  }
+
+  /**
+   * Serializes `fn` with every other index writer (commits, compaction's switch). Returns its result.
+   * Used by DIO commits; exported for the replication client.
+   */
+  exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    const t0 = performance.now();
+    const run = this.lock.then(() => {
+      const waited = performance.now() - t0;
+      if (this.stallProbe && waited > this.stallProbe.max) this.stallProbe.max = waited;
+      return fn();
+    });
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Validates a commit against the current state and appends + applies it (all or nothing).
+   * `trusted`: the commit was just built and signed by this process (its signatures are not
+   * re-verified; everything else is checked). Used by Dio.commit and for commits received from
+   * elsewhere (replication), with trusted=false.
+   */
+  async submit(commit: Commit | Uint8Array, scope: CommitScope = 'local', trusted = false): Promise<{ seq: number; changes: AppliedChange[] }> {
+    this.assertWritable();
+    const c = commit instanceof Uint8Array ? decodeCommit(commit) : commit;
+    let signers;
+    if (trusted) signers = signersOf(c);
+    else {
+      const [s] = await verifySignatures([c], this.pool);
+      if (s instanceof ChainCommitRejected) throw mapReject(s);
+      signers = s!;
+    }
+    const res = await this.exclusive(async () => {
+      this.assertWritable();
+      let effects: CommitEffects;
+      try {
+        effects = checkAgainstState(this.state, c, signers, { now: this.now });
+      } catch (e) {
+        throw mapReject(e);
+      }
+      // 'local' at least: the record must be in the file before the index says it is applied.
+      const { seq, pos } = await this.log.append(c.bytes, scope === 'none' ? 'local' : 'local');
+      let changes: AppliedChange[];
+      try {
+        this.state.stage({ seq, pos, commit: c, effects });
+        changes = this.state.flush()[0] ?? [];
+      } catch (e) {
+        // The log has the record but the index could not take it: the view is no longer current.
+        this.state.discardStaged();
+        this.fail(e as Error);
+        throw e;
+      }
+      this.records.set(seq, c.bytes);
+      return { seq, changes, timestamp: c.header.timestamp, hash: c.hash };
+    });
+    this.emit({ seq: res.seq, commitHash: res.hash.toString('hex'), timestamp: res.timestamp, local: trusted, changes: res.changes });
+    if (scope === 'durable' || scope === 'remote') await this.log.flush('durable');
+    this.maybeCompact();
+    return { seq: res.seq, changes: res.changes };
+  }
+
+  private emit(e: ChangeEvent): void {
+    for (const fn of this.subscribers) {
+      try {
+        fn(e);
+      } catch {
+        /* a subscriber's failure is its own */
+      }
+    }
+  }
+
+  /** Called after every applied commit (own and received). Returns an unsubscribe function. */
+  subscribe(fn: (e: ChangeEvent) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  // ---------------------------------------------------------------- compaction hooks
+
+  private maybeCompact(): void {
+    if (!this.autoCompact || this.compacting || this.closed) return;
+    const reason = this.policy.check(this.log.sizeBytes(), this.now());
+    if (reason) {
+      this.compact(reason).catch(() => undefined);
+    }
+  }
+
+  private armTimer(): void {
+    if (!this.autoCompact) return;
+    const ms = this.policy.msUntilTimer(this.now());
+    if (ms === null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.maybeCompact();
+      this.armTimer();
+    }, Math.max(1000, Math.min(ms, 2 ** 31 - 1)));
+    this.timer.unref();
+  }
+
+  /** Compacts the log now (see compaction.ts). Concurrent calls share one run. */
+  compact(reason = 'manual', opts: { failAt?: import('../log/index.js').CompactionStep } = {}): Promise<CompactionReport> {
+    this.assertWritable();
+    if (this.compacting) return this.compacting;
+    const run = (async () => {
+      const { runCompaction } = await import('./compaction.js');
+      try {
+        const r = await runCompaction(this, reason, opts);
+        this.lastCompaction = r;
+        this.policy.reset(this.log.sizeBytes(), this.now());
+        return r;
+      } finally {
+        this.compacting = null;
+      }
+    })();
+    this.compacting = run;
+    return run;
+  }
+
+  /** Drops cached record bytes (after compaction moved records). */
+  dropRecordCache(): void {
+    this.records.clear();
+  }
+
+  // ---------------------------------------------------------------- misc
+
+  stats(): ViewStats {
+    return {
+      logBytes: this.log.sizeBytes(),
+      records: this.state.watermark.records,
+      watermarkSeq: this.state.watermark.seq,
+      daoCount: this.store.dao.getKeysCount(),
+      compacting: this.compacting !== null,
+      lastCompaction: this.lastCompaction,
+    };
+  }
+
+  get watermark(): Watermark {
+    return this.state.watermark;
+  }
+
+  assertOpen(): void {
+    if (this.closed) throw new ViewClosed('view is closed');
+    if (this.failed) throw new ViewClosed(`view failed: ${this.failed.message}`);
+  }
+
+  assertWritable(): void {
+    this.assertOpen();
+    if (this.readOnly) throw new ReadOnlyView('view is read-only');
+  }
+
+  fail(e: Error): void {
+    this.failed ??= e;
+  }
+
+  /** Closes the index (and deletes a temporary one). The log stays open: it belongs to the caller. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.compacting) await this.compacting.catch(() => undefined);
+    await this.lock.catch(() => undefined);
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.subscribers.clear();
+    await this.store.close();
+    if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
+  }
+}
+
+/** Expected version per DAO of a commit (compacted-log loading: see LmdbAuthorityState.gapHints). */
+export function hintsOf(c: Commit): Map<DaoKey, { version: number; parent: NodeRecord['parent']; type: string | null }> {
+  const m = new Map<DaoKey, { version: number; parent: NodeRecord['parent']; type: string | null }>();
+  for (const ev of c.events) m.set(ev.meta.key, { version: ev.meta.version, parent: ev.meta.parent, type: ev.meta.type });
+  return m;
+}
+
+/** Chain rejections -> the DIO's typed errors. */
+export function mapReject(e: unknown): Error {
+  if (e instanceof ChainCommitRejected) {
+    if (e.reason === 'authority') return new NoWriteAuthority(null, e.message);
+    if (e.reason === 'conflict') return new Conflict(null, e.message);
+    return new CommitRejected(e.message, e);
+  }
+  if (e instanceof NotAuthorized) return new NoWriteAuthority(null, e.message);
+  if (e instanceof TreeError) return new NoWriteAuthority(e.at, `${e.problem}: ${e.message}`);
+  return e as Error;
+}
+
+export { ViewError };
+export type { Durability };
