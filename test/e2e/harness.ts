@@ -1,0 +1,249 @@
+/**
+ * E2E harness: real `atefs mount` daemons (node dist/cli/atefs.js) on temp directories.
+ *
+ * Every mount is undone by path (fusermount -u, then -uz when busy, then aborting the FUSE
+ * connection through fusectl as the last resort) and its daemon killed by PID, whatever the test
+ * did. The test process is not the daemon, so synchronous fs calls on the mount are safe here;
+ * tests still prefer child tools (tar, cp, git...) for realism.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmdirSync, statSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findMount, unmountByPath } from '../../fs/daemon/mounttab.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = join(ROOT, 'dist', 'cli', 'atefs.js');
+
+/** The uid/gid used for "another user" checks (exists on Debian images as the first user). */
+export const OTHER_UID = 1000;
+export const OTHER_GID = 1000;
+
+export const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+/**
+ * Transports the suites run against: $ATEFS_TRANSPORTS (comma-separated, default fuse-native),
+ * plus 'kernel' once the kernel transport is built and we are root (it mounts with mount(2)).
+ */
+export function availableTransports(): string[] {
+  const env = process.env.ATEFS_TRANSPORTS;
+  const list = (env ?? 'fuse-native').split(',').map((s) => s.trim()).filter(Boolean);
+  if (env === undefined && process.getuid?.() === 0 && existsSync(join(ROOT, 'fs', 'kernel', 'index.ts'))) list.push('kernel');
+  return [...new Set(list)];
+}
+
+/** What a transport can express; checks outside it are skipped with the reason named here. */
+export interface TransportCaps {
+  /** Timestamps keep nanoseconds (fuse-native: milliseconds). */
+  nsTimestamps: boolean;
+  /** utimensat sets atime and mtime separately, with UTIME_OMIT (fuse-native passes atime twice). */
+  separateTimes: boolean;
+  /** New files are owned by the caller (fuse-native does not expose the caller's uid/gid). */
+  callerOwnership: boolean;
+  /**
+   * Hard links are one kernel inode. fuse-native (libfuse 2 high-level) gives each name its own,
+   * so another name's cached attributes are stale until attr_timeout (1 s) expires.
+   */
+  sharedLinkInode: boolean;
+}
+
+export function transportCaps(t: string): TransportCaps {
+  const fn = t === 'fuse-native';
+  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn };
+}
+
+/** Waits out the fuse-native attribute cache where hard-linked names are separate kernel inodes. */
+export async function settleLinks(t: string): Promise<void> {
+  if (!transportCaps(t).sharedLinkInode) await sleep(1100);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building dist/ when it is missing or older than the sources.
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  if (!existsSync(dir)) return 0;
+  for (const ent of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, ent.name);
+    if (ent.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else if (/\.tsx?$/.test(ent.name)) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function distStale(): boolean {
+  if (!existsSync(CLI)) return true;
+  const built = statSync(CLI).mtimeMs;
+  return ['cli', 'fs', 'src'].some((d) => newestMtime(join(ROOT, d)) > built);
+}
+
+let built: Promise<void> | null = null;
+export function ensureBuilt(): Promise<void> {
+  built ??= (async () => {
+    if (!distStale()) return;
+    // Several test files may start at once: one builds, the others wait for its lock to go.
+    const lock = join(ROOT, 'dist', '.e2e-build-lock');
+    mkdirSync(join(ROOT, 'dist'), { recursive: true });
+    let owner = false;
+    try { mkdirSync(lock); owner = true; } catch { /* someone else is building */ }
+    if (owner) {
+      try {
+        await run('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, timeout: 300_000 });
+        if (!existsSync(CLI)) throw new Error('tsc did not produce dist/cli/atefs.js');
+      } finally {
+        rmdirSync(lock);
+      }
+    } else {
+      const deadline = Date.now() + 300_000;
+      while (existsSync(lock) && Date.now() < deadline) await sleep(200);
+    }
+  })();
+  return built;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running commands.
+
+export interface RunResult { code: number; stdout: string; stderr: string }
+
+export function run(cmd: string, args: string[], o: { cwd?: string; timeout?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  return new Promise((ok) => {
+    const child = execFile(cmd, args, {
+      cwd: o.cwd, timeout: o.timeout ?? 120_000, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8',
+      env: o.env ?? process.env,
+    }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: number | string }) | null;
+      ok({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout: String(stdout), stderr: String(stderr || (e && typeof e.code !== 'number' ? e.message : '')) });
+    });
+    if (o.input !== undefined) child.stdin?.end(o.input);
+  });
+}
+
+/** bash -c `script`, optionally as another user (setpriv: no PAM, no login shell). */
+export function sh(script: string, o: { cwd?: string; uid?: number; gid?: number; timeout?: number } = {}): Promise<RunResult> {
+  if (o.uid === undefined) return run('bash', ['-c', script], o);
+  return run('setpriv', ['--reuid', String(o.uid), '--regid', String(o.gid ?? o.uid), '--clear-groups', 'bash', '-c', script], o);
+}
+
+/** Like sh, but fails the test with the command's stderr when it exits non-zero. */
+export async function shOk(script: string, o: { cwd?: string; uid?: number; gid?: number; timeout?: number } = {}): Promise<string> {
+  const r = await sh(script, o);
+  if (r.code !== 0) throw new Error(`command failed (${r.code}): ${script}\n${r.stderr}${r.stdout.slice(-2000)}`);
+  return r.stdout;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounting.
+
+export interface MountForTestOptions {
+  transport?: string;
+  readOnly?: boolean;
+  allowOther?: boolean;
+  /** Defaults to true (--temp); false mounts a persistent local chain (needs extraArgs --log-path). */
+  temp?: boolean;
+  extraArgs?: string[];
+  /** Mount on this directory instead of a fresh one (stale-mount and remount tests). */
+  dir?: string;
+}
+
+export interface TestMount {
+  dir: string;
+  pid: number;
+  transport: string;
+  /** Daemon output so far. */
+  output(): { stdout: string; stderr: string };
+  /** Resolves with the daemon's exit code (or signal name) once it has exited. */
+  exited: Promise<number | string>;
+  /** Clean unmount (SIGTERM: commit, unmount), then by path and by PID whatever happened. */
+  unmount(): Promise<void>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const live = new Set<TestMount>();
+
+export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMount> {
+  await ensureBuilt();
+  const transport = o.transport ?? 'fuse-native';
+  const dir = o.dir ?? await mkdtemp(join(tmpdir(), 'atefs-e2e-'));
+  const ownDir = o.dir === undefined;
+  const args = [CLI, 'mount', dir, '--transport', transport];
+  if (o.temp !== false) args.push('--temp');
+  if (o.readOnly) args.push('--read-only');
+  if (o.allowOther) args.push('--allow-other');
+  if (o.extraArgs) args.push(...o.extraArgs);
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const exited = new Promise<number | string>((ok) => child.on('exit', (code, sig) => ok(code ?? sig ?? 'unknown')));
+  let alive = true;
+  void exited.then(() => { alive = false; });
+
+  const m: TestMount = {
+    dir, pid: child.pid!, transport, exited,
+    output: () => ({ stdout, stderr }),
+    kill: (signal = 'SIGKILL') => { if (alive) child.kill(signal); },
+    unmount: async () => {
+      live.delete(m);
+      if (alive) {
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(30_000)]);
+      }
+      await unmountByPath(dir);
+      if (alive) {
+        child.kill('SIGKILL');
+        await Promise.race([exited, sleep(5_000)]);
+      }
+      if (ownDir && !(await findMount(dir))) await rmdir(dir).catch(() => rm(dir, { recursive: true, force: true }).catch(() => {}));
+    },
+  };
+  live.add(m);
+
+  const ready = await new Promise<boolean>((ok) => {
+    const timer = setTimeout(() => ok(false), 60_000);
+    const check = () => { if (stdout.includes(`mounted: ${dir}\n`)) { clearTimeout(timer); ok(true); } };
+    child.stdout!.on('data', check);
+    void exited.then(() => { clearTimeout(timer); ok(stdout.includes(`mounted: ${dir}\n`)); });
+    check();
+  });
+  if (!ready) {
+    await m.unmount();
+    throw new Error(`atefs mount ${dir} (${transport}) did not become ready:\n${stderr}${stdout}`);
+  }
+  return m;
+}
+
+/** Unmounts everything this process mounted and is still live (afterAll safety net). */
+export async function unmountAll(): Promise<void> {
+  await Promise.all([...live].map((m) => m.unmount()));
+}
+
+let persistent: Promise<boolean> | null = null;
+/**
+ * Whether `atefs mount` without --temp works yet (the chain-backed store is wired by another
+ * layer): one real mount on a fresh --log-path, unmounted at once.
+ */
+export function persistentStoreAvailable(): Promise<boolean> {
+  persistent ??= (async () => {
+    await ensureBuilt();
+    const logPath = await mkdtemp(join(tmpdir(), 'atefs-probe-log-'));
+    try {
+      const m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--passcode', 'probe-passcode'] });
+      await m.unmount();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await rm(logPath, { recursive: true, force: true });
+    }
+  })();
+  return persistent;
+}
+
+/** Tools the suites call out to; a missing one skips the checks that need it. */
+export function haveTool(name: string): boolean {
+  return ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin'].some((d) => existsSync(join(d, name)));
+}
