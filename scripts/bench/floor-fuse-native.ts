@@ -1,26 +1,35 @@
 #!/usr/bin/env node
 /**
  * The fuse-native floor: a trivial in-memory filesystem (path-keyed Map) served through fuse-native
- * exactly the way the atefs adapter is (big_writes + use_ino injected through fsname, same op set
- * including xattrs, same kernel timeouts), so the gap between it and atefs is the cost of atefs
- * itself, not of the transport.
+ * exactly the way atefs is — the same libfuse options (fuseNativeOptions: big_writes and use_ino
+ * injected through fsname, entry/attr/negative timeouts, no per-request timer), the same set of ops
+ * registered with libfuse (FUSE_NATIVE_OPS, so libfuse sends the same requests up), and the same
+ * dispatch (handlers replace fuse-native's `_op_<name>` methods and answer with raw stat arrays).
+ * The gap between it and atefs is then the cost of atefs itself, not of the transport.
  *
  *   node dist/scripts/bench/floor-fuse-native.js <mountpoint> [--stats-file F]
- *        [--entry-timeout S] [--attr-timeout S] [--op-timeout-ms N] [--no-default-permissions]
+ *        [--cache-timeout S] [--no-kernel-cache]
  *
- * Prints `mounted: <dir>` when ready. SIGUSR2 writes per-op counters to the stats file; SIGTERM /
- * SIGINT unmount and exit. Runs in its own process: a process serving a FUSE mount must never make
- * synchronous fs calls on it, and fuse-native binds the main loop.
+ * Prints `mounted: <dir>` when ready. SIGUSR2 writes the per-op counters to the stats file
+ * ({ counters: {...} }, like atefs); SIGTERM / SIGINT unmount and exit. Runs in its own process:
+ * fuse-native serves from the main thread, and a process serving a FUSE mount must never make
+ * synchronous fs calls on it.
  */
-import Fuse from 'fuse-native';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import { FUSE_NATIVE_OPS, fuseNativeOptions } from '../../fs/fuse-native/index.js';
 import { writeCountersFile } from './lib/stats-file.js';
+
+type FuseClass = typeof import('fuse-native');
+const Fuse = createRequire(import.meta.url)('fuse-native') as FuseClass;
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
-const ERR = (name: string): number => Fuse[name] as number;
+const TWO32 = 4294967296;
+const UNSET_ID = 0xffffffff;
+const E = { EOPNOTSUPP: -95, ENOENT: -2, EIO: -5, EEXIST: -17, ENOTDIR: -20, EISDIR: -21, EINVAL: -22, EPERM: -1, ERANGE: -34, ENOTEMPTY: -39, ENODATA: -61 };
 
 interface Node {
   ino: number;
@@ -30,8 +39,8 @@ interface Node {
   rdev: number;
   nlink: number;
   size: number;
-  data: Buffer;       // capacity >= size for regular files
-  atime: number;      // ms since the epoch, what fuse-native speaks
+  chunks: Buffer[];
+  atime: number;      // ms since the epoch: what fuse-native speaks
   mtime: number;
   ctime: number;
   target?: string;
@@ -39,18 +48,17 @@ interface Node {
   xattrs?: Map<string, Buffer>;
 }
 
-interface Args { dir: string; statsFile?: string; entryTimeout: number; attrTimeout: number; opTimeoutMs: number | false; defaultPermissions: boolean }
+interface Args { dir: string; statsFile?: string; cacheTimeout: number; kernelCache: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { dir: '', entryTimeout: 1, attrTimeout: 1, opTimeoutMs: 15000, defaultPermissions: true };
+  // Defaults = what `atefs mount --temp` passes (cli/mount-store.ts: local store, 60 s caches).
+  const a: Args = { dir: '', cacheTimeout: 60, kernelCache: true };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = (): string => { const x = argv[++i]; if (x === undefined) throw new Error(`${k} needs a value`); return x; };
     if (k === '--stats-file') a.statsFile = resolve(v());
-    else if (k === '--entry-timeout') a.entryTimeout = Number(v());
-    else if (k === '--attr-timeout') a.attrTimeout = Number(v());
-    else if (k === '--op-timeout-ms') { const n = Number(v()); a.opTimeoutMs = n > 0 ? n : false; }
-    else if (k === '--no-default-permissions') a.defaultPermissions = false;
+    else if (k === '--cache-timeout') a.cacheTimeout = Number(v());
+    else if (k === '--no-kernel-cache') a.kernelCache = false;
     else if (k.startsWith('--')) throw new Error(`unknown option ${k}`);
     else a.dir = resolve(k);
   }
@@ -59,34 +67,49 @@ function parseArgs(argv: string[]): Args {
 }
 
 const args = parseArgs(process.argv.slice(2));
-const counts: Record<string, number> = Object.create(null) as Record<string, number>;
-const count = (op: string): void => { counts[op] = (counts[op] ?? 0) + 1; };
+const counts: Record<string, number> = {};
+for (const op of FUSE_NATIVE_OPS) counts[op] = 0;
 
+const uid = process.getuid?.() ?? 0;
+const gid = process.getgid?.() ?? 0;
 let nextIno = 1;
 const now = (): number => Date.now();
 function newNode(mode: number, extra: Partial<Node> = {}): Node {
   const t = now();
-  return { ino: nextIno++, mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, rdev: 0, nlink: 1, size: 0, data: EMPTY, atime: t, mtime: t, ctime: t, ...extra };
+  return { ino: nextIno++, mode, uid, gid, rdev: 0, nlink: 1, size: 0, chunks: [], atime: t, mtime: t, ctime: t, ...extra };
 }
-const EMPTY = Buffer.alloc(0);
 
 const root = newNode(S_IFDIR | 0o755, { nlink: 2, children: new Map() });
 const byPath = new Map<string, Node>([['/', root]]);
+const handles = new Map<number, Node>();
+let nextFh = 1;
 
 const parentOf = (p: string): string => { const i = p.lastIndexOf('/'); return i <= 0 ? '/' : p.slice(0, i); };
 const baseOf = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
 const isDir = (n: Node): boolean => (n.mode & S_IFMT) === S_IFDIR;
 
-function stat(n: Node): object {
-  return { mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, dev: 0, nlink: n.nlink, ino: n.ino, rdev: n.rdev,
-    blksize: 4096, blocks: Math.ceil(n.size / 512), atime: n.atime, mtime: n.mtime, ctime: n.ctime };
+function setU64(a: Uint32Array, i: number, n: number): void {
+  const lo = n % TWO32;
+  a[i] = lo;
+  a[i + 1] = (n - lo) / TWO32;
 }
 
-/** Inserts a new node at `p`; returns an errno (negative) or 0. */
+/** fuse-native's stat wire shape (Uint32Array(18), see fs/fuse-native/stat.ts). */
+function statArray(n: Node): Uint32Array {
+  const a = new Uint32Array(18);
+  a[0] = n.mode; a[1] = n.uid; a[2] = n.gid;
+  setU64(a, 3, n.size);
+  a[6] = n.nlink; a[7] = n.ino; a[8] = n.rdev; a[9] = 4096;
+  setU64(a, 10, Math.ceil(n.size / 512));
+  setU64(a, 12, n.atime); setU64(a, 14, n.mtime); setU64(a, 16, n.ctime);
+  return a;
+}
+
+/** Inserts a new node at `p`; returns a negative errno or 0. */
 function insert(p: string, n: Node): number {
   const dir = byPath.get(parentOf(p));
-  if (!dir || !dir.children) return ERR('ENOENT');
-  if (byPath.has(p)) return ERR('EEXIST');
+  if (!dir || !dir.children) return E.ENOENT;
+  if (byPath.has(p)) return E.EEXIST;
   dir.children.set(baseOf(p), n);
   byPath.set(p, n);
   if (isDir(n)) dir.nlink++;
@@ -105,146 +128,173 @@ function detach(p: string): Node | undefined {
   return n;
 }
 
-function ensureCapacity(n: Node, size: number): void {
-  if (n.data.length >= size) return;
-  const cap = Math.max(size, Math.min(n.data.length * 2, size + (64 << 20)), 4096);
-  const b = Buffer.allocUnsafe(cap);
-  n.data.copy(b, 0, 0, n.size);
-  n.data = b;
+// File data: 1 MiB chunks (the first one grows by doubling, for small files), zero-filled at
+// allocation (calloc'd: untouched pages cost nothing), so one copy per write and holes read as zeros.
+// Invariant: every byte past `size` is zero.
+const CHUNK = 1 << 20;
+
+function chunkFor(n: Node, ci: number, end: number): Buffer {
+  let c = n.chunks[ci];
+  if (ci === 0) {
+    const need = Math.min(CHUNK, end);
+    if (!c || c.length < need) {
+      const grown = Buffer.alloc(Math.min(CHUNK, Math.max(need, (c?.length ?? 0) * 2, 4096)));
+      if (c) c.copy(grown);
+      n.chunks[0] = c = grown;
+    }
+  } else if (!c) n.chunks[ci] = c = Buffer.alloc(CHUNK);
+  return c;
+}
+
+function writeData(n: Node, src: Buffer, len: number, pos: number): void {
+  let done = 0;
+  while (done < len) {
+    const at = pos + done;
+    const ci = Math.floor(at / CHUNK);
+    const off = at - ci * CHUNK;
+    const k = Math.min(len - done, CHUNK - off);
+    src.copy(chunkFor(n, ci, off + k + ci * CHUNK), off, done, done + k);
+    done += k;
+  }
+  if (pos + len > n.size) n.size = pos + len;
+}
+
+function readData(n: Node, dst: Buffer, len: number, pos: number): number {
+  const end = Math.min(n.size, pos + len);
+  let at = pos;
+  while (at < end) {
+    const ci = Math.floor(at / CHUNK);
+    const off = at - ci * CHUNK;
+    const k = Math.min(end - at, CHUNK - off);
+    const c = n.chunks[ci];
+    if (c && off < c.length) c.copy(dst, at - pos, off, Math.min(off + k, c.length));
+    if (!c || off + k > c.length) dst.fill(0, at - pos + Math.max(0, (c?.length ?? 0) - off), at - pos + k);
+    at += k;
+  }
+  return Math.max(0, end - pos);
 }
 
 function setSize(n: Node, size: number): void {
-  if (size > n.size) { ensureCapacity(n, size); n.data.fill(0, n.size, size); }
+  if (size < n.size) {
+    const ci = Math.floor(size / CHUNK);
+    const c = n.chunks[ci];
+    if (c && size - ci * CHUNK < c.length) c.fill(0, size - ci * CHUNK);
+    n.chunks.length = Math.min(n.chunks.length, ci + 1);
+  }
   n.size = size;
   n.mtime = n.ctime = now();
 }
 
-type Cb = (...a: any[]) => void;
-const ops: Record<string, (...a: any[]) => void> = {
-  getattr(p: string, cb: Cb) { count('getattr'); const n = byPath.get(p); n ? cb(0, stat(n)) : cb(ERR('ENOENT')); },
-  fgetattr(p: string, _fd: number, cb: Cb) { count('fgetattr'); const n = byPath.get(p); n ? cb(0, stat(n)) : cb(ERR('ENOENT')); },
-  access(_p: string, _mode: number, cb: Cb) { count('access'); cb(0); },
-  statfs(_p: string, cb: Cb) {
-    count('statfs');
-    cb(0, { bsize: 4096, frsize: 4096, blocks: 1 << 24, bfree: 1 << 23, bavail: 1 << 23, files: 1 << 24, ffree: 1 << 23, favail: 1 << 23, fsid: 0, flag: 0, namemax: 255 });
+function open(n: Node): number {
+  const fh = nextFh++;
+  handles.set(fh, n);
+  return fh;
+}
+
+type Signal = (res: number, ...rest: unknown[]) => void;
+type Handler = (signal: Signal, ...args: any[]) => void;
+
+/** Handlers at fuse-native's `_op_<name>` level, the same level the atefs adapter plugs in at. */
+const handlers: Record<(typeof FUSE_NATIVE_OPS)[number], Handler> = {
+  getattr(signal, p: string) { counts.getattr!++; const n = byPath.get(p); n ? signal(0, statArray(n)) : signal(E.ENOENT); },
+  access(signal) { counts.access!++; signal(0); },
+  statfs(signal) {
+    counts.statfs!++;
+    const a = new Uint32Array(11);
+    a[0] = 4096; a[1] = 4096; a[2] = 1 << 24; a[3] = 1 << 23; a[4] = 1 << 23; a[5] = 1 << 24; a[6] = 1 << 23; a[7] = 1 << 23; a[10] = 255;
+    signal(0, a);
   },
-  readdir(p: string, cb: Cb) {
-    count('readdir');
+  chmod(signal, p: string, mode: number) {
+    counts.chmod!++;
     const n = byPath.get(p);
-    if (!n?.children) return cb(ERR('ENOTDIR'));
-    const names = ['.', '..'];
-    for (const k of n.children.keys()) names.push(k);
-    cb(0, names);
-  },
-  opendir(_p: string, _flags: number, cb: Cb) { count('opendir'); cb(0, 0); },
-  releasedir(_p: string, _fd: number, cb: Cb) { count('releasedir'); cb(0); },
-  open(p: string, _flags: number, cb: Cb) { count('open'); byPath.has(p) ? cb(0, 0) : cb(ERR('ENOENT')); },
-  create(p: string, mode: number, cb: Cb) {
-    count('create');
-    const e = insert(p, newNode((mode & S_IFMT) ? mode : S_IFREG | mode));
-    e ? cb(e) : cb(0, 0);
-  },
-  release(_p: string, _fd: number, cb: Cb) { count('release'); cb(0); },
-  flush(_p: string, _fd: number, cb: Cb) { count('flush'); cb(0); },
-  fsync(_p: string, _ds: number, _fd: number, cb: Cb) { count('fsync'); cb(0); },
-  fsyncdir(_p: string, _ds: number, _fd: number, cb: Cb) { count('fsyncdir'); cb(0); },
-  read(p: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-    count('read');
-    const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    if (pos >= n.size) return cb(0);
-    const end = Math.min(n.size, pos + len);
-    n.data.copy(buf, 0, pos, end);
-    cb(end - pos);
-  },
-  write(p: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-    count('write');
-    const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    const end = pos + len;
-    if (end > n.size) { ensureCapacity(n, end); if (pos > n.size) n.data.fill(0, n.size, pos); n.size = end; }
-    buf.copy(n.data, pos, 0, len); // the buffer is libfuse memory, valid only during this call
-    n.mtime = n.ctime = now();
-    cb(len);
-  },
-  truncate(p: string, size: number, cb: Cb) { count('truncate'); const n = byPath.get(p); if (!n) return cb(ERR('ENOENT')); setSize(n, size); cb(0); },
-  ftruncate(p: string, _fd: number, size: number, cb: Cb) { count('ftruncate'); const n = byPath.get(p); if (!n) return cb(ERR('ENOENT')); setSize(n, size); cb(0); },
-  utimens(p: string, atime: number, mtime: number, cb: Cb) {
-    count('utimens');
-    const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    n.atime = atime; n.mtime = mtime; n.ctime = now();
-    cb(0);
-  },
-  chown(p: string, uid: number, gid: number, cb: Cb) {
-    count('chown');
-    const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    if (uid !== 0xffffffff && uid !== -1) n.uid = uid;
-    if (gid !== 0xffffffff && gid !== -1) n.gid = gid;
-    n.ctime = now();
-    cb(0);
-  },
-  chmod(p: string, mode: number, cb: Cb) {
-    count('chmod');
-    const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
+    if (!n) return signal(E.ENOENT);
     n.mode = (n.mode & S_IFMT) | (mode & 0o7777);
     n.ctime = now();
-    cb(0);
+    signal(0);
   },
-  readlink(p: string, cb: Cb) { count('readlink'); const n = byPath.get(p); n?.target !== undefined ? cb(0, n.target) : cb(ERR('EINVAL')); },
-  symlink(target: string, p: string, cb: Cb) { count('symlink'); cb(insert(p, newNode(S_IFLNK | 0o777, { target, size: Buffer.byteLength(target) }))); },
-  mknod(p: string, mode: number, dev: number, cb: Cb) { count('mknod'); cb(insert(p, newNode(mode, { rdev: dev }))); },
-  mkdir(p: string, mode: number, cb: Cb) { count('mkdir'); cb(insert(p, newNode(S_IFDIR | (mode & 0o7777), { nlink: 2, children: new Map() }))); },
-  link(src: string, dest: string, cb: Cb) {
-    count('link');
+  chown(signal, p: string, u: number, g: number) {
+    counts.chown!++;
+    const n = byPath.get(p);
+    if (!n) return signal(E.ENOENT);
+    if (u !== UNSET_ID) n.uid = u;
+    if (g !== UNSET_ID) n.gid = g;
+    n.ctime = now();
+    signal(0);
+  },
+  truncate(signal, p: string, lo: number, hi: number) {
+    counts.truncate!++;
+    const n = byPath.get(p);
+    if (!n) return signal(E.ENOENT);
+    setSize(n, lo + hi * TWO32);
+    signal(0);
+  },
+  ftruncate(signal, p: string, fh: number, lo: number, hi: number) {
+    counts.ftruncate!++;
+    const n = handles.get(fh) ?? byPath.get(p);
+    if (!n) return signal(E.ENOENT);
+    setSize(n, lo + hi * TWO32);
+    signal(0);
+  },
+  utimens(signal, p: string, aLo: number, aHi: number) {
+    counts.utimens!++;
+    const n = byPath.get(p);
+    if (!n) return signal(E.ENOENT);
+    n.atime = n.mtime = aLo + aHi * TWO32; // fuse-native passes atime twice (fs/fuse-native/stat.ts)
+    n.ctime = now();
+    signal(0);
+  },
+  readlink(signal, p: string) { counts.readlink!++; const n = byPath.get(p); n?.target !== undefined ? signal(0, n.target) : signal(E.EINVAL); },
+  mknod(signal, p: string, mode: number, dev: number) { counts.mknod!++; signal(insert(p, newNode(mode, { rdev: dev }))); },
+  mkdir(signal, p: string, mode: number) { counts.mkdir!++; signal(insert(p, newNode(S_IFDIR | (mode & 0o7777), { nlink: 2, children: new Map() }))); },
+  symlink(signal, target: string, p: string) { counts.symlink!++; signal(insert(p, newNode(S_IFLNK | 0o777, { target, size: Buffer.byteLength(target) }))); },
+  link(signal, src: string, dest: string) {
+    counts.link!++;
     const n = byPath.get(src);
-    if (!n) return cb(ERR('ENOENT'));
-    if (isDir(n)) return cb(ERR('EPERM'));
+    if (!n) return signal(E.ENOENT);
+    if (isDir(n)) return signal(E.EPERM);
     const e = insert(dest, n);
     if (!e) { n.nlink++; n.ctime = now(); }
-    cb(e);
+    signal(e);
   },
-  unlink(p: string, cb: Cb) {
-    count('unlink');
+  unlink(signal, p: string) {
+    counts.unlink!++;
     const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    if (isDir(n)) return cb(ERR('EISDIR'));
+    if (!n) return signal(E.ENOENT);
+    if (isDir(n)) return signal(E.EISDIR);
     detach(p);
     n.nlink--;
     n.ctime = now();
-    cb(0);
+    signal(0);
   },
-  rmdir(p: string, cb: Cb) {
-    count('rmdir');
+  rmdir(signal, p: string) {
+    counts.rmdir!++;
     const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    if (!n.children) return cb(ERR('ENOTDIR'));
-    if (n.children.size) return cb(ERR('ENOTEMPTY'));
+    if (!n) return signal(E.ENOENT);
+    if (!n.children) return signal(E.ENOTDIR);
+    if (n.children.size) return signal(E.ENOTEMPTY);
     detach(p);
-    cb(0);
+    signal(0);
   },
-  rename(src: string, dest: string, cb: Cb) {
-    count('rename');
+  rename(signal, src: string, dest: string) {
+    counts.rename!++;
     const n = byPath.get(src);
-    if (!n) return cb(ERR('ENOENT'));
-    if (dest === src) return cb(0);
-    if (isDir(n) && dest.startsWith(src + '/')) return cb(ERR('EINVAL'));
+    if (!n) return signal(E.ENOENT);
+    if (dest === src) return signal(0);
+    if (isDir(n) && dest.startsWith(src + '/')) return signal(E.EINVAL);
     const old = byPath.get(dest);
     if (old) {
       if (isDir(old)) {
-        if (!isDir(n)) return cb(ERR('EISDIR'));
-        if (old.children!.size) return cb(ERR('ENOTEMPTY'));
-      } else if (isDir(n)) return cb(ERR('ENOTDIR'));
+        if (!isDir(n)) return signal(E.EISDIR);
+        if (old.children!.size) return signal(E.ENOTEMPTY);
+      } else if (isDir(n)) return signal(E.ENOTDIR);
       detach(dest);
       old.nlink--;
     }
     detach(src);
     const e = insert(dest, n);
-    if (e) return cb(e);
+    if (e) return signal(e);
     if (n.children) {
-      // Path-keyed: re-key the whole subtree. Fine for a floor; tar and rm never rename directories.
+      // Path-keyed: re-key the whole subtree. Fine for a floor; the workloads never rename directories.
       const stack: Array<[string, Node]> = [[dest, n]];
       while (stack.length) {
         const [dp, dn] = stack.pop()!;
@@ -257,48 +307,104 @@ const ops: Record<string, (...a: any[]) => void> = {
       }
     }
     n.ctime = now();
-    cb(0);
+    signal(0);
   },
-  setxattr(p: string, name: string, value: Buffer, _pos: number, flags: number, cb: Cb) {
-    count('setxattr');
-    const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    n.xattrs ??= new Map();
-    if (flags === 1 && n.xattrs.has(name)) return cb(ERR('EEXIST'));
-    if (flags === 2 && !n.xattrs.has(name)) return cb(ERR('ENODATA'));
-    n.xattrs.set(name, Buffer.from(value));
-    n.ctime = now();
-    cb(0);
+  create(signal, p: string, mode: number) {
+    counts.create!++;
+    const n = newNode((mode & S_IFMT) ? mode : S_IFREG | mode);
+    const e = insert(p, n);
+    e ? signal(e) : signal(0, open(n));
   },
-  getxattr(p: string, name: string, _pos: number, cb: Cb) {
-    count('getxattr');
-    const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    const v = n.xattrs?.get(name);
-    v ? cb(0, v) : cb(ERR('ENODATA'));
+  open(signal, p: string) { counts.open!++; const n = byPath.get(p); n ? signal(0, open(n)) : signal(E.ENOENT); },
+  read(signal, p: string, fh: number, buf: Buffer, len: number, lo: number, hi: number) {
+    counts.read!++;
+    const n = handles.get(fh) ?? byPath.get(p);
+    signal(n ? readData(n, buf, len, lo + hi * TWO32) : E.ENOENT, 0, buf.buffer);
   },
-  listxattr(p: string, cb: Cb) { count('listxattr'); const n = byPath.get(p); n ? cb(0, [...(n.xattrs?.keys() ?? [])]) : cb(ERR('ENOENT')); },
-  removexattr(p: string, name: string, cb: Cb) {
-    count('removexattr');
+  write(signal, p: string, fh: number, buf: Buffer, len: number, lo: number, hi: number) {
+    counts.write!++;
+    const n = handles.get(fh) ?? byPath.get(p);
+    if (n) {
+      writeData(n, buf, len, lo + hi * TWO32); // copies: buf is libfuse memory, valid only during this call
+      n.mtime = n.ctime = now();
+    }
+    signal(n ? len : E.ENOENT, 0, buf.buffer);
+  },
+  flush(signal) { counts.flush!++; signal(0); },
+  release(signal, _p: string, fh: number) { counts.release!++; handles.delete(fh); signal(0); },
+  fsync(signal) { counts.fsync!++; signal(0); },
+  fsyncdir(signal) { counts.fsyncdir!++; signal(0); },
+  readdir(signal, p: string) {
+    counts.readdir!++;
     const n = byPath.get(p);
-    if (!n) return cb(ERR('ENOENT'));
-    if (!n.xattrs?.delete(name)) return cb(ERR('ENODATA'));
-    cb(0);
+    if (!n?.children) return signal(E.ENOTDIR);
+    // Names and per-entry type+ino arrays, like the atefs adapter (libfuse's filler uses both).
+    const names = ['.', '..'];
+    const stats: Uint32Array[] = [direntStat(n), direntStat(byPath.get(parentOf(p)) ?? n)];
+    for (const [k, c] of n.children) { names.push(k); stats.push(direntStat(c)); }
+    signal(0, names, stats);
+  },
+  setxattr(signal, p: string, name: string, value: Buffer, _pos: number, flags: number) {
+    counts.setxattr!++;
+    const n = byPath.get(p);
+    let res = 0;
+    if (!n) res = E.ENOENT;
+    else if (name.startsWith('system.')) res = E.EOPNOTSUPP;
+    else {
+      n.xattrs ??= new Map();
+      if (flags === 1 && n.xattrs.has(name)) res = E.EEXIST;
+      else if (flags === 2 && !n.xattrs.has(name)) res = E.ENODATA;
+      else { n.xattrs.set(name, Buffer.from(value)); n.ctime = now(); }
+    }
+    signal(res, value.buffer);
+  },
+  /** system.* (POSIX ACLs) is not supported, as in atefs (fs/core/xattrs.ts): the kernel then stops asking. */
+  getxattr(signal, p: string, name: string, out: Buffer) {
+    counts.getxattr!++;
+    const n = byPath.get(p);
+    const v = n?.xattrs?.get(name);
+    const res = !n ? E.ENOENT : name.startsWith('system.') ? E.EOPNOTSUPP : !v ? E.ENODATA : out.length === 0 ? v.length : v.length > out.length ? E.ERANGE : v.copy(out);
+    signal(res, out.buffer);
+  },
+  listxattr(signal, p: string, out: Buffer) {
+    counts.listxattr!++;
+    const n = byPath.get(p);
+    let res: number;
+    if (!n) res = E.ENOENT;
+    else {
+      const names = [...(n.xattrs?.keys() ?? [])];
+      let size = 0;
+      for (const k of names) size += Buffer.byteLength(k) + 1;
+      if (out.length === 0) res = size;
+      else if (size > out.length) res = E.ERANGE;
+      else { let at = 0; for (const k of names) { at += out.write(k, at); out[at++] = 0; } res = at; }
+    }
+    signal(res, out.buffer);
+  },
+  removexattr(signal, p: string, name: string) {
+    counts.removexattr!++;
+    const n = byPath.get(p);
+    signal(!n ? E.ENOENT : name.startsWith('system.') ? E.EOPNOTSUPP : n.xattrs?.delete(name) ? 0 : E.ENODATA);
   },
 };
 
-const fuse = new Fuse(args.dir, ops, {
-  // big_writes for 128 KiB writes, use_ino for our inode numbers: fuse-native exposes neither, and
-  // joins fsname into the option string unescaped (DESIGN.md §7).
-  fsname: 'floor,big_writes,use_ino',
-  defaultPermissions: args.defaultPermissions,
-  entryTimeout: args.entryTimeout,
-  attrTimeout: args.attrTimeout,
-  timeout: args.opTimeoutMs as number, // false disables the per-op timer
-});
+function direntStat(n: Node): Uint32Array {
+  const a = new Uint32Array(18);
+  a[0] = n.mode & S_IFMT;
+  a[6] = 1;
+  a[7] = n.ino;
+  return a;
+}
+
+// Register exactly the ops atefs registers, then swap in the handlers (see fs/fuse-native/index.ts).
+const present: Record<string, () => void> = {};
+for (const op of FUSE_NATIVE_OPS) present[op] = () => {};
+const options = fuseNativeOptions({ transport: 'fuse-native', fsname: 'floor', cacheTimeout: args.cacheTimeout, kernelCache: args.kernelCache });
+const fuse = new Fuse(args.dir, present, options as never) as InstanceType<FuseClass> & Record<string, unknown>;
+for (const op of FUSE_NATIVE_OPS) fuse[`_op_${op}`] = handlers[op];
 
 const dumpStats = (): void => {
-  if (args.statsFile) writeCountersFile(args.statsFile, { transport: 'fuse-native', ops: counts });
+  if (args.statsFile) writeCountersFile(args.statsFile, { transport: 'fuse-native', pid: process.pid, counters: counts });
 };
 process.on('SIGUSR2', dumpStats);
 

@@ -8,7 +8,7 @@
  *
  * Env: BENCH_RUNS (1), BENCH_QUICK=1 or --quick (1,500 files, 64 MiB), BENCH_TARGETS=a,b (filter by
  * name), BENCH_WORKLOADS=write,read,untar,md5sum,ls,rm, BENCH_SEQ_MIB, BENCH_FILES, BENCH_TRACE=0,
- * BENCH_TIMEOUT_S (per workload, 900), FLOOR_ENTRY_TIMEOUT / FLOOR_ATTR_TIMEOUT / FLOOR_OP_TIMEOUT_MS.
+ * BENCH_TIMEOUT_S (per workload, 900), FLOOR_CACHE_TIMEOUT (60), FLOOR_KERNEL_CACHE=0.
  * Root is needed for drop_caches and the request tracepoints; without it those parts say n/a.
  */
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -40,14 +40,10 @@ const TRACE = env.BENCH_TRACE !== '0';
 const onlyTargets = env.BENCH_TARGETS ? new Set(env.BENCH_TARGETS.split(',')) : undefined;
 const onlyWorkloads = env.BENCH_WORKLOADS ? new Set(env.BENCH_WORKLOADS.split(',')) : undefined;
 
-/**
- * Kept equal to what the atefs fuse-native adapter passes to fuse-native, so the floor measures the
- * same transport configuration (libfuse 2 defaults: 1 s entry/attr timeouts; fuse-native's 15 s op timer).
- */
+/** What atefs derives for a temp/local chain (cli/mount-store.ts LOCAL_CACHE_SECONDS, local). */
 const FLOOR: FloorOptions = {
-  entryTimeout: Number(env.FLOOR_ENTRY_TIMEOUT ?? 1),
-  attrTimeout: Number(env.FLOOR_ATTR_TIMEOUT ?? 1),
-  opTimeoutMs: Number(env.FLOOR_OP_TIMEOUT_MS ?? 15000),
+  cacheTimeout: Number(env.FLOOR_CACHE_TIMEOUT ?? 60),
+  kernelCache: env.FLOOR_KERNEL_CACHE !== '0',
 };
 
 const report: string[] = [];

@@ -133,7 +133,7 @@ async function mountDaemon(env: TargetEnv, name: string, spec: (base: string) =>
   const s = spec(base);
   let d: Daemon;
   const start = async (): Promise<void> => {
-    d = await spawnDaemon(process.execPath, s.argv(dir, statsFile), new RegExp(`^mounted: `), { timeoutMs: 60000, env: { ...process.env, ...s.env } });
+    d = await spawnDaemon(process.execPath, s.argv(dir, statsFile), new RegExp(`^mounted: `), { timeoutMs: 30000, env: { ...process.env, ...s.env } });
     if (!isMounted(dir)) throw new Error(`${name} said "mounted" but ${dir} is not in the mount table`);
   };
   const off = onCleanup(() => stopDaemon(d, dir, s.graceMs));
@@ -154,18 +154,21 @@ async function mountDaemon(env: TargetEnv, name: string, spec: (base: string) =>
 
 // ---------------------------------------------------------------- floors
 
-/** Mount options the atefs fuse-native adapter uses; the floor copies them (see FLOOR_* env to override). */
-export interface FloorOptions { entryTimeout: number; attrTimeout: number; opTimeoutMs: number }
+/**
+ * The store-dependent mount options atefs derives (cli/mount-store.ts: a temp or local chain gets
+ * 60 s kernel caches and kernel_cache); the floor is mounted with the same, through the same
+ * fuseNativeOptions(), so both see the same libfuse configuration.
+ */
+export interface FloorOptions { cacheTimeout: number; kernelCache: boolean }
 
 export function floorFuseNativeTarget(env: TargetEnv, opts: FloorOptions): Target {
   const script = join(env.root, 'dist/scripts/bench/floor-fuse-native.js');
   return {
     name: 'floor-fn', kind: 'floor', transport: 'fuse-native',
-    note: `trivial in-memory fs through fuse-native (big_writes,use_ino; entry ${opts.entryTimeout}s attr ${opts.attrTimeout}s; op timer ${opts.opTimeoutMs || 'off'})`,
+    note: `trivial in-memory fs (path-keyed Map) through fuse-native, atefs's options and dispatch (cache ${opts.cacheTimeout} s${opts.kernelCache ? ', local' : ''})`,
     unavailable: existsSync(script) ? undefined : `${script} missing (npm run build)`,
     mount: () => mountDaemon(env, 'floor-fn', () => ({
-      argv: (dir, stats) => [script, dir, '--stats-file', stats, '--entry-timeout', String(opts.entryTimeout),
-        '--attr-timeout', String(opts.attrTimeout), '--op-timeout-ms', String(opts.opTimeoutMs)],
+      argv: (dir, stats) => [script, dir, '--stats-file', stats, '--cache-timeout', String(opts.cacheTimeout), ...(opts.kernelCache ? [] : ['--no-kernel-cache'])],
       persistent: false, backing: [], graceMs: 5000,
     })),
   };

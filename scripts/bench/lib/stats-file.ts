@@ -25,7 +25,11 @@ export async function requestCounters(pid: number, file: string, timeoutMs = 500
     await sleep(20);
     let text: string;
     try { text = readFileSync(file, 'utf8'); } catch { continue; }
-    try { return flatten(JSON.parse(text)); } catch { /* partially written: retry */ }
+    let body: unknown;
+    try { body = JSON.parse(text); } catch { continue; /* partially written: retry */ }
+    // atefs and the floors put the per-op counters under `counters`; anything else is metadata.
+    const c = (body as { counters?: unknown }).counters;
+    return flatten(c && typeof c === 'object' ? c : body);
   }
   return undefined;
 }
