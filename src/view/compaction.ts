@@ -26,7 +26,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkAgainstState, decodeCommit, signersOf } from '../chain/index.js';
+import { CommitRejected as ChainCommitRejected, type Commit, checkAgainstState, decodeCommit, decodeMeta, signersOf } from '../chain/index.js';
+import { eventSpans } from './record-spans.js';
 import type { CompactionStep, LogPosition } from '../log/index.js';
 import { CompactionFailed } from './errors.js';
 import { IndexStore, type Watermark, decodeDaoEntry } from './index-store.js';
@@ -52,8 +53,36 @@ export async function runCompaction(
     // Fixpoint: replay the candidate into a scratch index; add tombstones that stale versions in
     // kept commits need; stop when the scratch view equals the live one.
     let dry: DryRun | null = null;
-    for (let round = 0; round < 6; round++) {
-      dry = await dryRun(view, cut, keep);
+    let history: Map<string, number[]> | null = null;
+    for (let round = 0; round < 64; round++) {
+      const res = await dryRun(view, cut, keep);
+      if ('fail' in res) {
+        // A retained commit needs history that was dropped (the version of a parent or of the
+        // node itself that its authority check walks through): keep the latest earlier version
+        // of every DAO it names, and try again.
+        history ??= await versionHistory(view, cut);
+        const f = res.fail;
+        const names = new Set<string>();
+        for (const ev of f.commit.events) {
+          names.add(ev.meta.key);
+          if (ev.meta.parent) names.add(ev.meta.parent.key);
+        }
+        for (const m of f.message.matchAll(/\b[0-9a-f]{32}\b/g)) names.add(m[0]);
+        let added = 0;
+        for (const k of names) {
+          const seqs = history.get(k);
+          if (!seqs) continue;
+          let best = -1;
+          for (const s of seqs) if (s < f.seq && !keep.has(s)) best = s;
+          if (best >= 0) {
+            keep.add(best);
+            added++;
+          }
+        }
+        if (added === 0) throw new CompactionFailed(`record ${f.seq} does not validate in the compacted log: ${f.message}`);
+        continue;
+      }
+      dry = res;
       const missing = await compareViews(view, dry, cut);
       await dry.close();
       if (missing === null) break;
@@ -116,8 +145,28 @@ interface DryRun {
   close(): Promise<void>;
 }
 
+/** Seqs of every version of every DAO up to `cut` (metadata only; built when a dry run needs it). */
+async function versionHistory(view: View, cut: number): Promise<Map<string, number[]>> {
+  const h = new Map<string, number[]>();
+  let n = 0;
+  for (const rec of view.log.records()) {
+    if (rec.seq > cut) break;
+    const spans = eventSpans(rec.payload);
+    for (const sp of spans) {
+      const meta = decodeMeta(rec.payload.subarray(sp.metaStart, sp.metaStart + sp.metaLen));
+      let l = h.get(meta.key);
+      if (!l) h.set(meta.key, (l = []));
+      l.push(rec.seq);
+    }
+    if (++n % 256 === 0) await yieldNow();
+  }
+  return h;
+}
+
+type DryResult = DryRun | { fail: { seq: number; commit: Commit; message: string } };
+
 /** Replays the candidate log (records of `keep` up to `cut`) into a scratch index. */
-async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRun> {
+async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryResult> {
   const dir = mkdtempSync(join(tmpdir(), 'atefs-compact-'));
   const store = new IndexStore({ path: dir });
   const close = async () => {
@@ -132,14 +181,20 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRu
       if (rec.seq > cut) break;
       if (!keep.has(rec.seq)) continue;
       const payload = Buffer.from(rec.payload);
-      let commit;
+      let commit: Commit;
       try {
         commit = decodeCommit(payload);
+      } catch (e) {
+        throw new CompactionFailed(`record ${rec.seq} does not decode: ${(e as Error).message}`, e);
+      }
+      try {
         state.gapHints = hintsOf(commit);
         const effects = checkAgainstState(state, commit, signersOf(commit), { now: view.now });
         state.stage({ seq: rec.seq, pos: rec.pos, commit, effects });
       } catch (e) {
-        throw new CompactionFailed(`record ${rec.seq} does not validate in the compacted log: ${(e as Error).message}`, e);
+        if (!(e instanceof ChainCommitRejected)) throw e;
+        await close();
+        return { fail: { seq: rec.seq, commit, message: e.message } };
       } finally {
         state.gapHints = null;
       }
