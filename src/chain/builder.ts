@@ -112,12 +112,9 @@ export class CommitBuilder {
       replyTo: p.replyTo ?? null,
     };
     const reqs = this.requirementsOf(meta);
-    // The payload key is the node's effective key after this event: compute on a scratch overlay.
     let payload: Buffer | null = null;
     if (p.payload !== undefined && p.payload !== null) {
-      const scratch = new StateOverlay(this.overlay);
-      const rec = applyEventToOverlay(scratch, { ...meta, payloadKey: null }, cur, 0, null, this.events.length);
-      const id = effectiveDataKeyOf(scratch, rec);
+      const id = this.payloadKeyOf(meta);
       const dk = fresh.get(id) ?? this.o.keys.get(this.overlay, id);
       meta.payloadKey = id;
       payload = sealPayload(dk, p.payload, payloadAad(this.chain, key, meta.version));
@@ -179,6 +176,19 @@ export class CommitBuilder {
     if (this.built) throw new TypeError('commit already built');
   }
 
+  /** The node's effective data key after this event: its own, else its (new) parent's, else the root key. */
+  private payloadKeyOf(meta: EventMeta): string {
+    if (meta.read.mode !== 'inherit' && meta.nodeKey) return meta.nodeKey;
+    if (meta.parent) {
+      const p = this.overlay.getNode(meta.parent.key);
+      if (!p) throw new NotAuthorized(`missing-parent: parent ${meta.parent.key} does not exist`);
+      return effectiveDataKeyOf(this.overlay, p);
+    }
+    return this.o.state.getGenesis()!.info.rootDataKey.id;
+  }
+
+  private mySigners: Set<KeyId> | null = null;
+
   private requirementsOf(meta: EventMeta): WriteRequirement[] {
     let reqs: WriteRequirement[];
     try {
@@ -187,12 +197,14 @@ export class CommitBuilder {
       if (e instanceof TreeError) throw new NotAuthorized(`${e.problem}: ${e.message}`);
       throw e;
     }
-    const mine = new Set(this.o.keyring.signingKeys().map((k) => k.id));
+    const mine = (this.mySigners ??= new Set(this.o.keyring.signingKeys().map((k) => k.id)));
     for (const r of reqs) {
-      if (r.mode === 'all' ? !admits(r, mine) : r.mode !== 'signed' && !admits(r, mine)) {
-        throw new NotAuthorized(`the session holds no key the write ACL (${r.mode}) of ${meta.key} admits`);
+      // admits() with every key the session holds: 'any' needs one of them, 'all' every listed one.
+      if (!admits(r, mine)) {
+        throw new NotAuthorized(
+          r.mode === 'signed' ? 'the session holds no signing key' : `the session holds no key the write ACL (${r.mode}) of ${meta.key} admits`,
+        );
       }
-      if (r.mode === 'signed' && mine.size === 0) throw new NotAuthorized('the session holds no signing key');
     }
     return reqs;
   }

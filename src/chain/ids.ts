@@ -23,9 +23,21 @@ export function dataKeyId(dataKey: Uint8Array): DataKeyId {
   return domainHash('atefs/chain/data-key-id/v1', dataKey).subarray(0, DATA_KEY_ID_BYTES).toString('hex');
 }
 
+// DAO keys are drawn from a block of CSPRNG output (one randomBytes call per 256 keys): a commit
+// of many new nodes shouldn't pay a syscall-sized call per key. Bytes are never reused.
+let pool: Buffer = Buffer.alloc(0);
+let poolPos = 0;
+
 /** A fresh random DAO key (CSPRNG). */
 export function newDaoKey(): DaoKey {
-  return randomBytes(DAO_KEY_BYTES).toString('hex');
+  if (poolPos + DAO_KEY_BYTES > pool.length) {
+    pool = randomBytes(DAO_KEY_BYTES * 256);
+    poolPos = 0;
+  }
+  const key = pool.toString('hex', poolPos, poolPos + DAO_KEY_BYTES);
+  pool.fill(0, poolPos, poolPos + DAO_KEY_BYTES);
+  poolPos += DAO_KEY_BYTES;
+  return key;
 }
 
 /** A fresh random data key. */

@@ -16,6 +16,7 @@ import {
   makeEvent,
   newDaoKey,
 } from '../../src/chain/index.js';
+import { domainHash, randomBytes } from '../../src/crypto/index.js';
 import { meta } from './chain-fixtures.js';
 
 const id32 = (c: string) => c.repeat(64);
@@ -94,6 +95,21 @@ describe('codec', () => {
     expect(ev.hash.equals(makeEvent(m, null).hash)).toBe(false);
     // null payload and empty payload hash differently.
     expect(eventHash(reordered, null).equals(eventHash(reordered, Buffer.alloc(0)))).toBe(false);
+  });
+
+  test('the fast event hash is exactly domainHash over (metadata, payload)', () => {
+    for (const [m, p] of [
+      [10, null],
+      [10, 0],
+      [100, 32],
+      [3000, 2000],
+      [50, 200_000],
+    ] as const) {
+      const mb = randomBytes(m);
+      const pl = p === null ? null : randomBytes(p);
+      const want = pl === null ? domainHash('atefs/chain/event/v1', mb) : domainHash('atefs/chain/event/v1', mb, pl);
+      expect(eventHash(mb, pl).equals(want)).toBe(true);
+    }
   });
 
   test('structure problems are malformed', () => {
