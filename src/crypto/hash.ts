@@ -1,0 +1,63 @@
+// Hashes, MACs, KDF and randomness, all on node:crypto (SHA-NI fast path).
+import * as nodeCrypto from 'node:crypto';
+import { CryptoError } from './errors.js';
+
+export function sha256(...parts: Uint8Array[]): Buffer {
+  const h = nodeCrypto.createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+function u32be(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(n, 0);
+  return b;
+}
+
+/**
+ * SHA-256 over length-prefixed framing: u32be(len(domain)) || domain || (u32be(len(part)) || part)*.
+ * The framing is injective (the tuple (domain, parts...) can be parsed back), so two different
+ * inputs never frame to the same bytes and hashes of different domains never collide by construction.
+ */
+export function domainHash(domain: string, ...parts: Uint8Array[]): Buffer {
+  const d = Buffer.from(domain, 'utf8');
+  const h = nodeCrypto.createHash('sha256');
+  h.update(u32be(d.length));
+  h.update(d);
+  for (const p of parts) {
+    if (p.length > 0xffffffff) throw new CryptoError('domainHash: part larger than 4 GiB');
+    h.update(u32be(p.length));
+    h.update(p);
+  }
+  return h.digest();
+}
+
+export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
+  const h = nodeCrypto.createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+export function hkdfSha256(
+  ikm: Uint8Array,
+  salt: Uint8Array,
+  info: Uint8Array | string,
+  length: number,
+): Buffer {
+  if (!Number.isInteger(length) || length < 1 || length > 255 * 32) {
+    throw new CryptoError(`hkdfSha256: invalid output length ${length}`);
+  }
+  const infoBytes = typeof info === 'string' ? Buffer.from(info, 'utf8') : info;
+  // node's hkdfSync rejects info longer than 1024 bytes; callers pass labels and hashes.
+  return Buffer.from(nodeCrypto.hkdfSync('sha256', ikm, salt, infoBytes, length));
+}
+
+export function randomBytes(n: number): Buffer {
+  return nodeCrypto.randomBytes(n);
+}
+
+/** Constant time for equal lengths; returns false (never throws) on a length mismatch. */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return nodeCrypto.timingSafeEqual(a, b);
+}

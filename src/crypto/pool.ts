@@ -1,0 +1,217 @@
+// Worker-thread pool for hybrid signatures: an ML-DSA-65 signature costs ~5 ms, which must never
+// block the main thread (FUSE and the network are served there); batches of verifications are
+// spread over all workers. Workers are unref'd while idle and ref'd while they owe a reply, so the
+// pool never keeps a process alive but a pending sign() still completes at top level.
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { CryptoError } from './errors.js';
+import { WORKER_SOURCE } from './pool-worker-source.js';
+import {
+  componentSeeds,
+  decodeSignature,
+  decodeSigningPublicKey,
+  decodeSigningSecretKey,
+  encodeSignature,
+  SIGN_PREFIX,
+} from './signatures.js';
+import { ED25519_SIGNATURE_LEN } from './ed25519.js';
+
+interface Pending {
+  resolve: (v: WorkerReply) => void;
+  reject: (e: Error) => void;
+}
+
+interface WorkerReply {
+  id: number;
+  sig?: Uint8Array;
+  results?: Uint8Array;
+  error?: string;
+}
+
+let mlDsaUrlCache: string | undefined;
+function mlDsaUrl(): string {
+  // Resolved from this module's location so the worker imports the project's own copy.
+  mlDsaUrlCache ??= pathToFileURL(createRequire(import.meta.url).resolve('@noble/post-quantum/ml-dsa.js')).href;
+  return mlDsaUrlCache;
+}
+
+class PoolWorker {
+  readonly worker: Worker;
+  readonly pending = new Map<number, Pending>();
+  dead = false;
+
+  constructor(onDead: (w: PoolWorker) => void) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { mlDsaUrl: mlDsaUrl() } });
+    this.worker.on('message', (m: WorkerReply) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (this.pending.size === 0) this.worker.unref();
+      if (m.error !== undefined) p.reject(new CryptoError(`crypto worker: ${m.error}`));
+      else p.resolve(m);
+    });
+    const fail = (err: Error) => {
+      if (this.dead) return;
+      this.dead = true;
+      onDead(this);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    this.worker.on('error', (e) => fail(new CryptoError(`crypto worker failed: ${e.message}`)));
+    this.worker.on('exit', (code) => fail(new CryptoError(`crypto worker exited (code ${code})`)));
+    // After the listeners: adding a 'message' listener re-refs the worker's port.
+    this.worker.unref();
+  }
+
+  request(id: number, msg: object, transfer: ArrayBuffer[]): Promise<WorkerReply> {
+    return new Promise<WorkerReply>((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage(msg, transfer);
+    });
+  }
+}
+
+interface VerifyItem {
+  publicKey: Uint8Array;
+  message: Uint8Array;
+  signature: Uint8Array;
+}
+
+export class CryptoPool {
+  readonly size: number;
+  private workers: PoolWorker[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(opts?: { size?: number }) {
+    const size = opts?.size ?? os.availableParallelism();
+    if (!Number.isInteger(size) || size < 1) throw new CryptoError(`invalid pool size ${size}`);
+    this.size = size;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private ensureWorkers(): PoolWorker[] {
+    if (this.closed) throw new CryptoError('crypto pool is closed');
+    while (this.workers.length < this.size) {
+      this.workers.push(
+        new PoolWorker((w) => {
+          this.workers = this.workers.filter((x) => x !== w);
+        }),
+      );
+    }
+    return this.workers;
+  }
+
+  private leastBusy(): PoolWorker {
+    let best: PoolWorker | undefined;
+    for (const w of this.ensureWorkers()) if (!best || w.pending.size < best.pending.size) best = w;
+    return best!;
+  }
+
+  async sign(secretKey: Uint8Array, message: Uint8Array): Promise<Buffer> {
+    const seeds = componentSeeds(decodeSigningSecretKey(secretKey));
+    // A fresh (non-pooled) ArrayBuffer, so transferring it detaches nothing else.
+    const buf = new Uint8Array(64 + SIGN_PREFIX.length + message.length);
+    buf.set(seeds.edSeed, 0);
+    buf.set(seeds.mlSeed, 32);
+    buf.set(SIGN_PREFIX, 64);
+    buf.set(message, 64 + SIGN_PREFIX.length);
+    seeds.edSeed.fill(0);
+    seeds.mlSeed.fill(0);
+    const id = this.nextId++;
+    const reply = await this.leastBusy().request(id, { id, op: 'sign', buf: buf.buffer }, [buf.buffer]);
+    const sig = reply.sig!;
+    return encodeSignature(sig.subarray(0, ED25519_SIGNATURE_LEN), sig.subarray(ED25519_SIGNATURE_LEN));
+  }
+
+  /** One boolean per item; malformed items are false without reaching a worker. Never rejects for bad input. */
+  async verifyMany(items: VerifyItem[]): Promise<boolean[]> {
+    const results: boolean[] = new Array<boolean>(items.length).fill(false);
+    const valid: Array<{ index: number; edPk: Uint8Array; mlPk: Uint8Array; edSig: Uint8Array; mlSig: Uint8Array; message: Uint8Array }> = [];
+    items.forEach((it, index) => {
+      try {
+        const pk = decodeSigningPublicKey(it.publicKey);
+        const sig = decodeSignature(it.signature);
+        if (!(it.message instanceof Uint8Array)) return;
+        valid.push({ index, edPk: pk.ed, mlPk: pk.ml, edSig: sig.ed, mlSig: sig.ml, message: it.message });
+      } catch {
+        // malformed -> false
+      }
+    });
+    if (valid.length === 0) return results;
+    const workers = this.ensureWorkers();
+    const chunks = Math.min(workers.length, Math.ceil(valid.length / 2));
+    const per = Math.ceil(valid.length / chunks);
+    const jobs: Promise<void>[] = [];
+    for (let c = 0; c < chunks; c++) {
+      const part = valid.slice(c * per, (c + 1) * per);
+      if (part.length === 0) continue;
+      let total = 0;
+      for (const v of part) {
+        total += v.edPk.length + v.mlPk.length + SIGN_PREFIX.length + v.message.length + v.edSig.length + v.mlSig.length;
+      }
+      const buf = new Uint8Array(total);
+      const offsets = new Uint32Array(part.length * 10);
+      let o = 0;
+      let k = 0;
+      const put = (b: Uint8Array) => {
+        offsets[k++] = o;
+        buf.set(b, o);
+        o += b.length;
+        offsets[k++] = o;
+      };
+      for (const v of part) {
+        put(v.edPk);
+        put(v.mlPk);
+        // message field = SIGN_PREFIX || message, written contiguously
+        offsets[k++] = o;
+        buf.set(SIGN_PREFIX, o);
+        o += SIGN_PREFIX.length;
+        buf.set(v.message, o);
+        o += v.message.length;
+        offsets[k++] = o;
+        put(v.edSig);
+        put(v.mlSig);
+      }
+      const id = this.nextId++;
+      const w = this.leastBusy();
+      jobs.push(
+        w.request(id, { id, op: 'verify', buf: buf.buffer, offsets }, [buf.buffer, offsets.buffer]).then((reply) => {
+          const r = reply.results!;
+          part.forEach((v, i) => {
+            results[v.index] = r[i] === 1;
+          });
+        }),
+      );
+    }
+    await Promise.all(jobs);
+    return results;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const ws = this.workers;
+    this.workers = [];
+    for (const w of ws) {
+      w.dead = true;
+      for (const p of w.pending.values()) p.reject(new CryptoError('crypto pool closed'));
+      w.pending.clear();
+    }
+    await Promise.all(ws.map((w) => w.worker.terminate()));
+  }
+}
+
+let shared: CryptoPool | undefined;
+
+/** Lazily created, shared pool (workers start on first use and are unref'd while idle). */
+export function defaultPool(): CryptoPool {
+  if (!shared || shared.isClosed) shared = new CryptoPool();
+  return shared;
+}
