@@ -46,7 +46,11 @@ export async function openStore(args: MountArgs): Promise<OpenedStore> {
 const LOCAL_CACHE_SECONDS = 60;
 
 export async function openTempStore(args: MountArgs): Promise<OpenedStore> {
-  const store = new MemoryStore({ readOnly: args.readOnly, cacheTimeout: LOCAL_CACHE_SECONDS });
+  const store = new MemoryStore({ cacheTimeout: LOCAL_CACHE_SECONDS });
+  if (args.readOnly) {
+    // A read-only temp mount is an empty tree: create its root, then the core opens it read-only.
+    await (await Filesystem.open(store)).destroy();
+  }
   return { store, chain: 'temp', mode: 'temp (in memory, not persisted)', local: true, close: () => store.close() };
 }
 

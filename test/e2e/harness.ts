@@ -204,9 +204,11 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
 
   const ready = await new Promise<boolean>((ok) => {
     const timer = setTimeout(() => ok(false), 60_000);
-    const check = () => { if (stdout.includes(`mounted: ${dir}\n`)) { clearTimeout(timer); ok(true); } };
+    // Plain mode prints `mounted: <dir>`; --json prints {"event":"mounted",...}.
+    const isReady = () => stdout.includes(`mounted: ${dir}\n`) || /^\{"event":"mounted".*\n/m.test(stdout);
+    const check = () => { if (isReady()) { clearTimeout(timer); ok(true); } };
     child.stdout!.on('data', check);
-    void exited.then(() => { clearTimeout(timer); ok(stdout.includes(`mounted: ${dir}\n`)); });
+    void exited.then(() => { clearTimeout(timer); ok(isReady()); });
     check();
   });
   if (!ready) {

@@ -1,0 +1,205 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findMount } from '../../fs/daemon/mounttab.js';
+import {
+  CLI, availableTransports, ensureBuilt, mountForTest, persistentStoreAvailable, run, sh, sleep, unmountAll,
+} from './harness.js';
+
+/** The mount daemon's life cycle and the CLI around it: errors, signals, stale mounts, stats. */
+
+const node = process.execPath;
+const persistent = await persistentStoreAvailable();
+
+async function tempDir(prefix: string): Promise<string> {
+  return fsp.mkdtemp(join(tmpdir(), prefix));
+}
+
+async function waitFor(cond: () => Promise<boolean>, ms = 20_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await cond()) return true;
+    await sleep(100);
+  }
+  return cond();
+}
+
+const noStack = (s: string) => !/\n\s+at .+:\d+:\d+/.test(s);
+
+afterAll(async () => { await unmountAll(); });
+
+describe('atefs mount: user mistakes are one clear line', () => {
+  it('a non-empty mountpoint is refused', async () => {
+    await ensureBuilt();
+    const dir = await tempDir('atefs-e2e-nonempty-');
+    await fsp.writeFile(join(dir, 'occupied'), 'x');
+    const r = await run(node, [CLI, 'mount', dir, '--temp'], { env: { ...process.env, CI: 'true' } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/not empty/);
+    expect(noStack(r.stderr)).toBe(true);
+    expect(await findMount(dir)).toBeUndefined();
+    await fsp.rm(dir, { recursive: true });
+  });
+
+  it('conflicting options are refused', async () => {
+    const dir = await tempDir('atefs-e2e-conflict-');
+    const r = await run(node, [CLI, 'mount', dir, '--temp', '--log-path', dir], { env: { ...process.env, CI: 'true' } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--temp/);
+    expect(noStack(r.stderr)).toBe(true);
+    const t = await run(node, [CLI, 'mount', dir, '--temp', '--transport', 'carrier-pigeon'], { env: { ...process.env, CI: 'true' } });
+    expect(t.code).not.toBe(0);
+    expect(noStack(t.stderr)).toBe(true);
+    await fsp.rmdir(dir);
+  });
+
+  it.skipIf(persistent)('without --temp it says the persistent store is not wired yet', async () => {
+    const dir = await tempDir('atefs-e2e-nopersist-');
+    const r = await run(node, [CLI, 'mount', dir, '--log-path', join(dir, '..', 'nolog')], { env: { ...process.env, CI: 'true' } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim()).toBe('persistent local chains are not wired yet; use --temp');
+    expect(await findMount(dir)).toBeUndefined();
+    await fsp.rmdir(dir);
+  });
+
+  it('unmounting something that is not mounted is an error', async () => {
+    const dir = await tempDir('atefs-e2e-notmounted-');
+    const r = await run(node, [CLI, 'unmount', dir]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim()).toBe(`${dir} is not mounted`);
+    await fsp.rmdir(dir);
+  });
+});
+
+describe.each(availableTransports())('mount daemon life cycle (%s)', (transport) => {
+  it('SIGTERM commits, unmounts and exits 0', async () => {
+    const m = await mountForTest({ transport });
+    await fsp.writeFile(join(m.dir, 'f'), 'data');
+    m.kill('SIGTERM');
+    expect(await m.exited).toBe(0);
+    expect(await findMount(m.dir)).toBeUndefined();
+    expect(m.output().stderr).toMatch(/unmounted: /);
+    await m.unmount();
+  });
+
+  it('a daemon killed with SIGKILL leaves a stale mount that the next mount cleans up', async () => {
+    const m = await mountForTest({ transport });
+    await fsp.writeFile(join(m.dir, 'f'), 'data');
+    m.kill('SIGKILL');
+    await m.exited;
+    const stale = await findMount(m.dir);
+    expect(stale).toBeDefined();
+    const err = await fsp.stat(m.dir).then(() => 'alive', (e: NodeJS.ErrnoException) => e.code);
+    expect(err).toBe('ENOTCONN');
+    const again = await mountForTest({ transport, dir: m.dir });
+    expect(again.output().stderr).toMatch(/stale mount/);
+    expect(await fsp.readdir(again.dir)).toEqual([]); // --temp: a fresh, empty filesystem
+    await fsp.writeFile(join(again.dir, 'g'), 'ok');
+    expect(await fsp.readFile(join(again.dir, 'g'), 'utf8')).toBe('ok');
+    await again.unmount();
+    await m.unmount();
+    await fsp.rmdir(m.dir).catch(() => {});
+  });
+
+  it('`atefs unmount` asks the daemon to shut down; the mount is gone and the daemon exits 0', async () => {
+    const m = await mountForTest({ transport });
+    await fsp.mkdir(join(m.dir, 'd'));
+    const r = await run(node, [CLI, 'unmount', m.dir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(`unmounted: ${m.dir}`);
+    expect(await m.exited).toBe(0);
+    expect(await findMount(m.dir)).toBeUndefined();
+    await m.unmount();
+  });
+
+  it('an unmount from outside (fusermount -u) ends the daemon', async () => {
+    const m = await mountForTest({ transport });
+    const r = await run('fusermount', ['-u', m.dir]);
+    expect(r.code).toBe(0);
+    const code = await Promise.race([m.exited, sleep(20_000).then(() => 'still running')]);
+    expect(code).toBe(0);
+    await m.unmount();
+  });
+
+  it('a busy mount is still unmounted (lazily) by `atefs unmount`', async () => {
+    const m = await mountForTest({ transport });
+    await fsp.mkdir(join(m.dir, 'cwd'));
+    const holder = sh(`cd ${join(m.dir, 'cwd')} && sleep 3`);
+    await sleep(300);
+    const r = await run(node, [CLI, 'unmount', m.dir]);
+    expect(r.code).toBe(0);
+    expect(await findMount(m.dir)).toBeUndefined();
+    await holder;
+    expect(await m.exited).toBe(0);
+    await m.unmount();
+  });
+
+  it('--stats-file: per-opcode counters on SIGUSR2 and at unmount', async () => {
+    const statsDir = await tempDir('atefs-e2e-stats-');
+    const file = join(statsDir, 'stats.json');
+    const m = await mountForTest({ transport, extraArgs: ['--stats-file', file] });
+    await fsp.writeFile(join(m.dir, 'a'), 'x'.repeat(100_000));
+    await fsp.readFile(join(m.dir, 'a'));
+    await fsp.readdir(m.dir);
+    m.kill('SIGUSR2');
+    expect(await waitFor(async () => fsp.access(file).then(() => true, () => false))).toBe(true);
+    const first = JSON.parse(await fsp.readFile(file, 'utf8')) as { transport: string; seq: number; final: boolean; counters: Record<string, number> };
+    expect(first.transport).toBe(transport);
+    expect(first.final).toBe(false);
+    expect(first.seq).toBe(1);
+    const total = Object.values(first.counters).reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(3);
+    expect(Object.values(first.counters).every((v) => Number.isInteger(v) && v >= 0)).toBe(true);
+    m.kill('SIGTERM');
+    expect(await m.exited).toBe(0);
+    const last = JSON.parse(await fsp.readFile(file, 'utf8')) as { final: boolean; counters: Record<string, number> };
+    expect(last.final).toBe(true);
+    expect(Object.values(last.counters).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(total);
+    await m.unmount();
+    await fsp.rm(statsDir, { recursive: true });
+  });
+
+  it('--read-only: reads work, every change is EROFS', async () => {
+    const m = await mountForTest({ transport, readOnly: true });
+    expect(await fsp.readdir(m.dir)).toEqual([]);
+    for (const attempt of [
+      () => fsp.writeFile(join(m.dir, 'f'), 'x'),
+      () => fsp.mkdir(join(m.dir, 'd')),
+      () => fsp.symlink('t', join(m.dir, 'l')),
+      () => fsp.chmod(m.dir, 0o700),
+      () => fsp.utimes(m.dir, 1, 1),
+    ]) {
+      const code = await attempt().then(() => 'no error', (e: NodeJS.ErrnoException) => e.code);
+      expect(code).toBe('EROFS');
+    }
+    const r = await sh(`touch ${join(m.dir, 'x')}`);
+    expect(r.stderr).toMatch(/Read-only file system/);
+    await m.unmount();
+  });
+
+  it('--json prints a JSON mounted event; --background detaches and `atefs unmount` stops it', async () => {
+    const dir = await tempDir('atefs-e2e-bg-');
+    const r = await run(node, [CLI, 'mount', dir, '--temp', '--transport', transport, '--background'], { env: { ...process.env, CI: 'true' } });
+    try {
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim()).toBe(`mounted: ${dir}`);
+      expect(await findMount(dir)).toBeDefined();
+      await fsp.writeFile(join(dir, 'bg'), 'background works');
+      expect(await fsp.readFile(join(dir, 'bg'), 'utf8')).toBe('background works');
+      const u = await run(node, [CLI, 'unmount', dir, '--json']);
+      expect(u.code).toBe(0);
+      expect(JSON.parse(u.stdout)).toMatchObject({ event: 'unmounted', mountpoint: dir, how: 'daemon committed and exited' });
+      expect(await findMount(dir)).toBeUndefined();
+    } finally {
+      if (await findMount(dir)) await run('fusermount', ['-uz', dir]);
+    }
+
+    const m = await mountForTest({ transport, dir, extraArgs: ['--json'] });
+    const first = JSON.parse(m.output().stdout.split('\n')[0]!) as Record<string, unknown>;
+    expect(first).toMatchObject({ event: 'mounted', mountpoint: dir, transport, pid: m.pid });
+    await m.unmount();
+    await fsp.rmdir(dir);
+  });
+});
