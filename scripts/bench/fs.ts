@@ -15,9 +15,9 @@ import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpus, release } from 'node:os';
+import { cpus, release, loadavg } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { run, sh, cpuSeconds, installSignalCleanup, runCleanups, CommandTimedOut, type RunResult } from './lib/proc.js';
+import { run, sh, cpuSeconds, installSignalCleanup, runCleanups, CommandTimedOut, DaemonNotReady, type RunResult } from './lib/proc.js';
 import { fuseConnection, abortFuse } from './lib/mounts.js';
 import { FuseTrace, type TraceResult } from './lib/fuse-trace.js';
 import { prepareTree } from './lib/tree.js';
@@ -73,10 +73,9 @@ async function runTarget(t: Target, workloads: Workload[], ctx: WorkloadCtx, res
   try {
     m = await t.mount();
   } catch (e) {
-    const msg = `mount failed: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`;
-    cell(results, t.name, 'mount').errors.push(msg);
-    progress(`${t.name}: ${msg}`);
-    t.unavailable = msg.slice(0, 160);
+    const short = e instanceof DaemonNotReady ? e.short : (e as Error).message.split('\n')[0]!;
+    progress(`${t.name}: mount failed: ${(e as Error).message}`);
+    t.unavailable = `mount failed (${short.slice(0, 200)})`;
     return;
   }
   const ok = new Set<string>();
@@ -130,6 +129,7 @@ function gitCommit(): string {
 async function main(): Promise<void> {
   installSignalCleanup();
   const started = new Date();
+  const load0 = loadavg()[0]!;
   const cache = '/dev/shm/atefs-bench-cache';
   const work = `/dev/shm/atefs-bench-${process.pid}`;
   const diskWork = `/var/tmp/atefs-bench-${process.pid}`;
@@ -166,9 +166,10 @@ async function main(): Promise<void> {
     }
 
     out(`atefs bench:fs  ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC  commit ${gitCommit()}  linux ${release()}  node ${process.version}  ${cpus().length} CPUs${QUICK ? '  QUICK' : ''}`);
+    out(`load average (1 min) at start ${load0.toFixed(1)}, at end ${loadavg()[0]!.toFixed(1)}: the machine is shared, compare ratios within one run`);
     out(`runs: ${RUNS} (medians)  seq file: ${SEQ_MIB} MiB random  tree: ${tree.files} files, ${tree.dirs} dirs, ${tree.symlinks} symlinks, ${tree.hardlinks} hard links, ${(tree.bytes / 1e6).toFixed(1)} MB (tar sha256 ${tree.tarSha256.slice(0, 12)})`);
     out('targets:');
-    for (const t of targets) out(`  ${t.name.padEnd(13)}${t.unavailable ? `n/a: ${t.unavailable}` : t.note}`);
+    for (const t of targets) out(`  ${t.name.padEnd(15)}${t.unavailable ? `n/a: ${t.unavailable}` : t.note}`);
     out();
     for (const l of figuresTable(targets, workloads, results, RUNS)) out(l);
     out();

@@ -106,7 +106,8 @@ export function requestsSection(targets: Target[], workloads: Workload[], result
   const lines = [
     `FUSE requests per workload (${traceNote}; first run)`,
     '  req = requests the kernel sent; µs = mean time a request was in flight (queued + served + replied);',
-    '  cpu = CPU seconds of the serving process; then requests per opcode; "daemon:" = the daemon\'s own op counters',
+    '  cpu = CPU seconds of the serving process (all threads), and per request; then requests per opcode;',
+    '  "daemon:" = the daemon\'s own op counters (fuse-native: libfuse high-level calls, e.g. LOOKUP -> getattr)',
   ];
   const fuse = targets.filter((t) => t.kind !== 'reference' && !t.unavailable);
   for (const w of workloads) {
@@ -118,7 +119,7 @@ export function requestsSection(targets: Target[], workloads: Workload[], result
       if (s.trace) {
         const ops = [...s.trace.ops.entries()].sort((a, b) => b[1].count - a[1].count);
         parts.push(`${pad(kfmt(s.trace.total), 7)} req ${pad(s.trace.meanUs.toFixed(0), 5)} µs`);
-        parts.push(`cpu ${s.cpu !== undefined ? s.cpu.toFixed(2) : '-'} s`);
+        parts.push(`cpu ${s.cpu !== undefined ? `${s.cpu.toFixed(2)} s ${pad((s.trace.total ? (s.cpu * 1e6) / s.trace.total : 0).toFixed(0), 3)} µs/req` : '-'}`);
         parts.push(ops.map(([k, v]) => `${k} ${kfmt(v.count)}`).join(' ') + (s.trace.lost ? ' (TRACE LOST EVENTS)' : ''));
       } else {
         parts.push(`cpu ${s.cpu !== undefined ? s.cpu.toFixed(2) : '-'} s`);
@@ -150,8 +151,6 @@ export function errorsSection(targets: Target[], workloads: Workload[], results:
       const c = results.get(t.name)?.get(w.id);
       for (const e of c?.errors ?? []) lines.push(`  ${t.name} ${w.label}: ${e}`);
     }
-    const m = results.get(t.name)?.get('mount');
-    for (const e of m?.errors ?? []) lines.push(`  ${t.name} mount: ${e}`);
   }
   return lines.length ? ['problems ("!" in the table = a check failed, FAIL = no figure):', ...lines] : [];
 }

@@ -24,6 +24,19 @@ export class CommandTimedOut extends Error {
   }
 }
 
+/** A daemon that exited or hung before it said it was ready; `output` is what it printed. */
+export class DaemonNotReady extends Error {
+  constructor(readonly cmd: string, readonly why: string, readonly output: string) {
+    super(`${cmd}: ${why}${output.trim() ? `: ${output.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
+    this.name = 'DaemonNotReady';
+  }
+  /** One line for tables: the daemon's last line of output, or why it failed. */
+  get short(): string {
+    const last = this.output.trim().split('\n').pop()?.trim();
+    return last ? `${this.why}: ${last}` : this.why;
+  }
+}
+
 export interface RunResult { code: number | null; stdout: string; stderr: string; seconds: number }
 
 /**
@@ -106,13 +119,13 @@ export function spawnDaemon(cmd: string, args: string[], ready: RegExp, opts: { 
     child.stderr!.setEncoding('utf8').on('data', onData);
     child.on('error', (e) => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } });
     void exited.then((code) => {
-      if (!settled) { settled = true; clearTimeout(timer); reject(new Error(`${cmd} ${args.join(' ')} exited ${code} before it was ready:\n${out.trim().slice(-1500)}`)); }
+      if (!settled) { settled = true; clearTimeout(timer); reject(new DaemonNotReady(`${cmd} ${args.join(' ')}`, `exited ${code} before it was ready`, out.slice(-1500))); }
     });
     const timer = setTimeout(() => {
       if (settled) return;
       settled = true;
       try { child.kill('SIGKILL'); } catch { /* gone */ }
-      reject(new Error(`${cmd} ${args.join(' ')} not ready after ${opts.timeoutMs ?? 30000} ms:\n${out.trim().slice(-1500)}`));
+      reject(new DaemonNotReady(`${cmd} ${args.join(' ')}`, `no "ready" line after ${(opts.timeoutMs ?? 30000) / 1000} s`, out.slice(-1500)));
     }, opts.timeoutMs ?? 30000);
   });
 }
