@@ -1,3 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CryptoPool,
@@ -78,5 +83,48 @@ describe('CryptoPool', () => {
     expect(verifySignature(kp.publicKey, Buffer.from('shared'), sig)).toBe(true);
     await defaultPool().close();
     expect(defaultPool().isClosed).toBe(false);
+  });
+});
+
+describe('CryptoPool from compiled JavaScript (the dist/ situation)', () => {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atefs-crypto-pool-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('signs and verifies through workers, and the process exits on its own afterwards', () => {
+    const tsc = spawnSync(
+      process.execPath,
+      [
+        path.join(root, 'node_modules/typescript/bin/tsc'),
+        path.join(root, 'src/crypto/index.ts'),
+        '--outDir', dir, '--rootDir', path.join(root, 'src/crypto'),
+        '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
+        '--strict', '--skipLibCheck', '--types', 'node',
+      ],
+      { encoding: 'utf8', cwd: root },
+    );
+    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
+    fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+    fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+    fs.writeFileSync(
+      path.join(dir, 'main.js'),
+      `import * as c from './index.js';
+const kp = c.generateSigningKeyPair();
+const m = Buffer.from('top-level await on a pooled signature');
+const sig = await c.defaultPool().sign(kp.secretKey, m);
+const [good, bad] = await c.defaultPool().verifyMany([
+  { publicKey: kp.publicKey, message: m, signature: sig },
+  { publicKey: kp.publicKey, message: Buffer.from('x'), signature: sig },
+]);
+await c.selfTest();
+console.log(JSON.stringify({ main: c.verifySignature(kp.publicKey, m, sig), good, bad }));
+// no close(): idle workers must not keep the process alive
+`,
+    );
+    // The timeout only guards against a hang (a ref'd idle worker); it is not a speed assertion.
+    const run = spawnSync(process.execPath, [path.join(dir, 'main.js')], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+    expect(run.signal, 'process had to be killed: idle workers kept it alive').toBeNull();
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout.trim())).toEqual({ main: true, good: true, bad: false });
   });
 });
