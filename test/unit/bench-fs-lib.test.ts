@@ -1,0 +1,112 @@
+import { describe, it, expect, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTrace } from '../../scripts/bench/lib/fuse-trace.js';
+import { flatten, diffCounters } from '../../scripts/bench/lib/stats-file.js';
+import { prepareTree } from '../../scripts/bench/lib/tree.js';
+import { ratioTable, figuresTable, median, cell, type Results } from '../../scripts/bench/lib/fs-report.js';
+import { WORKLOADS } from '../../scripts/bench/lib/fs-workloads.js';
+import type { Target } from '../../scripts/bench/lib/fs-targets.js';
+
+const dirs: string[] = [];
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+const tmp = (): string => { const d = mkdtempSync(join(tmpdir(), 'bench-fs-')); dirs.push(d); return d; };
+
+describe('parseTrace', () => {
+  const text = [
+    '# tracer: nop',
+    '# entries-in-buffer/entries-written: 7/7   #P:2',
+    '#',
+    '           mkdir-7358    [000] ...1.   578.076446: fuse_request_send: connection 39 req 16 opcode 1 (FUSE_LOOKUP) len 42 ',
+    '       gocryptfs-7345    [001] .....   578.076671: fuse_request_end: connection 39 req 16 len 16 error -2',
+    '           mkdir-7358    [000] ...1.   578.076744: fuse_request_send: connection 39 req 18 opcode 9 (FUSE_MKDIR) len 50 ',
+    '       gocryptfs-7342    [001] .....   578.076906: fuse_request_end: connection 39 req 18 len 144 error 0',
+    '            bash-7321    [001] ...1.   578.077301: fuse_request_send: connection 39 req 20 opcode 1 (FUSE_LOOKUP) len 43 ',
+    '       gocryptfs-7345    [001] .....   578.077353: fuse_request_end: connection 39 req 20 len 16 error -2',
+    '            bash-7321    [000] ...1.   578.077409: fuse_request_send: connection 39 req 22 opcode 2 (FUSE_FORGET) len 59 ',
+  ].join('\n');
+
+  it('counts requests per opcode and pairs replies by request id', () => {
+    const r = parseTrace(text);
+    expect(r.total).toBe(4);
+    expect(r.ops.get('LOOKUP')).toEqual({ count: 2, inFlightUs: 225 + 52, matched: 2 });
+    expect(r.ops.get('MKDIR')?.count).toBe(1);
+    expect(r.ops.get('FORGET')).toEqual({ count: 1, inFlightUs: 0, matched: 0 }); // FORGET has no reply
+    expect(r.meanUs).toBeCloseTo((225 + 162 + 52) / 3, 5);
+    expect(r.lost).toBe(false);
+  });
+
+  it('flags a trace whose ring buffer overflowed', () => {
+    expect(parseTrace(text.replace('7/7', '5/7')).lost).toBe(true);
+  });
+});
+
+describe('daemon counters', () => {
+  it('flattens nested numeric leaves and diffs two snapshots', () => {
+    const a = flatten({ getattr: 3, nested: { write: 1 }, name: 'x', list: [1, 2] });
+    expect([...a.entries()]).toEqual([['getattr', 3], ['nested.write', 1]]);
+    const b = flatten({ getattr: 10, nested: { write: 1 }, read: 4 });
+    expect([...diffCounters(a, b)!.entries()]).toEqual([['getattr', 7], ['read', 4]]);
+    expect(diffCounters(undefined, b)).toBeUndefined();
+  });
+});
+
+describe('benchmark tree', () => {
+  it('is the same tree, byte for byte, for the same seed, and another for another seed', async () => {
+    const [a, b, c] = [tmp(), tmp(), tmp()];
+    const ta = await prepareTree(a, { files: 300, seed: 7 });
+    const tb = await prepareTree(b, { files: 300, seed: 7 });
+    const tc = await prepareTree(c, { files: 300, seed: 8 });
+    expect(ta.tarSha256).toBe(tb.tarSha256);
+    expect(ta.md5).toBe(tb.md5);
+    expect(tc.tarSha256).not.toBe(ta.tarSha256);
+    expect(existsSync(ta.tar)).toBe(true);
+    // Every regular file is listed once per name (hard links included).
+    expect(ta.md5.trim().split('\n')).toHaveLength(ta.files + ta.hardlinks);
+    expect(ta.symlinks).toBeGreaterThan(0);
+    expect(ta.bytes).toBeGreaterThan(300 * 1024);
+    // Cached: a second call reads the metadata instead of regenerating.
+    const again = await prepareTree(a, { files: 300, seed: 7 });
+    expect(again).toEqual(ta);
+    expect(readFileSync(ta.tar).length).toBeGreaterThan(ta.bytes);
+  });
+});
+
+describe('report', () => {
+  const t = (name: string, kind: Target['kind'], transport?: Target['transport']): Target =>
+    ({ name, kind, transport, note: '', mount: () => Promise.reject(new Error('not mounted')) });
+  const targets = [t('gocryptfs', 'gocryptfs'), t('floor-fn', 'floor', 'fuse-native'), t('atefs-fn', 'atefs', 'fuse-native')];
+  const write = WORKLOADS.find((w) => w.id === 'write')!;
+  const untar = WORKLOADS.find((w) => w.id === 'untar')!;
+  const results: Results = new Map();
+  const put = (target: string, wl: string, ...values: number[]) => {
+    for (const v of values) cell(results, target, wl).samples.push({ value: v, seconds: v });
+  };
+  put('gocryptfs', 'write', 400); put('floor-fn', 'write', 500); put('atefs-fn', 'write', 300, 310, 900);
+  put('gocryptfs', 'untar', 4); put('floor-fn', 'untar', 5); put('atefs-fn', 'untar', 7);
+
+  it('uses medians', () => {
+    expect(median([900, 300, 310])).toBe(310);
+    expect(median([1, 2, 3, 4])).toBe(2.5);
+    expect(median([])).toBeUndefined();
+    expect(figuresTable(targets, [write], results, 3)[1]).toMatch(/ 400 +500 +310$/);
+  });
+
+  it('turns MB/s and seconds into speed ratios and checks them against the goals', () => {
+    const lines = ratioTable(targets, [write, untar], results).join('\n');
+    // write: 310/500 = 0.62 vs floor (goal 0.77: MISS), 310/400 = 0.78 vs gocryptfs (goal 0.8: MISS)
+    expect(lines).toMatch(/seq write\+fsync\s+0\.62 >=0\.77 \(1\.3x\) MISS\s+0\.78 >=0\.8 MISS/);
+    // untar: 5/7 = 0.71 vs floor (MISS); vs gocryptfs 4/7 = 0.57, no goal on fuse-native
+    expect(lines).toMatch(/untar\s+0\.71 >=0\.77 \(1\.3x\) MISS\s+0\.57$/m);
+  });
+
+  it('applies the kernel-transport goals to kernel targets', () => {
+    const k = [t('gocryptfs', 'gocryptfs'), t('floor-k', 'floor', 'kernel'), t('atefs-k', 'atefs', 'kernel')];
+    const r: Results = new Map();
+    cell(r, 'gocryptfs', 'untar').samples.push({ value: 4, seconds: 4 });
+    cell(r, 'floor-k', 'untar').samples.push({ value: 3, seconds: 3 });
+    cell(r, 'atefs-k', 'untar').samples.push({ value: 3.5, seconds: 3.5 });
+    expect(ratioTable(k, [untar], r).join('\n')).toMatch(/untar\s+0\.86 >=0\.77 \(1\.3x\) ok\s+1\.14 >=1\.0 ok/);
+  });
+});
