@@ -1,7 +1,7 @@
 import type { Attr, Ctx, DirEntry, Fh, FsCore, Ino, SetAttr } from '../core/api.js';
 import { FsError, toErrno } from '../core/errors.js';
 import { PathCache } from './path-cache.js';
-import { UTIME_MARKER_MS, direntStat, statArray, statfsArray, timespecOfMs } from './stat.js';
+import { direntStat, statArray, statfsArray, timespecOfMs } from './stat.js';
 
 /**
  * Maps fuse-native's path-based handlers (libfuse 2 high-level API) onto the inode-based FsCore.
@@ -118,16 +118,12 @@ export class FuseNativeAdapter {
   }
 
   /**
-   * fuse-native passes atime twice (mtime is lost in its C code) and in milliseconds, with
-   * UTIME_NOW and UTIME_OMIT indistinguishable (both 1073 ms). Best effort: the marker means
-   * "touch" (both now), any other value is applied to both times. See stat.ts.
+   * fuse-native passes atime twice (mtime is lost in its C code), in milliseconds; libfuse only
+   * calls this when both times are set. Best effort: the value is applied to both. See stat.ts.
    */
   utimens(signal: Signal, path: string, aLo: number, aHi: number): void {
-    const ms = aLo + aHi * TWO32;
-    const set: SetAttr = ms === UTIME_MARKER_MS
-      ? { atime: 'now', mtime: 'now' }
-      : { atime: timespecOfMs(ms), mtime: timespecOfMs(ms) };
-    this.setattr('utimens', signal, path, set);
+    const t = timespecOfMs(aLo + aHi * TWO32);
+    this.setattr('utimens', signal, path, { atime: t, mtime: t });
   }
 
   // --- namespace

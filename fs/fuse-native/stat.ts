@@ -65,12 +65,13 @@ export function statfsArray(s: StatFs): Uint32Array {
 }
 
 /**
- * utimens arrives as milliseconds, and fuse-native 2.2.6 passes the *atime twice*
- * (fuse-native.c: FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)), so mtime is lost before JS sees it.
- * UTIME_NOW and UTIME_OMIT (tv_sec 0, tv_nsec 2^30-1 / 2^30-2) both truncate to 1073 ms.
+ * utimens through this stack (measured): libfuse 2.9's high-level setattr calls utimens only when
+ * the kernel sets *both* times, with real values (the kernel resolves UTIME_NOW itself), and
+ * silently succeeds without calling us when one of them is UTIME_OMIT (tar's [OMIT, mtime],
+ * `touch -m`, `touch -a`). fuse-native then passes the *atime twice*
+ * (fuse-native.c: FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)), in milliseconds. So on this transport
+ * mtime := atime, ms precision, and one-sided changes are lost. The kernel transport has none of this.
  */
-export const UTIME_MARKER_MS = 1073;
-
 export function timespecOfMs(msTotal: number): Timespec {
   const sec = Math.floor(msTotal / 1000);
   return { sec, nsec: (msTotal - sec * 1000) * 1e6 };
