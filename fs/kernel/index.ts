@@ -22,8 +22,16 @@ export interface KernelMountOptions {
   readOnly?: boolean;
   fsname?: string;
   debug?: boolean;
-  /** Kernel writeback cache (default: on unless read-only). Env ATEFS_KERNEL_WRITEBACK=0|1. */
+  /**
+   * Kernel writeback cache. The kernel then owns size and mtime of regular files it has cached and
+   * ignores the server's values, so it suits local chains only (nobody else changes content).
+   * Default: `kernelCache` when given, else on unless read-only. Env ATEFS_KERNEL_WRITEBACK=0|1.
+   */
   writebackCache?: boolean;
+  /** fs/mount.ts: the content is only changed through this mount (local chain). */
+  kernelCache?: boolean;
+  /** fs/mount.ts: seconds entries/attributes may be cached; default for attr and negative timeouts. */
+  cacheTimeout?: number;
   /** Read loop design (default 'blocking'). Env ATEFS_KERNEL_LOOP. */
   loop?: LoopMode;
   /** Largest WRITE/READ request in bytes (default 1 MiB). */
@@ -96,10 +104,10 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
   const inited = new Promise<void>((r) => { initDone = r; });
   let loop: RequestLoop | null = null;
   const session = new Session(fd, core, {
-    writebackCache: envBool('ATEFS_KERNEL_WRITEBACK') ?? opts.writebackCache ?? !opts.readOnly,
+    writebackCache: envBool('ATEFS_KERNEL_WRITEBACK') ?? opts.writebackCache ?? opts.kernelCache ?? !opts.readOnly,
     maxWrite,
-    negativeTimeout: envNum('ATEFS_KERNEL_NEGATIVE_TIMEOUT') ?? opts.negativeTimeout ?? 1,
-    attrTimeout: opts.attrTimeout ?? 1,
+    negativeTimeout: envNum('ATEFS_KERNEL_NEGATIVE_TIMEOUT') ?? opts.negativeTimeout ?? opts.cacheTimeout ?? 1,
+    attrTimeout: opts.attrTimeout ?? opts.cacheTimeout ?? 1,
     cacheDir: envBool('ATEFS_KERNEL_CACHE_DIR') ?? opts.cacheDir ?? false,
     wakeName: mode === 'blocking' ? Buffer.from(WAKE_NAME) : null,
     debug,

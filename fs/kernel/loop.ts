@@ -39,7 +39,8 @@ export class RequestLoop {
   private readonly bufs: Buffer[];
   private stopped = false;
   private wakeRequested = false;
-  private noBlock = false;
+  /** Blocking reads only while the waker runs: nothing else could unblock an idle reader. */
+  private noBlock = true;
   private readsInFlight = 0;
   private readonly shared = new Int32Array(new SharedArrayBuffer(16));
   private waker: Worker | null = null;
@@ -74,6 +75,7 @@ export class RequestLoop {
       workerData: { shared: this.shared, path: this.opts.wakePath, idleMs: this.opts.idleMs },
     });
     w.unref();
+    this.noBlock = false;
     w.on('error', (e) => { if (this.opts.debug) process.stderr.write(`kernel: waker failed: ${e.message}\n`); });
     this.waker = w;
   }
