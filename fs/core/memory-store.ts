@@ -75,7 +75,10 @@ export class MemoryStore implements FsStore {
         continue;
       }
       if (!dir) this.dirs.set(d.parent, dir = new Map());
-      // Map.set keeps an existing key's position: listing order stays stable.
+      // An unchanged entry keeps its place; a name bound to another inode moves to the end, as
+      // the core's own index does (unlink + create, rename over).
+      const old = dir.get(key);
+      if (old !== undefined && old.ino !== d.ino) dir.delete(key);
       dir.set(key, { parent: d.parent, name: d.name, ino: d.ino });
     }
     for (const b of batch.blocks) {
