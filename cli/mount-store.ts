@@ -1,11 +1,11 @@
-import { Filesystem, MemoryStore, type FsStore } from '../fs/core/index.js';
+import { Filesystem, type FsStore } from '../fs/core/index.js';
+import { openLocalChain, type LocalChain } from '../fs/chain-store/index.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
 
 /**
- * Chooses and opens the store a mount serves. The only store today is MemoryStore (--temp); the
- * persistent local chain and remote chains plug in at openPersistentLocalStore / openRemoteStore,
- * or through setStoreFactory() without editing this file.
+ * Chooses and opens the store a mount serves: a local chain (persistent, or in memory for --temp);
+ * remote chains plug in at openRemoteStore, or through setStoreFactory() without editing this file.
  */
 
 /** Live figures for the status panel; every field is optional. */
@@ -42,21 +42,61 @@ export async function openStore(args: MountArgs): Promise<OpenedStore> {
   return openPersistentLocalStore(args);
 }
 
-/** Local kernel-cache timeout (seconds): nobody else changes a temp or local chain. */
-const LOCAL_CACHE_SECONDS = 60;
-
+/**
+ * --temp: the same encrypted, signed chain code on an in-memory log and a throw-away index, so a
+ * temporary mount behaves (and performs) like a persistent one but leaves nothing behind.
+ */
 export async function openTempStore(args: MountArgs): Promise<OpenedStore> {
-  const store = new MemoryStore({ cacheTimeout: LOCAL_CACHE_SECONDS });
+  const opened = await openChainStore({ ...args, readOnly: false }, { memory: true });
   if (args.readOnly) {
-    // A read-only temp mount is an empty tree: create its root, then the core opens it read-only.
-    await (await Filesystem.open(store)).destroy();
+    // A read-only temp mount is an empty tree: create its root; the core is then opened read-only.
+    await (await Filesystem.open(opened.store)).destroy();
   }
-  return { store, chain: 'temp', mode: 'temp (in memory, not persisted)', local: true, close: () => store.close() };
+  return opened;
 }
 
-/** THE place to wire the chain-backed store (local chain under --log-path or the XDG data dir). */
-export async function openPersistentLocalStore(_args: MountArgs): Promise<OpenedStore> {
-  throw new UserError('persistent local chains are not wired yet; use --temp');
+/** The local chain under --log-path (default $XDG_DATA_HOME/atefs/local), created on first use. */
+export async function openPersistentLocalStore(args: MountArgs): Promise<OpenedStore> {
+  return openChainStore(args, { chainDir: args.logPath, memory: false });
+}
+
+async function openChainStore(args: MountArgs, where: { chainDir?: string; memory: boolean }): Promise<OpenedStore> {
+  let chain: LocalChain;
+  try {
+    chain = await openLocalChain({
+      ...(where.chainDir ? { chainDir: where.chainDir } : {}),
+      memory: where.memory,
+      readOnly: args.readOnly,
+      ...(args.compactMode ? { compactMode: args.compactMode } : {}),
+      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+    });
+  } catch (e) {
+    throw chainOpenError(e);
+  }
+  if (args.compactNow && !args.readOnly) await chain.view.compact('manual');
+  return {
+    store: chain.store,
+    chain: where.memory ? 'temp' : chain.chainDir,
+    mode: where.memory ? 'temp (in memory, encrypted, not persisted)' : 'local',
+    local: true,
+    status: () => {
+      const s = chain.view.stats();
+      return { logBytes: s.logBytes, ...(s.compacting ? { compaction: 'running' } : {}) };
+    },
+    close: () => chain.close(),
+  };
+}
+
+/** Typed failures of opening a chain become one clear line; anything else stays an error. */
+function chainOpenError(e: unknown): Error {
+  const err = e as Error;
+  switch (err?.name) {
+    case 'LogLockedError': return new UserError(`the chain is in use by another process: ${err.message}`);
+    case 'LogCorruptError': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs repair')`);
+    case 'GenesisMismatch': case 'LogHeaderMismatch': return new UserError(`refusing a chain that is not the one pinned: ${err.message}`);
+    case 'DiskFull': return new UserError(`disk full: ${err.message}`);
+    default: return err instanceof Error ? err : new Error(String(e));
+  }
 }
 
 export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {

@@ -1,0 +1,34 @@
+import type { Ino } from '../core/api.js';
+
+/**
+ * DAO keys of filesystem records. Inodes and blocks get deterministic keys (kind byte, inode
+ * number, block index) so a read needs no index beyond the view's own: getBlock(ino, i) is one
+ * keyed load. They reveal only counts and sizes, which a block store cannot hide anyway. Dentries
+ * use the view's keyed-name DAO keys (HMAC of the name under the directory's key), so the index
+ * never holds a plaintext name.
+ */
+
+const KIND_SUPER = '00';
+const KIND_INODE = '01';
+const KIND_BLOCK = '02';
+
+/** Collections under an inode DAO: a directory's entries, a file's blocks. */
+export const DENTRIES = 0;
+export const BLOCKS = 1;
+
+const hex = (n: number, digits: number): string => n.toString(16).padStart(digits, '0');
+
+export const SUPERBLOCK_KEY = KIND_SUPER + '0'.repeat(30);
+
+export function inodeKey(ino: Ino): string {
+  return KIND_INODE + hex(ino, 14) + '0'.repeat(16);
+}
+
+export function blockKey(ino: Ino, index: number): string {
+  return KIND_BLOCK + hex(ino, 14) + hex(index, 16);
+}
+
+/** The block index of a block DAO key (children of an inode in the BLOCKS collection). */
+export function blockIndexOf(key: string): number {
+  return parseInt(key.slice(16), 16);
+}

@@ -1,0 +1,135 @@
+import { promises as fsp, statfsSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { defaultPool } from '../../src/crypto/index.js';
+import { openLog, type RedoLog } from '../../src/log/index.js';
+import { DataKeyCache, createGenesis, toGenesisHash } from '../../src/chain/index.js';
+import { defaultConfigDir, loadOrCreateLocalIdentity, readersOfPrincipal, type Session } from '../../src/session/index.js';
+import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
+import { ChainStore } from './chain-store.js';
+
+export interface OpenLocalChainOptions {
+  /** Chain directory (log/ and index/ inside). Default $XDG_DATA_HOME/atefs/local. */
+  chainDir?: string;
+  /** Where the identity and the pinned genesis hashes live. Default $XDG_CONFIG_HOME/atefs. */
+  configDir?: string;
+  /** Keys to use instead of the local identity (a token file's session). */
+  session?: Session;
+  readOnly?: boolean;
+  /** In-memory log and temporary index (nothing persisted): `--temp` on the real chain code. */
+  memory?: boolean;
+  compactMode?: string;
+  onProgress?: (p: ViewProgress) => void;
+  /** Told once when a chain is trusted on first use (no pin for an existing log). */
+  onWarning?: (msg: string) => void;
+}
+
+export interface LocalChain {
+  store: ChainStore;
+  view: View;
+  log: RedoLog;
+  chainDir: string;
+  genesisHash: string;
+  created: boolean;
+  close(): Promise<void>;
+}
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share');
+  return path.join(base, 'atefs');
+}
+
+const CHAIN_ID = 'atefs/local';
+const PINS_FILE = 'pinned-chains.json';
+
+/**
+ * Pins live in the config directory, apart from the data: a log swapped on disk for another chain
+ * (other root keys) is refused instead of silently adopted.
+ */
+async function readPins(configDir: string): Promise<Record<string, string>> {
+  try {
+    return JSON.parse(await fsp.readFile(path.join(configDir, PINS_FILE), 'utf8')) as Record<string, string>;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw e;
+  }
+}
+
+async function writePin(configDir: string, chainDir: string, hash: string): Promise<void> {
+  const pins = await readPins(configDir);
+  pins[chainDir] = hash;
+  const file = path.join(configDir, PINS_FILE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(pins, null, 2), { mode: 0o600 });
+  await fsp.rename(tmp, file);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.access(p).then(() => true, () => false);
+}
+
+/** Opens (creating on first use) the local chain a mount without a remote serves. */
+export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<LocalChain> {
+  const configDir = o.configDir ?? defaultConfigDir();
+  const chainDir = path.resolve(o.chainDir ?? path.join(defaultDataDir(), 'local'));
+  const session = o.session ?? (await loadOrCreateLocalIdentity(configDir)).session;
+  const user = session.user;
+  if (!user) throw new Error('the session holds no user identity: it cannot own a local chain');
+  const logDir = path.join(chainDir, 'log');
+  const indexDir = path.join(chainDir, 'index');
+  const pin = o.memory ? undefined : (await readPins(configDir))[chainDir];
+  const fresh = o.memory || !(await exists(logDir));
+  const pool = defaultPool();
+  const keys = new DataKeyCache(session);
+
+  let genesis;
+  let genesisHash: Buffer | undefined = pin ? toGenesisHash(pin) : undefined;
+  if (fresh && !pin) {
+    if (o.readOnly) throw new Error(`no chain at ${chainDir} to mount read-only`);
+    genesis = await createGenesis({ name: CHAIN_ID, keyring: session, chainReaders: readersOfPrincipal(user, { sym: true, kem: false }), keys, pool });
+    genesisHash = genesis.hash;
+  } else if (!pin) {
+    o.onWarning?.(`no pinned genesis for ${chainDir}: trusting the chain found there on first use`);
+  }
+  if (!o.memory) await fsp.mkdir(chainDir, { recursive: true, mode: 0o700 });
+  const log = await openLog(o.memory
+    ? { memory: true, chainId: CHAIN_ID, ...(genesisHash ? { genesisHash } : {}) }
+    : { dir: logDir, chainId: CHAIN_ID, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+  let view: View;
+  try {
+    view = await View.open({
+      log,
+      keyring: session,
+      keys,
+      pool,
+      pinnedGenesis: genesisHash ?? null,
+      ...(genesis ? { genesis } : {}),
+      ...(o.memory ? {} : { indexPath: indexDir }),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      ...(o.compactMode ? { compaction: { mode: parseCompactMode(o.compactMode) } } : {}),
+      readOnly: !!o.readOnly,
+    });
+  } catch (e) {
+    await log.close().catch(() => undefined);
+    throw e;
+  }
+  const hash = view.genesisHash.toString('hex');
+  if (!o.memory && !pin) await writePin(configDir, chainDir, hash);
+  const store = new ChainStore(view, {
+    readOnly: !!o.readOnly,
+    cacheTimeout: 60,
+    bytesFree: o.memory ? undefined : () => {
+      const s = statfsSync(chainDir);
+      return s.bavail * s.bsize;
+    },
+  });
+  return {
+    store, view, log, chainDir, genesisHash: hash, created: !!genesis,
+    async close() {
+      await store.close();
+      await view.close();
+      await log.close();
+    },
+  };
+}
