@@ -75,7 +75,7 @@ export async function verifySignatures(
     for (const s of p.commit.signatures) items.push({ publicKey: s.publicKey, message, signature: s.signature });
   }
   let ok: boolean[];
-  if (pool && items.length > 1) ok = await pool.verifyMany(items);
+  if (pool && items.length > 0) ok = await pool.verifyMany(items);
   else ok = items.map((it) => safeVerify(it.publicKey, it.message, it.signature));
   let i = 0;
   return plans.map((p) => {
