@@ -137,6 +137,7 @@ export interface FsCore {
   onInvalidate?: (ev: InvalidateEvent) => void;
 }
 
+/** 'inode': offset -1 = attributes only; offset >= 0 with length 0 = attributes and content from offset on. */
 export type InvalidateEvent =
   | { kind: 'inode'; ino: Ino; offset: number; length: number }
   | { kind: 'entry'; parent: Ino; name: Buffer }

@@ -2,7 +2,7 @@ import type {
   Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, SetAttr, StatFs, Timespec,
 } from './api.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
-import type { FsStore, InodeRecord } from './store.js';
+import type { FsBatch, FsStore, InodeRecord } from './store.js';
 import { fsErr } from './errors.js';
 import {
   FALLOC_FL_KEEP_SIZE, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
@@ -140,6 +140,69 @@ export class Filesystem implements FsCore {
     const r = this.get(ROOT_INO);
     r.parent = ROOT_INO;
     r.lookups = Number.POSITIVE_INFINITY; // the root is never forgotten
+    store.onRemoteChange = (batch) => this.applyRemote(batch);
+  }
+
+  /**
+   * A batch committed by someone else (replication) landed in the store: refresh what the core
+   * caches and tell the transport which kernel caches to drop. Local dirty state wins over a
+   * concurrent remote change of the same record (it is committed after it: last writer wins).
+   * Inode events: offset -1 = attributes only, offset 0 / length 0 = attributes and all content.
+   */
+  private applyRemote(batch: FsBatch): void {
+    const notify = this.onInvalidate;
+    const contentChanged = new Set<Ino>();
+    for (const bl of batch.blocks) {
+      this.cache.delete(bl.ino, bl.index);
+      const inode = this.table.get(bl.ino);
+      if (inode !== undefined && !(inode.dirtyBlocks?.has(bl.index))) {
+        inode.pages?.delete(bl.index);
+        inode.owned?.delete(bl.index);
+        if (inode.blockSet !== null) {
+          if (bl.data === null) inode.blockSet.delete(bl.index); else inode.blockSet.add(bl.index);
+        }
+      }
+      contentChanged.add(bl.ino);
+    }
+    for (const rec of batch.inodes) {
+      const inode = this.table.get(rec.ino);
+      if (inode !== undefined && !inode.dirty) {
+        const inlineChanged = inode.inline !== rec.inline || inode.blockSize !== rec.blockSize;
+        inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid; inode.rdev = rec.rdev;
+        inode.nlink = rec.nlink; inode.size = rec.size; inode.atime = rec.atime; inode.mtime = rec.mtime;
+        inode.ctime = rec.ctime; inode.xattrs = rec.xattrs; inode.symlinkTarget = rec.symlinkTarget;
+        inode.inline = rec.inline; inode.blockSize = rec.blockSize; inode.storedBlocks = rec.blocks;
+        if (rec.parent) inode.parent = rec.parent;
+        if (inlineChanged) { inode.blockSet = null; contentChanged.add(rec.ino); }
+      }
+      if (!contentChanged.has(rec.ino)) notify?.({ kind: 'inode', ino: rec.ino, offset: -1, length: 0 });
+    }
+    for (const ino of contentChanged) notify?.({ kind: 'inode', ino, offset: 0, length: 0 });
+    for (const d of batch.dentries) {
+      const parent = this.table.get(d.parent);
+      const dir = parent?.dir;
+      const key = nameKey(d.name);
+      const slot = dir?.get(key);
+      if (d.ino === null) {
+        if (dir && slot) {
+          dir.remove(slot);
+          notify?.({ kind: 'delete', parent: d.parent, child: slot.ino, name: d.name });
+        } else notify?.({ kind: 'entry', parent: d.parent, name: d.name });
+        continue;
+      }
+      if (dir) {
+        if (slot === undefined) dir.add(Buffer.from(d.name), key, d.ino, 0);
+        else if (slot.ino !== d.ino) { slot.ino = d.ino; slot.type = 0; }
+      }
+      notify?.({ kind: 'entry', parent: d.parent, name: d.name });
+    }
+    for (const ino of batch.deletedInodes) {
+      const inode = this.table.get(ino);
+      if (inode === undefined) continue;
+      if (inode.lookups === 0 && inode.opens === 0 && !inode.dirty) this.table.delete(ino);
+      else inode.nlink = 0;
+      notify?.({ kind: 'inode', ino, offset: -1, length: 0 });
+    }
   }
 
   /** Commit counters and the last commit error (status panel). */
@@ -323,7 +386,9 @@ export class Filesystem implements FsCore {
       if (!viaHandle) checkAccess(ctx, inode, 2);
     }
     const explicitTime = (set.atime !== undefined && set.atime !== SETATTR_NOW) || (set.mtime !== undefined && set.mtime !== SETATTR_NOW);
-    if (explicitTime && !owner) throw fsErr('EPERM');
+    // An explicit ctime comes only from a writeback-cache kernel flushing times it keeps for a
+    // writer: that writer needed write permission, not ownership.
+    if (explicitTime && !owner && !(set.ctime !== undefined && permits(ctx, inode, 2))) throw fsErr('EPERM');
     if (!explicitTime && (set.atime === SETATTR_NOW || set.mtime === SETATTR_NOW) && !owner && !permits(ctx, inode, 2)) {
       throw fsErr('EACCES');
     }

@@ -140,6 +140,12 @@ describe('fs core: timestamps', () => {
     expect(fs.setattr(USER, f, { mtime: { sec: -5, nsec: 0 } }).mtime).toEqual({ sec: -5, nsec: 0 });
     // An explicit ctime (writeback-cache transports) is taken as given.
     expect(fs.setattr(ROOT, f, { ctime: { sec: 77, nsec: 7 } }).ctime).toEqual({ sec: 77, nsec: 7 });
+    // A writeback-cache kernel flushing a writer's times (mtime + ctime) needs write permission only.
+    fs.setattr(USER, f, { mode: 0o666 });
+    const wb = fs.setattr(OTHER, f, { mtime: { sec: 9, nsec: 9 }, ctime: { sec: 9, nsec: 9 } });
+    expect(wb.mtime).toEqual({ sec: 9, nsec: 9 });
+    fs.setattr(USER, f, { mode: 0o644 });
+    expect(errnoOf(() => fs.setattr(OTHER, f, { mtime: { sec: 9, nsec: 9 }, ctime: { sec: 9, nsec: 9 } }))).toBe('EPERM');
   });
 
   it('create sets all three times and parent mtime/ctime', () => {
