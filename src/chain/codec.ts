@@ -159,6 +159,14 @@ export function encodeMeta(m: EventMeta): Buffer {
   return packr.pack(o);
 }
 
+// Shared immutable values for the common case: decoding a million events shouldn't allocate a
+// fresh 'inherit' ACL and two empty arrays for each.
+const READ_INHERIT: ReadAcl = Object.freeze({ mode: 'inherit' }) as ReadAcl;
+const READ_CHAIN: ReadAcl = Object.freeze({ mode: 'chain' }) as ReadAcl;
+const WRITE_INHERIT: WriteAcl = Object.freeze({ mode: 'inherit' }) as WriteAcl;
+const WRITE_NOBODY: WriteAcl = Object.freeze({ mode: 'nobody' }) as WriteAcl;
+const NONE: readonly never[] = Object.freeze([]);
+
 const META_FIELDS = new Set(['k', 'v', 'd', 'p', 'r', 'w', 'n', 'g', 'e', 'u', 'y', 'q']);
 
 function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
@@ -170,11 +178,11 @@ function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
     if (p.length !== 2) bad('parent: expected [key, collection]');
     parent = { key: binToHex(p[0], DAO_KEY_BYTES, 'parent key'), collection: asUint(p[1], 'collection', 0xffffffff) };
   }
-  let read: ReadAcl = { mode: 'inherit' };
-  if (o.r === 1) read = { mode: 'chain' };
+  let read: ReadAcl = READ_INHERIT;
+  if (o.r === 1) read = READ_CHAIN;
   else if (o.r !== undefined) read = { mode: 'readers', readers: decodeReaders(o.r, limits) };
-  let write: WriteAcl = { mode: 'inherit' };
-  if (o.w === 0) write = { mode: 'nobody' };
+  let write: WriteAcl = WRITE_INHERIT;
+  if (o.w === 0) write = WRITE_NOBODY;
   else if (o.w !== undefined) {
     const w = asArray(o.w, 'write ACL', 2);
     if (w.length !== 2 || (w[0] !== 1 && w[0] !== 2)) bad('write ACL: expected [1|2, keys]');
@@ -191,9 +199,9 @@ function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
     read,
     write,
     nodeKey: o.n === undefined ? null : binToHex(o.n, DATA_KEY_ID_BYTES, 'node key id'),
-    grants: o.g === undefined ? [] : asArray(o.g, 'grants', limits.maxGrantsPerEvent).map((g) => decodeGrant(g, limits)),
+    grants: o.g === undefined ? NONE : asArray(o.g, 'grants', limits.maxGrantsPerEvent).map((g) => decodeGrant(g, limits)),
     payloadKey: o.e === undefined ? null : binToHex(o.e, DATA_KEY_ID_BYTES, 'payload key id'),
-    publish: o.u === undefined ? [] : asArray(o.u, 'published keys', limits.maxAclKeys).map((k) => asBuffer(k, 'published key', 8192)),
+    publish: o.u === undefined ? NONE : asArray(o.u, 'published keys', limits.maxAclKeys).map((k) => asBuffer(k, 'published key', 8192)),
     type: o.y === undefined ? null : (o.y as string),
     replyTo: o.q === undefined ? null : binToHex(o.q, DAO_KEY_BYTES, 'reply key'),
   };

@@ -16,7 +16,7 @@ export interface NodeRecord {
   /** Current own data key (read ACL set), else null. */
   nodeKey: DataKeyId | null;
   /** Every data key this node introduced, oldest first (re-wrapped when readers are added). */
-  keys: DataKeyId[];
+  keys: readonly DataKeyId[];
   type: string | null;
   /** Timestamp of the commit that wrote this version. */
   updatedAt: number;
@@ -26,7 +26,7 @@ export interface DataKeyRecord {
   id: DataKeyId;
   /** Node that introduced the key; null for the genesis root data key. */
   owner: DaoKey | null;
-  wraps: KeyWrap[];
+  wraps: readonly KeyWrap[];
 }
 
 /** A validated genesis: the root of trust of a chain. */

@@ -62,7 +62,7 @@ export interface KeyWrap {
  */
 export interface DataKeyGrant {
   id: DataKeyId;
-  wraps: KeyWrap[];
+  wraps: readonly KeyWrap[];
 }
 
 /**
@@ -85,11 +85,11 @@ export interface EventMeta {
   /** The node's own current data key; set iff `read.mode !== 'inherit'`. */
   nodeKey: DataKeyId | null;
   /** Confidentiality: data keys introduced or re-wrapped by this event. */
-  grants: DataKeyGrant[];
+  grants: readonly DataKeyGrant[];
   /** Confidentiality: id ("key hash") of the data key the payload is sealed under; null iff no payload. */
   payloadKey: DataKeyId | null;
   /** Public-key publication: encoded public keys (signing or KEM) made known to the chain. */
-  publish: Buffer[];
+  publish: readonly Buffer[];
   /** Type tag (e.g. 'inode', 'dentry', 'block'). Plaintext: never put user data in it. */
   type: string | null;
   /** Reply / correlation id: the DAO this one answers. */

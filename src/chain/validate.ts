@@ -198,6 +198,8 @@ function checkEventShape(commit: Commit, i: number, hasPayload: boolean): void {
  * this node; a grant of a known id must come from its owner (re-wrap); the node key must be owned by
  * this node; the payload key must be a known key.
  */
+const NO_KEYS: readonly string[] = Object.freeze([]);
+
 export function applyEventToOverlay(
   overlay: StateOverlay,
   m: EventMeta,
@@ -209,7 +211,7 @@ export function applyEventToOverlay(
   const fail = (d: string): never => {
     throw new CommitRejected('confidentiality', d, commit ? commit.hash.toString('hex') : null, index);
   };
-  const keys = cur ? cur.keys.slice() : [];
+  let keys: readonly string[] = cur ? cur.keys : NO_KEYS;
   for (const g of m.grants) {
     const known = overlay.getDataKey(g.id);
     if (known) {
@@ -218,7 +220,7 @@ export function applyEventToOverlay(
     } else {
       if (g.wraps.length === 0) fail(`new data key ${g.id} without any wrap`);
       overlay.dataKeys.set(g.id, { id: g.id, owner: m.key, wraps: g.wraps });
-      keys.push(g.id);
+      keys = keys.concat(g.id);
     }
   }
   if (m.nodeKey !== null) {
