@@ -85,6 +85,46 @@ export function decodeHeader(b: Buffer): SegmentHeader | string {
   };
 }
 
+// CRC-32 (IEEE, the same value as zlib.crc32). zlib.crc32 is fast on bulk data (~1.5 GB/s here)
+// but costs ~1 us per call; below a few hundred bytes this slicing-by-8 table loop is 3-4x faster,
+// which is what matters for opening a log of many small records.
+const T = new Int32Array(256 * 8);
+for (let i = 0; i < 256; i++) {
+  let c = i;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  T[i] = c;
+}
+for (let i = 0; i < 256; i++) {
+  let c = T[i]!;
+  for (let t = 1; t < 8; t++) {
+    c = T[c & 0xff]! ^ (c >>> 8);
+    T[t * 256 + i] = c;
+  }
+}
+const JS_CRC_MAX = 384;
+
+/** CRC-32 of b[start, end). */
+export function crc(b: Buffer, start: number, end: number): number {
+  if (end - start >= JS_CRC_MAX) return crc32(b.subarray(start, end));
+  let c = -1;
+  let i = start;
+  const e8 = end - 7;
+  for (; i < e8; i += 8) {
+    const a = c ^ (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24));
+    c =
+      T[1792 + (a & 0xff)]! ^
+      T[1536 + ((a >>> 8) & 0xff)]! ^
+      T[1280 + ((a >>> 16) & 0xff)]! ^
+      T[1024 + (a >>> 24)]! ^
+      T[768 + b[i + 4]!]! ^
+      T[512 + b[i + 5]!]! ^
+      T[256 + b[i + 6]!]! ^
+      T[b[i + 7]!]!;
+  }
+  for (; i < end; i++) c = T[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
 export function encodeFrame(seq: number, payload: Uint8Array): Buffer {
   const n = payload.length;
   const f = Buffer.allocUnsafe(FRAME_HEADER + n);
@@ -92,7 +132,7 @@ export function encodeFrame(seq: number, payload: Uint8Array): Buffer {
   f.writeUInt32LE(seq % TWO32, 8);
   f.writeUInt32LE(Math.floor(seq / TWO32), 12);
   f.set(payload, FRAME_HEADER);
-  f.writeUInt32LE(crc32(f.subarray(4)), 0);
+  f.writeUInt32LE(crc(f, 4, f.length), 0);
   return f;
 }
 
@@ -105,7 +145,7 @@ export function frameLen(b: Buffer, off: number): number {
 }
 /** Whether the complete frame at `off` (header + payload present in `b`) verifies. */
 export function frameOk(b: Buffer, off: number, len: number): boolean {
-  return crc32(b.subarray(off + 4, off + FRAME_HEADER + len)) === b.readUInt32LE(off);
+  return crc(b, off + 4, off + FRAME_HEADER + len) === b.readUInt32LE(off);
 }
 
 // Manifest: the live segment set, in log order. Written to MANIFEST.tmp, fsynced, renamed.

@@ -20,7 +20,7 @@ interface Built {
 async function build(name: string, count: number, segmentSize = 64 << 20, smallTail = 0): Promise<Built> {
   const dir = path.join(root, name);
   const log = await openLog({ dir, chainId, segmentSize });
-  const payloads = Array.from({ length: count }, (_, i) => randomBytes(randomInt(0, i >= count - smallTail ? 100 : 400)));
+  const payloads = Array.from({ length: count }, (_, i) => randomBytes(randomInt(0, i >= count - smallTail ? 60 : 400)));
   const acks = await log.appendBatch(payloads, 'durable');
   await log.close();
   return { dir, payloads, acks };
@@ -73,12 +73,12 @@ describe('torn tail recovery', () => {
       expect(fs.statSync(seg).size).toBe(goodEnd);
       checked++;
     }
-    expect(checked).toBeGreaterThan(48);
+    expect(checked).toBeGreaterThan(48 + 2);
   });
 
   it('a flipped bit anywhere in the last frame loses only that frame', async () => {
     const last = b.acks[39]!.pos.offset;
-    for (let i = 0; i < 150; i++) {
+    for (let i = 0; i < 60; i++) {
       const at = last + randomInt(0, file.length - last);
       const dir = damaged(b, 1, (x) => {
         x[at] ^= 1 << randomInt(0, 8);
