@@ -37,6 +37,21 @@ import { advanceWatermark, emptyWatermark } from './watermark.js';
 
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
 
+/**
+ * Cooperative time slicing: compaction runs on the main thread next to writers, so every loop
+ * gives the event loop back after a few milliseconds of work (writers' signatures, appends and
+ * reads get through; the longest stall stays in the order of one commit's validation).
+ */
+class Slicer {
+  private last = performance.now();
+  constructor(private readonly budgetMs = 4) {}
+  async tick(): Promise<void> {
+    if (performance.now() - this.last < this.budgetMs) return;
+    await yieldNow();
+    this.last = performance.now();
+  }
+}
+
 export async function runCompaction(
   view: View,
   reason: string,
@@ -122,12 +137,12 @@ async function initialKeepSet(view: View, cut: number): Promise<Set<number>> {
   const g = store.getMeta<number>('genesisSeq');
   if (g !== undefined) keep.add(g);
   const now = view.now();
-  let n = 0;
+  const slice = new Slicer();
   for (const { value } of store.dao.getRange({ snapshot: false })) {
     const e = decodeDaoEntryFast(value as Buffer);
+    await slice.tick();
     if (e.seq > cut) continue;
     if (!e.deleted || now - e.updatedAt < view.retentionMs) keep.add(e.seq);
-    if (++n % 20000 === 0) await yieldNow();
   }
   for (const k of store.allDataKeys()) for (const s of k.seqs) if (s <= cut) keep.add(s);
   for (const p of store.allPublished()) if (p.seq <= cut) keep.add(p.seq);
@@ -148,7 +163,7 @@ interface DryRun {
 /** Seqs of every version of every DAO up to `cut` (metadata only; built when a dry run needs it). */
 async function versionHistory(view: View, cut: number): Promise<Map<string, number[]>> {
   const h = new Map<string, number[]>();
-  let n = 0;
+  const slice = new Slicer();
   for (const rec of view.log.records()) {
     if (rec.seq > cut) break;
     const spans = eventSpans(rec.payload);
@@ -158,7 +173,7 @@ async function versionHistory(view: View, cut: number): Promise<Map<string, numb
       if (!l) h.set(meta.key, (l = []));
       l.push(rec.seq);
     }
-    if (++n % 256 === 0) await yieldNow();
+    await slice.tick();
   }
   return h;
 }
@@ -177,8 +192,11 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
     const state = new LmdbAuthorityState(store, emptyWatermark());
     let wm = emptyWatermark();
     let batchBytes = 0;
+    let pendingEvents = 0;
+    const slice = new Slicer();
     for (const rec of view.log.records()) {
       if (rec.seq > cut) break;
+      await slice.tick();
       if (!keep.has(rec.seq)) continue;
       const payload = Buffer.from(rec.payload);
       let commit: Commit;
@@ -200,10 +218,13 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
       }
       wm = advanceWatermark(wm, rec.seq, rec.pos, payload);
       batchBytes += payload.length;
-      if (state.pendingCount >= 64 || batchBytes > 16 << 20) {
+      pendingEvents += commit.events.length;
+      // Small LMDB transactions: each flush is a main-thread stall for the writers.
+      if (pendingEvents >= 2048 || batchBytes > 8 << 20) {
         state.flush();
         batchBytes = 0;
-        await yieldNow();
+        pendingEvents = 0;
+        await slice.tick();
       }
     }
     state.flush();
@@ -222,10 +243,10 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
 async function compareViews(view: View, dry: DryRun, cut: number): Promise<Set<number> | null> {
   const add = new Set<number>();
   let bad = false;
-  let n = 0;
+  const slice = new Slicer();
   for (const { key, value } of view.store.dao.getRange({})) {
     const live = decodeDaoEntry(value as Buffer);
-    if (++n % 20000 === 0) await yieldNow();
+    await slice.tick();
     if (live.seq > cut) continue;
     const d = dry.store.getDao(key as Buffer);
     const same = d && d.seq === live.seq && d.index === live.index && d.hash.equals(live.hash);

@@ -91,6 +91,8 @@ export interface OpenViewOptions {
   compaction?: CompactionOptions;
   /** Bytes of raw commit records cached for loads (default 64 MiB). */
   cacheBytes?: number;
+  /** Bytes of decrypted current versions cached for loads (default 32 MiB; 0 disables). */
+  valueCacheBytes?: number;
   now?: () => number;
   readOnly?: boolean;
 }
@@ -166,6 +168,8 @@ export class View {
   openReport!: OpenReport;
   private readonly tempDir: string | null;
   private readonly records: ByteLru<number, Buffer>;
+  /** Decrypted current versions (hot loads skip LMDB, the log and AES); invalidated on apply. */
+  private readonly values: ByteLru<DaoKey, DaoRecord>;
   private readonly nameKeys = new Map<string, Buffer>();
   private readonly subscribers = new Set<(e: ChangeEvent) => void>();
   private lock: Promise<unknown> = Promise.resolve();
@@ -194,6 +198,7 @@ export class View {
     this.state = new LmdbAuthorityState(store, store.getWatermark() ?? emptyWatermark());
     this.leases = new Leases(store, this.now);
     this.records = new ByteLru<number, Buffer>(o.cacheBytes ?? 64 << 20, (b) => b.length + 64);
+    this.values = new ByteLru<DaoKey, DaoRecord>(o.valueCacheBytes ?? 32 << 20, (r) => (r.data?.length ?? 0) + 256);
     this.policy = new CompactionPolicy(o.compaction ?? {}, 0, this.now());
     this.retentionMs = o.compaction?.tombstoneRetentionMs ?? 7 * 24 * 3600 * 1000;
     this.autoCompact = (o.compaction?.auto ?? true) && this.policy.mode !== 'never' && !this.readOnly;
@@ -374,6 +379,7 @@ export class View {
         }
         if (gaps && this.store.getMeta<number>('compacted') !== 1) this.store.putMeta('compacted', 1);
         this.state.flush();
+        this.values.clear();
       } catch (e) {
         this.state.discardStaged();
         throw e;
@@ -408,11 +414,21 @@ export class View {
     return this.node(key) !== undefined;
   }
 
-  /** Loads and decrypts the current version of a DAO, or undefined when absent or deleted. */
+  /**
+   * Loads and decrypts the current version of a DAO, or undefined when absent or deleted.
+   * The returned record (and its data Buffer) may be shared with the cache: treat it as read-only.
+   */
   tryGet(key: DaoKey): DaoRecord | undefined {
+    const hit = this.values.get(key);
+    if (hit) {
+      this.assertOpen();
+      return hit;
+    }
     const e = this.entry(key);
     if (!e || e.node.deleted) return undefined;
-    return this.materialize(e);
+    const r = this.materialize(e);
+    this.values.set(key, r);
+    return r;
   }
 
   get(key: DaoKey): DaoRecord {
@@ -591,6 +607,7 @@ export class View {
       try {
         this.state.stage({ seq, pos, commit: c, effects });
         changes = this.state.flush()[0] ?? [];
+        for (const ch of changes) this.values.delete(ch.key);
       } catch (e) {
         // The log has the record but the index could not take it: the view is no longer current.
         this.state.discardStaged();
@@ -666,6 +683,12 @@ export class View {
   /** Drops cached record bytes (after compaction moved records). */
   dropRecordCache(): void {
     this.records.clear();
+  }
+
+  /** Drops every read cache (records and decrypted values): the next loads are cold. */
+  dropCaches(): void {
+    this.records.clear();
+    this.values.clear();
   }
 
   // ---------------------------------------------------------------- misc
