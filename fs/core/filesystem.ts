@@ -696,6 +696,7 @@ export class Filesystem implements FsCore {
     if (existing !== undefined) {
       if ((flags & O_EXCL) !== 0) throw fsErr('EEXIST');
       const inode = this.get(existing.ino);
+      if (inode.isDir) throw fsErr('EISDIR');
       const open = this.open(ctx, inode.ino, flags);
       return { entry: this.entry(inode), open };
     }
@@ -956,6 +957,11 @@ export class Filesystem implements FsCore {
     const h = this.handles.get(fh);
     if (h !== undefined) (h.lockOwners ??= new Set()).add(ownerKey(owner));
     return this.locks.setlk(ino, owner, lock, wait);
+  }
+
+  /** Fails the pending (wait=true) lock requests of `owner` on `ino` with EINTR (FUSE INTERRUPT). */
+  interruptLock(ino: Ino, owner: bigint | number): void {
+    this.locks.interrupt(ino, owner);
   }
 
   // ------------------------------------------------------------------ whole filesystem

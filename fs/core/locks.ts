@@ -60,6 +60,16 @@ export class LockTable {
     if (w) for (const x of w) x.reject(fsErr('ENOENT'));
   }
 
+  /** Fails the owner's waiting requests on `ino` with EINTR. */
+  interrupt(ino: Ino, owner: bigint | number): void {
+    const list = this.waiters.get(ino);
+    if (!list) return;
+    const key = ownerKey(owner);
+    const keep = list.filter((w) => w.owner !== key);
+    for (const w of list) if (w.owner === key) w.reject(fsErr('EINTR'));
+    if (keep.length) this.waiters.set(ino, keep); else this.waiters.delete(ino);
+  }
+
   hasLocks(ino: Ino): boolean { return this.held.has(ino) || this.waiters.has(ino); }
 
   /** Fails all waiters (unmount). */

@@ -224,6 +224,8 @@ describe('fs core: file content', () => {
     fs.release(f, r.fh);
     expect(errnoOf(() => fs.read(ROOT, f, r.fh, 0, 1))).toBe('EBADF');
     expect(errnoOf(() => fs.create(ROOT, 1, b('f'), 0o644, O_CREAT | 1 | O_TRUNC))).toBeUndefined();
+    fs.mkdir(ROOT, 1, b('dir'), 0o755);
+    expect(errnoOf(() => fs.create(ROOT, 1, b('dir'), 0o644, O_CREAT))).toBe('EISDIR');
   });
 
   it('create with a read-only mode still returns a writable handle to the creator', () => {

@@ -129,6 +129,18 @@ describe('fs core: POSIX record locks', () => {
     expect(fs.getlk(f, h2.fh, 9n, lk(F_WRLCK, 0, OFFSET_MAX)).type).toBe(F_WRLCK);
   });
 
+  it('an interrupted wait fails with EINTR and leaves no lock behind', async () => {
+    const { fs } = makeFs();
+    const f = writeFile(fs, ROOT, 1, 'f', 'x');
+    const h = fs.open(ROOT, f, 2);
+    await fs.setlk(f, h.fh, 1n, lk(F_WRLCK, 0, 10), false);
+    const waiting = errnoOfAsync(() => fs.setlk(f, h.fh, 2n, lk(F_WRLCK, 0, 10), true));
+    fs.interruptLock(f, 2n);
+    expect(await waiting).toBe('EINTR');
+    await fs.setlk(f, h.fh, 1n, lk(F_UNLCK, 0, 10), false);
+    expect(fs.getlk(f, h.fh, 3n, lk(F_WRLCK, 0, 10)).type).toBe(F_UNLCK);
+  });
+
   it('flush with a lock owner releases that owner\'s locks', async () => {
     const { fs } = makeFs();
     const f = writeFile(fs, ROOT, 1, 'f', 'x');
