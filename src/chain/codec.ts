@@ -398,3 +398,29 @@ export function decodeCommit(bytes: Uint8Array, limits: SizeLimits = DEFAULT_LIM
     throw e;
   }
 }
+
+/**
+ * One event of a stored commit record, without re-hashing or decoding the other events: for
+ * reading a record that was validated when it was loaded (the view's "latest version" lookups).
+ * Still checks structure; throws CommitRejected('malformed').
+ */
+export function decodeEventAt(
+  bytes: Uint8Array,
+  index: number,
+  limits: SizeLimits = DEFAULT_LIMITS,
+): { meta: EventMeta; metaBytes: Buffer; payload: Buffer | null } {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  try {
+    if (buf.length < 2 || buf[0] !== COMMIT_FORMAT) bad('not a commit record of a known format');
+    const top = asArray(unpack(buf.subarray(1), 'commit'), 'commit', 4);
+    const events = asArray(top[2], 'events', limits.maxEvents);
+    const ev = events[index];
+    if (!Array.isArray(ev) || ev.length !== 2) bad(`no event ${index}`);
+    const metaBytes = asBuffer(ev[0], 'metadata', limits.maxMetaBytes);
+    const payload = ev[1] === null ? null : asBuffer(ev[1], 'payload', limits.maxPayloadBytes);
+    return { meta: decodeMetaObject(unpack(metaBytes, 'metadata'), limits), metaBytes, payload };
+  } catch (e) {
+    if (e instanceof Malformed) throw new CommitRejected('malformed', e.message, null, index);
+    throw e;
+  }
+}

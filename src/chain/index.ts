@@ -16,6 +16,7 @@ export {
   encodeCommitRecord,
   assembleCommit,
   decodeCommit,
+  decodeEventAt,
 } from './codec.js';
 export {
   type NodeRecord,

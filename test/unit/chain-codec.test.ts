@@ -8,6 +8,7 @@ import {
   type EventMeta,
   assembleCommit,
   decodeCommit,
+  decodeEventAt,
   decodeMeta,
   encodeCommitRecord,
   encodeMeta,
@@ -75,6 +76,11 @@ describe('codec', () => {
     expect(d.events[0]!.payload!.toString()).toBe('ciphertext');
     expect(d.events[1]!.payload).toBeNull();
     expect(d.bytes).toBe(c.bytes);
+    const one = decodeEventAt(c.bytes, 0);
+    expect(one.meta).toEqual(full);
+    expect(one.metaBytes.equals(c.events[0]!.metaBytes)).toBe(true);
+    expect(decodeEventAt(c.bytes, 1).payload).toBeNull();
+    expect(() => decodeEventAt(c.bytes, 2)).toThrow(CommitRejected);
   });
 
   test('hashes cover the stored metadata bytes, not a re-serialization', () => {
