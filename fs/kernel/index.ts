@@ -120,8 +120,8 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
     mode,
     // header + fuse_write_in + max_write, rounded up to whole pages
     bufferSize: maxWrite + 2 * PAGE_SIZE,
-    sliceMs: 20,
-    idleMs: 10,
+    sliceMs: envNum('ATEFS_KERNEL_SLICE_MS') ?? 20,
+    idleMs: envNum('ATEFS_KERNEL_IDLE_MS') ?? 10,
     wakePath: `${mp}/${WAKE_NAME}`,
     debug,
   });

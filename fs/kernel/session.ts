@@ -248,6 +248,7 @@ export class Session {
       }
       case Op.SETATTR: {
         const valid = b.readUInt32LE(p);
+        if (this.opts.debug) process.stderr.write(`kernel:   setattr valid=0x${valid.toString(16)}\n`);
         const set: SetAttr = {};
         if (valid & FATTR.MODE) set.mode = b.readUInt32LE(p + 68);
         if (valid & FATTR.UID) set.uid = b.readUInt32LE(p + 76);
@@ -390,6 +391,7 @@ export class Session {
       case Op.GETXATTR: {
         const size = b.readUInt32LE(p);
         const name = b.toString('utf8', p + 8, cstrEnd(b, p + 8, end));
+        if (this.opts.debug) process.stderr.write(`kernel:   getxattr ${name} size=${size}\n`);
         const v = core.getxattr(ctx, nodeid, name);
         this.replySized(unique, size, v);
         return;
