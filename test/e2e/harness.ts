@@ -111,7 +111,7 @@ export interface RunResult { code: number; stdout: string; stderr: string }
 export function run(cmd: string, args: string[], o: { cwd?: string; timeout?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((ok) => {
     const child = execFile(cmd, args, {
-      cwd: o.cwd, timeout: o.timeout ?? 120_000, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8',
+      cwd: o.cwd, timeout: o.timeout ?? 300_000, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8',
       env: o.env ?? process.env,
     }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string }) | null;
@@ -220,7 +220,8 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
 
 /** Unmounts everything this process mounted and is still live (afterAll safety net). */
 export async function unmountAll(): Promise<void> {
-  await Promise.all([...live].map((m) => m.unmount()));
+  // Newest first: a remount on an older mount's directory goes before that mount's cleanup.
+  for (const m of [...live].reverse()) await m.unmount();
 }
 
 let persistent: Promise<boolean> | null = null;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,10 @@ afterAll(async () => { await unmountAll(); });
 /** Everything stat can say, plus xattrs and symlink targets, in a stable order (no reads: atime stays). */
 async function snapshot(dir: string): Promise<string> {
   const stat = await shOk(`cd ${dir} && find . -printf '%p %y %m %U %G %s %n %l %T@ %A@ %C@\\n' | LC_ALL=C sort`);
-  const xattrs = haveTool('getfattr') ? (await sh(`cd ${dir} && getfattr -R -h -d -e hex . 2>/dev/null`)).stdout : '';
+  // Per path in sorted order: directory listing order need not survive a remount.
+  const xattrs = haveTool('getfattr')
+    ? (await sh(`cd ${dir} && find . | LC_ALL=C sort | while read -r p; do getfattr -h -d -e hex "$p" 2>/dev/null; done`)).stdout
+    : '';
   return `${stat}\n${xattrs}`;
 }
 
@@ -33,6 +36,8 @@ describe.each(availableTransports())('persistence through a %s mount', (transpor
 
   beforeAll(async () => { logPath = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-chain-')); });
   afterAll(async () => { if (logPath) await fsp.rm(logPath, { recursive: true, force: true }); });
+  // A failed check must not leave a daemon holding the chain's lock for the next test.
+  afterEach(async () => { await unmountAll(); });
 
   it.skipIf(!persistent)('unmount and remount: every file, mode, owner, time, xattr and link is identical', async () => {
     const m = await mountPersistent();
@@ -51,10 +56,13 @@ describe.each(availableTransports())('persistence through a %s mount', (transpor
     await m.unmount();
 
     const again = await mountPersistent([], m.dir);
-    expect(await snapshot(again.dir)).toBe(before);
-    expect(await checksums(again.dir)).toBe(sums);
-    expect(await fsp.readlink(join(again.dir, 'a/b/sym'))).toBe('../f1');
-    await again.unmount();
+    try {
+      expect(await snapshot(again.dir)).toBe(before);
+      expect(await checksums(again.dir)).toBe(sums);
+      expect(await fsp.readlink(join(again.dir, 'a/b/sym'))).toBe('../f1');
+    } finally {
+      await again.unmount();
+    }
   }, 300_000);
 
   it.skipIf(!persistent)('SIGKILL after fsync: the fsynced data is there after the next mount', async () => {
@@ -66,34 +74,41 @@ describe.each(availableTransports())('persistence through a %s mount', (transpor
     m.kill('SIGKILL');
     await m.exited;
     const again = await mountPersistent([], m.dir);
-    expect(again.output().stderr).toMatch(/stale mount/);
-    expect(await shOk(`sha256sum < ${again.dir}/synced`)).toBe(want);
-    expect(await fsp.readFile(join(again.dir, 'syncdir/s'), 'utf8')).toBe('small\n');
-    await again.unmount();
+    try {
+      expect(again.output().stderr).toMatch(/stale mount/);
+      expect(await shOk(`sha256sum < ${again.dir}/synced`)).toBe(want);
+      expect(await fsp.readFile(join(again.dir, 'syncdir/s'), 'utf8')).toBe('small\n');
+    } finally {
+      await again.unmount();
+    }
     await fsp.rm(`${tmpdir()}/atefs-e2e-fsync-src`, { force: true });
   }, 300_000);
 
   it.skipIf(!persistent)('SIGKILL without fsync: the next mount shows a consistent earlier state, no EIO', async () => {
     const m = await mountPersistent();
     // Each file's content is a known function of its name, so any surviving file can be checked.
+    // bash builtins only, and the loop stops at the first failure (the daemon is gone).
     const writer = sh(`cd ${m.dir} && mkdir -p w && for i in $(seq 1 3000); do ` +
-      `printf 'file %05d %s\\n' $i $(printf 'x%.0s' $(seq 1 $((i % 50 + 1)))) > w/f$i; done`, { timeout: 120_000 });
+      `printf -v pad '%*s' $((i % 50 + 1)) ''; printf 'file %05d %s\\n' $i "\${pad// /x}" > w/f$i || break; done`, { timeout: 120_000 });
     await new Promise((ok) => setTimeout(ok, 1500));
     m.kill('SIGKILL');
     await m.exited;
     await writer;
     const again = await mountPersistent([], m.dir);
-    const r = await sh(`cd ${again.dir} && find . -type f -exec cat {} + > /dev/null && ls -laR . > /dev/null`);
-    expect(r.code).toBe(0);
-    expect(r.stderr).not.toMatch(/Input\/output error/);
-    const names = await fsp.readdir(join(again.dir, 'w')).catch(() => [] as string[]);
-    for (const n of names) {
-      const i = Number(n.slice(1));
-      const full = `file ${String(i).padStart(5, '0')} ${'x'.repeat((i % 50) + 1)}\n`;
-      const got = await fsp.readFile(join(again.dir, 'w', n), 'utf8');
-      expect(full.startsWith(got)).toBe(true);
+    try {
+      const r = await sh(`cd ${again.dir} && find . -type f -exec cat {} + > /dev/null && ls -laR . > /dev/null`);
+      expect(r.code).toBe(0);
+      expect(r.stderr).not.toMatch(/Input\/output error/);
+      const names = await fsp.readdir(join(again.dir, 'w')).catch(() => [] as string[]);
+      for (const n of names) {
+        const i = Number(n.slice(1));
+        const full = `file ${String(i).padStart(5, '0')} ${'x'.repeat((i % 50) + 1)}\n`;
+        const got = await fsp.readFile(join(again.dir, 'w', n), 'utf8');
+        expect(full.startsWith(got)).toBe(true);
+      }
+    } finally {
+      await again.unmount();
     }
-    await again.unmount();
   }, 300_000);
 
   it.skipIf(!persistent)('at rest: the chain holds no file name, content, symlink target or xattr value in plaintext', async () => {
