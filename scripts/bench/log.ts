@@ -52,6 +52,24 @@ function rawGroupCommit(prealloc: boolean): number {
   return (n / ms) * 1000;
 }
 
+/** Reference for a single appender: writeSync of one record + fdatasyncSync, appending. */
+function rawPerRecord(): number {
+  const file = path.join(out, `raw1-${dirN++}`);
+  const fd = fs.openSync(file, 'w+');
+  let pos = 0;
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < DURATION && n < MAX_RECORDS) {
+    pos += fs.writeSync(fd, payload, 0, REC, pos);
+    fs.fdatasyncSync(fd);
+    n++;
+  }
+  const ms = performance.now() - t0;
+  fs.closeSync(fd);
+  fs.rmSync(file);
+  return (n / ms) * 1000;
+}
+
 async function durable(appenders: number, syncOffThread = true): Promise<number> {
   const dir = freshDir();
   const log = await LogEngine.open({ dir, chainId: 'bench/log', syncOffThread });
@@ -164,6 +182,7 @@ async function main() {
   const started = performance.now();
   console.log(`redo-log benchmark: 4 KiB records, ${DURATION} ms per run, median of ${REPS}, disk: ${out}`);
   const raw: number[] = [];
+  const raw1: number[] = [];
   const pre: number[] = [];
   const res = new Map<string, number[]>();
   const configs: Array<[string, number, boolean]> = [
@@ -174,6 +193,7 @@ async function main() {
   ];
   for (let rep = 0; rep < REPS; rep++) {
     raw.push(rawGroupCommit(false));
+    raw1.push(rawPerRecord());
     for (const [name, n, off] of configs) {
       const v = await durable(n, off);
       res.set(name, [...(res.get(name) ?? []), v]);
@@ -183,9 +203,12 @@ async function main() {
   const rawMed = median(raw);
   row('measure', 'ours', 'reference', 'ratio');
   row('raw writevSync 64 x 4 KiB + fdatasyncSync (rec/s)', '', `${f0(rawMed)} rec/s, ${f0((rawMed * REC) / 1e6)} MB/s`, '');
+  const raw1Med = median(raw1);
   for (const [name] of configs) {
     const v = median(res.get(name)!);
     row(`${name} (rec/s)`, `${f0(v)} rec/s, ${f0((v * REC) / 1e6)} MB/s`, `${f0(rawMed)} rec/s (raw)`, f2(v / rawMed));
+    if (name === 'durable, 1 appender')
+      row(`${name} vs one fdatasync per record`, `${f0(v)} rec/s`, `${f0(raw1Med)} rec/s (raw writeSync + fdatasyncSync)`, f2(v / raw1Med));
   }
   const preMed = median(pre);
   row('raw group commit into a preallocated (zeroed) file', `${f0(preMed)} rec/s`, `${f0(rawMed)} rec/s (raw, appending)`, f2(preMed / rawMed));
