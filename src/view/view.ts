@@ -685,9 +685,9 @@ export class View {
     this.records.clear();
   }
 
-  /** Drops every read cache (records and decrypted values): the next loads are cold. */
-  dropCaches(): void {
-    this.records.clear();
+  /** Drops the read caches: decrypted values, and (unless `records` is false) commit records. */
+  dropCaches(records = true): void {
+    if (records) this.records.clear();
     this.values.clear();
   }
 
