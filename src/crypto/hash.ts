@@ -48,7 +48,9 @@ export function hkdfSha256(
     throw new CryptoError(`hkdfSha256: invalid output length ${length}`);
   }
   const infoBytes = typeof info === 'string' ? Buffer.from(info, 'utf8') : info;
-  // node's hkdfSync rejects info longer than 1024 bytes; callers pass labels and hashes.
+  // node's hkdfSync refuses info longer than 1024 bytes; callers pass labels and hashes, so longer
+  // context belongs in a domainHash first.
+  if (infoBytes.length > 1024) throw new CryptoError('hkdfSha256: info longer than 1024 bytes; hash it first');
   return Buffer.from(nodeCrypto.hkdfSync('sha256', ikm, salt, infoBytes, length));
 }
 

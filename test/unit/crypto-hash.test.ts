@@ -70,6 +70,7 @@ describe('HKDF-SHA-256 (RFC 5869)', () => {
   it('rejects absurd lengths', () => {
     expect(() => hkdfSha256(Buffer.alloc(32), Buffer.alloc(0), '', 0)).toThrow();
     expect(() => hkdfSha256(Buffer.alloc(32), Buffer.alloc(0), '', 255 * 32 + 1)).toThrow();
+    expect(() => hkdfSha256(Buffer.alloc(32), Buffer.alloc(0), Buffer.alloc(1025), 32)).toThrow(/hash it first/);
   });
 });
 
