@@ -3,7 +3,6 @@ import type { DirtSink } from './content.js';
 import type { Inode } from './inode.js';
 import type { BlockCache } from './block-cache.js';
 
-interface DirtyDentry { dir: Inode; name: Buffer; key: string }
 interface InflightPage { inode: Inode; index: number; page: Buffer }
 interface Waiter { resolve: () => void; reject: (e: Error) => void }
 
@@ -29,7 +28,8 @@ export interface CommitStats { commits: number; failures: number; lastError: Err
  */
 export class Committer implements DirtSink {
   private dirtyInodes = new Set<Inode>();
-  private dirtyDentries = new Map<string, DirtyDentry>();
+  /** Changed names per directory: dir -> (name key -> name). */
+  private dirtyDentries = new Map<Inode, Map<string, Buffer>>();
   private dirtyBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -75,8 +75,9 @@ export class Committer implements DirtSink {
   }
 
   markDentry(dir: Inode, name: Buffer, key: string): void {
-    const k = dir.ino + '/' + key;
-    if (!this.dirtyDentries.has(k)) this.dirtyDentries.set(k, { dir, name, key });
+    let m = this.dirtyDentries.get(dir);
+    if (m === undefined) this.dirtyDentries.set(dir, m = new Map());
+    if (!m.has(key)) m.set(key, name);
     this.schedule();
   }
 
@@ -165,7 +166,7 @@ export class Committer implements DirtSink {
     const seq = ++this.seq;
     const batch: FsBatch = { inodes: [], deletedInodes: [], dentries: [], blocks: [] };
     const inodes = [...this.dirtyInodes];
-    const dentries = [...this.dirtyDentries.values()];
+    const dentries = this.dirtyDentries;
     const inflight: InflightPage[] = [];
     const blockKeys: Array<[Inode, number[]]> = [];
     const recordDirty: Inode[] = [];
@@ -208,9 +209,12 @@ export class Committer implements DirtSink {
         blockKeys.push([inode, [...dirtyBlocks]]);
       }
     }
-    for (const d of dentries) {
-      const slot = d.dir.dir?.get(d.key);
-      batch.dentries.push({ parent: d.dir.ino, name: d.name, ino: slot ? slot.ino : null });
+    for (const [dir, names] of dentries) {
+      const index = dir.dir;
+      for (const [key, name] of names) {
+        const slot = index?.get(key);
+        batch.dentries.push({ parent: dir.ino, name, ino: slot ? slot.ino : null });
+      }
     }
 
     try {
@@ -230,10 +234,7 @@ export class Committer implements DirtSink {
         for (const i of idx) if (!set.has(i)) { set.add(i); this.dirtyBytes += inode.blockSize ?? 0; }
         this.dirtyInodes.add(inode);
       }
-      for (const d of dentries) {
-        const k = d.dir.ino + '/' + d.key;
-        if (!this.dirtyDentries.has(k)) this.dirtyDentries.set(k, d);
-      }
+      for (const [dir, names] of dentries) for (const [key, name] of names) this.markDentryQuiet(dir, name, key);
       if (waiters.length) for (const w of waiters) w.reject(e);
       else { this.pendingError = e; this.opts.onError?.(e); }
       return false;
@@ -250,6 +251,12 @@ export class Committer implements DirtSink {
     }
     for (const w of waiters) w.resolve();
     return true;
+  }
+
+  private markDentryQuiet(dir: Inode, name: Buffer, key: string): void {
+    let m = this.dirtyDentries.get(dir);
+    if (m === undefined) this.dirtyDentries.set(dir, m = new Map());
+    if (!m.has(key)) m.set(key, name);
   }
 
   private markInodeQuiet(inode: Inode): void {

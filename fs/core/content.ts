@@ -11,12 +11,15 @@ export interface DirtSink {
 }
 
 const EMPTY = Buffer.alloc(0);
+const PAGE_ROUND = 4096;
+function roundPage(n: number): number { return Math.ceil(n / PAGE_ROUND) * PAGE_ROUND; }
 
 /**
  * File content: inline data for small files, fixed-size blocks above `inlineMax`, a page cache of
  * dirty/in-flight blocks per inode and a shared LRU of clean blocks.
  *
- * Invariants: bytes of a page past the file size are zero (so growing a file never exposes old
+ * Invariants: bytes of a page past the file size are zero; a page may be shorter than the block
+ * size (it reads as zero-padded) (so growing a file never exposes old
  * data); a page buffer not in `inode.owned` may be referenced by the store or the LRU and is
  * copied before it is written (copy-on-write); blocks handed to the store are trimmed to the
  * file size, and a block shorter than the block size reads as if zero-padded.
@@ -130,9 +133,16 @@ export class FileContent {
       if (end <= this.inlineMax) {
         const old = inode.inline;
         const nsize = Math.max(inode.size, end);
-        const nb = Buffer.alloc(nsize);
-        if (old !== undefined) old.copy(nb, 0, 0, Math.min(old.length, nsize));
+        // allocUnsafe: small sizes come from Node's pool (no ArrayBuffer per write); every byte
+        // is written below — old content, zeros for any gap, then the new data.
+        const nb = Buffer.allocUnsafe(nsize);
+        const kept = old !== undefined && offset > 0 ? old.copy(nb, 0, 0, Math.min(old.length, offset)) : 0;
+        if (kept < offset) nb.fill(0, kept, offset);
         data.copy(nb, offset);
+        if (end < nsize) {
+          const tail = old !== undefined && old.length > end ? old.copy(nb, end, end, Math.min(old.length, nsize)) : 0;
+          if (end + tail < nsize) nb.fill(0, end + tail, nsize);
+        }
         inode.inline = nb;
         inode.size = nsize;
         this.dirt.markInode(inode);
@@ -148,7 +158,7 @@ export class FileContent {
       const bstart = i * bs;
       const from = i === first ? offset - bstart : 0;
       const to = i === last ? end - bstart : bs;
-      const page = this.writablePage(inode, i, from === 0 && to === bs);
+      const page = this.writablePage(inode, i, from === 0 && to === bs, to);
       data.copy(page, from, src, src + (to - from));
       src += to - from;
     }
@@ -189,7 +199,7 @@ export class FileContent {
       const tail = size % bs;
       if (tail !== 0 && set.has(keep - 1)) {
         const p = this.page(inode, keep - 1)!;
-        if (p.length > tail) this.writablePage(inode, keep - 1, false).fill(0, tail);
+        if (p.length > tail) { const w = this.writablePage(inode, keep - 1, false, tail); if (w.length > tail) w.fill(0, tail); }
       }
     }
     inode.size = size;
@@ -263,30 +273,42 @@ export class FileContent {
     inode.inline = undefined;
     inode.blockSet = new Set();
     if (inl !== undefined && inode.size > 0) {
-      const p = this.writablePage(inode, 0, false);
+      const p = this.writablePage(inode, 0, false, Math.min(inl.length, bs));
       inl.copy(p, 0, 0, Math.min(inl.length, bs));
     }
     this.dirt.markInode(inode);
   }
 
-  /** A page of block `i` the core may write in place, created (copy-on-write) if needed. */
-  private writablePage(inode: Inode, i: number, whole: boolean): Buffer {
+  /**
+   * A page of block `i` the core may write in place, at least `need` bytes long, created
+   * (copy-on-write) or grown if needed. Pages are sized to what the file uses (rounded up to
+   * 4 KiB) rather than the block size: a 6 KB file costs 8 KiB of memory, not 64 KiB.
+   */
+  private writablePage(inode: Inode, i: number, whole: boolean, need: number): Buffer {
     const owned = (inode.owned ??= new Set());
     const pages = (inode.pages ??= new Map());
-    if (owned.has(i)) return pages.get(i)!;
     const bs = inode.blockSize!;
+    if (owned.has(i)) {
+      const p = pages.get(i)!;
+      if (p.length >= need) return p;
+      const grown = Buffer.alloc(Math.min(bs, Math.max(roundPage(need), p.length * 2)));
+      p.copy(grown);
+      pages.set(i, grown);
+      return grown;
+    }
     let page: Buffer;
     if (whole) page = Buffer.allocUnsafe(bs);
     else {
-      page = Buffer.alloc(bs);
       const cur = this.page(inode, i);
-      if (cur !== undefined) cur.copy(page, 0, 0, Math.min(cur.length, bs));
+      const len = Math.min(bs, Math.max(roundPage(need), cur !== undefined ? cur.length : 0));
+      page = Buffer.alloc(len);
+      if (cur !== undefined) cur.copy(page, 0, 0, Math.min(cur.length, len));
     }
     pages.set(i, page);
     owned.add(i);
     this.blockSet(inode).add(i);
     this.cache.delete(inode.ino, i);
-    this.dirt.markBlock(inode, i, bs);
+    this.dirt.markBlock(inode, i, page.length);
     return page;
   }
 

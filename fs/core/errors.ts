@@ -43,9 +43,18 @@ export function toErrno(err: unknown): number {
 /**
  * An FsError without a stack trace. Errno replies (ENOENT on lookup, ENODATA on getxattr) are
  * ordinary control flow on the hot path; capturing a stack costs ~5 µs per throw, measured here.
+ * Without a message, one shared instance per code is returned (frozen: nobody can alter it).
  */
 export function fsErr(code: ErrnoName, message?: string): FsError {
+  if (message === undefined) {
+    const c = shared.get(code);
+    if (c !== undefined) return c;
+  }
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
-  try { return new FsError(code, message); } finally { Error.stackTraceLimit = limit; }
+  let e: FsError;
+  try { e = new FsError(code, message); } finally { Error.stackTraceLimit = limit; }
+  if (message === undefined) { Object.freeze(e); shared.set(code, e); }
+  return e;
 }
+const shared = new Map<ErrnoName, FsError>();

@@ -103,19 +103,22 @@ describe('fs core: file content', () => {
   });
 
   it('random writes, truncates and reads match a Buffer model byte for byte', async () => {
-    for (const [seed, bs, inl, cache] of [[1, 4096, 1024, 8192], [2, 512, 0, 0], [3, 65536, 4096, 1 << 20]] as const) {
+    const configs = [
+      [1, 4096, 1024, 8192, 4096 * 12], [2, 512, 0, 0, 512 * 12], [3, 65536, 4096, 1 << 20, 65536 * 12],
+      [4, 4096, 2048, 0, 3000], // around the inline limit: inline <-> blocks transitions
+    ] as const;
+    for (const [seed, bs, inl, cache, maxSize] of configs) {
       const store = new MemoryStore();
       const fs = new Filesystem(store, { blockSize: bs, inlineMax: inl, cacheBytes: cache, commitDelayMs: 60_000 });
       const r = rng(seed);
       const { entry, open } = fs.create(ROOT, 1, b('model'), 0o644, 2);
       const ino = entry.ino;
       let model = Buffer.alloc(0);
-      const maxSize = bs * 12;
       for (let step = 0; step < 600; step++) {
         const op = r(100);
         if (op < 55) {
           const off = r(maxSize);
-          const len = 1 + r(bs * 3);
+          const len = 1 + r(Math.min(bs * 3, maxSize));
           const data = pattern(len, step + seed * 1000);
           fs.write(ROOT, ino, open.fh, off, data);
           if (off + len > model.length) { const m = Buffer.alloc(off + len); model.copy(m); model = m; }
@@ -135,7 +138,7 @@ describe('fs core: file content', () => {
         } else if (op < 97) {
           await fs.sync(); // commits: pages become store blocks, later writes copy-on-write
         } else {
-          fs.fallocate(ROOT, ino, open.fh, r(2), r(maxSize), 1 + r(bs * 2));
+          fs.fallocate(ROOT, ino, open.fh, r(2), r(maxSize), 1 + r(Math.min(bs * 2, maxSize)));
           const size = fs.getattr(ROOT, ino).size;
           if (size > model.length) { const m = Buffer.alloc(size); model.copy(m); model = m; }
         }
