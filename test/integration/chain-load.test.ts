@@ -148,6 +148,35 @@ describe('chain on a real log', () => {
     expect(s.getNode(file)!.deleted).toBe(true);
   });
 
+  test('resume after a watermark: a state holding the first records loads only the tail', async () => {
+    const w = await makeWorld();
+    const commits: Commit[] = [w.genesis];
+    for (let i = 0; i < 5; i++) commits.push(await w.commit((b) => void b.put({ payload: Buffer.from(`n${i}`) })));
+    const dir = await writeLog(w, commits.map((c) => c.bytes));
+    const log = await reopen(w, dir);
+    const state = new MemoryAuthorityState();
+    const seqs: number[] = [];
+    for await (const c of loadChain(log, { pinnedGenesis: w.genesis.hash, state, now: w.clock.now })) {
+      seqs.push(c.seq);
+      if (c.seq === 3) break;
+    }
+    const tail: number[] = [];
+    for await (const c of loadChain(log, { pinnedGenesis: w.genesis.hash, state, now: w.clock.now, from: { seq: 4 } })) tail.push(c.seq);
+    // Without the watermark the already-applied records are replays.
+    const again = await loadChainState(log, { pinnedGenesis: w.genesis.hash, state, now: w.clock.now, from: { seq: 2 } }).catch((e) => e);
+    await log.close();
+    expect(seqs).toEqual([1, 2, 3]);
+    expect(tail).toEqual([4, 5, 6]);
+    expect(state.nodes).toEqual(w.state.nodes);
+    expect(again).toBeInstanceOf(ChainLoadError);
+    expect((again as ChainLoadError).reason).toBe('replay');
+    // A state of another chain is refused before reading anything.
+    const other = await makeWorld();
+    const log2 = await reopen(w, dir);
+    await expect(loadChainState(log2, { pinnedGenesis: other.genesis.hash, state, now: w.clock.now, from: { seq: 6 } })).rejects.toBeInstanceOf(GenesisMismatch);
+    await log2.close();
+  });
+
   const cases: Array<[string, 'signature' | 'hash' | 'flipped' | 'future' | 'replay', RejectReason]> = [
     ['a forged signature', 'signature', 'signature'],
     ['a swapped payload', 'hash', 'hash'],
