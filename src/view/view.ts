@@ -137,6 +137,7 @@ export interface ViewStats {
   daoCount: number;
   compacting: boolean;
   lastCompaction: CompactionReport | null;
+  lastCompactionError: string | null;
 }
 
 export interface CompactionReport {
@@ -178,6 +179,7 @@ export class View {
   remap: Map<number, LogPosition> | null = null;
   compacting: Promise<CompactionReport> | null = null;
   lastCompaction: CompactionReport | null = null;
+  lastCompactionError: Error | null = null;
   private autoCompact: boolean;
   private timer: NodeJS.Timeout | null = null;
   /** Stall measurement: commits waiting behind compaction's critical sections. */
@@ -645,6 +647,7 @@ export class View {
     if (!this.autoCompact || this.compacting || this.closed) return;
     const reason = this.policy.check(this.log.sizeBytes(), this.now());
     if (reason) {
+      // Background run: a failure keeps the old log and is reported through stats().
       this.compact(reason).catch(() => undefined);
     }
   }
@@ -670,8 +673,14 @@ export class View {
       try {
         const r = await runCompaction(this, reason, opts);
         this.lastCompaction = r;
+        this.lastCompactionError = null;
         this.policy.reset(this.log.sizeBytes(), this.now());
         return r;
+      } catch (e) {
+        this.lastCompactionError = e as Error;
+        // Don't retry a failing compaction on every commit: wait for the next growth step.
+        this.policy.reset(this.log.sizeBytes(), this.now());
+        throw e;
       } finally {
         this.compacting = null;
       }
@@ -701,6 +710,7 @@ export class View {
       daoCount: this.store.dao.getKeysCount(),
       compacting: this.compacting !== null,
       lastCompaction: this.lastCompaction,
+      lastCompactionError: this.lastCompactionError ? this.lastCompactionError.message : null,
     };
   }
 

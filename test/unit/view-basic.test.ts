@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Chain, makeChain, snapshot } from './view-fixtures.js';
-import { NotFound, TransactionClosed } from '../../src/view/index.js';
+import { rmSync } from 'node:fs';
+import { IndexMismatch, NotFound, TransactionClosed } from '../../src/view/index.js';
 
 describe('view: DIO basics', () => {
   let c: Chain;
@@ -45,5 +46,49 @@ describe('view: DIO basics', () => {
     expect(v2.openReport.mode).toBe('tail');
     expect(v2.openReport.tailRecords).toBe(0);
     expect(snapshot(v2)).toEqual(before);
+  });
+});
+
+describe('view: open policies', () => {
+  let c: Chain;
+  beforeAll(async () => {
+    c = await makeChain();
+  });
+  afterAll(async () => {
+    await c.cleanup();
+  });
+
+  it('refuses a log whose genesis is not the pinned one, with or without an index', async () => {
+    const v = await c.open();
+    const d = v.begin();
+    d.store(Buffer.from('x'));
+    await d.commit();
+    const other = Buffer.alloc(32, 7);
+    await expect(c.open({ pinnedGenesis: other })).rejects.toThrow(IndexMismatch);
+    await c.close();
+    rmSync(c.indexDir, { recursive: true, force: true });
+    await expect(c.open({ pinnedGenesis: other })).rejects.toThrow(IndexMismatch);
+    const ok = await c.open();
+    expect(ok.openReport.mode).toBe('fresh');
+  });
+
+  it('automatic compaction follows the policy (modified: after every growth)', async () => {
+    const v = await c.open({ compaction: { mode: 'modified' } });
+    const d = v.begin();
+    const k = d.store(Buffer.alloc(2000, 1));
+    await d.commit();
+    for (let i = 0; i < 5; i++) {
+      if (v.compacting) await v.compacting;
+      const t = v.begin();
+      t.store(Buffer.alloc(2000, i), { key: k });
+      await t.commit();
+    }
+    if (v.compacting) await v.compacting;
+    expect(v.stats().lastCompaction).not.toBeNull();
+    expect(v.stats().lastCompactionError).toBeNull();
+    expect(v.get(k).data!.equals(Buffer.alloc(2000, 4))).toBe(true);
+    const before = snapshot(v);
+    const again = await c.open();
+    expect(snapshot(again)).toEqual(before);
   });
 });
