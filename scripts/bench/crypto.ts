@@ -151,7 +151,7 @@ if (process.env['ATEFS_BENCH_AES_ONLY'] === '1') {
 aesSection(REPS);
 {
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
-    env: { ...process.env, ...TUNED_MALLOC, ATEFS_BENCH_AES_ONLY: '1', BENCH_REPS: String(Math.max(3, REPS - 2)) },
+    env: { ...process.env, ...TUNED_MALLOC, ATEFS_BENCH_AES_ONLY: '1', BENCH_REPS: String(Math.max(3, REPS - 3)) },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -199,7 +199,7 @@ aesSection(REPS);
 // --- hybrid signatures ------------------------------------------------------------------------
 const kp = generateSigningKeyPair();
 const msg = nodeCrypto.randomBytes(32); // we sign commit hashes
-const SIG_MS = 400;
+const SIG_MS = 300;
 {
   const mlKeys = ml_dsa65.keygen(nodeCrypto.randomBytes(32));
   const edKeys = nodeCrypto.generateKeyPairSync('ed25519');
@@ -249,7 +249,7 @@ const SIG_MS = 400;
 
 // --- KEM and sealed box -----------------------------------------------------------------------
 {
-  const K_MS = 300;
+  const K_MS = 250;
   const kem = generateKemKeyPair();
   const raw = xwing.keygen(nodeCrypto.randomBytes(32));
   const [enc, rawEnc, encRatio] = compare(() => kemEncapsulate(kem.publicKey), () => xwing.encapsulate(raw.publicKey), 3, K_MS);
