@@ -76,6 +76,23 @@ function validTs(t: Timespec): Timespec {
 /**
  * The filesystem core: POSIX semantics over an FsStore, inode-based, synchronous except where
  * durability is involved. See fs/core/api.ts for the contract.
+ *
+ * Design notes (the why):
+ *  - Inodes live in a table keyed by ino, loaded from the store on first use and kept while the
+ *    kernel holds a lookup, a handle is open or state is dirty/in flight; clean unreferenced ones
+ *    are dropped above `maxInodes`. Directories keep a name-keyed index (O(1) lookup) with
+ *    per-directory increasing entry ids as readdir cookies (dir-index.ts).
+ *  - Every change is applied to memory at once and committed later by the Committer in one batch
+ *    for many files (timer, memory pressure, fsync, destroy). close/flush are not durable; fsync
+ *    resolves after a 'durable' commit; a failed commit keeps the state dirty, is retried, and
+ *    is reported by the next fsync (once, like Linux's errseq).
+ *  - Clean decrypted blocks are cached in the core (block-cache.ts, `cacheBytes`): the chain
+ *    store decrypts on every getBlock, and small/re-reads would otherwise decrypt again.
+ *  - An unlinked inode still open or looked up keeps its record (nlink 0) in the store until the
+ *    last release/forget, so its data stays readable; a crash in between leaves that record as
+ *    garbage (it reads as ENOENT and is never reachable by name).
+ *  - Permission checks follow Linux, with ctx.gid as the caller's only group. Errno results are
+ *    thrown as shared, stackless FsErrors (errors.ts fsErr): they are control flow, not failures.
  */
 export class Filesystem implements FsCore {
   readonly store: FsStore;

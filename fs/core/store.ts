@@ -49,6 +49,21 @@ export interface FsBatch {
 
 export interface StoreStats { bytesUsed: number; bytesFree: number; inodes: number }
 
+/**
+ * What the core (fs/core/filesystem.ts) assumes of a store, beyond the signatures:
+ *  - commit() calls are never concurrent: the core waits for one before starting the next, and a
+ *    'durable' commit makes every earlier commit durable too (fsync of a log). The core may send
+ *    an EMPTY batch with 'durable' to make earlier 'local' commits durable.
+ *  - Once a record or buffer is passed in a batch, the core never mutates it (it copies on write),
+ *    so a store may keep references, encode later or hand them back from getInode/getBlock.
+ *  - A block may be shorter than the inode's blockSize (the core trims the last block to the
+ *    file size, or stores an empty block for space allocated past EOF): missing bytes read as zeros.
+ *  - Reads (getInode, getBlock, ...) reflect every commit whose promise resolved; the core serves
+ *    data of a commit still in flight from memory.
+ *  - allocIno() never returns 1 (the root).
+ *  - onRemoteChange is set by the core (the Filesystem constructor) and called by the store after
+ *    a batch made elsewhere is applied.
+ */
 export interface FsStore {
   readonly readOnly: boolean;
   /** Seconds the kernel may cache entries/attrs (long for local chains, short for replicated ones). */

@@ -396,3 +396,51 @@ describe('fs core: setgid directories', () => {
     expect(fs.getattr(ROOT, writeFile(fs, USER, d.ino, 'f', 'x')).gid).toBe(1000);
   });
 });
+
+describe('fs core: lookup counting and limits', () => {
+  it('lookup, create, mkdir, mknod, symlink and link each count one lookup', () => {
+    const { fs } = makeFs();
+    const d = fs.mkdir(ROOT, 1, b('d'), 0o777);
+    const made = [
+      fs.create(ROOT, d.ino, b('c'), 0o644, 2),
+      fs.mknod(ROOT, d.ino, b('n'), S_IFIFO | 0o644, 0),
+      fs.symlink(ROOT, d.ino, b('s'), b('t')),
+      fs.mkdir(ROOT, d.ino, b('m'), 0o755),
+    ];
+    const c = made[0] as { entry: { ino: number }; open: { fh: number } };
+    fs.release(c.entry.ino, c.open.fh);
+    const inos = [c.entry.ino, ...made.slice(1).map((e) => (e as { ino: number }).ino)];
+    const target = writeFile(fs, ROOT, d.ino, 'target', 'x');
+    fs.link(ROOT, target, d.ino, b('l')); // target: create + link = 2 lookups
+    fs.lookup(ROOT, d.ino, b('c')); // c: create + lookup = 2
+    for (const name of ['c', 'n', 's', 'target', 'l']) fs.unlink(ROOT, d.ino, b(name));
+    fs.rmdir(ROOT, d.ino, b('m'));
+    for (const ino of inos) expect(fs.getattr(ROOT, ino).nlink).toBe(0);
+    fs.forget(inos[0]!, 1);
+    expect(fs.getattr(ROOT, inos[0]!).nlink).toBe(0); // one left
+    for (const ino of inos) fs.forget(ino, 1);
+    for (const ino of inos) expect(errnoOf(() => fs.getattr(ROOT, ino))).toBe('ENOENT');
+    fs.forget(target, 1);
+    expect(fs.getattr(ROOT, target).nlink).toBe(0);
+    fs.forget(target, 1);
+    expect(errnoOf(() => fs.getattr(ROOT, target))).toBe('ENOENT');
+    fs.forget(1, 1000); // the root is never forgotten
+    expect(fs.getattr(ROOT, 1).ino).toBe(1);
+  });
+
+  it('EMLINK past the link limit; ENAMETOOLONG on every creator', () => {
+    const { fs } = makeFs();
+    const f = writeFile(fs, ROOT, 1, 'f', '');
+    const d = fs.mkdir(ROOT, 1, b('links'), 0o755);
+    let err: string | undefined;
+    for (let i = 0; i < 70_000 && err === undefined; i++) err = errnoOf(() => fs.forget(fs.link(ROOT, f, d.ino, b(`l${i}`)).ino, 1));
+    expect(err).toBe('EMLINK');
+    expect(fs.getattr(ROOT, f).nlink).toBe(posix.LINK_MAX);
+    const long = Buffer.alloc(256, 'x');
+    expect(errnoOf(() => fs.create(ROOT, 1, long, 0o644, 2))).toBe('ENAMETOOLONG');
+    expect(errnoOf(() => fs.mknod(ROOT, 1, long, S_IFIFO | 0o644, 0))).toBe('ENAMETOOLONG');
+    expect(errnoOf(() => fs.symlink(ROOT, 1, long, b('t')))).toBe('ENAMETOOLONG');
+    expect(errnoOf(() => fs.unlink(ROOT, 1, long))).toBe('ENAMETOOLONG');
+    expect(errnoOf(() => fs.rmdir(ROOT, 1, long))).toBe('ENAMETOOLONG');
+  });
+});
