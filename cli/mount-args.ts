@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { kernelTransportAvailable } from '../fs/kernel/mount-syscall.js';
 import type { TransportName } from '../fs/mount.js';
 
 /** `atefs mount` options, as the daemon and the store factory see them. */
@@ -22,11 +23,11 @@ export interface MountArgs {
 }
 
 /**
- * The transport used when --transport is not given. The kernel transport (fs/kernel) needs root
- * (mount(2) with -o fd=N); when it lands it becomes the default for root/CAP_SYS_ADMIN here.
+ * The transport used when --transport is not given: the kernel transport (fs/kernel) when this
+ * process may mount(2) (root or CAP_SYS_ADMIN, /dev/fuse present), fuse-native otherwise.
  */
 export function defaultTransport(): TransportName {
-  return 'fuse-native';
+  return kernelTransportAvailable() ? 'kernel' : 'fuse-native';
 }
 
 export function mountOptions<T>(y: Argv<T>) {
@@ -37,7 +38,7 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('temp', { type: 'boolean', default: false, describe: 'a throw-away filesystem kept in memory; nothing is persisted' })
     .option('read-only', { type: 'boolean', default: false, describe: 'mount read-only (writes fail with EROFS)' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users enter the mount (modes are still enforced)' })
-    .option('transport', { type: 'string', choices: ['kernel', 'fuse-native'] as const, describe: 'how to talk to the kernel (default: fuse-native)' })
+    .option('transport', { type: 'string', choices: ['kernel', 'fuse-native'] as const, describe: 'how to talk to the kernel (default: kernel as root, else fuse-native)' })
     .option('background', { type: 'boolean', default: false, describe: 'detach once mounted; the daemon logs under $XDG_STATE_HOME/atefs' })
     .option('passcode', { type: 'string', describe: 'passcode that unlocks the chain keys' })
     .option('token-path', { type: 'string', describe: 'token file that unlocks the chain keys' })

@@ -52,7 +52,7 @@ export interface SessionHooks {
   onDestroyed(): void;
 }
 
-interface Pending { opcode: number; interrupted: boolean }
+interface Pending { opcode: number; interrupted: boolean; ino?: number; owner?: bigint }
 
 /**
  * Optional trailing parameters fs/core's Filesystem accepts beyond the FsCore contract: the
@@ -62,6 +62,8 @@ interface Pending { opcode: number; interrupted: boolean }
 interface CoreExtensions {
   write(ctx: Ctx, ino: number, fh: number, offset: number, data: Buffer, killSuidgid?: boolean): number;
   flush(ctx: Ctx, ino: number, fh: number, lockOwner?: bigint): void;
+  /** Fails the owner's pending lock waits on the inode with EINTR. */
+  interruptLock?(ino: number, owner: bigint): void;
 }
 
 const DOT = 0x2e;
@@ -511,7 +513,7 @@ export class Session {
         if (lkFlags & FUSE_LK_FLOCK) { this.replyErr(unique, ENOSYS); return; } // flock stays in the kernel
         if (lk.type !== F_UNLCK) this.lockOwners.add(owner);
         const wait = opcode === Op.SETLKW;
-        const rec: Pending = { opcode, interrupted: false };
+        const rec: Pending = { opcode, interrupted: false, ino: nodeid, owner };
         this.pending.set(unique, rec);
         core.setlk(nodeid, fh, owner, lk, wait).then(() => {
           this.pending.delete(unique);
@@ -555,8 +557,13 @@ export class Session {
         const rec = this.pending.get(target);
         // Only a lock wait can block forever; fsync and friends finish on their own.
         if (rec && rec.opcode === Op.SETLKW && !rec.interrupted) {
-          rec.interrupted = true;
-          this.replyErr(target, EINTR);
+          const ext = core as unknown as CoreExtensions;
+          if (typeof ext.interruptLock === 'function') {
+            ext.interruptLock(rec.ino!, rec.owner!); // the wait rejects with EINTR, answered above
+          } else {
+            rec.interrupted = true;
+            this.replyErr(target, EINTR);
+          }
         }
         return; // INTERRUPT itself never gets a reply
       }

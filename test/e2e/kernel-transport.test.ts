@@ -181,6 +181,38 @@ print('acquired', flush=True)
     sh(`rm ${f}`);
   });
 
+  it('ends a lock wait interrupted by a signal (INTERRUPT) without leaking the lock', () => {
+    const f = join(m, 'lockwait');
+    writeFileSync(f, 'x');
+    const out = py(`
+import fcntl, os, signal, sys, time
+p = sys.argv[1]
+pid = os.fork()
+if pid == 0:
+    fd = os.open(p, os.O_RDWR)
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    time.sleep(2)
+    os._exit(0)
+time.sleep(0.3)
+class Alarm(Exception): pass
+def on_alarm(sig, frame): raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+fd = os.open(p, os.O_RDWR)
+signal.alarm(1)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    print('acquired early')
+except Alarm:
+    print('interrupted')
+os.waitpid(pid, 0)
+# the holder is gone and the interrupted wait left nothing behind
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print('free')
+`, f);
+    expect(out.trim().split('\n')).toEqual(['interrupted', 'free']);
+    sh(`rm ${f}`);
+  });
+
   it('answers SEEK_DATA and SEEK_HOLE on a sparse file', () => {
     const out = py(`
 import os, sys
