@@ -43,6 +43,7 @@ import { type DaoEntry, INDEX_FORMAT, IndexStore, type Watermark } from './index
 import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
+import { SliceReader } from './slice-reader.js';
 import { Dio } from './dio.js';
 import { advanceWatermark, emptyWatermark, nextChainHash, sameWatermark } from './watermark.js';
 
@@ -91,6 +92,13 @@ export interface OpenViewOptions {
   compaction?: CompactionOptions;
   /** Bytes of raw commit records cached for loads (default 64 MiB). */
   cacheBytes?: number;
+  /**
+   * Directory of the log (as given to openLog), when it is on disk: loads of events in large
+   * commits then read only the event's bytes (see slice-reader.ts).
+   */
+  logDir?: string;
+  /** Commits larger than this are read event by event when `logDir` is set (default 256 KiB). */
+  sliceThreshold?: number;
   /** Bytes of decrypted current versions cached for loads (default 32 MiB; 0 disables). */
   valueCacheBytes?: number;
   now?: () => number;
@@ -172,6 +180,8 @@ export class View {
   /** Decrypted current versions (hot loads skip LMDB, the log and AES); invalidated on apply. */
   private readonly values: ByteLru<DaoKey, DaoRecord>;
   private readonly nameKeys = new Map<string, Buffer>();
+  private readonly slices: SliceReader | null;
+  private readonly sliceThreshold: number;
   private readonly subscribers = new Set<(e: ChangeEvent) => void>();
   private lock: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -200,6 +210,8 @@ export class View {
     this.state = new LmdbAuthorityState(store, store.getWatermark() ?? emptyWatermark());
     this.leases = new Leases(store, this.now);
     this.records = new ByteLru<number, Buffer>(o.cacheBytes ?? 64 << 20, (b) => b.length + 64);
+    this.slices = o.logDir ? new SliceReader(o.logDir) : null;
+    this.sliceThreshold = o.sliceThreshold ?? 256 << 10;
     this.values = new ByteLru<DaoKey, DaoRecord>(o.valueCacheBytes ?? 32 << 20, (r) => (r.data?.length ?? 0) + 256);
     this.policy = new CompactionPolicy(o.compaction ?? {}, 0, this.now());
     this.retentionMs = o.compaction?.tombstoneRetentionMs ?? 7 * 24 * 3600 * 1000;
@@ -452,14 +464,27 @@ export class View {
     return this.store.hasChildren(Buffer.from(parent, 'hex'), collection);
   }
 
-  /** Bytes of one event: reads its commit record (cached), checks the event hash, decrypts. */
+  /**
+   * Bytes of one event: from its commit record (cached), or for a large commit just the event's
+   * span; checks the event hash against the index, decrypts.
+   */
   materialize(e: DaoEntry): DaoRecord {
-    const rec = this.recordBytes(e.seq);
-    const metaBytes = rec.subarray(e.metaStart, e.metaStart + e.metaLen);
-    const payload = e.payloadStart >= 0 ? rec.subarray(e.payloadStart, e.payloadStart + e.payloadLen) : null;
-    if (!eventHash(metaBytes, payload).equals(e.hash)) {
-      this.records.delete(e.seq);
-      throw new IndexMismatch(`log bytes of DAO ${e.node.key} (record ${e.seq}) do not match the index: log tampered with or corrupt`);
+    let metaBytes: Buffer | undefined;
+    let payload: Buffer | null = null;
+    const sliced = this.sliceOf(e);
+    if (sliced) {
+      metaBytes = sliced.subarray(0, e.metaLen);
+      if (e.payloadStart >= 0) payload = sliced.subarray(e.payloadStart - e.metaStart, e.payloadStart - e.metaStart + e.payloadLen);
+      if (!eventHash(metaBytes, payload).equals(e.hash)) metaBytes = undefined; // fall back to the verified record
+    }
+    if (!metaBytes) {
+      const rec = this.recordBytes(e.seq);
+      metaBytes = rec.subarray(e.metaStart, e.metaStart + e.metaLen);
+      payload = e.payloadStart >= 0 ? rec.subarray(e.payloadStart, e.payloadStart + e.payloadLen) : null;
+      if (!eventHash(metaBytes, payload).equals(e.hash)) {
+        this.records.delete(e.seq);
+        throw new IndexMismatch(`log bytes of DAO ${e.node.key} (record ${e.seq}) do not match the index: log tampered with or corrupt`);
+      }
     }
     const meta: EventMeta = decodeMeta(metaBytes);
     const data = openEventPayload(this.state, this.keys, { meta, payload });
@@ -473,6 +498,15 @@ export class View {
       seq: e.seq,
       node: e.node,
     };
+  }
+
+  /** The event's bytes read directly when its commit is large and not cached; else null. */
+  private sliceOf(e: DaoEntry): Buffer | null {
+    if (!this.slices || this.remap || this.records.get(e.seq)) return null;
+    const r = this.store.getRecord(e.seq);
+    if (!r || r.bytes < this.sliceThreshold) return null;
+    const end = e.payloadStart >= 0 ? e.payloadStart + e.payloadLen : e.metaStart + e.metaLen;
+    return this.slices.read(r.segment, r.offset, e.metaStart, end - e.metaStart);
   }
 
   /** Raw bytes of the commit record `seq` (LRU-cached; positions follow compaction). */
@@ -689,9 +723,10 @@ export class View {
     return run;
   }
 
-  /** Drops cached record bytes (after compaction moved records). */
+  /** Drops cached record bytes and segment descriptors (after compaction moved records). */
   dropRecordCache(): void {
     this.records.clear();
+    this.slices?.closeAll();
   }
 
   /** Drops the read caches: decrypted values, and (unless `records` is false) commit records. */
@@ -740,6 +775,7 @@ export class View {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.subscribers.clear();
+    this.slices?.closeAll();
     await this.store.close();
     if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
   }

@@ -68,6 +68,9 @@ export async function makeChain(opts: { owner?: Identity; name?: string } = {}):
         indexPath: c.indexDir,
         now: clock.now,
         compaction: { mode: 'never' },
+        // Every load of an uncached event goes through the direct slice read (hash-checked).
+        logDir: c.logDir,
+        sliceThreshold: 1,
         ...extra,
       });
       return c.view;
