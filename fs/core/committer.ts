@@ -175,6 +175,8 @@ export class Committer implements DirtSink {
     this.dirtyBytes = 0;
 
     for (const inode of inodes) {
+      // Created and deleted between two batches: the store never saw it, nothing to send.
+      if (inode.deleted && inode.commitSeq === 0 && !inode.fromStore) { inode.dirtyBlocks = null; continue; }
       inode.commitSeq = seq;
       const ino = inode.ino;
       const dirtyBlocks = inode.dirtyBlocks;

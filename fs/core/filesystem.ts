@@ -254,7 +254,9 @@ export class Filesystem implements FsCore {
     const rec = this.store.getInode(ino);
     // nlink 0 in the store: deleted in memory but not committed yet, or left by a crash while open.
     if (rec === undefined || (rec.nlink === 0 && ino !== ROOT_INO)) throw fsErr('ENOENT');
-    return this.adopt(rec);
+    const inode = this.adopt(rec);
+    inode.fromStore = true;
+    return inode;
   }
 
   /**

@@ -56,6 +56,8 @@ export class Inode {
   dirty = false;
   /** Sequence number of the last batch that contained this inode's state. */
   commitSeq = 0;
+  /** Loaded from the store (as opposed to created in this session and maybe never committed). */
+  fromStore = false;
 
   constructor(rec: InodeRecord) {
     this.ino = rec.ino;

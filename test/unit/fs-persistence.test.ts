@@ -172,6 +172,28 @@ describe('fs core: committer', () => {
     await fs.destroy();
   });
 
+  it('a file created and deleted between two commits never reaches the store', async () => {
+    const store = new CountingStore();
+    const fs = new Filesystem(store, opts());
+    const keep = writeFile(fs, ROOT, 1, 'keep', Buffer.alloc(9000, 1));
+    const tmp = writeFile(fs, ROOT, 1, 'tmp', Buffer.alloc(9000, 2));
+    fs.unlink(ROOT, 1, b('tmp'));
+    fs.forget(tmp, 1);
+    await fs.sync();
+    const batch = store.commits[0]!.batch;
+    expect(batch.inodes.map((r) => r.ino).sort()).toEqual([1, keep]);
+    expect(batch.deletedInodes).toEqual([]);
+    expect(batch.blocks.every((x) => x.ino === keep)).toBe(true);
+    // Once committed, deleting it does send the deletions.
+    fs.unlink(ROOT, 1, b('keep'));
+    fs.forget(keep, 1);
+    await fs.sync();
+    const del = store.commits[1]!.batch;
+    expect(del.deletedInodes).toEqual([keep]);
+    expect(del.blocks.map((x) => [x.ino, x.data])).toEqual([[keep, null], [keep, null], [keep, null]]);
+    expect(store.blockCount).toBe(0);
+  });
+
   it('commits on the timer, once, without being asked', async () => {
     const store = new CountingStore();
     const fs = new Filesystem(store, opts({ commitDelayMs: 20 }));
