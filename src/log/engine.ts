@@ -591,6 +591,31 @@ export class LogEngine implements RedoLog {
     return { seq: frameSeq(b, 0), pos: { segment: seg.id, offset: pos.offset }, payload: b.subarray(FRAME_HEADER, FRAME_HEADER + len) };
   }
 
+  readSlice(pos: LogPosition, start: number, length: number): Buffer {
+    if (this.closed) throw new LogClosedError('redo log is closed');
+    const seg = this.byId.get(pos.segment);
+    if (!seg) throw new LogError(`no segment ${pos.segment} in the log`);
+    if (seg === this.active && pos.offset >= seg.end) this.visible();
+    if (!Number.isInteger(pos.offset) || pos.offset < seg.headerLen || pos.offset + FRAME_HEADER > seg.end)
+      throw new LogError(`position ${pos.segment}:${pos.offset} is outside the log`);
+    const fd = this.readFd(seg);
+    const h = Buffer.allocUnsafe(FRAME_HEADER);
+    this.io.pread(fd, h, 0, FRAME_HEADER, pos.offset);
+    const len = frameLen(h, 0);
+    if (len > seg.end - pos.offset - FRAME_HEADER)
+      throw new LogCorruptError(seg.id, pos.offset, seg.name, 'frame length runs past the end of the segment');
+    if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > len)
+      throw new LogError(`slice ${start}+${length} is outside the record of ${len} bytes at ${pos.segment}:${pos.offset}`);
+    const b = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = this.io.pread(fd, b, got, length - got, pos.offset + FRAME_HEADER + start + got);
+      if (n === 0) throw new LogCorruptError(seg.id, pos.offset, seg.name, 'short read');
+      got += n;
+    }
+    return b;
+  }
+
   /** Index in segs and offset of the first record with seq >= `seq` (or the end). */
   private seekSeq(seq: number): { si: number; off: number } {
     let si = 0;

@@ -74,6 +74,10 @@ export interface RedoLog {
   flush(durability?: Durability): Promise<void>;
   /** Synchronous pread; throws LogCorruptError on a bad frame. */
   read(pos: LogPosition): LogRecord;
+  /** Bytes [start, start + length) of the payload of the record at `pos`, without reading or
+   *  verifying the whole record (the frame length is checked, the CRC is not: the caller verifies
+   *  the bytes, e.g. by hash). For loading one block out of a large commit record. */
+  readSlice(pos: LogPosition, start: number, length: number): Buffer;
   /** Synchronous forward iteration (fast bulk load). */
   records(from?: { seq?: number; pos?: LogPosition }): Iterable<LogRecord>;
   /** Tail-follow: yields existing records from `from`, then new ones as they are written. */

@@ -45,6 +45,12 @@ for (const mode of ['file', 'memory'] as const) {
         expect(r.payload.equals(written[i]!)).toBe(true);
       }
       expect(all(log.records())).toEqual(written.map((payload, i) => ({ seq: i + 1, payload })));
+      for (let i = 0; i < written.length; i += 13) {
+        const p = written[i]!;
+        const start = Math.floor(p.length / 3);
+        expect(log.readSlice(acks[i]!.pos, start, p.length - start).equals(p.subarray(start))).toBe(true);
+        expect(() => log.readSlice(acks[i]!.pos, start, p.length - start + 1)).toThrow(/outside the record/);
+      }
       expect(all(log.records({ seq: 150 })).map((r) => r.seq)).toEqual(written.slice(149).map((_, i) => i + 150));
       expect(all(log.records({ pos: acks[200]!.pos }))[0]!.seq).toBe(201);
       expect(log.lastPos).toEqual(acks[299]!.pos);
