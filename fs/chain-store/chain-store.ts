@@ -1,6 +1,7 @@
 import type { Ino } from '../core/api.js';
 import type { DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import type { View } from '../../src/view/index.js';
+import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock,
@@ -12,7 +13,17 @@ export interface ChainStoreOptions {
   cacheTimeout?: number;
   /** Free space for statfs (the log's file system); default: unknown = a large number. */
   bytesFree?: () => number;
+  /**
+   * The owner's keys. With them, mode bits choose keys: a file no group or other may read is
+   * sealed under a data key wrapped for the owner only (the chain's other readers get EACCES), and
+   * one no group or other may write accepts only the owner's signature. Without them every inode
+   * inherits the chain-wide keys.
+   */
+  owner?: { readers: ReaderRef[]; signingKey: KeyId };
 }
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
 
 /**
  * The filesystem's records as DAOs of a chain, through the view:
@@ -31,12 +42,16 @@ export class ChainStore implements FsStore {
   private persistedNextIno: Ino;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly bytesFree: () => number;
+  private readonly privateRead: ReadAcl | null;
+  private readonly privateWrite: WriteAcl | null;
   onRemoteChange?: (batch: FsBatch) => void;
 
   constructor(readonly view: View, opts: ChainStoreOptions = {}) {
     this.readOnly = !!opts.readOnly || view.readOnly;
     this.cacheTimeout = opts.cacheTimeout ?? 60;
     this.bytesFree = opts.bytesFree ?? (() => 2 ** 40);
+    this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
+    this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
     const sb = view.tryGet(SUPERBLOCK_KEY);
     this.nextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : 2;
     this.persistedNextIno = this.nextIno;
@@ -91,7 +106,23 @@ export class ChainStore implements FsStore {
         dio.store(encodeSuperblock({ nextIno }), { key: SUPERBLOCK_KEY, parent: null, type: 'superblock' });
       }
       // Creations first (parents before children), deletions last (children before parents).
-      for (const r of batch.inodes) dio.store(encodeInode(r), { key: inodeKey(r.ino), parent: null, type: 'inode' });
+      const rewritten = new Set(batch.blocks.map((b) => blockKey(b.ino, b.index)));
+      for (const r of batch.inodes) {
+        const key = inodeKey(r.ino);
+        const { read, write } = this.aclFor(r.mode);
+        const before = this.view.node(key);
+        dio.store(encodeInode(r), { key, parent: null, type: 'inode', read, write });
+        // The readers changed class: re-seal the content under the new key, so a file made
+        // private is closed to the chain's other readers and one made public is open to them.
+        if (before && !before.deleted && before.read.mode !== read.mode) {
+          for (const i of this.blockIndexes(r.ino)) {
+            const bk = blockKey(r.ino, i);
+            if (rewritten.has(bk)) continue;
+            const data = this.getBlock(r.ino, i);
+            if (data) dio.store(data, { key: bk, parent: { key, collection: BLOCKS }, type: 'block' });
+          }
+        }
+      }
       const deadDentries: string[] = [];
       for (const d of batch.dentries) {
         const key = dio.nameKey(inodeKey(d.parent), DENTRIES, d.name);
@@ -117,6 +148,19 @@ export class ChainStore implements FsStore {
     }
     await dio.commit();
     if (nextIno > this.persistedNextIno) this.persistedNextIno = nextIno;
+  }
+
+  /**
+   * Keys by mode bits (see ChainStoreOptions.owner). Directories always inherit: their entries'
+   * name keys derive from the directory's first data key, so re-keying one would orphan them;
+   * a directory listing is readable by every chain reader, the files in it need not be.
+   */
+  private aclFor(mode: number): { read: ReadAcl; write: WriteAcl } {
+    if ((mode & S_IFMT) === S_IFDIR || !this.privateRead || !this.privateWrite) return { read: INHERIT_READ, write: INHERIT_WRITE };
+    return {
+      read: (mode & 0o044) === 0 ? this.privateRead : INHERIT_READ,
+      write: (mode & 0o022) === 0 ? this.privateWrite : INHERIT_WRITE,
+    };
   }
 
   stats(): StoreStats {

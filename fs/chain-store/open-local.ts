@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { defaultPool } from '../../src/crypto/index.js';
 import { openLog, type RedoLog } from '../../src/log/index.js';
-import { DataKeyCache, createGenesis, toGenesisHash } from '../../src/chain/index.js';
+import { DataKeyCache, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
 import { defaultConfigDir, loadOrCreateLocalIdentity, readersOfPrincipal, type Session } from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
 import { ChainStore } from './chain-store.js';
@@ -20,6 +20,8 @@ export interface OpenLocalChainOptions {
   memory?: boolean;
   compactMode?: string;
   onProgress?: (p: ViewProgress) => void;
+  /** Chain-wide readers besides the owner (a group role's read key, say), for a new chain. */
+  extraReaders?: ReaderRef[];
   /** Told once when a chain is trusted on first use (no pin for an existing log). */
   onWarning?: (msg: string) => void;
 }
@@ -57,6 +59,7 @@ async function readPins(configDir: string): Promise<Record<string, string>> {
 }
 
 async function writePin(configDir: string, chainDir: string, hash: string): Promise<void> {
+  await fsp.mkdir(configDir, { recursive: true, mode: 0o700 });
   const pins = await readPins(configDir);
   pins[chainDir] = hash;
   const file = path.join(configDir, PINS_FILE);
@@ -76,6 +79,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   const session = o.session ?? (await loadOrCreateLocalIdentity(configDir)).session;
   const user = session.user;
   if (!user) throw new Error('the session holds no user identity: it cannot own a local chain');
+  const ownerReaders = readersOfPrincipal(user, { sym: true, kem: false });
   const logDir = path.join(chainDir, 'log');
   const indexDir = path.join(chainDir, 'index');
   const pin = o.memory ? undefined : (await readPins(configDir))[chainDir];
@@ -87,7 +91,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   let genesisHash: Buffer | undefined = pin ? toGenesisHash(pin) : undefined;
   if (fresh && !pin) {
     if (o.readOnly) throw new Error(`no chain at ${chainDir} to mount read-only`);
-    genesis = await createGenesis({ name: CHAIN_ID, keyring: session, chainReaders: readersOfPrincipal(user, { sym: true, kem: false }), keys, pool });
+    genesis = await createGenesis({ name: CHAIN_ID, keyring: session, chainReaders: [...ownerReaders, ...(o.extraReaders ?? [])], keys, pool });
     genesisHash = genesis.hash;
   } else if (!pin) {
     o.onWarning?.(`no pinned genesis for ${chainDir}: trusting the chain found there on first use`);
@@ -119,6 +123,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   const store = new ChainStore(view, {
     readOnly: !!o.readOnly,
     cacheTimeout: 60,
+    owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
     bytesFree: o.memory ? undefined : () => {
       const s = statfsSync(chainDir);
       return s.bavail * s.bsize;

@@ -154,3 +154,37 @@ describe('fs core on a local chain (ChainStore over the view, log and LMDB index
     await close(y);
   });
 });
+
+describe('mode bits map to keys (a chain shared with a second reader)', () => {
+  it('a 0600 file is sealed for its owner only: the other chain reader gets EACCES, and chmod re-seals', async () => {
+    const { createIdentity, createGroupRole, Session, readersOfPrincipal } = await import('../../src/session/index.js');
+    const { toErrno, errnoOf } = await import('../../fs/core/errors.js');
+    const owner = createIdentity('owner');
+    const mate = createIdentity('mate');
+    // The team's observer role: both hold its read key, so it is a chain-wide reader for both.
+    const team = createGroupRole('team', 'observer', { write: false });
+    const dir = join(base, 'shared');
+    const a = await openLocalChain({
+      chainDir: dir, configDir: join(base, 'cfg-owner'), session: Session.of(owner, team),
+      extraReaders: readersOfPrincipal(team, { sym: true, kem: false }),
+    });
+    const fa = await Filesystem.open(a.store);
+    put(fa, 1, 'public.txt', b('for everyone'), 0o644);
+    put(fa, 1, 'secret.txt', b(`private ${MARKER}`), 0o600);
+    const later = put(fa, 1, 'later.txt', randomBytes(200_000), 0o600);
+    fa.setattr(ROOT, later, { mode: 0o644 });
+    await fa.destroy();
+    await a.close();
+
+    const m = await openLocalChain({ chainDir: dir, configDir: join(base, 'cfg-mate'), session: Session.of(mate, team), readOnly: true });
+    const fm = await Filesystem.open(m.store, { readOnly: true });
+    expect(get(fm, fm.lookup(ROOT, 1, b('public.txt')).ino).toString()).toBe('for everyone');
+    let code = 0;
+    try { fm.lookup(ROOT, 1, b('secret.txt')); } catch (e) { code = toErrno(e); }
+    expect(code).toBe(errnoOf('EACCES'));
+    // Made public after its content was written: the content was re-sealed for the chain's readers.
+    expect(get(fm, fm.lookup(ROOT, 1, b('later.txt')).ino).length).toBe(200_000);
+    await fm.destroy();
+    await m.close();
+  });
+});
