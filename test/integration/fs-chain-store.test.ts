@@ -172,6 +172,9 @@ describe('mode bits map to keys (a chain shared with a second reader)', () => {
     put(fa, 1, 'public.txt', b('for everyone'), 0o644);
     put(fa, 1, 'secret.txt', b(`private ${MARKER}`), 0o600);
     const later = put(fa, 1, 'later.txt', randomBytes(200_000), 0o600);
+    const h = fa.open(ROOT, later, 0);
+    await fa.fsync(later, h.fh, false); // committed while private: sealed for the owner only
+    fa.release(later, h.fh);
     fa.setattr(ROOT, later, { mode: 0o644 });
     await fa.destroy();
     await a.close();
