@@ -19,6 +19,18 @@ export function main(argv: string[]): void {
         const { runUnmount } = await import('./unmount.js');
         await runUnmount({ dir: String(v.dir), json: !!v.json });
       })
+      .command('verify', 'validate every commit of the local chain and list all problems', (y) =>
+        y.option('log-path', { type: 'string', describe: 'directory of the local chain (default under $XDG_DATA_HOME/atefs)' })
+         .option('json', { type: 'boolean', default: false, describe: 'JSON output' }), async (v) => {
+        const { runVerify } = await import('./chain-tools.js');
+        await runVerify({ ...(typeof v.logPath === 'string' ? { logPath: v.logPath } : {}), json: !!v.json });
+      })
+      .command('repair', 'cut a damaged local chain back to its valid prefix (the rest is kept aside)', (y) =>
+        y.option('log-path', { type: 'string', describe: 'directory of the local chain (default under $XDG_DATA_HOME/atefs)' })
+         .option('json', { type: 'boolean', default: false, describe: 'JSON output' }), async (v) => {
+        const { runRepair } = await import('./chain-tools.js');
+        await runRepair({ ...(typeof v.logPath === 'string' ? { logPath: v.logPath } : {}), json: !!v.json });
+      })
       .command('create-user', 'create a user on an auth server', {}, later('atefs create-user'))
       .command('create-token', 'create a token file', {}, later('atefs create-token'))
       .command('status', 'show the status of mounts', {}, later('atefs status'))

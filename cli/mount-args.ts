@@ -16,7 +16,6 @@ export interface MountArgs {
   tokenPath?: string;
   compactMode?: string;
   compactNow: boolean;
-  recoveryMode: boolean;
   statsFile?: string;
   json: boolean;
   debug: boolean;
@@ -40,15 +39,13 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users enter the mount (modes are still enforced)' })
     .option('transport', { type: 'string', choices: ['kernel', 'fuse-native'] as const, describe: 'how to talk to the kernel (default: kernel as root, else fuse-native)' })
     .option('background', { type: 'boolean', default: false, describe: 'detach once mounted; the daemon logs under $XDG_STATE_HOME/atefs' })
-    .option('passcode', { type: 'string', describe: 'passcode that unlocks the chain keys' })
-    .option('token-path', { type: 'string', describe: 'token file that unlocks the chain keys' })
+    .option('passcode', { type: 'string', describe: 'passphrase of an encrypted --token-path file (or $ATEFS_PASSCODE)' })
+    .option('token-path', { type: 'string', describe: 'token file whose keys to use instead of the local identity' })
     .option('compact-mode', { type: 'string', describe: 'when to compact the chain (see the README)' })
     .option('compact-now', { type: 'boolean', default: false, describe: 'compact the chain before mounting' })
-    .option('recovery-mode', { type: 'boolean', default: false, describe: 'open a damaged local chain as far as it validates' })
     .option('stats-file', { type: 'string', describe: 'write per-opcode request counters as JSON here on SIGUSR2 and at unmount' })
     .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout instead of plain lines' })
-    .option('debug', { type: 'boolean', default: false, describe: 'FUSE debug output on stderr' })
-    .conflicts('passcode', 'token-path');
+    .option('debug', { type: 'boolean', default: false, describe: 'FUSE debug output on stderr' });
 }
 
 export function toMountArgs(v: Record<string, unknown>): MountArgs {
@@ -66,7 +63,6 @@ export function toMountArgs(v: Record<string, unknown>): MountArgs {
     tokenPath: s('tokenPath'),
     compactMode: s('compactMode'),
     compactNow: !!v.compactNow,
-    recoveryMode: !!v.recoveryMode,
     statsFile: s('statsFile'),
     json: !!v.json,
     debug: !!v.debug,

@@ -1,5 +1,6 @@
 import { Filesystem, type FsStore } from '../fs/core/index.js';
 import { openLocalChain, type LocalChain } from '../fs/chain-store/index.js';
+import { readTokenFile, type Session } from '../src/session/index.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
 
@@ -61,9 +62,11 @@ export async function openPersistentLocalStore(args: MountArgs): Promise<OpenedS
 }
 
 async function openChainStore(args: MountArgs, where: { chainDir?: string; memory: boolean }): Promise<OpenedStore> {
+  const session = await sessionFromArgs(args);
   let chain: LocalChain;
   try {
     chain = await openLocalChain({
+      ...(session ? { session } : {}),
       ...(where.chainDir ? { chainDir: where.chainDir } : {}),
       memory: where.memory,
       readOnly: args.readOnly,
@@ -87,12 +90,32 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
   };
 }
 
+/** --token-path (with --passcode or $ATEFS_PASSCODE when it is encrypted): that token's keys. */
+async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
+  const passphrase = args.passcode ?? process.env.ATEFS_PASSCODE;
+  if (!args.tokenPath) {
+    if (args.passcode) throw new UserError('--passcode unlocks a token file: give it with --token-path');
+    return undefined;
+  }
+  try {
+    return (await readTokenFile(args.tokenPath, passphrase ? { passphrase } : {})).session;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new UserError(`no token file at ${args.tokenPath}`);
+    switch (err.name) {
+      case 'TokenExpired': case 'BadPassphrase': case 'PassphraseRequired': case 'TokenInvalid':
+        throw new UserError(`${args.tokenPath}: ${err.message}`);
+    }
+    throw e;
+  }
+}
+
 /** Typed failures of opening a chain become one clear line; anything else stays an error. */
 function chainOpenError(e: unknown): Error {
   const err = e as Error;
   switch (err?.name) {
     case 'LogLockedError': return new UserError(`the chain is in use by another process: ${err.message}`);
-    case 'LogCorruptError': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs repair')`);
+    case 'LogCorruptError': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
     case 'GenesisMismatch': case 'LogHeaderMismatch': return new UserError(`refusing a chain that is not the one pinned: ${err.message}`);
     case 'DiskFull': return new UserError(`disk full: ${err.message}`);
     default: return err instanceof Error ? err : new Error(String(e));

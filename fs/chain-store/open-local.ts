@@ -36,20 +36,25 @@ export interface LocalChain {
   close(): Promise<void>;
 }
 
+/** The chain directory a mount without --log-path uses. */
+export function resolveChainDir(chainDir?: string): string {
+  return path.resolve(chainDir ?? path.join(defaultDataDir(), 'local'));
+}
+
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME;
   const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share');
   return path.join(base, 'atefs');
 }
 
-const CHAIN_ID = 'atefs/local';
+export const LOCAL_CHAIN_ID = 'atefs/local';
 const PINS_FILE = 'pinned-chains.json';
 
 /**
  * Pins live in the config directory, apart from the data: a log swapped on disk for another chain
  * (other root keys) is refused instead of silently adopted.
  */
-async function readPins(configDir: string): Promise<Record<string, string>> {
+export async function readPins(configDir: string): Promise<Record<string, string>> {
   try {
     return JSON.parse(await fsp.readFile(path.join(configDir, PINS_FILE), 'utf8')) as Record<string, string>;
   } catch (e) {
@@ -75,7 +80,7 @@ async function exists(p: string): Promise<boolean> {
 /** Opens (creating on first use) the local chain a mount without a remote serves. */
 export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<LocalChain> {
   const configDir = o.configDir ?? defaultConfigDir();
-  const chainDir = path.resolve(o.chainDir ?? path.join(defaultDataDir(), 'local'));
+  const chainDir = resolveChainDir(o.chainDir);
   const session = o.session ?? (await loadOrCreateLocalIdentity(configDir)).session;
   const user = session.user;
   if (!user) throw new Error('the session holds no user identity: it cannot own a local chain');
@@ -91,15 +96,15 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   let genesisHash: Buffer | undefined = pin ? toGenesisHash(pin) : undefined;
   if (fresh && !pin) {
     if (o.readOnly) throw new Error(`no chain at ${chainDir} to mount read-only`);
-    genesis = await createGenesis({ name: CHAIN_ID, keyring: session, chainReaders: [...ownerReaders, ...(o.extraReaders ?? [])], keys, pool });
+    genesis = await createGenesis({ name: LOCAL_CHAIN_ID, keyring: session, chainReaders: [...ownerReaders, ...(o.extraReaders ?? [])], keys, pool });
     genesisHash = genesis.hash;
   } else if (!pin) {
     o.onWarning?.(`no pinned genesis for ${chainDir}: trusting the chain found there on first use`);
   }
   if (!o.memory) await fsp.mkdir(chainDir, { recursive: true, mode: 0o700 });
   const log = await openLog(o.memory
-    ? { memory: true, chainId: CHAIN_ID, ...(genesisHash ? { genesisHash } : {}) }
-    : { dir: logDir, chainId: CHAIN_ID, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+    ? { memory: true, chainId: LOCAL_CHAIN_ID, ...(genesisHash ? { genesisHash } : {}) }
+    : { dir: logDir, chainId: LOCAL_CHAIN_ID, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
   let view: View;
   try {
     view = await View.open({
