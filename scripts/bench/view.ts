@@ -8,6 +8,7 @@
 //   3. Compaction of that chain: throughput, and the longest writer stall while a writer commits
 //      continuously during it (goal < 100 ms).
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -80,7 +81,10 @@ async function closeChain(c: { log: RedoLog; view: View }) {
 
 async function main() {
   const genesis = await createGenesis({ name: 'bench/view', keyring: session, chainReaders: session.chainReaders(), keys, pool });
-  console.log(`bench:view — node ${process.version}, ${EVENTS.toLocaleString('en-US')}-event chain, commits of ${PER_COMMIT}, ${PAYLOAD}-byte payloads`);
+  const load = () => os.loadavg()[0]!.toFixed(1);
+  console.log(
+    `bench:view — node ${process.version}, ${EVENTS.toLocaleString('en-US')}-event chain, commits of ${PER_COMMIT}, ${PAYLOAD}-byte payloads, ${os.availableParallelism()} cores, load average ${load()}`,
+  );
   line('', 'ours', 'reference', 'ratio');
 
   // ------------------------------------------------------------ 1. DIO store / load
@@ -280,6 +284,7 @@ async function main() {
   t0 = performance.now();
   c = await openChain(dir, genesis);
   line('open after compaction (index)', `${fmt(performance.now() - t0)} ms`);
+  console.log(`load average at the end: ${load()} (timings scale with it on this shared 2-core machine)`);
   await closeChain(c);
   await pool.close();
 }

@@ -220,7 +220,7 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
       batchBytes += payload.length;
       pendingEvents += commit.events.length;
       // Small LMDB transactions: each flush is a main-thread stall for the writers.
-      if (pendingEvents >= 2048 || batchBytes > 8 << 20) {
+      if (pendingEvents >= 1024 || batchBytes > 8 << 20) {
         state.flush();
         batchBytes = 0;
         pendingEvents = 0;
