@@ -71,8 +71,19 @@ export class Dio {
     view.assertOpen();
   }
 
+  /** Number of DAOs this transaction writes (stores + deletes). */
   get size(): number {
     return this.writes.size;
+  }
+
+  /**
+   * Approximate encoded size of the commit so far (payload bytes + per-event overhead). Callers
+   * batching many writes split before the log's maximum record size (16 MiB by default).
+   */
+  get bytes(): number {
+    let n = 512;
+    for (const p of this.writes.values()) n += 300 + (p.kind === 'store' && p.data ? p.data.length + 28 : 0);
+    return n;
   }
 
   get isOpen(): boolean {
