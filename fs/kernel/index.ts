@@ -61,7 +61,7 @@ export interface KernelMountHandle extends MountHandle {
   /** Resolves when the connection ends, whoever unmounted (null) or on a fatal read error. */
   readonly ended: Promise<Error | null>;
   /** Negotiated protocol (major, minor, INIT flags). */
-  readonly protocol: { major: number; minor: number; flags: number; maxReadahead: number };
+  readonly protocol: { major: number; minor: number; kernelMinor: number; flags: number; maxReadahead: number };
 }
 
 const WAKE_NAME = '.atefs-kernel-wake';

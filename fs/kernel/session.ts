@@ -85,7 +85,8 @@ export class Session {
   pending = new Map<number, Pending>();
   initialized = false;
   destroyed = false;
-  proto = { major: 0, minor: 0, flags: 0, maxReadahead: 0 };
+  /** Negotiated protocol: our minor if the kernel's is newer; INIT flags both sides agreed on. */
+  proto = { major: 0, minor: 0, kernelMinor: 0, flags: 0, maxReadahead: 0 };
 
   private readonly reply: Buffer;
   private readonly hdr = Buffer.allocUnsafe(OUT_HEADER_SIZE);
@@ -628,7 +629,7 @@ export class Session {
     const minor = b.readUInt32LE(p + 4);
     const maxReadahead = b.readUInt32LE(p + 8);
     const kflags = b.readUInt32LE(p + 12);
-    this.proto = { major, minor, flags: kflags, maxReadahead };
+    this.proto = { major, minor: Math.min(minor, FUSE_KERNEL_MINOR_VERSION), kernelMinor: minor, flags: kflags, maxReadahead };
     if (major !== FUSE_KERNEL_VERSION) {
       // Newer major: answer with ours and the kernel re-sends INIT; older: unsupported.
       if (major > FUSE_KERNEL_VERSION) {
