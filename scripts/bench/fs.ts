@@ -8,10 +8,10 @@
  *
  * Env: BENCH_RUNS (1), BENCH_QUICK=1 or --quick (1,500 files, 64 MiB), BENCH_TARGETS=a,b (filter by
  * name), BENCH_WORKLOADS=write,read,untar,md5sum,ls,rm, BENCH_SEQ_MIB, BENCH_FILES, BENCH_TRACE=0,
- * BENCH_TIMEOUT_S (per workload, 900), FLOOR_CACHE_TIMEOUT (60), FLOOR_KERNEL_CACHE=0.
+ * BENCH_TIMEOUT_S (per workload, 120; quick 60), FLOOR_CACHE_TIMEOUT (60), FLOOR_KERNEL_CACHE=0.
  * Root is needed for drop_caches and the request tracepoints; without it those parts say n/a.
  */
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync, cpSync, copyFileSync, symlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { run, sh, cpuSeconds, installSignalCleanup, runCleanups, CommandTimedOut, DaemonNotReady, type RunResult } from './lib/proc.js';
 import { fuseConnection, abortFuse } from './lib/mounts.js';
 import { FuseTrace, type TraceResult } from './lib/fuse-trace.js';
-import { prepareTree } from './lib/tree.js';
+import { prepareTree, type Tree } from './lib/tree.js';
 import { allTargets, type Target, type Mounted, type FloorOptions } from './lib/fs-targets.js';
 import { WORKLOADS, type Workload, type WorkloadCtx } from './lib/fs-workloads.js';
 import { cell, figuresTable, ratioTable, requestsSection, errorsSection, type Results, type Sample } from './lib/fs-report.js';
@@ -35,7 +35,7 @@ const RUNS = Math.max(1, Number(env.BENCH_RUNS ?? 1));
 const SEQ_MIB = Number(env.BENCH_SEQ_MIB ?? (QUICK ? 64 : 250));
 const FILES = Number(env.BENCH_FILES ?? (QUICK ? 1500 : 8000));
 const SEED = 20261122;
-const TIMEOUT_MS = Number(env.BENCH_TIMEOUT_S ?? 900) * 1000;
+const TIMEOUT_MS = Number(env.BENCH_TIMEOUT_S ?? (QUICK ? 60 : 120)) * 1000;
 const TRACE = env.BENCH_TRACE !== '0';
 const onlyTargets = env.BENCH_TARGETS ? new Set(env.BENCH_TARGETS.split(',')) : undefined;
 const onlyWorkloads = env.BENCH_WORKLOADS ? new Set(env.BENCH_WORKLOADS.split(',')) : undefined;
@@ -109,10 +109,9 @@ async function runTarget(t: Target, workloads: Workload[], ctx: WorkloadCtx, res
         await w.after?.(m, ctx);
         progress(`run ${runNo} ${t.name} ${w.label}: ${sample.value.toFixed(2)} ${w.unit}${tr ? ` (${tr.total} req)` : ''}${bad ? ` CHECK FAILED: ${bad}` : ''}`);
       } catch (e) {
-        const msg = e instanceof CommandTimedOut ? `timed out after ${TIMEOUT_MS / 1000} s (connection aborted)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
+        const msg = e instanceof CommandTimedOut ? `killed after ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_S)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
         c.errors.push(msg);
         progress(`run ${runNo} ${t.name} ${w.label}: ERROR ${msg}`);
-        if (e instanceof CommandTimedOut) break; // the mount is aborted: nothing further can run on it
       }
     }
   } finally {
@@ -126,20 +125,88 @@ function gitCommit(): string {
   return `${r.stdout?.trim() || '?'}${dirty ? '+dirty' : ''}`;
 }
 
+interface RunState {
+  started: Date;
+  load0: number;
+  commit: string;
+  tree?: Tree;
+  targets: Target[];
+  workloads: Workload[];
+  results: Results;
+  notes: Set<string>;
+  traceNote: string;
+  partial: boolean;
+}
+
+function printReport(st: RunState): void {
+  const tree = st.tree;
+  out(`atefs bench:fs  ${st.started.toISOString().slice(0, 16).replace('T', ' ')} UTC  commit ${st.commit}  linux ${release()}  node ${process.version}  ${cpus().length} CPUs${QUICK ? '  QUICK' : ''}${st.partial ? '  INTERRUPTED (partial results)' : ''}`);
+  out(`load average (1 min) at start ${st.load0.toFixed(1)}, at end ${loadavg()[0]!.toFixed(1)}: the machine is shared, compare ratios within one run`);
+  if (tree) out(`runs: ${RUNS} (medians)  seq file: ${SEQ_MIB} MiB random  tree: ${tree.files} files, ${tree.dirs} dirs, ${tree.symlinks} symlinks, ${tree.hardlinks} hard links, ${(tree.bytes / 1e6).toFixed(1)} MB (tar sha256 ${tree.tarSha256.slice(0, 12)})`);
+  out('targets:');
+  for (const t of st.targets) out(`  ${t.name.padEnd(15)}${t.unavailable ? `n/a: ${t.unavailable}` : t.note}`);
+  out();
+  for (const l of figuresTable(st.targets, st.workloads, st.results, RUNS)) out(l);
+  out();
+  for (const l of ratioTable(st.targets, st.workloads, st.results)) out(l);
+  out();
+  for (const l of requestsSection(st.targets, st.workloads, st.results, st.traceNote)) out(l);
+  const errs = errorsSection(st.targets, st.workloads, st.results);
+  if (errs.length) { out(); for (const l of errs) out(l); }
+  out();
+  out('method: each workload runs on a fresh mount in this order, timed from spawn to exit of one command:');
+  out(`  write: dd bs=1M conv=fsync from the random file on tmpfs (MB/s = 10^6 bytes/s, fsync included);`);
+  out('  read: dd bs=1M to /dev/null; gocryptfs and persistent atefs are remounted first so the daemon starts cold;');
+  out('        checked with cmp; untar: tar -xf (as root: owners, modes, times restored); md5sum: find|xargs md5sum,');
+  out('        checked against the source tree; ls -lR; rm -rf, checked empty.');
+  out('  before every workload: sync -f on the mount and its backing store, then echo 3 > drop_caches (page cache,');
+  out('  dentries and inodes of every mount: each FUSE read and lookup reaches the daemon). Daemons that keep data in');
+  out('  RAM by design (tmpfs, the floors, atefs --temp) are not made colder than that.');
+  out(`  a workload slower than ${TIMEOUT_MS / 1000} s is killed (BENCH_TIMEOUT_S); atefs and the floors run from a snapshot of dist/`);
+  out('  taken at start, so a concurrent build cannot change the code under test.');
+  for (const n of st.notes) out(`note: ${n}`);
+}
+
+function saveReport(st: RunState): void {
+  if (!report.length) return;
+  const dir = join(ROOT, '.bench-out');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `fs-${st.started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}.txt`);
+  writeFileSync(file, report.join('\n') + '\n');
+  progress(`written to ${file}`);
+}
+
+/**
+ * Copies dist/ (2 MB) next to a package.json and a node_modules link, so the daemons under test
+ * run the code built at the start of this run even if someone rebuilds the shared tree meanwhile.
+ */
+function snapshotDist(work: string): string {
+  const app = join(work, 'app');
+  mkdirSync(app, { recursive: true });
+  cpSync(join(ROOT, 'dist'), join(app, 'dist'), { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(app, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'));
+  return app;
+}
+
 async function main(): Promise<void> {
-  installSignalCleanup();
-  const started = new Date();
-  const load0 = loadavg()[0]!;
-  const cache = '/dev/shm/atefs-bench-cache';
+  const st: RunState = {
+    started: new Date(), load0: loadavg()[0]!, commit: gitCommit(), targets: [], workloads: [], results: new Map(), notes: new Set(),
+    traceNote: 'request counting off (BENCH_TRACE=0)', partial: true,
+  };
   const work = `/dev/shm/atefs-bench-${process.pid}`;
   const diskWork = `/var/tmp/atefs-bench-${process.pid}`;
+  let trace: FuseTrace | undefined;
+  const cleanupDirs = (): void => {
+    trace?.close();
+    rmSync(work, { recursive: true, force: true });
+    rmSync(diskWork, { recursive: true, force: true });
+  };
+  installSignalCleanup(() => { cleanupDirs(); if (st.tree) { printReport(st); saveReport(st); } });
+  const cache = '/dev/shm/atefs-bench-cache';
   mkdirSync(cache, { recursive: true });
   mkdirSync(work, { recursive: true });
   mkdirSync(diskWork, { recursive: true });
-  const results: Results = new Map();
-  const notes = new Set<string>();
-  let trace: FuseTrace | undefined;
-  let traceNote = 'request counting off (BENCH_TRACE=0)';
   try {
     progress(`preparing the tree (${FILES} files) and the ${SEQ_MIB} MiB source file in ${cache}`);
     const tree = await prepareTree(cache, { files: FILES, seed: SEED });
@@ -148,58 +215,30 @@ async function main(): Promise<void> {
     const scratch = join(work, 'scratch');
     mkdirSync(scratch);
     const ctx: WorkloadCtx = { seqFile, seqBytes, tree, scratch };
+    const app = snapshotDist(work);
 
-    const targets = allTargets({ root: ROOT, work, diskWork }, FLOOR).filter((t) => !onlyTargets || onlyTargets.has(t.name));
-    const workloads = WORKLOADS.filter((w) => !onlyWorkloads || onlyWorkloads.has(w.id));
+    st.targets = allTargets({ root: app, work, diskWork }, FLOOR).filter((t) => !onlyTargets || onlyTargets.has(t.name));
+    st.workloads = WORKLOADS.filter((w) => !onlyWorkloads || onlyWorkloads.has(w.id));
     if (TRACE) {
       const t = FuseTrace.open();
-      if (typeof t === 'string') traceNote = `request counting n/a: ${t}`;
-      else { trace = t; traceNote = 'kernel tracepoints fuse_request_send/_end on the mount\'s connection'; }
+      if (typeof t === 'string') st.traceNote = `request counting n/a: ${t}`;
+      else { trace = t; st.traceNote = 'kernel tracepoints fuse_request_send/_end on the mount\'s connection'; }
     }
+    st.tree = tree;
 
     for (let r = 1; r <= RUNS; r++) {
-      for (const t of targets) {
+      for (const t of st.targets) {
         if (t.unavailable) continue;
         progress(`run ${r}/${RUNS}: ${t.name}`);
-        await runTarget(t, workloads, ctx, results, trace, r, notes);
+        await runTarget(t, st.workloads, ctx, st.results, trace, r, st.notes);
       }
     }
-
-    out(`atefs bench:fs  ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC  commit ${gitCommit()}  linux ${release()}  node ${process.version}  ${cpus().length} CPUs${QUICK ? '  QUICK' : ''}`);
-    out(`load average (1 min) at start ${load0.toFixed(1)}, at end ${loadavg()[0]!.toFixed(1)}: the machine is shared, compare ratios within one run`);
-    out(`runs: ${RUNS} (medians)  seq file: ${SEQ_MIB} MiB random  tree: ${tree.files} files, ${tree.dirs} dirs, ${tree.symlinks} symlinks, ${tree.hardlinks} hard links, ${(tree.bytes / 1e6).toFixed(1)} MB (tar sha256 ${tree.tarSha256.slice(0, 12)})`);
-    out('targets:');
-    for (const t of targets) out(`  ${t.name.padEnd(15)}${t.unavailable ? `n/a: ${t.unavailable}` : t.note}`);
-    out();
-    for (const l of figuresTable(targets, workloads, results, RUNS)) out(l);
-    out();
-    for (const l of ratioTable(targets, workloads, results)) out(l);
-    out();
-    for (const l of requestsSection(targets, workloads, results, traceNote)) out(l);
-    const errs = errorsSection(targets, workloads, results);
-    if (errs.length) { out(); for (const l of errs) out(l); }
-    out();
-    out('method: each workload runs on a fresh mount in this order, timed from spawn to exit of one command:');
-    out(`  write: dd bs=1M conv=fsync from the random file on tmpfs (MB/s = 10^6 bytes/s, fsync included);`);
-    out('  read: dd bs=1M to /dev/null; gocryptfs and persistent atefs are remounted first so the daemon starts cold;');
-    out('        checked with cmp; untar: tar -xf (as root: owners, modes, times restored); md5sum: find|xargs md5sum,');
-    out('        checked against the source tree; ls -lR; rm -rf, checked empty.');
-    out('  before every workload: sync -f on the mount and its backing store, then echo 3 > drop_caches (page cache,');
-    out('  dentries and inodes of every mount: each FUSE read and lookup reaches the daemon). Daemons that keep data in');
-    out('  RAM by design (tmpfs, the floors, atefs --temp) are not made colder than that.');
-    for (const n of notes) out(`note: ${n}`);
+    st.partial = false;
+    printReport(st);
   } finally {
-    trace?.close();
     await runCleanups();
-    rmSync(work, { recursive: true, force: true });
-    rmSync(diskWork, { recursive: true, force: true });
-    if (report.length) {
-      const dir = join(ROOT, '.bench-out');
-      mkdirSync(dir, { recursive: true });
-      const file = join(dir, `fs-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}.txt`);
-      writeFileSync(file, report.join('\n') + '\n');
-      progress(`written to ${file}`);
-    }
+    cleanupDirs();
+    saveReport(st);
   }
 }
 
@@ -208,4 +247,3 @@ main().catch(async (e: unknown) => {
   await runCleanups();
   process.exit(1);
 });
-

@@ -86,6 +86,10 @@ export function ratioTable(targets: Target[], workloads: Workload[], results: Re
   const lines = ['speed ratios (>1 = atefs faster; goal after the figure; "ok"/"MISS")'];
   for (const a of atefs) {
     const floor = targets.find((t) => t.kind === 'floor' && t.transport === a.transport);
+    if (workloads.every((w) => cellValue(results, a, w).v === undefined)) {
+      lines.push(`  ${padR(a.name, 22)}no figures (see problems below)`);
+      continue;
+    }
     lines.push(`  ${padR(a.name, 22)}${padR(`vs ${floor?.name ?? 'floor'}`, 30)}vs ${gc?.name ?? 'gocryptfs'}`);
     for (const w of workloads) {
       const av = cellValue(results, a, w).v;
@@ -127,13 +131,16 @@ export function requestsSection(targets: Target[], workloads: Workload[], result
       lines.push(`  ${padR(t.name, 13)}${parts.join('  ')}`);
       if (s.counters && s.counters.size) {
         const strip = commonPrefix([...s.counters.keys()]);
-        const ops = [...s.counters.entries()].sort((a, b) => b[1] - a[1]);
+        // Gauges and settings, not events: their difference means nothing here.
+        const ops = [...s.counters.entries()].filter(([k]) => !GAUGES.has(k.slice(strip))).sort((a, b) => b[1] - a[1]);
         lines.push(`  ${padR('', 13)}daemon: ${ops.map(([k, v]) => `${k.slice(strip)} ${kfmt(v)}`).join(' ')}`);
       }
     }
   }
   return lines;
 }
+
+const GAUGES = new Set(['maxWrite', 'lookupsOutstanding', 'pending', 'pid', 'seq']);
 
 function commonPrefix(keys: string[]): number {
   if (!keys.length) return 0;

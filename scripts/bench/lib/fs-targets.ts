@@ -175,18 +175,21 @@ export function floorFuseNativeTarget(env: TargetEnv, opts: FloorOptions): Targe
 }
 
 /**
- * The kernel-transport floor: a trivial in-memory filesystem served by fs/kernel. Its daemon is
- * provided by the kernel-transport work as dist/scripts/bench/floor-kernel.js with the same CLI
- * contract as floor-fuse-native (`<dir> --stats-file F`, prints `mounted: <dir>`, SIGUSR2, SIGTERM).
+ * The kernel-transport floor: a trivial in-memory FsCore (lib/floor-core.ts) served by fs/kernel's
+ * mountKernel with atefs's options (scripts/bench/floor-kernel.ts; same daemon contract as
+ * floor-fuse-native: `<dir> --stats-file F`, `mounted: <dir>`, SIGUSR2, SIGTERM). Root only.
  */
-export function floorKernelTarget(env: TargetEnv): Target {
+export function floorKernelTarget(env: TargetEnv, opts: FloorOptions): Target {
   const script = join(env.root, 'dist/scripts/bench/floor-kernel.js');
+  const unavailable = !existsSync(script) ? `${script} missing (npm run build)`
+    : !existsSync(join(env.root, 'dist/fs/kernel/index.js')) ? 'fs/kernel (kernel transport) not built'
+    : process.getuid?.() !== 0 ? 'the kernel transport mounts with mount(2): root only' : undefined;
   return {
-    name: 'floor-k', kind: 'floor', transport: 'kernel',
-    note: 'trivial in-memory fs through the /dev/fuse kernel transport (scripts/bench/floor-kernel.ts)',
-    unavailable: existsSync(script) ? undefined : 'scripts/bench/floor-kernel.ts not written yet (kernel transport)',
+    name: 'floor-k', kind: 'floor', transport: 'kernel', unavailable,
+    note: `trivial in-memory FsCore through the /dev/fuse kernel transport, atefs's mount options (cache ${opts.cacheTimeout} s)`,
     mount: () => mountDaemon(env, 'floor-k', () => ({
-      argv: (dir, stats) => [script, dir, '--stats-file', stats], persistent: false, backing: [], graceMs: 5000,
+      argv: (dir, stats) => [script, dir, '--stats-file', stats, '--cache-timeout', String(opts.cacheTimeout)],
+      persistent: false, backing: [], graceMs: 10000,
     })),
   };
 }
@@ -248,7 +251,7 @@ export function allTargets(env: TargetEnv, floor: FloorOptions): Target[] {
     atefsTarget(env, cli, 'fuse-native', 'temp'),
     atefsTarget(env, cli, 'fuse-native', 'log-tmpfs'),
     atefsTarget(env, cli, 'fuse-native', 'log-disk'),
-    floorKernelTarget(env),
+    floorKernelTarget(env, floor),
     atefsTarget(env, cli, 'kernel', 'temp'),
     atefsTarget(env, cli, 'kernel', 'log-tmpfs'),
     atefsTarget(env, cli, 'kernel', 'log-disk'),

@@ -84,8 +84,8 @@ export const WORKLOADS: Workload[] = [
     script: (m) => `rm -rf ${sh(join(m.dir, 'tree'))}`,
     figure: secs,
     async check(m) {
-      const r = await run(`ls -A ${sh(m.dir)}`, { timeoutMs: 60000 });
-      return r.stdout.trim() ? `not empty after rm -rf: ${r.stdout.trim().slice(0, 200)}` : undefined;
+      const r = await run(`ls -A ${sh(join(m.dir, 'tree'))}`, { timeoutMs: 60000, check: false });
+      return r.code === 0 ? `still there after rm -rf: ${r.stdout.trim().slice(0, 200) || 'an empty tree/'}` : undefined;
     },
   },
 ];

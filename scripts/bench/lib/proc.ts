@@ -41,8 +41,8 @@ export interface RunResult { code: number | null; stdout: string; stderr: string
 
 /**
  * Runs `bash -c script` and measures wall time from spawn to exit. The bash start-up (~2 ms) is
- * inside the measurement for every target alike. On timeout `onTimeout` runs first (it may abort a
- * hung FUSE connection so the child can die), then the process group is killed.
+ * inside the measurement for every target alike. On timeout the process group is killed; if it has
+ * not exited 10 s later, `onTimeout` runs (it may abort a hung FUSE connection so the child can die).
  */
 export function run(script: string, opts: { cwd?: string; timeoutMs?: number; onTimeout?: () => Promise<void> | void; check?: boolean } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -53,17 +53,22 @@ export function run(script: string, opts: { cwd?: string; timeoutMs?: number; on
     child.stdout.setEncoding('utf8').on('data', (d: string) => { if (stdout.length < 1 << 20) stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { if (stderr.length < 1 << 20) stderr += d; });
     let timedOut = false;
+    let closed = false;
     const timer = opts.timeoutMs
       ? setTimeout(() => {
           timedOut = true;
-          void (async () => {
-            try { await opts.onTimeout?.(); } catch { /* best effort */ }
-            killGroup(child, 'SIGKILL');
-          })();
+          // A process waiting on a FUSE request dies on SIGKILL; only if it does not (a hung
+          // daemon) does onTimeout get to abort the connection.
+          killGroup(child, 'SIGKILL');
+          setTimeout(() => {
+            if (closed) return;
+            void (async () => { try { await opts.onTimeout?.(); } catch { /* best effort */ } killGroup(child, 'SIGKILL'); })();
+          }, 10000).unref();
         }, opts.timeoutMs)
       : undefined;
     child.on('error', (e) => { if (timer) clearTimeout(timer); reject(e); });
     child.on('close', (code) => {
+      closed = true;
       if (timer) clearTimeout(timer);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       if (timedOut) return reject(new CommandTimedOut(script, opts.timeoutMs ?? 0));
@@ -159,11 +164,15 @@ export async function runCleanups(): Promise<void> {
   }
 }
 
-export function installSignalCleanup(): void {
+/** On SIGINT/SIGTERM/SIGHUP: undo every mount and process, then `last()` (e.g. print what we have). */
+export function installSignalCleanup(last?: () => void): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
       process.stderr.write(`\nbench: ${sig}, cleaning up mounts and processes...\n`);
-      void runCleanups().finally(() => process.exit(130));
+      void runCleanups().finally(() => {
+        try { last?.(); } catch (e) { process.stderr.write(`${(e as Error).message}\n`); }
+        process.exit(130);
+      });
     });
   }
 }
