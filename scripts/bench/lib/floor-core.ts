@@ -369,7 +369,7 @@ export class FloorCore implements FsCore {
     return this.write(ctx, outIno, outFh, outOff, data);
   }
 
-  opendir(_ctx: Ctx, ino: Ino): OpenResult {
+  opendir(_ctx: Ctx, ino: Ino, _flags = 0): OpenResult {
     const d = this.dir(ino);
     const fh = this.nextFh++;
     const list: Array<{ name: Buffer; ino: Ino }> = [];
