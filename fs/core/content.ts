@@ -220,7 +220,10 @@ export class FileContent {
     const bs = inode.blockSize!;
     const set = this.blockSet(inode);
     const zero = this.zeroBlock(bs);
-    for (let i = Math.floor(offset / bs), last = Math.floor((end - 1) / bs); i <= last; i++) {
+    const firstBlock = Math.floor(offset / bs), lastBlock = Math.floor((end - 1) / bs);
+    // fallocate promises the space: refuse what the store cannot hold (before looping over it).
+    if ((lastBlock - firstBlock + 1) * bs > this.store.stats().bytesFree) throw fsErr('ENOSPC');
+    for (let i = firstBlock; i <= lastBlock; i++) {
       if (set.has(i)) continue;
       set.add(i);
       (inode.pages ??= new Map()).set(i, zero);
@@ -239,11 +242,17 @@ export class FileContent {
     if (bs === undefined) return hole ? size : offset;
     const set = this.blockSet(inode);
     const last = Math.floor((size - 1) / bs);
-    for (let i = Math.floor(offset / bs); i <= last; i++) {
-      if (set.has(i) !== hole) return Math.max(offset, i * bs);
+    const first = Math.floor(offset / bs);
+    // Bounded by the number of allocated blocks, never by the file size (sparse files may be huge).
+    if (hole) {
+      let i = first;
+      while (i <= last && set.has(i)) i++;
+      return i > last ? size : Math.max(offset, i * bs);
     }
-    if (hole) return size;
-    throw fsErr('ENXIO');
+    let best = -1;
+    for (const i of set) if (i >= first && i <= last && (best < 0 || i < best)) best = i;
+    if (best < 0) throw fsErr('ENXIO');
+    return Math.max(offset, best * bs);
   }
 
   /** Forgets every block of an inode (deletion): marks them for deletion in the store. */

@@ -283,6 +283,19 @@ describe('fs core: file content', () => {
     expect(errnoOf(() => fs.copyFileRange(ROOT, src, hs.fh, 0, entry.ino, app.fh, 0, 10))).toBe('EBADF');
   });
 
+  it('huge sparse files: SEEK_DATA/SEEK_HOLE cost what is allocated; fallocate beyond free space is ENOSPC', () => {
+    const { fs } = makeFs({}, new MemoryStore({ capacityBytes: 1 << 30 }));
+    const { entry, open } = fs.create(ROOT, 1, b('huge'), 0o644, 2);
+    const ino = entry.ino;
+    fs.write(ROOT, ino, open.fh, 2 ** 49, b('x'));
+    fs.write(ROOT, ino, open.fh, 10, b('y'));
+    expect(fs.lseek(ino, open.fh, 100_000, SEEK_DATA)).toBe(2 ** 49 - (2 ** 49 % 65536));
+    expect(fs.lseek(ino, open.fh, 0, SEEK_HOLE)).toBe(65536);
+    expect(fs.lseek(ino, open.fh, 2 ** 49, SEEK_HOLE)).toBe(2 ** 49 + 1);
+    expect(fs.getattr(ROOT, ino).blocks).toBe(128 + 1);
+    expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 0, 0, 2 ** 40))).toBe('ENOSPC');
+  });
+
   it('EFBIG beyond the maximum file size', () => {
     const { fs } = makeFs();
     const { entry, open } = fs.create(ROOT, 1, b('f'), 0o644, 2);
