@@ -164,7 +164,9 @@ export class Session {
     }, (err: unknown) => {
       this.pending.delete(unique);
       if (rec.interrupted) return;
-      this.replyErr(unique, toErrno(err));
+      const errno = toErrno(err);
+      if (errno === EIO || this.opts.debug) process.stderr.write(`kernel: async reply failed: ${(err as Error)?.stack ?? String(err)}\n`);
+      this.replyErr(unique, errno);
     });
   }
 
