@@ -413,6 +413,7 @@ export class Filesystem implements FsCore {
     }
     const atime = set.atime !== undefined && set.atime !== SETATTR_NOW ? validTs(set.atime) : undefined;
     const mtime = set.mtime !== undefined && set.mtime !== SETATTR_NOW ? validTs(set.mtime) : undefined;
+    const ctime = set.ctime !== undefined ? validTs(set.ctime) : undefined;
 
     const now = this.now();
     if (set.size !== undefined) {
@@ -434,7 +435,7 @@ export class Filesystem implements FsCore {
     if (set.killSuidgid) Filesystem.killSuidgid(inode);
     if (set.atime !== undefined) inode.atime = atime ?? now;
     if (set.mtime !== undefined) inode.mtime = mtime ?? now;
-    inode.ctime = set.ctime !== undefined ? validTs(set.ctime) : now;
+    inode.ctime = ctime ?? now;
     this.touch(inode);
     return this.attr(inode);
   }
@@ -653,6 +654,7 @@ export class Filesystem implements FsCore {
       if (!src.isDir && dst.isDir) throw fsErr('EISDIR');
       if (dst.isDir && this.dirOf(dst).size > 0) throw fsErr('ENOTEMPTY');
     }
+    if (np.nlink === 0) throw fsErr('ENOENT'); // the target directory was removed
     if (src.isDir && dst === undefined && p !== np && np.nlink >= LINK_MAX) throw fsErr('EMLINK');
 
     const t = this.now();
@@ -731,7 +733,8 @@ export class Filesystem implements FsCore {
     const writes = acc !== O_RDONLY;
     if (inode.isDir && (writes || (flags & O_TRUNC) !== 0)) throw fsErr('EISDIR');
     if (inode.isSymlink) throw fsErr('ELOOP');
-    if (writes || ((flags & O_TRUNC) !== 0 && inode.isReg)) {
+    // FIFOs and devices may be opened for writing on a read-only filesystem: nothing is stored.
+    if (inode.isReg && (writes || (flags & O_TRUNC) !== 0)) {
       if (this.readOnly) throw fsErr('EROFS');
       if (this.destroyed) throw fsErr('EIO');
     }

@@ -78,6 +78,9 @@ describe('fs core: mkdir / mknod / symlink', () => {
     fs.rmdir(ROOT, 1, b('a'));
     expect(errnoOf(() => fs.mkdir(ROOT, a.ino, b('x'), 0o755))).toBe('ENOENT');
     expect(errnoOf(() => fs.create(ROOT, a.ino, b('x'), 0o644, 2))).toBe('ENOENT');
+    writeFile(fs, ROOT, 1, 'file', 'x');
+    expect(errnoOf(() => fs.rename(ROOT, 1, b('file'), a.ino, b('x'), 0))).toBe('ENOENT');
+    expect(errnoOf(() => fs.link(ROOT, fs.lookup(ROOT, 1, b('file')).ino, a.ino, b('x')))).toBe('ENOENT');
     expect(fs.getattr(ROOT, a.ino).nlink).toBe(0);
     fs.forget(a.ino, 1);
     expect(errnoOf(() => fs.getattr(ROOT, a.ino))).toBe('ENOENT');
