@@ -68,54 +68,92 @@ async function prepareSeqFile(cache: string, bytes: number): Promise<string> {
   return f;
 }
 
-async function runTarget(t: Target, workloads: Workload[], ctx: WorkloadCtx, results: Results, trace: FuseTrace | undefined, runNo: number, notes: Set<string>): Promise<void> {
-  let m: Mounted;
+interface Live { t: Target; m: Mounted; ok: Set<string> }
+
+async function mountTarget(t: Target): Promise<Live | undefined> {
   try {
-    m = await t.mount();
+    return { t, m: await t.mount(), ok: new Set() };
   } catch (e) {
     const short = e instanceof DaemonNotReady ? e.short : (e as Error).message.split('\n')[0]!;
     progress(`${t.name}: mount failed: ${(e as Error).message}`);
     t.unavailable = `mount failed (${short.slice(0, 200)})`;
-    return;
+    return undefined;
   }
-  const ok = new Set<string>();
+}
+
+/**
+ * Waits (up to 30 s) until the daemon stops using CPU, so background work it left (commits after
+ * an untar...) does not run during the next target's measurement.
+ */
+async function quiesce(m: Mounted): Promise<void> {
+  if (m.pid === undefined) return;
+  let last = cpuSeconds(m.pid);
+  for (let i = 0; i < 120 && last !== undefined; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = cpuSeconds(m.pid);
+    if (now === undefined || now - last < 0.02) return;
+    last = now;
+  }
+}
+
+/** One workload on one mounted target: prepare, drop caches, count, time, check. */
+async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, results: Results, trace: FuseTrace | undefined, runNo: number, notes: Set<string>): Promise<void> {
+  const { t, m, ok } = l;
+  const c = cell(results, t.name, w.id);
+  const missing = w.needs.filter((n) => !ok.has(n) && all.some((x) => x.id === n));
+  if (missing.length) { c.skipped = `needs ${missing.join(',')}`; return; }
   try {
+    await w.before?.(m, ctx);
+    const dc = await dropCaches(m);
+    if (dc) notes.add(dc);
+    const conn = fuseConnection(m.dir);
+    const c0 = await m.counters?.();
+    const cpu0 = m.pid !== undefined ? cpuSeconds(m.pid) : undefined;
+    if (trace && conn !== undefined) trace.start(conn);
+    let tr: TraceResult | undefined;
+    let r: RunResult;
+    try {
+      r = await run(w.script(m, ctx), { timeoutMs: TIMEOUT_MS, onTimeout: () => { if (conn !== undefined) abortFuse(conn); } });
+    } finally {
+      if (trace && conn !== undefined) tr = trace.stop();
+    }
+    const cpu1 = m.pid !== undefined ? cpuSeconds(m.pid) : undefined;
+    const c1 = await m.counters?.();
+    const sample: Sample = { value: w.figure(r.seconds, ctx), seconds: r.seconds, trace: tr, counters: diffCounters(c0, c1),
+      cpu: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined };
+    c.samples.push(sample);
+    const bad = await w.check?.(m, ctx, r);
+    if (bad) c.errors.push(bad); else ok.add(w.id);
+    await w.after?.(m, ctx);
+    await quiesce(m);
+    progress(`run ${runNo} ${t.name} ${w.label}: ${sample.value.toFixed(2)} ${w.unit}${tr ? ` (${tr.total} req)` : ''}${bad ? ` CHECK FAILED: ${bad}` : ''}`);
+  } catch (e) {
+    const msg = e instanceof CommandTimedOut ? `killed after ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_S)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
+    c.errors.push(msg);
+    progress(`run ${runNo} ${t.name} ${w.label}: ERROR ${msg}`);
+  }
+}
+
+/**
+ * One run: every target mounted side by side, then each workload on every target in turn, so
+ * the figures compared in a ratio are taken minutes apart at most, not a whole target sequence
+ * apart (the machine is shared and its load drifts). Idle daemons cost nothing meanwhile.
+ */
+async function runOnce(targets: Target[], workloads: Workload[], ctx: WorkloadCtx, results: Results, trace: FuseTrace | undefined, runNo: number, notes: Set<string>): Promise<void> {
+  const live: Live[] = [];
+  try {
+    for (const t of targets) {
+      if (t.unavailable) continue;
+      const l = await mountTarget(t);
+      if (l) live.push(l);
+    }
+    // Alternate the target order between runs so no target always goes first after a drop_caches.
+    const order = runNo % 2 === 1 ? live : [...live].reverse();
     for (const w of workloads) {
-      const c = cell(results, t.name, w.id);
-      const missing = w.needs.filter((n) => !ok.has(n) && workloads.some((x) => x.id === n));
-      if (missing.length) { c.skipped = `needs ${missing.join(',')}`; continue; }
-      try {
-        await w.before?.(m, ctx);
-        const dc = await dropCaches(m);
-        if (dc) notes.add(dc);
-        const conn = fuseConnection(m.dir);
-        const c0 = await m.counters?.();
-        const cpu0 = m.pid !== undefined ? cpuSeconds(m.pid) : undefined;
-        if (trace && conn !== undefined) trace.start(conn);
-        let tr: TraceResult | undefined;
-        let r: RunResult;
-        try {
-          r = await run(w.script(m, ctx), { timeoutMs: TIMEOUT_MS, onTimeout: () => { if (conn !== undefined) abortFuse(conn); } });
-        } finally {
-          if (trace && conn !== undefined) tr = trace.stop();
-        }
-        const cpu1 = m.pid !== undefined ? cpuSeconds(m.pid) : undefined;
-        const c1 = await m.counters?.();
-        const sample: Sample = { value: w.figure(r.seconds, ctx), seconds: r.seconds, trace: tr, counters: diffCounters(c0, c1),
-          cpu: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined };
-        c.samples.push(sample);
-        const bad = await w.check?.(m, ctx, r);
-        if (bad) c.errors.push(bad); else ok.add(w.id);
-        await w.after?.(m, ctx);
-        progress(`run ${runNo} ${t.name} ${w.label}: ${sample.value.toFixed(2)} ${w.unit}${tr ? ` (${tr.total} req)` : ''}${bad ? ` CHECK FAILED: ${bad}` : ''}`);
-      } catch (e) {
-        const msg = e instanceof CommandTimedOut ? `killed after ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_S)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
-        c.errors.push(msg);
-        progress(`run ${runNo} ${t.name} ${w.label}: ERROR ${msg}`);
-      }
+      for (const l of order) await step(l, w, workloads, ctx, results, trace, runNo, notes);
     }
   } finally {
-    await m.unmount().catch((e: Error) => progress(`${t.name}: unmount: ${e.message}`));
+    for (const l of live.reverse()) await l.m.unmount().catch((e: Error) => progress(`${l.t.name}: unmount: ${e.message}`));
   }
 }
 
@@ -154,7 +192,8 @@ function printReport(st: RunState): void {
   const errs = errorsSection(st.targets, st.workloads, st.results);
   if (errs.length) { out(); for (const l of errs) out(l); }
   out();
-  out('method: each workload runs on a fresh mount in this order, timed from spawn to exit of one command:');
+  out('method: per run, every target is mounted fresh, then each workload runs on every target in turn (order reversed');
+  out('  on even runs), in this order, timed from spawn to exit of one command:');
   out(`  write: dd bs=1M conv=fsync from the random file on tmpfs (MB/s = 10^6 bytes/s, fsync included);`);
   out('  read: dd bs=1M to /dev/null; gocryptfs and persistent atefs are remounted first so the daemon starts cold;');
   out('        checked with cmp; untar: tar -xf (as root: owners, modes, times restored); md5sum: find|xargs md5sum,');
@@ -227,11 +266,8 @@ async function main(): Promise<void> {
     st.tree = tree;
 
     for (let r = 1; r <= RUNS; r++) {
-      for (const t of st.targets) {
-        if (t.unavailable) continue;
-        progress(`run ${r}/${RUNS}: ${t.name}`);
-        await runTarget(t, st.workloads, ctx, st.results, trace, r, st.notes);
-      }
+      progress(`run ${r}/${RUNS}`);
+      await runOnce(st.targets, st.workloads, ctx, st.results, trace, r, st.notes);
     }
     st.partial = false;
     printReport(st);
