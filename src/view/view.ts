@@ -43,7 +43,6 @@ import { type DaoEntry, INDEX_FORMAT, IndexStore, type Watermark } from './index
 import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
-import { SliceReader } from './slice-reader.js';
 import { Dio } from './dio.js';
 import { advanceWatermark, emptyWatermark, nextChainHash, sameWatermark } from './watermark.js';
 
@@ -93,11 +92,9 @@ export interface OpenViewOptions {
   /** Bytes of raw commit records cached for loads (default 64 MiB). */
   cacheBytes?: number;
   /**
-   * Directory of the log (as given to openLog), when it is on disk: loads of events in large
-   * commits then read only the event's bytes (see slice-reader.ts).
+   * Loads from commits larger than this read only the event's bytes (log.readSlice) instead of
+   * the whole record, which is then not cached (default 256 KiB).
    */
-  logDir?: string;
-  /** Commits larger than this are read event by event when `logDir` is set (default 256 KiB). */
   sliceThreshold?: number;
   /** Bytes of decrypted current versions cached for loads (default 32 MiB; 0 disables). */
   valueCacheBytes?: number;
@@ -180,7 +177,6 @@ export class View {
   /** Decrypted current versions (hot loads skip LMDB, the log and AES); invalidated on apply. */
   private readonly values: ByteLru<DaoKey, DaoRecord>;
   private readonly nameKeys = new Map<string, Buffer>();
-  private readonly slices: SliceReader | null;
   private readonly sliceThreshold: number;
   private readonly subscribers = new Set<(e: ChangeEvent) => void>();
   private lock: Promise<unknown> = Promise.resolve();
@@ -210,7 +206,6 @@ export class View {
     this.state = new LmdbAuthorityState(store, store.getWatermark() ?? emptyWatermark());
     this.leases = new Leases(store, this.now);
     this.records = new ByteLru<number, Buffer>(o.cacheBytes ?? 64 << 20, (b) => b.length + 64);
-    this.slices = o.logDir ? new SliceReader(o.logDir) : null;
     this.sliceThreshold = o.sliceThreshold ?? 256 << 10;
     this.values = new ByteLru<DaoKey, DaoRecord>(o.valueCacheBytes ?? 32 << 20, (r) => (r.data?.length ?? 0) + 256);
     this.policy = new CompactionPolicy(o.compaction ?? {}, 0, this.now());
@@ -500,13 +495,20 @@ export class View {
     };
   }
 
-  /** The event's bytes read directly when its commit is large and not cached; else null. */
+  /**
+   * The event's bytes (metadata through payload, contiguous in the record) read alone when its
+   * commit is large and not cached; else null. Not trusted: the caller checks the event hash.
+   */
   private sliceOf(e: DaoEntry): Buffer | null {
-    if (!this.slices || this.remap || this.records.get(e.seq)) return null;
+    if (this.remap || this.records.get(e.seq)) return null;
     const r = this.store.getRecord(e.seq);
     if (!r || r.bytes < this.sliceThreshold) return null;
     const end = e.payloadStart >= 0 ? e.payloadStart + e.payloadLen : e.metaStart + e.metaLen;
-    return this.slices.read(r.segment, r.offset, e.metaStart, end - e.metaStart);
+    try {
+      return this.log.readSlice({ segment: r.segment, offset: r.offset }, e.metaStart, end - e.metaStart);
+    } catch {
+      return null;
+    }
   }
 
   /** Raw bytes of the commit record `seq` (LRU-cached; positions follow compaction). */
@@ -723,10 +725,9 @@ export class View {
     return run;
   }
 
-  /** Drops cached record bytes and segment descriptors (after compaction moved records). */
+  /** Drops cached record bytes (after compaction moved records). */
   dropRecordCache(): void {
     this.records.clear();
-    this.slices?.closeAll();
   }
 
   /** Drops the read caches: decrypted values, and (unless `records` is false) commit records. */
@@ -775,7 +776,6 @@ export class View {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.subscribers.clear();
-    this.slices?.closeAll();
     await this.store.close();
     if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
   }

@@ -68,8 +68,7 @@ export async function makeChain(opts: { owner?: Identity; name?: string } = {}):
         indexPath: c.indexDir,
         now: clock.now,
         compaction: { mode: 'never' },
-        // Every load of an uncached event goes through the direct slice read (hash-checked).
-        logDir: c.logDir,
+        // Every load of an uncached event goes through log.readSlice (hash-checked).
         sliceThreshold: 1,
         ...extra,
       });
