@@ -289,9 +289,8 @@ export class Filesystem implements FsCore {
     return idx;
   }
 
-  private slotType(slot: DirSlot): number {
-    if (slot.type === 0) slot.type = this.get(slot.ino).type;
-    return slot.type;
+  private tryGet(ino: Ino): Inode | undefined {
+    try { return this.get(ino); } catch { return undefined; }
   }
 
   private entry(inode: Inode): Entry {
@@ -891,20 +890,28 @@ export class Filesystem implements FsCore {
       out.push(e);
     };
     if (offset < 1) dot('.', inode, 1);
-    if (offset < 2 && out.length < maxEntries) dot('..', this.get(inode.parent || ROOT_INO), 2);
+    if (offset < 2 && out.length < maxEntries) dot('..', this.table.get(inode.parent || ROOT_INO) ?? this.tryGet(inode.parent) ?? inode, 2);
     const slots = dir.slots;
     for (let i = dir.positionAfter(offset < 2 ? 2 : offset); i < slots.length && out.length < maxEntries; i++) {
       const s = slots[i];
       if (s === null || s === undefined) continue;
+      // An entry whose inode cannot be loaded (a replication race, a damaged store) is skipped
+      // rather than failing the whole listing.
       if (plus) {
-        const child = this.get(s.ino);
+        const child = this.tryGet(s.ino);
+        if (child === undefined) continue;
         if (child.isDir && child.parent === 0) child.parent = inode.ino;
         if (s.type === 0) s.type = child.type;
         child.lookups++;
         out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id,
           entry: { ino: child.ino, generation: child.generation, attr: this.attr(child), entryTimeout: t, attrTimeout: t } });
       } else {
-        out.push({ name: s.name, ino: s.ino, type: this.slotType(s), offset: s.id });
+        if (s.type === 0) {
+          const child = this.tryGet(s.ino);
+          if (child === undefined) continue;
+          s.type = child.type;
+        }
+        out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id });
       }
     }
     return out;

@@ -118,6 +118,18 @@ describe('fs core: readdir', () => {
     expect(errnoOf(() => fs.opendir(ROOT, 999, 0))).toBe('ENOENT');
   });
 
+  it('an entry whose inode is missing from the store is skipped, not fatal', async () => {
+    const { fs, store } = makeFs();
+    writeFile(fs, ROOT, 1, 'good', 'x');
+    await fs.sync();
+    await store.commit({ inodes: [], deletedInodes: [], blocks: [], dentries: [{ parent: 1, name: b('dangling'), ino: 4242 }] }, 'local');
+    const { fs: fresh } = makeFs({}, store);
+    expect(names(fresh, ROOT, 1)).toEqual(['.', '..', 'good']);
+    const { fh } = fresh.opendir(ROOT, 1, 0);
+    expect(fresh.readdirplus(ROOT, 1, fh, 0, 10).map((e) => e.name.toString())).toEqual(['.', '..', 'good']);
+    expect(errnoOf(() => fresh.lookup(ROOT, 1, b('dangling')))).toBe('ENOENT');
+  });
+
   it('a renamed entry appears under its new name', () => {
     const { fs } = makeFs();
     writeFile(fs, ROOT, 1, 'a', '');
