@@ -127,8 +127,14 @@ export interface FsCore {
   setlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void>;
   // --- whole filesystem
   statfs(ino: Ino): StatFs;
-  /** Commits everything dirty and makes it durable (unmount, DESTROY). */
+  /** Commits everything dirty and makes it durable (unmount, DESTROY). Does not close the store. */
   destroy(): Promise<void>;
+
+  // --- optional extras (Filesystem implements them; transports may use them when present)
+  /** Fails pending wait=true setlk requests of `owner` on `ino` with EINTR (FUSE INTERRUPT). */
+  interruptLock?(ino: Ino, owner: bigint | number): void;
+  /** Write backpressure: null normally, a promise while dirty data far exceeds the commit rate. */
+  backpressure?(): Promise<void> | null;
 
   /**
    * Invalidation hooks for transports that can tell the kernel (INVAL_INODE / INVAL_ENTRY / DELETE).
