@@ -95,6 +95,19 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     await opened.close().catch(() => {});
     throw e;
   }
+  // Unexpected request failures: logged (at most one line a second) and shown as the last error.
+  let lastError: string | undefined;
+  let quietUntil = 0;
+  let suppressed = 0;
+  const onError = (op: string, err: unknown) => {
+    lastError = `${op}: ${(err as Error)?.message ?? String(err)}`;
+    const now = Date.now();
+    if (now < quietUntil) { suppressed++; return; }
+    quietUntil = now + 1000;
+    say(`error: ${lastError}${suppressed ? ` (${suppressed} more suppressed)` : ''}`);
+    if (process.env.ATEFS_DEBUG) say((err as Error)?.stack ?? '');
+    suppressed = 0;
+  };
   let handle: MountHandle;
   try {
     handle = await mountFilesystem(core, abs, {
@@ -105,6 +118,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       debug: a.debug,
       cacheTimeout: opened.store.cacheTimeout,
       kernelCache: opened.local,
+      onError,
     });
   } catch (e) {
     await core.destroy().catch(() => {});
@@ -115,7 +129,6 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
 
   const startedAt = Date.now();
   let state: MountPanelStatus['state'] = 'mounted';
-  let lastError: string | undefined;
   let statsSeq = 0;
   const writeStats = async (final: boolean) => {
     if (!a.statsFile) return;
@@ -165,15 +178,19 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       if (watch) clearInterval(watch);
       if (plain && !a.json) say(`unmounting ${abs} (${reason})`);
       let exit = code;
+      let failure: string | undefined;
       try {
         await handle.unmount();
       } catch (e) {
         exit = 1;
-        say(`error: ${(e as Error).message}`);
+        failure = (e as Error).message;
+        say(`error: ${failure}`);
       }
-      try { await opened.close(); } catch (e) { exit = 1; say(`error: closing the store: ${(e as Error).message}`); }
+      try { await opened.close(); } catch (e) { exit = 1; failure ??= `closing the store: ${(e as Error).message}`; say(`error: closing the store: ${(e as Error).message}`); }
       try { await writeStats(true); } catch (e) { say(`error: writing ${a.statsFile}: ${(e as Error).message}`); }
-      await forgetMount(abs, process.pid).catch(() => {});
+      // `atefs unmount` waits for this process and reports a failed final commit from the record.
+      if (failure) await recordMount({ ...record, exitError: failure }).catch(() => {});
+      else await forgetMount(abs, process.pid).catch(() => {});
       panel?.stop();
       if (a.json) emit({ event: 'unmounted', mountpoint: abs, reason });
       else say(`unmounted: ${abs}`);
@@ -195,11 +212,19 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     writeStats(false).catch((e: Error) => say(`error: writing ${a.statsFile}: ${e.message}`));
   });
 
-  await recordMount({ pid: process.pid, mountpoint: abs, transport: handle.transport, startedAt: new Date(startedAt).toISOString(), ...(a.statsFile ? { statsFile: resolve(a.statsFile) } : {}) });
+  const record = { pid: process.pid, mountpoint: abs, transport: handle.transport, startedAt: new Date(startedAt).toISOString(), ...(a.statsFile ? { statsFile: resolve(a.statsFile) } : {}) };
+  await recordMount(record);
 
   // An unmount from outside (fusermount -u, umount) does not reach the daemon: watch the table.
+  // Background commits fail outside any request (the data stays dirty and is retried): log each new failure.
+  let commitFailures = core.commitStats.failures;
   watch = setInterval(() => {
     findMount(abs).then((m) => { if (!m) void shutdown?.('unmounted from outside', 0); }, () => {});
+    const cs = core.commitStats;
+    if (cs.failures > commitFailures) {
+      say(`error: background commit failed${cs.failures - commitFailures > 1 ? ` (${cs.failures - commitFailures} times)` : ''}: ${cs.lastError?.message ?? 'unknown error'}`);
+      commitFailures = cs.failures;
+    }
   }, POLL_MOUNT_MS);
 
   if (a.json) emit({ event: 'mounted', mountpoint: abs, pid: process.pid, transport: handle.transport, chain: opened.chain, mode: opened.mode });

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { findMount, isFuse, unmountByPath } from '../fs/daemon/mounttab.js';
-import { processAlive, readMountRecord } from '../fs/daemon/registry.js';
+import { forgetMount, processAlive, readMountRecord } from '../fs/daemon/registry.js';
 import { UserError } from './errors.js';
 
 /**
@@ -36,6 +36,11 @@ export async function runUnmount(a: { dir: string; json?: boolean }): Promise<vo
   }
   if (await findMount(abs)) {
     if (!(await unmountByPath(abs))) throw new UserError(`could not unmount ${abs}`);
+  }
+  const after = rec ? await readMountRecord(abs) : undefined;
+  if (after && after.pid === rec?.pid && after.exitError) {
+    await forgetMount(abs, after.pid);
+    throw new UserError(`${abs} is unmounted, but the daemon failed to shut down cleanly: ${after.exitError}`);
   }
   if (a.json) process.stdout.write(`${JSON.stringify({ event: 'unmounted', mountpoint: abs, how })}\n`);
   else process.stdout.write(`unmounted: ${abs}\n`);

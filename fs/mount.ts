@@ -26,6 +26,11 @@ export interface MountOptions {
   cacheTimeout?: number;
   /** Keep the page cache across opens (local chains: nobody else changes the content). */
   kernelCache?: boolean;
+  /**
+   * Called for failures that are not an FsError (a bug or a failing store, answered with EIO or
+   * the mapped errno), so the daemon can log them and show the last one.
+   */
+  onError?: (op: string, err: unknown) => void;
 }
 
 export interface MountHandle {

@@ -52,7 +52,7 @@ export class FuseNativeAdapter {
   lastError: { at: number; op: string; message: string } | null = null;
   errors = 0;
 
-  constructor(private readonly core: FsCore, private readonly ctx: Ctx) {
+  constructor(private readonly core: FsCore, private readonly ctx: Ctx, private readonly onError?: (op: string, err: unknown) => void) {
     this.cache = new PathCache(core, ctx);
     const counts = {} as Record<FuseNativeOp, number>;
     for (const op of FUSE_NATIVE_OPS) counts[op] = 0;
@@ -64,6 +64,7 @@ export class FuseNativeAdapter {
     if (!(err instanceof FsError)) {
       this.errors++;
       this.lastError = { at: Date.now(), op, message: (err as Error)?.message ?? String(err) };
+      try { this.onError?.(op, err); } catch { /* a logger must not break a request */ }
     }
     return -(n || EIO);
   }
