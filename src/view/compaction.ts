@@ -205,6 +205,8 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
       } catch (e) {
         throw new CompactionFailed(`record ${rec.seq} does not decode: ${(e as Error).message}`, e);
       }
+      // Decoding (hashing every event) and checking are each a slice of their own.
+      await slice.tick();
       try {
         state.gapHints = hintsOf(commit);
         const effects = checkAgainstState(state, commit, signersOf(commit), { now: view.now });
