@@ -9,7 +9,8 @@ import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
   SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
 } from './constants.js';
-import { Inode } from './inode.js';
+import type { Inode } from './inode.js';
+import { InodeTable, ROOT_INO } from './inode-table.js';
 import { DirIndex, nameKey, type DirSlot } from './dir-index.js';
 import { BlockCache } from './block-cache.js';
 import { FileContent } from './content.js';
@@ -20,7 +21,7 @@ import {
   XattrNs, checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible,
 } from './xattrs.js';
 
-export const ROOT_INO = 1;
+export { ROOT_INO };
 
 export interface FilesystemOptions {
   /** Content block size in bytes (default 64 KiB). Fixed per inode once it has blocks. */
@@ -101,7 +102,7 @@ export class Filesystem implements FsCore {
   readonly inlineMax: number;
   onInvalidate?: (ev: InvalidateEvent) => void;
 
-  private readonly table = new Map<Ino, Inode>();
+  private readonly table: InodeTable;
   private readonly handles = new Map<Fh, Handle>();
   private nextFh = 1;
   private readonly cache: BlockCache;
@@ -111,8 +112,6 @@ export class Filesystem implements FsCore {
   private readonly now: () => Timespec;
   private readonly atimePolicy: 'relatime' | 'noatime' | 'strict';
   private destroyed = false;
-  private readonly maxInodes: number;
-  private evictCheckAt: number;
 
   /** Opens a filesystem over `store`, creating (and durably committing) the root directory if the store is empty. */
   static async open(store: FsStore, opts: FilesystemOptions = {}): Promise<Filesystem> {
@@ -130,8 +129,10 @@ export class Filesystem implements FsCore {
     this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
     this.now = opts.now ?? defaultNow;
     this.atimePolicy = opts.atime ?? 'relatime';
-    this.maxInodes = Math.max(16, opts.maxInodes ?? 200_000);
-    this.evictCheckAt = this.maxInodes;
+    this.table = new InodeTable(store, Math.max(16, opts.maxInodes ?? 200_000), (inode) =>
+      inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.commitSeq > this.committer.completedSeq
+      || (inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || (inode.pages !== null && inode.pages.size > 0)
+      || this.locks.hasLocks(inode.ino));
     this.cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024);
     this.committer = new Committer(store, this.cache, {
       commitDelayMs: opts.commitDelayMs ?? 1000,
@@ -150,11 +151,11 @@ export class Filesystem implements FsCore {
         uid: opts.rootUid ?? process.getuid?.() ?? 0, gid: opts.rootGid ?? process.getgid?.() ?? 0,
         rdev: 0, nlink: 2, size: 0, atime: t, mtime: t, ctime: t, xattrs: {}, parent: ROOT_INO,
       };
-      const inode = this.adopt(root);
+      const inode = this.table.adopt(root);
       inode.dir = new DirIndex();
       this.committer.markInode(inode);
     }
-    const r = this.get(ROOT_INO);
+    const r = this.table.get(ROOT_INO);
     r.parent = ROOT_INO;
     r.lookups = Number.POSITIVE_INFINITY; // the root is never forgotten
     store.onRemoteChange = (batch) => this.applyRemote(batch);
@@ -171,7 +172,7 @@ export class Filesystem implements FsCore {
     const contentChanged = new Set<Ino>();
     for (const bl of batch.blocks) {
       this.cache.delete(bl.ino, bl.index);
-      const inode = this.table.get(bl.ino);
+      const inode = this.table.peek(bl.ino);
       if (inode !== undefined && !(inode.dirtyBlocks?.has(bl.index))) {
         inode.pages?.delete(bl.index);
         inode.owned?.delete(bl.index);
@@ -182,7 +183,7 @@ export class Filesystem implements FsCore {
       contentChanged.add(bl.ino);
     }
     for (const rec of batch.inodes) {
-      const inode = this.table.get(rec.ino);
+      const inode = this.table.peek(rec.ino);
       if (inode !== undefined && !inode.dirty) {
         const inlineChanged = inode.inline !== rec.inline || inode.blockSize !== rec.blockSize;
         inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid; inode.rdev = rec.rdev;
@@ -196,7 +197,7 @@ export class Filesystem implements FsCore {
     }
     for (const ino of contentChanged) notify?.({ kind: 'inode', ino, offset: 0, length: 0 });
     for (const d of batch.dentries) {
-      const parent = this.table.get(d.parent);
+      const parent = this.table.peek(d.parent);
       const dir = parent?.dir;
       const key = nameKey(d.name);
       const slot = dir?.get(key);
@@ -214,7 +215,7 @@ export class Filesystem implements FsCore {
       notify?.({ kind: 'entry', parent: d.parent, name: d.name });
     }
     for (const ino of batch.deletedInodes) {
-      const inode = this.table.get(ino);
+      const inode = this.table.peek(ino);
       if (inode === undefined) continue;
       if (inode.lookups === 0 && inode.opens === 0 && !inode.dirty) this.table.delete(ino);
       else inode.nlink = 0;
@@ -242,43 +243,6 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ inode table
 
-  private adopt(rec: InodeRecord): Inode {
-    const inode = new Inode(rec);
-    this.table.set(rec.ino, inode);
-    return inode;
-  }
-
-  private get(ino: Ino): Inode {
-    const i = this.table.get(ino);
-    if (i !== undefined) return i;
-    const rec = this.store.getInode(ino);
-    // nlink 0 in the store: deleted in memory but not committed yet, or left by a crash while open.
-    if (rec === undefined || (rec.nlink === 0 && ino !== ROOT_INO)) throw fsErr('ENOENT');
-    const inode = this.adopt(rec);
-    inode.fromStore = true;
-    return inode;
-  }
-
-  /**
-   * Drops clean, unreferenced inodes when the table is over `maxInodes`. Called only at the start
-   * of an operation, when no Inode object is held by the caller (two live objects for one ino
-   * would diverge).
-   */
-  private maybeEvict(): void {
-    if (this.table.size <= this.evictCheckAt) return;
-    const target = Math.floor(this.maxInodes * 0.9);
-    const done = this.committer.completedSeq;
-    for (const [ino, inode] of this.table) {
-      if (this.table.size <= target) break;
-      if (ino === ROOT_INO || inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.commitSeq > done) continue;
-      if ((inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || (inode.pages !== null && inode.pages.size > 0)) continue;
-      if (this.locks.hasLocks(ino)) continue;
-      this.table.delete(ino);
-    }
-    // If most inodes are pinned, don't rescan on every call.
-    this.evictCheckAt = Math.max(this.maxInodes, this.table.size + (this.maxInodes >> 3));
-  }
-
   private dirOf(inode: Inode): DirIndex {
     const d = inode.dir;
     if (d !== null) return d;
@@ -289,9 +253,7 @@ export class Filesystem implements FsCore {
     return idx;
   }
 
-  private tryGet(ino: Ino): Inode | undefined {
-    try { return this.get(ino); } catch { return undefined; }
-  }
+
 
   private entry(inode: Inode): Entry {
     inode.lookups++;
@@ -337,7 +299,7 @@ export class Filesystem implements FsCore {
   }
 
   private parentDir(ctx: Ctx, parent: Ino): Inode {
-    const p = this.get(parent);
+    const p = this.table.get(parent);
     if (!p.isDir) throw fsErr('ENOTDIR');
     return p;
   }
@@ -355,22 +317,22 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ names
 
   lookup(ctx: Ctx, parent: Ino, name: Buffer): Entry {
-    this.maybeEvict();
+    this.table.maybeEvict();
     const p = this.parentDir(ctx, parent);
     checkAccess(ctx, p, 1);
     if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
     const dot = Filesystem.isDot(name);
     if (dot === 1) return this.entry(p);
-    if (dot === 2) return this.entry(this.get(p.parent || ROOT_INO));
+    if (dot === 2) return this.entry(this.table.get(p.parent || ROOT_INO));
     const slot = this.dirOf(p).get(nameKey(name));
     if (slot === undefined) throw fsErr('ENOENT');
-    const child = this.get(slot.ino);
+    const child = this.table.get(slot.ino);
     if (child.isDir && child.parent === 0) child.parent = p.ino;
     return this.entry(child);
   }
 
   forget(ino: Ino, nlookup: number): void {
-    const inode = this.table.get(ino);
+    const inode = this.table.peek(ino);
     if (inode === undefined || ino === ROOT_INO) return;
     inode.lookups -= nlookup;
     if (inode.lookups < 0) inode.lookups = 0;
@@ -380,13 +342,13 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ attributes
 
   getattr(_ctx: Ctx, ino: Ino): Attr {
-    this.maybeEvict();
-    return this.attr(this.get(ino));
+    this.table.maybeEvict();
+    return this.attr(this.table.get(ino));
   }
 
   setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr {
     this.rw();
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     const root = ctx.uid === 0;
     const owner = isOwnerOrRoot(ctx, inode);
     // Check everything first, then apply: a refused setattr changes nothing.
@@ -440,7 +402,7 @@ export class Filesystem implements FsCore {
   }
 
   access(ctx: Ctx, ino: Ino, mask: number): void {
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     if ((mask & 2) !== 0 && this.readOnly && (inode.isReg || inode.isDir || inode.isSymlink)) throw fsErr('EROFS');
     checkAccess(ctx, inode, mask & 7);
   }
@@ -448,7 +410,7 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ namespace
 
   readlink(_ctx: Ctx, ino: Ino): Buffer {
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     if (!inode.isSymlink || inode.symlinkTarget === undefined) throw fsErr('EINVAL');
     return inode.symlinkTarget;
   }
@@ -483,7 +445,7 @@ export class Filesystem implements FsCore {
     };
     if (target) rec.symlinkTarget = Buffer.from(target);
     if (isDir) rec.parent = p.ino;
-    const inode = this.adopt(rec);
+    const inode = this.table.adopt(rec);
     if (isDir) {
       inode.dir = new DirIndex();
       p.nlink++;
@@ -499,7 +461,7 @@ export class Filesystem implements FsCore {
   }
 
   mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry {
-    this.maybeEvict();
+    this.table.maybeEvict();
     let type = mode & S_IFMT;
     if (type === 0) type = S_IFREG;
     if (type === S_IFCHR || type === S_IFBLK) { if (ctx.uid !== 0) throw fsErr('EPERM'); }
@@ -509,12 +471,12 @@ export class Filesystem implements FsCore {
   }
 
   mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry {
-    this.maybeEvict();
+    this.table.maybeEvict();
     return this.entry(this.makeNode(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0));
   }
 
   symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry {
-    this.maybeEvict();
+    this.table.maybeEvict();
     if (target.length === 0) throw fsErr('ENOENT');
     if (target.length > SYMLINK_MAX) throw fsErr('ENAMETOOLONG');
     return this.entry(this.makeNode(ctx, parent, name, S_IFLNK | 0o777, 0, target));
@@ -522,7 +484,7 @@ export class Filesystem implements FsCore {
 
   link(ctx: Ctx, ino: Ino, newParent: Ino, newName: Buffer): Entry {
     this.rw();
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     const p = this.parentDir(ctx, newParent);
     const key = this.checkName(newName);
     checkAccess(ctx, p, 1);
@@ -552,7 +514,7 @@ export class Filesystem implements FsCore {
     const dir = this.dirOf(p);
     const slot = dir.get(nameKey(name));
     if (slot === undefined) throw fsErr('ENOENT');
-    const child = this.get(slot.ino);
+    const child = this.table.get(slot.ino);
     checkAccess(ctx, p, 3);
     checkSticky(ctx, p, child);
     return { dir, slot, child };
@@ -605,7 +567,7 @@ export class Filesystem implements FsCore {
     for (let depth = 0; depth < 100_000; depth++) {
       if (cur === ancestor) return true;
       if (cur === ROOT_INO) return false;
-      const next = this.get(cur).parent;
+      const next = this.table.get(cur).parent;
       if (!next || next === cur) return false;
       cur = next;
     }
@@ -627,9 +589,9 @@ export class Filesystem implements FsCore {
     const ddir = this.dirOf(np);
     const slot = sdir.get(nameKey(name));
     if (slot === undefined) throw fsErr('ENOENT');
-    const src = this.get(slot.ino);
+    const src = this.table.get(slot.ino);
     const dslot = ddir.get(nkey);
-    const dst = dslot !== undefined ? this.get(dslot.ino) : undefined;
+    const dst = dslot !== undefined ? this.table.get(dslot.ino) : undefined;
     if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw fsErr('EEXIST');
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
     if (exchange && dst === undefined) throw fsErr('ENOENT');
@@ -707,7 +669,7 @@ export class Filesystem implements FsCore {
   }
 
   create(ctx: Ctx, parent: Ino, name: Buffer, mode: number, flags: number): { entry: Entry; open: OpenResult } {
-    this.maybeEvict();
+    this.table.maybeEvict();
     this.rw();
     const p = this.parentDir(ctx, parent);
     const key = this.checkName(name);
@@ -715,7 +677,7 @@ export class Filesystem implements FsCore {
     const existing = this.dirOf(p).get(key);
     if (existing !== undefined) {
       if ((flags & O_EXCL) !== 0) throw fsErr('EEXIST');
-      const inode = this.get(existing.ino);
+      const inode = this.table.get(existing.ino);
       if (inode.isDir) throw fsErr('EISDIR');
       const open = this.open(ctx, inode.ino, flags);
       return { entry: this.entry(inode), open };
@@ -727,7 +689,7 @@ export class Filesystem implements FsCore {
   }
 
   open(ctx: Ctx, ino: Ino, flags: number): OpenResult {
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     const acc = flags & O_ACCMODE;
     const writes = acc !== O_RDONLY;
     if (inode.isDir && (writes || (flags & O_TRUNC) !== 0)) throw fsErr('EISDIR');
@@ -803,7 +765,7 @@ export class Filesystem implements FsCore {
   }
 
   async fsync(ino: Ino, _fh: Fh, _datasync: boolean): Promise<void> {
-    const inode = this.table.get(ino);
+    const inode = this.table.peek(ino);
     const pending = this.committer.pendingError;
     if (pending === null && (inode === undefined || !this.committer.needsSync(inode)) && !this.committer.hasDirt) return;
     await this.committer.durable();
@@ -869,7 +831,7 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ directories
 
   opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult {
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     if (!inode.isDir) throw fsErr('ENOTDIR');
     checkAccess(ctx, inode, 4);
     return { fh: this.newHandle(inode, flags, true), keepCache: true };
@@ -877,7 +839,7 @@ export class Filesystem implements FsCore {
 
   private listing(ino: Ino, fh: Fh, offset: number, maxEntries: number, plus: boolean): Array<DirEntry & { entry?: Entry }> {
     const h = this.handles.get(fh);
-    const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.get(ino);
+    const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.table.get(ino);
     if (!inode.isDir) throw fsErr('ENOTDIR');
     const dir = this.dirOf(inode);
     const out: Array<DirEntry & { entry?: Entry }> = [];
@@ -890,7 +852,7 @@ export class Filesystem implements FsCore {
       out.push(e);
     };
     if (offset < 1) dot('.', inode, 1);
-    if (offset < 2 && out.length < maxEntries) dot('..', this.table.get(inode.parent || ROOT_INO) ?? this.tryGet(inode.parent) ?? inode, 2);
+    if (offset < 2 && out.length < maxEntries) dot('..', this.table.peek(inode.parent || ROOT_INO) ?? this.table.tryGet(inode.parent) ?? inode, 2);
     const slots = dir.slots;
     for (let i = dir.positionAfter(offset < 2 ? 2 : offset); i < slots.length && out.length < maxEntries; i++) {
       const s = slots[i];
@@ -898,7 +860,7 @@ export class Filesystem implements FsCore {
       // An entry whose inode cannot be loaded (a replication race, a damaged store) is skipped
       // rather than failing the whole listing.
       if (plus) {
-        const child = this.tryGet(s.ino);
+        const child = this.table.tryGet(s.ino);
         if (child === undefined) continue;
         if (child.isDir && child.parent === 0) child.parent = inode.ino;
         if (s.type === 0) s.type = child.type;
@@ -907,7 +869,7 @@ export class Filesystem implements FsCore {
           entry: { ino: child.ino, generation: child.generation, attr: this.attr(child), entryTimeout: t, attrTimeout: t } });
       } else {
         if (s.type === 0) {
-          const child = this.tryGet(s.ino);
+          const child = this.table.tryGet(s.ino);
           if (child === undefined) continue;
           s.type = child.type;
         }
@@ -932,7 +894,7 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ extended attributes
 
   setxattr(ctx: Ctx, ino: Ino, name: string, value: Buffer, flags: number): void {
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     const ns = xattrNamespace(name);
     this.rw();
     checkXattrValue(value);
@@ -947,7 +909,7 @@ export class Filesystem implements FsCore {
   }
 
   getxattr(ctx: Ctx, ino: Ino, name: string): Buffer {
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     const ns = xattrNamespace(name);
     if (!xattrVisible(ctx, ns)) throw fsErr('ENODATA');
     checkXattrRead(ctx, inode, ns);
@@ -957,13 +919,13 @@ export class Filesystem implements FsCore {
   }
 
   listxattr(ctx: Ctx, ino: Ino): string[] {
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     const names = Object.keys(inode.xattrs);
     return ctx.uid === 0 ? names : names.filter((n) => !n.startsWith('trusted.'));
   }
 
   removexattr(ctx: Ctx, ino: Ino, name: string): void {
-    const inode = this.get(ino);
+    const inode = this.table.get(ino);
     const ns = xattrNamespace(name);
     this.rw();
     checkXattrWrite(ctx, inode, ns, name);
@@ -978,7 +940,7 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ locks
 
   getlk(ino: Ino, _fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock {
-    this.get(ino);
+    this.table.get(ino);
     return this.locks.getlk(ino, owner, lock);
   }
 
