@@ -13,7 +13,7 @@ export {
 } from './view.js';
 export { Dio, type StoreOptions, type ParentRef, type CommitResult } from './dio.js';
 export type { AppliedChange } from './lmdb-state.js';
-export { Leases, type Lease } from './leases.js';
+export { Leases, type Lease, type LeaseKey } from './leases.js';
 export {
   CompactionPolicy,
   COMPACT_MODES,

@@ -9,6 +9,13 @@ import { LeaseHeld, LeaseNotOwner } from './errors.js';
 
 const packr = new Packr({ useRecords: false });
 
+/** A lease key: a DAO key (hex) or raw bytes. */
+export type LeaseKey = string | Uint8Array;
+
+function bytes(k: LeaseKey): Buffer {
+  return typeof k === 'string' ? Buffer.from(k, 'hex') : Buffer.from(k.buffer, k.byteOffset, k.length);
+}
+
 export interface Lease {
   key: Buffer;
   owner: string;
@@ -23,8 +30,9 @@ export class Leases {
   ) {}
 
   /** The live lease on `key`, or null (no lease, or expired). */
-  get(key: Uint8Array): Lease | null {
-    const b = this.store.leases.getBinary(key as Buffer);
+  get(k: LeaseKey): Lease | null {
+    const key = bytes(k);
+    const b = this.store.leases.getBinary(key);
     if (!b) return null;
     const [owner, expiresAt] = packr.unpack(b) as [string, number];
     if (expiresAt <= this.now()) return null;
@@ -35,20 +43,21 @@ export class Leases {
    * Takes (or renews, for the same owner) the lease for `ttlMs`. Throws LeaseHeld when another
    * owner holds a lease that has not expired. Atomic against other processes on the same index.
    */
-  acquire(key: Uint8Array, owner: string, ttlMs: number): Lease {
+  acquire(k: LeaseKey, owner: string, ttlMs: number): Lease {
+    const key = bytes(k);
     if (!owner) throw new RangeError('lease owner must be a non-empty string');
     if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new RangeError('lease TTL must be a positive number of ms');
     return this.store.transaction(() => {
       const cur = this.get(key);
       if (cur && cur.owner !== owner) throw new LeaseHeld(Buffer.from(key), cur.owner, cur.expiresAt);
       const expiresAt = this.now() + ttlMs;
-      this.store.leases.putSync(key as Buffer, packr.pack([owner, expiresAt]));
+      this.store.leases.putSync(key, packr.pack([owner, expiresAt]));
       return { key: Buffer.from(key), owner, expiresAt };
     });
   }
 
   /** Like acquire, but returns null instead of throwing when someone else holds it. */
-  tryAcquire(key: Uint8Array, owner: string, ttlMs: number): Lease | null {
+  tryAcquire(key: LeaseKey, owner: string, ttlMs: number): Lease | null {
     try {
       return this.acquire(key, owner, ttlMs);
     } catch (e) {
@@ -61,11 +70,12 @@ export class Leases {
    * Releases the lease. Only its owner may; releasing a lease that expired (or was never taken)
    * by the caller's own name is refused too, because someone else may hold it by now.
    */
-  release(key: Uint8Array, owner: string): void {
+  release(k: LeaseKey, owner: string): void {
+    const key = bytes(k);
     this.store.transaction(() => {
       const cur = this.get(key);
       if (!cur || cur.owner !== owner) throw new LeaseNotOwner(Buffer.from(key), cur?.owner ?? null, owner);
-      this.store.leases.removeSync(key as Buffer);
+      this.store.leases.removeSync(key);
     });
   }
 

@@ -48,10 +48,12 @@ describe('view: leases', () => {
     expect(leases.get(k)).toBeNull();
   });
 
-  it('leases survive a reopen of the index', async () => {
+  it('leases survive a reopen of the index; hex DAO keys work as lease keys', async () => {
     leases.acquire(k, 'carol', 10_000);
     const again = new Leases(store, () => t);
     expect(again.get(k)!.owner).toBe('carol');
+    expect(again.get(k.toString('hex'))!.owner).toBe('carol');
+    expect(() => again.acquire(k.toString('hex'), 'dave', 10)).toThrow(LeaseHeld);
     expect(() => leases.acquire(k, '', 1)).toThrow(RangeError);
     expect(() => leases.acquire(k, 'x', 0)).toThrow(RangeError);
   });
