@@ -224,27 +224,6 @@ export async function unmountAll(): Promise<void> {
   for (const m of [...live].reverse()) await m.unmount();
 }
 
-let persistent: Promise<boolean> | null = null;
-/**
- * Whether `atefs mount` without --temp works yet (the chain-backed store is wired by another
- * layer): one real mount on a fresh --log-path, unmounted at once.
- */
-export function persistentStoreAvailable(): Promise<boolean> {
-  persistent ??= (async () => {
-    await ensureBuilt();
-    const logPath = await mkdtemp(join(tmpdir(), 'atefs-probe-log-'));
-    try {
-      const m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--passcode', 'probe-passcode'] });
-      await m.unmount();
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await rm(logPath, { recursive: true, force: true });
-    }
-  })();
-  return persistent;
-}
 
 /** Tools the suites call out to; a missing one skips the checks that need it. */
 export function haveTool(name: string): boolean {

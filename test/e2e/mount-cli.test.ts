@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findMount } from '../../fs/daemon/mounttab.js';
 import {
-  CLI, availableTransports, ensureBuilt, mountForTest, persistentStoreAvailable, run, sh, sleep, unmountAll,
+  CLI, availableTransports, ensureBuilt, mountForTest, run, sh, sleep, unmountAll,
 } from './harness.js';
 
 /** The mount daemon's life cycle and the CLI around it: errors, signals, stale mounts, stats. */
 
 const node = process.execPath;
-const persistent = await persistentStoreAvailable();
 
 async function tempDir(prefix: string): Promise<string> {
   return fsp.mkdtemp(join(tmpdir(), prefix));
@@ -55,11 +54,21 @@ describe('atefs mount: user mistakes are one clear line', () => {
     await fsp.rmdir(dir);
   });
 
-  it.skipIf(persistent)('without --temp it says the persistent store is not wired yet', async () => {
-    const dir = await tempDir('atefs-e2e-nopersist-');
-    const r = await run(node, [CLI, 'mount', dir, '--log-path', join(dir, '..', 'nolog')], { env: { ...process.env, CI: 'true' } });
+  it('--passcode without --token-path is refused, nothing is mounted', async () => {
+    const dir = await tempDir('atefs-e2e-passcode-');
+    const r = await run(node, [CLI, 'mount', dir, '--log-path', join(dir, '..', 'nolog'), '--passcode', 'x'], { env: { ...process.env, CI: 'true' } });
     expect(r.code).not.toBe(0);
-    expect(r.stderr.trim()).toBe('persistent local chains are not wired yet; use --temp');
+    expect(r.stderr.trim()).toBe('--passcode unlocks a token file: give it with --token-path');
+    expect(await findMount(dir)).toBeUndefined();
+    await fsp.rmdir(dir);
+  });
+
+  it('a token file that does not exist is one clear line', async () => {
+    const dir = await tempDir('atefs-e2e-token-');
+    const r = await run(node, [CLI, 'mount', dir, '--temp', '--token-path', join(dir, '..', 'no-such-token')], { env: { ...process.env, CI: 'true' } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/no token file at/);
+    expect(noStack(r.stderr)).toBe(true);
     expect(await findMount(dir)).toBeUndefined();
     await fsp.rmdir(dir);
   });

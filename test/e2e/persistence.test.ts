@@ -3,19 +3,12 @@ import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  OTHER_GID, OTHER_UID, availableTransports, haveTool, mountForTest, persistentStoreAvailable, sh, shOk, unmountAll,
+  OTHER_GID, OTHER_UID, availableTransports, haveTool, mountForTest, sh, shOk, unmountAll,
   type TestMount,
 } from './harness.js';
 import { checksums } from './tree.js';
 
-/**
- * Persistence, crash safety and encryption at rest: these need the chain-backed store behind
- * `atefs mount --log-path DIR` (without --temp). They are skipped until that store is wired; the
- * probe does a real mount without --temp.
- */
-
-const persistent = await persistentStoreAvailable();
-const PASS = ['--passcode', 'e2e-persistence-passcode'];
+/** Persistence, crash safety and encryption at rest of the chain behind `atefs mount --log-path DIR`. */
 
 afterAll(async () => { await unmountAll(); });
 
@@ -32,14 +25,14 @@ async function snapshot(dir: string): Promise<string> {
 describe.each(availableTransports())('persistence through a %s mount', (transport) => {
   let logPath: string;
   const mountPersistent = (extra: string[] = [], dir?: string): Promise<TestMount> =>
-    mountForTest({ transport, temp: false, allowOther: false, extraArgs: ['--log-path', logPath, ...PASS, ...extra], ...(dir ? { dir } : {}) });
+    mountForTest({ transport, temp: false, allowOther: false, extraArgs: ['--log-path', logPath, ...extra], ...(dir ? { dir } : {}) });
 
   beforeAll(async () => { logPath = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-chain-')); });
   afterAll(async () => { if (logPath) await fsp.rm(logPath, { recursive: true, force: true }); });
   // A failed check must not leave a daemon holding the chain's lock for the next test.
   afterEach(async () => { await unmountAll(); });
 
-  it.skipIf(!persistent)('unmount and remount: every file, mode, owner, time, xattr and link is identical', async () => {
+  it('unmount and remount: every file, mode, owner, time, xattr and link is identical', async () => {
     const m = await mountPersistent();
     const d = m.dir;
     await shOk([
@@ -65,7 +58,7 @@ describe.each(availableTransports())('persistence through a %s mount', (transpor
     }
   }, 300_000);
 
-  it.skipIf(!persistent)('SIGKILL after fsync: the fsynced data is there after the next mount', async () => {
+  it('SIGKILL after fsync: the fsynced data is there after the next mount', async () => {
     const m = await mountPersistent();
     await shOk(`head -c 2000000 /dev/urandom > ${tmpdir()}/atefs-e2e-fsync-src`);
     await shOk(`dd if=${tmpdir()}/atefs-e2e-fsync-src of=${m.dir}/synced bs=64k conv=fsync status=none && mkdir ${m.dir}/syncdir && ` +
@@ -84,7 +77,7 @@ describe.each(availableTransports())('persistence through a %s mount', (transpor
     await fsp.rm(`${tmpdir()}/atefs-e2e-fsync-src`, { force: true });
   }, 300_000);
 
-  it.skipIf(!persistent)('SIGKILL without fsync: the next mount shows a consistent earlier state, no EIO', async () => {
+  it('SIGKILL without fsync: the next mount shows a consistent earlier state, no EIO', async () => {
     const m = await mountPersistent();
     // Each file's content is a known function of its name, so any surviving file can be checked.
     // bash builtins only, and the loop stops at the first failure (the daemon is gone).
@@ -111,7 +104,7 @@ describe.each(availableTransports())('persistence through a %s mount', (transpor
     }
   }, 300_000);
 
-  it.skipIf(!persistent)('at rest: the chain holds no file name, content, symlink target or xattr value in plaintext', async () => {
+  it('at rest: the chain holds no file name, content, symlink target or xattr value in plaintext', async () => {
     const m = await mountPersistent();
     const mark = 'ZqPlaintextCanary';
     await shOk(`mkdir ${m.dir}/dir-${mark}-name && echo 'content-${mark}-body' > ${m.dir}/dir-${mark}-name/file-${mark}-fname && ` +
