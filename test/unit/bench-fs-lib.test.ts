@@ -101,6 +101,17 @@ describe('report', () => {
     expect(lines).toMatch(/untar\s+0\.71 >=0\.77 \(1\.3x\) MISS\s+0\.57$/m);
   });
 
+  it('reports a killed workload as a bound, and its ratio as an upper bound', () => {
+    const r: Results = new Map();
+    cell(r, 'floor-fn', 'untar').samples.push({ value: 5, seconds: 5 });
+    cell(r, 'gocryptfs', 'untar').samples.push({ value: 4, seconds: 4 });
+    const c = cell(r, 'atefs-fn', 'untar');
+    c.errors.push('killed');
+    c.bounds = [50];
+    expect(figuresTable(targets, [untar], r, 1)[1]).toMatch(/ 4\.00 +5\.00 +>50\.0$/);
+    expect(ratioTable(targets, [untar], r).join('\n')).toMatch(/untar\s+<0\.10 >=0\.77 \(1\.3x\) MISS\s+<0\.08$/m);
+  });
+
   it('applies the kernel-transport goals to kernel targets', () => {
     const k = [t('gocryptfs', 'gocryptfs'), t('floor-k', 'floor', 'kernel'), t('atefs-k', 'atefs', 'kernel')];
     const r: Results = new Map();

@@ -15,7 +15,13 @@ export interface Sample {
   cpu?: number;
 }
 
-export interface Cell { samples: Sample[]; errors: string[]; skipped?: string }
+export interface Cell {
+  samples: Sample[];
+  errors: string[];
+  skipped?: string;
+  /** Figures at the moment a workload was killed for taking too long: bounds, not measurements. */
+  bounds?: number[];
+}
 export type Results = Map<string, Map<string, Cell>>; // target -> workload -> cell
 
 export function cell(results: Results, target: string, wl: string): Cell {
@@ -43,11 +49,16 @@ const pad = (s: string, n: number): string => (s.length >= n ? s : ' '.repeat(n 
 const padR = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 const kfmt = (n: number): string => (n >= 100000 ? `${Math.round(n / 1000)}k` : n >= 10000 ? `${(n / 1000).toFixed(1)}k` : String(n));
 
-export function cellValue(results: Results, t: Target, w: Workload): { v?: number; text: string } {
+export function cellValue(results: Results, t: Target, w: Workload): { v?: number; text: string; bound?: boolean } {
   if (t.unavailable) return { text: 'n/a' };
   const c = results.get(t.name)?.get(w.id);
   if (!c) return { text: 'n/a' };
   const v = median(c.samples.map((s) => s.value));
+  if (v === undefined && c.bounds?.length) {
+    // Killed: slower than this, at least (seconds: more than; MB/s: less than).
+    const b = w.unit === 's' ? Math.max(...c.bounds) : Math.min(...c.bounds);
+    return { v: b, bound: true, text: `${w.unit === 's' ? '>' : '<'}${fmt(b, w.unit)}` };
+  }
   if (v === undefined) return { text: c.errors.length ? 'FAIL' : c.skipped ? 'skip' : 'n/a' };
   return { v, text: fmt(v, w.unit) + (c.errors.length ? '!' : '') };
 }
@@ -92,13 +103,15 @@ export function ratioTable(targets: Target[], workloads: Workload[], results: Re
     }
     lines.push(`  ${padR(a.name, 22)}${padR(`vs ${floor?.name ?? 'floor'}`, 30)}vs ${gc?.name ?? 'gocryptfs'}`);
     for (const w of workloads) {
-      const av = cellValue(results, a, w).v;
+      const { v: av, bound } = cellValue(results, a, w);
       const part = (other: Target | undefined, goal: Goal | undefined): string => {
-        const ov = other ? cellValue(results, other, w).v : undefined;
-        if (av === undefined || ov === undefined) return 'n/a';
-        const r = speedRatio(w.unit, av, ov);
-        if (!goal) return `${r.toFixed(2)}`;
-        return `${r.toFixed(2)} ${goal.text} ${r >= goal.min ? 'ok' : 'MISS'}`;
+        const o = other ? cellValue(results, other, w) : undefined;
+        if (av === undefined || o?.v === undefined || o.bound) return 'n/a';
+        const r = speedRatio(w.unit, av, o.v);
+        // A killed atefs run gives an upper bound on its speed ratio.
+        const rt = `${bound ? '<' : ''}${r.toFixed(2)}`;
+        if (!goal) return rt;
+        return `${rt} ${goal.text} ${r >= goal.min ? (bound ? '?' : 'ok') : 'MISS'}`;
       };
       lines.push(`    ${padR(w.label, 20)}${padR(part(floor, FLOOR_GOAL), 30)}${part(gc, gocryptfsGoal(a.transport, w))}`);
     }
@@ -159,5 +172,5 @@ export function errorsSection(targets: Target[], workloads: Workload[], results:
       for (const e of c?.errors ?? []) lines.push(`  ${t.name} ${w.label}: ${e}`);
     }
   }
-  return lines.length ? ['problems ("!" in the table = a check failed, FAIL = no figure):', ...lines] : [];
+  return lines.length ? ['problems ("!" in the table = a check failed, FAIL = no figure, >x / <x = killed at that point):', ...lines] : [];
 }
