@@ -354,6 +354,17 @@ export class Session {
         this.writeBytes += written;
         if (size > this.maxWriteSeen) this.maxWriteSeen = size;
         if (size === this.opts.maxWrite) this.writesAtMax++;
+        // Dirty data far ahead of the committer: hold this reply (the writer waits) while the
+        // loop keeps serving other requests and the event loop commits.
+        const bp = core.backpressure?.() ?? null;
+        if (bp !== null) {
+          this.settle(unique, bp.catch(() => undefined), () => { // commit errors surface at fsync
+            this.reply.writeUInt32LE(written, OUT_HEADER_SIZE);
+            this.reply.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
+            return 8;
+          });
+          return;
+        }
         const r = this.reply;
         r.writeUInt32LE(written, OUT_HEADER_SIZE);
         r.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
