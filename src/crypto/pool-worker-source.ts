@@ -1,8 +1,8 @@
 // Source of the crypto pool's worker, as a self-contained CommonJS string evaluated with
 // `new Worker(code, { eval: true })`. A string (not a file) because tests run the .ts sources
 // through vitest, where no .js file exists next to this module, while production runs dist/.
-// The worker imports only node:crypto and @noble/post-quantum (by an absolute file URL the parent
-// resolves), and does only primitive work: decoding, key derivation and encoding stay on the main
+// The worker imports only node:crypto, @noble/post-quantum and @noble/hashes (by absolute file URLs
+// the parent resolves), and does only primitive work: decoding, key derivation and encoding stay on the main
 // thread in signatures.ts, so there is a single implementation of the hybrid format.
 //
 // Protocol (all byte fields packed into one transferred ArrayBuffer per request):
@@ -11,15 +11,54 @@
 //             message, edSig, mlSig) }  ->  { id, results: Uint8Array (1 = valid) }
 //   errors: { id, error: string }
 
+import { MLDSA65_PREPARED_SOURCE } from './mldsa65-prepared-source.js';
+
 export const WORKER_SOURCE = String.raw`
 'use strict';
+${MLDSA65_PREPARED_SOURCE}
 const { parentPort, workerData } = require('node:worker_threads');
 const nodeCrypto = require('node:crypto');
 const PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 const keyCache = new Map();
 let mlDsa = null;
-const ready = import(workerData.mlDsaUrl).then((m) => { mlDsa = m.ml_dsa65; });
+let prepared = null;
+const u = workerData.urls;
+const ready = Promise.all([import(u.mlDsa), import(u.crystals), import(u.utils), import(u.sha3)]).then(([m, c, ut, h]) => {
+  mlDsa = m.ml_dsa65;
+  prepared = createMlDsa65Verifier({ genCrystals: c.genCrystals, XOF128: c.XOF128, shake256: h.shake256, equalBytes: ut.equalBytes });
+});
+
+// Verification keys, prepared once per public key: building the Ed25519 KeyObject and expanding
+// the ML-DSA matrix cost more than the verification itself, and a chain has few signers.
+const verifyKeys = new Map();
+const VERIFY_KEYS_MAX = 64;
+function verifyKey(edPk, mlPk) {
+  const k = Buffer.from(edPk.buffer, edPk.byteOffset, edPk.length).toString('latin1') +
+    Buffer.from(mlPk.buffer, mlPk.byteOffset, mlPk.length).toString('latin1');
+  let e = verifyKeys.get(k);
+  if (e) {
+    verifyKeys.delete(k);
+    verifyKeys.set(k, e);
+    return e;
+  }
+  let ed = null;
+  try {
+    ed = nodeCrypto.createPublicKey({ key: Buffer.concat([SPKI, edPk]), format: 'der', type: 'spki' });
+  } catch (err) {
+    ed = null;
+  }
+  let ml = null;
+  try {
+    ml = prepared.prepare(Uint8Array.from(mlPk));
+  } catch (err) {
+    ml = null;
+  }
+  e = { ed, ml };
+  verifyKeys.set(k, e);
+  if (verifyKeys.size > VERIFY_KEYS_MAX) verifyKeys.delete(verifyKeys.keys().next().value);
+  return e;
+}
 
 function signingKeys(edSeed, mlSeed) {
   const k = nodeCrypto.createHash('sha256').update(edSeed).update(mlSeed).digest('base64');
@@ -51,9 +90,10 @@ function verifyOne(b, o, i) {
   const f = (j) => b.subarray(o[i * 10 + j * 2], o[i * 10 + j * 2 + 1]);
   const edPk = f(0), mlPk = f(1), m = f(2), edSig = f(3), mlSig = f(4);
   try {
-    const key = nodeCrypto.createPublicKey({ key: Buffer.concat([SPKI, edPk]), format: 'der', type: 'spki' });
-    if (!nodeCrypto.verify(null, m, key, edSig)) return 0;
-    return mlDsa.verify(mlSig, m, mlPk) ? 1 : 0;
+    const key = verifyKey(edPk, mlPk);
+    if (!key.ed || !key.ml) return 0;
+    if (!nodeCrypto.verify(null, m, key.ed, edSig)) return 0;
+    return prepared.verify(key.ml, mlSig, m) ? 1 : 0;
   } catch (e) {
     return 0;
   }

@@ -30,11 +30,26 @@ interface WorkerReply {
   error?: string;
 }
 
-let mlDsaUrlCache: string | undefined;
-function mlDsaUrl(): string {
-  // Resolved from this module's location so the worker imports the project's own copy.
-  mlDsaUrlCache ??= pathToFileURL(createRequire(import.meta.url).resolve('@noble/post-quantum/ml-dsa.js')).href;
-  return mlDsaUrlCache;
+interface WorkerUrls {
+  mlDsa: string;
+  crystals: string;
+  utils: string;
+  sha3: string;
+}
+let urlsCache: WorkerUrls | undefined;
+function workerUrls(): WorkerUrls {
+  // Resolved from this module's location so the worker imports the project's own copies.
+  if (!urlsCache) {
+    const req = createRequire(import.meta.url);
+    const url = (spec: string) => pathToFileURL(req.resolve(spec)).href;
+    urlsCache = {
+      mlDsa: url('@noble/post-quantum/ml-dsa.js'),
+      crystals: url('@noble/post-quantum/_crystals.js'),
+      utils: url('@noble/post-quantum/utils.js'),
+      sha3: url('@noble/hashes/sha3.js'),
+    };
+  }
+  return urlsCache;
 }
 
 class PoolWorker {
@@ -43,7 +58,7 @@ class PoolWorker {
   dead = false;
 
   constructor(onDead: (w: PoolWorker) => void) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { mlDsaUrl: mlDsaUrl() } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { urls: workerUrls() } });
     this.worker.on('message', (m: WorkerReply) => {
       const p = this.pending.get(m.id);
       if (!p) return;

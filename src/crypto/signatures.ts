@@ -21,6 +21,7 @@ import {
 import { CryptoError, InvalidSignature, MalformedEncoding } from './errors.js';
 import { domainHash, hkdfSha256, randomBytes } from './hash.js';
 import { BoundedCache } from './lru.js';
+import { mlDsa65VerifyPrepared, prepareMlDsa65 } from './mldsa65-prepared.js';
 
 export const MLDSA65_PUBLIC_KEY_LEN = 1952;
 export const MLDSA65_SIGNATURE_LEN = 3309;
@@ -175,7 +176,7 @@ export function verifyComponents(
   }
   if (!ed25519Verify(edKey, m, edSig)) return false;
   try {
-    return ml_dsa65.verify(mlSig, m, mlPk);
+    return mlDsa65VerifyPrepared(prepareMlDsa65(mlPk), mlSig, m);
   } catch {
     return false;
   }
