@@ -208,6 +208,9 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
+  // Output is best effort: a reader that went away (EPIPE) must not make every log line a new
+  // fatal error — the daemon would spin and ignore SIGTERM with its mount still to clean up.
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
   process.on('SIGUSR2', () => {
     writeStats(false).catch((e: Error) => say(`error: writing ${a.statsFile}: ${e.message}`));
   });
