@@ -68,7 +68,7 @@ async function prepareSeqFile(cache: string, bytes: number): Promise<string> {
   return f;
 }
 
-interface Live { t: Target; m: Mounted; ok: Set<string> }
+interface Live { t: Target; m: Mounted; ok: Set<string>; stopped?: string }
 
 async function mountTarget(t: Target): Promise<Live | undefined> {
   try {
@@ -97,16 +97,18 @@ async function quiesce(m: Mounted): Promise<void> {
 }
 
 /**
- * A workload taking more than TIMEOUT_FACTOR times the slowest reference (tmpfs, gocryptfs, a
- * floor) measured so far is killed: beyond that the exact figure says nothing more than "misses
- * every goal", and it keeps the whole bench within minutes. Never more than BENCH_TIMEOUT_S.
+ * An atefs workload taking more than TIMEOUT_FACTOR times the slowest comparison point (gocryptfs,
+ * the floors) measured so far is killed: beyond that the exact figure says nothing more than
+ * "misses every goal", and it keeps the whole bench within minutes. Never more than
+ * BENCH_TIMEOUT_S, which is also the limit for the references themselves.
  */
 const TIMEOUT_FACTOR = 10;
-function timeoutFor(w: Workload, results: Results, targets: Target[]): number {
+function timeoutFor(t: Target, w: Workload, results: Results, targets: Target[]): number {
+  if (t.kind !== 'atefs') return TIMEOUT_MS;
   let slowest = 0;
-  for (const t of targets) {
-    if (t.kind === 'atefs') continue;
-    for (const s of results.get(t.name)?.get(w.id)?.samples ?? []) slowest = Math.max(slowest, s.seconds);
+  for (const o of targets) {
+    if (o.kind !== 'gocryptfs' && o.kind !== 'floor') continue;
+    for (const s of results.get(o.name)?.get(w.id)?.samples ?? []) slowest = Math.max(slowest, s.seconds);
   }
   return slowest > 0 ? Math.min(TIMEOUT_MS, Math.max(30000, slowest * TIMEOUT_FACTOR * 1000)) : TIMEOUT_MS;
 }
@@ -115,6 +117,7 @@ function timeoutFor(w: Workload, results: Results, targets: Target[]): number {
 async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, results: Results, targets: Target[], trace: FuseTrace | undefined, runNo: number, notes: Set<string>): Promise<void> {
   const { t, m, ok } = l;
   const c = cell(results, t.name, w.id);
+  if (l.stopped) { c.skipped = l.stopped; return; }
   const missing = w.needs.filter((n) => !ok.has(n) && all.some((x) => x.id === n));
   if (missing.length) { c.skipped = `needs ${missing.join(',')}`; return; }
   try {
@@ -127,7 +130,7 @@ async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, res
     if (trace && conn !== undefined) trace.start(conn);
     let tr: TraceResult | undefined;
     let r: RunResult;
-    const timeoutMs = timeoutFor(w, results, targets);
+    const timeoutMs = timeoutFor(t, w, results, targets);
     try {
       r = await run(w.script(m, ctx), { timeoutMs, onTimeout: () => { if (conn !== undefined) abortFuse(conn); } });
     } catch (e) {
@@ -150,6 +153,11 @@ async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, res
     const msg = e instanceof CommandTimedOut ? `killed after ${(e.ms / 1000).toFixed(0)} s (${TIMEOUT_FACTOR}x the slowest reference, or BENCH_TIMEOUT_S)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
     c.errors.push(msg);
     progress(`run ${runNo} ${t.name} ${w.label}: ERROR ${msg}`);
+    if (e instanceof CommandTimedOut) {
+      // A daemon that could not finish may keep grinding and skew everyone else's figures: stop it.
+      l.stopped = `stopped after ${w.label} was killed`;
+      await m.unmount().catch((err: Error) => progress(`${t.name}: unmount: ${err.message}`));
+    }
   }
 }
 
@@ -172,7 +180,7 @@ async function runOnce(targets: Target[], workloads: Workload[], ctx: WorkloadCt
       for (const l of order) await step(l, w, workloads, ctx, results, targets, trace, runNo, notes);
     }
   } finally {
-    for (const l of live.reverse()) await l.m.unmount().catch((e: Error) => progress(`${l.t.name}: unmount: ${e.message}`));
+    await Promise.all(live.filter((l) => !l.stopped).map((l) => l.m.unmount().catch((e: Error) => progress(`${l.t.name}: unmount: ${e.message}`))));
   }
 }
 
@@ -220,7 +228,8 @@ function printReport(st: RunState): void {
   out('  before every workload: sync -f on the mount and its backing store, then echo 3 > drop_caches (page cache,');
   out('  dentries and inodes of every mount: each FUSE read and lookup reaches the daemon). Daemons that keep data in');
   out('  RAM by design (tmpfs, the floors, atefs --temp) are not made colder than that.');
-  out(`  a workload is killed after ${TIMEOUT_FACTOR}x the slowest reference figure of this run (min 30 s) or ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_S);`);
+  out(`  an atefs workload is killed after ${TIMEOUT_FACTOR}x the slowest gocryptfs/floor time of this run (min 30 s), any workload after`);
+  out(`  ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_S); a target whose workload was killed is unmounted and skips the rest of the run;`);
   out('  atefs and the floors run from a snapshot of dist/ taken at start (a concurrent build cannot change them).');
   for (const n of st.notes) out(`note: ${n}`);
 }

@@ -236,7 +236,7 @@ export function atefsTarget(env: TargetEnv, cli: AtefsCli, transport: Transport,
         env: { XDG_DATA_HOME: join(xdg, 'data'), XDG_CONFIG_HOME: join(xdg, 'config'), XDG_STATE_HOME: join(xdg, 'state'), XDG_CACHE_HOME: join(xdg, 'cache') },
         persistent: store !== 'temp',
         backing: store === 'temp' ? [] : [logDir],
-        graceMs: 60000, // unmount commits everything dirty; on the real disk that can take a while
+        graceMs: 30000, // unmount commits everything dirty; on the real disk that can take a while
       };
     }),
   };

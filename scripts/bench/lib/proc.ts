@@ -145,7 +145,7 @@ export async function waitExit(pid: number, ms: number): Promise<boolean> {
   return !isAlive(pid);
 }
 
-// --- cleanup registry: LIFO, each entry runs once, also on SIGINT/SIGTERM of the bench itself.
+// --- cleanup registry: each entry runs once, also on SIGINT/SIGTERM of the bench itself.
 const cleanups = new Map<number, () => Promise<void>>();
 let nextId = 1;
 
@@ -155,13 +155,13 @@ export function onCleanup(fn: () => Promise<void>): () => void {
   return () => { cleanups.delete(id); };
 }
 
+/** Runs every registered cleanup concurrently (each undoes one independent mount or process). */
 export async function runCleanups(): Promise<void> {
-  const ids = [...cleanups.keys()].reverse();
-  for (const id of ids) {
-    const fn = cleanups.get(id);
-    cleanups.delete(id);
-    try { await fn?.(); } catch (e) { process.stderr.write(`cleanup failed: ${(e as Error).message}\n`); }
-  }
+  const fns = [...cleanups.values()];
+  cleanups.clear();
+  await Promise.all(fns.map(async (fn) => {
+    try { await fn(); } catch (e) { process.stderr.write(`cleanup failed: ${(e as Error).message}\n`); }
+  }));
 }
 
 /** On SIGINT/SIGTERM/SIGHUP: undo every mount and process, then `last()` (e.g. print what we have). */
