@@ -72,6 +72,18 @@ describe('AES-256-GCM sealed format', () => {
     expect(a.subarray(2, 14).equals(b.subarray(2, 14))).toBe(false);
   });
 
+  it('never repeats a nonce across refills of the nonce pool (3,000 seals = several 4 KiB refills)', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      const s = aesGcmSeal(key, pt);
+      const n = s.subarray(2, 14).toString('hex');
+      expect(n).not.toBe('000000000000000000000000');
+      seen.add(n);
+      expect(aesGcmOpen(key, s)).toEqual(pt);
+    }
+    expect(seen.size).toBe(3000);
+  });
+
   it('the header is authenticated and the body matches the raw primitive with aad = header || aad', () => {
     const s = aesGcmSeal(key, pt, aad);
     const raw = aesGcmEncryptRaw(key, s.subarray(2, 14), pt, Buffer.concat([s.subarray(0, 2), aad]));
