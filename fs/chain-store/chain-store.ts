@@ -1,6 +1,6 @@
 import type { Ino } from '../core/api.js';
 import type { DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
-import type { View } from '../../src/view/index.js';
+import type { Dio, View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
 import {
@@ -20,7 +20,19 @@ export interface ChainStoreOptions {
    * inherits the chain-wide keys.
    */
   owner?: { readers: ReaderRef[]; signingKey: KeyId };
+  /** Largest commit (estimated bytes) a batch is cut into. */
+  commitBudget?: number;
 }
+
+/** One record of a batch, applied to a DIO; `bytes` is its payload size, for the commit budget. */
+interface Op { bytes: number; run: (dio: Dio) => void }
+
+/** Metadata, hash and AEAD overhead of one event in a commit (an upper estimate). */
+const EVENT_OVERHEAD = 512;
+/** Events per commit, inside the chain's limit (DEFAULT_LIMITS.maxEvents, 8192). */
+const MAX_EVENTS_PER_COMMIT = 4096;
+/** Default commit budget: well inside the log's maximum record (see openLocalChain). */
+export const DEFAULT_COMMIT_BUDGET = 24 << 20;
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -44,12 +56,14 @@ export class ChainStore implements FsStore {
   private readonly bytesFree: () => number;
   private readonly privateRead: ReadAcl | null;
   private readonly privateWrite: WriteAcl | null;
+  private readonly commitBudget: number;
   onRemoteChange?: (batch: FsBatch) => void;
 
   constructor(readonly view: View, opts: ChainStoreOptions = {}) {
     this.readOnly = !!opts.readOnly || view.readOnly;
     this.cacheTimeout = opts.cacheTimeout ?? 60;
     this.bytesFree = opts.bytesFree ?? (() => 2 ** 40);
+    this.commitBudget = opts.commitBudget ?? DEFAULT_COMMIT_BUDGET;
     this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
     const sb = view.tryGet(SUPERBLOCK_KEY);
@@ -98,57 +112,88 @@ export class ChainStore implements FsStore {
     return run;
   }
 
+  /**
+   * One batch is one commit while it fits the commit budget. A larger one (a burst of writes
+   * between two commits) becomes several commits in dependency order — inodes, then the
+   * namespace (a rename's two dentries stay together), then content, then deletions — so every
+   * commit validates on its own; a crash between them can leave unsynced content as holes or an
+   * unreachable inode, never a broken tree. fsync waits for all of them.
+   */
   private async apply(batch: FsBatch, durability: Durability): Promise<void> {
-    const dio = this.view.begin(durability);
     const nextIno = this.nextIno;
-    try {
-      if (nextIno !== this.persistedNextIno) {
-        dio.store(encodeSuperblock({ nextIno }), { key: SUPERBLOCK_KEY, parent: null, type: 'superblock' });
-      }
-      // Creations first (parents before children), deletions last (children before parents).
-      const rewritten = new Set(batch.blocks.map((b) => blockKey(b.ino, b.index)));
-      for (const r of batch.inodes) {
-        const key = inodeKey(r.ino);
-        const { read, write } = this.aclFor(r.mode);
-        const before = this.view.node(key);
-        dio.store(encodeInode(r), { key, parent: null, type: 'inode', read, write });
-        // The readers changed class: re-seal the content under the new key, so a file made
-        // private is closed to the chain's other readers and one made public is open to them.
-        if (before && !before.deleted && before.read.mode !== read.mode) {
-          for (const i of this.blockIndexes(r.ino)) {
-            const bk = blockKey(r.ino, i);
-            if (rewritten.has(bk)) continue;
-            const data = this.getBlock(r.ino, i);
-            if (data) dio.store(data, { key: bk, parent: { key, collection: BLOCKS }, type: 'block' });
-          }
+    const ops: Op[] = [];
+    if (nextIno !== this.persistedNextIno) {
+      const sb = encodeSuperblock({ nextIno });
+      ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: SUPERBLOCK_KEY, parent: null, type: 'superblock' }); } });
+    }
+    const content: Array<{ ino: Ino; index: number; data: Buffer }> = [];
+    const rewritten = new Set(batch.blocks.map((b) => blockKey(b.ino, b.index)));
+    for (const r of batch.inodes) {
+      const key = inodeKey(r.ino);
+      const { read, write } = this.aclFor(r.mode);
+      const before = this.view.node(key);
+      const enc = encodeInode(r);
+      ops.push({ bytes: enc.length, run: (dio) => { dio.store(enc, { key, parent: null, type: 'inode', read, write }); } });
+      // The readers changed class: re-seal the content under the new key, so a file made
+      // private is closed to the chain's other readers and one made public is open to them.
+      if (before && !before.deleted && before.read.mode !== read.mode) {
+        for (const index of this.blockIndexes(r.ino)) {
+          if (rewritten.has(blockKey(r.ino, index))) continue;
+          const data = this.getBlock(r.ino, index);
+          if (data) content.push({ ino: r.ino, index, data });
         }
       }
-      const deadDentries: string[] = [];
-      for (const d of batch.dentries) {
-        const key = dio.nameKey(inodeKey(d.parent), DENTRIES, d.name);
-        if (d.ino === null) deadDentries.push(key);
-        else dio.store(encodeDentry(d.name, d.ino), { key, parent: { key: inodeKey(d.parent), collection: DENTRIES }, type: 'dentry' });
-      }
-      const deadBlocks: string[] = [];
-      for (const b of batch.blocks) {
-        const key = blockKey(b.ino, b.index);
-        if (b.data === null) deadBlocks.push(key);
-        else dio.store(b.data, { key, parent: { key: inodeKey(b.ino), collection: BLOCKS }, type: 'block' });
-      }
-      // A record created and deleted between two commits never reached the chain: nothing to delete.
-      for (const k of deadBlocks) if (dio.exists(k)) dio.delete(k);
-      for (const k of deadDentries) if (dio.exists(k)) dio.delete(k);
-      for (const ino of batch.deletedInodes) {
-        const k = inodeKey(ino);
-        if (dio.exists(k)) dio.delete(k);
-      }
-    } catch (e) {
-      dio.cancel();
-      throw e;
     }
-    await dio.commit();
-    if (nextIno > this.persistedNextIno) this.persistedNextIno = nextIno;
+    for (const d of batch.dentries) {
+      const parent = inodeKey(d.parent);
+      if (d.ino === null) {
+        ops.push({ bytes: d.name.length, run: (dio) => {
+          const key = dio.nameKey(parent, DENTRIES, d.name);
+          // Created and deleted between two commits: it never reached the chain.
+          if (dio.exists(key)) dio.delete(key);
+        } });
+      } else {
+        const enc = encodeDentry(d.name, d.ino);
+        ops.push({ bytes: enc.length, run: (dio) => {
+          dio.store(enc, { key: dio.nameKey(parent, DENTRIES, d.name), parent: { key: parent, collection: DENTRIES }, type: 'dentry' });
+        } });
+      }
+    }
+    for (const b of batch.blocks) if (b.data !== null) content.push({ ino: b.ino, index: b.index, data: b.data });
+    for (const b of content) {
+      ops.push({ bytes: b.data.length, run: (dio) => {
+        dio.store(b.data, { key: blockKey(b.ino, b.index), parent: { key: inodeKey(b.ino), collection: BLOCKS }, type: 'block' });
+      } });
+    }
+    for (const b of batch.blocks) {
+      if (b.data !== null) continue;
+      const key = blockKey(b.ino, b.index);
+      ops.push({ bytes: 0, run: (dio) => { if (dio.exists(key)) dio.delete(key); } });
+    }
+    for (const ino of batch.deletedInodes) {
+      const key = inodeKey(ino);
+      ops.push({ bytes: 0, run: (dio) => { if (dio.exists(key)) dio.delete(key); } });
+    }
+
+    let i = 0;
+    while (i < ops.length) {
+      const dio = this.view.begin(durability);
+      let used = 0;
+      try {
+        // At least one op per commit; each op costs its payload plus the event's metadata.
+        const first = i;
+        do { used += ops[i]!.bytes + EVENT_OVERHEAD; ops[i]!.run(dio); i++; }
+        while (i < ops.length && i - first < MAX_EVENTS_PER_COMMIT && used + ops[i]!.bytes + EVENT_OVERHEAD <= this.commitBudget);
+      } catch (e) {
+        dio.cancel();
+        throw e;
+      }
+      // Intermediate commits need only reach the OS: the last one's fdatasync covers them all.
+      await dio.commit(i < ops.length && durability === 'durable' ? 'local' : durability);
+      if (nextIno > this.persistedNextIno) this.persistedNextIno = nextIno;
+    }
   }
+
 
   /**
    * Keys by mode bits (see ChainStoreOptions.owner). Directories always inherit: their entries'

@@ -102,9 +102,11 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     o.onWarning?.(`no pinned genesis for ${chainDir}: trusting the chain found there on first use`);
   }
   if (!o.memory) await fsp.mkdir(chainDir, { recursive: true, mode: 0o700 });
+  // Records up to 64 MiB: a commit (the store cuts batches at 24 MiB) is always one record.
+  const maxRecordSize = 64 << 20;
   const log = await openLog(o.memory
-    ? { memory: true, chainId: LOCAL_CHAIN_ID, ...(genesisHash ? { genesisHash } : {}) }
-    : { dir: logDir, chainId: LOCAL_CHAIN_ID, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+    ? { memory: true, chainId: LOCAL_CHAIN_ID, maxRecordSize, ...(genesisHash ? { genesisHash } : {}) }
+    : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
   let view: View;
   try {
     view = await View.open({

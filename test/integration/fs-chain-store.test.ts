@@ -191,3 +191,31 @@ describe('mode bits map to keys (a chain shared with a second reader)', () => {
     await m.close();
   });
 });
+
+describe('large batches', () => {
+  it('a batch over the commit budget and the event limit is cut into several valid commits, all applied', async () => {
+    const { ChainStore } = await import('../../fs/chain-store/index.js');
+    const chain = await openLocalChain({ chainDir: join(base, 'large'), configDir: join(base, 'config') });
+    // A small budget forces the cut; 5,000 files make 10,000 events (over the chain's 8,192 per commit).
+    const store = new ChainStore(chain.view, { commitBudget: 1 << 20 });
+    const fs = await Filesystem.open(store, { commitDelayMs: 60_000, maxDirtyBytes: 1 << 30 });
+    const seqBefore = chain.log.nextSeq;
+    const big = randomBytes(3 << 20);
+    put(fs, 1, 'big', big);
+    const dir = fs.mkdir(ROOT, 1, b('many'), 0o755).ino;
+    for (let i = 0; i < 5000; i++) put(fs, dir, `f${i}`, b(`file ${i}`));
+    await fs.destroy();
+    expect(chain.log.nextSeq - seqBefore).toBeGreaterThan(3);
+    await chain.close();
+
+    const again = await openLocalChain({ chainDir: join(base, 'large'), configDir: join(base, 'config') });
+    const fs2 = await Filesystem.open(again.store);
+    expect(get(fs2, fs2.lookup(ROOT, 1, b('big')).ino).equals(big)).toBe(true);
+    const d = fs2.lookup(ROOT, 1, b('many')).ino;
+    expect(get(fs2, fs2.lookup(ROOT, d, b('f4999')).ino).toString()).toBe('file 4999');
+    const { fh } = fs2.opendir(ROOT, d, 0);
+    expect(fs2.readdir(ROOT, d, fh, 0, 100000).length).toBe(5002);
+    await fs2.destroy();
+    await again.close();
+  });
+});
