@@ -37,6 +37,7 @@ const O_RDWR = 2;
 const O_CREAT = 0o100;
 const UNSET_ID = 0xffffffff;
 const DIR_BATCH = 4096;
+const BACKPRESSURE_MAX_MS = 5000;
 
 function split(path: string): { parent: string; name: Buffer; cut: number } {
   const cut = path.lastIndexOf('/');
@@ -251,6 +252,17 @@ export class FuseNativeAdapter {
     try {
       res = this.core.write(this.ctx, this.inoOf(fh, path), fh, lo + hi * TWO32, len === buf.length ? buf : buf.subarray(0, len));
     } catch (e) { res = this.fail('write', e); }
+    // The core has copied the data; when dirty data far outruns the committer, the reply waits,
+    // but never longer than BACKPRESSURE_MAX_MS: it is flow control, and a request that never
+    // returns leaves its caller in uninterruptible sleep (libfuse 2 has no INTERRUPT for us).
+    const wait = this.core.backpressure?.() ?? null;
+    if (wait) {
+      let done = false;
+      const reply = () => { if (!done) { done = true; clearTimeout(timer); signal(res, 0, buf.buffer); } };
+      const timer = setTimeout(reply, BACKPRESSURE_MAX_MS);
+      wait.then(reply, reply);
+      return;
+    }
     signal(res, 0, buf.buffer);
   }
 
