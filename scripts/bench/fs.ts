@@ -150,7 +150,7 @@ async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, res
     await quiesce(m);
     progress(`run ${runNo} ${t.name} ${w.label}: ${sample.value.toFixed(2)} ${w.unit}${tr ? ` (${tr.total} req)` : ''}${bad ? ` CHECK FAILED: ${bad}` : ''}`);
   } catch (e) {
-    const msg = e instanceof CommandTimedOut ? `killed after ${(e.ms / 1000).toFixed(0)} s (${TIMEOUT_FACTOR}x the slowest reference, or BENCH_TIMEOUT_S)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
+    const msg = e instanceof CommandTimedOut ? `killed after ${(e.ms / 1000).toFixed(0)} s (see method)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
     c.errors.push(msg);
     progress(`run ${runNo} ${t.name} ${w.label}: ERROR ${msg}`);
     if (e instanceof CommandTimedOut) {
