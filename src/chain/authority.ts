@@ -93,8 +93,13 @@ export function isAncestorOrSelf(state: AuthorityStateReader, ancestor: DaoKey, 
  * - a move to another parent additionally needs the new parent's ACL, and must not make a cycle.
  * Throws TreeError for a missing/deleted parent or a cycle.
  */
-export function writeRequirements(state: AuthorityStateReader, meta: EventMeta): WriteRequirement[] {
-  const cur = state.getNode(meta.key);
+export function writeRequirements(
+  state: AuthorityStateReader,
+  meta: EventMeta,
+  /** The node's current record when the caller already looked it up (saves a lookup per event). */
+  current?: NodeRecord | undefined,
+): WriteRequirement[] {
+  const cur = arguments.length > 2 ? current : state.getNode(meta.key);
   if (meta.parent && meta.parent.key === meta.key) throw new TreeError('cycle', meta.key, `${meta.key} cannot be its own parent`);
   if (!cur || cur.deleted) {
     return [effectiveWriteUnder(state, meta.parent)];

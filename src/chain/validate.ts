@@ -155,7 +155,7 @@ export function checkAgainstState(
     }
     let reqs;
     try {
-      reqs = writeRequirements(overlay, m);
+      reqs = writeRequirements(overlay, m, cur);
     } catch (e) {
       if (e instanceof TreeError) throw new CommitRejected('authority', `${e.problem}: ${e.message}`, hex(commit), i);
       throw e;
