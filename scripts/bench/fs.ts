@@ -117,7 +117,7 @@ function timeoutFor(t: Target, w: Workload, results: Results, targets: Target[])
 async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, results: Results, targets: Target[], trace: FuseTrace | undefined, runNo: number, notes: Set<string>): Promise<void> {
   const { t, m, ok } = l;
   const c = cell(results, t.name, w.id);
-  if (l.stopped) { c.skipped = l.stopped; return; }
+  if (l.stopped) { c.skipped = l.stopped; c.errors.push(l.stopped); return; }
   const missing = w.needs.filter((n) => !ok.has(n) && all.some((x) => x.id === n));
   if (missing.length) { c.skipped = `needs ${missing.join(',')}`; return; }
   try {
@@ -154,9 +154,10 @@ async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, res
     c.errors.push(msg);
     progress(`run ${runNo} ${t.name} ${w.label}: ERROR ${msg}`);
     if (e instanceof CommandTimedOut) {
-      // A daemon that could not finish may keep grinding and skew everyone else's figures: stop it.
-      l.stopped = `stopped after ${w.label} was killed`;
+      // A daemon that could not finish may keep grinding and skew everyone else's figures: replace
+      // it with a fresh mount (empty), so the workloads that do not need this one still run.
       await m.unmount().catch((err: Error) => progress(`${t.name}: unmount: ${err.message}`));
+      try { l.m = await t.mount(); } catch (err) { l.stopped = `no remount after ${w.label} was killed: ${(err as Error).message.split('\n')[0]}`; }
     }
   }
 }
@@ -229,7 +230,8 @@ function printReport(st: RunState): void {
   out('  dentries and inodes of every mount: each FUSE read and lookup reaches the daemon). Daemons that keep data in');
   out('  RAM by design (tmpfs, the floors, atefs --temp) are not made colder than that.');
   out(`  an atefs workload is killed after ${TIMEOUT_FACTOR}x the slowest gocryptfs/floor time of this run (min 30 s), any workload after`);
-  out(`  ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_S); a target whose workload was killed is unmounted and skips the rest of the run;`);
+  out(`  ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_S); a target whose workload was killed is replaced by a fresh mount (the workloads`);
+  out('  that needed the killed one are skipped);');
   out('  atefs and the floors run from a snapshot of dist/ taken at start (a concurrent build cannot change them).');
   for (const n of st.notes) out(`note: ${n}`);
 }

@@ -131,7 +131,7 @@ export function requestsSection(targets: Target[], workloads: Workload[], result
     lines.push(`${w.label}`);
     for (const t of fuse) {
       const s = results.get(t.name)?.get(w.id)?.samples[0];
-      if (!s) { lines.push(`  ${padR(t.name, 13)}-`); continue; }
+      if (!s) continue;
       const parts: string[] = [];
       if (s.trace) {
         const ops = [...s.trace.ops.entries()].sort((a, b) => b[1].count - a[1].count);
@@ -141,12 +141,12 @@ export function requestsSection(targets: Target[], workloads: Workload[], result
       } else {
         parts.push(`cpu ${s.cpu !== undefined ? s.cpu.toFixed(2) : '-'} s`);
       }
-      lines.push(`  ${padR(t.name, 13)}${parts.join('  ')}`);
+      lines.push(`  ${padR(t.name, 15)}${parts.join('  ')}`);
       if (s.counters && s.counters.size) {
         const strip = commonPrefix([...s.counters.keys()]);
         // Gauges and settings, not events: their difference means nothing here.
         const ops = [...s.counters.entries()].filter(([k]) => !GAUGES.has(k.slice(strip))).sort((a, b) => b[1] - a[1]);
-        lines.push(`  ${padR('', 13)}daemon: ${ops.map(([k, v]) => `${k.slice(strip)} ${kfmt(v)}`).join(' ')}`);
+        lines.push(`  ${padR('', 15)}daemon: ${ops.map(([k, v]) => `${k.slice(strip)} ${kfmt(v)}`).join(' ')}`);
       }
     }
   }
