@@ -36,6 +36,8 @@ const PER_COMMIT = 1000;
 const DAOS = Math.min(100_000, EVENTS / 10);
 const TAIL = 1000;
 const PAYLOAD = 64;
+// BENCH_ONLY=compaction: skip the DIO figures and the repeated opens (generate, rebuild, compact).
+const ONLY = process.env.BENCH_ONLY ?? '';
 
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
 const line = (label: string, ours: string, ref = '', ratio = '') =>
@@ -88,7 +90,7 @@ async function main() {
   line('', 'ours', 'reference', 'ratio');
 
   // ------------------------------------------------------------ 1. DIO store / load
-  {
+  if (ONLY !== 'compaction') {
     const dir = path.join(out, 'dio');
     const c = await openChain(dir, genesis);
     const v = c.view;
@@ -206,41 +208,44 @@ async function main() {
   let c = await openChain(dir, genesis);
   const rebuild = performance.now() - t0;
   if (c.view.openReport.mode !== 'fresh') throw new Error('expected a rebuild');
-  // A tail of 1,000 new events appended to the log behind the index's back.
-  {
-    const b = new CommitBuilder({ state: c.view.state, keyring: session, keys, pool });
-    for (let j = 0; j < TAIL; j++) b.put({ payload });
-    const tail = await b.build();
-    await c.log.append(tail.bytes, 'durable');
-  }
-  const logBytes = c.log.sizeBytes();
-  await closeChain(c);
-
-  const opens: number[] = [];
-  for (let rep = 0; rep < 3; rep++) {
-    // The first open applies the tail; the next ones only verify the index against the log.
-    t0 = performance.now();
-    c = await openChain(dir, genesis);
-    opens.push(performance.now() - t0);
-    if (rep === 0 && (c.view.openReport.mode !== 'tail' || c.view.openReport.tailEvents !== TAIL)) {
-      throw new Error(`expected a tail open of ${TAIL} events, got ${JSON.stringify(c.view.openReport)}`);
+  if (ONLY !== 'compaction') {
+    // A tail of 1,000 new events appended to the log behind the index's back.
+    {
+      const b = new CommitBuilder({ state: c.view.state, keyring: session, keys, pool });
+      for (let j = 0; j < TAIL; j++) b.put({ payload });
+      const tail = await b.build();
+      await c.log.append(tail.bytes, 'durable');
     }
+    const logBytes = c.log.sizeBytes();
     await closeChain(c);
-  }
-  const openTail = opens[0]!;
-  const openNoTail = median(opens.slice(1));
-  t0 = performance.now();
-  c = await openChain(dir, genesis, { verify: 'watermark' });
-  const openWm = performance.now() - t0;
-  await closeChain(c);
 
-  c = await openChain(dir, genesis);
-  const evTotal = EVENTS;
-  line(`log size`, `${fmt(logBytes / 1e6)} MB`);
-  line(`full rebuild (validate ${fmt(evTotal)} events)`, `${fmt(rebuild)} ms`, `${fmt(evTotal / (rebuild / 1000))} ev/s`, '');
-  line(`open with index + ${TAIL}-event tail (verify full)`, `${fmt(openTail)} ms`, `rebuild ${fmt(rebuild)} ms`, `${((openTail / rebuild) * 100).toFixed(2)}%`);
-  line('open with index, no tail (verify full)', `${fmt(openNoTail)} ms`, `rebuild ${fmt(rebuild)} ms`, `${((openNoTail / rebuild) * 100).toFixed(2)}%`);
-  line("open with index, no tail (verify 'watermark')", `${fmt(openWm)} ms`, `rebuild ${fmt(rebuild)} ms`, `${((openWm / rebuild) * 100).toFixed(2)}%`);
+    const opens: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      // The first open applies the tail; the next ones only verify the index against the log.
+      t0 = performance.now();
+      c = await openChain(dir, genesis);
+      opens.push(performance.now() - t0);
+      if (rep === 0 && (c.view.openReport.mode !== 'tail' || c.view.openReport.tailEvents !== TAIL)) {
+        throw new Error(`expected a tail open of ${TAIL} events, got ${JSON.stringify(c.view.openReport)}`);
+      }
+      await closeChain(c);
+    }
+    const openTail = opens[0]!;
+    const openNoTail = median(opens.slice(1));
+    t0 = performance.now();
+    c = await openChain(dir, genesis, { verify: 'watermark' });
+    const openWm = performance.now() - t0;
+    await closeChain(c);
+    c = await openChain(dir, genesis);
+    const evTotal = EVENTS;
+    line(`log size`, `${fmt(logBytes / 1e6)} MB`);
+    line(`full rebuild (validate ${fmt(evTotal)} events)`, `${fmt(rebuild)} ms`, `${fmt(evTotal / (rebuild / 1000))} ev/s`, '');
+    line(`open with index + ${TAIL}-event tail (verify full)`, `${fmt(openTail)} ms`, `rebuild ${fmt(rebuild)} ms`, `${((openTail / rebuild) * 100).toFixed(2)}%`);
+    line('open with index, no tail (verify full)', `${fmt(openNoTail)} ms`, `rebuild ${fmt(rebuild)} ms`, `${((openNoTail / rebuild) * 100).toFixed(2)}%`);
+    line("open with index, no tail (verify 'watermark')", `${fmt(openWm)} ms`, `rebuild ${fmt(rebuild)} ms`, `${((openWm / rebuild) * 100).toFixed(2)}%`);
+  } else {
+    line(`full rebuild (validate ${fmt(EVENTS)} events)`, `${fmt(rebuild)} ms`, `${fmt(EVENTS / (rebuild / 1000))} ev/s`, '');
+  }
 
   // ------------------------------------------------------------ 3. compaction with a live writer
   const v = c.view;

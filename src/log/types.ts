@@ -51,6 +51,10 @@ export interface CompactOptions {
   failAt?: CompactionStep;
   /** Tests: called when each step is reached (e.g. to SIGKILL the process there). */
   onStep?: (step: CompactionStep) => void;
+  /** Called synchronously once the new segment set is live, before compact() yields again (old
+   *  segments are deleted afterwards, between yields): callers that resolve records by position
+   *  switch to `positions` here. */
+  onSwitched?: (positions: Map<number, LogPosition>) => void;
 }
 
 export interface CompactResult {

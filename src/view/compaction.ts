@@ -23,7 +23,8 @@
 // Writers keep going: commits append to the log's tail segments while the copy runs and are kept
 // (seq > cut). The index is remapped after the switch under the view's write lock; until the
 // remap is persisted, reads resolve moved records through `view.remap`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommitRejected as ChainCommitRejected, type Commit, checkAgainstState, decodeCommit, decodeMeta, signersOf } from '../chain/index.js';
@@ -108,12 +109,18 @@ export async function runCompaction(
     if (!dry) throw new CompactionFailed('compaction did not converge');
     const hashedUpToCut = dry.watermark;
 
-    const result = await view.log.compact((rec) => rec.seq > cut || keep.has(rec.seq), opts.failAt ? { failAt: opts.failAt } : undefined);
-    // From here the new log is live. Reads of moved records resolve through remap.
-    view.remap = result.positions;
-    view.dropRecordCache();
+    const result = await view.log.compact((rec) => rec.seq > cut || keep.has(rec.seq), {
+      ...(opts.failAt ? { failAt: opts.failAt } : {}),
+      // From the switch on, reads of moved records resolve through remap (the log deletes the
+      // old segments between yields after this).
+      onSwitched: (positions) => {
+        view.remap = positions;
+        view.dropRecordCache();
+      },
+    });
+    const changes = await recordChanges(view, result.positions, cut);
     await view.exclusive(async () => {
-      remapIndex(view, result.positions, cut, hashedUpToCut);
+      remapIndex(view, result.positions, changes, cut, hashedUpToCut);
     });
     view.remap = null;
     view.state.clearCache();
@@ -186,7 +193,8 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
   const store = new IndexStore({ path: dir });
   const close = async () => {
     await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    // Off the main thread: unlinking a scratch index of a large chain takes tens of ms.
+    await rm(dir, { recursive: true, force: true });
   };
   try {
     const state = new LmdbAuthorityState(store, emptyWatermark());
@@ -265,29 +273,46 @@ async function compareViews(view: View, dry: DryRun, cut: number): Promise<Set<n
   return add.size === 0 ? null : add;
 }
 
+/**
+ * Which records up to the cut moved or were dropped. Computed outside the write lock, in slices:
+ * positions of records up to the cut are only changed by this compaction (writers add records
+ * after the cut, and update the live counts of older ones: those are re-read under the lock).
+ */
+async function recordChanges(view: View, positions: Map<number, LogPosition>, cut: number): Promise<RecordChanges> {
+  const moved: Array<[number, LogPosition]> = [];
+  const drop: number[] = [];
+  const slice = new Slicer();
+  for (const [seq, r] of view.store.allRecords()) {
+    await slice.tick();
+    if (seq > cut) continue;
+    const p = positions.get(seq);
+    if (!p) drop.push(seq);
+    else if (p.segment !== r.segment || p.offset !== r.offset) moved.push([seq, p]);
+  }
+  return { moved, drop };
+}
+
+interface RecordChanges {
+  moved: Array<[number, LogPosition]>;
+  drop: number[];
+}
+
 /** After the switch: positions, dropped records, watermark over the new log. Under the write lock. */
-function remapIndex(view: View, positions: Map<number, LogPosition>, cut: number, upToCut: Watermark): void {
+function remapIndex(view: View, positions: Map<number, LogPosition>, changes: RecordChanges, cut: number, upToCut: Watermark): void {
   const store = view.store;
   let wm = upToCut;
-  const tail: Array<{ seq: number; pos: LogPosition; payload: Buffer }> = [];
   for (const rec of view.log.records({ seq: cut + 1 })) {
     if (rec.seq > view.watermark.seq) break;
-    tail.push({ seq: rec.seq, pos: rec.pos, payload: rec.payload });
     wm = advanceWatermark(wm, rec.seq, rec.pos, rec.payload);
   }
   const last = positions.get(wm.seq);
   if (last) wm = { ...wm, segment: last.segment, offset: last.offset };
   store.transaction(() => {
-    const drop: number[] = [];
-    for (const [seq, r] of store.allRecords()) {
-      const p = positions.get(seq);
-      if (!p) {
-        if (seq <= cut) drop.push(seq);
-        continue;
-      }
-      if (p.segment !== r.segment || p.offset !== r.offset) store.putRecord(seq, { ...r, segment: p.segment, offset: p.offset });
+    for (const [seq, p] of changes.moved) {
+      const r = store.getRecord(seq);
+      if (r) store.putRecord(seq, { ...r, segment: p.segment, offset: p.offset });
     }
-    for (const s of drop) store.removeRecord(s);
+    for (const s of changes.drop) store.removeRecord(s);
     store.putWatermark(wm);
     store.putMeta('compacted', 1);
   });
