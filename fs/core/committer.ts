@@ -33,6 +33,8 @@ export class Committer implements DirtSink {
   private dirtyBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  /** A kick() queued the loop's start (a microtask) that has not run yet. */
+  private starting = false;
   private again = false;
   private durableWaiters: Waiter[] = [];
   private idleWaiters: Array<() => void> = [];
@@ -98,11 +100,24 @@ export class Committer implements DirtSink {
     });
   }
 
-  /** Starts a commit now (or right after the one in flight). */
+  /**
+   * Starts a commit as soon as the current operation has returned (or right after the one in
+   * flight). Never synchronously: kick() is called from inside content mutations (markBlock when
+   * dirty bytes cross maxDirtyBytes, between registering a page and copying the data into it and
+   * updating the size), and a batch snapshotted there stores the block trimmed to the old size and
+   * hands the store a buffer the write then mutates. Core operations are synchronous, so a
+   * microtask runs after the whole operation, before any other request.
+   */
   kick(): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
     if (this.running) { this.again = true; return; }
-    void this.loop();
+    if (this.starting) return;
+    this.starting = true;
+    queueMicrotask(() => {
+      this.starting = false;
+      if (this.running) { this.again = true; return; }
+      void this.loop();
+    });
   }
 
   /**
@@ -124,7 +139,7 @@ export class Committer implements DirtSink {
 
   /** Resolves once no commit is in flight. */
   idle(): Promise<void> {
-    if (!this.running) return Promise.resolve();
+    if (!this.running && !this.starting) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
@@ -134,7 +149,7 @@ export class Committer implements DirtSink {
   }
 
   private schedule(): void {
-    if (this.timer !== null || this.running || this.stopped) return;
+    if (this.timer !== null || this.running || this.starting || this.stopped) return;
     this.timer = setTimeout(() => { this.timer = null; this.kick(); }, this.opts.commitDelayMs);
     this.timer.unref?.();
   }

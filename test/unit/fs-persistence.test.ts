@@ -210,9 +210,14 @@ describe('fs core: committer', () => {
     const fs = new Filesystem(store, opts({ maxDirtyBytes: 64 * 1024 }));
     const { entry, open } = fs.create(ROOT, 1, b('f'), 0o644, 2);
     const chunk = Buffer.alloc(4096, 7);
-    for (let i = 0; i < 20; i++) fs.write(ROOT, entry.ino, open.fh, i * 4096, chunk);
-    expect(store.commits.length).toBe(1); // started at 64 KiB, long before the 60 s timer
+    for (let i = 0; i < 16; i++) fs.write(ROOT, entry.ino, open.fh, i * 4096, chunk);
+    // Started at 64 KiB, long before the 60 s timer — but only once the write has returned: a
+    // batch is never snapshotted from inside an operation (see fs-commit-trigger.test.ts).
+    expect(store.commits.length).toBe(0);
+    await Promise.resolve();
+    expect(store.commits.length).toBe(1);
     expect(store.commits[0]!.batch.blocks.length).toBe(16);
+    for (let i = 16; i < 20; i++) fs.write(ROOT, entry.ino, open.fh, i * 4096, chunk);
     for (let i = 20; i < 100; i++) fs.write(ROOT, entry.ino, open.fh, i * 4096, chunk);
     const wait = fs.backpressure();
     expect(wait).not.toBeNull();
@@ -259,6 +264,7 @@ describe('fs core: committer', () => {
     const f = writeFile(fs, ROOT, 1, 'f', 'data');
     store.close_();
     fs.commitSoon();
+    await Promise.resolve(); // the background commit starts once the caller's operation is over
     expect(store.commits[store.commits.length - 1]!.durability).toBe('local');
     let done = false;
     const p = fs.fsync(f, 0, false).then(() => { done = true; });
