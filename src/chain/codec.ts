@@ -207,9 +207,174 @@ function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
   };
 }
 
+// Fast path for the common shape of event metadata (decoding it is a large share of loading a
+// chain): a map16/fixmap of one-letter keys among k v d p r w n e q y, with bin8 keys/ids of the right
+// length, unsigned ints, r = 1, w = 0, d = true and an ASCII type tag. It recognises only inputs
+// that msgpackr decodes to exactly these values and that decodeMetaObject accepts, consuming every
+// byte; anything else (grants, published keys, ACL lists, other encodings, duplicate fields, any
+// doubt) returns null and goes through msgpackr + decodeMetaObject, which also produce the errors.
+// Hex ids are read straight from the record bytes, without a Buffer per field.
+const F_K = 1, F_V = 2, F_D = 4, F_P = 8, F_R = 16, F_W = 32, F_N = 64, F_E = 128, F_Q = 256, F_Y = 512;
+
+function fastUint(b: Buffer, at: number): [number, number] | null {
+  const t = b[at]!;
+  if (t <= 0x7f) return [t, at + 1];
+  if (t === 0xcc && at + 2 <= b.length) return [b[at + 1]!, at + 2];
+  if (t === 0xcd && at + 3 <= b.length) return [b.readUInt16BE(at + 1), at + 3];
+  if (t === 0xce && at + 5 <= b.length) return [b.readUInt32BE(at + 1), at + 5];
+  return null;
+}
+
+function fastBinHex(b: Buffer, at: number, len: number): string | null {
+  if (at + 2 + len > b.length || b[at] !== 0xc4 || b[at + 1] !== len) return null;
+  return b.toString('hex', at + 2, at + 2 + len);
+}
+
+function fastDecodeMeta(b: Buffer, limits: SizeLimits): EventMeta | null {
+  const n = b.length;
+  // Packr writes map16 (0xde) unless told otherwise; fixmap is accepted too.
+  let count: number;
+  let at: number;
+  if (n >= 3 && b[0] === 0xde) {
+    count = (b[1]! << 8) | b[2]!;
+    at = 3;
+  } else if (n >= 1 && (b[0]! & 0xf0) === 0x80) {
+    count = b[0]! & 0x0f;
+    at = 1;
+  } else return null;
+  if (count > 10) return null;
+  let seen = 0;
+  let key: string | null = null;
+  let version = -1;
+  let parent: EventMeta['parent'] = null;
+  let read: ReadAcl = READ_INHERIT;
+  let write: WriteAcl = WRITE_INHERIT;
+  let nodeKey: string | null = null;
+  let payloadKey: string | null = null;
+  let replyTo: string | null = null;
+  let type: string | null = null;
+  for (let i = 0; i < count; i++) {
+    if (at + 3 > n || b[at] !== 0xa1) return null;
+    const f = b[at + 1]!;
+    at += 2;
+    let bit: number;
+    switch (f) {
+      case 0x6b /* k */: {
+        bit = F_K;
+        key = fastBinHex(b, at, DAO_KEY_BYTES);
+        if (key === null) return null;
+        at += 2 + DAO_KEY_BYTES;
+        break;
+      }
+      case 0x76 /* v */: {
+        bit = F_V;
+        const r = fastUint(b, at);
+        if (!r) return null;
+        [version, at] = r;
+        break;
+      }
+      case 0x64 /* d */:
+        bit = F_D;
+        if (b[at] !== 0xc3) return null;
+        at += 1;
+        break;
+      case 0x70 /* p */: {
+        bit = F_P;
+        if (b[at] !== 0x92) return null;
+        const pk = fastBinHex(b, at + 1, DAO_KEY_BYTES);
+        if (pk === null) return null;
+        at += 3 + DAO_KEY_BYTES;
+        if (at >= n) return null;
+        const r = fastUint(b, at);
+        if (!r) return null;
+        at = r[1];
+        parent = { key: pk, collection: r[0] };
+        break;
+      }
+      case 0x72 /* r */:
+        bit = F_R;
+        if (b[at] !== 0x01) return null;
+        read = READ_CHAIN;
+        at += 1;
+        break;
+      case 0x77 /* w */:
+        bit = F_W;
+        if (b[at] !== 0x00) return null;
+        write = WRITE_NOBODY;
+        at += 1;
+        break;
+      case 0x6e /* n */:
+      case 0x65 /* e */: {
+        bit = f === 0x6e ? F_N : F_E;
+        const id = fastBinHex(b, at, DATA_KEY_ID_BYTES);
+        if (id === null) return null;
+        if (f === 0x6e) nodeKey = id;
+        else payloadKey = id;
+        at += 2 + DATA_KEY_ID_BYTES;
+        break;
+      }
+      case 0x71 /* q */: {
+        bit = F_Q;
+        replyTo = fastBinHex(b, at, DAO_KEY_BYTES);
+        if (replyTo === null) return null;
+        at += 2 + DAO_KEY_BYTES;
+        break;
+      }
+      case 0x79 /* y */: {
+        bit = F_Y;
+        const t = b[at]!;
+        if ((t & 0xe0) !== 0xa0) return null; // fixstr only
+        const len = t & 0x1f;
+        if (at + 1 + len > n || len > limits.maxTypeLength) return null;
+        for (let j = at + 1; j < at + 1 + len; j++) if (b[j]! >= 0x80) return null;
+        type = b.toString('latin1', at + 1, at + 1 + len);
+        at += 1 + len;
+        break;
+      }
+      default:
+        return null;
+    }
+    if (seen & bit) return null;
+    seen |= bit;
+    if (at > n) return null;
+  }
+  if (at !== n || key === null || version < 0) return null;
+  return {
+    key,
+    version,
+    tombstone: (seen & F_D) !== 0,
+    parent,
+    read,
+    write,
+    nodeKey,
+    grants: NONE,
+    payloadKey,
+    publish: NONE,
+    type,
+    replyTo,
+  };
+}
+
+function decodeMetaBytes(bytes: Buffer, limits: SizeLimits): EventMeta {
+  return fastDecodeMeta(bytes, limits) ?? decodeMetaObject(unpack(bytes, 'metadata'), limits);
+}
+
+/** For tests: the fast path alone (null = not recognised) and the general path alone. */
+export const metaDecoders = {
+  fast: (bytes: Buffer, limits: SizeLimits = DEFAULT_LIMITS): EventMeta | null => fastDecodeMeta(bytes, limits),
+  general: (bytes: Buffer, limits: SizeLimits = DEFAULT_LIMITS): EventMeta => {
+    try {
+      return decodeMetaObject(unpack(bytes, 'metadata'), limits);
+    } catch (e) {
+      if (e instanceof Malformed) throw new CommitRejected('malformed', e.message);
+      throw e;
+    }
+  },
+};
+
 export function decodeMeta(bytes: Buffer, limits: SizeLimits = DEFAULT_LIMITS): EventMeta {
   try {
-    return decodeMetaObject(unpack(bytes, 'metadata'), limits);
+    return decodeMetaBytes(bytes, limits);
   } catch (e) {
     if (e instanceof Malformed) throw new CommitRejected('malformed', e.message);
     throw e;
@@ -375,7 +540,7 @@ export function decodeCommit(bytes: Uint8Array, limits: SizeLimits = DEFAULT_LIM
       if (!Array.isArray(ev) || ev.length !== 2) bad('event: expected [meta, payload]');
       const metaBytes = asBuffer(ev[0], 'metadata', limits.maxMetaBytes);
       const payload = ev[1] === null ? null : asBuffer(ev[1], 'payload', limits.maxPayloadBytes);
-      const meta = decodeMetaObject(unpack(metaBytes, 'metadata'), limits);
+      const meta = decodeMetaBytes(metaBytes, limits);
       const hash = eventHash(metaBytes, payload);
       hashes[i] = hash;
       events[i] = { meta, metaBytes, payload, hash };
@@ -418,7 +583,7 @@ export function decodeEventAt(
     if (!Array.isArray(ev) || ev.length !== 2) bad(`no event ${index}`);
     const metaBytes = asBuffer(ev[0], 'metadata', limits.maxMetaBytes);
     const payload = ev[1] === null ? null : asBuffer(ev[1], 'payload', limits.maxPayloadBytes);
-    return { meta: decodeMetaObject(unpack(metaBytes, 'metadata'), limits), metaBytes, payload };
+    return { meta: decodeMetaBytes(metaBytes, limits), metaBytes, payload };
   } catch (e) {
     if (e instanceof Malformed) throw new CommitRejected('malformed', e.message, null, index);
     throw e;
