@@ -173,14 +173,20 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
   const closeOnce = (): Promise<void> => closing ??= (async () => {
     if (core.onInvalidate) core.onInvalidate = undefined;
     // Without a DESTROY (plain fuse mounts get none on umount) the core still has to commit.
-    if (!session.destroyed) {
-      try { await core.destroy(); } catch (e) { process.stderr.write(`kernel: destroy failed: ${String(e)}\n`); }
+    let failure: unknown = null;
+    try {
+      await (session.destroyed ? session.destroyResult : core.destroy());
+    } catch (e) {
+      failure = e;
     }
     // Let replies to DESTROY get written before the descriptor goes away.
     while (session.pending.size > 0) await new Promise((r) => setTimeout(r, 5));
     try { closeSync(fd); } catch { /* already closed */ }
+    // A failed final commit is data not saved: unmount() must fail, not log and succeed.
+    if (failure) throw failure;
   })();
-  void loop.ended.then(() => { void closeOnce(); });
+  // unmount() reports a failure; this path only makes sure the close happens.
+  void loop.ended.then(() => closeOnce()).catch(() => {});
 
   const handle: KernelMountHandle = {
     mountpoint: mp,

@@ -85,6 +85,8 @@ export class Session {
   pending = new Map<number, Pending>();
   initialized = false;
   destroyed = false;
+  /** The core's final commit started by DESTROY: unmount() reports its failure. */
+  destroyResult: Promise<void> | null = null;
   /** Negotiated protocol: our minor if the kernel's is newer; INIT flags both sides agreed on. */
   proto = { major: 0, minor: 0, kernelMinor: 0, flags: 0, maxReadahead: 0 };
 
@@ -583,7 +585,8 @@ export class Session {
       }
       case Op.DESTROY: {
         this.destroyed = true;
-        this.settle(unique, this.core.destroy(), () => 0);
+        this.destroyResult = this.core.destroy();
+        this.settle(unique, this.destroyResult, () => 0);
         this.hooks.onDestroyed();
         return;
       }
