@@ -225,7 +225,7 @@ function printReport(st: RunState): void {
   out(`  write: dd bs=1M conv=fsync from the random file on tmpfs (MB/s = 10^6 bytes/s, fsync included);`);
   out('  read: dd bs=1M to /dev/null; gocryptfs and persistent atefs are remounted first so the daemon starts cold;');
   out('        checked with cmp; untar: tar -xf (as root: owners, modes, times restored); md5sum: find|xargs md5sum,');
-  out('        checked against the source tree; ls -lR; rm -rf, checked empty.');
+  out('        checked against the source tree; ls -lR; rm -rf, checked gone.');
   out('  before every workload: sync -f on the mount and its backing store, then echo 3 > drop_caches (page cache,');
   out('  dentries and inodes of every mount: each FUSE read and lookup reaches the daemon). Daemons that keep data in');
   out('  RAM by design (tmpfs, the floors, atefs --temp) are not made colder than that.');
