@@ -24,6 +24,8 @@ export interface OpenLocalChainOptions {
   extraReaders?: ReaderRef[];
   /** Told once when a chain is trusted on first use (no pin for an existing log). */
   onWarning?: (msg: string) => void;
+  /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
+  commitBudget?: number;
 }
 
 export interface LocalChain {
@@ -131,6 +133,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     readOnly: !!o.readOnly,
     cacheTimeout: 60,
     owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
+    ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
     bytesFree: o.memory ? undefined : () => {
       const s = statfsSync(chainDir);
       return s.bavail * s.bsize;
