@@ -60,6 +60,8 @@ interface Handle {
 }
 
 const EMPTY_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+/** Most bytes one copyFileRange call copies (a short copy; the caller asks again for the rest). */
+export const MAX_COPY_PER_CALL = 16 * 1024 * 1024;
 
 function defaultNow(): Timespec {
   const ms = Date.now();
@@ -817,6 +819,10 @@ export class Filesystem implements FsCore {
     if (!hi.inode.isReg || !ho.inode.isReg) throw fsErr('EINVAL');
     if (inOff < 0 || outOff < 0 || len < 0) throw fsErr('EINVAL');
     if (hi.inode === ho.inode && inOff < outOff + len && outOff < inOff + len) throw fsErr('EINVAL');
+    // copy_file_range may copy less than asked (callers loop; cp asks for the whole file at once).
+    // A call runs synchronously and leaves its copy dirty in memory: bounded, so commits and write
+    // backpressure get a turn between calls instead of after gigabytes.
+    len = Math.min(len, MAX_COPY_PER_CALL);
     let done = 0;
     const chunk = 4 * 1024 * 1024;
     while (done < len) {

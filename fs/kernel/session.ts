@@ -616,6 +616,16 @@ export class Session {
         const offOut = readU64(b, p + 32);
         const len = readU64(b, p + 40);
         const n = core.copyFileRange(ctx, nodeid, fhIn, offIn, nodeOut, fhOut, offOut, Math.min(len, 0xffffffff));
+        // A copy dirties pages like a WRITE: hold the reply while dirty data is far ahead of commits.
+        const bp = core.backpressure?.() ?? null;
+        if (bp !== null) {
+          this.settle(unique, bp.catch(() => undefined), () => {
+            this.reply.writeUInt32LE(n >>> 0, OUT_HEADER_SIZE);
+            this.reply.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
+            return 8;
+          });
+          return;
+        }
         this.reply.writeUInt32LE(n >>> 0, OUT_HEADER_SIZE);
         this.reply.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
         this.replyOk(unique, 8);

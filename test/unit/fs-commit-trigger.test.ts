@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { Filesystem, MemoryStore } from '../../fs/core/index.js';
+import { MAX_COPY_PER_CALL } from '../../fs/core/filesystem.js';
 import { ROOT, b, makeFs, readFile, writeFile } from './fs-helpers.js';
 
 /**
@@ -68,5 +69,36 @@ describe('commits started by the dirty-bytes limit', () => {
     expect(store.mutated).toBe(0);
     for (const [ino, data] of files) expect(readFile(fs, ROOT, ino).equals(data)).toBe(true);
     await fs.destroy();
+  });
+
+  it('copy_file_range copies a bounded amount per call, so commits run between the calls of a big copy', async () => {
+    const { fs, store } = makeFs({ maxDirtyBytes: 4 * 1024 * 1024, cacheBytes: 0 });
+    const size = 2 * MAX_COPY_PER_CALL + 12_345;
+    const data = randomBytes(size);
+    const src = writeFile(fs, ROOT, 1, 'src', data);
+    await fs.sync();
+    const hs = fs.open(ROOT, src, 0);
+    const { entry, open } = fs.create(ROOT, 1, b('dst'), 0o644, 2);
+    let off = 0;
+    let calls = 0;
+    let maxDirty = 0;
+    while (off < size) {
+      // cp asks for everything that is left in one call.
+      const n = fs.copyFileRange(ROOT, src, hs.fh, off, entry.ino, open.fh, off, size - off);
+      expect(n).toBeGreaterThan(0);
+      expect(n).toBeLessThanOrEqual(MAX_COPY_PER_CALL);
+      maxDirty = Math.max(maxDirty, fs.dirtyBytes);
+      off += n;
+      calls++;
+      await fs.backpressure();
+    }
+    expect(calls).toBe(3);
+    expect(maxDirty).toBeLessThanOrEqual(MAX_COPY_PER_CALL + 8 * 1024 * 1024);
+    fs.release(entry.ino, open.fh);
+    fs.release(src, hs.fh);
+    await fs.destroy();
+    const again = new Filesystem(store, { commitDelayMs: 60_000, cacheBytes: 0 });
+    expect(readFile(again, ROOT, entry.ino).equals(data)).toBe(true);
+    await again.destroy();
   });
 });
