@@ -27,6 +27,12 @@ export interface ChainStoreOptions {
 /** One record of a batch, applied to a DIO; `bytes` is its payload size, for the commit budget. */
 interface Op { bytes: number; run: (dio: Dio) => void }
 
+function blockOp(ino: Ino, index: number, data: Buffer): Op {
+  return { bytes: data.length, run: (dio) => {
+    dio.store(data, { key: blockKey(ino, index), parent: { key: inodeKey(ino), collection: BLOCKS }, type: 'block' });
+  } };
+}
+
 /** Metadata, hash and AEAD overhead of one event in a commit (an upper estimate). */
 const EVENT_OVERHEAD = 512;
 /** Events per commit, inside the chain's limit (DEFAULT_LIMITS.maxEvents, 8192). */
@@ -126,7 +132,6 @@ export class ChainStore implements FsStore {
       const sb = encodeSuperblock({ nextIno });
       ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: SUPERBLOCK_KEY, parent: null, type: 'superblock' }); } });
     }
-    const content: Array<{ ino: Ino; index: number; data: Buffer }> = [];
     const rewritten = new Set(batch.blocks.map((b) => blockKey(b.ino, b.index)));
     for (const r of batch.inodes) {
       const key = inodeKey(r.ino);
@@ -136,11 +141,13 @@ export class ChainStore implements FsStore {
       ops.push({ bytes: enc.length, run: (dio) => { dio.store(enc, { key, parent: null, type: 'inode', read, write }); } });
       // The readers changed class: re-seal the content under the new key, so a file made
       // private is closed to the chain's other readers and one made public is open to them.
+      // They follow the inode at once, so a batch cut into several commits keeps them together
+      // as far as the budget allows.
       if (before && !before.deleted && before.read.mode !== read.mode) {
         for (const index of this.blockIndexes(r.ino)) {
           if (rewritten.has(blockKey(r.ino, index))) continue;
           const data = this.getBlock(r.ino, index);
-          if (data) content.push({ ino: r.ino, index, data });
+          if (data) ops.push(blockOp(r.ino, index, data));
         }
       }
     }
@@ -159,12 +166,7 @@ export class ChainStore implements FsStore {
         } });
       }
     }
-    for (const b of batch.blocks) if (b.data !== null) content.push({ ino: b.ino, index: b.index, data: b.data });
-    for (const b of content) {
-      ops.push({ bytes: b.data.length, run: (dio) => {
-        dio.store(b.data, { key: blockKey(b.ino, b.index), parent: { key: inodeKey(b.ino), collection: BLOCKS }, type: 'block' });
-      } });
-    }
+    for (const b of batch.blocks) if (b.data !== null) ops.push(blockOp(b.ino, b.index, b.data));
     for (const b of batch.blocks) {
       if (b.data !== null) continue;
       const key = blockKey(b.ino, b.index);
