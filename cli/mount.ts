@@ -144,8 +144,9 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   };
   const status = (): MountPanelStatus => {
     const counters = handle.counters();
-    let requests = 0;
-    for (const k in counters) requests += counters[k] ?? 0;
+    // The kernel transport reports its total beside byte and gauge counters; fuse-native only opcodes.
+    let requests = counters.requests ?? 0;
+    if (counters.requests === undefined) for (const k in counters) requests += counters[k] ?? 0;
     const cs = core.commitStats;
     const ss = opened.status?.() ?? {};
     return {
