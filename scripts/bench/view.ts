@@ -7,6 +7,7 @@
 //      full rebuild (every commit re-validated), and the ratio (goal <= 5%).
 //   3. Compaction of that chain: throughput, and the longest writer stall while a writer commits
 //      continuously during it (goal < 100 ms).
+// BENCH_ONLY=compaction skips 1. and the repeated opens of 2. (generate, rebuild, compact).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

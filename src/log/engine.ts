@@ -85,6 +85,28 @@ export interface EngineOptions extends OpenLogOptions {
   syncOffThread?: boolean;
 }
 
+/** pwritevAll on the threadpool. */
+async function pwritevAllAsync(io: LogIo, fd: number, bufs: Buffer[], pos: number): Promise<void> {
+  const write = (chunk: Buffer[], at: number) =>
+    new Promise<number>((resolve, reject) => io.pwritevAsync(fd, chunk, at, (err, n) => (err ? reject(err) : resolve(n))));
+  for (let i = 0; i < bufs.length; i += MAX_IOV) {
+    let chunk = bufs.slice(i, i + MAX_IOV);
+    let want = 0;
+    for (const b of chunk) want += b.length;
+    while (want > 0) {
+      const w = await write(chunk, pos);
+      if (w === 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      pos += w;
+      want -= w;
+      if (want > 0) {
+        let skip = w;
+        while (skip >= chunk[0]!.length) skip -= chunk.shift()!.length;
+        if (skip > 0) chunk = [chunk[0]!.subarray(skip), ...chunk.slice(1)];
+      }
+    }
+  }
+}
+
 /** pwritev of all of `bufs` at `pos`, in IOV_MAX-sized calls, finishing short writes. */
 export function pwritevAll(io: LogIo, fd: number, bufs: Buffer[], pos: number): number {
   const start = pos;
@@ -855,29 +877,52 @@ export class LogEngine implements RedoLog {
       let cur: Seg | null = null;
       let batch: Buffer[] = [];
       let batchBytes = 0;
-      const flushBatch = () => {
+      // Copy writes go to the threadpool; the frames (views of the read window, which is never
+      // reused) stay valid until written.
+      const flushBatch = async () => {
         if (!cur || batch.length === 0) return;
-        pwritevAll(this.io, fds.get(cur.id)!, batch, cur.end - batchBytes);
+        const at = cur.end - batchBytes;
+        const bufs = batch;
         batch = [];
         batchBytes = 0;
+        await pwritevAllAsync(this.io, fds.get(cur.id)!, bufs, at);
+        if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
       };
       for (const seg of old) {
         const fd = this.io.openRead(seg.name);
         try {
           const w = new Window(this.io, fd, COMPACT_READ_CHUNK);
+          // Reads on the threadpool too; the window's buffer is then parsed synchronously.
+          const ensure = async (at: number, n: number): Promise<number> => {
+            if (at >= w.start && at + n <= w.start + w.buf.length) return at - w.start;
+            const want = Math.min(Math.max(COMPACT_READ_CHUNK, n), Math.max(0, seg.end - at));
+            const b = Buffer.allocUnsafe(want);
+            let got = 0;
+            while (got < want) {
+              const r = await new Promise<number>((resolve, reject) =>
+                this.io.preadAsync(fd, b, got, want - got, at + got, (err, k) => (err ? reject(err) : resolve(k))),
+              );
+              if (r === 0) break;
+              got += r;
+            }
+            if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
+            w.buf = got === want ? b : b.subarray(0, got);
+            w.start = at;
+            return 0;
+          };
           let off = seg.headerLen;
           while (off + FRAME_HEADER <= seg.end) {
-            let i = w.ensure(off, FRAME_HEADER, seg.end);
+            let i = await ensure(off, FRAME_HEADER);
             const len = frameLen(w.buf, i);
             if (len > seg.end - off - FRAME_HEADER) throw new LogCorruptError(seg.id, off, seg.name, 'frame length runs past the end of the segment');
-            if (i + FRAME_HEADER + len > w.buf.length) i = w.ensure(off, FRAME_HEADER + len, seg.end);
+            if (i + FRAME_HEADER + len > w.buf.length) i = await ensure(off, FRAME_HEADER + len);
             if (!frameOk(w.buf, i, len)) throw new LogCorruptError(seg.id, off, seg.name, 'frame checksum mismatch');
             const frame = w.buf.subarray(i, i + FRAME_HEADER + len);
             const rec: LogRecord = { seq: frameSeq(w.buf, i), pos: { segment: seg.id, offset: off }, payload: frame.subarray(FRAME_HEADER) };
             off += frame.length;
             if (!keep(rec)) continue;
             if (!cur || (cur.end + frame.length > this.segmentSize && cur.count > 0)) {
-              flushBatch();
+              await flushBatch();
               const id = this.nextSegId++;
               const header = encodeHeader({ chainId: this.chainId, genesisHash: this.genesis, segment: id, firstSeq: rec.seq });
               const name = segmentName(id);
@@ -893,18 +938,15 @@ export class LogEngine implements RedoLog {
             cur.end += frame.length;
             cur.count++;
             cur.lastSeq = rec.seq;
-            if (batchBytes >= COMPACT_WRITE_CHUNK) flushBatch();
-            if (performance.now() - sliceStart >= COMPACT_SLICE_MS) {
-              // Let appends and readers run while a large log is copied.
-              flushBatch();
-              await yieldIfDue();
-            }
+            if (batchBytes >= COMPACT_WRITE_CHUNK) await flushBatch();
+            // Let appends and readers run while a large log is copied.
+            await yieldIfDue();
           }
         } finally {
           this.io.close(fd);
         }
       }
-      flushBatch();
+      await flushBatch();
       step('after-write-new');
       for (const fd of fds.values()) await datasyncOff(fd);
       if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');

@@ -20,6 +20,10 @@ export interface LogIo {
   truncate(fd: number, len: number): void;
   datasync(fd: number): void;
   datasyncAsync(fd: number, cb: (err: Error | null) => void): void;
+  /** pread on the threadpool (compaction's copy: cold segments may have left the page cache). */
+  preadAsync(fd: number, buf: Uint8Array, off: number, len: number, pos: number, cb: (err: Error | null, read: number) => void): void;
+  /** pwritev on the threadpool (compaction's copy: a write into a throttled page cache blocks). */
+  pwritevAsync(fd: number, bufs: Uint8Array[], pos: number, cb: (err: Error | null, written: number) => void): void;
   rename(from: string, to: string): void;
   unlink(name: string): void;
   fsyncDir(): void;
@@ -68,6 +72,12 @@ export class NodeIo implements LogIo {
   }
   datasyncAsync(fd: number, cb: (err: Error | null) => void) {
     fs.fdatasync(fd, cb);
+  }
+  preadAsync(fd: number, buf: Uint8Array, off: number, len: number, pos: number, cb: (err: Error | null, read: number) => void) {
+    fs.read(fd, buf, off, len, pos, (err, n) => cb(err, n ?? 0));
+  }
+  pwritevAsync(fd: number, bufs: Uint8Array[], pos: number, cb: (err: Error | null, written: number) => void) {
+    fs.writev(fd, bufs as NodeJS.ArrayBufferView[], pos, (err, n) => cb(err, n ?? 0));
   }
   rename(from: string, to: string) {
     fs.renameSync(this.p(from), this.p(to));
@@ -208,6 +218,26 @@ export class MemIo implements LogIo {
   datasyncAsync(fd: number, cb: (err: Error | null) => void) {
     this.file(fd);
     setImmediate(() => cb(null));
+  }
+  preadAsync(fd: number, buf: Uint8Array, off: number, len: number, pos: number, cb: (err: Error | null, read: number) => void) {
+    let n = 0;
+    let err: Error | null = null;
+    try {
+      n = this.pread(fd, buf, off, len, pos);
+    } catch (e) {
+      err = e as Error;
+    }
+    setImmediate(() => cb(err, n));
+  }
+  pwritevAsync(fd: number, bufs: Uint8Array[], pos: number, cb: (err: Error | null, written: number) => void) {
+    let n = 0;
+    let err: Error | null = null;
+    try {
+      n = this.pwritev(fd, bufs, pos);
+    } catch (e) {
+      err = e as Error;
+    }
+    setImmediate(() => cb(err, n));
   }
   rename(from: string, to: string) {
     const f = this.files.get(from);

@@ -23,7 +23,7 @@
 // Writers keep going: commits append to the log's tail segments while the copy runs and are kept
 // (seq > cut). The index is remapped after the switch under the view's write lock; until the
 // remap is persisted, reads resolve moved records through `view.remap`.
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, statSync, statfsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,8 @@ import { type CompactionReport, type View, hintsOf } from './view.js';
 import { advanceWatermark, emptyWatermark } from './watermark.js';
 
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
+/** Longest wait for writers between two slices (compaction must progress under a steady write load). */
+const COMMIT_WAIT_MAX_MS = 250;
 
 /**
  * Cooperative time slicing: compaction runs on the main thread next to writers, so every loop
@@ -45,10 +47,15 @@ const yieldNow = () => new Promise<void>((r) => setImmediate(r));
  */
 class Slicer {
   private last = performance.now();
-  constructor(private readonly budgetMs = 4) {}
+  constructor(
+    private readonly view: View,
+    private readonly budgetMs = 4,
+  ) {}
   async tick(): Promise<void> {
     if (performance.now() - this.last < this.budgetMs) return;
     await yieldNow();
+    // Writers first: one slice per commit at most (see View.commitsIdle).
+    await this.view.commitsIdle(COMMIT_WAIT_MAX_MS);
     this.last = performance.now();
   }
 }
@@ -144,7 +151,7 @@ async function initialKeepSet(view: View, cut: number): Promise<Set<number>> {
   const g = store.getMeta<number>('genesisSeq');
   if (g !== undefined) keep.add(g);
   const now = view.now();
-  const slice = new Slicer();
+  const slice = new Slicer(view);
   for (const { value } of store.dao.getRange({ snapshot: false })) {
     const e = decodeDaoEntryFast(value as Buffer);
     await slice.tick();
@@ -170,7 +177,7 @@ interface DryRun {
 /** Seqs of every version of every DAO up to `cut` (metadata only; built when a dry run needs it). */
 async function versionHistory(view: View, cut: number): Promise<Map<string, number[]>> {
   const h = new Map<string, number[]>();
-  const slice = new Slicer();
+  const slice = new Slicer(view);
   for (const rec of view.log.records()) {
     if (rec.seq > cut) break;
     const spans = eventSpans(rec.payload);
@@ -185,11 +192,29 @@ async function versionHistory(view: View, cut: number): Promise<Map<string, numb
   return h;
 }
 
+/**
+ * Where the scratch index goes: a RAM-backed /dev/shm when it has room for a few times the live
+ * index, else the temporary directory. The scratch is thrown away; in RAM its LMDB commits
+ * (synchronous, on the main thread) never wait for a disk under writeback pressure.
+ */
+function scratchRoot(liveIndexPath: string): string {
+  const shm = '/dev/shm';
+  try {
+    if (!existsSync(shm)) return tmpdir();
+    let live = 0;
+    for (const f of readdirSync(liveIndexPath)) live += statSync(join(liveIndexPath, f)).size;
+    const st = statfsSync(shm);
+    return st.bavail * st.bsize > 4 * live + (256 << 20) ? shm : tmpdir();
+  } catch {
+    return tmpdir();
+  }
+}
+
 type DryResult = DryRun | { fail: { seq: number; commit: Commit; message: string } };
 
 /** Replays the candidate log (records of `keep` up to `cut`) into a scratch index. */
 async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'atefs-compact-'));
+  const dir = mkdtempSync(join(scratchRoot(view.store.path), 'atefs-compact-'));
   const store = new IndexStore({ path: dir });
   const close = async () => {
     await store.close();
@@ -201,7 +226,7 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
     let wm = emptyWatermark();
     let batchBytes = 0;
     let pendingEvents = 0;
-    const slice = new Slicer();
+    const slice = new Slicer(view);
     for (const rec of view.log.records()) {
       if (rec.seq > cut) break;
       await slice.tick();
@@ -230,6 +255,8 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
       batchBytes += payload.length;
       pendingEvents += commit.events.length;
       // Small LMDB transactions: each flush is a main-thread stall for the writers.
+      // (Flushing after every 256 events instead made the property test's compaction keep more:
+      // the scratch state's outcome depends on where flushes fall. Left at 1024, see report.)
       if (pendingEvents >= 1024 || batchBytes > 8 << 20) {
         state.flush();
         batchBytes = 0;
@@ -253,7 +280,7 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
 async function compareViews(view: View, dry: DryRun, cut: number): Promise<Set<number> | null> {
   const add = new Set<number>();
   let bad = false;
-  const slice = new Slicer();
+  const slice = new Slicer(view);
   for (const { key, value } of view.store.dao.getRange({})) {
     const live = decodeDaoEntry(value as Buffer);
     await slice.tick();
@@ -281,7 +308,7 @@ async function compareViews(view: View, dry: DryRun, cut: number): Promise<Set<n
 async function recordChanges(view: View, positions: Map<number, LogPosition>, cut: number): Promise<RecordChanges> {
   const moved: Array<[number, LogPosition]> = [];
   const drop: number[] = [];
-  const slice = new Slicer();
+  const slice = new Slicer(view);
   for (const [seq, r] of view.store.allRecords()) {
     await slice.tick();
     if (seq > cut) continue;

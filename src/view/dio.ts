@@ -289,6 +289,15 @@ export class Dio {
       const then = this.seen.get(key) ?? 0;
       if (now !== then) throw new Conflict(key, `version ${then} when read, ${now} now`);
     }
+    view.commitStarted();
+    try {
+      return await this.signAndSubmit(view, scope);
+    } finally {
+      view.commitEnded();
+    }
+  }
+
+  private async signAndSubmit(view: View, scope: CommitScope): Promise<CommitResult> {
     let commit;
     try {
       const b = new CommitBuilder({ state: view.state, keyring: view.keyring, keys: view.keys, pool: view.pool, now: view.now });

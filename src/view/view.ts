@@ -190,6 +190,37 @@ export class View {
   private timer: NodeJS.Timeout | null = null;
   /** Stall measurement: commits waiting behind compaction's critical sections. */
   stallProbe: { max: number } | null = null;
+  /** DIO commits between their start (building, signing) and their end (applied or failed). */
+  private commitsInFlight = 0;
+  private commitIdleWaiters: Array<() => void> = [];
+
+  /** Dio.commit brackets its work with these: compaction's slices give way to commits. */
+  commitStarted(): void {
+    this.commitsInFlight++;
+  }
+  commitEnded(): void {
+    if (--this.commitsInFlight > 0) return;
+    for (const w of this.commitIdleWaiters.splice(0)) w();
+  }
+  /**
+   * Resolves when no DIO commit is in flight (at once if none is), or after `maxMs`. Compaction
+   * waits here between its slices, so a commit waits for at most one slice of compaction work
+   * instead of one per step where it gives the event loop back (signing on the pool, appending).
+   */
+  commitsIdle(maxMs: number): Promise<void> {
+    if (this.commitsInFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, maxMs);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        const i = self.commitIdleWaiters.indexOf(done);
+        if (i >= 0) self.commitIdleWaiters.splice(i, 1);
+        resolve();
+      }
+      this.commitIdleWaiters.push(done);
+    });
+  }
   private failed: Error | null = null;
   private readonly opts: OpenViewOptions;
 
