@@ -49,7 +49,8 @@ const S_IFDIR = 0o040000;
  *  - dentry DAO (child of its directory's inode DAO in collection DENTRIES, keyed by the HMAC of
  *    its name under the directory's key, type 'dentry'): [name, ino];
  *  - block DAO (child of the file's inode DAO in collection BLOCKS, type 'block'): plaintext block.
- * Each core batch becomes ONE DIO commit: one signature however many files it touches.
+ * Each core batch becomes one DIO commit — one signature however many files it touches — or a
+ * few, in order, when it is over the commit budget (see apply).
  * Commits are serialized: the view checks versions optimistically, and two batches of one
  * filesystem must never race each other.
  */
@@ -177,6 +178,12 @@ export class ChainStore implements FsStore {
       ops.push({ bytes: 0, run: (dio) => { if (dio.exists(key)) dio.delete(key); } });
     }
 
+    // Nothing to commit, but the caller (fsync after a timer commit) needs earlier 'local' commits
+    // on disk: an empty durable batch is a durable flush of the log.
+    if (ops.length === 0) {
+      if (durability === 'durable') await this.view.log.flush('durable');
+      return;
+    }
     let i = 0;
     while (i < ops.length) {
       const dio = this.view.begin(durability);

@@ -219,3 +219,19 @@ describe('large batches', () => {
     await again.close();
   });
 });
+
+describe('durability of an empty batch', () => {
+  it("an empty 'durable' commit flushes the log durably (fsync after a timer commit)", async () => {
+    const chain = await openLocalChain({ chainDir: join(base, 'empty-durable'), configDir: join(base, 'config') });
+    const flushes: string[] = [];
+    const log = chain.log as { flush: (d?: string) => Promise<void> };
+    const real = log.flush.bind(log);
+    log.flush = (d?: string) => { flushes.push(String(d)); return real(d as never); };
+    const empty = { inodes: [], deletedInodes: [], dentries: [], blocks: [] };
+    await chain.store.commit(empty, 'local');
+    expect(flushes).toEqual([]);
+    await chain.store.commit(empty, 'durable');
+    expect(flushes).toEqual(['durable']);
+    await chain.close();
+  });
+});
