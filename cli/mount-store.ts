@@ -6,7 +6,7 @@ import type { MountArgs } from './mount-args.js';
 
 /**
  * Chooses and opens the store a mount serves: a local chain (persistent, or in memory for --temp);
- * remote chains plug in at openRemoteStore, or through setStoreFactory() without editing this file.
+ * remote chains plug in at openRemoteStore.
  */
 
 /** Live figures for the status panel; every field is optional. */
@@ -30,15 +30,8 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-export type StoreFactory = (args: MountArgs) => Promise<OpenedStore>;
-
-let injected: StoreFactory | null = null;
-/** Lets the layer that owns chains provide the store for non --temp mounts. */
-export function setStoreFactory(f: StoreFactory | null): void { injected = f; }
-
 export async function openStore(args: MountArgs): Promise<OpenedStore> {
   if (args.temp) return openTempStore(args);
-  if (injected) return injected(args);
   if (args.remote) return openRemoteStore(args);
   return openPersistentLocalStore(args);
 }
