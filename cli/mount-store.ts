@@ -30,6 +30,9 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
+/** How a mount opens its store (runMount takes another one in tests). */
+export type StoreFactory = (args: MountArgs) => Promise<OpenedStore>;
+
 export async function openStore(args: MountArgs): Promise<OpenedStore> {
   if (args.temp) return openTempStore(args);
   if (args.remote) return openRemoteStore(args);
