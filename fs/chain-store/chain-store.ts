@@ -1,4 +1,5 @@
 import type { Ino } from '../core/api.js';
+import { S_IFDIR, S_IFMT } from '../core/constants.js';
 import type { DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import type { Dio, View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
@@ -39,9 +40,6 @@ const EVENT_OVERHEAD = 512;
 const MAX_EVENTS_PER_COMMIT = 4096;
 /** Default commit budget: well inside the log's maximum record (see openLocalChain). */
 export const DEFAULT_COMMIT_BUDGET = 24 << 20;
-
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
 
 /**
  * The filesystem's records as DAOs of a chain, through the view:

@@ -33,7 +33,7 @@ export function toErrno(err: unknown): number {
   const e = err as { name?: string; code?: string } | undefined;
   switch (e?.name) {
     case 'NoReadKey': case 'NoWriteAuthority': return errnoOf('EACCES');
-    case 'ReadOnly': return errnoOf('EROFS');
+    case 'ReadOnlyView': return errnoOf('EROFS');
     case 'DiskFull': return errnoOf('ENOSPC');
   }
   if (e?.code && typeof e.code === 'string' && table[e.code] !== undefined) return table[e.code]!;

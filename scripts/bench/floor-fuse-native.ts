@@ -17,16 +17,13 @@
  */
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../fs/core/constants.js';
 import { FUSE_NATIVE_OPS, fuseNativeOptions } from '../../fs/fuse-native/index.js';
 import { writeCountersFile } from './lib/stats-file.js';
 
 type FuseClass = typeof import('fuse-native');
 const Fuse = createRequire(import.meta.url)('fuse-native') as FuseClass;
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_IFLNK = 0o120000;
 const TWO32 = 4294967296;
 const UNSET_ID = 0xffffffff;
 const E = { EOPNOTSUPP: -95, ENOENT: -2, EIO: -5, EEXIST: -17, ENOTDIR: -20, EISDIR: -21, EINVAL: -22, EPERM: -1, ERANGE: -34, ENOTEMPTY: -39, ENODATA: -61 };

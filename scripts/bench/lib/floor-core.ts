@@ -9,15 +9,11 @@
 import type {
   Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, OpenResult, PosixLock, SetAttr, StatFs, Timespec,
 } from '../../../fs/core/api.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE } from '../../../fs/core/api.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../../fs/core/constants.js';
 import { FsError } from '../../../fs/core/errors.js';
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_IFLNK = 0o120000;
 const CHUNK = 1 << 20;
-const RENAME_NOREPLACE = 1;
-const RENAME_EXCHANGE = 2;
 
 interface INode {
   ino: Ino;
