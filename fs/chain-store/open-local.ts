@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { defaultPool } from '../../src/crypto/index.js';
 import { openLog, type RedoLog } from '../../src/log/index.js';
 import { DataKeyCache, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
-import { defaultConfigDir, loadOrCreateLocalIdentity, readersOfPrincipal, type Session } from '../../src/session/index.js';
+import { defaultConfigDir, loadOrCreateLocalIdentity, readersOfPrincipal, writeSecretFile, type Session } from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
 import { ChainStore } from './chain-store.js';
 
@@ -69,10 +69,7 @@ async function writePin(configDir: string, chainDir: string, hash: string): Prom
   await fsp.mkdir(configDir, { recursive: true, mode: 0o700 });
   const pins = await readPins(configDir);
   pins[chainDir] = hash;
-  const file = path.join(configDir, PINS_FILE);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(tmp, JSON.stringify(pins, null, 2), { mode: 0o600 });
-  await fsp.rename(tmp, file);
+  await writeSecretFile(path.join(configDir, PINS_FILE), Buffer.from(JSON.stringify(pins, null, 2)));
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -3,10 +3,9 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from '../crypto/index.js';
 import { type Identity, createIdentity } from './identity.js';
 import { Session } from './session.js';
-import { encodeToken, readTokenFile } from './token.js';
+import { encodeToken, readTokenFile, writeSyncedSecretTemp } from './token.js';
 import { TokenInvalid } from './errors.js';
 
 export const LOCAL_IDENTITY_FILE = 'identity.token';
@@ -48,16 +47,8 @@ export async function loadOrCreateLocalIdentity(configDir: string = defaultConfi
   }
   const identity = createIdentity(`${os.userInfo().username}@${os.hostname()}`);
   const session = Session.of(identity);
-  const tmp = path.join(configDir, `.${LOCAL_IDENTITY_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  await fsp.writeFile(tmp, await encodeToken(session, { ttlMs: null }), { mode: 0o600, flag: 'wx' });
+  const tmp = await writeSyncedSecretTemp(file, await encodeToken(session, { ttlMs: null }));
   try {
-    await fsp.chmod(tmp, 0o600);
-    const fh = await fsp.open(tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
     await fsp.link(tmp, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return load();

@@ -204,8 +204,21 @@ export async function decodeToken(bytes: Buffer, o: DecodeTokenOptions = {}): Pr
  * umask or an existing file may have other bits), written to a temp file and renamed into place.
  */
 export async function writeSecretFile(file: string, data: Uint8Array): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = await writeSyncedSecretTemp(file, data);
+  try {
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Writes `data` to a fresh temporary file beside `file` (mode 0600 whatever the umask, fsynced) and
+ * returns its path; the caller publishes it (rename to replace, link to create only if absent).
+ */
+export async function writeSyncedSecretTemp(file: string, data: Uint8Array): Promise<string> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     await fsp.writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
     await fsp.chmod(tmp, 0o600);
@@ -215,11 +228,11 @@ export async function writeSecretFile(file: string, data: Uint8Array): Promise<v
     } finally {
       await fh.close();
     }
-    await fsp.rename(tmp, file);
   } catch (e) {
     await fsp.rm(tmp, { force: true });
     throw e;
   }
+  return tmp;
 }
 
 export async function writeTokenFile(file: string, session: Session, o: EncodeTokenOptions): Promise<void> {
