@@ -12,14 +12,7 @@ import {
 } from '../../src/crypto/index.js';
 import { aesGcmDecryptRaw, aesGcmEncryptRaw } from '../../src/crypto/aes-gcm.js';
 import { hchacha20, xchachaEncryptRaw } from '../../src/crypto/xchacha.js';
-
-const hex = (s: string) => Buffer.from(s, 'hex');
-
-function flip(b: Uint8Array, byte: number, bit = 0): Buffer {
-  const c = Buffer.from(b);
-  c[byte]! ^= 1 << bit;
-  return c;
-}
+import { flip, hex } from './crypto-helpers.js';
 
 describe('AES-256-GCM raw primitive (McGrew-Viega GCM spec test cases)', () => {
   it('test case 13 (zero key, empty plaintext)', () => {

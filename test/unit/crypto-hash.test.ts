@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { constantTimeEqual, domainHash, hkdfSha256, hmacSha256, randomBytes, sha256 } from '../../src/crypto/index.js';
+import { hex } from './crypto-helpers.js';
 
-const hex = (s: string) => Buffer.from(s, 'hex');
 const range = (a: number, b: number) => Buffer.from(Array.from({ length: b - a + 1 }, (_, i) => a + i));
 
 describe('SHA-256 (FIPS 180-2 examples)', () => {

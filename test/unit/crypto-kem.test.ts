@@ -14,12 +14,7 @@ import {
   UnsupportedAlgorithm,
 } from '../../src/crypto/index.js';
 import { kemEncapsulateDeterministic } from '../../src/crypto/kem.js';
-
-function flip(b: Uint8Array, byte: number, bit = 0): Buffer {
-  const c = Buffer.from(b);
-  c[byte]! ^= 1 << bit;
-  return c;
-}
+import { flip } from './crypto-helpers.js';
 
 describe('hybrid KEM (X-Wing + HKDF binding)', () => {
   const kp = generateKemKeyPair();

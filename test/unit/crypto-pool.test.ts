@@ -13,12 +13,7 @@ import {
   signMessage,
   verifySignature,
 } from '../../src/crypto/index.js';
-
-function flip(b: Uint8Array, byte: number, bit = 0): Buffer {
-  const c = Buffer.from(b);
-  c[byte]! ^= 1 << bit;
-  return c;
-}
+import { flip } from './crypto-helpers.js';
 
 describe('CryptoPool', () => {
   const pool = new CryptoPool({ size: 2 });

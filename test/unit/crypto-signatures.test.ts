@@ -16,13 +16,7 @@ import {
 } from '../../src/crypto/index.js';
 import { ed25519PrivateKeyFromSeed, ed25519RawPublicKey, ed25519Sign, ed25519Verify } from '../../src/crypto/ed25519.js';
 import { componentSeeds, signedMessage } from '../../src/crypto/signatures.js';
-
-const hex = (s: string) => Buffer.from(s, 'hex');
-function flip(b: Uint8Array, byte: number, bit = 0): Buffer {
-  const c = Buffer.from(b);
-  c[byte]! ^= 1 << bit;
-  return c;
-}
+import { flip, hex } from './crypto-helpers.js';
 
 describe('Ed25519 via the seed -> PKCS#8 path (RFC 8032 §7.1)', () => {
   const cases = [
