@@ -26,7 +26,7 @@ import {
   verifySignatures,
 } from '../chain/index.js';
 import type { CryptoPool } from '../crypto/index.js';
-import { hkdfSha256, hmacSha256 } from '../crypto/index.js';
+import { DecryptError, hkdfSha256, hmacSha256 } from '../crypto/index.js';
 import { LogError, type Durability, type LogPosition, type LogRecord, type RedoLog } from '../log/index.js';
 import { CompactionPolicy, type CompactPolicyOptions } from './compaction-policy.js';
 import {
@@ -157,6 +157,8 @@ export interface CompactionReport {
 }
 
 const NAME_KEY_INFO = 'atefs/view/name-key/v1';
+/** Payloads above this are checked by their AEAD on reads, not re-hashed (see View.materialize). */
+const BULK_PAYLOAD = 4096;
 
 /** The view's single entry point. Create with `View.open`. */
 export class View {
@@ -492,28 +494,48 @@ export class View {
 
   /**
    * Bytes of one event: from its commit record (cached), or for a large commit just the event's
-   * span; checks the event hash against the index, decrypts.
+   * span; checks them against the index, decrypts.
+   *
+   * The check: a small event (metadata + payload up to BULK_PAYLOAD bytes) is re-hashed and compared
+   * with the event hash the index holds. A bulk payload is not re-hashed — SHA-256 of every block on
+   * every read cost more than its decryption — its AEAD binds it instead: the sealed payload's
+   * associated data is (chain, DAO key, version), so once the stored metadata is checked to name the
+   * DAO and version the index holds, a payload that opens is that version's payload, and one changed,
+   * truncated or moved from another event, DAO, version or chain fails to open (IndexMismatch).
+   * What this gives up: a holder of the data key who can also rewrite the log file could substitute
+   * a different ciphertext for the same (DAO, version); that reader can already read it, and the
+   * signed hash still catches the substitution on any rebuild or replication.
    */
   materialize(e: DaoEntry): DaoRecord {
     let metaBytes: Buffer | undefined;
     let payload: Buffer | null = null;
+    const bulk = e.payloadStart >= 0 && e.payloadLen > BULK_PAYLOAD;
     const sliced = this.sliceOf(e);
     if (sliced) {
       metaBytes = sliced.subarray(0, e.metaLen);
       if (e.payloadStart >= 0) payload = sliced.subarray(e.payloadStart - e.metaStart, e.payloadStart - e.metaStart + e.payloadLen);
-      if (!eventHash(metaBytes, payload).equals(e.hash)) metaBytes = undefined; // fall back to the verified record
+      if (!bulk && !eventHash(metaBytes, payload).equals(e.hash)) metaBytes = undefined; // fall back to the verified record
     }
     if (!metaBytes) {
       const rec = this.recordBytes(e.seq);
       metaBytes = rec.subarray(e.metaStart, e.metaStart + e.metaLen);
       payload = e.payloadStart >= 0 ? rec.subarray(e.payloadStart, e.payloadStart + e.payloadLen) : null;
-      if (!eventHash(metaBytes, payload).equals(e.hash)) {
-        this.records.delete(e.seq);
-        throw new IndexMismatch(`log bytes of DAO ${e.node.key} (record ${e.seq}) do not match the index: log tampered with or corrupt`);
-      }
+      if (!bulk && !eventHash(metaBytes, payload).equals(e.hash)) throw this.mismatch(e);
     }
-    const meta: EventMeta = decodeMeta(metaBytes);
-    const data = openEventPayload(this.state, this.keys, { meta, payload });
+    let meta: EventMeta;
+    let data: Buffer | null;
+    try {
+      meta = decodeMeta(metaBytes);
+      if (bulk && (meta.key !== e.node.key || meta.version !== e.node.version || meta.tombstone || meta.payloadKey === null)) {
+        throw this.mismatch(e);
+      }
+      data = openEventPayload(this.state, this.keys, { meta, payload });
+    } catch (err) {
+      if (bulk && (err instanceof DecryptError || (err as Error).name === 'CommitRejected' || (err as Error).name === 'MalformedEncoding')) {
+        throw this.mismatch(e);
+      }
+      throw err;
+    }
     return {
       key: e.node.key,
       version: e.node.version,
@@ -524,6 +546,11 @@ export class View {
       seq: e.seq,
       node: e.node,
     };
+  }
+
+  private mismatch(e: DaoEntry): IndexMismatch {
+    this.records.delete(e.seq);
+    return new IndexMismatch(`log bytes of DAO ${e.node.key} (record ${e.seq}) do not match the index: log tampered with or corrupt`);
   }
 
   /**
