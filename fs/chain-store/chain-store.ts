@@ -30,7 +30,7 @@ interface Op { bytes: number; run: (dio: Dio) => void }
 
 function blockOp(ino: Ino, index: number, data: Buffer): Op {
   return { bytes: data.length, run: (dio) => {
-    dio.store(data, { key: blockKey(ino, index), parent: { key: inodeKey(ino), collection: BLOCKS }, type: 'block' });
+    dio.store(data, { key: blockKey(ino, index), parent: { key: inodeKey(ino), collection: BLOCKS }, type: 'block', take: true });
   } };
 }
 
@@ -137,7 +137,7 @@ export class ChainStore implements FsStore {
       const { read, write } = this.aclFor(r.mode);
       const before = this.view.node(key);
       const enc = encodeInode(r);
-      ops.push({ bytes: enc.length, run: (dio) => { dio.store(enc, { key, parent: null, type: 'inode', read, write }); } });
+      ops.push({ bytes: enc.length, run: (dio) => { dio.store(enc, { key, parent: null, type: 'inode', read, write, take: true }); } });
       // The readers changed class: re-seal the content under the new key, so a file made
       // private is closed to the chain's other readers and one made public is open to them.
       // They follow the inode at once, so a batch cut into several commits keeps them together
@@ -161,7 +161,7 @@ export class ChainStore implements FsStore {
       } else {
         const enc = encodeDentry(d.name, d.ino);
         ops.push({ bytes: enc.length, run: (dio) => {
-          dio.store(enc, { key: dio.nameKey(parent, DENTRIES, d.name), parent: { key: parent, collection: DENTRIES }, type: 'dentry' });
+          dio.store(enc, { key: dio.nameKey(parent, DENTRIES, d.name), parent: { key: parent, collection: DENTRIES }, type: 'dentry', take: true });
         } });
       }
     }

@@ -1,7 +1,7 @@
 import { promises as fsp, statfsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defaultPool } from '../../src/crypto/index.js';
+import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
 import { openLog, type RedoLog } from '../../src/log/index.js';
 import { DataKeyCache, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
 import { defaultConfigDir, loadOrCreateLocalIdentity, readersOfPrincipal, writeSecretFile, type Session } from '../../src/session/index.js';
@@ -113,6 +113,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       keyring: session,
       keys,
       pool,
+      bulkPool: defaultBulkPool(),
       pinnedGenesis: genesisHash ?? null,
       ...(genesis ? { genesis } : {}),
       ...(o.memory ? {} : { indexPath: indexDir }),

@@ -5,7 +5,7 @@
 // child created under a parent created earlier in the same commit inherits its key and ACL), and
 // computes versions, data keys, wraps and the signers the write ACLs need. It refuses up front
 // what validation would reject (NotAuthorized, TreeError as NotAuthorized, NoReadKey).
-import { type CryptoPool, signMessage } from '../crypto/index.js';
+import { type BulkCryptoPool, type CryptoPool, type SealItem, signMessage } from '../crypto/index.js';
 import {
   TreeError,
   type WriteRequirement,
@@ -14,7 +14,7 @@ import {
   readersOf,
   writeRequirements,
 } from './authority.js';
-import { assembleCommit, hashCommitParts, makeEvent, signatureMessage } from './codec.js';
+import { EVENT_DOMAIN, assembleCommit, encodeMeta, hashCommitParts, makeEvent, signatureMessage } from './codec.js';
 import { type DataKeyCache, type Keyring, payloadAad, sealPayload, wrapDataKey } from './confidentiality.js';
 import { NoReadKey, NotAuthorized } from './errors.js';
 import { dataKeyId, newDaoKey, newDataKey } from './ids.js';
@@ -56,8 +56,19 @@ export interface CommitBuilderOptions {
   /** Unwrapped data keys of the session (shared with readers of the same session). */
   keys: DataKeyCache;
   pool?: CryptoPool | null;
+  /**
+   * Worker threads for payloads over BULK_SEAL_MIN bytes (file blocks): they are sealed and their
+   * event hashes computed there, in ~1 MiB batches that run while the caller keeps building.
+   */
+  bulk?: BulkCryptoPool | null;
   now?: () => number;
 }
+
+/** Payloads above this go to the bulk pool (when there is one); smaller ones are not worth a hand-off. */
+export const BULK_SEAL_MIN = 4096;
+/** Bytes of plaintext per bulk batch: big enough to amortize the hand-off, small enough for 2 workers. */
+const BULK_BATCH_BYTES = 1 << 20;
+const NO_HASH = Buffer.alloc(0);
 
 function sameReaders(a: readonly ReaderRef[], b: readonly ReaderRef[]): { added: ReaderRef[]; removed: boolean } {
   const has = (list: readonly ReaderRef[], r: ReaderRef) => list.some((x) => x.kind === r.kind && x.id === r.id);
@@ -71,6 +82,10 @@ export class CommitBuilder {
   private readonly touched = new Set<DaoKey>();
   private readonly chain: Buffer;
   private built = false;
+  /** Events whose payload waits for the bulk pool: index in `events` and the job. */
+  private sealQueue: Array<{ index: number; item: SealItem }> = [];
+  private sealQueueBytes = 0;
+  private readonly sealing: Promise<void>[] = [];
 
   constructor(private readonly o: CommitBuilderOptions) {
     this.overlay = new StateOverlay(o.state);
@@ -117,14 +132,44 @@ export class CommitBuilder {
       const id = this.payloadKeyOf(meta);
       const dk = fresh.get(id) ?? this.o.keys.get(this.overlay, id);
       meta.payloadKey = id;
-      payload = sealPayload(dk, p.payload, payloadAad(this.chain, key, meta.version));
+      const aad = payloadAad(this.chain, key, meta.version);
+      if (this.o.bulk && p.payload.length > BULK_SEAL_MIN) {
+        // Sealed and hashed on a worker; the event is completed before build() hashes the commit.
+        const metaBytes = encodeMeta(meta);
+        this.sealQueue.push({ index: this.events.length, item: { key: dk, aad, meta: metaBytes, plaintext: p.payload } });
+        this.sealQueueBytes += p.payload.length;
+        this.finishPut(key, meta, cur, fresh, reqs, { meta, metaBytes, payload: null, hash: NO_HASH });
+        if (this.sealQueueBytes >= BULK_BATCH_BYTES) this.dispatchSeals();
+        return key;
+      }
+      payload = sealPayload(dk, p.payload, aad);
     }
+    this.finishPut(key, meta, cur, fresh, reqs, makeEvent(meta, payload));
+    return key;
+  }
+
+  private finishPut(key: DaoKey, meta: EventMeta, cur: NodeRecord | undefined, fresh: Map<string, Buffer>, reqs: WriteRequirement[], ev: ChainEvent): void {
     applyEventToOverlay(this.overlay, meta, cur, 0, null, this.events.length);
     for (const k of fresh.values()) this.o.keys.remember(k);
     this.requirements.push(...reqs);
     this.touched.add(key);
-    this.events.push(makeEvent(meta, payload));
-    return key;
+    this.events.push(ev);
+  }
+
+  /** Hands the queued payloads to the bulk pool; their events are filled in when it answers. */
+  private dispatchSeals(): void {
+    const jobs = this.sealQueue;
+    if (jobs.length === 0) return;
+    this.sealQueue = [];
+    this.sealQueueBytes = 0;
+    const done = this.o.bulk!.sealAndHash(jobs.map((j) => j.item), EVENT_DOMAIN).then((res) => {
+      for (let i = 0; i < jobs.length; i++) {
+        const ev = this.events[jobs[i]!.index]!;
+        this.events[jobs[i]!.index] = { meta: ev.meta, metaBytes: ev.metaBytes, payload: res[i]!.sealed, hash: res[i]!.hash };
+      }
+    });
+    done.catch(() => undefined); // observed in build()
+    this.sealing.push(done);
   }
 
   /** Deletes a DAO (a tombstone version). */
@@ -159,6 +204,8 @@ export class CommitBuilder {
     this.assertOpen();
     this.built = true;
     const signers = this.chooseSigners();
+    this.dispatchSeals();
+    await Promise.all(this.sealing);
     const header: CommitHeader = { chain: this.chain, timestamp: (this.o.now ?? Date.now)(), genesis: null };
     const { headerBytes, hash } = hashCommitParts(header, this.events);
     const msg = signatureMessage(hash);

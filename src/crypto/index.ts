@@ -18,6 +18,7 @@ export {
   SIGNING_SECRET_KEY_LEN,
 } from './signatures.js';
 export { CryptoPool, defaultPool } from './pool.js';
+export { BulkCryptoPool, defaultBulkPool, type SealItem, type SealedItem, type OpenItem } from './bulk-pool.js';
 export {
   type KemKeyPair,
   generateKemKeyPair,

@@ -29,6 +29,7 @@ import {
   decodeHeader,
   decodeManifest,
   encodeFrame,
+  encodeFrameHeader,
   encodeHeader,
   encodeManifest,
   FRAME_HEADER,
@@ -61,6 +62,8 @@ const COMPACT_READ_CHUNK = 1 << 20;
 const COMPACT_WRITE_CHUNK = 1 << 20;
 const COMPACT_SLICE_MS = 4;
 const MAX_IOV = 1024;
+/** Payloads from this size on are written without copying them into a frame (see appendBatch). */
+const FRAME_NO_COPY = 64 << 10;
 export const DEFAULT_SEGMENT_SIZE = 64 << 20;
 export const DEFAULT_MAX_RECORD = 16 << 20;
 
@@ -429,11 +432,14 @@ export class LogEngine implements RedoLog {
         if (this.reserved + size > this.segmentSize && (act.count > 0 || this.pendingCount > 0)) this.rotate();
         const seq = this.nextSeq++;
         const pos = { segment: this.active.id, offset: this.reserved };
-        const frame = encodeFrame(seq, p);
-        this.pending.push(frame);
-        this.pendingBytes += frame.length;
+        // Large payloads go out as their own iovec behind a separate header: copying tens of MiB
+        // of a commit into a frame buffer cost as much as writing it. They must not change until
+        // written (commit records never do).
+        if (p.length >= FRAME_NO_COPY) this.pending.push(encodeFrameHeader(seq, p), p as Buffer);
+        else this.pending.push(encodeFrame(seq, p));
+        this.pendingBytes += size;
         this.pendingCount++;
-        this.reserved += frame.length;
+        this.reserved += size;
         this.lastPos = pos;
         out.push({ seq, pos });
       }

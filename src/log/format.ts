@@ -136,6 +136,22 @@ export function encodeFrame(seq: number, payload: Uint8Array): Buffer {
   return f;
 }
 
+/**
+ * The frame header alone, for a payload written as its own iovec right after it (no copy of a
+ * large payload into a frame buffer). Same bytes as encodeFrame's first FRAME_HEADER bytes: the
+ * CRC runs over header[4..16) and then the payload.
+ */
+export function encodeFrameHeader(seq: number, payload: Uint8Array): Buffer {
+  const h = Buffer.allocUnsafe(FRAME_HEADER);
+  h.writeUInt32LE(payload.length, 4);
+  h.writeUInt32LE(seq % TWO32, 8);
+  h.writeUInt32LE(Math.floor(seq / TWO32), 12);
+  const c = crc(h, 4, FRAME_HEADER);
+  // (zlib.crc32 of an empty buffer ignores its starting value and returns 0.)
+  h.writeUInt32LE(payload.length === 0 ? c : crc32(payload, c), 0);
+  return h;
+}
+
 /** Seq of a frame whose header starts at `off` in `b` (no verification). */
 export function frameSeq(b: Buffer, off: number): number {
   return b.readUInt32LE(off + 8) + b.readUInt32LE(off + 12) * TWO32;

@@ -71,7 +71,10 @@ export interface RedoLog {
   readonly nextSeq: number;
   /** Position of the last record. */
   readonly lastPos: LogPosition | null;
-  /** Default durability: 'durable'. */
+  /**
+   * Default durability: 'durable'. Large payloads are written without being copied: they must not
+   * change until the returned promise resolves.
+   */
   append(payload: Uint8Array, durability?: Durability): Promise<{ seq: number; pos: LogPosition }>;
   appendBatch(payloads: Uint8Array[], durability?: Durability): Promise<Array<{ seq: number; pos: LogPosition }>>;
   /** Default 'durable'. */

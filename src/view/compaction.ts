@@ -251,7 +251,7 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
       } finally {
         state.gapHints = null;
       }
-      wm = advanceWatermark(wm, rec.seq, rec.pos, payload);
+      wm = advanceWatermark(wm, rec.seq, rec.pos, commit);
       batchBytes += payload.length;
       pendingEvents += commit.events.length;
       // Small LMDB transactions: each flush is a main-thread stall for the writers.
@@ -330,7 +330,7 @@ function remapIndex(view: View, positions: Map<number, LogPosition>, changes: Re
   let wm = upToCut;
   for (const rec of view.log.records({ seq: cut + 1 })) {
     if (rec.seq > view.watermark.seq) break;
-    wm = advanceWatermark(wm, rec.seq, rec.pos, rec.payload);
+    wm = advanceWatermark(wm, rec.seq, rec.pos, decodeCommit(rec.payload));
   }
   const last = positions.get(wm.seq);
   if (last) wm = { ...wm, segment: last.segment, offset: last.offset };

@@ -18,7 +18,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import type { DataKeyRecord, NodeRecord } from '../chain/state.js';
 
-export const INDEX_FORMAT = 1;
+/** 2: watermark v2 (chained commit digests, see watermark.ts). An older index is rebuilt on open. */
+export const INDEX_FORMAT = 2;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 

@@ -159,7 +159,7 @@ export class LmdbAuthorityState implements AuthorityState {
     store.transaction(() => {
       for (const r of batch) {
         out.push(this.writeRecord(r));
-        wm = advanceWatermark(wm, r.seq, r.pos, r.commit.bytes);
+        wm = advanceWatermark(wm, r.seq, r.pos, r.commit);
       }
       store.putWatermark(wm);
       store.putMeta('format', INDEX_FORMAT);

@@ -25,7 +25,7 @@ import {
   signersOf,
   verifySignatures,
 } from '../chain/index.js';
-import type { CryptoPool } from '../crypto/index.js';
+import type { BulkCryptoPool, CryptoPool } from '../crypto/index.js';
 import { DecryptError, hkdfSha256, hmacSha256 } from '../crypto/index.js';
 import { LogError, type Durability, type LogPosition, type LogRecord, type RedoLog } from '../log/index.js';
 import { CompactionPolicy, type CompactPolicyOptions } from './compaction-policy.js';
@@ -44,7 +44,7 @@ import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
 import { Dio } from './dio.js';
-import { advanceWatermark, emptyWatermark, nextChainHash, sameWatermark } from './watermark.js';
+import { advanceWatermark, emptyWatermark, nextChainHash, recordDigest, sameWatermark } from './watermark.js';
 
 /** Commit scopes: 'remote' (server-confirmed) arrives with replication and is 'durable' until then. */
 export type CommitScope = 'none' | 'local' | 'durable' | 'remote';
@@ -77,6 +77,11 @@ export interface OpenViewOptions {
   /** LMDB directory of the index; omitted = a private temporary index, deleted on close. */
   indexPath?: string;
   pool?: CryptoPool | null;
+  /**
+   * Worker threads for bulk payloads: sealing and hashing file blocks on commit, reading and
+   * opening them for fetchAsync. Without one everything runs on the calling thread.
+   */
+  bulkPool?: BulkCryptoPool | null;
   /** Unwrapped data keys (share with createGenesis so the creator writes at once). */
   keys?: DataKeyCache;
   /** 'auto' (default): a missing / stale / mismatched index is rebuilt; 'never': IndexMismatch. */
@@ -169,6 +174,7 @@ export class View {
   readonly keyring: Keyring;
   readonly leases: Leases;
   readonly pool: CryptoPool | null;
+  readonly bulk: BulkCryptoPool | null;
   readonly readOnly: boolean;
   readonly now: () => number;
   readonly policy: CompactionPolicy;
@@ -234,6 +240,7 @@ export class View {
     this.keyring = o.keyring;
     this.keys = o.keys ?? new DataKeyCache(o.keyring);
     this.pool = o.pool ?? null;
+    this.bulk = o.bulkPool ?? null;
     this.readOnly = o.readOnly ?? false;
     this.now = o.now ?? Date.now;
     this.state = new LmdbAuthorityState(store, store.getWatermark() ?? emptyWatermark());
@@ -323,7 +330,13 @@ export class View {
     let n = 0;
     for (const rec of this.log.records()) {
       if (rec.seq > wm.seq) break;
-      w = advanceWatermark(w, rec.seq, rec.pos, rec.payload);
+      let commit: Commit;
+      try {
+        commit = decodeCommit(rec.payload);
+      } catch {
+        return 'log differs from the indexed log';
+      }
+      w = advanceWatermark(w, rec.seq, rec.pos, commit);
       if (++n % 4096 === 0) this.progress({ phase: 'verify', records: n, events: 0, bytes: w.bytes, totalBytes: total });
       if (rec.seq === wm.seq) break;
     }
@@ -338,7 +351,13 @@ export class View {
     } catch {
       return 'watermark record missing';
     }
-    if (rec.seq !== wm.seq || !nextChainHash(wm.prevHash, rec.seq, rec.payload).equals(wm.chainHash)) {
+    let digest: Buffer;
+    try {
+      digest = recordDigest(decodeCommit(rec.payload));
+    } catch {
+      return 'watermark record differs';
+    }
+    if (rec.seq !== wm.seq || !nextChainHash(wm.prevHash, rec.seq, digest).equals(wm.chainHash)) {
       return 'watermark record differs';
     }
     return null;

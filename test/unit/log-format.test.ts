@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes, randomInt } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { crc, decodeHeader, decodeManifest, encodeFrame, encodeHeader, encodeManifest, frameLen, frameOk, frameSeq } from '../../src/log/format.js';
+import { crc, decodeHeader, decodeManifest, encodeFrame, encodeFrameHeader, encodeHeader, encodeManifest, frameLen, frameOk, frameSeq } from '../../src/log/format.js';
 
 describe('log format', () => {
   it('the table CRC equals zlib.crc32 for every length and alignment', () => {
@@ -20,6 +20,14 @@ describe('log format', () => {
       g[bit >> 3]! ^= 1 << (bit & 7);
       const len = frameLen(g, 0);
       expect(len === 11 && frameOk(g, 0, len)).toBe(false);
+    }
+  });
+
+  it('a separate frame header (large payloads, written without a copy) is exactly the framed bytes', () => {
+    for (const n of [0, 1, 383, 384, 70_000]) {
+      const p = randomBytes(n);
+      const seq = 2 ** 33 + n;
+      expect(Buffer.concat([encodeFrameHeader(seq, p), p]).equals(encodeFrame(seq, p))).toBe(true);
     }
   });
 

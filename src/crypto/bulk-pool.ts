@@ -1,0 +1,278 @@
+// Worker threads for bulk data crypto: sealing file blocks (AES-256-GCM + the event hash over the
+// sealed bytes) on the write path and reading + opening sealed ranges of log files on the read
+// path. One 1 MiB FUSE write or read is 16 blocks of 64 KiB; sealing, hashing and opening them on
+// the main thread cost more than serving the FUSE request itself, and the main thread is the one
+// that serves FUSE. The signature pool (pool.ts) stays separate: a 5-10 ms ML-DSA signature must
+// never sit in front of a block a reader waits for.
+//
+// The worker is a self-contained CommonJS string (like pool-worker-source.ts: vitest runs the .ts
+// sources, where no .js file exists to point a Worker at) using only node:crypto and node:fs. It
+// produces exactly the layouts of aes-gcm.ts ([alg, version] | nonce | ciphertext | tag, header
+// authenticated first) and hash.ts's domainHash framing; tests check both against the main-thread
+// implementations byte for byte.
+import * as os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { Alg, HEADER_LEN, VERSION_1 } from './algorithms.js';
+import { AES_GCM_OVERHEAD } from './aes-gcm.js';
+import { CryptoError, DecryptError } from './errors.js';
+
+const WORKER_SOURCE = String.raw`
+'use strict';
+const { parentPort } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const ALG = ${Alg.AES_256_GCM}, VER = ${VERSION_1}, HDR = ${HEADER_LEN}, NONCE = 12, TAG = 16;
+const OPTS = { authTagLength: TAG };
+const fds = new Map();
+function fdOf(path) {
+  let fd = fds.get(path);
+  if (fd === undefined) {
+    if (fds.size >= 64) { for (const [p, f] of fds) { try { fs.closeSync(f); } catch {} fds.delete(p); break; } }
+    fd = fs.openSync(path, 'r');
+    fds.set(path, fd);
+  }
+  return fd;
+}
+function u32(n) { const b = Buffer.allocUnsafe(4); b.writeUInt32BE(n, 0); return b; }
+parentPort.on('message', (m) => {
+  try {
+    if (m.op === 'seal') {
+      // in: buf = [key(32) | aadLen u32 | aad | metaLen u32 | meta | ptLen u32 | pt]*
+      const b = Buffer.from(m.buf);
+      const n = m.count;
+      const items = [];
+      let o = 0, total = 0;
+      for (let i = 0; i < n; i++) {
+        const key = b.subarray(o, o + 32); o += 32;
+        const al = b.readUInt32BE(o); o += 4; const aad = b.subarray(o, o + al); o += al;
+        const ml = b.readUInt32BE(o); o += 4; const meta = b.subarray(o, o + ml); o += ml;
+        const pl = b.readUInt32BE(o); o += 4; const pt = b.subarray(o, o + pl); o += pl;
+        items.push({ key, aad, meta, pt });
+        total += HDR + NONCE + pl + TAG + 32;
+      }
+      const out = Buffer.allocUnsafeSlow(total);
+      const nonces = crypto.randomBytes(NONCE * n);
+      const prefix = Buffer.from(m.hashPrefix);
+      let w = 0;
+      for (let i = 0; i < n; i++) {
+        const it = items[i];
+        const start = w;
+        out[w] = ALG; out[w + 1] = VER;
+        nonces.copy(out, w + HDR, i * NONCE, (i + 1) * NONCE);
+        const c = crypto.createCipheriv('aes-256-gcm', it.key, out.subarray(w + HDR, w + HDR + NONCE), OPTS);
+        c.setAAD(out.subarray(w, w + HDR));
+        if (it.aad.length) c.setAAD(it.aad);
+        w += HDR + NONCE;
+        const ct = c.update(it.pt);
+        ct.copy(out, w); w += ct.length;
+        const fin = c.final(); if (fin.length) { fin.copy(out, w); w += fin.length; }
+        c.getAuthTag().copy(out, w); w += TAG;
+        const sealed = out.subarray(start, w);
+        const h = crypto.createHash('sha256');
+        h.update(prefix); h.update(u32(it.meta.length)); h.update(it.meta); h.update(u32(sealed.length)); h.update(sealed);
+        h.digest().copy(out, w); w += 32;
+      }
+      parentPort.postMessage({ id: m.id, buf: out.buffer }, [out.buffer]);
+      return;
+    }
+    if (m.op === 'open') {
+      // in: items [{ path, offset, length, key, aad }]; out: buf = plaintexts back to back, status per item
+      const its = m.items;
+      let total = 0;
+      for (const it of its) total += Math.max(0, it.length - HDR - NONCE - TAG);
+      const out = Buffer.allocUnsafeSlow(total);
+      const status = new Int32Array(its.length);
+      const errors = [];
+      let w = 0;
+      let sealed = Buffer.allocUnsafe(0);
+      for (let i = 0; i < its.length; i++) {
+        const it = its[i];
+        const n = it.length - HDR - NONCE - TAG;
+        try {
+          if (n < 0) throw new Error('sealed range too short');
+          if (sealed.length < it.length) sealed = Buffer.allocUnsafe(Math.max(it.length, 65536 + 64));
+          const s = sealed.subarray(0, it.length);
+          let got = 0;
+          const fd = fdOf(it.path);
+          while (got < it.length) {
+            const k = fs.readSync(fd, s, got, it.length - got, it.offset + got);
+            if (k === 0) throw new Error('short read');
+            got += k;
+          }
+          if (s[0] !== ALG || s[1] !== VER) throw new Error('not AES-256-GCM v1');
+          const d = crypto.createDecipheriv('aes-256-gcm', Buffer.from(it.key), s.subarray(HDR, HDR + NONCE), OPTS);
+          d.setAuthTag(s.subarray(it.length - TAG));
+          d.setAAD(s.subarray(0, HDR));
+          if (it.aad.length) d.setAAD(Buffer.from(it.aad));
+          const pt = d.update(s.subarray(HDR + NONCE, it.length - TAG));
+          d.final();
+          pt.copy(out, w);
+          status[i] = 1;
+        } catch (e) {
+          status[i] = 0;
+          errors[i] = String(e && e.message || e);
+        }
+        w += Math.max(0, n);
+      }
+      parentPort.postMessage({ id: m.id, buf: out.buffer, status, errors }, [out.buffer, status.buffer]);
+      return;
+    }
+    parentPort.postMessage({ id: m.id, error: 'unknown op ' + m.op });
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, error: String(e && e.stack || e) });
+  }
+});
+`;
+
+interface Reply { id: number; buf?: ArrayBuffer; status?: Int32Array; errors?: string[]; error?: string }
+interface Pending { resolve: (r: Reply) => void; reject: (e: Error) => void }
+
+class BulkWorker {
+  readonly worker: Worker;
+  readonly pending = new Map<number, Pending>();
+  /** Bytes handed to this worker and not answered yet (least-loaded dispatch). */
+  load = 0;
+  dead = false;
+
+  constructor(onDead: (w: BulkWorker) => void) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+    this.worker.on('message', (m: Reply) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (this.pending.size === 0) this.worker.unref();
+      if (m.error !== undefined) p.reject(new CryptoError(`bulk crypto worker: ${m.error}`));
+      else p.resolve(m);
+    });
+    const fail = (err: Error) => {
+      if (this.dead) return;
+      this.dead = true;
+      onDead(this);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    this.worker.on('error', (e) => fail(new CryptoError(`bulk crypto worker failed: ${e.message}`)));
+    this.worker.on('exit', (code) => fail(new CryptoError(`bulk crypto worker exited (code ${code})`)));
+    this.worker.unref();
+  }
+
+  request(msg: { id: number } & Record<string, unknown>, transfer: ArrayBuffer[], bytes: number): Promise<Reply> {
+    this.load += bytes;
+    return new Promise<Reply>((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
+      this.pending.set(msg.id, {
+        resolve: (r) => { this.load -= bytes; resolve(r); },
+        reject: (e) => { this.load -= bytes; reject(e); },
+      });
+      this.worker.postMessage(msg, transfer);
+    });
+  }
+}
+
+/** One block to seal: plaintext under `key` with associated data `aad`; `meta` is hashed before it. */
+export interface SealItem { key: Uint8Array; aad: Uint8Array; meta: Uint8Array; plaintext: Uint8Array }
+/** The sealed payload (aes-gcm.ts layout) and domainHash(domain, meta, sealed). */
+export interface SealedItem { sealed: Buffer; hash: Buffer }
+
+/** A sealed range of a file to read and open. */
+export interface OpenItem { path: string; offset: number; length: number; key: Uint8Array; aad: Uint8Array }
+
+export class BulkCryptoPool {
+  readonly size: number;
+  private workers: BulkWorker[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(opts?: { size?: number }) {
+    const size = opts?.size ?? Math.max(1, Math.min(4, os.availableParallelism()));
+    if (!Number.isInteger(size) || size < 1) throw new CryptoError(`invalid pool size ${size}`);
+    this.size = size;
+  }
+
+  get isClosed(): boolean { return this.closed; }
+
+  private pick(): BulkWorker {
+    if (this.closed) throw new CryptoError('bulk crypto pool is closed');
+    while (this.workers.length < this.size) {
+      this.workers.push(new BulkWorker((w) => { this.workers = this.workers.filter((x) => x !== w); }));
+    }
+    let best = this.workers[0]!;
+    for (const w of this.workers) if (w.load < best.load) best = w;
+    return best;
+  }
+
+  /**
+   * Seals every item (AES-256-GCM, fresh random nonce) and hashes (domain, meta, sealed) with
+   * domainHash's framing, on one worker. Callers split large batches into several calls (~1 MiB
+   * each) so both workers run.
+   */
+  async sealAndHash(items: SealItem[], domain: string): Promise<SealedItem[]> {
+    let total = 0;
+    for (const it of items) {
+      if (it.key.length !== 32) throw new CryptoError('AES-256-GCM key must be 32 bytes');
+      total += 32 + 12 + it.aad.length + it.meta.length + it.plaintext.length;
+    }
+    const buf = Buffer.allocUnsafeSlow(total);
+    let o = 0;
+    for (const it of items) {
+      buf.set(it.key, o); o += 32;
+      buf.writeUInt32BE(it.aad.length, o); o += 4; buf.set(it.aad, o); o += it.aad.length;
+      buf.writeUInt32BE(it.meta.length, o); o += 4; buf.set(it.meta, o); o += it.meta.length;
+      buf.writeUInt32BE(it.plaintext.length, o); o += 4; buf.set(it.plaintext, o); o += it.plaintext.length;
+    }
+    const d = Buffer.from(domain, 'utf8');
+    const prefix = Buffer.allocUnsafe(4 + d.length);
+    prefix.writeUInt32BE(d.length, 0);
+    d.copy(prefix, 4);
+    const id = this.nextId++;
+    const r = await this.pick().request({ id, op: 'seal', buf: buf.buffer, count: items.length, hashPrefix: prefix }, [buf.buffer], total);
+    const out = Buffer.from(r.buf!);
+    const res: SealedItem[] = new Array(items.length);
+    let at = 0;
+    for (let i = 0; i < items.length; i++) {
+      const n = items[i]!.plaintext.length + AES_GCM_OVERHEAD;
+      res[i] = { sealed: out.subarray(at, at + n), hash: out.subarray(at + n, at + n + 32) };
+      at += n + 32;
+    }
+    return res;
+  }
+
+  /**
+   * Reads and opens sealed ranges of files on one worker. Per item: the plaintext, or a
+   * DecryptError (tampered, moved, wrong key) / CryptoError (I/O: missing file, short read).
+   */
+  async openFileRanges(items: OpenItem[]): Promise<Array<Buffer | Error>> {
+    let total = 0;
+    for (const it of items) total += it.length;
+    const id = this.nextId++;
+    const msg = { id, op: 'open', items: items.map((it) => ({ path: it.path, offset: it.offset, length: it.length, key: it.key, aad: it.aad })) };
+    const r = await this.pick().request(msg, [], total);
+    const out = Buffer.from(r.buf!);
+    const res: Array<Buffer | Error> = new Array(items.length);
+    let at = 0;
+    for (let i = 0; i < items.length; i++) {
+      const n = Math.max(0, items[i]!.length - AES_GCM_OVERHEAD);
+      if (r.status![i] === 1) res[i] = out.subarray(at, at + n);
+      else {
+        const msg = r.errors?.[i] ?? 'failed';
+        res[i] = /Unsupported state|authenticate|not AES/.test(msg) ? new DecryptError(`AES-256-GCM: ${msg}`) : new CryptoError(`bulk read: ${msg}`);
+      }
+      at += n;
+    }
+    return res;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const ws = this.workers;
+    this.workers = [];
+    await Promise.all(ws.map((w) => w.worker.terminate()));
+  }
+}
+
+let shared: BulkCryptoPool | undefined;
+/** The process-wide bulk pool (workers start on first use and never keep the process alive). */
+export function defaultBulkPool(): BulkCryptoPool {
+  if (!shared || shared.isClosed) shared = new BulkCryptoPool();
+  return shared;
+}
