@@ -301,32 +301,41 @@ async function compareViews(view: View, dry: DryRun, cut: number): Promise<Set<n
 }
 
 /**
- * Which records up to the cut moved or were dropped. Computed outside the write lock, in slices:
- * positions of records up to the cut are only changed by this compaction (writers add records
- * after the cut, and update the live counts of older ones: those are re-read under the lock).
+ * Which indexed records moved or were dropped. Computed outside the write lock, in slices: record
+ * positions only change through this compaction (writers add records and update the live counts
+ * of older ones: those are re-read under the lock). Every seq is checked, not only those up to the
+ * cut: records appended after the cut but before the log rotated its active segment were copied
+ * too (they are kept, at new positions). A record missing from `positions` was dropped only when
+ * it is <= cut; above the cut it was appended after the switch, where it stays.
  */
 async function recordChanges(view: View, positions: Map<number, LogPosition>, cut: number): Promise<RecordChanges> {
   const moved: Array<[number, LogPosition]> = [];
   const drop: number[] = [];
+  let scannedTo = 0;
   const slice = new Slicer(view);
   for (const [seq, r] of view.store.allRecords()) {
     await slice.tick();
-    if (seq > cut) continue;
+    scannedTo = seq;
     const p = positions.get(seq);
-    if (!p) drop.push(seq);
-    else if (p.segment !== r.segment || p.offset !== r.offset) moved.push([seq, p]);
+    if (!p) {
+      if (seq <= cut) drop.push(seq);
+    } else if (p.segment !== r.segment || p.offset !== r.offset) moved.push([seq, p]);
   }
-  return { moved, drop };
+  return { moved, drop, scannedTo };
 }
 
 interface RecordChanges {
   moved: Array<[number, LogPosition]>;
   drop: number[];
+  /** Last seq the scan saw; records indexed after it are checked under the lock. */
+  scannedTo: number;
 }
 
 /** After the switch: positions, dropped records, watermark over the new log. Under the write lock. */
 function remapIndex(view: View, positions: Map<number, LogPosition>, changes: RecordChanges, cut: number, upToCut: Watermark): void {
   const store = view.store;
+  // upToCut was hashed over the old log: its position is replaced by the new one of its record.
+  // Records after the cut are read from the new log, so their positions (copied or not) are current.
   let wm = upToCut;
   for (const rec of view.log.records({ seq: cut + 1 })) {
     if (rec.seq > view.watermark.seq) break;
@@ -338,6 +347,12 @@ function remapIndex(view: View, positions: Map<number, LogPosition>, changes: Re
     for (const [seq, p] of changes.moved) {
       const r = store.getRecord(seq);
       if (r) store.putRecord(seq, { ...r, segment: p.segment, offset: p.offset });
+    }
+    // Indexed after the scan (few: the scan ran after the switch): moved if the copy had them.
+    for (let seq = Math.max(changes.scannedTo, cut) + 1; seq <= view.watermark.seq; seq++) {
+      const p = positions.get(seq);
+      const r = p && store.getRecord(seq);
+      if (r && (p.segment !== r.segment || p.offset !== r.offset)) store.putRecord(seq, { ...r, segment: p.segment, offset: p.offset });
     }
     for (const s of changes.drop) store.removeRecord(s);
     store.putWatermark(wm);
