@@ -34,6 +34,12 @@ export interface CompactPolicyOptions {
    * kilobytes is not worth the rewrite (the original ignored factors below 2 MiB).
    */
   minBytes?: number;
+  /**
+   * An automatic compaction is skipped (the log left untouched) unless it can reclaim at least this
+   * fraction of the log (default 0.1): its cost is a pass over the whole log, a copy and a
+   * re-validation of what is kept, for whatever it reclaims. Manual compactions always run.
+   */
+  minReclaimRatio?: number;
 }
 
 export const DEFAULT_COMPACT_POLICY: Required<CompactPolicyOptions> = {
@@ -42,6 +48,7 @@ export const DEFAULT_COMPACT_POLICY: Required<CompactPolicyOptions> = {
   growthBytes: 100 * 1000 * 1000,
   intervalSeconds: 3600,
   minBytes: 2 * 1024 * 1024,
+  minReclaimRatio: 0.1,
 };
 
 export function parseCompactMode(s: string): CompactMode {
@@ -63,6 +70,8 @@ export class CompactionPolicy {
     if (!(this.opts.factor > 0)) throw new RangeError('compaction factor must be > 0');
     if (!(this.opts.growthBytes > 0)) throw new RangeError('compaction growth size must be > 0');
     if (!(this.opts.intervalSeconds > 0)) throw new RangeError('compaction interval must be > 0');
+    const r = this.opts.minReclaimRatio;
+    if (!(r >= 0 && r < 1)) throw new RangeError('minimum reclaim ratio must be in [0, 1)');
     this.baseBytes = initialBytes;
     this.baseTime = now;
   }
@@ -107,6 +116,15 @@ export class CompactionPolicy {
       case 'size-or-timer':
         return sizeDue ? 'size' : timerDue && grown !== 0 ? 'timer' : null;
     }
+  }
+
+  /**
+   * Bytes an automatic compaction of a log of `logBytes` must be able to reclaim to run. A growth
+   * trigger only says the log grew, not that anything in it died (a large file written once is
+   * all live): without this, such a log would be copied and re-validated for nothing.
+   */
+  minReclaimBytes(logBytes: number): number {
+    return Math.max(1, Math.ceil(logBytes * this.opts.minReclaimRatio));
   }
 
   /** Milliseconds until the timer part is due (for arming a timer), or null without a timer. */

@@ -20,6 +20,10 @@
 // Only an identical view is switched in (the log's crash-safe manifest swap); otherwise the old log
 // stays and CompactionFailed is reported.
 //
+// Automatic runs (the policy's triggers) stop after the keep set when the records outside it are
+// fewer bytes than CompactionPolicy.minReclaimBytes: a log that only grew by live data is not
+// copied and re-validated for nothing.
+//
 // Writers keep going: commits append to the log's tail segments while the copy runs and are kept
 // (seq > cut). The index is remapped after the switch under the view's write lock; until the
 // remap is persisted, reads resolve moved records through `view.remap`.
@@ -63,7 +67,7 @@ class Slicer {
 export async function runCompaction(
   view: View,
   reason: string,
-  opts: { failAt?: CompactionStep } = {},
+  opts: { failAt?: CompactionStep; automatic?: boolean } = {},
 ): Promise<CompactionReport> {
   const t0 = performance.now();
   const stall = { max: 0 };
@@ -72,6 +76,25 @@ export async function runCompaction(
     const cut = view.watermark.seq;
     const recordsBefore = view.watermark.records;
     const keep = await initialKeepSet(view, cut);
+    if (opts.automatic) {
+      // Before any copy or dry run: what is not in the initial keep set bounds what this run can
+      // reclaim (the fixpoint below only keeps more).
+      const logBytes = view.log.sizeBytes();
+      const need = view.policy.minReclaimBytes(logBytes);
+      const dead = await reclaimableBytes(view, cut, keep, need);
+      if (dead < need) {
+        return {
+          reason,
+          bytesBefore: logBytes,
+          bytesAfter: logBytes,
+          recordsBefore,
+          recordsKept: recordsBefore,
+          ms: performance.now() - t0,
+          maxWriterStallMs: stall.max,
+          skipped: `reclaimable ${dead} of ${logBytes} log bytes, below the ${need} an automatic compaction needs`,
+        };
+      }
+    }
 
     // Fixpoint: replay the candidate into a scratch index; add tombstones that stale versions in
     // kept commits need; stop when the scratch view equals the live one.
@@ -139,6 +162,7 @@ export async function runCompaction(
       recordsKept: view.watermark.records,
       ms: performance.now() - t0,
       maxWriterStallMs: stall.max,
+      skipped: null,
     };
   } finally {
     view.stallProbe = null;
@@ -161,6 +185,18 @@ async function initialKeepSet(view: View, cut: number): Promise<Set<number>> {
   for (const k of store.allDataKeys()) for (const s of k.seqs) if (s <= cut) keep.add(s);
   for (const p of store.allPublished()) if (p.seq <= cut) keep.add(p.seq);
   return keep;
+}
+
+/** Bytes of the records up to `cut` outside `keep` (counting stops once `enough` is reached). */
+async function reclaimableBytes(view: View, cut: number, keep: Set<number>, enough: number): Promise<number> {
+  let dead = 0;
+  const slice = new Slicer(view);
+  for (const [seq, r] of view.store.allRecords()) {
+    if (seq > cut || dead >= enough) break;
+    if (!keep.has(seq)) dead += r.bytes;
+    await slice.tick();
+  }
+  return dead;
 }
 
 function decodeDaoEntryFast(b: Buffer): { seq: number; deleted: boolean; updatedAt: number } {
@@ -301,32 +337,41 @@ async function compareViews(view: View, dry: DryRun, cut: number): Promise<Set<n
 }
 
 /**
- * Which records up to the cut moved or were dropped. Computed outside the write lock, in slices:
- * positions of records up to the cut are only changed by this compaction (writers add records
- * after the cut, and update the live counts of older ones: those are re-read under the lock).
+ * Which indexed records moved or were dropped. Computed outside the write lock, in slices: record
+ * positions only change through this compaction (writers add records and update the live counts
+ * of older ones: those are re-read under the lock). Every seq is checked, not only those up to the
+ * cut: records appended after the cut but before the log rotated its active segment were copied
+ * too (they are kept, at new positions). A record missing from `positions` was dropped only when
+ * it is <= cut; above the cut it was appended after the switch, where it stays.
  */
 async function recordChanges(view: View, positions: Map<number, LogPosition>, cut: number): Promise<RecordChanges> {
   const moved: Array<[number, LogPosition]> = [];
   const drop: number[] = [];
+  let scannedTo = 0;
   const slice = new Slicer(view);
   for (const [seq, r] of view.store.allRecords()) {
     await slice.tick();
-    if (seq > cut) continue;
+    scannedTo = seq;
     const p = positions.get(seq);
-    if (!p) drop.push(seq);
-    else if (p.segment !== r.segment || p.offset !== r.offset) moved.push([seq, p]);
+    if (!p) {
+      if (seq <= cut) drop.push(seq);
+    } else if (p.segment !== r.segment || p.offset !== r.offset) moved.push([seq, p]);
   }
-  return { moved, drop };
+  return { moved, drop, scannedTo };
 }
 
 interface RecordChanges {
   moved: Array<[number, LogPosition]>;
   drop: number[];
+  /** Last seq the scan saw; records indexed after it are checked under the lock. */
+  scannedTo: number;
 }
 
 /** After the switch: positions, dropped records, watermark over the new log. Under the write lock. */
 function remapIndex(view: View, positions: Map<number, LogPosition>, changes: RecordChanges, cut: number, upToCut: Watermark): void {
   const store = view.store;
+  // upToCut was hashed over the old log: its position is replaced by the new one of its record.
+  // Records after the cut are read from the new log, so their positions (copied or not) are current.
   let wm = upToCut;
   for (const rec of view.log.records({ seq: cut + 1 })) {
     if (rec.seq > view.watermark.seq) break;
@@ -338,6 +383,12 @@ function remapIndex(view: View, positions: Map<number, LogPosition>, changes: Re
     for (const [seq, p] of changes.moved) {
       const r = store.getRecord(seq);
       if (r) store.putRecord(seq, { ...r, segment: p.segment, offset: p.offset });
+    }
+    // Indexed after the scan (few: the scan ran after the switch): moved if the copy had them.
+    for (let seq = Math.max(changes.scannedTo, cut) + 1; seq <= view.watermark.seq; seq++) {
+      const p = positions.get(seq);
+      const r = p && store.getRecord(seq);
+      if (r && (p.segment !== r.segment || p.offset !== r.offset)) store.putRecord(seq, { ...r, segment: p.segment, offset: p.offset });
     }
     for (const s of changes.drop) store.removeRecord(s);
     store.putWatermark(wm);

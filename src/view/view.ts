@@ -159,6 +159,11 @@ export interface CompactionReport {
   ms: number;
   /** Longest time a commit waited on compaction work (ms). */
   maxWriterStallMs: number;
+  /**
+   * Why an automatic compaction left the log untouched (too little to reclaim), else null. A
+   * skipped run moves the policy's baseline like a real one (no retry on every commit).
+   */
+  skipped: string | null;
 }
 
 const NAME_KEY_INFO = 'atefs/view/name-key/v1';
@@ -192,6 +197,8 @@ export class View {
   /** Positions of records moved by the last compaction, until persisted in the index. */
   remap: Map<number, LogPosition> | null = null;
   compacting: Promise<CompactionReport> | null = null;
+  /** The running compaction is one of the policy's (may be skipped). */
+  private compactingAutomatic = false;
   lastCompaction: CompactionReport | null = null;
   lastCompactionError: Error | null = null;
   private autoCompact: boolean;
@@ -761,7 +768,7 @@ export class View {
     const reason = this.policy.check(this.log.sizeBytes(), this.now());
     if (reason) {
       // Background run: a failure keeps the old log and is reported through stats().
-      this.compact(reason).catch(() => undefined);
+      this.compact(reason, { automatic: true }).catch(() => undefined);
     }
   }
 
@@ -777,10 +784,22 @@ export class View {
     this.timer.unref();
   }
 
-  /** Compacts the log now (see compaction.ts). Concurrent calls share one run. */
-  compact(reason = 'manual', opts: { failAt?: import('../log/index.js').CompactionStep } = {}): Promise<CompactionReport> {
+  /**
+   * Compacts the log now (see compaction.ts). Concurrent calls share one run, except that a manual
+   * call is not answered by a skipped automatic one. `automatic` (the policy's runs): skipped when
+   * too little is reclaimable (CompactionPolicy.minReclaimBytes).
+   */
+  compact(
+    reason = 'manual',
+    opts: { failAt?: import('../log/index.js').CompactionStep; automatic?: boolean } = {},
+  ): Promise<CompactionReport> {
     this.assertWritable();
-    if (this.compacting) return this.compacting;
+    if (this.compacting) {
+      // A manual call must not be answered by an automatic run that skipped: run again after it.
+      if (opts.automatic || !this.compactingAutomatic) return this.compacting;
+      return this.compacting.then((r) => (r.skipped ? this.compact(reason, opts) : r));
+    }
+    this.compactingAutomatic = opts.automatic ?? false;
     const run = (async () => {
       const { runCompaction } = await import('./compaction.js');
       try {

@@ -54,6 +54,15 @@ describe('view: compaction policy', () => {
     expect(new CompactionPolicy({ mode: 'size' }).msUntilTimer()).toBeNull();
   });
 
+  it('automatic runs need 10% of the log reclaimable (at least one byte); the ratio is configurable', () => {
+    expect(new CompactionPolicy().minReclaimBytes(256 * MB)).toBe(Math.ceil(25.6 * MB));
+    expect(new CompactionPolicy().minReclaimBytes(0)).toBe(1);
+    expect(new CompactionPolicy({ minReclaimRatio: 0.5 }).minReclaimBytes(10 * MB)).toBe(5 * MB);
+    expect(new CompactionPolicy({ minReclaimRatio: 0 }).minReclaimBytes(10 * MB)).toBe(1);
+    expect(() => new CompactionPolicy({ minReclaimRatio: 1 })).toThrow(RangeError);
+    expect(() => new CompactionPolicy({ minReclaimRatio: -0.1 })).toThrow(RangeError);
+  });
+
   it('parses mode names (immutable = never) and rejects unknown ones', () => {
     expect(parseCompactMode('Factor-Or-Timer')).toBe('factor-or-timer');
     expect(parseCompactMode('immutable')).toBe('never');
