@@ -1,6 +1,6 @@
 import type { Ino } from '../core/api.js';
 import { S_IFDIR, S_IFMT } from '../core/constants.js';
-import type { DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
+import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import type { Dio, View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
@@ -101,6 +101,16 @@ export class ChainStore implements FsStore {
 
   getBlock(ino: Ino, index: number): Buffer | undefined {
     return this.view.tryGet(blockKey(ino, index))?.data ?? undefined;
+  }
+
+  async fetchBlocks(ino: Ino, indexes: readonly number[]): Promise<Array<Buffer | undefined>> {
+    const keys = indexes.map((i) => blockKey(ino, i));
+    const got = await this.view.prefetch(keys);
+    return keys.map((k) => got.get(k)?.data ?? undefined);
+  }
+
+  blockSources(ino: Ino, indexes: readonly number[]): Array<BlockSource | null> {
+    return this.view.bulkSources(indexes.map((i) => blockKey(ino, i))) as Array<BlockSource | null>;
   }
 
   blockIndexes(ino: Ino): number[] {

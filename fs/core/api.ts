@@ -133,6 +133,13 @@ export interface FsCore {
   // --- optional extras (Filesystem implements them; transports may use them when present)
   /** Fails pending wait=true setlk requests of `owner` on `ino` with EINTR (FUSE INTERRUPT). */
   interruptLock?(ino: Ino, owner: bigint | number): void;
+  /** A large read of clean committed blocks that worker threads can serve whole (see ReadPlan); null: call read(). */
+  readPlan?(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): ReadPlan | null;
+  /**
+   * Read preparation: null when read() can run now, else a promise (never rejecting) to await
+   * before calling read() — blocks are being fetched off the main thread.
+   */
+  readReady?(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null;
   /** Write backpressure: null normally, a promise while dirty data far exceeds the commit rate. */
   backpressure?(): Promise<void> | null;
 
@@ -141,6 +148,18 @@ export interface FsCore {
    * The core calls these when a change it did not make itself (another writer, replication) lands.
    */
   onInvalidate?: (ev: InvalidateEvent) => void;
+}
+
+/**
+ * The data of a read: bytes [from, from + length) of the concatenated plaintexts of `sources`
+ * (consecutive blocks of `blockSize` bytes, the last one possibly shorter). If the sources cannot
+ * be opened, the transport calls read() instead (which reports the error).
+ */
+export interface ReadPlan {
+  sources: Array<{ path: string; offset: number; length: number; key: Buffer; aad: Buffer }>;
+  blockSize: number;
+  from: number;
+  length: number;
 }
 
 /** 'inode': offset -1 = attributes only; offset >= 0 with length 0 = attributes and content from offset on. */

@@ -30,6 +30,12 @@ export class BlockCache {
     return b;
   }
 
+  /** Whether a block is cached, without touching its LRU position. */
+  has(ino: Ino, index: number): boolean {
+    const k = BlockCache.key(ino, index);
+    return k >= 0 && this.map.has(k);
+  }
+
   set(ino: Ino, index: number, data: Buffer): void {
     if (this.maxBytes <= 0) return;
     const k = BlockCache.key(ino, index);

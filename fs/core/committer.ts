@@ -60,6 +60,7 @@ export class Committer implements DirtSink {
   }
 
   markBlock(inode: Inode, index: number, bytes: number): void {
+    inode.contentGen++;
     const set = (inode.dirtyBlocks ??= new Set());
     if (!set.has(index)) {
       set.add(index);

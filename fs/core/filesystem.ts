@@ -1,8 +1,8 @@
 import type {
-  Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, SetAttr, StatFs, Timespec,
+  Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, ReadPlan, SetAttr, StatFs, Timespec,
 } from './api.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
-import type { FsBatch, FsStore, InodeRecord } from './store.js';
+import type { BlockSource, FsBatch, FsStore, InodeRecord } from './store.js';
 import { fsErr } from './errors.js';
 import {
   FALLOC_FL_KEEP_SIZE, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
@@ -60,6 +60,10 @@ interface Handle {
 }
 
 const EMPTY_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+/** Smallest read handed to workers whole (readPlan): smaller ones are served (and cached) here. */
+const READ_PLAN_MIN = 128 * 1024;
+/** Blocks a sequential reader's fetches run ahead of its reads (1 MiB at 64 KiB blocks). */
+const READAHEAD_BLOCKS = 16;
 /** Most bytes one copyFileRange call copies (a short copy; the caller asks again for the rest). */
 export const MAX_COPY_PER_CALL = 16 * 1024 * 1024;
 
@@ -108,6 +112,8 @@ export class Filesystem implements FsCore {
   private readonly handles = new Map<Fh, Handle>();
   private nextFh = 1;
   private readonly cache: BlockCache;
+  /** Blocks being fetched off-thread (BlockCache key -> settles when cached or given up). */
+  private readonly fetching = new Map<number, Promise<void>>();
   private readonly content: FileContent;
   private readonly committer: Committer;
   private readonly locks = new LockTable();
@@ -175,6 +181,7 @@ export class Filesystem implements FsCore {
     for (const bl of batch.blocks) {
       this.cache.delete(bl.ino, bl.index);
       const inode = this.table.peek(bl.ino);
+      if (inode !== undefined) inode.contentGen++;
       if (inode !== undefined && !(inode.dirtyBlocks?.has(bl.index))) {
         inode.pages?.delete(bl.index);
         inode.owned?.delete(bl.index);
@@ -193,7 +200,7 @@ export class Filesystem implements FsCore {
         inode.ctime = rec.ctime; inode.xattrs = rec.xattrs; inode.symlinkTarget = rec.symlinkTarget;
         inode.inline = rec.inline; inode.blockSize = rec.blockSize; inode.storedBlocks = rec.blocks;
         if (rec.parent) inode.parent = rec.parent;
-        if (inlineChanged) { inode.blockSet = null; contentChanged.add(rec.ino); }
+        if (inlineChanged) { inode.blockSet = null; inode.contentGen++; contentChanged.add(rec.ino); }
       }
       if (!contentChanged.has(rec.ino)) notify?.({ kind: 'inode', ino: rec.ino, offset: -1, length: 0 });
     }
@@ -735,6 +742,95 @@ export class Filesystem implements FsCore {
       inode.atime = t;
     } else inode.atime = this.now();
     this.touch(inode);
+  }
+
+  /**
+   * A large read a transport can hand to worker threads whole: every block it touches is committed,
+   * clean (not dirty, not in the decrypted cache) and sealed on disk (FsStore.blockSources). Returns
+   * the sources of blocks first..last and where the read starts in the first, or null when read()
+   * must serve it. Does what read() does besides the data (access mode check, atime).
+   */
+  readPlan(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): ReadPlan | null {
+    const store = this.store;
+    if (store.blockSources === undefined || size < READ_PLAN_MIN) return null;
+    const h = this.handles.get(fh);
+    if (h === undefined || h.inode.ino !== ino || (h.flags & O_ACCMODE) === O_WRONLY) return null;
+    const inode = h.inode;
+    const bs = inode.blockSize;
+    if (bs === undefined || !inode.isReg || offset < 0) return null;
+    const end = Math.min(inode.size, offset + size);
+    if (end - offset < READ_PLAN_MIN) return null;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    const set = this.content.blockSet(inode);
+    const pages = inode.pages;
+    const indexes: number[] = [];
+    for (let i = first; i <= last; i++) {
+      if (!set.has(i) || (pages !== null && pages.has(i)) || this.cache.has(ino, i)) return null;
+      indexes.push(i);
+    }
+    const sources = store.blockSources(ino, indexes);
+    for (const src of sources) if (src === null) return null;
+    if (this.atimePolicy !== 'noatime' && !this.readOnly) this.readAtime(inode);
+    return { sources: sources as BlockSource[], blockSize: bs, from: offset - first * bs, length: end - offset };
+  }
+
+  /**
+   * Makes a read cheap before it happens: blocks of [offset, offset + size) that are neither dirty
+   * nor cached are fetched through the store's fetchBlocks (read and decrypted on worker threads),
+   * and a sequential reader's next READAHEAD_BLOCKS blocks are fetched too, without waiting.
+   * Returns a promise when the request must wait for blocks in flight (the transport then calls
+   * read(), which finds them cached), null when read() can run at once. Never rejects: a block the
+   * fetch could not deliver is read (and its error reported) by read() as usual.
+   */
+  readReady(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null {
+    const store = this.store;
+    if (store.fetchBlocks === undefined) return null;
+    const h = this.handles.get(fh);
+    if (h === undefined || h.inode.ino !== ino) return null;
+    const inode = h.inode;
+    const bs = inode.blockSize;
+    if (bs === undefined || !inode.isReg || offset < 0 || size <= 0 || offset >= inode.size) return null;
+    const end = Math.min(inode.size, offset + size);
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    const sequential = offset === inode.readNext || offset === 0;
+    inode.readNext = end;
+    const raLast = sequential ? Math.min(Math.floor((inode.size - 1) / bs), last + READAHEAD_BLOCKS) : last;
+    const set = this.content.blockSet(inode);
+    const waits: Promise<void>[] = [];
+    const now: number[] = [];
+    const ahead: number[] = [];
+    for (let i = first; i <= raLast; i++) {
+      if (!set.has(i) || inode.pages?.has(i) === true || this.cache.has(ino, i)) continue;
+      const k = BlockCache.key(ino, i);
+      if (k < 0) continue;
+      const f = this.fetching.get(k);
+      if (f !== undefined) { if (i <= last) waits.push(f); continue; }
+      (i <= last ? now : ahead).push(i);
+    }
+    if (now.length > 0) waits.push(this.fetchBlocks(inode, now));
+    if (ahead.length > 0) void this.fetchBlocks(inode, ahead);
+    if (waits.length === 0) return null;
+    return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
+  }
+
+  private fetchBlocks(inode: Inode, indexes: number[]): Promise<void> {
+    const ino = inode.ino;
+    const gen = inode.contentGen;
+    const p = this.store.fetchBlocks!(ino, indexes).then((bufs) => {
+      // Only if nothing changed meanwhile: no write, no remote change, still the table's inode.
+      if (inode.contentGen !== gen || inode.deleted || this.table.peek(ino) !== inode) return;
+      for (let j = 0; j < indexes.length; j++) {
+        const b = bufs[j];
+        const i = indexes[j]!;
+        if (b !== undefined && inode.pages?.has(i) !== true) this.cache.set(ino, i, b);
+      }
+    }, () => undefined).finally(() => {
+      for (const i of indexes) this.fetching.delete(BlockCache.key(ino, i));
+    });
+    for (const i of indexes) this.fetching.set(BlockCache.key(ino, i), p);
+    return p;
   }
 
   write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer, killSuidgid?: boolean): number {

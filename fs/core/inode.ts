@@ -43,6 +43,10 @@ export class Inode {
   dir: DirIndex | null = null;
   /** Indexes of the blocks that exist (in the store or dirty); null until first needed. */
   blockSet: Set<number> | null = null;
+  /** Bumped whenever content changes (a block dirtied or dropped, a remote change): fetches started before it are dropped. */
+  contentGen = 0;
+  /** End of the last read: a read starting here is sequential and reads ahead. */
+  readNext = -1;
   /**
    * Pages that are dirty or part of an in-flight commit (the store may not have them yet).
    * Clean pages live in the shared block LRU instead.

@@ -37,6 +37,9 @@ export interface InodeRecord {
 
 export interface DentryRecord { parent: Ino; name: Buffer; ino: Ino }
 
+/** A sealed block on disk (AES-256-GCM layout of src/crypto): see FsStore.blockSources. */
+export interface BlockSource { path: string; offset: number; length: number; key: Buffer; aad: Buffer }
+
 /** One atomic commit: upserts and deletions of inodes, dentries and blocks. */
 export interface FsBatch {
   inodes: InodeRecord[];
@@ -73,6 +76,18 @@ export interface FsStore {
   /** All entries of a directory, in a stable order (readdir offsets are positions in it). */
   listDentries(parent: Ino): DentryRecord[];
   getBlock(ino: Ino, index: number): Buffer | undefined;
+  /**
+   * Optional: blocks fetched off the calling thread (read and decrypted on worker threads), for
+   * sequential reads. One entry per index; undefined where this path could not deliver the block —
+   * the caller's getBlock then handles (and reports) that case.
+   */
+  fetchBlocks?(ino: Ino, indexes: readonly number[]): Promise<Array<Buffer | undefined>>;
+  /**
+   * Optional: where committed blocks are sealed on disk (path, offset, length, key, associated
+   * data: crypto's OpenItem), for a transport that has worker threads read, open and send them
+   * itself. null for a block that must go through getBlock.
+   */
+  blockSources?(ino: Ino, indexes: readonly number[]): Array<BlockSource | null>;
   /** Indexes of the blocks that exist for an inode, ascending (SEEK_DATA/SEEK_HOLE, truncate). */
   blockIndexes(ino: Ino): number[];
   /** A fresh inode number, never reused within this store's life. */

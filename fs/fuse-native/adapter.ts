@@ -238,6 +238,16 @@ export class FuseNativeAdapter {
 
   read(signal: Signal, path: string, fh: Fh, buf: Buffer, len: number, lo: number, hi: number): void {
     this.counts.read++;
+    let ready: Promise<void> | null = null;
+    try {
+      ready = this.core.readReady?.(this.ctx, this.inoOf(fh, path), fh, lo + hi * TWO32, len) ?? null;
+    } catch { /* read() below reports it */ }
+    // Blocks are being decrypted on workers: answer when they are in (libfuse keeps `buf` for us).
+    if (ready !== null) { void ready.then(() => this.readNow(signal, path, fh, buf, len, lo, hi)); return; }
+    this.readNow(signal, path, fh, buf, len, lo, hi);
+  }
+
+  private readNow(signal: Signal, path: string, fh: Fh, buf: Buffer, len: number, lo: number, hi: number): void {
     let res: number;
     try {
       const data = this.core.read(this.ctx, this.inoOf(fh, path), fh, lo + hi * TWO32, len);

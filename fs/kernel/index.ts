@@ -6,6 +6,7 @@
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FsCore } from '../core/api.js';
+import { type BulkCryptoPool, defaultBulkPool } from '../../src/crypto/index.js';
 import { RequestLoop, type LoopMode } from './loop.js';
 import {
   KernelMountError, abortConnection, kernelTransportAvailable, mountFuse, recoverStale, umount,
@@ -46,6 +47,12 @@ export interface KernelMountOptions {
    * 128 KiB, which turns a sequential read into 8x more READ requests than max_pages allows.
    */
   readAheadKb?: number;
+  /**
+   * Worker threads that serve large reads of committed blocks whole (read, decrypt and reply to the
+   * kernel without the serving thread touching the data; see Session). Default: the process-wide
+   * bulk pool when the core can plan such reads; null disables. Env ATEFS_KERNEL_BULK_READ=0.
+   */
+  bulk?: BulkCryptoPool | null;
   /** Let the kernel cache directory listings across opens (default off). Env ATEFS_KERNEL_CACHE_DIR. */
   cacheDir?: boolean;
 }
@@ -127,6 +134,7 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
     attrTimeout: opts.attrTimeout ?? opts.cacheTimeout ?? 1,
     cacheDir: envBool('ATEFS_KERNEL_CACHE_DIR') ?? opts.cacheDir ?? false,
     wakeName: mode === 'blocking' ? Buffer.from(WAKE_NAME) : null,
+    bulk: envBool('ATEFS_KERNEL_BULK_READ') === false ? null : opts.bulk !== undefined ? opts.bulk : core.readPlan ? defaultBulkPool() : null,
     debug,
   }, {
     onInit: () => initDone(),
@@ -179,8 +187,9 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
     } catch (e) {
       failure = e;
     }
-    // Let replies to DESTROY get written before the descriptor goes away.
-    while (session.pending.size > 0) await new Promise((r) => setTimeout(r, 5));
+    // Let replies to DESTROY get written before the descriptor goes away, and never close it under
+    // a worker still writing a read reply (the number could be reused by another file meanwhile).
+    while (session.pending.size > 0 || session.bulkInFlight > 0) await new Promise((r) => setTimeout(r, 5));
     try { closeSync(fd); } catch { /* already closed */ }
     // A failed final commit is data not saved: unmount() must fail, not log and succeed.
     if (failure) throw failure;

@@ -7,7 +7,8 @@
  */
 import { writeSync, writevSync, write as writeAsync } from 'node:fs';
 import { constants as osc } from 'node:os';
-import type { Ctx, Entry, FsCore, InvalidateEvent, SetAttr } from '../core/api.js';
+import type { Ctx, Entry, FsCore, InvalidateEvent, ReadPlan, SetAttr } from '../core/api.js';
+import type { BulkCryptoPool } from '../../src/crypto/index.js';
 import { toErrno } from '../core/errors.js';
 import {
   cstrEnd, encodeDelete, encodeInvalEntry, encodeInvalInode, readI64, readLock, readU64, writeAttrOut,
@@ -21,6 +22,8 @@ import {
 } from './protocol.js';
 
 const E = osc.errno;
+/** Bulk reads in flight at most (each holds a reply buffer of max_write bytes). */
+const BULK_BUFFERS = 8;
 const ENOSYS = E.ENOSYS;
 const EIO = E.EIO;
 const ENOENT = E.ENOENT;
@@ -42,6 +45,8 @@ export interface SessionOptions {
   cacheDir: boolean;
   /** Name a LOOKUP in the root uses to wake a blocked reader (see loop.ts); never a real file. */
   wakeName: Buffer | null;
+  /** Workers that serve large reads whole (core.readPlan); null: every read is served here. */
+  bulk?: BulkCryptoPool | null;
   debug: boolean;
 }
 
@@ -81,6 +86,13 @@ export class Session {
   errors = 0;
   notifications = 0;
   notifyFailures = 0;
+  /** Reads handed to the bulk workers and not finished (they write to our fd: it stays open meanwhile). */
+  bulkInFlight = 0;
+  /** Reads the workers answered / that came back to be served here. */
+  bulkReads = 0;
+  bulkFallbacks = 0;
+  /** Reply buffers of bulk reads (shared with the workers), reused. */
+  private readonly bulkBufs: SharedArrayBuffer[] = [];
   /** Requests whose reply is a Promise still running. The loop must not block while > 0. */
   pending = new Map<number, Pending>();
   initialized = false;
@@ -169,6 +181,58 @@ export class Session {
       const errno = toErrno(err);
       if (errno === EIO || this.opts.debug) process.stderr.write(`kernel: async reply failed: ${(err as Error)?.stack ?? String(err)}\n`);
       this.replyErr(unique, errno);
+    });
+  }
+
+  /**
+   * Hands a planned read to the bulk workers, which read, decrypt and write the reply to the kernel
+   * themselves (the header is written here first). false when no reply buffer is free (the caller
+   * serves it). Should the workers fail (a block moved by compaction, tampered, I/O), the read is
+   * served here with read(), which reports the error.
+   */
+  private serveBulk(unique: number, plan: ReadPlan, ctx: Ctx, nodeid: number, fh: number, offset: number, size: number): boolean {
+    const need = OUT_HEADER_SIZE + plan.length;
+    let sab = this.bulkBufs.pop();
+    if (sab !== undefined && sab.byteLength < need) sab = undefined;
+    if (sab === undefined) {
+      if (this.bulkInFlight >= BULK_BUFFERS) return false;
+      sab = new SharedArrayBuffer(Math.max(need, OUT_HEADER_SIZE + this.opts.maxWrite));
+    }
+    writeOutHeader(Buffer.from(sab, 0, OUT_HEADER_SIZE), need, 0, unique);
+    this.bulkInFlight++;
+    const c: Ctx = { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid };
+    const buf = sab;
+    const done = (r: 'written' | 'failed') => {
+      this.bulkInFlight--;
+      if (this.bulkBufs.length < BULK_BUFFERS) this.bulkBufs.push(buf);
+      if (r === 'written') { this.bulkReads++; return; }
+      this.bulkFallbacks++;
+      try {
+        this.replyData(unique, this.core.read(c, nodeid, fh, offset, size));
+      } catch (err) {
+        this.replyErr(unique, toErrno(err));
+      }
+    };
+    this.opts.bulk!.openRangesToFd(this.fd, sab, OUT_HEADER_SIZE, plan.sources, plan.blockSize, plan.from, plan.length)
+      .then(done, () => done('failed'));
+    return true;
+  }
+
+  /** A data reply after an await; `produce` runs then (and may throw an errno). */
+  private settleData(unique: number, p: Promise<void>, produce: () => Buffer): void {
+    const rec: Pending = { opcode: Op.READ, interrupted: false };
+    this.pending.set(unique, rec);
+    void p.then(() => {
+      this.pending.delete(unique);
+      if (rec.interrupted) return;
+      let data: Buffer;
+      try {
+        data = produce();
+      } catch (err) {
+        this.replyErr(unique, toErrno(err));
+        return;
+      }
+      this.replyData(unique, data);
     });
   }
 
@@ -341,6 +405,17 @@ export class Session {
         const fh = readU64(b, p);
         const offset = readU64(b, p + 8);
         const size = b.readUInt32LE(p + 16);
+        if (this.opts.bulk) {
+          const plan = core.readPlan?.(ctx, nodeid, fh, offset, size) ?? null;
+          if (plan !== null && this.serveBulk(unique, plan, ctx, nodeid, fh, offset, size)) return;
+        }
+        const ready = core.readReady?.(ctx, nodeid, fh, offset, size) ?? null;
+        if (ready !== null) {
+          // Blocks are being decrypted on workers: reply when they are in, serve others meanwhile.
+          const c: Ctx = { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid }; // this.ctx is reused per request
+          this.settleData(unique, ready, () => core.read(c, nodeid, fh, offset, size));
+          return;
+        }
         this.replyData(unique, core.read(ctx, nodeid, fh, offset, size));
         return;
       }
@@ -736,6 +811,8 @@ export class Session {
     out.maxWrite = this.maxWriteSeen;
     out.writesAtMax = this.writesAtMax;
     out.lookupsOutstanding = this.lookupsOutstanding;
+    out.bulkReads = this.bulkReads;
+    out.bulkFallbacks = this.bulkFallbacks;
     out.notifications = this.notifications;
     out.notifyFailures = this.notifyFailures;
     out.pending = this.pending.size;

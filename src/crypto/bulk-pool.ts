@@ -52,7 +52,7 @@ parentPort.on('message', (m) => {
       }
       const out = Buffer.allocUnsafeSlow(total);
       const nonces = crypto.randomBytes(NONCE * n);
-      const prefix = Buffer.from(m.hashPrefix);
+      const prefix = Buffer.from(m.hashPrefix.buffer, m.hashPrefix.byteOffset, m.hashPrefix.byteLength);
       let w = 0;
       for (let i = 0; i < n; i++) {
         const it = items[i];
@@ -76,8 +76,16 @@ parentPort.on('message', (m) => {
       return;
     }
     if (m.op === 'open') {
-      // in: items [{ path, offset, length, key, aad }]; out: buf = plaintexts back to back, status per item
-      const its = m.items;
+      // in: paths[], pos = Float64Array [offset, length, aadLen]*, keys = key(32) | aad per item;
+      // out: buf = plaintexts back to back, status per item
+      const kb = Buffer.from(m.keys.buffer, m.keys.byteOffset, m.keys.byteLength);
+      const its = [];
+      let ko = 0;
+      for (let i = 0; i < m.paths.length; i++) {
+        const al = m.pos[i * 3 + 2];
+        its.push({ path: m.paths[i], offset: m.pos[i * 3], length: m.pos[i * 3 + 1], key: kb.subarray(ko, ko + 32), aad: kb.subarray(ko + 32, ko + 32 + al) });
+        ko += 32 + al;
+      }
       let total = 0;
       for (const it of its) total += Math.max(0, it.length - HDR - NONCE - TAG);
       const out = Buffer.allocUnsafeSlow(total);
@@ -100,10 +108,10 @@ parentPort.on('message', (m) => {
             got += k;
           }
           if (s[0] !== ALG || s[1] !== VER) throw new Error('not AES-256-GCM v1');
-          const d = crypto.createDecipheriv('aes-256-gcm', Buffer.from(it.key), s.subarray(HDR, HDR + NONCE), OPTS);
+          const d = crypto.createDecipheriv('aes-256-gcm', it.key, s.subarray(HDR, HDR + NONCE), OPTS);
           d.setAuthTag(s.subarray(it.length - TAG));
           d.setAAD(s.subarray(0, HDR));
-          if (it.aad.length) d.setAAD(Buffer.from(it.aad));
+          if (it.aad.length) d.setAAD(it.aad);
           const pt = d.update(s.subarray(HDR + NONCE, it.length - TAG));
           d.final();
           pt.copy(out, w);
@@ -117,6 +125,59 @@ parentPort.on('message', (m) => {
       parentPort.postMessage({ id: m.id, buf: out.buffer, status, errors }, [out.buffer, status.buffer]);
       return;
     }
+    if (m.op === 'toFd') {
+      // Blocks [m.lo, m.hi) of a request: open each, copy the part of its plaintext that falls in
+      // [from, from + length) of the blocks' concatenation into out (a SharedArrayBuffer that
+      // starts with the reply header). The last part to finish writes the whole reply to the fd.
+      const kb = Buffer.from(m.keys.buffer, m.keys.byteOffset, m.keys.byteLength);
+      const out = Buffer.from(m.out, 0, m.outLen);
+      const ctl = new Int32Array(m.ctl);
+      let failed = null;
+      let ko = 0;
+      for (let i = 0; i < m.lo; i++) ko += 32 + m.pos[i * 3 + 2];
+      let sealed = Buffer.allocUnsafe(0);
+      for (let i = m.lo; i < m.hi && failed === null; i++) {
+        const off = m.pos[i * 3], len = m.pos[i * 3 + 1], al = m.pos[i * 3 + 2];
+        const key = kb.subarray(ko, ko + 32), aad = kb.subarray(ko + 32, ko + 32 + al);
+        ko += 32 + al;
+        try {
+          const n = len - HDR - NONCE - TAG;
+          if (n < 0) throw new Error('sealed range too short');
+          if (sealed.length < len) sealed = Buffer.allocUnsafe(len);
+          const sb = sealed.subarray(0, len);
+          let got = 0;
+          const fd = fdOf(m.paths[i]);
+          while (got < len) {
+            const k = fs.readSync(fd, sb, got, len - got, off + got);
+            if (k === 0) throw new Error('short read');
+            got += k;
+          }
+          if (sb[0] !== ALG || sb[1] !== VER) throw new Error('not AES-256-GCM v1');
+          const d = crypto.createDecipheriv('aes-256-gcm', key, sb.subarray(HDR, HDR + NONCE), OPTS);
+          d.setAuthTag(sb.subarray(len - TAG));
+          d.setAAD(sb.subarray(0, HDR));
+          if (al) d.setAAD(aad);
+          const pt = d.update(sb.subarray(HDR + NONCE, len - TAG));
+          d.final();
+          // This block covers [i * bs - from, i * bs - from + n) of the reply's data.
+          const start = i * m.bs - m.from;
+          const a = Math.max(0, start), b = Math.min(m.length, start + m.bs);
+          if (b > a) {
+            if (start + pt.length < b) throw new Error('block shorter than the read');
+            pt.copy(out, m.headerLen + a, a - start, b - start);
+          }
+        } catch (e) {
+          failed = String(e && e.message || e);
+        }
+      }
+      if (failed !== null) Atomics.store(ctl, 1, 1);
+      let wrote = false;
+      if (Atomics.sub(ctl, 0, 1) === 1 && Atomics.load(ctl, 1) === 0) {
+        try { fs.writeSync(m.fd, out, 0, m.outLen); wrote = true; } catch (e) { failed = 'reply: ' + String(e && e.message || e); }
+      }
+      parentPort.postMessage({ id: m.id, wrote, failed });
+      return;
+    }
     parentPort.postMessage({ id: m.id, error: 'unknown op ' + m.op });
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.stack || e) });
@@ -124,7 +185,7 @@ parentPort.on('message', (m) => {
 });
 `;
 
-interface Reply { id: number; buf?: ArrayBuffer; status?: Int32Array; errors?: string[]; error?: string }
+interface Reply { id: number; buf?: ArrayBuffer; status?: Int32Array; errors?: string[]; error?: string; wrote?: boolean; failed?: string | null }
 interface Pending { resolve: (r: Reply) => void; reject: (e: Error) => void }
 
 class BulkWorker {
@@ -220,10 +281,11 @@ export class BulkCryptoPool {
       buf.writeUInt32BE(it.meta.length, o); o += 4; buf.set(it.meta, o); o += it.meta.length;
       buf.writeUInt32BE(it.plaintext.length, o); o += 4; buf.set(it.plaintext, o); o += it.plaintext.length;
     }
+    // Never post a Buffer from Node's 8 KiB pool: structured cloning copies its whole slab.
     const d = Buffer.from(domain, 'utf8');
-    const prefix = Buffer.allocUnsafe(4 + d.length);
-    prefix.writeUInt32BE(d.length, 0);
-    d.copy(prefix, 4);
+    const prefix = new Uint8Array(4 + d.length);
+    Buffer.from(prefix.buffer).writeUInt32BE(d.length, 0);
+    prefix.set(d, 4);
     const id = this.nextId++;
     const r = await this.pick().request({ id, op: 'seal', buf: buf.buffer, count: items.length, hashPrefix: prefix }, [buf.buffer], total);
     const out = Buffer.from(r.buf!);
@@ -243,10 +305,28 @@ export class BulkCryptoPool {
    */
   async openFileRanges(items: OpenItem[]): Promise<Array<Buffer | Error>> {
     let total = 0;
-    for (const it of items) total += it.length;
+    let kl = 0;
+    for (const it of items) {
+      if (it.key.length !== 32) throw new CryptoError('AES-256-GCM key must be 32 bytes');
+      total += it.length;
+      kl += 32 + it.aad.length;
+    }
+    // Packed into two small typed arrays of their own: posting Buffers from Node's 8 KiB pool
+    // would structured-clone each one's whole slab.
+    const pos = new Float64Array(items.length * 3);
+    const keys = new Uint8Array(kl);
+    let ko = 0;
+    items.forEach((it, i) => {
+      pos[i * 3] = it.offset;
+      pos[i * 3 + 1] = it.length;
+      pos[i * 3 + 2] = it.aad.length;
+      keys.set(it.key, ko);
+      keys.set(it.aad, ko + 32);
+      ko += 32 + it.aad.length;
+    });
     const id = this.nextId++;
-    const msg = { id, op: 'open', items: items.map((it) => ({ path: it.path, offset: it.offset, length: it.length, key: it.key, aad: it.aad })) };
-    const r = await this.pick().request(msg, [], total);
+    const msg = { id, op: 'open', paths: items.map((it) => it.path), pos, keys };
+    const r = await this.pick().request(msg, [pos.buffer, keys.buffer], total);
     const out = Buffer.from(r.buf!);
     const res: Array<Buffer | Error> = new Array(items.length);
     let at = 0;
@@ -260,6 +340,62 @@ export class BulkCryptoPool {
       at += n;
     }
     return res;
+  }
+
+  /**
+   * Serves a read without the calling thread touching its data: the workers read and open
+   * `items` (consecutive blocks of `blockSize` bytes of plaintext, the last one possibly shorter),
+   * copy bytes [from, from + length) of their concatenation into `out` after its first `headerLen`
+   * bytes (a header the caller wrote), and the last one to finish writes out[0, headerLen + length)
+   * to `fd` in one write. Split over the workers; `out` must be a SharedArrayBuffer the caller does
+   * not touch until this settles. Resolves 'written', or 'failed' when any item could not be opened
+   * (tampered, moved, I/O) or the write failed — then nothing was written and the caller serves
+   * the request itself.
+   */
+  async openRangesToFd(
+    fd: number,
+    out: SharedArrayBuffer,
+    headerLen: number,
+    items: OpenItem[],
+    blockSize: number,
+    from: number,
+    length: number,
+  ): Promise<'written' | 'failed'> {
+    if (this.closed) throw new CryptoError('bulk crypto pool is closed');
+    if (headerLen + length > out.byteLength) throw new CryptoError('reply buffer too small');
+    let kl = 0;
+    for (const it of items) kl += 32 + it.aad.length;
+    const pos = new Float64Array(items.length * 3);
+    const keys = new Uint8Array(new SharedArrayBuffer(kl));
+    let ko = 0;
+    items.forEach((it, i) => {
+      pos[i * 3] = it.offset;
+      pos[i * 3 + 1] = it.length;
+      pos[i * 3 + 2] = it.aad.length;
+      keys.set(it.key, ko);
+      keys.set(it.aad, ko + 32);
+      ko += 32 + it.aad.length;
+    });
+    const paths = items.map((it) => it.path);
+    this.pick(); // starts the workers
+    const parts = Math.min(this.workers.length, items.length);
+    const ctl = new SharedArrayBuffer(8);
+    new Int32Array(ctl)[0] = parts;
+    const per = Math.ceil(items.length / parts);
+    const jobs: Promise<Reply>[] = [];
+    for (let p = 0; p < parts; p++) {
+      const lo = p * per;
+      const hi = Math.min(items.length, lo + per);
+      const w = this.pick();
+      const id = this.nextId++;
+      let bytes = 0;
+      for (let i = lo; i < hi; i++) bytes += items[i]!.length;
+      jobs.push(w.request({
+        id, op: 'toFd', fd, out, outLen: headerLen + length, headerLen, ctl, paths, pos, keys, lo, hi, bs: blockSize, from, length,
+      }, [], bytes));
+    }
+    const res = await Promise.all(jobs);
+    return res.some((r) => r.wrote) ? 'written' : 'failed';
   }
 
   async close(): Promise<void> {

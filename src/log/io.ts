@@ -30,12 +30,17 @@ export interface LogIo {
   readFile(name: string): Buffer;
   /** Whole-file write + fsync under a temporary name is the caller's business; this only writes. */
   writeFileSync(name: string, data: Uint8Array): void;
+  /** Absolute path of a file, for readers on other threads; absent when there are no real files. */
+  filePath?(name: string): string;
 }
 
 export class NodeIo implements LogIo {
   constructor(readonly dir: string) {}
   private p(name: string) {
     return path.join(this.dir, name);
+  }
+  filePath(name: string) {
+    return path.resolve(this.dir, name);
   }
   list() {
     return fs.readdirSync(this.dir);

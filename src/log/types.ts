@@ -85,6 +85,13 @@ export interface RedoLog {
    *  verifying the whole record (the frame length is checked, the CRC is not: the caller verifies
    *  the bytes, e.g. by hash). For loading one block out of a large commit record. */
   readSlice(pos: LogPosition, start: number, length: number): Buffer;
+  /**
+   * Where bytes [start, start + length) of the payload of the record at `pos` lie on disk, for a
+   * reader on another thread (the view's bulk reads): file path and offset. Nothing is read or
+   * checked (the reader verifies the bytes, e.g. by AEAD). null for an in-memory log, an unknown
+   * segment or a range past what has been written.
+   */
+  fileRange?(pos: LogPosition, start: number, length: number): { path: string; offset: number } | null;
   /** Synchronous forward iteration (fast bulk load). */
   records(from?: { seq?: number; pos?: LogPosition }): Iterable<LogRecord>;
   /** Tail-follow: yields existing records from `from`, then new ones as they are written. */

@@ -21,11 +21,12 @@ import {
   decodeMeta,
   effectiveDataKeyOf,
   eventHash,
+  payloadAad,
   openEventPayload,
   signersOf,
   verifySignatures,
 } from '../chain/index.js';
-import type { BulkCryptoPool, CryptoPool } from '../crypto/index.js';
+import type { BulkCryptoPool, CryptoPool, OpenItem } from '../crypto/index.js';
 import { DecryptError, hkdfSha256, hmacSha256 } from '../crypto/index.js';
 import { LogError, type Durability, type LogPosition, type LogRecord, type RedoLog } from '../log/index.js';
 import { CompactionPolicy, type CompactPolicyOptions } from './compaction-policy.js';
@@ -497,6 +498,93 @@ export class View {
     const r = this.materialize(e);
     this.values.set(key, r);
     return r;
+  }
+
+  /**
+   * Loads the current versions of `keys` with their bulk payloads read and decrypted on the bulk
+   * pool's workers (file blocks for sequential reads), so the calling thread only looks up the
+   * index. The answer holds a record per key that could be loaded that way; a key missing from it
+   * (absent, small, not on disk yet, no key, tampered) is left to tryGet, which handles and reports
+   * every such case. The records also go to the value cache, unless the DAO changed meanwhile.
+   * The check is the bulk check of materialize: the AEAD binds (chain, key, version).
+   */
+  async prefetch(keys: readonly DaoKey[]): Promise<Map<DaoKey, DaoRecord>> {
+    const out = new Map<DaoKey, DaoRecord>();
+    const bulk = this.bulk;
+    if (!bulk || !this.log.fileRange || this.remap) return out;
+    const chain = this.state.getGenesis()?.hash;
+    if (!chain) return out;
+    const jobs: Array<{ e: DaoEntry; item: OpenItem }> = [];
+    for (const key of keys) {
+      const hit = this.values.get(key);
+      if (hit) { out.set(key, hit); continue; }
+      const e = this.entry(key);
+      const item = e ? this.bulkSource(e, chain) : null;
+      if (item) jobs.push({ e: e!, item });
+    }
+    // ~1 MiB per worker message: both workers busy, and the first blocks back early.
+    const batches: Array<typeof jobs> = [];
+    let cur: typeof jobs = [];
+    let bytes = 0;
+    for (const j of jobs) {
+      cur.push(j);
+      bytes += j.item.length;
+      if (bytes >= 1 << 20) { batches.push(cur); cur = []; bytes = 0; }
+    }
+    if (cur.length) batches.push(cur);
+    await Promise.all(batches.map(async (b) => {
+      let res: Array<Buffer | Error>;
+      try {
+        res = await bulk.openFileRanges(b.map((j) => j.item));
+      } catch {
+        return;
+      }
+      if (this.closed) return;
+      for (let i = 0; i < b.length; i++) {
+        const data = res[i]!;
+        if (data instanceof Error) continue;
+        const e = b[i]!.e;
+        const rec: DaoRecord = {
+          key: e.node.key, version: e.node.version, parent: e.node.parent, type: e.node.type,
+          data, updatedAt: e.node.updatedAt, seq: e.seq, node: e.node,
+        };
+        out.set(e.node.key, rec);
+        // Still the current version: cache it (a commit meanwhile invalidated what it replaced).
+        const now = this.store.getDao(Buffer.from(e.node.key, 'hex'));
+        if (now && now.seq === e.seq && now.node.version === e.node.version) this.values.set(e.node.key, rec);
+      }
+    }));
+    return out;
+  }
+
+  /**
+   * Where the sealed current payloads of `keys` are on disk, with their keys and associated data,
+   * for a reader on another thread that opens them itself (the AEAD check of materialize: a payload
+   * that opens is that version's). null for a key that must be loaded through tryGet instead
+   * (absent, small, not written out yet, in-memory log, no read key, compaction switching).
+   */
+  bulkSources(keys: readonly DaoKey[]): Array<OpenItem | null> {
+    const chain = this.bulk && this.log.fileRange && !this.remap ? this.state.getGenesis()?.hash : undefined;
+    return keys.map((key) => {
+      if (!chain) return null;
+      const e = this.entry(key);
+      return e ? this.bulkSource(e, chain) : null;
+    });
+  }
+
+  private bulkSource(e: DaoEntry, chain: Buffer): OpenItem | null {
+    if (e.node.deleted || e.payloadStart < 0 || e.payloadLen <= BULK_PAYLOAD) return null;
+    const r = this.store.getRecord(e.seq);
+    if (!r) return null;
+    const at = this.log.fileRange!({ segment: r.segment, offset: r.offset }, e.payloadStart, e.payloadLen);
+    if (!at) return null;
+    let dk: Buffer;
+    try {
+      dk = this.keys.get(this.state, effectiveDataKeyOf(this.state, e.node));
+    } catch {
+      return null;
+    }
+    return { path: at.path, offset: at.offset, length: e.payloadLen, key: dk, aad: payloadAad(chain, e.node.key, e.node.version) };
   }
 
   get(key: DaoKey): DaoRecord {
