@@ -30,6 +30,7 @@ import {
   type Commit,
   type CommitHeader,
   type CommitSignature,
+  type RecordSpan,
   type DataKeyGrant,
   type EventMeta,
   type GenesisInfo,
@@ -484,33 +485,52 @@ export function hashCommitParts(header: CommitHeader, events: ChainEvent[]): { h
 }
 
 /**
- * The commit record, written straight into one buffer of its exact size: every payload is copied
- * once (msgpackr's pack copied each into a growing buffer, then the whole body again behind the
- * format byte — three passes over tens of MiB per commit of file blocks). The bytes are exactly
- * what `packr.pack([...])` produces for these values (minimal bin / array headers, nil for a missing
- * payload); a test checks that against msgpackr.
+ * The commit record as pieces: every byte but the payloads goes into one small buffer, cut where a
+ * payload follows; the payloads are referenced, not copied. Joined, the pieces are exactly what
+ * `packr.pack([...])` produces for these values (minimal bin / array headers, nil for a missing
+ * payload) behind the format byte; a test checks that against msgpackr.
  */
-export function encodeCommitRecord(
+export function encodeCommitParts(
   hash: Buffer,
   headerBytes: Buffer,
   events: ChainEvent[],
   signatures: CommitSignature[],
-): Buffer {
-  let n = 1 + arrayHeaderLen(4) + binLen(hash.length) + binLen(headerBytes.length) + arrayHeaderLen(events.length);
-  for (const e of events) n += 1 + binLen(e.metaBytes.length) + (e.payload === null ? 1 : binLen(e.payload.length));
-  n += arrayHeaderLen(signatures.length);
-  for (const s of signatures) n += 1 + binLen(s.publicKey.length) + binLen(s.signature.length);
-  const out = Buffer.allocUnsafeSlow(n);
+): { parts: Buffer[]; size: number; spans: RecordSpan[] } {
+  let small = 1 + arrayHeaderLen(4) + binLen(hash.length) + binLen(headerBytes.length) + arrayHeaderLen(events.length);
+  let payloads = 0;
+  for (const e of events) {
+    small += 1 + binLen(e.metaBytes.length) + (e.payload === null ? 1 : binLen(e.payload.length) - e.payload.length);
+    if (e.payload !== null) payloads += e.payload.length;
+  }
+  small += arrayHeaderLen(signatures.length);
+  for (const s of signatures) small += 1 + binLen(s.publicKey.length) + binLen(s.signature.length);
+  const out = Buffer.allocUnsafe(small);
+  const parts: Buffer[] = [];
+  const spans: RecordSpan[] = new Array(events.length);
   out[0] = COMMIT_FORMAT;
   let o = writeArrayHeader(out, 1, 4);
   o = writeBin(out, o, hash);
   o = writeBin(out, o, headerBytes);
   o = writeArrayHeader(out, o, events.length);
-  for (const e of events) {
+  let cut = 0; // start in `out` of the piece being built
+  let at = 0; // record offset of out[cut]
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
     out[o++] = 0x92;
+    const metaStart = at + (o - cut) + binHeaderLen(e.metaBytes.length);
     o = writeBin(out, o, e.metaBytes);
-    if (e.payload === null) out[o++] = 0xc0;
-    else o = writeBin(out, o, e.payload);
+    if (e.payload === null) {
+      out[o++] = 0xc0;
+      spans[i] = { metaStart, metaLen: e.metaBytes.length, payloadStart: -1, payloadLen: 0 };
+      continue;
+    }
+    o = writeBinHeader(out, o, e.payload.length);
+    parts.push(out.subarray(cut, o));
+    at += o - cut;
+    spans[i] = { metaStart, metaLen: e.metaBytes.length, payloadStart: at, payloadLen: e.payload.length };
+    parts.push(e.payload);
+    at += e.payload.length;
+    cut = o;
   }
   o = writeArrayHeader(out, o, signatures.length);
   for (const s of signatures) {
@@ -518,8 +538,40 @@ export function encodeCommitRecord(
     o = writeBin(out, o, s.publicKey);
     o = writeBin(out, o, s.signature);
   }
-  if (o !== n) throw new Error(`commit record size ${o} != ${n}`);
-  return out;
+  if (o !== small) throw new Error(`commit record size ${o} != ${small}`);
+  parts.push(out.subarray(cut, o));
+  return { parts, size: small + payloads, spans };
+}
+
+/** The commit record in one buffer (encodeCommitParts joined). */
+export function encodeCommitRecord(
+  hash: Buffer,
+  headerBytes: Buffer,
+  events: ChainEvent[],
+  signatures: CommitSignature[],
+): Buffer {
+  const { parts, size } = encodeCommitParts(hash, headerBytes, events, signatures);
+  return Buffer.concat(parts, size);
+}
+
+function binHeaderLen(n: number): number {
+  return n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+function writeBinHeader(out: Buffer, o: number, n: number): number {
+  if (n < 0x100) {
+    out[o] = 0xc4;
+    out[o + 1] = n;
+    return o + 2;
+  }
+  if (n < 0x10000) {
+    out[o] = 0xc5;
+    out.writeUInt16BE(n, o + 1);
+    return o + 3;
+  }
+  out[o] = 0xc6;
+  out.writeUInt32BE(n, o + 1);
+  return o + 5;
 }
 
 function binLen(n: number): number {
@@ -531,22 +583,9 @@ function arrayHeaderLen(n: number): number {
 }
 
 function writeBin(out: Buffer, o: number, b: Uint8Array): number {
-  const n = b.length;
-  if (n < 0x100) {
-    out[o] = 0xc4;
-    out[o + 1] = n;
-    o += 2;
-  } else if (n < 0x10000) {
-    out[o] = 0xc5;
-    out.writeUInt16BE(n, o + 1);
-    o += 3;
-  } else {
-    out[o] = 0xc6;
-    out.writeUInt32BE(n, o + 1);
-    o += 5;
-  }
+  o = writeBinHeader(out, o, b.length);
   out.set(b, o);
-  return o + n;
+  return o + b.length;
 }
 
 function writeArrayHeader(out: Buffer, o: number, n: number): number {
@@ -572,7 +611,11 @@ export function assembleCommit(
   events: ChainEvent[],
   signatures: CommitSignature[],
 ): Commit {
-  return { hash, header, headerBytes, events, signatures, bytes: encodeCommitRecord(hash, headerBytes, events, signatures) };
+  const { parts, size, spans } = encodeCommitParts(hash, headerBytes, events, signatures);
+  let joined: Buffer | null = null;
+  const c = { hash, header, headerBytes, events, signatures, parts, size, spans } as Omit<Commit, 'bytes'> as Commit;
+  Object.defineProperty(c, 'bytes', { enumerable: true, get: () => (joined ??= Buffer.concat(parts, size)) });
+  return c;
 }
 
 /**

@@ -13,6 +13,7 @@ export {
   signatureMessage,
   makeEvent,
   hashCommitParts,
+  encodeCommitParts,
   encodeCommitRecord,
   assembleCommit,
   decodeCommit,

@@ -153,6 +153,24 @@ export interface Commit {
   signatures: CommitSignature[];
   /** The exact record bytes (what is appended to the log and sent on the wire). */
   bytes: Buffer;
+  /**
+   * A commit built here also has its record as consecutive pieces — the payloads themselves, not
+   * copies — with its size and where each event is in it; `bytes` is then joined on first use only.
+   * A commit of file blocks is tens of MiB: joining it cost a pass over memory nobody needed, since
+   * the log writes the pieces as they are.
+   */
+  parts?: Buffer[];
+  size?: number;
+  spans?: RecordSpan[];
+}
+
+/** Where an event's bytes are in its commit record (offsets from the record's first byte). */
+export interface RecordSpan {
+  metaStart: number;
+  metaLen: number;
+  /** -1 when the event has no payload. */
+  payloadStart: number;
+  payloadLen: number;
 }
 
 export interface SizeLimits {

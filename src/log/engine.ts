@@ -30,6 +30,7 @@ import {
   decodeManifest,
   encodeFrame,
   encodeFrameHeader,
+  encodeFrameHeaderParts,
   encodeHeader,
   encodeManifest,
   FRAME_HEADER,
@@ -451,15 +452,32 @@ export class LogEngine implements RedoLog {
     return this.appendBatch([payload], durability).then((r) => r[0]!);
   }
 
+  appendParts(parts: readonly Uint8Array[], durability: Durability = 'durable'): Promise<{ seq: number; pos: LogPosition }> {
+    return this.appendRecords([parts], durability).then((r) => r[0]!);
+  }
+
   appendBatch(payloads: Uint8Array[], durability: Durability = 'durable'): Promise<Array<{ seq: number; pos: LogPosition }>> {
+    return this.appendRecords(payloads, durability);
+  }
+
+  /** Each record is one buffer or consecutive pieces (appendParts). */
+  private appendRecords(payloads: ReadonlyArray<Uint8Array | readonly Uint8Array[]>, durability: Durability): Promise<Array<{ seq: number; pos: LogPosition }>> {
     try {
       this.check();
-      for (const p of payloads)
-        if (p.length > this.maxRecordSize)
-          throw new RecordTooLarge(`record of ${p.length} bytes exceeds the maximum of ${this.maxRecordSize}`);
+      const lengthOf = (p: Uint8Array | readonly Uint8Array[]): number => {
+        if (p instanceof Uint8Array) return p.length;
+        let n = 0;
+        for (const x of p) n += x.length;
+        return n;
+      };
+      for (const p of payloads) {
+        const n = lengthOf(p);
+        if (n > this.maxRecordSize) throw new RecordTooLarge(`record of ${n} bytes exceeds the maximum of ${this.maxRecordSize}`);
+      }
       const out: Array<{ seq: number; pos: LogPosition }> = [];
       for (const p of payloads) {
-        const size = FRAME_HEADER + p.length;
+        const plen = lengthOf(p);
+        const size = FRAME_HEADER + plen;
         const act = this.active;
         if (this.reserved + size > this.segmentSize && (act.count > 0 || this.pendingCount > 0)) this.rotate();
         const seq = this.nextSeq++;
@@ -467,7 +485,10 @@ export class LogEngine implements RedoLog {
         // Large payloads go out as their own iovec behind a separate header: copying tens of MiB
         // of a commit into a frame buffer cost as much as writing it. They must not change until
         // written (commit records never do).
-        if (p.length >= FRAME_NO_COPY) this.pending.push(encodeFrameHeader(seq, p), p as Buffer);
+        if (!(p instanceof Uint8Array)) {
+          this.pending.push(encodeFrameHeaderParts(seq, p, plen));
+          for (const x of p) if (x.length > 0) this.pending.push(x as Buffer);
+        } else if (p.length >= FRAME_NO_COPY) this.pending.push(encodeFrameHeader(seq, p), p as Buffer);
         else this.pending.push(encodeFrame(seq, p));
         this.pendingBytes += size;
         this.pendingCount++;

@@ -152,6 +152,19 @@ export function encodeFrameHeader(seq: number, payload: Uint8Array): Buffer {
   return h;
 }
 
+/** encodeFrameHeader for a payload given as consecutive pieces of `size` bytes in all. */
+export function encodeFrameHeaderParts(seq: number, parts: readonly Uint8Array[], size: number): Buffer {
+  const h = Buffer.allocUnsafe(FRAME_HEADER);
+  h.writeUInt32LE(size, 4);
+  h.writeUInt32LE(seq % TWO32, 8);
+  h.writeUInt32LE(Math.floor(seq / TWO32), 12);
+  let c = crc(h, 4, FRAME_HEADER);
+  // (zlib.crc32 of an empty buffer ignores its starting value and returns 0.)
+  for (const p of parts) if (p.length > 0) c = crc32(p, c);
+  h.writeUInt32LE(c, 0);
+  return h;
+}
+
 /** Seq of a frame whose header starts at `off` in `b` (no verification). */
 export function frameSeq(b: Buffer, off: number): number {
   return b.readUInt32LE(off + 8) + b.readUInt32LE(off + 12) * TWO32;

@@ -77,6 +77,11 @@ export interface RedoLog {
    */
   append(payload: Uint8Array, durability?: Durability): Promise<{ seq: number; pos: LogPosition }>;
   appendBatch(payloads: Uint8Array[], durability?: Durability): Promise<Array<{ seq: number; pos: LogPosition }>>;
+  /**
+   * One record whose payload is the concatenation of `parts`, written without joining them (a
+   * commit of file blocks: the payloads are its pieces). Same rules as append.
+   */
+  appendParts?(parts: readonly Uint8Array[], durability?: Durability): Promise<{ seq: number; pos: LogPosition }>;
   /** Default 'durable'. */
   flush(durability?: Durability): Promise<void>;
   /** Synchronous pread; throws LogCorruptError on a bad frame. */

@@ -185,7 +185,7 @@ export class LmdbAuthorityState implements AuthorityState {
     }
     const nodes = new Map<DaoKey, NodeRecord>();
     for (const n of effects.nodes) nodes.set(n.key, n);
-    const spans = commit.events.length > 0 ? eventSpans(commit.bytes) : [];
+    const spans = commit.spans ?? (commit.events.length > 0 ? eventSpans(commit.bytes) : []);
     for (let i = 0; i < commit.events.length; i++) {
       const ev = commit.events[i]!;
       const key = ev.meta.key;
@@ -233,7 +233,7 @@ export class LmdbAuthorityState implements AuthorityState {
       offset: pos.offset,
       live: commit.events.length,
       events: commit.events.length,
-      bytes: commit.bytes.length,
+      bytes: commit.size ?? commit.bytes.length,
       time: commit.header.timestamp,
     });
     store.putSeen(commit.hash, seq);

@@ -812,7 +812,9 @@ export class View {
         throw mapReject(e);
       }
       // 'local' at least: the record must be in the file before the index says it is applied.
-      const { seq, pos } = await this.log.append(c.bytes, scope === 'none' ? 'local' : 'local');
+      const { seq, pos } = c.parts && this.log.appendParts
+        ? await this.log.appendParts(c.parts, 'local')
+        : await this.log.append(c.bytes, 'local');
       let changes: AppliedChange[];
       try {
         this.state.stage({ seq, pos, commit: c, effects });
@@ -824,7 +826,8 @@ export class View {
         this.fail(e as Error);
         throw e;
       }
-      this.records.set(seq, c.bytes);
+      // Large records are read by slices (sliceThreshold): caching them would only join them.
+      if ((c.size ?? c.bytes.length) < this.sliceThreshold) this.records.set(seq, c.bytes);
       return { seq, changes, timestamp: c.header.timestamp, hash: c.hash };
     });
     this.emit({ seq: res.seq, commitHash: res.hash.toString('hex'), timestamp: res.timestamp, local: trusted, changes: res.changes });

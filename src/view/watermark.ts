@@ -49,7 +49,7 @@ export function advanceWatermark(
     chainHash: nextChainHash(w.chainHash, seq, recordDigest(commit)),
     prevHash: w.chainHash,
     records: w.records + 1,
-    bytes: w.bytes + commit.bytes.length,
+    bytes: w.bytes + (commit.size ?? commit.bytes.length),
   };
 }
 

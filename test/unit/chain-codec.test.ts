@@ -10,6 +10,7 @@ import {
   decodeCommit,
   decodeEventAt,
   decodeMeta,
+  encodeCommitParts,
   encodeCommitRecord,
   encodeMeta,
   eventHash,
@@ -19,6 +20,7 @@ import {
 } from '../../src/chain/index.js';
 import { domainHash, randomBytes } from '../../src/crypto/index.js';
 import { meta } from './chain-fixtures.js';
+import { eventSpans } from '../../src/view/record-spans.js';
 
 const id32 = (c: string) => c.repeat(64);
 const id16 = (c: string) => c.repeat(32);
@@ -94,6 +96,15 @@ describe('codec', () => {
       const body = packr.pack([hash, headerBytes, events.map((e) => [e.metaBytes, e.payload]), sigs.map((s) => [s.publicKey, s.signature])]);
       expect(ours.equals(Buffer.concat([Buffer.from([COMMIT_FORMAT]), body]))).toBe(true);
       expect(decodeCommit(ours).hash.equals(hash)).toBe(true);
+      // The pieces join to the same bytes, reference the payloads themselves, and know the spans.
+      const { parts, size, spans } = encodeCommitParts(hash, headerBytes, events, sigs);
+      expect(size).toBe(ours.length);
+      expect(Buffer.concat(parts).equals(ours)).toBe(true);
+      for (const e of events) if (e.payload !== null && e.payload.length > 0) expect(parts).toContain(e.payload);
+      expect(spans).toEqual(eventSpans(ours));
+      const c = assembleCommit({ chain: Buffer.alloc(32, 1), timestamp: 5, genesis: null }, headerBytes, hash, events, sigs);
+      expect(c.bytes.equals(ours)).toBe(true);
+      expect(c.size).toBe(ours.length);
     }
   });
 
