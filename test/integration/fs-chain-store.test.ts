@@ -235,3 +235,58 @@ describe('durability of an empty batch', () => {
     await chain.close();
   });
 });
+
+describe('compaction deferred to pauses in commits', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  async function dueChain(name: string, defer: { idleMs: number; maxDeferMs: number }) {
+    const chain = await openLocalChain({ chainDir: join(base, name), configDir: join(base, 'config'), memory: true, deferCompaction: { ...defer, pollMs: 10 } });
+    const fs = await Filesystem.open(chain.store, { commitDelayMs: 60_000 });
+    // 3 MiB on a fresh chain: the default policy (factor 0.4 over >= 2 MiB) wants a compaction.
+    put(fs, 1, 'big', randomBytes(3 << 20));
+    await fs.sync();
+    expect(chain.view.policy.check(chain.log.sizeBytes(), Date.now())).toBe('factor');
+    return { chain, fs };
+  }
+  async function until(cond: () => boolean, ms = 20_000): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (!cond() && Date.now() < end) await sleep(20);
+    return cond();
+  }
+
+  it('waits while commits keep coming and runs once they pause', async () => {
+    const { chain, fs } = await dueChain('defer-idle', { idleMs: 3000, maxDeferMs: 600_000 });
+    for (let i = 0; i < 20; i++) {
+      put(fs, 1, `s${i}`, b('x'));
+      await fs.sync();
+      await sleep(20);
+      expect(chain.view.stats().compacting).toBe(false);
+    }
+    expect(chain.view.stats().lastCompaction).toBeNull();
+    expect(await until(() => chain.view.stats().lastCompaction !== null)).toBe(true);
+    expect(chain.view.policy.check(chain.log.sizeBytes(), Date.now())).toBeNull();
+    await fs.destroy();
+    await chain.close();
+  });
+
+  it('does not wait longer than maxDeferMs for a pause', async () => {
+    const { chain, fs } = await dueChain('defer-max', { idleMs: 600_000, maxDeferMs: 100 });
+    let i = 0;
+    const ran = await until(() => {
+      put(fs, 1, `s${i++}`, b('x'));
+      fs.commitSoon();
+      return chain.view.stats().lastCompaction !== null;
+    });
+    expect(ran).toBe(true);
+    await fs.destroy();
+    await chain.close();
+  });
+
+  it("the view's own automatic compaction stays off while the scheduler runs the policy", async () => {
+    const { chain, fs } = await dueChain('defer-off', { idleMs: 600_000, maxDeferMs: 600_000 });
+    for (let i = 0; i < 5; i++) { put(fs, 1, `s${i}`, b('x')); await fs.sync(); }
+    expect(chain.view.stats().compacting).toBe(false);
+    expect(chain.view.stats().lastCompaction).toBeNull();
+    await fs.destroy();
+    await chain.close();
+  });
+});
