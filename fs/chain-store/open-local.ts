@@ -7,6 +7,7 @@ import { DataKeyCache, createGenesis, publicKeyId, toGenesisHash, type ReaderRef
 import { defaultConfigDir, loadOrCreateLocalIdentity, readersOfPrincipal, writeSecretFile, type Session } from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
 import { ChainStore } from './chain-store.js';
+import { emptyTimings, timedSigningPool } from './commit-timings.js';
 import { CompactionScheduler, type CompactionSchedulerOptions } from './compaction-scheduler.js';
 
 export interface OpenLocalChainOptions {
@@ -113,13 +114,15 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     ? { memory: true, chainId: LOCAL_CHAIN_ID, maxRecordSize, ...(genesisHash ? { genesisHash } : {}) }
     : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
   const defer = o.deferCompaction !== false && !o.readOnly && (!o.compactMode || parseCompactMode(o.compactMode) !== 'never');
+  // The view signs commits through this pool: its sign() is timed for the stats file.
+  const timings = emptyTimings();
   let view: View;
   try {
     view = await View.open({
       log,
       keyring: session,
       keys,
-      pool,
+      pool: timedSigningPool(pool, timings),
       pinnedGenesis: genesisHash ?? null,
       ...(genesis ? { genesis } : {}),
       ...(o.memory ? {} : { indexPath: indexDir }),
@@ -138,6 +141,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     cacheTimeout: 60,
     owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
     ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
+    timings,
     bytesFree: o.memory ? undefined : () => {
       const s = statfsSync(chainDir);
       return s.bavail * s.bsize;
