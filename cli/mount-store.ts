@@ -26,6 +26,8 @@ export interface OpenedStore {
   /** True when nobody else changes the chain: long kernel caches and kernel_cache are safe. */
   local: boolean;
   status?(): StoreStatus;
+  /** Commit counters and summed times of the store (stats file), e.g. signing time. */
+  timings?(): Record<string, number>;
   /** Called after the core committed everything (core.destroy()). */
   close(): Promise<void>;
 }
@@ -82,6 +84,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
       const s = chain.view.stats();
       return { logBytes: s.logBytes, ...(s.compacting ? { compaction: 'running' } : {}) };
     },
+    timings: () => ({ ...chain.store.timings }),
     close: () => chain.close(),
   };
 }

@@ -130,12 +130,21 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   const startedAt = Date.now();
   let state: MountPanelStatus['state'] = 'mounted';
   let statsSeq = 0;
+  // Batches of the core (commits, failures, ms in the store) and the store's own split of that
+  // time (DIO commits, events, build, commit and signing ms): bench:fs prints the signing share.
+  const commitCounters = (): Record<string, number> => {
+    const cs = core.commitStats;
+    return {
+      batches: cs.commits, failures: cs.failures, batchMs: cs.commitMs, unsettled: core.commitUnsettled ? 1 : 0,
+      ...(opened.timings?.() ?? {}),
+    };
+  };
   const writeStats = async (final: boolean) => {
     if (!a.statsFile) return;
     const file = resolve(a.statsFile);
     const body = JSON.stringify({
       transport: handle.transport, mountpoint: abs, pid: process.pid, seq: ++statsSeq, final,
-      at: new Date().toISOString(), counters: handle.counters(),
+      at: new Date().toISOString(), counters: handle.counters(), commit: commitCounters(),
     });
     // Asynchronous and atomic: the file may even live inside the mount, and readers never see half of it.
     const tmp = `${file}.${process.pid}.tmp`;

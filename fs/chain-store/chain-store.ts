@@ -1,12 +1,14 @@
+import { performance } from 'node:perf_hooks';
 import type { Ino } from '../core/api.js';
 import { S_IFDIR, S_IFMT } from '../core/constants.js';
 import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
-import type { Dio, View } from '../../src/view/index.js';
+import { NotFound, type Dio, type View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock,
 } from './codec.js';
+import { emptyTimings, type CommitTimings } from './commit-timings.js';
 
 export interface ChainStoreOptions {
   readOnly?: boolean;
@@ -23,10 +25,25 @@ export interface ChainStoreOptions {
   owner?: { readers: ReaderRef[]; signingKey: KeyId };
   /** Largest commit (estimated bytes) a batch is cut into. */
   commitBudget?: number;
+  /** Where commit timings are summed (shared with a timed signing pool, see commit-timings.ts). */
+  timings?: CommitTimings;
 }
 
 /** One record of a batch, applied to a DIO; `bytes` is its payload size, for the commit budget. */
 interface Op { bytes: number; run: (dio: Dio) => void }
+
+/**
+ * Deletes `key` unless it never reached the chain (created and deleted between two commits).
+ * One existence lookup (dio.delete's own), not two: dio.exists() first doubled the index reads
+ * of every deletion, which are most of an rm -rf's commit.
+ */
+function deleteIfPresent(dio: Dio, key: string): void {
+  try {
+    dio.delete(key);
+  } catch (e) {
+    if (!(e instanceof NotFound)) throw e;
+  }
+}
 
 function blockOp(ino: Ino, index: number, data: Buffer): Op {
   return { bytes: data.length, run: (dio) => {
@@ -63,8 +80,11 @@ export class ChainStore implements FsStore {
   private readonly privateWrite: WriteAcl | null;
   private readonly commitBudget: number;
   onRemoteChange?: (batch: FsBatch) => void;
+  /** Commit counts and times (the mount's stats file). */
+  readonly timings: CommitTimings;
 
   constructor(readonly view: View, opts: ChainStoreOptions = {}) {
+    this.timings = opts.timings ?? emptyTimings();
     this.readOnly = !!opts.readOnly || view.readOnly;
     this.cacheTimeout = opts.cacheTimeout ?? 60;
     this.bytesFree = opts.bytesFree ?? (() => 2 ** 40);
@@ -164,9 +184,7 @@ export class ChainStore implements FsStore {
       const parent = inodeKey(d.parent);
       if (d.ino === null) {
         ops.push({ bytes: d.name.length, run: (dio) => {
-          const key = dio.nameKey(parent, DENTRIES, d.name);
-          // Created and deleted between two commits: it never reached the chain.
-          if (dio.exists(key)) dio.delete(key);
+          deleteIfPresent(dio, dio.nameKey(parent, DENTRIES, d.name));
         } });
       } else {
         const enc = encodeDentry(d.name, d.ino);
@@ -179,11 +197,11 @@ export class ChainStore implements FsStore {
     for (const b of batch.blocks) {
       if (b.data !== null) continue;
       const key = blockKey(b.ino, b.index);
-      ops.push({ bytes: 0, run: (dio) => { if (dio.exists(key)) dio.delete(key); } });
+      ops.push({ bytes: 0, run: (dio) => { deleteIfPresent(dio, key); } });
     }
     for (const ino of batch.deletedInodes) {
       const key = inodeKey(ino);
-      ops.push({ bytes: 0, run: (dio) => { if (dio.exists(key)) dio.delete(key); } });
+      ops.push({ bytes: 0, run: (dio) => { deleteIfPresent(dio, key); } });
     }
 
     // Nothing to commit, but the caller (fsync after a timer commit) needs earlier 'local' commits
@@ -192,8 +210,10 @@ export class ChainStore implements FsStore {
       if (durability === 'durable') await this.view.log.flush('durable');
       return;
     }
+    const t = this.timings;
     let i = 0;
     while (i < ops.length) {
+      const t0 = performance.now();
       const dio = this.view.begin(durability);
       let used = 0;
       try {
@@ -205,8 +225,16 @@ export class ChainStore implements FsStore {
         dio.cancel();
         throw e;
       }
-      // Intermediate commits need only reach the OS: the last one's fdatasync covers them all.
-      await dio.commit(i < ops.length && durability === 'durable' ? 'local' : durability);
+      const t1 = performance.now();
+      t.buildMs += t1 - t0;
+      t.events += dio.size;
+      try {
+        // Intermediate commits need only reach the OS: the last one's fdatasync covers them all.
+        await dio.commit(i < ops.length && durability === 'durable' ? 'local' : durability);
+      } finally {
+        t.commitMs += performance.now() - t1;
+      }
+      t.commits++;
       if (nextIno > this.persistedNextIno) this.persistedNextIno = nextIno;
     }
   }

@@ -7,6 +7,8 @@ import { DataKeyCache, createGenesis, publicKeyId, toGenesisHash, type ReaderRef
 import { defaultConfigDir, loadOrCreateLocalIdentity, readersOfPrincipal, writeSecretFile, type Session } from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
 import { ChainStore } from './chain-store.js';
+import { emptyTimings, timedSigningPool } from './commit-timings.js';
+import { CompactionScheduler, type CompactionSchedulerOptions } from './compaction-scheduler.js';
 
 export interface OpenLocalChainOptions {
   /** Chain directory (log/ and index/ inside). Default $XDG_DATA_HOME/atefs/local. */
@@ -26,6 +28,11 @@ export interface OpenLocalChainOptions {
   onWarning?: (msg: string) => void;
   /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
   commitBudget?: number;
+  /**
+   * Compaction policy runs deferred to pauses in commits (compaction-scheduler.ts; default), or
+   * false: the view runs it after every commit.
+   */
+  deferCompaction?: CompactionSchedulerOptions | false;
 }
 
 export interface LocalChain {
@@ -106,19 +113,22 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   const log = await openLog(o.memory
     ? { memory: true, chainId: LOCAL_CHAIN_ID, maxRecordSize, ...(genesisHash ? { genesisHash } : {}) }
     : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+  const defer = o.deferCompaction !== false && !o.readOnly && (!o.compactMode || parseCompactMode(o.compactMode) !== 'never');
+  // The view signs commits through this pool: its sign() is timed for the stats file.
+  const timings = emptyTimings();
   let view: View;
   try {
     view = await View.open({
       log,
       keyring: session,
       keys,
-      pool,
+      pool: timedSigningPool(pool, timings),
       bulkPool: defaultBulkPool(),
       pinnedGenesis: genesisHash ?? null,
       ...(genesis ? { genesis } : {}),
       ...(o.memory ? {} : { indexPath: indexDir }),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-      ...(o.compactMode ? { compaction: { mode: parseCompactMode(o.compactMode) } } : {}),
+      compaction: { ...(o.compactMode ? { mode: parseCompactMode(o.compactMode) } : {}), ...(defer ? { auto: false } : {}) },
       readOnly: !!o.readOnly,
     });
   } catch (e) {
@@ -132,14 +142,17 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     cacheTimeout: 60,
     owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
     ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
+    timings,
     bytesFree: o.memory ? undefined : () => {
       const s = statfsSync(chainDir);
       return s.bavail * s.bsize;
     },
   });
+  const scheduler = defer ? new CompactionScheduler(view, o.deferCompaction || {}) : null;
   return {
     store, view, log, chainDir, genesisHash: hash, created: !!genesis,
     async close() {
+      scheduler?.stop();
       await store.close();
       await view.close();
       await log.close();

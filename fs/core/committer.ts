@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Durability, FsBatch, FsStore } from './store.js';
 import type { DirtSink } from './content.js';
 import type { Inode } from './inode.js';
@@ -14,7 +15,13 @@ export interface CommitterOptions {
   onError?: (err: Error) => void;
 }
 
-export interface CommitStats { commits: number; failures: number; lastError: Error | null }
+export interface CommitStats {
+  commits: number;
+  failures: number;
+  lastError: Error | null;
+  /** Wall-clock ms batches spent in store.commit (from the call to its settling), summed. */
+  commitMs: number;
+}
 
 /**
  * Gathers dirty inodes, dentries and blocks of many files into one FsBatch and commits it:
@@ -45,7 +52,7 @@ export class Committer implements DirtSink {
   /** The error of a background commit no fsync has reported yet. */
   pendingError: Error | null = null;
   private stopped = false;
-  readonly stats: CommitStats = { commits: 0, failures: 0, lastError: null };
+  readonly stats: CommitStats = { commits: 0, failures: 0, lastError: null, commitMs: 0 };
   /** Sequence number of the last batch whose commit finished (successfully or not). */
   completedSeq = 0;
 
@@ -91,6 +98,8 @@ export class Committer implements DirtSink {
   }
 
   get dirtyByteCount(): number { return this.dirtyBytes; }
+  /** Something is dirty, or a commit is queued or running. */
+  get unsettled(): boolean { return this.hasDirt || this.running || this.starting; }
   get hasDirt(): boolean { return this.dirtyInodes.size > 0 || this.dirtyDentries.size > 0; }
 
   /** Resolves when everything dirty now (and earlier) is durable; rejects if that commit fails. */
@@ -235,9 +244,11 @@ export class Committer implements DirtSink {
       }
     }
 
+    const t0 = performance.now();
     try {
       await this.store.commit(batch, durability);
     } catch (err) {
+      this.stats.commitMs += performance.now() - t0;
       this.completedSeq = seq;
       const e = err instanceof Error ? err : new Error(String(err));
       this.stats.failures++;
@@ -257,6 +268,7 @@ export class Committer implements DirtSink {
       else { this.pendingError = e; this.opts.onError?.(e); }
       return false;
     }
+    this.stats.commitMs += performance.now() - t0;
     this.completedSeq = seq;
     this.stats.commits++;
     if (durability === 'durable') this.durableSeq = seq;

@@ -235,6 +235,8 @@ export class Filesystem implements FsCore {
   /** Commit counters and the last commit error (status panel). */
   get commitStats(): CommitStats { return this.committer.stats; }
   get dirtyBytes(): number { return this.committer.dirtyByteCount; }
+  /** Changes not committed yet, or a commit in flight (stats: "has the last change landed?"). */
+  get commitUnsettled(): boolean { return this.committer.unsettled; }
 
   /**
    * Write backpressure for transports that can wait before replying: null normally, a promise

@@ -23,8 +23,8 @@ import { FuseTrace, type TraceResult } from './lib/fuse-trace.js';
 import { prepareTree, type Tree } from './lib/tree.js';
 import { allTargets, type Target, type Mounted, type FloorOptions } from './lib/fs-targets.js';
 import { WORKLOADS, type Workload, type WorkloadCtx } from './lib/fs-workloads.js';
-import { cell, figuresTable, ratioTable, requestsSection, errorsSection, type Results, type Sample } from './lib/fs-report.js';
-import { diffCounters } from './lib/stats-file.js';
+import { cell, figuresTable, ratioTable, requestsSection, errorsSection, commitSection, type Results, type Sample } from './lib/fs-report.js';
+import { commitCounters, diffCounters, settledCounters } from './lib/stats-file.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -146,6 +146,8 @@ async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, res
     c.samples.push(sample);
     const bad = await w.check?.(m, ctx, r);
     if (bad) c.errors.push(bad); else ok.add(w.id);
+    // atefs: the commits this workload caused, the one after its last changes included.
+    if (c0 && m.counters) sample.commit = commitCounters(diffCounters(c0, await settledCounters(m.counters)));
     await w.after?.(m, ctx);
     await quiesce(m);
     progress(`run ${runNo} ${t.name} ${w.label}: ${sample.value.toFixed(2)} ${w.unit}${tr ? ` (${tr.total} req)` : ''}${bad ? ` CHECK FAILED: ${bad}` : ''}`);
@@ -216,6 +218,8 @@ function printReport(st: RunState): void {
   out();
   for (const l of ratioTable(st.targets, st.workloads, st.results)) out(l);
   out();
+  const cs = commitSection(st.targets, st.workloads, st.results);
+  if (cs.length) { for (const l of cs) out(l); out(); }
   for (const l of requestsSection(st.targets, st.workloads, st.results, st.traceNote)) out(l);
   const errs = errorsSection(st.targets, st.workloads, st.results);
   if (errs.length) { out(); for (const l of errs) out(l); }

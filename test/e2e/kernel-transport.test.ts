@@ -10,6 +10,11 @@ import { INIT } from '../../fs/kernel/protocol.js';
 import { KernelDaemon, ensureBuilt, kernelTestsPossible, py, sh } from '../fixtures/kernel/harness.js';
 
 const possible = kernelTestsPossible();
+
+/** The mount's line in mountinfo (its options included). */
+function mountLine(dir: string): string {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === dir) ?? '';
+}
 const MiB = 1 << 20;
 
 describe.skipIf(!possible)('kernel transport: a mount with the default options', () => {
@@ -32,6 +37,8 @@ describe.skipIf(!possible)('kernel transport: a mount with the default options',
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
     expect(mounts).toContain(`${m} `);
     expect(mounts).toMatch(/fuse\.atefs/);
+    // Other users may enter: the kernel checks modes for them (cached path walks never ask us).
+    expect(mountLine(m)).toContain('default_permissions');
   });
 
   it('serves files, directories, symlinks, hard links and xattrs', () => {
@@ -333,6 +340,22 @@ for i in range(100):
     expect(end.counters.lookupsOutstanding).toBeLessThanOrEqual(10);
     expect(end.core.refs).toBeLessThanOrEqual(10);
     expect(end.counters.FORGET + (end.counters.BATCH_FORGET ?? 0)).toBeGreaterThan(0);
+  });
+
+  it('mounts without default_permissions when only root can enter, and unlinks without a GETATTR each', async () => {
+    const line = mountLine(m);
+    expect(line).not.toContain('allow_other');
+    expect(line).not.toContain('default_permissions');
+    sh(`mkdir ${m}/many && cd ${m}/many && touch $(seq -f 'f%03g' 1 200)`);
+    sh('echo 2 > /proc/sys/vm/drop_caches');
+    const before = (await d.counters()).counters;
+    sh(`rm -rf ${m}/many`);
+    const after = (await d.counters()).counters;
+    expect(after.UNLINK - (before.UNLINK ?? 0)).toBe(200);
+    // With default_permissions every unlink drops the directory's attributes and the next
+    // permission check asks for them again: ~200 GETATTRs here.
+    expect((after.GETATTR ?? 0) - (before.GETATTR ?? 0)).toBeLessThan(20);
+    expect(existsSync(join(m, 'many'))).toBe(false);
   });
 
   it('ends cleanly on an external umount (DESTROY, then ENODEV)', async () => {

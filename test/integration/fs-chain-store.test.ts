@@ -235,3 +235,108 @@ describe('durability of an empty batch', () => {
     await chain.close();
   });
 });
+
+describe('commit timings', () => {
+  it('counts DIO commits, events and signatures and sums their times; the timed pool signs and verifies like the pool', async () => {
+    const chainDir = join(base, 'timings');
+    const chain = await openLocalChain({ chainDir, configDir: join(base, 'config') });
+    const fs = await Filesystem.open(chain.store, { commitDelayMs: 60_000 });
+    const t0 = { ...chain.store.timings };
+    const d = fs.mkdir(ROOT, 1, b('t'), 0o755).ino;
+    for (let i = 0; i < 20; i++) put(fs, d, `f${i}`, b(`content ${i}`));
+    await fs.sync();
+    const t = chain.store.timings;
+    expect(t.commits - t0.commits).toBeGreaterThanOrEqual(1);
+    expect(t.signs - t0.signs).toBe(t.commits - t0.commits); // one signing key: one signature per commit
+    // 20 inodes + 20 dentries + the new directory + the root.
+    expect(t.events - t0.events).toBeGreaterThanOrEqual(42);
+    expect(t.signMs).toBeGreaterThan(t0.signMs);
+    expect(t.commitMs).toBeGreaterThanOrEqual(t.signMs - t0.signMs + t0.commitMs);
+    expect(fs.commitStats.commits).toBeGreaterThanOrEqual(1);
+    expect(fs.commitStats.commitMs).toBeGreaterThan(0);
+    await new Promise((r) => setImmediate(r)); // the committer's loop ends after it resolved the sync
+    expect(fs.commitUnsettled).toBe(false);
+    put(fs, d, 'late', b('late'));
+    expect(fs.commitUnsettled).toBe(true);
+    await fs.destroy();
+    await chain.close();
+    // Replay verifies every signature through the (proxied) pool: the chain made with it is sound.
+    const again = await openLocalChain({ chainDir, configDir: join(base, 'config') });
+    const fs2 = await Filesystem.open(again.store);
+    expect(get(fs2, fs2.lookup(ROOT, fs2.lookup(ROOT, 1, b('t')).ino, b('late')).ino).toString()).toBe('late');
+    await fs2.destroy();
+    await again.close();
+  });
+
+  it('a name created and removed between two commits commits nothing for it (the deletion of a DAO that never existed)', async () => {
+    const chain = await openLocalChain({ chainDir: join(base, 'created-removed'), configDir: join(base, 'config') });
+    const fs = await Filesystem.open(chain.store, { commitDelayMs: 60_000 });
+    const ino = put(fs, 1, 'keep', b('k'));
+    await fs.sync();
+    put(fs, 1, 'gone', b('g'));
+    fs.unlink(ROOT, 1, b('gone'));
+    fs.unlink(ROOT, 1, b('keep'));
+    fs.forget(ino, 1);
+    await fs.sync();
+    expect(chain.store.lookupDentry(1, b('gone'))).toBeUndefined();
+    expect(chain.store.lookupDentry(1, b('keep'))).toBeUndefined();
+    expect(chain.store.getInode(ino)).toBeUndefined();
+    await fs.destroy();
+    await chain.close();
+  });
+});
+
+describe('compaction deferred to pauses in commits', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  async function dueChain(name: string, defer: { idleMs: number; maxDeferMs: number }) {
+    const chain = await openLocalChain({ chainDir: join(base, name), configDir: join(base, 'config'), memory: true, deferCompaction: { ...defer, pollMs: 10 } });
+    const fs = await Filesystem.open(chain.store, { commitDelayMs: 60_000 });
+    // 3 MiB on a fresh chain: the default policy (factor 0.4 over >= 2 MiB) wants a compaction.
+    put(fs, 1, 'big', randomBytes(3 << 20));
+    await fs.sync();
+    expect(chain.view.policy.check(chain.log.sizeBytes(), Date.now())).toBe('factor');
+    return { chain, fs };
+  }
+  async function until(cond: () => boolean, ms = 20_000): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (!cond() && Date.now() < end) await sleep(20);
+    return cond();
+  }
+
+  it('waits while commits keep coming and runs once they pause', async () => {
+    const { chain, fs } = await dueChain('defer-idle', { idleMs: 3000, maxDeferMs: 600_000 });
+    for (let i = 0; i < 20; i++) {
+      put(fs, 1, `s${i}`, b('x'));
+      await fs.sync();
+      await sleep(20);
+      expect(chain.view.stats().compacting).toBe(false);
+    }
+    expect(chain.view.stats().lastCompaction).toBeNull();
+    expect(await until(() => chain.view.stats().lastCompaction !== null)).toBe(true);
+    expect(chain.view.policy.check(chain.log.sizeBytes(), Date.now())).toBeNull();
+    await fs.destroy();
+    await chain.close();
+  });
+
+  it('does not wait longer than maxDeferMs for a pause', async () => {
+    const { chain, fs } = await dueChain('defer-max', { idleMs: 600_000, maxDeferMs: 100 });
+    let i = 0;
+    const ran = await until(() => {
+      put(fs, 1, `s${i++}`, b('x'));
+      fs.commitSoon();
+      return chain.view.stats().lastCompaction !== null;
+    });
+    expect(ran).toBe(true);
+    await fs.destroy();
+    await chain.close();
+  });
+
+  it("the view's own automatic compaction stays off while the scheduler runs the policy", async () => {
+    const { chain, fs } = await dueChain('defer-off', { idleMs: 600_000, maxDeferMs: 600_000 });
+    for (let i = 0; i < 5; i++) { put(fs, 1, `s${i}`, b('x')); await fs.sync(); }
+    expect(chain.view.stats().compacting).toBe(false);
+    expect(chain.view.stats().lastCompaction).toBeNull();
+    await fs.destroy();
+    await chain.close();
+  });
+});

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTrace } from '../../scripts/bench/lib/fuse-trace.js';
-import { flatten, diffCounters } from '../../scripts/bench/lib/stats-file.js';
+import { flatten, diffCounters, commitCounters } from '../../scripts/bench/lib/stats-file.js';
 import { prepareTree } from '../../scripts/bench/lib/tree.js';
-import { ratioTable, figuresTable, median, cell, type Results } from '../../scripts/bench/lib/fs-report.js';
+import { ratioTable, figuresTable, commitSection, requestsSection, median, cell, type Results } from '../../scripts/bench/lib/fs-report.js';
 import { WORKLOADS } from '../../scripts/bench/lib/fs-workloads.js';
 import type { Target } from '../../scripts/bench/lib/fs-targets.js';
 
@@ -119,5 +119,24 @@ describe('report', () => {
     cell(r, 'floor-k', 'untar').samples.push({ value: 3, seconds: 3 });
     cell(r, 'atefs-k', 'untar').samples.push({ value: 3.5, seconds: 3.5 });
     expect(ratioTable(k, [untar], r).join('\n')).toMatch(/untar\s+0\.86 >=0\.77 \(1\.3x\) ok\s+1\.14 >=1\.0 ok/);
+  });
+
+  it('prints the signing share of each atefs workload against the 10% goal, and keeps commit.* out of the op counters', () => {
+    const k = [t('gocryptfs', 'gocryptfs'), t('atefs-k', 'atefs', 'kernel')];
+    const r: Results = new Map();
+    const body = { counters: { UNLINK: 8200, requests: 9000 }, commit: { batches: 3, batchMs: 900, signs: 4, signMs: 400, commits: 4, events: 20000, buildMs: 200, commitMs: 700, unsettled: 0 } };
+    const all = flatten(body.counters);
+    flatten(body.commit, 'commit', all);
+    const commit = commitCounters(all);
+    expect(commit?.get('signMs')).toBe(400);
+    cell(r, 'atefs-k', 'untar').samples.push({ value: 5, seconds: 5, commit, counters: all });
+    cell(r, 'gocryptfs', 'untar').samples.push({ value: 4, seconds: 4 });
+    const lines = commitSection(k, [untar], r).join('\n');
+    // 0.4 s of signing in a 5 s untar: 8%.
+    expect(lines).toMatch(/atefs-k\s+untar\s+signing 8\.0% of 5\.00 s wall \(goal <10%: ok\); 4 signatures 0\.40 s, 3 batches 0\.90 s \(4 DIO commits, 20\.0k events: build 0\.20 s, commit 0\.70 s\)/);
+    expect(commitSection([t('gocryptfs', 'gocryptfs')], [untar], r)).toEqual([]);
+    const req = requestsSection(k, [untar], r, 'x').join('\n');
+    expect(req).toMatch(/daemon: requests 9000 UNLINK 8200$/m);
+    expect(req).not.toMatch(/signMs/);
   });
 });

@@ -8,6 +8,9 @@ import { sleep } from './proc.js';
 
 export type Counters = Map<string, number>;
 
+/** Prefix of the daemon's commit counters (atefs: cli/mount.ts commitCounters) among the op counters. */
+export const COMMIT_PREFIX = 'commit.';
+
 export function flatten(obj: unknown, prefix = '', out: Counters = new Map()): Counters {
   if (typeof obj === 'number' && Number.isFinite(obj)) out.set(prefix, obj);
   else if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
@@ -27,9 +30,13 @@ export async function requestCounters(pid: number, file: string, timeoutMs = 500
     try { text = readFileSync(file, 'utf8'); } catch { continue; }
     let body: unknown;
     try { body = JSON.parse(text); } catch { continue; /* partially written: retry */ }
-    // atefs and the floors put the per-op counters under `counters`; anything else is metadata.
+    // atefs and the floors put the per-op counters under `counters`; atefs adds commit counters
+    // and times under `commit` (they become commit.* keys); anything else is metadata.
     const c = (body as { counters?: unknown }).counters;
-    return flatten(c && typeof c === 'object' ? c : body);
+    const out = flatten(c && typeof c === 'object' ? c : body);
+    const commit = (body as { commit?: unknown }).commit;
+    if (commit && typeof commit === 'object') flatten(commit, COMMIT_PREFIX.slice(0, -1), out);
+    return out;
   }
   return undefined;
 }
@@ -49,4 +56,27 @@ export function writeCountersFile(file: string, data: unknown): void {
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(data));
   renameSync(tmp, file);
+}
+
+/** Only the commit.* counters, without the prefix. */
+export function commitCounters(c: Counters | undefined): Counters | undefined {
+  if (!c) return undefined;
+  const out: Counters = new Map();
+  for (const [k, v] of c) if (k.startsWith(COMMIT_PREFIX)) out.set(k.slice(COMMIT_PREFIX.length), v);
+  return out.size ? out : undefined;
+}
+
+/**
+ * Counters once the daemon's last change has been committed (commit.unsettled 0; at most
+ * `timeoutMs`), so a workload's commit figures include the commit its last second of changes
+ * gets after it ended. Undefined for daemons without commit counters.
+ */
+export async function settledCounters(read: () => Promise<Counters | undefined>, timeoutMs = 10000): Promise<Counters | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const c = await read();
+    if (!c || !c.has(`${COMMIT_PREFIX}unsettled`)) return undefined;
+    if (c.get(`${COMMIT_PREFIX}unsettled`) === 0 || Date.now() > end) return c;
+    await sleep(100);
+  }
 }
