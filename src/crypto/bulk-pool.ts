@@ -188,7 +188,8 @@ parentPort.on('message', (m) => {
 
 /** Size of a reused seal input buffer (a ~1 MiB batch of blocks and their metadata). */
 const INPUT_BYTES = (1 << 20) + (64 << 10);
-const MAX_FREE_INPUTS = 8;
+/** Seal batches handed to the workers at once (each holds an input buffer); enough for 2-4 workers. */
+const MAX_SEALS_IN_FLIGHT = 8;
 
 interface Reply { id: number; buf?: ArrayBuffer; status?: Int32Array; errors?: string[]; error?: string; wrote?: boolean; failed?: string | null }
 interface Pending { resolve: (r: Reply) => void; reject: (e: Error) => void }
@@ -250,6 +251,8 @@ export class BulkCryptoPool {
   private closed = false;
   /** Input buffers of finished seal batches, for the next ones. */
   private inputs: SharedArrayBuffer[] = [];
+  private sealsInFlight = 0;
+  private sealWaiters: Array<() => void> = [];
 
   constructor(opts?: { size?: number }) {
     const size = opts?.size ?? Math.max(1, Math.min(4, os.availableParallelism()));
@@ -288,7 +291,10 @@ export class BulkCryptoPool {
       total += 32 + 12 + it.aad.length + it.meta.length + it.plaintext.length;
     }
     // Into a reused shared buffer: a fresh 1 MiB buffer per batch cost more in page faults (on this
-    // VM, ~1 ms per MiB on the serving thread) than the copy itself.
+    // VM, ~1 ms per MiB on the serving thread) than the copy itself. At most MAX_SEALS_IN_FLIGHT
+    // batches hold one; the others wait their turn (a commit hands over 64 MiB at once).
+    if (this.sealsInFlight >= MAX_SEALS_IN_FLIGHT) await new Promise<void>((r) => this.sealWaiters.push(r));
+    this.sealsInFlight++;
     const input = this.takeInput(total);
     const buf = Buffer.from(input, 0, total);
     let o = 0;
@@ -308,7 +314,9 @@ export class BulkCryptoPool {
     try {
       r = await this.pick().request({ id, op: 'seal', in: input, len: total, count: items.length, hashPrefix: prefix }, [], total);
     } finally {
-      if (this.inputs.length < MAX_FREE_INPUTS) this.inputs.push(input);
+      if (this.inputs.length < MAX_SEALS_IN_FLIGHT) this.inputs.push(input);
+      this.sealsInFlight--;
+      this.sealWaiters.shift()?.();
     }
     const out = Buffer.from(r.buf!);
     const res: SealedItem[] = new Array(items.length);
