@@ -60,8 +60,13 @@ interface Handle {
 }
 
 const EMPTY_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
-/** Smallest read handed to workers whole (readPlan): smaller ones are served (and cached) here. */
-const READ_PLAN_MIN = 128 * 1024;
+/**
+ * Smallest read handed to workers whole (readPlan): smaller ones are served (and cached) here — for
+ * a file of a block or two the hand-off costs more than decrypting it in place (md5sum of a tree).
+ */
+const READ_PLAN_MIN = 256 * 1024;
+/** Fewest missing blocks a read waits for off-thread (readReady); fewer are decrypted in place. */
+const FETCH_MIN_BLOCKS = 4;
 /** Blocks a sequential reader's fetches run ahead of its reads (1 MiB at 64 KiB blocks). */
 const READAHEAD_BLOCKS = 16;
 /** Most bytes one copyFileRange call copies (a short copy; the caller asks again for the rest). */
@@ -138,7 +143,7 @@ export class Filesystem implements FsCore {
     this.now = opts.now ?? defaultNow;
     this.atimePolicy = opts.atime ?? 'relatime';
     this.table = new InodeTable(store, Math.max(16, opts.maxInodes ?? 200_000), (inode) =>
-      inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.commitSeq > this.committer.completedSeq
+      inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.lazyAtime || inode.commitSeq > this.committer.completedSeq
       || (inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || (inode.pages !== null && inode.pages.size > 0)
       || this.locks.hasLocks(inode.ino));
     this.cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024);
@@ -743,7 +748,7 @@ export class Filesystem implements FsCore {
       if (t.sec - a.sec < 86400) return;
       inode.atime = t;
     } else inode.atime = this.now();
-    this.touch(inode);
+    this.committer.markAtime(inode);
   }
 
   /**
@@ -811,8 +816,10 @@ export class Filesystem implements FsCore {
       if (f !== undefined) { if (i <= last) waits.push(f); continue; }
       (i <= last ? now : ahead).push(i);
     }
-    if (now.length > 0) waits.push(this.fetchBlocks(inode, now));
-    if (ahead.length > 0) void this.fetchBlocks(inode, ahead);
+    // A small read (the first of a small file, say) is cheaper decrypted in place by read(); the
+    // read-ahead of a stream that is already under way still goes to the workers.
+    if (now.length >= FETCH_MIN_BLOCKS) waits.push(this.fetchBlocks(inode, now));
+    if (ahead.length > 0 && offset > 0) void this.fetchBlocks(inode, ahead);
     if (waits.length === 0) return null;
     return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
   }

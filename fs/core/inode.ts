@@ -43,6 +43,8 @@ export class Inode {
   dir: DirIndex | null = null;
   /** Indexes of the blocks that exist (in the store or dirty); null until first needed. */
   blockSet: Set<number> | null = null;
+  /** Only its atime changed since the last commit (Committer.markAtime): kept in memory meanwhile. */
+  lazyAtime = false;
   /** Bumped whenever content changes (a block dirtied or dropped, a remote change): fetches started before it are dropped. */
   contentGen = 0;
   /** End of the last read: a read starting here is sequential and reads ahead. */

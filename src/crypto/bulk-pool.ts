@@ -236,7 +236,10 @@ class BulkWorker {
   }
 }
 
-/** One block to seal: plaintext under `key` with associated data `aad`; `meta` is hashed before it. */
+/**
+ * One block to seal: plaintext under `key` with associated data `aad`; `meta` is hashed before it.
+ * The buffers must not change until sealAndHash settles (a batch may wait for a free slot first).
+ */
 export interface SealItem { key: Uint8Array; aad: Uint8Array; meta: Uint8Array; plaintext: Uint8Array }
 /** The sealed payload (aes-gcm.ts layout) and domainHash(domain, meta, sealed). */
 export interface SealedItem { sealed: Buffer; hash: Buffer }
