@@ -18,8 +18,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import type { DataKeyRecord, NodeRecord } from '../chain/state.js';
 
-/** 2: watermark v2 (chained commit digests, see watermark.ts). An older index is rebuilt on open. */
-export const INDEX_FORMAT = 2;
+/** 3: watermark v2 (record digests by size, see watermark.ts). An older index is rebuilt on open. */
+export const INDEX_FORMAT = 3;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 

@@ -3,28 +3,67 @@
 // It holds the last applied record (seq + position) and a running hash over every applied record:
 //   H_0 = 32 zero bytes
 //   H_n = domainHash('atefs/view/watermark/v2', H_{n-1}, seq_n (u64be), D_n)
-//   D_n = domainHash('atefs/view/record/v1', commitHash_n, (publicKey, signature)*)
-// The commit hash already covers every byte of the header, metadata and payloads (it is what the
-// signatures sign), so applying a commit costs no second pass over its payloads (v1 re-hashed the
-// whole record: as much SHA-256 again as the commit's own hashing, per commit of file blocks).
-// On reopen the view decodes the log up to the watermark, recomputes every commit hash from the
-// stored bytes (decodeCommit; no signature checks: a small fraction of a rebuild) and compares. A record changed, removed,
-// inserted or reordered anywhere behind the watermark changes H, so a tampered or rolled-back log
-// behind an intact index is detected, and the index is rebuilt (re-validating everything) instead
-// of being trusted. An index ahead of the log (log tail lost in a crash) fails the same check.
-import type { Commit } from '../chain/index.js';
+// where D_n, the record's digest, depends on its size:
+//   - a record under DIGEST_BYTES_MAX: domainHash('atefs/view/record-bytes/v1', record bytes) — one
+//     sequential SHA-256 pass, the cheapest check on reopen for records of many small events;
+//   - a larger one (commits of file blocks): domainHash('atefs/view/record/v1', commitHash,
+//     (publicKey, signature)*). The commit hash already covers every byte of header, metadata and
+//     payloads, so applying such a commit costs no second SHA-256 pass over tens of MiB on the thread
+//     that serves FUSE; on reopen the commit hash is recomputed from the stored bytes (decodeCommit),
+//     which for a few large events costs about what hashing the bytes does.
+// A record changed, removed, inserted or reordered anywhere behind the watermark changes H, so a
+// tampered or rolled-back log behind an intact index is detected, and the index is rebuilt
+// (re-validating everything) instead of being trusted. An index ahead of the log (log tail lost in
+// a crash) fails the same check.
+import { createHash } from 'node:crypto';
+import { type Commit, decodeCommit } from '../chain/index.js';
 import { domainHash } from '../crypto/index.js';
 import { seqKey, type Watermark } from './index-store.js';
 
 export const WATERMARK_DOMAIN = 'atefs/view/watermark/v2';
 const RECORD_DOMAIN = 'atefs/view/record/v1';
+const RECORD_BYTES_DOMAIN = 'atefs/view/record-bytes/v1';
+/** Records from this size on are digested by their commit hash (see above). */
+export const DIGEST_BYTES_MAX = 256 << 10;
 export const ZERO_HASH: Buffer = Buffer.alloc(32);
 
-/** What the watermark chains for one record: its commit hash and its signatures. */
-export function recordDigest(c: Pick<Commit, 'hash' | 'signatures'>): Buffer {
+function bytesDigest(parts: readonly Uint8Array[]): Buffer {
+  const d = Buffer.from(RECORD_BYTES_DOMAIN, 'utf8');
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const h = createHash('sha256');
+  const len = Buffer.allocUnsafe(8);
+  len.writeUInt32BE(d.length, 0);
+  len.writeUInt32BE(n, 4);
+  // domainHash's framing (u32 length before each part) over the record as one part.
+  h.update(len.subarray(0, 4));
+  h.update(d);
+  h.update(len.subarray(4));
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+function commitDigest(c: Pick<Commit, 'hash' | 'signatures'>): Buffer {
   const parts: Uint8Array[] = [c.hash];
   for (const s of c.signatures) parts.push(s.publicKey, s.signature);
   return domainHash(RECORD_DOMAIN, ...parts);
+}
+
+/** The digest the watermark chains for an applied commit (its record bytes, or pieces, are at hand). */
+export function recordDigest(c: Commit): Buffer {
+  const size = c.size ?? c.bytes.length;
+  if (size >= DIGEST_BYTES_MAX) return commitDigest(c);
+  return bytesDigest(c.parts ?? [c.bytes]);
+}
+
+/**
+ * The digest of a record read back from the log: small records are hashed as bytes (no decoding);
+ * large ones are decoded, which recomputes and checks their commit hash. Throws CommitRejected when
+ * a large record's bytes no longer match its hash.
+ */
+export function storedRecordDigest(record: Uint8Array): Buffer {
+  if (record.length < DIGEST_BYTES_MAX) return bytesDigest([record]);
+  return commitDigest(decodeCommit(record));
 }
 
 export function nextChainHash(prev: Uint8Array, seq: number, digest: Uint8Array): Buffer {
