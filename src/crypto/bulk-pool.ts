@@ -179,6 +179,12 @@ parentPort.on('message', (m) => {
       parentPort.postMessage({ id: m.id, wrote, failed });
       return;
     }
+    if (m.op === 'closeFiles') {
+      for (const fd of fds.values()) { try { fs.closeSync(fd); } catch {} }
+      fds.clear();
+      parentPort.postMessage({ id: m.id });
+      return;
+    }
     parentPort.postMessage({ id: m.id, error: 'unknown op ' + m.op });
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.stack || e) });
@@ -429,6 +435,19 @@ export class BulkCryptoPool {
     }
     const res = await Promise.all(jobs);
     return res.some((r) => r.wrote) ? 'written' : 'failed';
+  }
+
+  /**
+   * Closes the files the workers keep open for reads (they reopen by path on the next use). Call it
+   * after files were deleted — a log compaction's old segments — so their space is freed now and
+   * not when the descriptor cache happens to evict them.
+   */
+  async closeFiles(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all(this.workers.map((w) => {
+      const id = this.nextId++;
+      return w.request({ id, op: 'closeFiles' }, [], 0).catch(() => undefined);
+    }));
   }
 
   async close(): Promise<void> {

@@ -901,6 +901,8 @@ export class View {
         const r = await runCompaction(this, reason, opts);
         this.lastCompaction = r;
         this.lastCompactionError = null;
+        // The bulk readers' cached descriptors would keep the deleted segments' space allocated.
+        if (!r.skipped) await this.bulk?.closeFiles();
         this.policy.reset(this.log.sizeBytes(), this.now());
         return r;
       } catch (e) {

@@ -1,7 +1,7 @@
 // The bulk pool's worker re-implements two formats off the main thread: aes-gcm.ts's sealed layout
 // and hash.ts's domainHash framing. Its output must open and hash exactly like the main thread's,
 // and what it opens from files must fail on any change.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,5 +61,21 @@ describe('BulkCryptoPool', () => {
     writeFileSync(join(dir, 'seg2'), flipped);
     const f = await pool.openFileRanges([{ ...at(a, 123), path: join(dir, 'seg2') }]);
     expect(f[0]).toBeInstanceOf(DecryptError);
+  });
+
+  it('closeFiles drops the descriptors kept for reads, so deleted files free their space', async () => {
+    const key = randomBytes(32);
+    const a = aesGcmSeal(key, Buffer.alloc(70_000, 3), Buffer.from('A'));
+    const file = join(dir, 'segment-to-delete');
+    writeFileSync(file, a);
+    const held = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try { return readlinkSync(`/proc/self/fd/${fd}`).startsWith(file); } catch { return false; }
+    }).length;
+    const r = await pool.openFileRanges([{ path: file, offset: 0, length: a.length, key, aad: Buffer.from('A') }]);
+    expect((r[0] as Buffer).equals(Buffer.alloc(70_000, 3))).toBe(true);
+    unlinkSync(file);
+    expect(held()).toBe(1); // a worker keeps it open (reads reuse descriptors)
+    await pool.closeFiles();
+    expect(held()).toBe(0);
   });
 });
