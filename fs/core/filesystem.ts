@@ -737,11 +737,13 @@ export class Filesystem implements FsCore {
     if (inode.isDir) throw fsErr('EISDIR');
     if (offset < 0) throw fsErr('EINVAL');
     const out = this.content.read(inode, offset, size);
-    if (this.atimePolicy !== 'noatime' && !this.readOnly) this.readAtime(inode);
+    this.readAtime(inode);
     return out;
   }
 
+  /** The access time a read moves (relatime / strict; nothing for noatime or read-only mounts). */
   private readAtime(inode: Inode): void {
+    if (this.atimePolicy === 'noatime' || this.readOnly) return;
     const a = inode.atime;
     if (this.atimePolicy === 'relatime' && !tsLe(a, inode.mtime) && !tsLe(a, inode.ctime)) {
       const t = this.now();
@@ -760,15 +762,9 @@ export class Filesystem implements FsCore {
   readPlan(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): ReadPlan | null {
     const store = this.store;
     if (store.blockSources === undefined || size < READ_PLAN_MIN) return null;
-    const h = this.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino || (h.flags & O_ACCMODE) === O_WRONLY) return null;
-    const inode = h.inode;
-    const bs = inode.blockSize;
-    if (bs === undefined || !inode.isReg || offset < 0) return null;
-    const end = Math.min(inode.size, offset + size);
-    if (end - offset < READ_PLAN_MIN) return null;
-    const first = Math.floor(offset / bs);
-    const last = Math.floor((end - 1) / bs);
+    const r = this.readSpan(ino, fh, offset, size);
+    if (r === null || (r.handle.flags & O_ACCMODE) === O_WRONLY || r.end - offset < READ_PLAN_MIN) return null;
+    const { inode, bs, first, last, end } = r;
     const set = this.content.blockSet(inode);
     const pages = inode.pages;
     const indexes: number[] = [];
@@ -778,7 +774,7 @@ export class Filesystem implements FsCore {
     }
     const sources = store.blockSources(ino, indexes);
     for (const src of sources) if (src === null) return null;
-    if (this.atimePolicy !== 'noatime' && !this.readOnly) this.readAtime(inode);
+    this.readAtime(inode);
     return { sources: sources as BlockSource[], blockSize: bs, from: offset - first * bs, length: end - offset };
   }
 
@@ -791,16 +787,10 @@ export class Filesystem implements FsCore {
    * fetch could not deliver is read (and its error reported) by read() as usual.
    */
   readReady(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null {
-    const store = this.store;
-    if (store.fetchBlocks === undefined) return null;
-    const h = this.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino) return null;
-    const inode = h.inode;
-    const bs = inode.blockSize;
-    if (bs === undefined || !inode.isReg || offset < 0 || size <= 0 || offset >= inode.size) return null;
-    const end = Math.min(inode.size, offset + size);
-    const first = Math.floor(offset / bs);
-    const last = Math.floor((end - 1) / bs);
+    if (this.store.fetchBlocks === undefined) return null;
+    const r = this.readSpan(ino, fh, offset, size);
+    if (r === null) return null;
+    const { inode, bs, first, last, end } = r;
     const sequential = offset === inode.readNext || offset === 0;
     inode.readNext = end;
     const raLast = sequential ? Math.min(Math.floor((inode.size - 1) / bs), last + READAHEAD_BLOCKS) : last;
@@ -822,6 +812,17 @@ export class Filesystem implements FsCore {
     if (ahead.length > 0 && offset > 0) void this.fetchBlocks(inode, ahead);
     if (waits.length === 0) return null;
     return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
+  }
+
+  /** The blocks [first, last] of a file in blocks that a read of [offset, end) through `fh` covers; null: none. */
+  private readSpan(ino: Ino, fh: Fh, offset: number, size: number): { handle: Handle; inode: Inode; bs: number; first: number; last: number; end: number } | null {
+    const h = this.handles.get(fh);
+    if (h === undefined || h.inode.ino !== ino) return null;
+    const inode = h.inode;
+    const bs = inode.blockSize;
+    if (bs === undefined || !inode.isReg || offset < 0 || size <= 0 || offset >= inode.size) return null;
+    const end = Math.min(inode.size, offset + size);
+    return { handle: h, inode, bs, first: Math.floor(offset / bs), last: Math.floor((end - 1) / bs), end };
   }
 
   private fetchBlocks(inode: Inode, indexes: number[]): Promise<void> {

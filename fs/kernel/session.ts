@@ -167,21 +167,35 @@ export class Session {
     this.iov[1] = this.hdr;
   }
 
-  /** Replies that come back after an await: the shared reply buffer is free again by then. */
-  private settle(unique: number, p: Promise<unknown>, ok: () => number): void {
-    const rec: Pending = { opcode: 0, interrupted: false };
+  /**
+   * Replies that come back after an await (the shared reply buffer is free again by then): `send`
+   * writes the reply once `p` resolves; a rejection, or an errno `send` throws, is the error reply.
+   */
+  private settleWith(unique: number, opcode: number, p: Promise<unknown>, send: () => void): void {
+    const rec: Pending = { opcode, interrupted: false };
     this.pending.set(unique, rec);
-    p.then(() => {
-      this.pending.delete(unique);
-      if (rec.interrupted) return;
-      this.replyOk(unique, ok());
-    }, (err: unknown) => {
-      this.pending.delete(unique);
-      if (rec.interrupted) return;
+    const fail = (err: unknown) => {
       const errno = toErrno(err);
       if (errno === EIO || this.opts.debug) process.stderr.write(`kernel: async reply failed: ${(err as Error)?.stack ?? String(err)}\n`);
       this.replyErr(unique, errno);
+    };
+    p.then(() => {
+      this.pending.delete(unique);
+      if (rec.interrupted) return;
+      try {
+        send();
+      } catch (err) {
+        fail(err);
+      }
+    }, (err: unknown) => {
+      this.pending.delete(unique);
+      if (!rec.interrupted) fail(err);
     });
+  }
+
+  /** An empty-bodied or reply-buffer reply after an await; `ok` writes the body and returns its length. */
+  private settle(unique: number, p: Promise<unknown>, ok: () => number): void {
+    this.settleWith(unique, 0, p, () => this.replyOk(unique, ok()));
   }
 
   /**
@@ -220,20 +234,7 @@ export class Session {
 
   /** A data reply after an await; `produce` runs then (and may throw an errno). */
   private settleData(unique: number, p: Promise<void>, produce: () => Buffer): void {
-    const rec: Pending = { opcode: Op.READ, interrupted: false };
-    this.pending.set(unique, rec);
-    void p.then(() => {
-      this.pending.delete(unique);
-      if (rec.interrupted) return;
-      let data: Buffer;
-      try {
-        data = produce();
-      } catch (err) {
-        this.replyErr(unique, toErrno(err));
-        return;
-      }
-      this.replyData(unique, data);
-    });
+    this.settleWith(unique, Op.READ, p, () => this.replyData(unique, produce()));
   }
 
   // ------------------------------------------------------------------ dispatch

@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../fs/core/constants.js';
 import { FUSE_NATIVE_OPS, fuseNativeOptions } from '../../fs/fuse-native/index.js';
+import { CHUNK, shrinkChunks } from './lib/floor-core.js';
 import { writeCountersFile } from './lib/stats-file.js';
 
 type FuseClass = typeof import('fuse-native');
@@ -128,7 +129,6 @@ function detach(p: string): Node | undefined {
 // File data: 1 MiB chunks (the first one grows by doubling, for small files), zero-filled at
 // allocation (calloc'd: untouched pages cost nothing), so one copy per write and holes read as zeros.
 // Invariant: every byte past `size` is zero.
-const CHUNK = 1 << 20;
 
 function chunkFor(n: Node, ci: number, end: number): Buffer {
   let c = n.chunks[ci];
@@ -172,12 +172,7 @@ function readData(n: Node, dst: Buffer, len: number, pos: number): number {
 }
 
 function setSize(n: Node, size: number): void {
-  if (size < n.size) {
-    const ci = Math.floor(size / CHUNK);
-    const c = n.chunks[ci];
-    if (c && size - ci * CHUNK < c.length) c.fill(0, size - ci * CHUNK);
-    n.chunks.length = Math.min(n.chunks.length, ci + 1);
-  }
+  if (size < n.size) shrinkChunks(n.chunks, size);
   n.size = size;
   n.mtime = n.ctime = now();
 }

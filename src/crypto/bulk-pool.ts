@@ -11,7 +11,7 @@
 // authenticated first) and hash.ts's domainHash framing; tests check both against the main-thread
 // implementations byte for byte.
 import * as os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { WorkerChannel } from './worker-channel.js';
 import { Alg, HEADER_LEN, VERSION_1 } from './algorithms.js';
 import { AES_GCM_OVERHEAD } from './aes-gcm.js';
 import { CryptoError, DecryptError } from './errors.js';
@@ -34,6 +34,41 @@ function fdOf(path) {
   return fd;
 }
 function u32(n) { const b = Buffer.allocUnsafe(4); b.writeUInt32BE(n, 0); return b; }
+// Items as packItems packs them: paths[], pos = Float64Array [offset, length, aadLen]*,
+// keys = key(32) | aad per item.
+function unpackItems(m) {
+  const kb = Buffer.from(m.keys.buffer, m.keys.byteOffset, m.keys.byteLength);
+  const its = [];
+  let ko = 0;
+  for (let i = 0; i < m.paths.length; i++) {
+    const al = m.pos[i * 3 + 2];
+    its.push({ path: m.paths[i], offset: m.pos[i * 3], length: m.pos[i * 3 + 1], key: kb.subarray(ko, ko + 32), aad: kb.subarray(ko + 32, ko + 32 + al) });
+    ko += 32 + al;
+  }
+  return its;
+}
+let scratch = Buffer.allocUnsafe(65536 + 64);
+// Reads the sealed range of one item and opens it; throws on I/O, format or authentication.
+function openItem(it) {
+  const len = it.length;
+  if (len - HDR - NONCE - TAG < 0) throw new Error('sealed range too short');
+  if (scratch.length < len) scratch = Buffer.allocUnsafe(len);
+  const s = scratch.subarray(0, len);
+  const fd = fdOf(it.path);
+  for (let got = 0; got < len;) {
+    const k = fs.readSync(fd, s, got, len - got, it.offset + got);
+    if (k === 0) throw new Error('short read');
+    got += k;
+  }
+  if (s[0] !== ALG || s[1] !== VER) throw new Error('not AES-256-GCM v1');
+  const d = crypto.createDecipheriv('aes-256-gcm', it.key, s.subarray(HDR, HDR + NONCE), OPTS);
+  d.setAuthTag(s.subarray(len - TAG));
+  d.setAAD(s.subarray(0, HDR));
+  if (it.aad.length) d.setAAD(it.aad);
+  const pt = d.update(s.subarray(HDR + NONCE, len - TAG));
+  d.final();
+  return pt;
+}
 parentPort.on('message', (m) => {
   try {
     if (m.op === 'seal') {
@@ -77,51 +112,24 @@ parentPort.on('message', (m) => {
       return;
     }
     if (m.op === 'open') {
-      // in: paths[], pos = Float64Array [offset, length, aadLen]*, keys = key(32) | aad per item;
       // out: buf = plaintexts back to back, status per item
-      const kb = Buffer.from(m.keys.buffer, m.keys.byteOffset, m.keys.byteLength);
-      const its = [];
-      let ko = 0;
-      for (let i = 0; i < m.paths.length; i++) {
-        const al = m.pos[i * 3 + 2];
-        its.push({ path: m.paths[i], offset: m.pos[i * 3], length: m.pos[i * 3 + 1], key: kb.subarray(ko, ko + 32), aad: kb.subarray(ko + 32, ko + 32 + al) });
-        ko += 32 + al;
-      }
+      const its = unpackItems(m);
       let total = 0;
       for (const it of its) total += Math.max(0, it.length - HDR - NONCE - TAG);
       const out = Buffer.allocUnsafeSlow(total);
       const status = new Int32Array(its.length);
       const errors = [];
       let w = 0;
-      let sealed = Buffer.allocUnsafe(0);
       for (let i = 0; i < its.length; i++) {
         const it = its[i];
-        const n = it.length - HDR - NONCE - TAG;
         try {
-          if (n < 0) throw new Error('sealed range too short');
-          if (sealed.length < it.length) sealed = Buffer.allocUnsafe(Math.max(it.length, 65536 + 64));
-          const s = sealed.subarray(0, it.length);
-          let got = 0;
-          const fd = fdOf(it.path);
-          while (got < it.length) {
-            const k = fs.readSync(fd, s, got, it.length - got, it.offset + got);
-            if (k === 0) throw new Error('short read');
-            got += k;
-          }
-          if (s[0] !== ALG || s[1] !== VER) throw new Error('not AES-256-GCM v1');
-          const d = crypto.createDecipheriv('aes-256-gcm', it.key, s.subarray(HDR, HDR + NONCE), OPTS);
-          d.setAuthTag(s.subarray(it.length - TAG));
-          d.setAAD(s.subarray(0, HDR));
-          if (it.aad.length) d.setAAD(it.aad);
-          const pt = d.update(s.subarray(HDR + NONCE, it.length - TAG));
-          d.final();
-          pt.copy(out, w);
+          openItem(it).copy(out, w);
           status[i] = 1;
         } catch (e) {
           status[i] = 0;
           errors[i] = String(e && e.message || e);
         }
-        w += Math.max(0, n);
+        w += Math.max(0, it.length - HDR - NONCE - TAG);
       }
       parentPort.postMessage({ id: m.id, buf: out.buffer, status, errors }, [out.buffer, status.buffer]);
       return;
@@ -130,37 +138,14 @@ parentPort.on('message', (m) => {
       // Blocks [m.lo, m.hi) of a request: open each, copy the part of its plaintext that falls in
       // [from, from + length) of the blocks' concatenation into out (a SharedArrayBuffer that
       // starts with the reply header). The last part to finish writes the whole reply to the fd.
-      const kb = Buffer.from(m.keys.buffer, m.keys.byteOffset, m.keys.byteLength);
+      const its = unpackItems(m);
       const out = Buffer.from(m.out, 0, m.outLen);
       const ctl = new Int32Array(m.ctl);
       let failed = null;
-      let ko = 0;
-      for (let i = 0; i < m.lo; i++) ko += 32 + m.pos[i * 3 + 2];
-      let sealed = Buffer.allocUnsafe(0);
       for (let i = m.lo; i < m.hi && failed === null; i++) {
-        const off = m.pos[i * 3], len = m.pos[i * 3 + 1], al = m.pos[i * 3 + 2];
-        const key = kb.subarray(ko, ko + 32), aad = kb.subarray(ko + 32, ko + 32 + al);
-        ko += 32 + al;
         try {
-          const n = len - HDR - NONCE - TAG;
-          if (n < 0) throw new Error('sealed range too short');
-          if (sealed.length < len) sealed = Buffer.allocUnsafe(len);
-          const sb = sealed.subarray(0, len);
-          let got = 0;
-          const fd = fdOf(m.paths[i]);
-          while (got < len) {
-            const k = fs.readSync(fd, sb, got, len - got, off + got);
-            if (k === 0) throw new Error('short read');
-            got += k;
-          }
-          if (sb[0] !== ALG || sb[1] !== VER) throw new Error('not AES-256-GCM v1');
-          const d = crypto.createDecipheriv('aes-256-gcm', key, sb.subarray(HDR, HDR + NONCE), OPTS);
-          d.setAuthTag(sb.subarray(len - TAG));
-          d.setAAD(sb.subarray(0, HDR));
-          if (al) d.setAAD(aad);
-          const pt = d.update(sb.subarray(HDR + NONCE, len - TAG));
-          d.final();
-          // This block covers [i * bs - from, i * bs - from + n) of the reply's data.
+          const pt = openItem(its[i]);
+          // This block covers [i * bs - from, i * bs - from + pt.length) of the reply's data.
           const start = i * m.bs - m.from;
           const a = Math.max(0, start), b = Math.min(m.length, start + m.bs);
           if (b > a) {
@@ -198,49 +183,7 @@ const INPUT_BYTES = (1 << 20) + (64 << 10);
 const MAX_SEALS_IN_FLIGHT = 8;
 
 interface Reply { id: number; buf?: ArrayBuffer; status?: Int32Array; errors?: string[]; error?: string; wrote?: boolean; failed?: string | null }
-interface Pending { resolve: (r: Reply) => void; reject: (e: Error) => void }
-
-class BulkWorker {
-  readonly worker: Worker;
-  readonly pending = new Map<number, Pending>();
-  /** Bytes handed to this worker and not answered yet (least-loaded dispatch). */
-  load = 0;
-  dead = false;
-
-  constructor(onDead: (w: BulkWorker) => void) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true });
-    this.worker.on('message', (m: Reply) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (this.pending.size === 0) this.worker.unref();
-      if (m.error !== undefined) p.reject(new CryptoError(`bulk crypto worker: ${m.error}`));
-      else p.resolve(m);
-    });
-    const fail = (err: Error) => {
-      if (this.dead) return;
-      this.dead = true;
-      onDead(this);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    };
-    this.worker.on('error', (e) => fail(new CryptoError(`bulk crypto worker failed: ${e.message}`)));
-    this.worker.on('exit', (code) => fail(new CryptoError(`bulk crypto worker exited (code ${code})`)));
-    this.worker.unref();
-  }
-
-  request(msg: { id: number } & Record<string, unknown>, transfer: ArrayBuffer[], bytes: number): Promise<Reply> {
-    this.load += bytes;
-    return new Promise<Reply>((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref();
-      this.pending.set(msg.id, {
-        resolve: (r) => { this.load -= bytes; resolve(r); },
-        reject: (e) => { this.load -= bytes; reject(e); },
-      });
-      this.worker.postMessage(msg, transfer);
-    });
-  }
-}
+type BulkWorker = WorkerChannel<Reply>;
 
 /**
  * One block to seal: plaintext under `key` with associated data `aad`; `meta` is hashed before it.
@@ -252,6 +195,31 @@ export interface SealedItem { sealed: Buffer; hash: Buffer }
 
 /** A sealed range of a file to read and open. */
 export interface OpenItem { path: string; offset: number; length: number; key: Uint8Array; aad: Uint8Array }
+
+/**
+ * Items packed for a worker message (unpackItems in the worker reads them): paths, offsets and
+ * lengths, and every key and associated data back to back in one small array of its own — posting
+ * Buffers from Node's 8 KiB pool would structured-clone each one's whole slab.
+ */
+function packItems(items: OpenItem[], shared: boolean): { paths: string[]; pos: Float64Array<ArrayBuffer>; keys: Uint8Array } {
+  let kl = 0;
+  for (const it of items) {
+    if (it.key.length !== 32) throw new CryptoError('AES-256-GCM key must be 32 bytes');
+    kl += 32 + it.aad.length;
+  }
+  const pos = new Float64Array(items.length * 3);
+  const keys = new Uint8Array(shared ? new SharedArrayBuffer(kl) : new ArrayBuffer(kl));
+  let ko = 0;
+  items.forEach((it, i) => {
+    pos[i * 3] = it.offset;
+    pos[i * 3 + 1] = it.length;
+    pos[i * 3 + 2] = it.aad.length;
+    keys.set(it.key, ko);
+    keys.set(it.aad, ko + 32);
+    ko += 32 + it.aad.length;
+  });
+  return { paths: items.map((it) => it.path), pos, keys };
+}
 
 export class BulkCryptoPool {
   readonly size: number;
@@ -274,7 +242,7 @@ export class BulkCryptoPool {
   private pick(): BulkWorker {
     if (this.closed) throw new CryptoError('bulk crypto pool is closed');
     while (this.workers.length < this.size) {
-      this.workers.push(new BulkWorker((w) => { this.workers = this.workers.filter((x) => x !== w); }));
+      this.workers.push(new WorkerChannel<Reply>(WORKER_SOURCE, 'bulk crypto worker', (w) => { this.workers = this.workers.filter((x) => x !== w); }));
     }
     let best = this.workers[0]!;
     for (const w of this.workers) if (w.load < best.load) best = w;
@@ -344,28 +312,12 @@ export class BulkCryptoPool {
    */
   async openFileRanges(items: OpenItem[]): Promise<Array<Buffer | Error>> {
     let total = 0;
-    let kl = 0;
-    for (const it of items) {
-      if (it.key.length !== 32) throw new CryptoError('AES-256-GCM key must be 32 bytes');
-      total += it.length;
-      kl += 32 + it.aad.length;
-    }
-    // Packed into two small typed arrays of their own: posting Buffers from Node's 8 KiB pool
-    // would structured-clone each one's whole slab.
-    const pos = new Float64Array(items.length * 3);
-    const keys = new Uint8Array(kl);
-    let ko = 0;
-    items.forEach((it, i) => {
-      pos[i * 3] = it.offset;
-      pos[i * 3 + 1] = it.length;
-      pos[i * 3 + 2] = it.aad.length;
-      keys.set(it.key, ko);
-      keys.set(it.aad, ko + 32);
-      ko += 32 + it.aad.length;
-    });
+    for (const it of items) total += it.length;
+    const packed = packItems(items, false);
     const id = this.nextId++;
-    const msg = { id, op: 'open', paths: items.map((it) => it.path), pos, keys };
-    const r = await this.pick().request(msg, [pos.buffer, keys.buffer], total);
+    const transfer: ArrayBuffer[] = [packed.pos.buffer];
+    if (packed.keys.buffer instanceof ArrayBuffer) transfer.push(packed.keys.buffer);
+    const r = await this.pick().request({ id, op: 'open', ...packed }, transfer, total);
     const out = Buffer.from(r.buf!);
     const res: Array<Buffer | Error> = new Array(items.length);
     let at = 0;
@@ -402,20 +354,8 @@ export class BulkCryptoPool {
   ): Promise<'written' | 'failed'> {
     if (this.closed) throw new CryptoError('bulk crypto pool is closed');
     if (headerLen + length > out.byteLength) throw new CryptoError('reply buffer too small');
-    let kl = 0;
-    for (const it of items) kl += 32 + it.aad.length;
-    const pos = new Float64Array(items.length * 3);
-    const keys = new Uint8Array(new SharedArrayBuffer(kl));
-    let ko = 0;
-    items.forEach((it, i) => {
-      pos[i * 3] = it.offset;
-      pos[i * 3 + 1] = it.length;
-      pos[i * 3 + 2] = it.aad.length;
-      keys.set(it.key, ko);
-      keys.set(it.aad, ko + 32);
-      ko += 32 + it.aad.length;
-    });
-    const paths = items.map((it) => it.path);
+    // Shared keys: every part's message refers to the same bytes instead of a copy each.
+    const { paths, pos, keys } = packItems(items, true);
     this.pick(); // starts the workers
     const parts = Math.min(this.workers.length, items.length);
     const ctl = new SharedArrayBuffer(8);

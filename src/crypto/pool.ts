@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { WorkerChannel } from './worker-channel.js';
 import { CryptoError } from './errors.js';
 import { WORKER_SOURCE } from './pool-worker-source.js';
 import {
@@ -18,10 +18,7 @@ import {
 } from './signatures.js';
 import { ED25519_SIGNATURE_LEN } from './ed25519.js';
 
-interface Pending {
-  resolve: (v: WorkerReply) => void;
-  reject: (e: Error) => void;
-}
+type PoolWorker = WorkerChannel<WorkerReply>;
 
 interface WorkerReply {
   id: number;
@@ -52,43 +49,6 @@ function workerUrls(): WorkerUrls {
   return urlsCache;
 }
 
-class PoolWorker {
-  readonly worker: Worker;
-  readonly pending = new Map<number, Pending>();
-  dead = false;
-
-  constructor(onDead: (w: PoolWorker) => void) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { urls: workerUrls() } });
-    this.worker.on('message', (m: WorkerReply) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (this.pending.size === 0) this.worker.unref();
-      if (m.error !== undefined) p.reject(new CryptoError(`crypto worker: ${m.error}`));
-      else p.resolve(m);
-    });
-    const fail = (err: Error) => {
-      if (this.dead) return;
-      this.dead = true;
-      onDead(this);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    };
-    this.worker.on('error', (e) => fail(new CryptoError(`crypto worker failed: ${e.message}`)));
-    this.worker.on('exit', (code) => fail(new CryptoError(`crypto worker exited (code ${code})`)));
-    // After the listeners: adding a 'message' listener re-refs the worker's port.
-    this.worker.unref();
-  }
-
-  request(id: number, msg: object, transfer: ArrayBuffer[]): Promise<WorkerReply> {
-    return new Promise<WorkerReply>((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref();
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage(msg, transfer);
-    });
-  }
-}
-
 interface VerifyItem {
   publicKey: Uint8Array;
   message: Uint8Array;
@@ -115,9 +75,9 @@ export class CryptoPool {
     if (this.closed) throw new CryptoError('crypto pool is closed');
     while (this.workers.length < this.size) {
       this.workers.push(
-        new PoolWorker((w) => {
+        new WorkerChannel<WorkerReply>(WORKER_SOURCE, 'crypto worker', (w) => {
           this.workers = this.workers.filter((x) => x !== w);
-        }),
+        }, { urls: workerUrls() }),
       );
     }
     return this.workers;
@@ -140,7 +100,7 @@ export class CryptoPool {
     seeds.edSeed.fill(0);
     seeds.mlSeed.fill(0);
     const id = this.nextId++;
-    const reply = await this.leastBusy().request(id, { id, op: 'sign', buf: buf.buffer }, [buf.buffer]);
+    const reply = await this.leastBusy().request({ id, op: 'sign', buf: buf.buffer }, [buf.buffer]);
     const sig = reply.sig!;
     return encodeSignature(sig.subarray(0, ED25519_SIGNATURE_LEN), sig.subarray(ED25519_SIGNATURE_LEN));
   }
@@ -197,7 +157,7 @@ export class CryptoPool {
       const id = this.nextId++;
       const w = this.leastBusy();
       jobs.push(
-        w.request(id, { id, op: 'verify', buf: buf.buffer, offsets }, [buf.buffer, offsets.buffer]).then((reply) => {
+        w.request({ id, op: 'verify', buf: buf.buffer, offsets }, [buf.buffer, offsets.buffer]).then((reply) => {
           const r = reply.results!;
           part.forEach((v, i) => {
             results[v.index] = r[i] === 1;
@@ -216,8 +176,7 @@ export class CryptoPool {
     this.workers = [];
     for (const w of ws) {
       w.dead = true;
-      for (const p of w.pending.values()) p.reject(new CryptoError('crypto pool closed'));
-      w.pending.clear();
+      w.rejectAll(new CryptoError('crypto pool closed'));
     }
     await Promise.all(ws.map((w) => w.worker.terminate()));
   }

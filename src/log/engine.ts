@@ -470,13 +470,14 @@ export class LogEngine implements RedoLog {
         for (const x of p) n += x.length;
         return n;
       };
-      for (const p of payloads) {
-        const n = lengthOf(p);
+      const lengths = payloads.map(lengthOf);
+      for (const n of lengths) {
         if (n > this.maxRecordSize) throw new RecordTooLarge(`record of ${n} bytes exceeds the maximum of ${this.maxRecordSize}`);
       }
       const out: Array<{ seq: number; pos: LogPosition }> = [];
-      for (const p of payloads) {
-        const plen = lengthOf(p);
+      for (let i = 0; i < payloads.length; i++) {
+        const p = payloads[i]!;
+        const plen = lengths[i]!;
         const size = FRAME_HEADER + plen;
         const act = this.active;
         if (this.reserved + size > this.segmentSize && (act.count > 0 || this.pendingCount > 0)) this.rotate();
@@ -739,13 +740,19 @@ export class LogEngine implements RedoLog {
     if (this.pending.length > 0 && !this.failed && !this.closed) this.writeOut();
   }
 
-  read(pos: LogPosition): LogRecord {
+  /** The segment of the frame at `pos`, written out if it is still queued; LogError when outside the log. */
+  private segmentOfFrame(pos: LogPosition): Seg {
     if (this.closed) throw new LogClosedError('redo log is closed');
     const seg = this.byId.get(pos.segment);
     if (!seg) throw new LogError(`no segment ${pos.segment} in the log`);
     if (seg === this.active && pos.offset >= seg.end) this.visible();
     if (!Number.isInteger(pos.offset) || pos.offset < seg.headerLen || pos.offset + FRAME_HEADER > seg.end)
       throw new LogError(`position ${pos.segment}:${pos.offset} is outside the log`);
+    return seg;
+  }
+
+  read(pos: LogPosition): LogRecord {
+    const seg = this.segmentOfFrame(pos);
     const fd = this.readFd(seg);
     let b = Buffer.allocUnsafe(Math.min(4096 + FRAME_HEADER, seg.end - pos.offset));
     this.io.pread(fd, b, 0, b.length, pos.offset);
@@ -772,12 +779,7 @@ export class LogEngine implements RedoLog {
   }
 
   readSlice(pos: LogPosition, start: number, length: number): Buffer {
-    if (this.closed) throw new LogClosedError('redo log is closed');
-    const seg = this.byId.get(pos.segment);
-    if (!seg) throw new LogError(`no segment ${pos.segment} in the log`);
-    if (seg === this.active && pos.offset >= seg.end) this.visible();
-    if (!Number.isInteger(pos.offset) || pos.offset < seg.headerLen || pos.offset + FRAME_HEADER > seg.end)
-      throw new LogError(`position ${pos.segment}:${pos.offset} is outside the log`);
+    const seg = this.segmentOfFrame(pos);
     const fd = this.readFd(seg);
     const h = Buffer.allocUnsafe(FRAME_HEADER);
     this.io.pread(fd, h, 0, FRAME_HEADER, pos.offset);

@@ -142,14 +142,7 @@ export function encodeFrame(seq: number, payload: Uint8Array): Buffer {
  * CRC runs over header[4..16) and then the payload.
  */
 export function encodeFrameHeader(seq: number, payload: Uint8Array): Buffer {
-  const h = Buffer.allocUnsafe(FRAME_HEADER);
-  h.writeUInt32LE(payload.length, 4);
-  h.writeUInt32LE(seq % TWO32, 8);
-  h.writeUInt32LE(Math.floor(seq / TWO32), 12);
-  const c = crc(h, 4, FRAME_HEADER);
-  // (zlib.crc32 of an empty buffer ignores its starting value and returns 0.)
-  h.writeUInt32LE(payload.length === 0 ? c : crc32(payload, c), 0);
-  return h;
+  return encodeFrameHeaderParts(seq, [payload], payload.length);
 }
 
 /** encodeFrameHeader for a payload given as consecutive pieces of `size` bytes in all. */

@@ -38,7 +38,7 @@ import { CompactionFailed } from './errors.js';
 import { IndexStore, type Watermark, decodeDaoEntry } from './index-store.js';
 import { LmdbAuthorityState } from './lmdb-state.js';
 import { type CompactionReport, type View, hintsOf } from './view.js';
-import { advanceWatermark, emptyWatermark } from './watermark.js';
+import { advanceWatermark, advanceWatermarkBy, emptyWatermark, storedRecordDigest } from './watermark.js';
 
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
 /** Longest wait for writers between two slices (compaction must progress under a steady write load). */
@@ -375,7 +375,7 @@ function remapIndex(view: View, positions: Map<number, LogPosition>, changes: Re
   let wm = upToCut;
   for (const rec of view.log.records({ seq: cut + 1 })) {
     if (rec.seq > view.watermark.seq) break;
-    wm = advanceWatermark(wm, rec.seq, rec.pos, decodeCommit(rec.payload));
+    wm = advanceWatermarkBy(wm, rec.seq, rec.pos, storedRecordDigest(rec.payload), rec.payload.length);
   }
   const last = positions.get(wm.seq);
   if (last) wm = { ...wm, segment: last.segment, offset: last.offset };

@@ -45,7 +45,7 @@ import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
 import { Dio } from './dio.js';
-import { emptyWatermark, nextChainHash, sameWatermark, storedRecordDigest } from './watermark.js';
+import { advanceWatermarkBy, emptyWatermark, nextChainHash, sameWatermark, storedRecordDigest } from './watermark.js';
 
 /** Commit scopes: 'remote' (server-confirmed) arrives with replication and is 'durable' until then. */
 export type CommitScope = 'none' | 'local' | 'durable' | 'remote';
@@ -344,11 +344,7 @@ export class View {
       } catch {
         return 'log differs from the indexed log';
       }
-      w = {
-        seq: rec.seq, segment: rec.pos.segment, offset: rec.pos.offset,
-        chainHash: nextChainHash(w.chainHash, rec.seq, digest), prevHash: w.chainHash,
-        records: w.records + 1, bytes: w.bytes + rec.payload.length,
-      };
+      w = advanceWatermarkBy(w, rec.seq, rec.pos, digest, rec.payload.length);
       if (++n % 4096 === 0) this.progress({ phase: 'verify', records: n, events: 0, bytes: w.bytes, totalBytes: total });
       if (rec.seq === wm.seq) break;
     }

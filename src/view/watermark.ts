@@ -15,7 +15,6 @@
 // tampered or rolled-back log behind an intact index is detected, and the index is rebuilt
 // (re-validating everything) instead of being trusted. An index ahead of the log (log tail lost in
 // a crash) fails the same check.
-import { createHash } from 'node:crypto';
 import { type Commit, decodeCommit } from '../chain/index.js';
 import { domainHash } from '../crypto/index.js';
 import { seqKey, type Watermark } from './index-store.js';
@@ -27,21 +26,6 @@ const RECORD_BYTES_DOMAIN = 'atefs/view/record-bytes/v1';
 export const DIGEST_BYTES_MAX = 256 << 10;
 export const ZERO_HASH: Buffer = Buffer.alloc(32);
 
-function bytesDigest(parts: readonly Uint8Array[]): Buffer {
-  const d = Buffer.from(RECORD_BYTES_DOMAIN, 'utf8');
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const h = createHash('sha256');
-  const len = Buffer.allocUnsafe(8);
-  len.writeUInt32BE(d.length, 0);
-  len.writeUInt32BE(n, 4);
-  // domainHash's framing (u32 length before each part) over the record as one part.
-  h.update(len.subarray(0, 4));
-  h.update(d);
-  h.update(len.subarray(4));
-  for (const p of parts) h.update(p);
-  return h.digest();
-}
 
 function commitDigest(c: Pick<Commit, 'hash' | 'signatures'>): Buffer {
   const parts: Uint8Array[] = [c.hash];
@@ -52,8 +36,8 @@ function commitDigest(c: Pick<Commit, 'hash' | 'signatures'>): Buffer {
 /** The digest the watermark chains for an applied commit (its record bytes, or pieces, are at hand). */
 export function recordDigest(c: Commit): Buffer {
   const size = c.size ?? c.bytes.length;
-  if (size >= DIGEST_BYTES_MAX) return commitDigest(c);
-  return bytesDigest(c.parts ?? [c.bytes]);
+  // A small built commit's bytes are joined once anyway: the view caches small records.
+  return size >= DIGEST_BYTES_MAX ? commitDigest(c) : domainHash(RECORD_BYTES_DOMAIN, c.bytes);
 }
 
 /**
@@ -62,7 +46,7 @@ export function recordDigest(c: Commit): Buffer {
  * a large record's bytes no longer match its hash.
  */
 export function storedRecordDigest(record: Uint8Array): Buffer {
-  if (record.length < DIGEST_BYTES_MAX) return bytesDigest([record]);
+  if (record.length < DIGEST_BYTES_MAX) return domainHash(RECORD_BYTES_DOMAIN, record);
   return commitDigest(decodeCommit(record));
 }
 
@@ -74,21 +58,32 @@ export function emptyWatermark(): Watermark {
   return { seq: -1, segment: 0, offset: 0, chainHash: ZERO_HASH, prevHash: ZERO_HASH, records: 0, bytes: 0 };
 }
 
-/** The watermark after applying `commit` (decoded from a record of `recordBytes` bytes) at `pos`. */
+/** The watermark after applying `commit` at `pos`. */
 export function advanceWatermark(
   w: Watermark,
   seq: number,
   pos: { segment: number; offset: number },
   commit: Commit,
 ): Watermark {
+  return advanceWatermarkBy(w, seq, pos, recordDigest(commit), commit.size ?? commit.bytes.length);
+}
+
+/** The watermark after a record of `size` bytes whose digest is known (recordDigest / storedRecordDigest). */
+export function advanceWatermarkBy(
+  w: Watermark,
+  seq: number,
+  pos: { segment: number; offset: number },
+  digest: Uint8Array,
+  size: number,
+): Watermark {
   return {
     seq,
     segment: pos.segment,
     offset: pos.offset,
-    chainHash: nextChainHash(w.chainHash, seq, recordDigest(commit)),
+    chainHash: nextChainHash(w.chainHash, seq, digest),
     prevHash: w.chainHash,
     records: w.records + 1,
-    bytes: w.bytes + (commit.size ?? commit.bytes.length),
+    bytes: w.bytes + size,
   };
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LogPosition, RedoLog } from '../../src/log/index.js';
 import type { View } from '../../src/view/index.js';
-import { type Chain, makeChain, snapshot } from '../unit/view-fixtures.js';
+import { type Chain, makeChain, segFile, snapshot } from '../unit/view-fixtures.js';
 
 const chains: Chain[] = [];
 async function chain(): Promise<Chain> {
@@ -18,9 +18,6 @@ afterEach(async () => {
   for (const c of chains.splice(0)) await c.cleanup();
 });
 
-function segFile(c: Chain, segment: number): string {
-  return join(c.logDir, `${String(segment).padStart(8, '0')}.seg`);
-}
 
 /** Every record the index names resolves, at its indexed position, to that very record. */
 function expectIndexResolves(c: Chain, view: View): number {

@@ -1,12 +1,11 @@
 // Compaction and integrity of the persisted index: reclaimed space, crash injection at every step
 // of the log's swap, writers during compaction, tail-only reopen, tampering behind the index.
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CompactionStep } from '../../src/log/index.js';
 import { CommitRejected, IndexMismatch, type View } from '../../src/view/index.js';
-import { type Chain, makeChain, snapshot } from '../unit/view-fixtures.js';
+import { type Chain, editRecord, makeChain, snapshot } from '../unit/view-fixtures.js';
 
 const chains: Chain[] = [];
 async function chain(): Promise<Chain> {
@@ -30,9 +29,6 @@ async function overwriteHeavy(view: View, keys: number, rounds: number): Promise
   return ks;
 }
 
-function segFile(c: Chain, segment: number): string {
-  return join(c.logDir, `${String(segment).padStart(8, '0')}.seg`);
-}
 
 describe('view: compaction', () => {
   it('reclaims space of an overwrite-heavy chain; view identical after reopen and rebuild', async () => {
@@ -129,12 +125,7 @@ describe('view: index vs log', () => {
     const snap = snapshot(view);
     await c.close();
     // Flip one payload byte of record 3 and fix the frame checksum: only a keyed check sees it.
-    const f = segFile(c, rec.segment);
-    const b = readFileSync(f);
-    const len = b.readUInt32LE(rec.offset + 4);
-    b[rec.offset + 16 + Math.floor(len / 2)] ^= 0x01;
-    b.writeUInt32LE(crc32(b.subarray(rec.offset + 4, rec.offset + 16 + len)), rec.offset);
-    writeFileSync(f, b);
+    editRecord(c, rec, (p) => { p[Math.floor(p.length / 2)] ^= 0x01; });
     await expect(c.open({ rebuild: 'never' })).rejects.toThrow(IndexMismatch);
     // With automatic rebuild, re-validation rejects the tampered commit: the open fails loudly.
     await expect(c.open()).rejects.toThrow(CommitRejected);
@@ -152,12 +143,7 @@ describe('view: index vs log', () => {
     const e = view.entry(k)!;
     const rec = view.store.getRecord(e.seq)!;
     await c.close();
-    const f = segFile(c, rec.segment);
-    const b = readFileSync(f);
-    const len = b.readUInt32LE(rec.offset + 4);
-    b[rec.offset + 16 + e.payloadStart + 3] ^= 0x01;
-    b.writeUInt32LE(crc32(b.subarray(rec.offset + 4, rec.offset + 16 + len)), rec.offset);
-    writeFileSync(f, b);
+    editRecord(c, rec, (p) => { p[e.payloadStart + 3] ^= 0x01; });
     const v = await c.open({ verify: 'watermark' });
     expect(v.openReport.mode).toBe('tail');
     expect(() => v.get(k)).toThrow(IndexMismatch);

@@ -2,31 +2,14 @@
 // 4 KiB, file blocks) by their AEAD, which binds (chain, DAO key, version). Every kind of change to
 // the stored bytes behind an index opened without a full re-hash ('watermark') must surface as
 // IndexMismatch on read, never as wrong data.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IndexMismatch } from '../../src/view/index.js';
-import { type Chain, makeChain } from '../unit/view-fixtures.js';
+import { type Chain, editRecord, makeChain } from '../unit/view-fixtures.js';
 
 const chains: Chain[] = [];
 afterEach(async () => {
   for (const c of chains.splice(0)) await c.cleanup();
 });
-
-function segFile(c: Chain, segment: number): string {
-  return join(c.logDir, `${String(segment).padStart(8, '0')}.seg`);
-}
-
-/** Changes the stored record of `seq` with `edit(recordPayload)` and fixes the frame checksum. */
-function editRecord(c: Chain, at: { segment: number; offset: number }, edit: (payload: Buffer) => void): void {
-  const f = segFile(c, at.segment);
-  const b = readFileSync(f);
-  const len = b.readUInt32LE(at.offset + 4);
-  edit(b.subarray(at.offset + 16, at.offset + 16 + len));
-  b.writeUInt32LE(crc32(b.subarray(at.offset + 4, at.offset + 16 + len)), at.offset);
-  writeFileSync(f, b);
-}
 
 /** A chain with two bulk DAOs (64 KiB) written in one commit, and a later commit. */
 async function bulkChain(): Promise<{ c: Chain; keys: string[]; data: Buffer[] }> {

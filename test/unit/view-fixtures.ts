@@ -1,5 +1,6 @@
 // Shared fixtures of the view tests: a real chain (identity, genesis, log on disk) and a view on it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Commit, DataKeyCache, createGenesis } from '../../src/chain/index.js';
@@ -112,4 +113,22 @@ export function snapshot(view: View): Map<string, string> {
     );
   }
   return out;
+}
+
+/** Path of a log segment file of the chain. */
+export function segFile(c: Chain, segment: number): string {
+  return join(c.logDir, `${String(segment).padStart(8, '0')}.seg`);
+}
+
+/**
+ * Changes the stored record at `at` with `edit(recordPayload)` and fixes its frame checksum: the
+ * log itself then sees nothing wrong, only the view's checks can.
+ */
+export function editRecord(c: Chain, at: { segment: number; offset: number }, edit: (payload: Buffer) => void): void {
+  const f = segFile(c, at.segment);
+  const b = readFileSync(f);
+  const len = b.readUInt32LE(at.offset + 4);
+  edit(b.subarray(at.offset + 16, at.offset + 16 + len));
+  b.writeUInt32LE(crc32(b.subarray(at.offset + 4, at.offset + 16 + len)), at.offset);
+  writeFileSync(f, b);
 }

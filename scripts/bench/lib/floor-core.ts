@@ -13,7 +13,15 @@ import { RENAME_EXCHANGE, RENAME_NOREPLACE } from '../../../fs/core/api.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../../fs/core/constants.js';
 import { FsError } from '../../../fs/core/errors.js';
 
-const CHUNK = 1 << 20;
+export const CHUNK = 1 << 20;
+
+/** Cuts 1 MiB chunks of file content down to `size` bytes (zeroing the rest of the last one). */
+export function shrinkChunks(chunks: Buffer[], size: number): void {
+  const ci = Math.floor(size / CHUNK);
+  const c = chunks[ci];
+  if (c && size - ci * CHUNK < c.length) c.fill(0, size - ci * CHUNK);
+  chunks.length = Math.min(chunks.length, ci + 1);
+}
 
 interface INode {
   ino: Ino;
@@ -327,12 +335,7 @@ export class FloorCore implements FsCore {
 
   private truncate(n: INode, size: number): void {
     if (!n.chunks) throw err(n.children ? 'EISDIR' : 'EINVAL');
-    if (size < n.size) {
-      const ci = Math.floor(size / CHUNK);
-      const c = n.chunks[ci];
-      if (c && size - ci * CHUNK < c.length) c.fill(0, size - ci * CHUNK);
-      n.chunks.length = Math.min(n.chunks.length, ci + 1);
-    }
+    if (size < n.size) shrinkChunks(n.chunks, size);
     n.size = size;
   }
 
