@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
 import { openLog, type RedoLog } from '../../src/log/index.js';
 import { DataKeyCache, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
-import { defaultConfigDir, loadOrCreateLocalIdentity, readersOfPrincipal, writeSecretFile, type Session } from '../../src/session/index.js';
+import { defaultConfigDir, loadOrCreateLocalIdentity, readPins, readersOfPrincipal, writePin, type Session } from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
 import { ChainStore } from './chain-store.js';
 import { emptyTimings, timedSigningPool } from './commit-timings.js';
@@ -57,27 +57,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export const LOCAL_CHAIN_ID = 'atefs/local';
-const PINS_FILE = 'pinned-chains.json';
-
-/**
- * Pins live in the config directory, apart from the data: a log swapped on disk for another chain
- * (other root keys) is refused instead of silently adopted.
- */
-export async function readPins(configDir: string): Promise<Record<string, string>> {
-  try {
-    return JSON.parse(await fsp.readFile(path.join(configDir, PINS_FILE), 'utf8')) as Record<string, string>;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw e;
-  }
-}
-
-async function writePin(configDir: string, chainDir: string, hash: string): Promise<void> {
-  await fsp.mkdir(configDir, { recursive: true, mode: 0o700 });
-  const pins = await readPins(configDir);
-  pins[chainDir] = hash;
-  await writeSecretFile(path.join(configDir, PINS_FILE), Buffer.from(JSON.stringify(pins, null, 2)));
-}
+export { readPins };
 
 async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(() => true, () => false);

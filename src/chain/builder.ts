@@ -17,7 +17,7 @@ import {
 import { EVENT_DOMAIN, assembleCommit, encodeMeta, hashCommitParts, makeEvent, signatureMessage } from './codec.js';
 import { type DataKeyCache, type Keyring, payloadAad, sealPayload, wrapDataKey } from './confidentiality.js';
 import { NoReadKey, NotAuthorized } from './errors.js';
-import { dataKeyId, newDaoKey, newDataKey } from './ids.js';
+import { dataKeyId, newDaoKey, newDataKey, publicKeyId } from './ids.js';
 import { type AuthorityStateReader, type NodeRecord, StateOverlay } from './state.js';
 import type {
   ChainEvent,
@@ -111,7 +111,7 @@ export class CommitBuilder {
     const cur = this.overlay.getNode(key);
     const live = cur && !cur.deleted ? cur : undefined;
     const read = p.read ?? live?.read ?? { mode: 'inherit' };
-    const { nodeKey, grants, fresh } = this.confidentiality(key, live, read);
+    const { nodeKey, grants, fresh } = this.confidentiality(key, live, read, p.publish ?? []);
     const meta: EventMeta = {
       key,
       version: cur ? cur.version + 1 : 1,
@@ -296,10 +296,13 @@ export class CommitBuilder {
     key: DaoKey,
     live: NodeRecord | undefined,
     read: ReadAcl,
+    publish: readonly Buffer[],
   ): { nodeKey: string | null; grants: DataKeyGrant[]; fresh: Map<string, Buffer> } {
     const fresh = new Map<string, Buffer>();
     if (read.mode === 'inherit') return { nodeKey: null, grants: [], fresh };
-    const lookup = (id: KeyId) => this.overlay.getPublicKey(id);
+    // Keys published by this very event count: a new reader's key and the grant for it can
+    // arrive together.
+    const lookup = (id: KeyId) => publish.find((k) => publicKeyId(k) === id) ?? this.overlay.getPublicKey(id);
     const readers = readersOf(this.overlay, read);
     if (readers.length === 0) throw new NoReadKey('-', 'a read ACL needs at least one reader');
     const grants: DataKeyGrant[] = [];

@@ -26,3 +26,4 @@ export {
   writeSecretFile,
 } from './token.js';
 export { LOCAL_IDENTITY_FILE, type LocalIdentity, defaultConfigDir, loadOrCreateLocalIdentity } from './local.js';
+export { PINS_FILE, readPins, writePin } from './pins.js';

@@ -1,0 +1,111 @@
+// openChain: the library's one way in. A name opens (creating on first use) a local chain under
+// the user's data directory; { temp: true } an in-memory one; a tcp:// URL a replica of a chain
+// on an atedb server. The keys are the local identity's unless a session or a token file is given.
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DataKeyCache, createGenesis, toGenesisHash, type ReaderRef } from '../chain/index.js';
+import { defaultBulkPool, defaultPool } from '../crypto/index.js';
+import { openLog } from '../log/index.js';
+import {
+  type Session, defaultConfigDir, loadOrCreateLocalIdentity, readPins, readTokenFile, readersOfPrincipal, writePin,
+} from '../session/index.js';
+import { View, parseCompactMode } from '../view/index.js';
+import { Chain } from './chain.js';
+import { ChainUnavailable, InvalidChainTarget } from './errors.js';
+import { LocalLeases } from './leases.js';
+
+export interface OpenChainOptions {
+  /** Keys to use (a token file's session, a fresh identity). Default: the local identity. */
+  session?: Session;
+  /** A token file to take the keys from (instead of `session`). */
+  tokenPath?: string;
+  /** Passcode of an encrypted token file. */
+  passcode?: string;
+  /** Keep nothing on disk: an in-memory log and index (tests, caches, throw-away work). */
+  temp?: boolean;
+  /** Where a local chain lives (log/ and index/ inside). Default $XDG_DATA_HOME/ate/chains/<name>. */
+  dir?: string;
+  /** Identity, pins: default $XDG_CONFIG_HOME/atefs. */
+  configDir?: string;
+  /** Chain-wide readers besides the creator, for a chain created by this call. */
+  readers?: ReaderRef[];
+  /** Open without writing (a missing chain is an error). */
+  readOnly?: boolean;
+  /** Compaction mode (never, modified, timer, factor, size, factor-or-timer, size-or-timer). */
+  compactMode?: string;
+  /** Lease owner name (default: the session's signing key fingerprint + pid). */
+  leaseOwner?: string;
+}
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,3}$/i;
+
+export async function openChain(target: string, o: OpenChainOptions = {}): Promise<Chain> {
+  if (/^[a-z]+:\/\//i.test(target)) {
+    throw new InvalidChainTarget(`'${target}': remote chains are opened through the replication client (not in this build)`);
+  }
+  if (!NAME.test(target) || target.split('/').some((s) => s === '.' || s === '..')) {
+    throw new InvalidChainTarget(`'${target}' is not a chain name (letters, digits, '.', '_', '-', up to 4 '/'-separated parts)`);
+  }
+  const configDir = o.configDir ?? defaultConfigDir();
+  const session = await sessionOf(o, configDir);
+  return openLocal(target, session, configDir, o);
+}
+
+async function sessionOf(o: OpenChainOptions, configDir: string): Promise<Session> {
+  if (o.session) return o.session;
+  if (o.tokenPath) return (await readTokenFile(o.tokenPath, o.passcode !== undefined ? { passphrase: o.passcode } : {})).session;
+  return (await loadOrCreateLocalIdentity(configDir)).session;
+}
+
+export function defaultChainsDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share');
+  return path.join(base, 'ate', 'chains');
+}
+
+async function openLocal(name: string, session: Session, configDir: string, o: OpenChainOptions): Promise<Chain> {
+  const user = session.user;
+  if (!user?.signing) throw new ChainUnavailable('the session holds no user identity with a signing key: it cannot open a chain');
+  const chainDir = path.resolve(o.dir ?? path.join(defaultChainsDir(), name));
+  const logDir = path.join(chainDir, 'log');
+  const memory = !!o.temp;
+  const pinKey = `ate:${chainDir}`;
+  const pin = memory ? undefined : (await readPins(configDir))[pinKey];
+  const fresh = memory || !(await fsp.access(logDir).then(() => true, () => false));
+  const pool = defaultPool();
+  const keys = new DataKeyCache(session);
+  let genesis;
+  let genesisHash: Buffer | undefined = pin ? toGenesisHash(pin) : undefined;
+  if (fresh) {
+    if (o.readOnly) throw new ChainUnavailable(`no chain '${name}' at ${chainDir} to open read-only`);
+    if (pin) throw new ChainUnavailable(`chain '${name}' at ${chainDir} is pinned (${pin.slice(0, 16)}...) but its log is gone; remove the pin from ${configDir} to create a new one`);
+    const chainReaders = [...readersOfPrincipal(user, { sym: true, kem: false }), ...(o.readers ?? [])];
+    genesis = await createGenesis({ name, keyring: session, chainReaders, keys, pool });
+    genesisHash = genesis.hash;
+    if (!memory) await fsp.mkdir(chainDir, { recursive: true, mode: 0o700 });
+  }
+  const log = await openLog(memory
+    ? { memory: true, chainId: name, ...(genesisHash ? { genesisHash } : {}) }
+    : { dir: logDir, chainId: name, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+  let view: View;
+  try {
+    view = await View.open({
+      log, keyring: session, keys, pool, bulkPool: defaultBulkPool(),
+      pinnedGenesis: genesisHash ?? null,
+      ...(genesis ? { genesis } : {}),
+      ...(memory ? {} : { indexPath: path.join(chainDir, 'index') }),
+      compaction: o.compactMode ? { mode: parseCompactMode(o.compactMode) } : {},
+      readOnly: !!o.readOnly,
+    });
+  } catch (e) {
+    await log.close().catch(() => undefined);
+    throw e;
+  }
+  if (!memory && !pin) await writePin(configDir, pinKey, view.genesisHash.toString('hex'));
+  const owner = o.leaseOwner ?? `${user.name}:${process.pid}`;
+  return new Chain(name, view, session, new LocalLeases(view, owner), async () => {
+    await view.close();
+    await log.close();
+  });
+}
