@@ -31,6 +31,21 @@ export function main(argv: string[]): void {
         const { runRepair } = await import('./chain-tools.js');
         await runRepair({ ...(typeof v.logPath === 'string' ? { logPath: v.logPath } : {}), json: !!v.json });
       })
+      .command('log [target]', "the chain's commits, newest first (a chain directory, a mountpoint, or --log-path)", (y) =>
+        y.positional('target', { type: 'string', describe: 'a mountpoint or a chain directory' })
+         .option('log-path', { type: 'string', describe: 'directory of the local chain (default under $XDG_DATA_HOME/atefs)' })
+         .option('path', { type: 'string', describe: 'only the commits that changed this file (a path inside the filesystem)' })
+         .option('limit', { type: 'number', describe: 'show at most this many commits' })
+         .option('json', { type: 'boolean', default: false, describe: 'JSON output' }), async (v) => {
+        const { runLog } = await import('./history.js');
+        await runLog({
+          ...(typeof v.target === 'string' ? { target: v.target } : {}),
+          ...(typeof v.logPath === 'string' ? { logPath: v.logPath } : {}),
+          ...(typeof v.path === 'string' ? { path: v.path } : {}),
+          ...(typeof v.limit === 'number' ? { limit: v.limit } : {}),
+          json: !!v.json,
+        });
+      })
       .command('create-user', 'create a user on an auth server', {}, later('atefs create-user'))
       .command('create-token', 'create a token file', {}, later('atefs create-token'))
       .command('status', 'show the status of mounts', {}, later('atefs status'))

@@ -16,6 +16,8 @@ export interface MountArgs {
   tokenPath?: string;
   compactMode?: string;
   compactNow: boolean;
+  /** A read-only mount of the chain as it was at this seq or ISO time. */
+  at?: string;
   statsFile?: string;
   json: boolean;
   debug: boolean;
@@ -43,6 +45,7 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('token-path', { type: 'string', describe: 'token file whose keys to use instead of the local identity' })
     .option('compact-mode', { type: 'string', describe: 'when to compact the chain (see the README)' })
     .option('compact-now', { type: 'boolean', default: false, describe: 'compact the chain before mounting' })
+    .option('at', { type: 'string', describe: "mount the local chain read-only as it was at a commit seq or an ISO time (see 'atefs log')" })
     .option('stats-file', { type: 'string', describe: 'write per-opcode request counters as JSON here on SIGUSR2 and at unmount' })
     .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout instead of plain lines' })
     .option('debug', { type: 'boolean', default: false, describe: 'FUSE debug output on stderr' });
@@ -55,7 +58,7 @@ export function toMountArgs(v: Record<string, unknown>): MountArgs {
     remote: s('remote'),
     logPath: s('logPath'),
     temp: !!v.temp,
-    readOnly: !!v.readOnly,
+    readOnly: !!v.readOnly || s('at') !== undefined,
     allowOther: !!v.allowOther,
     transport: (s('transport') as TransportName | undefined) ?? defaultTransport(),
     background: !!v.background,
@@ -63,6 +66,7 @@ export function toMountArgs(v: Record<string, unknown>): MountArgs {
     tokenPath: s('tokenPath'),
     compactMode: s('compactMode'),
     compactNow: !!v.compactNow,
+    at: s('at'),
     statsFile: s('statsFile'),
     json: !!v.json,
     debug: !!v.debug,

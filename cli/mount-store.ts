@@ -1,6 +1,9 @@
 import { Filesystem, type FsStore } from '../fs/core/index.js';
-import { openLocalChain, type LocalChain } from '../fs/chain-store/index.js';
-import { readTokenFile, type Session } from '../src/session/index.js';
+import { ChainStore, openLocalChain, readPins, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
+import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
+import { defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
+import { View } from '../src/view/index.js';
+import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
 
@@ -23,6 +26,8 @@ export interface OpenedStore {
   chain: string;
   /** e.g. "temp (in memory)", "local", "replicated". */
   mode: string;
+  /** The local chain directory served (for `atefs log DIR`); absent for temp and remote mounts. */
+  chainDir?: string;
   /** True when nobody else changes the chain: long kernel caches and kernel_cache are safe. */
   local: boolean;
   status?(): StoreStatus;
@@ -36,6 +41,7 @@ export interface OpenedStore {
 export type StoreFactory = (args: MountArgs) => Promise<OpenedStore>;
 
 export async function openStore(args: MountArgs): Promise<OpenedStore> {
+  if (args.at !== undefined) return openHistoricStore(args);
   if (args.temp) return openTempStore(args);
   if (args.remote) return openRemoteStore(args);
   return openPersistentLocalStore(args);
@@ -79,6 +85,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     store: chain.store,
     chain: where.memory ? 'temp' : chain.chainDir,
     mode: where.memory ? 'temp (in memory, encrypted, not persisted)' : 'local',
+    ...(where.memory ? {} : { chainDir: chain.chainDir }),
     local: true,
     status: () => {
       const s = chain.view.stats();
@@ -86,6 +93,39 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     },
     timings: () => ({ ...chain.store.timings }),
     close: () => chain.close(),
+  };
+}
+
+/**
+ * --at SEQ|TIME: the local chain as it was then, read-only: its records up to that point replayed
+ * (and validated) into an in-memory log and index. The chain itself is only read.
+ */
+export async function openHistoricStore(args: MountArgs): Promise<OpenedStore> {
+  const chainDir = resolveChainDir(args.logPath);
+  const seq = await resolveHistoryPoint(chainDir, parseHistoryPoint(args.at!));
+  const session = (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
+  const pin = (await readPins(defaultConfigDir()))[chainDir] ?? null;
+  // The chain's own log, read-only (no writer lock: its mount may be running), and a private
+  // index replayed up to the point; the chain's own index is not touched.
+  const log = await openHistoryLog(chainDir);
+  let view: View;
+  try {
+    view = await View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false } });
+  } catch (e) {
+    await log.close().catch(() => undefined);
+    throw chainOpenError(e);
+  }
+  const store = new ChainStore(view, { readOnly: true, cacheTimeout: 3600 });
+  return {
+    store,
+    chain: `${chainDir} at seq ${seq}`,
+    mode: `history (read-only, seq ${seq})`,
+    local: true,
+    close: async () => {
+      await store.close();
+      await view.close();
+      await log.close();
+    },
   };
 }
 

@@ -225,7 +225,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     writeStats(false).catch((e: Error) => say(`error: writing ${a.statsFile}: ${e.message}`));
   });
 
-  const record = { pid: process.pid, mountpoint: abs, transport: handle.transport, startedAt: new Date(startedAt).toISOString(), ...(a.statsFile ? { statsFile: resolve(a.statsFile) } : {}) };
+  const record = { pid: process.pid, mountpoint: abs, transport: handle.transport, startedAt: new Date(startedAt).toISOString(), ...(a.statsFile ? { statsFile: resolve(a.statsFile) } : {}), ...(opened.chainDir ? { chain: opened.chainDir } : {}) };
   await recordMount(record);
 
   // An unmount from outside (fusermount -u, umount) does not reach the daemon: watch the table.

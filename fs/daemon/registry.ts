@@ -15,6 +15,8 @@ export interface MountRecord {
   transport: string;
   startedAt: string;
   statsFile?: string;
+  /** The local chain directory served (absent for temp and remote mounts). */
+  chain?: string;
   /** Set by a daemon whose shutdown failed (e.g. the final commit), for `atefs unmount` to report. */
   exitError?: string;
 }

@@ -106,6 +106,11 @@ export interface OpenViewOptions {
   valueCacheBytes?: number;
   now?: () => number;
   readOnly?: boolean;
+  /**
+   * Replay stops after this seq: the chain as it was then (history mounts). Only with readOnly and
+   * a private index (no indexPath): such a view never describes the log's present.
+   */
+  untilSeq?: number;
 }
 
 /** A loaded DAO: its plaintext payload and what the index knows about its version. */
@@ -267,6 +272,7 @@ export class View {
    * stale or does not match.
    */
   static async open(o: OpenViewOptions): Promise<View> {
+    if (o.untilSeq !== undefined && (!o.readOnly || o.indexPath)) throw new TypeError('untilSeq needs a read-only view with a private index');
     let tempDir: string | null = null;
     let path = o.indexPath;
     if (!path) {
@@ -394,7 +400,7 @@ export class View {
       let b = 0;
       while (out.length < batchSize && b < 32 << 20) {
         const n = it.next();
-        if (n.done) break;
+        if (n.done || (this.opts.untilSeq !== undefined && n.value.seq > this.opts.untilSeq)) break;
         // Copy: the log's read window is reused.
         const rec = { seq: n.value.seq, pos: n.value.pos, payload: Buffer.from(n.value.payload) };
         out.push(rec);
