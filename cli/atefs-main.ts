@@ -48,7 +48,14 @@ export function main(argv: string[]): void {
       })
       .command('create-user', 'create a user on an auth server', {}, later('atefs create-user'))
       .command('create-token', 'create a token file', {}, later('atefs create-token'))
-      .command('status', 'show the status of mounts', {}, later('atefs status'))
+      .command('status [dir]', 'list this user\'s mounts, or show one mount\'s live status', (y) =>
+        y.positional('dir', { type: 'string', describe: 'a mountpoint: its live panel (plain lines off a terminal)' })
+         .option('json', { type: 'boolean', default: false, describe: 'one JSON object (JSON lines with --watch)' })
+         .option('watch', { type: 'boolean', default: false, describe: 'keep printing (every --interval ms)' })
+         .option('interval', { type: 'number', default: 1000, describe: 'ms between updates' }), async (v) => {
+        const { runStatus } = await import('./status.js');
+        await runStatus({ ...(typeof v.dir === 'string' ? { dir: v.dir } : {}), json: !!v.json, watch: !!v.watch, interval: Math.max(100, Number(v.interval) || 1000) });
+      })
       .demandCommand(1, 'say which command to run (see --help)')
       .strict()
       .fail((msg, err) => { throw err ?? new UserError(msg); })

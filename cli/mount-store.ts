@@ -15,6 +15,10 @@ import type { MountArgs } from './mount-args.js';
 /** Live figures for the status panel; every field is optional. */
 export interface StoreStatus {
   logBytes?: number;
+  /** Newest commit seq applied. */
+  seq?: number;
+  /** Events committed by this mount. */
+  events?: number;
   connection?: string;
   pendingUploads?: number;
   compaction?: string;
@@ -89,7 +93,10 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     local: true,
     status: () => {
       const s = chain.view.stats();
-      return { logBytes: s.logBytes, ...(s.compacting ? { compaction: 'running' } : {}) };
+      const c = s.lastCompaction;
+      const compaction = s.compacting ? 'running'
+        : c ? `${c.skipped ? `skipped (${c.skipped})` : `${fmtMiB(c.bytesBefore)} -> ${fmtMiB(c.bytesAfter)} in ${Math.round(c.ms)} ms`} (${c.reason})` : undefined;
+      return { logBytes: s.logBytes, seq: s.watermarkSeq, events: chain.store.timings.events, ...(compaction ? { compaction } : {}) };
     },
     timings: () => ({ ...chain.store.timings }),
     close: () => chain.close(),
@@ -128,6 +135,8 @@ export async function openHistoricStore(args: MountArgs): Promise<OpenedStore> {
     },
   };
 }
+
+const fmtMiB = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
 
 /** --token-path (with --passcode or $ATEFS_PASSCODE when it is encrypted): that token's keys. */
 async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { findMount } from '../fs/daemon/mounttab.js';
 import { prepareMountpoint } from '../fs/daemon/mountpoint.js';
 import { forgetMount, recordMount } from '../fs/daemon/registry.js';
+import { type ControlServer, controlSocketPath, serveControl } from '../fs/daemon/control-socket.js';
 import { MountError, mountFilesystem, type MountHandle } from '../fs/mount.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
@@ -160,14 +161,19 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     const ss = opened.status?.() ?? {};
     return {
       mountpoint: abs, transport: handle.transport, chain: opened.chain, mode: opened.mode, readOnly: a.readOnly,
-      startedAt, requests, commits: cs.commits, dirtyBytes: core.dirtyBytes, state,
+      startedAt, requests, commits: cs.commits, dirtyBytes: core.dirtyBytes, state, pid: process.pid,
+      bytesRead: core.io.bytesRead, bytesWritten: core.io.bytesWritten,
       ...(ss.logBytes !== undefined ? { logBytes: ss.logBytes } : {}),
+      ...(ss.seq !== undefined ? { seq: ss.seq } : {}),
+      ...(ss.events !== undefined ? { events: ss.events } : {}),
+      ...(ss.compaction !== undefined ? { compaction: ss.compaction } : {}),
       ...(ss.connection !== undefined ? { connection: ss.connection } : {}),
       ...((cs.lastError?.message ?? lastError) ? { lastError: cs.lastError?.message ?? lastError } : {}),
     };
   };
 
   let panel: { stop(): void } | null = null;
+  let control: ControlServer | null = null;
   let watch: NodeJS.Timeout | null = null;
   let finish!: () => void;
   const finished = new Promise<void>((ok) => { finish = ok; });
@@ -202,6 +208,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       if (failure) await recordMount({ ...record, exitError: failure }).catch(() => {});
       else await forgetMount(abs, process.pid).catch(() => {});
       panel?.stop();
+      await control?.close().catch(() => {});
       if (a.json) emit({ event: 'unmounted', mountpoint: abs, reason });
       else say(`unmounted: ${abs}`);
       process.exitCode = exit;
@@ -225,7 +232,12 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     writeStats(false).catch((e: Error) => say(`error: writing ${a.statsFile}: ${e.message}`));
   });
 
-  const record = { pid: process.pid, mountpoint: abs, transport: handle.transport, startedAt: new Date(startedAt).toISOString(), ...(a.statsFile ? { statsFile: resolve(a.statsFile) } : {}), ...(opened.chainDir ? { chain: opened.chainDir } : {}) };
+  // `atefs status` asks through this socket; a mount works without it (say why, go on).
+  control = await serveControl(controlSocketPath(abs), status).catch((e: Error) => {
+    say(`warning: no control socket for atefs status: ${e.message}`);
+    return null;
+  });
+  const record = { pid: process.pid, mountpoint: abs, ...(control ? { control: control.path } : {}), transport: handle.transport, startedAt: new Date(startedAt).toISOString(), ...(a.statsFile ? { statsFile: resolve(a.statsFile) } : {}), ...(opened.chainDir ? { chain: opened.chainDir } : {}) };
   await recordMount(record);
 
   // An unmount from outside (fusermount -u, umount) does not reach the daemon: watch the table.

@@ -17,6 +17,15 @@ export interface MountPanelStatus {
   connection?: string;
   lastError?: string;
   state: 'mounted' | 'unmounting';
+  /** Bytes served by reads / taken by writes since the mount. */
+  bytesRead?: number;
+  bytesWritten?: number;
+  /** Newest commit seq of the chain and events this mount committed. */
+  seq?: number;
+  events?: number;
+  /** The last compaction (or 'running'). */
+  compaction?: string;
+  pid?: number;
 }
 
 function bytes(n: number | undefined): string {
@@ -37,24 +46,43 @@ function Row({ label, value, color }: { label: string; value: string; color?: st
   );
 }
 
-function Panel({ read }: { read: () => MountPanelStatus }) {
+const SPARK = '▁▂▃▄▅▆▇█';
+
+/** A sparkline of the last values (scaled to their maximum). */
+export function sparkline(values: readonly number[]): string {
+  const max = Math.max(0, ...values);
+  return values.map((v) => (max <= 0 ? SPARK[0] : SPARK[Math.min(7, Math.floor((v / max) * 7.999))])).join('');
+}
+
+interface Rates { commits: number; events: number; requests: number; written: number; read: number }
+const HISTORY = 30;
+
+export function Panel({ read, footer, intervalMs = 1000 }: { read: () => MountPanelStatus; footer?: string; intervalMs?: number }) {
   const [s, setS] = useState(read);
-  const [rates, setRates] = useState({ commits: 0, requests: 0 });
-  const prev = useRef({ t: Date.now(), commits: s.commits ?? 0, requests: s.requests });
+  const [rates, setRates] = useState<Rates>({ commits: 0, events: 0, requests: 0, written: 0, read: 0 });
+  const [history, setHistory] = useState<number[]>([]);
+  const prev = useRef({ t: Date.now(), s });
   useEffect(() => {
     const timer = setInterval(() => {
       const next = read();
       const now = Date.now();
-      const dt = Math.max(0.001, (now - prev.current.t) / 1000);
-      setRates({
-        commits: ((next.commits ?? 0) - prev.current.commits) / dt,
-        requests: (next.requests - prev.current.requests) / dt,
-      });
-      prev.current = { t: now, commits: next.commits ?? 0, requests: next.requests };
+      const p = prev.current;
+      const dt = Math.max(0.001, (now - p.t) / 1000);
+      const rate = (a: number | undefined, b: number | undefined) => Math.max(0, ((a ?? 0) - (b ?? 0)) / dt);
+      const r: Rates = {
+        commits: rate(next.commits, p.s.commits),
+        events: rate(next.events, p.s.events),
+        requests: rate(next.requests, p.s.requests),
+        written: rate(next.bytesWritten, p.s.bytesWritten),
+        read: rate(next.bytesRead, p.s.bytesRead),
+      };
+      prev.current = { t: now, s: next };
+      setRates(r);
+      setHistory((h) => [...h, r.commits].slice(-HISTORY));
       setS(next);
-    }, 1000);
+    }, intervalMs);
     return () => clearInterval(timer);
-  }, [read]);
+  }, [read, intervalMs]);
   const up = Math.floor((Date.now() - s.startedAt) / 1000);
   return (
     <Box flexDirection="column" borderStyle="round" paddingX={1}>
@@ -62,19 +90,24 @@ function Panel({ read }: { read: () => MountPanelStatus }) {
       <Row label="chain" value={s.chain} />
       <Row label="mode" value={`${s.mode}${s.readOnly ? ', read-only' : ''} · ${s.transport}`} />
       {s.connection ? <Row label="connection" value={s.connection} /> : null}
-      <Row label="log size" value={bytes(s.logBytes)} />
-      <Row label="commits" value={`${s.commits ?? 0} (${rates.commits.toFixed(1)}/s)`} />
+      {s.seq !== undefined ? <Row label="seq" value={String(s.seq)} /> : null}
+      <Row label="commits" value={`${s.commits ?? 0} (${rates.commits.toFixed(1)}/s) ${sparkline(history)}`} />
+      {s.events !== undefined ? <Row label="events" value={`${s.events} (${Math.round(rates.events)}/s)`} /> : null}
+      {s.bytesWritten !== undefined ? <Row label="written" value={`${bytes(s.bytesWritten)} (${bytes(Math.round(rates.written))}/s)`} /> : null}
+      {s.bytesRead !== undefined ? <Row label="read" value={`${bytes(s.bytesRead)} (${bytes(Math.round(rates.read))}/s)`} /> : null}
       <Row label="dirty" value={bytes(s.dirtyBytes)} />
+      <Row label="log size" value={bytes(s.logBytes)} />
+      {s.compaction ? <Row label="compaction" value={s.compaction} /> : null}
       <Row label="requests" value={`${s.requests} (${Math.round(rates.requests)}/s)`} />
       <Row label="uptime" value={`${up}s`} />
       <Row label="last error" value={s.lastError ?? 'none'} {...(s.lastError ? { color: 'red' } : {})} />
-      <Text dimColor>Ctrl-C unmounts (commits first)</Text>
+      <Text dimColor>{footer ?? 'Ctrl-C unmounts (commits first)'}</Text>
     </Box>
   );
 }
 
-export function showMountPanel(read: () => MountPanelStatus): { stop(): void } {
+export function showMountPanel(read: () => MountPanelStatus, o: { footer?: string } = {}): { stop(): void } {
   // No useInput: stdin stays cooked, so Ctrl-C reaches the daemon as SIGINT.
-  const app = render(<Panel read={read} />, { exitOnCtrlC: false, patchConsole: false });
+  const app = render(<Panel read={read} {...(o.footer ? { footer: o.footer } : {})} />, { exitOnCtrlC: false, patchConsole: false });
   return { stop: () => app.unmount() };
 }

@@ -240,6 +240,8 @@ export class Filesystem implements FsCore {
   /** Commit counters and the last commit error (status panel). */
   get commitStats(): CommitStats { return this.committer.stats; }
   get dirtyBytes(): number { return this.committer.dirtyByteCount; }
+  /** Bytes served by reads and taken by writes since the mount (status panels). */
+  readonly io = { bytesRead: 0, bytesWritten: 0 };
   /** Changes not committed yet, or a commit in flight (stats: "has the last change landed?"). */
   get commitUnsettled(): boolean { return this.committer.unsettled; }
 
@@ -738,6 +740,7 @@ export class Filesystem implements FsCore {
     if (offset < 0) throw fsErr('EINVAL');
     const out = this.content.read(inode, offset, size);
     this.readAtime(inode);
+    this.io.bytesRead += out.length;
     return out;
   }
 
@@ -775,6 +778,7 @@ export class Filesystem implements FsCore {
     const sources = store.blockSources(ino, indexes);
     for (const src of sources) if (src === null) return null;
     this.readAtime(inode);
+    this.io.bytesRead += end - offset;
     return { sources: sources as BlockSource[], blockSize: bs, from: offset - first * bs, length: end - offset };
   }
 
@@ -855,6 +859,7 @@ export class Filesystem implements FsCore {
     inode.mtime = t;
     inode.ctime = t;
     if ((ctx.uid !== 0 || killSuidgid) && (inode.mode & (S_ISUID | S_ISGID)) !== 0) Filesystem.killSuidgid(inode);
+    this.io.bytesWritten += data.length;
     return data.length;
   }
 

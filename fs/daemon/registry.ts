@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -15,6 +15,8 @@ export interface MountRecord {
   transport: string;
   startedAt: string;
   statsFile?: string;
+  /** The daemon's control socket (`atefs status`). */
+  control?: string;
   /** The local chain directory served (absent for temp and remote mounts). */
   chain?: string;
   /** Set by a daemon whose shutdown failed (e.g. the final commit), for `atefs unmount` to report. */
@@ -59,4 +61,22 @@ export function processAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Every mount record of this user (live or left by a daemon that died). */
+export async function listMountRecords(): Promise<MountRecord[]> {
+  let names: string[];
+  try {
+    names = await readdir(registryDir());
+  } catch {
+    return [];
+  }
+  const out: MountRecord[] = [];
+  for (const n of names.filter((x) => x.endsWith('.json'))) {
+    try {
+      const rec = JSON.parse(await readFile(join(registryDir(), n), 'utf8')) as MountRecord;
+      if (typeof rec.mountpoint === 'string' && Number.isInteger(rec.pid)) out.push(rec);
+    } catch { /* being rewritten */ }
+  }
+  return out.sort((a, b) => a.mountpoint.localeCompare(b.mountpoint));
 }
