@@ -259,6 +259,9 @@ export class Committer implements DirtSink {
       }
     }
     for (const [dir, names] of dentries) {
+      // A directory created and removed between two batches (skipped above): the store never saw
+      // it, so it has no entries to delete — and their keys cannot even be derived without it.
+      if (dir.deleted && dir.commitSeq === 0 && !dir.fromStore) continue;
       const index = dir.dir;
       for (const [key, name] of names) {
         const slot = index?.get(key);
