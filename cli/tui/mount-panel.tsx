@@ -16,6 +16,8 @@ export interface MountPanelStatus {
   logBytes?: number;
   connection?: string;
   lastError?: string;
+  /** Set while commits fail: how (retrying / read-only) and what is not committed. */
+  commitHealth?: string;
   state: 'mounted' | 'unmounting';
 }
 
@@ -64,6 +66,7 @@ function Panel({ read }: { read: () => MountPanelStatus }) {
       {s.connection ? <Row label="connection" value={s.connection} /> : null}
       <Row label="log size" value={bytes(s.logBytes)} />
       <Row label="commits" value={`${s.commits ?? 0} (${rates.commits.toFixed(1)}/s)`} />
+      <Row label="commit state" value={s.commitHealth ?? 'ok'} {...(s.commitHealth ? { color: 'red' } : {})} />
       <Row label="dirty" value={bytes(s.dirtyBytes)} />
       <Row label="requests" value={`${s.requests} (${Math.round(rates.requests)}/s)`} />
       <Row label="uptime" value={`${up}s`} />
