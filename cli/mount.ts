@@ -14,6 +14,7 @@ import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
 import { openCore, openStore, type OpenedStore, type StoreFactory } from './mount-store.js';
 import type { MountPanelStatus } from './tui/mount-panel.js';
+import { CommitHealthLog, commitHealthLine, commitHealthReport } from './commit-health.js';
 
 /**
  * `atefs mount`: the mount daemon. It serves FUSE from this process's main thread (fuse-native
@@ -136,7 +137,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   const commitCounters = (): Record<string, number> => {
     const cs = core.commitStats;
     return {
-      batches: cs.commits, failures: cs.failures, batchMs: cs.commitMs, unsettled: core.commitUnsettled ? 1 : 0,
+      batches: cs.commits, failures: cs.failures, failing: cs.failing, batchMs: cs.commitMs, unsettled: core.commitUnsettled ? 1 : 0,
       ...(opened.timings?.() ?? {}),
     };
   };
@@ -146,6 +147,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     const body = JSON.stringify({
       transport: handle.transport, mountpoint: abs, pid: process.pid, seq: ++statsSeq, final,
       at: new Date().toISOString(), counters: handle.counters(), commit: commitCounters(),
+      commitHealth: commitHealthReport(core),
     });
     // Asynchronous and atomic: the file may even live inside the mount, and readers never see half of it.
     const tmp = `${file}.${process.pid}.tmp`;
@@ -159,6 +161,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     if (counters.requests === undefined) for (const k in counters) requests += counters[k] ?? 0;
     const cs = core.commitStats;
     const ss = opened.status?.() ?? {};
+    const health = commitHealthLine(commitHealthReport(core));
     return {
       mountpoint: abs, transport: handle.transport, chain: opened.chain, mode: opened.mode, readOnly: a.readOnly,
       startedAt, requests, commits: cs.commits, dirtyBytes: core.dirtyBytes, state, pid: process.pid,
@@ -169,6 +172,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       ...(ss.compaction !== undefined ? { compaction: ss.compaction } : {}),
       ...(ss.connection !== undefined ? { connection: ss.connection } : {}),
       ...((cs.lastError?.message ?? lastError) ? { lastError: cs.lastError?.message ?? lastError } : {}),
+      ...(health ? { commitHealth: health } : {}),
     };
   };
 
@@ -199,7 +203,8 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
         await handle.unmount();
       } catch (e) {
         exit = 1;
-        failure = (e as Error).message;
+        // A final commit that fails: its message says how much is not committed (and now lost).
+        failure = (e as Error).name === 'CommitFailed' ? `the final ${(e as Error).message}; these changes are lost` : (e as Error).message;
         say(`error: ${failure}`);
       }
       try { await opened.close(); } catch (e) { exit = 1; failure ??= `closing the store: ${(e as Error).message}`; say(`error: closing the store: ${(e as Error).message}`); }
@@ -241,15 +246,14 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   await recordMount(record);
 
   // An unmount from outside (fusermount -u, umount) does not reach the daemon: watch the table.
-  // Background commits fail outside any request (the data stays dirty and is retried): log each new failure.
-  let commitFailures = core.commitStats.failures;
+  // Background commits fail outside any request: say so (commit-health.ts), and refresh the stats
+  // file at once so a reader sees the failure without asking.
+  const health = new CommitHealthLog(core);
   watch = setInterval(() => {
     findMount(abs).then((m) => { if (!m) void shutdown?.('unmounted from outside', 0); }, () => {});
-    const cs = core.commitStats;
-    if (cs.failures > commitFailures) {
-      say(`error: background commit failed${cs.failures - commitFailures > 1 ? ` (${cs.failures - commitFailures} times)` : ''}: ${cs.lastError?.message ?? 'unknown error'}`);
-      commitFailures = cs.failures;
-    }
+    const lines = health.poll();
+    for (const line of lines) say(line);
+    if (lines.length > 0) writeStats(false).catch((e: Error) => say(`error: writing ${a.statsFile}: ${e.message}`));
   }, POLL_MOUNT_MS);
 
   if (a.json) emit({ event: 'mounted', mountpoint: abs, pid: process.pid, transport: handle.transport, chain: opened.chain, mode: opened.mode });

@@ -16,6 +16,8 @@ export interface MountPanelStatus {
   logBytes?: number;
   connection?: string;
   lastError?: string;
+  /** Set while commits fail: how (retrying / read-only) and what is not committed. */
+  commitHealth?: string;
   state: 'mounted' | 'unmounting';
   /** Bytes served by reads / taken by writes since the mount. */
   bytesRead?: number;
@@ -95,6 +97,7 @@ export function Panel({ read, footer, intervalMs = 1000 }: { read: () => MountPa
       {s.events !== undefined ? <Row label="events" value={`${s.events} (${Math.round(rates.events)}/s)`} /> : null}
       {s.bytesWritten !== undefined ? <Row label="written" value={`${bytes(s.bytesWritten)} (${bytes(Math.round(rates.written))}/s)`} /> : null}
       {s.bytesRead !== undefined ? <Row label="read" value={`${bytes(s.bytesRead)} (${bytes(Math.round(rates.read))}/s)`} /> : null}
+      <Row label="commit state" value={s.commitHealth ?? 'ok'} {...(s.commitHealth ? { color: 'red' } : {})} />
       <Row label="dirty" value={bytes(s.dirtyBytes)} />
       <Row label="log size" value={bytes(s.logBytes)} />
       {s.compaction ? <Row label="compaction" value={s.compaction} /> : null}

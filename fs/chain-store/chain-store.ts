@@ -45,6 +45,24 @@ function deleteIfPresent(dio: Dio, key: string): void {
   }
 }
 
+/**
+ * Deletes the entry `name` of directory `parent` unless it is not in the chain. A parent that is
+ * not in the chain (nor stored earlier in this transaction) has no entries at all: the directory
+ * was created and removed between two commits, or its creating batch never committed. Its name
+ * key cannot even be derived (it comes from the parent's DAO), so the tombstone is skipped, not
+ * attempted: trying failed the whole batch with "parent of a named entry", for ever.
+ */
+function deleteEntryIfPresent(dio: Dio, parent: string, name: Buffer): void {
+  let key: string;
+  try {
+    key = dio.nameKey(parent, DENTRIES, name);
+  } catch (e) {
+    if (e instanceof NotFound && e.key === parent) return;
+    throw e;
+  }
+  deleteIfPresent(dio, key);
+}
+
 function blockOp(ino: Ino, index: number, data: Buffer): Op {
   return { bytes: data.length, run: (dio) => {
     dio.store(data, { key: blockKey(ino, index), parent: { key: inodeKey(ino), collection: BLOCKS }, type: 'block', take: true });
@@ -183,9 +201,7 @@ export class ChainStore implements FsStore {
     for (const d of batch.dentries) {
       const parent = inodeKey(d.parent);
       if (d.ino === null) {
-        ops.push({ bytes: d.name.length, run: (dio) => {
-          deleteIfPresent(dio, dio.nameKey(parent, DENTRIES, d.name));
-        } });
+        ops.push({ bytes: d.name.length, run: (dio) => { deleteEntryIfPresent(dio, parent, d.name); } });
       } else {
         const enc = encodeDentry(d.name, d.ino);
         ops.push({ bytes: enc.length, run: (dio) => {

@@ -3,6 +3,10 @@ import type { Durability, FsBatch, FsStore } from './store.js';
 import type { DirtSink } from './content.js';
 import type { Inode } from './inode.js';
 import type { BlockCache } from './block-cache.js';
+import type { FsError } from './errors.js';
+import {
+  CommitFailed, classifyCommitError, refusalFor, type CommitFailureKind, type Uncommitted,
+} from './commit-failure.js';
 
 interface InflightPage { inode: Inode; index: number; page: Buffer }
 interface Waiter { resolve: () => void; reject: (e: Error) => void }
@@ -18,7 +22,16 @@ export interface CommitterOptions {
 export interface CommitStats {
   commits: number;
   failures: number;
+  /** The store's error of the last failed commit (kept after later successes, for the record). */
   lastError: Error | null;
+  /** Wall-clock time (ms since the epoch) of the last failure; 0 if none. */
+  lastErrorAt: number;
+  /** Failures since the last successful commit: 0 while commits succeed. */
+  failing: number;
+  /** 'ok'; 'retrying' (transient failure, changes refused); 'read-only' (permanent failure). */
+  health: 'ok' | 'retrying' | 'read-only';
+  /** The errno changes are refused with while commits fail (null while they succeed). */
+  refusedWith: string | null;
   /** Wall-clock ms batches spent in store.commit (from the call to its settling), summed. */
   commitMs: number;
 }
@@ -31,7 +44,9 @@ export interface CommitStats {
  * Dirty state is tracked as keys (inode, block index, dentry name); a batch is built synchronously
  * from the current in-memory values, so it is always a consistent snapshot (never half a rename).
  * One commit is in flight at a time; a failed commit re-marks its keys dirty (the in-memory state
- * is still the truth), records the error for the next fsync, and is retried on the timer.
+ * is still the truth) and records the error for the next fsync. Until a commit succeeds again the
+ * filesystem refuses changes (`refusal`; see commit-failure.ts): it never accepts writes that no
+ * commit can take. A transient failure is retried on the timer, a permanent one only on request.
  */
 export class Committer implements DirtSink {
   private dirtyInodes = new Set<Inode>();
@@ -54,7 +69,9 @@ export class Committer implements DirtSink {
   /** The error of a background commit no fsync has reported yet. */
   pendingError: Error | null = null;
   private stopped = false;
-  readonly stats: CommitStats = { commits: 0, failures: 0, lastError: null, commitMs: 0 };
+  readonly stats: CommitStats = { commits: 0, failures: 0, lastError: null, lastErrorAt: 0, failing: 0, health: 'ok', refusedWith: null, commitMs: 0 };
+  /** The failure of the last commit, while no later one succeeded. */
+  private failure: { error: Error; kind: CommitFailureKind; refusal: FsError } | null = null;
   /** Sequence number of the last batch whose commit finished (successfully or not). */
   completedSeq = 0;
 
@@ -110,6 +127,24 @@ export class Committer implements DirtSink {
   }
 
   get dirtyByteCount(): number { return this.dirtyBytes; }
+
+  /** The error changes are refused with while commits fail (null: accept them). */
+  get refusal(): FsError | null { return this.failure?.refusal ?? null; }
+
+  /** The error of the failing commit (null while commits succeed), for close(2) of a writer. */
+  get failedWith(): CommitFailed | null {
+    const f = this.failure;
+    return f ? new CommitFailed(f.error, f.kind, this.uncommitted()) : null;
+  }
+
+  /** What is dirty in memory now (a commit in flight counts as committed until it fails). */
+  uncommitted(): Uncommitted {
+    let inodes = 0;
+    for (const i of this.dirtyInodes) if (i.dirty || i.deleted) inodes++;
+    let names = 0;
+    for (const m of this.dirtyDentries.values()) names += m.size;
+    return { inodes, names, bytes: this.dirtyBytes };
+  }
   /** Something is dirty, or a commit is queued or running. */
   get unsettled(): boolean { return this.hasDirt || this.running || this.starting; }
   get hasDirt(): boolean { return this.dirtyInodes.size > 0 || this.dirtyDentries.size > 0; }
@@ -172,6 +207,8 @@ export class Committer implements DirtSink {
 
   private schedule(): void {
     if (this.timer !== null || this.running || this.starting || this.stopped) return;
+    // A batch the store rejected for good is not retried on its own: fsync and unmount still try.
+    if (this.failure?.kind === 'permanent') return;
     this.timer = setTimeout(() => { this.timer = null; this.kick(); }, this.opts.commitDelayMs);
     this.timer.unref?.();
   }
@@ -259,6 +296,9 @@ export class Committer implements DirtSink {
       }
     }
     for (const [dir, names] of dentries) {
+      // A directory created and removed between two batches (skipped above): the store never saw
+      // it, so it has no entries to delete — and their keys cannot even be derived without it.
+      if (dir.deleted && dir.commitSeq === 0 && !dir.fromStore) continue;
       const index = dir.dir;
       for (const [key, name] of names) {
         const slot = index?.get(key);
@@ -273,8 +313,6 @@ export class Committer implements DirtSink {
       this.stats.commitMs += performance.now() - t0;
       this.completedSeq = seq;
       const e = err instanceof Error ? err : new Error(String(err));
-      this.stats.failures++;
-      this.stats.lastError = e;
       // Keep everything dirty: the in-memory state is still current, the next batch re-reads it.
       for (const inode of recordDirty) {
         if (inode.deleted) this.dirtyInodes.add(inode);
@@ -286,9 +324,25 @@ export class Committer implements DirtSink {
         this.dirtyInodes.add(inode);
       }
       for (const [dir, names] of dentries) for (const [key, name] of names) this.markDentryQuiet(dir, name, key);
-      if (waiters.length) for (const w of waiters) w.reject(e);
-      else { this.pendingError = e; this.opts.onError?.(e); }
+      const kind = this.store.commitErrorKind?.(e) ?? classifyCommitError(e);
+      this.failure = { error: e, kind, refusal: refusalFor(e, kind) };
+      const st = this.stats;
+      st.failures++;
+      st.failing++;
+      st.lastError = e;
+      st.lastErrorAt = Date.now();
+      st.health = kind === 'permanent' ? 'read-only' : 'retrying';
+      st.refusedWith = this.failure.refusal.code;
+      const failed = new CommitFailed(e, kind, this.uncommitted());
+      if (waiters.length) for (const w of waiters) w.reject(failed);
+      else { this.pendingError = failed; this.opts.onError?.(failed); }
       return false;
+    }
+    if (this.failure !== null) {
+      this.failure = null;
+      this.stats.failing = 0;
+      this.stats.health = 'ok';
+      this.stats.refusedWith = null;
     }
     this.stats.commitMs += performance.now() - t0;
     this.completedSeq = seq;

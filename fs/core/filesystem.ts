@@ -15,6 +15,7 @@ import { DirIndex, nameKey, type DirSlot } from './dir-index.js';
 import { BlockCache } from './block-cache.js';
 import { FileContent } from './content.js';
 import { Committer, type CommitStats } from './committer.js';
+import type { Uncommitted } from './commit-failure.js';
 import { checkAccess, checkSticky, isOwnerOrRoot, permits } from './permissions.js';
 import { LockTable, ownerKey } from './locks.js';
 import {
@@ -242,6 +243,8 @@ export class Filesystem implements FsCore {
   get dirtyBytes(): number { return this.committer.dirtyByteCount; }
   /** Bytes served by reads and taken by writes since the mount (status panels). */
   readonly io = { bytesRead: 0, bytesWritten: 0 };
+  /** Changes in memory no commit has persisted (status, and what a failed unmount loses). */
+  get uncommitted(): Uncommitted { return this.committer.uncommitted(); }
   /** Changes not committed yet, or a commit in flight (stats: "has the last change landed?"). */
   get commitUnsettled(): boolean { return this.committer.unsettled; }
 
@@ -299,6 +302,8 @@ export class Filesystem implements FsCore {
   private rw(): void {
     if (this.readOnly) throw fsErr('EROFS');
     if (this.destroyed) throw fsErr('EIO', 'filesystem destroyed');
+    const refused = this.committer.refusal;
+    if (refused !== null) throw refused;
   }
 
   private touch(inode: Inode): void { this.committer.markInode(inode); }
@@ -714,8 +719,7 @@ export class Filesystem implements FsCore {
     if (inode.isSymlink) throw fsErr('ELOOP');
     // FIFOs and devices may be opened for writing on a read-only filesystem: nothing is stored.
     if (inode.isReg && (writes || (flags & O_TRUNC) !== 0)) {
-      if (this.readOnly) throw fsErr('EROFS');
-      if (this.destroyed) throw fsErr('EIO');
+      this.rw();
     }
     let mask = 0;
     if (acc === O_RDONLY || acc === 2) mask |= 4;
@@ -865,7 +869,13 @@ export class Filesystem implements FsCore {
 
   flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void {
     if (lockOwner !== undefined) this.locks.releaseOwner(ino, lockOwner);
-    void fh;
+    // close(2) of a writer reports a failing commit that holds its data (as NFS reports writeback
+    // errors): the data is still in memory, but nothing will persist it while commits fail.
+    const h = this.handles.get(fh);
+    if (h !== undefined && (h.flags & O_ACCMODE) !== O_RDONLY && this.committer.needsSync(h.inode)) {
+      const failed = this.committer.failedWith;
+      if (failed !== null) throw failed;
+    }
   }
 
   release(ino: Ino, fh: Fh): void {

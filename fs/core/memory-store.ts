@@ -2,6 +2,11 @@ import type { Ino } from './api.js';
 import type { DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from './store.js';
 import { nameKey } from './dir-index.js';
 
+/** A batch that stores a record under an inode the store does not hold (see FsBatch). */
+export class InvalidBatch extends Error {
+  override name = 'InvalidBatch';
+}
+
 export interface MemoryStoreOptions {
   readOnly?: boolean;
   cacheTimeout?: number;
@@ -62,6 +67,15 @@ export class MemoryStore implements FsStore {
     if (this.closed) return Promise.reject(new Error('store closed'));
     if (this.readOnly && (batch.inodes.length || batch.deletedInodes.length || batch.dentries.length || batch.blocks.length)) {
       return Promise.reject(Object.assign(new Error('read-only store'), { name: 'ReadOnly' }));
+    }
+    // Invalid batches are rejected whole, as the chain store rejects them (see FsBatch).
+    const stored = new Set(batch.inodes.map((r) => r.ino));
+    const holds = (ino: Ino) => stored.has(ino) || this.inodes.has(ino);
+    for (const d of batch.dentries) {
+      if (d.ino !== null && !holds(d.parent)) return Promise.reject(new InvalidBatch(`entry under inode ${d.parent}, which the store does not hold`));
+    }
+    for (const b of batch.blocks) {
+      if (b.data !== null && !holds(b.ino)) return Promise.reject(new InvalidBatch(`block ${b.index} of inode ${b.ino}, which the store does not hold`));
     }
     for (const rec of batch.inodes) {
       this.inodes.set(rec.ino, rec);

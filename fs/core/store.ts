@@ -40,7 +40,13 @@ export interface DentryRecord { parent: Ino; name: Buffer; ino: Ino }
 /** A sealed block on disk (AES-256-GCM layout of src/crypto): see FsStore.blockSources. */
 export interface BlockSource { path: string; offset: number; length: number; key: Buffer; aad: Buffer }
 
-/** One atomic commit: upserts and deletions of inodes, dentries and blocks. */
+/**
+ * One atomic commit: upserts and deletions of inodes, dentries and blocks. A store applies it as
+ * if in this order: inode upserts, entries, blocks, inode deletions. So an entry or block may be
+ * stored only under an inode the store holds or this batch stores (else the batch is invalid and
+ * rejected), while deleting an entry or block that does not exist — also under a directory the
+ * store never held — is a no-op: between two commits names and whole directories come and go.
+ */
 export interface FsBatch {
   inodes: InodeRecord[];
   deletedInodes: Ino[];
@@ -95,6 +101,12 @@ export interface FsStore {
   commit(batch: FsBatch, durability: Durability): Promise<void>;
   stats(): StoreStats;
   close(): Promise<void>;
+  /**
+   * Optional: whether an error of commit() can clear by itself ('transient': disk full, a lost
+   * connection; retried) or means the batch can never commit ('permanent': the mount turns
+   * read-only). Default: commit-failure.ts classifyCommitError (by error name and errno code).
+   */
+  commitErrorKind?(err: Error): 'transient' | 'permanent';
   /** Changes the store received from elsewhere (replication), for cache invalidation. */
   onRemoteChange?: (batch: FsBatch) => void;
 }
