@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { findMount } from '../fs/daemon/mounttab.js';
-import { prepareMountpoint } from '../fs/daemon/mountpoint.js';
+import { prepareMountpoint, removeCreatedMountpoint } from '../fs/daemon/mountpoint.js';
 import { forgetMount, recordMount } from '../fs/daemon/registry.js';
 import { MountError, mountFilesystem, type MountHandle } from '../fs/mount.js';
 import { UserError } from './errors.js';
@@ -79,22 +79,19 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
+  let created: string | null;
   try {
-    const cleaned = await prepareMountpoint(abs);
-    if (cleaned) say(`cleaned up a stale mount on ${abs}`);
+    const prepared = await prepareMountpoint(abs);
+    created = prepared.created;
+    if (prepared.cleaned) say(`cleaned up a stale mount on ${abs}`);
   } catch (e) {
     if (e instanceof MountError) throw new UserError(e.message);
     throw e;
   }
 
-  const opened: OpenedStore = await (deps.openStore ?? openStore)(a);
+  let opened: OpenedStore;
   let core;
-  try {
-    core = await openCore(opened, a);
-  } catch (e) {
-    await opened.close().catch(() => {});
-    throw e;
-  }
+  let handle: MountHandle;
   // Unexpected request failures: logged (at most one line a second) and shown as the last error.
   let lastError: string | undefined;
   let quietUntil = 0;
@@ -108,22 +105,34 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     if (process.env.ATEFS_DEBUG) say((err as Error)?.stack ?? '');
     suppressed = 0;
   };
-  let handle: MountHandle;
   try {
-    handle = await mountFilesystem(core, abs, {
-      transport: a.transport,
-      allowOther: a.allowOther,
-      readOnly: a.readOnly,
-      fsname: 'atefs',
-      debug: a.debug,
-      cacheTimeout: opened.store.cacheTimeout,
-      kernelCache: opened.local,
-      onError,
-    });
+    opened = await (deps.openStore ?? openStore)(a);
+    try {
+      core = await openCore(opened, a);
+    } catch (e) {
+      await opened.close().catch(() => {});
+      throw e;
+    }
+    try {
+      handle = await mountFilesystem(core, abs, {
+        transport: a.transport,
+        allowOther: a.allowOther,
+        readOnly: a.readOnly,
+        fsname: 'atefs',
+        debug: a.debug,
+        cacheTimeout: opened.store.cacheTimeout,
+        kernelCache: opened.local,
+        onError,
+      });
+    } catch (e) {
+      await core.destroy().catch(() => {});
+      await opened.close().catch(() => {});
+      if (e instanceof MountError) throw new UserError(e.message);
+      throw e;
+    }
   } catch (e) {
-    await core.destroy().catch(() => {});
-    await opened.close().catch(() => {});
-    if (e instanceof MountError) throw new UserError(e.message);
+    // Refused (chain in use, wrong key, mount failed): the directory made for it goes too.
+    await removeCreatedMountpoint(abs, created);
     throw e;
   }
 

@@ -73,6 +73,30 @@ describe('atefs mount: user mistakes are one clear line', () => {
     await fsp.rmdir(dir);
   });
 
+  it('a refused mount (chain in use) removes the mountpoint directories it created, and only those', async () => {
+    const base = await tempDir('atefs-e2e-inuse-');
+    const logPath = join(base, 'chain');
+    const first = await mountForTest({ transport: availableTransports()[0], temp: false, extraArgs: ['--log-path', logPath] });
+    try {
+      const env = { ...process.env, CI: 'true' };
+      const target = join(base, 'made', 'for', 'mount');
+      const r = await run(node, [CLI, 'mount', target, '--log-path', logPath], { env });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/in use/);
+      expect(noStack(r.stderr)).toBe(true);
+      expect(await fsp.readdir(base)).toEqual(['chain']); // made/, made/for/ and made/for/mount are gone
+      // A directory that was there before is left alone.
+      const existing = join(base, 'existing');
+      await fsp.mkdir(existing);
+      const again = await run(node, [CLI, 'mount', existing, '--log-path', logPath], { env });
+      expect(again.code).not.toBe(0);
+      expect((await fsp.stat(existing)).isDirectory()).toBe(true);
+    } finally {
+      await first.unmount();
+      await fsp.rm(base, { recursive: true, force: true });
+    }
+  });
+
   it('unmounting something that is not mounted is an error', async () => {
     const dir = await tempDir('atefs-e2e-notmounted-');
     const r = await run(node, [CLI, 'unmount', dir]);
