@@ -15,6 +15,7 @@ import { DirIndex, nameKey, type DirSlot } from './dir-index.js';
 import { BlockCache } from './block-cache.js';
 import { FileContent } from './content.js';
 import { Committer, type CommitStats } from './committer.js';
+import { nowTimespec } from './clock.js';
 import { checkAccess, checkSticky, isOwnerOrRoot, permits } from './permissions.js';
 import { LockTable, ownerKey } from './locks.js';
 import {
@@ -35,7 +36,7 @@ export interface FilesystemOptions {
   /** Clean decrypted-block LRU size in bytes (default 32 MiB). */
   cacheBytes?: number;
   readOnly?: boolean;
-  /** Clock (tests pin it). Default: wall clock, millisecond resolution. */
+  /** Clock (tests pin it). Default: the wall clock in nanoseconds (clock.ts). */
   now?: () => Timespec;
   /** atime policy: 'relatime' (default, like Linux mounts), 'noatime' or 'strict'. */
   atime?: 'relatime' | 'noatime' | 'strict';
@@ -71,12 +72,6 @@ const FETCH_MIN_BLOCKS = 4;
 const READAHEAD_BLOCKS = 16;
 /** Most bytes one copyFileRange call copies (a short copy; the caller asks again for the rest). */
 export const MAX_COPY_PER_CALL = 16 * 1024 * 1024;
-
-function defaultNow(): Timespec {
-  const ms = Date.now();
-  const sec = Math.floor(ms / 1000);
-  return { sec, nsec: (ms - sec * 1000) * 1e6 };
-}
 
 function tsLe(a: Timespec, b: Timespec): boolean { return a.sec < b.sec || (a.sec === b.sec && a.nsec <= b.nsec); }
 
@@ -140,7 +135,7 @@ export class Filesystem implements FsCore {
     this.blockSize = opts.blockSize ?? 64 * 1024;
     if (this.blockSize < 512 || this.blockSize % 512 !== 0) throw new Error('blockSize must be a multiple of 512');
     this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
-    this.now = opts.now ?? defaultNow;
+    this.now = opts.now ?? nowTimespec;
     this.atimePolicy = opts.atime ?? 'relatime';
     this.table = new InodeTable(store, Math.max(16, opts.maxInodes ?? 200_000), (inode) =>
       inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.lazyAtime || inode.commitSeq > this.committer.completedSeq

@@ -215,6 +215,15 @@ describe.each(availableTransports())('POSIX semantics through a %s mount', (tran
     expect(st.mtimeNs).toBe(1_500_000_000_750_000_000n);
   });
 
+  it.skipIf(!caps.nsTimestamps)('times the filesystem sets itself (create, write) have nanoseconds', async () => {
+    await fresh();
+    await shOk(`cd ${d} && for i in $(seq 20); do echo $i > f$i; done`);
+    const times = (await shOk(`cd ${d} && stat -c '%.9Y %.9Z' f*`)).trim().split(/\s+/);
+    expect(times).toHaveLength(40);
+    // Millisecond clocks end every time in 000000: twenty files all doing so would be a 1e-80 chance.
+    expect(times.some((t) => !t.endsWith('000000'))).toBe(true);
+  });
+
   it('O_APPEND writes at the end; O_EXCL creates only once', async () => {
     await fresh();
     const f = join(d, 'log');
