@@ -5,7 +5,7 @@ import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
 import type { BlockSource, FsBatch, FsStore, InodeRecord } from './store.js';
 import { fsErr } from './errors.js';
 import {
-  FALLOC_FL_KEEP_SIZE, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
+  LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
   SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
 } from './constants.js';
@@ -16,6 +16,7 @@ import { BlockCache } from './block-cache.js';
 import { FileContent } from './content.js';
 import { Committer, type CommitStats } from './committer.js';
 import { nowTimespec } from './clock.js';
+import { applyFallocate, checkFallocateArgs } from './fallocate.js';
 import { checkAccess, checkSticky, isOwnerOrRoot, permits } from './permissions.js';
 import { LockTable, ownerKey } from './locks.js';
 import {
@@ -881,18 +882,16 @@ export class Filesystem implements FsCore {
 
   fallocate(ctx: Ctx, ino: Ino, fh: Fh, mode: number, offset: number, length: number): void {
     const h = this.handle(ino, fh);
-    if ((mode & ~FALLOC_FL_KEEP_SIZE) !== 0) throw fsErr('EOPNOTSUPP');
-    if (offset < 0 || length <= 0) throw fsErr('EINVAL');
+    checkFallocateArgs(mode, offset, length);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
     this.rw();
     const inode = h.inode;
     if (inode.isDir) throw fsErr('EISDIR');
     if (!inode.isReg) throw fsErr('EOPNOTSUPP');
-    const oldSize = inode.size;
-    this.content.allocate(inode, offset, length, (mode & FALLOC_FL_KEEP_SIZE) !== 0);
+    const changed = applyFallocate(this.content, inode, mode, offset, length);
     const t = this.now();
     inode.ctime = t;
-    if (inode.size !== oldSize) inode.mtime = t;
+    if (changed) inode.mtime = t;
     if (ctx.uid !== 0) Filesystem.killSuidgid(inode);
     this.touch(inode);
   }

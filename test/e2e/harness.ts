@@ -47,11 +47,13 @@ export interface TransportCaps {
    * so another name's cached attributes are stale until attr_timeout (1 s) expires.
    */
   sharedLinkInode: boolean;
+  /** fallocate reaches the filesystem (fuse-native binds no fallocate handler: EOPNOTSUPP). */
+  fallocate: boolean;
 }
 
 export function transportCaps(t: string): TransportCaps {
   const fn = t === 'fuse-native';
-  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn };
+  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn, fallocate: !fn };
 }
 
 /** Waits out the fuse-native attribute cache where hard-linked names are separate kernel inodes. */

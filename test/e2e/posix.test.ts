@@ -224,6 +224,37 @@ describe.each(availableTransports())('POSIX semantics through a %s mount', (tran
     expect(times.some((t) => !t.endsWith('000000'))).toBe(true);
   });
 
+  it.skipIf(!caps.fallocate || !haveTool('fallocate'))('fallocate -p (PUNCH_HOLE) frees blocks and makes holes; fallocate -z (ZERO_RANGE) zeroes and may grow', async () => {
+    await fresh();
+    const f = join(d, 'img');
+    await shOk(`head -c 1000000 /dev/urandom > ${f}`);
+    const blocks0 = (await fsp.stat(f)).blocks;
+    await shOk(`fallocate -p -o 100000 -l 500000 ${f}`);
+    let st = await fsp.stat(f);
+    expect(st.size).toBe(1_000_000);
+    expect(st.blocks).toBeLessThan(blocks0 - 700); // at least the whole 64 KiB blocks inside the range
+    const probe = `
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+d = os.pread(fd, 2000000, 0)
+print(len(d), d[100000:600000] == bytes(500000), d[99000:100000] != bytes(1000), d[600000:601000] != bytes(1000))
+print(os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, 131072, os.SEEK_DATA))
+`;
+    let out = (await shOk(`python3 -c '${probe}' ${f}`)).trim().split('\n');
+    expect(out[0]).toBe('1000000 True True True');
+    const [hole, data] = out[1]!.split(' ').map(Number);
+    expect(hole).toBeGreaterThanOrEqual(100000); // the first hole starts inside the punched range...
+    expect(hole).toBeLessThan(600000);
+    expect(data).toBeGreaterThan(hole!); // ...and data comes back after it
+    await shOk(`fallocate -z -o 990000 -l 100000 ${f}`);
+    st = await fsp.stat(f);
+    expect(st.size).toBe(1_090_000);
+    out = (await shOk(`python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); print(d[990000:] == bytes(100000), d[980000:990000] != bytes(10000))' ${f}`)).trim().split('\n');
+    expect(out[0]).toBe('True True');
+    await shOk(`fallocate -z -n -o 2000000 -l 100000 ${f}`); // KEEP_SIZE
+    expect((await fsp.stat(f)).size).toBe(1_090_000);
+  });
+
   it('O_APPEND writes at the end; O_EXCL creates only once', async () => {
     await fresh();
     const f = join(d, 'log');
