@@ -17,7 +17,7 @@ import { FileContent } from './content.js';
 import { Committer, type CommitStats } from './committer.js';
 import { nowTimespec } from './clock.js';
 import { applyFallocate, checkFallocateArgs } from './fallocate.js';
-import { checkAccess, checkSticky, isOwnerOrRoot, permits } from './permissions.js';
+import { checkAccess, checkSticky, inGroup, isOwnerOrRoot, permits } from './permissions.js';
 import { LockTable, ownerKey } from './locks.js';
 import {
   XattrNs, checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible,
@@ -99,7 +99,7 @@ function validTs(t: Timespec): Timespec {
  *  - An unlinked inode still open or looked up keeps its record (nlink 0) in the store until the
  *    last release/forget, so its data stays readable; a crash in between leaves that record as
  *    garbage (it reads as ENOENT and is never reachable by name).
- *  - Permission checks follow Linux, with ctx.gid as the caller's only group. Errno results are
+ *  - Permission checks follow Linux (supplementary groups through ctx.inGroup). Errno results are
  *    thrown as shared, stackless FsErrors (errors.ts fsErr): they are control flow, not failures.
  */
 export class Filesystem implements FsCore {
@@ -366,7 +366,7 @@ export class Filesystem implements FsCore {
     // Check everything first, then apply: a refused setattr changes nothing.
     if (set.mode !== undefined && !owner) throw fsErr('EPERM');
     if (set.uid !== undefined && !root && (ctx.uid !== inode.uid || set.uid !== inode.uid)) throw fsErr('EPERM');
-    if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && set.gid !== ctx.gid))) {
+    if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && !inGroup(ctx, set.gid)))) {
       throw fsErr('EPERM');
     }
     const h = fh !== undefined ? this.handles.get(fh) : undefined;
@@ -402,7 +402,7 @@ export class Filesystem implements FsCore {
     }
     if (set.mode !== undefined) {
       let mode = (inode.mode & S_IFMT) | (set.mode & 0o7777);
-      if (!root && (mode & S_ISGID) !== 0 && ctx.gid !== inode.gid) mode &= ~S_ISGID;
+      if (!root && (mode & S_ISGID) !== 0 && !inGroup(ctx, inode.gid)) mode &= ~S_ISGID;
       inode.mode = mode;
     }
     if (set.killSuidgid) Filesystem.killSuidgid(inode);
@@ -448,7 +448,7 @@ export class Filesystem implements FsCore {
       gid = p.gid;
       if (isDir) perm |= S_ISGID;
     }
-    if (!isDir && (perm & S_ISGID) !== 0 && ctx.uid !== 0 && gid !== ctx.gid) perm &= ~S_ISGID;
+    if (!isDir && (perm & S_ISGID) !== 0 && ctx.uid !== 0 && !inGroup(ctx, gid)) perm &= ~S_ISGID;
     const t = this.now();
     const ino = this.store.allocIno();
     const rec: InodeRecord = {

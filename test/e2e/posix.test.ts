@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
-  OTHER_GID, OTHER_UID, availableTransports, haveTool, mountForTest, settleLinks, sh, shOk, transportCaps, type TestMount,
+  OTHER_GID, OTHER_UID, availableTransports, haveTool, mountForTest, run, settleLinks, sh, shOk, transportCaps, type TestMount,
 } from './harness.js';
 
 /** The POSIX behaviour of DESIGN.md §7, through a real mount (allow_other, so another uid can enter). */
@@ -253,6 +253,46 @@ print(os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, 131072, os.SEEK_DATA))
     expect(out[0]).toBe('True True');
     await shOk(`fallocate -z -n -o 2000000 -l 100000 ${f}`); // KEEP_SIZE
     expect((await fsp.stat(f)).size).toBe(1_090_000);
+  });
+
+  it.skipIf(!caps.callerOwnership)('supplementary groups count: chgrp by the owner, group permissions, S_ISGID on chmod and in setgid directories', async () => {
+    await fresh();
+    const SUPP = 4242; // a group the user is in only as a supplementary group
+    const ALIEN = 4343; // one it is not in at all
+    const asMember = (script: string) => run('setpriv', ['--reuid', String(OTHER_UID), '--regid', String(OTHER_GID), '--groups', String(SUPP), 'bash', '-c', script]);
+    const ok = async (script: string) => {
+      const r = await asMember(script);
+      if (r.code !== 0) throw new Error(`as uid ${OTHER_UID} with group ${SUPP}: ${script}\n${r.stderr}`);
+    };
+    const f = join(d, 'mine');
+    await ok(`touch ${f} && chgrp ${SUPP} ${f}`);
+    expect((await fsp.stat(f)).gid).toBe(SUPP);
+    await ok(`chown ${OTHER_GID} ${f} && chown :${SUPP} ${f}`); // chown(f, -1, SUPP) too
+    expect((await fsp.stat(f)).gid).toBe(SUPP);
+    const refused = await asMember(`chgrp ${ALIEN} ${f}`);
+    expect(refused.stderr).toMatch(/Operation not permitted/);
+    // chmod g+s keeps S_ISGID for a member of the file's group, clears it for anyone else.
+    await ok(`chmod 2755 ${f}`);
+    expect((await fsp.stat(f)).mode & 0o7777).toBe(0o2755);
+    await fsp.chown(f, OTHER_UID, ALIEN);
+    await ok(`chmod 2755 ${f}`);
+    expect((await fsp.stat(f)).mode & 0o7777).toBe(0o755);
+    // Group permission bits apply through a supplementary group.
+    const g = join(d, 'group-readable');
+    await fsp.writeFile(g, 'for the group');
+    await fsp.chown(g, 0, SUPP);
+    await fsp.chmod(g, 0o640);
+    await ok(`test "$(cat ${g})" = 'for the group' && echo more >> ${g} 2>/dev/null; test $? -ne 0`);
+    const shared = join(d, 'shared');
+    await fsp.mkdir(shared);
+    await fsp.chown(shared, 0, SUPP);
+    await fsp.chmod(shared, 0o2770);
+    // A file created with S_ISGID in a setgid directory of a group the creator is in keeps it.
+    await ok(`python3 -c 'import os; os.umask(0); os.close(os.open("${join(shared, 'sg')}", os.O_CREAT | os.O_WRONLY, 0o2755)); os.mkdir("${join(shared, 'sub')}")'`);
+    const sg = await fsp.stat(join(shared, 'sg'));
+    expect([sg.gid, sg.mode & 0o7777]).toEqual([SUPP, 0o2755]);
+    const sub = await fsp.stat(join(shared, 'sub'));
+    expect([sub.gid, sub.mode & 0o2000]).toEqual([SUPP, 0o2000]);
   });
 
   it('O_APPEND writes at the end; O_EXCL creates only once', async () => {
