@@ -148,12 +148,20 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       ...(opened.timings?.() ?? {}),
     };
   };
+  // What df shows as used (live data) beside what the log takes on disk until compaction. The
+  // final stats file is written after the store closed: its figures are taken just before.
+  const storeSpace = () => {
+    const st = opened.store.stats();
+    return { liveBytes: st.bytesUsed, ...(st.logBytes !== undefined ? { logBytes: st.logBytes } : {}) };
+  };
+  let closedSpace: ReturnType<typeof storeSpace> | undefined;
   const writeStats = async (final: boolean) => {
     if (!a.statsFile) return;
     const file = resolve(a.statsFile);
+    const space = closedSpace ?? storeSpace();
     const body = JSON.stringify({
       transport: handle.transport, mountpoint: abs, pid: process.pid, seq: ++statsSeq, final,
-      at: new Date().toISOString(), counters: handle.counters(), commit: commitCounters(),
+      at: new Date().toISOString(), counters: handle.counters(), commit: commitCounters(), space,
     });
     // Asynchronous and atomic: the file may even live inside the mount, and readers never see half of it.
     const tmp = `${file}.${process.pid}.tmp`;
@@ -205,6 +213,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
         failure = (e as Error).message;
         say(`error: ${failure}`);
       }
+      try { closedSpace = storeSpace(); } catch { /* the store failed: the stats file goes without */ }
       try { await opened.close(); } catch (e) { exit = 1; failure ??= `closing the store: ${(e as Error).message}`; say(`error: closing the store: ${(e as Error).message}`); }
       try { await writeStats(true); } catch (e) { say(`error: writing ${a.statsFile}: ${(e as Error).message}`); }
       // `atefs unmount` waits for this process and reports a failed final commit from the record.

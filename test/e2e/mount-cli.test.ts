@@ -194,6 +194,31 @@ describe.each(availableTransports())('mount daemon life cycle (%s)', (transport)
     await fsp.rm(statsDir, { recursive: true });
   });
 
+  it('df reports live data: used space goes down after a delete, while the stats file says what the log holds', async () => {
+    const statsDir = await tempDir('atefs-e2e-df-');
+    const file = join(statsDir, 'stats.json');
+    const m = await mountForTest({ transport, extraArgs: ['--stats-file', file] });
+    try {
+      const used = async () => Number((await sh(`df -B1 --output=used ${m.dir} | tail -1`)).stdout.trim());
+      const empty = await used();
+      await sh(`head -c 20000000 /dev/urandom > ${join(m.dir, 'big')} && sync -f ${m.dir}`);
+      let full = 0;
+      expect(await waitFor(async () => (full = await used()) > empty + 19_000_000)).toBe(true);
+      await sh(`rm ${join(m.dir, 'big')} && sync -f ${m.dir}`);
+      let after = full;
+      expect(await waitFor(async () => (after = await used()) < empty + 1_000_000)).toBe(true);
+      expect(after).toBeLessThan(full - 19_000_000);
+      m.kill('SIGTERM');
+      expect(await m.exited).toBe(0);
+      const stats = JSON.parse(await fsp.readFile(file, 'utf8')) as { space: { liveBytes: number; logBytes: number } };
+      expect(stats.space.logBytes).toBeGreaterThan(20_000_000); // the log keeps the deleted data until compaction
+      expect(stats.space.liveBytes).toBeLessThan(1_000_000);
+    } finally {
+      await m.unmount();
+      await fsp.rm(statsDir, { recursive: true, force: true });
+    }
+  });
+
   it('--read-only: reads work, every change is EROFS', async () => {
     const m = await mountForTest({ transport, readOnly: true });
     expect(await fsp.readdir(m.dir)).toEqual([]);
