@@ -31,9 +31,10 @@ export function applyFallocate(content: FileContent, inode: Inode, mode: number,
   const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
   const end = offset + length;
   if ((mode & FALLOC_FL_PUNCH_HOLE) !== 0) {
-    if (offset >= inode.size) return false;
+    // Past the end it still frees blocks preallocated there (KEEP_SIZE); nothing reads differently.
+    const inside = offset < inode.size;
     content.clear(inode, offset, end);
-    return true;
+    return inside;
   }
   if ((mode & FALLOC_FL_ZERO_RANGE) !== 0) {
     const oldSize = inode.size;

@@ -58,6 +58,12 @@ describe('fs core: fallocate PUNCH_HOLE and ZERO_RANGE', () => {
     expect(fs.read(ROOT, ino, fh, 0, 4 * BS).equals(want)).toBe(true);
     fs.fallocate(ROOT, ino, fh, PUNCH | KEEP, 1 << 20, 100); // wholly past EOF: nothing
     expect(fs.getattr(ROOT, ino).size).toBe(2 * BS + 10);
+    // Blocks preallocated past the end (KEEP_SIZE) are freed by a punch that covers them.
+    fs.fallocate(ROOT, ino, fh, KEEP, 4 * BS, 2 * BS);
+    expect(fs.getattr(ROOT, ino).blocks).toBe(32);
+    fs.fallocate(ROOT, ino, fh, PUNCH | KEEP, 3 * BS, 10 * BS);
+    expect(fs.getattr(ROOT, ino).blocks).toBe(16);
+    expect(fs.getattr(ROOT, ino).size).toBe(2 * BS + 10);
 
     const small = fs.create(ROOT, 1, b('inline'), 0o644, 2);
     fs.write(ROOT, small.entry.ino, small.open.fh, 0, b('abcdefgh'));
