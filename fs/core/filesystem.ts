@@ -448,7 +448,8 @@ export class Filesystem implements FsCore {
       gid = p.gid;
       if (isDir) perm |= S_ISGID;
     }
-    if (!isDir && (perm & S_ISGID) !== 0 && ctx.uid !== 0 && !inGroup(ctx, gid)) perm &= ~S_ISGID;
+    // Linux's mode_strip_sgid: a group-executable setgid file for a group its creator is not in.
+    if (!isDir && (perm & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) && ctx.uid !== 0 && !inGroup(ctx, gid)) perm &= ~S_ISGID;
     const t = this.now();
     const ino = this.store.allocIno();
     const rec: InodeRecord = {

@@ -293,6 +293,11 @@ print(os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, 131072, os.SEEK_DATA))
     expect([sg.gid, sg.mode & 0o7777]).toEqual([SUPP, 0o2755]);
     const sub = await fsp.stat(join(shared, 'sub'));
     expect([sub.gid, sub.mode & 0o2000]).toEqual([SUPP, 0o2000]);
+    // A non-member loses S_ISGID on a group-executable file there, and keeps it without group x (Linux).
+    await fsp.chmod(shared, 0o2777);
+    await shOk(`python3 -c 'import os; os.umask(0); [os.close(os.open("${shared}/" + n, os.O_CREAT | os.O_WRONLY, m)) for n, m in (("x", 0o2755), ("nx", 0o2644))]'`, { uid: OTHER_UID, gid: OTHER_GID });
+    expect((await fsp.stat(join(shared, 'x'))).mode & 0o7777).toBe(0o755);
+    expect((await fsp.stat(join(shared, 'nx'))).mode & 0o7777).toBe(0o2644);
   });
 
   it('times past 2^31 and 2^32 seconds are kept, not clamped', async () => {

@@ -87,5 +87,8 @@ describe('fs core: group rules with supplementary groups (ctx.inGroup)', () => {
     expect([a.gid, a.mode & 0o7777]).toEqual([50, 0o755]);
     const m = fs.create(MEMBER, dir, b('m'), 0o2755, 2).entry.attr;
     expect([m.gid, m.mode & S_ISGID]).toEqual([50, S_ISGID]);
+    // Without group execute the bit is not a privilege (mandatory-locking mark): Linux keeps it.
+    const l = fs.create(USER, dir, b('l'), 0o2644, 2).entry.attr;
+    expect(l.mode & 0o7777).toBe(0o2644);
   });
 });
