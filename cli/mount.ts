@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { findMount } from '../fs/daemon/mounttab.js';
-import { prepareMountpoint } from '../fs/daemon/mountpoint.js';
+import { prepareMountpoint, removeCreatedMountpoint } from '../fs/daemon/mountpoint.js';
 import { forgetMount, recordMount } from '../fs/daemon/registry.js';
 import { type ControlServer, controlSocketPath, serveControl } from '../fs/daemon/control-socket.js';
 import { MountError, mountFilesystem, type MountHandle } from '../fs/mount.js';
@@ -81,22 +81,19 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
+  let created: string | null;
   try {
-    const cleaned = await prepareMountpoint(abs);
-    if (cleaned) say(`cleaned up a stale mount on ${abs}`);
+    const prepared = await prepareMountpoint(abs);
+    created = prepared.created;
+    if (prepared.cleaned) say(`cleaned up a stale mount on ${abs}`);
   } catch (e) {
     if (e instanceof MountError) throw new UserError(e.message);
     throw e;
   }
 
-  const opened: OpenedStore = await (deps.openStore ?? openStore)(a);
+  let opened: OpenedStore;
   let core;
-  try {
-    core = await openCore(opened, a);
-  } catch (e) {
-    await opened.close().catch(() => {});
-    throw e;
-  }
+  let handle: MountHandle;
   // Unexpected request failures: logged (at most one line a second) and shown as the last error.
   let lastError: string | undefined;
   let quietUntil = 0;
@@ -110,22 +107,34 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     if (process.env.ATEFS_DEBUG) say((err as Error)?.stack ?? '');
     suppressed = 0;
   };
-  let handle: MountHandle;
   try {
-    handle = await mountFilesystem(core, abs, {
-      transport: a.transport,
-      allowOther: a.allowOther,
-      readOnly: a.readOnly,
-      fsname: 'atefs',
-      debug: a.debug,
-      cacheTimeout: opened.store.cacheTimeout,
-      kernelCache: opened.local,
-      onError,
-    });
+    opened = await (deps.openStore ?? openStore)(a);
+    try {
+      core = await openCore(opened, a);
+    } catch (e) {
+      await opened.close().catch(() => {});
+      throw e;
+    }
+    try {
+      handle = await mountFilesystem(core, abs, {
+        transport: a.transport,
+        allowOther: a.allowOther,
+        readOnly: a.readOnly,
+        fsname: 'atefs',
+        debug: a.debug,
+        cacheTimeout: opened.store.cacheTimeout,
+        kernelCache: opened.local,
+        onError,
+      });
+    } catch (e) {
+      await core.destroy().catch(() => {});
+      await opened.close().catch(() => {});
+      if (e instanceof MountError) throw new UserError(e.message);
+      throw e;
+    }
   } catch (e) {
-    await core.destroy().catch(() => {});
-    await opened.close().catch(() => {});
-    if (e instanceof MountError) throw new UserError(e.message);
+    // Refused (chain in use, wrong key, mount failed): the directory made for it goes too.
+    await removeCreatedMountpoint(abs, created);
     throw e;
   }
 
@@ -141,12 +150,20 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       ...(opened.timings?.() ?? {}),
     };
   };
+  // What df shows as used (live data) beside what the log takes on disk until compaction. The
+  // final stats file is written after the store closed: its figures are taken just before.
+  const storeSpace = () => {
+    const st = opened.store.stats();
+    return { liveBytes: st.bytesUsed, ...(st.logBytes !== undefined ? { logBytes: st.logBytes } : {}) };
+  };
+  let closedSpace: ReturnType<typeof storeSpace> | undefined;
   const writeStats = async (final: boolean) => {
     if (!a.statsFile) return;
     const file = resolve(a.statsFile);
+    const space = closedSpace ?? storeSpace();
     const body = JSON.stringify({
       transport: handle.transport, mountpoint: abs, pid: process.pid, seq: ++statsSeq, final,
-      at: new Date().toISOString(), counters: handle.counters(), commit: commitCounters(),
+      at: new Date().toISOString(), counters: handle.counters(), commit: commitCounters(), space,
       commitHealth: commitHealthReport(core),
     });
     // Asynchronous and atomic: the file may even live inside the mount, and readers never see half of it.
@@ -207,6 +224,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
         failure = (e as Error).name === 'CommitFailed' ? `the final ${(e as Error).message}; these changes are lost` : (e as Error).message;
         say(`error: ${failure}`);
       }
+      try { closedSpace = storeSpace(); } catch { /* the store failed: the stats file goes without */ }
       try { await opened.close(); } catch (e) { exit = 1; failure ??= `closing the store: ${(e as Error).message}`; say(`error: closing the store: ${(e as Error).message}`); }
       try { await writeStats(true); } catch (e) { say(`error: writing ${a.statsFile}: ${(e as Error).message}`); }
       // `atefs unmount` waits for this process and reports a failed final commit from the record.

@@ -271,7 +271,7 @@ export class ChainStore implements FsStore {
 
   stats(): StoreStats {
     const s = this.view.stats();
-    return { bytesUsed: s.logBytes, bytesFree: this.bytesFree(), inodes: s.daoCount };
+    return { bytesUsed: s.liveBytes, bytesFree: this.bytesFree(), inodes: s.daoCount, logBytes: s.logBytes };
   }
 
   async close(): Promise<void> {

@@ -16,7 +16,18 @@ export type Fh = number;
 export interface Timespec { sec: number; nsec: number }
 
 /** Who is asking, as the kernel tells us (request header uid/gid/pid). */
-export interface Ctx { uid: number; gid: number; pid: number; umask?: number }
+export interface Ctx {
+  uid: number;
+  gid: number;
+  pid: number;
+  umask?: number;
+  /**
+   * Whether the caller is in supplementary group `gid` (the primary one is `gid` above). Transports
+   * that can tell supply it (the kernel transport reads /proc/<pid>/status); without it the
+   * primary group is the caller's only group.
+   */
+  inGroup?: (gid: number) => boolean;
+}
 
 export interface Attr {
   ino: Ino;

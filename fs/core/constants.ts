@@ -43,6 +43,8 @@ export const SEEK_DATA = 3;
 export const SEEK_HOLE = 4;
 
 export const FALLOC_FL_KEEP_SIZE = 1;
+export const FALLOC_FL_PUNCH_HOLE = 2;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
 
 /** Largest offset a POSIX lock may reach ("to end of file"). */
 export const OFFSET_MAX = Number.MAX_SAFE_INTEGER;

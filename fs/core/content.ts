@@ -233,6 +233,61 @@ export class FileContent {
     this.dirt.markInode(inode);
   }
 
+  /**
+   * Makes [offset, end) read as zeros without changing the size (fallocate PUNCH_HOLE and
+   * ZERO_RANGE): blocks wholly inside the range are dropped, becoming holes — or, with
+   * `keepBlocks`, replaced by zero blocks (they stay allocated); the partial blocks at either end
+   * get the bytes zeroed. A range reaching the end of the file covers every block from `offset` on,
+   * the partial last one and blocks preallocated past the end (KEEP_SIZE) included: what lies past
+   * the size reads as zeros anyway.
+   */
+  clear(inode: Inode, offset: number, end: number, keepBlocks = false): void {
+    const size = inode.size;
+    const bs = inode.blockSize;
+    if (bs === undefined) {
+      const inl = inode.inline;
+      const to = Math.min(end, size);
+      if (inl === undefined || inl.length <= offset || to <= offset) return;
+      // Inline buffers are replaced, never mutated (a batch in flight may hold this one).
+      const nb = Buffer.from(inl);
+      nb.fill(0, offset, Math.min(to, nb.length));
+      inode.inline = nb;
+      this.dirt.markInode(inode);
+      return;
+    }
+    const set = this.blockSet(inode);
+    const firstWhole = Math.ceil(offset / bs);
+    const endWhole = end >= size ? Number.POSITIVE_INFINITY : Math.floor(end / bs);
+    if (firstWhole < endWhole) {
+      const whole = (i: number): void => { if (keepBlocks) this.zeroWhole(inode, i); else this.dropBlock(inode, i); };
+      // Over whichever is smaller: the range or the allocated blocks (sparse files may be huge).
+      if (endWhole - firstWhole <= set.size) {
+        for (let i = firstWhole; i < endWhole; i++) if (set.has(i)) whole(i);
+      } else {
+        for (const i of [...set]) if (i >= firstWhole && i < endWhole) whole(i);
+      }
+    }
+    const to = Math.min(end, size);
+    if (to > offset) {
+      const zeroPart = (i: number): void => {
+        if (!set.has(i)) return;
+        const from = Math.max(offset, i * bs) - i * bs;
+        const upto = Math.min(to, (i + 1) * bs) - i * bs;
+        const cur = this.page(inode, i);
+        if (cur === undefined || cur.length <= from) return; // already zero: past the page's end
+        const w = this.writablePage(inode, i, false, cur.length);
+        w.fill(0, from, Math.min(upto, w.length));
+      };
+      // zeroPart clips to [offset, to): a head and tail in one block are zeroed by one call.
+      const head = Math.floor(offset / bs);
+      const headPartial = head < firstWhole;
+      if (headPartial) zeroPart(head);
+      const tail = Math.floor((to - 1) / bs);
+      if (tail >= endWhole && !(headPartial && tail === head)) zeroPart(tail);
+    }
+    this.dirt.markInode(inode);
+  }
+
   /** lseek SEEK_DATA (hole=false) / SEEK_HOLE (hole=true). */
   seek(inode: Inode, offset: number, hole: boolean): number {
     const size = inode.size;
@@ -273,6 +328,15 @@ export class FileContent {
     inode.owned?.delete(i);
     this.cache.delete(inode.ino, i);
     this.dirt.markBlock(inode, i, 0);
+  }
+
+  /** Block `i` becomes the shared zero block (allocated, reads as zeros). */
+  private zeroWhole(inode: Inode, i: number): void {
+    const bs = inode.blockSize!;
+    (inode.pages ??= new Map()).set(i, this.zeroBlock(bs));
+    inode.owned?.delete(i);
+    this.cache.delete(inode.ino, i);
+    this.dirt.markBlock(inode, i, bs);
   }
 
   private toBlocks(inode: Inode): void {

@@ -5,7 +5,7 @@ import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
 import type { BlockSource, FsBatch, FsStore, InodeRecord } from './store.js';
 import { fsErr } from './errors.js';
 import {
-  FALLOC_FL_KEEP_SIZE, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
+  LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
   SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
 } from './constants.js';
@@ -16,7 +16,9 @@ import { BlockCache } from './block-cache.js';
 import { FileContent } from './content.js';
 import { Committer, type CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
-import { checkAccess, checkSticky, isOwnerOrRoot, permits } from './permissions.js';
+import { nowTimespec } from './clock.js';
+import { applyFallocate, checkFallocateArgs } from './fallocate.js';
+import { checkAccess, checkSticky, inGroup, isOwnerOrRoot, permits } from './permissions.js';
 import { LockTable, ownerKey } from './locks.js';
 import {
   XattrNs, checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible,
@@ -36,7 +38,7 @@ export interface FilesystemOptions {
   /** Clean decrypted-block LRU size in bytes (default 32 MiB). */
   cacheBytes?: number;
   readOnly?: boolean;
-  /** Clock (tests pin it). Default: wall clock, millisecond resolution. */
+  /** Clock (tests pin it). Default: the wall clock in nanoseconds (clock.ts). */
   now?: () => Timespec;
   /** atime policy: 'relatime' (default, like Linux mounts), 'noatime' or 'strict'. */
   atime?: 'relatime' | 'noatime' | 'strict';
@@ -73,12 +75,6 @@ const READAHEAD_BLOCKS = 16;
 /** Most bytes one copyFileRange call copies (a short copy; the caller asks again for the rest). */
 export const MAX_COPY_PER_CALL = 16 * 1024 * 1024;
 
-function defaultNow(): Timespec {
-  const ms = Date.now();
-  const sec = Math.floor(ms / 1000);
-  return { sec, nsec: (ms - sec * 1000) * 1e6 };
-}
-
 function tsLe(a: Timespec, b: Timespec): boolean { return a.sec < b.sec || (a.sec === b.sec && a.nsec <= b.nsec); }
 
 function validTs(t: Timespec): Timespec {
@@ -104,7 +100,7 @@ function validTs(t: Timespec): Timespec {
  *  - An unlinked inode still open or looked up keeps its record (nlink 0) in the store until the
  *    last release/forget, so its data stays readable; a crash in between leaves that record as
  *    garbage (it reads as ENOENT and is never reachable by name).
- *  - Permission checks follow Linux, with ctx.gid as the caller's only group. Errno results are
+ *  - Permission checks follow Linux (supplementary groups through ctx.inGroup). Errno results are
  *    thrown as shared, stackless FsErrors (errors.ts fsErr): they are control flow, not failures.
  */
 export class Filesystem implements FsCore {
@@ -141,7 +137,7 @@ export class Filesystem implements FsCore {
     this.blockSize = opts.blockSize ?? 64 * 1024;
     if (this.blockSize < 512 || this.blockSize % 512 !== 0) throw new Error('blockSize must be a multiple of 512');
     this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
-    this.now = opts.now ?? defaultNow;
+    this.now = opts.now ?? nowTimespec;
     this.atimePolicy = opts.atime ?? 'relatime';
     this.table = new InodeTable(store, Math.max(16, opts.maxInodes ?? 200_000), (inode) =>
       inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.lazyAtime || inode.commitSeq > this.committer.completedSeq
@@ -377,7 +373,7 @@ export class Filesystem implements FsCore {
     // Check everything first, then apply: a refused setattr changes nothing.
     if (set.mode !== undefined && !owner) throw fsErr('EPERM');
     if (set.uid !== undefined && !root && (ctx.uid !== inode.uid || set.uid !== inode.uid)) throw fsErr('EPERM');
-    if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && set.gid !== ctx.gid))) {
+    if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && !inGroup(ctx, set.gid)))) {
       throw fsErr('EPERM');
     }
     const h = fh !== undefined ? this.handles.get(fh) : undefined;
@@ -413,7 +409,7 @@ export class Filesystem implements FsCore {
     }
     if (set.mode !== undefined) {
       let mode = (inode.mode & S_IFMT) | (set.mode & 0o7777);
-      if (!root && (mode & S_ISGID) !== 0 && ctx.gid !== inode.gid) mode &= ~S_ISGID;
+      if (!root && (mode & S_ISGID) !== 0 && !inGroup(ctx, inode.gid)) mode &= ~S_ISGID;
       inode.mode = mode;
     }
     if (set.killSuidgid) Filesystem.killSuidgid(inode);
@@ -459,7 +455,8 @@ export class Filesystem implements FsCore {
       gid = p.gid;
       if (isDir) perm |= S_ISGID;
     }
-    if (!isDir && (perm & S_ISGID) !== 0 && ctx.uid !== 0 && gid !== ctx.gid) perm &= ~S_ISGID;
+    // Linux's mode_strip_sgid: a group-executable setgid file for a group its creator is not in.
+    if (!isDir && (perm & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) && ctx.uid !== 0 && !inGroup(ctx, gid)) perm &= ~S_ISGID;
     const t = this.now();
     const ino = this.store.allocIno();
     const rec: InodeRecord = {
@@ -901,18 +898,16 @@ export class Filesystem implements FsCore {
 
   fallocate(ctx: Ctx, ino: Ino, fh: Fh, mode: number, offset: number, length: number): void {
     const h = this.handle(ino, fh);
-    if ((mode & ~FALLOC_FL_KEEP_SIZE) !== 0) throw fsErr('EOPNOTSUPP');
-    if (offset < 0 || length <= 0) throw fsErr('EINVAL');
+    checkFallocateArgs(mode, offset, length);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
     this.rw();
     const inode = h.inode;
     if (inode.isDir) throw fsErr('EISDIR');
     if (!inode.isReg) throw fsErr('EOPNOTSUPP');
-    const oldSize = inode.size;
-    this.content.allocate(inode, offset, length, (mode & FALLOC_FL_KEEP_SIZE) !== 0);
+    const changed = applyFallocate(this.content, inode, mode, offset, length);
     const t = this.now();
     inode.ctime = t;
-    if (inode.size !== oldSize) inode.mtime = t;
+    if (changed) inode.mtime = t;
     if (ctx.uid !== 0) Filesystem.killSuidgid(inode);
     this.touch(inode);
   }

@@ -6,8 +6,14 @@ import type { Inode } from './inode.js';
 /**
  * POSIX permission checks. The mount uses default_permissions, so the kernel checks too; the core
  * checks on its own so it is correct without a mount (tests, other transports).
- * Only ctx.gid is known of the caller's groups: it is treated as the caller's only group.
+ * The caller's groups are ctx.gid plus, where the transport knows them, its supplementary groups
+ * (ctx.inGroup): asked only when a rule depends on a group other than the primary one.
  */
+
+/** Whether the caller belongs to group `gid` (primary or supplementary). */
+export function inGroup(ctx: Ctx, gid: number): boolean {
+  return ctx.gid === gid || (ctx.inGroup !== undefined && ctx.inGroup(gid));
+}
 
 /** True if `ctx` may access `inode` with `mask` (R_OK 4 | W_OK 2 | X_OK 1). */
 export function permits(ctx: Ctx, inode: Inode, mask: number): boolean {
@@ -20,8 +26,12 @@ export function permits(ctx: Ctx, inode: Inode, mask: number): boolean {
   }
   let bits: number;
   if (ctx.uid === inode.uid) bits = (mode >> 6) & 7;
-  else if (ctx.gid === inode.gid) bits = (mode >> 3) & 7;
-  else bits = mode & 7;
+  else {
+    const group = (mode >> 3) & 7;
+    const other = mode & 7;
+    // Membership matters only when the group and other bits differ (saves a /proc read).
+    bits = group !== other && inGroup(ctx, inode.gid) ? group : other;
+  }
   return (bits & mask) === mask;
 }
 

@@ -56,7 +56,14 @@ export interface FsBatch {
   blocks: Array<{ ino: Ino; index: number; data: Buffer | null }>;
 }
 
-export interface StoreStats { bytesUsed: number; bytesFree: number; inodes: number }
+export interface StoreStats {
+  /** Bytes of live data (statfs used): not what was written and since deleted. */
+  bytesUsed: number;
+  bytesFree: number;
+  inodes: number;
+  /** Bytes the store's log takes on disk, deleted data included until compaction (log-structured stores). */
+  logBytes?: number;
+}
 
 /**
  * What the core (fs/core/filesystem.ts) assumes of a store, beyond the signatures:

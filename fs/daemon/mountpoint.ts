@@ -1,4 +1,5 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rmdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { MountError } from '../mount.js';
 import { findMount, isFuse, unmountByPath } from './mounttab.js';
 
@@ -25,13 +26,19 @@ export async function probeFuseMount(abs: string): Promise<ProbeResult> {
   }
 }
 
+export interface PreparedMountpoint {
+  /** A stale mount was detached. */
+  cleaned: boolean;
+  /** The topmost directory created for the mount (null: `abs` existed): removeCreatedMountpoint undoes it. */
+  created: string | null;
+}
+
 /**
  * Gets `abs` ready to be mounted on: created if missing, a stale FUSE mount left by a killed
  * daemon detached, and refused with a clear message when it is in use, not a directory or not
  * empty (libfuse 2 refuses non-empty mountpoints anyway, with a less helpful message).
- * Returns true when a stale mount was cleaned up.
  */
-export async function prepareMountpoint(abs: string): Promise<boolean> {
+export async function prepareMountpoint(abs: string): Promise<PreparedMountpoint> {
   let cleaned = false;
   const m = await findMount(abs);
   if (m) {
@@ -48,11 +55,24 @@ export async function prepareMountpoint(abs: string): Promise<boolean> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT') throw new MountError(`cannot use ${abs} as a mountpoint: ${code ?? (e as Error).message}`);
-    await mkdir(abs, { recursive: true });
-    return cleaned;
+    const created = await mkdir(abs, { recursive: true });
+    return { cleaned, created: created ?? null };
   }
   if (!st.isDirectory()) throw new MountError(`${abs} is not a directory`);
   const names = await readdir(abs);
   if (names.length > 0) throw new MountError(`mountpoint ${abs} is not empty (${names.length} entr${names.length === 1 ? 'y' : 'ies'}); mount on an empty directory`);
-  return cleaned;
+  return { cleaned, created: null };
+}
+
+/**
+ * A mount that did not happen (chain in use, bad key, mount refused) leaves no trace: the
+ * directories prepareMountpoint created for it, from `abs` up to `created`, are removed — each
+ * only while it is empty (rmdir refuses otherwise: something put there since is kept).
+ */
+export async function removeCreatedMountpoint(abs: string, created: string | null): Promise<void> {
+  if (created === null || !(abs === created || abs.startsWith(`${created}/`))) return;
+  for (let dir = abs; ; dir = dirname(dir)) {
+    try { await rmdir(dir); } catch { return; }
+    if (dir === created || dirname(dir) === dir) return;
+  }
 }

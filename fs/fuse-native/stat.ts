@@ -65,12 +65,17 @@ export function statfsArray(s: StatFs): Uint32Array {
 }
 
 /**
- * utimens through this stack (measured): libfuse 2.9's high-level setattr calls utimens only when
- * the kernel sets *both* times, with real values (the kernel resolves UTIME_NOW itself), and
- * silently succeeds without calling us when one of them is UTIME_OMIT (tar's [OMIT, mtime],
- * `touch -m`, `touch -a`). fuse-native then passes the *atime twice*
- * (fuse-native.c: FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)), in milliseconds. So on this transport
- * mtime := atime, ms precision, and one-sided changes are lost. The kernel transport has none of this.
+ * utimens through this stack (measured, and read in the sources):
+ *  - libfuse 2.9's fuse_lib_setattr passes UTIME_OMIT / UTIME_NOW through to utimens only when the
+ *    filesystem sets fuse_operations.flag_utime_omit_ok, which fuse-native does not; otherwise it
+ *    calls utimens only when the kernel sets *both* times (real values: the kernel resolves
+ *    UTIME_NOW itself) and silently succeeds without calling us when one is UTIME_OMIT (tar's
+ *    [OMIT, mtime], `touch -m`, `touch -a`);
+ *  - fuse-native.c's utimens converts both timespecs to ms but passes l->atime in both argument
+ *    slots (FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)): the mtime never reaches JavaScript.
+ * So on this transport mtime := atime, ms precision, and one-sided changes are lost; only a patched
+ * and rebuilt addon could fix it (pass l->mtime, set flag_utime_omit_ok). Times past 2^31 and 2^32
+ * s cross intact (64-bit ms; tested). The kernel transport has none of these limits.
  */
 export function timespecOfMs(msTotal: number): Timespec {
   const sec = Math.floor(msTotal / 1000);

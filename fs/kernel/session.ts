@@ -8,6 +8,7 @@
 import { writeSync, writevSync, write as writeAsync } from 'node:fs';
 import { constants as osc } from 'node:os';
 import type { Ctx, Entry, FsCore, InvalidateEvent, ReadPlan, SetAttr } from '../core/api.js';
+import { CallerGroups } from './caller-groups.js';
 import type { BulkCryptoPool } from '../../src/crypto/index.js';
 import { toErrno } from '../core/errors.js';
 import {
@@ -106,6 +107,8 @@ export class Session {
   private readonly hdr = Buffer.allocUnsafe(OUT_HEADER_SIZE);
   private readonly iov: Buffer[] = [this.hdr, this.hdr];
   private readonly ctx: Ctx = { uid: 0, gid: 0, pid: 0 };
+  /** Supplementary groups of callers, read from /proc when a group rule needs them. */
+  private readonly callerGroups = new CallerGroups();
   private attrTimeout: number;
   /** Lock owners that ever took a lock: FLUSH releases their POSIX locks on close. */
   private readonly lockOwners = new Set<bigint>();
@@ -118,6 +121,8 @@ export class Session {
   ) {
     this.reply = Buffer.allocUnsafe(OUT_HEADER_SIZE + Math.max(opts.maxWrite, 1 << 17) + PAGE_SIZE);
     this.attrTimeout = opts.attrTimeout;
+    const ctx = this.ctx;
+    ctx.inGroup = (gid) => this.callerGroups.has(ctx.pid, gid);
   }
 
   // ------------------------------------------------------------------ replies

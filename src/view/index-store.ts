@@ -1,6 +1,6 @@
 // The persisted index of a chain in LMDB: one environment per view, binary sub-databases.
 //
-//   meta      'format' | 'chain' | 'wm'          -> msgpack          (format, identity, watermark)
+//   meta      'format' | 'chain' | 'wm' | 'live' -> msgpack          (format, identity, watermark, live payload bytes)
 //   dao       dao key                            -> DaoEntry         (current version or tombstone)
 //   children  parent | coll u32 | child          -> ''               ((parent, collection) -> children)
 //   keys      data key id (16)                   -> DataKeyEntry     (grants: owner, wraps, records)
@@ -306,6 +306,16 @@ export class IndexStore {
   removeRecord(seq: number): void {
     this.records.removeSync(seqKey(seq));
   }
+  /** Payload bytes of every DAO's current version (tombstones count 0): one pass over the entries. */
+  sumLivePayload(): number {
+    let n = 0;
+    for (const { value } of this.dao.getRange({})) {
+      const e = decodeDaoEntry(value as Buffer);
+      if (!e.node.deleted && e.payloadLen > 0) n += e.payloadLen;
+    }
+    return n;
+  }
+
   *allRecords(): Generator<[number, RecordEntry]> {
     for (const { key, value } of this.records.getRange({})) {
       yield [seqFromKey(key as Buffer), decodeRecordEntry(value as Buffer)];

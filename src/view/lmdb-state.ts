@@ -49,9 +49,22 @@ export class LmdbAuthorityState implements AuthorityState {
    */
   gapHints: Map<DaoKey, { version: number; parent: NodeRecord['parent']; type: string | null }> | null = null;
   watermark: Watermark;
+  /**
+   * Payload bytes of the current version of every live DAO: what the chain holds, as opposed to
+   * the log's size (which keeps superseded and deleted versions until compaction). Kept up to date
+   * by writeRecord, persisted with the watermark ('live'); an index written before it was kept is
+   * summed once here.
+   */
+  liveBytes: number;
 
   constructor(readonly store: IndexStore, watermark: Watermark) {
     this.watermark = watermark;
+    let live = store.getMeta<number>('live');
+    if (live === undefined) {
+      live = store.sumLivePayload();
+      if (live > 0) store.putMeta('live', live);
+    }
+    this.liveBytes = live;
     const g = store.getMeta<[Buffer, unknown, string[]]>('genesis');
     if (g) this.genesis = { hash: Buffer.from(g[0]), info: g[1] as Genesis['info'], rootKeyIds: g[2] };
   }
@@ -156,14 +169,21 @@ export class LmdbAuthorityState implements AuthorityState {
     const store = this.store;
     const out: AppliedChange[][] = [];
     let wm = this.watermark;
-    store.transaction(() => {
-      for (const r of batch) {
-        out.push(this.writeRecord(r));
-        wm = advanceWatermark(wm, r.seq, r.pos, r.commit);
-      }
-      store.putWatermark(wm);
-      store.putMeta('format', INDEX_FORMAT);
-    });
+    const liveBefore = this.liveBytes;
+    try {
+      store.transaction(() => {
+        for (const r of batch) {
+          out.push(this.writeRecord(r));
+          wm = advanceWatermark(wm, r.seq, r.pos, r.commit);
+        }
+        store.putWatermark(wm);
+        store.putMeta('live', this.liveBytes);
+        store.putMeta('format', INDEX_FORMAT);
+      });
+    } catch (e) {
+      this.liveBytes = liveBefore;
+      throw e;
+    }
     this.watermark = wm;
     for (const r of batch) for (const n of r.effects.nodes) this.cache.delete(n.key);
     this.pending = [];
@@ -209,6 +229,7 @@ export class LmdbAuthorityState implements AuthorityState {
         node,
       };
       store.putDao(kb, entry);
+      this.liveBytes += (node.deleted ? 0 : Math.max(0, sp.payloadLen)) - (prev && !prev.node.deleted ? Math.max(0, prev.payloadLen) : 0);
       if (!node.deleted && node.parent) store.addChild(Buffer.from(node.parent.key, 'hex'), node.parent.collection, kb);
       for (const g of ev.meta.grants) {
         const cur = store.getDataKey(g.id);

@@ -148,6 +148,8 @@ export interface OpenReport {
 
 export interface ViewStats {
   logBytes: number;
+  /** Payload bytes of the live DAOs' current versions (the log also holds what was superseded or deleted). */
+  liveBytes: number;
   records: number;
   watermarkSeq: number;
   daoCount: number;
@@ -936,6 +938,7 @@ export class View {
   stats(): ViewStats {
     return {
       logBytes: this.log.sizeBytes(),
+      liveBytes: this.state.liveBytes,
       records: this.state.watermark.records,
       watermarkSeq: this.state.watermark.seq,
       daoCount: this.store.dao.getKeysCount(),

@@ -38,20 +38,26 @@ export function availableTransports(): string[] {
 export interface TransportCaps {
   /** Timestamps keep nanoseconds (fuse-native: milliseconds). */
   nsTimestamps: boolean;
-  /** utimensat sets atime and mtime separately, with UTIME_OMIT (fuse-native passes atime twice). */
+  /**
+   * utimensat sets atime and mtime separately, with UTIME_OMIT. Not on fuse-native: its C binding
+   * passes atime in both slots and libfuse 2 drops one-sided changes (see fs/fuse-native/stat.ts).
+   */
   separateTimes: boolean;
   /** New files are owned by the caller (fuse-native does not expose the caller's uid/gid). */
   callerOwnership: boolean;
   /**
    * Hard links are one kernel inode. fuse-native (libfuse 2 high-level) gives each name its own,
-   * so another name's cached attributes are stale until attr_timeout (1 s) expires.
+   * so another name's cached attributes (nlink, size) are stale until attr_timeout (1 s) expires;
+   * libfuse 2 can neither invalidate them nor time them out per inode (fs/fuse-native/index.ts).
    */
   sharedLinkInode: boolean;
+  /** fallocate reaches the filesystem (fuse-native binds no fallocate handler: EOPNOTSUPP). */
+  fallocate: boolean;
 }
 
 export function transportCaps(t: string): TransportCaps {
   const fn = t === 'fuse-native';
-  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn };
+  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn, fallocate: !fn };
 }
 
 /** Waits out the fuse-native attribute cache where hard-linked names are separate kernel inodes. */

@@ -73,6 +73,30 @@ describe('atefs mount: user mistakes are one clear line', () => {
     await fsp.rmdir(dir);
   });
 
+  it('a refused mount (chain in use) removes the mountpoint directories it created, and only those', async () => {
+    const base = await tempDir('atefs-e2e-inuse-');
+    const logPath = join(base, 'chain');
+    const first = await mountForTest({ transport: availableTransports()[0], temp: false, extraArgs: ['--log-path', logPath] });
+    try {
+      const env = { ...process.env, CI: 'true' };
+      const target = join(base, 'made', 'for', 'mount');
+      const r = await run(node, [CLI, 'mount', target, '--log-path', logPath], { env });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/in use/);
+      expect(noStack(r.stderr)).toBe(true);
+      expect(await fsp.readdir(base)).toEqual(['chain']); // made/, made/for/ and made/for/mount are gone
+      // A directory that was there before is left alone.
+      const existing = join(base, 'existing');
+      await fsp.mkdir(existing);
+      const again = await run(node, [CLI, 'mount', existing, '--log-path', logPath], { env });
+      expect(again.code).not.toBe(0);
+      expect((await fsp.stat(existing)).isDirectory()).toBe(true);
+    } finally {
+      await first.unmount();
+      await fsp.rm(base, { recursive: true, force: true });
+    }
+  });
+
   it('unmounting something that is not mounted is an error', async () => {
     const dir = await tempDir('atefs-e2e-notmounted-');
     const r = await run(node, [CLI, 'unmount', dir]);
@@ -168,6 +192,31 @@ describe.each(availableTransports())('mount daemon life cycle (%s)', (transport)
     expect(Object.values(last.counters).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(total);
     await m.unmount();
     await fsp.rm(statsDir, { recursive: true });
+  });
+
+  it('df reports live data: used space goes down after a delete, while the stats file says what the log holds', async () => {
+    const statsDir = await tempDir('atefs-e2e-df-');
+    const file = join(statsDir, 'stats.json');
+    const m = await mountForTest({ transport, extraArgs: ['--stats-file', file] });
+    try {
+      const used = async () => Number((await sh(`df -B1 --output=used ${m.dir} | tail -1`)).stdout.trim());
+      const empty = await used();
+      await sh(`head -c 20000000 /dev/urandom > ${join(m.dir, 'big')} && sync -f ${m.dir}`);
+      let full = 0;
+      expect(await waitFor(async () => (full = await used()) > empty + 19_000_000)).toBe(true);
+      await sh(`rm ${join(m.dir, 'big')} && sync -f ${m.dir}`);
+      let after = full;
+      expect(await waitFor(async () => (after = await used()) < empty + 1_000_000)).toBe(true);
+      expect(after).toBeLessThan(full - 19_000_000);
+      m.kill('SIGTERM');
+      expect(await m.exited).toBe(0);
+      const stats = JSON.parse(await fsp.readFile(file, 'utf8')) as { space: { liveBytes: number; logBytes: number } };
+      expect(stats.space.logBytes).toBeGreaterThan(20_000_000); // the log keeps the deleted data until compaction
+      expect(stats.space.liveBytes).toBeLessThan(1_000_000);
+    } finally {
+      await m.unmount();
+      await fsp.rm(statsDir, { recursive: true, force: true });
+    }
   });
 
   it('--read-only: reads work, every change is EROFS', async () => {

@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
-  OTHER_GID, OTHER_UID, availableTransports, haveTool, mountForTest, settleLinks, sh, shOk, transportCaps, type TestMount,
+  OTHER_GID, OTHER_UID, availableTransports, haveTool, mountForTest, run, settleLinks, sh, shOk, transportCaps, type TestMount,
 } from './harness.js';
 
 /** The POSIX behaviour of DESIGN.md §7, through a real mount (allow_other, so another uid can enter). */
@@ -213,6 +213,104 @@ describe.each(availableTransports())('POSIX semantics through a %s mount', (tran
     const st = await fsp.stat(f, { bigint: true });
     expect(st.atimeNs).toBe(1_600_000_000_250_000_000n);
     expect(st.mtimeNs).toBe(1_500_000_000_750_000_000n);
+  });
+
+  it.skipIf(!caps.nsTimestamps)('times the filesystem sets itself (create, write) have nanoseconds', async () => {
+    await fresh();
+    await shOk(`cd ${d} && for i in $(seq 20); do echo $i > f$i; done`);
+    const times = (await shOk(`cd ${d} && stat -c '%.9Y %.9Z' f*`)).trim().split(/\s+/);
+    expect(times).toHaveLength(40);
+    // Millisecond clocks end every time in 000000: twenty files all doing so would be a 1e-80 chance.
+    expect(times.some((t) => !t.endsWith('000000'))).toBe(true);
+  });
+
+  it.skipIf(!caps.fallocate || !haveTool('fallocate'))('fallocate -p (PUNCH_HOLE) frees blocks and makes holes; fallocate -z (ZERO_RANGE) zeroes and may grow', async () => {
+    await fresh();
+    const f = join(d, 'img');
+    await shOk(`head -c 1000000 /dev/urandom > ${f}`);
+    const blocks0 = (await fsp.stat(f)).blocks;
+    await shOk(`fallocate -p -o 100000 -l 500000 ${f}`);
+    let st = await fsp.stat(f);
+    expect(st.size).toBe(1_000_000);
+    expect(st.blocks).toBeLessThan(blocks0 - 700); // at least the whole 64 KiB blocks inside the range
+    const probe = `
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+d = os.pread(fd, 2000000, 0)
+print(len(d), d[100000:600000] == bytes(500000), d[99000:100000] != bytes(1000), d[600000:601000] != bytes(1000))
+print(os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, 131072, os.SEEK_DATA))
+`;
+    let out = (await shOk(`python3 -c '${probe}' ${f}`)).trim().split('\n');
+    expect(out[0]).toBe('1000000 True True True');
+    const [hole, data] = out[1]!.split(' ').map(Number);
+    expect(hole).toBeGreaterThanOrEqual(100000); // the first hole starts inside the punched range...
+    expect(hole).toBeLessThan(600000);
+    expect(data).toBeGreaterThan(hole!); // ...and data comes back after it
+    await shOk(`fallocate -z -o 990000 -l 100000 ${f}`);
+    st = await fsp.stat(f);
+    expect(st.size).toBe(1_090_000);
+    out = (await shOk(`python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); print(d[990000:] == bytes(100000), d[980000:990000] != bytes(10000))' ${f}`)).trim().split('\n');
+    expect(out[0]).toBe('True True');
+    await shOk(`fallocate -z -n -o 2000000 -l 100000 ${f}`); // KEEP_SIZE
+    expect((await fsp.stat(f)).size).toBe(1_090_000);
+  });
+
+  it.skipIf(!caps.callerOwnership)('supplementary groups count: chgrp by the owner, group permissions, S_ISGID on chmod and in setgid directories', async () => {
+    await fresh();
+    const SUPP = 4242; // a group the user is in only as a supplementary group
+    const ALIEN = 4343; // one it is not in at all
+    const asMember = (script: string) => run('setpriv', ['--reuid', String(OTHER_UID), '--regid', String(OTHER_GID), '--groups', String(SUPP), 'bash', '-c', script]);
+    const ok = async (script: string) => {
+      const r = await asMember(script);
+      if (r.code !== 0) throw new Error(`as uid ${OTHER_UID} with group ${SUPP}: ${script}\n${r.stderr}`);
+    };
+    const f = join(d, 'mine');
+    await ok(`touch ${f} && chgrp ${SUPP} ${f}`);
+    expect((await fsp.stat(f)).gid).toBe(SUPP);
+    await ok(`chown ${OTHER_GID} ${f} && chown :${SUPP} ${f}`); // chown(f, -1, SUPP) too
+    expect((await fsp.stat(f)).gid).toBe(SUPP);
+    const refused = await asMember(`chgrp ${ALIEN} ${f}`);
+    expect(refused.stderr).toMatch(/Operation not permitted/);
+    // chmod g+s keeps S_ISGID for a member of the file's group, clears it for anyone else.
+    await ok(`chmod 2755 ${f}`);
+    expect((await fsp.stat(f)).mode & 0o7777).toBe(0o2755);
+    await fsp.chown(f, OTHER_UID, ALIEN);
+    await ok(`chmod 2755 ${f}`);
+    expect((await fsp.stat(f)).mode & 0o7777).toBe(0o755);
+    // Group permission bits apply through a supplementary group.
+    const g = join(d, 'group-readable');
+    await fsp.writeFile(g, 'for the group');
+    await fsp.chown(g, 0, SUPP);
+    await fsp.chmod(g, 0o640);
+    await ok(`test "$(cat ${g})" = 'for the group' && echo more >> ${g} 2>/dev/null; test $? -ne 0`);
+    const shared = join(d, 'shared');
+    await fsp.mkdir(shared);
+    await fsp.chown(shared, 0, SUPP);
+    await fsp.chmod(shared, 0o2770);
+    // A file created with S_ISGID in a setgid directory of a group the creator is in keeps it.
+    await ok(`python3 -c 'import os; os.umask(0); os.close(os.open("${join(shared, 'sg')}", os.O_CREAT | os.O_WRONLY, 0o2755)); os.mkdir("${join(shared, 'sub')}")'`);
+    const sg = await fsp.stat(join(shared, 'sg'));
+    expect([sg.gid, sg.mode & 0o7777]).toEqual([SUPP, 0o2755]);
+    const sub = await fsp.stat(join(shared, 'sub'));
+    expect([sub.gid, sub.mode & 0o2000]).toEqual([SUPP, 0o2000]);
+    // A non-member loses S_ISGID on a group-executable file there, and keeps it without group x (Linux).
+    await fsp.chmod(shared, 0o2777);
+    await shOk(`python3 -c 'import os; os.umask(0); [os.close(os.open("${shared}/" + n, os.O_CREAT | os.O_WRONLY, m)) for n, m in (("x", 0o2755), ("nx", 0o2644))]'`, { uid: OTHER_UID, gid: OTHER_GID });
+    expect((await fsp.stat(join(shared, 'x'))).mode & 0o7777).toBe(0o755);
+    expect((await fsp.stat(join(shared, 'nx'))).mode & 0o7777).toBe(0o2644);
+  });
+
+  it('times past 2^31 and 2^32 seconds are kept, not clamped', async () => {
+    await fresh();
+    const f = join(d, 'future');
+    await fsp.writeFile(f, 'x');
+    // fuse-native gets one value for both times (see separateTimes): the same one is set for both there.
+    for (const [a, m] of [[2 ** 31, 2 ** 31 + 5], [2 ** 32 + 7, 2 ** 33], [8_000_000_000, 9_000_000_000]] as const) {
+      const mtime = caps.separateTimes ? m : a;
+      await shOk(`python3 -c 'import os, sys; os.utime(sys.argv[1], ns=(${a}000000000, ${mtime}000000000))' ${f}`);
+      const [at, mt] = (await shOk(`stat -c '%X %Y' ${f}`)).trim().split(' ').map(Number);
+      expect([at, mt]).toEqual([a, mtime]);
+    }
   });
 
   it('O_APPEND writes at the end; O_EXCL creates only once', async () => {

@@ -138,9 +138,15 @@ describe('fs core: file content', () => {
         } else if (op < 97) {
           await fs.sync(); // commits: pages become store blocks, later writes copy-on-write
         } else {
-          fs.fallocate(ROOT, ino, open.fh, r(2), r(maxSize), 1 + r(Math.min(bs * 2, maxSize)));
+          // 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE, ZERO_RANGE|KEEP_SIZE
+          const mode = [0, 1, 3, 0x10, 0x11][r(5)]!;
+          const off = r(maxSize);
+          const len = 1 + r(Math.min(bs * 3, maxSize));
+          fs.fallocate(ROOT, ino, open.fh, mode, off, len);
           const size = fs.getattr(ROOT, ino).size;
           if (size > model.length) { const m = Buffer.alloc(size); model.copy(m); model = m; }
+          if ((mode & 0x12) !== 0) model.fill(0, Math.min(off, model.length), Math.min(off + len, model.length));
+          expect(size).toBe((mode & 1) !== 0 ? model.length : Math.max(model.length, off + len));
         }
         expect(fs.getattr(ROOT, ino).size).toBe(model.length);
       }
@@ -238,7 +244,7 @@ describe('fs core: file content', () => {
     expect(errnoOf(() => fs.open(USER, entry.ino, 1))).toBe('EACCES');
   });
 
-  it('fallocate: mode 0 extends, KEEP_SIZE allocates without growing, other modes EOPNOTSUPP', () => {
+  it('fallocate: mode 0 extends, KEEP_SIZE allocates without growing, unsupported modes EOPNOTSUPP', () => {
     const { fs } = makeFs({ blockSize: 4096, inlineMax: 1024 });
     const { entry, open } = fs.create(ROOT, 1, b('f'), 0o644, 2);
     const ino = entry.ino;
@@ -252,8 +258,10 @@ describe('fs core: file content', () => {
     expect(fs.getattr(ROOT, ino).blocks).toBe(36); // blocks 3 and 4 past EOF count in full
     fs.write(ROOT, ino, open.fh, 0, b('abc'));
     expect(fs.read(ROOT, ino, open.fh, 0, 4).toString()).toBe('abc\0');
-    expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 2, 0, 10))).toBe('EOPNOTSUPP'); // PUNCH_HOLE
-    expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 0x10, 0, 10))).toBe('EOPNOTSUPP'); // ZERO_RANGE
+    expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 2, 0, 10))).toBe('EOPNOTSUPP'); // PUNCH_HOLE without KEEP_SIZE
+    expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 0x13, 0, 10))).toBe('EOPNOTSUPP'); // PUNCH_HOLE with ZERO_RANGE
+    expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 0x08, 0, 10))).toBe('EOPNOTSUPP'); // COLLAPSE_RANGE
+    expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 0x20, 0, 10))).toBe('EOPNOTSUPP'); // INSERT_RANGE
     expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 0, 0, 0))).toBe('EINVAL');
     const r = fs.open(ROOT, ino, 0);
     expect(errnoOf(() => fs.fallocate(ROOT, ino, r.fh, 0, 0, 10))).toBe('EBADF');
