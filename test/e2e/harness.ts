@@ -219,6 +219,7 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
   let killedByTest = false;
   let termTimedOut = false;
   const checked = !o.expectErrors;
+  let stderrChecked = 0; // each test answers for the errors logged during it
 
   const stats = async (): Promise<DaemonStats | null> => {
     try { return JSON.parse(await readFile(statsFile, 'utf8')) as DaemonStats; } catch { return null; }
@@ -234,7 +235,9 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
         const r = await run('sync', [dir], { timeout: 120_000 });
         if (r.code !== 0) problems.push(`fsync of the mount root failed (a commit failed?): ${r.stderr.trim()}`);
       }
-      problems.push(...daemonErrors(stderr).map((l) => `daemon stderr: ${l}`));
+      const fresh = stderr.slice(stderrChecked);
+      stderrChecked = stderr.length;
+      problems.push(...daemonErrors(fresh).map((l) => `daemon stderr: ${l}`));
       if (problems.length > 0) throw new Error(`atefs daemon ${child.pid} on ${dir} is unhealthy:\n${problems.join('\n')}`);
     },
     unmount: async () => {
