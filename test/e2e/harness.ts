@@ -200,9 +200,11 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
   const transport = o.transport ?? 'fuse-native';
   const dir = o.dir ?? await mkdtemp(join(tmpdir(), 'atefs-e2e-'));
   const ownDir = o.dir === undefined;
-  const statsDir = await mkdtemp(join(tmpdir(), 'atefs-e2e-stats-'));
-  const statsFile = join(statsDir, 'stats.json');
-  const args = [CLI, 'mount', dir, '--transport', transport, '--stats-file', statsFile];
+  // The daemon's commit counters are read from its stats file: the test's own, or one of ours.
+  const given = o.extraArgs?.indexOf('--stats-file') ?? -1;
+  const statsDir = given >= 0 ? null : await mkdtemp(join(tmpdir(), 'atefs-e2e-stats-'));
+  const statsFile = given >= 0 ? o.extraArgs![given + 1]! : join(statsDir!, 'stats.json');
+  const args = [CLI, 'mount', dir, '--transport', transport, ...(statsDir ? ['--stats-file', statsFile] : [])];
   if (o.temp !== false) args.push('--temp');
   if (o.readOnly) args.push('--read-only');
   if (o.allowOther) args.push('--allow-other');
@@ -255,7 +257,7 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
       }
       if (ownDir && !(await findMount(dir))) await rmdir(dir).catch(() => rm(dir, { recursive: true, force: true }).catch(() => {}));
       const st = await stats();
-      await rm(statsDir, { recursive: true, force: true }).catch(() => {});
+      if (statsDir) await rm(statsDir, { recursive: true, force: true }).catch(() => {});
       if (!checked) return;
       const problems: string[] = [];
       if (termTimedOut) problems.push('did not exit within 30 s of SIGTERM (killed)');
