@@ -210,7 +210,7 @@ function printReport(st: RunState): void {
   const tree = st.tree;
   out(`atefs bench:fs  ${st.started.toISOString().slice(0, 16).replace('T', ' ')} UTC  commit ${st.commit}  linux ${release()}  node ${process.version}  ${cpus().length} CPUs${QUICK ? '  QUICK' : ''}${st.partial ? '  INTERRUPTED (partial results)' : ''}`);
   out(`load average (1 min) at start ${st.load0.toFixed(1)}, at end ${loadavg()[0]!.toFixed(1)}: the machine is shared, compare ratios within one run`);
-  if (tree) out(`runs: ${RUNS} (medians)  seq file: ${SEQ_MIB} MiB random  tree: ${tree.files} files, ${tree.dirs} dirs, ${tree.symlinks} symlinks, ${tree.hardlinks} hard links, ${(tree.bytes / 1e6).toFixed(1)} MB (tar sha256 ${tree.tarSha256.slice(0, 12)})`);
+  if (tree) out(`runs: ${RUNS} (${RUNS > 1 ? 'median [min-max]' : 'one run: no spread, not for the README'})  seq file: ${SEQ_MIB} MiB random  tree: ${tree.files} files, ${tree.dirs} dirs, ${tree.symlinks} symlinks, ${tree.hardlinks} hard links, ${(tree.bytes / 1e6).toFixed(1)} MB (tar sha256 ${tree.tarSha256.slice(0, 12)})`);
   out('targets:');
   for (const t of st.targets) out(`  ${t.name.padEnd(15)}${t.unavailable ? `n/a: ${t.unavailable}` : t.note}`);
   out();
@@ -227,9 +227,13 @@ function printReport(st: RunState): void {
   out('method: per run, every target is mounted fresh, then each workload runs on every target in turn (order reversed');
   out('  on even runs), in this order, timed from spawn to exit of one command:');
   out(`  write: dd bs=1M conv=fsync from the random file on tmpfs (MB/s = 10^6 bytes/s, fsync included);`);
-  out('  read: dd bs=1M to /dev/null; gocryptfs and persistent atefs are remounted first so the daemon starts cold;');
-  out('        checked with cmp; untar: tar -xf (as root: owners, modes, times restored); md5sum: find|xargs md5sum,');
-  out('        checked against the source tree; ls -lR; rm -rf, checked gone.');
+  out('  read: dd bs=1M to /dev/null, checked with cmp; no target is remounted (the in-memory ones cannot be): cold');
+  out('        alike = the kernel caches dropped for all; daemons keep their own in-process caches (atefs: block cache);');
+  out('  untar: tar -xf (as root: owners, modes, times restored), timed until durable: fsync of the mount root (atefs');
+  out('        commits; FUSE does not forward syncfs), then sync -f on the mount and its backing store;');
+  out('  md5sum: find|xargs md5sum, checked against the source tree; ls -lR; rm -rf, timed until durable likewise,');
+  out('        checked gone.');
+  out('  a figure whose check failed is marked "!" and gets no ratio and no "ok".');
   out('  before every workload: sync -f on the mount and its backing store, then echo 3 > drop_caches (page cache,');
   out('  dentries and inodes of every mount: each FUSE read and lookup reaches the daemon). Daemons that keep data in');
   out('  RAM by design (tmpfs, the floors, atefs --temp) are not made colder than that.');

@@ -42,7 +42,7 @@ import {
   parseSegmentName,
   segmentName,
 } from './format.js';
-import { MemIo, NodeIo, type LogIo } from './io.js';
+import { MemIo, openFileIo, type LogIo } from './io.js';
 import { lockDir, lockMemory, type DirLock } from './lock.js';
 import { scanFrames, validFrameAfter, Window } from './scan.js';
 import type {
@@ -245,7 +245,7 @@ export class LogEngine implements RedoLog {
       if (!opts.dir) throw new LogError('dir is required unless memory is set');
       if (!opts.readOnly) fsNode.mkdirSync(opts.dir, { recursive: true });
       else if (!fsNode.existsSync(opts.dir)) throw new LogError(`no redo log at ${opts.dir}`);
-      io = new NodeIo(opts.dir);
+      io = openFileIo(opts.dir);
       if (!opts.readOnly) lock = lockDir(opts.dir);
     }
     const log = new LogEngine(io, lock, anonymous, opts);

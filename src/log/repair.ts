@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeHeader, decodeManifest, encodeManifest, MANIFEST, MANIFEST_TMP, parseSegmentName, segmentName } from './format.js';
-import { NodeIo } from './io.js';
+import { openFileIo } from './io.js';
 import { lockDir } from './lock.js';
 import { scanFrames } from './scan.js';
 import type { LogPosition } from './types.js';
@@ -21,7 +21,7 @@ function fsyncPath(p: string): void {
 
 export async function repairLog(dir: string): Promise<{ truncatedAt: LogPosition | null; movedAside: string | null }> {
   const lock = lockDir(dir);
-  const io = new NodeIo(dir);
+  const io = openFileIo(dir);
   const ts = new Date().toISOString().replace(/[:.]/g, '-');
   try {
     let ids: number[] | null = null;

@@ -1,21 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import { availableTransports, mountForTest, sh, shOk, type TestMount } from './harness.js';
+import { availableTransports, sh, shOk, type TestMount } from './harness.js';
+import { mountOnLog, remountAndCompare, type LogMount } from './remount.js';
 
 /** Big directories, parallel writers and a sparse 1 GiB file, through a real mount. */
 
 describe.each(availableTransports())('bulk workloads through a %s mount', (transport) => {
   let m: TestMount;
   let shm: string;
+  let lm: LogMount | undefined;
   beforeAll(async () => {
-    m = await mountForTest({ transport });
+    lm = await mountOnLog({ transport });
+    m = lm.m;
     shm = await fsp.mkdtemp('/dev/shm/atefs-e2e-bulk-');
   });
   afterAll(async () => {
-    await m?.unmount();
+    await remountAndCompare(lm);
     if (shm) await fsp.rm(shm, { recursive: true, force: true });
-  });
+  }, 300_000);
 
   it('readdir of 10,000 entries returns each name exactly once', async () => {
     const d = join(m.dir, 'big-dir');

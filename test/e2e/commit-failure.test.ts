@@ -36,7 +36,7 @@ describe.each(availableTransports())('commits failing on a full disk through a %
   let logPath: string;
   let statsFile: string;
   const mount = (dir?: string): Promise<TestMount> => mountForTest({
-    transport, temp: false, extraArgs: ['--log-path', logPath, '--stats-file', statsFile], ...(dir ? { dir } : {}),
+    transport, temp: false, expectErrors: true, extraArgs: ['--log-path', logPath, '--stats-file', statsFile], ...(dir ? { dir } : {}),
   });
   const stats = async (): Promise<{ commit: Record<string, number>; commitHealth: Record<string, unknown> } | null> => {
     try { return JSON.parse(await fsp.readFile(statsFile, 'utf8')); } catch { return null; }

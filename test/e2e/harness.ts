@@ -8,10 +8,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync, statSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, rmdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 import { findMount, unmountByPath } from '../../fs/daemon/mounttab.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -152,6 +153,13 @@ export interface MountForTestOptions {
   extraArgs?: string[];
   /** Mount on this directory instead of a fresh one (stale-mount and remount tests). */
   dir?: string;
+  /**
+   * The test provokes daemon errors or a failing exit itself: no health checks. Otherwise every
+   * test fails when the daemon logged an error (a background commit that failed, say), and
+   * unmount() fails when it exits non-zero or its stats file counts failed commits — the core
+   * keeps serving from memory after a failed commit, so nothing else would show it.
+   */
+  expectErrors?: boolean;
 }
 
 export interface TestMount {
@@ -162,9 +170,33 @@ export interface TestMount {
   output(): { stdout: string; stderr: string };
   /** Resolves with the daemon's exit code (or signal name) once it has exited. */
   exited: Promise<number | string>;
-  /** Clean unmount (SIGTERM: commit, unmount), then by path and by PID whatever happened. */
+  /**
+   * Clean unmount (SIGTERM: commit, unmount), then by path and by PID whatever happened; then
+   * rejects if the daemon was unhealthy (see expectErrors): non-zero exit, an error on stderr,
+   * failed commits in its stats file.
+   */
   unmount(): Promise<void>;
+  /** Signals the daemon; the test then expects it to die (its exit code is not checked). */
   kill(signal?: NodeJS.Signals): void;
+  /** The stats file the daemon writes at unmount (--stats-file), parsed; null before. */
+  stats(): Promise<DaemonStats | null>;
+  /**
+   * Rejects when the daemon logged an error so far, or (while it runs) when an fsync of the
+   * mount's root — which commits everything dirty, durably — fails: a failed background commit
+   * then surfaces here instead of staying in memory. Run after every test (see below).
+   */
+  checkHealthy(): Promise<void>;
+}
+
+export interface DaemonStats {
+  final: boolean;
+  commit: { batches: number; failures: number; unsettled: number; [k: string]: number };
+  counters: Record<string, number>;
+}
+
+/** Lines of daemon stderr that report an error (the daemon prefixes them all with "error:"). */
+export function daemonErrors(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => /^error: |commit failed/i.test(l));
 }
 
 const live = new Set<TestMount>();
@@ -174,7 +206,11 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
   const transport = o.transport ?? 'fuse-native';
   const dir = o.dir ?? await mkdtemp(join(tmpdir(), 'atefs-e2e-'));
   const ownDir = o.dir === undefined;
-  const args = [CLI, 'mount', dir, '--transport', transport];
+  // The daemon's commit counters are read from its stats file: the test's own, or one of ours.
+  const given = o.extraArgs?.indexOf('--stats-file') ?? -1;
+  const statsDir = given >= 0 ? null : await mkdtemp(join(tmpdir(), 'atefs-e2e-stats-'));
+  const statsFile = given >= 0 ? o.extraArgs![given + 1]! : join(statsDir!, 'stats.json');
+  const args = [CLI, 'mount', dir, '--transport', transport, ...(statsDir ? ['--stats-file', statsFile] : [])];
   if (o.temp !== false) args.push('--temp');
   if (o.readOnly) args.push('--read-only');
   if (o.allowOther) args.push('--allow-other');
@@ -186,13 +222,34 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
   const exited = new Promise<number | string>((ok) => child.on('exit', (code, sig) => ok(code ?? sig ?? 'unknown')));
   let alive = true;
-  void exited.then(() => { alive = false; });
+  let exitCode: number | string | null = null;
+  void exited.then((c) => { alive = false; exitCode = c; });
+  let killedByTest = false;
+  let termTimedOut = false;
+  const checked = !o.expectErrors;
+  let stderrChecked = 0; // each test answers for the errors logged during it
 
+  const stats = async (): Promise<DaemonStats | null> => {
+    try { return JSON.parse(await readFile(statsFile, 'utf8')) as DaemonStats; } catch { return null; }
+  };
   const m: TestMount = {
-    dir, pid: child.pid!, transport, exited,
+    dir, pid: child.pid!, transport, exited, stats,
     output: () => ({ stdout, stderr }),
-    kill: (signal = 'SIGKILL') => { if (alive) child.kill(signal); },
+    kill: (signal = 'SIGKILL') => { if (alive) { killedByTest = true; child.kill(signal); } },
+    checkHealthy: async () => {
+      if (!checked) return;
+      const problems: string[] = [];
+      if (alive && !killedByTest) {
+        const r = await run('sync', [dir], { timeout: 120_000 });
+        if (r.code !== 0) problems.push(`fsync of the mount root failed (a commit failed?): ${r.stderr.trim()}`);
+      }
+      const fresh = stderr.slice(stderrChecked);
+      stderrChecked = stderr.length;
+      problems.push(...daemonErrors(fresh).map((l) => `daemon stderr: ${l}`));
+      if (problems.length > 0) throw new Error(`atefs daemon ${child.pid} on ${dir} is unhealthy:\n${problems.join('\n')}`);
+    },
     unmount: async () => {
+      if (!live.has(m) && !alive) return;
       live.delete(m);
       if (alive) {
         child.kill('SIGTERM');
@@ -200,10 +257,23 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
       }
       await unmountByPath(dir);
       if (alive) {
+        termTimedOut = !killedByTest;
         child.kill('SIGKILL');
         await Promise.race([exited, sleep(5_000)]);
       }
       if (ownDir && !(await findMount(dir))) await rmdir(dir).catch(() => rm(dir, { recursive: true, force: true }).catch(() => {}));
+      const st = await stats();
+      if (statsDir) await rm(statsDir, { recursive: true, force: true }).catch(() => {});
+      if (!checked) return;
+      const problems: string[] = [];
+      if (termTimedOut) problems.push('did not exit within 30 s of SIGTERM (killed)');
+      else if (!killedByTest && exitCode !== 0) problems.push(`exited with ${String(exitCode)}`);
+      problems.push(...daemonErrors(stderr).map((l) => `stderr: ${l}`));
+      if (!killedByTest && !termTimedOut) {
+        if (!st?.final) problems.push('wrote no final stats file');
+        else if (st.commit.failures > 0) problems.push(`${st.commit.failures} failed commit(s) in its stats`);
+      }
+      if (problems.length > 0) throw new Error(`atefs daemon ${child.pid} on ${dir} was unhealthy:\n${problems.join('\n')}\n--- stderr ---\n${stderr.slice(-4000)}`);
     },
   };
   live.add(m);
@@ -218,7 +288,7 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
     check();
   });
   if (!ready) {
-    await m.unmount();
+    await m.unmount().catch(() => {});
     throw new Error(`atefs mount ${dir} (${transport}) did not become ready:\n${stderr}${stdout}`);
   }
   return m;
@@ -227,8 +297,15 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
 /** Unmounts everything this process mounted and is still live (afterAll safety net). */
 export async function unmountAll(): Promise<void> {
   // Newest first: a remount on an older mount's directory goes before that mount's cleanup.
-  for (const m of [...live].reverse()) await m.unmount();
+  const errors: string[] = [];
+  for (const m of [...live].reverse()) await m.unmount().catch((e: Error) => { errors.push(e.message); });
+  if (errors.length > 0) throw new Error(errors.join('\n'));
 }
+
+// Every test of a file that uses the harness fails when one of its live daemons is unhealthy.
+afterEach(async () => {
+  for (const m of [...live]) await m.checkHealthy();
+});
 
 
 /** Tools the suites call out to; a missing one skips the checks that need it. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   OTHER_GID, OTHER_UID, availableTransports, haveTool, mountForTest, run, settleLinks, sh, shOk, transportCaps, type TestMount,
 } from './harness.js';
+import { mountOnLog, remountAndCompare, type LogMount } from './remount.js';
 
 /** The POSIX behaviour of DESIGN.md §7, through a real mount (allow_other, so another uid can enter). */
 
@@ -30,8 +31,9 @@ describe.each(availableTransports())('POSIX semantics through a %s mount', (tran
     return d;
   };
 
-  beforeAll(async () => { m = await mountForTest({ transport, allowOther: true }); });
-  afterAll(async () => { await m?.unmount(); });
+  let lm: LogMount | undefined;
+  beforeAll(async () => { lm = await mountOnLog({ transport, allowOther: true }); m = lm.m; });
+  afterAll(async () => { await remountAndCompare(lm); }, 300_000);
 
   it('rename replaces a file and an empty directory; ENOTEMPTY, EINVAL, EISDIR, ENOTDIR', async () => {
     await fresh();

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { availableTransports, haveTool, mountForTest, settleLinks, shOk, transportCaps, type TestMount } from './harness.js';
+import { availableTransports, haveTool, settleLinks, shOk, transportCaps, type TestMount } from './harness.js';
+import { mountOnLog, remountAndCompare, type LogMount } from './remount.js';
 import { checksums, describeTree, makeTree } from './tree.js';
 
 /**
@@ -31,8 +32,9 @@ afterAll(async () => { if (work) await rm(work, { recursive: true, force: true }
 describe.each(availableTransports())('trees through a %s mount', (transport) => {
   const caps = transportCaps(transport);
   let m: TestMount;
-  beforeAll(async () => { m = await mountForTest({ transport }); });
-  afterAll(async () => { await m?.unmount(); });
+  let lm: LogMount | undefined;
+  beforeAll(async () => { lm = await mountOnLog({ transport }); m = lm.m; });
+  afterAll(async () => { await remountAndCompare(lm); }, 600_000);
 
   it('untar of 3,000 files with symlinks and hard links matches the tmpfs tree (stat and sha256)', async () => {
     const dst = join(m.dir, 'untar');

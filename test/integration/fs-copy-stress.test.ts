@@ -7,13 +7,13 @@ import { Filesystem, type Ctx } from '../../fs/core/index.js';
 import { openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
 
 /**
- * `cp -a` at the core level, over the real chain store on an in-memory chain: files created with
+ * `cp -a` at the core level, over the real chain store on a chain on disk: files created with
  * owner-only modes (private keys), written in 4 KiB..1 MiB chunks, chmodded to their final mode
  * (re-seal private <-> shared), then copied within the filesystem by copy_file_range; commits are
  * started by a small dirty-bytes limit, a short timer, commitSoon and fsync at random points, with
  * yields between operations so commits (cut into several by a small commit budget) run while
  * writes go on. A tiny block cache makes reads go to the store. Every file's bytes are compared
- * while mounted and after a reopen.
+ * while mounted and after the chain is reopened from its log (index deleted: a full replay).
  */
 const ROOT: Ctx = { uid: 0, gid: 0, pid: 1 };
 const MODES = [0o644, 0o644, 0o644, 0o600, 0o755, 0o640, 0o700, 0o664];
@@ -46,7 +46,8 @@ describe('cp -a through the core over a chain store (stress)', () => {
   for (const seed of [20261122, 7]) {
     it(`copies in and within keep every byte, mode and size (seed ${seed})`, async () => {
       const rnd = prng(seed);
-      const chain: LocalChain = await openLocalChain({ memory: true, configDir: join(base, `cfg-${seed}`), commitBudget: 300 * 1024 });
+      const chainOpts = { chainDir: join(base, `chain-${seed}`), configDir: join(base, `cfg-${seed}`), commitBudget: 300 * 1024 };
+      const chain: LocalChain = await openLocalChain(chainOpts);
       const opts = { commitDelayMs: 2, maxDirtyBytes: 512 * 1024, cacheBytes: 128 * 1024 };
       const fs = await Filesystem.open(chain.store, opts);
       const maybeCommit = async (): Promise<void> => {
@@ -122,10 +123,17 @@ describe('cp -a through the core over a chain store (stress)', () => {
       await fs.sync();
       check(fs, 'after sync');
       await fs.destroy();
-      const again = await Filesystem.open(chain.store, opts);
-      check(again, 'reopened');
-      await again.destroy();
       await chain.close();
+      // A new process's view of it: the chain reopened from its files, the index deleted so the
+      // whole log is replayed (nothing is carried over in memory).
+      rmSync(join(chainOpts.chainDir, 'index'), { recursive: true, force: true });
+      const chain2 = await openLocalChain(chainOpts);
+      expect(chain2.created).toBe(false);
+      expect(chain2.view.openReport.mode).not.toBe('tail');
+      const again = await Filesystem.open(chain2.store, opts);
+      check(again, 'reopened from the log');
+      await again.destroy();
+      await chain2.close();
     }, 120_000);
   }
 });

@@ -1,7 +1,7 @@
 // Property test: a random history of stores, overwrites, moves, deletes and ACL changes across many
 // DAOs gives the same view, key by key and byte by byte, (a) live, (b) reopened with the LMDB index,
 // (c) reopened after deleting the index, (d) after compaction and a reopen (with and without the
-// index, tombstones retained or expired).
+// index, tombstones retained or expired) — and the same as a model of the accepted commits.
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReadAcl, WriteAcl } from '../../src/chain/index.js';
@@ -25,7 +25,28 @@ function live(snap: Map<string, string>): Map<string, string> {
   return out;
 }
 
-async function randomHistory(c: Chain, view: View, seed: number, commits: number): Promise<void> {
+/**
+ * What the history should have made: per key, its payload (hex) while it lives, or 'deleted'.
+ * Only accepted commits change it; a refused one changes nothing.
+ */
+type Model = Map<string, string>;
+const DELETED = 'deleted';
+
+/** The view agrees with the model: the same live keys with the same bytes, the model's deleted keys as tombstones. */
+function expectMatchesModel(snap: Map<string, string>, model: Model): void {
+  const liveInView = [...live(snap).keys()].sort();
+  const liveInModel = [...model].filter(([, v]) => v !== DELETED).map(([k]) => k).sort();
+  expect(liveInView).toEqual(liveInModel);
+  for (const [k, v] of model) {
+    const e = JSON.parse(snap.get(k) ?? 'null') as { d: boolean; data: string | null } | null;
+    if (v === DELETED) expect(e === null || e.d, `${k} deleted`).toBe(true);
+    else expect(e?.data, `${k} payload`).toBe(v);
+  }
+}
+
+async function randomHistory(c: Chain, view: View, seed: number, commits: number, model: Model): Promise<{ accepted: number; refused: number }> {
+  let accepted = 0;
+  let refused = 0;
   const r = rng(seed);
   const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)]!;
   const me = c.session.signingKeys()[0]!.id;
@@ -34,6 +55,7 @@ async function randomHistory(c: Chain, view: View, seed: number, commits: number
   for (let i = 0; i < commits; i++) {
     c.clock.tick(1000);
     const dio = view.begin();
+    const pending = new Map<string, string | null>(); // key -> payload, DELETED, or null: created and deleted here
     const n = 1 + Math.floor(r() * 8);
     for (let j = 0; j < n; j++) {
       const keys = view.store.dao.getKeysCount() ? [...view.store.dao.getKeys({})].map((k) => (k as Buffer).toString('hex')) : [];
@@ -43,16 +65,22 @@ async function randomHistory(c: Chain, view: View, seed: number, commits: number
       try {
         if (op < 0.35 || liveKeys.length < 3) {
           const parent = liveKeys.length && r() < 0.7 ? { key: pick(liveKeys), collection: Math.floor(r() * 2) } : null;
-          dio.store(data, { parent, type: r() < 0.5 ? 'file' : null });
+          pending.set(dio.store(data, { parent, type: r() < 0.5 ? 'file' : null }), data.toString('hex'));
         } else if (op < 0.65) {
-          dio.store(data, { key: pick(liveKeys) });
+          const k = pick(liveKeys);
+          dio.store(data, { key: k });
+          pending.set(k, data.toString('hex'));
         } else if (op < 0.75) {
           const k = pick(liveKeys);
           const p = pick(liveKeys);
           if (p !== k) dio.attach(k, p, 1);
         } else if (op < 0.87) {
           const k = pick(liveKeys);
-          if (dio.children(k, 0).length === 0 && dio.children(k, 1).length === 0) dio.delete(k);
+          if (dio.children(k, 0).length === 0 && dio.children(k, 1).length === 0) {
+            dio.delete(k);
+            // Created in this transaction: it leaves nothing; otherwise a tombstone.
+            pending.set(k, model.has(k) ? DELETED : null);
+          }
         } else {
           dio.setAcl(pick(liveKeys), { read: pick(reads), write: pick(writes) });
         }
@@ -62,11 +90,15 @@ async function randomHistory(c: Chain, view: View, seed: number, commits: number
     }
     try {
       await dio.commit();
+      accepted++;
+      for (const [k, v] of pending) if (v !== null) model.set(k, v);
     } catch (e) {
       // Random moves can make cycles or orphans: the chain refuses them and nothing is applied.
       if ((e as Error).name !== 'NoWriteAuthority' && (e as Error).name !== 'NotFound') throw e;
+      refused++;
     }
   }
+  return { accepted, refused };
 }
 
 describe('view: property (live = reopen = rebuild = compacted)', () => {
@@ -80,8 +112,13 @@ describe('view: property (live = reopen = rebuild = compacted)', () => {
 
   it('random stores/deletes/ACL changes: identical view in every way of getting it', async () => {
     let view = await c.open();
-    await randomHistory(c, view, 12345, 60);
+    const model: Model = new Map();
+    const h1 = await randomHistory(c, view, 12345, 60, model);
+    // The history exercises the chain, not only its refusals.
+    expect(h1.accepted + h1.refused).toBe(60);
+    expect(h1.accepted).toBeGreaterThanOrEqual(45);
     const a = snapshot(view);
+    expectMatchesModel(a, model);
     expect(a.size).toBeGreaterThan(20);
     expect([...a.values()].some((v) => JSON.parse(v).d)).toBe(true);
 
@@ -109,8 +146,10 @@ describe('view: property (live = reopen = rebuild = compacted)', () => {
     expect(snapshot(view)).toEqual(a);
 
     // More history on top of the compacted log, then compaction with expired tombstones.
-    await randomHistory(c, view, 777, 30);
+    const h2 = await randomHistory(c, view, 777, 30, model);
+    expect(h2.accepted).toBeGreaterThanOrEqual(22);
     const b = snapshot(view);
+    expectMatchesModel(b, model);
     view = await c.open({ compaction: { mode: 'never', tombstoneRetentionMs: 0 } });
     await view.compact();
     expect(live(snapshot(view))).toEqual(live(b));
@@ -120,5 +159,8 @@ describe('view: property (live = reopen = rebuild = compacted)', () => {
     const d = snapshot(view);
     expect(live(d)).toEqual(live(b));
     for (const [k, v] of d) if (JSON.parse(v).d) expect(JSON.parse(b.get(k)!).d).toBe(true);
+    // Expired tombstones may be gone: the live keys and their bytes still match the model.
+    expect([...live(d).keys()].sort()).toEqual([...model].filter(([, v]) => v !== DELETED).map(([k]) => k).sort());
+    for (const [k, v] of live(d)) expect(JSON.parse(v).data).toBe(model.get(k));
   }, 120_000);
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseTrace } from '../../scripts/bench/lib/fuse-trace.js';
 import { flatten, diffCounters, commitCounters } from '../../scripts/bench/lib/stats-file.js';
 import { prepareTree } from '../../scripts/bench/lib/tree.js';
-import { ratioTable, figuresTable, commitSection, requestsSection, median, cell, type Results } from '../../scripts/bench/lib/fs-report.js';
+import { ratioTable, figuresTable, commitSection, requestsSection, median, cell, gocryptfsFor, type Results } from '../../scripts/bench/lib/fs-report.js';
 import { WORKLOADS } from '../../scripts/bench/lib/fs-workloads.js';
 import type { Target } from '../../scripts/bench/lib/fs-targets.js';
 
@@ -90,7 +90,57 @@ describe('report', () => {
     expect(median([900, 300, 310])).toBe(310);
     expect(median([1, 2, 3, 4])).toBe(2.5);
     expect(median([])).toBeUndefined();
-    expect(figuresTable(targets, [write], results, 3)[1]).toMatch(/ 400 +500 +310$/);
+    // Several runs: the median and the spread, never only the best run.
+    expect(figuresTable(targets, [write], results, 3)[1]).toMatch(/ 400 +500 +310 \[300-900\]$/);
+    expect(figuresTable(targets, [write], results, 3)[0]).toMatch(/^median \[min-max\] of 3/);
+  });
+
+  it('a workload whose check failed gets no ratio and no "ok", only its marked figure', () => {
+    const r: Results = new Map();
+    cell(r, 'floor-fn', 'untar').samples.push({ value: 5, seconds: 5 });
+    cell(r, 'gocryptfs', 'untar').samples.push({ value: 4, seconds: 4 });
+    const c = cell(r, 'atefs-fn', 'untar');
+    c.samples.push({ value: 1, seconds: 1 });
+    c.errors.push('3 files missing');
+    expect(figuresTable(targets, [untar], r, 1)[1]).toMatch(/ 1\.00!$/);
+    const lines = ratioTable(targets, [untar], r).join('\n');
+    expect(lines).toMatch(/untar\s+n\/a \(check failed\)\s+n\/a \(check failed\)$/m);
+    expect(lines).not.toMatch(/ ok/);
+    // A reference whose check failed gives no ratio either.
+    const r2: Results = new Map();
+    cell(r2, 'floor-fn', 'untar').samples.push({ value: 5, seconds: 5 });
+    cell(r2, 'floor-fn', 'untar').errors.push('wrong bytes');
+    cell(r2, 'atefs-fn', 'untar').samples.push({ value: 3, seconds: 3 });
+    expect(ratioTable(targets, [untar], r2).join('\n')).toMatch(/untar\s+n\/a \(check failed\)/);
+  });
+
+  it('compares atefs with the gocryptfs on the same kind of store, and names it', () => {
+    const ts = [
+      { ...t('gocryptfs-shm', 'gocryptfs'), backing: 'tmpfs' as const }, { ...t('gocryptfs-disk', 'gocryptfs'), backing: 'disk' as const },
+      t('floor-fn', 'floor', 'fuse-native'),
+      { ...t('atefs-fn-disk', 'atefs', 'fuse-native'), backing: 'disk' as const }, { ...t('atefs-fn-shm', 'atefs', 'fuse-native'), backing: 'tmpfs' as const },
+      { ...t('atefs-fn', 'atefs', 'fuse-native'), backing: 'memory' as const },
+    ];
+    expect(gocryptfsFor(ts, ts[3]!)!.name).toBe('gocryptfs-disk');
+    expect(gocryptfsFor(ts, ts[4]!)!.name).toBe('gocryptfs-shm');
+    expect(gocryptfsFor(ts, ts[5]!)!.name).toBe('gocryptfs-shm');
+    const r: Results = new Map();
+    for (const [n, v] of [['gocryptfs-shm', 2], ['gocryptfs-disk', 8], ['floor-fn', 1], ['atefs-fn-disk', 4], ['atefs-fn-shm', 4], ['atefs-fn', 4]] as const) {
+      cell(r, n, 'untar').samples.push({ value: v, seconds: v });
+    }
+    const lines = ratioTable(ts, [untar], r).join('\n');
+    expect(lines).toMatch(/atefs-fn-disk\s+vs floor-fn\s+vs gocryptfs-disk\n\s+untar\s+0\.25 \S+ \(1\.3x\) MISS\s+2\.00$/m);
+    expect(lines).toMatch(/atefs-fn-shm\s+vs floor-fn\s+vs gocryptfs-shm\n\s+untar\s+0\.25 \S+ \(1\.3x\) MISS\s+0\.50$/m);
+  });
+
+  it('untar and rm -rf are timed until the data is durable; the cold read remounts nobody', () => {
+    const m = { dir: '/mnt/x', syncPaths: ['/mnt/x', '/store/log'], unmount: () => Promise.resolve() };
+    const ctx = { seqFile: '/s', seqBytes: 1, scratch: '/tmp', tree: { tar: '/t.tar' } } as unknown as Parameters<typeof untar.script>[1];
+    // fsync of the root (atefs commits), then syncfs of the mount and its backing store.
+    const end = /&& sync '?\/mnt\/x'? && sync -f '?\/mnt\/x'? '?\/store\/log'?$/;
+    expect(untar.script(m, ctx)).toMatch(end);
+    expect(WORKLOADS.find((w) => w.id === 'rm')!.script(m, ctx)).toMatch(end);
+    expect(WORKLOADS.find((w) => w.id === 'read')!.before).toBeUndefined();
   });
 
   it('turns MB/s and seconds into speed ratios and checks them against the goals', () => {

@@ -138,7 +138,7 @@ describe('fs core: readdir', () => {
     expect(names(fs, ROOT, 1)).toEqual(['.', '..', 'b', 'c']);
   });
 
-  it('a large directory: O(1) lookups, full listing', () => {
+  it('a large directory: 10,000 entries, each found by lookup, all listed (lookup speed: bench:fs)', () => {
     const { fs } = makeFs();
     const d = fs.mkdir(ROOT, 1, b('big'), 0o777);
     const inos: number[] = [];

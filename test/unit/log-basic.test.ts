@@ -63,7 +63,7 @@ for (const mode of ['file', 'memory'] as const) {
       await again.close();
     });
 
-    it('concurrent durable appends share syncs and all land', async () => {
+    it('concurrent durable appends all land in order (their shared fdatasyncs: log-durability.test.ts)', async () => {
       const log = await openLog(opts());
       const res = await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(Buffer.from(`r${i}`), 'durable')));
       expect(res.map((r) => r.seq)).toEqual(res.map((_, i) => i + 1));

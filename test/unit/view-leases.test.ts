@@ -7,9 +7,9 @@ import { LeaseHeld, LeaseNotOwner, Leases } from '../../src/view/index.js';
 
 describe('view: leases', () => {
   const dir = mkdtempSync(join(tmpdir(), 'atefs-leases-'));
-  const store = new IndexStore({ path: dir });
+  let store = new IndexStore({ path: dir });
   let t = 1_000_000;
-  const leases = new Leases(store, () => t);
+  let leases = new Leases(store, () => t);
   const k = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
   afterAll(async () => {
     await store.close();
@@ -50,7 +50,11 @@ describe('view: leases', () => {
 
   it('leases survive a reopen of the index; hex DAO keys work as lease keys', async () => {
     leases.acquire(k, 'carol', 10_000);
+    // Closed and opened again from its files: nothing carried over in memory.
+    await store.close();
+    store = new IndexStore({ path: dir });
     const again = new Leases(store, () => t);
+    leases = again;
     expect(again.get(k)!.owner).toBe('carol');
     expect(again.get(k.toString('hex'))!.owner).toBe('carol');
     expect(() => again.acquire(k.toString('hex'), 'dave', 10)).toThrow(LeaseHeld);

@@ -51,7 +51,11 @@ const pad = (s: string, n: number): string => (s.length >= n ? s : ' '.repeat(n 
 const padR = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 const kfmt = (n: number): string => (n >= 100000 ? `${Math.round(n / 1000)}k` : n >= 10000 ? `${(n / 1000).toFixed(1)}k` : String(n));
 
-export function cellValue(results: Results, t: Target, w: Workload): { v?: number; text: string; bound?: boolean } {
+/**
+ * The median of a cell (`failed`: its correctness check failed — the figure is shown, marked "!",
+ * but no ratio or goal is ever derived from it).
+ */
+export function cellValue(results: Results, t: Target, w: Workload): { v?: number; text: string; bound?: boolean; failed?: boolean } {
   if (t.unavailable) return { text: 'n/a' };
   const c = results.get(t.name)?.get(w.id);
   if (!c) return { text: 'n/a' };
@@ -62,18 +66,34 @@ export function cellValue(results: Results, t: Target, w: Workload): { v?: numbe
     return { v: b, bound: true, text: `${w.unit === 's' ? '>' : '<'}${fmt(b, w.unit)}` };
   }
   if (v === undefined) return { text: c.errors.length ? 'FAIL' : c.skipped ? 'skip' : 'n/a' };
-  return { v, text: fmt(v, w.unit) + (c.errors.length ? '!' : '') };
+  const xs = c.samples.map((s) => s.value);
+  // The spread of several runs, never only the best one: median [min-max].
+  const spread = xs.length > 1 ? ` [${fmt(Math.min(...xs), w.unit)}-${fmt(Math.max(...xs), w.unit)}]` : '';
+  return { v, text: fmt(v, w.unit) + spread + (c.errors.length ? '!' : ''), ...(c.errors.length ? { failed: true } : {}) };
 }
 
 export function figuresTable(targets: Target[], workloads: Workload[], results: Results, runs: number): string[] {
   const cols = targets.filter((t) => !(t.unavailable && t.transport === 'kernel'));
   const w0 = 24;
-  const cw = Math.max(10, ...cols.map((t) => t.name.length + 2));
-  const lines = [`${padR(`figures (median of ${runs})`, w0)}${cols.map((t) => pad(t.name, cw)).join('')}`];
-  for (const w of workloads) {
-    lines.push(`${padR(`${w.label} ${w.unit}`, w0)}${cols.map((t) => pad(cellValue(results, t, w).text, cw)).join('')}`);
-  }
+  const texts = workloads.map((w) => cols.map((t) => cellValue(results, t, w).text));
+  const cw = Math.max(10, ...cols.map((t) => t.name.length + 2), ...texts.flat().map((x) => x.length + 2));
+  const title = runs > 1 ? `median [min-max] of ${runs}` : 'figures (1 run)';
+  const lines = [`${padR(title, w0)}${cols.map((t) => pad(t.name, cw)).join('')}`];
+  workloads.forEach((w, i) => {
+    lines.push(`${padR(`${w.label} ${w.unit}`, w0)}${texts[i]!.map((x) => pad(x, cw)).join('')}`);
+  });
   return lines;
+}
+
+/**
+ * The gocryptfs target atefs is compared with: the one whose cipherdir is the same kind of store
+ * as atefs's log (disk vs disk, tmpfs vs tmpfs); atefs --temp (memory) is compared with gocryptfs
+ * on tmpfs. Falls back to any gocryptfs target (one without a declared store).
+ */
+export function gocryptfsFor(targets: Target[], a: Target): Target | undefined {
+  const gcs = targets.filter((t) => t.kind === 'gocryptfs');
+  const want = a.backing === 'disk' ? 'disk' : 'tmpfs';
+  return gcs.find((g) => g.backing === want) ?? gcs.find((g) => g.backing === undefined);
 }
 
 interface Goal { min: number; text: string }
@@ -94,20 +114,25 @@ function speedRatio(unit: 'MB/s' | 's', a: number, b: number): number {
 
 export function ratioTable(targets: Target[], workloads: Workload[], results: Results): string[] {
   const atefs = targets.filter((t) => t.kind === 'atefs' && !t.unavailable);
-  const gc = targets.find((t) => t.kind === 'gocryptfs');
   if (!atefs.length) return ['ratios: no atefs target ran'];
-  const lines = ['speed ratios (>1 = atefs faster; goal after the figure; "ok"/"MISS")'];
+  const lines = [
+    'speed ratios (>1 = atefs faster; goal after the figure; "ok"/"MISS"; none where a correctness check failed)',
+    '  gocryptfs column: the gocryptfs whose cipherdir is on the same kind of store as atefs\'s log (--temp: tmpfs)',
+  ];
   for (const a of atefs) {
     const floor = targets.find((t) => t.kind === 'floor' && t.transport === a.transport);
+    const gc = gocryptfsFor(targets, a);
     if (workloads.every((w) => cellValue(results, a, w).v === undefined)) {
       lines.push(`  ${padR(a.name, 22)}no figures (see problems below)`);
       continue;
     }
     lines.push(`  ${padR(a.name, 22)}${padR(`vs ${floor?.name ?? 'floor'}`, 30)}vs ${gc?.name ?? 'gocryptfs'}`);
     for (const w of workloads) {
-      const { v: av, bound } = cellValue(results, a, w);
+      const { v: av, bound, failed } = cellValue(results, a, w);
       const part = (other: Target | undefined, goal: Goal | undefined): string => {
         const o = other ? cellValue(results, other, w) : undefined;
+        // A figure whose check failed measured something else than the workload: no ratio, no "ok".
+        if (failed || o?.failed) return 'n/a (check failed)';
         if (av === undefined || o?.v === undefined || o.bound) return 'n/a';
         const r = speedRatio(w.unit, av, o.v);
         // A killed atefs run gives an upper bound on its speed ratio.
@@ -191,12 +216,15 @@ export function commitSection(targets: Target[], workloads: Workload[], results:
   const lines: string[] = [];
   for (const t of atefs) {
     for (const w of workloads) {
-      const samples = (results.get(t.name)?.get(w.id)?.samples ?? []).filter((s) => s.commit);
+      const c = results.get(t.name)?.get(w.id);
+      const samples = (c?.samples ?? []).filter((s) => s.commit);
       if (!samples.length) continue;
+      const checkFailed = (c?.errors.length ?? 0) > 0;
       const med = (k: string): number => median(samples.map((s) => s.commit!.get(k) ?? 0)) ?? 0;
       const share = median(samples.map((s) => (s.commit!.get('signMs') ?? 0) / 1000 / s.seconds)) ?? 0;
       const wall = median(samples.map((s) => s.seconds)) ?? 0;
-      const goal = w.id === 'untar' ? ` (goal <${(SIGN_SHARE_GOAL * 100).toFixed(0)}%: ${share < SIGN_SHARE_GOAL ? 'ok' : 'MISS'})` : '';
+      const verdict = checkFailed ? 'n/a, check failed' : share < SIGN_SHARE_GOAL ? 'ok' : 'MISS';
+      const goal = w.id === 'untar' ? ` (goal <${(SIGN_SHARE_GOAL * 100).toFixed(0)}%: ${verdict})` : '';
       lines.push(`  ${padR(t.name, 15)}${padR(w.label, 18)}signing ${(share * 100).toFixed(1)}% of ${fmt(wall, 's')} s wall${goal}; `
         + `${med('signs')} signatures ${(med('signMs') / 1000).toFixed(2)} s, ${med('batches')} batches ${(med('batchMs') / 1000).toFixed(2)} s `
         + `(${med('commits')} DIO commits, ${kfmt(med('events'))} events: build ${(med('buildMs') / 1000).toFixed(2)} s, commit ${(med('commitMs') / 1000).toFixed(2)} s)`);

@@ -28,10 +28,14 @@ export interface Mounted {
   unmount(): Promise<void>;
 }
 
+/** Where a target keeps its data: the ratios pair atefs and gocryptfs on the same kind of store. */
+export type Backing = 'memory' | 'tmpfs' | 'disk';
+
 export interface Target {
   name: string;
   kind: Kind;
   transport?: Transport;
+  backing?: Backing;
   /** One line describing what exactly runs. */
   note: string;
   /** Set when the target cannot run here; printed as n/a with this reason. */
@@ -80,19 +84,20 @@ export function tmpfsTarget(env: TargetEnv): Target {
 
 // ---------------------------------------------------------------- gocryptfs
 
-export function gocryptfsTarget(env: TargetEnv): Target {
+export function gocryptfsTarget(env: TargetEnv, backing: 'tmpfs' | 'disk'): Target {
   const v = spawnSync('gocryptfs', ['-version'], { encoding: 'utf8' });
   const version = v.status === 0 ? v.stdout.split(';')[0]!.trim() : undefined;
+  const name = backing === 'tmpfs' ? 'gocryptfs-shm' : 'gocryptfs-disk';
   return {
-    name: 'gocryptfs', kind: 'gocryptfs',
-    note: `${version ?? 'gocryptfs'} (go-fuse, its own FUSE protocol implementation), cipherdir on tmpfs, default options`,
+    name, kind: 'gocryptfs', backing,
+    note: `${version ?? 'gocryptfs'} (go-fuse, its own FUSE protocol implementation), cipherdir ${backing === 'tmpfs' ? 'on tmpfs (/dev/shm)' : 'on the real disk (/var/tmp)'}, default options`,
     unavailable: version ? undefined : 'gocryptfs is not installed (scripts/bench-fs installs it with apt-get as root)',
     async mount() {
-      const base = fresh(env.work, 'gocryptfs');
-      const cipher = join(base, 'cipher');
+      const base = fresh(env.work, name);
+      const cipher = backing === 'tmpfs' ? join(base, 'cipher') : fresh(env.diskWork, `${name}-cipher`);
       const dir = join(base, 'mnt');
       const pw = join(base, 'password');
-      mkdirSync(cipher); mkdirSync(dir);
+      mkdirSync(cipher, { recursive: true }); mkdirSync(dir);
       writeFileSync(pw, 'atefs-bench-password\n');
       // -scryptn 10: the KDF cost only affects init/mount time, which is not measured.
       await run(`gocryptfs -init -quiet -scryptn 10 -passfile ${sh(pw)} ${sh(cipher)}`, { timeoutMs: 60000 });
@@ -105,7 +110,7 @@ export function gocryptfsTarget(env: TargetEnv): Target {
       const m: Mounted = {
         dir, pid: d!.pid, syncPaths: [dir, cipher],
         async remount() { await stopDaemon(d, dir, 5000); await start(); m.pid = d.pid; },
-        async unmount() { off(); await stopDaemon(d, dir, 5000); rmSync(base, { recursive: true, force: true }); },
+        async unmount() { off(); await stopDaemon(d, dir, 5000); rmSync(base, { recursive: true, force: true }); rmSync(cipher, { recursive: true, force: true }); },
       };
       return m;
     },
@@ -224,7 +229,7 @@ export function atefsTarget(env: TargetEnv, cli: AtefsCli, transport: Transport,
   }
   const storeNote = store === 'temp' ? '--temp' : store === 'log-tmpfs' ? '--log-path on tmpfs' : '--log-path on the real disk';
   return {
-    name, kind: 'atefs', transport, unavailable,
+    name, kind: 'atefs', transport, unavailable, backing: store === 'temp' ? 'memory' : store === 'log-tmpfs' ? 'tmpfs' : 'disk',
     note: `atefs mount ${storeNote} --transport ${transport}`,
     mount: () => mountDaemon(env, name, (base) => {
       const xdg = join(base, 'xdg');
@@ -246,7 +251,8 @@ export function allTargets(env: TargetEnv, floor: FloorOptions): Target[] {
   const cli = probeAtefsCli(env.root);
   return [
     tmpfsTarget(env),
-    gocryptfsTarget(env),
+    gocryptfsTarget(env, 'tmpfs'),
+    gocryptfsTarget(env, 'disk'),
     floorFuseNativeTarget(env, floor),
     atefsTarget(env, cli, 'fuse-native', 'temp'),
     atefsTarget(env, cli, 'fuse-native', 'log-tmpfs'),

@@ -1,0 +1,187 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeHeader, frameLen, FRAME_HEADER } from '../../src/log/format.js';
+import { CLI, ROOT, ensureBuilt, mountForTest, run, shOk, unmountAll } from './harness.js';
+
+/**
+ * The README's commands as a user runs them: the default XDG chain, `atefs unmount` committing
+ * what is dirty, `atefs verify` / `atefs repair` (exit codes, the damaged copy), --compact-now and
+ * --compact-mode, and the commands that are not built yet. Every daemon gets this file's own
+ * XDG directories (test/setup-env.ts), never the developer's.
+ */
+
+const node = process.execPath;
+const atefs = (...args: string[]) => run(node, [CLI, ...args], { timeout: 120_000 });
+const xdgConfig = () => process.env.XDG_CONFIG_HOME!;
+const xdgData = () => process.env.XDG_DATA_HOME!;
+const defaultChain = () => join(xdgData(), 'atefs', 'local');
+
+afterAll(async () => { await unmountAll(); });
+
+async function logBytes(chainDir: string): Promise<number> {
+  let n = 0;
+  for (const f of await fsp.readdir(join(chainDir, 'log'))) if (f.endsWith('.seg')) n += (await fsp.stat(join(chainDir, 'log', f))).size;
+  return n;
+}
+
+/** Frame offsets of a segment file: [start, end) of each frame. */
+function frames(seg: Buffer): Array<[number, number]> {
+  const h = decodeHeader(seg);
+  if (typeof h === 'string') throw new Error(h);
+  const out: Array<[number, number]> = [];
+  for (let off = h.headerLen; off + FRAME_HEADER <= seg.length;) {
+    const end = off + FRAME_HEADER + frameLen(seg, off);
+    out.push([off, end]);
+    off = end;
+  }
+  return out;
+}
+
+describe('the default chain under XDG directories, `atefs unmount`, verify and repair', () => {
+  const content = 'written without fsync, committed by `atefs unmount`\n';
+
+  it('a mount without --log-path creates the identity, the pin and the chain where the README says', async () => {
+    await ensureBuilt();
+    const m = await mountForTest({ temp: false });
+    await fsp.mkdir(join(m.dir, 'd'));
+    await fsp.writeFile(join(m.dir, 'd', 'f'), content);
+    await fsp.writeFile(join(m.dir, 'big'), Buffer.alloc(3_000_000, 7));
+    // `atefs unmount` asks the daemon to commit what is dirty and unmount.
+    const u = await atefs('unmount', m.dir);
+    expect(u.code).toBe(0);
+    expect(await m.exited).toBe(0);
+    await m.unmount();
+
+    const conf = join(xdgConfig(), 'atefs');
+    expect((await fsp.stat(conf)).mode & 0o777).toBe(0o700);
+    expect((await fsp.stat(join(conf, 'identity.token'))).mode & 0o777).toBe(0o600);
+    const pins = JSON.parse(await fsp.readFile(join(conf, 'pinned-chains.json'), 'utf8')) as Record<string, string>;
+    expect(Object.keys(pins)).toContain(defaultChain());
+    expect((await fsp.readdir(join(defaultChain(), 'log'))).some((f) => f.endsWith('.seg'))).toBe(true);
+    expect((await fsp.stat(join(defaultChain(), 'index'))).isDirectory()).toBe(true);
+
+    // A new daemon on the default chain sees what was only ever dirty in the old one's memory.
+    const again = await mountForTest({ temp: false });
+    try {
+      expect(await fsp.readFile(join(again.dir, 'd', 'f'), 'utf8')).toBe(content);
+      expect((await fsp.stat(join(again.dir, 'big'))).size).toBe(3_000_000);
+    } finally {
+      await again.unmount();
+    }
+  }, 180_000);
+
+  it('atefs verify: exit 0 and ok on the intact default chain (pinned)', async () => {
+    const v = await atefs('verify', '--json');
+    expect(v.code).toBe(0);
+    const r = JSON.parse(v.stdout) as { ok: boolean; pinned: boolean; accepted: number; records: number; problems: unknown[] };
+    expect(r).toMatchObject({ ok: true, pinned: true, problems: [] });
+    expect(r.accepted).toBe(r.records);
+    expect(r.accepted).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a damaged frame: verify exits 1 naming it; repair cuts the log back, keeps the damaged part, and verify passes again', async () => {
+    const copy = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-damaged-'));
+    try {
+      await fsp.cp(defaultChain(), copy, { recursive: true, filter: (p) => !p.endsWith('LOCK') });
+      const segName = (await fsp.readdir(join(copy, 'log'))).filter((f) => f.endsWith('.seg')).sort()[0]!;
+      const segPath = join(copy, 'log', segName);
+      const seg = await fsp.readFile(segPath);
+      const fr = frames(seg);
+      expect(fr.length).toBeGreaterThanOrEqual(3);
+      // A byte inside the second frame, with valid frames after it: corruption, not a torn tail.
+      const [start, end] = fr[1]!;
+      const damaged = Buffer.from(seg);
+      damaged[start + Math.floor((end - start) / 2)]! ^= 0xff;
+      await fsp.writeFile(segPath, damaged);
+
+      const v = await atefs('verify', '--log-path', copy, '--json');
+      expect(v.code).toBe(1);
+      const r = JSON.parse(v.stdout) as { ok: boolean; problems: Array<{ reason: string; message: string }> };
+      expect(r.ok).toBe(false);
+      expect(r.problems[0]).toMatchObject({ reason: 'LogCorruptError' });
+      expect(r.problems[0]!.message).toContain(`offset ${start}`);
+
+      const rep = await atefs('repair', '--log-path', copy);
+      expect(rep.code).toBe(0);
+      expect(rep.stdout + rep.stderr).toContain(`truncated at segment 1 offset ${start}`);
+      const files = await fsp.readdir(join(copy, 'log'));
+      const aside = files.filter((f) => f.startsWith(`${segName}.damaged-`));
+      expect(aside).toHaveLength(1);
+      // Nothing is deleted without a copy: the cut log plus the copy hold every damaged byte.
+      const cut = await fsp.readFile(segPath);
+      expect(cut.equals(damaged.subarray(0, start))).toBe(true);
+      const kept = await fsp.readFile(join(copy, 'log', aside[0]!));
+      expect(kept.subarray(kept.length - (damaged.length - start)).equals(damaged.subarray(start))).toBe(true);
+
+      const v2 = await atefs('verify', '--log-path', copy);
+      expect(v2.code).toBe(0);
+      const again = await atefs('repair', '--log-path', copy);
+      expect(again.code).toBe(0);
+      expect(again.stdout + again.stderr).toMatch(/no damage found, nothing changed/);
+    } finally {
+      await fsp.rm(copy, { recursive: true, force: true });
+    }
+  });
+
+  it('verify of a directory without a chain is an error exit with one line', async () => {
+    const empty = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-nochain-'));
+    try {
+      const v = await atefs('verify', '--log-path', empty);
+      expect(v.code).not.toBe(0);
+      expect(v.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await fsp.rm(empty, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('compaction options', () => {
+  it('--compact-now compacts before mounting: deleted data leaves the log, live data stays', async () => {
+    const logPath = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-compact-'));
+    try {
+      const m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--compact-mode', 'never'] });
+      // A commit is kept or dropped whole (DESIGN: signatures cover it): the file to delete gets its own.
+      await shOk(`head -c 4000000 /dev/urandom > ${m.dir}/gone && sync ${m.dir}/gone && rm ${m.dir}/gone && echo keep > ${m.dir}/keep && sync ${m.dir}/keep`);
+      await m.unmount();
+      const before = await logBytes(logPath);
+      expect(before).toBeGreaterThan(4_000_000);
+      // 'never' kept it all; --compact-now compacts anyway.
+      const again = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--compact-mode', 'never', '--compact-now'] });
+      try {
+        const after = await logBytes(logPath);
+        expect(after).toBeLessThan(before - 3_500_000);
+        expect(await fsp.readFile(join(again.dir, 'keep'), 'utf8')).toBe('keep\n');
+      } finally {
+        await again.unmount();
+      }
+    } finally {
+      await fsp.rm(logPath, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('an unknown --compact-mode is refused with one line and nothing is mounted', async () => {
+    const dir = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-badmode-'));
+    try {
+      const r = await atefs('mount', dir, '--temp', '--compact-mode', 'sometimes');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/compact/i);
+      expect((await shOk(`grep -c " ${dir} " /proc/self/mountinfo || true`)).trim()).toBe('0');
+    } finally {
+      await fsp.rmdir(dir).catch(() => {});
+    }
+  });
+});
+
+describe('commands not built yet', () => {
+  for (const [bin, args] of [['atefs', ['create-user']], ['atefs', ['create-token']], ['atedb', ['solo']]] as const) {
+    it(`${bin} ${args.join(' ')}: "not implemented yet", exit 2`, async () => {
+      await ensureBuilt();
+      const r = await run(node, [join(ROOT, 'dist', 'cli', `${bin}.js`), ...args], { timeout: 60_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim()).toBe(`${bin} ${args[0]}: not implemented yet`);
+    });
+  }
+});
