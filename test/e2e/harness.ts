@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findMount, unmountByPath } from '../../fs/daemon/mounttab.js';
+import { NONROOT_TRANSPORT, nonrootLaunch } from './nonroot.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'dist', 'cli', 'atefs.js');
@@ -25,12 +26,13 @@ export const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 /**
  * Transports the suites run against: $ATEFS_TRANSPORTS (comma-separated, default fuse-native),
- * plus 'kernel' once the kernel transport is built and we are root (it mounts with mount(2)).
+ * plus, when we are root, 'kernel' (mounted with mount(2)) and 'kernel-nonroot' (the kernel
+ * transport with the daemon run as an unprivileged user, mounting through fusermount; nonroot.ts).
  */
 export function availableTransports(): string[] {
   const env = process.env.ATEFS_TRANSPORTS;
   const list = (env ?? 'fuse-native').split(',').map((s) => s.trim()).filter(Boolean);
-  if (env === undefined && process.getuid?.() === 0 && existsSync(join(ROOT, 'fs', 'kernel', 'index.ts'))) list.push('kernel');
+  if (env === undefined && process.getuid?.() === 0 && existsSync(join(ROOT, 'fs', 'kernel', 'index.ts'))) list.push('kernel', NONROOT_TRANSPORT);
   return [...new Set(list)];
 }
 
@@ -168,12 +170,15 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
   const transport = o.transport ?? 'fuse-native';
   const dir = o.dir ?? await mkdtemp(join(tmpdir(), 'atefs-e2e-'));
   const ownDir = o.dir === undefined;
-  const args = [CLI, 'mount', dir, '--transport', transport];
+  const nonroot = transport === NONROOT_TRANSPORT;
+  const args = [CLI, 'mount', dir, '--transport', nonroot ? 'kernel' : transport];
   if (o.temp !== false) args.push('--temp');
   if (o.readOnly) args.push('--read-only');
-  if (o.allowOther) args.push('--allow-other');
+  // The test process (root) reaches a non-root user's mount only through allow_other.
+  if (o.allowOther || nonroot) args.push('--allow-other');
   if (o.extraArgs) args.push(...o.extraArgs);
-  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  const launch = nonroot ? nonrootLaunch(args, dir) : { cmd: process.execPath, args, env: { ...process.env, CI: 'true' } };
+  const child: ChildProcess = spawn(launch.cmd, launch.args, { stdio: ['ignore', 'pipe', 'pipe'], env: launch.env });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
