@@ -42,6 +42,8 @@ export interface LocalChain {
   chainDir: string;
   genesisHash: string;
   created: boolean;
+  /** Compaction runs of a writable chain (null: read-only, or the view compacts by itself). */
+  scheduler: CompactionScheduler | null;
   close(): Promise<void>;
 }
 
@@ -148,11 +150,13 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       return s.bavail * s.bsize;
     },
   });
-  const scheduler = defer ? new CompactionScheduler(view, o.deferCompaction || {}) : null;
+  const scheduler = defer
+    ? new CompactionScheduler(view, { serialize: (fn) => store.serialize(fn), ...(o.deferCompaction || {}) })
+    : null;
   return {
-    store, view, log, chainDir, genesisHash: hash, created: !!genesis,
+    store, view, log, chainDir, genesisHash: hash, created: !!genesis, scheduler,
     async close() {
-      scheduler?.stop();
+      await scheduler?.stop();
       await store.close();
       await view.close();
       await log.close();

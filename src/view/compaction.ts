@@ -43,6 +43,13 @@ import { advanceWatermark, advanceWatermarkBy, emptyWatermark, storedRecordDiges
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
 /** Longest wait for writers between two slices (compaction must progress under a steady write load). */
 const COMMIT_WAIT_MAX_MS = 250;
+/**
+ * An urgent run (the log is outgrowing its space bound under continuous writes): longer slices and
+ * a short wait for writers, so the compaction outpaces the log's growth; a commit still waits for
+ * at most one slice.
+ */
+const URGENT_SLICE_MS = 20;
+const URGENT_COMMIT_WAIT_MS = 20;
 
 /**
  * Cooperative time slicing: compaction runs on the main thread next to writers, so every loop
@@ -51,27 +58,34 @@ const COMMIT_WAIT_MAX_MS = 250;
  */
 class Slicer {
   private last = performance.now();
-  constructor(
-    private readonly view: View,
-    private readonly budgetMs = 4,
-  ) {}
+  private readonly budgetMs: number;
+  private readonly waitMs: number;
+  constructor(private readonly view: View) {
+    const urgent = urgentRuns.has(view);
+    this.budgetMs = urgent ? URGENT_SLICE_MS : 4;
+    this.waitMs = urgent ? URGENT_COMMIT_WAIT_MS : COMMIT_WAIT_MAX_MS;
+  }
   async tick(): Promise<void> {
     if (performance.now() - this.last < this.budgetMs) return;
     await yieldNow();
     // Writers first: one slice per commit at most (see View.commitsIdle).
-    await this.view.commitsIdle(COMMIT_WAIT_MAX_MS);
+    await this.view.commitsIdle(this.waitMs);
     this.last = performance.now();
   }
 }
 
+/** Views whose running compaction is urgent (one run per view at a time). */
+const urgentRuns = new WeakSet<View>();
+
 export async function runCompaction(
   view: View,
   reason: string,
-  opts: { failAt?: CompactionStep; automatic?: boolean } = {},
+  opts: { failAt?: CompactionStep; automatic?: boolean; urgent?: boolean } = {},
 ): Promise<CompactionReport> {
   const t0 = performance.now();
   const stall = { max: 0 };
   view.stallProbe = stall;
+  if (opts.urgent) urgentRuns.add(view);
   try {
     const cut = view.watermark.seq;
     const recordsBefore = view.watermark.records;
@@ -166,6 +180,7 @@ export async function runCompaction(
     };
   } finally {
     view.stallProbe = null;
+    urgentRuns.delete(view);
   }
 }
 
