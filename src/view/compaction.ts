@@ -163,8 +163,12 @@ export async function runCompaction(
       },
     });
     const changes = await recordChanges(view, result.positions, cut);
+    // Digests of what was appended after the cut, in slices and outside the write lock: under
+    // continuous writes that is every commit of the run (measured: 120-200 ms of hashing and
+    // decoding 4 MiB commits under the lock, every writer stalled behind it).
+    const tail = await hashTail(view, cut, hashedUpToCut);
     await view.exclusive(async () => {
-      remapIndex(view, result.positions, changes, cut, hashedUpToCut);
+      remapIndex(view, result.positions, changes, cut, tail);
     });
     view.remap = null;
     view.state.clearCache();
@@ -383,14 +387,36 @@ interface RecordChanges {
 }
 
 /** After the switch: positions, dropped records, watermark over the new log. Under the write lock. */
-function remapIndex(view: View, positions: Map<number, LogPosition>, changes: RecordChanges, cut: number, upToCut: Watermark): void {
-  const store = view.store;
-  // upToCut was hashed over the old log: its position is replaced by the new one of its record.
-  // Records after the cut are read from the new log, so their positions (copied or not) are current.
+/**
+ * The compacted log's watermark advanced over the records after the cut that are applied by now
+ * (read from the new log, after the switch: their positions are final). Sliced.
+ */
+async function hashTail(view: View, cut: number, upToCut: Watermark): Promise<{ wm: Watermark; through: number }> {
   let wm = upToCut;
+  let through = cut;
+  const slice = new Slicer(view);
+  const upTo = view.watermark.seq;
   for (const rec of view.log.records({ seq: cut + 1 })) {
-    if (rec.seq > view.watermark.seq) break;
+    if (rec.seq > upTo) break;
     wm = advanceWatermarkBy(wm, rec.seq, rec.pos, storedRecordDigest(rec.payload), rec.payload.length);
+    through = rec.seq;
+    await slice.tick();
+  }
+  return { wm, through };
+}
+
+function remapIndex(view: View, positions: Map<number, LogPosition>, changes: RecordChanges, cut: number, hashed: { wm: Watermark; through: number }): void {
+  const store = view.store;
+  // hashed.wm covers the cut (hashed over the old log: its position is replaced by the new one of
+  // its record) and the records hashTail read after it, through hashed.through; the few applied
+  // since are added here. Records after the cut are read from the new log: their positions
+  // (copied or not) are current.
+  let wm = hashed.wm;
+  if (hashed.through < view.watermark.seq) {
+    for (const rec of view.log.records({ seq: hashed.through + 1 })) {
+      if (rec.seq > view.watermark.seq) break;
+      wm = advanceWatermarkBy(wm, rec.seq, rec.pos, storedRecordDigest(rec.payload), rec.payload.length);
+    }
   }
   const last = positions.get(wm.seq);
   if (last) wm = { ...wm, segment: last.segment, offset: last.offset };
