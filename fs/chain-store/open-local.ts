@@ -150,9 +150,14 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       return s.bavail * s.bsize;
     },
   });
-  const scheduler = defer
-    ? new CompactionScheduler(view, { serialize: (fn) => store.serialize(fn), ...(o.deferCompaction || {}) })
-    : null;
+  let scheduler: CompactionScheduler | null = null;
+  try {
+    if (defer) scheduler = new CompactionScheduler(view, { serialize: (fn) => store.serialize(fn), ...(o.deferCompaction || {}) });
+  } catch (e) {
+    await view.close().catch(() => undefined);
+    await log.close().catch(() => undefined);
+    throw e;
+  }
   return {
     store, view, log, chainDir, genesisHash: hash, created: !!genesis, scheduler,
     async close() {

@@ -123,4 +123,15 @@ describe('bounded space under continuous rewrites', () => {
     await fs.destroy();
     await chain.close();
   }, 600_000);
+
+  it('refuses a space bound below the live data or a negative slack, and closes what it opened', async () => {
+    const chainDir = join(base, 'bad-options');
+    const configDir = join(base, 'config');
+    await expect(openLocalChain({ chainDir, configDir, deferCompaction: { spaceFactor: 0.5 } })).rejects.toThrow(RangeError);
+    await expect(openLocalChain({ chainDir, configDir, deferCompaction: { spaceSlackBytes: -1 } })).rejects.toThrow(RangeError);
+    // The log's lock was released: the chain opens again.
+    const chain = await openLocalChain({ chainDir, configDir, deferCompaction: { spaceFactor: 0 } });
+    expect(chain.scheduler).not.toBeNull();
+    await chain.close();
+  });
 });
