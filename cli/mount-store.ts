@@ -84,7 +84,8 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
       const s = chain.view.stats();
       return { logBytes: s.logBytes, ...(s.compacting ? { compaction: 'running' } : {}) };
     },
-    timings: () => ({ ...chain.store.timings }),
+    // Commit timings, and the log against its live data (the space bound; compaction-scheduler.ts).
+    timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}) }),
     close: () => chain.close(),
   };
 }

@@ -85,6 +85,8 @@ export class CompactionScheduler {
   spaceRuns = 0;
   lastSpaceRun: SpaceRunReport | null = null;
   lastSpaceError: Error | null = null;
+  /** Bytes the cleaner wrote again, over every space run. */
+  relocatedBytes = 0;
 
   constructor(private readonly view: View, private readonly opts: CompactionSchedulerOptions = {}) {
     this.idleMs = opts.idleMs ?? 2000;
@@ -96,6 +98,23 @@ export class CompactionScheduler {
     this.unsubscribe = view.subscribe(() => { this.lastCommit = Date.now(); });
     this.timer = setInterval(() => this.tick(), opts.pollMs ?? 500);
     this.timer.unref();
+  }
+
+  /** Live data as last measured by a space run (0 before the first). */
+  get liveBytes(): number {
+    return this.live;
+  }
+
+  /** Counters for the mount's stats file: log size against live data, space runs, relocation. */
+  counters(): Record<string, number> {
+    const last = this.lastSpaceRun;
+    return {
+      logBytes: this.view.log.sizeBytes(),
+      liveBytes: this.live,
+      spaceRuns: this.spaceRuns,
+      relocatedBytes: this.relocatedBytes,
+      ...(last?.compaction ? { lastSpaceCompactionMs: Math.round(last.compaction.ms), lastSpaceMaxWriterStallMs: Math.round(last.compaction.maxWriterStallMs) } : {}),
+    };
   }
 
   /** The log size at which a space run starts. */
@@ -169,6 +188,7 @@ export class CompactionScheduler {
         const r = await relocate(view, scan.sparse, this.opts.serialize, this.opts.cleaner);
         report.relocatedBytes = r.bytes;
         report.relocatedDaos = r.daos;
+        this.relocatedBytes += r.bytes;
       }
       if (this.stopped) return;
       this.started++;

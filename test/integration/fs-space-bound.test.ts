@@ -109,6 +109,12 @@ describe('bounded space under continuous rewrites', () => {
     expect(runsWhileWriting).toBeGreaterThanOrEqual(2);
     expect(relocated).not.toBeNull();
     expect(logBytes).toBeLessThanOrEqual(bound);
+    // The live data it measured is the file (plus a little metadata), as the stats file reports it.
+    const c = scheduler.counters();
+    expect(c.liveBytes).toBeGreaterThanOrEqual(LIVE);
+    expect(c.liveBytes).toBeLessThan(LIVE * 1.05);
+    expect(c.relocatedBytes).toBeGreaterThan(0);
+    expect(c.logBytes).toBe(chain.log.sizeBytes());
 
     fs.release(ino, o.fh);
     await fs.destroy();
