@@ -24,8 +24,9 @@ export interface MountArgs {
 }
 
 /**
- * The transport used when --transport is not given: the kernel transport (fs/kernel) when this
- * process may mount(2) (root or CAP_SYS_ADMIN, /dev/fuse present), fuse-native otherwise.
+ * The transport used when --transport is not given: the kernel transport (fs/kernel) for every
+ * user who can mount with it (root through mount(2), anyone else through the setuid fusermount),
+ * fuse-native only where it cannot (not Linux, no /dev/fuse, no fusermount).
  */
 export function defaultTransport(): TransportName {
   return kernelTransportAvailable() ? 'kernel' : 'fuse-native';
@@ -39,7 +40,7 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('temp', { type: 'boolean', default: false, describe: 'a throw-away filesystem kept in memory; nothing is persisted' })
     .option('read-only', { type: 'boolean', default: false, describe: 'mount read-only (writes fail with EROFS)' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users enter the mount (modes are still enforced)' })
-    .option('transport', { type: 'string', choices: ['kernel', 'fuse-native'] as const, describe: 'how to talk to the kernel (default: kernel as root, else fuse-native)' })
+    .option('transport', { type: 'string', choices: ['kernel', 'fuse-native'] as const, describe: 'how to talk to the kernel (default: kernel; fuse-native has the limits listed in the README)' })
     .option('background', { type: 'boolean', default: false, describe: 'detach once mounted; the daemon logs under $XDG_STATE_HOME/atefs' })
     .option('passcode', { type: 'string', describe: 'passphrase of an encrypted --token-path file (or $ATEFS_PASSCODE)' })
     .option('token-path', { type: 'string', describe: 'token file whose keys to use instead of the local identity' })

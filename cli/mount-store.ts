@@ -98,7 +98,8 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
         : c ? `${c.skipped ? `skipped (${c.skipped})` : `${fmtMiB(c.bytesBefore)} -> ${fmtMiB(c.bytesAfter)} in ${Math.round(c.ms)} ms`} (${c.reason})` : undefined;
       return { logBytes: s.logBytes, seq: s.watermarkSeq, events: chain.store.timings.events, ...(compaction ? { compaction } : {}) };
     },
-    timings: () => ({ ...chain.store.timings }),
+    // Commit timings, and the log against its live data (the space bound; compaction-scheduler.ts).
+    timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}) }),
     close: () => chain.close(),
   };
 }

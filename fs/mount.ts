@@ -2,8 +2,8 @@ import type { FsCore } from './core/api.js';
 
 /**
  * Mounting an FsCore through one of the transports. The transports live in fs/fuse-native/
- * (libfuse 2 through the fuse-native addon, any user with fusermount) and fs/kernel/ (the FUSE
- * kernel protocol spoken over /dev/fuse, root only). Both serve requests from the calling
+ * (libfuse 2 through the fuse-native addon) and fs/kernel/ (the FUSE kernel protocol spoken over
+ * /dev/fuse; root mounts with mount(2), other users through fusermount). Both serve requests from the calling
  * process's main thread, so the caller must be a dedicated process (the mount daemon), and
  * nothing in that process may touch the mountpoint with a synchronous fs call (deadlock).
  */

@@ -160,7 +160,12 @@ export class ChainStore implements FsStore {
   }
 
   commit(batch: FsBatch, durability: Durability): Promise<void> {
-    const run = this.queue.then(() => this.apply(batch, durability));
+    return this.serialize(() => this.apply(batch, durability));
+  }
+
+  /** Runs `fn` between two batches' commits (the log cleaner's relocations; see log-cleaner.ts). */
+  serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
     this.queue = run.catch(() => undefined);
     return run;
   }

@@ -42,6 +42,8 @@ export interface LocalChain {
   chainDir: string;
   genesisHash: string;
   created: boolean;
+  /** Compaction runs of a writable chain (null: read-only, or the view compacts by itself). */
+  scheduler: CompactionScheduler | null;
   close(): Promise<void>;
 }
 
@@ -128,11 +130,18 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       return s.bavail * s.bsize;
     },
   });
-  const scheduler = defer ? new CompactionScheduler(view, o.deferCompaction || {}) : null;
+  let scheduler: CompactionScheduler | null = null;
+  try {
+    if (defer) scheduler = new CompactionScheduler(view, { serialize: (fn) => store.serialize(fn), ...(o.deferCompaction || {}) });
+  } catch (e) {
+    await view.close().catch(() => undefined);
+    await log.close().catch(() => undefined);
+    throw e;
+  }
   return {
-    store, view, log, chainDir, genesisHash: hash, created: !!genesis,
+    store, view, log, chainDir, genesisHash: hash, created: !!genesis, scheduler,
     async close() {
-      scheduler?.stop();
+      await scheduler?.stop();
       await store.close();
       await view.close();
       await log.close();

@@ -3,13 +3,13 @@
  *
  * fs/mount.ts loads this module lazily and calls mountKernel(); nothing else in fs/ depends on it.
  */
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FsCore } from '../core/api.js';
 import { type BulkCryptoPool, defaultBulkPool } from '../../src/crypto/index.js';
 import { RequestLoop, type LoopMode } from './loop.js';
 import {
-  KernelMountError, abortConnection, kernelTransportAvailable, mountFuse, recoverStale, umount,
+  KernelMountError, abortConnection, attachFuse, kernelMountMethod, kernelTransportAvailable, recoverStale, umount,
 } from './mount-syscall.js';
 import { PAGE_SIZE } from './protocol.js';
 import { Session } from './session.js';
@@ -113,8 +113,9 @@ function setReadAhead(dev: number, kb: number, debug: boolean): void {
 }
 
 export async function mountKernel(core: FsCore, mountpoint: string, opts: KernelMountOptions = {}): Promise<KernelMountHandle> {
-  if (!kernelTransportAvailable()) {
-    throw new KernelMountError('the kernel transport needs /dev/fuse and root (or CAP_SYS_ADMIN)');
+  const method = kernelMountMethod();
+  if (!method) {
+    throw new KernelMountError('the kernel transport needs Linux, /dev/fuse and either root or fusermount (Debian package fuse)');
   }
   const mp = resolve(mountpoint);
   await recoverStale(mp);
@@ -123,43 +124,46 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
   const mode: LoopMode = (process.env.ATEFS_KERNEL_LOOP as LoopMode | undefined) ?? opts.loop ?? 'blocking';
   if (mode !== 'blocking' && mode !== 'threadpool') throw new KernelMountError(`unknown loop mode ${mode}`);
 
-  const fd = openSync('/dev/fuse', 'r+');
+  // Mounted first: through fusermount the descriptor only exists once the mount does. Reading it
+  // starts only after loop.start() below.
+  const fd = await attachFuse({
+    mountpoint: mp, fsname: opts.fsname ?? 'atefs', allowOther: opts.allowOther ?? false,
+    readOnly: opts.readOnly ?? false, maxRead: maxWrite,
+  }, method);
   let initDone!: () => void;
   const inited = new Promise<void>((r) => { initDone = r; });
   let loop: RequestLoop | null = null;
-  const session = new Session(fd, core, {
-    writebackCache: (envBool('ATEFS_KERNEL_WRITEBACK') ?? opts.writebackCache ?? false) && !opts.readOnly,
-    maxWrite,
-    negativeTimeout: envNum('ATEFS_KERNEL_NEGATIVE_TIMEOUT') ?? opts.negativeTimeout ?? opts.cacheTimeout ?? 1,
-    attrTimeout: opts.attrTimeout ?? opts.cacheTimeout ?? 1,
-    cacheDir: envBool('ATEFS_KERNEL_CACHE_DIR') ?? opts.cacheDir ?? false,
-    wakeName: mode === 'blocking' ? Buffer.from(WAKE_NAME) : null,
-    bulk: envBool('ATEFS_KERNEL_BULK_READ') === false ? null : opts.bulk !== undefined ? opts.bulk : core.readPlan ? defaultBulkPool() : null,
-    debug,
-  }, {
-    onInit: () => initDone(),
-    onWake: () => loop?.wake(),
-    onDestroyed: () => undefined,
-  });
-  loop = new RequestLoop(fd, session, {
-    mode,
-    // header + fuse_write_in + max_write, rounded up to whole pages
-    bufferSize: maxWrite + 2 * PAGE_SIZE,
-    sliceMs: envNum('ATEFS_KERNEL_SLICE_MS') ?? 20,
-    idleMs: envNum('ATEFS_KERNEL_IDLE_MS') ?? 10,
-    wakePath: `${mp}/${WAKE_NAME}`,
-    debug,
-  });
-
+  let session: Session;
   try {
-    await mountFuse({
-      fd, mountpoint: mp, fsname: opts.fsname ?? 'atefs', allowOther: opts.allowOther ?? false,
-      readOnly: opts.readOnly ?? false, maxRead: maxWrite,
+    session = new Session(fd, core, {
+      writebackCache: (envBool('ATEFS_KERNEL_WRITEBACK') ?? opts.writebackCache ?? false) && !opts.readOnly,
+      maxWrite,
+      negativeTimeout: envNum('ATEFS_KERNEL_NEGATIVE_TIMEOUT') ?? opts.negativeTimeout ?? opts.cacheTimeout ?? 1,
+      attrTimeout: opts.attrTimeout ?? opts.cacheTimeout ?? 1,
+      cacheDir: envBool('ATEFS_KERNEL_CACHE_DIR') ?? opts.cacheDir ?? false,
+      wakeName: mode === 'blocking' ? Buffer.from(WAKE_NAME) : null,
+      bulk: envBool('ATEFS_KERNEL_BULK_READ') === false ? null : opts.bulk !== undefined ? opts.bulk : core.readPlan ? defaultBulkPool() : null,
+      debug,
+    }, {
+      onInit: () => initDone(),
+      onWake: () => loop?.wake(),
+      onDestroyed: () => undefined,
+    });
+    loop = new RequestLoop(fd, session, {
+      mode,
+      // header + fuse_write_in + max_write, rounded up to whole pages
+      bufferSize: maxWrite + 2 * PAGE_SIZE,
+      sliceMs: envNum('ATEFS_KERNEL_SLICE_MS') ?? 20,
+      idleMs: envNum('ATEFS_KERNEL_IDLE_MS') ?? 10,
+      wakePath: `${mp}/${WAKE_NAME}`,
+      debug,
     });
   } catch (e) {
+    await umount(mp, true);
     closeSync(fd);
     throw e;
   }
+
   // Reading /dev/fuse before mount(2) attached it fails (EPERM): serve only from here on.
   loop.start();
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
@@ -208,7 +212,7 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
       unmounting = (async () => {
         loop!.stopWaker();
         let r = await umount(mp);
-        if (r.code !== 0 && !/not mounted/.test(r.stderr)) {
+        if (r.code !== 0 && !/not mounted|not found/.test(r.stderr)) {
           // Busy (a process sits in the mount): detach it and end the connection ourselves.
           r = await umount(mp, true);
           if (dev !== undefined) abortConnection(dev);

@@ -1,12 +1,18 @@
 /**
- * mount(2) / umount(2) for the kernel transport, through util-linux's mount and umount.
+ * Attaching and detaching the kernel transport's /dev/fuse connection.
  *
- * Node cannot call mount(2) itself; `mount -i` calls it directly (no /sbin/mount.fuse helper) with
- * the /dev/fuse descriptor handed to the child as fd 3. Root or CAP_SYS_ADMIN only.
+ * Node cannot call mount(2) itself. Two ways, chosen by kernelMountMethod():
+ *  - 'mount' (root or CAP_SYS_ADMIN): util-linux's `mount -i` calls mount(2) directly (no
+ *    /sbin/mount.fuse helper) with the /dev/fuse descriptor we opened handed to the child as fd 3;
+ *    `umount` detaches.
+ *  - 'fusermount' (any other user): the setuid `fusermount` mounts and sends the descriptor back
+ *    (fusermount.ts); `fusermount -u` detaches. Needs read/write access to /dev/fuse (mode 0666,
+ *    as udev sets it on a stock Debian) and, for allow_other, user_allow_other in /etc/fuse.conf.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { fusermountMount, fusermountUnmount } from './fusermount.js';
 
 export class KernelMountError extends Error {
   constructor(message: string) {
@@ -15,9 +21,8 @@ export class KernelMountError extends Error {
   }
 }
 
-/** True when this process may mount FUSE by itself: /dev/fuse exists and we are root or hold CAP_SYS_ADMIN. */
-export function kernelTransportAvailable(): boolean {
-  if (process.platform !== 'linux' || !existsSync('/dev/fuse')) return false;
+/** True when this process may call mount(2) itself: root or CAP_SYS_ADMIN. */
+function maySysMount(): boolean {
   if (process.getuid?.() === 0) return true;
   try {
     const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -27,6 +32,40 @@ export function kernelTransportAvailable(): boolean {
   } catch {
     return false;
   }
+}
+
+/** fusermount (libfuse 2, Debian's `fuse`) or fusermount3 (libfuse 3) on PATH; both speak _FUSE_COMMFD. */
+export function findFusermount(): string | null {
+  for (const name of ['fusermount', 'fusermount3']) {
+    for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+      if (!dir) continue;
+      const p = join(dir, name);
+      try {
+        accessSync(p, constants.X_OK);
+        return p;
+      } catch { /* next */ }
+    }
+  }
+  return null;
+}
+
+export type KernelMountMethod = 'mount' | 'fusermount';
+
+/**
+ * How this process can attach a kernel-transport mount, or null when it cannot (not Linux, no
+ * /dev/fuse, neither root nor a fusermount). ATEFS_KERNEL_MOUNT=fusermount makes root mount
+ * through fusermount too (tests of that path).
+ */
+export function kernelMountMethod(): KernelMountMethod | null {
+  if (process.platform !== 'linux' || !existsSync('/dev/fuse')) return null;
+  const forced = process.env.ATEFS_KERNEL_MOUNT;
+  if (forced !== 'fusermount' && maySysMount()) return 'mount';
+  return findFusermount() ? 'fusermount' : null;
+}
+
+/** True when the kernel transport can mount here (as root, or through fusermount as anyone). */
+export function kernelTransportAvailable(): boolean {
+  return kernelMountMethod() !== null;
 }
 
 export function run(cmd: string, args: string[], fd?: number): Promise<{ code: number; stderr: string }> {
@@ -71,7 +110,7 @@ export async function recoverStale(dir: string): Promise<boolean> {
   }
   if (!stale && !mountedAt(dir).some((m) => m.fstype.startsWith('fuse'))) return false;
   if (!stale) return false; // a live FUSE mount belongs to someone: leave it to the caller's error
-  const r = await run('umount', ['-l', dir]);
+  const r = await umount(dir, true);
   if (r.code !== 0) throw new KernelMountError(`stale mount at ${dir} could not be detached: ${r.stderr}`);
   return true;
 }
@@ -101,6 +140,44 @@ export function kernelChecksPermissions(allowOther: boolean, uid: number): boole
   return allowOther || uid !== 0;
 }
 
+/**
+ * Mounts `a.mountpoint` and returns the /dev/fuse descriptor of the new connection (the kernel
+ * sends INIT on it once it is read). Non-root mounts always get default_permissions (see
+ * kernelChecksPermissions); fusermount adds nosuid and nodev itself.
+ */
+export async function attachFuse(a: Omit<MountArgs, 'fd'>, method: KernelMountMethod): Promise<number> {
+  const uid = process.getuid?.() ?? 0;
+  const st = statSync(a.mountpoint);
+  if (!st.isDirectory()) throw new KernelMountError(`${a.mountpoint} is not a directory`);
+  if (method === 'fusermount') {
+    const fsname = a.fsname.replace(/[,\s]/g, '_') || 'atefs';
+    const o = [`fsname=${fsname}`, 'subtype=atefs', `max_read=${a.maxRead}`];
+    if (kernelChecksPermissions(a.allowOther, uid)) o.push('default_permissions');
+    if (a.allowOther) o.push('allow_other');
+    if (a.readOnly) o.push('ro');
+    try {
+      return await fusermountMount({ mountpoint: a.mountpoint, options: o.join(',') });
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/\/dev\/fuse/.test(msg) && /denied|EACCES/i.test(msg)) {
+        throw new KernelMountError(`${msg} (/dev/fuse must be mode 0666 for non-root mounts: sudo chmod 0666 /dev/fuse, or run scripts/setup)`);
+      }
+      if (/allow_other/.test(msg)) {
+        throw new KernelMountError(`${msg} (--allow-other without root needs user_allow_other in /etc/fuse.conf)`);
+      }
+      throw e;
+    }
+  }
+  const fd = openSync('/dev/fuse', 'r+');
+  try {
+    await mountFuse({ ...a, fd });
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
 export async function mountFuse(a: MountArgs): Promise<void> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
@@ -116,7 +193,9 @@ export async function mountFuse(a: MountArgs): Promise<void> {
   if (r.code !== 0) throw new KernelMountError(`mount of ${a.mountpoint} failed: ${r.stderr || `exit ${r.code}`}`);
 }
 
+/** Detaches the mount on `dir` (lazily: even while busy): umount as root, else fusermount -u. */
 export async function umount(dir: string, lazy = false): Promise<{ code: number; stderr: string }> {
+  if (!maySysMount()) return fusermountUnmount(dir, lazy);
   return run('umount', lazy ? ['-l', dir] : [dir]);
 }
 

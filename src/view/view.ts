@@ -890,7 +890,7 @@ export class View {
    */
   compact(
     reason = 'manual',
-    opts: { failAt?: import('../log/index.js').CompactionStep; automatic?: boolean } = {},
+    opts: { failAt?: import('../log/index.js').CompactionStep; automatic?: boolean; urgent?: boolean } = {},
   ): Promise<CompactionReport> {
     this.assertWritable();
     if (this.compacting) {

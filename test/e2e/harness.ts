@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import { findMount, unmountByPath } from '../../fs/daemon/mounttab.js';
+import { NONROOT_TRANSPORT, nonrootLaunch } from './nonroot.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'dist', 'cli', 'atefs.js');
@@ -26,12 +27,13 @@ export const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 /**
  * Transports the suites run against: $ATEFS_TRANSPORTS (comma-separated, default fuse-native),
- * plus 'kernel' once the kernel transport is built and we are root (it mounts with mount(2)).
+ * plus, when we are root, 'kernel' (mounted with mount(2)) and 'kernel-nonroot' (the kernel
+ * transport with the daemon run as an unprivileged user, mounting through fusermount; nonroot.ts).
  */
 export function availableTransports(): string[] {
   const env = process.env.ATEFS_TRANSPORTS;
   const list = (env ?? 'fuse-native').split(',').map((s) => s.trim()).filter(Boolean);
-  if (env === undefined && process.getuid?.() === 0 && existsSync(join(ROOT, 'fs', 'kernel', 'index.ts'))) list.push('kernel');
+  if (env === undefined && process.getuid?.() === 0 && existsSync(join(ROOT, 'fs', 'kernel', 'index.ts'))) list.push('kernel', NONROOT_TRANSPORT);
   return [...new Set(list)];
 }
 
@@ -210,12 +212,16 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
   const given = o.extraArgs?.indexOf('--stats-file') ?? -1;
   const statsDir = given >= 0 ? null : await mkdtemp(join(tmpdir(), 'atefs-e2e-stats-'));
   const statsFile = given >= 0 ? o.extraArgs![given + 1]! : join(statsDir!, 'stats.json');
-  const args = [CLI, 'mount', dir, '--transport', transport, ...(statsDir ? ['--stats-file', statsFile] : [])];
+  const nonroot = transport === NONROOT_TRANSPORT;
+  // nonrootLaunch hands the stats file's directory (and --log-path, the mountpoint) to the user.
+  const args = [CLI, 'mount', dir, '--transport', nonroot ? 'kernel' : transport, ...(statsDir ? ['--stats-file', statsFile] : [])];
   if (o.temp !== false) args.push('--temp');
   if (o.readOnly) args.push('--read-only');
-  if (o.allowOther) args.push('--allow-other');
+  // The test process (root) reaches a non-root user's mount only through allow_other.
+  if (o.allowOther || nonroot) args.push('--allow-other');
   if (o.extraArgs) args.push(...o.extraArgs);
-  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  const launch = nonroot ? nonrootLaunch(args, dir) : { cmd: process.execPath, args, env: { ...process.env, CI: 'true' } };
+  const child: ChildProcess = spawn(launch.cmd, launch.args, { stdio: ['ignore', 'pipe', 'pipe'], env: launch.env });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });

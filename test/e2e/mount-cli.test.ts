@@ -6,6 +6,7 @@ import { findMount } from '../../fs/daemon/mounttab.js';
 import {
   CLI, availableTransports, ensureBuilt, mountForTest, run, sh, sleep, unmountAll,
 } from './harness.js';
+import { NONROOT_TRANSPORT, daemonTransport, nonrootLaunch } from './nonroot.js';
 
 /** The mount daemon's life cycle and the CLI around it: errors, signals, stale mounts, stats. */
 
@@ -179,7 +180,7 @@ describe.each(availableTransports())('mount daemon life cycle (%s)', (transport)
     m.kill('SIGUSR2');
     expect(await waitFor(async () => fsp.access(file).then(() => true, () => false))).toBe(true);
     const first = JSON.parse(await fsp.readFile(file, 'utf8')) as { transport: string; seq: number; final: boolean; counters: Record<string, number> };
-    expect(first.transport).toBe(transport);
+    expect(first.transport).toBe(daemonTransport(transport));
     expect(first.final).toBe(false);
     expect(first.seq).toBe(1);
     const total = Object.values(first.counters).reduce((a, b) => a + b, 0);
@@ -239,14 +240,20 @@ describe.each(availableTransports())('mount daemon life cycle (%s)', (transport)
 
   it('--json prints a JSON mounted event; --background detaches and `atefs unmount` stops it', async () => {
     const dir = await tempDir('atefs-e2e-bg-');
-    const r = await run(node, [CLI, 'mount', dir, '--temp', '--transport', transport, '--background'], { env: { ...process.env, CI: 'true' } });
+    // As the user a non-root suite mounts as (its `atefs unmount` finds the daemon in that user's registry).
+    const asUser = (args: string[], mp: string | null) => (transport === NONROOT_TRANSPORT
+      ? nonrootLaunch([CLI, ...args], mp)
+      : { cmd: node, args: [CLI, ...args], env: { ...process.env, CI: 'true' } });
+    const bg = asUser(['mount', dir, '--temp', '--transport', daemonTransport(transport), '--background', ...(transport === NONROOT_TRANSPORT ? ['--allow-other'] : [])], dir);
+    const r = await run(bg.cmd, bg.args, { env: bg.env });
     try {
       expect(r.code).toBe(0);
       expect(r.stdout.trim()).toBe(`mounted: ${dir}`);
       expect(await findMount(dir)).toBeDefined();
       await fsp.writeFile(join(dir, 'bg'), 'background works');
       expect(await fsp.readFile(join(dir, 'bg'), 'utf8')).toBe('background works');
-      const u = await run(node, [CLI, 'unmount', dir, '--json']);
+      const un = asUser(['unmount', dir, '--json'], null);
+      const u = await run(un.cmd, un.args, { env: un.env });
       expect(u.code).toBe(0);
       expect(JSON.parse(u.stdout)).toMatchObject({ event: 'unmounted', mountpoint: dir, how: 'daemon committed and exited' });
       expect(await findMount(dir)).toBeUndefined();
@@ -256,7 +263,7 @@ describe.each(availableTransports())('mount daemon life cycle (%s)', (transport)
 
     const m = await mountForTest({ transport, dir, extraArgs: ['--json'] });
     const first = JSON.parse(m.output().stdout.split('\n')[0]!) as Record<string, unknown>;
-    expect(first).toMatchObject({ event: 'mounted', mountpoint: dir, transport, pid: m.pid });
+    expect(first).toMatchObject({ event: 'mounted', mountpoint: dir, transport: daemonTransport(transport), pid: m.pid });
     await m.unmount();
     await fsp.rmdir(dir);
   });
