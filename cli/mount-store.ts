@@ -12,6 +12,8 @@ import type { MountArgs } from './mount-args.js';
 /** Live figures for the status panel; every field is optional. */
 export interface StoreStatus {
   logBytes?: number;
+  /** Live data: what df shows as used. */
+  liveBytes?: number;
   connection?: string;
   pendingUploads?: number;
   compaction?: string;
@@ -82,7 +84,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     local: true,
     status: () => {
       const s = chain.view.stats();
-      return { logBytes: s.logBytes, ...(s.compacting ? { compaction: 'running' } : {}) };
+      return { logBytes: s.logBytes, liveBytes: s.liveBytes, ...(s.compacting ? { compaction: 'running' } : {}) };
     },
     timings: () => ({ ...chain.store.timings }),
     close: () => chain.close(),

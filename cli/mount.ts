@@ -179,6 +179,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       mountpoint: abs, transport: handle.transport, chain: opened.chain, mode: opened.mode, readOnly: a.readOnly,
       startedAt, requests, commits: cs.commits, dirtyBytes: core.dirtyBytes, state,
       ...(ss.logBytes !== undefined ? { logBytes: ss.logBytes } : {}),
+      ...(ss.liveBytes !== undefined ? { liveBytes: ss.liveBytes } : {}),
       ...(ss.connection !== undefined ? { connection: ss.connection } : {}),
       ...((cs.lastError?.message ?? lastError) ? { lastError: cs.lastError?.message ?? lastError } : {}),
     };

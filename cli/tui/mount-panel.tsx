@@ -14,6 +14,8 @@ export interface MountPanelStatus {
   commits?: number;
   dirtyBytes?: number;
   logBytes?: number;
+  /** Live data (what df shows as used); the log also keeps deleted data until compaction. */
+  liveBytes?: number;
   connection?: string;
   lastError?: string;
   state: 'mounted' | 'unmounting';
@@ -62,7 +64,7 @@ function Panel({ read }: { read: () => MountPanelStatus }) {
       <Row label="chain" value={s.chain} />
       <Row label="mode" value={`${s.mode}${s.readOnly ? ', read-only' : ''} · ${s.transport}`} />
       {s.connection ? <Row label="connection" value={s.connection} /> : null}
-      <Row label="log size" value={bytes(s.logBytes)} />
+      <Row label="log size" value={`${bytes(s.logBytes)}${s.liveBytes !== undefined ? ` (live data ${bytes(s.liveBytes)})` : ''}`} />
       <Row label="commits" value={`${s.commits ?? 0} (${rates.commits.toFixed(1)}/s)`} />
       <Row label="dirty" value={bytes(s.dirtyBytes)} />
       <Row label="requests" value={`${s.requests} (${Math.round(rates.requests)}/s)`} />
