@@ -19,6 +19,8 @@ export interface StoreStatus {
   seq?: number;
   /** Events committed by this mount. */
   events?: number;
+  /** Live data: what df shows as used. */
+  liveBytes?: number;
   connection?: string;
   pendingUploads?: number;
   compaction?: string;
@@ -96,7 +98,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
       const c = s.lastCompaction;
       const compaction = s.compacting ? 'running'
         : c ? `${c.skipped ? `skipped (${c.skipped})` : `${fmtMiB(c.bytesBefore)} -> ${fmtMiB(c.bytesAfter)} in ${Math.round(c.ms)} ms`} (${c.reason})` : undefined;
-      return { logBytes: s.logBytes, seq: s.watermarkSeq, events: chain.store.timings.events, ...(compaction ? { compaction } : {}) };
+      return { logBytes: s.logBytes, liveBytes: s.liveBytes, seq: s.watermarkSeq, events: chain.store.timings.events, ...(compaction ? { compaction } : {}) };
     },
     // Commit timings, and the log against its live data (the space bound; compaction-scheduler.ts).
     timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}) }),

@@ -187,6 +187,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       ...(ss.seq !== undefined ? { seq: ss.seq } : {}),
       ...(ss.events !== undefined ? { events: ss.events } : {}),
       ...(ss.compaction !== undefined ? { compaction: ss.compaction } : {}),
+      ...(ss.liveBytes !== undefined ? { liveBytes: ss.liveBytes } : {}),
       ...(ss.connection !== undefined ? { connection: ss.connection } : {}),
       ...((cs.lastError?.message ?? lastError) ? { lastError: cs.lastError?.message ?? lastError } : {}),
       ...(health ? { commitHealth: health } : {}),

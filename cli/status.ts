@@ -35,7 +35,7 @@ export function statusLines(s: MountPanelStatus): string {
   const kv: Array<[string, unknown]> = [
     ['mount', s.mountpoint], ['state', s.state], ['chain', s.chain], ['mode', `${s.mode}${s.readOnly ? ', read-only' : ''}`],
     ['transport', s.transport], ['connection', s.connection], ['seq', s.seq], ['commits', s.commits], ['events', s.events],
-    ['bytes written', s.bytesWritten], ['bytes read', s.bytesRead], ['dirty bytes', s.dirtyBytes], ['log bytes', s.logBytes],
+    ['bytes written', s.bytesWritten], ['bytes read', s.bytesRead], ['dirty bytes', s.dirtyBytes], ['log bytes', s.logBytes], ['live bytes', s.liveBytes],
     ['compaction', s.compaction], ['requests', s.requests], ['commit state', s.commitHealth ?? 'ok'], ['last error', s.lastError ?? 'none'],
   ];
   return kv.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n';

@@ -14,6 +14,8 @@ export interface MountPanelStatus {
   commits?: number;
   dirtyBytes?: number;
   logBytes?: number;
+  /** Live data (what df shows as used); the log also keeps deleted data until compaction. */
+  liveBytes?: number;
   connection?: string;
   lastError?: string;
   /** Set while commits fail: how (retrying / read-only) and what is not committed. */
@@ -99,7 +101,7 @@ export function Panel({ read, footer, intervalMs = 1000 }: { read: () => MountPa
       {s.bytesRead !== undefined ? <Row label="read" value={`${bytes(s.bytesRead)} (${bytes(Math.round(rates.read))}/s)`} /> : null}
       <Row label="commit state" value={s.commitHealth ?? 'ok'} {...(s.commitHealth ? { color: 'red' } : {})} />
       <Row label="dirty" value={bytes(s.dirtyBytes)} />
-      <Row label="log size" value={bytes(s.logBytes)} />
+      <Row label="log size" value={`${bytes(s.logBytes)}${s.liveBytes !== undefined ? ` (live data ${bytes(s.liveBytes)})` : ''}`} />
       {s.compaction ? <Row label="compaction" value={s.compaction} /> : null}
       <Row label="requests" value={`${s.requests} (${Math.round(rates.requests)}/s)`} />
       <Row label="uptime" value={`${up}s`} />

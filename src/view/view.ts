@@ -315,6 +315,7 @@ export class View {
       this.state.discardStaged();
       this.state.clearCache();
       this.state.watermark = emptyWatermark();
+      this.state.liveBytes = 0;
     }
     const from = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : undefined;
     const r = await this.replay(from, mode === 'tail' ? 'replay' : 'rebuild');

@@ -137,5 +137,10 @@ describe('view: live bytes (what df reports as used)', () => {
     const rebuilt = await c.open();
     expect(rebuilt.openReport.mode).not.toBe('tail');
     expect(rebuilt.stats().liveBytes).toBe(small);
+    // A rebuild over an existing index (here: an outdated format) starts the count over.
+    rebuilt.store.putMeta('format', 0);
+    const inPlace = await c.open();
+    expect(inPlace.openReport.mode).toBe('rebuild');
+    expect(inPlace.stats().liveBytes).toBe(small);
   });
 });
