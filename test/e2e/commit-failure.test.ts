@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, availableTransports, mountForTest, run, sh, shOk, sleep, unmountAll, type TestMount } from './harness.js';
+import { availableTransports, mountForTest, runCliAs, sh, shOk, sleep, unmountAll, type TestMount } from './harness.js';
 
 const tmpfsMounts: string[] = [];
 async function releaseTmpfs(): Promise<void> {
@@ -101,7 +101,7 @@ describe.each(availableTransports())('commits failing on a full disk through a %
     fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(logDir) - (128 << 10))));
     await shOk(`cp ${src} ${dir}/lost`);
     await until(() => /error: commit failed/.test(m.output().stderr.split('commits succeed again')[1] ?? ''), 'the second failure in the daemon log');
-    const un = await run(process.execPath, [CLI, 'unmount', dir]);
+    const un = await runCliAs(transport, ['unmount', dir]);
     expect(un.code).not.toBe(0);
     expect(un.stderr).toMatch(/failed to shut down cleanly: the final commit failed \(\d+ inode records?, \d+ directory entr(y|ies) and [\d.]+ (MiB|KiB) of file data not committed\): .*; these changes are lost/);
     expect(await m.exited).toBe(1);

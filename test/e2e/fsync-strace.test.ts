@@ -25,7 +25,7 @@ function parseStrace(text: string): Call[] {
   const pending = new Map<string, { text: string; idx: number }>();
   const calls: Call[] = [];
   text.split('\n').forEach((line, idx) => {
-    const m = /^(\d+) (.*)$/.exec(line);
+    const m = /^(\d+) +(.*)$/.exec(line); // strace pads short pids: "812  read(" and "81234 read("
     if (!m) return;
     const [, pid, rest] = m as unknown as [string, string, string];
     let full: string;

@@ -137,6 +137,18 @@ export function sh(script: string, o: { cwd?: string; uid?: number; gid?: number
 }
 
 /** Like sh, but fails the test with the command's stderr when it exits non-zero. */
+/**
+ * Runs `atefs <args>` as the user a suite's transport mounts as (root, or the non-root user of
+ * 'kernel-nonroot': its `atefs unmount` finds the daemon in that user's own registry).
+ * `mountpoint`: a mountpoint handed to that user first (null: a command that mounts nothing).
+ */
+export function runCliAs(transport: string, args: string[], mountpoint: string | null = null): Promise<RunResult> {
+  const l = transport === NONROOT_TRANSPORT
+    ? nonrootLaunch([CLI, ...args], mountpoint)
+    : { cmd: process.execPath, args: [CLI, ...args], env: { ...process.env, CI: 'true' } };
+  return run(l.cmd, l.args, { env: l.env });
+}
+
 export async function shOk(script: string, o: { cwd?: string; uid?: number; gid?: number; timeout?: number } = {}): Promise<string> {
   const r = await sh(script, o);
   if (r.code !== 0) throw new Error(`command failed (${r.code}): ${script}\n${r.stderr}${r.stdout.slice(-2000)}`);

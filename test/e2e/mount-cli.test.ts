@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findMount } from '../../fs/daemon/mounttab.js';
 import {
-  CLI, availableTransports, ensureBuilt, mountForTest, run, sh, sleep, unmountAll,
+  CLI, availableTransports, ensureBuilt, mountForTest, run, runCliAs, sh, sleep, unmountAll,
 } from './harness.js';
-import { NONROOT_TRANSPORT, daemonTransport, nonrootLaunch } from './nonroot.js';
+import { NONROOT_TRANSPORT, daemonTransport } from './nonroot.js';
 
 /** The mount daemon's life cycle and the CLI around it: errors, signals, stale mounts, stats. */
 
@@ -240,20 +240,14 @@ describe.each(availableTransports())('mount daemon life cycle (%s)', (transport)
 
   it('--json prints a JSON mounted event; --background detaches and `atefs unmount` stops it', async () => {
     const dir = await tempDir('atefs-e2e-bg-');
-    // As the user a non-root suite mounts as (its `atefs unmount` finds the daemon in that user's registry).
-    const asUser = (args: string[], mp: string | null) => (transport === NONROOT_TRANSPORT
-      ? nonrootLaunch([CLI, ...args], mp)
-      : { cmd: node, args: [CLI, ...args], env: { ...process.env, CI: 'true' } });
-    const bg = asUser(['mount', dir, '--temp', '--transport', daemonTransport(transport), '--background', ...(transport === NONROOT_TRANSPORT ? ['--allow-other'] : [])], dir);
-    const r = await run(bg.cmd, bg.args, { env: bg.env });
+    const r = await runCliAs(transport, ['mount', dir, '--temp', '--transport', daemonTransport(transport), '--background', ...(transport === NONROOT_TRANSPORT ? ['--allow-other'] : [])], dir);
     try {
       expect(r.code).toBe(0);
       expect(r.stdout.trim()).toBe(`mounted: ${dir}`);
       expect(await findMount(dir)).toBeDefined();
       await fsp.writeFile(join(dir, 'bg'), 'background works');
       expect(await fsp.readFile(join(dir, 'bg'), 'utf8')).toBe('background works');
-      const un = asUser(['unmount', dir, '--json'], null);
-      const u = await run(un.cmd, un.args, { env: un.env });
+      const u = await runCliAs(transport, ['unmount', dir, '--json']);
       expect(u.code).toBe(0);
       expect(JSON.parse(u.stdout)).toMatchObject({ event: 'unmounted', mountpoint: dir, how: 'daemon committed and exited' });
       expect(await findMount(dir)).toBeUndefined();

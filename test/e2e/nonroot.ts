@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 export const NONROOT_TRANSPORT = 'kernel-nonroot';
 /** The unprivileged user the daemons run as (a system user without a home, created when missing). */
@@ -68,10 +68,36 @@ export function prepareNonroot(): NonrootUser {
   return prepared;
 }
 
-/** Directories the daemon must write, owned by the user (created when missing). */
+/** A directory every user may create files in (e.g. /tmp): never handed to anyone. */
+function isSharedDir(dir: string): boolean {
+  const st = statSync(dir);
+  return (st.mode & 0o1002) === 0o1002;
+}
+
+/**
+ * A directory the daemon must write (a log directory), owned by the user with what it holds
+ * (created when missing). A shared directory such as /tmp, '/' or tmpdir() itself is refused: an
+ * earlier version chowned /tmp recursively when a test put its stats file there.
+ */
 function giveToUser(u: NonrootUser, dir: string): void {
   mkdirSync(dir, { recursive: true });
-  execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, dir]);
+  const real = resolve(dir);
+  if (real === '/' || real === resolve(tmpdir()) || isSharedDir(real)) {
+    throw new Error(`refusing to hand the shared directory ${real} to ${u.name}`);
+  }
+  execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, real]);
+}
+
+/**
+ * The daemon writes `file` (its stats file): in a shared directory (sticky, world-writable) the
+ * user can create it already, and only a file left there by another user is handed over; any other
+ * directory becomes the user's (not recursively).
+ */
+function giveFileToUser(u: NonrootUser, file: string): void {
+  const dir = dirname(resolve(file));
+  mkdirSync(dir, { recursive: true });
+  if (!isSharedDir(dir)) chownSync(dir, u.uid, u.gid);
+  if (existsSync(file)) chownSync(file, u.uid, u.gid);
 }
 
 export interface NonrootLaunch { cmd: string; args: string[]; env: NodeJS.ProcessEnv }
@@ -99,7 +125,7 @@ export function nonrootLaunch(daemonArgs: string[], mountpoint: string | null): 
   }
   for (let i = 0; i < daemonArgs.length - 1; i++) {
     if (daemonArgs[i] === '--log-path') giveToUser(u, daemonArgs[i + 1]!);
-    if (daemonArgs[i] === '--stats-file') giveToUser(u, dirname(daemonArgs[i + 1]!));
+    if (daemonArgs[i] === '--stats-file') giveFileToUser(u, daemonArgs[i + 1]!);
   }
   return {
     cmd: 'setpriv',

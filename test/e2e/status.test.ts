@@ -65,15 +65,17 @@ describe(`atefs status (${transport} mounts)`, () => {
 
   it.skipIf(!haveTool('tmux'))('the live panel in a terminal shows the figures while files are copied in', async () => {
     const m = await mountForTest({ transport });
-    const sock = `atefs-status-${process.pid}`;
+    // A socket of its own (not /tmp/tmux-UID, whose permissions another process may have changed).
+    const sockDir = await fsp.mkdtemp(join(tmpdir(), 'atefs-status-tmux-'));
+    const sock = join(sockDir, 'tmux.sock');
     const env = ['XDG_RUNTIME_DIR', 'XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'XDG_STATE_HOME'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`).join(' ');
     try {
-      await shOk(`tmux -L ${sock} new-session -d -x 120 -y 40 "env -u CI ${env} ${process.execPath} ${CLI} status ${m.dir} --interval 200; sleep 30"`);
+      await shOk(`tmux -S ${sock} new-session -d -x 120 -y 40 "env -u CI ${env} ${process.execPath} ${CLI} status ${m.dir} --interval 200; sleep 30"`);
       await shOk(`for i in 1 2 3 4 5 6 7 8; do head -c 1048576 /dev/urandom > ${m.dir}/f$i; done; sync ${m.dir}/f8`);
       let screen = '';
       for (let i = 0; i < 50; i++) {
         await sleep(200);
-        screen = await shOk(`tmux -L ${sock} capture-pane -p`);
+        screen = await shOk(`tmux -S ${sock} capture-pane -p`);
         if (/written\s+8\.0 MiB/.test(screen)) break;
       }
       expect(screen).toContain(m.dir);
@@ -81,7 +83,8 @@ describe(`atefs status (${transport} mounts)`, () => {
       expect(screen).toMatch(/commits\s+\d+ \(\d+\.\d\/s\)/);
       expect(screen).toMatch(/Ctrl-C leaves this view/);
     } finally {
-      await run('tmux', ['-L', sock, 'kill-server']);
+      await run('tmux', ['-S', sock, 'kill-server']);
+      await fsp.rm(sockDir, { recursive: true, force: true });
       await m.unmount();
     }
   }, 120_000);
