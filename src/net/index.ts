@@ -7,3 +7,4 @@ export {
   PROTOCOL_VERSIONS, WIRE_FORMATS, connectClient, acceptClient,
   type ClientSession, type ServerSession, type ClientHandshakeOptions, type ServerHandshakeOptions,
 } from './handshake.js';
+export { ZERO_CHAIN_HASH, nextChainHash, headMessage, signHead, verifyHead } from './heads.js';
