@@ -1,0 +1,542 @@
+// The replication client: a chain kept on an atedb server.
+//   replica log  — every commit the server confirmed, in server order (log seq = server seq)
+//   staging log  — this client's commits not confirmed yet; durable before they are sent, so they
+//                  survive a crash and are re-sent after restart (the server refuses a second copy
+//                  as a replay naming its seq, so each is stored exactly once)
+// Everything received is validated here before it is applied (hash recomputed, signatures, state
+// checks; nothing from the server is trusted), the genesis is pinned, and the newest server-signed
+// head is kept: a server that shows a shorter history, another commit at a seen seq, or a gap is
+// refused with a message naming what it did, and the client stops talking to it.
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import {
+  type Commit, CommitBuilder, CommitRejected, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit,
+  loadChain, signersOf, verifySignatures, type ReaderRef,
+} from '../chain/index.js';
+import { type CryptoPool, type SigningKeyPair } from '../crypto/index.js';
+import { type RedoLog, openLog } from '../log/index.js';
+import type { Session } from '../session/index.js';
+import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved } from './errors.js';
+import { type ClientSession, connectClient } from './handshake.js';
+import { ZERO_CHAIN_HASH, nextChainHash, verifyHead } from './heads.js';
+import type { Message, SignedHead } from './messages.js';
+import { HeadStore, SpeculativeState } from './remote-state.js';
+
+export type RecoveryMode = 'async' | 'readonly' | 'sync';
+export type RemoteStatus = 'offline' | 'connecting' | 'syncing' | 'online' | 'refused' | 'closed';
+
+export const DEFAULT_PORT = 5000;
+
+export function parseRemoteUrl(url: string): { host: string; port: number; name: string } {
+  const m = /^tcp:\/\/([^/:]+|\[[^\]]+\])(?::(\d+))?\/(.+)$/i.exec(url);
+  if (!m) throw new NetError(`'${url}' is not a remote chain URL (tcp://host[:port]/chain/name)`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : DEFAULT_PORT, name: m[3]! };
+}
+
+export interface RemoteChainOptions {
+  url: string;
+  session: Session;
+  /** Where the replica, the staging log, the pin and the head live; null = memory (tests). */
+  dir: string | null;
+  mode?: RecoveryMode;
+  /** Pinned genesis hash; otherwise the replica's, or trust on first use. */
+  genesisHash?: Buffer;
+  /** Create the chain (a fresh genesis owned by the session) when the server does not have it. */
+  create?: { readers?: ReaderRef[]; openRoot?: boolean } | boolean;
+  knownHosts?: string;
+  serverKey?: string;
+  /** Identity proven in the handshake (default: the session's signing key). */
+  identity?: SigningKeyPair | null;
+  pool?: CryptoPool | null;
+  backoff?: { minMs?: number; maxMs?: number };
+  /** How long a 'confirmed' wait survives disconnections before it fails (the commit stays staged). */
+  confirmTimeoutMs?: number;
+  onNewHost?: (address: string, fingerprint: string) => void;
+}
+
+interface Staged {
+  commit: Commit;
+  sentOn: ClientSession | null;
+  requestId: number;
+  waiters: Array<{ resolve: (seq: number) => void; reject: (e: Error) => void }>;
+}
+
+export interface RemoteChainEvents {
+  commit: [{ seq: number; commit: Commit; own: boolean }];
+  rejected: [{ commit: Commit; error: RemoteRejected }];
+  status: [RemoteStatus];
+  refused: [ServerMisbehaved];
+  warning: [string];
+}
+
+export class RemoteChain extends EventEmitter<RemoteChainEvents> {
+  readonly host: string;
+  readonly port: number;
+  readonly name: string;
+  readonly mode: RecoveryMode;
+  readonly confirmed = new MemoryAuthorityState();
+  private spec: SpeculativeState = new SpeculativeState(this.confirmed);
+  private specDirty = false;
+  private chainHashes: Buffer[] = [ZERO_CHAIN_HASH];
+  private pending: Staged[] = [];
+  private session: ClientSession | null = null;
+  private nextRequest = 1;
+  private recv: Promise<void> = Promise.resolve();
+  private commitQueue: Promise<unknown> = Promise.resolve();
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private firstSync: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private readonly keys: DataKeyCache;
+  private readonly heads: HeadStore;
+  genesisHash: Buffer | null;
+  head: SignedHead | null = null;
+  serverKey: Buffer | null = null;
+  status: RemoteStatus = 'offline';
+  refusal: ServerMisbehaved | null = null;
+  clockOffsetMs = 0;
+  lastError: Error | null = null;
+
+  private constructor(
+    private readonly o: RemoteChainOptions,
+    readonly replica: RedoLog,
+    readonly staging: RedoLog,
+  ) {
+    super();
+    const u = parseRemoteUrl(o.url);
+    this.host = u.host;
+    this.port = u.port;
+    this.name = u.name;
+    this.mode = o.mode ?? 'async';
+    this.genesisHash = o.genesisHash ?? null;
+    this.keys = new DataKeyCache(o.session);
+    this.heads = new HeadStore(o.dir ? path.join(o.dir, 'head.json') : null);
+  }
+
+  /** Opens the local replica (validating it), then connects in the background. A chain never
+   *  synced before waits for its first sync (or creation) and fails if the server is unreachable. */
+  static async open(o: RemoteChainOptions): Promise<RemoteChain> {
+    const { name } = parseRemoteUrl(o.url);
+    if (o.dir) await fsp.mkdir(o.dir, { recursive: true, mode: 0o700 });
+    const logOpts = (sub: string) => (o.dir ? { dir: path.join(o.dir, sub), chainId: name, maxRecordSize: 80 << 20 } : { memory: true, chainId: name, maxRecordSize: 80 << 20 });
+    const replica = await openLog(logOpts('replica'));
+    const staging = await openLog(logOpts('staging'));
+    const rc = new RemoteChain(o, replica, staging);
+    try {
+      await rc.loadLocal();
+    } catch (e) {
+      await replica.close().catch(() => undefined);
+      await staging.close().catch(() => undefined);
+      throw e;
+    }
+    const first = rc.confirmed.getGenesis() ? null : new Promise<void>((resolve, reject) => { rc.firstSync = { resolve, reject }; });
+    rc.connect();
+    if (first) {
+      try {
+        await first;
+      } catch (e) {
+        await rc.close();
+        throw e;
+      }
+    }
+    return rc;
+  }
+
+  private async loadLocal(): Promise<void> {
+    if (this.replica.nextSeq > 1) {
+      for await (const c of loadChain(this.replica, { pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null })) {
+        this.chainHashes.push(nextChainHash(this.chainHashes[this.chainHashes.length - 1]!, c.commit.hash));
+      }
+      this.genesisHash = this.confirmed.getGenesis()!.hash;
+      const stored = await this.heads.load(this.genesisHash, () => null);
+      if (stored) this.head = stored.head;
+    }
+    // Staged commits not in the replica are still pending (the rest were confirmed before a crash).
+    let dropped = 0;
+    for (const rec of this.staging.records()) {
+      const commit = decodeCommit(Buffer.from(rec.payload));
+      if (this.confirmed.hasCommit(commit.hash)) dropped++;
+      else this.pending.push({ commit, sentOn: null, requestId: 0, waiters: [] });
+    }
+    if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false);
+    this.specDirty = true;
+  }
+
+  get lastSeq(): number {
+    return this.replica.nextSeq - 1;
+  }
+
+  /** Commits staged and not yet confirmed. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /** The state new commits are built against: confirmed, with the staged commits on top. */
+  get state(): SpeculativeState {
+    if (this.specDirty) {
+      const s = new SpeculativeState(this.confirmed);
+      for (const p of this.pending) {
+        try {
+          s.applyEffects(checkAgainstState(s, p.commit, signersOf(p.commit)));
+        } catch {
+          // A staged commit that no longer fits (a conflict with what the server confirmed
+          // meanwhile): the server will reject it and 'rejected' hands it back.
+        }
+      }
+      this.spec = s;
+      this.specDirty = false;
+    }
+    return this.spec;
+  }
+
+  /** Builds, signs, stages and sends one commit. Resolves with the server's seq when the mode (or
+   *  `wait: 'confirmed'`) waits for it, else with null once the commit is durably staged. */
+  commit(fill: (b: CommitBuilder) => void, opts: { wait?: 'staged' | 'confirmed' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+    const run = this.commitQueue.then(async () => {
+      this.assertWritable();
+      const b = new CommitBuilder({ state: this.state, keyring: this.o.session, keys: this.keys, pool: this.o.pool ?? null, now: () => Date.now() + this.clockOffsetMs });
+      fill(b);
+      const commit = await b.build();
+      return this.stage(commit);
+    });
+    this.commitQueue = run.catch(() => undefined);
+    return run.then(async (staged) => {
+      const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
+      if (wait === 'staged') return { commit: staged.commit, seq: null };
+      return { commit: staged.commit, seq: await this.waitConfirmed(staged) };
+    });
+  }
+
+  private assertWritable(): void {
+    if (this.status === 'closed') throw new NetError('the remote chain is closed');
+    if (this.mode === 'readonly' && this.status !== 'online') {
+      throw new OfflineRefused(`chain '${this.name}' is ${this.status === 'refused' ? 'refusing its server' : 'offline'} and opened in readonly recovery mode: writes are refused until the server is back`);
+    }
+  }
+
+  private async stage(commit: Commit): Promise<Staged> {
+    const st = this.state;
+    st.applyEffects(checkAgainstState(st, commit, signersOf(commit)));
+    await this.staging.append(commit.bytes, 'durable');
+    const s: Staged = { commit, sentOn: null, requestId: 0, waiters: [] };
+    this.pending.push(s);
+    if (this.status === 'online') this.send(s);
+    return s;
+  }
+
+  private waitConfirmed(s: Staged): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timeout = this.o.confirmTimeoutMs ?? 30_000;
+      const timer = setTimeout(() => {
+        s.waiters = s.waiters.filter((w) => w.resolve !== ok);
+        reject(new Disconnected(`commit ${s.commit.hash.toString('hex').slice(0, 16)} not confirmed within ${timeout} ms (server ${this.status}); it stays staged and is uploaded when the server is back`));
+      }, timeout);
+      const ok = (seq: number) => { clearTimeout(timer); resolve(seq); };
+      s.waiters.push({ resolve: ok, reject: (e) => { clearTimeout(timer); reject(e); } });
+    });
+  }
+
+  private send(s: Staged): void {
+    const sess = this.session!;
+    s.sentOn = sess;
+    s.requestId = this.nextRequest++;
+    sess.conn.send({ t: 'append', id: s.requestId, chain: this.name, commit: s.commit.bytes });
+  }
+
+  // ------------------------------------------------------------------------------ connection
+
+  private connect(): void {
+    if (this.status === 'closed' || this.status === 'refused') return;
+    this.setStatus('connecting');
+    const identity = this.o.identity === undefined ? this.o.session.user?.signing : this.o.identity ?? undefined;
+    connectClient({
+      host: this.host, port: this.port,
+      ...(this.o.knownHosts ? { knownHosts: this.o.knownHosts } : {}),
+      ...(this.o.serverKey ? { serverKey: this.o.serverKey } : {}),
+      ...(identity ? { identity } : {}),
+      ...(this.o.onNewHost ? { onNewHost: this.o.onNewHost } : {}),
+    }).then((s) => this.onConnected(s), (e: Error) => this.onDisconnected(e));
+  }
+
+  private onConnected(s: ClientSession): void {
+    if (this.status === 'closed') {
+      s.conn.close();
+      return;
+    }
+    this.session = s;
+    this.serverKey = s.serverKey;
+    this.clockOffsetMs = s.clockOffsetMs;
+    if (Math.abs(s.clockOffsetMs) > 60_000) this.emit('warning', `this machine's clock is ${Math.round(s.clockOffsetMs / 1000)} s off the server's; commits are timestamped with the server's clock`);
+    this.setStatus('syncing');
+    s.conn.on('message', (m) => this.onMessage(s, m));
+    s.conn.on('close', (e) => {
+      if (this.session === s) this.onDisconnected(e ?? new Disconnected('connection closed'));
+    });
+    s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: this.genesisHash, from: this.replica.nextSeq });
+  }
+
+  private onDisconnected(e: Error): void {
+    this.session = null;
+    this.lastError = e;
+    for (const p of this.pending) p.sentOn = null;
+    if (this.status === 'closed' || this.status === 'refused') return;
+    if (e instanceof NetError && e.name === 'HostKeyMismatch') return this.refuse(new ServerMisbehaved(e.message));
+    if (this.firstSync && !this.confirmed.getGenesis()) {
+      const f = this.firstSync;
+      this.firstSync = null;
+      this.setStatus('offline');
+      f.reject(e instanceof NetError ? e : new Disconnected(`cannot reach ${this.host}:${this.port}: ${e.message}`));
+      return;
+    }
+    this.setStatus('offline');
+    const min = this.o.backoff?.minMs ?? 100;
+    const max = this.o.backoff?.maxMs ?? 5000;
+    const delay = Math.min(max, min * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
+    this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect(); }, delay);
+    this.reconnectTimer.unref?.();
+  }
+
+  private setStatus(s: RemoteStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.emit('status', s);
+  }
+
+  /** A lying or inconsistent server: stop talking to it, keep everything local. */
+  private refuse(e: ServerMisbehaved): void {
+    this.refusal = e;
+    this.setStatus('refused');
+    this.session?.conn.close(e);
+    this.session = null;
+    this.firstSync?.reject(e);
+    this.firstSync = null;
+    for (const p of this.pending) for (const w of p.waiters.splice(0)) w.reject(e);
+    this.emit('refused', e);
+  }
+
+  private onMessage(s: ClientSession, m: Message): void {
+    if (this.session !== s) return;
+    // Everything that touches the replica goes through one queue, in arrival order.
+    this.recv = this.recv.then(() => (this.session === s ? this.handle(s, m) : undefined)).catch((e: Error) => {
+      if (e instanceof ServerMisbehaved) this.refuse(e);
+      else s.conn.close(e);
+    });
+  }
+
+  private async handle(s: ClientSession, m: Message): Promise<void> {
+    switch (m.t) {
+      case 'hist':
+        if (m.chain !== this.name) return;
+        await this.receive(m.from, m.commits);
+        return;
+      case 'live':
+        if (m.chain !== this.name) return;
+        await this.receive(m.seq, [m.commit]);
+        return;
+      case 'eoh': return this.endOfHistory(s, m.head, m.genesis);
+      case 'head': return this.checkHead(m.head, false);
+      case 'ok': {
+        const p = this.pending.find((x) => x.sentOn === s && x.requestId === m.id);
+        if (!p) return;
+        if (m.seq < this.replica.nextSeq) return this.checkSeen(m.seq, p.commit);
+        if (m.seq !== this.replica.nextSeq) throw new ServerMisbehaved(`server confirmed seq ${m.seq} while this client holds up to ${this.lastSeq}: a gap`);
+        await this.applyConfirmed(m.seq, [p.commit], true);
+        return;
+      }
+      case 'rej': return this.onRejected(m);
+      case 'err': return this.onError(s, m.code, m.detail);
+      case 'pong': this.clockOffsetMs = m.time - Date.now(); return;
+      default: return;
+    }
+  }
+
+  private async onError(s: ClientSession, code: string, detail: string): Promise<void> {
+    if (code === 'unknown-chain' && !this.confirmed.getGenesis() && this.o.create) {
+      const c = typeof this.o.create === 'object' ? this.o.create : {};
+      const user = this.o.session.user;
+      if (!user) throw new NetError('the session has no user identity to create a chain with');
+      const genesis = await createGenesis({
+        name: this.name, keyring: this.o.session, keys: this.keys, pool: this.o.pool ?? null, openRoot: c.openRoot ?? false,
+        chainReaders: [...this.o.session.chainReaders(), ...(c.readers ?? [])],
+      });
+      const id = this.nextRequest++;
+      const reply = await new Promise<Message>((resolve) => {
+        const on = (m: Message) => {
+          if ((m.t === 'ok' || m.t === 'rej') && m.id === id) { s.conn.off('message', on); resolve(m); }
+        };
+        s.conn.on('message', on);
+        s.conn.send({ t: 'append', id, chain: this.name, commit: genesis.bytes });
+      });
+      if (reply.t !== 'ok' || reply.seq !== 1) throw new ServerMisbehaved(`creating chain '${this.name}' failed: ${reply.t === 'rej' ? `${reply.reason}: ${reply.detail}` : `confirmed at seq ${reply.t === 'ok' ? reply.seq : '?'}`}`);
+      this.genesisHash = genesis.hash;
+      s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: genesis.hash, from: 1 });
+      return;
+    }
+    if (code === 'wrong-genesis') throw new ServerMisbehaved(`server offers chain '${this.name}' with another genesis than the pinned ${this.genesisHash?.toString('hex')}: ${detail}`);
+    throw new ServerMisbehaved(`server refused chain '${this.name}' (${code}): ${detail}`);
+  }
+
+  private onRejected(m: Extract<Message, { t: 'rej' }>): void {
+    const i = this.pending.findIndex((x) => x.sentOn === this.session && x.requestId === m.id);
+    if (i < 0) return;
+    const p = this.pending[i]!;
+    if (m.reason === 'replay' && m.seq !== null) {
+      // Already in the chain (sent before a crash or a lost confirmation): it arrives, or arrived,
+      // through history; checkSeen compares it then.
+      if (m.seq < this.replica.nextSeq) this.checkSeen(m.seq, p.commit);
+      return;
+    }
+    if (m.reason === 'unavailable') {
+      p.sentOn = null; // re-sent on the next connection
+      return;
+    }
+    this.pending.splice(i, 1);
+    this.specDirty = true;
+    const err = new RemoteRejected(m.reason, m.detail, p.commit.hash.toString('hex'));
+    for (const w of p.waiters.splice(0)) w.reject(err);
+    this.emit('rejected', { commit: p.commit, error: err });
+    void this.compactStagingIfIdle();
+  }
+
+  /** A commit this client holds at `seq` must be the one the server names there. */
+  private checkSeen(seq: number, commit: Commit): void {
+    const rec = [...this.replica.records({ seq })][0];
+    const there = rec ? decodeCommit(Buffer.from(rec.payload)) : null;
+    if (!there || !there.hash.equals(commit.hash)) {
+      throw new ServerMisbehaved(`server says commit ${commit.hash.toString('hex').slice(0, 16)} is at seq ${seq}, but this client holds another commit there`);
+    }
+  }
+
+  /** Validates and applies commits received at seq `from`, `from + 1`, ... */
+  private async receive(from: number, raw: Buffer[]): Promise<void> {
+    if (from > this.replica.nextSeq) throw new ServerMisbehaved(`server sent seq ${from} while this client holds up to ${this.lastSeq}: a gap`);
+    if (from < this.replica.nextSeq) throw new ServerMisbehaved(`server re-sent seq ${from}, which this client already holds (up to ${this.lastSeq})`);
+    const commits: Commit[] = [];
+    for (const b of raw) {
+      try {
+        commits.push(decodeCommit(b));
+      } catch (e) {
+        throw new ServerMisbehaved(`server sent an invalid commit at seq ${from + commits.length}: ${(e as Error).message}`);
+      }
+    }
+    const sigs = await verifySignatures(commits, this.o.pool ?? null);
+    sigs.forEach((r, i) => {
+      if (r instanceof CommitRejected) throw new ServerMisbehaved(`server sent commit at seq ${from + i} with a bad signature: ${r.message}`);
+    });
+    await this.applyConfirmed(from, commits, false);
+  }
+
+  private async applyConfirmed(from: number, commits: Commit[], own: boolean): Promise<void> {
+    const applied: Array<{ seq: number; commit: Commit; own: boolean }> = [];
+    // Check every commit against the state before anything is written.
+    const trial = new SpeculativeState(this.confirmed);
+    commits.forEach((c, i) => {
+      const seq = from + i;
+      if (c.header.genesis) {
+        if (seq !== 1) throw new ServerMisbehaved(`server sent a genesis at seq ${seq}`);
+        if (this.genesisHash && !c.hash.equals(this.genesisHash)) throw new ServerMisbehaved(`server's genesis ${c.hash.toString('hex')} is not the pinned ${this.genesisHash.toString('hex')}`);
+      } else if (seq === 1) throw new ServerMisbehaved('server history does not start with a genesis');
+      try {
+        trial.applyEffects(checkAgainstState(trial, c, signersOf(c)));
+      } catch (e) {
+        throw new ServerMisbehaved(`server sent a commit at seq ${seq} that does not validate: ${(e as Error).message}`);
+      }
+    });
+    const res = await this.replica.appendBatch(commits.map((c) => c.bytes), 'durable');
+    commits.forEach((c, i) => {
+      const seq = from + i;
+      if (res[i]!.seq !== seq) throw new Error(`replica assigned seq ${res[i]!.seq}, expected ${seq}`);
+      this.confirmed.applyEffects(checkAgainstState(this.confirmed, c, signersOf(c)));
+      if (c.header.genesis && !this.genesisHash) this.genesisHash = c.hash;
+      this.chainHashes.push(nextChainHash(this.chainHashes[this.chainHashes.length - 1]!, c.hash));
+      const k = this.pending.findIndex((p) => p.commit.hash.equals(c.hash));
+      const mine = own || k >= 0;
+      if (k >= 0) {
+        const [p] = this.pending.splice(k, 1);
+        for (const w of p!.waiters.splice(0)) w.resolve(seq);
+      }
+      applied.push({ seq, commit: c, own: mine });
+    });
+    this.specDirty = true;
+    for (const a of applied) this.emit('commit', a);
+    if (this.head && this.head.seq > this.lastSeq - commits.length && this.head.seq <= this.lastSeq) this.checkHead(this.head, false);
+    void this.compactStagingIfIdle();
+  }
+
+  private checkHead(h: SignedHead, endOfHistory: boolean): void {
+    if (!this.serverKey || !this.genesisHash) return;
+    if (!verifyHead(this.serverKey, this.genesisHash, h)) throw new ServerMisbehaved(`server sent a head for seq ${h.seq} whose signature does not verify`);
+    if (this.head && h.seq < this.head.seq && endOfHistory) {
+      throw new ServerMisbehaved(`server shows a shorter history (seq ${h.seq}) than the signed head this client holds (seq ${this.head.seq}): a rollback`);
+    }
+    if (h.seq <= this.lastSeq) {
+      if (!this.chainHashes[h.seq]!.equals(h.chainHash)) {
+        throw new ServerMisbehaved(`server's signed head at seq ${h.seq} does not match the history this client validated: a different commit at a seen seq`);
+      }
+    } else if (endOfHistory) {
+      throw new ServerMisbehaved(`server's head is at seq ${h.seq} but it sent history only up to ${this.lastSeq}: a gap`);
+    }
+    if (!this.head || h.seq > this.head.seq) {
+      this.head = h;
+      void this.heads.save(h, this.serverKey);
+    }
+  }
+
+  private endOfHistory(s: ClientSession, h: SignedHead, genesis: Buffer): void {
+    if (this.genesisHash && !genesis.equals(this.genesisHash)) throw new ServerMisbehaved(`server offers another genesis (${genesis.toString('hex')}) for the pinned chain`);
+    this.checkHead(h, true);
+    this.attempt = 0;
+    this.setStatus('online');
+    if (this.firstSync) {
+      this.firstSync.resolve();
+      this.firstSync = null;
+    }
+    for (const p of this.pending) if (p.sentOn !== s) this.send(p);
+  }
+
+  private async compactStagingIfIdle(): Promise<void> {
+    if (this.pending.length > 0 || this.staging.nextSeq === 1) return;
+    // Everything staged is confirmed: drop it (records keep their seqs, the log just empties).
+    await this.staging.compact(() => false).catch(() => undefined);
+  }
+
+  /** Round trip to the server; updates the clock offset. */
+  async ping(): Promise<number> {
+    const s = this.session;
+    if (!s || this.status !== 'online') throw new Disconnected('not connected');
+    const id = this.nextRequest++;
+    const t0 = Date.now();
+    await new Promise<void>((resolve, reject) => {
+      const on = (m: Message) => { if (m.t === 'pong' && m.id === id) { s.conn.off('message', on); resolve(); } };
+      s.conn.on('message', on);
+      s.conn.once('close', () => reject(new Disconnected('connection closed')));
+      s.conn.send({ t: 'ping', id, time: t0 });
+    });
+    return Date.now() - t0;
+  }
+
+  /** Every confirmed commit, in server order. */
+  *commits(from = 1): Iterable<{ seq: number; commit: Commit }> {
+    for (const rec of this.replica.records({ seq: from })) yield { seq: rec.seq, commit: decodeCommit(Buffer.from(rec.payload)) };
+  }
+
+  /** Drops the connection (tests: simulate a network failure); reconnects per the backoff. */
+  disconnect(): void {
+    this.session?.conn.close(new Disconnected('disconnected by the client'));
+  }
+
+  async close(): Promise<void> {
+    if (this.status === 'closed') return;
+    this.setStatus('closed');
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const s = this.session;
+    this.session = null;
+    s?.conn.close();
+    await this.recv.catch(() => undefined);
+    await this.commitQueue.catch(() => undefined);
+    const e = new Disconnected('the remote chain was closed');
+    for (const p of this.pending) for (const w of p.waiters.splice(0)) w.reject(e);
+    await this.replica.close();
+    await this.staging.close();
+  }
+}
