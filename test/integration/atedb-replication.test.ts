@@ -186,3 +186,57 @@ describe('replication client', () => {
     await liar.kill('SIGTERM');
   });
 });
+
+describe('a client process killed with staged commits', () => {
+  it('uploads them exactly once after restart (server down while staging, and server up)', async () => {
+    const { spawn } = await import('node:child_process');
+    const script = join(import.meta.dirname, 'atedb', 'client-proc.mjs');
+    const dataDir = await tempDir('atedb-kill-client-');
+    let solo: Solo = await startSolo({ dataDir });
+    const url = `tcp://127.0.0.1:${solo.port}/team/killed`;
+    const dir = await tempDir('atedb-kill-replica-');
+    const config = await tempDir('atedb-kill-config-');
+    const runProc = (count: number, wait: string) => {
+      const p = spawn(process.execPath, [script, url, dir, config, String(count), wait], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      const exit = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+      return { p, out: () => out, err: () => err, exit };
+    };
+    // 1: create the chain and one confirmed commit.
+    const first = runProc(1, 'sync-all');
+    expect(await first.exit).toBe(0);
+    expect(first.out()).toMatch(/done 2/);
+    // 2: server up, the client stages 6 commits and is killed right after staging the last one
+    //    (some may be confirmed without the client hearing of it).
+    const second = runProc(6, 'wait');
+    await until(() => /waiting/.test(second.out()), 30_000, 'staging');
+    second.p.kill('SIGKILL');
+    await second.exit;
+    // 3: server down, the client stages 4 more and is killed.
+    await solo.kill('SIGTERM');
+    const third = runProc(4, 'wait');
+    await until(() => /waiting/.test(third.out()), 30_000, 'offline staging');
+    third.p.kill('SIGKILL');
+    await third.exit;
+    // 4: server back, the client restarts and uploads what is pending.
+    solo = await startSolo({ dataDir, port: solo.port });
+    const fourth = runProc(0, 'sync-all');
+    expect(await fourth.exit).toBe(0);
+    const staged = [...second.out().matchAll(/staged (\w+)/g), ...third.out().matchAll(/staged (\w+)/g)].map((m) => m[1]!);
+    expect(staged).toHaveLength(10);
+    const raw = await RawClient.connect(solo.port, join(config, 'known_hosts'));
+    const { commits } = await raw.subscribe('team/killed', null);
+    const { decodeCommit } = await import('../../src/chain/index.js');
+    const onServer = commits.map((c) => decodeCommit(c).hash.toString('hex'));
+    expect(onServer).toHaveLength(12); // genesis + 1 + 10, no duplicate
+    for (const h of staged) expect(onServer.filter((x) => x === h)).toHaveLength(1);
+    expect(fourth.out()).toMatch(/done 12/);
+    // The restarted client found at least the 4 offline commits still pending and uploaded them.
+    expect(Number(/open \d+ pending (\d+)/.exec(fourth.out())![1])).toBeGreaterThanOrEqual(4);
+    raw.close();
+    await solo.kill('SIGTERM');
+  });
+});
