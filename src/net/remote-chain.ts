@@ -132,11 +132,19 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     const first = rc.confirmed.getGenesis() ? null : new Promise<void>((resolve, reject) => { rc.firstSync = { resolve, reject }; });
     rc.connect();
     if (first) {
+      // Never hang: a server that accepts the connection and then says nothing fails the open too.
+      const ms = o.confirmTimeoutMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Disconnected(`no history from ${rc.host}:${rc.port} for chain '${name}' within ${ms} ms`)), ms);
+      });
       try {
-        await first;
+        await Promise.race([first, timeout]);
       } catch (e) {
         await rc.close();
         throw e;
+      } finally {
+        clearTimeout(timer);
       }
     }
     return rc;
@@ -498,6 +506,22 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     if (this.pending.length > 0 || this.staging.nextSeq === 1) return;
     // Everything staged is confirmed: drop it (records keep their seqs, the log just empties).
     await this.staging.compact(() => false).catch(() => undefined);
+  }
+
+  /**
+   * Fork check between two clients of the same chain: `peer` is a head another client holds. It
+   * must verify under the server key this client knows and, where this client's history reaches
+   * its seq, match the chain hash this client computed. Throws ServerMisbehaved on a fork;
+   * 'behind' when the peer's head is past this client's history (the peer can check ours).
+   */
+  checkPeerHead(peer: SignedHead): 'consistent' | 'behind' {
+    if (!this.serverKey || !this.genesisHash) throw new Disconnected('this client has not talked to its server yet');
+    if (!verifyHead(this.serverKey, this.genesisHash, peer)) throw new ServerMisbehaved(`a peer's head for seq ${peer.seq} does not verify under this server's key`);
+    if (peer.seq > this.lastSeq) return 'behind';
+    if (!this.chainHashes[peer.seq]!.equals(peer.chainHash)) {
+      throw new ServerMisbehaved(`fork: the server signed a different history at seq ${peer.seq} for another client`);
+    }
+    return 'consistent';
   }
 
   /** Round trip to the server; updates the clock offset. */

@@ -187,3 +187,48 @@ export class TestChain {
     return b.build();
   }
 }
+
+/**
+ * A lying server for tests: a man in the middle that holds the real server's identity key (as a
+ * dishonest operator would), terminates the client's connection with it, talks to the real server
+ * and rewrites what the server says through `transform` before the client sees it.
+ */
+export async function lyingProxy(
+  upstreamPort: number,
+  serverKeyFile: string,
+  transform: (m: Message) => Message[],
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const net = await import('node:net');
+  const { acceptClient } = await import('../../../src/net/index.js');
+  const { signingPublicKeyOf } = await import('../../../src/crypto/index.js');
+  const [, b64] = (await fsp.readFile(serverKeyFile, 'utf8')).trim().split(/\s+/);
+  const secretKey = Buffer.from(b64!, 'base64');
+  const hostKey = { secretKey, publicKey: signingPublicKeyOf(secretKey) };
+  const kh = join(await tempDir('atedb-proxy-kh-'), 'known_hosts');
+  const sockets = new Set<import('node:net').Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    void (async () => {
+      const down = await acceptClient(socket, { hostKey });
+      const early: Message[] = [];
+      let up: ClientSession | null = null;
+      down.conn.on('message', (m) => (up ? up.conn.send(m as Outgoing) : early.push(m)));
+      up = await connectClient({ host: '127.0.0.1', port: upstreamPort, knownHosts: kh });
+      sockets.add(up.conn.socket);
+      for (const m of early) up.conn.send(m as Outgoing);
+      const u = up;
+      u.conn.on('message', (m) => { for (const x of transform(m)) down.conn.send(x as Outgoing); });
+      down.conn.on('close', () => u.conn.close());
+      u.conn.on('close', () => down.conn.close());
+    })().catch(() => socket.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as import('node:net').AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
