@@ -200,16 +200,16 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   /** Builds, signs, stages and sends one commit. Resolves with the server's seq when the mode (or
    *  `wait: 'confirmed'`) waits for it, else with null once the commit is durably staged. */
   commit(fill: (b: CommitBuilder) => void, opts: { wait?: 'staged' | 'confirmed' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+    const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
     const run = this.commitQueue.then(async () => {
       this.assertWritable();
       const b = new CommitBuilder({ state: this.state, keyring: this.o.session, keys: this.keys, pool: this.o.pool ?? null, now: () => Date.now() + this.clockOffsetMs });
       fill(b);
       const commit = await b.build();
-      return this.stage(commit);
+      return this.stage(commit, wait);
     });
     this.commitQueue = run.catch(() => undefined);
     return run.then(async (staged) => {
-      const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
       if (wait === 'staged') return { commit: staged.commit, seq: null };
       return { commit: staged.commit, seq: await this.waitConfirmed(staged) };
     });
@@ -222,10 +222,14 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
   }
 
-  private async stage(commit: Commit): Promise<Staged> {
+  private async stage(commit: Commit, wait: 'staged' | 'confirmed'): Promise<Staged> {
     const st = this.state;
     st.applyEffects(checkAgainstState(st, commit, signersOf(commit)));
-    await this.staging.append(commit.bytes, 'durable');
+    // A commit the caller is told about only once the server confirmed it needs no fdatasync of
+    // its own: until then nobody relies on it, and afterwards the server holds it durably (a crash
+    // in between loses an unacknowledged commit, or finds it in the server's history). A commit
+    // acknowledged as staged must survive a crash here: durable.
+    await this.staging.append(commit.bytes, wait === 'staged' ? 'durable' : 'local');
     const s: Staged = { commit, sentOn: null, requestId: 0, waiters: [] };
     this.pending.push(s);
     if (this.status === 'online') this.send(s);
@@ -450,7 +454,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
         throw new ServerMisbehaved(`server sent a commit at seq ${seq} that does not validate: ${(e as Error).message}`);
       }
     });
-    const res = await this.replica.appendBatch(commits.map((c) => c.bytes), 'durable');
+    // 'local': the server holds every confirmed commit durably; a replica tail lost in a power
+    // failure is downloaded again (and validated again) from the last seq that survived.
+    const res = await this.replica.appendBatch(commits.map((c) => c.bytes), 'local');
     commits.forEach((c, i) => {
       const seq = from + i;
       if (res[i]!.seq !== seq) throw new Error(`replica assigned seq ${res[i]!.seq}, expected ${seq}`);
