@@ -51,9 +51,11 @@ export class ClientHandler implements ChainListener {
     this.conn.on('close', () => this.cleanup());
   }
 
-  private send(m: Parameters<Connection['send']>[0]): void {
+  /** Sends; past `maxBuffer` queued bytes the client is disconnected. History batches are not
+   *  counted here: the history loop waits for the socket to drain instead (one batch at most). */
+  private send(m: Parameters<Connection['send']>[0], bounded = true): void {
     this.conn.send(m);
-    if (this.conn.writableLength > this.ctx.maxBuffer) {
+    if (bounded && this.conn.writableLength > this.ctx.maxBuffer) {
       this.conn.close(new ProtocolError(`client does not read: over ${this.ctx.maxBuffer} bytes queued`));
     }
   }
@@ -124,7 +126,7 @@ export class ClientHandler implements ChainListener {
         if (bytes >= HISTORY_BATCH_BYTES) break;
       }
       if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
-      this.send({ t: 'hist', chain: name, from: sub.next, commits: batch });
+      this.send({ t: 'hist', chain: name, from: sub.next, commits: batch }, false);
       sub.next += batch.length;
       if (this.conn.writableLength > HISTORY_HIGH_WATER) {
         await new Promise<void>((resolve) => {
