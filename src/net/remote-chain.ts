@@ -215,6 +215,17 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     });
   }
 
+  /** Stages and sends a commit built elsewhere (a View's DIO) against `state`; same rules as commit(). */
+  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+    const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
+    const run = this.commitQueue.then(() => {
+      this.assertWritable();
+      return this.stage(commit, wait);
+    });
+    this.commitQueue = run.catch(() => undefined);
+    return run.then(async (staged) => ({ commit: staged.commit, seq: wait === 'staged' ? null : await this.waitConfirmed(staged) }));
+  }
+
   private assertWritable(): void {
     if (this.status === 'closed') throw new NetError('the remote chain is closed');
     if (this.mode === 'readonly' && this.status !== 'online') {

@@ -10,6 +10,7 @@ export {
   type ViewStats,
   type CompactionOptions,
   type CompactionReport,
+  type RemoteSubmit,
 } from './view.js';
 export { Dio, type StoreOptions, type ParentRef, type CommitResult } from './dio.js';
 export type { AppliedChange } from './lmdb-state.js';
