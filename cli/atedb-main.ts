@@ -43,14 +43,8 @@ async function solo(a: SoloArgs): Promise<void> {
     if (err.code === 'EACCES') throw new UserError(`no permission to listen on ${a.listen}:${a.port}`);
     throw e;
   }
-  const id = server.identity;
-  if (a.json) {
-    out(JSON.stringify({ listening: `${server.address}:${server.port}`, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: 'open' }));
-  } else {
-    if (id.created) out(`created server identity ${id.file}`);
-    out(`listening: ${server.address}:${server.port} fingerprint: ${id.fingerprint}`);
-  }
-  await new Promise<void>((resolve) => {
+  // Signal handlers first: a supervisor may signal as soon as it reads the listening line.
+  const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {
       if (stopping) return;
@@ -65,6 +59,14 @@ async function solo(a: SoloArgs): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  const id = server.identity;
+  if (a.json) {
+    out(JSON.stringify({ listening: `${server.address}:${server.port}`, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: 'open' }));
+  } else {
+    if (id.created) out(`created server identity ${id.file}`);
+    out(`listening: ${server.address}:${server.port} fingerprint: ${id.fingerprint}`);
+  }
+  await stopped;
   if (!a.json) out('stopped');
 }
 

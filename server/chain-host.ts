@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { SizeLimits } from '../src/chain/index.js';
 import type { CryptoPool } from '../src/crypto/index.js';
 import { AppendRejected, HostedChain, type HostedChainOptions } from './hosted-chain.js';
+import { VerifyBatcher } from './verify-batcher.js';
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,3}$/i;
 
@@ -46,15 +47,18 @@ export class ChainHost {
 
   constructor(private readonly o: ChainHostOptions) {
     this.chainsDir = path.join(o.dataDir, 'chains');
+    this.verifier = new VerifyBatcher(o.pool);
   }
 
   get openCount(): number {
     return this.open.size;
   }
 
+  private readonly verifier: VerifyBatcher;
+
   private opts(name: string): HostedChainOptions {
     return {
-      dir: path.join(this.chainsDir, chainDirName(name)), name, pool: this.o.pool, signingKey: this.o.signingKey,
+      dir: path.join(this.chainsDir, chainDirName(name)), name, pool: this.o.pool, signingKey: this.o.signingKey, verifier: this.verifier,
       ...(this.o.limits ? { limits: this.o.limits } : {}),
     };
   }

@@ -13,6 +13,7 @@ import {
 } from '../src/chain/index.js';
 import type { CryptoPool } from '../src/crypto/index.js';
 import { type RedoLog, openLog } from '../src/log/index.js';
+import type { VerifyBatcher } from './verify-batcher.js';
 import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../src/net/index.js';
 
 export class AppendRejected extends Error {
@@ -44,6 +45,8 @@ export interface HostedChainOptions {
   dir: string;
   name: string;
   pool: CryptoPool | null;
+  /** Shared batcher of signature checks (default: one call per commit). */
+  verifier?: VerifyBatcher;
   signingKey: Buffer;
   limits?: Partial<SizeLimits>;
   futureToleranceMs?: number;
@@ -167,7 +170,7 @@ export class HostedChain {
       const known = this.seqOfCommit(commit.hash);
       if (known !== undefined) throw new AppendRejected('replay', `commit already in the chain at seq ${known}`, known);
       if (commit.header.genesis) throw new AppendRejected('wrong-genesis', `chain '${this.name}' already has its genesis`);
-      const [signers] = await verifySignatures([commit], this.o.pool);
+      const signers = this.o.verifier ? await this.o.verifier.verify(commit) : (await verifySignatures([commit], this.o.pool))[0]!;
       if (signers instanceof CommitRejected) throw toAppendRejected(signers);
       // Sequencing: state checks and the log append happen in arrival order, one at a time; the
       // durable wait does not hold the line, so the next commits join the same fdatasync.

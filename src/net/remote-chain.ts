@@ -53,6 +53,8 @@ export interface RemoteChainOptions {
   /** How long a 'confirmed' wait survives disconnections before it fails (the commit stays staged). */
   confirmTimeoutMs?: number;
   onNewHost?: (address: string, fingerprint: string) => void;
+  /** Keepalive: a ping this often; no answer by the next one closes the connection (reconnects). */
+  pingIntervalMs?: number;
 }
 
 interface Staged {
@@ -86,6 +88,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private commitQueue: Promise<unknown> = Promise.resolve();
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private keepalive: NodeJS.Timeout | null = null;
+  private pingOutstanding = false;
   private firstSync: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
@@ -295,11 +299,27 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     s.conn.on('close', (e) => {
       if (this.session === s) this.onDisconnected(e ?? new Disconnected('connection closed'));
     });
+    // A half-open connection (a frozen server, a dropped route) is noticed by the keepalive, so
+    // nothing waits on it for longer than two ping intervals.
+    this.pingOutstanding = false;
+    if (this.keepalive) clearInterval(this.keepalive);
+    this.keepalive = setInterval(() => {
+      if (this.session !== s) return;
+      if (this.pingOutstanding) {
+        s.conn.close(new Disconnected('the server did not answer a keepalive ping'));
+        return;
+      }
+      this.pingOutstanding = true;
+      s.conn.send({ t: 'ping', id: 0, time: Date.now() });
+    }, this.o.pingIntervalMs ?? 15_000);
+    this.keepalive.unref?.();
     s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: this.genesisHash, from: this.replica.nextSeq });
   }
 
   private onDisconnected(e: Error): void {
     this.session = null;
+    if (this.keepalive) clearInterval(this.keepalive);
+    this.keepalive = null;
     this.lastError = e;
     for (const p of this.pending) p.sentOn = null;
     if (this.status === 'closed' || this.status === 'refused') return;
@@ -368,7 +388,10 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       }
       case 'rej': return this.onRejected(m);
       case 'err': return this.onError(s, m.code, m.detail);
-      case 'pong': this.clockOffsetMs = m.time - Date.now(); return;
+      case 'pong':
+        this.pingOutstanding = false;
+        this.clockOffsetMs = m.time - Date.now();
+        return;
       default: return;
     }
   }
@@ -570,6 +593,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     if (this.status === 'closed') return;
     this.setStatus('closed');
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.keepalive) clearInterval(this.keepalive);
     const s = this.session;
     this.session = null;
     s?.conn.close();

@@ -105,6 +105,26 @@ describe('replication client', () => {
     expect(Date.now() - t1).toBeLessThan(5000);
   });
 
+  it('a frozen server is noticed by the keepalive; the client reconnects when it thaws', async () => {
+    const solo = await startSolo();
+    const a = await RemoteChain.open({
+      url: `tcp://127.0.0.1:${solo.port}/team/frozen`, session: Session.of(alice, bob), dir: null, create: true,
+      knownHosts: join(await tempDir('kh-'), 'known_hosts'), backoff: { minMs: 50, maxMs: 300 }, pingIntervalMs: 300,
+    });
+    open.push(a);
+    expect(a.status).toBe('online');
+    process.kill(solo.pid, 'SIGSTOP');
+    try {
+      await until(() => a.status !== 'online', 3000, 'keepalive notices');
+      await a.commit(put('while frozen'));
+    } finally {
+      process.kill(solo.pid, 'SIGCONT');
+    }
+    await until(() => a.status === 'online' && a.pendingCount === 0, 15_000, 'reconnect and upload');
+    expect(a.lastSeq).toBe(2);
+    await solo.kill('SIGTERM');
+  });
+
   it('SIGKILL of the server during appends from 4 clients: every confirmed commit survives, clients converge', async () => {
     const dataDir = await tempDir('atedb-crash-');
     const solo = await startSolo({ dataDir });
