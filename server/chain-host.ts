@@ -42,6 +42,7 @@ export class ChainHost {
   // Map iteration order is insertion order: re-inserting on use keeps it an LRU.
   private readonly open = new Map<string, HostedChain>();
   private readonly opening = new Map<string, Promise<HostedChain | null>>();
+  private readonly closingChains = new Map<string, Promise<void>>();
   readonly chainsDir: string;
   private closed = false;
 
@@ -68,7 +69,7 @@ export class ChainHost {
     if (this.closed) throw new AppendRejected('unavailable', 'the server is shutting down');
     if (!isChainName(name)) throw new AppendRejected('unknown-chain', `'${name}' is not a chain name`);
     const hit = this.open.get(name);
-    if (hit) {
+    if (hit && !hit.closing) {
       this.open.delete(name);
       this.open.set(name, hit);
       hit.lastUsed = Date.now();
@@ -83,6 +84,8 @@ export class ChainHost {
   }
 
   private async load(name: string): Promise<HostedChain | null> {
+    // An evicted chain finishes closing (its log lock released) before it is opened again.
+    await this.closingChains.get(name);
     const o = this.opts(name);
     const exists = await fsp.access(path.join(o.dir, 'log')).then(() => true, () => false);
     if (!exists) return null;
@@ -121,7 +124,8 @@ export class ChainHost {
       if (this.open.size <= max) break;
       if (c === chain || !c.idle) continue;
       this.open.delete(n);
-      void c.close().catch(() => undefined);
+      c.closing = true;
+      this.closingChains.set(n, c.close().catch(() => undefined).finally(() => this.closingChains.delete(n)));
     }
   }
 
@@ -131,6 +135,6 @@ export class ChainHost {
     await Promise.allSettled([...this.opening.values()]);
     const all = [...this.open.values()];
     this.open.clear();
-    await Promise.all(all.map((c) => c.close()));
+    await Promise.all([...all.map((c) => c.close()), ...this.closingChains.values()]);
   }
 }

@@ -34,10 +34,15 @@ export function toAppendRejected(e: unknown): AppendRejected {
   throw e;
 }
 
+/** The sender of an append: told its seq first, synchronously, in seq order with the relays. */
+export interface AppendOrigin {
+  confirmed(chain: HostedChain, seq: number): void;
+}
+
 /** Who receives what a chain confirms; implemented by the protocol side (server/session.ts). */
 export interface ChainListener {
-  /** Called synchronously, in seq order, for every confirmed commit. `origin` is the appender. */
-  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: unknown): void;
+  /** Called synchronously, in seq order, for every confirmed commit, after its origin was told. */
+  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void;
   onHead(chain: HostedChain, head: SignedHead): void;
 }
 
@@ -55,7 +60,7 @@ export interface HostedChainOptions {
 interface Pending {
   seq: number;
   bytes: Buffer;
-  origin: unknown;
+  origin: AppendOrigin | null;
   done: boolean;
   error: Error | null;
   resolve: (seq: number) => void;
@@ -74,6 +79,8 @@ export class HostedChain {
   private broken: Error | null = null;
   confirmedSeq = 0;
   inflight = 0;
+  /** Set when the host closes this chain (evicted or shutting down); it is reopened on next use. */
+  closing = false;
   lastUsed = Date.now();
 
   private constructor(
@@ -153,8 +160,9 @@ export class HostedChain {
   }
 
   /** Validates, sequences, stores durably and confirms one commit; resolves with its seq. */
-  async append(bytes: Buffer, origin: unknown): Promise<number> {
+  async append(bytes: Buffer, origin: AppendOrigin | null): Promise<number> {
     if (this.broken) throw new AppendRejected('unavailable', `chain '${this.name}' is unavailable: ${this.broken.message}`);
+    if (this.closing) throw new AppendRejected('unavailable', `chain '${this.name}' is closing`);
     this.lastUsed = Date.now();
     if (bytes.length > this.limits.maxCommitBytes) {
       throw new AppendRejected('too-large', `commit of ${bytes.length} bytes, the limit is ${this.limits.maxCommitBytes}`);
@@ -184,7 +192,7 @@ export class HostedChain {
   }
 
   // Returns the durable wait wrapped in an object, so the sequencing queue does not wait for it.
-  private sequence(commit: Commit, bytes: Buffer, signers: ReadonlySet<string>, origin: unknown): { durable: Promise<number> } {
+  private sequence(commit: Commit, bytes: Buffer, signers: ReadonlySet<string>, origin: AppendOrigin | null): { durable: Promise<number> } {
     if (this.broken) throw new AppendRejected('unavailable', `chain '${this.name}' is unavailable: ${this.broken.message}`);
     const again = this.seqOfCommit(commit.hash);
     if (again !== undefined) throw new AppendRejected('replay', `commit already in the chain at seq ${again}`, again);
@@ -231,6 +239,7 @@ export class HostedChain {
       this.confirmedSeq = it.seq;
       confirmed = true;
       it.resolve(it.seq);
+      it.origin?.confirmed(this, it.seq);
       for (const l of this.listeners) l.onCommit(this, it.seq, it.bytes, it.origin);
     }
     // A failed signature (the pool closing at shutdown) only delays the head; the next batch re-signs.
@@ -272,6 +281,7 @@ export class HostedChain {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.settle();
     await this.signing?.catch(() => undefined);
     await this.log.close();

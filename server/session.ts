@@ -7,7 +7,7 @@
 import { decodeCommit } from '../src/chain/index.js';
 import { type Connection, type Message, ProtocolError, type ServerSession, type SignedHead } from '../src/net/index.js';
 import type { ChainHost } from './chain-host.js';
-import { AppendRejected, type ChainListener, type HostedChain } from './hosted-chain.js';
+import { type AppendOrigin, AppendRejected, type ChainListener, type HostedChain } from './hosted-chain.js';
 import type { LeaseTable } from './leases.js';
 
 const HISTORY_BATCH_BYTES = 1 << 20;
@@ -20,9 +20,11 @@ interface Sub {
   next: number;
 }
 
-interface Origin {
-  handler: ClientHandler;
-  id: number;
+class Origin implements AppendOrigin {
+  constructor(readonly handler: ClientHandler, readonly id: number) {}
+  confirmed(chain: HostedChain, seq: number): void {
+    this.handler.confirmed(chain, seq, this.id);
+  }
 }
 
 export interface HandlerContext {
@@ -85,7 +87,8 @@ export class ClientHandler implements ChainListener {
 
   private async subscribe(id: number, name: string, genesis: Buffer | null, from: number): Promise<void> {
     try {
-      const chain = await this.ctx.host.get(name);
+      let chain = await this.ctx.host.get(name);
+      if (chain?.closing) chain = await this.ctx.host.get(name);
       if (!chain) {
         this.send({ t: 'err', id, code: 'unknown-chain', detail: `no chain '${name}' on this server` });
         return;
@@ -146,6 +149,8 @@ export class ClientHandler implements ChainListener {
     const sub = this.subs.get(name);
     if (!sub) return;
     this.subs.delete(name);
+    sub.chain.listeners.delete(this);
+    this.joined.delete(sub.chain);
   }
 
   private async append(id: number, name: string, bytes: Buffer): Promise<void> {
@@ -156,6 +161,8 @@ export class ClientHandler implements ChainListener {
     this.inflight++;
     try {
       let chain = await this.ctx.host.get(name);
+      // Evicted between the lookup and now: look it up again (it reopens).
+      if (chain?.closing) chain = await this.ctx.host.get(name);
       if (!chain) {
         let isGenesis = false;
         try {
@@ -165,13 +172,10 @@ export class ClientHandler implements ChainListener {
         }
         if (!isGenesis) throw new AppendRejected('unknown-chain', `no chain '${name}' on this server`);
         chain = await this.ctx.host.create(name, bytes, this.session.clientIdentity);
-        this.join(chain);
         this.send({ t: 'ok', id, chain: name, seq: 1 });
         return;
       }
-      this.join(chain);
-      const origin: Origin = { handler: this, id };
-      await chain.append(bytes, origin);
+      await chain.append(bytes, new Origin(this, id));
       // 'ok' was sent by onCommit, in seq order with the relays.
     } catch (e) {
       const r = e instanceof AppendRejected ? e : new AppendRejected('unavailable', (e as Error).message);
@@ -181,14 +185,16 @@ export class ClientHandler implements ChainListener {
     }
   }
 
-  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: unknown): void {
+  /** Our own append got its seq: 'ok', in seq order with what this connection is relayed. */
+  confirmed(chain: HostedChain, seq: number, id: number): void {
+    this.send({ t: 'ok', id, chain: chain.name, seq });
     const sub = this.subs.get(chain.name);
-    const o = origin as Origin | null;
-    if (o && o.handler === this) {
-      this.send({ t: 'ok', id: o.id, chain: chain.name, seq });
-      if (sub?.live && sub.chain === chain && sub.next === seq) sub.next = seq + 1;
-      return;
-    }
+    if (sub?.live && sub.chain === chain && sub.next === seq) sub.next = seq + 1;
+  }
+
+  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void {
+    if (origin instanceof Origin && origin.handler === this) return;
+    const sub = this.subs.get(chain.name);
     if (!sub || !sub.live || sub.chain !== chain) return;
     if (seq !== sub.next) {
       this.conn.close(new ProtocolError(`internal: relay of seq ${seq}, subscriber owed ${sub.next}`));

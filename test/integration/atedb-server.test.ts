@@ -146,6 +146,37 @@ describe('atedb solo', () => {
     a.close();
   });
 
+  it('keeps at most --max-open-chains idle chains open and reopens the others on demand', async () => {
+    const s = await startSolo({ args: ['--max-open-chains', '2'] });
+    const c = await RawClient.connect(s.port, kh + '-lru');
+    const chains = await Promise.all([0, 1, 2, 3, 4].map((i) => TestChain.create(`lru/c${i}`)));
+    for (const ch of chains) {
+      expect(await c.append(ch.name, ch.genesis.bytes)).toMatchObject({ t: 'ok', seq: 1 });
+      const x = await ch.build();
+      expect(await c.append(ch.name, x.bytes)).toMatchObject({ t: 'ok', seq: 2 });
+      ch.apply(x.bytes);
+    }
+    const openLogs = async () => {
+      const fds = await fsp.readdir(`/proc/${s.pid}/fd`);
+      const targets = await Promise.all(fds.map((f) => fsp.readlink(`/proc/${s.pid}/fd/${f}`).catch(() => '')));
+      return new Set(targets.filter((t) => t.includes('/chains/')).map((t) => t.split('/chains/')[1]!.split('/')[0])).size;
+    };
+    expect(await openLogs()).toBeLessThanOrEqual(2);
+    // Every chain still answers, with its state: an evicted one reopens from its log.
+    for (const ch of chains) {
+      const x = await ch.build();
+      expect(await c.append(ch.name, x.bytes)).toMatchObject({ t: 'ok', seq: 3 });
+      ch.apply(x.bytes);
+      const r = await c.subscribe(ch.name, ch.genesis.hash, 1);
+      expect(r.eoh.head.seq).toBe(3);
+      c.s.conn.send({ t: 'unsub', chain: ch.name });
+    }
+    await sleep(100);
+    expect(await openLogs()).toBeLessThanOrEqual(3);
+    c.close();
+    expect((await s.kill('SIGTERM')).code).toBe(0);
+  });
+
   it('leases: one holder, only the holder releases, released on disconnect', async () => {
     const alice = createIdentity('alice');
     const bob = createIdentity('bob');
