@@ -14,6 +14,7 @@ import {
 import type { CryptoPool } from '../src/crypto/index.js';
 import { type RedoLog, openLog } from '../src/log/index.js';
 import type { VerifyBatcher } from './verify-batcher.js';
+import { loadHostState, writeCheckpoint } from './checkpoint.js';
 import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../src/net/index.js';
 
 export class AppendRejected extends Error {
@@ -79,6 +80,9 @@ export class HostedChain {
   private broken: Error | null = null;
   confirmedSeq = 0;
   inflight = 0;
+  /** Records whose signatures the checkpoint vouched for when the chain was opened. */
+  trustedOnOpen = 0;
+  private checkpointedAt = 0;
   /** Set when the host closes this chain (evicted or shutting down); it is reopened on next use. */
   closing = false;
   lastUsed = Date.now();
@@ -102,14 +106,11 @@ export class HostedChain {
   static async open(o: HostedChainOptions): Promise<HostedChain> {
     const log = await openLog(HostedChain.logOptions(o));
     try {
-      const state = new MemoryAuthorityState();
-      const hashes: Buffer[] = [ZERO_CHAIN_HASH];
-      const seqOf = new Map<string, number>();
-      for await (const c of loadChain(log, { pinnedGenesis: null, state, pool: o.pool, limits: o.limits ?? {} })) {
-        hashes.push(nextChainHash(hashes[hashes.length - 1]!, c.commit.hash));
-        seqOf.set(c.commit.hash.toString('hex'), c.seq);
-      }
+      const { state, chainHashes: hashes, seqOf, trusted } = await loadHostState(o.dir, log, {
+        pool: o.pool, signingKey: o.signingKey, ...(o.limits ? { limits: o.limits } : {}),
+      });
       const chain = new HostedChain(o.name, log, state, state.getGenesis()!.hash, o);
+      chain.trustedOnOpen = trusted;
       chain.chainHashes = hashes;
       for (const [k, v] of seqOf) chain.seqOf.set(k, v);
       chain.confirmedSeq = hashes.length - 1;
@@ -265,6 +266,10 @@ export class HostedChain {
       if (!this.signed || h.seq > this.signed.seq) {
         this.signed = h;
         for (const l of this.listeners) l.onHead(this, h);
+        if (Date.now() - this.checkpointedAt > 1000) {
+          this.checkpointedAt = Date.now();
+          void writeCheckpoint(this.o.dir, h).catch(() => undefined);
+        }
       }
       return h;
     }, (e: Error) => {
@@ -284,6 +289,14 @@ export class HostedChain {
     this.closing = true;
     await this.settle();
     await this.signing?.catch(() => undefined);
+    // The newest head as the checkpoint the next open trusts (signing it if needed).
+    if (this.confirmedSeq > 0) {
+      try {
+        await writeCheckpoint(this.o.dir, await this.head());
+      } catch {
+        // no checkpoint: the next open validates in full
+      }
+    }
     await this.log.close();
   }
 }

@@ -263,5 +263,19 @@ describe('atedb solo', () => {
     expect(h.commits.length).toBeGreaterThanOrEqual(1 + confirmed);
     c2.close();
     expect((await s2.kill('SIGTERM')).code).toBe(0);
+    // The chain left a signed checkpoint; a wrong one is ignored (full validation), never trusted.
+    const cpFile = join(dataDir, 'chains', 'acme+graceful', 'checkpoint');
+    const cp = JSON.parse(await fsp.readFile(cpFile, 'utf8'));
+    expect(cp.seq).toBe(h.commits.length);
+    await fsp.writeFile(cpFile, JSON.stringify({ ...cp, chainHash: '00'.repeat(32) }));
+    const s3 = await startSolo({ dataDir });
+    const c3 = await RawClient.connect(s3.port, kh + '2');
+    const h3 = await c3.subscribe(ch.name, ch.genesis.hash);
+    expect(h3.commits.length).toBe(h.commits.length);
+    expect(h3.eoh.head.chainHash.toString('hex')).not.toBe('00'.repeat(32));
+    const more = await ch.build();
+    expect(await c3.append(ch.name, more.bytes)).toMatchObject({ t: 'ok', seq: h.commits.length + 1 });
+    c3.close();
+    expect((await s3.kill('SIGTERM')).code).toBe(0);
   });
 });
