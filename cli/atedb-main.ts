@@ -21,6 +21,7 @@ interface SoloArgs {
   'handshake-timeout': number;
   'max-commit-bytes'?: number;
   'subscriber-buffer': number;
+  'receive-budget': number;
   json: boolean;
 }
 
@@ -31,7 +32,7 @@ async function solo(a: SoloArgs): Promise<void> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const server = new AtedbServer({
     dataDir, host: a.listen, port: a.port, policy: OPEN_POLICY,
-    maxConnections: a['max-connections'], subscriberBufferBytes: a['subscriber-buffer'], maxOpenChains: a['max-open-chains'], handshakeTimeoutMs: a['handshake-timeout'],
+    maxConnections: a['max-connections'], subscriberBufferBytes: a['subscriber-buffer'], receiveBudgetBytes: a['receive-budget'], maxOpenChains: a['max-open-chains'], handshakeTimeoutMs: a['handshake-timeout'],
     ...(a['max-commit-bytes'] ? { limits: { maxCommitBytes: a['max-commit-bytes'] } } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
   });
@@ -85,6 +86,7 @@ export function main(argv: string[]): void {
         .option('handshake-timeout', { type: 'number', default: 10_000, describe: 'ms a client has to finish its handshake' })
         .option('max-commit-bytes', { type: 'number', describe: 'largest commit accepted (default 64 MiB)' })
         .option('subscriber-buffer', { type: 'number', default: 32 << 20, describe: 'bytes queued for a client that does not read before it is disconnected' })
+        .option('receive-budget', { type: 'number', default: 512 << 20, describe: 'bytes of incomplete frames buffered across all connections' })
         .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON' }),
       async (a) => solo(a as unknown as SoloArgs))
       .demandCommand(1, 'say which command to run (see --help)')

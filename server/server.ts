@@ -2,7 +2,7 @@
 // loop or other connections), a connection limit, and graceful shutdown: stop accepting, refuse
 // new appends, let in-flight ones confirm or reject, close every chain, close the connections.
 import * as net from 'node:net';
-import type { SizeLimits } from '../src/chain/index.js';
+import { DEFAULT_LIMITS, type SizeLimits } from '../src/chain/index.js';
 import { CryptoPool } from '../src/crypto/index.js';
 import { acceptClient } from '../src/net/index.js';
 import { ChainHost, type CreationPolicy, OPEN_POLICY } from './chain-host.js';
@@ -20,6 +20,8 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** Bytes a subscriber may have queued before it is disconnected. */
   subscriberBufferBytes?: number;
+  /** Bytes of incomplete frames buffered across all connections (default 512 MiB). */
+  receiveBudgetBytes?: number;
   limits?: Partial<SizeLimits>;
   poolSize?: number;
   log?: (line: string) => void;
@@ -34,10 +36,14 @@ export class AtedbServer {
   private accepting = true;
   identity!: ServerIdentity;
   readonly leases = new LeaseTable();
+  /** Bytes buffered for incomplete frames across all connections. */
+  readonly budget = { used: 0, max: 512 << 20 };
   address = '';
   port = 0;
 
-  constructor(private readonly o: ServerOptions) {}
+  constructor(private readonly o: ServerOptions) {
+    if (o.receiveBudgetBytes) this.budget.max = o.receiveBudgetBytes;
+  }
 
   private log(line: string): void {
     this.o.log?.(line);
@@ -77,8 +83,9 @@ export class AtedbServer {
       return;
     }
     this.handshaking.add(socket);
+    const maxCommit = this.o.limits?.maxCommitBytes ?? DEFAULT_LIMITS.maxCommitBytes;
     acceptClient(socket, {
-      hostKey: this.identity.keys, pool: this.pool,
+      hostKey: this.identity.keys, pool: this.pool, budget: this.budget, maxFrame: maxCommit + (64 << 10),
       ...(this.o.handshakeTimeoutMs ? { timeoutMs: this.o.handshakeTimeoutMs } : {}),
     }).then(
       (session) => {

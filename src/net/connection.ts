@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { HandshakeError, ProtocolError } from './errors.js';
-import { DEFAULT_MAX_FRAME, FrameCipher, FrameReader, HANDSHAKE_MAX_FRAME, plainFrame } from './frames.js';
+import { DEFAULT_MAX_FRAME, FrameCipher, FrameReader, HANDSHAKE_MAX_FRAME, type ReceiveBudget, plainFrame } from './frames.js';
 import { type Message, type Outgoing, decodeMessage, encodeMessage } from './messages.js';
 
 export interface ConnectionEvents {
@@ -14,7 +14,7 @@ export interface ConnectionEvents {
 }
 
 export class Connection extends EventEmitter<ConnectionEvents> {
-  private readonly reader = new FrameReader(HANDSHAKE_MAX_FRAME);
+  private readonly reader: FrameReader;
   private tx: FrameCipher | null = null;
   private rx: FrameCipher | null = null;
   private waiter: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
@@ -23,12 +23,18 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Frames and bytes received and sent (for status and tests). */
   readonly stats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
 
-  constructor(readonly socket: net.Socket) {
+  constructor(readonly socket: net.Socket, budget: ReceiveBudget | null = null) {
     super();
+    this.reader = new FrameReader(HANDSHAKE_MAX_FRAME, budget);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.stats.bytesIn += chunk.length;
-      this.reader.push(chunk);
+      try {
+        this.reader.push(chunk);
+      } catch (e) {
+        this.close(e as Error);
+        return;
+      }
       this.pump();
     });
     socket.on('error', (e) => this.close(e));
@@ -126,6 +132,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   close(err: Error | null = null, opts: { flush?: boolean } = {}): void {
     if (this.closed) return;
     this.closedWith = err;
+    this.reader.release();
     if (this.waiter) {
       this.waiter.reject(err ?? new HandshakeError('connection closed during the handshake'));
       this.waiter = null;

@@ -22,11 +22,21 @@ export const HANDSHAKE_MAX_FRAME = 16 * 1024;
 const REKEY_EVERY = 2 ** 30;
 const REKEY_INFO = 'atedb/v1/frame-rekey';
 
+/**
+ * Bytes received and not yet consumed, summed over every connection of a process: a server shares
+ * one so that many connections each sending most of a maximum-size frame cannot add up to more
+ * memory than `max` (the connection that pushes it over is closed).
+ */
+export interface ReceiveBudget {
+  used: number;
+  max: number;
+}
+
 /** Accumulates socket chunks and yields whole frame bodies; never allocates from an unchecked length. */
 export class FrameReader {
   private chunks: Buffer[] = [];
   private queued = 0;
-  constructor(public maxFrame: number) {}
+  constructor(public maxFrame: number, private readonly budget: ReceiveBudget | null = null) {}
 
   /** Bytes received but not yet part of a returned frame. */
   get buffered(): number {
@@ -36,6 +46,17 @@ export class FrameReader {
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.queued += chunk.length;
+    if (this.budget) {
+      this.budget.used += chunk.length;
+      if (this.budget.used > this.budget.max) throw new ProtocolError(`receive budget of ${this.budget.max} bytes exhausted`);
+    }
+  }
+
+  /** Gives back what is still queued (the connection closed). */
+  release(): void {
+    if (this.budget) this.budget.used -= this.queued;
+    this.chunks = [];
+    this.queued = 0;
   }
 
   /** The 4 length bytes and the body of the next whole frame, or null; throws on an oversize length. */
@@ -65,6 +86,7 @@ export class FrameReader {
 
   private take(n: number): Buffer {
     this.queued -= n;
+    if (this.budget) this.budget.used -= n;
     const first = this.chunks[0];
     if (n === 0) return Buffer.alloc(0);
     if (first && first.length === n) {

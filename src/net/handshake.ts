@@ -18,6 +18,7 @@ import {
 } from '../crypto/index.js';
 import { Connection } from './connection.js';
 import { HandshakeError, ProtocolError } from './errors.js';
+import type { ReceiveBudget } from './frames.js';
 import { checkHostKey, hostFingerprint } from './known-hosts.js';
 
 export const PROTOCOL = 'atedb';
@@ -171,6 +172,10 @@ async function clientSide(conn: Connection, o: ClientHandshakeOptions): Promise<
 
 export interface ServerHandshakeOptions {
   hostKey: SigningKeyPair;
+  /** Largest frame accepted after the handshake (the largest commit plus the envelope). */
+  maxFrame?: number;
+  /** Receive buffering shared by all connections (see ReceiveBudget). */
+  budget?: ReceiveBudget;
   pool?: CryptoPool | null;
   versions?: [number, number];
   formats?: string[];
@@ -187,7 +192,8 @@ export interface ServerSession {
 }
 
 export async function acceptClient(socket: net.Socket, o: ServerHandshakeOptions): Promise<ServerSession> {
-  const conn = new Connection(socket);
+  const conn = new Connection(socket, o.budget ?? null);
+  if (o.maxFrame) conn.maxFrame = o.maxFrame;
   try {
     return await withTimeout(serverSide(conn, o), o.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, conn, `client ${conn.remote}`);
   } catch (e) {

@@ -29,7 +29,7 @@ function junk(port: number, bytes: Buffer): Promise<void> {
 
 describe('atedb under abuse', () => {
   it('keeps serving a good client through 10,000 bad frames, 1,000 silent connections and a subscriber that never reads', async () => {
-    const solo = await startSolo({ args: ['--handshake-timeout', '2000', '--max-connections', '1500', '--subscriber-buffer', String(1 << 20)] });
+    const solo = await startSolo({ args: ['--handshake-timeout', '2000', '--max-connections', '1500', '--subscriber-buffer', String(1 << 20), '--receive-budget', String(4 << 20)] });
     const kh = join(await tempDir('atedb-abuse-kh-'), 'known_hosts');
     const ch = await TestChain.create('abuse/main');
     const good = await RawClient.connect(solo.port, kh);
@@ -72,6 +72,19 @@ describe('atedb under abuse', () => {
       for (let k = 0; k < 50 && !c.closed; k++) await sleep(20);
       expect(c.closed).toBe(true);
     }
+    await goodWork();
+
+    // Authenticated connections that each announce a maximum-size frame and send part of it: the
+    // server-wide receive budget (4 MiB here) closes them before their sum grows past it.
+    const hogs = await Promise.all(Array.from({ length: 8 }, () => RawClient.connect(solo.port, kh)));
+    for (const h of hogs) {
+      h.s.conn.socket.write(lengthPrefix(60 << 20));
+      h.s.conn.socket.write(Buffer.alloc(1 << 20, 7));
+    }
+    for (let k = 0; k < 100 && hogs.filter((h) => !h.closed).length > 4; k++) await sleep(20);
+    expect(hogs.filter((h) => h.closed).length).toBeGreaterThanOrEqual(4);
+    for (const h of hogs) h.close();
+    await sleep(100);
     await goodWork();
 
     // A subscriber that never reads: bounded, then disconnected.
