@@ -60,6 +60,7 @@ export class ChainHost {
   private opts(name: string): HostedChainOptions {
     return {
       dir: path.join(this.chainsDir, chainDirName(name)), name, pool: this.o.pool, signingKey: this.o.signingKey, verifier: this.verifier,
+      onBroken: (c) => this.evict(name, c),
       ...(this.o.limits ? { limits: this.o.limits } : {}),
     };
   }
@@ -114,6 +115,14 @@ export class ChainHost {
     })().finally(() => this.opening.delete(name));
     this.opening.set(name, p);
     return (await p)!;
+  }
+
+  /** Drops a chain whose log failed a write; the next use reopens (and re-validates) it from disk. */
+  private evict(name: string, chain: HostedChain): void {
+    if (this.open.get(name) !== chain) return;
+    this.open.delete(name);
+    chain.closing = true;
+    this.closingChains.set(name, chain.close().catch(() => undefined).finally(() => this.closingChains.delete(name)));
   }
 
   private remember(name: string, chain: HostedChain): void {

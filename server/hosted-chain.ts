@@ -53,6 +53,8 @@ export interface HostedChainOptions {
   pool: CryptoPool | null;
   /** Shared batcher of signature checks (default: one call per commit). */
   verifier?: VerifyBatcher;
+  /** Called once when a failed write leaves the log and the state in doubt (the host drops it). */
+  onBroken?: (chain: HostedChain, e: Error) => void;
   signingKey: Buffer;
   limits?: Partial<SizeLimits>;
   futureToleranceMs?: number;
@@ -233,7 +235,10 @@ export class HostedChain {
       const it = this.pending.shift()!;
       if (it.error || this.broken) {
         // After a failed write the log and the state disagree: stop the chain; it reopens from disk.
-        this.broken ??= it.error;
+        if (!this.broken) {
+          this.broken = it.error;
+          this.o.onBroken?.(this, it.error!);
+        }
         it.reject(new AppendRejected('unavailable', `commit not stored: ${(it.error ?? this.broken)!.message}`));
         continue;
       }
