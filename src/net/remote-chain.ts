@@ -26,6 +26,7 @@ export type RecoveryMode = 'async' | 'readonly' | 'sync';
 export type RemoteStatus = 'offline' | 'connecting' | 'syncing' | 'online' | 'refused' | 'closed';
 
 export const DEFAULT_PORT = 5000;
+const STAGING_COMPACT_BYTES = 4 << 20;
 
 export function parseRemoteUrl(url: string): { host: string; port: number; name: string } {
   const m = /^tcp:\/\/([^/:]+|\[[^\]]+\])(?::(\d+))?\/(.+)$/i.exec(url);
@@ -539,7 +540,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   }
 
   private async compactStagingIfIdle(): Promise<void> {
-    if (this.pending.length > 0 || this.staging.nextSeq === 1) return;
+    // Compaction fsyncs a new segment set, its manifest and the directory: worth it only once the
+    // confirmed commits in the staging log add up (on open, confirmed ones are skipped anyway).
+    if (this.pending.length > 0 || this.staging.nextSeq === 1 || this.staging.sizeBytes() < STAGING_COMPACT_BYTES) return;
     // Everything staged is confirmed: drop it (records keep their seqs, the log just empties).
     await this.staging.compact(() => false).catch(() => undefined);
   }
@@ -562,9 +565,16 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     const id = this.nextRequest++;
     const t0 = Date.now();
     await new Promise<void>((resolve, reject) => {
-      const on = (m: Message) => { if (m.t === 'pong' && m.id === id) { s.conn.off('message', on); resolve(); } };
+      const onClose = () => { s.conn.off('message', on); reject(new Disconnected('connection closed')); };
+      const on = (m: Message) => {
+        if (m.t === 'pong' && m.id === id) {
+          s.conn.off('message', on);
+          s.conn.off('close', onClose);
+          resolve();
+        }
+      };
       s.conn.on('message', on);
-      s.conn.once('close', () => reject(new Disconnected('connection closed')));
+      s.conn.once('close', onClose);
       s.conn.send({ t: 'ping', id, time: t0 });
     });
     return Date.now() - t0;
