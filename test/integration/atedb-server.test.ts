@@ -45,6 +45,23 @@ describe('atedb solo', () => {
     expect((await b.kill('SIGINT')).code).toBe(0);
   });
 
+  it('--json prints one JSON object with the address and the fingerprint', async () => {
+    const { spawn } = await import('node:child_process');
+    const { ATEDB } = await import('./atedb/harness.js');
+    const dataDir = await tempDir('atedb-json-');
+    const p = spawn(process.execPath, [ATEDB, 'solo', '--data-dir', dataDir, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    for (let i = 0; i < 500 && !out.includes('\n'); i++) await sleep(20);
+    const j = JSON.parse(out.split('\n')[0]!);
+    expect(j.listening).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(j.fingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    expect(j.identityCreated).toBe(true);
+    const exit = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+    p.kill('SIGTERM');
+    expect(await exit).toBe(0);
+  });
+
   it('creates a chain from its genesis, confirms in order, relays live, signs heads the client can check', async () => {
     const ch = await TestChain.create('acme/docs');
     const a = await RawClient.connect(solo.port, kh);
