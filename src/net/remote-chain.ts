@@ -66,7 +66,9 @@ interface Staged {
 
 export interface RemoteChainEvents {
   commit: [{ seq: number; commit: Commit; own: boolean }];
-  rejected: [{ commit: Commit; error: RemoteRejected }];
+  /** A staged commit the server refused, handed back with the confirmed versions of its DAOs
+   *  (to rebase or to keep aside); never dropped silently. */
+  rejected: [{ commit: Commit; error: RemoteRejected; current: Map<string, number> }];
   status: [RemoteStatus];
   refused: [ServerMisbehaved];
   warning: [string];
@@ -449,7 +451,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.specDirty = true;
     const err = new RemoteRejected(m.reason, m.detail, p.commit.hash.toString('hex'));
     for (const w of p.waiters.splice(0)) w.reject(err);
-    this.emit('rejected', { commit: p.commit, error: err });
+    const current = new Map(p.commit.events.map((e) => [e.meta.key, this.confirmed.getNode(e.meta.key)?.version ?? 0]));
+    this.emit('rejected', { commit: p.commit, error: err, current });
     void this.compactStagingIfIdle();
   }
 

@@ -63,6 +63,28 @@ describe('replication client', () => {
     await solo.kill('SIGTERM');
   });
 
+  it('a staged commit that loses a race is handed back with the current versions, not dropped', async () => {
+    const solo = await startSolo();
+    const a = await client(solo, 'team/race', { create: true });
+    const b = await client(solo, 'team/race', { who: bob, genesis: a.genesisHash! });
+    const { commit } = await a.commit((x) => { x.put({ payload: Buffer.from('v1') }); }, { wait: 'confirmed' });
+    const key = commit.events[0]!.meta.key;
+    await until(() => b.lastSeq === 2, 10_000, 'b sees v1');
+    const handed: Array<{ version: number; reason: string }> = [];
+    const onRej = (e: { error: { reason: string }; current: Map<string, number> }) => handed.push({ version: e.current.get(key)!, reason: e.error.reason });
+    a.on('rejected', onRej);
+    b.on('rejected', onRej);
+    // Both write version 2 of the same DAO: b while cut off (so it cannot have seen a's), a online.
+    b.disconnect();
+    await b.commit((x) => { x.put({ key, payload: Buffer.from('from b') }); });
+    await a.commit((x) => { x.put({ key, payload: Buffer.from('from a') }); });
+    await until(() => a.pendingCount === 0 && b.pendingCount === 0, 10_000, 'both settled');
+    expect(handed).toEqual([{ version: 2, reason: 'conflict' }]);
+    await until(() => a.lastSeq === 3 && b.lastSeq === 3, 10_000, 'one winner everywhere');
+    expect(hashes(a)).toEqual(hashes(b));
+    await solo.kill('SIGTERM');
+  });
+
   it('offline: async commits are staged and uploaded when the server is back; readonly refuses', async () => {
     const dataDir = await tempDir('atedb-offline-');
     const solo = await startSolo({ dataDir });
