@@ -51,6 +51,8 @@ export async function openRemote(url: string, session: Session, o: OpenRemoteOpt
     view = await View.open({
       log, keyring: session, keys, pool, bulkPool: defaultBulkPool(), pinnedGenesis: genesis.hash, genesis,
       indexPath: path.join(o.dir, 'view', 'index'), compaction: { mode: 'never' }, readOnly: false,
+      // Commits are timestamped with the server's clock (the offset the handshake and pings measure).
+      now: () => Date.now() + rc.clockOffsetMs,
     });
   } catch (e) {
     await log.close().catch(() => undefined);
