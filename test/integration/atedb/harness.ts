@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
+import { ensureBuilt } from '../../e2e/harness.js';
 import {
   type Commit, CommitBuilder, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit, signersOf,
 } from '../../../src/chain/index.js';
@@ -52,6 +53,8 @@ export async function tempDir(prefix: string): Promise<string> {
 
 /** Starts `atedb solo` and waits for its listening line. `port` 0 = any free port. */
 export async function startSolo(o: { dataDir?: string; port?: number; args?: string[] } = {}): Promise<Solo> {
+  // dist/ is what runs: rebuilt first when older than the sources (shared with the e2e suites).
+  await ensureBuilt();
   const dataDir = o.dataDir ?? (await tempDir('atedb-data-'));
   const proc = spawn(process.execPath, [ATEDB, 'solo', '--data-dir', dataDir, '--port', String(o.port ?? 0), ...(o.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
