@@ -83,6 +83,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private spec: SpeculativeState = new SpeculativeState(this.confirmed);
   private specDirty = false;
   private readonly history = new HistoryGuard();
+  /** The server's clock as far as this client knows it: future-time checks and our timestamps
+   *  follow it, so a client whose own clock is off neither refuses good commits nor sends bad ones. */
+  private readonly clock = { now: () => Date.now() + this.clockOffsetMs };
   private pending: Staged[] = [];
   private session: ClientSession | null = null;
   private nextRequest = 1;
@@ -157,7 +160,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private async loadLocal(): Promise<void> {
     if (this.replica.nextSeq > 1) {
-      for await (const c of loadChain(this.replica, { pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null })) {
+      // No future-time check here: the server confirmed these by its clock, which ours may trail.
+      for await (const c of loadChain(this.replica, { pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, futureToleranceMs: Number.POSITIVE_INFINITY })) {
         this.history.push(c.commit.hash);
       }
       this.genesisHash = this.confirmed.getGenesis()!.hash;
@@ -195,7 +199,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       const s = new SpeculativeState(this.confirmed);
       for (const p of this.pending) {
         try {
-          s.applyEffects(checkAgainstState(s, p.commit, signersOf(p.commit)));
+          s.applyEffects(checkAgainstState(s, p.commit, signersOf(p.commit), this.clock));
         } catch {
           // A staged commit that no longer fits (a conflict with what the server confirmed
           // meanwhile): the server will reject it and 'rejected' hands it back.
@@ -245,7 +249,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private async stage(commit: Commit, wait: 'staged' | 'confirmed'): Promise<Staged> {
     const st = this.state;
-    st.applyEffects(checkAgainstState(st, commit, signersOf(commit)));
+    st.applyEffects(checkAgainstState(st, commit, signersOf(commit), this.clock));
     // A commit the caller is told about only once the server confirmed it needs no fdatasync of
     // its own: until then nobody relies on it, and afterwards the server holds it durably (a crash
     // in between loses an unacknowledged commit, or finds it in the server's history). A commit
@@ -495,7 +499,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
         if (this.genesisHash && !c.hash.equals(this.genesisHash)) throw new ServerMisbehaved(`server's genesis ${c.hash.toString('hex')} is not the pinned ${this.genesisHash.toString('hex')}`);
       } else if (seq === 1) throw new ServerMisbehaved('server history does not start with a genesis');
       try {
-        trial.applyEffects(checkAgainstState(trial, c, signersOf(c)));
+        trial.applyEffects(checkAgainstState(trial, c, signersOf(c), this.clock));
       } catch (e) {
         throw new ServerMisbehaved(`server sent a commit at seq ${seq} that does not validate: ${(e as Error).message}`);
       }
@@ -506,7 +510,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     commits.forEach((c, i) => {
       const seq = from + i;
       if (res[i]!.seq !== seq) throw new Error(`replica assigned seq ${res[i]!.seq}, expected ${seq}`);
-      this.confirmed.applyEffects(checkAgainstState(this.confirmed, c, signersOf(c)));
+      this.confirmed.applyEffects(checkAgainstState(this.confirmed, c, signersOf(c), this.clock));
       if (c.header.genesis && !this.genesisHash) this.genesisHash = c.hash;
       this.history.push(c.hash);
       const k = this.pending.findIndex((p) => p.commit.hash.equals(c.hash));
