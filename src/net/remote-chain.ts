@@ -55,6 +55,8 @@ export interface RemoteChainOptions {
   onNewHost?: (address: string, fingerprint: string) => void;
   /** Keepalive: a ping this often; no answer by the next one closes the connection (reconnects). */
   pingIntervalMs?: number;
+  /** This machine's clock (tests skew it); the server's is derived from it and the measured offset. */
+  now?: () => number;
 }
 
 interface Staged {
@@ -85,7 +87,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private readonly history = new HistoryGuard();
   /** The server's clock as far as this client knows it: future-time checks and our timestamps
    *  follow it, so a client whose own clock is off neither refuses good commits nor sends bad ones. */
-  private readonly clock = { now: () => Date.now() + this.clockOffsetMs };
+  private readonly clock = { now: () => this.localNow() + this.clockOffsetMs };
+  private readonly localNow: () => number;
   private pending: Staged[] = [];
   private session: ClientSession | null = null;
   private nextRequest = 1;
@@ -116,6 +119,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.port = u.port;
     this.name = u.name;
     this.mode = o.mode ?? 'async';
+    this.localNow = o.now ?? Date.now;
     this.genesisHash = o.genesisHash ?? null;
     this.keys = new DataKeyCache(o.session);
     this.heads = new HeadStore(o.dir ? path.join(o.dir, 'head.json') : null);
@@ -217,7 +221,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
     const run = this.commitQueue.then(async () => {
       this.assertWritable();
-      const b = new CommitBuilder({ state: this.state, keyring: this.o.session, keys: this.keys, pool: this.o.pool ?? null, now: () => Date.now() + this.clockOffsetMs });
+      const b = new CommitBuilder({ state: this.state, keyring: this.o.session, keys: this.keys, pool: this.o.pool ?? null, now: this.clock.now });
       fill(b);
       const commit = await b.build();
       return this.stage(commit, wait);
@@ -302,7 +306,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
     this.session = s;
     this.serverKey = s.serverKey;
-    this.clockOffsetMs = s.clockOffsetMs;
+    // The handshake measured against Date.now(); re-base it on this client's clock.
+    this.clockOffsetMs = s.clockOffsetMs + Date.now() - this.localNow();
     if (Math.abs(s.clockOffsetMs) > 60_000) this.emit('warning', `this machine's clock is ${Math.round(s.clockOffsetMs / 1000)} s off the server's; commits are timestamped with the server's clock`);
     this.setStatus('syncing');
     s.conn.on('message', (m) => this.onMessage(s, m));
@@ -400,7 +405,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       case 'err': return this.onError(s, m.code, m.detail);
       case 'pong':
         this.pingOutstanding = false;
-        this.clockOffsetMs = m.time - Date.now();
+        this.clockOffsetMs = m.time - this.localNow();
         return;
       default: return;
     }

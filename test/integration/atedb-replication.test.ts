@@ -127,6 +127,24 @@ describe('replication client', () => {
     expect(Date.now() - t1).toBeLessThan(5000);
   });
 
+  it('a client whose clock trails by 10 minutes works on the server\'s clock: it accepts others\' commits and its own are accepted', async () => {
+    const solo = await startSolo();
+    const a = await client(solo, 'team/skew', { create: true });
+    const skewed = await RemoteChain.open({
+      url: `tcp://127.0.0.1:${solo.port}/team/skew`, session: Session.of(bob, alice), dir: null, genesisHash: a.genesisHash!,
+      knownHosts: join(await tempDir('kh-'), 'known_hosts'), now: () => Date.now() - 600_000,
+    });
+    open.push(skewed);
+    expect(skewed.clockOffsetMs).toBeGreaterThan(590_000);
+    await a.commit(put('from a, on time'), { wait: 'confirmed' });
+    await until(() => skewed.lastSeq === 2, 10_000, 'relay to the skewed client');
+    expect(skewed.status).toBe('online');
+    const r = await skewed.commit(put('from the skewed client'), { wait: 'confirmed' });
+    expect(r.seq).toBe(3);
+    expect(Math.abs(r.commit.header.timestamp - Date.now())).toBeLessThan(60_000);
+    await solo.kill('SIGTERM');
+  });
+
   it('a frozen server is noticed by the keepalive; the client reconnects when it thaws', async () => {
     const solo = await startSolo();
     const a = await RemoteChain.open({
