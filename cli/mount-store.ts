@@ -2,7 +2,7 @@ import { Filesystem, type FsStore } from '../fs/core/index.js';
 import { ChainStore, openLocalChain, readPins, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
 import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
 import { defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
-import { View } from '../src/view/index.js';
+import { View, type ViewProgress } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
@@ -43,22 +43,28 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-/** How a mount opens its store (runMount takes another one in tests). */
-export type StoreFactory = (args: MountArgs) => Promise<OpenedStore>;
+/** What the daemon hears while (and after) a store opens. */
+export interface OpenHooks {
+  /** The view's progress: opening (index check, replay, rebuild) and, later, its compactions. */
+  onProgress?: (p: ViewProgress) => void;
+}
 
-export async function openStore(args: MountArgs): Promise<OpenedStore> {
-  if (args.at !== undefined) return openHistoricStore(args);
-  if (args.temp) return openTempStore(args);
+/** How a mount opens its store (runMount takes another one in tests). */
+export type StoreFactory = (args: MountArgs, hooks?: OpenHooks) => Promise<OpenedStore>;
+
+export async function openStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
+  if (args.at !== undefined) return openHistoricStore(args, hooks);
+  if (args.temp) return openTempStore(args, hooks);
   if (args.remote) return openRemoteStore(args);
-  return openPersistentLocalStore(args);
+  return openPersistentLocalStore(args, hooks);
 }
 
 /**
  * --temp: the same encrypted, signed chain code on an in-memory log and a throw-away index, so a
  * temporary mount behaves (and performs) like a persistent one but leaves nothing behind.
  */
-export async function openTempStore(args: MountArgs): Promise<OpenedStore> {
-  const opened = await openChainStore({ ...args, readOnly: false }, { memory: true });
+export async function openTempStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
+  const opened = await openChainStore({ ...args, readOnly: false }, { memory: true }, hooks);
   if (args.readOnly) {
     // A read-only temp mount is an empty tree: create its root; the core is then opened read-only.
     await (await Filesystem.open(opened.store)).destroy();
@@ -67,11 +73,11 @@ export async function openTempStore(args: MountArgs): Promise<OpenedStore> {
 }
 
 /** The local chain under --log-path (default $XDG_DATA_HOME/atefs/local), created on first use. */
-export async function openPersistentLocalStore(args: MountArgs): Promise<OpenedStore> {
-  return openChainStore(args, { chainDir: args.logPath, memory: false });
+export async function openPersistentLocalStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
+  return openChainStore(args, { chainDir: args.logPath, memory: false }, hooks);
 }
 
-async function openChainStore(args: MountArgs, where: { chainDir?: string; memory: boolean }): Promise<OpenedStore> {
+async function openChainStore(args: MountArgs, where: { chainDir?: string; memory: boolean }, hooks: OpenHooks): Promise<OpenedStore> {
   const session = await sessionFromArgs(args);
   let chain: LocalChain;
   try {
@@ -82,6 +88,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
       readOnly: args.readOnly,
       ...(args.compactMode ? { compactMode: args.compactMode } : {}),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+      ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
     });
   } catch (e) {
     throw chainOpenError(e);
@@ -110,7 +117,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
  * --at SEQ|TIME: the local chain as it was then, read-only: its records up to that point replayed
  * (and validated) into an in-memory log and index. The chain itself is only read.
  */
-export async function openHistoricStore(args: MountArgs): Promise<OpenedStore> {
+export async function openHistoricStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
   const chainDir = resolveChainDir(args.logPath);
   const seq = await resolveHistoryPoint(chainDir, parseHistoryPoint(args.at!));
   const session = (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
@@ -120,7 +127,7 @@ export async function openHistoricStore(args: MountArgs): Promise<OpenedStore> {
   const log = await openHistoryLog(chainDir);
   let view: View;
   try {
-    view = await View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false } });
+    view = await View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false }, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
   } catch (e) {
     await log.close().catch(() => undefined);
     throw chainOpenError(e);

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { queryControl, watchControl } from '../fs/daemon/control-socket.js';
 import { listMountRecords, processAlive, readMountRecord, type MountRecord } from '../fs/daemon/registry.js';
 import { UserError } from './errors.js';
+import { progressLine } from './progress.js';
 import type { MountPanelStatus } from './tui/mount-panel.js';
 
 export interface StatusArgs { dir?: string; json: boolean; watch: boolean; interval: number }
@@ -33,7 +34,7 @@ function table(lines: MountLine[]): string {
 /** The plain-line form of one mount's status (off a TTY, CI=true). */
 export function statusLines(s: MountPanelStatus): string {
   const kv: Array<[string, unknown]> = [
-    ['mount', s.mountpoint], ['state', s.state], ['chain', s.chain], ['mode', `${s.mode}${s.readOnly ? ', read-only' : ''}`],
+    ['mount', s.mountpoint], ['state', s.state], ['progress', s.progress ? progressLine(s.progress) : undefined], ['chain', s.chain], ['mode', `${s.mode}${s.readOnly ? ', read-only' : ''}`],
     ['transport', s.transport], ['connection', s.connection], ['seq', s.seq], ['commits', s.commits], ['events', s.events],
     ['bytes written', s.bytesWritten], ['bytes read', s.bytesRead], ['dirty bytes', s.dirtyBytes], ['log bytes', s.logBytes], ['live bytes', s.liveBytes],
     ['compaction', s.compaction], ['requests', s.requests], ['commit state', s.commitHealth ?? 'ok'], ['last error', s.lastError ?? 'none'],

@@ -174,6 +174,8 @@ export interface MountForTestOptions {
    * keeps serving from memory after a failed commit, so nothing else would show it.
    */
   expectErrors?: boolean;
+  /** Extra environment of the daemon (e.g. ATEFS_PROGRESS_AFTER_MS). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface TestMount {
@@ -233,6 +235,7 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
   if (o.allowOther || nonroot) args.push('--allow-other');
   if (o.extraArgs) args.push(...o.extraArgs);
   const launch = nonroot ? nonrootLaunch(args, dir) : { cmd: process.execPath, args, env: { ...process.env, CI: 'true' } };
+  if (o.env) launch.env = { ...launch.env, ...o.env };
   const child: ChildProcess = spawn(launch.cmd, launch.args, { stdio: ['ignore', 'pipe', 'pipe'], env: launch.env });
   let stdout = '';
   let stderr = '';
