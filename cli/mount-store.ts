@@ -119,14 +119,16 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
  */
 export async function openHistoricStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
   const chainDir = resolveChainDir(args.logPath);
-  const seq = await resolveHistoryPoint(chainDir, parseHistoryPoint(args.at!));
-  const session = (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
-  const pin = (await readPins(defaultConfigDir()))[chainDir] ?? null;
+  const point = parseHistoryPoint(args.at!);
   // The chain's own log, read-only (no writer lock: its mount may be running), and a private
   // index replayed up to the point; the chain's own index is not touched.
   const log = await openHistoryLog(chainDir);
+  let seq: number;
   let view: View;
   try {
+    seq = await resolveHistoryPoint(log, chainDir, point);
+    const session = (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
+    const pin = (await readPins(defaultConfigDir()))[chainDir] ?? null;
     view = await View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false }, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
   } catch (e) {
     await log.close().catch(() => undefined);

@@ -1,9 +1,8 @@
 // `atefs status`: every mount of this user (from the mount records), or one mount's live figures
 // through its control socket — an Ink panel in a terminal, plain lines or JSON otherwise.
-import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { queryControl, watchControl } from '../fs/daemon/control-socket.js';
-import { listMountRecords, processAlive, readMountRecord, type MountRecord } from '../fs/daemon/registry.js';
+import { listMountRecords, processAlive, readMountRecordOf, type MountRecord } from '../fs/daemon/registry.js';
 import { UserError } from './errors.js';
 import { progressLine } from './progress.js';
 import type { MountPanelStatus } from './tui/mount-panel.js';
@@ -57,7 +56,7 @@ export async function runStatus(a: StatusArgs): Promise<void> {
     return;
   }
   const abs = resolve(a.dir);
-  const rec = (await readMountRecord(await realpath(abs).catch(() => abs))) ?? (await readMountRecord(abs));
+  const rec = await readMountRecordOf(abs);
   if (!rec || !processAlive(rec.pid)) throw new UserError(`${a.dir} is not an atefs mount of this user (see 'atefs status')`);
   if (!rec.control) throw new UserError(`the daemon of ${a.dir} (pid ${rec.pid}) has no control socket`);
   const control = rec.control;
