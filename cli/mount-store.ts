@@ -78,28 +78,20 @@ export async function openPersistentLocalStore(args: MountArgs, hooks: OpenHooks
 }
 
 async function openChainStore(args: MountArgs, where: { chainDir?: string; memory: boolean }, hooks: OpenHooks): Promise<OpenedStore> {
-  const session = await sessionFromArgs(args);
-  let chain: LocalChain;
-  try {
-    chain = await openLocalChain({
-      ...(session ? { session } : {}),
-      ...(where.chainDir ? { chainDir: where.chainDir } : {}),
-      memory: where.memory,
-      readOnly: args.readOnly,
-      ...(args.compactMode ? { compactMode: args.compactMode } : {}),
-      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-      ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
-    });
-  } catch (e) {
-    throw chainOpenError(e);
-  }
+  const session = await keysOf(args);
+  const chain: LocalChain = await opening(() => openLocalChain({
+    session,
+    ...(where.chainDir ? { chainDir: where.chainDir } : {}),
+    memory: where.memory,
+    readOnly: args.readOnly,
+    ...(args.compactMode ? { compactMode: args.compactMode } : {}),
+    onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+    ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+  }));
   if (args.compactNow && !args.readOnly) await chain.view.compact('manual');
   return {
-    store: chain.store,
-    chain: where.memory ? 'temp' : chain.chainDir,
-    mode: where.memory ? 'temp (in memory, encrypted, not persisted)' : 'local',
+    ...servedChain(chain, where.memory ? 'temp' : chain.chainDir, where.memory ? 'temp (in memory, encrypted, not persisted)' : 'local'),
     ...(where.memory ? {} : { chainDir: chain.chainDir }),
-    local: true,
     status: () => {
       const s = chain.view.stats();
       const c = s.lastCompaction;
@@ -109,7 +101,6 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     },
     // Commit timings, and the log against its live data (the space bound; compaction-scheduler.ts).
     timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}) }),
-    close: () => chain.close(),
   };
 }
 
@@ -123,29 +114,45 @@ export async function openHistoricStore(args: MountArgs, hooks: OpenHooks = {}):
   // The chain's own log, read-only (no writer lock: its mount may be running), and a private
   // index replayed up to the point; the chain's own index is not touched.
   const log = await openHistoryLog(chainDir);
-  let seq: number;
-  let view: View;
-  try {
+  let seq = 0;
+  const view = await opening(async () => {
     seq = await resolveHistoryPoint(log, chainDir, point);
-    const session = (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
+    const session = await keysOf(args);
     const pin = (await readPins(defaultConfigDir()))[chainDir] ?? null;
-    view = await View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false }, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
-  } catch (e) {
-    await log.close().catch(() => undefined);
-    throw chainOpenError(e);
-  }
+    return View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false }, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
+  }, () => log.close());
   const store = new ChainStore(view, { readOnly: true, cacheTimeout: 3600 });
-  return {
+  return servedChain({
     store,
-    chain: `${chainDir} at seq ${seq}`,
-    mode: `history (read-only, seq ${seq})`,
-    local: true,
-    close: async () => {
+    async close() {
       await store.close();
       await view.close();
       await log.close();
     },
-  };
+  }, `${chainDir} at seq ${seq}`, `history (read-only, seq ${seq})`);
+}
+
+/**
+ * Opens a chain's store (the chain, or a point of its history): on failure `undo` runs, and the
+ * typed failures become one clear line (chainOpenError).
+ */
+async function opening<T>(open: () => Promise<T>, undo?: () => Promise<unknown>): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    await undo?.().catch(() => undefined);
+    throw chainOpenError(e);
+  }
+}
+
+/** A chain's store as a mount serves it: local (nobody else writes it), closed with the chain. */
+function servedChain(chain: Pick<LocalChain, 'store' | 'close'>, label: string, mode: string): OpenedStore {
+  return { store: chain.store, chain: label, mode, local: true, close: () => chain.close() };
+}
+
+/** The keys a mount uses: the token file's (--token-path), else the local identity. */
+async function keysOf(args: MountArgs): Promise<Session> {
+  return (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
 }
 
 const fmtMiB = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
