@@ -36,7 +36,7 @@ const progressLines = (stderr: string) => stderr.split('\n').filter((l) => /^[a-
 afterAll(async () => { await unmountAll(); });
 
 describe(`loading progress (${transport} mounts)`, () => {
-  it('an index rebuild shows its phase from 0 % to 100 %; a fast open shows nothing', async () => {
+  it('an index rebuild and a compaction show their phases from 0 % to 100 %; a fast open shows nothing', async () => {
     const logPath = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-progress-'));
     const mountArgs = { transport, temp: false, extraArgs: ['--log-path', logPath] };
     try {
@@ -77,6 +77,20 @@ describe(`loading progress (${transport} mounts)`, () => {
       const status = await run(process.execPath, [CLI, 'status', m.dir], { timeout: 30_000, env: { ...process.env, CI: 'true' } });
       expect(status.stdout).toContain('state: mounted\n');
       expect(status.stdout).not.toContain('progress:');
+      await shOk(`rm ${m.dir}/big && sync ${m.dir}`);
+      await m.unmount();
+
+      // --compact-now compacts while the mount opens: each step of the compaction from 0 to 100 %.
+      m = await mountForTest({ ...mountArgs, extraArgs: [...mountArgs.extraArgs, '--compact-now'], dir, env: { ATEFS_PROGRESS_AFTER_MS: '0' } });
+      const compaction = progressLines(m.output().stderr).filter((l) => l.startsWith('compaction: '));
+      const steps = [...new Set(compaction.map((l) => l.slice(0, l.indexOf('%')).replace(/: \d+$/, '')))];
+      expect(steps).toEqual(['compaction: finding live records', 'compaction: checking the new log', 'compaction: writing the new log', 'compaction: updating the index']);
+      for (const step of steps) {
+        const mine = compaction.filter((l) => l.startsWith(`${step}: `)).map((l) => Number(/: (\d+)% /.exec(l)![1]));
+        expect(mine[0], step).toBe(0);
+        expect(mine.at(-1), step).toBe(100);
+      }
+      expect(await shOk(`cat ${m.dir}/f7`)).toBe('file 7\n');
       await m.unmount();
     } finally {
       await unmountAll();
