@@ -39,7 +39,7 @@ import { IndexStore, type Watermark, decodeDaoEntry } from './index-store.js';
 import { LmdbAuthorityState } from './lmdb-state.js';
 import { type CompactionReport, type View, hintsOf } from './view.js';
 import { advanceWatermark, advanceWatermarkBy, emptyWatermark, storedRecordDigest } from './watermark.js';
-import type { ViewPhase, ProgressUnit } from './progress.js';
+import { type ViewPhase, type ProgressUnit, logBytesOf } from './progress.js';
 
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
 /** Longest wait for writers between two slices (compaction must progress under a steady write load). */
@@ -75,18 +75,22 @@ class Slicer {
   }
 }
 
-/** Reports every this many items of a loop (and at its start and end) to the view's onProgress. */
-const PROGRESS_EVERY = 1024;
+/** A phase tells the view's onProgress at most this often (and at its start and end). */
+const PROGRESS_EVERY_MS = 100;
 
-/** One phase's progress reports: 0 at the start, every PROGRESS_EVERY items, done === total at the end. */
+/** One phase's progress reports: 0 at the start, then every PROGRESS_EVERY_MS, done === total at the end. */
 class Phase {
   private n = 0;
+  private last = performance.now();
   constructor(private readonly view: View, private readonly phase: ViewPhase, private total: number, private readonly unit: ProgressUnit) {
     view.progress({ phase, done: 0, total, unit });
   }
   /** One more item done; `done` (when given) is the phase's running total in its unit. */
   step(done?: number): void {
-    if (++this.n % PROGRESS_EVERY !== 0) return;
+    this.n++;
+    const now = performance.now();
+    if (now - this.last < PROGRESS_EVERY_MS) return;
+    this.last = now;
     const d = done ?? this.n;
     if (d > this.total) this.total = d;
     this.view.progress({ phase: this.phase, done: d, total: this.total, unit: this.unit });
@@ -181,8 +185,14 @@ export async function runCompaction(
     if (!dry) throw new CompactionFailed('compaction did not converge');
     const hashedUpToCut = dry.watermark;
 
-    const copy = new Phase(view, 'compact-copy', 1, 'steps');
-    const result = await view.log.compact((rec) => rec.seq > cut || keep.has(rec.seq), {
+    // The log calls the predicate for every record as it copies: that is the copy's progress.
+    const copy = new Phase(view, 'compact-copy', view.log.sizeBytes(), 'bytes');
+    let copied = 0;
+    const result = await view.log.compact((rec) => {
+      copied += logBytesOf(rec.payload.length, 1);
+      copy.step(copied);
+      return rec.seq > cut || keep.has(rec.seq);
+    }, {
       ...(opts.failAt ? { failAt: opts.failAt } : {}),
       // From the switch on, reads of moved records resolve through remap (the log deletes the
       // old segments between yields after this).

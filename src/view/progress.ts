@@ -11,7 +11,7 @@ export type ViewPhase =
   | 'compact-copy' // compaction: writing the new segments and switching
   | 'compact-index'; // compaction: moving the index to the new positions
 
-export type ProgressUnit = 'bytes' | 'records' | 'entries' | 'steps';
+export type ProgressUnit = 'bytes' | 'records' | 'entries';
 
 export interface ViewProgress {
   phase: ViewPhase;

@@ -73,7 +73,7 @@ describe('progress tracker', () => {
       lines.report(rebuild(i * MiB));
     }
     lines.report(rebuild(40 * MiB));
-    lines.report({ phase: 'compact-copy', done: 0, total: 1, unit: 'steps' });
+    lines.report({ phase: 'compact-copy', done: 0, total: 1 << 20, unit: 'bytes' });
     expect(out[0]).toBe('rebuilding the index: 0% (0 B of 40.0 MiB, 0 B/s, ETA -)');
     expect(out.filter((l) => l.startsWith('rebuilding')).length).toBe(1 + 3 + 1); // start, each second, end
     expect(out.at(-2)).toMatch(/^rebuilding the index: 100% \(40\.0 MiB in 3\.9 s/);
