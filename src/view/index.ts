@@ -6,11 +6,11 @@ export {
   type DaoRecord,
   type ChangeEvent,
   type OpenReport,
-  type ViewProgress,
   type ViewStats,
   type CompactionOptions,
   type CompactionReport,
 } from './view.js';
+export { type ViewProgress, type ViewPhase, type ProgressUnit } from './progress.js';
 export { Dio, type StoreOptions, type ParentRef, type CommitResult } from './dio.js';
 export type { AppliedChange } from './lmdb-state.js';
 export { Leases, type Lease, type LeaseKey } from './leases.js';

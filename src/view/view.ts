@@ -46,19 +46,12 @@ import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
 import { Dio } from './dio.js';
 import { advanceWatermarkBy, emptyWatermark, nextChainHash, sameWatermark, storedRecordDigest } from './watermark.js';
+import { type ViewProgress, logBytesOf } from './progress.js';
+
+export type { ViewProgress };
 
 /** Commit scopes: 'remote' (server-confirmed) arrives with replication and is 'durable' until then. */
 export type CommitScope = 'none' | 'local' | 'durable' | 'remote';
-
-export interface ViewProgress {
-  phase: 'verify' | 'replay' | 'rebuild';
-  /** Records processed in this phase. */
-  records: number;
-  events: number;
-  bytes: number;
-  /** Total log bytes (for a percentage). */
-  totalBytes: number;
-}
 
 export interface CompactionOptions extends CompactPolicyOptions {
   /** Tombstones younger than this are kept (clients offline that long still see deletions). Default 7 days. */
@@ -343,7 +336,10 @@ export class View {
 
   private verifyFull(wm: Watermark): string | null {
     let w = emptyWatermark();
-    const total = this.log.sizeBytes();
+    // Payload bytes up to the watermark: what this phase reads, exactly.
+    const total = wm.bytes;
+    const report = (done: number) => this.progress({ phase: 'verify', done, total, unit: 'bytes' });
+    report(0);
     let n = 0;
     for (const rec of this.log.records()) {
       if (rec.seq > wm.seq) break;
@@ -354,10 +350,11 @@ export class View {
         return 'log differs from the indexed log';
       }
       w = advanceWatermarkBy(w, rec.seq, rec.pos, digest, rec.payload.length);
-      if (++n % 4096 === 0) this.progress({ phase: 'verify', records: n, events: 0, bytes: w.bytes, totalBytes: total });
+      if (++n % 4096 === 0) report(Math.min(w.bytes, total));
       if (rec.seq === wm.seq) break;
     }
     if (!sameWatermark(w, wm)) return w.seq < wm.seq ? 'index ahead of the log' : 'log differs from the indexed log';
+    report(total);
     return null;
   }
 
@@ -380,8 +377,13 @@ export class View {
     return null;
   }
 
-  private progress(p: ViewProgress): void {
-    this.opts.onProgress?.(p);
+  /** Tells OpenViewOptions.onProgress (opening, and compaction.ts); a failing listener is ignored. */
+  progress(p: ViewProgress): void {
+    try {
+      this.opts.onProgress?.(p);
+    } catch {
+      // Progress is for display: it never stops the work it describes.
+    }
   }
 
   /**
@@ -390,10 +392,15 @@ export class View {
    * large transactions. Stops at the first bad record with the chain's ChainLoadError.
    */
   private async replay(fromSeq: number | undefined, phase: 'replay' | 'rebuild'): Promise<{ records: number; events: number }> {
-    const total = this.log.sizeBytes();
+    // Log bytes after the watermark (estimated from its payload bytes: the view does not know
+    // where a position lies in the whole log); the last report says done === total.
+    const start = fromSeq === undefined ? 0 : logBytesOf(this.state.watermark.bytes, this.state.watermark.records);
+    let total = Math.max(0, this.log.sizeBytes() - start);
     let records = 0;
     let events = 0;
     let bytes = 0;
+    const report = (done: number) => this.progress({ phase, done, total, unit: 'bytes', records, events });
+    report(0);
     let expectSeq = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : 1;
     let gaps = this.store.getMeta<number>('compacted') === 1;
     const batchSize = 64;
@@ -462,8 +469,13 @@ export class View {
         this.state.discardStaged();
         throw e;
       }
-      this.progress({ phase, records, events, bytes, totalBytes: total });
+      const done = logBytesOf(bytes, records);
+      // A log that grew meanwhile (or a low estimate): the bar never runs past its end.
+      if (done > total) total = done;
+      report(done);
     }
+    // Done (a history view stops early, before the end of the log): the phase ends at 100 %.
+    report(total);
     return { records, events };
   }
 
