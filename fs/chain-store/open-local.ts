@@ -2,7 +2,7 @@ import { promises as fsp, statfsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
-import { openLog, type RedoLog } from '../../src/log/index.js';
+import { makeChainDirPrivate, makeDirPrivate, openLog, type RedoLog } from '../../src/log/index.js';
 import { DataKeyCache, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
 import { defaultConfigDir, loadOrCreateLocalIdentity, readPins, readersOfPrincipal, writePin, type Session } from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
@@ -59,6 +59,8 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export const LOCAL_CHAIN_ID = 'atefs/local';
+/** What a chain directory holds: the log's segments and the LMDB index. */
+const CHAIN_DIR_ENTRIES = ['log', 'index'] as const;
 export { readPins };
 
 async function exists(p: string): Promise<boolean> {
@@ -89,7 +91,12 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   } else if (!pin) {
     o.onWarning?.(`no pinned genesis for ${chainDir}: trusting the chain found there on first use`);
   }
-  if (!o.memory) await fsp.mkdir(chainDir, { recursive: true, mode: 0o700 });
+  if (!o.memory && !o.readOnly) {
+    // The data directory under $XDG_DATA_HOME is atefs's own: private. A --log-path directory is
+    // tightened when it holds only the chain, else left with a warning (private-files.ts says why).
+    if (!o.chainDir) makeDirPrivate(defaultDataDir());
+    makeChainDirPrivate(chainDir, CHAIN_DIR_ENTRIES, o.onWarning);
+  }
   // Records up to 64 MiB: a commit (the store cuts batches at 24 MiB) is always one record.
   const maxRecordSize = 64 << 20;
   const log = await openLog(o.memory

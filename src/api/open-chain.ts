@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataKeyCache, createGenesis, toGenesisHash, type ReaderRef } from '../chain/index.js';
 import { defaultBulkPool, defaultPool } from '../crypto/index.js';
-import { openLog } from '../log/index.js';
+import { makeChainDirPrivate, openLog } from '../log/index.js';
 import {
   type Session, defaultConfigDir, loadOrCreateLocalIdentity, readPins, readTokenFile, readersOfPrincipal, writePin,
 } from '../session/index.js';
@@ -83,8 +83,8 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
     const chainReaders = [...readersOfPrincipal(user, { sym: true, kem: false }), ...(o.readers ?? [])];
     genesis = await createGenesis({ name, keyring: session, chainReaders, keys, pool });
     genesisHash = genesis.hash;
-    if (!memory) await fsp.mkdir(chainDir, { recursive: true, mode: 0o700 });
   }
+  if (!memory && !o.readOnly) makeChainDirPrivate(chainDir, ['log', 'index']);
   const log = await openLog(memory
     ? { memory: true, chainId: name, ...(genesisHash ? { genesisHash } : {}) }
     : { dir: logDir, chainId: name, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });

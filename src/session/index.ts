@@ -27,3 +27,4 @@ export {
 } from './token.js';
 export { LOCAL_IDENTITY_FILE, type LocalIdentity, defaultConfigDir, loadOrCreateLocalIdentity } from './local.js';
 export { PINS_FILE, readPins, writePin } from './pins.js';
+export { ensurePrivateConfigDir } from './config-dir.js';

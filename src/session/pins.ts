@@ -3,6 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeSecretFile } from './token.js';
+import { ensurePrivateConfigDir } from './config-dir.js';
 
 export const PINS_FILE = 'pinned-chains.json';
 
@@ -16,7 +17,7 @@ export async function readPins(configDir: string): Promise<Record<string, string
 }
 
 export async function writePin(configDir: string, chainDir: string, hash: string): Promise<void> {
-  await fsp.mkdir(configDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateConfigDir(configDir);
   const pins = await readPins(configDir);
   pins[chainDir] = hash;
   await writeSecretFile(path.join(configDir, PINS_FILE), Buffer.from(JSON.stringify(pins, null, 2)));
