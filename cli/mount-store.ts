@@ -141,6 +141,15 @@ export async function openHistoricStore(args: MountArgs): Promise<OpenedStore> {
 
 const fmtMiB = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
 
+/**
+ * A passphrase on the command line is readable by every user of the machine for as long as the
+ * process runs (ps, /proc/PID/cmdline) and stays in the shell's history. It still works (scripts
+ * rely on it), but says so; --background hands it to its daemon through the environment instead
+ * (mount.ts), which only the same user can read.
+ */
+export const PASSCODE_ARGV_WARNING =
+  'warning: --passcode on the command line is visible to other users (ps, /proc) and kept in your shell history; set $ATEFS_PASSCODE instead';
+
 /** --token-path (with --passcode or $ATEFS_PASSCODE when it is encrypted): that token's keys. */
 async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
   const passphrase = args.passcode ?? process.env.ATEFS_PASSCODE;
@@ -148,6 +157,7 @@ async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
     if (args.passcode) throw new UserError('--passcode unlocks a token file: give it with --token-path');
     return undefined;
   }
+  if (args.passcode) process.stderr.write(`${PASSCODE_ARGV_WARNING}\n`);
   try {
     return (await readTokenFile(args.tokenPath, passphrase ? { passphrase } : {})).session;
   } catch (e) {

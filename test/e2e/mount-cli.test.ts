@@ -7,6 +7,8 @@ import {
   CLI, availableTransports, ensureBuilt, mountForTest, run, runCliAs, sh, sleep, unmountAll,
 } from './harness.js';
 import { NONROOT_TRANSPORT, daemonTransport } from './nonroot.js';
+import { TEST_SCRYPT } from '../../src/crypto/index.js';
+import { Session, createIdentity, writeTokenFile } from '../../src/session/index.js';
 
 /** The mount daemon's life cycle and the CLI around it: errors, signals, stale mounts, stats. */
 
@@ -62,6 +64,53 @@ describe('atefs mount: user mistakes are one clear line', () => {
     expect(r.stderr.trim()).toBe('--passcode unlocks a token file: give it with --token-path');
     expect(await findMount(dir)).toBeUndefined();
     await fsp.rmdir(dir);
+  });
+
+  it('--passcode on the command line works but warns; $ATEFS_PASSCODE does not; --background keeps it out of the daemon\'s argv', async () => {
+    const base = await tempDir('atefs-e2e-passcode-argv-');
+    const token = join(base, 'sealed.token');
+    const secret = 'pw-on-argv-5f1c2a';
+    await writeTokenFile(token, Session.of(createIdentity('passcode-test')), { ttlMs: null, passphrase: secret, scrypt: TEST_SCRYPT });
+    const warning = /^warning: --passcode on the command line is visible to other users \(ps, \/proc\) and kept in your shell history; set \$ATEFS_PASSCODE instead$/m;
+    const transport = availableTransports()[0];
+    const viaArgv = await mountForTest({ transport, extraArgs: ['--token-path', token, '--passcode', secret] });
+    try {
+      await fsp.writeFile(join(viaArgv.dir, 'f'), 'x');
+      expect(viaArgv.output().stderr).toMatch(warning);
+      expect(viaArgv.output().stderr.match(/--passcode on the command line/g)).toHaveLength(1);
+    } finally {
+      await viaArgv.unmount();
+    }
+    process.env.ATEFS_PASSCODE = secret;
+    let viaEnv;
+    try {
+      viaEnv = await mountForTest({ transport, extraArgs: ['--token-path', token] });
+    } finally {
+      delete process.env.ATEFS_PASSCODE;
+    }
+    try {
+      await fsp.writeFile(join(viaEnv.dir, 'f'), 'x');
+      expect(viaEnv.output().stderr).not.toMatch(/--passcode/);
+    } finally {
+      await viaEnv.unmount();
+    }
+    // --background: the warning reaches the user (not just the daemon's log file), and the daemon,
+    // which runs for hours, does not carry the passphrase on its command line.
+    const dir = join(base, 'mnt');
+    const r = await run(node, [CLI, 'mount', dir, '--temp', '--background', '--json', '--token-path', token, '--passcode', secret], { env: { ...process.env, CI: 'true' } });
+    try {
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(warning);
+      const pid = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pid: number }).pid;
+      const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8');
+      expect(cmdline).toContain('--token-path');
+      expect(cmdline).not.toContain(secret);
+      expect(cmdline).not.toContain('--passcode');
+    } finally {
+      const u = await run(node, [CLI, 'unmount', dir]);
+      expect(u.code).toBe(0);
+      await fsp.rm(base, { recursive: true, force: true });
+    }
   });
 
   it('a token file that does not exist is one clear line', async () => {
