@@ -1,7 +1,8 @@
 import { Filesystem, type FsStore } from '../fs/core/index.js';
-import { ChainStore, openLocalChain, readPins, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
+import { join } from 'node:path';
+import { ChainStore, TRUST_HINT, checkUnpinnedChain, findPin, openLocalChain, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
 import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
-import { defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
+import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
 import { View } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
@@ -80,6 +81,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
       ...(where.chainDir ? { chainDir: where.chainDir } : {}),
       memory: where.memory,
       readOnly: args.readOnly,
+      trustChain: args.trustChain,
       ...(args.compactMode ? { compactMode: args.compactMode } : {}),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });
@@ -114,12 +116,15 @@ export async function openHistoricStore(args: MountArgs): Promise<OpenedStore> {
   const chainDir = resolveChainDir(args.logPath);
   const seq = await resolveHistoryPoint(chainDir, parseHistoryPoint(args.at!));
   const session = (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
-  const pin = (await readPins(defaultConfigDir()))[chainDir] ?? null;
+  const found = await findPin(defaultConfigDir(), chainDir);
+  const pin = found.hash ?? null;
   // The chain's own log, read-only (no writer lock: its mount may be running), and a private
   // index replayed up to the point; the chain's own index is not touched.
   const log = await openHistoryLog(chainDir);
   let view: View;
   try {
+    // Served like any mount: an unpinned chain only when trusted (it is not pinned from here).
+    if (pin === null) await checkUnpinnedChain(log, { where: chainDir, pinsFile: join(defaultConfigDir(), PINS_FILE), keyring: session, pool: defaultPool(), trust: args.trustChain, howToTrust: TRUST_HINT });
     view = await View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false } });
   } catch (e) {
     await log.close().catch(() => undefined);
@@ -178,6 +183,7 @@ function chainOpenError(e: unknown): Error {
     case 'LogLockedError': return new UserError(`the chain is in use by another process: ${err.message}`);
     case 'LogCorruptError': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
     case 'GenesisMismatch': case 'LogHeaderMismatch': return new UserError(`refusing a chain that is not the one pinned: ${err.message}`);
+    case 'ChainNotPinned': return new UserError(`refusing an unpinned chain: ${err.message}`);
     case 'DiskFull': return new UserError(`disk full: ${err.message}`);
     default: return err instanceof Error ? err : new Error(String(e));
   }

@@ -8,7 +8,9 @@ import {
 } from './harness.js';
 import { NONROOT_TRANSPORT, daemonTransport } from './nonroot.js';
 import { TEST_SCRYPT } from '../../src/crypto/index.js';
-import { Session, createIdentity, writeTokenFile } from '../../src/session/index.js';
+import { Session, createIdentity, defaultConfigDir, loadOrCreateLocalIdentity, writeTokenFile } from '../../src/session/index.js';
+import { openLocalChain } from '../../fs/chain-store/index.js';
+import { Filesystem } from '../../fs/core/index.js';
 
 /** The mount daemon's life cycle and the CLI around it: errors, signals, stale mounts, stats. */
 
@@ -109,6 +111,39 @@ describe('atefs mount: user mistakes are one clear line', () => {
     } finally {
       const u = await run(node, [CLI, 'unmount', dir]);
       expect(u.code).toBe(0);
+      await fsp.rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it('an existing chain this user never pinned is refused in one line; --trust-chain mounts and pins it', async () => {
+    const base = await tempDir('atefs-e2e-unpinned-');
+    const logPath = join(base, 'chain');
+    // This user's chain, but pinned elsewhere (another config directory: a copy, lost pins).
+    const me = await loadOrCreateLocalIdentity(defaultConfigDir());
+    const made = await openLocalChain({ chainDir: logPath, configDir: join(base, 'other-config'), session: me.session });
+    await (await Filesystem.open(made.store)).destroy();
+    await made.close();
+    const env = { ...process.env, CI: 'true' };
+    const dir = join(base, 'mnt');
+    try {
+      const r = await run(node, [CLI, 'mount', dir, '--log-path', logPath], { env });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^refusing an unpinned chain: the chain at .* holds commits \(up to seq \d+\) but is not pinned in .*pinned-chains\.json: .*--trust-chain/);
+      expect(await findMount(dir)).toBeUndefined();
+      const m = await mountForTest({ transport: availableTransports()[0], temp: false, extraArgs: ['--log-path', logPath, '--trust-chain'], dir: await tempDir('atefs-e2e-trusted-') });
+      try {
+        expect(m.output().stderr).toMatch(/warning: trusting the unpinned chain at .* \(--trust-chain\): its genesis is pinned now/);
+      } finally {
+        await m.unmount();
+        await fsp.rm(m.dir, { recursive: true, force: true });
+      }
+      // Pinned now: no flag needed.
+      const again = await mountForTest({ transport: availableTransports()[0], temp: false, extraArgs: ['--log-path', logPath], dir: await tempDir('atefs-e2e-trusted-') });
+      expect(again.output().stderr).not.toMatch(/unpinned/);
+      await again.unmount();
+      await fsp.rm(again.dir, { recursive: true, force: true });
+    } finally {
       await fsp.rm(base, { recursive: true, force: true });
     }
   });
