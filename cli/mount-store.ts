@@ -183,6 +183,8 @@ function chainOpenError(e: unknown): Error {
     case 'LogLockedError': return new UserError(`the chain is in use by another process: ${err.message}`);
     case 'LogCorruptError': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
     case 'GenesisMismatch': case 'LogHeaderMismatch': return new UserError(`refusing a chain that is not the one pinned: ${err.message}`);
+    // A record of the log that fails validation on load: the message names it (seq, segment, offset).
+    case 'CommitRejected': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
     case 'ChainNotPinned': return new UserError(`refusing an unpinned chain: ${err.message}`);
     case 'DiskFull': return new UserError(`disk full: ${err.message}`);
     default: return err instanceof Error ? err : new Error(String(e));

@@ -11,6 +11,21 @@ import { TEST_SCRYPT } from '../../src/crypto/index.js';
 import { Session, createIdentity, defaultConfigDir, loadOrCreateLocalIdentity, writeTokenFile } from '../../src/session/index.js';
 import { openLocalChain } from '../../fs/chain-store/index.js';
 import { Filesystem } from '../../fs/core/index.js';
+import { crc32 } from 'node:zlib';
+import { FRAME_HEADER, decodeHeader } from '../../src/log/format.js';
+
+/** [start, end) of every frame of a segment file. */
+function frames(seg: Buffer): Array<[number, number]> {
+  const h = decodeHeader(seg);
+  if (typeof h === 'string') throw new Error(h);
+  const out: Array<[number, number]> = [];
+  for (let off = h.headerLen; off + FRAME_HEADER <= seg.length;) {
+    const end = off + FRAME_HEADER + seg.readUInt32LE(off + 4);
+    out.push([off, end]);
+    off = end;
+  }
+  return out;
+}
 
 /** The mount daemon's life cycle and the CLI around it: errors, signals, stale mounts, stats. */
 
@@ -143,6 +158,33 @@ describe('atefs mount: user mistakes are one clear line', () => {
       expect(again.output().stderr).not.toMatch(/unpinned/);
       await again.unmount();
       await fsp.rm(again.dir, { recursive: true, force: true });
+    } finally {
+      await fsp.rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it('a chain whose record fails validation on load is refused in one line naming that record', async () => {
+    const base = await tempDir('atefs-e2e-badrecord-');
+    const logPath = join(base, 'chain');
+    const made = await openLocalChain({ chainDir: logPath });
+    const fs = await Filesystem.open(made.store);
+    await fs.destroy();
+    await made.close();
+    // The genesis is record 1, the root directory record 2: break record 2's format byte and
+    // recompute its frame CRC, so only validation can tell.
+    const segDir = join(logPath, 'log');
+    const seg = join(segDir, (await fsp.readdir(segDir)).filter((f) => f.endsWith('.seg')).sort()[0]!);
+    const b = await fsp.readFile(seg);
+    const [start, end] = frames(b)[1]!;
+    b[start + 16]! ^= 0x5a;
+    b.writeUInt32LE(crc32(b.subarray(start + 4, end)), start);
+    await fsp.writeFile(seg, b);
+    await fsp.rm(join(logPath, 'index'), { recursive: true, force: true });
+    try {
+      const r = await run(node, [CLI, 'mount', join(base, 'mnt'), '--log-path', logPath], { env: { ...process.env, CI: 'true' } });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(new RegExp(`^the chain's log is damaged: chain load stopped at record seq 2 \\(segment \\d+, offset ${start}\\): .*malformed.* \\(see 'atefs verify' and 'atefs repair'\\)$`));
     } finally {
       await fsp.rm(base, { recursive: true, force: true });
     }
