@@ -103,3 +103,22 @@ describe('an unpinned existing chain', () => {
       .rejects.toBeInstanceOf(ChainNotPinned);
   });
 });
+
+describe('atefs mount --at (a read-only view of the history) follows the same rule', () => {
+  it('an unpinned chain is refused in one line; --trust-chain shows it', async () => {
+    const { openHistoricStore } = await import('../../cli/mount-store.js');
+    const { toMountArgs } = await import('../../cli/mount-args.js');
+    const { defaultConfigDir, loadOrCreateLocalIdentity } = await import('../../src/session/index.js');
+    // This user's keys (the default identity), pinned in another config directory only.
+    const me = (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
+    const dir = join(base, 'history');
+    await use({ chainDir: dir, configDir: join(base, 'history-config'), session: me });
+    const args = (trust: boolean) => toMountArgs({ dir: join(base, 'mnt'), logPath: dir, at: '2', trustChain: trust, transport: 'kernel' });
+    const refused = openHistoricStore(args(false));
+    await expect(refused).rejects.toThrow(/^refusing an unpinned chain: the chain at .* holds commits \(up to seq 2\) but is not pinned .*--trust-chain/);
+    await expect(refused).rejects.toHaveProperty('name', 'UserError');
+    const shown = await openHistoricStore(args(true));
+    expect(shown.mode).toBe('history (read-only, seq 2)');
+    await shown.close();
+  });
+});
