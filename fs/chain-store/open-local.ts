@@ -28,7 +28,7 @@ export interface OpenLocalChainOptions {
   onWarning?: (msg: string) => void;
   /**
    * Open an existing chain that this user never pinned (copied, moved, restored), pinning it;
-   * without it such a chain is refused with ChainNotPinned (trust.ts).
+   * without it such a chain is refused with ChainNotPinned (src/chain/pinning.ts).
    */
   trustChain?: boolean;
   /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
@@ -110,7 +110,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     ? { memory: true, chainId: LOCAL_CHAIN_ID, maxRecordSize, ...(genesisHash ? { genesisHash } : {}) }
     : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
   if (!genesis && !pin) {
-    // An existing log that this user never pinned: refused unless trusted (trust.ts).
+    // An existing log that this user never pinned: refused unless trusted (src/chain/pinning.ts).
     try {
       await checkUnpinnedChain(log, { where: chainDir, pinsFile: path.join(configDir, PINS_FILE), keyring: session, pool, trust: !!o.trustChain, howToTrust: TRUST_HINT });
     } catch (e) {
