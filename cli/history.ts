@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { decodeCommit, decodeMeta, publicKeyId, type Commit } from '../src/chain/index.js';
 import { defaultPool } from '../src/crypto/index.js';
 import { openLog, type LogRecord, type RedoLog } from '../src/log/index.js';
-import { defaultConfigDir, loadOrCreateLocalIdentity, readPins, type Session } from '../src/session/index.js';
+import { defaultConfigDir, findPin, loadOrCreateLocalIdentity, type Session } from '../src/session/index.js';
 import { View } from '../src/view/index.js';
 import { eventSpans } from '../src/view/record-spans.js';
 import { ChainStore, LOCAL_CHAIN_ID, resolveChainDir } from '../fs/chain-store/index.js';
@@ -58,7 +58,7 @@ function summarize(rec: LogRecord, c: Commit, names: Map<string, string>): Commi
 
 /** DAO keys whose changes are changes of the file at `file` (its inode, its blocks, its name). */
 async function fileMatcher(chainDir: string, log: RedoLog, session: Session, file: string): Promise<(c: Commit) => boolean> {
-  const pin = (await readPins(defaultConfigDir()))[chainDir];
+  const pin = (await findPin(defaultConfigDir(), chainDir)).hash;
   // A private, temporary index: the chain's own may be in use by a daemon.
   const view = await View.open({ log, keyring: session, pool: defaultPool(), pinnedGenesis: pin ?? null, readOnly: true, compaction: { auto: false } });
   try {

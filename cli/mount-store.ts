@@ -1,7 +1,8 @@
 import { Filesystem, type FsStore } from '../fs/core/index.js';
-import { ChainStore, openLocalChain, readPins, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
+import { join } from 'node:path';
+import { ChainStore, TRUST_HINT, checkUnpinnedChain, findPin, openLocalChain, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
 import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
-import { defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
+import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
 import { View, type ViewProgress } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
@@ -84,6 +85,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     ...(where.chainDir ? { chainDir: where.chainDir } : {}),
     memory: where.memory,
     readOnly: args.readOnly,
+    trustChain: args.trustChain,
     ...(args.compactMode ? { compactMode: args.compactMode } : {}),
     onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
@@ -118,7 +120,9 @@ export async function openHistoricStore(args: MountArgs, hooks: OpenHooks = {}):
   const view = await opening(async () => {
     seq = await resolveHistoryPoint(log, chainDir, point);
     const session = await keysOf(args);
-    const pin = (await readPins(defaultConfigDir()))[chainDir] ?? null;
+    const pin = (await findPin(defaultConfigDir(), chainDir)).hash ?? null;
+    // Served like any mount: an unpinned chain only when trusted (it is not pinned from here).
+    if (pin === null) await checkUnpinnedChain(log, { where: chainDir, pinsFile: join(defaultConfigDir(), PINS_FILE), keyring: session, pool: defaultPool(), trust: args.trustChain, howToTrust: TRUST_HINT });
     return View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false }, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
   }, () => log.close());
   const store = new ChainStore(view, { readOnly: true, cacheTimeout: 3600 });
@@ -157,6 +161,15 @@ async function keysOf(args: MountArgs): Promise<Session> {
 
 const fmtMiB = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
 
+/**
+ * A passphrase on the command line is readable by every user of the machine for as long as the
+ * process runs (ps, /proc/PID/cmdline) and stays in the shell's history. It still works (scripts
+ * rely on it), but says so; --background hands it to its daemon through the environment instead
+ * (mount.ts), which only the same user can read.
+ */
+export const PASSCODE_ARGV_WARNING =
+  'warning: --passcode on the command line is visible to other users (ps, /proc) and kept in your shell history; set $ATEFS_PASSCODE instead';
+
 /** --token-path (with --passcode or $ATEFS_PASSCODE when it is encrypted): that token's keys. */
 async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
   const passphrase = args.passcode ?? process.env.ATEFS_PASSCODE;
@@ -164,6 +177,7 @@ async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
     if (args.passcode) throw new UserError('--passcode unlocks a token file: give it with --token-path');
     return undefined;
   }
+  if (args.passcode) process.stderr.write(`${PASSCODE_ARGV_WARNING}\n`);
   try {
     return (await readTokenFile(args.tokenPath, passphrase ? { passphrase } : {})).session;
   } catch (e) {
@@ -184,6 +198,9 @@ function chainOpenError(e: unknown): Error {
     case 'LogLockedError': return new UserError(`the chain is in use by another process: ${err.message}`);
     case 'LogCorruptError': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
     case 'GenesisMismatch': case 'LogHeaderMismatch': return new UserError(`refusing a chain that is not the one pinned: ${err.message}`);
+    // A record of the log that fails validation on load: the message names it (seq, segment, offset).
+    case 'CommitRejected': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
+    case 'ChainNotPinned': return new UserError(`refusing an unpinned chain: ${err.message}`);
     case 'DiskFull': return new UserError(`disk full: ${err.message}`);
     default: return err instanceof Error ? err : new Error(String(e));
   }

@@ -14,7 +14,7 @@ import { type ControlServer, controlSocketPath, serveControl } from '../fs/daemo
 import { MountError, mountFilesystem, type MountHandle } from '../fs/mount.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
-import { openCore, openStore, type OpenedStore, type StoreFactory } from './mount-store.js';
+import { PASSCODE_ARGV_WARNING, openCore, openStore, type OpenedStore, type StoreFactory } from './mount-store.js';
 import type { MountPanelStatus } from './tui/mount-panel.js';
 import { CommitHealthLog, commitHealthLine, commitHealthReport } from './commit-health.js';
 import { ProgressLines, ProgressTracker } from './progress.js';
@@ -332,6 +332,18 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   process.exit(process.exitCode ?? 0);
 }
 
+/** argv without `--passcode X` / `--passcode=X` (the form yargs parsed it from). */
+export function withoutPasscode(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i]!;
+    if (x === '--passcode') { i++; continue; }
+    if (x.startsWith('--passcode=')) continue;
+    out.push(x);
+  }
+  return out;
+}
+
 /**
  * --background: starts this same command detached (output to a log file under the XDG state
  * directory), waits for its readiness line on fd 3 and reports it, then exits.
@@ -343,10 +355,17 @@ async function background(abs: string, a: MountArgs): Promise<void> {
   const fd = openSync(logFile, 'a', 0o600);
   const script = process.argv[1];
   if (!script) throw new UserError('cannot find the atefs entry point to start the daemon');
-  const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
+  // The daemon outlives this command: a --passcode goes to it through its environment (readable
+  // only by this user), not its argv (readable by everyone, for the daemon's whole life).
+  const passcodeEnv: NodeJS.ProcessEnv = {};
+  if (a.passcode !== undefined && a.tokenPath) {
+    process.stderr.write(`${PASSCODE_ARGV_WARNING}\n`);
+    passcodeEnv.ATEFS_PASSCODE = a.passcode;
+  }
+  const child = spawn(process.execPath, [...process.execArgv, script, ...(passcodeEnv.ATEFS_PASSCODE !== undefined ? withoutPasscode(process.argv.slice(2)) : process.argv.slice(2))], {
     detached: true,
     stdio: ['ignore', fd, fd, 'pipe'],
-    env: { ...process.env, [CHILD_ENV]: '1', [READY_FD_ENV]: '3', CI: 'true' },
+    env: { ...process.env, ...passcodeEnv, [CHILD_ENV]: '1', [READY_FD_ENV]: '3', CI: 'true' },
   });
   closeSync(fd);
   const ready = child.stdio[3] as Readable;

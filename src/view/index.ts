@@ -35,6 +35,7 @@ export {
   LeaseHeld,
   LeaseNotOwner,
   IndexMismatch,
+  RecordUnreadable,
   CompactionFailed,
 } from './errors.js';
 export { NoReadKey } from '../chain/index.js';

@@ -37,6 +37,7 @@ import {
   NoWriteAuthority,
   NotFound,
   ReadOnlyView,
+  RecordUnreadable,
   ViewClosed,
   ViewError,
 } from './errors.js';
@@ -419,19 +420,21 @@ export class View {
       return out;
     };
     const decodeAndVerify = async (recs: LogRecord[]) => {
-      const commits = recs.map((r) => decodeCommit(r.payload));
+      // A record that does not decode is named itself, not its batch.
+      const commits = recs.map((r) => {
+        try {
+          return decodeCommit(r.payload);
+        } catch (e) {
+          throw this.loadError(r, e);
+        }
+      });
       const sigs = await verifySignatures(commits, this.pool);
       return { recs, commits, sigs };
     };
     let batch = take();
     let pending = batch.length ? decodeAndVerify(batch) : null;
     while (pending) {
-      let cur;
-      try {
-        cur = await pending;
-      } catch (e) {
-        throw this.loadError(batch[0]!, e);
-      }
+      const cur = await pending;
       batch = take();
       pending = batch.length ? decodeAndVerify(batch) : null;
       pending?.catch(() => undefined);
@@ -440,7 +443,7 @@ export class View {
           const rec = cur.recs[i]!;
           const commit = cur.commits[i]!;
           const s = cur.sigs[i]!;
-          if (s instanceof ChainCommitRejected) throw this.loadError(rec, s);
+          if (s instanceof ChainCommitRejected) throw this.loadError(rec, s, commit);
           if (rec.seq !== expectSeq) gaps = true;
           expectSeq = rec.seq + 1;
           const pin = this.opts.pinnedGenesis;
@@ -453,7 +456,7 @@ export class View {
           try {
             effects = checkAgainstState(this.state, commit, s, { now: this.now });
           } catch (e) {
-            throw this.loadError(rec, e);
+            throw this.loadError(rec, e, commit);
           } finally {
             this.state.gapHints = null;
           }
@@ -479,11 +482,23 @@ export class View {
     return { records, events };
   }
 
-  private loadError(rec: LogRecord, e: unknown): Error {
-    if (e instanceof ChainCommitRejected) {
-      return new CommitRejected(`chain load stopped at record seq ${rec.seq} (${rec.pos.segment}:${rec.pos.offset}): ${e.message}`, e);
-    }
-    return e as Error;
+  /**
+   * The error of a record that failed to load: names the record (seq, segment, offset) and, when
+   * one event is to blame, the event and its DAO. A record that does not decode at all is such a
+   * failure too, whatever the decoder threw.
+   */
+  private loadError(rec: LogRecord, e: unknown, commit?: Commit): Error {
+    if (!(e instanceof ChainCommitRejected) && (commit || !(e instanceof Error))) return e as Error;
+    const i = e instanceof ChainCommitRejected ? e.eventIndex : null;
+    const ev = i !== null ? commit?.events[i] : undefined;
+    const what = ev ? `, event ${i} (DAO ${ev.meta.key} version ${ev.meta.version})` : '';
+    return new CommitRejected(`chain load stopped at record seq ${rec.seq} (segment ${rec.pos.segment}, offset ${rec.pos.offset}${what}): ${(e as Error).message}`, e);
+  }
+
+  /** "record seq N (segment S, offset O)", as far as the index knows where it is. */
+  private recordAt(seq: number): string {
+    const r = this.store.getRecord(seq);
+    return r ? `record seq ${seq} (segment ${r.segment}, offset ${r.offset})` : `record seq ${seq}`;
   }
 
   // ---------------------------------------------------------------- read path (synchronous)
@@ -669,6 +684,10 @@ export class View {
       if (bulk && (err instanceof DecryptError || (err as Error).name === 'CommitRejected' || (err as Error).name === 'MalformedEncoding')) {
         throw this.mismatch(e);
       }
+      // Stored as validated (its hash matched) and still unreadable: name what failed.
+      if (err instanceof DecryptError || (err as Error).name === 'MalformedEncoding') {
+        throw new RecordUnreadable(`DAO ${e.node.key} version ${e.node.version} in ${this.recordAt(e.seq)} cannot be read: ${(err as Error).message}`, err);
+      }
       throw err;
     }
     return {
@@ -685,7 +704,7 @@ export class View {
 
   private mismatch(e: DaoEntry): IndexMismatch {
     this.records.delete(e.seq);
-    return new IndexMismatch(`log bytes of DAO ${e.node.key} (record ${e.seq}) do not match the index: log tampered with or corrupt`);
+    return new IndexMismatch(`log bytes of DAO ${e.node.key} version ${e.node.version} (${this.recordAt(e.seq)}) do not match the index: log tampered with or corrupt`);
   }
 
   /**

@@ -56,11 +56,16 @@ export interface TransportCaps {
   sharedLinkInode: boolean;
   /** fallocate reaches the filesystem (fuse-native binds no fallocate handler: EOPNOTSUPP). */
   fallocate: boolean;
+  /**
+   * Files keep setuid/setgid on a mount with --allow-other. fuse-native strips them there: it
+   * cannot tell another user from the mounting user (fs/fuse-native/adapter.ts).
+   */
+  setIdWithAllowOther: boolean;
 }
 
 export function transportCaps(t: string): TransportCaps {
   const fn = t === 'fuse-native';
-  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn, fallocate: !fn };
+  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn, fallocate: !fn, setIdWithAllowOther: !fn };
 }
 
 /** Waits out the fuse-native attribute cache where hard-linked names are separate kernel inodes. */
