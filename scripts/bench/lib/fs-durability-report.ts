@@ -51,7 +51,7 @@ export function durabilityGoals(targets: Target[], workloads: Workload[], result
       const av = cellValue(results, a, w).text;
       const gv = g ? cellValue(results, g, w).text : 'n/a';
       const verdict = ratio === undefined ? `n/a (${why})` : `${ratio.toFixed(2)}x${why ? ` ${why}` : ''}  ${ratio <= goal.max ? 'MET' : 'NOT MET'}`;
-      lines.push(`  ${padR(goal.text, 38)}${padR(a.name, 15)}${padR(`${av} ${w.unit} vs ${g?.name ?? 'gocryptfs'} ${gv} ${w.unit}`, 50)}${verdict}`);
+      lines.push(`  ${padR(goal.text, 38)}${padR(a.name, 15)}${padR(`${av} ${w.unit} vs ${g?.name ?? 'gocryptfs'} ${gv} ${w.unit}`, 50)}  ${verdict}`);
     }
   }
   if (workloads.some((w) => w.id === 'rewrite')) {
@@ -63,7 +63,7 @@ export function durabilityGoals(targets: Target[], workloads: Workload[], result
       const v = spaceVerdict(runs.flat());
       const p = v.peak!;
       const failed = (c?.errors.length ?? 0) > 0;
-      lines.push(`  ${padR(text, 38)}${padR(a.name, 15)}${padR(`worst: log ${mib(p.storeBytes)} MiB, live ${mib(p.liveBytes)} MiB (bound ${mib(logBound(p.liveBytes))}) at ${p.t.toFixed(0)} s`, 50)}`
+      lines.push(`  ${padR(text, 38)}${padR(a.name, 15)}${padR(`worst: log ${mib(p.storeBytes)} MiB, live ${mib(p.liveBytes)} MiB (bound ${mib(logBound(p.liveBytes))}) at ${p.t.toFixed(0)} s`, 50)}  `
         + `${failed ? 'n/a (check failed)' : v.within ? 'MET' : 'NOT MET'}`);
     }
   }
