@@ -109,7 +109,9 @@ async function quiesce(m: Mounted): Promise<void> {
  * BENCH_TIMEOUT_S, which is also the limit for the references themselves.
  */
 const TIMEOUT_FACTOR = 10;
-function timeoutFor(t: Target, w: Workload, results: Results, targets: Target[]): number {
+function timeoutFor(t: Target, w: Workload, ctx: WorkloadCtx, results: Results, targets: Target[]): number {
+  const own = w.timeoutMs?.(ctx);
+  if (own !== undefined) return own;
   if (t.kind !== 'atefs') return TIMEOUT_MS;
   let slowest = 0;
   for (const o of targets) {
@@ -140,17 +142,19 @@ async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, res
     if (trace && conn !== undefined) trace.start(conn);
     let tr: TraceResult | undefined;
     let r: RunResult;
-    const timeoutMs = timeoutFor(t, w, results, targets);
+    const timeoutMs = timeoutFor(t, w, ctx, results, targets);
     const monitor = w.monitor?.(m, ctx);
     let series: Sample['series'];
     try {
       r = await run(w.script(m, ctx), { timeoutMs, onTimeout: () => { if (conn !== undefined) abortFuse(conn); } });
     } catch (e) {
       if (e instanceof CommandTimedOut && w.figure) (c.bounds ??= []).push(w.figure(timeoutMs / 1000, ctx));
+      // What was sampled until then still says how the store grew.
+      if (monitor) { series = await monitor.stop(); if (series.length) (c.partialSeries ??= []).push(series); }
       throw e;
     } finally {
       if (trace && conn !== undefined) tr = trace.stop();
-      series = await monitor?.stop();
+      series ??= await monitor?.stop();
     }
     const cpu1 = m.pid !== undefined ? cpuSeconds(m.pid) : undefined;
     const c1 = await m.counters?.();

@@ -308,6 +308,20 @@ describe('durability workloads (issue 17)', () => {
     expect(lines[3]).toMatch(/^SQLite journal tx\/s\s+n\/a\s+<2\.5$/);
   });
 
+  it('judges a killed rewrite by the samples taken until the kill: over the bound is NOT MET, within it proves nothing', () => {
+    const r: Results = new Map();
+    const over = cell(r, 'atefs-k-disk', 'rewrite');
+    over.errors.push('killed after 300 s');
+    over.partialSeries = [[pt(2, 100, 64), pt(300, 900, 64)]];
+    const within = cell(r, 'atefs-ku-disk', 'rewrite');
+    within.errors.push('killed after 300 s');
+    within.partialSeries = [[pt(2, 100, 64)]];
+    const lines = durabilityGoals(targets, [wl('rewrite')], r).join('\n');
+    expect(lines).toMatch(/atefs-k-disk\s+worst: log 900 MiB, live 64 MiB \(bound 256\) at 300 s\s+NOT MET \(before it was killed\)$/m);
+    expect(lines).toMatch(/atefs-ku-disk .*n\/a \(killed before the end\)$/m);
+    expect(spaceSection(targets, r).join('\n')).toMatch(/atefs-k-disk\s+live = daemon's count; KILLED: samples until then/);
+  });
+
   it('reads the daemon\'s live data and log size from its stats', () => {
     expect(spaceOf({ space: { liveBytes: 10, logBytes: 20 }, counters: {} })).toEqual({ liveBytes: 10, logBytes: 20 });
     expect(spaceOf({ counters: {} })).toBeUndefined();

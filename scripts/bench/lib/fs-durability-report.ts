@@ -11,9 +11,13 @@ const padR = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repe
 const pad = (s: string, n: number): string => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
 const mib = (b: number): string => (b / MiB).toFixed(0);
 
-/** Every space point of a target's rewrite runs (all runs: the goal holds only if it held throughout). */
+/**
+ * Every space point of a target's rewrite runs (all runs: the goal holds only if it held
+ * throughout), killed runs' points up to the kill included; `complete`: no run was killed.
+ */
 export function spacePoints(results: Results, target: string): SpacePoint[][] {
-  return (results.get(target)?.get('rewrite')?.samples ?? []).map((s) => s.series ?? []).filter((s) => s.length);
+  const c = results.get(target)?.get('rewrite');
+  return [...(c?.samples ?? []).map((s) => s.series ?? []), ...(c?.partialSeries ?? [])].filter((s) => s.length);
 }
 
 /** "1.23x" or "n/a (why)" for atefs/gocryptfs of a lower-is-better cost; `ratio` undefined when not derivable. */
@@ -62,9 +66,12 @@ export function durabilityGoals(targets: Target[], workloads: Workload[], result
       if (!runs.length) { lines.push(`  ${padR(text, 38)}${padR(a.name, 15)}n/a (${c?.errors[0]?.slice(0, 80) ?? 'no samples'})`); continue; }
       const v = spaceVerdict(runs.flat());
       const p = v.peak!;
-      const failed = (c?.errors.length ?? 0) > 0;
-      lines.push(`  ${padR(text, 38)}${padR(a.name, 15)}${padR(`worst: log ${mib(p.storeBytes)} MiB, live ${mib(p.liveBytes)} MiB (bound ${mib(logBound(p.liveBytes))}) at ${p.t.toFixed(0)} s`, 50)}  `
-        + `${failed ? 'n/a (check failed)' : v.within ? 'MET' : 'NOT MET'}`);
+      const killed = (c?.partialSeries?.length ?? 0) > 0;
+      // A killed run that already went over the bound did not meet it; one that stayed within
+      // until then proves nothing. A run whose read-back failed gets no verdict.
+      const failed = !killed && (c?.errors.length ?? 0) > 0;
+      const verdict = failed ? 'n/a (check failed)' : !v.within ? `NOT MET${killed ? ' (before it was killed)' : ''}` : killed ? 'n/a (killed before the end)' : 'MET';
+      lines.push(`  ${padR(text, 38)}${padR(a.name, 15)}${padR(`worst: log ${mib(p.storeBytes)} MiB, live ${mib(p.liveBytes)} MiB (bound ${mib(logBound(p.liveBytes))}) at ${p.t.toFixed(0)} s`, 50)}  ${verdict}`);
     }
   }
   return lines;
@@ -86,7 +93,8 @@ export function spaceSection(targets: Target[], results: Results): string[] {
   for (const t of targets) {
     const first = spacePoints(results, t.name)[0];
     if (!first) continue;
-    const from = first.some((p) => p.liveFrom === 'daemon') ? 'live = daemon\'s count' : 'live = file size';
+    const killed = !results.get(t.name)?.get('rewrite')?.samples.length;
+    const from = `${first.some((p) => p.liveFrom === 'daemon') ? 'live = daemon\'s count' : 'live = file size'}${killed ? '; KILLED: samples until then' : ''}`;
     lines.push(`  ${padR(t.name, 15)}${from}`);
     lines.push(`  ${padR('', 15)}${['t s', 'written MiB', 'store MiB', 'live MiB', 'store/live', 'bound MiB'].map((h) => pad(h, 12)).join('')}`);
     for (const p of pickPoints(first, 8)) {

@@ -26,6 +26,8 @@ export interface Cell {
   skipped?: string;
   /** Figures at the moment a workload was killed for taking too long: bounds, not measurements. */
   bounds?: number[];
+  /** The space samples of a killed rewrite, up to the kill. */
+  partialSeries?: SpacePoint[][];
 }
 export type Results = Map<string, Map<string, Cell>>; // target -> workload -> cell
 

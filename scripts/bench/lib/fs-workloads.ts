@@ -46,6 +46,11 @@ export interface Workload {
    * own and those of its `of` rows. Without it, figure(seconds).
    */
   measure?(r: RunResult, ctx: WorkloadCtx, series?: SpacePoint[]): Record<string, number>;
+  /**
+   * Its own time limit, instead of bench:fs's (10x the slowest gocryptfs, at most BENCH_TIMEOUT_S):
+   * for a workload whose point is not its speed.
+   */
+  timeoutMs?(ctx: WorkloadCtx): number;
   /** Workload ids whose success this one needs (skipped otherwise). */
   needs: string[];
   /** Untimed preparation, before caches are dropped. */
