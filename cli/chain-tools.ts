@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { LOCAL_CHAIN_ID, readPins, resolveChainDir } from '../fs/chain-store/index.js';
+import { LOCAL_CHAIN_ID, findPin, resolveChainDir } from '../fs/chain-store/index.js';
 import { verifyChain } from '../src/chain/index.js';
 import { defaultPool } from '../src/crypto/index.js';
 import { openLog, repairLog } from '../src/log/index.js';
@@ -22,7 +22,7 @@ export async function runVerify(a: { logPath?: string; json: boolean }): Promise
   const chainDir = resolveChainDir(a.logPath);
   const logDir = path.join(chainDir, 'log');
   if (!(await fsp.access(logDir).then(() => true, () => false))) throw new UserError(`no chain at ${chainDir}`);
-  const pin = (await readPins(defaultConfigDir()))[chainDir] ?? null;
+  const pin = (await findPin(defaultConfigDir(), chainDir)).hash ?? null;
   let log;
   try {
     log = await openLog({ dir: logDir, chainId: LOCAL_CHAIN_ID, readOnly: true });

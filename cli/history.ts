@@ -1,16 +1,17 @@
 // `atefs log` and the chain's history: every commit of a local chain newest first, with who signed
 // it; with --path only the commits that changed one file (resolved and matched client-side, with
 // the user's keys). Also what `atefs mount --at` serves: the chain as it was at a seq or a time.
-import { promises as fsp, realpathSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { decodeCommit, publicKeyId, type Commit } from '../src/chain/index.js';
+import { decodeCommit, decodeMeta, publicKeyId, type Commit } from '../src/chain/index.js';
 import { defaultPool } from '../src/crypto/index.js';
 import { openLog, type LogRecord, type RedoLog } from '../src/log/index.js';
-import { defaultConfigDir, loadOrCreateLocalIdentity, readPins, type Session } from '../src/session/index.js';
+import { defaultConfigDir, findPin, loadOrCreateLocalIdentity, type Session } from '../src/session/index.js';
 import { View } from '../src/view/index.js';
+import { eventSpans } from '../src/view/record-spans.js';
 import { ChainStore, LOCAL_CHAIN_ID, resolveChainDir } from '../fs/chain-store/index.js';
 import { BLOCKS, DENTRIES, inodeKey } from '../fs/chain-store/keys.js';
-import { readMountRecord } from '../fs/daemon/registry.js';
+import { readMountRecordOf } from '../fs/daemon/registry.js';
 
 import { UserError } from './errors.js';
 
@@ -28,11 +29,8 @@ export async function chainDirOf(target: string | undefined, logPath: string | u
   if (!target) return resolveChainDir(logPath);
   const abs = path.resolve(target);
   if (await fsp.access(path.join(abs, 'log')).then(() => true, () => false)) return abs;
-  let real = abs;
-  try {
-    real = realpathSync(abs);
-  } catch { /* a dead mount: its record still names the chain */ }
-  const rec = (await readMountRecord(real)) ?? (await readMountRecord(abs));
+  // A dead mount's path does not resolve: its record still names the chain.
+  const rec = await readMountRecordOf(abs);
   if (rec?.chain) return rec.chain;
   if (rec) throw new UserError(`${target} is mounted from a chain that has no history on this machine (${rec.chain ?? 'temp'})`);
   throw new UserError(`${target} is neither a chain directory nor an atefs mount`);
@@ -60,7 +58,7 @@ function summarize(rec: LogRecord, c: Commit, names: Map<string, string>): Commi
 
 /** DAO keys whose changes are changes of the file at `file` (its inode, its blocks, its name). */
 async function fileMatcher(chainDir: string, log: RedoLog, session: Session, file: string): Promise<(c: Commit) => boolean> {
-  const pin = (await readPins(defaultConfigDir()))[chainDir];
+  const pin = (await findPin(defaultConfigDir(), chainDir)).hash;
   // A private, temporary index: the chain's own may be in use by a daemon.
   const view = await View.open({ log, keyring: session, pool: defaultPool(), pinnedGenesis: pin ?? null, readOnly: true, compaction: { auto: false } });
   try {
@@ -140,41 +138,35 @@ export function parseHistoryPoint(s: string): HistoryPoint {
  * the point must follow the version it had at the point. A version missing there may have been
  * dropped before the point, and the point is refused rather than shown wrong.
  */
-export async function resolveHistoryPoint(chainDir: string, at: HistoryPoint): Promise<number> {
-  const log = await openHistoryLog(chainDir);
-  try {
-    let lastSeq = 0;
-    let seq = 0;
-    for (const rec of log.records()) {
-      lastSeq = rec.seq;
-      if ('seq' in at ? rec.seq <= at.seq : decodeCommit(rec.payload).header.timestamp <= at.time) seq = rec.seq;
+export async function resolveHistoryPoint(log: RedoLog, chainDir: string, at: HistoryPoint): Promise<number> {
+  // One pass over the log: the point's seq, whether records were compacted away (seqs skip), and
+  // per DAO its kept versions (event metadata only: nothing is hashed or decrypted).
+  let lastSeq = 0;
+  let seq = 0;
+  let prev = 0;
+  let compacted = false;
+  // Points [from, to) where some DAO's kept versions skip one: its state there is unknown.
+  const bad: Array<[number, number]> = [];
+  const last = new Map<string, [number, number]>();
+  for (const rec of log.records()) {
+    lastSeq = rec.seq;
+    if ('seq' in at ? rec.seq <= at.seq : decodeCommit(rec.payload).header.timestamp <= at.time) seq = rec.seq;
+    if (rec.seq !== prev + 1) compacted = true;
+    prev = rec.seq;
+    for (const sp of eventSpans(rec.payload)) {
+      const m = decodeMeta(rec.payload.subarray(sp.metaStart, sp.metaStart + sp.metaLen));
+      const [s0, v0] = last.get(m.key) ?? [0, 0];
+      if (m.version !== v0 + 1) bad.push([s0, rec.seq]);
+      last.set(m.key, [rec.seq, m.version]);
     }
-    if ('seq' in at && at.seq > lastSeq) throw new UserError(`--at ${at.seq}: the chain's newest commit is seq ${lastSeq}`);
-    if (seq === 0) throw new UserError(`the chain at ${chainDir} has no commit at or before that point`);
-    // Points [from, to) where some DAO's kept versions skip one: its state there is unknown.
-    const bad: Array<[number, number]> = [];
-    const last = new Map<string, [number, number]>();
-    let prev = 0;
-    let compacted = false;
-    for (const rec of log.records()) {
-      if (rec.seq !== prev + 1) compacted = true;
-      prev = rec.seq;
-    }
-    if (!compacted) return seq;
-    for (const rec of log.records()) {
-      for (const e of decodeCommit(rec.payload).events) {
-        const [s0, v0] = last.get(e.meta.key) ?? [0, 0];
-        if (e.meta.version !== v0 + 1) bad.push([s0, rec.seq]);
-        last.set(e.meta.key, [rec.seq, e.meta.version]);
-      }
-    }
-    let next = seq;
-    for (const [from, to] of bad.sort((x, y) => x[0] - y[0])) if (from <= next && next < to) next = to;
-    if (next !== seq) {
-      throw new UserError(`--at: the state at seq ${seq} was compacted away (records it needs were dropped); the next point that can be shown exactly is seq ${next}`);
-    }
-    return seq;
-  } finally {
-    await log.close();
   }
+  if ('seq' in at && at.seq > lastSeq) throw new UserError(`--at ${at.seq}: the chain's newest commit is seq ${lastSeq}`);
+  if (seq === 0) throw new UserError(`the chain at ${chainDir} has no commit at or before that point`);
+  if (!compacted) return seq;
+  let next = seq;
+  for (const [from, to] of bad.sort((x, y) => x[0] - y[0])) if (from <= next && next < to) next = to;
+  if (next !== seq) {
+    throw new UserError(`--at: the state at seq ${seq} was compacted away (records it needs were dropped); the next point that can be shown exactly is seq ${next}`);
+  }
+  return seq;
 }

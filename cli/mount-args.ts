@@ -16,6 +16,8 @@ export interface MountArgs {
   tokenPath?: string;
   compactMode?: string;
   compactNow: boolean;
+  /** Mount an existing chain this user never pinned (and pin it). */
+  trustChain: boolean;
   /** A read-only mount of the chain as it was at this seq or ISO time. */
   at?: string;
   statsFile?: string;
@@ -45,6 +47,7 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('passcode', { type: 'string', describe: 'passphrase of an encrypted --token-path file (or $ATEFS_PASSCODE)' })
     .option('token-path', { type: 'string', describe: 'token file whose keys to use instead of the local identity' })
     .option('compact-mode', { type: 'string', describe: 'when to compact the chain (see the README)' })
+    .option('trust-chain', { type: 'boolean', default: false, describe: 'mount an existing chain that this user never pinned (copied, moved, restored), and pin it' })
     .option('compact-now', { type: 'boolean', default: false, describe: 'compact the chain before mounting' })
     .option('at', { type: 'string', describe: "mount the local chain read-only as it was at a commit seq or an ISO time (see 'atefs log')" })
     .option('stats-file', { type: 'string', describe: 'write per-opcode request counters as JSON here on SIGUSR2 and at unmount' })
@@ -67,6 +70,7 @@ export function toMountArgs(v: Record<string, unknown>): MountArgs {
     tokenPath: s('tokenPath'),
     compactMode: s('compactMode'),
     compactNow: !!v.compactNow,
+    trustChain: !!v.trustChain,
     at: s('at'),
     statsFile: s('statsFile'),
     json: !!v.json,

@@ -1,8 +1,9 @@
 import { Filesystem, type FsStore } from '../fs/core/index.js';
-import { ChainStore, openLocalChain, readPins, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
+import { join } from 'node:path';
+import { ChainStore, TRUST_HINT, checkUnpinnedChain, findPin, openLocalChain, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
 import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
-import { defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
-import { View } from '../src/view/index.js';
+import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
+import { View, type ViewProgress } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
@@ -43,22 +44,28 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-/** How a mount opens its store (runMount takes another one in tests). */
-export type StoreFactory = (args: MountArgs) => Promise<OpenedStore>;
+/** What the daemon hears while (and after) a store opens. */
+export interface OpenHooks {
+  /** The view's progress: opening (index check, replay, rebuild) and, later, its compactions. */
+  onProgress?: (p: ViewProgress) => void;
+}
 
-export async function openStore(args: MountArgs): Promise<OpenedStore> {
-  if (args.at !== undefined) return openHistoricStore(args);
-  if (args.temp) return openTempStore(args);
+/** How a mount opens its store (runMount takes another one in tests). */
+export type StoreFactory = (args: MountArgs, hooks?: OpenHooks) => Promise<OpenedStore>;
+
+export async function openStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
+  if (args.at !== undefined) return openHistoricStore(args, hooks);
+  if (args.temp) return openTempStore(args, hooks);
   if (args.remote) return openRemoteStore(args);
-  return openPersistentLocalStore(args);
+  return openPersistentLocalStore(args, hooks);
 }
 
 /**
  * --temp: the same encrypted, signed chain code on an in-memory log and a throw-away index, so a
  * temporary mount behaves (and performs) like a persistent one but leaves nothing behind.
  */
-export async function openTempStore(args: MountArgs): Promise<OpenedStore> {
-  const opened = await openChainStore({ ...args, readOnly: false }, { memory: true });
+export async function openTempStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
+  const opened = await openChainStore({ ...args, readOnly: false }, { memory: true }, hooks);
   if (args.readOnly) {
     // A read-only temp mount is an empty tree: create its root; the core is then opened read-only.
     await (await Filesystem.open(opened.store)).destroy();
@@ -67,32 +74,26 @@ export async function openTempStore(args: MountArgs): Promise<OpenedStore> {
 }
 
 /** The local chain under --log-path (default $XDG_DATA_HOME/atefs/local), created on first use. */
-export async function openPersistentLocalStore(args: MountArgs): Promise<OpenedStore> {
-  return openChainStore(args, { chainDir: args.logPath, memory: false });
+export async function openPersistentLocalStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
+  return openChainStore(args, { chainDir: args.logPath, memory: false }, hooks);
 }
 
-async function openChainStore(args: MountArgs, where: { chainDir?: string; memory: boolean }): Promise<OpenedStore> {
-  const session = await sessionFromArgs(args);
-  let chain: LocalChain;
-  try {
-    chain = await openLocalChain({
-      ...(session ? { session } : {}),
-      ...(where.chainDir ? { chainDir: where.chainDir } : {}),
-      memory: where.memory,
-      readOnly: args.readOnly,
-      ...(args.compactMode ? { compactMode: args.compactMode } : {}),
-      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-    });
-  } catch (e) {
-    throw chainOpenError(e);
-  }
+async function openChainStore(args: MountArgs, where: { chainDir?: string; memory: boolean }, hooks: OpenHooks): Promise<OpenedStore> {
+  const session = await keysOf(args);
+  const chain: LocalChain = await opening(() => openLocalChain({
+    session,
+    ...(where.chainDir ? { chainDir: where.chainDir } : {}),
+    memory: where.memory,
+    readOnly: args.readOnly,
+    trustChain: args.trustChain,
+    ...(args.compactMode ? { compactMode: args.compactMode } : {}),
+    onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+    ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+  }));
   if (args.compactNow && !args.readOnly) await chain.view.compact('manual');
   return {
-    store: chain.store,
-    chain: where.memory ? 'temp' : chain.chainDir,
-    mode: where.memory ? 'temp (in memory, encrypted, not persisted)' : 'local',
+    ...servedChain(chain, where.memory ? 'temp' : chain.chainDir, where.memory ? 'temp (in memory, encrypted, not persisted)' : 'local'),
     ...(where.memory ? {} : { chainDir: chain.chainDir }),
-    local: true,
     status: () => {
       const s = chain.view.stats();
       const c = s.lastCompaction;
@@ -102,7 +103,6 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     },
     // Commit timings, and the log against its live data (the space bound; compaction-scheduler.ts).
     timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}) }),
-    close: () => chain.close(),
   };
 }
 
@@ -110,36 +110,65 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
  * --at SEQ|TIME: the local chain as it was then, read-only: its records up to that point replayed
  * (and validated) into an in-memory log and index. The chain itself is only read.
  */
-export async function openHistoricStore(args: MountArgs): Promise<OpenedStore> {
+export async function openHistoricStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
   const chainDir = resolveChainDir(args.logPath);
-  const seq = await resolveHistoryPoint(chainDir, parseHistoryPoint(args.at!));
-  const session = (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
-  const pin = (await readPins(defaultConfigDir()))[chainDir] ?? null;
+  const point = parseHistoryPoint(args.at!);
   // The chain's own log, read-only (no writer lock: its mount may be running), and a private
   // index replayed up to the point; the chain's own index is not touched.
   const log = await openHistoryLog(chainDir);
-  let view: View;
-  try {
-    view = await View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false } });
-  } catch (e) {
-    await log.close().catch(() => undefined);
-    throw chainOpenError(e);
-  }
+  let seq = 0;
+  const view = await opening(async () => {
+    seq = await resolveHistoryPoint(log, chainDir, point);
+    const session = await keysOf(args);
+    const pin = (await findPin(defaultConfigDir(), chainDir)).hash ?? null;
+    // Served like any mount: an unpinned chain only when trusted (it is not pinned from here).
+    if (pin === null) await checkUnpinnedChain(log, { where: chainDir, pinsFile: join(defaultConfigDir(), PINS_FILE), keyring: session, pool: defaultPool(), trust: args.trustChain, howToTrust: TRUST_HINT });
+    return View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false }, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
+  }, () => log.close());
   const store = new ChainStore(view, { readOnly: true, cacheTimeout: 3600 });
-  return {
+  return servedChain({
     store,
-    chain: `${chainDir} at seq ${seq}`,
-    mode: `history (read-only, seq ${seq})`,
-    local: true,
-    close: async () => {
+    async close() {
       await store.close();
       await view.close();
       await log.close();
     },
-  };
+  }, `${chainDir} at seq ${seq}`, `history (read-only, seq ${seq})`);
+}
+
+/**
+ * Opens a chain's store (the chain, or a point of its history): on failure `undo` runs, and the
+ * typed failures become one clear line (chainOpenError).
+ */
+async function opening<T>(open: () => Promise<T>, undo?: () => Promise<unknown>): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    await undo?.().catch(() => undefined);
+    throw chainOpenError(e);
+  }
+}
+
+/** A chain's store as a mount serves it: local (nobody else writes it), closed with the chain. */
+function servedChain(chain: Pick<LocalChain, 'store' | 'close'>, label: string, mode: string): OpenedStore {
+  return { store: chain.store, chain: label, mode, local: true, close: () => chain.close() };
+}
+
+/** The keys a mount uses: the token file's (--token-path), else the local identity. */
+async function keysOf(args: MountArgs): Promise<Session> {
+  return (await sessionFromArgs(args)) ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
 }
 
 const fmtMiB = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
+
+/**
+ * A passphrase on the command line is readable by every user of the machine for as long as the
+ * process runs (ps, /proc/PID/cmdline) and stays in the shell's history. It still works (scripts
+ * rely on it), but says so; --background hands it to its daemon through the environment instead
+ * (mount.ts), which only the same user can read.
+ */
+export const PASSCODE_ARGV_WARNING =
+  'warning: --passcode on the command line is visible to other users (ps, /proc) and kept in your shell history; set $ATEFS_PASSCODE instead';
 
 /** --token-path (with --passcode or $ATEFS_PASSCODE when it is encrypted): that token's keys. */
 async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
@@ -148,6 +177,7 @@ async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
     if (args.passcode) throw new UserError('--passcode unlocks a token file: give it with --token-path');
     return undefined;
   }
+  if (args.passcode) process.stderr.write(`${PASSCODE_ARGV_WARNING}\n`);
   try {
     return (await readTokenFile(args.tokenPath, passphrase ? { passphrase } : {})).session;
   } catch (e) {
@@ -168,6 +198,9 @@ function chainOpenError(e: unknown): Error {
     case 'LogLockedError': return new UserError(`the chain is in use by another process: ${err.message}`);
     case 'LogCorruptError': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
     case 'GenesisMismatch': case 'LogHeaderMismatch': return new UserError(`refusing a chain that is not the one pinned: ${err.message}`);
+    // A record of the log that fails validation on load: the message names it (seq, segment, offset).
+    case 'CommitRejected': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
+    case 'ChainNotPinned': return new UserError(`refusing an unpinned chain: ${err.message}`);
     case 'DiskFull': return new UserError(`disk full: ${err.message}`);
     default: return err instanceof Error ? err : new Error(String(e));
   }

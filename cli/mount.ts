@@ -7,14 +7,17 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { findMount } from '../fs/daemon/mounttab.js';
 import { prepareMountpoint, removeCreatedMountpoint } from '../fs/daemon/mountpoint.js';
-import { forgetMount, recordMount } from '../fs/daemon/registry.js';
+import { forgetMount, processAlive, readMountRecord, recordMount } from '../fs/daemon/registry.js';
+import { resolveChainDir } from '../fs/chain-store/index.js';
+import type { ViewProgress } from '../src/view/index.js';
 import { type ControlServer, controlSocketPath, serveControl } from '../fs/daemon/control-socket.js';
 import { MountError, mountFilesystem, type MountHandle } from '../fs/mount.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
-import { openCore, openStore, type OpenedStore, type StoreFactory } from './mount-store.js';
+import { PASSCODE_ARGV_WARNING, openCore, openStore, type OpenedStore, type StoreFactory } from './mount-store.js';
 import type { MountPanelStatus } from './tui/mount-panel.js';
 import { CommitHealthLog, commitHealthLine, commitHealthReport } from './commit-health.js';
+import { ProgressLines, ProgressTracker } from './progress.js';
 
 /**
  * `atefs mount`: the mount daemon. It serves FUSE from this process's main thread (fuse-native
@@ -23,7 +26,10 @@ import { CommitHealthLog, commitHealthLine, commitHealthReport } from './commit-
  *   plain (stdout not a TTY, or CI=true): exactly one `mounted: <abs dir>` line on stdout once the
  *     mount answers; everything else on stderr;
  *   --json: JSON lines on stdout ({"event":"mounted",...}, {"event":"unmounted",...});
- *   TTY: an Ink status panel.
+ *   TTY: an Ink progress bar while the chain opens (a phase longer than ATEFS_PROGRESS_AFTER_MS),
+ *     then an Ink status panel. Off a TTY the progress goes to stderr as plain lines.
+ * The control socket answers from the start (state 'loading' with the progress, while the chain
+ * opens), so `atefs status DIR` shows a long index rebuild.
  * SIGINT/SIGTERM/SIGHUP, an external unmount and fatal errors all end in the same shutdown:
  * unmount, commit (core.destroy), close the store, write the stats file, exit.
  */
@@ -91,6 +97,42 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     throw e;
   }
 
+  // Loading progress: a bar (TTY) or plain lines while the chain opens; afterwards the tracker
+  // keeps the view's compaction phases for the status panel and `atefs status`.
+  const tracker = new ProgressTracker();
+  const progressLines = plain || a.json ? new ProgressLines(tracker, say) : null;
+  let loading = true;
+  const onProgress = (p: ViewProgress) => {
+    if (loading && progressLines) progressLines.report(p);
+    else tracker.report(p);
+  };
+  const startedAt = Date.now();
+  const chainLabel = a.temp ? 'temp' : a.remote ?? resolveChainDir(a.logPath);
+  let status = (): MountPanelStatus => {
+    const progress = tracker.current();
+    return {
+      mountpoint: abs, transport: a.transport, chain: chainLabel, mode: '-', readOnly: a.readOnly, startedAt, requests: 0,
+      state: 'loading', pid: process.pid, ...(progress ? { progress } : {}),
+    };
+  };
+  // `atefs status` asks through this socket; a mount works without it (say why, go on). Another
+  // daemon still opening a chain for this directory keeps it (its socket would be taken over).
+  const other = await readMountRecord(abs);
+  if (other && other.pid !== process.pid && processAlive(other.pid)) {
+    await removeCreatedMountpoint(abs, created);
+    throw new UserError(`${abs} is being mounted by process ${other.pid}`);
+  }
+  let control: ControlServer | null = await serveControl(controlSocketPath(abs), () => status()).catch((e: Error) => {
+    say(`warning: no control socket for atefs status: ${e.message}`);
+    return null;
+  });
+  await recordMount({ pid: process.pid, mountpoint: abs, ...(control ? { control: control.path } : {}), transport: a.transport, startedAt: new Date(startedAt).toISOString() });
+  let loadingBar: { stop(): void } | null = null;
+  if (!plain && !a.json) {
+    const { showProgress } = await import('./tui/progress.js');
+    loadingBar = showProgress(() => tracker.current(), `atefs: opening ${chainLabel}`);
+  }
+
   let opened: OpenedStore;
   let core;
   let handle: MountHandle;
@@ -108,7 +150,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     suppressed = 0;
   };
   try {
-    opened = await (deps.openStore ?? openStore)(a);
+    opened = await (deps.openStore ?? openStore)(a, { onProgress });
     try {
       core = await openCore(opened, a);
     } catch (e) {
@@ -134,11 +176,16 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     }
   } catch (e) {
     // Refused (chain in use, wrong key, mount failed): the directory made for it goes too.
+    loadingBar?.stop();
+    await control?.close().catch(() => {});
+    await forgetMount(abs, process.pid).catch(() => {});
     await removeCreatedMountpoint(abs, created);
     throw e;
+  } finally {
+    loading = false;
   }
+  loadingBar?.stop();
 
-  const startedAt = Date.now();
   let state: MountPanelStatus['state'] = 'mounted';
   let statsSeq = 0;
   // Batches of the core (commits, failures, ms in the store) and the store's own split of that
@@ -171,7 +218,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     await writeFile(tmp, `${body}\n`);
     await rename(tmp, file);
   };
-  const status = (): MountPanelStatus => {
+  status = (): MountPanelStatus => {
     const counters = handle.counters();
     // The kernel transport reports its total beside byte and gauge counters; fuse-native only opcodes.
     let requests = counters.requests ?? 0;
@@ -179,6 +226,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     const cs = core.commitStats;
     const ss = opened.status?.() ?? {};
     const health = commitHealthLine(commitHealthReport(core));
+    const progress = tracker.current();
     return {
       mountpoint: abs, transport: handle.transport, chain: opened.chain, mode: opened.mode, readOnly: a.readOnly,
       startedAt, requests, commits: cs.commits, dirtyBytes: core.dirtyBytes, state, pid: process.pid,
@@ -191,11 +239,11 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
       ...(ss.connection !== undefined ? { connection: ss.connection } : {}),
       ...((cs.lastError?.message ?? lastError) ? { lastError: cs.lastError?.message ?? lastError } : {}),
       ...(health ? { commitHealth: health } : {}),
+      ...(progress ? { progress } : {}),
     };
   };
 
   let panel: { stop(): void } | null = null;
-  let control: ControlServer | null = null;
   let watch: NodeJS.Timeout | null = null;
   let finish!: () => void;
   const finished = new Promise<void>((ok) => { finish = ok; });
@@ -256,11 +304,6 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
     writeStats(false).catch((e: Error) => say(`error: writing ${a.statsFile}: ${e.message}`));
   });
 
-  // `atefs status` asks through this socket; a mount works without it (say why, go on).
-  control = await serveControl(controlSocketPath(abs), status).catch((e: Error) => {
-    say(`warning: no control socket for atefs status: ${e.message}`);
-    return null;
-  });
   const record = { pid: process.pid, mountpoint: abs, ...(control ? { control: control.path } : {}), transport: handle.transport, startedAt: new Date(startedAt).toISOString(), ...(a.statsFile ? { statsFile: resolve(a.statsFile) } : {}), ...(opened.chainDir ? { chain: opened.chainDir } : {}) };
   await recordMount(record);
 
@@ -289,6 +332,18 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
   process.exit(process.exitCode ?? 0);
 }
 
+/** argv without `--passcode X` / `--passcode=X` (the form yargs parsed it from). */
+export function withoutPasscode(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i]!;
+    if (x === '--passcode') { i++; continue; }
+    if (x.startsWith('--passcode=')) continue;
+    out.push(x);
+  }
+  return out;
+}
+
 /**
  * --background: starts this same command detached (output to a log file under the XDG state
  * directory), waits for its readiness line on fd 3 and reports it, then exits.
@@ -300,10 +355,17 @@ async function background(abs: string, a: MountArgs): Promise<void> {
   const fd = openSync(logFile, 'a', 0o600);
   const script = process.argv[1];
   if (!script) throw new UserError('cannot find the atefs entry point to start the daemon');
-  const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
+  // The daemon outlives this command: a --passcode goes to it through its environment (readable
+  // only by this user), not its argv (readable by everyone, for the daemon's whole life).
+  const passcodeEnv: NodeJS.ProcessEnv = {};
+  if (a.passcode !== undefined && a.tokenPath) {
+    process.stderr.write(`${PASSCODE_ARGV_WARNING}\n`);
+    passcodeEnv.ATEFS_PASSCODE = a.passcode;
+  }
+  const child = spawn(process.execPath, [...process.execArgv, script, ...(passcodeEnv.ATEFS_PASSCODE !== undefined ? withoutPasscode(process.argv.slice(2)) : process.argv.slice(2))], {
     detached: true,
     stdio: ['ignore', fd, fd, 'pipe'],
-    env: { ...process.env, [CHILD_ENV]: '1', [READY_FD_ENV]: '3', CI: 'true' },
+    env: { ...process.env, ...passcodeEnv, [CHILD_ENV]: '1', [READY_FD_ENV]: '3', CI: 'true' },
   });
   closeSync(fd);
   const ready = child.stdio[3] as Readable;

@@ -1,10 +1,10 @@
 // `atefs status`: every mount of this user (from the mount records), or one mount's live figures
 // through its control socket — an Ink panel in a terminal, plain lines or JSON otherwise.
-import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { queryControl, watchControl } from '../fs/daemon/control-socket.js';
-import { listMountRecords, processAlive, readMountRecord, type MountRecord } from '../fs/daemon/registry.js';
+import { listMountRecords, processAlive, readMountRecordOf, type MountRecord } from '../fs/daemon/registry.js';
 import { UserError } from './errors.js';
+import { progressLine } from './progress.js';
 import type { MountPanelStatus } from './tui/mount-panel.js';
 
 export interface StatusArgs { dir?: string; json: boolean; watch: boolean; interval: number }
@@ -33,7 +33,7 @@ function table(lines: MountLine[]): string {
 /** The plain-line form of one mount's status (off a TTY, CI=true). */
 export function statusLines(s: MountPanelStatus): string {
   const kv: Array<[string, unknown]> = [
-    ['mount', s.mountpoint], ['state', s.state], ['chain', s.chain], ['mode', `${s.mode}${s.readOnly ? ', read-only' : ''}`],
+    ['mount', s.mountpoint], ['state', s.state], ['progress', s.progress ? progressLine(s.progress) : undefined], ['chain', s.chain], ['mode', `${s.mode}${s.readOnly ? ', read-only' : ''}`],
     ['transport', s.transport], ['connection', s.connection], ['seq', s.seq], ['commits', s.commits], ['events', s.events],
     ['bytes written', s.bytesWritten], ['bytes read', s.bytesRead], ['dirty bytes', s.dirtyBytes], ['log bytes', s.logBytes], ['live bytes', s.liveBytes],
     ['compaction', s.compaction], ['requests', s.requests], ['commit state', s.commitHealth ?? 'ok'], ['last error', s.lastError ?? 'none'],
@@ -56,7 +56,7 @@ export async function runStatus(a: StatusArgs): Promise<void> {
     return;
   }
   const abs = resolve(a.dir);
-  const rec = (await readMountRecord(await realpath(abs).catch(() => abs))) ?? (await readMountRecord(abs));
+  const rec = await readMountRecordOf(abs);
   if (!rec || !processAlive(rec.pid)) throw new UserError(`${a.dir} is not an atefs mount of this user (see 'atefs status')`);
   if (!rec.control) throw new UserError(`the daemon of ${a.dir} (pid ${rec.pid}) has no control socket`);
   const control = rec.control;

@@ -10,7 +10,9 @@ const work = await mkdtemp(join(tmpdir(), 'ate-vault-'));
 const dir = join(work, 'vault');
 const [alice, bob, carol] = ['alice', 'bob', 'carol'].map((n) => createIdentity(n));
 const kemOf = (id) => readersOfPrincipal(id, { sym: false, kem: true });
-const open = (who, readOnly) => openChain('vault', { dir, session: Session.of(who), configDir: join(work, who.name), readOnly });
+// Bob and Carol open Alice's chain for the first time: they trust it on purpose (trustChain pins
+// its genesis in their own config); a chain nobody pinned is refused otherwise.
+const open = (who, readOnly) => openChain('vault', { dir, session: Session.of(who), configDir: join(work, who.name), readOnly, trustChain: who !== alice });
 
 try {
   const a = await open(alice, false);

@@ -1,5 +1,7 @@
 import { Box, Text, render } from 'ink';
 import { useEffect, useRef, useState } from 'react';
+import type { ProgressState } from '../progress.js';
+import { ProgressBar } from './progress.js';
 
 /** What the mount daemon shows while it runs (TTY only; plain lines otherwise). */
 export interface MountPanelStatus {
@@ -20,7 +22,10 @@ export interface MountPanelStatus {
   lastError?: string;
   /** Set while commits fail: how (retrying / read-only) and what is not committed. */
   commitHealth?: string;
-  state: 'mounted' | 'unmounting';
+  /** 'loading': the daemon is still opening the chain (see progress). */
+  state: 'loading' | 'mounted' | 'unmounting';
+  /** A loading or compaction phase under way (once it ran longer than ATEFS_PROGRESS_AFTER_MS). */
+  progress?: ProgressState;
   /** Bytes served by reads / taken by writes since the mount. */
   bytesRead?: number;
   bytesWritten?: number;
@@ -91,6 +96,7 @@ export function Panel({ read, footer, intervalMs = 1000 }: { read: () => MountPa
   return (
     <Box flexDirection="column" borderStyle="round" paddingX={1}>
       <Text bold>atefs  <Text color={s.state === 'mounted' ? 'green' : 'yellow'}>{s.state}</Text>  {s.mountpoint}</Text>
+      {s.progress ? <ProgressBar p={s.progress} /> : null}
       <Row label="chain" value={s.chain} />
       <Row label="mode" value={`${s.mode}${s.readOnly ? ', read-only' : ''} · ${s.transport}`} />
       {s.connection ? <Row label="connection" value={s.connection} /> : null}

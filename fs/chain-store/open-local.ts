@@ -2,9 +2,9 @@ import { promises as fsp, statfsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
-import { openLog, type RedoLog } from '../../src/log/index.js';
-import { DataKeyCache, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
-import { defaultConfigDir, loadOrCreateLocalIdentity, readPins, readersOfPrincipal, writePin, type Session } from '../../src/session/index.js';
+import { makeChainDirPrivate, makeDirPrivate, openLog, type RedoLog } from '../../src/log/index.js';
+import { DataKeyCache, checkUnpinnedChain, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
+import { PINS_FILE, defaultConfigDir, findPin, loadOrCreateLocalIdentity, readPins, readersOfPrincipal, writePin, type Session } from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
 import { ChainStore } from './chain-store.js';
 import { emptyTimings, timedSigningPool } from './commit-timings.js';
@@ -24,8 +24,13 @@ export interface OpenLocalChainOptions {
   onProgress?: (p: ViewProgress) => void;
   /** Chain-wide readers besides the owner (a group role's read key, say), for a new chain. */
   extraReaders?: ReaderRef[];
-  /** Told once when a chain is trusted on first use (no pin for an existing log). */
+  /** Told about a --log-path left readable by others, and when an unpinned chain is trusted. */
   onWarning?: (msg: string) => void;
+  /**
+   * Open an existing chain that this user never pinned (copied, moved, restored), pinning it;
+   * without it such a chain is refused with ChainNotPinned (src/chain/pinning.ts).
+   */
+  trustChain?: boolean;
   /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
   commitBudget?: number;
   /**
@@ -59,7 +64,11 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export const LOCAL_CHAIN_ID = 'atefs/local';
-export { readPins };
+/** What the refusal of an unpinned chain tells the user (src/chain/pinning.ts). */
+export const TRUST_HINT = 'If you know where it comes from, mount it once with --trust-chain to pin it';
+/** What a chain directory holds: the log's segments and the LMDB index. */
+const CHAIN_DIR_ENTRIES = ['log', 'index'] as const;
+export { readPins, findPin, checkUnpinnedChain };
 
 async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(() => true, () => false);
@@ -75,7 +84,15 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   const ownerReaders = readersOfPrincipal(user, { sym: true, kem: false });
   const logDir = path.join(chainDir, 'log');
   const indexDir = path.join(chainDir, 'index');
-  const pin = o.memory ? undefined : (await readPins(configDir))[chainDir];
+  if (!o.memory && !o.readOnly) {
+    // The data directory under $XDG_DATA_HOME is atefs's own: private. A --log-path directory is
+    // tightened when it holds only the chain, else left with a warning (private-files.ts says why).
+    if (!o.chainDir) makeDirPrivate(defaultDataDir());
+    makeChainDirPrivate(chainDir, CHAIN_DIR_ENTRIES, o.onWarning);
+  }
+  // Pinned under the real path (pins.ts), once the directory exists.
+  const found = o.memory ? null : await findPin(configDir, chainDir);
+  const pin = found?.hash;
   const fresh = o.memory || !(await exists(logDir));
   const pool = defaultPool();
   const keys = new DataKeyCache(session);
@@ -86,15 +103,22 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     if (o.readOnly) throw new Error(`no chain at ${chainDir} to mount read-only`);
     genesis = await createGenesis({ name: LOCAL_CHAIN_ID, keyring: session, chainReaders: [...ownerReaders, ...(o.extraReaders ?? [])], keys, pool });
     genesisHash = genesis.hash;
-  } else if (!pin) {
-    o.onWarning?.(`no pinned genesis for ${chainDir}: trusting the chain found there on first use`);
   }
-  if (!o.memory) await fsp.mkdir(chainDir, { recursive: true, mode: 0o700 });
   // Records up to 64 MiB: a commit (the store cuts batches at 24 MiB) is always one record.
   const maxRecordSize = 64 << 20;
   const log = await openLog(o.memory
     ? { memory: true, chainId: LOCAL_CHAIN_ID, maxRecordSize, ...(genesisHash ? { genesisHash } : {}) }
     : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+  if (!genesis && !pin) {
+    // An existing log that this user never pinned: refused unless trusted (src/chain/pinning.ts).
+    try {
+      await checkUnpinnedChain(log, { where: chainDir, pinsFile: path.join(configDir, PINS_FILE), keyring: session, pool, trust: !!o.trustChain, howToTrust: TRUST_HINT });
+    } catch (e) {
+      await log.close().catch(() => undefined);
+      throw e;
+    }
+    if (o.trustChain) o.onWarning?.(`trusting the unpinned chain at ${chainDir} (--trust-chain): its genesis is pinned now`);
+  }
   const defer = o.deferCompaction !== false && !o.readOnly && (!o.compactMode || parseCompactMode(o.compactMode) !== 'never');
   // The view signs commits through this pool: its sign() is timed for the stats file.
   const timings = emptyTimings();
@@ -118,7 +142,8 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     throw e;
   }
   const hash = view.genesisHash.toString('hex');
-  if (!o.memory && !pin) await writePin(configDir, chainDir, hash);
+  // A new or trusted chain is pinned; a pin found under the path as given moves to the real path.
+  if (found && (!pin || found.legacy)) await writePin(configDir, found.key, hash);
   const store = new ChainStore(view, {
     readOnly: !!o.readOnly,
     cacheTimeout: 60,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -45,6 +45,15 @@ export async function readMountRecord(abs: string): Promise<MountRecord | undefi
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The record of the mount at `abs` as a user names it: under its real path (a symlinked or dead
+ * mount's path stays as given), else under the path given, when that differs.
+ */
+export async function readMountRecordOf(abs: string): Promise<MountRecord | undefined> {
+  const real = await realpath(abs).catch(() => abs);
+  return (await readMountRecord(real)) ?? (real !== abs ? await readMountRecord(abs) : undefined);
 }
 
 /** Removes the record, but only if it still names this process (a newer daemon may own it). */

@@ -18,6 +18,15 @@ import { direntStat, statArray, statfsArray, timespecOfMs } from './stat.js';
  *    request runs as the mounting user; the kernel enforces modes (default_permissions), and new
  *    files are owned by the mounting user whoever creates them (the kernel transport gets it right);
  *  - names and symlink targets cross as UTF-8 JS strings: bytes that are not UTF-8 are replaced.
+ * Because every caller looks like the mounting user, a mount that lets other users in
+ * (--allow-other) strips setuid and setgid from every mode it is given for anything but a
+ * directory (create, mknod, chmod), and setuid from directories (mkdir, chmod): otherwise anyone
+ * could make a file the chain records as the mounting user's — root's, when root mounts — with
+ * setuid or setgid on, which any mount without nosuid, or a `cp -a` out of it, would honour.
+ * setgid on a directory stays: it only passes the directory's group on to new entries, which
+ * grants nothing here (every entry gets the mounting user's ids anyway). The mounting user cannot
+ * set the stripped bits either (the two are indistinguishable); the kernel transport sees the
+ * caller and has no such limit.
  */
 
 type Signal = (res: number, ...rest: unknown[]) => void;
@@ -36,6 +45,10 @@ const ERANGE = 34;
 const O_RDWR = 2;
 const O_CREAT = 0o100;
 const UNSET_ID = 0xffffffff;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
 const DIR_BATCH = 4096;
 const BACKPRESSURE_MAX_MS = 5000;
 
@@ -53,7 +66,18 @@ export class FuseNativeAdapter {
   lastError: { at: number; op: string; message: string } | null = null;
   errors = 0;
 
-  constructor(private readonly core: FsCore, private readonly ctx: Ctx, private readonly onError?: (op: string, err: unknown) => void) {
+  /** Mode bits a request may not set on files / on directories (--allow-other; see above). */
+  private readonly deniedFileBits: number;
+  private readonly deniedDirBits: number;
+
+  constructor(
+    private readonly core: FsCore,
+    private readonly ctx: Ctx,
+    private readonly onError?: (op: string, err: unknown) => void,
+    o: { stripSetId?: boolean } = {},
+  ) {
+    this.deniedFileBits = o.stripSetId ? S_ISUID | S_ISGID : 0;
+    this.deniedDirBits = o.stripSetId ? S_ISUID : 0;
     this.cache = new PathCache(core, ctx);
     const counts = {} as Record<FuseNativeOp, number>;
     for (const op of FUSE_NATIVE_OPS) counts[op] = 0;
@@ -95,6 +119,10 @@ export class FuseNativeAdapter {
     this.counts[op]++;
     try {
       const ino = fh !== undefined ? this.inoOf(fh, path) : this.cache.resolve(path);
+      if (set.mode !== undefined && this.deniedFileBits) {
+        const dir = (this.core.getattr(this.ctx, ino).mode & S_IFMT) === S_IFDIR;
+        set = { ...set, mode: set.mode & ~(dir ? this.deniedDirBits : this.deniedFileBits) };
+      }
       this.core.setattr(this.ctx, ino, set, fh) as Attr;
       signal(0);
     } catch (e) { signal(this.fail(op, e)); }
@@ -141,7 +169,7 @@ export class FuseNativeAdapter {
     this.counts.mknod++;
     try {
       const { parent, name } = split(path);
-      const entry = this.core.mknod(this.ctx, this.cache.resolve(parent), name, mode, dev);
+      const entry = this.core.mknod(this.ctx, this.cache.resolve(parent), name, mode & ~this.deniedFileBits, dev);
       this.cache.adopt(path, entry.ino);
       signal(0);
     } catch (e) { signal(this.fail('mknod', e)); }
@@ -151,7 +179,7 @@ export class FuseNativeAdapter {
     this.counts.mkdir++;
     try {
       const { parent, name } = split(path);
-      const entry = this.core.mkdir(this.ctx, this.cache.resolve(parent), name, mode);
+      const entry = this.core.mkdir(this.ctx, this.cache.resolve(parent), name, mode & ~this.deniedDirBits);
       this.cache.adopt(path, entry.ino);
       signal(0);
     } catch (e) { signal(this.fail('mkdir', e)); }
@@ -219,7 +247,7 @@ export class FuseNativeAdapter {
     this.counts.create++;
     try {
       const { parent, name } = split(path);
-      const { entry, open } = this.core.create(this.ctx, this.cache.resolve(parent), name, mode, O_CREAT | O_RDWR);
+      const { entry, open } = this.core.create(this.ctx, this.cache.resolve(parent), name, mode & ~this.deniedFileBits, O_CREAT | O_RDWR);
       this.cache.adopt(path, entry.ino);
       this.fhIno.set(open.fh, entry.ino);
       signal(0, open.fh);

@@ -70,7 +70,8 @@ export async function mountFuseNative(core: FsCore, mountpoint: string, opts: Mo
   const { Fuse, binding } = loadFuse();
   // fuse-native does not expose the caller's uid/gid/pid: requests run as the mounting user.
   const ctx: Ctx = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: 0 };
-  const adapter = new FuseNativeAdapter(core, ctx, opts.onError);
+  // With --allow-other every caller looks like the mounting user: no setuid/setgid (adapter.ts).
+  const adapter = new FuseNativeAdapter(core, ctx, opts.onError, { stripSetId: !!opts.allowOther });
 
   // fuse-native registers with libfuse only the ops present in this object; the real handlers
   // replace its `_op_<name>` methods below, skipping its per-call argument conversion.

@@ -5,10 +5,14 @@
  * md5sum of every file, ls -lR, rm -rf) on tmpfs (reference), gocryptfs, the trivial in-memory
  * "floor" filesystems of each FUSE transport and atefs; prints medians, atefs/floor and
  * atefs/gocryptfs ratios against the issues' goals, and FUSE requests per opcode per workload.
+ * Then the durability workloads (lib/fs-durability.ts) on the targets whose data is on the real
+ * disk: fsync latency, SQLite transactions, a page-rewrite workload and its store size over time.
  *
  * Env: BENCH_RUNS (1), BENCH_QUICK=1 or --quick (1,500 files, 64 MiB), BENCH_TARGETS=a,b (filter by
- * name), BENCH_WORKLOADS=write,read,untar,md5sum,ls,rm, BENCH_SEQ_MIB, BENCH_FILES, BENCH_TRACE=0,
- * BENCH_TIMEOUT_S (per workload, 120; quick 60), FLOOR_CACHE_TIMEOUT (60), FLOOR_KERNEL_CACHE=0.
+ * name), BENCH_WORKLOADS=write,read,untar,md5sum,ls,rm,fsync,sqlite-wal,sqlite-journal,rewrite,
+ * BENCH_SEQ_MIB, BENCH_FILES, BENCH_TRACE=0, BENCH_TIMEOUT_S (per workload, 120; quick 60),
+ * FLOOR_CACHE_TIMEOUT (60), FLOOR_KERNEL_CACHE=0; durability: BENCH_FSYNC_N (200; quick 50),
+ * BENCH_SQLITE_TX (200; quick 50), BENCH_REWRITE_MIB (64; quick 32), BENCH_REWRITE_X (5; quick 6).
  * Root is needed for drop_caches and the request tracepoints; without it those parts say n/a.
  */
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync, cpSync, copyFileSync, symlinkSync } from 'node:fs';
@@ -25,6 +29,8 @@ import { allTargets, type Target, type Mounted, type FloorOptions } from './lib/
 import { WORKLOADS, type Workload, type WorkloadCtx } from './lib/fs-workloads.js';
 import { cell, figuresTable, ratioTable, requestsSection, errorsSection, commitSection, type Results, type Sample } from './lib/fs-report.js';
 import { commitCounters, diffCounters, settledCounters } from './lib/stats-file.js';
+import { DURABILITY_WORKLOADS, DURABILITY_IDS, durabilityCtx, durabilityMethod } from './lib/fs-durability.js';
+import { durabilityGoals, spaceSection } from './lib/fs-durability-report.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -103,7 +109,9 @@ async function quiesce(m: Mounted): Promise<void> {
  * BENCH_TIMEOUT_S, which is also the limit for the references themselves.
  */
 const TIMEOUT_FACTOR = 10;
-function timeoutFor(t: Target, w: Workload, results: Results, targets: Target[]): number {
+function timeoutFor(t: Target, w: Workload, ctx: WorkloadCtx, results: Results, targets: Target[]): number {
+  const own = w.timeoutMs?.(ctx);
+  if (own !== undefined) return own;
   if (t.kind !== 'atefs') return TIMEOUT_MS;
   let slowest = 0;
   for (const o of targets) {
@@ -116,10 +124,14 @@ function timeoutFor(t: Target, w: Workload, results: Results, targets: Target[])
 /** One workload on one mounted target: prepare, drop caches, count, time, check. */
 async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, results: Results, targets: Target[], trace: FuseTrace | undefined, runNo: number, notes: Set<string>): Promise<void> {
   const { t, m, ok } = l;
+  if (w.applies && !w.applies(t)) return;
   const c = cell(results, t.name, w.id);
-  if (l.stopped) { c.skipped = l.stopped; c.errors.push(l.stopped); return; }
+  // The rows this run also fills (fsync p99...): they share its errors and skips.
+  const derived = all.filter((x) => x.of === w.id).map((x) => cell(results, t.name, x.id));
+  const fail = (msg: string): void => { for (const x of [c, ...derived]) x.errors.push(msg); };
+  if (l.stopped) { for (const x of [c, ...derived]) x.skipped = l.stopped; fail(l.stopped); return; }
   const missing = w.needs.filter((n) => !ok.has(n) && all.some((x) => x.id === n));
-  if (missing.length) { c.skipped = `needs ${missing.join(',')}`; return; }
+  if (missing.length) { for (const x of [c, ...derived]) x.skipped = `needs ${missing.join(',')}`; return; }
   try {
     await w.before?.(m, ctx);
     const dc = await dropCaches(m);
@@ -130,22 +142,31 @@ async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, res
     if (trace && conn !== undefined) trace.start(conn);
     let tr: TraceResult | undefined;
     let r: RunResult;
-    const timeoutMs = timeoutFor(t, w, results, targets);
+    const timeoutMs = timeoutFor(t, w, ctx, results, targets);
+    const monitor = w.monitor?.(m, ctx);
+    let series: Sample['series'];
     try {
       r = await run(w.script(m, ctx), { timeoutMs, onTimeout: () => { if (conn !== undefined) abortFuse(conn); } });
     } catch (e) {
-      if (e instanceof CommandTimedOut) (c.bounds ??= []).push(w.figure(timeoutMs / 1000, ctx));
+      if (e instanceof CommandTimedOut && w.figure) (c.bounds ??= []).push(w.figure(timeoutMs / 1000, ctx));
+      // What was sampled until then still says how the store grew.
+      if (monitor) { series = await monitor.stop(); if (series.length) (c.partialSeries ??= []).push(series); }
       throw e;
     } finally {
       if (trace && conn !== undefined) tr = trace.stop();
+      series ??= await monitor?.stop();
     }
     const cpu1 = m.pid !== undefined ? cpuSeconds(m.pid) : undefined;
     const c1 = await m.counters?.();
-    const sample: Sample = { value: w.figure(r.seconds, ctx), seconds: r.seconds, trace: tr, counters: diffCounters(c0, c1),
-      cpu: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined };
+    const values = w.measure ? w.measure(r, ctx, series) : { [w.id]: w.figure!(r.seconds, ctx) };
+    const sample: Sample = { value: values[w.id]!, seconds: r.seconds, trace: tr, counters: diffCounters(c0, c1),
+      cpu: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined, series };
     c.samples.push(sample);
+    for (const x of all.filter((y) => y.of === w.id)) {
+      if (values[x.id] !== undefined) cell(results, t.name, x.id).samples.push({ value: values[x.id]!, seconds: r.seconds });
+    }
     const bad = await w.check?.(m, ctx, r);
-    if (bad) c.errors.push(bad); else ok.add(w.id);
+    if (bad) fail(bad); else ok.add(w.id);
     // atefs: the commits this workload caused, the one after its last changes included.
     if (c0 && m.counters) sample.commit = commitCounters(diffCounters(c0, await settledCounters(m.counters)));
     await w.after?.(m, ctx);
@@ -153,7 +174,7 @@ async function step(l: Live, w: Workload, all: Workload[], ctx: WorkloadCtx, res
     progress(`run ${runNo} ${t.name} ${w.label}: ${sample.value.toFixed(2)} ${w.unit}${tr ? ` (${tr.total} req)` : ''}${bad ? ` CHECK FAILED: ${bad}` : ''}`);
   } catch (e) {
     const msg = e instanceof CommandTimedOut ? `killed after ${(e.ms / 1000).toFixed(0)} s (see method)` : (e as Error).message.split('\n').slice(0, 4).join(' | ');
-    c.errors.push(msg);
+    fail(msg);
     progress(`run ${runNo} ${t.name} ${w.label}: ERROR ${msg}`);
     if (e instanceof CommandTimedOut) {
       // A daemon that could not finish may keep grinding and skew everyone else's figures: replace
@@ -180,6 +201,7 @@ async function runOnce(targets: Target[], workloads: Workload[], ctx: WorkloadCt
     // Alternate the target order between runs so no target always goes first after a drop_caches.
     const order = runNo % 2 === 1 ? live : [...live].reverse();
     for (const w of workloads) {
+      if (w.of) continue; // filled by the run of its workload
       for (const l of order) await step(l, w, workloads, ctx, results, targets, trace, runNo, notes);
     }
   } finally {
@@ -198,6 +220,7 @@ interface RunState {
   load0: number;
   commit: string;
   tree?: Tree;
+  ctx?: WorkloadCtx;
   targets: Target[];
   workloads: Workload[];
   results: Results;
@@ -218,9 +241,14 @@ function printReport(st: RunState): void {
   out();
   for (const l of ratioTable(st.targets, st.workloads, st.results)) out(l);
   out();
-  const cs = commitSection(st.targets, st.workloads, st.results);
+  const goals = durabilityGoals(st.targets, st.workloads, st.results);
+  if (goals.length) { for (const l of goals) out(l); out(); }
+  const space = spaceSection(st.targets, st.results);
+  if (space.length) { for (const l of space) out(l); out(); }
+  const ran = st.workloads.filter((w) => !w.of);
+  const cs = commitSection(st.targets, ran, st.results);
   if (cs.length) { for (const l of cs) out(l); out(); }
-  for (const l of requestsSection(st.targets, st.workloads, st.results, st.traceNote)) out(l);
+  for (const l of requestsSection(st.targets, ran, st.results, st.traceNote)) out(l);
   const errs = errorsSection(st.targets, st.workloads, st.results);
   if (errs.length) { out(); for (const l of errs) out(l); }
   out();
@@ -241,6 +269,7 @@ function printReport(st: RunState): void {
   out(`  ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_S); a target whose workload was killed is replaced by a fresh mount (the workloads`);
   out('  that needed the killed one are skipped);');
   out('  atefs and the floors run from a snapshot of dist/ taken at start (a concurrent build cannot change them).');
+  if (st.ctx?.durability && st.workloads.some((w) => DURABILITY_IDS.has(w.id))) for (const l of durabilityMethod(st.ctx.durability)) out(l);
   for (const n of st.notes) out(`note: ${n}`);
 }
 
@@ -291,11 +320,13 @@ async function main(): Promise<void> {
     const seqFile = await prepareSeqFile(cache, seqBytes);
     const scratch = join(work, 'scratch');
     mkdirSync(scratch);
-    const ctx: WorkloadCtx = { seqFile, seqBytes, tree, scratch };
     const app = snapshotDist(work);
+    const ctx: WorkloadCtx = { seqFile, seqBytes, tree, scratch, durability: durabilityCtx(QUICK, env, join(app, 'dist/scripts/bench/durability-probe.js')) };
+    st.ctx = ctx;
 
     st.targets = allTargets({ root: app, work, diskWork }, FLOOR).filter((t) => !onlyTargets || onlyTargets.has(t.name));
-    st.workloads = WORKLOADS.filter((w) => !onlyWorkloads || onlyWorkloads.has(w.id));
+    // A derived row (fsync p99...) comes with its workload.
+    st.workloads = [...WORKLOADS, ...DURABILITY_WORKLOADS].filter((w) => !onlyWorkloads || onlyWorkloads.has(w.id) || (w.of !== undefined && onlyWorkloads.has(w.of)));
     if (TRACE) {
       const t = FuseTrace.open();
       if (typeof t === 'string') st.traceNote = `request counting n/a: ${t}`;

@@ -4,11 +4,12 @@ import { createHash } from 'node:crypto';
 import { DAO_KEY_BYTES, type DaoKey } from '../chain/index.js';
 import type { Session } from '../session/index.js';
 import { Conflict, type CommitScope, type View } from '../view/index.js';
-import { type Dao, Transaction, toDao } from './transaction.js';
+import { Transaction } from './transaction.js';
+import { type Dao, type RecordSource, entryKey, loadDao, tryLoadDao } from './dao-reads.js';
 import { type ChangeNotice, type SubscribeOpts, subscribe } from './subscription.js';
 import type { LeaseService } from './leases.js';
 import type { DaoRef } from './refs.js';
-import { type Collection, collectionId } from './collections.js';
+import type { Collection } from './collections.js';
 
 export interface TransactOpts {
   scope?: CommitScope;
@@ -17,6 +18,13 @@ export interface TransactOpts {
 }
 
 export class Chain {
+  /** Reads of the committed state, as a transaction's reads (dao-reads.ts). */
+  private readonly committed: RecordSource = {
+    load: (key) => this.view.get(key),
+    tryLoad: (key) => this.view.tryGet(key),
+    nameKey: (parent, collection, name) => this.view.nameKey(parent, collection, name),
+  };
+
   constructor(
     /** The chain's name (`universe`, `acme/docs`). */
     readonly name: string,
@@ -58,12 +66,11 @@ export class Chain {
 
   /** Loads one DAO outside a transaction (the committed state). */
   load<T>(key: DaoKey): Dao<T> {
-    return toDao<T>(this.view.get(key));
+    return loadDao<T>(this.committed, key);
   }
 
   tryLoad<T>(key: DaoKey): Dao<T> | undefined {
-    const r = this.view.tryGet(key);
-    return r ? toDao<T>(r) : undefined;
+    return tryLoadDao<T>(this.committed, key);
   }
 
   /**
@@ -77,7 +84,7 @@ export class Chain {
 
   /** See Transaction.keyOf (the committed state). */
   keyOf(parent: DaoKey, name: string | Uint8Array, collection?: Collection): DaoKey {
-    return this.view.nameKey(parent, collectionId(collection), typeof name === 'string' ? Buffer.from(name) : name);
+    return entryKey(this.committed, parent, name, collection);
   }
 
   /** Every commit applied from now on, in order (own commits and, on a replica, others'). */

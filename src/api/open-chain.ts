@@ -4,11 +4,11 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DataKeyCache, createGenesis, toGenesisHash, type ReaderRef } from '../chain/index.js';
+import { DataKeyCache, checkUnpinnedChain, createGenesis, toGenesisHash, type ReaderRef } from '../chain/index.js';
 import { defaultBulkPool, defaultPool } from '../crypto/index.js';
-import { openLog } from '../log/index.js';
+import { makeChainDirPrivate, openLog } from '../log/index.js';
 import {
-  type Session, defaultConfigDir, loadOrCreateLocalIdentity, readPins, readTokenFile, readersOfPrincipal, writePin,
+  PINS_FILE, type Session, defaultConfigDir, findPin, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
 } from '../session/index.js';
 import { View, parseCompactMode } from '../view/index.js';
 import { type RecoveryMode, parseRemoteUrl } from '../net/index.js';
@@ -38,6 +38,11 @@ export interface OpenChainOptions {
   compactMode?: string;
   /** Lease owner name (default: the session's signing key fingerprint + pid). */
   leaseOwner?: string;
+  /**
+   * Open an existing chain that was never pinned in `configDir` (copied, moved, restored, or
+   * another user's), pinning it. Without it such a chain is refused (ChainNotPinned).
+   */
+  trustChain?: boolean;
   /** tcp:// chains: 'sync' (default here: a commit resolves once the server confirmed it), 'readonly'. */
   recoveryMode?: RecoveryMode;
   /** tcp:// chains: demand this server key fingerprint (SHA256:...) instead of known_hosts TOFU. */
@@ -92,8 +97,9 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
   const chainDir = path.resolve(o.dir ?? path.join(defaultChainsDir(), name));
   const logDir = path.join(chainDir, 'log');
   const memory = !!o.temp;
-  const pinKey = `ate:${chainDir}`;
-  const pin = memory ? undefined : (await readPins(configDir))[pinKey];
+  if (!memory && !o.readOnly) makeChainDirPrivate(chainDir, ['log', 'index']);
+  const found = memory ? null : await findPin(configDir, chainDir, 'ate:');
+  const pin = found?.hash;
   const fresh = memory || !(await fsp.access(logDir).then(() => true, () => false));
   const pool = defaultPool();
   const keys = new DataKeyCache(session);
@@ -105,13 +111,18 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
     const chainReaders = [...readersOfPrincipal(user, { sym: true, kem: false }), ...(o.readers ?? [])];
     genesis = await createGenesis({ name, keyring: session, chainReaders, keys, pool });
     genesisHash = genesis.hash;
-    if (!memory) await fsp.mkdir(chainDir, { recursive: true, mode: 0o700 });
   }
   const log = await openLog(memory
     ? { memory: true, chainId: name, ...(genesisHash ? { genesisHash } : {}) }
     : { dir: logDir, chainId: name, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
   let view: View;
   try {
+    if (!genesis && !pin) {
+      await checkUnpinnedChain(log, {
+        where: chainDir, pinsFile: path.join(configDir, PINS_FILE), keyring: session, pool, trust: !!o.trustChain,
+        howToTrust: 'If you know where it comes from, open it once with { trustChain: true } to pin it',
+      });
+    }
     view = await View.open({
       log, keyring: session, keys, pool, bulkPool: defaultBulkPool(),
       pinnedGenesis: genesisHash ?? null,
@@ -124,7 +135,7 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
     await log.close().catch(() => undefined);
     throw e;
   }
-  if (!memory && !pin) await writePin(configDir, pinKey, view.genesisHash.toString('hex'));
+  if (found && (!pin || found.legacy)) await writePin(configDir, found.key, view.genesisHash.toString('hex'));
   const owner = o.leaseOwner ?? `${user.name}:${process.pid}`;
   return new Chain(name, view, session, new LocalLeases(view, owner), async () => {
     await view.close();

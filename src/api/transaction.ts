@@ -1,20 +1,12 @@
 // A typed transaction: the view's DIO with values instead of bytes. Reads see the transaction's
 // own writes; commit() turns everything into one signed commit (one signature, all or nothing).
 import type { DaoKey, ReadAcl, WriteAcl } from '../chain/index.js';
-import type { CommitScope, DaoRecord, Dio } from '../view/index.js';
+import type { CommitScope, Dio } from '../view/index.js';
 import { type Collection, collectionId } from './collections.js';
-import { decodeValue, encodeValue } from './values.js';
+import { type Dao, entryKey, loadDao, toDao, tryLoadDao } from './dao-reads.js';
+import { encodeValue } from './values.js';
 
-/** A loaded DAO with its decoded value. */
-export interface Dao<T> {
-  key: DaoKey;
-  version: number;
-  value: T;
-  type: string | null;
-  parent: { key: DaoKey; collection: number } | null;
-  /** Commit time of this version (ms since the epoch, the writer's clock). */
-  updatedAt: number;
-}
+export type { Dao };
 
 export interface StoreOpts {
   /** Key of the DAO; absent = a fresh random key (a new DAO). */
@@ -42,10 +34,6 @@ export interface CommitOpts {
   scope?: CommitScope;
 }
 
-export function toDao<T>(r: DaoRecord): Dao<T> {
-  return { key: r.key, version: r.version, value: decodeValue<T>(r.key, r.data), type: r.type, parent: r.parent, updatedAt: r.updatedAt };
-}
-
 export class Transaction {
   constructor(private readonly dio: Dio) {}
 
@@ -67,12 +55,11 @@ export class Transaction {
 
   /** Loads a DAO; NotFound when absent or deleted, NoReadKey when the session may not decrypt it. */
   load<T>(key: DaoKey): Dao<T> {
-    return toDao<T>(this.dio.load(key));
+    return loadDao<T>(this.dio, key);
   }
 
   tryLoad<T>(key: DaoKey): Dao<T> | undefined {
-    const r = this.dio.tryLoad(key);
-    return r ? toDao<T>(r) : undefined;
+    return tryLoadDao<T>(this.dio, key);
   }
 
   exists(key: DaoKey): boolean {
@@ -96,7 +83,7 @@ export class Transaction {
    * key, so the same name always finds the same DAO and the index never holds the name itself.
    */
   keyOf(parent: DaoKey, name: string | Uint8Array, collection?: Collection): DaoKey {
-    return this.dio.nameKey(parent, collectionId(collection), typeof name === 'string' ? Buffer.from(name) : name);
+    return entryKey(this.dio, parent, name, collection);
   }
 
   /** Deletes a DAO (a tombstone version). NotFound when it does not exist. */

@@ -73,3 +73,4 @@ export {
   verifyChain,
 } from './loader.js';
 export { openEventPayload } from './read.js';
+export { ChainNotPinned, type UnpinnedCheck, checkUnpinnedChain } from './pinning.js';

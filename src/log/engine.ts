@@ -44,6 +44,7 @@ import {
 } from './format.js';
 import { MemIo, openFileIo, type LogIo } from './io.js';
 import { lockDir, lockMemory, type DirLock } from './lock.js';
+import { makeDirPrivate } from './private-files.js';
 import { scanFrames, validFrameAfter, Window } from './scan.js';
 import type {
   CompactionStep,
@@ -243,7 +244,7 @@ export class LogEngine implements RedoLog {
       if (!opts.readOnly) lock = lockMemory(key);
     } else {
       if (!opts.dir) throw new LogError('dir is required unless memory is set');
-      if (!opts.readOnly) fsNode.mkdirSync(opts.dir, { recursive: true });
+      if (!opts.readOnly) makeDirPrivate(opts.dir); // 0700, its files 0600 (private-files.ts)
       else if (!fsNode.existsSync(opts.dir)) throw new LogError(`no redo log at ${opts.dir}`);
       io = openFileIo(opts.dir);
       if (!opts.readOnly) lock = lockDir(opts.dir);

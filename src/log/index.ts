@@ -46,6 +46,7 @@ export {
   RecordTooLarge,
 } from './errors.js';
 export { repairLog } from './repair.js';
+export { makeChainDirPrivate, makeDirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-files.js';
 export { DEFAULT_MAX_RECORD, DEFAULT_SEGMENT_SIZE } from './engine.js';
 
 /** Opens (creating when needed) the log of one chain; recovers a torn tail; takes the writer lock. */

@@ -4,6 +4,7 @@
 // dominates small writes, while an fdatasync is long enough to be worth running on the threadpool.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PRIVATE_FILE_MODE } from './private-files.js';
 
 export interface LogIo {
   readonly dir: string;
@@ -49,7 +50,7 @@ export class NodeIo implements LogIo {
     return fs.existsSync(this.p(name));
   }
   openRw(name: string, create: boolean) {
-    return fs.openSync(this.p(name), create ? 'wx+' : 'r+');
+    return fs.openSync(this.p(name), create ? 'wx+' : 'r+', PRIVATE_FILE_MODE);
   }
   openRead(name: string) {
     return fs.openSync(this.p(name), 'r');
@@ -102,7 +103,7 @@ export class NodeIo implements LogIo {
     return fs.readFileSync(this.p(name));
   }
   writeFileSync(name: string, data: Uint8Array) {
-    const fd = fs.openSync(this.p(name), 'w');
+    const fd = fs.openSync(this.p(name), 'w', PRIVATE_FILE_MODE);
     try {
       let off = 0;
       while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off, off);

@@ -40,7 +40,7 @@ export function lockDir(dir: string): DirLock {
   const me = `${process.pid} ${procStart(process.pid) ?? ''}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      const fd = fs.openSync(file, 'wx');
+      const fd = fs.openSync(file, 'wx', 0o600);
       try {
         fs.writeSync(fd, me);
       } catch (e) {

@@ -80,7 +80,7 @@ export async function repairLog(dir: string): Promise<{ truncatedAt: LogPosition
         const src = fs.openSync(file, 'r+');
         try {
           const size = fs.fstatSync(src).size;
-          const out = fs.openSync(aside, 'wx');
+          const out = fs.openSync(aside, 'wx', 0o600);
           try {
             const buf = Buffer.allocUnsafe(1 << 20);
             for (let off = damage.offset; off < size; ) {

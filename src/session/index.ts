@@ -26,4 +26,5 @@ export {
   writeSecretFile,
 } from './token.js';
 export { LOCAL_IDENTITY_FILE, type LocalIdentity, defaultConfigDir, loadOrCreateLocalIdentity } from './local.js';
-export { PINS_FILE, readPins, writePin } from './pins.js';
+export { PINS_FILE, type PinLookup, findPin, pinKeyOf, readPins, writePin } from './pins.js';
+export { ensurePrivateConfigDir } from './config-dir.js';

@@ -7,6 +7,7 @@ import { type Identity, createIdentity } from './identity.js';
 import { Session } from './session.js';
 import { encodeToken, readTokenFile, writeSyncedSecretTemp } from './token.js';
 import { TokenInvalid } from './errors.js';
+import { ensurePrivateConfigDir } from './config-dir.js';
 
 export const LOCAL_IDENTITY_FILE = 'identity.token';
 
@@ -29,8 +30,7 @@ export interface LocalIdentity {
  * absent, and the loser loads the winner's identity. Permissions that are too open are tightened.
  */
 export async function loadOrCreateLocalIdentity(configDir: string = defaultConfigDir()): Promise<LocalIdentity> {
-  await fsp.mkdir(configDir, { recursive: true, mode: 0o700 });
-  await fsp.chmod(configDir, 0o700);
+  await ensurePrivateConfigDir(configDir);
   const file = path.join(configDir, LOCAL_IDENTITY_FILE);
   const load = async (): Promise<LocalIdentity> => {
     const st = await fsp.stat(file);

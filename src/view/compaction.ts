@@ -39,6 +39,7 @@ import { IndexStore, type Watermark, decodeDaoEntry } from './index-store.js';
 import { LmdbAuthorityState } from './lmdb-state.js';
 import { type CompactionReport, type View, hintsOf } from './view.js';
 import { advanceWatermark, advanceWatermarkBy, emptyWatermark, storedRecordDigest } from './watermark.js';
+import { type ViewPhase, type ProgressUnit, logBytesOf } from './progress.js';
 
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
 /** Longest wait for writers between two slices (compaction must progress under a steady write load). */
@@ -72,6 +73,37 @@ class Slicer {
     await this.view.commitsIdle(this.waitMs);
     this.last = performance.now();
   }
+}
+
+/** A phase tells the view's onProgress at most this often (and at its start and end). */
+const PROGRESS_EVERY_MS = 100;
+
+/** One phase's progress reports: 0 at the start, then every PROGRESS_EVERY_MS, done === total at the end. */
+class Phase {
+  private n = 0;
+  private last = performance.now();
+  constructor(private readonly view: View, private readonly phase: ViewPhase, private total: number, private readonly unit: ProgressUnit) {
+    view.progress({ phase, done: 0, total, unit });
+  }
+  /** One more item done; `done` (when given) is the phase's running total in its unit. */
+  step(done?: number): void {
+    this.n++;
+    const now = performance.now();
+    if (now - this.last < PROGRESS_EVERY_MS) return;
+    this.last = now;
+    const d = done ?? this.n;
+    if (d > this.total) this.total = d;
+    this.view.progress({ phase: this.phase, done: d, total: this.total, unit: this.unit });
+  }
+  end(): void {
+    this.view.progress({ phase: this.phase, done: this.total, total: this.total, unit: this.unit });
+  }
+}
+
+/** Entries in an LMDB database without walking it (lmdb's getStats is O(1)); 0 when unknown. */
+function entryCount(db: { getStats(): unknown }): number {
+  const n = (db.getStats() as { entryCount?: number }).entryCount;
+  return typeof n === 'number' ? n : 0;
 }
 
 /** Views whose running compaction is urgent (one run per view at a time). */
@@ -153,7 +185,14 @@ export async function runCompaction(
     if (!dry) throw new CompactionFailed('compaction did not converge');
     const hashedUpToCut = dry.watermark;
 
-    const result = await view.log.compact((rec) => rec.seq > cut || keep.has(rec.seq), {
+    // The log calls the predicate for every record as it copies: that is the copy's progress.
+    const copy = new Phase(view, 'compact-copy', view.log.sizeBytes(), 'bytes');
+    let copied = 0;
+    const result = await view.log.compact((rec) => {
+      copied += logBytesOf(rec.payload.length, 1);
+      copy.step(copied);
+      return rec.seq > cut || keep.has(rec.seq);
+    }, {
       ...(opts.failAt ? { failAt: opts.failAt } : {}),
       // From the switch on, reads of moved records resolve through remap (the log deletes the
       // old segments between yields after this).
@@ -162,6 +201,7 @@ export async function runCompaction(
         view.dropRecordCache();
       },
     });
+    copy.end();
     const changes = await recordChanges(view, result.positions, cut);
     // Digests of what was appended after the cut, in slices and outside the write lock: under
     // continuous writes that is every commit of the run (measured: 120-200 ms of hashing and
@@ -195,12 +235,15 @@ async function initialKeepSet(view: View, cut: number): Promise<Set<number>> {
   if (g !== undefined) keep.add(g);
   const now = view.now();
   const slice = new Slicer(view);
+  const phase = new Phase(view, 'compact-scan', entryCount(store.dao), 'entries');
   for (const { value } of store.dao.getRange({ snapshot: false })) {
     const e = decodeDaoEntryFast(value as Buffer);
+    phase.step();
     await slice.tick();
     if (e.seq > cut) continue;
     if (!e.deleted || now - e.updatedAt < view.retentionMs) keep.add(e.seq);
   }
+  phase.end();
   for (const k of store.allDataKeys()) for (const s of k.seqs) if (s <= cut) keep.add(s);
   for (const p of store.allPublished()) if (p.seq <= cut) keep.add(p.seq);
   return keep;
@@ -282,8 +325,13 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
     let batchBytes = 0;
     let pendingEvents = 0;
     const slice = new Slicer(view);
+    // Payload bytes of the records up to the cut (the live watermark's, as the run started).
+    const phase = new Phase(view, 'compact-check', view.watermark.seq === cut ? view.watermark.bytes : 0, 'bytes');
+    let read = 0;
     for (const rec of view.log.records()) {
       if (rec.seq > cut) break;
+      read += rec.payload.length;
+      phase.step(read);
       await slice.tick();
       if (!keep.has(rec.seq)) continue;
       const payload = Buffer.from(rec.payload);
@@ -320,6 +368,7 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
       }
     }
     state.flush();
+    phase.end();
     return { store, watermark: wm, close };
   } catch (e) {
     await close();
@@ -368,7 +417,9 @@ async function recordChanges(view: View, positions: Map<number, LogPosition>, cu
   const drop: number[] = [];
   let scannedTo = 0;
   const slice = new Slicer(view);
+  const phase = new Phase(view, 'compact-index', view.watermark.records, 'records');
   for (const [seq, r] of view.store.allRecords()) {
+    phase.step();
     await slice.tick();
     scannedTo = seq;
     const p = positions.get(seq);
@@ -376,6 +427,7 @@ async function recordChanges(view: View, positions: Map<number, LogPosition>, cu
       if (seq <= cut) drop.push(seq);
     } else if (p.segment !== r.segment || p.offset !== r.offset) moved.push([seq, p]);
   }
+  phase.end();
   return { moved, drop, scannedTo };
 }
 

@@ -82,6 +82,17 @@ export class IndexMismatch extends ViewError {
   override name = 'IndexMismatch';
 }
 
+/**
+ * A record that passed validation (its hash and signatures hold) whose content still cannot be
+ * opened: a payload sealed under another key or malformed by its writer. Names the DAO and record.
+ */
+export class RecordUnreadable extends ViewError {
+  override name = 'RecordUnreadable';
+  constructor(message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+  }
+}
+
 /** Compaction produced a log that does not validate to the same view; the old log is kept. */
 export class CompactionFailed extends ViewError {
   override name = 'CompactionFailed';

@@ -13,10 +13,11 @@
 // parent's children are exact. Everything here is derived from the log: losing or deleting the
 // environment costs a rebuild, never data. That is why the environment runs with noSync: a crash
 // at worst leaves an index that fails the watermark check and is rebuilt.
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import type { DataKeyRecord, NodeRecord } from '../chain/state.js';
+import { makeDirPrivate } from '../log/index.js';
 
 /** 3: watermark v2 (record digests by size, see watermark.ts). An older index is rebuilt on open. */
 export const INDEX_FORMAT = 3;
@@ -207,7 +208,9 @@ export class IndexStore {
 
   constructor(opts: IndexStoreOptions) {
     this.path = opts.path;
-    if (!opts.readOnly) mkdirSync(opts.path, { recursive: true });
+    // Private like the log (0700, files 0600): before the open for what an older version left,
+    // after it for the files LMDB just created (it creates them 0644 less the umask).
+    if (!opts.readOnly) makeDirPrivate(opts.path);
     this.env = open<Buffer, Buffer | string>({
       path: opts.path,
       maxDbs: 12,
@@ -218,6 +221,7 @@ export class IndexStore {
       keyEncoding: 'binary',
       cache: false,
     });
+    if (!opts.readOnly) makeDirPrivate(opts.path);
     const sub = <K extends Buffer | string>(name: string, keyEncoding: 'binary' | 'ordered-binary' = 'binary') =>
       this.env.openDB<Buffer, K>(name, { encoding: 'binary', keyEncoding, cache: false });
     this.meta = sub<string>('meta', 'ordered-binary');

@@ -6,12 +6,12 @@ export {
   type DaoRecord,
   type ChangeEvent,
   type OpenReport,
-  type ViewProgress,
   type ViewStats,
   type CompactionOptions,
   type CompactionReport,
   type RemoteSubmit,
 } from './view.js';
+export { type ViewProgress, type ViewPhase, type ProgressUnit } from './progress.js';
 export { Dio, type StoreOptions, type ParentRef, type CommitResult } from './dio.js';
 export type { AppliedChange } from './lmdb-state.js';
 export { Leases, type Lease, type LeaseKey } from './leases.js';
@@ -36,6 +36,7 @@ export {
   LeaseHeld,
   LeaseNotOwner,
   IndexMismatch,
+  RecordUnreadable,
   CompactionFailed,
 } from './errors.js';
 export { NoReadKey } from '../chain/index.js';

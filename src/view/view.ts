@@ -37,6 +37,7 @@ import {
   NoWriteAuthority,
   NotFound,
   ReadOnlyView,
+  RecordUnreadable,
   ViewClosed,
   ViewError,
 } from './errors.js';
@@ -46,19 +47,12 @@ import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
 import { Dio } from './dio.js';
 import { advanceWatermarkBy, emptyWatermark, nextChainHash, sameWatermark, storedRecordDigest } from './watermark.js';
+import { type ViewProgress, logBytesOf } from './progress.js';
+
+export type { ViewProgress };
 
 /** Commit scopes: 'remote' (server-confirmed) arrives with replication and is 'durable' until then. */
 export type CommitScope = 'none' | 'local' | 'durable' | 'remote';
-
-export interface ViewProgress {
-  phase: 'verify' | 'replay' | 'rebuild';
-  /** Records processed in this phase. */
-  records: number;
-  events: number;
-  bytes: number;
-  /** Total log bytes (for a percentage). */
-  totalBytes: number;
-}
 
 export interface CompactionOptions extends CompactPolicyOptions {
   /** Tombstones younger than this are kept (clients offline that long still see deletions). Default 7 days. */
@@ -353,7 +347,10 @@ export class View {
 
   private verifyFull(wm: Watermark): string | null {
     let w = emptyWatermark();
-    const total = this.log.sizeBytes();
+    // Payload bytes up to the watermark: what this phase reads, exactly.
+    const total = wm.bytes;
+    const report = (done: number) => this.progress({ phase: 'verify', done, total, unit: 'bytes' });
+    report(0);
     let n = 0;
     for (const rec of this.log.records()) {
       if (rec.seq > wm.seq) break;
@@ -364,10 +361,11 @@ export class View {
         return 'log differs from the indexed log';
       }
       w = advanceWatermarkBy(w, rec.seq, rec.pos, digest, rec.payload.length);
-      if (++n % 4096 === 0) this.progress({ phase: 'verify', records: n, events: 0, bytes: w.bytes, totalBytes: total });
+      if (++n % 4096 === 0) report(Math.min(w.bytes, total));
       if (rec.seq === wm.seq) break;
     }
     if (!sameWatermark(w, wm)) return w.seq < wm.seq ? 'index ahead of the log' : 'log differs from the indexed log';
+    report(total);
     return null;
   }
 
@@ -390,8 +388,13 @@ export class View {
     return null;
   }
 
-  private progress(p: ViewProgress): void {
-    this.opts.onProgress?.(p);
+  /** Tells OpenViewOptions.onProgress (opening, and compaction.ts); a failing listener is ignored. */
+  progress(p: ViewProgress): void {
+    try {
+      this.opts.onProgress?.(p);
+    } catch {
+      // Progress is for display: it never stops the work it describes.
+    }
   }
 
   /**
@@ -400,10 +403,15 @@ export class View {
    * large transactions. Stops at the first bad record with the chain's ChainLoadError.
    */
   private async replay(fromSeq: number | undefined, phase: 'replay' | 'rebuild'): Promise<{ records: number; events: number }> {
-    const total = this.log.sizeBytes();
+    // Log bytes after the watermark (estimated from its payload bytes: the view does not know
+    // where a position lies in the whole log); the last report says done === total.
+    const start = fromSeq === undefined ? 0 : logBytesOf(this.state.watermark.bytes, this.state.watermark.records);
+    let total = Math.max(0, this.log.sizeBytes() - start);
     let records = 0;
     let events = 0;
     let bytes = 0;
+    const report = (done: number) => this.progress({ phase, done, total, unit: 'bytes', records, events });
+    report(0);
     let expectSeq = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : 1;
     let gaps = this.store.getMeta<number>('compacted') === 1;
     const batchSize = 64;
@@ -422,19 +430,21 @@ export class View {
       return out;
     };
     const decodeAndVerify = async (recs: LogRecord[]) => {
-      const commits = recs.map((r) => decodeCommit(r.payload));
+      // A record that does not decode is named itself, not its batch.
+      const commits = recs.map((r) => {
+        try {
+          return decodeCommit(r.payload);
+        } catch (e) {
+          throw this.loadError(r, e);
+        }
+      });
       const sigs = await verifySignatures(commits, this.pool);
       return { recs, commits, sigs };
     };
     let batch = take();
     let pending = batch.length ? decodeAndVerify(batch) : null;
     while (pending) {
-      let cur;
-      try {
-        cur = await pending;
-      } catch (e) {
-        throw this.loadError(batch[0]!, e);
-      }
+      const cur = await pending;
       batch = take();
       pending = batch.length ? decodeAndVerify(batch) : null;
       pending?.catch(() => undefined);
@@ -443,7 +453,7 @@ export class View {
           const rec = cur.recs[i]!;
           const commit = cur.commits[i]!;
           const s = cur.sigs[i]!;
-          if (s instanceof ChainCommitRejected) throw this.loadError(rec, s);
+          if (s instanceof ChainCommitRejected) throw this.loadError(rec, s, commit);
           if (rec.seq !== expectSeq) gaps = true;
           expectSeq = rec.seq + 1;
           const pin = this.opts.pinnedGenesis;
@@ -456,7 +466,7 @@ export class View {
           try {
             effects = checkAgainstState(this.state, commit, s, { now: this.now });
           } catch (e) {
-            throw this.loadError(rec, e);
+            throw this.loadError(rec, e, commit);
           } finally {
             this.state.gapHints = null;
           }
@@ -472,16 +482,33 @@ export class View {
         this.state.discardStaged();
         throw e;
       }
-      this.progress({ phase, records, events, bytes, totalBytes: total });
+      const done = logBytesOf(bytes, records);
+      // A log that grew meanwhile (or a low estimate): the bar never runs past its end.
+      if (done > total) total = done;
+      report(done);
     }
+    // Done (a history view stops early, before the end of the log): the phase ends at 100 %.
+    report(total);
     return { records, events };
   }
 
-  private loadError(rec: LogRecord, e: unknown): Error {
-    if (e instanceof ChainCommitRejected) {
-      return new CommitRejected(`chain load stopped at record seq ${rec.seq} (${rec.pos.segment}:${rec.pos.offset}): ${e.message}`, e);
-    }
-    return e as Error;
+  /**
+   * The error of a record that failed to load: names the record (seq, segment, offset) and, when
+   * one event is to blame, the event and its DAO. A record that does not decode at all is such a
+   * failure too, whatever the decoder threw.
+   */
+  private loadError(rec: LogRecord, e: unknown, commit?: Commit): Error {
+    if (!(e instanceof ChainCommitRejected) && (commit || !(e instanceof Error))) return e as Error;
+    const i = e instanceof ChainCommitRejected ? e.eventIndex : null;
+    const ev = i !== null ? commit?.events[i] : undefined;
+    const what = ev ? `, event ${i} (DAO ${ev.meta.key} version ${ev.meta.version})` : '';
+    return new CommitRejected(`chain load stopped at record seq ${rec.seq} (segment ${rec.pos.segment}, offset ${rec.pos.offset}${what}): ${(e as Error).message}`, e);
+  }
+
+  /** "record seq N (segment S, offset O)", as far as the index knows where it is. */
+  private recordAt(seq: number): string {
+    const r = this.store.getRecord(seq);
+    return r ? `record seq ${seq} (segment ${r.segment}, offset ${r.offset})` : `record seq ${seq}`;
   }
 
   // ---------------------------------------------------------------- read path (synchronous)
@@ -667,6 +694,10 @@ export class View {
       if (bulk && (err instanceof DecryptError || (err as Error).name === 'CommitRejected' || (err as Error).name === 'MalformedEncoding')) {
         throw this.mismatch(e);
       }
+      // Stored as validated (its hash matched) and still unreadable: name what failed.
+      if (err instanceof DecryptError || (err as Error).name === 'MalformedEncoding') {
+        throw new RecordUnreadable(`DAO ${e.node.key} version ${e.node.version} in ${this.recordAt(e.seq)} cannot be read: ${(err as Error).message}`, err);
+      }
       throw err;
     }
     return {
@@ -683,7 +714,7 @@ export class View {
 
   private mismatch(e: DaoEntry): IndexMismatch {
     this.records.delete(e.seq);
-    return new IndexMismatch(`log bytes of DAO ${e.node.key} (record ${e.seq}) do not match the index: log tampered with or corrupt`);
+    return new IndexMismatch(`log bytes of DAO ${e.node.key} version ${e.node.version} (${this.recordAt(e.seq)}) do not match the index: log tampered with or corrupt`);
   }
 
   /**

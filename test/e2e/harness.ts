@@ -10,9 +10,9 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync, statSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { findMount, unmountByPath } from '../../fs/daemon/mounttab.js';
 import { NONROOT_TRANSPORT, nonrootLaunch } from './nonroot.js';
 
@@ -56,11 +56,16 @@ export interface TransportCaps {
   sharedLinkInode: boolean;
   /** fallocate reaches the filesystem (fuse-native binds no fallocate handler: EOPNOTSUPP). */
   fallocate: boolean;
+  /**
+   * Files keep setuid/setgid on a mount with --allow-other. fuse-native strips them there: it
+   * cannot tell another user from the mounting user (fs/fuse-native/adapter.ts).
+   */
+  setIdWithAllowOther: boolean;
 }
 
 export function transportCaps(t: string): TransportCaps {
   const fn = t === 'fuse-native';
-  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn, fallocate: !fn };
+  return { nsTimestamps: !fn, separateTimes: !fn, callerOwnership: !fn, sharedLinkInode: !fn, fallocate: !fn, setIdWithAllowOther: !fn };
 }
 
 /** Waits out the fuse-native attribute cache where hard-linked names are separate kernel inodes. */
@@ -149,6 +154,39 @@ export function runCliAs(transport: string, args: string[], mountpoint: string |
   return run(l.cmd, l.args, { env: l.env });
 }
 
+export interface RefusalOptions {
+  /** Run as this transport's user (runCliAs); default: as this process. */
+  transport?: string;
+  /** The mount's directory: handed to that user first (runCliAs), and checked to stay unmounted. */
+  mountpoint?: string;
+  /** The exit code expected (default: any but 0). */
+  code?: number;
+  /** The entry point (default: the atefs CLI). */
+  cli?: string;
+}
+
+/**
+ * Runs a command the user got wrong and expects the refusal the README promises: a non-zero exit
+ * (or `code`), one line on stderr that matches `message` (a string: equals it), and, for a mount,
+ * nothing mounted on its directory. Returns the run for further checks.
+ */
+export async function expectRefusal(args: string[], message: RegExp | string, o: RefusalOptions = {}): Promise<RunResult> {
+  await ensureBuilt();
+  const cli = o.cli ?? CLI;
+  const r = o.transport !== undefined
+    ? await runCliAs(o.transport, args, o.mountpoint ?? null)
+    : await run(process.execPath, [cli, ...args], { timeout: 120_000 });
+  const what = `${basename(cli, '.js')} ${args.join(' ')}`;
+  if (o.code !== undefined) expect(r.code, what).toBe(o.code);
+  else expect(r.code, what).not.toBe(0);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, `${what}: one line on stderr`).toHaveLength(1);
+  if (typeof message === 'string') expect(lines[0], what).toBe(message);
+  else expect(lines[0], what).toMatch(message);
+  if (o.mountpoint) expect(await findMount(o.mountpoint), `${what}: nothing mounted`).toBeUndefined();
+  return r;
+}
+
 export async function shOk(script: string, o: { cwd?: string; uid?: number; gid?: number; timeout?: number } = {}): Promise<string> {
   const r = await sh(script, o);
   if (r.code !== 0) throw new Error(`command failed (${r.code}): ${script}\n${r.stderr}${r.stdout.slice(-2000)}`);
@@ -174,6 +212,8 @@ export interface MountForTestOptions {
    * keeps serving from memory after a failed commit, so nothing else would show it.
    */
   expectErrors?: boolean;
+  /** Extra environment of the daemon (e.g. ATEFS_PROGRESS_AFTER_MS). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface TestMount {
@@ -233,6 +273,7 @@ export async function mountForTest(o: MountForTestOptions = {}): Promise<TestMou
   if (o.allowOther || nonroot) args.push('--allow-other');
   if (o.extraArgs) args.push(...o.extraArgs);
   const launch = nonroot ? nonrootLaunch(args, dir) : { cmd: process.execPath, args, env: { ...process.env, CI: 'true' } };
+  if (o.env) launch.env = { ...launch.env, ...o.env };
   const child: ChildProcess = spawn(launch.cmd, launch.args, { stdio: ['ignore', 'pipe', 'pipe'], env: launch.env });
   let stdout = '';
   let stderr = '';

@@ -7,6 +7,25 @@ import {
   CLI, availableTransports, ensureBuilt, mountForTest, run, runCliAs, sh, sleep, unmountAll,
 } from './harness.js';
 import { NONROOT_TRANSPORT, daemonTransport } from './nonroot.js';
+import { TEST_SCRYPT } from '../../src/crypto/index.js';
+import { Session, createIdentity, defaultConfigDir, loadOrCreateLocalIdentity, writeTokenFile } from '../../src/session/index.js';
+import { openLocalChain } from '../../fs/chain-store/index.js';
+import { Filesystem } from '../../fs/core/index.js';
+import { crc32 } from 'node:zlib';
+import { FRAME_HEADER, decodeHeader } from '../../src/log/format.js';
+
+/** [start, end) of every frame of a segment file. */
+function frames(seg: Buffer): Array<[number, number]> {
+  const h = decodeHeader(seg);
+  if (typeof h === 'string') throw new Error(h);
+  const out: Array<[number, number]> = [];
+  for (let off = h.headerLen; off + FRAME_HEADER <= seg.length;) {
+    const end = off + FRAME_HEADER + seg.readUInt32LE(off + 4);
+    out.push([off, end]);
+    off = end;
+  }
+  return out;
+}
 
 /** The mount daemon's life cycle and the CLI around it: errors, signals, stale mounts, stats. */
 
@@ -62,6 +81,113 @@ describe('atefs mount: user mistakes are one clear line', () => {
     expect(r.stderr.trim()).toBe('--passcode unlocks a token file: give it with --token-path');
     expect(await findMount(dir)).toBeUndefined();
     await fsp.rmdir(dir);
+  });
+
+  it('--passcode on the command line works but warns; $ATEFS_PASSCODE does not; --background keeps it out of the daemon\'s argv', async () => {
+    const base = await tempDir('atefs-e2e-passcode-argv-');
+    const token = join(base, 'sealed.token');
+    const secret = 'pw-on-argv-5f1c2a';
+    await writeTokenFile(token, Session.of(createIdentity('passcode-test')), { ttlMs: null, passphrase: secret, scrypt: TEST_SCRYPT });
+    const warning = /^warning: --passcode on the command line is visible to other users \(ps, \/proc\) and kept in your shell history; set \$ATEFS_PASSCODE instead$/m;
+    const transport = availableTransports()[0];
+    const viaArgv = await mountForTest({ transport, extraArgs: ['--token-path', token, '--passcode', secret] });
+    try {
+      await fsp.writeFile(join(viaArgv.dir, 'f'), 'x');
+      expect(viaArgv.output().stderr).toMatch(warning);
+      expect(viaArgv.output().stderr.match(/--passcode on the command line/g)).toHaveLength(1);
+    } finally {
+      await viaArgv.unmount();
+    }
+    process.env.ATEFS_PASSCODE = secret;
+    let viaEnv;
+    try {
+      viaEnv = await mountForTest({ transport, extraArgs: ['--token-path', token] });
+    } finally {
+      delete process.env.ATEFS_PASSCODE;
+    }
+    try {
+      await fsp.writeFile(join(viaEnv.dir, 'f'), 'x');
+      expect(viaEnv.output().stderr).not.toMatch(/--passcode/);
+    } finally {
+      await viaEnv.unmount();
+    }
+    // --background: the warning reaches the user (not just the daemon's log file), and the daemon,
+    // which runs for hours, does not carry the passphrase on its command line.
+    const dir = join(base, 'mnt');
+    const r = await run(node, [CLI, 'mount', dir, '--temp', '--background', '--json', '--token-path', token, '--passcode', secret], { env: { ...process.env, CI: 'true' } });
+    try {
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(warning);
+      const pid = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pid: number }).pid;
+      const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8');
+      expect(cmdline).toContain('--token-path');
+      expect(cmdline).not.toContain(secret);
+      expect(cmdline).not.toContain('--passcode');
+    } finally {
+      const u = await run(node, [CLI, 'unmount', dir]);
+      expect(u.code).toBe(0);
+      await fsp.rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it('an existing chain this user never pinned is refused in one line; --trust-chain mounts and pins it', async () => {
+    const base = await tempDir('atefs-e2e-unpinned-');
+    const logPath = join(base, 'chain');
+    // This user's chain, but pinned elsewhere (another config directory: a copy, lost pins).
+    const me = await loadOrCreateLocalIdentity(defaultConfigDir());
+    const made = await openLocalChain({ chainDir: logPath, configDir: join(base, 'other-config'), session: me.session });
+    await (await Filesystem.open(made.store)).destroy();
+    await made.close();
+    const env = { ...process.env, CI: 'true' };
+    const dir = join(base, 'mnt');
+    try {
+      const r = await run(node, [CLI, 'mount', dir, '--log-path', logPath], { env });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^refusing an unpinned chain: the chain at .* holds commits \(up to seq \d+\) but is not pinned in .*pinned-chains\.json: .*--trust-chain/);
+      expect(await findMount(dir)).toBeUndefined();
+      const m = await mountForTest({ transport: availableTransports()[0], temp: false, extraArgs: ['--log-path', logPath, '--trust-chain'], dir: await tempDir('atefs-e2e-trusted-') });
+      try {
+        expect(m.output().stderr).toMatch(/warning: trusting the unpinned chain at .* \(--trust-chain\): its genesis is pinned now/);
+      } finally {
+        await m.unmount();
+        await fsp.rm(m.dir, { recursive: true, force: true });
+      }
+      // Pinned now: no flag needed.
+      const again = await mountForTest({ transport: availableTransports()[0], temp: false, extraArgs: ['--log-path', logPath], dir: await tempDir('atefs-e2e-trusted-') });
+      expect(again.output().stderr).not.toMatch(/unpinned/);
+      await again.unmount();
+      await fsp.rm(again.dir, { recursive: true, force: true });
+    } finally {
+      await fsp.rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it('a chain whose record fails validation on load is refused in one line naming that record', async () => {
+    const base = await tempDir('atefs-e2e-badrecord-');
+    const logPath = join(base, 'chain');
+    const made = await openLocalChain({ chainDir: logPath });
+    const fs = await Filesystem.open(made.store);
+    await fs.destroy();
+    await made.close();
+    // The genesis is record 1, the root directory record 2: break record 2's format byte and
+    // recompute its frame CRC, so only validation can tell.
+    const segDir = join(logPath, 'log');
+    const seg = join(segDir, (await fsp.readdir(segDir)).filter((f) => f.endsWith('.seg')).sort()[0]!);
+    const b = await fsp.readFile(seg);
+    const [start, end] = frames(b)[1]!;
+    b[start + 16]! ^= 0x5a;
+    b.writeUInt32LE(crc32(b.subarray(start + 4, end)), start);
+    await fsp.writeFile(seg, b);
+    await fsp.rm(join(logPath, 'index'), { recursive: true, force: true });
+    try {
+      const r = await run(node, [CLI, 'mount', join(base, 'mnt'), '--log-path', logPath], { env: { ...process.env, CI: 'true' } });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(new RegExp(`^the chain's log is damaged: chain load stopped at record seq 2 \\(segment \\d+, offset ${start}\\): .*malformed.* \\(see 'atefs verify' and 'atefs repair'\\)$`));
+    } finally {
+      await fsp.rm(base, { recursive: true, force: true });
+    }
   });
 
   it('a token file that does not exist is one clear line', async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as api from '../../src/api/index.js';
 import {
   type Chain, ChainRegistry, ChainUnavailable, Conflict, InvalidChainTarget, LeaseHeld, LeaseNotOwner, NotFound,
-  NoWriteAuthority, Session, SubscriptionOverflow, ValueDecodeError, createIdentity, isDaoRef, openChain,
+  ChainNotPinned, NoWriteAuthority, Session, SubscriptionOverflow, ValueDecodeError, createIdentity, isDaoRef, openChain,
 } from '../../src/api/index.js';
 
 interface Todo { title: string; done: boolean; tags: string[] }
@@ -168,7 +168,9 @@ describe('library API', () => {
     const owner = await openChain('owned', { dir, session: Session.of(createIdentity('owner')), configDir: join(work, 'cfg-owner') });
     const key = await owner.transact((tx) => tx.store({ mine: true }));
     await owner.close();
-    const intruder = await openChain('owned', { dir, session: Session.of(createIdentity('intruder')), configDir: join(work, 'cfg-intruder') });
+    // Another user's config has no pin for it: refused, unless trusted on purpose.
+    await expect(openChain('owned', { dir, session: Session.of(createIdentity('intruder')), configDir: join(work, 'cfg-intruder') })).rejects.toBeInstanceOf(ChainNotPinned);
+    const intruder = await openChain('owned', { dir, session: Session.of(createIdentity('intruder')), configDir: join(work, 'cfg-intruder'), trustChain: true });
     try {
       await expect(intruder.transact((tx) => tx.store({ mine: false }, { key }))).rejects.toBeInstanceOf(NoWriteAuthority);
     } finally {

@@ -15,7 +15,7 @@ let base: string;
 beforeAll(() => { base = mkdtempSync(join(tmpdir(), 'atefs-chainstore-')); });
 afterAll(() => { rmSync(base, { recursive: true, force: true }); });
 
-async function open(name: string, extra: { readOnly?: boolean } = {}): Promise<{ chain: LocalChain; fs: Filesystem }> {
+async function open(name: string, extra: { readOnly?: boolean; trustChain?: boolean } = {}): Promise<{ chain: LocalChain; fs: Filesystem }> {
   const chain = await openLocalChain({ chainDir: join(base, name), configDir: join(base, 'config'), ...extra });
   const fs = await Filesystem.open(chain.store, { readOnly: !!extra.readOnly });
   return { chain, fs };
@@ -174,7 +174,7 @@ describe('fs core on a local chain (ChainStore over the view, log and LMDB index
       // no index: the copy is replayed from its log) and find the fsynced content in the copy.
       const { cpSync } = await import('node:fs');
       cpSync(logDir, join(base, 'c-copy', 'log'), { recursive: true, filter: (p) => !p.endsWith('LOCK') });
-      const y = await open('c-copy');
+      const y = await open('c-copy', { trustChain: true }); // a copy is a new place: not pinned
       expect(get(y.fs, y.fs.lookup(ROOT, 1, b('f')).ino).equals(content)).toBe(true);
       await close(y);
       await close(x);
@@ -209,7 +209,7 @@ describe('mode bits map to keys (a chain shared with a second reader)', () => {
     await fa.destroy();
     await a.close();
 
-    const m = await openLocalChain({ chainDir: dir, configDir: join(base, 'cfg-mate'), session: Session.of(mate, team), readOnly: true });
+    const m = await openLocalChain({ chainDir: dir, configDir: join(base, 'cfg-mate'), session: Session.of(mate, team), readOnly: true, trustChain: true });
     const fm = await Filesystem.open(m.store, { readOnly: true });
     expect(get(fm, fm.lookup(ROOT, 1, b('public.txt')).ino).toString()).toBe('for everyone');
     let code = 0;

@@ -4,7 +4,7 @@ import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CompactionStep } from '../../src/log/index.js';
-import { CommitRejected, IndexMismatch, type View } from '../../src/view/index.js';
+import { CommitRejected, IndexMismatch, type View, type ViewProgress } from '../../src/view/index.js';
 import { type Chain, editRecord, makeChain, snapshot } from '../unit/view-fixtures.js';
 
 const chains: Chain[] = [];
@@ -53,6 +53,35 @@ describe('view: compaction', () => {
     const d = view.begin();
     d.store(Buffer.from('after'), { key: [...before.keys()][0]! });
     await d.commit();
+  });
+
+  it('reports progress: each phase of an open and of a compaction goes from 0 to done === total', async () => {
+    const c = await chain();
+    const reports: ViewProgress[] = [];
+    let view = await c.open({ onProgress: (p) => reports.push(p) });
+    await overwriteHeavy(view, 10, 60);
+    await view.compact();
+    await c.close();
+    rmSync(c.indexDir, { recursive: true, force: true });
+    view = await c.open({ onProgress: (p) => reports.push(p) });
+    // Consecutive reports of one phase form a run.
+    const runs: ViewProgress[][] = [];
+    for (const p of reports) {
+      const last = runs.at(-1);
+      if (last && last[0]!.phase === p.phase && p.done >= last.at(-1)!.done) last.push(p);
+      else runs.push([p]);
+    }
+    expect(runs.map((r) => r[0]!.phase)).toEqual(['rebuild', 'compact-scan', 'compact-check', 'compact-copy', 'compact-index', 'rebuild']);
+    for (const r of runs) {
+      expect(r[0]!.done).toBe(0);
+      expect(r.at(-1)!.done).toBe(r.at(-1)!.total);
+      for (const p of r) expect(p.done).toBeLessThanOrEqual(p.total);
+    }
+    // The rebuild's estimate of the log's bytes from payload bytes is close to its real size
+    // (frames and headers): its report after the last batch is near 100 %.
+    const rebuilt = runs.at(-1)!;
+    expect(rebuilt.length).toBe(3);
+    expect(rebuilt[1]!.done / rebuilt[2]!.total).toBeGreaterThan(0.95);
   });
 
   const steps: CompactionStep[] = ['after-write-new', 'after-fsync-new', 'after-manifest-tmp', 'after-rename', 'after-dir-fsync', 'after-delete-old'];

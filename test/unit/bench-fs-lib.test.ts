@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTrace } from '../../scripts/bench/lib/fuse-trace.js';
-import { flatten, diffCounters, commitCounters } from '../../scripts/bench/lib/stats-file.js';
+import { flatten, diffCounters, commitCounters, spaceOf } from '../../scripts/bench/lib/stats-file.js';
+import { DURABILITY_WORKLOADS, percentile, logBound, spaceVerdict, rewriteDiscriminates, durabilityCtx, durabilityMethod, sqliteScript, MiB, type SpacePoint } from '../../scripts/bench/lib/fs-durability.js';
+import { durabilityGoals, pickPoints, spaceSection } from '../../scripts/bench/lib/fs-durability-report.js';
 import { prepareTree } from '../../scripts/bench/lib/tree.js';
 import { ratioTable, figuresTable, commitSection, requestsSection, median, cell, gocryptfsFor, type Results } from '../../scripts/bench/lib/fs-report.js';
 import { WORKLOADS } from '../../scripts/bench/lib/fs-workloads.js';
@@ -188,5 +190,150 @@ describe('report', () => {
     const req = requestsSection(k, [untar], r, 'x').join('\n');
     expect(req).toMatch(/daemon: requests 9000 UNLINK 8200$/m);
     expect(req).not.toMatch(/signMs/);
+  });
+});
+
+describe('durability workloads (issue 17)', () => {
+  const t = (name: string, kind: Target['kind'], transport?: Target['transport'], backing?: Target['backing']): Target =>
+    ({ name, kind, transport, backing, note: '', mount: () => Promise.reject(new Error('not mounted')) });
+  const gc = t('gocryptfs-disk', 'gocryptfs', undefined, 'disk');
+  const gcShm = t('gocryptfs-shm', 'gocryptfs', undefined, 'tmpfs');
+  const ak = t('atefs-k-disk', 'atefs', 'kernel', 'disk');
+  const ku = t('atefs-ku-disk', 'atefs', 'kernel', 'disk');
+  const floor = t('floor-k', 'floor', 'kernel');
+  const targets = [gcShm, gc, floor, ak, ku];
+  const wl = (id: string) => DURABILITY_WORKLOADS.find((w) => w.id === id)!;
+  const put = (r: Results, target: string, id: string, value: number) => cell(r, target, id).samples.push({ value, seconds: 1 });
+  const pt = (t: number, storeMiB: number, liveMiB: number): SpacePoint =>
+    ({ t, written: 0, storeBytes: storeMiB * MiB, liveBytes: liveMiB * MiB, liveFrom: 'daemon' });
+
+  it('takes nearest-rank percentiles', () => {
+    const xs = Array.from({ length: 200 }, (_, i) => 200 - i); // 1..200, unsorted
+    expect(percentile(xs, 50)).toBe(100);
+    expect(percentile(xs, 99)).toBe(198);
+    expect(percentile(xs, 100)).toBe(200);
+    expect(percentile([7], 99)).toBe(7);
+    expect(percentile([3, 1, 2], 0)).toBe(1);
+    expect(percentile([], 50)).toBeUndefined();
+  });
+
+  it('reads p50 and p99 of the fsync probe into two rows, and only runs on disk-backed targets', () => {
+    const lat = Array.from({ length: 100 }, (_, i) => i + 1);
+    const r = { code: 0, stdout: `noise\n${JSON.stringify({ latenciesMs: lat, sha256: 'x' })}\n`, stderr: '', seconds: 1 };
+    expect(wl('fsync').measure!(r, {} as never)).toEqual({ fsync: 50, 'fsync-p99': 99 });
+    expect(wl('fsync-p99').of).toBe('fsync');
+    for (const w of DURABILITY_WORKLOADS) {
+      expect(w.applies!(gc)).toBe(true);
+      expect(w.applies!(gcShm)).toBe(false);
+      expect(w.applies!(floor)).toBe(false);
+    }
+  });
+
+  it('writes one INSERT per durable transaction', () => {
+    const sql = sqliteScript(3);
+    expect(sql.split('\n')[0]).toBe('PRAGMA synchronous=FULL;');
+    expect(sql.match(/BEGIN; INSERT INTO t\(v\) VALUES \(randomblob\(200\)\); COMMIT;/g)).toHaveLength(3);
+  });
+
+  it('bounds the log at 2x live + 128 MiB at every sample, and says when the settings cannot tell', () => {
+    expect(logBound(64 * MiB)).toBe(256 * MiB);
+    const v = spaceVerdict([pt(2, 100, 10), pt(4, 149, 10), pt(6, 140, 64)]);
+    expect(v.within).toBe(false); // 149 > 2 x 10 + 128
+    expect(v.peak!.t).toBe(4);
+    expect(v.end!.t).toBe(6);
+    expect(spaceVerdict([pt(2, 148, 10), pt(4, 256, 64)]).within).toBe(true);
+    const d = durabilityCtx(false, {}, '/p');
+    expect(d.rewriteFileBytes).toBe(64 * MiB);
+    expect(rewriteDiscriminates(d)).toBe(true);
+    expect(rewriteDiscriminates(durabilityCtx(true, {}, '/p'))).toBe(true);
+    expect(rewriteDiscriminates(durabilityCtx(false, { BENCH_REWRITE_X: '1' }, '/p'))).toBe(false);
+    expect(durabilityMethod(durabilityCtx(false, { BENCH_REWRITE_X: '1' }, '/p')).join('\n')).toMatch(/NOT exceed \(the goal proves nothing/);
+  });
+
+  it('the rewrite reports MB/s and the store/live ratio at the end', () => {
+    const r = { code: 0, stdout: JSON.stringify({ rewriteSeconds: 2, rewriteBytes: 4e6, fillSeconds: 1, sha256: 'x' }), stderr: '', seconds: 3 };
+    expect(wl('rewrite').measure!(r, {} as never, [pt(2, 300, 64), pt(4, 128, 64)])).toEqual({ rewrite: 2, 'rewrite-space': 2 });
+    expect(wl('rewrite').measure!(r, {} as never, [])).toEqual({ rewrite: 2 });
+  });
+
+  it('keeps the worst and the last sample when thinning the series', () => {
+    const pts = Array.from({ length: 30 }, (_, i) => pt(i, i === 13 ? 900 : 100, 64));
+    const picked = pickPoints(pts, 5);
+    expect(picked.length).toBeLessThanOrEqual(5);
+    expect(picked.map((p) => p.t)).toContain(13);
+    expect(picked[picked.length - 1]!.t).toBe(29);
+    expect(pickPoints(pts.slice(0, 3), 5)).toHaveLength(3);
+  });
+
+  it('prints the goal lines MET / NOT MET against the gocryptfs on the same store, none when a check failed', () => {
+    const r: Results = new Map();
+    put(r, 'gocryptfs-shm', 'fsync', 0.01); // never the comparison for a disk target
+    put(r, 'gocryptfs-disk', 'fsync', 1.0); put(r, 'atefs-k-disk', 'fsync', 1.9); put(r, 'atefs-ku-disk', 'fsync', 15);
+    put(r, 'gocryptfs-disk', 'sqlite-wal', 300); put(r, 'atefs-k-disk', 'sqlite-wal', 150); put(r, 'atefs-ku-disk', 'sqlite-wal', 250);
+    cell(r, 'atefs-k-disk', 'rewrite').samples.push({ value: 5, seconds: 9, series: [pt(2, 100, 64), pt(4, 250, 64)] });
+    cell(r, 'atefs-ku-disk', 'rewrite').samples.push({ value: 5, seconds: 9, series: [pt(2, 300, 64)] });
+    const ws = ['fsync', 'sqlite-wal', 'rewrite'].map(wl);
+    const lines = durabilityGoals(targets, ws, r).join('\n');
+    expect(lines).toMatch(/fsync p50 <= 2x gocryptfs\s+atefs-k-disk\s+1\.90 ms vs gocryptfs-disk 1\.00 ms\s+1\.90x  MET$/m);
+    expect(lines).toMatch(/fsync p50 <= 2x gocryptfs\s+atefs-ku-disk\s+15\.0 ms vs gocryptfs-disk 1\.00 ms\s+15\.00x  NOT MET$/m);
+    // SQLite: time = inverse of tx/s: 300/150 = 2.0x (NOT MET), 300/250 = 1.2x (MET).
+    expect(lines).toMatch(/SQLite WAL time <= 1\.5x gocryptfs\s+atefs-k-disk\s+150 tx\/s vs gocryptfs-disk 300 tx\/s\s+2\.00x  NOT MET$/m);
+    expect(lines).toMatch(/SQLite WAL time <= 1\.5x gocryptfs\s+atefs-ku-disk .*1\.20x  MET$/m);
+    expect(lines).toMatch(/log <= 2x live \+ 128 MiB\s+atefs-k-disk\s+worst: log 250 MiB, live 64 MiB \(bound 256\) at 4 s\s+MET$/m);
+    expect(lines).toMatch(/log <= 2x live \+ 128 MiB\s+atefs-ku-disk .*NOT MET$/m);
+    // The speed ratios carry the same goals (>= 1/2 and >= 1/1.5 of gocryptfs's speed).
+    const ratios = ratioTable(targets, ws, r).join('\n');
+    expect(ratios).toMatch(/fsync 4K p50\s+-\s+0\.53 >=0\.5 \(2x\) ok$/m);
+    expect(ratios).toMatch(/SQLite WAL\s+-\s+0\.50 >=0\.67 \(1\.5x\) MISS$/m);
+    expect(ratios).not.toMatch(/store\/live/);
+    // A check that failed: the figure is shown, no verdict.
+    cell(r, 'atefs-k-disk', 'fsync').errors.push('read back differs');
+    cell(r, 'atefs-k-disk', 'rewrite').errors.push('read back differs');
+    const failed = durabilityGoals(targets, ws, r).join('\n');
+    expect(failed).toMatch(/fsync p50 <= 2x gocryptfs\s+atefs-k-disk\s+1\.90! ms .*n\/a \(check failed\)$/m);
+    expect(failed).toMatch(/log <= 2x live \+ 128 MiB\s+atefs-k-disk .*n\/a \(check failed\)$/m);
+    expect(failed).not.toMatch(/^\s+(fsync p50|log) .*atefs-k-disk.*MET$/m);
+  });
+
+  it('shows a killed fsync run as a lower bound on its latency and p99 beside p50', () => {
+    const r: Results = new Map();
+    put(r, 'gocryptfs-disk', 'fsync', 0.5);
+    put(r, 'gocryptfs-disk', 'fsync-p99', 2);
+    const c = cell(r, 'atefs-k-disk', 'sqlite-journal');
+    c.errors.push('killed');
+    c.bounds = [2.5];
+    const lines = figuresTable([gc, ak], [wl('fsync'), wl('fsync-p99'), wl('sqlite-journal')], r, 1);
+    expect(lines[1]).toMatch(/^fsync 4K p50 ms\s+0\.50\s+n\/a$/);
+    expect(lines[2]).toMatch(/^fsync 4K p99 ms\s+2\.00\s+n\/a$/);
+    expect(lines[3]).toMatch(/^SQLite journal tx\/s\s+n\/a\s+<2\.5$/);
+  });
+
+  it('judges a killed rewrite by the samples taken until the kill: over the bound is NOT MET, within it proves nothing', () => {
+    const r: Results = new Map();
+    const over = cell(r, 'atefs-k-disk', 'rewrite');
+    over.errors.push('killed after 300 s');
+    over.partialSeries = [[pt(2, 100, 64), pt(300, 900, 64)]];
+    const within = cell(r, 'atefs-ku-disk', 'rewrite');
+    within.errors.push('killed after 300 s');
+    within.partialSeries = [[pt(2, 100, 64)]];
+    const lines = durabilityGoals(targets, [wl('rewrite')], r).join('\n');
+    expect(lines).toMatch(/atefs-k-disk\s+worst: log 900 MiB, live 64 MiB \(bound 256\) at 300 s\s+NOT MET \(before it was killed\)$/m);
+    expect(lines).toMatch(/atefs-ku-disk .*n\/a \(killed before the end\)$/m);
+    expect(spaceSection(targets, r).join('\n')).toMatch(/atefs-k-disk\s+live = daemon's count; KILLED: samples until then/);
+  });
+
+  it('reads the daemon\'s live data and log size from its stats', () => {
+    expect(spaceOf({ space: { liveBytes: 10, logBytes: 20 }, counters: {} })).toEqual({ liveBytes: 10, logBytes: 20 });
+    expect(spaceOf({ counters: {} })).toBeUndefined();
+    expect(spaceOf(undefined)).toBeUndefined();
+  });
+
+  it('prints the space series with the bound and marks samples over it', () => {
+    const r: Results = new Map();
+    cell(r, 'atefs-k-disk', 'rewrite').samples.push({ value: 5, seconds: 9, series: [pt(2, 100, 64), pt(4, 300, 64)] });
+    const lines = spaceSection(targets, r).join('\n');
+    expect(lines).toMatch(/atefs-k-disk\s+live = daemon's count/);
+    expect(lines).toMatch(/\s4\s+0\s+300\s+64\s+4\.69x\s+256 over$/m);
+    expect(spaceSection(targets, new Map())).toEqual([]);
   });
 });

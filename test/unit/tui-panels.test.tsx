@@ -28,12 +28,17 @@ describe('mount status panel', () => {
   });
 
   it('computes rates from successive reads and draws a sparkline of commits/s', async () => {
+    // Every read sees more work done (on a loaded machine a tick may come late; the counters still
+    // grow between any two reads, so every rate the panel computes is above zero).
     let s = { ...base };
-    const { lastFrame, unmount } = render(<Panel read={() => s} intervalMs={50} />);
-    for (let i = 1; i <= 6; i++) {
-      s = { ...s, commits: (s.commits ?? 0) + i * 2, events: (s.events ?? 0) + 100, bytesWritten: (s.bytesWritten ?? 0) + (1 << 20) };
-      await tick(60);
-    }
+    let reads = 0;
+    const read = () => {
+      reads++;
+      s = { ...s, commits: (s.commits ?? 0) + reads * 2, events: (s.events ?? 0) + 100, bytesWritten: (s.bytesWritten ?? 0) + (16 << 20) };
+      return s;
+    };
+    const { lastFrame, unmount } = render(<Panel read={read} intervalMs={50} />);
+    for (let i = 0; i < 100 && reads < 8; i++) await tick(50);
     const f = lastFrame()!;
     unmount();
     expect(f).toMatch(/written\s+\d+(\.\d)? MiB \(\d+(\.\d)? MiB\/s\)/);

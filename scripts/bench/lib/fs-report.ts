@@ -3,7 +3,8 @@
  * the goals of the atefs and kernel-transport issues, and FUSE requests per opcode per workload.
  */
 import type { Target, Transport } from './fs-targets.js';
-import type { Workload } from './fs-workloads.js';
+import { lowerIsBetter, type Workload, type Unit } from './fs-workloads.js';
+import type { SpacePoint } from './fs-durability.js';
 import type { TraceResult } from './fuse-trace.js';
 import { COMMIT_PREFIX, type Counters } from './stats-file.js';
 
@@ -15,6 +16,8 @@ export interface Sample {
   /** atefs: commit.* counters of the workload (stats-file.ts commitCounters), trailing commit included. */
   commit?: Counters;
   cpu?: number;
+  /** The rewrite workload: store size and live data sampled while it ran. */
+  series?: SpacePoint[];
 }
 
 export interface Cell {
@@ -23,6 +26,8 @@ export interface Cell {
   skipped?: string;
   /** Figures at the moment a workload was killed for taking too long: bounds, not measurements. */
   bounds?: number[];
+  /** The space samples of a killed rewrite, up to the kill. */
+  partialSeries?: SpacePoint[][];
 }
 export type Results = Map<string, Map<string, Cell>>; // target -> workload -> cell
 
@@ -41,9 +46,10 @@ export function median(xs: number[]): number | undefined {
   return s.length % 2 ? s[mid] : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-const fmt = (v: number | undefined, unit: 'MB/s' | 's'): string => {
+export const fmt = (v: number | undefined, unit: Unit): string => {
   if (v === undefined) return '-';
-  if (unit === 'MB/s') return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+  if (unit === 'MB/s' || unit === 'tx/s') return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+  if (unit === 'x') return v.toFixed(2);
   return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 };
 
@@ -62,8 +68,9 @@ export function cellValue(results: Results, t: Target, w: Workload): { v?: numbe
   const v = median(c.samples.map((s) => s.value));
   if (v === undefined && c.bounds?.length) {
     // Killed: slower than this, at least (seconds: more than; MB/s: less than).
-    const b = w.unit === 's' ? Math.max(...c.bounds) : Math.min(...c.bounds);
-    return { v: b, bound: true, text: `${w.unit === 's' ? '>' : '<'}${fmt(b, w.unit)}` };
+    const lower = lowerIsBetter(w.unit);
+    const b = lower ? Math.max(...c.bounds) : Math.min(...c.bounds);
+    return { v: b, bound: true, text: `${lower ? '>' : '<'}${fmt(b, w.unit)}` };
   }
   if (v === undefined) return { text: c.errors.length ? 'FAIL' : c.skipped ? 'skip' : 'n/a' };
   const xs = c.samples.map((s) => s.value);
@@ -101,6 +108,10 @@ const FLOOR_GOAL: Goal = { min: 1 / 1.3, text: '>=0.77 (1.3x)' };
 
 /** Goals from the issues: atefs vs its transport's floor, and vs gocryptfs per transport. */
 function gocryptfsGoal(transport: Transport | undefined, w: Workload): Goal | undefined {
+  // Issue 17, whatever the transport: fsync p50 <= 2x gocryptfs, SQLite <= 1.5x its time.
+  if (w.id === 'fsync') return { min: 0.5, text: '>=0.5 (2x)' };
+  if (w.id === 'sqlite-wal' || w.id === 'sqlite-journal') return { min: 1 / 1.5, text: '>=0.67 (1.5x)' };
+  if (w.id === 'fsync-p99' || w.id === 'rewrite') return undefined;
   if (transport === 'kernel') return w.id === 'md5sum' ? undefined : { min: 1, text: '>=1.0' };
   if (w.id === 'write') return { min: 0.8, text: '>=0.8' };
   if (w.id === 'read') return { min: 1, text: '>=1.0' };
@@ -108,8 +119,8 @@ function gocryptfsGoal(transport: Transport | undefined, w: Workload): Goal | un
 }
 
 /** Speed ratio: > 1 means atefs is faster, whatever the unit. */
-function speedRatio(unit: 'MB/s' | 's', a: number, b: number): number {
-  return unit === 'MB/s' ? a / b : b / a;
+function speedRatio(unit: Unit, a: number, b: number): number {
+  return lowerIsBetter(unit) ? b / a : a / b;
 }
 
 export function ratioTable(targets: Target[], workloads: Workload[], results: Results): string[] {
@@ -128,6 +139,8 @@ export function ratioTable(targets: Target[], workloads: Workload[], results: Re
     }
     lines.push(`  ${padR(a.name, 22)}${padR(`vs ${floor?.name ?? 'floor'}`, 30)}vs ${gc?.name ?? 'gocryptfs'}`);
     for (const w of workloads) {
+      // A size ratio has an absolute goal (durabilityGoals), and a workload not run here no ratio.
+      if (w.noRatio || (w.applies && !w.applies(a))) continue;
       const { v: av, bound, failed } = cellValue(results, a, w);
       const part = (other: Target | undefined, goal: Goal | undefined): string => {
         const o = other ? cellValue(results, other, w) : undefined;
@@ -140,7 +153,9 @@ export function ratioTable(targets: Target[], workloads: Workload[], results: Re
         if (!goal) return rt;
         return `${rt} ${goal.text} ${r >= goal.min ? (bound ? '?' : 'ok') : 'MISS'}`;
       };
-      lines.push(`    ${padR(w.label, 20)}${padR(part(floor, FLOOR_GOAL), 30)}${part(gc, gocryptfsGoal(a.transport, w))}`);
+      // The floors keep data in memory: the durability workloads do not run on them.
+      const vsFloor = w.applies && (!floor || !w.applies(floor)) ? '-' : part(floor, FLOOR_GOAL);
+      lines.push(`    ${padR(w.label, 20)}${padR(vsFloor, 30)}${part(gc, gocryptfsGoal(a.transport, w))}`);
     }
   }
   return lines;

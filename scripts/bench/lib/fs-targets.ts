@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { run, sh, spawnDaemon, waitExit, isAlive, onCleanup, type Daemon } from './proc.js';
 import { unmountFuse, isMounted } from './mounts.js';
-import { requestCounters, type Counters } from './stats-file.js';
+import { requestCounters, requestStats, spaceOf, type Counters, type Space } from './stats-file.js';
+import { nonrootUnavailable, prepareNonroot, giveToUser, asUser } from './nonroot.js';
 
 export type Transport = 'fuse-native' | 'kernel';
 export type Kind = 'reference' | 'gocryptfs' | 'floor' | 'atefs';
@@ -23,6 +24,10 @@ export interface Mounted {
   counters?(): Promise<Counters | undefined>;
   /** Paths to `sync -f` before caches are dropped (the mount and its backing store). */
   syncPaths: string[];
+  /** Where the data lands on the backing store (gocryptfs's cipherdir, atefs's log): its du is the space used. */
+  storeDir?: string;
+  /** atefs: live data and log size as the daemon counts them (its stats file's `space`). */
+  space?(): Promise<Space | undefined>;
   /** Unmount and mount again with the same contents, so the daemon starts cold (persistent targets). */
   remount?(): Promise<void>;
   unmount(): Promise<void>;
@@ -108,7 +113,7 @@ export function gocryptfsTarget(env: TargetEnv, backing: 'tmpfs' | 'disk'): Targ
       await start();
       const off = onCleanup(() => stopDaemon(d, dir, 5000));
       const m: Mounted = {
-        dir, pid: d!.pid, syncPaths: [dir, cipher],
+        dir, pid: d!.pid, syncPaths: [dir, cipher], storeDir: cipher,
         async remount() { await stopDaemon(d, dir, 5000); await start(); m.pid = d.pid; },
         async unmount() { off(); await stopDaemon(d, dir, 5000); rmSync(base, { recursive: true, force: true }); rmSync(cipher, { recursive: true, force: true }); },
       };
@@ -127,7 +132,11 @@ interface DaemonSpec {
   persistent: boolean;
   /** Directories of the backing store to sync before dropping caches. */
   backing: string[];
+  /** The backing directory the data lands in (Mounted.storeDir). */
+  storeDir?: string;
   graceMs: number;
+  /** Run the daemon as the non-root user (nonroot.ts): base and backing directories become theirs. */
+  nonroot?: boolean;
 }
 
 async function mountDaemon(env: TargetEnv, name: string, spec: (base: string) => DaemonSpec): Promise<Mounted> {
@@ -136,16 +145,20 @@ async function mountDaemon(env: TargetEnv, name: string, spec: (base: string) =>
   const statsFile = join(base, 'stats.json');
   mkdirSync(dir);
   const s = spec(base);
+  const user = s.nonroot ? prepareNonroot() : undefined;
   let d: Daemon;
   const start = async (): Promise<void> => {
-    d = await spawnDaemon(process.execPath, s.argv(dir, statsFile), new RegExp(`^mounted: `), { timeoutMs: 30000, env: { ...process.env, ...s.env } });
+    if (user) giveToUser(user, [base, ...s.backing]);
+    const launch = user ? asUser(user, s.argv(dir, statsFile)) : { cmd: process.execPath, args: s.argv(dir, statsFile) };
+    d = await spawnDaemon(launch.cmd, launch.args, new RegExp(`^mounted: `), { timeoutMs: 30000, env: { ...process.env, ...s.env } });
     if (!isMounted(dir)) throw new Error(`${name} said "mounted" but ${dir} is not in the mount table`);
   };
   const off = onCleanup(() => stopDaemon(d, dir, s.graceMs));
   try { await start(); } catch (e) { off(); await unmountFuse(dir); throw e; }
   const m: Mounted = {
-    dir, pid: d!.pid, syncPaths: [dir, ...s.backing],
+    dir, pid: d!.pid, syncPaths: [dir, ...s.backing], storeDir: s.storeDir,
     counters: () => requestCounters(d.pid, statsFile),
+    space: async () => spaceOf(await requestStats(d.pid, statsFile)),
     async unmount() {
       off();
       await stopDaemon(d, dir, s.graceMs);
@@ -217,8 +230,13 @@ export function probeAtefsCli(root: string): AtefsCli {
 
 export type AtefsStore = 'temp' | 'log-tmpfs' | 'log-disk';
 
-export function atefsTarget(env: TargetEnv, cli: AtefsCli, transport: Transport, store: AtefsStore): Target {
-  const t = transport === 'fuse-native' ? 'fn' : 'k';
+/**
+ * An atefs mount. `nonroot`: the daemon runs as the user atefs-nonroot (nonroot.ts) and mounts the
+ * kernel transport through the setuid fusermount, with --allow-other; its name gets a `u`
+ * (atefs-ku-disk).
+ */
+export function atefsTarget(env: TargetEnv, cli: AtefsCli, transport: Transport, store: AtefsStore, nonroot = false): Target {
+  const t = transport === 'fuse-native' ? 'fn' : nonroot ? 'ku' : 'k';
   const name = store === 'temp' ? `atefs-${t}` : `atefs-${t}-${store === 'log-tmpfs' ? 'shm' : 'disk'}`;
   const script = join(env.root, 'dist/cli/atefs.js');
   let unavailable = cli.ok ? undefined : cli.reason;
@@ -227,20 +245,27 @@ export function atefsTarget(env: TargetEnv, cli: AtefsCli, transport: Transport,
     if (!existsSync(join(env.root, 'dist/fs/kernel/index.js'))) unavailable = 'fs/kernel (kernel transport) not built yet';
     else if (!/kernel/.test(cli.help)) unavailable = 'atefs mount --help does not offer --transport kernel yet';
   }
+  if (!unavailable && nonroot) unavailable = !cli.help.includes('--allow-other') ? 'atefs mount has no --allow-other' : nonrootUnavailable();
   const storeNote = store === 'temp' ? '--temp' : store === 'log-tmpfs' ? '--log-path on tmpfs' : '--log-path on the real disk';
   return {
     name, kind: 'atefs', transport, unavailable, backing: store === 'temp' ? 'memory' : store === 'log-tmpfs' ? 'tmpfs' : 'disk',
-    note: `atefs mount ${storeNote} --transport ${transport}`,
+    note: `atefs mount ${storeNote} --transport ${transport}${nonroot ? ` --allow-other, as the user atefs-nonroot (setpriv; mounted through the setuid fusermount)` : ''}`,
     mount: () => mountDaemon(env, name, (base) => {
       const xdg = join(base, 'xdg');
       const logDir = store === 'log-disk' ? fresh(env.diskWork, `${name}-log`) : join(base, 'log');
       mkdirSync(logDir, { recursive: true });
       const storeArgs = store === 'temp' ? ['--temp'] : ['--log-path', resolve(logDir)];
+      if (nonroot) mkdirSync(join(xdg, 'run'), { recursive: true, mode: 0o700 });
       return {
-        argv: (dir, stats) => [script, 'mount', dir, ...storeArgs, '--transport', transport, '--stats-file', stats],
-        env: { XDG_DATA_HOME: join(xdg, 'data'), XDG_CONFIG_HOME: join(xdg, 'config'), XDG_STATE_HOME: join(xdg, 'state'), XDG_CACHE_HOME: join(xdg, 'cache') },
+        argv: (dir, stats) => [script, 'mount', dir, ...storeArgs, '--transport', transport, ...(nonroot ? ['--allow-other'] : []), '--stats-file', stats],
+        env: {
+          XDG_DATA_HOME: join(xdg, 'data'), XDG_CONFIG_HOME: join(xdg, 'config'), XDG_STATE_HOME: join(xdg, 'state'), XDG_CACHE_HOME: join(xdg, 'cache'),
+          ...(nonroot ? { HOME: xdg, USER: 'atefs-nonroot', LOGNAME: 'atefs-nonroot', XDG_RUNTIME_DIR: join(xdg, 'run') } : {}),
+        },
         persistent: store !== 'temp',
+        nonroot,
         backing: store === 'temp' ? [] : [logDir],
+        storeDir: store === 'temp' ? undefined : logDir,
         graceMs: 30000, // unmount commits everything dirty; on the real disk that can take a while
       };
     }),
@@ -261,6 +286,7 @@ export function allTargets(env: TargetEnv, floor: FloorOptions): Target[] {
     atefsTarget(env, cli, 'kernel', 'temp'),
     atefsTarget(env, cli, 'kernel', 'log-tmpfs'),
     atefsTarget(env, cli, 'kernel', 'log-disk'),
+    atefsTarget(env, cli, 'kernel', 'log-disk', true),
   ];
 }
 

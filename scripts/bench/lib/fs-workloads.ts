@@ -8,8 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, sh, type RunResult } from './proc.js';
-import type { Mounted } from './fs-targets.js';
+import type { Mounted, Target } from './fs-targets.js';
 import type { Tree } from './tree.js';
+import type { DurabilityCtx, SpaceMonitor, SpacePoint } from './fs-durability.js';
 
 export interface WorkloadCtx {
   seqFile: string;
@@ -17,18 +18,46 @@ export interface WorkloadCtx {
   tree: Tree;
   /** tmpfs directory for command output that must not go through the target. */
   scratch: string;
+  /** Settings of the durability workloads (fs-durability.ts). */
+  durability?: DurabilityCtx;
 }
+
+/** 'MB/s' and 'tx/s': higher is better; 's', 'ms' and 'x' (a size ratio): lower is better. */
+export type Unit = 'MB/s' | 'tx/s' | 's' | 'ms' | 'x';
+export const lowerIsBetter = (u: Unit): boolean => u === 's' || u === 'ms' || u === 'x';
 
 export interface Workload {
   id: string;
   label: string;
-  unit: 'MB/s' | 's';
+  unit: Unit;
+  /**
+   * A row whose figure comes from another workload's run (that workload's measure() names it):
+   * never run by itself, shown and compared like any other.
+   */
+  of?: string;
+  /** No speed ratio for this row (an absolute goal applies instead). */
+  noRatio?: boolean;
+  /** Only on these targets (others show n/a); all when absent. */
+  applies?(t: Target): boolean;
+  /** Samples the backing store while the command runs (the rewrite workload's space over time). */
+  monitor?(m: Mounted, ctx: WorkloadCtx): SpaceMonitor;
+  /**
+   * Figures read from the command's output (and the monitor's points), by row id: this workload's
+   * own and those of its `of` rows. Without it, figure(seconds).
+   */
+  measure?(r: RunResult, ctx: WorkloadCtx, series?: SpacePoint[]): Record<string, number>;
+  /**
+   * Its own time limit, instead of bench:fs's (10x the slowest gocryptfs, at most BENCH_TIMEOUT_S):
+   * for a workload whose point is not its speed.
+   */
+  timeoutMs?(ctx: WorkloadCtx): number;
   /** Workload ids whose success this one needs (skipped otherwise). */
   needs: string[];
   /** Untimed preparation, before caches are dropped. */
   before?(m: Mounted, ctx: WorkloadCtx): Promise<void>;
   script(m: Mounted, ctx: WorkloadCtx): string;
-  figure(seconds: number, ctx: WorkloadCtx): number;
+  /** The figure from the command's wall time; for a killed command, the bound it gives (none: no bound). */
+  figure?(seconds: number, ctx: WorkloadCtx): number;
   /** Untimed check; returns what is wrong, or undefined. */
   check?(m: Mounted, ctx: WorkloadCtx, r: RunResult): Promise<string | undefined>;
   /** Untimed clean-up after the check. */

@@ -19,8 +19,8 @@ export function flatten(obj: unknown, prefix = '', out: Counters = new Map()): C
   return out;
 }
 
-/** Asks the daemon for its counters and waits until it has written a complete JSON file. */
-export async function requestCounters(pid: number, file: string, timeoutMs = 5000): Promise<Counters | undefined> {
+/** Asks the daemon for its stats and waits until it has written a complete JSON file; its body. */
+export async function requestStats(pid: number, file: string, timeoutMs = 5000): Promise<unknown> {
   rmSync(file, { force: true });
   try { process.kill(pid, 'SIGUSR2'); } catch { return undefined; }
   const end = Date.now() + timeoutMs;
@@ -28,17 +28,35 @@ export async function requestCounters(pid: number, file: string, timeoutMs = 500
     await sleep(20);
     let text: string;
     try { text = readFileSync(file, 'utf8'); } catch { continue; }
-    let body: unknown;
-    try { body = JSON.parse(text); } catch { continue; /* partially written: retry */ }
-    // atefs and the floors put the per-op counters under `counters`; atefs adds commit counters
-    // and times under `commit` (they become commit.* keys); anything else is metadata.
-    const c = (body as { counters?: unknown }).counters;
-    const out = flatten(c && typeof c === 'object' ? c : body);
-    const commit = (body as { commit?: unknown }).commit;
-    if (commit && typeof commit === 'object') flatten(commit, COMMIT_PREFIX.slice(0, -1), out);
-    return out;
+    try { return JSON.parse(text) as unknown; } catch { continue; /* partially written: retry */ }
   }
   return undefined;
+}
+
+/** Asks the daemon for its counters (requestStats), flattened. */
+export async function requestCounters(pid: number, file: string, timeoutMs = 5000): Promise<Counters | undefined> {
+  const body = await requestStats(pid, file, timeoutMs);
+  if (body === undefined) return undefined;
+  // atefs and the floors put the per-op counters under `counters`; atefs adds commit counters
+  // and times under `commit` (they become commit.* keys); anything else is metadata.
+  const c = (body as { counters?: unknown }).counters;
+  const out = flatten(c && typeof c === 'object' ? c : body);
+  const commit = (body as { commit?: unknown }).commit;
+  if (commit && typeof commit === 'object') flatten(commit, COMMIT_PREFIX.slice(0, -1), out);
+  return out;
+}
+
+/** atefs's `space` in its stats (cli/mount.ts storeSpace): live data (what df shows) and its log's own count. */
+export interface Space { liveBytes?: number; logBytes?: number }
+
+export function spaceOf(body: unknown): Space | undefined {
+  const s = (body as { space?: unknown } | undefined)?.space;
+  if (!s || typeof s !== 'object') return undefined;
+  const { liveBytes, logBytes } = s as Record<string, unknown>;
+  const out: Space = {};
+  if (typeof liveBytes === 'number') out.liveBytes = liveBytes;
+  if (typeof logBytes === 'number') out.logBytes = logBytes;
+  return out;
 }
 
 export function diffCounters(before: Counters | undefined, after: Counters | undefined): Counters | undefined {
