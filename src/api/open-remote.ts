@@ -6,11 +6,11 @@
 // reads what the server confirmed (sync semantics); offline work with staged commits shown on top
 // is RemoteChain's async mode, used directly.
 import * as path from 'node:path';
-import { type Commit, CommitRejected, DataKeyCache } from '../chain/index.js';
+import { type Commit, CommitRejected, DataKeyCache, toGenesisHash } from '../chain/index.js';
 import { defaultBulkPool, defaultPool } from '../crypto/index.js';
 import { openLog } from '../log/index.js';
-import { type RecoveryMode, RemoteChain, RemoteRejected } from '../net/index.js';
-import type { Session } from '../session/index.js';
+import { type RecoveryMode, RemoteChain, RemoteRejected, parseRemoteUrl } from '../net/index.js';
+import { type Session, readPins, writePin } from '../session/index.js';
 import { Conflict, View } from '../view/index.js';
 import { Chain } from './chain.js';
 import { ChainUnavailable } from './errors.js';
@@ -28,12 +28,22 @@ export interface OpenRemoteOptions {
   confirmTimeoutMs?: number;
 }
 
+function rcKey(url: string): string {
+  const u = parseRemoteUrl(url);
+  return `${u.host}:${u.port}/${u.name}`;
+}
+
 export async function openRemote(url: string, session: Session, o: OpenRemoteOptions): Promise<Chain> {
   const user = session.user;
   if (!user?.signing) throw new ChainUnavailable('the session holds no user identity with a signing key: it cannot open a chain');
   const pool = defaultPool();
+  // The genesis is pinned in the config directory too (by URL), apart from the replica: a replica
+  // deleted or swapped on disk does not make this client adopt whatever the server now offers.
+  const pinKey = `tcp:${rcKey(url)}`;
+  const pinned = (await readPins(o.configDir))[pinKey];
   const rc = await RemoteChain.open({
     url, session, dir: path.join(o.dir, 'replica'), mode: o.mode ?? 'sync', pool,
+    ...(pinned ? { genesisHash: toGenesisHash(pinned) } : {}),
     knownHosts: path.join(o.configDir, 'known_hosts'), create: o.create ?? true,
     ...(o.serverKey ? { serverKey: o.serverKey } : {}),
     ...(o.confirmTimeoutMs ? { confirmTimeoutMs: o.confirmTimeoutMs } : {}),
@@ -43,6 +53,7 @@ export async function openRemote(url: string, session: Session, o: OpenRemoteOpt
     await rc.close();
     throw new ChainUnavailable(`${url}: the server sent no genesis`);
   }
+  if (!pinned) await writePin(o.configDir, pinKey, first.commit.hash.toString('hex'));
   const keys = new DataKeyCache(session);
   const genesis: Commit = first.commit;
   const log = await openLog({ dir: path.join(o.dir, 'view', 'log'), chainId: rc.name, genesisHash: genesis.hash });

@@ -1,6 +1,8 @@
 // openChain('tcp://...'): the library over a real atedb solo. Two processes' worth of clients (two
 // sessions of one user, separate state directories) see each other's transactions in the same
 // order; a reopen resumes from the local replica.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Session, createIdentity, openChain } from '../../src/api/index.js';
 import { sleep, startSolo, tempDir } from './atedb/harness.js';
@@ -46,6 +48,13 @@ describe('openChain over tcp://', () => {
     const b2 = await openChain(url, { session: Session.of(me), dir: dirB, configDir: config });
     for (let i = 0; i < 1000 && b2.view.log.nextSeq !== a.view.log.nextSeq; i++) await sleep(20);
     expect(b2.load<{ title: string }>(k).value).toEqual(a.load<{ title: string }>(k).value);
+    // The genesis is pinned in the config directory: a replica directory lost or replaced does not
+    // make the client adopt another chain under that URL.
+    const pins = JSON.parse(await readFile(join(config, 'pinned-chains.json'), 'utf8'));
+    expect(pins[`tcp:127.0.0.1:${solo.port}/team/library`]).toBe(a.genesisHash);
+    pins[`tcp:127.0.0.1:${solo.port}/team/library`] = '11'.repeat(32);
+    await writeFile(join(config, 'pinned-chains.json'), JSON.stringify(pins));
+    await expect(openChain(url, { session: Session.of(me), dir: await tempDir('atedb-lib-c-'), configDir: config })).rejects.toThrow(/genesis/);
     await a.close();
     await b2.close();
     await solo.kill('SIGTERM');
