@@ -1,12 +1,94 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
 import yargs from 'yargs';
-import { NotImplemented, UserError, runCli } from './errors.js';
+import { OPEN_POLICY } from '../server/chain-host.js';
+import { AtedbServer } from '../server/server.js';
+import { UserError, runCli } from './errors.js';
+
+export function defaultServerDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share');
+  return path.join(base, 'atedb');
+}
+
+interface SoloArgs {
+  'data-dir'?: string;
+  listen: string;
+  port: number;
+  policy: string;
+  'max-connections': number;
+  'max-open-chains': number;
+  'handshake-timeout': number;
+  'max-commit-bytes'?: number;
+  'subscriber-buffer': number;
+  'receive-budget': number;
+  json: boolean;
+}
+
+async function solo(a: SoloArgs): Promise<void> {
+  if (a.policy !== 'open') throw new UserError(`--policy ${a.policy}: only 'open' exists in this build ('auth' comes with the user service)`);
+  if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new UserError(`--port ${a.port}: not a TCP port`);
+  const dataDir = path.resolve(a['data-dir'] ?? defaultServerDataDir());
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const server = new AtedbServer({
+    dataDir, host: a.listen, port: a.port, policy: OPEN_POLICY,
+    maxConnections: a['max-connections'], subscriberBufferBytes: a['subscriber-buffer'], receiveBudgetBytes: a['receive-budget'], maxOpenChains: a['max-open-chains'], handshakeTimeoutMs: a['handshake-timeout'],
+    ...(a['max-commit-bytes'] ? { limits: { maxCommitBytes: a['max-commit-bytes'] } } : {}),
+    log: (l) => process.stderr.write(`${l}\n`),
+  });
+  try {
+    await server.start();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new UserError(`${a.listen}:${a.port} is already in use`);
+    if (err.code === 'EACCES') throw new UserError(`no permission to listen on ${a.listen}:${a.port}`);
+    throw e;
+  }
+  // Signal handlers first: a supervisor may signal as soon as it reads the listening line.
+  const stopped = new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      if (!a.json) out(`${sig}: shutting down`);
+      server.shutdown().then(resolve, (e: Error) => {
+        process.stderr.write(`shutdown: ${e.message}\n`);
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  const id = server.identity;
+  if (a.json) {
+    out(JSON.stringify({ listening: `${server.address}:${server.port}`, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: 'open' }));
+  } else {
+    if (id.created) out(`created server identity ${id.file}`);
+    out(`listening: ${server.address}:${server.port} fingerprint: ${id.fingerprint}`);
+  }
+  await stopped;
+  if (!a.json) out('stopped');
+}
 
 export function main(argv: string[]): void {
   void runCli(async () => {
     await yargs(argv)
       .scriptName('atedb')
       .usage('$0 <command> [options]')
-      .command('solo', 'run one atedb node with an embedded store', {}, () => { throw new NotImplemented('atedb solo'); })
+      .command('solo', 'run one atedb node with an embedded store', (y) => y
+        .option('data-dir', { type: 'string', describe: 'where chains and the server key live (default $XDG_DATA_HOME/atedb)' })
+        .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all)' })
+        .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed)' })
+        .option('policy', { type: 'string', default: 'open', describe: "chain creation policy: 'open' (first valid genesis creates a chain)" })
+        .option('max-connections', { type: 'number', default: 1024 })
+        .option('max-open-chains', { type: 'number', default: 256, describe: 'chains kept open at once; idle ones beyond are closed' })
+        .option('handshake-timeout', { type: 'number', default: 10_000, describe: 'ms a client has to finish its handshake' })
+        .option('max-commit-bytes', { type: 'number', describe: 'largest commit accepted (default 64 MiB)' })
+        .option('subscriber-buffer', { type: 'number', default: 32 << 20, describe: 'bytes queued for a client that does not read before it is disconnected' })
+        .option('receive-budget', { type: 'number', default: 512 << 20, describe: 'bytes of incomplete frames buffered across all connections' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON' }),
+      async (a) => solo(a as unknown as SoloArgs))
       .demandCommand(1, 'say which command to run (see --help)')
       .strict()
       .fail((msg, err) => { throw err ?? new UserError(msg); })

@@ -11,7 +11,9 @@ import {
   PINS_FILE, type Session, defaultConfigDir, findPin, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
 } from '../session/index.js';
 import { View, parseCompactMode } from '../view/index.js';
+import { type RecoveryMode, parseRemoteUrl } from '../net/index.js';
 import { Chain } from './chain.js';
+import { openRemote } from './open-remote.js';
 import { ChainUnavailable, InvalidChainTarget } from './errors.js';
 import { LocalLeases } from './leases.js';
 
@@ -41,13 +43,33 @@ export interface OpenChainOptions {
    * another user's), pinning it. Without it such a chain is refused (ChainNotPinned).
    */
   trustChain?: boolean;
+  /** tcp:// chains: 'sync' (default here: a commit resolves once the server confirmed it), 'readonly'. */
+  recoveryMode?: RecoveryMode;
+  /** tcp:// chains: demand this server key fingerprint (SHA256:...) instead of known_hosts TOFU. */
+  serverKey?: string;
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,3}$/i;
 
 export async function openChain(target: string, o: OpenChainOptions = {}): Promise<Chain> {
   if (/^[a-z]+:\/\//i.test(target)) {
-    throw new InvalidChainTarget(`'${target}': remote chains are opened through the replication client (not in this build)`);
+    if (!/^tcp:\/\//i.test(target)) throw new InvalidChainTarget(`'${target}': only tcp:// remote chains exist`);
+    let u;
+    try {
+      u = parseRemoteUrl(target);
+    } catch (e) {
+      throw new InvalidChainTarget((e as Error).message);
+    }
+    if (!NAME.test(u.name)) throw new InvalidChainTarget(`'${u.name}' is not a chain name`);
+    const configDir = o.configDir ?? defaultConfigDir();
+    const session = await sessionOf(o, configDir);
+    const dir = path.resolve(o.dir ?? path.join(defaultChainsDir(), 'remote', `${u.host}+${u.port}`, u.name));
+    return openRemote(target, session, {
+      dir, configDir, create: !o.readOnly,
+      ...(o.recoveryMode ? { mode: o.recoveryMode } : {}),
+      ...(o.serverKey ? { serverKey: o.serverKey } : {}),
+      ...(o.leaseOwner ? { leaseOwner: o.leaseOwner } : {}),
+    });
   }
   if (!NAME.test(target) || target.split('/').some((s) => s === '.' || s === '..')) {
     throw new InvalidChainTarget(`'${target}' is not a chain name (letters, digits, '.', '_', '-', up to 4 '/'-separated parts)`);

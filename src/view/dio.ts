@@ -332,7 +332,7 @@ export class Dio {
     } catch (e) {
       throw mapBuildError(e);
     }
-    const r = await view.submit(commit, scope, true);
+    const r = view.remote ? await view.remote.submit(commit, scope) : await view.submit(commit, scope, true);
     return { seq: r.seq, changes: r.changes };
   }
 

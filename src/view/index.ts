@@ -9,6 +9,7 @@ export {
   type ViewStats,
   type CompactionOptions,
   type CompactionReport,
+  type RemoteSubmit,
 } from './view.js';
 export { type ViewProgress, type ViewPhase, type ProgressUnit } from './progress.js';
 export { Dio, type StoreOptions, type ParentRef, type CommitResult } from './dio.js';

@@ -61,6 +61,14 @@ export interface CompactionOptions extends CompactPolicyOptions {
   auto?: boolean;
 }
 
+/**
+ * A replicated view's own commits go to the server first (src/net RemoteChain); they are applied
+ * here, in server order, once confirmed. Resolves with the seq and the changes applied.
+ */
+export interface RemoteSubmit {
+  submit(commit: Commit, scope: CommitScope): Promise<{ seq: number; changes: AppliedChange[] }>;
+}
+
 export interface OpenViewOptions {
   log: RedoLog;
   /** The session's keys (signing, read, KEM). */
@@ -183,6 +191,8 @@ export class View {
   readonly pool: CryptoPool | null;
   readonly bulk: BulkCryptoPool | null;
   readonly readOnly: boolean;
+  /** Set on a replica of a server's chain: DIO commits go through it (see RemoteSubmit). */
+  remote: RemoteSubmit | null = null;
   readonly now: () => number;
   readonly policy: CompactionPolicy;
   readonly retentionMs: number;

@@ -170,9 +170,26 @@ describe('compaction options', () => {
 });
 
 describe('commands not built yet', () => {
-  for (const [bin, args] of [['atefs', ['create-user']], ['atefs', ['create-token']], ['atedb', ['solo']]] as const) {
+  for (const [bin, args] of [['atefs', ['create-user']], ['atefs', ['create-token']]] as const) {
     it(`${bin} ${args.join(' ')}: "not implemented yet", exit 2`, async () => {
       await expectRefusal([...args], `${bin} ${args[0]}: not implemented yet`, { code: 2, cli: join(ROOT, 'dist', 'cli', `${bin}.js`) });
     });
   }
+});
+
+describe('atedb solo', () => {
+  it('--help names its options and exits 0', async () => {
+    await ensureBuilt();
+    const r = await run(node, [join(ROOT, 'dist', 'cli', 'atedb.js'), 'solo', '--help'], { timeout: 60_000 });
+    expect(r.code).toBe(0);
+    for (const opt of ['--data-dir', '--listen', '--port', '--policy', '--max-connections', '--json']) expect(r.stdout).toContain(opt);
+  });
+
+  it('an unknown --policy is refused with one line', async () => {
+    await ensureBuilt();
+    const r = await run(node, [join(ROOT, 'dist', 'cli', 'atedb.js'), 'solo', '--policy', 'auth', '--port', '0'], { timeout: 60_000 });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/policy/);
+  });
 });

@@ -90,7 +90,7 @@ function newestMtime(dir: string): number {
 function distStale(): boolean {
   if (!existsSync(CLI)) return true;
   const built = statSync(CLI).mtimeMs;
-  return ['cli', 'fs', 'src'].some((d) => newestMtime(join(ROOT, d)) > built);
+  return ['cli', 'fs', 'src', 'server'].some((d) => newestMtime(join(ROOT, d)) > built);
 }
 
 let built: Promise<void> | null = null;

@@ -1,0 +1,307 @@
+// One chain hosted by the server: its redo log, the authority state validation needs (no read
+// key, ever), its running chain hash and the append pipeline:
+//   decode + size limits -> signatures on the worker pool (concurrent across appends)
+//   -> in arrival order: state checks against the previous state, sequence, log append
+//   -> durable (the log's group commit: many appends, one fdatasync)
+//   -> in seq order: confirm to the origin, relay to the other subscribers
+//   -> sign the newest head (coalesced: one signature covers every commit confirmed meanwhile).
+// A rejected commit is never appended, confirmed or relayed.
+import * as path from 'node:path';
+import {
+  type AuthorityState, type Commit, CommitRejected, DEFAULT_LIMITS, MemoryAuthorityState, type SizeLimits,
+  checkAgainstState, decodeCommit, loadChain, verifySignatures,
+} from '../src/chain/index.js';
+import type { CryptoPool } from '../src/crypto/index.js';
+import { type RedoLog, openLog } from '../src/log/index.js';
+import type { VerifyBatcher } from './verify-batcher.js';
+import { loadHostState, writeCheckpoint } from './checkpoint.js';
+import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../src/net/index.js';
+
+export class AppendRejected extends Error {
+  override name = 'AppendRejected';
+  constructor(readonly reason: WireRejectReason, detail: string, readonly seq: number | null = null) {
+    super(detail);
+  }
+}
+
+const REASONS: Record<string, WireRejectReason> = {
+  malformed: 'malformed', hash: 'hash', signature: 'bad-signature', authority: 'unauthorized', future: 'future-timestamp',
+  replay: 'replay', conflict: 'conflict', genesis: 'wrong-genesis', confidentiality: 'confidentiality',
+};
+
+export function toAppendRejected(e: unknown): AppendRejected {
+  if (e instanceof AppendRejected) return e;
+  if (e instanceof CommitRejected) return new AppendRejected(REASONS[e.reason] ?? 'malformed', e.message);
+  throw e;
+}
+
+/** The sender of an append: told its seq first, synchronously, in seq order with the relays. */
+export interface AppendOrigin {
+  confirmed(chain: HostedChain, seq: number): void;
+}
+
+/** Who receives what a chain confirms; implemented by the protocol side (server/session.ts). */
+export interface ChainListener {
+  /** Called synchronously, in seq order, for every confirmed commit, after its origin was told. */
+  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void;
+  onHead(chain: HostedChain, head: SignedHead): void;
+}
+
+export interface HostedChainOptions {
+  dir: string;
+  name: string;
+  pool: CryptoPool | null;
+  /** Shared batcher of signature checks (default: one call per commit). */
+  verifier?: VerifyBatcher;
+  /** Called once when a failed write leaves the log and the state in doubt (the host drops it). */
+  onBroken?: (chain: HostedChain, e: Error) => void;
+  signingKey: Buffer;
+  limits?: Partial<SizeLimits>;
+  futureToleranceMs?: number;
+}
+
+interface Pending {
+  seq: number;
+  bytes: Buffer;
+  origin: AppendOrigin | null;
+  done: boolean;
+  error: Error | null;
+  resolve: (seq: number) => void;
+  reject: (e: Error) => void;
+}
+
+export class HostedChain {
+  readonly listeners = new Set<ChainListener>();
+  private readonly limits: SizeLimits;
+  private readonly seqOf = new Map<string, number>();
+  private chainHashes: Buffer[] = [ZERO_CHAIN_HASH];
+  private tail: Promise<unknown> = Promise.resolve();
+  private readonly pending: Pending[] = [];
+  private signed: SignedHead | null = null;
+  private signing: Promise<SignedHead> | null = null;
+  private broken: Error | null = null;
+  confirmedSeq = 0;
+  inflight = 0;
+  /** Records whose signatures the checkpoint vouched for when the chain was opened. */
+  trustedOnOpen = 0;
+  private checkpointedAt = 0;
+  /** Set when the host closes this chain (evicted or shutting down); it is reopened on next use. */
+  closing = false;
+  lastUsed = Date.now();
+
+  private constructor(
+    readonly name: string,
+    readonly log: RedoLog,
+    readonly state: AuthorityState,
+    readonly genesisHash: Buffer,
+    private readonly o: HostedChainOptions,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+  }
+
+  static logOptions(o: HostedChainOptions) {
+    const limits = { ...DEFAULT_LIMITS, ...o.limits };
+    return { dir: path.join(o.dir, 'log'), chainId: o.name, maxRecordSize: limits.maxCommitBytes + 1024 };
+  }
+
+  /** Opens an existing chain, validating its whole log (nothing on disk is trusted). */
+  static async open(o: HostedChainOptions): Promise<HostedChain> {
+    const log = await openLog(HostedChain.logOptions(o));
+    try {
+      const { state, chainHashes: hashes, seqOf, trusted } = await loadHostState(o.dir, log, {
+        pool: o.pool, signingKey: o.signingKey, ...(o.limits ? { limits: o.limits } : {}),
+      });
+      const chain = new HostedChain(o.name, log, state, state.getGenesis()!.hash, o);
+      chain.trustedOnOpen = trusted;
+      chain.chainHashes = hashes;
+      for (const [k, v] of seqOf) chain.seqOf.set(k, v);
+      chain.confirmedSeq = hashes.length - 1;
+      return chain;
+    } catch (e) {
+      await log.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Creates a chain from a genesis commit (validated first; the log is created only if it passes). */
+  static async create(o: HostedChainOptions, genesisBytes: Buffer): Promise<HostedChain> {
+    const limits = { ...DEFAULT_LIMITS, ...o.limits };
+    if (genesisBytes.length > limits.maxCommitBytes) throw new AppendRejected('too-large', `genesis of ${genesisBytes.length} bytes`);
+    let commit: Commit;
+    const state = new MemoryAuthorityState();
+    try {
+      commit = decodeCommit(genesisBytes, limits);
+      if (!commit.header.genesis) throw new AppendRejected('unknown-chain', `no chain '${o.name}' here, and this commit is not a genesis`);
+      const [signers] = await verifySignatures([commit], o.pool);
+      if (signers instanceof CommitRejected) throw signers;
+      state.applyEffects(checkAgainstState(state, commit, signers!, o.futureToleranceMs !== undefined ? { futureToleranceMs: o.futureToleranceMs } : {}));
+    } catch (e) {
+      throw toAppendRejected(e);
+    }
+    if (commit.header.genesis.name !== o.name) {
+      throw new AppendRejected('wrong-genesis', `genesis names chain '${commit.header.genesis.name}', not '${o.name}'`);
+    }
+    const log = await openLog({ ...HostedChain.logOptions(o), genesisHash: commit.hash });
+    await log.append(genesisBytes, 'durable');
+    const chain = new HostedChain(o.name, log, state, commit.hash, o);
+    chain.chainHashes.push(nextChainHash(ZERO_CHAIN_HASH, commit.hash));
+    chain.seqOf.set(commit.hash.toString('hex'), 1);
+    chain.confirmedSeq = 1;
+    return chain;
+  }
+
+  get chainHash(): Buffer {
+    return this.chainHashes[this.confirmedSeq]!;
+  }
+
+  seqOfCommit(hash: Buffer): number | undefined {
+    return this.seqOf.get(hash.toString('hex'));
+  }
+
+  get idle(): boolean {
+    return this.listeners.size === 0 && this.inflight === 0 && this.pending.length === 0;
+  }
+
+  /** Validates, sequences, stores durably and confirms one commit; resolves with its seq. */
+  async append(bytes: Buffer, origin: AppendOrigin | null): Promise<number> {
+    if (this.broken) throw new AppendRejected('unavailable', `chain '${this.name}' is unavailable: ${this.broken.message}`);
+    if (this.closing) throw new AppendRejected('unavailable', `chain '${this.name}' is closing`);
+    this.lastUsed = Date.now();
+    if (bytes.length > this.limits.maxCommitBytes) {
+      throw new AppendRejected('too-large', `commit of ${bytes.length} bytes, the limit is ${this.limits.maxCommitBytes}`);
+    }
+    this.inflight++;
+    try {
+      let commit: Commit;
+      try {
+        commit = decodeCommit(bytes, this.limits);
+      } catch (e) {
+        throw toAppendRejected(e);
+      }
+      const known = this.seqOfCommit(commit.hash);
+      if (known !== undefined) throw new AppendRejected('replay', `commit already in the chain at seq ${known}`, known);
+      if (commit.header.genesis) throw new AppendRejected('wrong-genesis', `chain '${this.name}' already has its genesis`);
+      const signers = this.o.verifier ? await this.o.verifier.verify(commit) : (await verifySignatures([commit], this.o.pool))[0]!;
+      if (signers instanceof CommitRejected) throw toAppendRejected(signers);
+      // Sequencing: state checks and the log append happen in arrival order, one at a time; the
+      // durable wait does not hold the line, so the next commits join the same fdatasync.
+      const sequenced = this.tail.then(() => this.sequence(commit, bytes, signers!, origin));
+      this.tail = sequenced.catch(() => undefined);
+      const { durable } = await sequenced;
+      return await durable;
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  // Returns the durable wait wrapped in an object, so the sequencing queue does not wait for it.
+  private sequence(commit: Commit, bytes: Buffer, signers: ReadonlySet<string>, origin: AppendOrigin | null): { durable: Promise<number> } {
+    if (this.broken) throw new AppendRejected('unavailable', `chain '${this.name}' is unavailable: ${this.broken.message}`);
+    const again = this.seqOfCommit(commit.hash);
+    if (again !== undefined) throw new AppendRejected('replay', `commit already in the chain at seq ${again}`, again);
+    let effects;
+    try {
+      effects = checkAgainstState(this.state, commit, signers, this.o.futureToleranceMs !== undefined ? { futureToleranceMs: this.o.futureToleranceMs } : {});
+    } catch (e) {
+      throw toAppendRejected(e);
+    }
+    const seq = this.log.nextSeq;
+    this.state.applyEffects(effects);
+    this.chainHashes.push(nextChainHash(this.chainHashes[this.chainHashes.length - 1]!, commit.hash));
+    this.seqOf.set(commit.hash.toString('hex'), seq);
+    const durable = new Promise<number>((resolve, reject) => {
+      const item: Pending = { seq, bytes, origin, done: false, error: null, resolve, reject };
+      this.pending.push(item);
+      this.log.append(bytes, 'durable').then(
+        (r) => {
+          if (r.seq !== seq) item.error = new Error(`log assigned seq ${r.seq}, expected ${seq}`);
+          item.done = true;
+          this.drainConfirmed();
+        },
+        (e: Error) => {
+          item.done = true;
+          item.error = e;
+          this.drainConfirmed();
+        },
+      );
+    });
+    return { durable };
+  }
+
+  /** Confirms, in seq order, every commit whose durable write completed. */
+  private drainConfirmed(): void {
+    let confirmed = false;
+    while (this.pending.length && this.pending[0]!.done) {
+      const it = this.pending.shift()!;
+      if (it.error || this.broken) {
+        // After a failed write the log and the state disagree: stop the chain; it reopens from disk.
+        if (!this.broken) {
+          this.broken = it.error;
+          this.o.onBroken?.(this, it.error!);
+        }
+        it.reject(new AppendRejected('unavailable', `commit not stored: ${(it.error ?? this.broken)!.message}`));
+        continue;
+      }
+      this.confirmedSeq = it.seq;
+      confirmed = true;
+      it.resolve(it.seq);
+      it.origin?.confirmed(this, it.seq);
+      for (const l of this.listeners) l.onCommit(this, it.seq, it.bytes, it.origin);
+    }
+    // A failed signature (the pool closing at shutdown) only delays the head; the next batch re-signs.
+    if (confirmed) this.signLatest().catch(() => undefined);
+  }
+
+  /** The signed head at the newest confirmed seq (signing it if needed). */
+  async head(): Promise<SignedHead> {
+    for (;;) {
+      const seq = this.confirmedSeq;
+      if (this.signed && this.signed.seq === seq) return this.signed;
+      await this.signLatest();
+      if (this.signed && this.signed.seq >= seq) return this.signed;
+    }
+  }
+
+  private signLatest(): Promise<SignedHead> {
+    if (this.signing) return this.signing.then(() => this.signLatest());
+    const seq = this.confirmedSeq;
+    if (this.signed?.seq === seq) return Promise.resolve(this.signed);
+    this.signing = signHead(this.o.signingKey, this.genesisHash, seq, this.chainHashes[seq]!, this.o.pool).then((h) => {
+      this.signing = null;
+      if (!this.signed || h.seq > this.signed.seq) {
+        this.signed = h;
+        for (const l of this.listeners) l.onHead(this, h);
+        if (Date.now() - this.checkpointedAt > 1000) {
+          this.checkpointedAt = Date.now();
+          void writeCheckpoint(this.o.dir, h).catch(() => undefined);
+        }
+      }
+      return h;
+    }, (e: Error) => {
+      this.signing = null;
+      throw e;
+    });
+    return this.signing;
+  }
+
+  /** Waits until every append accepted so far is confirmed or rejected. */
+  async settle(): Promise<void> {
+    while (this.inflight > 0 || this.pending.length > 0) await new Promise((r) => setTimeout(r, 5));
+    await this.tail;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.settle();
+    await this.signing?.catch(() => undefined);
+    // The newest head as the checkpoint the next open trusts (signing it if needed).
+    if (this.confirmedSeq > 0) {
+      try {
+        await writeCheckpoint(this.o.dir, await this.head());
+      } catch {
+        // no checkpoint: the next open validates in full
+      }
+    }
+    await this.log.close();
+  }
+}

@@ -1,0 +1,126 @@
+// atedb's network front: the accept loop, handshakes (each with a timeout, none blocking the
+// loop or other connections), a connection limit, and graceful shutdown: stop accepting, refuse
+// new appends, let in-flight ones confirm or reject, close every chain, close the connections.
+import * as net from 'node:net';
+import { DEFAULT_LIMITS, type SizeLimits } from '../src/chain/index.js';
+import { CryptoPool } from '../src/crypto/index.js';
+import { acceptClient } from '../src/net/index.js';
+import { ChainHost, type CreationPolicy, OPEN_POLICY } from './chain-host.js';
+import { type ServerIdentity, loadOrCreateServerIdentity } from './identity.js';
+import { LeaseTable } from './leases.js';
+import { ClientHandler } from './session.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  policy?: CreationPolicy;
+  maxConnections?: number;
+  maxOpenChains?: number;
+  handshakeTimeoutMs?: number;
+  /** Bytes a subscriber may have queued before it is disconnected. */
+  subscriberBufferBytes?: number;
+  /** Bytes of incomplete frames buffered across all connections (default 512 MiB). */
+  receiveBudgetBytes?: number;
+  limits?: Partial<SizeLimits>;
+  poolSize?: number;
+  log?: (line: string) => void;
+}
+
+export class AtedbServer {
+  private server: net.Server | null = null;
+  private readonly handlers = new Set<ClientHandler>();
+  private readonly handshaking = new Set<net.Socket>();
+  private host!: ChainHost;
+  private pool!: CryptoPool;
+  private accepting = true;
+  identity!: ServerIdentity;
+  readonly leases = new LeaseTable();
+  /** Bytes buffered for incomplete frames across all connections. */
+  readonly budget = { used: 0, max: 512 << 20 };
+  address = '';
+  port = 0;
+
+  constructor(private readonly o: ServerOptions) {
+    if (o.receiveBudgetBytes) this.budget.max = o.receiveBudgetBytes;
+  }
+
+  private log(line: string): void {
+    this.o.log?.(line);
+  }
+
+  get connections(): number {
+    return this.handlers.size + this.handshaking.size;
+  }
+
+  async start(): Promise<this> {
+    this.identity = await loadOrCreateServerIdentity(this.o.dataDir);
+    this.pool = new CryptoPool(this.o.poolSize ? { size: this.o.poolSize } : {});
+    this.host = new ChainHost({
+      dataDir: this.o.dataDir, pool: this.pool, signingKey: this.identity.keys.secretKey, policy: this.o.policy ?? OPEN_POLICY,
+      ...(this.o.maxOpenChains ? { maxOpen: this.o.maxOpenChains } : {}),
+      ...(this.o.limits ? { limits: this.o.limits } : {}),
+    });
+    const server = net.createServer({ noDelay: true }, (socket) => this.onSocket(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.port ?? 5000, this.o.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = server.address() as net.AddressInfo;
+    this.address = a.address;
+    this.port = a.port;
+    return this;
+  }
+
+  private onSocket(socket: net.Socket): void {
+    socket.on('error', () => undefined);
+    if (!this.accepting || this.connections >= (this.o.maxConnections ?? 1024)) {
+      socket.destroy();
+      return;
+    }
+    this.handshaking.add(socket);
+    const maxCommit = this.o.limits?.maxCommitBytes ?? DEFAULT_LIMITS.maxCommitBytes;
+    acceptClient(socket, {
+      hostKey: this.identity.keys, pool: this.pool, budget: this.budget, maxFrame: maxCommit + (64 << 10),
+      ...(this.o.handshakeTimeoutMs ? { timeoutMs: this.o.handshakeTimeoutMs } : {}),
+    }).then(
+      (session) => {
+        this.handshaking.delete(socket);
+        if (!this.accepting) {
+          session.conn.close();
+          return;
+        }
+        const h = new ClientHandler(session, {
+          host: this.host, leases: this.leases, maxBuffer: this.o.subscriberBufferBytes ?? 32 << 20,
+          accepting: () => this.accepting, log: (l) => this.log(l),
+        });
+        this.handlers.add(h);
+        h.conn.on('close', (e) => {
+          this.handlers.delete(h);
+          if (e && process.env.ATEDB_DEBUG) this.log(`connection ${h.conn.remote} closed: ${e.message}`);
+        });
+      },
+      (e: Error) => {
+        this.handshaking.delete(socket);
+        if (process.env.ATEDB_DEBUG) this.log(`handshake failed: ${e.message}`);
+      },
+    );
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.accepting) return;
+    this.accepting = false;
+    const closed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    for (const s of this.handshaking) s.destroy();
+    // In-flight appends finish (their 'ok' / 'rej' goes out) before chains and connections close.
+    while ([...this.handlers].some((h) => h.inflight > 0)) await new Promise((r) => setTimeout(r, 5));
+    await this.host.close();
+    for (const h of this.handlers) h.conn.close();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
+    await this.pool.close();
+  }
+}

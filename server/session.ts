@@ -1,0 +1,218 @@
+// The protocol side of one client connection: subscriptions (history in batches, end of history,
+// then live commits), appends (confirmed or rejected with a typed reason), leases and pings. Chain
+// hosting lives in chain-host.ts / hosted-chain.ts; this file only speaks the protocol.
+//
+// A subscriber that stops reading has at most `maxBuffer` bytes queued in its socket; past that it
+// is disconnected (it resumes from its last seq on reconnect) instead of growing server memory.
+import { decodeCommit } from '../src/chain/index.js';
+import { type Connection, type Message, ProtocolError, type ServerSession, type SignedHead } from '../src/net/index.js';
+import type { ChainHost } from './chain-host.js';
+import { type AppendOrigin, AppendRejected, type ChainListener, type HostedChain } from './hosted-chain.js';
+import type { LeaseTable } from './leases.js';
+
+const HISTORY_BATCH_BYTES = 1 << 20;
+const HISTORY_HIGH_WATER = 4 << 20;
+
+interface Sub {
+  chain: HostedChain;
+  live: boolean;
+  /** Next seq this subscriber is owed. */
+  next: number;
+}
+
+class Origin implements AppendOrigin {
+  constructor(readonly handler: ClientHandler, readonly id: number) {}
+  confirmed(chain: HostedChain, seq: number): void {
+    this.handler.confirmed(chain, seq, this.id);
+  }
+}
+
+export interface HandlerContext {
+  host: ChainHost;
+  leases: LeaseTable;
+  maxBuffer: number;
+  /** false once shutdown began: new appends are refused, in-flight ones finish. */
+  accepting: () => boolean;
+  log: (line: string) => void;
+}
+
+let nextConnId = 1;
+
+export class ClientHandler implements ChainListener {
+  readonly id = nextConnId++;
+  readonly conn: Connection;
+  private readonly subs = new Map<string, Sub>();
+  private readonly joined = new Set<HostedChain>();
+  readonly owner: string;
+  inflight = 0;
+
+  constructor(readonly session: ServerSession, private readonly ctx: HandlerContext) {
+    this.conn = session.conn;
+    this.owner = session.clientIdentity ?? `anonymous#${this.id}`;
+    this.conn.on('message', (m) => this.onMessage(m));
+    this.conn.on('close', () => this.cleanup());
+  }
+
+  /** Sends; past `maxBuffer` queued bytes the client is disconnected. History batches are not
+   *  counted here: the history loop waits for the socket to drain instead (one batch at most). */
+  private send(m: Parameters<Connection['send']>[0], bounded = true): void {
+    this.conn.send(m);
+    if (bounded && this.conn.writableLength > this.ctx.maxBuffer) {
+      this.conn.close(new ProtocolError(`client does not read: over ${this.ctx.maxBuffer} bytes queued`));
+    }
+  }
+
+  private onMessage(m: Message): void {
+    switch (m.t) {
+      case 'sub': void this.subscribe(m.id, m.chain, m.genesis, m.from); return;
+      case 'unsub': this.unsubscribe(m.chain); return;
+      case 'append': void this.append(m.id, m.chain, m.commit); return;
+      case 'lease': {
+        const r = this.ctx.leases.request(m.op, m.chain, m.key, m.ttl, this.owner, this);
+        this.send({ t: 'leased', id: m.id, ...r });
+        return;
+      }
+      case 'ping': this.send({ t: 'pong', id: m.id, time: Date.now() }); return;
+      default:
+        // Server-to-client messages (or a second auth) from a client break the protocol.
+        this.conn.close(new ProtocolError(`unexpected message '${m.t}' from a client`));
+    }
+  }
+
+  private join(chain: HostedChain): void {
+    if (this.joined.has(chain)) return;
+    this.joined.add(chain);
+    chain.listeners.add(this);
+  }
+
+  private async subscribe(id: number, name: string, genesis: Buffer | null, from: number): Promise<void> {
+    try {
+      let chain = await this.ctx.host.get(name);
+      if (chain?.closing) chain = await this.ctx.host.get(name);
+      if (!chain) {
+        this.send({ t: 'err', id, code: 'unknown-chain', detail: `no chain '${name}' on this server` });
+        return;
+      }
+      if (genesis && !genesis.equals(chain.genesisHash)) {
+        this.send({ t: 'err', id, code: 'wrong-genesis', detail: `chain '${name}' has genesis ${chain.genesisHash.toString('hex')}, not ${genesis.toString('hex')}` });
+        return;
+      }
+      if (this.conn.closed) return;
+      const sub: Sub = { chain, live: false, next: Math.max(1, from) };
+      this.subs.set(name, sub);
+      this.join(chain);
+      await this.streamHistory(name, sub);
+    } catch (e) {
+      this.send({ t: 'err', id, code: e instanceof AppendRejected ? e.reason : 'internal', detail: (e as Error).message });
+    }
+  }
+
+  private async streamHistory(name: string, sub: Sub): Promise<void> {
+    const { chain } = sub;
+    for (;;) {
+      if (this.conn.closed || this.subs.get(name) !== sub) return;
+      if (sub.next > chain.confirmedSeq) {
+        const head = await chain.head();
+        if (this.conn.closed || this.subs.get(name) !== sub) return;
+        if (sub.next <= chain.confirmedSeq) continue; // more arrived while the head was signed
+        sub.live = true;
+        this.send({ t: 'eoh', chain: name, head, genesis: chain.genesisHash });
+        return;
+      }
+      const upto = chain.confirmedSeq;
+      const batch: Buffer[] = [];
+      let bytes = 0;
+      for (const rec of chain.log.records({ seq: sub.next })) {
+        if (rec.seq > upto) break;
+        batch.push(Buffer.from(rec.payload));
+        bytes += rec.payload.length;
+        if (bytes >= HISTORY_BATCH_BYTES) break;
+      }
+      if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
+      this.send({ t: 'hist', chain: name, from: sub.next, commits: batch }, false);
+      sub.next += batch.length;
+      if (this.conn.writableLength > HISTORY_HIGH_WATER) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            this.conn.socket.off('drain', done);
+            this.conn.off('close', done);
+            resolve();
+          };
+          this.conn.socket.on('drain', done);
+          this.conn.once('close', done);
+        });
+      }
+    }
+  }
+
+  private unsubscribe(name: string): void {
+    const sub = this.subs.get(name);
+    if (!sub) return;
+    this.subs.delete(name);
+    sub.chain.listeners.delete(this);
+    this.joined.delete(sub.chain);
+  }
+
+  private async append(id: number, name: string, bytes: Buffer): Promise<void> {
+    if (!this.ctx.accepting()) {
+      this.send({ t: 'rej', id, reason: 'unavailable', detail: 'the server is shutting down', seq: null });
+      return;
+    }
+    this.inflight++;
+    try {
+      let chain = await this.ctx.host.get(name);
+      // Evicted between the lookup and now: look it up again (it reopens).
+      if (chain?.closing) chain = await this.ctx.host.get(name);
+      if (!chain) {
+        let isGenesis = false;
+        try {
+          isGenesis = !!decodeCommit(bytes).header.genesis;
+        } catch {
+          // reported below as unknown-chain
+        }
+        if (!isGenesis) throw new AppendRejected('unknown-chain', `no chain '${name}' on this server`);
+        chain = await this.ctx.host.create(name, bytes, this.session.clientIdentity);
+        this.send({ t: 'ok', id, chain: name, seq: 1 });
+        return;
+      }
+      await chain.append(bytes, new Origin(this, id));
+      // 'ok' was sent by onCommit, in seq order with the relays.
+    } catch (e) {
+      const r = e instanceof AppendRejected ? e : new AppendRejected('unavailable', (e as Error).message);
+      this.send({ t: 'rej', id, reason: r.reason, detail: r.message, seq: r.seq });
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  /** Our own append got its seq: 'ok', in seq order with what this connection is relayed. */
+  confirmed(chain: HostedChain, seq: number, id: number): void {
+    this.send({ t: 'ok', id, chain: chain.name, seq });
+    const sub = this.subs.get(chain.name);
+    if (sub?.live && sub.chain === chain && sub.next === seq) sub.next = seq + 1;
+  }
+
+  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void {
+    if (origin instanceof Origin && origin.handler === this) return;
+    const sub = this.subs.get(chain.name);
+    if (!sub || !sub.live || sub.chain !== chain) return;
+    if (seq !== sub.next) {
+      this.conn.close(new ProtocolError(`internal: relay of seq ${seq}, subscriber owed ${sub.next}`));
+      return;
+    }
+    sub.next = seq + 1;
+    this.send({ t: 'live', chain: chain.name, seq, commit: bytes });
+  }
+
+  onHead(chain: HostedChain, head: SignedHead): void {
+    const sub = this.subs.get(chain.name);
+    if (sub?.live && sub.chain === chain) this.send({ t: 'head', chain: chain.name, head });
+  }
+
+  private cleanup(): void {
+    for (const c of this.joined) c.listeners.delete(this);
+    this.joined.clear();
+    this.subs.clear();
+    this.ctx.leases.releaseAll(this);
+  }
+}

@@ -1,0 +1,148 @@
+// One TCP connection of the protocol, either side: plaintext handshake records first (pulled by
+// the handshake code), then encrypted frames decoded into messages and emitted. Any protocol
+// error — oversize length, failed tag, undecodable or unknown message — closes the connection;
+// nothing is skipped or resynchronised.
+import { EventEmitter } from 'node:events';
+import type * as net from 'node:net';
+import { HandshakeError, ProtocolError } from './errors.js';
+import { DEFAULT_MAX_FRAME, FrameCipher, FrameReader, HANDSHAKE_MAX_FRAME, type ReceiveBudget, plainFrame } from './frames.js';
+import { type Message, type Outgoing, decodeMessage, encodeMessage } from './messages.js';
+
+export interface ConnectionEvents {
+  message: [Message];
+  close: [Error | null];
+}
+
+export class Connection extends EventEmitter<ConnectionEvents> {
+  private readonly reader: FrameReader;
+  private tx: FrameCipher | null = null;
+  private rx: FrameCipher | null = null;
+  private waiter: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
+  private closedWith: Error | null | undefined = undefined;
+  maxFrame = DEFAULT_MAX_FRAME;
+  /** Frames and bytes received and sent (for status and tests). */
+  readonly stats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+
+  constructor(readonly socket: net.Socket, budget: ReceiveBudget | null = null) {
+    super();
+    this.reader = new FrameReader(HANDSHAKE_MAX_FRAME, budget);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.stats.bytesIn += chunk.length;
+      try {
+        this.reader.push(chunk);
+      } catch (e) {
+        this.close(e as Error);
+        return;
+      }
+      this.pump();
+    });
+    socket.on('error', (e) => this.close(e));
+    socket.on('close', () => this.close(null));
+  }
+
+  get closed(): boolean {
+    return this.closedWith !== undefined;
+  }
+
+  get encrypted(): boolean {
+    return this.tx !== null;
+  }
+
+  /** Bytes queued in the socket, not yet handed to the kernel (the back-pressure signal). */
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
+  }
+
+  /** Next plaintext handshake record. */
+  nextPlain(): Promise<Buffer> {
+    if (this.closed) return Promise.reject(this.closedWith ?? new HandshakeError('connection closed during the handshake'));
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.pump();
+    });
+  }
+
+  sendPlain(body: Buffer): void {
+    if (this.closed) return;
+    const bufs = plainFrame(body);
+    this.write(bufs);
+  }
+
+  /** Switches both directions to the record layer (call before sending the first encrypted frame). */
+  startEncryption(txKey: Buffer, rxKey: Buffer): void {
+    this.tx = new FrameCipher(txKey);
+    this.rx = new FrameCipher(rxKey);
+    this.reader.maxFrame = this.maxFrame;
+    this.pump();
+  }
+
+  /** false when the connection is closed (the message is dropped). */
+  send(m: Outgoing): boolean {
+    if (this.closed || !this.tx) return false;
+    let bufs: Buffer[];
+    try {
+      bufs = this.tx.seal(encodeMessage(m), this.maxFrame);
+    } catch (e) {
+      this.close(e as Error);
+      return false;
+    }
+    this.write(bufs);
+    return true;
+  }
+
+  private write(bufs: Buffer[]): void {
+    this.stats.framesOut++;
+    for (const b of bufs) this.stats.bytesOut += b.length;
+    // One syscall per frame when the socket is drained (cork/uncork batches the pieces).
+    this.socket.cork();
+    for (const b of bufs) this.socket.write(b);
+    process.nextTick(() => this.socket.uncork());
+  }
+
+  private pump(): void {
+    try {
+      while (!this.closed) {
+        if (!this.rx) {
+          if (!this.waiter) return;
+          const f = this.reader.next();
+          if (!f) return;
+          this.stats.framesIn++;
+          const w = this.waiter;
+          this.waiter = null;
+          w.resolve(f.body);
+          continue;
+        }
+        const f = this.reader.next();
+        if (!f) return;
+        this.stats.framesIn++;
+        const m = decodeMessage(this.rx.open(f.header, f.body));
+        this.emit('message', m);
+      }
+    } catch (e) {
+      this.close(e instanceof ProtocolError ? e : new ProtocolError((e as Error).message));
+    }
+  }
+
+  /** Closes the connection; `err` null for an orderly close. Idempotent. */
+  close(err: Error | null = null, opts: { flush?: boolean } = {}): void {
+    if (this.closed) return;
+    this.closedWith = err;
+    this.reader.release();
+    if (this.waiter) {
+      this.waiter.reject(err ?? new HandshakeError('connection closed during the handshake'));
+      this.waiter = null;
+    }
+    // An error closes at once (queued output may be hostile or useless); an orderly close, or a
+    // refusal the peer must read, flushes first.
+    if (err && !opts.flush) this.socket.destroy();
+    else this.socket.end();
+    // A peer that never reads must not keep the socket (and its queued bytes) alive.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.emit('close', err);
+  }
+}

@@ -1,0 +1,125 @@
+// The messages inside the encrypted frames: msgpackr maps `{ v, t, ... }`. Every message carries the
+// message-format version `v` and its type `t`; decode() checks the shape of each field of the type
+// it announces, and an unknown type, a wrong version or a wrong field is a ProtocolError (the
+// connection closes), never a best-effort guess.
+import { Packr } from 'msgpackr';
+import { ProtocolError } from './errors.js';
+
+export const MESSAGE_VERSION = 1;
+
+/** A head the server signed: (chain id = genesis hash, seq, running chain hash). */
+export interface SignedHead {
+  seq: number;
+  chainHash: Buffer;
+  sig: Buffer;
+}
+
+/** Typed reasons of a rejected append (chain RejectReasons plus the server's own). */
+export type WireRejectReason =
+  | 'conflict' | 'unauthorized' | 'bad-signature' | 'too-large' | 'future-timestamp' | 'unknown-chain'
+  | 'wrong-genesis' | 'replay' | 'malformed' | 'hash' | 'confidentiality' | 'policy' | 'unavailable';
+
+export type Message =
+  // handshake completion (first encrypted frames)
+  | { v: number; t: 'auth'; pk: Buffer | null; sig: Buffer | null }
+  | { v: number; t: 'ready'; time: number; identity: string | null }
+  // chains
+  | { v: number; t: 'sub'; id: number; chain: string; genesis: Buffer | null; from: number }
+  | { v: number; t: 'unsub'; chain: string }
+  | { v: number; t: 'hist'; chain: string; from: number; commits: Buffer[] }
+  | { v: number; t: 'eoh'; chain: string; head: SignedHead; genesis: Buffer }
+  | { v: number; t: 'live'; chain: string; seq: number; commit: Buffer }
+  | { v: number; t: 'head'; chain: string; head: SignedHead }
+  | { v: number; t: 'append'; id: number; chain: string; commit: Buffer }
+  | { v: number; t: 'ok'; id: number; chain: string; seq: number }
+  | { v: number; t: 'rej'; id: number; reason: WireRejectReason; detail: string; seq: number | null }
+  // leases
+  | { v: number; t: 'lease'; id: number; op: 'acquire' | 'renew' | 'release'; chain: string; key: string; ttl: number }
+  | { v: number; t: 'leased'; id: number; ok: boolean; holder: string | null; expires: number }
+  // keepalive, errors
+  | { v: number; t: 'ping'; id: number; time: number }
+  | { v: number; t: 'pong'; id: number; time: number }
+  | { v: number; t: 'err'; id: number | null; code: string; detail: string };
+
+export type MessageType = Message['t'];
+export type Msg<T extends MessageType> = Extract<Message, { t: T }>;
+/** A message as written by a caller: the version is filled in by encode(). */
+export type Outgoing = { [K in MessageType]: Omit<Msg<K>, 'v'> }[MessageType];
+
+type Check = 'int' | 'num' | 'str' | 'bytes' | 'bytes?' | 'str?' | 'bool' | 'head' | 'bytes[]' | 'int?' | string[];
+
+const SHAPES: Record<MessageType, Record<string, Check>> = {
+  auth: { pk: 'bytes?', sig: 'bytes?' },
+  ready: { time: 'num', identity: 'str?' },
+  sub: { id: 'int', chain: 'str', genesis: 'bytes?', from: 'int' },
+  unsub: { chain: 'str' },
+  hist: { chain: 'str', from: 'int', commits: 'bytes[]' },
+  eoh: { chain: 'str', head: 'head', genesis: 'bytes' },
+  live: { chain: 'str', seq: 'int', commit: 'bytes' },
+  head: { chain: 'str', head: 'head' },
+  append: { id: 'int', chain: 'str', commit: 'bytes' },
+  ok: { id: 'int', chain: 'str', seq: 'int' },
+  rej: { id: 'int', reason: 'str', detail: 'str', seq: 'int?' },
+  lease: { id: 'int', op: ['acquire', 'renew', 'release'], chain: 'str', key: 'str', ttl: 'int' },
+  leased: { id: 'int', ok: 'bool', holder: 'str?', expires: 'num' },
+  ping: { id: 'int', time: 'num' },
+  pong: { id: 'int', time: 'num' },
+  err: { id: 'int?', code: 'str', detail: 'str' },
+};
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export function encodeMessage(m: Outgoing): Buffer {
+  return packr.pack({ v: MESSAGE_VERSION, ...m });
+}
+
+function isBytes(x: unknown): x is Buffer {
+  return x instanceof Uint8Array;
+}
+
+function ok(c: Check, x: unknown): boolean {
+  if (Array.isArray(c)) return typeof x === 'string' && c.includes(x);
+  switch (c) {
+    case 'int': return Number.isSafeInteger(x) && (x as number) >= 0;
+    case 'int?': return x === null || (Number.isSafeInteger(x) && (x as number) >= 0);
+    case 'num': return typeof x === 'number' && Number.isFinite(x);
+    case 'str': return typeof x === 'string' && x.length <= 4096;
+    case 'str?': return x === null || (typeof x === 'string' && x.length <= 4096);
+    case 'bytes': return isBytes(x);
+    case 'bytes?': return x === null || isBytes(x);
+    case 'bool': return typeof x === 'boolean';
+    case 'bytes[]': return Array.isArray(x) && x.every(isBytes);
+    case 'head': {
+      const h = x as SignedHead;
+      return typeof h === 'object' && h !== null && Number.isSafeInteger(h.seq) && h.seq >= 0 && isBytes(h.chainHash) && isBytes(h.sig);
+    }
+    default: return false;
+  }
+}
+
+const toBuf = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length));
+
+export function decodeMessage(bytes: Buffer): Message {
+  let m: Record<string, unknown>;
+  try {
+    m = packr.unpack(bytes) as Record<string, unknown>;
+  } catch (e) {
+    throw new ProtocolError(`message does not decode: ${(e as Error).message}`);
+  }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new ProtocolError('message is not a map');
+  if (m.v !== MESSAGE_VERSION) throw new ProtocolError(`message version ${String(m.v)}, this side speaks ${MESSAGE_VERSION}`);
+  const t = m.t as MessageType;
+  const shape = typeof t === 'string' && Object.hasOwn(SHAPES, t) ? SHAPES[t] : undefined;
+  if (!shape) throw new ProtocolError(`unknown message type ${JSON.stringify(m.t)}`);
+  for (const [k, c] of Object.entries(shape)) {
+    if (!ok(c, m[k])) throw new ProtocolError(`message '${t}': field '${k}' is not ${Array.isArray(c) ? c.join('|') : c}`);
+    const v = m[k];
+    if (isBytes(v)) m[k] = toBuf(v);
+    else if (Array.isArray(v) && c === 'bytes[]') m[k] = v.map((b: Uint8Array) => toBuf(b));
+    else if (c === 'head') {
+      const h = v as SignedHead;
+      m[k] = { seq: h.seq, chainHash: toBuf(h.chainHash), sig: toBuf(h.sig) };
+    }
+  }
+  return m as unknown as Message;
+}

@@ -1,0 +1,578 @@
+// The replication client: a chain kept on an atedb server.
+//   replica log  — every commit the server confirmed, in server order (log seq = server seq)
+//   staging log  — this client's commits not confirmed yet; durable before they are sent, so they
+//                  survive a crash and are re-sent after restart (the server refuses a second copy
+//                  as a replay naming its seq, so each is stored exactly once)
+// Everything received is validated here before it is applied (hash recomputed, signatures, state
+// checks; nothing from the server is trusted), the genesis is pinned, and the newest server-signed
+// head is kept: a server that shows a shorter history, another commit at a seen seq, or a gap is
+// refused with a message naming what it did, and the client stops talking to it.
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import {
+  type Commit, CommitBuilder, CommitRejected, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit,
+  loadChain, signersOf, verifySignatures, type ReaderRef,
+} from '../chain/index.js';
+import { type CryptoPool, type SigningKeyPair } from '../crypto/index.js';
+import { type RedoLog, openLog } from '../log/index.js';
+import type { Session } from '../session/index.js';
+import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved } from './errors.js';
+import { type ClientSession, connectClient } from './handshake.js';
+import type { Message, SignedHead } from './messages.js';
+import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
+import { type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus, parseRemoteUrl } from './remote-options.js';
+
+export { DEFAULT_PORT, parseRemoteUrl, type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus } from './remote-options.js';
+
+const STAGING_COMPACT_BYTES = 4 << 20;
+
+interface Staged {
+  commit: Commit;
+  sentOn: ClientSession | null;
+  requestId: number;
+  waiters: Array<{ resolve: (seq: number) => void; reject: (e: Error) => void }>;
+}
+
+export class RemoteChain extends EventEmitter<RemoteChainEvents> {
+  readonly host: string;
+  readonly port: number;
+  readonly name: string;
+  readonly mode: RecoveryMode;
+  readonly confirmed = new MemoryAuthorityState();
+  private spec: SpeculativeState = new SpeculativeState(this.confirmed);
+  private specDirty = false;
+  private readonly history = new HistoryGuard();
+  /** The server's clock as far as this client knows it: future-time checks and our timestamps
+   *  follow it, so a client whose own clock is off neither refuses good commits nor sends bad ones. */
+  private readonly clock = { now: () => this.localNow() + this.clockOffsetMs };
+  private readonly localNow: () => number;
+  private pending: Staged[] = [];
+  private session: ClientSession | null = null;
+  private nextRequest = 1;
+  private recv: Promise<void> = Promise.resolve();
+  private commitQueue: Promise<unknown> = Promise.resolve();
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private keepalive: NodeJS.Timeout | null = null;
+  private pingOutstanding = false;
+  private firstSync: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private readonly keys: DataKeyCache;
+  private readonly heads: HeadStore;
+  genesisHash: Buffer | null;
+  serverKey: Buffer | null = null;
+  status: RemoteStatus = 'offline';
+  refusal: ServerMisbehaved | null = null;
+  clockOffsetMs = 0;
+  lastError: Error | null = null;
+
+  private constructor(
+    private readonly o: RemoteChainOptions,
+    readonly replica: RedoLog,
+    readonly staging: RedoLog,
+  ) {
+    super();
+    const u = parseRemoteUrl(o.url);
+    this.host = u.host;
+    this.port = u.port;
+    this.name = u.name;
+    this.mode = o.mode ?? 'async';
+    this.localNow = o.now ?? Date.now;
+    this.genesisHash = o.genesisHash ?? null;
+    this.keys = new DataKeyCache(o.session);
+    this.heads = new HeadStore(o.dir ? path.join(o.dir, 'head.json') : null);
+  }
+
+  /** Opens the local replica (validating it), then connects in the background. A chain never
+   *  synced before waits for its first sync (or creation) and fails if the server is unreachable. */
+  static async open(o: RemoteChainOptions): Promise<RemoteChain> {
+    const { name } = parseRemoteUrl(o.url);
+    if (o.dir) await fsp.mkdir(o.dir, { recursive: true, mode: 0o700 });
+    const logOpts = (sub: string) => (o.dir ? { dir: path.join(o.dir, sub), chainId: name, maxRecordSize: 80 << 20 } : { memory: true, chainId: name, maxRecordSize: 80 << 20 });
+    const replica = await openLog(logOpts('replica'));
+    const staging = await openLog(logOpts('staging'));
+    const rc = new RemoteChain(o, replica, staging);
+    try {
+      await rc.loadLocal();
+    } catch (e) {
+      await replica.close().catch(() => undefined);
+      await staging.close().catch(() => undefined);
+      throw e;
+    }
+    const first = rc.confirmed.getGenesis() ? null : new Promise<void>((resolve, reject) => { rc.firstSync = { resolve, reject }; });
+    rc.connect();
+    if (first) {
+      // Never hang: a server that accepts the connection and then says nothing fails the open too.
+      const ms = o.confirmTimeoutMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Disconnected(`no history from ${rc.host}:${rc.port} for chain '${name}' within ${ms} ms`)), ms);
+      });
+      try {
+        await Promise.race([first, timeout]);
+      } catch (e) {
+        await rc.close();
+        throw e;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return rc;
+  }
+
+  private async loadLocal(): Promise<void> {
+    if (this.replica.nextSeq > 1) {
+      // No future-time check here: the server confirmed these by its clock, which ours may trail.
+      for await (const c of loadChain(this.replica, { pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, futureToleranceMs: Number.POSITIVE_INFINITY })) {
+        this.history.push(c.commit.hash);
+      }
+      this.genesisHash = this.confirmed.getGenesis()!.hash;
+      const stored = await this.heads.load(this.genesisHash, () => null);
+      if (stored) this.history.head = stored.head;
+    }
+    // Staged commits not in the replica are still pending (the rest were confirmed before a crash).
+    let dropped = 0;
+    for (const rec of this.staging.records()) {
+      const commit = decodeCommit(Buffer.from(rec.payload));
+      if (this.confirmed.hasCommit(commit.hash)) dropped++;
+      else this.pending.push({ commit, sentOn: null, requestId: 0, waiters: [] });
+    }
+    if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false);
+    this.specDirty = true;
+  }
+
+  /** The newest signed head this client verified. */
+  get head(): SignedHead | null {
+    return this.history.head;
+  }
+
+  get lastSeq(): number {
+    return this.replica.nextSeq - 1;
+  }
+
+  /** Commits staged and not yet confirmed. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /** The state new commits are built against: confirmed, with the staged commits on top. */
+  get state(): SpeculativeState {
+    if (this.specDirty) {
+      const s = new SpeculativeState(this.confirmed);
+      for (const p of this.pending) {
+        try {
+          s.applyEffects(checkAgainstState(s, p.commit, signersOf(p.commit), this.clock));
+        } catch {
+          // A staged commit that no longer fits (a conflict with what the server confirmed
+          // meanwhile): the server will reject it and 'rejected' hands it back.
+        }
+      }
+      this.spec = s;
+      this.specDirty = false;
+    }
+    return this.spec;
+  }
+
+  /** Builds, signs, stages and sends one commit. Resolves with the server's seq when the mode (or
+   *  `wait: 'confirmed'`) waits for it, else with null once the commit is durably staged. */
+  commit(fill: (b: CommitBuilder) => void, opts: { wait?: 'staged' | 'confirmed' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+    const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
+    const run = this.commitQueue.then(async () => {
+      this.assertWritable();
+      const b = new CommitBuilder({ state: this.state, keyring: this.o.session, keys: this.keys, pool: this.o.pool ?? null, now: this.clock.now });
+      fill(b);
+      const commit = await b.build();
+      return this.stage(commit, wait);
+    });
+    this.commitQueue = run.catch(() => undefined);
+    return run.then(async (staged) => {
+      if (wait === 'staged') return { commit: staged.commit, seq: null };
+      return { commit: staged.commit, seq: await this.waitConfirmed(staged) };
+    });
+  }
+
+  /** Stages and sends a commit built elsewhere (a View's DIO) against `state`; same rules as commit(). */
+  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+    const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
+    const run = this.commitQueue.then(() => {
+      this.assertWritable();
+      return this.stage(commit, wait);
+    });
+    this.commitQueue = run.catch(() => undefined);
+    return run.then(async (staged) => ({ commit: staged.commit, seq: wait === 'staged' ? null : await this.waitConfirmed(staged) }));
+  }
+
+  private assertWritable(): void {
+    if (this.status === 'closed') throw new NetError('the remote chain is closed');
+    if (this.mode === 'readonly' && this.status !== 'online') {
+      throw new OfflineRefused(`chain '${this.name}' is ${this.status === 'refused' ? 'refusing its server' : 'offline'} and opened in readonly recovery mode: writes are refused until the server is back`);
+    }
+  }
+
+  private async stage(commit: Commit, wait: 'staged' | 'confirmed'): Promise<Staged> {
+    const st = this.state;
+    st.applyEffects(checkAgainstState(st, commit, signersOf(commit), this.clock));
+    // A commit the caller is told about only once the server confirmed it needs no fdatasync of
+    // its own: until then nobody relies on it, and afterwards the server holds it durably (a crash
+    // in between loses an unacknowledged commit, or finds it in the server's history). A commit
+    // acknowledged as staged must survive a crash here: durable.
+    await this.staging.append(commit.bytes, wait === 'staged' ? 'durable' : 'local');
+    const s: Staged = { commit, sentOn: null, requestId: 0, waiters: [] };
+    this.pending.push(s);
+    if (this.status === 'online') this.send(s);
+    return s;
+  }
+
+  private waitConfirmed(s: Staged): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timeout = this.o.confirmTimeoutMs ?? 30_000;
+      const timer = setTimeout(() => {
+        s.waiters = s.waiters.filter((w) => w.resolve !== ok);
+        reject(new Disconnected(`commit ${s.commit.hash.toString('hex').slice(0, 16)} not confirmed within ${timeout} ms (server ${this.status}); it stays staged and is uploaded when the server is back`));
+      }, timeout);
+      const ok = (seq: number) => { clearTimeout(timer); resolve(seq); };
+      s.waiters.push({ resolve: ok, reject: (e) => { clearTimeout(timer); reject(e); } });
+    });
+  }
+
+  private send(s: Staged): void {
+    const sess = this.session!;
+    s.sentOn = sess;
+    s.requestId = this.nextRequest++;
+    sess.conn.send({ t: 'append', id: s.requestId, chain: this.name, commit: s.commit.bytes });
+  }
+
+  // ------------------------------------------------------------------------------ connection
+
+  private connect(): void {
+    if (this.status === 'closed' || this.status === 'refused') return;
+    this.setStatus('connecting');
+    const identity = this.o.identity === undefined ? this.o.session.user?.signing : this.o.identity ?? undefined;
+    connectClient({
+      host: this.host, port: this.port,
+      ...(this.o.knownHosts ? { knownHosts: this.o.knownHosts } : {}),
+      ...(this.o.serverKey ? { serverKey: this.o.serverKey } : {}),
+      ...(identity ? { identity } : {}),
+      ...(this.o.onNewHost ? { onNewHost: this.o.onNewHost } : {}),
+    }).then((s) => this.onConnected(s), (e: Error) => this.onDisconnected(e));
+  }
+
+  private onConnected(s: ClientSession): void {
+    if (this.status === 'closed') {
+      s.conn.close();
+      return;
+    }
+    this.session = s;
+    this.serverKey = s.serverKey;
+    // The handshake measured against Date.now(); re-base it on this client's clock.
+    this.clockOffsetMs = s.clockOffsetMs + Date.now() - this.localNow();
+    if (Math.abs(s.clockOffsetMs) > 60_000) this.emit('warning', `this machine's clock is ${Math.round(s.clockOffsetMs / 1000)} s off the server's; commits are timestamped with the server's clock`);
+    this.setStatus('syncing');
+    s.conn.on('message', (m) => this.onMessage(s, m));
+    s.conn.on('close', (e) => {
+      if (this.session === s) this.onDisconnected(e ?? new Disconnected('connection closed'));
+    });
+    // A half-open connection (a frozen server, a dropped route) is noticed by the keepalive, so
+    // nothing waits on it for longer than two ping intervals.
+    this.pingOutstanding = false;
+    if (this.keepalive) clearInterval(this.keepalive);
+    this.keepalive = setInterval(() => {
+      if (this.session !== s) return;
+      if (this.pingOutstanding) {
+        s.conn.close(new Disconnected('the server did not answer a keepalive ping'));
+        return;
+      }
+      this.pingOutstanding = true;
+      s.conn.send({ t: 'ping', id: 0, time: Date.now() });
+    }, this.o.pingIntervalMs ?? 15_000);
+    this.keepalive.unref?.();
+    s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: this.genesisHash, from: this.replica.nextSeq });
+  }
+
+  private onDisconnected(e: Error): void {
+    this.session = null;
+    if (this.keepalive) clearInterval(this.keepalive);
+    this.keepalive = null;
+    this.lastError = e;
+    for (const p of this.pending) p.sentOn = null;
+    if (this.status === 'closed' || this.status === 'refused') return;
+    if (e instanceof NetError && e.name === 'HostKeyMismatch') return this.refuse(new ServerMisbehaved(e.message));
+    if (this.firstSync && !this.confirmed.getGenesis()) {
+      const f = this.firstSync;
+      this.firstSync = null;
+      this.setStatus('offline');
+      f.reject(e instanceof NetError ? e : new Disconnected(`cannot reach ${this.host}:${this.port}: ${e.message}`));
+      return;
+    }
+    this.setStatus('offline');
+    const min = this.o.backoff?.minMs ?? 100;
+    const max = this.o.backoff?.maxMs ?? 5000;
+    const delay = Math.min(max, min * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
+    this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect(); }, delay);
+    this.reconnectTimer.unref?.();
+  }
+
+  private setStatus(s: RemoteStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.emit('status', s);
+  }
+
+  /** A lying or inconsistent server: stop talking to it, keep everything local. */
+  private refuse(e: ServerMisbehaved): void {
+    this.refusal = e;
+    this.setStatus('refused');
+    this.session?.conn.close(e);
+    this.session = null;
+    this.firstSync?.reject(e);
+    this.firstSync = null;
+    for (const p of this.pending) for (const w of p.waiters.splice(0)) w.reject(e);
+    this.emit('refused', e);
+  }
+
+  private onMessage(s: ClientSession, m: Message): void {
+    if (this.session !== s) return;
+    // Everything that touches the replica goes through one queue, in arrival order.
+    this.recv = this.recv.then(() => (this.session === s ? this.handle(s, m) : undefined)).catch((e: Error) => {
+      if (e instanceof ServerMisbehaved) this.refuse(e);
+      else s.conn.close(e);
+    });
+  }
+
+  private async handle(s: ClientSession, m: Message): Promise<void> {
+    switch (m.t) {
+      case 'hist':
+        if (m.chain !== this.name) return;
+        await this.receive(m.from, m.commits);
+        return;
+      case 'live':
+        if (m.chain !== this.name) return;
+        await this.receive(m.seq, [m.commit]);
+        return;
+      case 'eoh': return this.endOfHistory(s, m.head, m.genesis);
+      case 'head': return this.checkHead(m.head, false);
+      case 'ok': {
+        const p = this.pending.find((x) => x.sentOn === s && x.requestId === m.id);
+        if (!p) return;
+        if (m.seq < this.replica.nextSeq) return this.checkSeen(m.seq, p.commit);
+        if (m.seq !== this.replica.nextSeq) throw new ServerMisbehaved(`server confirmed seq ${m.seq} while this client holds up to ${this.lastSeq}: a gap`);
+        await this.applyConfirmed(m.seq, [p.commit], true);
+        return;
+      }
+      case 'rej': return this.onRejected(m);
+      case 'err': return this.onError(s, m.code, m.detail);
+      case 'pong':
+        this.pingOutstanding = false;
+        this.clockOffsetMs = m.time - this.localNow();
+        return;
+      default: return;
+    }
+  }
+
+  private async onError(s: ClientSession, code: string, detail: string): Promise<void> {
+    if (code === 'unknown-chain' && !this.confirmed.getGenesis() && this.o.create) {
+      const c = typeof this.o.create === 'object' ? this.o.create : {};
+      const user = this.o.session.user;
+      if (!user) throw new NetError('the session has no user identity to create a chain with');
+      const genesis = await createGenesis({
+        name: this.name, keyring: this.o.session, keys: this.keys, pool: this.o.pool ?? null, openRoot: c.openRoot ?? false,
+        chainReaders: [...this.o.session.chainReaders(), ...(c.readers ?? [])],
+      });
+      const id = this.nextRequest++;
+      const reply = await new Promise<Message>((resolve) => {
+        const on = (m: Message) => {
+          if ((m.t === 'ok' || m.t === 'rej') && m.id === id) { s.conn.off('message', on); resolve(m); }
+        };
+        s.conn.on('message', on);
+        s.conn.send({ t: 'append', id, chain: this.name, commit: genesis.bytes });
+      });
+      if (reply.t !== 'ok' || reply.seq !== 1) throw new ServerMisbehaved(`creating chain '${this.name}' failed: ${reply.t === 'rej' ? `${reply.reason}: ${reply.detail}` : `confirmed at seq ${reply.t === 'ok' ? reply.seq : '?'}`}`);
+      this.genesisHash = genesis.hash;
+      s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: genesis.hash, from: 1 });
+      return;
+    }
+    if (code === 'wrong-genesis') throw new ServerMisbehaved(`server offers chain '${this.name}' with another genesis than the pinned ${this.genesisHash?.toString('hex')}: ${detail}`);
+    throw new ServerMisbehaved(`server refused chain '${this.name}' (${code}): ${detail}`);
+  }
+
+  private onRejected(m: Extract<Message, { t: 'rej' }>): void {
+    const i = this.pending.findIndex((x) => x.sentOn === this.session && x.requestId === m.id);
+    if (i < 0) return;
+    const p = this.pending[i]!;
+    if (m.reason === 'replay' && m.seq !== null) {
+      // Already in the chain (sent before a crash or a lost confirmation): it arrives, or arrived,
+      // through history; checkSeen compares it then.
+      if (m.seq < this.replica.nextSeq) this.checkSeen(m.seq, p.commit);
+      return;
+    }
+    if (m.reason === 'unavailable') {
+      // The server could not take it now (shutting down, chain reopening): send it again shortly
+      // (or on the next connection).
+      p.sentOn = null;
+      setTimeout(() => {
+        if (this.status === 'online' && this.session && p.sentOn === null && this.pending.includes(p)) this.send(p);
+      }, 200).unref?.();
+      return;
+    }
+    this.pending.splice(i, 1);
+    this.specDirty = true;
+    const err = new RemoteRejected(m.reason, m.detail, p.commit.hash.toString('hex'));
+    for (const w of p.waiters.splice(0)) w.reject(err);
+    const current = new Map(p.commit.events.map((e) => [e.meta.key, this.confirmed.getNode(e.meta.key)?.version ?? 0]));
+    this.emit('rejected', { commit: p.commit, error: err, current });
+    void this.compactStagingIfIdle();
+  }
+
+  /** A commit this client holds at `seq` must be the one the server names there. */
+  private checkSeen(seq: number, commit: Commit): void {
+    const rec = [...this.replica.records({ seq })][0];
+    const there = rec ? decodeCommit(Buffer.from(rec.payload)) : null;
+    if (!there || !there.hash.equals(commit.hash)) {
+      throw new ServerMisbehaved(`server says commit ${commit.hash.toString('hex').slice(0, 16)} is at seq ${seq}, but this client holds another commit there`);
+    }
+  }
+
+  /** Validates and applies commits received at seq `from`, `from + 1`, ... */
+  private async receive(from: number, raw: Buffer[]): Promise<void> {
+    if (from > this.replica.nextSeq) throw new ServerMisbehaved(`server sent seq ${from} while this client holds up to ${this.lastSeq}: a gap`);
+    if (from < this.replica.nextSeq) throw new ServerMisbehaved(`server re-sent seq ${from}, which this client already holds (up to ${this.lastSeq})`);
+    const commits: Commit[] = [];
+    for (const b of raw) {
+      try {
+        commits.push(decodeCommit(b));
+      } catch (e) {
+        throw new ServerMisbehaved(`server sent an invalid commit at seq ${from + commits.length}: ${(e as Error).message}`);
+      }
+    }
+    const sigs = await verifySignatures(commits, this.o.pool ?? null);
+    sigs.forEach((r, i) => {
+      if (r instanceof CommitRejected) throw new ServerMisbehaved(`server sent commit at seq ${from + i} with a bad signature: ${r.message}`);
+    });
+    await this.applyConfirmed(from, commits, false);
+  }
+
+  private async applyConfirmed(from: number, commits: Commit[], own: boolean): Promise<void> {
+    const applied: Array<{ seq: number; commit: Commit; own: boolean }> = [];
+    // Check every commit against the state before anything is written.
+    const trial = new SpeculativeState(this.confirmed);
+    commits.forEach((c, i) => {
+      const seq = from + i;
+      if (c.header.genesis) {
+        if (seq !== 1) throw new ServerMisbehaved(`server sent a genesis at seq ${seq}`);
+        if (this.genesisHash && !c.hash.equals(this.genesisHash)) throw new ServerMisbehaved(`server's genesis ${c.hash.toString('hex')} is not the pinned ${this.genesisHash.toString('hex')}`);
+      } else if (seq === 1) throw new ServerMisbehaved('server history does not start with a genesis');
+      try {
+        trial.applyEffects(checkAgainstState(trial, c, signersOf(c), this.clock));
+      } catch (e) {
+        throw new ServerMisbehaved(`server sent a commit at seq ${seq} that does not validate: ${(e as Error).message}`);
+      }
+    });
+    // 'local': the server holds every confirmed commit durably; a replica tail lost in a power
+    // failure is downloaded again (and validated again) from the last seq that survived.
+    const res = await this.replica.appendBatch(commits.map((c) => c.bytes), 'local');
+    commits.forEach((c, i) => {
+      const seq = from + i;
+      if (res[i]!.seq !== seq) throw new Error(`replica assigned seq ${res[i]!.seq}, expected ${seq}`);
+      this.confirmed.applyEffects(checkAgainstState(this.confirmed, c, signersOf(c), this.clock));
+      if (c.header.genesis && !this.genesisHash) this.genesisHash = c.hash;
+      this.history.push(c.hash);
+      const k = this.pending.findIndex((p) => p.commit.hash.equals(c.hash));
+      const mine = own || k >= 0;
+      if (k >= 0) {
+        const [p] = this.pending.splice(k, 1);
+        for (const w of p!.waiters.splice(0)) w.resolve(seq);
+      }
+      applied.push({ seq, commit: c, own: mine });
+    });
+    this.specDirty = true;
+    for (const a of applied) this.emit('commit', a);
+    // A stored head past what the replica held (its tail lost in a crash) is checked once reached.
+    const h = this.history.head;
+    if (h && h.seq > this.lastSeq - commits.length && h.seq <= this.lastSeq) this.checkHead(h, false);
+    void this.compactStagingIfIdle();
+  }
+
+  private checkHead(h: SignedHead, endOfHistory: boolean): void {
+    if (!this.serverKey || !this.genesisHash) return;
+    if (this.history.check(h, this.serverKey, this.genesisHash, endOfHistory)) void this.heads.save(h, this.serverKey);
+  }
+
+  private endOfHistory(s: ClientSession, h: SignedHead, genesis: Buffer): void {
+    if (this.genesisHash && !genesis.equals(this.genesisHash)) throw new ServerMisbehaved(`server offers another genesis (${genesis.toString('hex')}) for the pinned chain`);
+    this.checkHead(h, true);
+    this.attempt = 0;
+    this.setStatus('online');
+    if (this.firstSync) {
+      this.firstSync.resolve();
+      this.firstSync = null;
+    }
+    for (const p of this.pending) if (p.sentOn !== s) this.send(p);
+  }
+
+  private async compactStagingIfIdle(): Promise<void> {
+    // Compaction fsyncs a new segment set, its manifest and the directory: worth it only once the
+    // confirmed commits in the staging log add up (on open, confirmed ones are skipped anyway).
+    if (this.pending.length > 0 || this.staging.nextSeq === 1 || this.staging.sizeBytes() < STAGING_COMPACT_BYTES) return;
+    // Everything staged is confirmed: drop it (records keep their seqs, the log just empties).
+    await this.staging.compact(() => false).catch(() => undefined);
+  }
+
+  /**
+   * Fork check between two clients of the same chain: `peer` is a head another client holds. It
+   * must verify under the server key this client knows and, where this client's history reaches
+   * its seq, match the chain hash this client computed. Throws ServerMisbehaved on a fork;
+   * 'behind' when the peer's head is past this client's history (the peer can check ours).
+   */
+  checkPeerHead(peer: SignedHead): 'consistent' | 'behind' {
+    if (!this.serverKey || !this.genesisHash) throw new Disconnected('this client has not talked to its server yet');
+    return this.history.checkPeer(peer, this.serverKey, this.genesisHash);
+  }
+
+  /** Round trip to the server; updates the clock offset. */
+  async ping(): Promise<number> {
+    const s = this.session;
+    if (!s || this.status !== 'online') throw new Disconnected('not connected');
+    const id = this.nextRequest++;
+    const t0 = Date.now();
+    await new Promise<void>((resolve, reject) => {
+      const onClose = () => { s.conn.off('message', on); reject(new Disconnected('connection closed')); };
+      const on = (m: Message) => {
+        if (m.t === 'pong' && m.id === id) {
+          s.conn.off('message', on);
+          s.conn.off('close', onClose);
+          resolve();
+        }
+      };
+      s.conn.on('message', on);
+      s.conn.once('close', onClose);
+      s.conn.send({ t: 'ping', id, time: t0 });
+    });
+    return Date.now() - t0;
+  }
+
+  /** Every confirmed commit, in server order. */
+  *commits(from = 1): Iterable<{ seq: number; commit: Commit }> {
+    for (const rec of this.replica.records({ seq: from })) yield { seq: rec.seq, commit: decodeCommit(Buffer.from(rec.payload)) };
+  }
+
+  /** Drops the connection (tests: simulate a network failure); reconnects per the backoff. */
+  disconnect(): void {
+    this.session?.conn.close(new Disconnected('disconnected by the client'));
+  }
+
+  async close(): Promise<void> {
+    if (this.status === 'closed') return;
+    this.setStatus('closed');
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.keepalive) clearInterval(this.keepalive);
+    const s = this.session;
+    this.session = null;
+    s?.conn.close();
+    await this.recv.catch(() => undefined);
+    await this.commitQueue.catch(() => undefined);
+    const e = new Disconnected('the remote chain was closed');
+    for (const p of this.pending) for (const w of p.waiters.splice(0)) w.reject(e);
+    await this.replica.close();
+    await this.staging.close();
+  }
+}

@@ -1,0 +1,52 @@
+// Options, events and URLs of the replication client (remote-chain.ts).
+import type { Commit, ReaderRef } from '../chain/index.js';
+import type { CryptoPool, SigningKeyPair } from '../crypto/index.js';
+import type { Session } from '../session/index.js';
+import { NetError, type RemoteRejected, type ServerMisbehaved } from './errors.js';
+
+export type RecoveryMode = 'async' | 'readonly' | 'sync';
+export type RemoteStatus = 'offline' | 'connecting' | 'syncing' | 'online' | 'refused' | 'closed';
+
+export const DEFAULT_PORT = 5000;
+
+export function parseRemoteUrl(url: string): { host: string; port: number; name: string } {
+  const m = /^tcp:\/\/([^/:]+|\[[^\]]+\])(?::(\d+))?\/(.+)$/i.exec(url);
+  if (!m) throw new NetError(`'${url}' is not a remote chain URL (tcp://host[:port]/chain/name)`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : DEFAULT_PORT, name: m[3]! };
+}
+
+export interface RemoteChainOptions {
+  url: string;
+  session: Session;
+  /** Where the replica, the staging log, the pin and the head live; null = memory (tests). */
+  dir: string | null;
+  mode?: RecoveryMode;
+  /** Pinned genesis hash; otherwise the replica's, or trust on first use. */
+  genesisHash?: Buffer;
+  /** Create the chain (a fresh genesis owned by the session) when the server does not have it. */
+  create?: { readers?: ReaderRef[]; openRoot?: boolean } | boolean;
+  knownHosts?: string;
+  serverKey?: string;
+  /** Identity proven in the handshake (default: the session's signing key). */
+  identity?: SigningKeyPair | null;
+  pool?: CryptoPool | null;
+  backoff?: { minMs?: number; maxMs?: number };
+  /** How long a 'confirmed' wait survives disconnections before it fails (the commit stays staged). */
+  confirmTimeoutMs?: number;
+  onNewHost?: (address: string, fingerprint: string) => void;
+  /** Keepalive: a ping this often; no answer by the next one closes the connection (reconnects). */
+  pingIntervalMs?: number;
+  /** This machine's clock (tests skew it); the server's is derived from it and the measured offset. */
+  now?: () => number;
+}
+
+export interface RemoteChainEvents {
+  commit: [{ seq: number; commit: Commit; own: boolean }];
+  /** A staged commit the server refused, handed back with the confirmed versions of its DAOs
+   *  (to rebase or to keep aside); never dropped silently. */
+  rejected: [{ commit: Commit; error: RemoteRejected; current: Map<string, number> }];
+  status: [RemoteStatus];
+  refused: [ServerMisbehaved];
+  warning: [string];
+}
+
