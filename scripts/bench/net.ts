@@ -35,7 +35,7 @@ const keys = new DataKeyCache(session);
 const pool = new CryptoPool({ size: 2 });
 
 async function startServer(): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [path.join(repo, 'dist', 'cli', 'atedb.js'), 'solo', '--data-dir', path.join(out, 'server'), '--port', '0', '--max-connections', '200'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [path.join(repo, 'dist', 'cli', 'atedb.js'), 'solo', '--data-dir', path.join(out, 'server'), '--port', '0', '--max-connections', '200', '--max-open-chains', '2000'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
   const port = await new Promise<number>((resolve, reject) => {
     proc.stdout!.on('data', (d: Buffer) => {
@@ -153,6 +153,53 @@ async function main() {
       }
     }
     line('pool hybrid verify rate (server ceiling)', `${fmt(verifyRate)} /s`);
+
+    // Initial sync of a chain of SYNC_EVENTS events (commits of 100) to a fresh client, against
+    // loading (fully validating) the same log locally; then resume after 1,000 new events.
+    const SYNC_EVENTS = Number(process.env.BENCH_SYNC_EVENTS ?? 100_000);
+    const syncState = new MemoryAuthorityState();
+    const g2 = await createGenesis({ name: 'bench/sync', keyring: session, chainReaders: session.chainReaders(), keys, pool });
+    syncState.applyEffects(checkAgainstState(syncState, g2, signersOf(g2)));
+    const feeder = new Client(await connectClient({ host: '127.0.0.1', port: server.port, knownHosts: kh }));
+    await feeder.append('bench/sync', g2.bytes);
+    for (let done = 0; done < SYNC_EVENTS; done += 100 * 64) {
+      const cs = await presign(syncState, Math.min(64, Math.ceil((SYNC_EVENTS - done) / 100)), 100);
+      await Promise.all(cs.map((c) => feeder.append('bench/sync', c.bytes)));
+    }
+    t0 = performance.now();
+    const fresh = await RemoteChain.open({ url: `tcp://127.0.0.1:${server.port}/bench/sync`, session, dir: path.join(out, 'sync-client'), knownHosts: kh, pool });
+    const syncMs = performance.now() - t0;
+    const syncedEvents = [...fresh.commits()].reduce((n, c) => n + c.commit.events.length, 0);
+    await fresh.close();
+    const { loadChainState } = await import('../../src/chain/index.js');
+    const rlog = await openLog({ dir: path.join(out, 'sync-client', 'replica'), chainId: 'bench/sync' });
+    t0 = performance.now();
+    await loadChainState(rlog, { pinnedGenesis: null, pool });
+    const localMs = performance.now() - t0;
+    await rlog.close();
+    const syncRate = syncedEvents / (syncMs / 1000);
+    const localRate = syncedEvents / (localMs / 1000);
+    line(`initial sync, ${fmt(syncedEvents)} events (download + validation)`, `${fmt(syncRate)} ev/s`, `local load ${fmt(localRate)} ev/s`, (syncRate / localRate).toFixed(2));
+    const tail = await presign(syncState, 10, 100);
+    await Promise.all(tail.map((c) => feeder.append('bench/sync', c.bytes)));
+    t0 = performance.now();
+    const resumed = await RemoteChain.open({ url: `tcp://127.0.0.1:${server.port}/bench/sync`, session, dir: path.join(out, 'sync-client'), knownHosts: kh, pool });
+    await new Promise<void>((resolve) => { const check = () => (resumed.status === 'online' ? resolve() : setTimeout(check, 2)); check(); });
+    const resumeMs = performance.now() - t0;
+    await resumed.close();
+    line('resume after 1,000 new events (open to online)', `${fmt(resumeMs)} ms`, `initial sync ${fmt(syncMs)} ms`, (resumeMs / syncMs).toFixed(3));
+    feeder.s.conn.close();
+
+    // Server RSS with 1,000 chains open by 100 connections (each subscribed to its 10).
+    const CHAINS = Number(process.env.BENCH_CHAINS ?? 1000);
+    const conns = await Promise.all(Array.from({ length: 100 }, async () => new Client(await connectClient({ host: '127.0.0.1', port: server.port, knownHosts: kh }))));
+    const geneses = await Promise.all(Array.from({ length: CHAINS }, (_, i) => createGenesis({ name: `rss/c${i}`, keyring: session, chainReaders: session.chainReaders(), keys, pool })));
+    await Promise.all(geneses.map((gx, i) => conns[i % 100]!.append(`rss/c${i}`, gx.bytes)));
+    for (let i = 0; i < CHAINS; i++) conns[i % 100]!.s.conn.send({ t: 'sub', id: 1_000_000 + i, chain: `rss/c${i}`, genesis: geneses[i]!.hash, from: 1 });
+    await new Promise((r) => setTimeout(r, 2000));
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${server.proc.pid}/status`, 'utf8'))![1]) / 1024;
+    line(`server RSS, ${fmt(CHAINS)} chains open by 100 connections`, `${fmt(rss)} MiB`, 'goal 512 MiB', (rss / 512).toFixed(2));
+    for (const c of conns) c.s.conn.close();
     console.log('ratios: sync p50 / local durable p50 (goal <= 1.5); 64-client commits/s / verify rate (goal >= 0.8; the server and this client share the machine)');
   } finally {
     server.proc.kill('SIGTERM');

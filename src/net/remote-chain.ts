@@ -19,9 +19,8 @@ import { type RedoLog, openLog } from '../log/index.js';
 import type { Session } from '../session/index.js';
 import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved } from './errors.js';
 import { type ClientSession, connectClient } from './handshake.js';
-import { ZERO_CHAIN_HASH, nextChainHash, verifyHead } from './heads.js';
 import type { Message, SignedHead } from './messages.js';
-import { HeadStore, SpeculativeState } from './remote-state.js';
+import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
 
 export type LeaseReply = Extract<Message, { t: 'leased' }>;
 export type RecoveryMode = 'async' | 'readonly' | 'sync';
@@ -81,7 +80,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   readonly confirmed = new MemoryAuthorityState();
   private spec: SpeculativeState = new SpeculativeState(this.confirmed);
   private specDirty = false;
-  private chainHashes: Buffer[] = [ZERO_CHAIN_HASH];
+  private readonly history = new HistoryGuard();
   private pending: Staged[] = [];
   private session: ClientSession | null = null;
   private nextRequest = 1;
@@ -96,7 +95,6 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
   genesisHash: Buffer | null;
-  head: SignedHead | null = null;
   serverKey: Buffer | null = null;
   status: RemoteStatus = 'offline';
   refusal: ServerMisbehaved | null = null;
@@ -159,11 +157,11 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private async loadLocal(): Promise<void> {
     if (this.replica.nextSeq > 1) {
       for await (const c of loadChain(this.replica, { pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null })) {
-        this.chainHashes.push(nextChainHash(this.chainHashes[this.chainHashes.length - 1]!, c.commit.hash));
+        this.history.push(c.commit.hash);
       }
       this.genesisHash = this.confirmed.getGenesis()!.hash;
       const stored = await this.heads.load(this.genesisHash, () => null);
-      if (stored) this.head = stored.head;
+      if (stored) this.history.head = stored.head;
     }
     // Staged commits not in the replica are still pending (the rest were confirmed before a crash).
     let dropped = 0;
@@ -174,6 +172,11 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
     if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false);
     this.specDirty = true;
+  }
+
+  /** The newest signed head this client verified. */
+  get head(): SignedHead | null {
+    return this.history.head;
   }
 
   get lastSeq(): number {
@@ -449,7 +452,12 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       return;
     }
     if (m.reason === 'unavailable') {
-      p.sentOn = null; // re-sent on the next connection
+      // The server could not take it now (shutting down, chain reopening): send it again shortly
+      // (or on the next connection).
+      p.sentOn = null;
+      setTimeout(() => {
+        if (this.status === 'online' && this.session && p.sentOn === null && this.pending.includes(p)) this.send(p);
+      }, 200).unref?.();
       return;
     }
     this.pending.splice(i, 1);
@@ -512,7 +520,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       if (res[i]!.seq !== seq) throw new Error(`replica assigned seq ${res[i]!.seq}, expected ${seq}`);
       this.confirmed.applyEffects(checkAgainstState(this.confirmed, c, signersOf(c)));
       if (c.header.genesis && !this.genesisHash) this.genesisHash = c.hash;
-      this.chainHashes.push(nextChainHash(this.chainHashes[this.chainHashes.length - 1]!, c.hash));
+      this.history.push(c.hash);
       const k = this.pending.findIndex((p) => p.commit.hash.equals(c.hash));
       const mine = own || k >= 0;
       if (k >= 0) {
@@ -523,27 +531,15 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     });
     this.specDirty = true;
     for (const a of applied) this.emit('commit', a);
-    if (this.head && this.head.seq > this.lastSeq - commits.length && this.head.seq <= this.lastSeq) this.checkHead(this.head, false);
+    // A stored head past what the replica held (its tail lost in a crash) is checked once reached.
+    const h = this.history.head;
+    if (h && h.seq > this.lastSeq - commits.length && h.seq <= this.lastSeq) this.checkHead(h, false);
     void this.compactStagingIfIdle();
   }
 
   private checkHead(h: SignedHead, endOfHistory: boolean): void {
     if (!this.serverKey || !this.genesisHash) return;
-    if (!verifyHead(this.serverKey, this.genesisHash, h)) throw new ServerMisbehaved(`server sent a head for seq ${h.seq} whose signature does not verify`);
-    if (this.head && h.seq < this.head.seq && endOfHistory) {
-      throw new ServerMisbehaved(`server shows a shorter history (seq ${h.seq}) than the signed head this client holds (seq ${this.head.seq}): a rollback`);
-    }
-    if (h.seq <= this.lastSeq) {
-      if (!this.chainHashes[h.seq]!.equals(h.chainHash)) {
-        throw new ServerMisbehaved(`server's signed head at seq ${h.seq} does not match the history this client validated: a different commit at a seen seq`);
-      }
-    } else if (endOfHistory) {
-      throw new ServerMisbehaved(`server's head is at seq ${h.seq} but it sent history only up to ${this.lastSeq}: a gap`);
-    }
-    if (!this.head || h.seq > this.head.seq) {
-      this.head = h;
-      void this.heads.save(h, this.serverKey);
-    }
+    if (this.history.check(h, this.serverKey, this.genesisHash, endOfHistory)) void this.heads.save(h, this.serverKey);
   }
 
   private endOfHistory(s: ClientSession, h: SignedHead, genesis: Buffer): void {
@@ -572,12 +568,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
    */
   checkPeerHead(peer: SignedHead): 'consistent' | 'behind' {
     if (!this.serverKey || !this.genesisHash) throw new Disconnected('this client has not talked to its server yet');
-    if (!verifyHead(this.serverKey, this.genesisHash, peer)) throw new ServerMisbehaved(`a peer's head for seq ${peer.seq} does not verify under this server's key`);
-    if (peer.seq > this.lastSeq) return 'behind';
-    if (!this.chainHashes[peer.seq]!.equals(peer.chainHash)) {
-      throw new ServerMisbehaved(`fork: the server signed a different history at seq ${peer.seq} for another client`);
-    }
-    return 'consistent';
+    return this.history.checkPeer(peer, this.serverKey, this.genesisHash);
   }
 
   /** Round trip to the server; updates the clock offset. */

@@ -7,7 +7,8 @@ import type {
   AuthorityState, AuthorityStateReader, CommitEffects, DaoKey, DataKeyId, DataKeyRecord, Genesis, KeyId, NodeRecord,
 } from '../chain/index.js';
 import { hostFingerprint } from './known-hosts.js';
-import { verifyHead } from './heads.js';
+import { ServerMisbehaved } from './errors.js';
+import { ZERO_CHAIN_HASH, nextChainHash, verifyHead } from './heads.js';
 import type { SignedHead } from './messages.js';
 
 export class SpeculativeState implements AuthorityState {
@@ -87,5 +88,51 @@ export class HeadStore {
       await fsp.rename(tmp, file);
     }).catch(() => undefined);
     return this.writing;
+  }
+}
+
+/**
+ * What this client knows of the server's history: the chain hash at every seq it validated (its
+ * own computation, never the server's) and the newest head the server signed. Anything the
+ * server signs later must extend it.
+ */
+export class HistoryGuard {
+  readonly chainHashes: Buffer[] = [ZERO_CHAIN_HASH];
+  head: SignedHead | null = null;
+
+  get lastSeq(): number {
+    return this.chainHashes.length - 1;
+  }
+
+  push(commitHash: Buffer): void {
+    this.chainHashes.push(nextChainHash(this.chainHashes[this.chainHashes.length - 1]!, commitHash));
+  }
+
+  /** Checks a head the server sent; true when it is newer than the one held (and now held). */
+  check(h: SignedHead, serverKey: Buffer, genesis: Buffer, endOfHistory: boolean): boolean {
+    if (!verifyHead(serverKey, genesis, h)) throw new ServerMisbehaved(`server sent a head for seq ${h.seq} whose signature does not verify`);
+    if (this.head && h.seq < this.head.seq && endOfHistory) {
+      throw new ServerMisbehaved(`server shows a shorter history (seq ${h.seq}) than the signed head this client holds (seq ${this.head.seq}): a rollback`);
+    }
+    if (h.seq <= this.lastSeq) {
+      if (!this.chainHashes[h.seq]!.equals(h.chainHash)) {
+        throw new ServerMisbehaved(`server's signed head at seq ${h.seq} does not match the history this client validated: a different commit at a seen seq`);
+      }
+    } else if (endOfHistory) {
+      throw new ServerMisbehaved(`server's head is at seq ${h.seq} but it sent history only up to ${this.lastSeq}: a gap`);
+    }
+    if (this.head && h.seq <= this.head.seq) return false;
+    this.head = h;
+    return true;
+  }
+
+  /** Fork check against a head another client holds (see RemoteChain.checkPeerHead). */
+  checkPeer(peer: SignedHead, serverKey: Buffer, genesis: Buffer): 'consistent' | 'behind' {
+    if (!verifyHead(serverKey, genesis, peer)) throw new ServerMisbehaved(`a peer's head for seq ${peer.seq} does not verify under this server's key`);
+    if (peer.seq > this.lastSeq) return 'behind';
+    if (!this.chainHashes[peer.seq]!.equals(peer.chainHash)) {
+      throw new ServerMisbehaved(`fork: the server signed a different history at seq ${peer.seq} for another client`);
+    }
+    return 'consistent';
   }
 }

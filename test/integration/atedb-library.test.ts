@@ -21,7 +21,7 @@ describe('openChain over tcp://', () => {
     const { seq } = await tx.commit({ scope: 'remote' });
     expect(seq).toBe(2);
     expect(a.load<{ title: string }>(k).value.title).toBe('hello');
-    for (let i = 0; i < 100 && !b.tryLoad(k); i++) await sleep(20);
+    for (let i = 0; i < 1000 && !b.tryLoad(k); i++) await sleep(20);
     expect(b.load<{ title: string }>(k).value.title).toBe('hello');
     // Concurrent writers on both replicas: one order everywhere.
     await Promise.all([
@@ -29,7 +29,7 @@ describe('openChain over tcp://', () => {
       ...Array.from({ length: 5 }, (_, i) => b.transact((t) => t.store({ n: `b${i}` }))),
     ]);
     const order = (c: typeof a) => [...Array(c.view.log.nextSeq - 1).keys()].map((i) => c.view.recordBytes(i + 1).toString('hex'));
-    for (let i = 0; i < 100 && (a.view.log.nextSeq !== 13 || b.view.log.nextSeq !== 13); i++) await sleep(20);
+    for (let i = 0; i < 1000 && (a.view.log.nextSeq !== 13 || b.view.log.nextSeq !== 13); i++) await sleep(20);
     expect(order(a)).toEqual(order(b));
     expect(order(a)).toHaveLength(12);
     // An optimistic conflict across replicas: both update k from version 1; one wins, the other
@@ -38,13 +38,13 @@ describe('openChain over tcp://', () => {
       a.transact((t) => { const v = t.load<{ title: string }>(k); t.store({ title: `${v.value.title} A` }, { key: k }); }),
       b.transact((t) => { const v = t.load<{ title: string }>(k); t.store({ title: `${v.value.title} B` }, { key: k }); }),
     ]);
-    for (let i = 0; i < 100 && a.load(k).version !== 3; i++) await sleep(20);
+    for (let i = 0; i < 1000 && a.load(k).version !== 3; i++) await sleep(20);
     expect(a.load(k).version).toBe(3);
     expect(['hello A B', 'hello B A']).toContain(a.load<{ title: string }>(k).value.title);
     await b.close();
     // Reopen: resumes from the local replica, sees everything.
     const b2 = await openChain(url, { session: Session.of(me), dir: dirB, configDir: config });
-    for (let i = 0; i < 100 && b2.view.log.nextSeq !== a.view.log.nextSeq; i++) await sleep(20);
+    for (let i = 0; i < 1000 && b2.view.log.nextSeq !== a.view.log.nextSeq; i++) await sleep(20);
     expect(b2.load<{ title: string }>(k).value).toEqual(a.load<{ title: string }>(k).value);
     await a.close();
     await b2.close();
