@@ -3,6 +3,7 @@
 // atedb examples (hello world, event bus, work queue, request/reply) run as a user runs them —
 // node processes importing the package — with assertions on what they print.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,9 @@ beforeAll(async () => {
   solo = await startSolo();
   const home = await tempDir('ate-remote-examples-');
   config = join(home, 'config', 'atefs');
-  env = { ...process.env, XDG_DATA_HOME: join(home, 'data'), XDG_CONFIG_HOME: join(home, 'config') };
+  // TMPDIR: the examples' replica directories land here too (a SIGKILLed worker cannot remove its own).
+  env = { ...process.env, XDG_DATA_HOME: join(home, 'data'), XDG_CONFIG_HOME: join(home, 'config'), TMPDIR: join(home, 'tmp') };
+  await mkdir(join(home, 'tmp'));
 });
 
 const example = async (file: string, ...args: string[]) => {
