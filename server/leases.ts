@@ -29,7 +29,7 @@ export class LeaseTable {
     return l;
   }
 
-  request(op: 'acquire' | 'renew' | 'release', chain: string, key: string, ttlMs: number, owner: string, conn: object): LeaseResult {
+  request(op: 'acquire' | 'renew' | 'release' | 'get', chain: string, key: string, ttlMs: number, owner: string, conn: object): LeaseResult {
     const k = `${chain}\0${key}`;
     const cur = this.live(k);
     const mine = !!cur && cur.owner === owner && cur.conn === conn;
@@ -43,6 +43,9 @@ export class LeaseTable {
         if (!mine) return { ok: false, holder: cur?.owner ?? null, expires: cur?.expires ?? 0 };
         cur.expires = this.now() + ttl;
         return { ok: true, holder: owner, expires: cur.expires };
+      case 'get':
+        // Who holds it (ok = it is held), changing nothing.
+        return { ok: !!cur, holder: cur?.owner ?? null, expires: cur?.expires ?? 0 };
       case 'release':
         if (!mine) return { ok: false, holder: cur?.owner ?? null, expires: cur?.expires ?? 0 };
         this.leases.delete(k);

@@ -4,7 +4,9 @@ export { openChain, defaultChainsDir, type OpenChainOptions } from './open-chain
 export { Chain, type TransactOpts } from './chain.js';
 export { Transaction, type Dao, type StoreOpts, type CommitOpts } from './transaction.js';
 export { type ChangeNotice, type ChangedDao, type SubscribeOpts } from './subscription.js';
-export { type LeaseService, LocalLeases } from './leases.js';
+export { type LeaseService, LocalLeases, RemoteLeases } from './leases.js';
+// A tcp:// chain's errors: the server unreachable (a lease request, a commit not confirmed in time), a commit refused.
+export { NetError, Disconnected, RemoteRejected, OfflineRefused } from '../net/index.js';
 export { ChainRegistry, isDaoRef, type DaoRef } from './refs.js';
 export { collectionId, type Collection } from './collections.js';
 export { encodeValue, decodeValue } from './values.js';

@@ -36,7 +36,7 @@ export interface OpenChainOptions {
   readOnly?: boolean;
   /** Compaction mode (never, modified, timer, factor, size, factor-or-timer, size-or-timer). */
   compactMode?: string;
-  /** Lease owner name (default: the session's signing key fingerprint + pid). */
+  /** Lease owner name of a local chain (default: user name + pid); a tcp:// chain's leases are held by its connection. */
   leaseOwner?: string;
   /**
    * Open an existing chain that was never pinned in `configDir` (copied, moved, restored, or
@@ -68,7 +68,6 @@ export async function openChain(target: string, o: OpenChainOptions = {}): Promi
       dir, configDir, create: !o.readOnly,
       ...(o.recoveryMode ? { mode: o.recoveryMode } : {}),
       ...(o.serverKey ? { serverKey: o.serverKey } : {}),
-      ...(o.leaseOwner ? { leaseOwner: o.leaseOwner } : {}),
     });
   }
   if (!NAME.test(target) || target.split('/').some((s) => s === '.' || s === '..')) {

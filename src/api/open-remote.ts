@@ -14,7 +14,7 @@ import { type Session, readPins, writePin } from '../session/index.js';
 import { Conflict, View } from '../view/index.js';
 import { Chain } from './chain.js';
 import { ChainUnavailable } from './errors.js';
-import { LocalLeases } from './leases.js';
+import { RemoteLeases } from './leases.js';
 
 export interface OpenRemoteOptions {
   /** Local state (replica, staging, view) directory; default under the data dir, by host and name. */
@@ -24,7 +24,6 @@ export interface OpenRemoteOptions {
   create?: boolean;
   serverKey?: string;
   readOnly?: boolean;
-  leaseOwner?: string;
   confirmTimeoutMs?: number;
 }
 
@@ -111,8 +110,9 @@ export async function openRemote(url: string, session: Session, o: OpenRemoteOpt
       return out;
     },
   };
-  const owner = o.leaseOwner ?? `${user.name}:${process.pid}`;
-  return new Chain(rc.name, view, session, new LocalLeases(view, owner), async () => {
+  // Leases are the server's: held by this connection, dropped when it closes.
+  const leases = new RemoteLeases(rc, () => queue.then(() => undefined, () => undefined));
+  return new Chain(rc.name, view, session, leases, async () => {
     await queue.catch(() => undefined);
     await rc.close();
     await view.close();

@@ -8,4 +8,4 @@ export {
   type ClientSession, type ServerSession, type ClientHandshakeOptions, type ServerHandshakeOptions,
 } from './handshake.js';
 export { ZERO_CHAIN_HASH, nextChainHash, headMessage, signHead, verifyHead } from './heads.js';
-export { RemoteChain, parseRemoteUrl, DEFAULT_PORT, type RecoveryMode, type RemoteStatus, type RemoteChainOptions } from './remote-chain.js';
+export { RemoteChain, parseRemoteUrl, DEFAULT_PORT, type RecoveryMode, type RemoteStatus, type RemoteChainOptions, type LeaseReply } from './remote-chain.js';

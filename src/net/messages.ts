@@ -34,7 +34,7 @@ export type Message =
   | { v: number; t: 'ok'; id: number; chain: string; seq: number }
   | { v: number; t: 'rej'; id: number; reason: WireRejectReason; detail: string; seq: number | null }
   // leases
-  | { v: number; t: 'lease'; id: number; op: 'acquire' | 'renew' | 'release'; chain: string; key: string; ttl: number }
+  | { v: number; t: 'lease'; id: number; op: 'acquire' | 'renew' | 'release' | 'get'; chain: string; key: string; ttl: number }
   | { v: number; t: 'leased'; id: number; ok: boolean; holder: string | null; expires: number }
   // keepalive, errors
   | { v: number; t: 'ping'; id: number; time: number }
@@ -60,7 +60,7 @@ const SHAPES: Record<MessageType, Record<string, Check>> = {
   append: { id: 'int', chain: 'str', commit: 'bytes' },
   ok: { id: 'int', chain: 'str', seq: 'int' },
   rej: { id: 'int', reason: 'str', detail: 'str', seq: 'int?' },
-  lease: { id: 'int', op: ['acquire', 'renew', 'release'], chain: 'str', key: 'str', ttl: 'int' },
+  lease: { id: 'int', op: ['acquire', 'renew', 'release', 'get'], chain: 'str', key: 'str', ttl: 'int' },
   leased: { id: 'int', ok: 'bool', holder: 'str?', expires: 'num' },
   ping: { id: 'int', time: 'num' },
   pong: { id: 'int', time: 'num' },

@@ -24,6 +24,7 @@ import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
 import { type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus, parseRemoteUrl } from './remote-options.js';
 
 export { DEFAULT_PORT, parseRemoteUrl, type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus } from './remote-options.js';
+export type LeaseReply = Extract<Message, { t: 'leased' }>;
 
 const STAGING_COMPACT_BYTES = 4 << 20;
 
@@ -57,6 +58,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private keepalive: NodeJS.Timeout | null = null;
   private pingOutstanding = false;
   private firstSync: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private leaseWaiters = new Map<number, { session: ClientSession; resolve: (m: LeaseReply) => void; reject: (e: Error) => void }>();
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
   genesisHash: Buffer | null;
@@ -291,6 +293,11 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private onDisconnected(e: Error): void {
     this.session = null;
+    // The server dropped this connection's leases with it.
+    for (const [id, w] of this.leaseWaiters) {
+      this.leaseWaiters.delete(id);
+      w.reject(new Disconnected(`lease request lost with the connection: ${e.message}`));
+    }
     if (this.keepalive) clearInterval(this.keepalive);
     this.keepalive = null;
     this.lastError = e;
@@ -360,6 +367,15 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
         return;
       }
       case 'rej': return this.onRejected(m);
+      case 'leased': {
+        // Answered in arrival order, after every commit the server sent before it is applied.
+        const w = this.leaseWaiters.get(m.id);
+        if (w?.session === s) {
+          this.leaseWaiters.delete(m.id);
+          w.resolve(m);
+        }
+        return;
+      }
       case 'err': return this.onError(s, m.code, m.detail);
       case 'pong':
         this.pingOutstanding = false;
@@ -550,6 +566,34 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     return Date.now() - t0;
   }
 
+  /** The identity the server knows this client by (its leases' holder name); null before connecting. */
+  get identity(): string | null {
+    return this.session?.identity ?? null;
+  }
+
+  /**
+   * A lease request on this connection (leases are the server's, held by this connection and
+   * dropped when it closes). The reply is handled after every commit the server sent before it,
+   * so a granted lease reflects what was confirmed before it was granted.
+   */
+  lease(op: 'acquire' | 'renew' | 'release' | 'get', key: string, ttlMs: number, timeoutMs = 30_000): Promise<LeaseReply> {
+    const s = this.session;
+    if (!s || this.status !== 'online') return Promise.reject(new Disconnected(`chain '${this.name}' is ${this.status}: leases need the server`));
+    const id = this.nextRequest++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.leaseWaiters.delete(id);
+        reject(new Disconnected(`no answer to a lease ${op} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.leaseWaiters.set(id, {
+        session: s,
+        resolve: (m) => { clearTimeout(timer); resolve(m); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+      s.conn.send({ t: 'lease', id, op, chain: this.name, key, ttl: Math.max(0, Math.round(ttlMs)) });
+    });
+  }
+
   /** Every confirmed commit, in server order. */
   *commits(from = 1): Iterable<{ seq: number; commit: Commit }> {
     for (const rec of this.replica.records({ seq: from })) yield { seq: rec.seq, commit: decodeCommit(Buffer.from(rec.payload)) };
@@ -568,6 +612,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     const s = this.session;
     this.session = null;
     s?.conn.close();
+    for (const w of this.leaseWaiters.values()) w.reject(new Disconnected('the remote chain was closed'));
+    this.leaseWaiters.clear();
     await this.recv.catch(() => undefined);
     await this.commitQueue.catch(() => undefined);
     const e = new Disconnected('the remote chain was closed');

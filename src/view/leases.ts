@@ -2,7 +2,8 @@
 // expiry frees a lease without anyone releasing it (a crashed holder never blocks forever).
 // Kept in the view's LMDB environment so that every process sharing the index sees them; they are
 // not part of the chain (a lease is coordination, not data), and survive index rebuilds.
-// Replicated chains will route acquire/release through the server (wire messages of DESIGN §8).
+// A replicated chain's leases are the server's instead (src/api/leases.ts RemoteLeases, wire
+// messages of DESIGN §8).
 import { Packr } from 'msgpackr';
 import type { IndexStore } from './index-store.js';
 import { LeaseHeld, LeaseNotOwner } from './errors.js';
