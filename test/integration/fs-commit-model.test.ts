@@ -8,7 +8,8 @@
 //  - 'crash': a copy of the log taken at that moment (no close, no index: replayed from the log
 //    alone) holds exactly the model's state at the last commit point;
 //  - 'reopen': destroy + close + open again (index kept) gives the model's current state;
-//  - 'compact': a compaction of the log in the middle changes nothing visible;
+//  - 'compact': a compaction of the log in the middle changes nothing visible, and the compacted
+//    log verifies (verifyChain, what `atefs verify` runs);
 //  - at the end: the tree after a final reopen.
 // ATEFS_PROPERTY_RUNS sets the number of runs (default sized for ~60 s on a loaded 2-core machine),
 // ATEFS_PROPERTY_SHRINK=0 reports the first failure without shrinking it, ATEFS_PROPERTY_SEED
@@ -21,6 +22,8 @@ import { join } from 'node:path';
 import { Filesystem, type Ino } from '../../fs/core/index.js';
 import { FsError } from '../../fs/core/errors.js';
 import { openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
+import { verifyChain } from '../../src/chain/index.js';
+import { defaultPool } from '../../src/crypto/index.js';
 import { FsModel, concretize, describeOp, writeData, type Errno, type Op } from '../model/fs-model.js';
 import { opArb } from '../model/arbitraries.js';
 import { PathFs, ROOT_CTX } from './fs-path-ops.js';
@@ -204,6 +207,9 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
       } else if (s.op === 'compact') {
         await h.chain.view.compact('model test');
         compare(h.p.tree(), model, 'after a compaction');
+        // What compaction kept verifies as a whole (atefs verify's check, gap mode and all).
+        const r = await verifyChain(h.chain.log, { pinnedGenesis: h.chain.genesisHash, pool: defaultPool() });
+        expect(r.problems, `verify after a compaction ${where()}`).toEqual([]);
       } else {
         const op = concretize(s, model);
         done[done.length - 1] = describeOp(op);
