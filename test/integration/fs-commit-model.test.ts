@@ -68,6 +68,8 @@ class Harness {
   chain!: LocalChain;
   fs!: Filesystem;
   p!: PathFs;
+  /** Open handles by slot: a lookup is held on each, as the kernel holds one for an open file. */
+  readonly handles = new Map<number, { ino: Ino; fh: number }>();
   constructor(readonly dir: string, readonly params: Params) {}
 
   async open(dir = this.dir): Promise<void> {
@@ -82,6 +84,7 @@ class Harness {
   }
 
   async close(): Promise<void> {
+    for (const slot of [...this.handles.keys()]) this.closeSlot(slot);
     await this.fs.destroy();
     await this.chain.close();
   }
@@ -96,6 +99,20 @@ class Harness {
     const dir = this.p.ino(parts.join('/'));
     if ((this.fs.getattr(ROOT_CTX, dir).mode & S_IFMT) !== S_IFDIR) throw new FsError('ENOTDIR');
     return { dir, name };
+  }
+
+  closeSlot(slot: number): void {
+    const h = this.handles.get(slot);
+    if (!h) return;
+    this.handles.delete(slot);
+    this.fs.release(h.ino, h.fh);
+    this.fs.forget(h.ino, 1);
+  }
+
+  /** The whole content of the file open in `slot`, read through its handle. */
+  readSlot(slot: number): Buffer {
+    const h = this.handles.get(slot)!;
+    return Buffer.from(this.fs.read(ROOT_CTX, h.ino, h.fh, 0, this.fs.getattr(ROOT_CTX, h.ino).size + 1));
   }
 
   /** Runs `o` on the fs core; the errno it fails with, or null. */
@@ -150,6 +167,27 @@ class Harness {
           }
           break;
         }
+        case 'open': {
+          const { dir, name } = this.parent(o.path);
+          const e = fs.lookup(ctx, dir, name);
+          let fh: number;
+          try {
+            fh = fs.open(ctx, e.ino, O_RDWR).fh;
+          } catch (err) {
+            fs.forget(e.ino, 1);
+            throw err;
+          }
+          this.closeSlot(o.slot);
+          this.handles.set(o.slot, { ino: e.ino, fh });
+          break;
+        }
+        case 'close': this.closeSlot(o.slot); break;
+        case 'hwrite': {
+          const h = this.handles.get(o.slot);
+          if (h) expect(fs.write(ctx, h.ino, h.fh, o.offset, writeData(o.length, o.seed))).toBe(o.length);
+          break;
+        }
+        case 'hread': break; // compared by the caller
         case 'commit': await fs.sync(); break;
       }
       return null;
@@ -200,6 +238,7 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
       if (s.op === 'crash') {
         compare(await h.crashImage(), committed, 'crash image (the log now) != the model at the last commit');
       } else if (s.op === 'reopen') {
+        model.closeAll();
         await h.close();
         await h.open();
         committed = model.clone();
@@ -213,11 +252,15 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
       } else {
         const op = concretize(s, model);
         done[done.length - 1] = describeOp(op);
+        const idle = (op.op === 'close' || op.op === 'hwrite' || op.op === 'hread') && !model.isOpen(op.slot);
         const want = model.apply(op);
         const got = await h.apply(op);
         done[done.length - 1] += ` -> ${got ?? 'ok'}`;
-        count(`${s.op} ${got ?? 'ok'}`);
+        count(`${s.op} ${idle ? 'no-op (empty slot)' : (got ?? 'ok')}`);
         expect(got, `errno of '${describeOp(op)}' ${where()}`).toBe(want);
+        if (op.op === 'hread' && model.isOpen(op.slot)) {
+          expect(h.readSlot(op.slot).equals(model.handleContent(op.slot)!), `content read through #${op.slot} ${where()}`).toBe(true);
+        }
         if (s.op === 'commit' || (s.op === 'fsync' && got === null)) {
           checkCommits();
           committed = model.clone();
@@ -225,6 +268,12 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
         }
       }
     }
+    // Handles still open read what the model says, then close (an unlinked file goes with them).
+    for (const slot of model.openSlots()) {
+      expect(h.readSlot(slot).equals(model.handleContent(slot)!), `content read through #${slot} at the end ${where()}`).toBe(true);
+      h.closeSlot(slot);
+    }
+    model.closeAll();
     await h.fs.sync();
     checkCommits();
     compare(h.p.tree(), model, 'at the end');

@@ -27,6 +27,8 @@ export interface OpScale {
 }
 
 const createMode = fc.constantFrom(0o644, 0o600, 0o755, 0o700);
+/** Handle slots: a few files open at once. */
+const slot = fc.integer({ min: 0, max: 2 });
 
 /** Operations of the model, weighted towards building trees and writing into them. */
 export function opArb(s: OpScale): fc.Arbitrary<Op> {
@@ -44,6 +46,10 @@ export function opArb(s: OpScale): fc.Arbitrary<Op> {
     { weight: 3, arbitrary: fc.record({ op: fc.constant('setxattr' as const), path: pathArb, name: fc.constantFrom('user.x', 'user.y'), value: fc.uint8Array({ maxLength: 12 }).map((v) => Buffer.from(v).toString('hex')) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('removexattr' as const), path: pathArb, name: fc.constantFrom('user.x', 'user.y') }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('fsync' as const), path: pathArb }) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('open' as const), path: pathArb, slot }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('close' as const), slot }) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('hwrite' as const), slot, offset: size(s.maxOffset), length: size(s.maxLength), seed: fc.integer({ min: 0, max: 0xffff }) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('hread' as const), slot }) },
   );
   return fc.oneof(
     { weight: 95, arbitrary: fc.tuple(ops, fc.option(fc.integer({ min: 0, max: 0xffff }), { freq: 8 })).map(([o, pick]) => (pick === null ? o : { ...o, pick })) },

@@ -32,6 +32,15 @@ export type Op = (
   | { op: 'removexattr'; path: string; name: string }
   /** fsync(2) of a file or directory: everything dirty becomes durable (the committer commits all). */
   | { op: 'fsync'; path: string }
+  /**
+   * Open handles, in numbered slots (a process keeping files open): `open` opens a file read-write
+   * into a slot (closing what the slot held); `hwrite`/`hread` write and read through it — after
+   * an unlink or rename too; `close` closes it. An empty slot makes the three a no-op.
+   */
+  | { op: 'open'; path: string; slot: number }
+  | { op: 'close'; slot: number }
+  | { op: 'hwrite'; slot: number; offset: number; length: number; seed: number }
+  | { op: 'hread'; slot: number }
   /** A commit point of the test driver (Filesystem.sync(), or sync(2) on a mount). */
   | { op: 'commit' }
 ) & { pick?: number };
@@ -45,6 +54,9 @@ export function describeOp(o: Op): string {
     case 'setxattr': return `setxattr ${o.path} ${o.name}=${o.value}`;
     case 'removexattr': return `removexattr ${o.path} ${o.name}`;
     case 'unlink': case 'rmdir': case 'fsync': return `${o.op} ${o.path}`;
+    case 'open': return `open ${o.path} as #${o.slot}`;
+    case 'close': case 'hread': return `${o.op} #${o.slot}`;
+    case 'hwrite': return `hwrite #${o.slot} @${o.offset} +${o.length} seed=${o.seed}`;
     case 'commit': return 'commit';
   }
 }
@@ -60,7 +72,7 @@ const lastName = (path: string): string => path.slice(path.lastIndexOf('/') + 1)
  */
 export function concretize(o: Op, m: FsModel): Op {
   const r = o.pick;
-  if (r === undefined || r % 4 === 0 || o.op === 'commit') return o;
+  if (r === undefined || r % 4 === 0 || o.op === 'commit' || o.op === 'close' || o.op === 'hwrite' || o.op === 'hread') return o;
   const { files, dirs } = m.listing();
   const all = [...files, ...dirs].sort();
   const some = (list: string[], salt: number, fallback: string): string => (list.length ? list[(r + salt) % list.length]! : fallback);
@@ -68,7 +80,7 @@ export function concretize(o: Op, m: FsModel): Op {
   const creatable = (path: string, salt: number): string => (m.isDir(path.slice(0, Math.max(0, path.lastIndexOf('/')))) ? path : joinPath(some(['', ...dirs], salt, ''), lastName(path)));
   switch (o.op) {
     case 'create': case 'mkdir': return { ...o, path: creatable(o.path, 0) };
-    case 'write': case 'truncate': case 'unlink': return { ...o, path: existing(o.path, files) };
+    case 'write': case 'truncate': case 'unlink': case 'open': return { ...o, path: existing(o.path, files) };
     case 'rmdir': return { ...o, path: existing(o.path, dirs) };
     case 'chmod': case 'setxattr': case 'fsync': return { ...o, path: existing(o.path, all) };
     case 'removexattr': return { ...o, path: existing(o.path, all.filter((p) => m.hasXattr(p, o.name))) };
@@ -101,6 +113,8 @@ const fail = (code: Errno): never => { throw new ModelError(code); };
 export class FsModel {
   private root: DirNode;
   private nextId = 1;
+  /** Open handles by slot (not part of clone(): a snapshot is for comparing trees). */
+  private readonly handles = new Map<number, FileNode>();
 
   constructor() {
     this.root = { kind: 'dir', id: 0, mode: 0o755, entries: new Map(), xattrs: new Map() };
@@ -209,17 +223,22 @@ export class FsModel {
       case 'write': {
         const n = this.existing(o.path);
         if (n.kind === 'dir') fail('EISDIR');
-        const f = n as FileNode;
-        if (o.length === 0) return;
-        const end = o.offset + o.length;
-        if (end > f.data.length) {
-          const grown = Buffer.alloc(end);
-          f.data.copy(grown);
-          f.data = grown;
-        }
-        writeData(o.length, o.seed).copy(f.data, o.offset);
+        FsModel.write(n as FileNode, o.offset, o.length, o.seed);
         return;
       }
+      case 'open': {
+        const n = this.existing(o.path);
+        if (n.kind === 'dir') fail('EISDIR');
+        this.handles.set(o.slot, n as FileNode);
+        return;
+      }
+      case 'close': this.handles.delete(o.slot); return;
+      case 'hwrite': {
+        const f = this.handles.get(o.slot);
+        if (f) FsModel.write(f, o.offset, o.length, o.seed);
+        return;
+      }
+      case 'hread': return;
       case 'truncate': {
         const n = this.existing(o.path);
         if (n.kind === 'dir') fail('EISDIR');
@@ -250,6 +269,36 @@ export class FsModel {
       case 'commit': return;
     }
   }
+
+  private static write(f: FileNode, offset: number, length: number, seed: number): void {
+    if (length === 0) return;
+    const end = offset + length;
+    if (end > f.data.length) {
+      const grown = Buffer.alloc(end);
+      f.data.copy(grown);
+      f.data = grown;
+    }
+    writeData(length, seed).copy(f.data, offset);
+  }
+
+  /** Whether `slot` holds an open file. */
+  isOpen(slot: number): boolean { return this.handles.has(slot); }
+
+  /** The content of the file open in `slot` (null: the slot is empty). */
+  handleContent(slot: number): Buffer | null { return this.handles.get(slot)?.data ?? null; }
+
+  /** The open slots (a driver closes them all before a reopen). */
+  openSlots(): number[] { return [...this.handles.keys()].sort((a, b) => a - b); }
+
+  /** The slots holding the file at `path` open (empty if none, or no such file). */
+  slotsOf(path: string): number[] {
+    let n: Node;
+    try { n = this.existing(path); } catch { return []; }
+    return this.openSlots().filter((s) => this.handles.get(s) === n);
+  }
+
+  /** Closes every handle. */
+  closeAll(): void { this.handles.clear(); }
 
   /** rename(2) without flags, with Linux's order of checks (fs/namei.c do_renameat2, vfs_rename). */
   private rename(from: string, to: string): void {
