@@ -6,7 +6,7 @@
 // case's tree equals the model's after every commit point; and after all cases, a remount (a new
 // daemon replaying the log) shows every case's tree exactly. One mount per transport.
 // ATEFS_E2E_PROPERTY_RUNS: cases per transport (default 40); ATEFS_PROPERTY_SHRINK=0: no shrinking;
-// ATEFS_PROPERTY_SEED replays a seed.
+// ATEFS_PROPERTY_SEED and ATEFS_PROPERTY_PATH replay a failure's seed and path.
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as fsp from 'node:fs/promises';
@@ -22,6 +22,7 @@ import { opArb } from '../model/arbitraries.js';
 const RUNS = Number(process.env.ATEFS_E2E_PROPERTY_RUNS ?? 40);
 const SHRINK = process.env.ATEFS_PROPERTY_SHRINK !== '0';
 const SEED = process.env.ATEFS_PROPERTY_SEED !== undefined ? Number(process.env.ATEFS_PROPERTY_SEED) : undefined;
+const PATH = process.env.ATEFS_PROPERTY_PATH;
 
 afterAll(async () => { await unmountAll(); });
 
@@ -277,6 +278,7 @@ describe.each(availableTransports())('model-based: random operations through a %
           numRuns: RUNS,
           endOnFailure: !SHRINK,
           ...(SEED !== undefined ? { seed: SEED } : {}),
+          ...(PATH !== undefined ? { path: PATH } : {}),
           interruptAfterTimeLimit: 300_000,
           markInterruptAsFailure: true,
         },

@@ -12,8 +12,8 @@
 //    log verifies (verifyChain, what `atefs verify` runs);
 //  - at the end: the tree after a final reopen.
 // ATEFS_PROPERTY_RUNS sets the number of runs (default sized for ~60 s on a loaded 2-core machine),
-// ATEFS_PROPERTY_SHRINK=0 reports the first failure without shrinking it, ATEFS_PROPERTY_SEED
-// replays a seed fast-check printed.
+// ATEFS_PROPERTY_SHRINK=0 reports the first failure without shrinking it, ATEFS_PROPERTY_SEED and
+// ATEFS_PROPERTY_PATH replay the seed and path fast-check printed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
@@ -31,6 +31,7 @@ import { PathFs, ROOT_CTX } from './fs-path-ops.js';
 const RUNS = Number(process.env.ATEFS_PROPERTY_RUNS ?? 250);
 const SHRINK = process.env.ATEFS_PROPERTY_SHRINK !== '0';
 const SEED = process.env.ATEFS_PROPERTY_SEED !== undefined ? Number(process.env.ATEFS_PROPERTY_SEED) : undefined;
+const PATH = process.env.ATEFS_PROPERTY_PATH;
 
 const O_RDWR = 2;
 const O_CREAT = 0o100;
@@ -316,6 +317,7 @@ describe('model-based: the fs core over a real chain against a reference filesys
         numRuns: RUNS,
         endOnFailure: !SHRINK,
         ...(SEED !== undefined ? { seed: SEED } : {}),
+        ...(PATH !== undefined ? { path: PATH } : {}),
         // Shrinking a failure may run hundreds of cases: give up shrinking (reporting the smallest
         // case found so far) rather than hit the test's timeout.
         interruptAfterTimeLimit: 400_000,
