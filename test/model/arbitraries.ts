@@ -46,9 +46,9 @@ export function opArb(s: OpScale): fc.Arbitrary<Op> {
     { weight: 3, arbitrary: fc.record({ op: fc.constant('setxattr' as const), path: pathArb, name: fc.constantFrom('user.x', 'user.y'), value: fc.uint8Array({ maxLength: 12 }).map((v) => Buffer.from(v).toString('hex')) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('removexattr' as const), path: pathArb, name: fc.constantFrom('user.x', 'user.y') }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('fsync' as const), path: pathArb }) },
-    { weight: 3, arbitrary: fc.record({ op: fc.constant('open' as const), path: pathArb, slot }) },
+    { weight: 8, arbitrary: fc.record({ op: fc.constant('open' as const), path: pathArb, slot }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('close' as const), slot }) },
-    { weight: 3, arbitrary: fc.record({ op: fc.constant('hwrite' as const), slot, offset: size(s.maxOffset), length: size(s.maxLength), seed: fc.integer({ min: 0, max: 0xffff }) }) },
+    { weight: 5, arbitrary: fc.record({ op: fc.constant('hwrite' as const), slot, offset: size(s.maxOffset), length: size(s.maxLength), seed: fc.integer({ min: 0, max: 0xffff }) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('hread' as const), slot }) },
   );
   return fc.oneof(

@@ -67,12 +67,17 @@ const lastName = (path: string): string => path.slice(path.lastIndexOf('/') + 1)
 /**
  * Random paths over a few names mostly name nothing (ENOENT): with `pick` set (three times in four),
  * a path that does not exist is redirected to an existing file or directory, and a name to create
- * is moved into an existing directory, chosen by `pick` among the model's current ones. What is
- * left refused still exercises the errno checks.
+ * is moved into an existing directory, chosen by `pick` among the model's current ones; an empty
+ * handle slot to one that holds a file. What is left refused still exercises the errno checks.
  */
 export function concretize(o: Op, m: FsModel): Op {
   const r = o.pick;
-  if (r === undefined || r % 4 === 0 || o.op === 'commit' || o.op === 'close' || o.op === 'hwrite' || o.op === 'hread') return o;
+  if (r === undefined || r % 4 === 0 || o.op === 'commit') return o;
+  if (o.op === 'close' || o.op === 'hwrite' || o.op === 'hread') {
+    // An empty slot: one that holds a file, if any.
+    const open = m.openSlots();
+    return m.isOpen(o.slot) || open.length === 0 ? o : { ...o, slot: open[r % open.length]! };
+  }
   const { files, dirs } = m.listing();
   const all = [...files, ...dirs].sort();
   const some = (list: string[], salt: number, fallback: string): string => (list.length ? list[(r + salt) % list.length]! : fallback);
