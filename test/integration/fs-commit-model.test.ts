@@ -16,7 +16,7 @@
 // ATEFS_PROPERTY_PATH replay the seed and path fast-check printed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Filesystem, type Ino } from '../../fs/core/index.js';
@@ -24,6 +24,7 @@ import { FsError } from '../../fs/core/errors.js';
 import { openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
 import { verifyChain } from '../../src/chain/index.js';
 import { defaultPool } from '../../src/crypto/index.js';
+import { writePin } from '../../src/session/index.js';
 import { FsModel, concretize, describeOp, writeData, type Errno, type Op } from '../model/fs-model.js';
 import { opArb } from '../model/arbitraries.js';
 import { PathFs, ROOT_CTX } from './fs-path-ops.js';
@@ -202,6 +203,8 @@ class Harness {
   async crashImage(): Promise<string[]> {
     const copy = join(this.dir + '-crash');
     cpSync(join(this.dir, 'log'), join(copy, 'log'), { recursive: true, filter: (p) => !p.endsWith('LOCK') });
+    // The same chain, found elsewhere: pinned to its genesis (an unpinned chain is refused).
+    await writePin(join(base, 'config'), realpathSync(copy), this.chain.genesisHash);
     const h = new Harness(copy, this.params);
     try {
       await h.open();
