@@ -7,6 +7,8 @@
 //  - after every commit (sync or fsync) the tree equals the model's, and no commit failed;
 //  - 'crash': a copy of the log taken at that moment (no close, no index: replayed from the log
 //    alone) holds exactly the model's state at the last commit point;
+//  - 'crash-mid': a crash between two commits of one batch (cut by a small commit budget) leaves
+//    a whole tree (no entry naming a missing inode) with only names of the state before or after;
 //  - 'reopen': destroy + close + open again (index kept) gives the model's current state;
 //  - 'compact': a compaction of the log in the middle changes nothing visible, and the compacted
 //    log verifies (verifyChain, what `atefs verify` runs);
@@ -45,16 +47,20 @@ let runNo = 0;
 beforeAll(() => { base = mkdtempSync(join(tmpdir(), 'atefs-model-')); });
 afterAll(() => { rmSync(base, { recursive: true, force: true }); });
 
-/** Driver steps besides the model's operations. */
-type Step = Op | { op: 'crash' } | { op: 'reopen' } | { op: 'compact' };
+/**
+ * Driver steps besides the model's operations. 'crash-mid': the next commit point's batch, when it
+ * is cut into several commits, is also crashed between two of them (`at` picks which).
+ */
+type Step = Op | { op: 'crash' } | { op: 'crash-mid'; at: number } | { op: 'reopen' } | { op: 'compact' };
 
 interface Params { blockSize: number; commitBudget: number | undefined }
 
-const describeStep = (s: Step): string => (s.op === 'crash' || s.op === 'reopen' || s.op === 'compact' ? s.op : describeOp(s));
+const describeStep = (s: Step): string => (s.op === 'crash-mid' ? `crash-mid ${s.at}` : s.op === 'crash' || s.op === 'reopen' || s.op === 'compact' ? s.op : describeOp(s));
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 60, arbitrary: opArb({ maxOffset: 5 * 4096, maxLength: 2 * 4096 + 100, maxSize: 4 * 4096 }) },
   { weight: 1, arbitrary: fc.constant({ op: 'crash' as const }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('crash-mid' as const), at: fc.nat(1000) }) },
   { weight: 1, arbitrary: fc.constant({ op: 'reopen' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'compact' as const }) },
 );
@@ -63,7 +69,7 @@ const paramsArb: fc.Arbitrary<Params> = fc.record({
   // Small blocks: a few KiB of writes cross block boundaries, holes and the inline limit.
   blockSize: fc.constantFrom(4096, 65536),
   // A small budget cuts one batch into several commits.
-  commitBudget: fc.constantFrom(undefined, 8192),
+  commitBudget: fc.constantFrom(undefined, undefined, 8192, 1024),
 });
 
 class Harness {
@@ -199,10 +205,15 @@ class Harness {
     }
   }
 
-  /** A crash image: the log as it is on disk now, copied without closing anything (no index). */
-  async crashImage(): Promise<string[]> {
-    const copy = join(this.dir + '-crash');
+  /** A copy of the log as it is on disk now, without closing anything (a crash at this moment). */
+  copyLog(name: string): string {
+    const copy = `${this.dir}-${name}`;
     cpSync(join(this.dir, 'log'), join(copy, 'log'), { recursive: true, filter: (p) => !p.endsWith('LOCK') });
+    return copy;
+  }
+
+  /** The tree of a copied log, opened as the chain is after a crash (no index: replayed from the log). */
+  async imageTree(copy: string): Promise<string[]> {
     // The same chain, found elsewhere: pinned to its genesis (an unpinned chain is refused).
     await writePin(join(base, 'config'), realpathSync(copy), this.chain.genesisHash);
     const h = new Harness(copy, this.params);
@@ -214,11 +225,48 @@ class Harness {
       rmSync(copy, { recursive: true, force: true });
     }
   }
+
+  /** A crash image: the log as it is on disk now. */
+  crashImage(): Promise<string[]> {
+    return this.imageTree(this.copyLog('crash'));
+  }
+
+  /**
+   * Runs `fn` (a commit point) with a copy of the log taken after every commit record it appends;
+   * returns the copies taken before the last one (crash images between the commits of one batch).
+   */
+  async withMidCopies(fn: () => Promise<void>): Promise<string[]> {
+    const log = this.chain.view.log as unknown as Record<'append' | 'appendParts', ((...a: unknown[]) => Promise<unknown>) | undefined>;
+    const saved = { append: log.append, appendParts: log.appendParts };
+    const copies: string[] = [];
+    for (const k of ['append', 'appendParts'] as const) {
+      const orig = saved[k];
+      if (!orig) continue;
+      log[k] = async (...a: unknown[]) => {
+        const r = await orig.apply(this.chain.view.log, a);
+        copies.push(this.copyLog(`mid-${copies.length}`));
+        return r;
+      };
+    }
+    try {
+      await fn();
+    } finally {
+      log.append = saved.append;
+      log.appendParts = saved.appendParts;
+    }
+    const mids = copies.slice(0, -1);
+    for (const c of copies.slice(-1)) rmSync(c, { recursive: true, force: true });
+    return mids;
+  }
 }
 
 /** Outcomes over all cases (printed: a run where nearly everything is refused tests little). */
 const outcomes = new Map<string, number>();
 const count = (k: string) => outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
+
+/** Batches crashed in the middle (cut into several commits) over all cases. */
+let midCrashes = 0;
+const countMidCrash = (n: number) => { if (n > 0) midCrashes++; };
 
 /** Runs one case; throws (with the steps so far) on the first difference from the model. */
 async function runCase(params: Params, steps: Step[]): Promise<void> {
@@ -227,6 +275,8 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
   await h.open();
   const model = new FsModel();
   let committed = model.clone();
+  /** An armed 'crash-mid' (its `at`), for the next commit point. */
+  let midAt: number | null = null;
   const done: string[] = [];
   const where = () => `after ${done.length} steps (${JSON.stringify(params)}):\n  ${done.join('\n  ')}`;
   const compare = (tree: string[], want: FsModel, what: string) => {
@@ -238,8 +288,10 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
   try {
     for (const s of steps) {
       done.push(describeStep(s));
-      if (s.op === 'crash' || s.op === 'reopen' || s.op === 'compact') count(s.op);
-      if (s.op === 'crash') {
+      if (s.op === 'crash' || s.op === 'crash-mid' || s.op === 'reopen' || s.op === 'compact') count(s.op);
+      if (s.op === 'crash-mid') {
+        midAt = s.at;
+      } else if (s.op === 'crash') {
         compare(await h.crashImage(), committed, 'crash image (the log now) != the model at the last commit');
       } else if (s.op === 'reopen') {
         model.closeAll();
@@ -257,8 +309,13 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
         const op = concretize(s, model);
         done[done.length - 1] = describeOp(op);
         const idle = (op.op === 'close' || op.op === 'hwrite' || op.op === 'hread') && !model.isOpen(op.slot);
+        // The state the batch starts from: the last commit point's.
+        const before = midAt !== null && (op.op === 'commit' || op.op === 'fsync') ? committed : null;
         const want = model.apply(op);
-        const got = await h.apply(op);
+        let got: Errno | null = null;
+        let mids: string[] = [];
+        if (before) mids = await h.withMidCopies(async () => { got = await h.apply(op); });
+        else got = await h.apply(op);
         done[done.length - 1] += ` -> ${got ?? 'ok'}`;
         count(`${s.op} ${idle ? 'no-op (empty slot)' : (got ?? 'ok')}`);
         expect(got, `errno of '${describeOp(op)}' ${where()}`).toBe(want);
@@ -269,6 +326,38 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
           checkCommits();
           committed = model.clone();
           compare(h.p.tree(), model, 'after a commit');
+        }
+        if (before) {
+          countMidCrash(mids.length);
+          if (mids.length > 0) {
+            // A crash between two commits of one batch: whatever prefix landed, the tree is whole
+            // (every name leads to a readable inode), holds only names of the state before or
+            // after the batch, and loses nothing both states have (chain-store.ts orders the
+            // commits so; content may have holes).
+            // Up to 4 of them (from `at` on, spread over the batch); each is opened on its own.
+            const n = Math.min(4, mids.length);
+            const picks = new Set(Array.from({ length: n }, (_, i) => mids[(midAt! + Math.floor((i * mids.length) / n)) % mids.length]!));
+            for (const c of mids) if (!picks.has(c)) rmSync(c, { recursive: true, force: true });
+            const paths = (t: string[]) => t.map((l) => l.slice(0, l.indexOf(' ')));
+            const allowed = new Set([...paths(before.tree()), ...paths(model.tree())]);
+            for (const pick of picks) {
+              let tree: string[];
+              try {
+                tree = await h.imageTree(pick);
+              } catch (e) {
+                for (const c of picks) rmSync(c, { recursive: true, force: true });
+                throw new Error(`a crash between the commits of one batch left a broken tree: ${(e as Error).message} ${where()}`, { cause: e });
+              }
+              expect(paths(tree).filter((p) => !allowed.has(p)), `names in a crash image between the commits of one batch that neither the state before nor after it has ${where()}`).toEqual([]);
+              // Nothing that exists before and after the batch is lost in between: it is there
+              // under one of its names of either state (a rename's two entries commit together).
+              const shown = new Set(paths(tree));
+              const after = model.pathsById();
+              const lost = [...before.pathsById()].filter(([id, names]) => after.has(id) && ![...names, ...after.get(id)!].some((p) => shown.has(p)));
+              expect(lost.map(([, names]) => names.join(' = ')), `lost in a crash image between the commits of one batch ${where()}`).toEqual([]);
+            }
+          }
+          midAt = null;
         }
       }
     }
@@ -305,6 +394,37 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
   }
 }
 
+describe('a batch cut into several commits, crashed between them (real chain)', () => {
+  it('a renamed file or directory is under its old or its new name in every crash image, never under neither', async () => {
+    const dir = join(base, `renames-${runNo++}`);
+    const h = new Harness(dir, { blockSize: 4096, commitBudget: 1024 });
+    await h.open();
+    try {
+      h.p.mkdir('d');
+      h.p.writeFile('a', Buffer.from('kept\n'));
+      h.p.mkdir('x');
+      await h.fs.sync();
+      h.p.rename('a', 'd/b');
+      h.p.rename('d', 'e');
+      h.p.rename('x', 'e/x');
+      const mids = await h.withMidCopies(() => h.fs.sync());
+      // One event per commit at this budget: every step between the renames' entries is crashed.
+      expect(mids.length).toBeGreaterThan(3);
+      for (const [i, copy] of mids.entries()) {
+        const names = (await h.imageTree(copy)).map((l) => l.slice(0, l.indexOf(' ')));
+        const where = `crash after commit ${i + 1} of ${mids.length + 1}: ${names.join(', ')}`;
+        expect(['a', 'd/b', 'e/b'].some((n) => names.includes(n)), where).toBe(true);
+        expect(['d', 'e'].some((n) => names.includes(n)), where).toBe(true);
+        expect(['x', 'd/x', 'e/x'].some((n) => names.includes(n)), where).toBe(true);
+      }
+      expect(h.p.tree().map((l) => l.slice(0, l.indexOf(' ')))).toEqual(['e', 'e/b', 'e/x']);
+    } finally {
+      await h.close().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
 describe('model-based: the fs core over a real chain against a reference filesystem', () => {
   it('random operations, commit points, crash images, reopens and compactions', async () => {
     const started = Date.now();
@@ -327,7 +447,7 @@ describe('model-based: the fs core over a real chain against a reference filesys
         markInterruptAsFailure: true,
       },
     );
-    console.log(`fs-commit-model: ${cases} cases, ${steps} steps in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
+    console.log(`fs-commit-model: ${cases} cases, ${steps} steps, ${midCrashes} batches crashed between their commits, in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
       [...outcomes].sort().map(([k, v]) => `  ${k}: ${v}`).join('\n'));
   }, 600_000);
 });

@@ -388,6 +388,22 @@ export class FsModel {
     return { files: files.sort(), dirs: dirs.sort() };
   }
 
+  /** Every file's and directory's paths, by its identity (kept by clone(): compares two states). */
+  pathsById(): Map<number, string[]> {
+    const out = new Map<number, string[]>();
+    const walk = (dir: DirNode, prefix: string): void => {
+      for (const [name, n] of dir.entries) {
+        const path = `${prefix}${name}`;
+        const list = out.get(n.id);
+        if (list) list.push(path);
+        else out.set(n.id, [path]);
+        if (n.kind === 'dir') walk(n, `${path}/`);
+      }
+    };
+    walk(this.root, '');
+    return out;
+  }
+
   /** The content of a file (tests read it back byte for byte at the end). */
   content(path: string): Buffer | null {
     try {
