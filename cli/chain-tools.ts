@@ -37,6 +37,7 @@ export async function runVerify(a: { logPath?: string; json: boolean }): Promise
     const ok = r.problems.length === 0 && (pin === null || r.genesisHash === pin);
     out(a.json, { chain: chainDir, ok, pinned: pin !== null, ...r },
       `${chainDir}: ${r.records} commits, ${r.accepted} valid, ${r.events} events, ${r.problems.length} problem(s)` +
+      (r.compacted ? ' (compacted: checked against the versions compaction kept)' : '') +
       (pin === null ? ' (no pinned genesis: trusted as found)' : ''));
     if (!a.json) for (const p of r.problems) process.stdout.write(`  seq ${p.seq} at segment ${p.pos.segment} offset ${p.pos.offset}: ${p.reason}: ${p.message}\n`);
     if (!ok) process.exitCode = 1;

@@ -173,7 +173,7 @@ export class ChainStore implements FsStore {
   /**
    * One batch is one commit while it fits the commit budget. A larger one (a burst of writes
    * between two commits) becomes several commits in dependency order — inodes, then the
-   * namespace (a rename's two dentries stay together), then content, then deletions — so every
+   * namespace (new names before removed ones: a rename is never lost), then content, then deletions — so every
    * commit validates on its own; a crash between them can leave unsynced content as holes or an
    * unreachable inode, never a broken tree. fsync waits for all of them.
    */
@@ -203,16 +203,21 @@ export class ChainStore implements FsStore {
         }
       }
     }
+    // New and changed names before removed ones: a rename's two entries may land in different
+    // commits of a batch cut in several, and a crash between them must leave the file (or
+    // directory) under both names, never under neither (found by the model test's crash images).
     for (const d of batch.dentries) {
+      if (d.ino === null) continue;
       const parent = inodeKey(d.parent);
-      if (d.ino === null) {
-        ops.push({ bytes: d.name.length, run: (dio) => { deleteEntryIfPresent(dio, parent, d.name); } });
-      } else {
-        const enc = encodeDentry(d.name, d.ino);
-        ops.push({ bytes: enc.length, run: (dio) => {
-          dio.store(enc, { key: dio.nameKey(parent, DENTRIES, d.name), parent: { key: parent, collection: DENTRIES }, type: 'dentry', take: true });
-        } });
-      }
+      const enc = encodeDentry(d.name, d.ino);
+      ops.push({ bytes: enc.length, run: (dio) => {
+        dio.store(enc, { key: dio.nameKey(parent, DENTRIES, d.name), parent: { key: parent, collection: DENTRIES }, type: 'dentry', take: true });
+      } });
+    }
+    for (const d of batch.dentries) {
+      if (d.ino !== null) continue;
+      const parent = inodeKey(d.parent);
+      ops.push({ bytes: d.name.length, run: (dio) => { deleteEntryIfPresent(dio, parent, d.name); } });
     }
     for (const b of batch.blocks) if (b.data !== null) ops.push(blockOp(b.ino, b.index, b.data));
     for (const b of batch.blocks) {

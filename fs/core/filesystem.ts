@@ -508,9 +508,10 @@ export class Filesystem implements FsCore {
     const p = this.parentDir(ctx, newParent);
     const key = this.checkName(newName);
     checkAccess(ctx, p, 1);
-    if (inode.isDir) throw fsErr('EPERM');
     const dir = this.dirOf(p);
+    // An existing name first, as Linux's linkat (its lookup of the new name precedes vfs_link).
     if (Filesystem.isDot(newName) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
+    if (inode.isDir) throw fsErr('EPERM');
     checkAccess(ctx, p, 3);
     if (p.nlink === 0 || inode.nlink === 0) throw fsErr('ENOENT');
     if (inode.nlink >= LINK_MAX) throw fsErr('EMLINK');
@@ -624,6 +625,9 @@ export class Filesystem implements FsCore {
       if (!permits(ctx, src, 2)) throw fsErr('EACCES');
       if (this.isAncestor(src.ino, np.ino)) throw fsErr('EINVAL');
     }
+    // A target that is an ancestor of the source holds it: not empty, whatever the source's type
+    // (Linux's do_renameat2 checks this before the types of source and target).
+    if (!exchange && dst !== undefined && dst.isDir && p !== np && this.isAncestor(dst.ino, p.ino)) throw fsErr('ENOTEMPTY');
     if (exchange) {
       const d = dst!;
       if (d.isDir && p !== np) {

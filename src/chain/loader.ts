@@ -5,6 +5,7 @@ import type { CryptoPool } from '../crypto/index.js';
 import type { LogPosition, LogRecord, RedoLog } from '../log/index.js';
 import { decodeCommit } from './codec.js';
 import { ChainLoadError, CommitRejected, GenesisMismatch, type RejectReason } from './errors.js';
+import { GapBridgingState, hintsOf } from './gaps.js';
 import { toGenesisHash } from './genesis.js';
 import { type AuthorityState, MemoryAuthorityState } from './state.js';
 import type { Commit, KeyId } from './types.js';
@@ -25,6 +26,11 @@ export interface LoadOptions extends ValidationOptions {
   pool?: CryptoPool | null;
   /** Start after a watermark instead of at the beginning. */
   from?: { seq?: number; pos?: LogPosition };
+  /**
+   * The log was compacted before `from` (the view knows it from its index): start in gap mode.
+   * Without it, gap mode starts at the first missing seq (see gaps.ts).
+   */
+  compacted?: boolean;
   /** Commits per signature batch (default 256). */
   batchCommits?: number;
   onProgress?: (p: LoadProgress) => void;
@@ -48,6 +54,8 @@ export interface ChainReport {
   accepted: number;
   events: number;
   genesisHash: string | null;
+  /** Seqs are missing: a compacted log, checked in gap mode (gaps.ts). */
+  compacted: boolean;
   problems: ChainProblem[];
 }
 
@@ -89,7 +97,10 @@ function* batches(log: RedoLog, from: LoadOptions['from'], size: number): Genera
 
 type Outcome = { ok: LoadedCommit } | { problem: ChainProblem; error: CommitRejected | GenesisMismatch };
 
-async function* pipeline(log: RedoLog, opts: LoadOptions, state: AuthorityState): AsyncGenerator<Outcome> {
+/** Whether the records seen so far skipped a seq (shared with the caller, for the report). */
+interface GapTracker { gaps: boolean }
+
+async function* pipeline(log: RedoLog, opts: LoadOptions, state: AuthorityState, track: GapTracker = { gaps: false }): AsyncGenerator<Outcome> {
   const limits = resolveLimits(opts.limits);
   const pin = opts.pinnedGenesis === null ? null : toGenesisHash(opts.pinnedGenesis);
   const existing = state.getGenesis();
@@ -97,6 +108,10 @@ async function* pipeline(log: RedoLog, opts: LoadOptions, state: AuthorityState)
     throw new GenesisMismatch(`state belongs to genesis ${existing.hash.toString('hex')}, pinned ${pin.toString('hex')}`);
   }
   const progress: LoadProgress = { records: 0, events: 0, bytes: 0 };
+  // Seqs start at 1 and follow each other; a compacted log has holes (gaps.ts).
+  let expectSeq: number | null = opts.from === undefined ? 1 : (opts.from.seq ?? null);
+  if (opts.compacted) track.gaps = true;
+  const bridged = new GapBridgingState(state);
   const it = batches(log, opts.from, opts.batchCommits ?? 256);
   let next = it.next();
   let pending: Promise<Item[]> | null = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool);
@@ -110,6 +125,8 @@ async function* pipeline(log: RedoLog, opts: LoadOptions, state: AuthorityState)
       const { rec } = item;
       progress.records++;
       progress.bytes += rec.payload.length;
+      if (expectSeq !== null && rec.seq !== expectSeq) track.gaps = true;
+      expectSeq = rec.seq + 1;
       let error = item.error;
       if (!error && item.commit) {
         const c = item.commit;
@@ -119,7 +136,13 @@ async function* pipeline(log: RedoLog, opts: LoadOptions, state: AuthorityState)
           continue;
         }
         try {
-          const effects = checkAgainstState(state, c, item.signers!, opts);
+          bridged.hints = track.gaps ? hintsOf(c) : null;
+          let effects;
+          try {
+            effects = checkAgainstState(track.gaps ? bridged : state, c, item.signers!, opts);
+          } finally {
+            bridged.hints = null;
+          }
           state.applyEffects(effects);
           progress.events += c.events.length;
           yield { ok: { commit: c, signers: item.signers!, effects, seq: rec.seq, pos: rec.pos } };
@@ -172,12 +195,14 @@ export async function loadChainState(log: RedoLog, opts: LoadOptions): Promise<{
 
 /**
  * Checks a whole log and lists ALL problems without stopping: a rejected commit is reported and
- * not applied, and checking goes on with the next record.
+ * not applied, and checking goes on with the next record. A compacted log (missing seqs) is
+ * checked in gap mode, as the view loads it (gaps.ts): what compaction keeps verifies.
  */
 export async function verifyChain(log: RedoLog, opts: LoadOptions): Promise<ChainReport> {
   const state = opts.state ?? new MemoryAuthorityState();
-  const report: ChainReport = { records: 0, accepted: 0, events: 0, genesisHash: null, problems: [] };
-  for await (const o of pipeline(log, opts, state)) {
+  const report: ChainReport = { records: 0, accepted: 0, events: 0, genesisHash: null, compacted: false, problems: [] };
+  const track: GapTracker = { gaps: false };
+  for await (const o of pipeline(log, opts, state, track)) {
     report.records++;
     if ('ok' in o) {
       report.accepted++;
@@ -188,5 +213,6 @@ export async function verifyChain(log: RedoLog, opts: LoadOptions): Promise<Chai
   }
   const g = state.getGenesis();
   report.genesisHash = g ? g.hash.toString('hex') : null;
+  report.compacted = track.gaps;
   return report;
 }

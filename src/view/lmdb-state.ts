@@ -5,6 +5,7 @@
 // ahead of, or inconsistent with, what it says it has applied.
 import type { AuthorityState, CommitEffects, DataKeyRecord, Genesis, NodeRecord } from '../chain/state.js';
 import type { Commit, DaoKey, DataKeyId, KeyId } from '../chain/types.js';
+import { type GapHints, nodeAcrossGap } from '../chain/gaps.js';
 import type { LogPosition } from '../log/index.js';
 import { type DaoEntry, type IndexStore, type Watermark, INDEX_FORMAT } from './index-store.js';
 import { eventSpans } from './record-spans.js';
@@ -47,7 +48,7 @@ export class LmdbAuthorityState implements AuthorityState {
    * record (or an inheriting stand-in under the same parent) renumbered to version-1, so the
    * chain's checks run against the ACLs the retained history proves. See compaction.ts.
    */
-  gapHints: Map<DaoKey, { version: number; parent: NodeRecord['parent']; type: string | null }> | null = null;
+  gapHints: GapHints | null = null;
   watermark: Watermark;
   /**
    * Payload bytes of the current version of every live DAO: what the chain holds, as opposed to
@@ -80,24 +81,7 @@ export class LmdbAuthorityState implements AuthorityState {
   }
 
   getNode(key: DaoKey): NodeRecord | undefined {
-    const n = this.committedOrStaged(key);
-    const hint = this.gapHints?.get(key);
-    if (hint && (!n || n.version < hint.version - 1)) {
-      const base: NodeRecord = n ?? {
-        key,
-        version: 0,
-        deleted: false,
-        parent: hint.parent,
-        read: { mode: 'inherit' },
-        write: { mode: 'inherit' },
-        nodeKey: null,
-        keys: [],
-        type: hint.type,
-        updatedAt: 0,
-      };
-      return { ...base, version: hint.version - 1 };
-    }
-    return n;
+    return nodeAcrossGap(key, this.committedOrStaged(key), this.gapHints?.get(key));
   }
 
   private committedOrStaged(key: DaoKey): NodeRecord | undefined {

@@ -23,6 +23,7 @@ import {
   eventHash,
   payloadAad,
   openEventPayload,
+  hintsOf,
   signersOf,
   verifySignatures,
 } from '../chain/index.js';
@@ -1021,12 +1022,8 @@ export class View {
   }
 }
 
-/** Expected version per DAO of a commit (compacted-log loading: see LmdbAuthorityState.gapHints). */
-export function hintsOf(c: Commit): Map<DaoKey, { version: number; parent: NodeRecord['parent']; type: string | null }> {
-  const m = new Map<DaoKey, { version: number; parent: NodeRecord['parent']; type: string | null }>();
-  for (const ev of c.events) m.set(ev.meta.key, { version: ev.meta.version, parent: ev.meta.parent, type: ev.meta.type });
-  return m;
-}
+/** Expected version per DAO of a commit (compacted-log loading: src/chain/gaps.ts). */
+export { hintsOf };
 
 /** Chain rejections -> the DIO's typed errors. */
 export function mapReject(e: unknown): Error {
