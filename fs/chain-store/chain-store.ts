@@ -1,3 +1,4 @@
+import { orderNamespace } from './namespace-order.js';
 import { performance } from 'node:perf_hooks';
 import type { Ino } from '../core/api.js';
 import { S_IFDIR, S_IFMT } from '../core/constants.js';
@@ -30,7 +31,8 @@ export interface ChainStoreOptions {
 }
 
 /** One record of a batch, applied to a DIO; `bytes` is its payload size, for the commit budget. */
-interface Op { bytes: number; run: (dio: Dio) => void }
+/** `events`: how many events run() adds (default 1); the ops of one group never straddle two commits. */
+interface Op { bytes: number; events?: number; run: (dio: Dio) => void }
 
 /**
  * Deletes `key` unless it never reached the chain (created and deleted between two commits).
@@ -173,7 +175,7 @@ export class ChainStore implements FsStore {
   /**
    * One batch is one commit while it fits the commit budget. A larger one (a burst of writes
    * between two commits) becomes several commits in dependency order — inodes, then the
-   * namespace (new names before removed ones: a rename is never lost), then content, then deletions — so every
+   * namespace (namespace-order.ts: a rename in one commit, parents' names first), then content, then deletions — so every
    * commit validates on its own; a crash between them can leave unsynced content as holes or an
    * unreachable inode, never a broken tree. fsync waits for all of them.
    */
@@ -203,21 +205,16 @@ export class ChainStore implements FsStore {
         }
       }
     }
-    // New and changed names before removed ones: a rename's two entries may land in different
-    // commits of a batch cut in several, and a crash between them must leave the file (or
-    // directory) under both names, never under neither (found by the model test's crash images).
-    for (const d of batch.dentries) {
-      if (d.ino === null) continue;
-      const parent = inodeKey(d.parent);
-      const enc = encodeDentry(d.name, d.ino);
-      ops.push({ bytes: enc.length, run: (dio) => {
-        dio.store(enc, { key: dio.nameKey(parent, DENTRIES, d.name), parent: { key: parent, collection: DENTRIES }, type: 'dentry', take: true });
+    // Names in an order a crash between two commits of the batch can stop at (namespace-order.ts):
+    // a rename's two entries in one commit, a directory's name before the names inside it.
+    for (const g of orderNamespace(batch.dentries, (parent, name) => this.lookupDentry(parent, name))) {
+      const stores = g.adds.map((d) => ({ parent: inodeKey(d.parent), name: d.name, enc: encodeDentry(d.name, d.ino!) }));
+      const removes = g.removes.map((d) => ({ parent: inodeKey(d.parent), name: d.name }));
+      const bytes = stores.reduce((n, a) => n + a.enc.length, 0) + removes.reduce((n, r) => n + r.name.length, 0);
+      ops.push({ bytes, events: stores.length + removes.length, run: (dio) => {
+        for (const a of stores) dio.store(a.enc, { key: dio.nameKey(a.parent, DENTRIES, a.name), parent: { key: a.parent, collection: DENTRIES }, type: 'dentry', take: true });
+        for (const r of removes) deleteEntryIfPresent(dio, r.parent, r.name);
       } });
-    }
-    for (const d of batch.dentries) {
-      if (d.ino !== null) continue;
-      const parent = inodeKey(d.parent);
-      ops.push({ bytes: d.name.length, run: (dio) => { deleteEntryIfPresent(dio, parent, d.name); } });
     }
     for (const b of batch.blocks) if (b.data !== null) ops.push(blockOp(b.ino, b.index, b.data));
     for (const b of batch.blocks) {
@@ -244,9 +241,10 @@ export class ChainStore implements FsStore {
       let used = 0;
       try {
         // At least one op per commit; each op costs its payload plus the event's metadata.
-        const first = i;
-        do { used += ops[i]!.bytes + EVENT_OVERHEAD; ops[i]!.run(dio); i++; }
-        while (i < ops.length && i - first < MAX_EVENTS_PER_COMMIT && used + ops[i]!.bytes + EVENT_OVERHEAD <= this.commitBudget);
+        let events = 0;
+        const cost = (op: Op) => op.bytes + EVENT_OVERHEAD * (op.events ?? 1);
+        do { used += cost(ops[i]!); events += ops[i]!.events ?? 1; ops[i]!.run(dio); i++; }
+        while (i < ops.length && events + (ops[i]!.events ?? 1) <= MAX_EVENTS_PER_COMMIT && used + cost(ops[i]!) <= this.commitBudget);
       } catch (e) {
         dio.cancel();
         throw e;

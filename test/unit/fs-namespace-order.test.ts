@@ -1,0 +1,36 @@
+// The order of a batch's name changes when it is cut into several commits (namespace-order.ts).
+import { describe, expect, it } from 'vitest';
+import { orderNamespace, type NameGroup } from '../../fs/chain-store/namespace-order.js';
+
+const b = (s: string) => Buffer.from(s);
+const show = (gs: NameGroup[]) => gs.map((g) => [...g.adds.map((d) => `+${d.parent}/${d.name}=${d.ino}`), ...g.removes.map((d) => `-${d.parent}/${d.name}`)].join(' '));
+
+describe('namespace order of a batch cut into several commits', () => {
+  it('keeps a rename in one group and names a renamed directory before a new name inside it', () => {
+    // committed: 1/a = 5; the batch: mv a c; mkdir c/a (ino 6)
+    const committed = new Map([['1/a', 5]]);
+    const gs = orderNamespace([
+      { parent: 5, name: b('a'), ino: 6 },
+      { parent: 1, name: b('c'), ino: 5 },
+      { parent: 1, name: b('a'), ino: null },
+    ], (p, n) => committed.get(`${p}/${n}`));
+    expect(show(gs)).toEqual(['+1/c=5 -1/a', '+5/a=6']);
+  });
+
+  it('names a new directory before a file moved into it, and leaves other removals for the end', () => {
+    // committed: 1/x = 7, 1/old = 8; the batch: mkdir N (9); mv x N/x; rm old
+    const committed = new Map([['1/x', 7], ['1/old', 8]]);
+    const gs = orderNamespace([
+      { parent: 1, name: b('old'), ino: null },
+      { parent: 9, name: b('x'), ino: 7 },
+      { parent: 1, name: b('x'), ino: null },
+      { parent: 1, name: b('N'), ino: 9 },
+    ], (p, n) => committed.get(`${p}/${n}`));
+    expect(show(gs)).toEqual(['+1/N=9', '+9/x=7 -1/x', '-1/old']);
+  });
+
+  it('a name created and removed in the batch is a plain removal', () => {
+    const gs = orderNamespace([{ parent: 1, name: b('t'), ino: null }, { parent: 1, name: b('u'), ino: 4 }], () => undefined);
+    expect(show(gs)).toEqual(['+1/u=4', '-1/t']);
+  });
+});
