@@ -86,6 +86,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     memory: where.memory,
     readOnly: args.readOnly,
     trustChain: args.trustChain,
+    acceptRollback: args.acceptRollback,
     ...(args.compactMode ? { compactMode: args.compactMode } : {}),
     onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),

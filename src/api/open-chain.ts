@@ -8,7 +8,7 @@ import { DataKeyCache, checkUnpinnedChain, createGenesis, toGenesisHash, type Re
 import { defaultBulkPool, defaultPool } from '../crypto/index.js';
 import { makeChainDirPrivate, openLog } from '../log/index.js';
 import {
-  PINS_FILE, type Session, defaultConfigDir, findPin, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
+  PINS_FILE, type HeadWriter, type Session, defaultConfigDir, findPin, guardHistory, lookupHead, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
 } from '../session/index.js';
 import { View, parseCompactMode } from '../view/index.js';
 import { Chain } from './chain.js';
@@ -41,6 +41,12 @@ export interface OpenChainOptions {
    * another user's), pinning it. Without it such a chain is refused (ChainNotPinned).
    */
   trustChain?: boolean;
+  /**
+   * Open a chain older than, diverging from, or with gaps against the history this user has seen
+   * (a restore made on purpose), re-pinning its head. Without it that is refused
+   * (ChainRolledBack, ChainHistoryBroken: src/session/history-guard.ts).
+   */
+  acceptRollback?: boolean;
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,3}$/i;
@@ -78,6 +84,7 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
   if (!memory && !o.readOnly) makeChainDirPrivate(chainDir, ['log', 'index']);
   const found = memory ? null : await findPin(configDir, chainDir, 'ate:');
   const pin = found?.hash;
+  const stored = found ? await lookupHead(configDir, found.key, session) : null;
   const fresh = memory || !(await fsp.access(logDir).then(() => true, () => false));
   const pool = defaultPool();
   const keys = new DataKeyCache(session);
@@ -92,13 +99,20 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
   }
   const log = await openLog(memory
     ? { memory: true, chainId: name, ...(genesisHash ? { genesisHash } : {}) }
-    : { dir: logDir, chainId: name, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+    : { dir: logDir, chainId: name, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}), ...(stored?.seen ? { chainHashAt: stored.seen.seq } : {}) });
   let view: View;
+  let heads: HeadWriter | null = null;
   try {
     if (!genesis && !pin) {
       await checkUnpinnedChain(log, {
         where: chainDir, pinsFile: path.join(configDir, PINS_FILE), keyring: session, pool, trust: !!o.trustChain,
         howToTrust: 'If you know where it comes from, open it once with { trustChain: true } to pin it',
+      });
+    }
+    if (stored) {
+      heads = await guardHistory({
+        log, configDir, where: chainDir, stored, session, pool, accept: !!o.acceptRollback, readOnly: !!o.readOnly,
+        howToAccept: 'If it was restored on purpose, open it once with { acceptRollback: true } to accept it as it is',
       });
     }
     view = await View.open({
@@ -111,6 +125,7 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
     });
   } catch (e) {
     await log.close().catch(() => undefined);
+    await heads?.close();
     throw e;
   }
   if (found && (!pin || found.legacy)) await writePin(configDir, found.key, view.genesisHash.toString('hex'));
@@ -118,5 +133,6 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
   return new Chain(name, view, session, new LocalLeases(view, owner), async () => {
     await view.close();
     await log.close();
+    await heads?.close();
   });
 }

@@ -80,6 +80,8 @@ export interface ChainState {
   head: { seq: number; hash: Buffer };
   /** The certificate of the last compaction, if any. */
   cut: CutCertificate | null;
+  /** The genesis hash the running hash starts from (segment headers; null: zeros). */
+  genesis?: Buffer | null;
   /** Why the history does not hold together (a gap no certificate covers, kept records changed); null when it does. */
   problem: { seq: number; message: string } | null;
   /** chainHash at the seq asked for with OpenLogOptions.chainHashAt, when the scan passed it (null otherwise). */

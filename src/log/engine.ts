@@ -172,7 +172,7 @@ export class LogEngine implements RedoLog {
   nextSeq = 1;
   lastPos: LogPosition | null = null;
 
-  private readonly genesis: Buffer | null;
+  private genesis: Buffer | null; // adopted from the first segment header when not given
   private readonly segmentSize: number;
   private readonly maxRecordSize: number;
   private readonly readOnly: boolean;
@@ -237,7 +237,7 @@ export class LogEngine implements RedoLog {
   /** The history as the open scan found it, with the head kept current by appends. */
   get chain(): ChainState {
     const s = this.scanned ?? { head: this.chainHead, cut: this.cut, problem: null, probe: null };
-    return { ...s, head: this.chainHead, cut: this.cut };
+    return { ...s, head: this.chainHead, cut: this.cut, genesis: this.genesis };
   }
 
   /** Called with (seq, chain hash) of the newest record known durable, after each durable append or flush. */
@@ -309,8 +309,9 @@ export class LogEngine implements RedoLog {
     const manifest = this.readManifest();
     const fromManifest = manifest?.segments ?? null;
     this.cut = manifest?.cut ?? null;
-    const tracker = new ChainTracker(this.genesis, this.cut, this.probeSeq);
-    const onFrame = (seq: number, payload: Buffer) => tracker.add(seq, recordHash(payload));
+    // Created at the first segment header: the running hash starts at the genesis hash it names.
+    let tracker: ChainTracker | null = null;
+    const onFrame = (seq: number, payload: Buffer) => tracker!.add(seq, recordHash(payload));
     const onDisk = names.map(parseSegmentName).filter((n): n is number => n !== null);
     const ids = fromManifest ?? [...onDisk].sort((a, b) => a - b);
     this.nextSegId = Math.max(0, ...onDisk, ...ids) + 1;
@@ -328,7 +329,7 @@ export class LogEngine implements RedoLog {
       this.writeManifest(this.segs);
       this.activeFd = this.io.openRw(seg.name, false);
       this.reserved = seg.end;
-      this.finishChainScan(tracker);
+      this.finishChainScan(new ChainTracker(this.genesis, this.cut, this.probeSeq));
       return;
     }
     let prevSeq = 0;
@@ -356,6 +357,8 @@ export class LogEngine implements RedoLog {
       if (this.genesis && !(h.genesisHash && h.genesisHash.equals(this.genesis)))
         throw new LogHeaderMismatch(`segment ${name}: genesis hash differs from the expected one`);
       if (h.segment !== id) throw new LogCorruptError(id, 0, name, `header names segment ${h.segment}`);
+      if (!this.genesis && h.genesisHash) this.genesis = h.genesisHash;
+      tracker ??= new ChainTracker(this.genesis, this.cut, this.probeSeq);
       if (h.firstSeq <= prevSeq) throw new LogCorruptError(id, 0, name, `first seq ${h.firstSeq} does not follow ${prevSeq}`);
       const r = scanFrames(this.io, fd, h.headerLen, size, Math.max(prevSeq, h.firstSeq - 1), onFrame);
       let end = r.end;
@@ -393,7 +396,7 @@ export class LogEngine implements RedoLog {
     this.rollbackSeq = this.nextSeq;
     this.rollbackLastPos = this.lastPos;
     this.manifestSegments = ids;
-    this.finishChainScan(tracker);
+    this.finishChainScan(tracker ?? new ChainTracker(this.genesis, this.cut, this.probeSeq));
     if (!this.readOnly) {
       if (!fromManifest) this.writeManifest(this.segs);
       this.activeFd = this.io.openRw(last.name, false);

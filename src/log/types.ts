@@ -91,7 +91,7 @@ export interface RedoLog {
    */
   /** Resolves with the record's seq, position and chain hash. */
   append(payload: Uint8Array, durability?: Durability): Promise<{ seq: number; pos: LogPosition; chainHash?: Buffer }>;
-  appendBatch(payloads: Uint8Array[], durability?: Durability): Promise<Array<{ seq: number; pos: LogPosition }>>;
+  appendBatch(payloads: Uint8Array[], durability?: Durability): Promise<Array<{ seq: number; pos: LogPosition; chainHash?: Buffer }>>;
   /**
    * One record whose payload is the concatenation of `parts`, written without joining them (a
    * commit of file blocks: the payloads are its pieces). Same rules as append.

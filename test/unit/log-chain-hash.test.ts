@@ -27,7 +27,7 @@ async function build(count: number): Promise<{ dir: string; payloads: Buffer[]; 
   const payloads = Array.from({ length: count }, () => randomBytes(100));
   const acks = await log.appendBatch(payloads, 'durable');
   await log.close();
-  return { dir, payloads, hashes: acks.map((a) => (a as { chainHash: Buffer }).chainHash) };
+  return { dir, payloads, hashes: acks.map((a) => a.chainHash!) };
 }
 
 /** Removes whole frames (their CRCs intact) with the given seqs from segment 1. */
