@@ -103,7 +103,8 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
       return { logBytes: s.logBytes, liveBytes: s.liveBytes, seq: s.watermarkSeq, events: chain.store.timings.events, ...(compaction ? { compaction } : {}) };
     },
     // Commit timings, and the log against its live data (the space bound; compaction-scheduler.ts).
-    timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}) }),
+    // and what the open's torn-tail recovery cut off (issue 13: never silent).
+    timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}), tornTailBytes: chain.log.recovery.truncatedBytes }),
   };
 }
 

@@ -5,7 +5,7 @@ import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
 import { makeChainDirPrivate, makeDirPrivate, openLog, type RedoLog } from '../../src/log/index.js';
 import { DataKeyCache, checkUnpinnedChain, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
 import {
-  PINS_FILE, type HeadWriter, defaultConfigDir, findPin, guardHistory, loadOrCreateLocalIdentity, lookupHead, readPins, readersOfPrincipal, writePin,
+  PINS_FILE, type GuardedHistory, defaultConfigDir, findPin, guardHistory, loadOrCreateLocalIdentity, lookupHead, readPins, readersOfPrincipal, writePin,
   type Session,
 } from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
@@ -131,10 +131,15 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     }
     if (o.trustChain) o.onWarning?.(`trusting the unpinned chain at ${chainDir} (--trust-chain): its genesis is pinned now`);
   }
-  let heads: HeadWriter | null = null;
+  const torn = log.recovery;
+  if (torn.truncatedBytes > 0 && torn.truncatedAt) {
+    o.onWarning?.(`recovered a torn tail: ${torn.truncatedBytes} byte(s) at the end of segment ${torn.truncatedAt.segment} (offset ${torn.truncatedAt.offset}) ` +
+      `were not a whole valid record and were cut${torn.keptAside ? ` (kept in ${path.join(logDir, torn.keptAside)})` : ''}`);
+  }
+  let guard: GuardedHistory | null = null;
   try {
     if (stored) {
-      heads = await guardHistory({
+      guard = await guardHistory({
         log, configDir, where: chainDir, stored, session, pool, accept: !!o.acceptRollback, howToAccept: ACCEPT_HINT,
         readOnly: !!o.readOnly, ...(o.onWarning ? { onWarning: o.onWarning } : {}),
       });
@@ -163,7 +168,15 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     });
   } catch (e) {
     await log.close().catch(() => undefined);
-    await heads?.close();
+    await guard?.writer.close();
+    throw e;
+  }
+  try {
+    await guard?.afterLoad();
+  } catch (e) {
+    await view.close().catch(() => undefined);
+    await log.close().catch(() => undefined);
+    await guard?.writer.close();
     throw e;
   }
   const hash = view.genesisHash.toString('hex');
@@ -186,7 +199,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   } catch (e) {
     await view.close().catch(() => undefined);
     await log.close().catch(() => undefined);
-    await heads?.close();
+    await guard?.writer.close();
     throw e;
   }
   return {
@@ -196,7 +209,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       await store.close();
       await view.close();
       await log.close();
-      await heads?.close();
+      await guard?.writer.close();
     },
   };
 }

@@ -8,7 +8,7 @@ import { DataKeyCache, checkUnpinnedChain, createGenesis, toGenesisHash, type Re
 import { defaultBulkPool, defaultPool } from '../crypto/index.js';
 import { makeChainDirPrivate, openLog } from '../log/index.js';
 import {
-  PINS_FILE, type HeadWriter, type Session, defaultConfigDir, findPin, guardHistory, lookupHead, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
+  PINS_FILE, type GuardedHistory, type Session, defaultConfigDir, findPin, guardHistory, lookupHead, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
 } from '../session/index.js';
 import { View, parseCompactMode } from '../view/index.js';
 import { Chain } from './chain.js';
@@ -101,7 +101,7 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
     ? { memory: true, chainId: name, ...(genesisHash ? { genesisHash } : {}) }
     : { dir: logDir, chainId: name, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}), ...(stored?.seen ? { chainHashAt: stored.seen.seq } : {}) });
   let view: View;
-  let heads: HeadWriter | null = null;
+  let guard: GuardedHistory | null = null;
   try {
     if (!genesis && !pin) {
       await checkUnpinnedChain(log, {
@@ -110,7 +110,7 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
       });
     }
     if (stored) {
-      heads = await guardHistory({
+      guard = await guardHistory({
         log, configDir, where: chainDir, stored, session, pool, accept: !!o.acceptRollback, readOnly: !!o.readOnly,
         howToAccept: 'If it was restored on purpose, open it once with { acceptRollback: true } to accept it as it is',
       });
@@ -123,9 +123,15 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
       compaction: o.compactMode ? { mode: parseCompactMode(o.compactMode) } : {},
       readOnly: !!o.readOnly,
     });
+    try {
+      await guard?.afterLoad();
+    } catch (e) {
+      await view.close().catch(() => undefined);
+      throw e;
+    }
   } catch (e) {
     await log.close().catch(() => undefined);
-    await heads?.close();
+    await guard?.writer.close();
     throw e;
   }
   if (found && (!pin || found.legacy)) await writePin(configDir, found.key, view.genesisHash.toString('hex'));
@@ -133,6 +139,6 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
   return new Chain(name, view, session, new LocalLeases(view, owner), async () => {
     await view.close();
     await log.close();
-    await heads?.close();
+    await guard?.writer.close();
   });
 }

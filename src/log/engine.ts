@@ -371,6 +371,7 @@ export class LogEngine implements RedoLog {
         this.recovery.truncatedBytes = size - r.end;
         this.recovery.truncatedAt = { segment: id, offset: r.end };
         if (!this.readOnly) {
+          this.keepTornAside(fd, name, r.end, size);
           const wfd = this.io.openRw(name, false);
           // No fdatasync here: if the truncation is lost in a crash, the same torn bytes are found
           // and cut again; appends that later overwrite the region are synced with their data.
@@ -402,6 +403,20 @@ export class LogEngine implements RedoLog {
       this.activeFd = this.io.openRw(last.name, false);
       this.reserved = last.end;
     }
+  }
+
+  /**
+   * The bytes a torn-tail recovery cuts off, kept beside the segment (`<segment>.torn-<offset>`)
+   * before the cut: a damaged newest commit is then refused by the freshness check, not lost.
+   * Never deleted by the log (not a segment name); left out above 64 MiB.
+   */
+  private keepTornAside(fd: number, name: string, from: number, size: number): void {
+    if (size - from > 64 << 20) return;
+    const b = Buffer.alloc(size - from);
+    this.io.pread(fd, b, 0, b.length, from);
+    const aside = `${name}.torn-${from}`;
+    this.io.writeFileSync(aside, b);
+    this.recovery.keptAside = aside;
   }
 
   private finishChainScan(tracker: ChainTracker): void {

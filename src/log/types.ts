@@ -41,6 +41,8 @@ export type Certify = (message: Buffer) => Promise<{ sig: Buffer; signer: Buffer
 export interface RecoveryReport {
   truncatedBytes: number;
   truncatedAt?: LogPosition;
+  /** File in the log directory the cut bytes were copied to (when they were). */
+  keptAside?: string;
   records: number;
 }
 

@@ -12,6 +12,7 @@ import {
 } from './heads.js';
 import type { Session } from './session.js';
 
+
 export interface StoredHeadLookup {
   /** Key of the head in chain-heads.json (the pin's key). */
   name: string;
@@ -43,12 +44,26 @@ export interface GuardOptions {
   readOnly?: boolean;
 }
 
-/** Refuses (ChainHistoryBroken, ChainRolledBack) or passes; returns the writer that keeps the head current. */
-export async function guardHistory(o: GuardOptions): Promise<HeadWriter> {
+export interface GuardedHistory {
+  /** Keeps the stored head following the log's durable records; close() writes the last one. */
+  writer: HeadWriter;
+  /**
+   * The divergence check, run once the view has validated what it loaded: a record whose bytes
+   * changed also changes the chain hash, and is better named by validation (CommitRejected) than
+   * reported as another history.
+   */
+  afterLoad(): Promise<void>;
+}
+
+/**
+ * Refuses (ChainHistoryBroken, ChainRolledBack) or passes. Gaps, the compaction cut and a log
+ * older than the stored head are checked here, before the view loads; divergence in afterLoad().
+ */
+export async function guardHistory(o: GuardOptions): Promise<GuardedHistory> {
   const { log, stored } = o;
   const warn = o.onWarning ?? (() => undefined);
   if (stored.forged) warn(`the stored head of ${o.where} does not verify (edited chain-heads.json?): ignored, it is written anew`);
-  let fixed = false;
+  let fixed = stored.forged;
   const cutBad = cutProblem(log);
   const gap = log.chain.problem;
   if (cutBad || gap) {
@@ -63,17 +78,15 @@ export async function guardHistory(o: GuardOptions): Promise<HeadWriter> {
     if (!o.readOnly) await log.acceptHistory(cutCertifier(o.session, o.pool));
     fixed = true;
   }
-  if (stored.seen) {
-    const cmp = compareWithHead(log.chain, stored.seen);
-    if (cmp) {
-      const err = new ChainRolledBack(o.where, log.chain.head, stored.seen, cmp === 'diverged', o.howToAccept);
-      if (!o.accept) throw err;
-      warn(`${err.message.replace(` ${o.howToAccept}`, '')} Accepted (--accept-rollback): the head is re-pinned at seq ${log.chain.head.seq}`);
-      fixed = true;
-    }
-  }
+  const check = (which: 'older' | 'diverged') => {
+    if (!stored.seen || compareWithHead(log.chain, stored.seen) !== which) return;
+    const err = new ChainRolledBack(o.where, log.chain.head, stored.seen, which === 'diverged', o.howToAccept);
+    if (!o.accept) throw err;
+    warn(`${err.message.replace(` ${o.howToAccept}`, '')} Accepted (--accept-rollback): the head is re-pinned at seq ${log.chain.head.seq}`);
+    fixed = true;
+  };
+  check('older');
   const writer = new HeadWriter(o.configDir, stored.name, stored.key, 200, (e) => warn(`could not store the chain head: ${e.message}`));
-  if (fixed || stored.forged) await writeHead(o.configDir, stored.name, stored.key, log.chain.head);
   if (!o.readOnly) {
     const off = log.onDurable((h) => writer.update(h));
     const close = writer.close.bind(writer);
@@ -82,5 +95,11 @@ export async function guardHistory(o: GuardOptions): Promise<HeadWriter> {
       await close();
     };
   }
-  return writer;
+  return {
+    writer,
+    async afterLoad() {
+      check('diverged');
+      if (fixed) await writeHead(o.configDir, stored.name, stored.key, log.chain.head);
+    },
+  };
 }

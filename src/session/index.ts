@@ -31,4 +31,4 @@ export { ensurePrivateConfigDir } from './config-dir.js';
 export {
   HEADS_FILE, type ChainHead, ChainHistoryBroken, ChainRolledBack, HeadWriter, compareWithHead, headsKeyOf, readHead, writeHead,
 } from './heads.js';
-export { type GuardOptions, type StoredHeadLookup, guardHistory, lookupHead } from './history-guard.js';
+export { type GuardOptions, type GuardedHistory, type StoredHeadLookup, guardHistory, lookupHead } from './history-guard.js';

@@ -145,6 +145,33 @@ describe('freshness head', () => {
   });
 });
 
+describe('torn tail', () => {
+  it('a flipped byte in the newest commit is refused (not dropped), and the cut bytes are kept aside', async () => {
+    const s = await setup('flip', 3);
+    const frames = boundaries(segPath(s));
+    const last = frames[frames.length - 1]!;
+    const b = readFileSync(segPath(s));
+    b[last.end - 5]! ^= 0x40;
+    writeFileSync(segPath(s), b);
+    const err = await open(s).then(async (c) => { await close(c); return null; }, (e: Error) => e);
+    expect(err).toBeInstanceOf(ChainRolledBack);
+    const aside = readdirSync(join(s.dir, 'log')).filter((f) => f.includes('.torn-'));
+    expect(aside).toEqual([`${segmentName(1)}.torn-${last.start}`]);
+    expect(readFileSync(join(s.dir, 'log', aside[0]!)).equals(b.subarray(last.start))).toBe(true);
+  });
+
+  it('garbage past the newest durable commit is cut with a warning naming it', async () => {
+    const s = await setup('garbage', 2);
+    const b = readFileSync(segPath(s));
+    writeFileSync(segPath(s), Buffer.concat([b, Buffer.from('half a frame')]));
+    const warnings: string[] = [];
+    const c = await open(s, { warnings });
+    expect(c.p.read('/f1').toString()).toBe('content 1');
+    await close(c);
+    expect(warnings.join('\n')).toMatch(new RegExp(`recovered a torn tail: 12 byte\\(s\\) at the end of segment 1 \\(offset ${b.length}\\)`));
+  });
+});
+
 describe('chain hash', () => {
   it('refuses frames removed from the middle (CRCs intact)', async () => {
     const s = await setup('middle', 5);
