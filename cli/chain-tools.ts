@@ -98,6 +98,7 @@ export async function runRepair(a: { logPath?: string; json: boolean }): Promise
   if (r.truncatedAt) await fsp.rm(path.join(chainDir, 'index'), { recursive: true, force: true });
   out(a.json, { chain: chainDir, ...r },
     r.truncatedAt
-      ? `${chainDir}: truncated at segment ${r.truncatedAt.segment} offset ${r.truncatedAt.offset}; damaged part kept in ${r.movedAside}; the index is rebuilt on the next mount`
+      ? `${chainDir}: truncated at segment ${r.truncatedAt.segment} offset ${r.truncatedAt.offset}; damaged part kept in ${r.movedAside}; the index is rebuilt on the next mount` +
+        ' (if commits this user had seen were cut, the mount refuses it until --accept-rollback)'
       : `${chainDir}: no damage found, nothing changed`);
 }

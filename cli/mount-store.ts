@@ -203,6 +203,9 @@ function chainOpenError(e: unknown): Error {
     // A record of the log that fails validation on load: the message names it (seq, segment, offset).
     case 'CommitRejected': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
     case 'ChainNotPinned': return new UserError(`refusing an unpinned chain: ${err.message}`);
+    // Freshness and history (src/session/history-guard.ts): the message says how to accept it.
+    case 'ChainRolledBack': return new UserError(`refusing a rolled-back chain: ${err.message}`);
+    case 'ChainHistoryBroken': return new UserError(`refusing a chain with a broken history: ${err.message}`);
     case 'DiskFull': return new UserError(`disk full: ${err.message}`);
     default: return err instanceof Error ? err : new Error(String(e));
   }

@@ -125,6 +125,46 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
     }
   });
 
+  it('an older copy of the chain restored: verify reports the rollback, the mount refuses it in one line, --accept-rollback mounts it', async () => {
+    const logPath = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-rollback-'));
+    const older = `${logPath}-older`;
+    try {
+      let m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath] });
+      await fsp.writeFile(join(m.dir, 'kept'), 'old\n');
+      await m.unmount();
+      await fsp.cp(logPath, older, { recursive: true, filter: (p) => !p.endsWith('LOCK') });
+      m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath] });
+      await fsp.rm(join(m.dir, 'kept'));
+      await fsp.writeFile(join(m.dir, 'newer'), 'new\n');
+      await m.unmount();
+      await fsp.rm(logPath, { recursive: true });
+      await fsp.cp(older, logPath, { recursive: true });
+
+      const v = await atefs('verify', '--log-path', logPath, '--json');
+      expect(v.code).toBe(1);
+      const r = JSON.parse(v.stdout) as { ok: boolean; history: Array<{ reason: string; message: string }> };
+      expect(r.ok).toBe(false);
+      expect(r.history.map((h) => h.reason)).toEqual(['rollback']);
+
+      const mnt = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-rollback-mnt-'));
+      await expectRefusal(['mount', mnt, '--log-path', logPath], /^refusing a rolled-back chain: the chain at .* ends at seq \d+, but this user has seen it up to seq \d+ .*--accept-rollback/, { mountpoint: mnt });
+      await fsp.rm(mnt, { recursive: true, force: true });
+      m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--accept-rollback'] });
+      try {
+        expect(m.output().stderr).toMatch(/warning: .*Accepted \(--accept-rollback\): the head is re-pinned/);
+        expect(await fsp.readFile(join(m.dir, 'kept'), 'utf8')).toBe('old\n');
+      } finally {
+        await m.unmount();
+      }
+      // Re-pinned: mounts again without the flag.
+      m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath] });
+      await m.unmount();
+    } finally {
+      await fsp.rm(logPath, { recursive: true, force: true });
+      await fsp.rm(older, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('verify of a directory without a chain is an error exit with one line', async () => {
     const empty = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-nochain-'));
     try {
