@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { LOCAL_CHAIN_ID, findPin, resolveChainDir } from '../fs/chain-store/index.js';
 import { cutProblem, verifyChain } from '../src/chain/index.js';
 import { defaultPool } from '../src/crypto/index.js';
-import { openLog, repairLog, type RedoLog } from '../src/log/index.js';
+import { type LogPosition, type RedoLog, type RepairResult, cutLog, openLog, repairLog } from '../src/log/index.js';
 import {
   LOCAL_IDENTITY_FILE, type StoredHeadLookup, compareWithHead, defaultConfigDir, loadOrCreateLocalIdentity, lookupHead,
 } from '../src/session/index.js';
@@ -87,7 +87,7 @@ export async function runRepair(a: { logPath?: string; json: boolean }): Promise
   const chainDir = resolveChainDir(a.logPath);
   const logDir = path.join(chainDir, 'log');
   if (!(await fsp.access(logDir).then(() => true, () => false))) throw new UserError(`no chain at ${chainDir}`);
-  let r;
+  let r: RepairResult;
   try {
     r = await repairLog(logDir);
   } catch (e) {
@@ -95,10 +95,42 @@ export async function runRepair(a: { logPath?: string; json: boolean }): Promise
     if (err.name === 'LogLockedError') throw new UserError(`the chain is in use (mounted?): ${err.message}`);
     throw e;
   }
+  // Frames hold; now the chain: the first commit that fails validation, or that follows a gap no
+  // compaction cut covers, is cut with everything after it (kept aside like a damaged frame).
+  let invalid: { seq: number; reason: string; message: string } | null = null;
+  const bad = await firstInvalidCommit(chainDir, logDir);
+  if (bad) {
+    const c = await cutLog(logDir, bad.pos);
+    invalid = { seq: bad.seq, reason: bad.reason, message: bad.message };
+    r = { ...c, unlisted: [...(r.unlisted ?? []), ...(c.unlisted ?? [])] };
+  }
   if (r.truncatedAt) await fsp.rm(path.join(chainDir, 'index'), { recursive: true, force: true });
-  out(a.json, { chain: chainDir, ...r },
+  const unlisted = r.unlisted?.length ? `; segment files the manifest does not name were moved aside: ${r.unlisted.join(', ')}` : '';
+  out(a.json, { chain: chainDir, ...r, ...(invalid ? { invalid } : {}) },
     r.truncatedAt
-      ? `${chainDir}: truncated at segment ${r.truncatedAt.segment} offset ${r.truncatedAt.offset}; damaged part kept in ${r.movedAside}; the index is rebuilt on the next mount` +
-        ' (if commits this user had seen were cut, the mount refuses it until --accept-rollback)'
-      : `${chainDir}: no damage found, nothing changed`);
+      ? `${chainDir}: truncated at segment ${r.truncatedAt.segment} offset ${r.truncatedAt.offset}` +
+        (invalid ? ` (commit seq ${invalid.seq}: ${invalid.reason}: ${invalid.message})` : '') +
+        `; damaged part kept in ${r.movedAside}; the index is rebuilt on the next mount` +
+        ' (if commits this user had seen were cut, the mount refuses it until --accept-rollback)' + unlisted
+      : `${chainDir}: no damage found, nothing changed${unlisted}`);
+}
+
+/** The first record of the log that fails validation (src/chain) or follows an uncovered gap; null when none. */
+async function firstInvalidCommit(chainDir: string, logDir: string): Promise<{ seq: number; pos: LogPosition; reason: string; message: string } | null> {
+  const pin = (await findPin(defaultConfigDir(), chainDir)).hash ?? null;
+  const log = await openLog({ dir: logDir, chainId: LOCAL_CHAIN_ID, readOnly: true });
+  try {
+    const report = await verifyChain(log, { pinnedGenesis: pin, pool: defaultPool() });
+    let first: { seq: number; pos: LogPosition; reason: string; message: string } | null = report.problems[0] ?? null;
+    const gap = log.chain.problem;
+    if (gap && (!first || gap.seq < first.seq)) {
+      for (const rec of log.records({ seq: gap.seq })) {
+        first = { seq: rec.seq, pos: rec.pos, reason: 'gap', message: gap.message };
+        break;
+      }
+    }
+    return first;
+  } finally {
+    await log.close();
+  }
 }

@@ -46,7 +46,7 @@ export {
   LogLockedError,
   RecordTooLarge,
 } from './errors.js';
-export { repairLog } from './repair.js';
+export { type RepairResult, cutLog, repairLog } from './repair.js';
 export {
   type ChainState, type CutCertificate, HASH_LEN, ZERO_HASH, chainStep, cutMessage, recordHash,
 } from './chain-hash.js';

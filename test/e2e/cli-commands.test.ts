@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeHeader, frameLen, FRAME_HEADER } from '../../src/log/format.js';
+import { crc, decodeHeader, frameLen, FRAME_HEADER } from '../../src/log/format.js';
 import { CLI, ROOT, ensureBuilt, expectRefusal, mountForTest, run, shOk, unmountAll } from './harness.js';
 
 /**
@@ -164,6 +164,43 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
       await fsp.rm(older, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('repair validates the chain: a commit changed in the middle (CRC recomputed) is cut with what follows, kept aside; a stray segment is moved aside, never deleted', async () => {
+    const copy = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-forged-'));
+    try {
+      await fsp.cp(defaultChain(), copy, { recursive: true, filter: (p) => !p.endsWith('LOCK') });
+      const segName = (await fsp.readdir(join(copy, 'log'))).filter((f) => f.endsWith('.seg')).sort()[0]!;
+      const segPath = join(copy, 'log', segName);
+      const seg = await fsp.readFile(segPath);
+      const fr = frames(seg);
+      expect(fr.length).toBeGreaterThanOrEqual(3);
+      // The second frame's payload changed and its CRC made to match: only validation can tell.
+      const [start, end] = fr[1]!;
+      const forged = Buffer.from(seg);
+      forged[start + FRAME_HEADER + Math.floor((end - start - FRAME_HEADER) * 0.6)]! ^= 0x01;
+      forged.writeUInt32LE(crc(forged, start + 4, end), start);
+      await fsp.writeFile(segPath, forged);
+      const stray = join(copy, 'log', '00000099.seg');
+      await fsp.writeFile(stray, 'not a segment the manifest names');
+
+      const rep = await atefs('repair', '--log-path', copy, '--json');
+      expect(rep.code).toBe(0);
+      const r = JSON.parse(rep.stdout) as { truncatedAt: { offset: number }; invalid: { seq: number; reason: string }; unlisted: string[]; movedAside: string };
+      expect(r.truncatedAt.offset).toBe(start);
+      expect(r.invalid.seq).toBe(forged.readUInt32LE(start + 8));
+      expect(r.unlisted).toHaveLength(1);
+      const files = await fsp.readdir(join(copy, 'log'));
+      expect(files).not.toContain('00000099.seg');
+      expect(await fsp.readFile(join(copy, 'log', r.unlisted[0]!), 'utf8')).toBe('not a segment the manifest names');
+      const kept = await fsp.readFile(r.movedAside);
+      expect(kept.equals(forged.subarray(start))).toBe(true);
+      expect((await fsp.readFile(segPath)).equals(forged.subarray(0, start))).toBe(true);
+      const v = await atefs('verify', '--log-path', copy);
+      expect(v.code).toBe(0);
+    } finally {
+      await fsp.rm(copy, { recursive: true, force: true });
+    }
+  });
 
   it('verify of a directory without a chain is an error exit with one line', async () => {
     const empty = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-nochain-'));
