@@ -38,7 +38,7 @@ export async function runVerify(a: { logPath?: string; json: boolean }): Promise
   }
   try {
     const r = await verifyChain(log, { pinnedGenesis: pin, pool: defaultPool() });
-    const history = historyProblems(log, stored);
+    const history = historyProblems(log, stored, stored ? (await loadOrCreateLocalIdentity(defaultConfigDir())).session.signingKeys().map((k) => k.publicKey) : []);
     const ok = r.problems.length === 0 && history.length === 0 && (pin === null || r.genesisHash === pin);
     out(a.json, { chain: chainDir, ok, pinned: pin !== null, ...r, history, head: { seq: log.chain.head.seq, hash: log.chain.head.hash.toString('hex') } },
       `${chainDir}: ${r.records} commits, ${r.accepted} valid, ${r.events} events, ${r.problems.length + history.length} problem(s)` +
@@ -61,14 +61,14 @@ async function storedHeadOf(key: string): Promise<StoredHeadLookup | null> {
 }
 
 /** What is wrong with the history as a whole: a torn tail, a gap, a bad compaction cut, a rollback. */
-function historyProblems(log: RedoLog, stored: StoredHeadLookup | null): Array<{ reason: string; message: string }> {
+function historyProblems(log: RedoLog, stored: StoredHeadLookup | null, ownKeys: Buffer[]): Array<{ reason: string; message: string }> {
   const out: Array<{ reason: string; message: string }> = [];
   const rec = log.recovery;
   if (rec.truncatedBytes > 0 && rec.truncatedAt) {
     out.push({ reason: 'torn-tail', message: `${rec.truncatedBytes} byte(s) at segment ${rec.truncatedAt.segment} offset ${rec.truncatedAt.offset} do not form a valid record (a mount cuts them off)` });
   }
   if (log.chain.problem) out.push({ reason: 'gap', message: log.chain.problem.message });
-  const cut = cutProblem(log);
+  const cut = cutProblem(log, ownKeys);
   if (cut) out.push({ reason: 'compaction-cut', message: cut });
   if (stored?.forged) out.push({ reason: 'head-forged', message: 'the stored head of this chain does not verify (chain-heads.json edited?)' });
   if (stored?.seen) {

@@ -30,15 +30,16 @@ export function genesisRootKeys(log: RedoLog): Buffer[] {
 }
 
 /**
- * Why the log's cut certificate does not hold (unsigned, signed by a key that is not a root key
- * of the chain, bad signature), or null when it holds or there is none.
+ * Why the log's cut certificate does not hold (unsigned, signed by a key that is neither a root key
+ * of the chain nor one of `alsoTrusted` — the opener's own keys: a writer who is not a root
+ * compacts too —, bad signature), or null when it holds or there is none.
  */
-export function cutProblem(log: RedoLog): string | null {
+export function cutProblem(log: RedoLog, alsoTrusted: readonly Buffer[] = []): string | null {
   const cut = log.chain.cut;
   if (!cut) return null;
   if (cut.sig.length === 0) return `the compaction certificate (cut at seq ${cut.seq}) in the MANIFEST is not signed`;
   const roots = genesisRootKeys(log);
-  if (!roots.some((k) => k.equals(cut.signer))) return `the compaction certificate (cut at seq ${cut.seq}) is signed by a key that is not a root key of the chain`;
+  if (!roots.some((k) => k.equals(cut.signer)) && !alsoTrusted.some((k) => k.equals(cut.signer))) return `the compaction certificate (cut at seq ${cut.seq}) is signed by a key that is not a root key of the chain (nor the opener's)`;
   if (!verifySignature(cut.signer, cutMessage(log.chainId, log.chain.genesis ?? null, cut), cut.sig)) return `the compaction certificate (cut at seq ${cut.seq}) has a bad signature`;
   return null;
 }

@@ -64,7 +64,7 @@ export async function guardHistory(o: GuardOptions): Promise<GuardedHistory> {
   const warn = o.onWarning ?? (() => undefined);
   if (stored.forged) warn(`the stored head of ${o.where} does not verify (edited chain-heads.json?): ignored, it is written anew`);
   let fixed = stored.forged;
-  const cutBad = cutProblem(log);
+  const cutBad = cutProblem(log, o.session.signingKeys().map((k) => k.publicKey));
   const gap = log.chain.problem;
   if (cutBad || gap) {
     const detail = cutBad ?? `${gap!.message}`;

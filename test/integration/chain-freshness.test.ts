@@ -80,6 +80,18 @@ describe('freshness head', () => {
     expect(st.mode & 0o777).toBe(0o600);
   });
 
+  it('a stored head edited without the key does not verify: reported, ignored, written anew', async () => {
+    const file = join(s.config, HEADS_FILE);
+    const good = readFileSync(file, 'utf8');
+    const all = JSON.parse(good) as Record<string, { seq: number }>;
+    for (const k of Object.keys(all)) all[k]!.seq = 1;
+    writeFileSync(file, JSON.stringify(all));
+    const warnings: string[] = [];
+    await close(await open(s, { warnings }));
+    expect(warnings.join('\n')).toMatch(/stored head of .* does not verify/);
+    expect(storedHead(s).seq).toBe(JSON.parse(good)[Object.keys(all)[0]!].seq);
+  });
+
   it('refuses the log cut back at every commit boundary (and inside the newest commit)', async () => {
     const frames = boundaries(segPath(s));
     expect(frames.length).toBeGreaterThanOrEqual(5); // genesis, root, 4 commits (some may share)
