@@ -39,19 +39,20 @@ function macOfFile(file: string, key: Buffer): Buffer {
 }
 
 /**
- * Checks the seal of the index in `dir` and removes it (the view is about to write): null when it
- * holds (or there is no index yet), else why not. The caller deletes the index in that case.
+ * Checks the seal of the index in `dir` and removes it (the view is about to write; `keep`: a
+ * read-only view, which re-seals on close): null when it holds (or there is no index yet), else
+ * why not. The caller then deletes the index (or, read-only, uses a private one).
  */
-export function takeIndexSeal(dir: string, key: Buffer): string | null {
+export function takeIndexSeal(dir: string, key: Buffer, keep = false): string | null {
   const data = join(dir, DATA);
   const seal = join(dir, INDEX_SEAL);
   if (!existsSync(data)) {
-    rmSync(seal, { force: true });
+    if (!keep) rmSync(seal, { force: true });
     return null;
   }
   if (!existsSync(seal)) return 'index not sealed (not closed cleanly, or changed)';
   const want = readFileSync(seal);
-  rmSync(seal, { force: true });
+  if (!keep) rmSync(seal, { force: true });
   const got = macOfFile(data, key);
   return want.length === got.length && timingSafeEqual(want, got) ? null : 'index seal does not match (changed behind the view)';
 }

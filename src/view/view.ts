@@ -280,10 +280,17 @@ export class View {
       tempDir = mkdtempSync(join(tmpdir(), 'atefs-view-'));
       path = tempDir;
     }
-    // A persisted index is used only with its seal intact (index-auth.ts); else rebuilt.
-    const sealKey = tempDir ? null : indexSealKey(o.keyring, o.log.chainId);
-    const unsealed = sealKey ? takeIndexSeal(path, sealKey) : null;
-    if (unsealed || (!tempDir && !sealKey)) IndexStore.destroy(path);
+    // A persisted index is used only with its seal intact (index-auth.ts); else rebuilt. A
+    // read-only view never deletes it (a writer may be using it): it builds a private one instead.
+    let sealKey = tempDir ? null : indexSealKey(o.keyring, o.log.chainId);
+    const unsealed = sealKey ? takeIndexSeal(path, sealKey, !!o.readOnly) : tempDir ? null : 'no key to check the index seal with';
+    if (unsealed) {
+      if (o.readOnly) {
+        tempDir = mkdtempSync(join(tmpdir(), 'atefs-view-'));
+        path = tempDir;
+        sealKey = null;
+      } else IndexStore.destroy(path);
+    }
     const store = new IndexStore({ path, readOnly: false });
     const view = new View(o, store, tempDir);
     view.sealKey = sealKey;
@@ -294,7 +301,7 @@ export class View {
       await view.store.close().catch(() => undefined);
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
       // Its seal is gone and what the failed load wrote is not to be trusted: start afresh next time.
-      else if (sealKey) IndexStore.destroy(path);
+      else if (sealKey && !o.readOnly) IndexStore.destroy(path);
       throw e;
     }
     view.policy.reset(view.log.sizeBytes(), view.now());

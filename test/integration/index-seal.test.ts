@@ -114,6 +114,23 @@ describe('index seal', () => {
         await close(c);
       }
     }
+    // Read-only (a writer may be using the index): an unsealed index is left alone, a private one built.
+    const b = readFileSync(data);
+    b[randomInt(0, b.length)]! ^= 0x80;
+    writeFileSync(data, b);
+    const ro = await openLocalChain({ chainDir, configDir, session, readOnly: true, deferCompaction: false, compactMode: 'never' });
+    try {
+      expect(ro.view.openReport.mode).toBe('rebuild');
+      const p = new PathFs(await Filesystem.open(ro.store, { readOnly: true }));
+      expect(p.read('/f7').toString()).toBe('content 7');
+      await p.fs.destroy();
+    } finally {
+      await ro.close();
+    }
+    expect(readFileSync(data).equals(b)).toBe(true);
+    c = await open(chainDir, configDir);
+    expect(c.chain.view.openReport.mode).toBe('rebuild');
+    await close(c);
     // Closed cleanly and untouched: the index is used as it is.
     c = await open(chainDir, configDir);
     expect(c.chain.view.openReport.mode).toBe('tail');
