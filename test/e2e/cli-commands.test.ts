@@ -149,9 +149,16 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
       const mnt = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-rollback-mnt-'));
       await expectRefusal(['mount', mnt, '--log-path', logPath], /^refusing a rolled-back chain: the chain at .* ends at seq \d+, but this user has seen it up to seq \d+ .*--accept-rollback/, { mountpoint: mnt });
       await fsp.rm(mnt, { recursive: true, force: true });
+      // And a torn tail behind it (half a frame): verify names it, the mount cuts it with a warning.
+      const seg = join(logPath, 'log', (await fsp.readdir(join(logPath, 'log'))).filter((f) => f.endsWith('.seg')).sort().pop()!);
+      await fsp.appendFile(seg, Buffer.alloc(9, 1));
+      const v2 = JSON.parse((await atefs('verify', '--log-path', logPath, '--json')).stdout) as { history: Array<{ reason: string; message: string }> };
+      expect(v2.history.map((h) => h.reason)).toEqual(['torn-tail', 'rollback']);
+      expect(v2.history[0]!.message).toMatch(/^9 byte\(s\) at segment \d+ offset \d+ do not form a valid record/);
       m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--accept-rollback'] });
       try {
         expect(m.output().stderr).toMatch(/warning: .*Accepted \(--accept-rollback\): the head is re-pinned/);
+        expect(m.output().stderr).toMatch(/warning: recovered a torn tail: 9 byte\(s\) at the end of segment/);
         expect(await fsp.readFile(join(m.dir, 'kept'), 'utf8')).toBe('old\n');
       } finally {
         await m.unmount();
