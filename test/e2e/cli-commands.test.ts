@@ -155,7 +155,8 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
       const v2 = JSON.parse((await atefs('verify', '--log-path', logPath, '--json')).stdout) as { history: Array<{ reason: string; message: string }> };
       expect(v2.history.map((h) => h.reason)).toEqual(['torn-tail', 'rollback']);
       expect(v2.history[0]!.message).toMatch(/^9 byte\(s\) at segment \d+ offset \d+ do not form a valid record/);
-      m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--accept-rollback'] });
+      const statsFile = `${older}-stats.json`;
+      m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--accept-rollback', '--stats-file', statsFile] });
       try {
         expect(m.output().stderr).toMatch(/warning: .*Accepted \(--accept-rollback\): the head is re-pinned/);
         expect(m.output().stderr).toMatch(/warning: recovered a torn tail: 9 byte\(s\) at the end of segment/);
@@ -163,6 +164,9 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
       } finally {
         await m.unmount();
       }
+      // The stats file counts what the recovery cut.
+      expect((JSON.parse(await fsp.readFile(statsFile, 'utf8')) as { commit: Record<string, number> }).commit.tornTailBytes).toBe(9);
+      await fsp.rm(statsFile, { force: true });
       // Re-pinned: mounts again without the flag.
       m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath] });
       await m.unmount();
