@@ -63,6 +63,10 @@ export async function readHead(configDir: string, name: string, key: Buffer): Pr
   return ok ? { head: { seq: e.seq, hash }, forged: false } : { head: null, forged: true };
 }
 
+// Config directories made private by this process already (once is enough for a writer that
+// stores a head several times a second).
+const ensured = new Set<string>();
+
 // One write at a time per file in this process (several chains may share it).
 const queues = new Map<string, Promise<void>>();
 
@@ -70,7 +74,10 @@ const queues = new Map<string, Promise<void>>();
 export function writeHead(configDir: string, name: string, key: Buffer, head: ChainHead): Promise<void> {
   const file = path.join(configDir, HEADS_FILE);
   const run = async () => {
-    await ensurePrivateConfigDir(configDir);
+    if (!ensured.has(configDir)) {
+      await ensurePrivateConfigDir(configDir);
+      ensured.add(configDir);
+    }
     const all = await readAll(configDir);
     all[name] = { seq: head.seq, hash: head.hash.toString('hex'), mac: macOf(key, name, head.seq, head.hash) };
     const tmp = `${file}.${process.pid}.tmp`;
