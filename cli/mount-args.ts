@@ -18,6 +18,7 @@ export interface MountArgs {
   compactNow: boolean;
   /** Mount an existing chain this user never pinned (and pin it). */
   trustChain: boolean;
+  acceptRollback: boolean;
   /** A read-only mount of the chain as it was at this seq or ISO time. */
   at?: string;
   statsFile?: string;
@@ -48,6 +49,7 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('token-path', { type: 'string', describe: 'token file whose keys to use instead of the local identity' })
     .option('compact-mode', { type: 'string', describe: 'when to compact the chain (see the README)' })
     .option('trust-chain', { type: 'boolean', default: false, describe: 'mount an existing chain that this user never pinned (copied, moved, restored), and pin it' })
+    .option('accept-rollback', { type: 'boolean', default: false, describe: 'mount a chain older than, diverging from, or with gaps against the history this user has seen (a restore made on purpose), and re-pin its head' })
     .option('compact-now', { type: 'boolean', default: false, describe: 'compact the chain before mounting' })
     .option('at', { type: 'string', describe: "mount the local chain read-only as it was at a commit seq or an ISO time (see 'atefs log')" })
     .option('stats-file', { type: 'string', describe: 'write per-opcode request counters as JSON here on SIGUSR2 and at unmount' })
@@ -71,6 +73,7 @@ export function toMountArgs(v: Record<string, unknown>): MountArgs {
     compactMode: s('compactMode'),
     compactNow: !!v.compactNow,
     trustChain: !!v.trustChain,
+    acceptRollback: !!v.acceptRollback,
     at: s('at'),
     statsFile: s('statsFile'),
     json: !!v.json,

@@ -86,6 +86,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     memory: where.memory,
     readOnly: args.readOnly,
     trustChain: args.trustChain,
+    acceptRollback: args.acceptRollback,
     ...(args.compactMode ? { compactMode: args.compactMode } : {}),
     onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
@@ -102,7 +103,8 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
       return { logBytes: s.logBytes, liveBytes: s.liveBytes, seq: s.watermarkSeq, events: chain.store.timings.events, ...(compaction ? { compaction } : {}) };
     },
     // Commit timings, and the log against its live data (the space bound; compaction-scheduler.ts).
-    timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}) }),
+    // and what the open's torn-tail recovery cut off (issue 13: never silent).
+    timings: () => ({ ...chain.store.timings, ...(chain.scheduler?.counters() ?? {}), tornTailBytes: chain.log.recovery.truncatedBytes }),
   };
 }
 
@@ -201,6 +203,9 @@ function chainOpenError(e: unknown): Error {
     // A record of the log that fails validation on load: the message names it (seq, segment, offset).
     case 'CommitRejected': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
     case 'ChainNotPinned': return new UserError(`refusing an unpinned chain: ${err.message}`);
+    // Freshness and history (src/session/history-guard.ts): the message says how to accept it.
+    case 'ChainRolledBack': return new UserError(`refusing a rolled-back chain: ${err.message}`);
+    case 'ChainHistoryBroken': return new UserError(`refusing a chain with a broken history: ${err.message}`);
     case 'DiskFull': return new UserError(`disk full: ${err.message}`);
     default: return err instanceof Error ? err : new Error(String(e));
   }

@@ -4,7 +4,10 @@ import * as path from 'node:path';
 import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
 import { makeChainDirPrivate, makeDirPrivate, openLog, type RedoLog } from '../../src/log/index.js';
 import { DataKeyCache, checkUnpinnedChain, createGenesis, publicKeyId, toGenesisHash, type ReaderRef } from '../../src/chain/index.js';
-import { PINS_FILE, defaultConfigDir, findPin, loadOrCreateLocalIdentity, readPins, readersOfPrincipal, writePin, type Session } from '../../src/session/index.js';
+import {
+  PINS_FILE, type GuardedHistory, defaultConfigDir, findPin, guardHistory, loadOrCreateLocalIdentity, lookupHead, readPins, readersOfPrincipal, writePin,
+  type Session,
+} from '../../src/session/index.js';
 import { View, parseCompactMode, type ViewProgress } from '../../src/view/index.js';
 import { ChainStore } from './chain-store.js';
 import { emptyTimings, timedSigningPool } from './commit-timings.js';
@@ -31,6 +34,11 @@ export interface OpenLocalChainOptions {
    * without it such a chain is refused with ChainNotPinned (src/chain/pinning.ts).
    */
   trustChain?: boolean;
+  /**
+   * Open a chain that is older than, diverges from, or has gaps against the head this user has
+   * seen (src/session/history-guard.ts), re-pinning the head; without it that is refused.
+   */
+  acceptRollback?: boolean;
   /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
   commitBudget?: number;
   /**
@@ -66,6 +74,8 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 export const LOCAL_CHAIN_ID = 'atefs/local';
 /** What the refusal of an unpinned chain tells the user (src/chain/pinning.ts). */
 export const TRUST_HINT = 'If you know where it comes from, mount it once with --trust-chain to pin it';
+/** What the refusal of a rolled-back or broken history tells the user (src/session/history-guard.ts). */
+export const ACCEPT_HINT = 'If you restored it on purpose, mount it once with --accept-rollback to accept it as it is';
 /** What a chain directory holds: the log's segments and the LMDB index. */
 const CHAIN_DIR_ENTRIES = ['log', 'index'] as const;
 export { readPins, findPin, checkUnpinnedChain };
@@ -93,6 +103,8 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   // Pinned under the real path (pins.ts), once the directory exists.
   const found = o.memory ? null : await findPin(configDir, chainDir);
   const pin = found?.hash;
+  // The newest head this user has seen of this chain (src/session/heads.ts).
+  const stored = found ? await lookupHead(configDir, found.key, session) : null;
   const fresh = o.memory || !(await exists(logDir));
   const pool = defaultPool();
   const keys = new DataKeyCache(session);
@@ -108,7 +120,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   const maxRecordSize = 64 << 20;
   const log = await openLog(o.memory
     ? { memory: true, chainId: LOCAL_CHAIN_ID, maxRecordSize, ...(genesisHash ? { genesisHash } : {}) }
-    : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+    : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}), ...(stored?.seen ? { chainHashAt: stored.seen.seq } : {}) });
   if (!genesis && !pin) {
     // An existing log that this user never pinned: refused unless trusted (src/chain/pinning.ts).
     try {
@@ -118,6 +130,23 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       throw e;
     }
     if (o.trustChain) o.onWarning?.(`trusting the unpinned chain at ${chainDir} (--trust-chain): its genesis is pinned now`);
+  }
+  const torn = log.recovery;
+  if (torn.truncatedBytes > 0 && torn.truncatedAt) {
+    o.onWarning?.(`recovered a torn tail: ${torn.truncatedBytes} byte(s) at the end of segment ${torn.truncatedAt.segment} (offset ${torn.truncatedAt.offset}) ` +
+      `were not a whole valid record and were cut${torn.keptAside ? ` (kept in ${path.join(logDir, torn.keptAside)})` : ''}`);
+  }
+  let guard: GuardedHistory | null = null;
+  try {
+    if (stored) {
+      guard = await guardHistory({
+        log, configDir, where: chainDir, stored, session, pool, accept: !!o.acceptRollback, howToAccept: ACCEPT_HINT,
+        readOnly: !!o.readOnly, ...(o.onWarning ? { onWarning: o.onWarning } : {}),
+      });
+    }
+  } catch (e) {
+    await log.close().catch(() => undefined);
+    throw e;
   }
   const defer = o.deferCompaction !== false && !o.readOnly && (!o.compactMode || parseCompactMode(o.compactMode) !== 'never');
   // The view signs commits through this pool: its sign() is timed for the stats file.
@@ -139,6 +168,15 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     });
   } catch (e) {
     await log.close().catch(() => undefined);
+    await guard?.writer.close();
+    throw e;
+  }
+  try {
+    await guard?.afterLoad();
+  } catch (e) {
+    await view.close().catch(() => undefined);
+    await log.close().catch(() => undefined);
+    await guard?.writer.close();
     throw e;
   }
   const hash = view.genesisHash.toString('hex');
@@ -161,6 +199,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   } catch (e) {
     await view.close().catch(() => undefined);
     await log.close().catch(() => undefined);
+    await guard?.writer.close();
     throw e;
   }
   return {
@@ -170,6 +209,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       await store.close();
       await view.close();
       await log.close();
+      await guard?.writer.close();
     },
   };
 }

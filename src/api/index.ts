@@ -19,6 +19,7 @@ export {
   LeaseHeld, LeaseNotOwner, IndexMismatch, RecordUnreadable, NoReadKey, type Lease, type CommitScope,
 } from '../view/index.js';
 export { type DaoKey, type ReadAcl, type WriteAcl, type ReaderRef, type KeyId, INHERIT_READ, INHERIT_WRITE, publicKeyId, ChainNotPinned } from '../chain/index.js';
+export { ChainHistoryBroken, ChainRolledBack } from '../session/index.js';
 export {
   Session, createIdentity, createGroupRole, readersOfPrincipal, readTokenFile, writeTokenFile,
   SessionError, TokenExpired, TokenInvalid, BadPassphrase, PassphraseRequired, type Identity, type Principal,

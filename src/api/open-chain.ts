@@ -8,7 +8,7 @@ import { DataKeyCache, checkUnpinnedChain, createGenesis, toGenesisHash, type Re
 import { defaultBulkPool, defaultPool } from '../crypto/index.js';
 import { makeChainDirPrivate, openLog } from '../log/index.js';
 import {
-  PINS_FILE, type Session, defaultConfigDir, findPin, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
+  PINS_FILE, type GuardedHistory, type Session, defaultConfigDir, findPin, guardHistory, lookupHead, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
 } from '../session/index.js';
 import { View, parseCompactMode } from '../view/index.js';
 import { type RecoveryMode, parseRemoteUrl } from '../net/index.js';
@@ -47,6 +47,12 @@ export interface OpenChainOptions {
   recoveryMode?: RecoveryMode;
   /** tcp:// chains: demand this server key fingerprint (SHA256:...) instead of known_hosts TOFU. */
   serverKey?: string;
+  /**
+   * Open a chain older than, diverging from, or with gaps against the history this user has seen
+   * (a restore made on purpose), re-pinning its head. Without it that is refused
+   * (ChainRolledBack, ChainHistoryBroken: src/session/history-guard.ts).
+   */
+  acceptRollback?: boolean;
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,3}$/i;
@@ -99,6 +105,7 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
   if (!memory && !o.readOnly) makeChainDirPrivate(chainDir, ['log', 'index']);
   const found = memory ? null : await findPin(configDir, chainDir, 'ate:');
   const pin = found?.hash;
+  const stored = found ? await lookupHead(configDir, found.key, session) : null;
   const fresh = memory || !(await fsp.access(logDir).then(() => true, () => false));
   const pool = defaultPool();
   const keys = new DataKeyCache(session);
@@ -113,13 +120,20 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
   }
   const log = await openLog(memory
     ? { memory: true, chainId: name, ...(genesisHash ? { genesisHash } : {}) }
-    : { dir: logDir, chainId: name, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}) });
+    : { dir: logDir, chainId: name, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}), ...(stored?.seen ? { chainHashAt: stored.seen.seq } : {}) });
   let view: View;
+  let guard: GuardedHistory | null = null;
   try {
     if (!genesis && !pin) {
       await checkUnpinnedChain(log, {
         where: chainDir, pinsFile: path.join(configDir, PINS_FILE), keyring: session, pool, trust: !!o.trustChain,
         howToTrust: 'If you know where it comes from, open it once with { trustChain: true } to pin it',
+      });
+    }
+    if (stored) {
+      guard = await guardHistory({
+        log, configDir, where: chainDir, stored, session, pool, accept: !!o.acceptRollback, readOnly: !!o.readOnly,
+        howToAccept: 'If it was restored on purpose, open it once with { acceptRollback: true } to accept it as it is',
       });
     }
     view = await View.open({
@@ -130,8 +144,15 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
       compaction: o.compactMode ? { mode: parseCompactMode(o.compactMode) } : {},
       readOnly: !!o.readOnly,
     });
+    try {
+      await guard?.afterLoad();
+    } catch (e) {
+      await view.close().catch(() => undefined);
+      throw e;
+    }
   } catch (e) {
     await log.close().catch(() => undefined);
+    await guard?.writer.close();
     throw e;
   }
   if (found && (!pin || found.legacy)) await writePin(configDir, found.key, view.genesisHash.toString('hex'));
@@ -139,5 +160,6 @@ async function openLocal(name: string, session: Session, configDir: string, o: O
   return new Chain(name, view, session, new LocalLeases(view, owner), async () => {
     await view.close();
     await log.close();
+    await guard?.writer.close();
   });
 }

@@ -75,3 +75,4 @@ export {
 } from './loader.js';
 export { openEventPayload } from './read.js';
 export { ChainNotPinned, type UnpinnedCheck, checkUnpinnedChain } from './pinning.js';
+export { cutCertifier, cutProblem, genesisRootKeys } from './cut-signing.js';

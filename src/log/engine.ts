@@ -39,6 +39,7 @@ import {
   frameSeq,
   MANIFEST,
   MANIFEST_TMP,
+  type Manifest,
   parseSegmentName,
   segmentName,
 } from './format.js';
@@ -46,7 +47,11 @@ import { MemIo, openFileIo, type LogIo } from './io.js';
 import { lockDir, lockMemory, type DirLock } from './lock.js';
 import { makeDirPrivate } from './private-files.js';
 import { scanFrames, validFrameAfter, Window } from './scan.js';
+import {
+  type ChainState, type CutCertificate, ChainTracker, ZERO_HASH, chainStep, cutMessage, recordHash, recordHashOfParts,
+} from './chain-hash.js';
 import type {
+  Certify,
   CompactionStep,
   CompactOptions,
   Durability,
@@ -167,7 +172,7 @@ export class LogEngine implements RedoLog {
   nextSeq = 1;
   lastPos: LogPosition | null = null;
 
-  private readonly genesis: Buffer | null;
+  private genesis: Buffer | null; // adopted from the first segment header when not given
   private readonly segmentSize: number;
   private readonly maxRecordSize: number;
   private readonly readOnly: boolean;
@@ -202,6 +207,15 @@ export class LogEngine implements RedoLog {
   private compacting = false;
   private listeners = new Set<() => void>();
   private manifestSegments: number[] = [];
+  // History binding (chain-hash.ts): the running chain hash at the last queued record, the hashes
+  // of records not yet known written (a failed write rolls back to one of them), the certificate
+  // of the last compaction, and what the open scan found.
+  private chainHead: { seq: number; hash: Buffer };
+  private recentChain = new Map<number, Buffer>();
+  private cut: CutCertificate | null = null;
+  private scanned: ChainState | null = null;
+  private readonly probeSeq: number | undefined;
+  private durableListeners = new Set<(head: { seq: number; hash: Buffer }) => void>();
 
   private constructor(
     private readonly io: LogIo,
@@ -216,6 +230,24 @@ export class LogEngine implements RedoLog {
     this.readOnly = !!opts.readOnly;
     this.syncOffThread = opts.syncOffThread ?? true;
     this.asyncWrites = this.syncOffThread && typeof io.filePath === 'function';
+    this.chainHead = { seq: 0, hash: this.genesis ?? ZERO_HASH };
+    this.probeSeq = opts.chainHashAt;
+  }
+
+  /** The history as the open scan found it, with the head kept current by appends. */
+  get chain(): ChainState {
+    const s = this.scanned ?? { head: this.chainHead, cut: this.cut, problem: null, probe: null };
+    return { ...s, head: this.chainHead, cut: this.cut, genesis: this.genesis };
+  }
+
+  /** Called with (seq, chain hash) of the newest record known durable, after each durable append or flush. */
+  onDurable(cb: (head: { seq: number; hash: Buffer }) => void): () => void {
+    this.durableListeners.add(cb);
+    return () => this.durableListeners.delete(cb);
+  }
+
+  private emitDurable(head: { seq: number; hash: Buffer }): void {
+    for (const cb of this.durableListeners) cb(head);
   }
 
   /** Global byte count once everything queued (in flight and pending) is written. */
@@ -263,18 +295,23 @@ export class LogEngine implements RedoLog {
 
   // ---------------------------------------------------------------- recovery
 
-  private readManifest(): number[] | null {
+  private readManifest(): Manifest | null {
     if (!this.io.exists(MANIFEST)) return null;
     const m = decodeManifest(this.io.readFile(MANIFEST));
     if (typeof m === 'string') throw new LogCorruptError(-1, 0, MANIFEST, m);
     if (m.chainId !== this.chainId)
       throw new LogHeaderMismatch(`log belongs to chain '${m.chainId}', not '${this.chainId}'`);
-    return m.segments;
+    return m;
   }
 
   private recover(): void {
     const names = this.io.list();
-    const fromManifest = this.readManifest();
+    const manifest = this.readManifest();
+    const fromManifest = manifest?.segments ?? null;
+    this.cut = manifest?.cut ?? null;
+    // Created at the first segment header: the running hash starts at the genesis hash it names.
+    let tracker: ChainTracker | null = null;
+    const onFrame = (seq: number, payload: Buffer) => tracker!.add(seq, recordHash(payload));
     const onDisk = names.map(parseSegmentName).filter((n): n is number => n !== null);
     const ids = fromManifest ?? [...onDisk].sort((a, b) => a - b);
     this.nextSegId = Math.max(0, ...onDisk, ...ids) + 1;
@@ -292,6 +329,7 @@ export class LogEngine implements RedoLog {
       this.writeManifest(this.segs);
       this.activeFd = this.io.openRw(seg.name, false);
       this.reserved = seg.end;
+      this.finishChainScan(new ChainTracker(this.genesis, this.cut, this.probeSeq));
       return;
     }
     let prevSeq = 0;
@@ -319,8 +357,10 @@ export class LogEngine implements RedoLog {
       if (this.genesis && !(h.genesisHash && h.genesisHash.equals(this.genesis)))
         throw new LogHeaderMismatch(`segment ${name}: genesis hash differs from the expected one`);
       if (h.segment !== id) throw new LogCorruptError(id, 0, name, `header names segment ${h.segment}`);
+      if (!this.genesis && h.genesisHash) this.genesis = h.genesisHash;
+      tracker ??= new ChainTracker(this.genesis, this.cut, this.probeSeq);
       if (h.firstSeq <= prevSeq) throw new LogCorruptError(id, 0, name, `first seq ${h.firstSeq} does not follow ${prevSeq}`);
-      const r = scanFrames(this.io, fd, h.headerLen, size, Math.max(prevSeq, h.firstSeq - 1));
+      const r = scanFrames(this.io, fd, h.headerLen, size, Math.max(prevSeq, h.firstSeq - 1), onFrame);
       let end = r.end;
       if (r.bad) {
         const after = isLast ? validFrameAfter(this.io, fd, r.end, size, Math.max(prevSeq, r.lastSeq, h.firstSeq - 1)) : 0;
@@ -331,6 +371,7 @@ export class LogEngine implements RedoLog {
         this.recovery.truncatedBytes = size - r.end;
         this.recovery.truncatedAt = { segment: id, offset: r.end };
         if (!this.readOnly) {
+          this.keepTornAside(fd, name, r.end, size);
           const wfd = this.io.openRw(name, false);
           // No fdatasync here: if the truncation is lost in a crash, the same torn bytes are found
           // and cut again; appends that later overwrite the region are synced with their data.
@@ -356,11 +397,50 @@ export class LogEngine implements RedoLog {
     this.rollbackSeq = this.nextSeq;
     this.rollbackLastPos = this.lastPos;
     this.manifestSegments = ids;
+    this.finishChainScan(tracker ?? new ChainTracker(this.genesis, this.cut, this.probeSeq));
     if (!this.readOnly) {
       if (!fromManifest) this.writeManifest(this.segs);
       this.activeFd = this.io.openRw(last.name, false);
       this.reserved = last.end;
     }
+  }
+
+  /**
+   * The bytes a torn-tail recovery cuts off, kept beside the segment (`<segment>.torn-<offset>`)
+   * before the cut: a damaged newest commit is then refused by the freshness check, not lost.
+   * Never deleted by the log (not a segment name); left out above 64 MiB.
+   */
+  private keepTornAside(fd: number, name: string, from: number, size: number): void {
+    if (size - from > 64 << 20) return;
+    const b = Buffer.alloc(size - from);
+    this.io.pread(fd, b, 0, b.length, from);
+    const aside = `${name}.torn-${from}`;
+    this.io.writeFileSync(aside, b);
+    this.recovery.keptAside = aside;
+  }
+
+  private finishChainScan(tracker: ChainTracker): void {
+    this.scanned = tracker.finish();
+    this.chainHead = this.scanned.head;
+    this.recentChain.clear();
+    this.recentChain.set(this.chainHead.seq, this.chainHead.hash);
+  }
+
+  /**
+   * Accepts the history as it is (a user's deliberate --accept-rollback of a gap): certifies a cut
+   * at the last record, so the gaps below it are compaction's from now on. `certify` signs.
+   */
+  async acceptHistory(certify?: Certify): Promise<void> {
+    this.check();
+    await this.flush('durable');
+    let kept: Buffer = this.genesis ?? ZERO_HASH;
+    const cutSeq = this.chainHead.seq;
+    for (const rec of this.records()) if (rec.seq <= cutSeq) kept = chainStep(kept, recordHash(rec.payload));
+    const claim = { seq: cutSeq, hash: this.chainHead.hash, kept };
+    const signed = certify ? await certify(cutMessage(this.chainId, this.genesis, claim)) : { sig: Buffer.alloc(0), signer: Buffer.alloc(0) };
+    this.cut = { ...claim, ...signed };
+    this.writeManifest(this.segs);
+    if (this.scanned) this.scanned = { ...this.scanned, problem: null };
   }
 
   // ---------------------------------------------------------------- segments and manifest
@@ -394,7 +474,7 @@ export class LogEngine implements RedoLog {
   private writeManifest(segs: Seg[], step?: (s: CompactionStep) => void): void {
     const ids = segs.map((s) => s.id);
     try {
-      this.io.writeFileSync(MANIFEST_TMP, encodeManifest({ chainId: this.chainId, segments: ids }));
+      this.io.writeFileSync(MANIFEST_TMP, encodeManifest({ chainId: this.chainId, segments: ids, cut: this.cut }));
     } catch (e) {
       try {
         this.io.unlink(MANIFEST_TMP);
@@ -475,7 +555,11 @@ export class LogEngine implements RedoLog {
       for (const n of lengths) {
         if (n > this.maxRecordSize) throw new RecordTooLarge(`record of ${n} bytes exceeds the maximum of ${this.maxRecordSize}`);
       }
-      const out: Array<{ seq: number; pos: LogPosition }> = [];
+      const out: Array<{ seq: number; pos: LogPosition; chainHash: Buffer }> = [];
+      for (const k of this.recentChain.keys()) {
+        if (k >= this.rollbackSeq - 1) break;
+        this.recentChain.delete(k);
+      }
       for (let i = 0; i < payloads.length; i++) {
         const p = payloads[i]!;
         const plen = lengths[i]!;
@@ -496,7 +580,10 @@ export class LogEngine implements RedoLog {
         this.pendingCount++;
         this.reserved += size;
         this.lastPos = pos;
-        out.push({ seq, pos });
+        const chainHash = chainStep(this.chainHead.hash, p instanceof Uint8Array ? recordHash(p) : recordHashOfParts(p));
+        this.chainHead = { seq, hash: chainHash };
+        this.recentChain.set(seq, chainHash);
+        out.push({ seq, pos, chainHash });
       }
       if (durability === 'none') {
         if (this.pendingBytes >= BUFFER_LIMIT) this.writeOut();
@@ -507,7 +594,13 @@ export class LogEngine implements RedoLog {
       return new Promise<void>((resolve, reject) => {
         (durability === 'durable' ? this.durableWaiters : this.localWaiters).push({ target, resolve, reject });
         this.schedule();
-      }).then(() => out);
+      }).then(() => {
+        if (durability === 'durable' && out.length > 0) {
+          const last = out[out.length - 1]!;
+          this.emitDurable({ seq: last.seq, hash: last.chainHash });
+        }
+        return out;
+      });
     } catch (e) {
       return Promise.reject(e);
     }
@@ -648,6 +741,9 @@ export class LogEngine implements RedoLog {
     this.nextSeq = this.rollbackSeq;
     this.lastPos = this.rollbackLastPos;
     this.reserved = this.active.end;
+    const back = this.recentChain.get(this.rollbackSeq - 1);
+    if (back) this.chainHead = { seq: this.rollbackSeq - 1, hash: back };
+    for (const k of [...this.recentChain.keys()]) if (k >= this.rollbackSeq) this.recentChain.delete(k);
     const lost = (w: Waiter) => w.target > this.written;
     for (const list of [this.localWaiters, this.durableWaiters]) {
       const keep = list.filter((w) => !lost(w));
@@ -718,11 +814,13 @@ export class LogEngine implements RedoLog {
       return;
     }
     const target = this.queuedEnd;
+    const head = this.chainHead;
     if (target <= this.synced) return;
     await new Promise<void>((resolve, reject) => {
       this.durableWaiters.push({ target, resolve, reject });
       this.schedule();
     });
+    this.emitDurable(head);
   }
 
   // ---------------------------------------------------------------- read path
@@ -928,7 +1026,7 @@ export class LogEngine implements RedoLog {
   private refresh(): void {
     let ids: number[] | null;
     try {
-      ids = this.readManifest();
+      ids = this.readManifest()?.segments ?? null;
     } catch {
       return; // mid-rename: try again next poll
     }
@@ -971,7 +1069,9 @@ export class LogEngine implements RedoLog {
   }
 
   private extend(seg: Seg, fd: number, size: number): void {
-    const r = scanFrames(this.io, fd, seg.end, size, Math.max(seg.lastSeq, seg.firstSeq - 1));
+    const r = scanFrames(this.io, fd, seg.end, size, Math.max(seg.lastSeq, seg.firstSeq - 1), (seq, payload) => {
+      this.chainHead = { seq, hash: chainStep(this.chainHead.hash, recordHash(payload)) };
+    });
     if (r.count > 0) {
       seg.end = r.end;
       seg.count += r.count;
@@ -1027,6 +1127,10 @@ export class LogEngine implements RedoLog {
       }
       sliceStart = performance.now();
       const old = this.segs.slice(0, -1);
+      // Everything up to here is in `old` (no await since the rotation): the cut.
+      const cutSeq = this.nextSeq - 1;
+      const cutHash = this.chainHead.hash;
+      let kept: Buffer = this.genesis ?? ZERO_HASH;
       const bytesBefore = this.sizeBytes();
       const positions = new Map<number, LogPosition>();
       let cur: Seg | null = null;
@@ -1076,6 +1180,7 @@ export class LogEngine implements RedoLog {
             const rec: LogRecord = { seq: frameSeq(w.buf, i), pos: { segment: seg.id, offset: off }, payload: frame.subarray(FRAME_HEADER) };
             off += frame.length;
             if (!keep(rec)) continue;
+            kept = chainStep(kept, recordHash(rec.payload));
             if (!cur || (cur.end + frame.length > this.segmentSize && cur.count > 0)) {
               await flushBatch();
               const id = this.nextSegId++;
@@ -1102,8 +1207,15 @@ export class LogEngine implements RedoLog {
         }
       }
       await flushBatch();
+      // The cut certificate is signed (on the pool) while the new segments are synced.
+      const claim = { seq: cutSeq, hash: cutHash, kept };
+      const signing = opts?.certify
+        ? opts.certify(cutMessage(this.chainId, this.genesis, claim))
+        : Promise.resolve({ sig: Buffer.alloc(0), signer: Buffer.alloc(0) });
+      signing.catch(() => undefined);
       step('after-write-new');
       for (const fd of fds.values()) await datasyncOff(fd);
+      const signed = await signing;
       if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
       step('after-fsync-new');
       // From here to onSwitched no await: appends cannot interleave with the switch.
@@ -1111,6 +1223,7 @@ export class LogEngine implements RedoLog {
       const tail = this.segs.filter((s) => !old.includes(s));
       const next = [...created, ...tail];
       switched = true;
+      this.cut = { ...claim, ...signed };
       this.writeManifest(next, step);
       this.segs = next;
       this.byId = new Map(next.map((s) => [s.id, s]));

@@ -19,6 +19,7 @@
 //  16  payload
 import { crc32 } from 'node:zlib';
 import { Packr } from 'msgpackr';
+import type { CutCertificate } from './chain-hash.js';
 
 export const MAGIC = Buffer.from('ATEREDO\0', 'latin1');
 export const FORMAT_VERSION = 1;
@@ -170,15 +171,17 @@ export function frameOk(b: Buffer, off: number, len: number): boolean {
   return crc(b, off + 4, off + FRAME_HEADER + len) === b.readUInt32LE(off);
 }
 
-// Manifest: the live segment set, in log order. Written to MANIFEST.tmp, fsynced, renamed.
-//   version u8 (1) | msgpack { chainId, segments } | crc32 u32 over the preceding bytes
+// Manifest: the live segment set, in log order, and the certificate of the last compaction's cut
+// (chain-hash.ts). Written to MANIFEST.tmp, fsynced, renamed.
+//   version u8 (1) | msgpack { chainId, segments, cut? } | crc32 u32 over the preceding bytes
 const packr = new Packr({ useRecords: false });
 export interface Manifest {
   chainId: string;
   segments: number[];
+  cut?: CutCertificate | null;
 }
 export function encodeManifest(m: Manifest): Buffer {
-  const body = packr.pack({ chainId: m.chainId, segments: m.segments });
+  const body = packr.pack({ chainId: m.chainId, segments: m.segments, ...(m.cut ? { cut: m.cut } : {}) });
   const b = Buffer.alloc(1 + body.length + 4);
   b[0] = 1;
   body.copy(b, 1);
@@ -192,5 +195,11 @@ export function decodeManifest(b: Buffer): Manifest | string {
   const m = packr.unpack(b.subarray(1, b.length - 4)) as Partial<Manifest>;
   if (typeof m?.chainId !== 'string' || !Array.isArray(m.segments) || !m.segments.every((s) => Number.isInteger(s) && s >= 0))
     return 'manifest malformed';
-  return { chainId: m.chainId, segments: m.segments };
+  if (m.cut === undefined || m.cut === null) return { chainId: m.chainId, segments: m.segments };
+  const c = m.cut as Partial<CutCertificate>;
+  const bin = (x: unknown, n?: number) => x instanceof Uint8Array && (n === undefined || x.length === n);
+  if (!Number.isInteger(c.seq) || c.seq! < 0 || !bin(c.hash, 32) || !bin(c.kept, 32) || !bin(c.sig) || !bin(c.signer))
+    return 'manifest malformed (compaction cut)';
+  const buf = (x: Uint8Array) => Buffer.from(x);
+  return { chainId: m.chainId, segments: m.segments, cut: { seq: c.seq!, hash: buf(c.hash!), kept: buf(c.kept!), sig: buf(c.sig!), signer: buf(c.signer!) } };
 }

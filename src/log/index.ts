@@ -25,6 +25,7 @@ import { LogEngine } from './engine.js';
 import type { OpenLogOptions, RedoLog } from './types.js';
 
 export type {
+  Certify,
   CompactionStep,
   CompactOptions,
   CompactResult,
@@ -45,7 +46,10 @@ export {
   LogLockedError,
   RecordTooLarge,
 } from './errors.js';
-export { repairLog } from './repair.js';
+export { type RepairResult, cutLog, repairLog } from './repair.js';
+export {
+  type ChainState, type CutCertificate, HASH_LEN, ZERO_HASH, chainStep, cutMessage, recordHash,
+} from './chain-hash.js';
 export { makeChainDirPrivate, makeDirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-files.js';
 export { DEFAULT_MAX_RECORD, DEFAULT_SEGMENT_SIZE } from './engine.js';
 

@@ -4,7 +4,9 @@
 // "<segment>.damaged-<ts>". Those names are not segment names, so opens leave them alone.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeHeader, decodeManifest, encodeManifest, MANIFEST, MANIFEST_TMP, parseSegmentName, segmentName } from './format.js';
+import type { CutCertificate } from './chain-hash.js';
+import { LogError } from './errors.js';
+import { decodeHeader, decodeManifest, encodeManifest, frameSeq, MANIFEST, MANIFEST_TMP, parseSegmentName, segmentName } from './format.js';
 import { openFileIo } from './io.js';
 import { lockDir } from './lock.js';
 import { scanFrames } from './scan.js';
@@ -19,13 +21,14 @@ function fsyncPath(p: string): void {
   }
 }
 
-export async function repairLog(dir: string): Promise<{ truncatedAt: LogPosition | null; movedAside: string | null }> {
+export async function repairLog(dir: string): Promise<RepairResult> {
   const lock = lockDir(dir);
   const io = openFileIo(dir);
   const ts = new Date().toISOString().replace(/[:.]/g, '-');
   try {
     let ids: number[] | null = null;
     let chainId: string | null = null;
+    let cut: CutCertificate | null = null;
     if (io.exists(MANIFEST)) {
       const m = decodeManifest(io.readFile(MANIFEST));
       if (typeof m === 'string') {
@@ -34,6 +37,7 @@ export async function repairLog(dir: string): Promise<{ truncatedAt: LogPosition
       } else {
         ids = m.segments;
         chainId = m.chainId;
+        cut = m.cut ?? null;
       }
     }
     ids ??= io
@@ -67,8 +71,66 @@ export async function repairLog(dir: string): Promise<{ truncatedAt: LogPosition
         io.close(fd);
       }
     }
-    if (!damage) return { truncatedAt: null, movedAside: null };
+    if (!damage) {
+      const unlisted = moveUnlistedAside(dir, io.list(), ids, ts);
+      return { truncatedAt: null, movedAside: null, ...(unlisted.length ? { unlisted } : {}) };
+    }
+    return cutAt(dir, io, ids, chainId, damage, ts, cut);
+  } finally {
+    lock.release();
+  }
+}
 
+/**
+ * Cuts the log at `pos` (a record that failed validation above the log: src/chain), the same way
+ * as a damaged frame: everything from there on is kept aside first.
+ */
+export async function cutLog(dir: string, pos: LogPosition): Promise<RepairResult> {
+  const lock = lockDir(dir);
+  const io = openFileIo(dir);
+  const ts = new Date().toISOString().replace(/[:.]/g, '-');
+  try {
+    const m = io.exists(MANIFEST) ? decodeManifest(io.readFile(MANIFEST)) : null;
+    if (!m || typeof m === 'string') throw new LogError(`no readable manifest in ${dir}: run the frame repair first`);
+    const index = m.segments.indexOf(pos.segment);
+    if (index < 0) throw new LogError(`segment ${pos.segment} is not part of the log in ${dir}`);
+    return cutAt(dir, io, m.segments, m.chainId, { index, offset: pos.offset }, ts, m.cut ?? null);
+  } finally {
+    lock.release();
+  }
+}
+
+export interface RepairResult {
+  truncatedAt: LogPosition | null;
+  movedAside: string | null;
+  /** Segment files the manifest does not name, renamed "<segment>.unlisted-<ts>" (never deleted). */
+  unlisted?: string[];
+}
+
+/** Segment files not named by `live`: renamed aside, so that an open does not delete them as leftovers. */
+function moveUnlistedAside(dir: string, names: string[], live: number[], ts: string): string[] {
+  const keep = new Set(live.map(segmentName));
+  const out: string[] = [];
+  for (const n of names) {
+    if (parseSegmentName(n) === null || keep.has(n)) continue;
+    const to = `${n}.unlisted-${ts}`;
+    fs.renameSync(path.join(dir, n), path.join(dir, to));
+    out.push(to);
+  }
+  return out;
+}
+
+function cutAt(
+  dir: string,
+  io: ReturnType<typeof openFileIo>,
+  ids: number[],
+  chainId: string | null,
+  damage: { index: number; offset: number },
+  ts: string,
+  cut: CutCertificate | null = null,
+): RepairResult & { unlisted: string[] } {
+  {
+    const firstCut = firstSeqCut(dir, ids, damage);
     const id = ids[damage.index]!;
     const name = segmentName(id);
     const file = path.join(dir, name);
@@ -107,12 +169,26 @@ export async function repairLog(dir: string): Promise<{ truncatedAt: LogPosition
       if (fs.existsSync(p)) fs.renameSync(p, `${p}.damaged-${ts}`);
     }
     if (chainId !== null) {
-      io.writeFileSync(MANIFEST_TMP, encodeManifest({ chainId, segments: ids.slice(0, keepUpTo) }));
+      // A compaction cut above what remains no longer describes this log: dropped with the rest.
+      const keepCut = cut && cut.seq < firstCut ? cut : null;
+      io.writeFileSync(MANIFEST_TMP, encodeManifest({ chainId, segments: ids.slice(0, keepUpTo), cut: keepCut }));
       io.rename(MANIFEST_TMP, MANIFEST);
     }
+    const unlisted = moveUnlistedAside(dir, io.list(), ids.slice(0, keepUpTo), ts);
     io.fsyncDir();
-    return { truncatedAt: { segment: id, offset: damage.offset }, movedAside: aside };
-  } finally {
-    lock.release();
+    return { truncatedAt: { segment: id, offset: damage.offset }, movedAside: aside, unlisted };
+  }
+}
+
+/** Seq of the first record cut off (the frame at the damage, or the segment's first seq). */
+function firstSeqCut(dir: string, ids: number[], damage: { index: number; offset: number }): number {
+  const p = path.join(dir, `${segmentName(ids[damage.index]!)}`);
+  try {
+    const b = fs.readFileSync(p);
+    if (damage.offset > 0 && damage.offset + 16 <= b.length) return frameSeq(b, damage.offset);
+    const h = decodeHeader(b);
+    return typeof h === 'string' ? 0 : h.firstSeq;
+  } catch {
+    return 0;
   }
 }

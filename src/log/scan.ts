@@ -42,7 +42,14 @@ export interface ScanResult {
 }
 
 /** Walks verified frames from `from` to `size`; stops at the first frame that does not verify. */
-export function scanFrames(io: LogIo, fd: number, from: number, size: number, prevSeq: number): ScanResult {
+export function scanFrames(
+  io: LogIo,
+  fd: number,
+  from: number,
+  size: number,
+  prevSeq: number,
+  onFrame?: (seq: number, payload: Buffer) => void,
+): ScanResult {
   const w = new Window(io, fd);
   let off = from;
   let count = 0;
@@ -70,6 +77,7 @@ export function scanFrames(io: LogIo, fd: number, from: number, size: number, pr
       break;
     }
     prevSeq = seq;
+    onFrame?.(seq, w.buf.subarray(i + FRAME_HEADER, i + FRAME_HEADER + len));
     lastOff = off;
     count++;
     off += FRAME_HEADER + len;

@@ -1,3 +1,4 @@
+import type { ChainState } from './chain-hash.js';
 // The redo-log contract other layers code against (chain, view, fs, server).
 
 /** none: buffered in memory; local: written to the OS; durable: fdatasync before resolving. */
@@ -30,11 +31,18 @@ export interface OpenLogOptions {
   maxRecordSize?: number;
   /** No write lock, no truncation (a torn tail is reported, not repaired); follow() polls. */
   readOnly?: boolean;
+  /** Remember the chain hash at this seq during the open scan (RedoLog.chain.probe): a stored head is compared with it. */
+  chainHashAt?: number;
 }
+
+/** Signs a compaction cut (chain-hash.ts cutMessage): the signature and the signer's public key. */
+export type Certify = (message: Buffer) => Promise<{ sig: Buffer; signer: Buffer }>;
 
 export interface RecoveryReport {
   truncatedBytes: number;
   truncatedAt?: LogPosition;
+  /** File in the log directory the cut bytes were copied to (when they were). */
+  keptAside?: string;
   records: number;
 }
 
@@ -55,6 +63,8 @@ export interface CompactOptions {
    *  segments are deleted afterwards, between yields): callers that resolve records by position
    *  switch to `positions` here. */
   onSwitched?: (positions: Map<number, LogPosition>) => void;
+  /** Signs the cut certificate the compaction leaves in the MANIFEST (unsigned without it). */
+  certify?: Certify;
 }
 
 export interface CompactResult {
@@ -67,6 +77,12 @@ export interface CompactResult {
 export interface RedoLog {
   readonly chainId: string;
   readonly recovery: RecoveryReport;
+  /** The history binding (chain-hash.ts): head (seq, chain hash), compaction cut, what the open scan found. */
+  readonly chain: ChainState;
+  /** Listens for (seq, chain hash) of the newest record known durable; returns the unsubscribe. */
+  onDurable(cb: (head: { seq: number; hash: Buffer }) => void): () => void;
+  /** Certifies a cut at the last record: the gaps below it are accepted from now on (--accept-rollback). */
+  acceptHistory(certify?: Certify): Promise<void>;
   /** Seq the next append gets; seqs start at 1 (0 = none). */
   readonly nextSeq: number;
   /** Position of the last record. */
@@ -75,8 +91,9 @@ export interface RedoLog {
    * Default durability: 'durable'. Large payloads are written without being copied: they must not
    * change until the returned promise resolves.
    */
-  append(payload: Uint8Array, durability?: Durability): Promise<{ seq: number; pos: LogPosition }>;
-  appendBatch(payloads: Uint8Array[], durability?: Durability): Promise<Array<{ seq: number; pos: LogPosition }>>;
+  /** Resolves with the record's seq, position and chain hash. */
+  append(payload: Uint8Array, durability?: Durability): Promise<{ seq: number; pos: LogPosition; chainHash?: Buffer }>;
+  appendBatch(payloads: Uint8Array[], durability?: Durability): Promise<Array<{ seq: number; pos: LogPosition; chainHash?: Buffer }>>;
   /**
    * One record whose payload is the concatenation of `parts`, written without joining them (a
    * commit of file blocks: the payloads are its pieces). Same rules as append.

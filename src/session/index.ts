@@ -28,3 +28,7 @@ export {
 export { LOCAL_IDENTITY_FILE, type LocalIdentity, defaultConfigDir, loadOrCreateLocalIdentity } from './local.js';
 export { PINS_FILE, type PinLookup, findPin, pinKeyOf, readPins, writePin } from './pins.js';
 export { ensurePrivateConfigDir } from './config-dir.js';
+export {
+  HEADS_FILE, type ChainHead, ChainHistoryBroken, ChainRolledBack, HeadWriter, compareWithHead, headsKeyOf, readHead, writeHead,
+} from './heads.js';
+export { type GuardOptions, type GuardedHistory, type StoredHeadLookup, guardHistory, lookupHead } from './history-guard.js';

@@ -31,7 +31,7 @@ import { existsSync, mkdtempSync, readdirSync, statSync, statfsSync } from 'node
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommitRejected as ChainCommitRejected, type Commit, checkAgainstState, decodeCommit, decodeMeta, signersOf } from '../chain/index.js';
+import { CommitRejected as ChainCommitRejected, type Commit, checkAgainstState, cutCertifier, decodeCommit, decodeMeta, signersOf } from '../chain/index.js';
 import { eventSpans } from './record-spans.js';
 import type { CompactionStep, LogPosition } from '../log/index.js';
 import { CompactionFailed } from './errors.js';
@@ -194,6 +194,8 @@ export async function runCompaction(
       return rec.seq > cut || keep.has(rec.seq);
     }, {
       ...(opts.failAt ? { failAt: opts.failAt } : {}),
+      // The cut certificate in the MANIFEST, signed by the owner (src/chain/cut-signing.ts).
+      certify: cutCertifier(view.keyring, view.pool),
       // From the switch on, reads of moved records resolve through remap (the log deletes the
       // old segments between yields after this).
       onSwitched: (positions) => {

@@ -43,6 +43,7 @@ import {
   ViewError,
 } from './errors.js';
 import { type DaoEntry, INDEX_FORMAT, IndexStore, type Watermark } from './index-store.js';
+import { indexSealKey, sealIndex, takeIndexSeal } from './index-auth.js';
 import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
@@ -199,6 +200,10 @@ export class View {
   readonly retentionMs: number;
   openReport!: OpenReport;
   private readonly tempDir: string | null;
+  /** Seals the persisted index on close (index-auth.ts); null: not sealed. */
+  private sealKey: Buffer | null = null;
+  /** Why the persisted index was not trusted on open (its seal), reported in openReport.reason. */
+  private unsealed: string | null = null;
   private readonly records: ByteLru<number, Buffer>;
   /** Decrypted current versions (hot loads skip LMDB, the log and AES); invalidated on apply. */
   private readonly values: ByteLru<DaoKey, DaoRecord>;
@@ -286,13 +291,28 @@ export class View {
       tempDir = mkdtempSync(join(tmpdir(), 'atefs-view-'));
       path = tempDir;
     }
+    // A persisted index is used only with its seal intact (index-auth.ts); else rebuilt. A
+    // read-only view never deletes it (a writer may be using it): it builds a private one instead.
+    let sealKey = tempDir ? null : indexSealKey(o.keyring, o.log.chainId);
+    const unsealed = sealKey ? takeIndexSeal(path, sealKey, !!o.readOnly) : tempDir ? null : 'no key to check the index seal with';
+    if (unsealed) {
+      if (o.readOnly) {
+        tempDir = mkdtempSync(join(tmpdir(), 'atefs-view-'));
+        path = tempDir;
+        sealKey = null;
+      } else IndexStore.destroy(path);
+    }
     const store = new IndexStore({ path, readOnly: false });
     const view = new View(o, store, tempDir);
+    view.sealKey = sealKey;
+    view.unsealed = unsealed;
     try {
       await view.load();
     } catch (e) {
       await view.store.close().catch(() => undefined);
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+      // Its seal is gone and what the failed load wrote is not to be trusted: start afresh next time.
+      else if (sealKey && !o.readOnly) IndexStore.destroy(path);
       throw e;
     }
     view.policy.reset(view.log.sizeBytes(), view.now());
@@ -313,7 +333,7 @@ export class View {
     let mode: OpenReport['mode'] = 'tail';
     if (reason !== null) {
       if ((o.rebuild ?? 'auto') === 'never' && reason !== 'no index') throw new IndexMismatch(`index does not match the log: ${reason}`);
-      mode = this.store.getWatermark() ? 'rebuild' : 'fresh';
+      mode = this.store.getWatermark() || this.unsealed ? 'rebuild' : 'fresh';
       this.store.clearDerived();
       this.store.putMeta('format', INDEX_FORMAT);
       this.store.putMeta('chain', [this.log.chainId, null]);
@@ -325,7 +345,7 @@ export class View {
     const from = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : undefined;
     const r = await this.replay(from, mode === 'tail' ? 'replay' : 'rebuild');
     if (!this.state.getGenesis()) throw new IndexMismatch('the log holds no genesis');
-    this.openReport = { mode, reason, tailRecords: r.records, tailEvents: r.events, ms: performance.now() - t0 };
+    this.openReport = { mode, reason: this.unsealed ?? reason, tailRecords: r.records, tailEvents: r.events, ms: performance.now() - t0 };
   }
 
   /** Null when the persisted index describes a prefix of this log; else why not. */
@@ -1019,6 +1039,7 @@ export class View {
     this.subscribers.clear();
     await this.store.close();
     if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
+    else if (this.sealKey) sealIndex(this.store.path, this.sealKey);
   }
 }
 

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeHeader, frameLen, FRAME_HEADER } from '../../src/log/format.js';
+import { crc, decodeHeader, frameLen, FRAME_HEADER } from '../../src/log/format.js';
 import { CLI, ROOT, ensureBuilt, expectRefusal, mountForTest, run, shOk, unmountAll } from './harness.js';
 
 /**
@@ -120,6 +120,94 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
       const again = await atefs('repair', '--log-path', copy);
       expect(again.code).toBe(0);
       expect(again.stdout + again.stderr).toMatch(/no damage found, nothing changed/);
+    } finally {
+      await fsp.rm(copy, { recursive: true, force: true });
+    }
+  });
+
+  it('an older copy of the chain restored: verify reports the rollback, the mount refuses it in one line, --accept-rollback mounts it', async () => {
+    const logPath = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-rollback-'));
+    const older = `${logPath}-older`;
+    try {
+      let m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath] });
+      await fsp.writeFile(join(m.dir, 'kept'), 'old\n');
+      await m.unmount();
+      await fsp.cp(logPath, older, { recursive: true, filter: (p) => !p.endsWith('LOCK') });
+      m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath] });
+      await fsp.rm(join(m.dir, 'kept'));
+      await fsp.writeFile(join(m.dir, 'newer'), 'new\n');
+      await m.unmount();
+      await fsp.rm(logPath, { recursive: true });
+      await fsp.cp(older, logPath, { recursive: true });
+
+      const v = await atefs('verify', '--log-path', logPath, '--json');
+      expect(v.code).toBe(1);
+      const r = JSON.parse(v.stdout) as { ok: boolean; history: Array<{ reason: string; message: string }> };
+      expect(r.ok).toBe(false);
+      expect(r.history.map((h) => h.reason)).toEqual(['rollback']);
+
+      const mnt = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-rollback-mnt-'));
+      await expectRefusal(['mount', mnt, '--log-path', logPath], /^refusing a rolled-back chain: the chain at .* ends at seq \d+, but this user has seen it up to seq \d+ .*--accept-rollback/, { mountpoint: mnt });
+      await fsp.rm(mnt, { recursive: true, force: true });
+      // And a torn tail behind it (half a frame): verify names it, the mount cuts it with a warning.
+      const seg = join(logPath, 'log', (await fsp.readdir(join(logPath, 'log'))).filter((f) => f.endsWith('.seg')).sort().pop()!);
+      await fsp.appendFile(seg, Buffer.alloc(9, 1));
+      const v2 = JSON.parse((await atefs('verify', '--log-path', logPath, '--json')).stdout) as { history: Array<{ reason: string; message: string }> };
+      expect(v2.history.map((h) => h.reason)).toEqual(['torn-tail', 'rollback']);
+      expect(v2.history[0]!.message).toMatch(/^9 byte\(s\) at segment \d+ offset \d+ do not form a valid record/);
+      const statsFile = `${older}-stats.json`;
+      m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath, '--accept-rollback', '--stats-file', statsFile] });
+      try {
+        expect(m.output().stderr).toMatch(/warning: .*Accepted \(--accept-rollback\): the head is re-pinned/);
+        expect(m.output().stderr).toMatch(/warning: recovered a torn tail: 9 byte\(s\) at the end of segment/);
+        expect(await fsp.readFile(join(m.dir, 'kept'), 'utf8')).toBe('old\n');
+      } finally {
+        await m.unmount();
+      }
+      // The stats file counts what the recovery cut.
+      expect((JSON.parse(await fsp.readFile(statsFile, 'utf8')) as { commit: Record<string, number> }).commit.tornTailBytes).toBe(9);
+      await fsp.rm(statsFile, { force: true });
+      // Re-pinned: mounts again without the flag.
+      m = await mountForTest({ temp: false, extraArgs: ['--log-path', logPath] });
+      await m.unmount();
+    } finally {
+      await fsp.rm(logPath, { recursive: true, force: true });
+      await fsp.rm(older, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('repair validates the chain: a commit changed in the middle (CRC recomputed) is cut with what follows, kept aside; a stray segment is moved aside, never deleted', async () => {
+    const copy = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-forged-'));
+    try {
+      await fsp.cp(defaultChain(), copy, { recursive: true, filter: (p) => !p.endsWith('LOCK') });
+      const segName = (await fsp.readdir(join(copy, 'log'))).filter((f) => f.endsWith('.seg')).sort()[0]!;
+      const segPath = join(copy, 'log', segName);
+      const seg = await fsp.readFile(segPath);
+      const fr = frames(seg);
+      expect(fr.length).toBeGreaterThanOrEqual(3);
+      // The second frame's payload changed and its CRC made to match: only validation can tell.
+      const [start, end] = fr[1]!;
+      const forged = Buffer.from(seg);
+      forged[start + FRAME_HEADER + Math.floor((end - start - FRAME_HEADER) * 0.6)]! ^= 0x01;
+      forged.writeUInt32LE(crc(forged, start + 4, end), start);
+      await fsp.writeFile(segPath, forged);
+      const stray = join(copy, 'log', '00000099.seg');
+      await fsp.writeFile(stray, 'not a segment the manifest names');
+
+      const rep = await atefs('repair', '--log-path', copy, '--json');
+      expect(rep.code).toBe(0);
+      const r = JSON.parse(rep.stdout) as { truncatedAt: { offset: number }; invalid: { seq: number; reason: string }; unlisted: string[]; movedAside: string };
+      expect(r.truncatedAt.offset).toBe(start);
+      expect(r.invalid.seq).toBe(forged.readUInt32LE(start + 8));
+      expect(r.unlisted).toHaveLength(1);
+      const files = await fsp.readdir(join(copy, 'log'));
+      expect(files).not.toContain('00000099.seg');
+      expect(await fsp.readFile(join(copy, 'log', r.unlisted[0]!), 'utf8')).toBe('not a segment the manifest names');
+      const kept = await fsp.readFile(r.movedAside);
+      expect(kept.equals(forged.subarray(start))).toBe(true);
+      expect((await fsp.readFile(segPath)).equals(forged.subarray(0, start))).toBe(true);
+      const v = await atefs('verify', '--log-path', copy);
+      expect(v.code).toBe(0);
     } finally {
       await fsp.rm(copy, { recursive: true, force: true });
     }

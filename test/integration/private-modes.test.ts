@@ -62,7 +62,7 @@ describe('private chain files', () => {
     expect(Object.keys(tree).some((k) => k.startsWith('log/') && k.endsWith('.seg'))).toBe(true);
     expect(Object.keys(tree).some((k) => k.startsWith('index/'))).toBe(true);
     expectPrivate(tree);
-    expect(modes(configDir)).toEqual({ '.': '0700', 'identity.token': '0600', 'pinned-chains.json': '0600' });
+    expect(modes(configDir)).toEqual({ '.': '0700', 'chain-heads.json': '0600', 'identity.token': '0600', 'pinned-chains.json': '0600' });
   });
 
   it('a --log-path made beforehand with mode 0755 (and an older chain with loose files) is tightened', async () => {
@@ -86,7 +86,7 @@ describe('private chain files', () => {
     expect(modes(chainDir)['log/MANIFEST']).toBe('0664');
     expect(await useChain(chainDir, configDir)).toEqual([]);
     expectPrivate(modes(chainDir));
-    expect(modes(configDir)).toEqual({ '.': '0700', 'identity.token': '0600', 'pinned-chains.json': '0600' });
+    expect(modes(configDir)).toEqual({ '.': '0700', 'chain-heads.json': '0600', 'identity.token': '0600', 'pinned-chains.json': '0600' });
   });
 
   it('a --log-path that also holds other things keeps its mode, with a warning; log/ and index/ are private', async () => {

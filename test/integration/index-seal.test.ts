@@ -1,0 +1,139 @@
+// Issue 13: the index is a cache that cannot lie. Entries edited behind the view's back (pointed
+// at an older version, bytes flipped) are caught by the index seal (src/view/index-auth.ts): the
+// index is rebuilt from the log and the right content is served.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
+import { Filesystem } from '../../fs/core/index.js';
+import { LOCAL_CHAIN_ID, openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
+import { Session, createIdentity } from '../../src/session/index.js';
+import { IndexStore } from '../../src/view/index-store.js';
+import { indexSealKey, sealIndex } from '../../src/view/index-auth.js';
+import { PathFs } from './fs-path-ops.js';
+
+let base: string;
+beforeAll(() => { base = mkdtempSync(join(tmpdir(), 'atefs-index-seal-')); });
+afterAll(() => { rmSync(base, { recursive: true, force: true }); });
+const session = Session.of(createIdentity('alice'));
+
+async function open(chainDir: string, configDir: string): Promise<{ chain: LocalChain; fs: Filesystem; p: PathFs }> {
+  const chain = await openLocalChain({ chainDir, configDir, session, deferCompaction: false, compactMode: 'never' });
+  const fs = await Filesystem.open(chain.store, {});
+  return { chain, fs, p: new PathFs(fs) };
+}
+async function close(c: { chain: LocalChain; fs: Filesystem }): Promise<void> {
+  await c.fs.destroy();
+  await c.chain.close();
+}
+
+/** Puts every DAO entry of `from` that differs into the index at `to` (an attacker's edit). */
+function rollEntriesBack(to: string, from: string): number {
+  const old = new IndexStore({ path: from });
+  const cur = new IndexStore({ path: to });
+  let n = 0;
+  try {
+    const olds = new Map<string, Buffer>();
+    for (const { key, value } of old.dao.getRange({})) olds.set((key as Buffer).toString('hex'), Buffer.from(value as Buffer));
+    cur.transaction(() => {
+      for (const { key, value } of cur.dao.getRange({})) {
+        const o = olds.get((key as Buffer).toString('hex'));
+        if (o && !o.equals(value as Buffer)) {
+          cur.dao.putSync(Buffer.from(key as Buffer), o);
+          n++;
+        }
+      }
+    });
+  } finally {
+    void old.close();
+    void cur.close();
+  }
+  return n;
+}
+
+describe('index seal', () => {
+  it('entries pointed back at an older version: rebuilt from the log, the newest content served', async () => {
+    const chainDir = join(base, 'older');
+    const configDir = join(base, 'older-config');
+    let c = await open(chainDir, configDir);
+    c.p.writeFile('/f', Buffer.from('version one'));
+    c.p.writeFile('/gone', Buffer.from('deleted later'));
+    await c.fs.sync();
+    await close(c);
+    const oldIndex = join(base, 'older-index');
+    cpSync(join(chainDir, 'index'), oldIndex, { recursive: true });
+    c = await open(chainDir, configDir);
+    expect(c.chain.view.openReport.mode).toBe('tail');
+    c.p.writeFile('/f', Buffer.from('version two, longer'));
+    c.p.unlink('/gone');
+    await c.fs.sync();
+    await close(c);
+
+    expect(rollEntriesBack(join(chainDir, 'index'), oldIndex)).toBeGreaterThan(0);
+    c = await open(chainDir, configDir);
+    try {
+      expect(c.chain.view.openReport.mode).toBe('rebuild');
+      expect(c.chain.view.openReport.reason).toMatch(/index seal does not match/);
+      expect(c.p.read('/f').toString()).toBe('version two, longer');
+      expect(c.p.exists('/gone')).toBe(false);
+    } finally {
+      await close(c);
+    }
+
+    // The same edit by someone holding the user's key (re-sealed): served as the index says —
+    // the seal is what stands between the edit and a wrong answer.
+    rollEntriesBack(join(chainDir, 'index'), oldIndex);
+    sealIndex(join(chainDir, 'index'), indexSealKey(session, LOCAL_CHAIN_ID)!);
+    c = await open(chainDir, configDir);
+    try {
+      expect(c.chain.view.openReport.mode).toBe('tail');
+      expect(c.p.read('/f').toString()).toBe('version one');
+    } finally {
+      await close(c);
+    }
+  });
+
+  it('random bytes flipped in the index file: rebuilt, right content', async () => {
+    const chainDir = join(base, 'flip');
+    const configDir = join(base, 'flip-config');
+    let c = await open(chainDir, configDir);
+    for (let i = 0; i < 50; i++) c.p.writeFile(`/f${i}`, Buffer.from(`content ${i}`));
+    await c.fs.sync();
+    await close(c);
+    const data = join(chainDir, 'index', 'data.mdb');
+    for (let round = 0; round < 4; round++) {
+      const b = readFileSync(data);
+      for (let k = 0; k < 8; k++) b[randomInt(0, b.length)]! ^= 1 << randomInt(0, 8);
+      writeFileSync(data, b);
+      c = await open(chainDir, configDir);
+      try {
+        expect(c.chain.view.openReport.mode, `round ${round}`).toBe('rebuild');
+        for (let i = 0; i < 50; i++) expect(c.p.read(`/f${i}`).toString()).toBe(`content ${i}`);
+      } finally {
+        await close(c);
+      }
+    }
+    // Read-only (a writer may be using the index): an unsealed index is left alone, a private one built.
+    const b = readFileSync(data);
+    b[randomInt(0, b.length)]! ^= 0x80;
+    writeFileSync(data, b);
+    const ro = await openLocalChain({ chainDir, configDir, session, readOnly: true, deferCompaction: false, compactMode: 'never' });
+    try {
+      expect(ro.view.openReport.mode).toBe('rebuild');
+      const p = new PathFs(await Filesystem.open(ro.store, { readOnly: true }));
+      expect(p.read('/f7').toString()).toBe('content 7');
+      await p.fs.destroy();
+    } finally {
+      await ro.close();
+    }
+    expect(readFileSync(data).equals(b)).toBe(true);
+    c = await open(chainDir, configDir);
+    expect(c.chain.view.openReport.mode).toBe('rebuild');
+    await close(c);
+    // Closed cleanly and untouched: the index is used as it is.
+    c = await open(chainDir, configDir);
+    expect(c.chain.view.openReport.mode).toBe('tail');
+    await close(c);
+  });
+});

@@ -1,0 +1,156 @@
+// The log's running chain hash (src/log/chain-hash.ts): computed on append and by the open scan,
+// a gap in the middle (frames removed, CRCs intact) is found, compaction's cut certificate covers
+// the gaps it made and nothing else.
+import { afterAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { openLog, recordHash } from '../../src/log/index.js';
+import { FRAME_HEADER, frameLen, segmentName } from '../../src/log/format.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'log-chain-hash-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const chainId = 'chain-hash/test';
+const genesisHash = randomBytes(32);
+let n = 0;
+
+function expected(payloads: Buffer[]): Buffer {
+  let h = genesisHash;
+  for (const p of payloads) h = createHash('sha256').update(h).update(recordHash(p)).digest();
+  return h;
+}
+
+async function build(count: number): Promise<{ dir: string; payloads: Buffer[]; hashes: Buffer[] }> {
+  const dir = path.join(root, `c${n++}`);
+  const log = await openLog({ dir, chainId, genesisHash });
+  const payloads = Array.from({ length: count }, () => randomBytes(100));
+  const acks = await log.appendBatch(payloads, 'durable');
+  await log.close();
+  return { dir, payloads, hashes: acks.map((a) => a.chainHash!) };
+}
+
+/** Removes whole frames (their CRCs intact) with the given seqs from segment 1. */
+function dropFrames(dir: string, seqs: number[]): void {
+  const f = path.join(dir, segmentName(1));
+  const b = fs.readFileSync(f);
+  const headerLen = b.readUInt32LE(12);
+  const parts = [b.subarray(0, headerLen)];
+  for (let off = headerLen; off < b.length;) {
+    const end = off + FRAME_HEADER + frameLen(b, off);
+    const seq = b.readUInt32LE(off + 8);
+    if (!seqs.includes(seq)) parts.push(b.subarray(off, end));
+    off = end;
+  }
+  fs.writeFileSync(f, Buffer.concat(parts));
+}
+
+describe('log chain hash', () => {
+  it('appends return the running hash, and the open scan recomputes it', async () => {
+    const { dir, payloads, hashes } = await build(6);
+    expect(hashes[5]!.equals(expected(payloads))).toBe(true);
+    const log = await openLog({ dir, chainId, genesisHash, chainHashAt: 3 });
+    expect(log.chain.head.seq).toBe(6);
+    expect(log.chain.head.hash.equals(expected(payloads))).toBe(true);
+    expect(log.chain.problem).toBeNull();
+    expect(log.chain.probe!.hash!.equals(hashes[2]!)).toBe(true);
+    const more = randomBytes(50);
+    const r = await log.append(more);
+    expect(r.chainHash!.equals(expected([...payloads, more]))).toBe(true);
+    await log.close();
+  });
+
+  it('frames removed from the middle are a problem; the head still says what is there', async () => {
+    for (const gone of [[2], [3, 4], [5]]) {
+      const { dir } = await build(6);
+      dropFrames(dir, gone);
+      const log = await openLog({ dir, chainId, genesisHash });
+      expect(log.chain.problem?.seq).toBe(gone[gone.length - 1]! + 1);
+      expect(log.chain.problem?.message).toMatch(/missing and no compaction certificate covers them/);
+      await log.close();
+    }
+  });
+
+  it('compaction leaves a cut certificate that covers its gaps, and only them', async () => {
+    const { dir, payloads } = await build(8);
+    let log = await openLog({ dir, chainId, genesisHash });
+    let signed: Buffer | null = null;
+    await log.compact((r) => r.seq % 2 === 0, {
+      certify: async (m) => {
+        signed = m;
+        return { sig: Buffer.from('sig'), signer: Buffer.from('me') };
+      },
+    });
+    expect(signed).not.toBeNull();
+    const tail = randomBytes(70);
+    await log.append(tail);
+    await log.close();
+    log = await openLog({ dir, chainId, genesisHash });
+    expect(log.chain.problem).toBeNull();
+    expect(log.chain.cut!.seq).toBe(8);
+    expect(log.chain.cut!.sig.toString()).toBe('sig');
+    // The head continues the uncompacted history.
+    expect(log.chain.head.seq).toBe(9);
+    expect(log.chain.head.hash.equals(expected([...payloads, tail]))).toBe(true);
+    await log.close();
+    // A kept record removed below the cut: the kept hash no longer matches.
+    const copy = path.join(root, `c${n++}`);
+    fs.cpSync(dir, copy, { recursive: true });
+    // The compacted segment (it starts at seq 2, the first kept record), not the active one.
+    const segs = fs.readdirSync(copy).filter((f) => f.endsWith('.seg'));
+    const first = path.join(copy, segs.find((f) => fs.readFileSync(path.join(copy, f)).readUInt32LE(20) === 2)!);
+    const b = fs.readFileSync(first);
+    const headerLen = b.readUInt32LE(12);
+    const cutAt = headerLen + FRAME_HEADER + frameLen(b, headerLen);
+    fs.writeFileSync(first, Buffer.concat([b.subarray(0, headerLen), b.subarray(cutAt)]));
+    log = await openLog({ dir: copy, chainId, genesisHash });
+    expect(log.chain.problem?.message).toMatch(/not the ones compaction kept/);
+    await log.close();
+  });
+
+  it('acceptHistory certifies a gap so the next open accepts it', async () => {
+    const { dir } = await build(5);
+    dropFrames(dir, [2]);
+    let log = await openLog({ dir, chainId, genesisHash });
+    expect(log.chain.problem).not.toBeNull();
+    const head = log.chain.head;
+    await log.acceptHistory();
+    await log.close();
+    log = await openLog({ dir, chainId, genesisHash });
+    expect(log.chain.problem).toBeNull();
+    expect(log.chain.head.hash.equals(head.hash)).toBe(true);
+    await log.close();
+  });
+
+  it('onDurable reports only durable records', async () => {
+    const dir = path.join(root, `c${n++}`);
+    const log = await openLog({ dir, chainId, genesisHash });
+    const seen: number[] = [];
+    log.onDurable((h) => seen.push(h.seq));
+    await log.append(randomBytes(10), 'none');
+    await log.append(randomBytes(10), 'local');
+    expect(seen).toEqual([]);
+    await log.append(randomBytes(10), 'durable');
+    expect(seen).toEqual([3]);
+    await log.append(randomBytes(10), 'none');
+    await log.flush('durable');
+    expect(seen).toEqual([3, 4]);
+    await log.close();
+  });
+});
+
+describe('recordHash of commit records', () => {
+  it('is the commit hash, whole or in pieces (appendParts), for small and bulk commits', async () => {
+    const { makeWorld } = await import('./chain-fixtures.js');
+    const { encodeCommitParts } = await import('../../src/chain/codec.js');
+    const { recordHashOfParts } = await import('../../src/log/chain-hash.js');
+    const w = await makeWorld();
+    expect(recordHash(w.genesis.bytes).equals(w.genesis.hash)).toBe(true);
+    for (const size of [0, 10, 300_000]) {
+      const c = await w.commit((b) => { b.put(size ? { payload: randomBytes(size) } : {}); });
+      expect(recordHash(c.bytes).equals(c.hash), `payload ${size}`).toBe(true);
+      const { parts } = encodeCommitParts(c.hash, c.headerBytes, c.events, c.signatures);
+      expect(recordHashOfParts(parts).equals(c.hash), `parts ${size}`).toBe(true);
+    }
+  });
+});
