@@ -72,6 +72,8 @@ const paramsArb: fc.Arbitrary<Params> = fc.record({
   commitBudget: fc.constantFrom(undefined, undefined, 8192, 1024),
 });
 
+let imageCount = 0;
+
 class Harness {
   chain!: LocalChain;
   fs!: Filesystem;
@@ -207,7 +209,9 @@ class Harness {
 
   /** A copy of the log as it is on disk now, without closing anything (a crash at this moment). */
   copyLog(name: string): string {
-    const copy = `${this.dir}-${name}`;
+    // A path of its own per image: the user's freshness head for a path outlives the image (opening
+    // one may commit), and a later, shorter image at the same path would rightly be a rollback.
+    const copy = `${this.dir}-${name}-${++imageCount}`;
     cpSync(join(this.dir, 'log'), join(copy, 'log'), { recursive: true, filter: (p) => !p.endsWith('LOCK') });
     return copy;
   }
