@@ -207,7 +207,9 @@ export class ChainStore implements FsStore {
     }
     // Names in an order a crash between two commits of the batch can stop at (namespace-order.ts):
     // a rename's two entries in one commit, a directory's name before the names inside it.
-    for (const g of orderNamespace(batch.dentries, (parent, name) => this.lookupDentry(parent, name))) {
+    const parents = new Map(batch.inodes.map((r) => [r.ino, r.parent]));
+    const parentOf = (dir: Ino) => (parents.has(dir) ? parents.get(dir) : this.getInode(dir)?.parent);
+    for (const g of orderNamespace(batch.dentries, (parent, name) => this.lookupDentry(parent, name), parentOf)) {
       const stores = g.adds.map((d) => ({ parent: inodeKey(d.parent), name: d.name, enc: encodeDentry(d.name, d.ino!) }));
       const removes = g.removes.map((d) => ({ parent: inodeKey(d.parent), name: d.name }));
       const bytes = stores.reduce((n, a) => n + a.enc.length, 0) + removes.reduce((n, r) => n + r.name.length, 0);

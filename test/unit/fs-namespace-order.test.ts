@@ -2,6 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { orderNamespace, type NameGroup } from '../../fs/chain-store/namespace-order.js';
 
+// Directories' parents (1 is the root): 5 and 9 in the root, 10 inside 5.
+const parents = new Map([[1, 1], [5, 1], [9, 1], [10, 5]]);
+
 const b = (s: string) => Buffer.from(s);
 const show = (gs: NameGroup[]) => gs.map((g) => [...g.adds.map((d) => `+${d.parent}/${d.name}=${d.ino}`), ...g.removes.map((d) => `-${d.parent}/${d.name}`)].join(' '));
 
@@ -13,7 +16,7 @@ describe('namespace order of a batch cut into several commits', () => {
       { parent: 5, name: b('a'), ino: 6 },
       { parent: 1, name: b('c'), ino: 5 },
       { parent: 1, name: b('a'), ino: null },
-    ], (p, n) => committed.get(`${p}/${n}`));
+    ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
     expect(show(gs)).toEqual(['+1/c=5 -1/a', '+5/a=6']);
   });
 
@@ -25,12 +28,26 @@ describe('namespace order of a batch cut into several commits', () => {
       { parent: 9, name: b('x'), ino: 7 },
       { parent: 1, name: b('x'), ino: null },
       { parent: 1, name: b('N'), ino: 9 },
-    ], (p, n) => committed.get(`${p}/${n}`));
+    ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
     expect(show(gs)).toEqual(['+1/N=9', '+9/x=7 -1/x', '-1/old']);
   });
 
   it('a name created and removed in the batch is a plain removal', () => {
-    const gs = orderNamespace([{ parent: 1, name: b('t'), ino: null }, { parent: 1, name: b('u'), ino: 4 }], () => undefined);
+    const gs = orderNamespace([{ parent: 1, name: b('t'), ino: null }, { parent: 1, name: b('u'), ino: 4 }], () => undefined, () => 1);
     expect(show(gs)).toEqual(['+1/u=4', '-1/t']);
+  });
+
+  it('removes names inside a renamed directory before the rename, and copies elsewhere before plain removals', () => {
+    // committed: 1/c = 5, 5/x = 7, 5/d = 10, 10/y = 11, 1/z = 12; the batch: rm c/x; rm c/d/y; mv c a; cp z w (13); rm z
+    const committed = new Map([['1/c', 5], ['5/x', 7], ['5/d', 10], ['10/y', 11], ['1/z', 12]]);
+    const gs = orderNamespace([
+      { parent: 5, name: b('x'), ino: null },
+      { parent: 10, name: b('y'), ino: null },
+      { parent: 1, name: b('a'), ino: 5 },
+      { parent: 1, name: b('c'), ino: null },
+      { parent: 1, name: b('w'), ino: 13 },
+      { parent: 1, name: b('z'), ino: null },
+    ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
+    expect(show(gs)).toEqual(['+1/w=13', '-5/x', '-10/y', '+1/a=5 -1/c', '-1/z']);
   });
 });
