@@ -83,8 +83,10 @@ async function solo(a: SoloArgs): Promise<void> {
         resolve();
       });
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    // `on`, not `once`: Ink's exit hook (signal-exit) re-raises a signal nobody else listens to
+    // any more, which would kill the panel's process mid-shutdown; `stopping` ignores repeats.
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   const id = server.identity;
   const listening = `${server.address}:${server.port}`;

@@ -1,7 +1,7 @@
 // atedb solo's own figures from a real process: the --json stats lines every --stats-interval and
 // GET /metrics (--metrics) count the connections, the appends confirmed and the rejections by
 // reason that a real client caused.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../e2e/harness.js';
@@ -143,5 +143,59 @@ describe('atedb solo --json stats lines and --metrics', () => {
     process.kill(proc.pid!, 'SIGTERM');
     expect(await exit).toBe(0);
     await expect(fetch(`http://${metrics}/metrics`)).rejects.toThrow();
+  });
+});
+
+// The panel needs a terminal: util-linux `script` gives the process a pseudo-terminal.
+const hasScript = (() => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!hasScript)('atedb solo in a terminal', () => {
+  it('shows the panel with live figures; SIGINT stops it and the server, exit 0', async () => {
+    const dataDir = await tempDir('atedb-tty-');
+    const { CI: _ci, ...env } = process.env;
+    const cmd = `stty cols 110 rows 40; exec '${process.execPath}' '${ATEDB}' solo --data-dir '${dataDir}' --port 0`;
+    const sc = spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    let screen = '';
+    sc.stdout!.on('data', (d: Buffer) => { screen += d.toString(); });
+    const exited = new Promise<number | null>((r) => sc.once('exit', (code) => r(code)));
+    const plain = () => screen.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '');
+    let node = 0;
+    try {
+      for (let i = 0; i < 500 && !/listening: [\d.]+:\d+/.test(plain()); i++) await sleep(20);
+      const tp = Number(plain().match(/listening: [\d.]+:(\d+)/)![1]);
+      const ch = await TestChain.create('acme/tty');
+      const c = await RawClient.connect(tp, join(await tempDir('atedb-tty-kh-'), 'known_hosts'));
+      expect(await c.append(ch.name, ch.genesis.bytes)).toMatchObject({ t: 'ok', seq: 1 });
+      expect(await c.append('no/such', ch.genesis.bytes)).toMatchObject({ t: 'rej', reason: 'wrong-genesis' });
+      for (let i = 0; i < 200 && !/appends\s+1 \(/.test(plain()); i++) await sleep(25);
+      const p = plain();
+      expect(p).toMatch(/atedb solo\s+listening\s+127\.0\.0\.1:\d+/);
+      expect(p).toMatch(/connections\s+1 open/);
+      expect(p).toMatch(/chains open\s+1/);
+      expect(p).toMatch(/appends\s+1 \(/);
+      expect(p).toMatch(/rejected\s+1: wrong-genesis 1/);
+      c.close();
+      // the node process is script's child (the shell exec'd it)
+      node = Number(execFileSync('ps', ['-o', 'pid=', '--ppid', String(sc.pid)]).toString().trim().split(/\s+/)[0]);
+      expect(node).toBeGreaterThan(0);
+      process.kill(node, 'SIGINT');
+      expect(await exited).toBe(0);
+      expect(plain()).toMatch(/SIGINT: shutting down[\s\S]*stopped/);
+    } finally {
+      for (const pid of [node, sc.pid!]) {
+        try {
+          if (pid) process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
   });
 });
