@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { OPEN_POLICY } from '../server/chain-host.js';
-import { type MetricsServer, MetricsAddressError, parseHostPort, serveMetrics } from '../server/metrics.js';
+import { type MetricsServer, MetricsAddressError, metricsRegistry, parseHostPort, serveMetrics } from '../server/metrics.js';
 import { AtedbServer } from '../server/server.js';
 import { UserError, runCli } from './errors.js';
 
@@ -47,6 +47,8 @@ async function solo(a: SoloArgs): Promise<void> {
     ...(a['max-commit-bytes'] ? { limits: { maxCommitBytes: a['max-commit-bytes'] } } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
   });
+  // Before start: the latency histogram counts from the first append on.
+  const registry = metricsAt ? metricsRegistry(server.stats) : null;
   try {
     await server.start();
   } catch (e) {
@@ -58,7 +60,7 @@ async function solo(a: SoloArgs): Promise<void> {
   let metrics: MetricsServer | null = null;
   if (metricsAt) {
     try {
-      metrics = await serveMetrics(metricsAt.host, metricsAt.port, () => server.stats.snapshot());
+      metrics = await serveMetrics(metricsAt.host, metricsAt.port, registry!);
     } catch (e) {
       await server.shutdown();
       const err = e as NodeJS.ErrnoException;

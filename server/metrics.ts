@@ -1,8 +1,12 @@
-// `atedb solo --metrics HOST:PORT`: GET /metrics in the Prometheus text exposition format
-// (version 0.0.4), the same figures as the panel, read from server/stats.ts on each scrape.
+// `atedb solo --metrics HOST:PORT`: GET /metrics in the Prometheus text exposition format, the
+// same figures as the panel. prom-client renders them: counters and gauges are collected from
+// server/stats.ts on each scrape (nothing extra per append); the latency histogram is the one
+// figure observed as it happens (prom-client has no way to set bucket counts), with the bounds
+// of stats.ts's own histogram.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LATENCY_BOUNDS_MS, type StatsSnapshot } from './stats.js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { LATENCY_BOUNDS_MS, type ServerStats } from './stats.js';
 
 export class MetricsAddressError extends Error {
   override name = 'MetricsAddressError';
@@ -16,34 +20,43 @@ export function parseHostPort(s: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
-/** The text exposition of one snapshot. */
-export function metricsText(s: StatsSnapshot): string {
-  const out: string[] = [];
-  const metric = (name: string, type: 'counter' | 'gauge', help: string, value: number) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
-  };
-  metric('atedb_connections_open', 'gauge', 'Client connections open (handshaking included).', s.connections.open);
-  metric('atedb_connections_total', 'counter', 'Client connections accepted since start.', s.connections.total);
-  metric('atedb_chains_open', 'gauge', 'Chains open on this server.', s.chainsOpen);
-  metric('atedb_appends_total', 'counter', 'Commits stored durably and confirmed.', s.appends);
-  metric('atedb_events_total', 'counter', 'Events in the commits stored.', s.events);
-  metric('atedb_received_bytes_total', 'counter', 'Bytes received on client connections (wire, encrypted).', s.bytesIn);
-  metric('atedb_sent_bytes_total', 'counter', 'Bytes sent on client connections (wire, encrypted).', s.bytesOut);
-  out.push('# HELP atedb_rejected_total Appends rejected, by reason.', '# TYPE atedb_rejected_total counter');
-  for (const [reason, n] of Object.entries(s.rejected)) out.push(`atedb_rejected_total{reason="${escapeLabel(reason)}"} ${n}`);
-  out.push('# HELP atedb_fsync_seconds Durable append latency: log append to fdatasync done.', '# TYPE atedb_fsync_seconds histogram');
-  let cum = 0;
-  LATENCY_BOUNDS_MS.forEach((ms, i) => {
-    cum += s.fsync.buckets[i] ?? 0;
-    out.push(`atedb_fsync_seconds_bucket{le="${ms / 1000}"} ${cum}`);
+/** A registry of the server's figures. Create it before the first append (the histogram counts
+ *  from then on; everything else is read from `stats` when scraped). */
+export function metricsRegistry(stats: ServerStats): Registry {
+  const registers = [new Registry()];
+  const counter = (name: string, help: string, read: () => number) => new Counter({
+    name, help, registers,
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
   });
-  out.push(`atedb_fsync_seconds_bucket{le="+Inf"} ${s.fsync.count}`);
-  out.push(`atedb_fsync_seconds_sum ${s.fsync.sumMs / 1000}`, `atedb_fsync_seconds_count ${s.fsync.count}`);
-  return `${out.join('\n')}\n`;
+  const gauge = (name: string, help: string, read: () => number) => new Gauge({
+    name, help, registers,
+    collect() {
+      this.set(read());
+    },
+  });
+  gauge('atedb_connections_open', 'Client connections open (handshaking included).', () => stats.live?.connectionsOpen() ?? 0);
+  counter('atedb_connections_total', 'Client connections accepted since start.', () => stats.connectionsTotal);
+  gauge('atedb_chains_open', 'Chains open on this server.', () => stats.live?.chainsOpen() ?? 0);
+  counter('atedb_appends_total', 'Commits stored durably and confirmed.', () => stats.appends);
+  counter('atedb_events_total', 'Events in the commits stored.', () => stats.events);
+  counter('atedb_received_bytes_total', 'Bytes received on client connections (wire, encrypted).', () => stats.closedBytesIn + (stats.live?.openBytes().bytesIn ?? 0));
+  counter('atedb_sent_bytes_total', 'Bytes sent on client connections (wire, encrypted).', () => stats.closedBytesOut + (stats.live?.openBytes().bytesOut ?? 0));
+  new Counter({
+    name: 'atedb_rejected_total', help: 'Appends rejected, by reason.', labelNames: ['reason'] as const, registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of stats.rejected) this.inc({ reason }, n);
+    },
+  });
+  const fsync = new Histogram({
+    name: 'atedb_fsync_seconds', help: 'Durable append latency: log append to fdatasync done.', registers,
+    buckets: LATENCY_BOUNDS_MS.map((ms) => ms / 1000),
+  });
+  stats.onStored = (ms) => fsync.observe(ms / 1000);
+  return registers[0]!;
 }
 
 export interface MetricsServer {
@@ -53,7 +66,7 @@ export interface MetricsServer {
 }
 
 /** Serves GET /metrics on host:port until closed. */
-export async function serveMetrics(host: string, port: number, snapshot: () => StatsSnapshot): Promise<MetricsServer> {
+export async function serveMetrics(host: string, port: number, registry: Registry): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '').split('?')[0];
     if (url !== '/metrics') {
@@ -64,9 +77,12 @@ export async function serveMetrics(host: string, port: number, snapshot: () => S
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    const body = metricsText(snapshot());
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    registry.metrics().then((body) => {
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    }, (e: Error) => {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`${e.message}\n`);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -85,11 +85,14 @@ export class ServerStats implements AppendStats {
   readonly rejected = new Map<string, number>();
   readonly fsync = new LatencyHistogram();
   live: LiveFigures | null = null;
+  /** Also told every durable-append latency (the --metrics histogram), if set. */
+  onStored: ((ms: number) => void) | null = null;
 
   stored(ms: number, events: number): void {
     this.appends++;
     this.events += events;
     this.fsync.record(ms);
+    this.onStored?.(ms);
   }
 
   rejectedFor(reason: string): void {

@@ -3,7 +3,7 @@
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
 import { AtedbPanel, type AtedbPanelInfo } from '../../cli/tui/atedb-panel.js';
-import { metricsText, parseHostPort } from '../../server/metrics.js';
+import { metricsRegistry, parseHostPort } from '../../server/metrics.js';
 import { LATENCY_BOUNDS_MS, ServerStats, quantileMs } from '../../server/stats.js';
 
 const info: AtedbPanelInfo = { listening: '127.0.0.1:5000', fingerprint: 'SHA256:abc', dataDir: '/data/atedb', policy: 'open', metrics: '127.0.0.1:9100' };
@@ -71,13 +71,15 @@ describe('atedb solo panel', () => {
     expect(quantileMs(counts, 1)).toBe(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1]);
   });
 
-  it('the metrics text carries the counters, a line per rejection reason and a cumulative histogram', () => {
+  it('the metrics registry carries the counters, a line per rejection reason and a cumulative histogram', async () => {
     const s = statsWith(2, 1);
+    const registry = metricsRegistry(s);
     s.connectionsTotal = 5;
     s.stored(0.3, 2);
     s.stored(3, 2);
     s.rejectedFor('wrong-genesis');
-    const t = metricsText(s.snapshot());
+    const t = await registry.metrics();
+    expect(registry.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(t).toContain('# TYPE atedb_appends_total counter\natedb_appends_total 2\n');
     expect(t).toContain('atedb_events_total 4\n');
     expect(t).toContain('atedb_connections_open 2\n');
@@ -88,6 +90,14 @@ describe('atedb solo panel', () => {
     expect(t).toContain('atedb_fsync_seconds_bucket{le="0.004"} 2\n');
     expect(t).toContain('atedb_fsync_seconds_bucket{le="+Inf"} 2\n');
     expect(t).toContain('atedb_fsync_seconds_count 2\n');
+    expect(t).toContain('atedb_received_bytes_total 2048\n');
+    // counters follow the stats on the next scrape (collected, not double counted)
+    s.stored(1, 1);
+    s.rejectedFor('wrong-genesis');
+    const t2 = await registry.metrics();
+    expect(t2).toContain('atedb_appends_total 3\n');
+    expect(t2).toContain('atedb_rejected_total{reason="wrong-genesis"} 2\n');
+    expect(t2).toContain('atedb_fsync_seconds_count 3\n');
   });
 
   it('parses HOST:PORT and refuses the rest', () => {
