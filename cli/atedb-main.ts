@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { OPEN_POLICY } from '../server/chain-host.js';
+import { type MetricsServer, MetricsAddressError, metricsRegistry, parseHostPort, serveMetrics } from '../server/metrics.js';
 import { AtedbServer } from '../server/server.js';
 import { UserError, runCli } from './errors.js';
 
@@ -23,11 +24,21 @@ interface SoloArgs {
   'subscriber-buffer': number;
   'receive-budget': number;
   json: boolean;
+  'stats-interval': number;
+  metrics?: string;
 }
 
 async function solo(a: SoloArgs): Promise<void> {
   if (a.policy !== 'open') throw new UserError(`--policy ${a.policy}: only 'open' exists in this build ('auth' comes with the user service)`);
   if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new UserError(`--port ${a.port}: not a TCP port`);
+  if (!(a['stats-interval'] > 0)) throw new UserError(`--stats-interval ${a['stats-interval']}: give milliseconds above 0`);
+  let metricsAt: { host: string; port: number } | null = null;
+  try {
+    if (a.metrics !== undefined) metricsAt = parseHostPort(a.metrics);
+  } catch (e) {
+    if (e instanceof MetricsAddressError) throw new UserError(`--metrics: ${e.message}`);
+    throw e;
+  }
   const dataDir = path.resolve(a['data-dir'] ?? defaultServerDataDir());
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const server = new AtedbServer({
@@ -36,6 +47,8 @@ async function solo(a: SoloArgs): Promise<void> {
     ...(a['max-commit-bytes'] ? { limits: { maxCommitBytes: a['max-commit-bytes'] } } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
   });
+  // Before start: the latency histogram counts from the first append on.
+  const registry = metricsAt ? metricsRegistry(server.stats) : null;
   try {
     await server.start();
   } catch (e) {
@@ -44,28 +57,62 @@ async function solo(a: SoloArgs): Promise<void> {
     if (err.code === 'EACCES') throw new UserError(`no permission to listen on ${a.listen}:${a.port}`);
     throw e;
   }
+  let metrics: MetricsServer | null = null;
+  if (metricsAt) {
+    try {
+      metrics = await serveMetrics(metricsAt.host, metricsAt.port, registry!);
+    } catch (e) {
+      await server.shutdown();
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'EADDRINUSE') throw new UserError(`--metrics ${a.metrics}: already in use`);
+      if (err.code === 'EACCES') throw new UserError(`--metrics ${a.metrics}: no permission to listen there`);
+      throw e;
+    }
+  }
+  // What runs while the server does (the panel or the stats lines); stopped first on a signal.
+  const running: Array<() => void> = [];
   // Signal handlers first: a supervisor may signal as soon as it reads the listening line.
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {
       if (stopping) return;
       stopping = true;
+      for (const f of running) f();
       if (!a.json) out(`${sig}: shutting down`);
-      server.shutdown().then(resolve, (e: Error) => {
+      server.shutdown().then(() => metrics?.close()).then(resolve, (e: Error) => {
         process.stderr.write(`shutdown: ${e.message}\n`);
         process.exitCode = 1;
         resolve();
       });
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    // `on`, not `once`: Ink's exit hook (signal-exit) re-raises a signal nobody else listens to
+    // any more, which would kill the panel's process mid-shutdown; `stopping` ignores repeats.
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   const id = server.identity;
+  const listening = `${server.address}:${server.port}`;
+  const metricsAddr = metrics ? `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` : undefined;
   if (a.json) {
-    out(JSON.stringify({ listening: `${server.address}:${server.port}`, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: 'open' }));
+    out(JSON.stringify({ listening, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: 'open', ...(metricsAddr ? { metrics: metricsAddr } : {}) }));
+    // One line of figures every --stats-interval (the fsync histogram buckets stay in /metrics).
+    const timer = setInterval(() => {
+      const { fsync: { buckets: _b, ...fsync }, ...rest } = server.stats.snapshot();
+      out(JSON.stringify({ stats: { ...rest, fsync } }));
+    }, a['stats-interval']);
+    running.push(() => clearInterval(timer));
   } else {
     if (id.created) out(`created server identity ${id.file}`);
-    out(`listening: ${server.address}:${server.port} fingerprint: ${id.fingerprint}`);
+    out(`listening: ${listening} fingerprint: ${id.fingerprint}${metricsAddr ? ` metrics: ${metricsAddr}` : ''}`);
+    const tty = process.stdout.isTTY && process.env.CI !== 'true' && process.env.CI !== '1';
+    if (tty) {
+      const { showAtedbPanel } = await import('./tui/atedb-panel.js');
+      const panel = showAtedbPanel(
+        { listening, fingerprint: id.fingerprint, dataDir, policy: 'open', ...(metricsAddr ? { metrics: metricsAddr } : {}) },
+        () => server.stats.snapshot(),
+      );
+      running.push(() => panel.stop());
+    }
   }
   await stopped;
   if (!a.json) out('stopped');
@@ -87,7 +134,9 @@ export function main(argv: string[]): void {
         .option('max-commit-bytes', { type: 'number', describe: 'largest commit accepted (default 64 MiB)' })
         .option('subscriber-buffer', { type: 'number', default: 32 << 20, describe: 'bytes queued for a client that does not read before it is disconnected' })
         .option('receive-budget', { type: 'number', default: 512 << 20, describe: 'bytes of incomplete frames buffered across all connections' })
-        .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON' }),
+        .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON, then a JSON line of figures every --stats-interval' })
+        .option('stats-interval', { type: 'number', default: 5000, describe: 'ms between two --json stats lines' })
+        .option('metrics', { type: 'string', describe: 'serve GET /metrics (Prometheus text format) on HOST:PORT (port 0: any free port, printed)' }),
       async (a) => solo(a as unknown as SoloArgs))
       .demandCommand(1, 'say which command to run (see --help)')
       .strict()

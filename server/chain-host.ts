@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { SizeLimits } from '../src/chain/index.js';
 import type { CryptoPool } from '../src/crypto/index.js';
 import { AppendRejected, HostedChain, type HostedChainOptions } from './hosted-chain.js';
+import type { AppendStats } from './stats.js';
 import { VerifyBatcher } from './verify-batcher.js';
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,3}$/i;
@@ -36,6 +37,7 @@ export interface ChainHostOptions {
   policy: CreationPolicy;
   maxOpen?: number;
   limits?: Partial<SizeLimits>;
+  stats?: AppendStats;
 }
 
 export class ChainHost {
@@ -62,6 +64,7 @@ export class ChainHost {
       dir: path.join(this.chainsDir, chainDirName(name)), name, pool: this.o.pool, signingKey: this.o.signingKey, verifier: this.verifier,
       onBroken: (c) => this.evict(name, c),
       ...(this.o.limits ? { limits: this.o.limits } : {}),
+      ...(this.o.stats ? { stats: this.o.stats } : {}),
     };
   }
 

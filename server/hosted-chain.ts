@@ -15,6 +15,7 @@ import type { CryptoPool } from '../src/crypto/index.js';
 import { type RedoLog, openLog } from '../src/log/index.js';
 import type { VerifyBatcher } from './verify-batcher.js';
 import { loadHostState, writeCheckpoint } from './checkpoint.js';
+import type { AppendStats } from './stats.js';
 import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../src/net/index.js';
 
 export class AppendRejected extends Error {
@@ -58,6 +59,8 @@ export interface HostedChainOptions {
   signingKey: Buffer;
   limits?: Partial<SizeLimits>;
   futureToleranceMs?: number;
+  /** Told of every commit stored durably (server/stats.ts). */
+  stats?: AppendStats;
 }
 
 interface Pending {
@@ -142,7 +145,9 @@ export class HostedChain {
       throw new AppendRejected('wrong-genesis', `genesis names chain '${commit.header.genesis.name}', not '${o.name}'`);
     }
     const log = await openLog({ ...HostedChain.logOptions(o), genesisHash: commit.hash });
+    const t0 = performance.now();
     await log.append(genesisBytes, 'durable');
+    o.stats?.stored(performance.now() - t0, commit.events.length);
     const chain = new HostedChain(o.name, log, state, commit.hash, o);
     chain.chainHashes.push(nextChainHash(ZERO_CHAIN_HASH, commit.hash));
     chain.seqOf.set(commit.hash.toString('hex'), 1);
@@ -209,12 +214,15 @@ export class HostedChain {
     this.state.applyEffects(effects);
     this.chainHashes.push(nextChainHash(this.chainHashes[this.chainHashes.length - 1]!, commit.hash));
     this.seqOf.set(commit.hash.toString('hex'), seq);
+    const events = commit.events.length;
     const durable = new Promise<number>((resolve, reject) => {
       const item: Pending = { seq, bytes, origin, done: false, error: null, resolve, reject };
       this.pending.push(item);
+      const t0 = performance.now();
       this.log.append(bytes, 'durable').then(
         (r) => {
           if (r.seq !== seq) item.error = new Error(`log assigned seq ${r.seq}, expected ${seq}`);
+          else this.o.stats?.stored(performance.now() - t0, events);
           item.done = true;
           this.drainConfirmed();
         },

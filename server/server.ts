@@ -9,6 +9,7 @@ import { ChainHost, type CreationPolicy, OPEN_POLICY } from './chain-host.js';
 import { type ServerIdentity, loadOrCreateServerIdentity } from './identity.js';
 import { LeaseTable } from './leases.js';
 import { ClientHandler } from './session.js';
+import { ServerStats } from './stats.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -36,6 +37,8 @@ export class AtedbServer {
   private accepting = true;
   identity!: ServerIdentity;
   readonly leases = new LeaseTable();
+  /** Counters for the panel, --json stats lines and --metrics. */
+  readonly stats = new ServerStats();
   /** Bytes buffered for incomplete frames across all connections. */
   readonly budget = { used: 0, max: 512 << 20 };
   address = '';
@@ -60,7 +63,25 @@ export class AtedbServer {
       dataDir: this.o.dataDir, pool: this.pool, signingKey: this.identity.keys.secretKey, policy: this.o.policy ?? OPEN_POLICY,
       ...(this.o.maxOpenChains ? { maxOpen: this.o.maxOpenChains } : {}),
       ...(this.o.limits ? { limits: this.o.limits } : {}),
+      stats: this.stats,
     });
+    this.stats.live = {
+      connectionsOpen: () => this.connections,
+      chainsOpen: () => this.host.openCount,
+      openBytes: () => {
+        let bytesIn = 0;
+        let bytesOut = 0;
+        for (const h of this.handlers) {
+          bytesIn += h.conn.stats.bytesIn;
+          bytesOut += h.conn.stats.bytesOut;
+        }
+        for (const s of this.handshaking) {
+          bytesIn += s.bytesRead;
+          bytesOut += s.bytesWritten;
+        }
+        return { bytesIn, bytesOut };
+      },
+    };
     const server = net.createServer({ noDelay: true }, (socket) => this.onSocket(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -83,6 +104,7 @@ export class AtedbServer {
       return;
     }
     this.handshaking.add(socket);
+    this.stats.connectionsTotal++;
     const maxCommit = this.o.limits?.maxCommitBytes ?? DEFAULT_LIMITS.maxCommitBytes;
     acceptClient(socket, {
       hostKey: this.identity.keys, pool: this.pool, budget: this.budget, maxFrame: maxCommit + (64 << 10),
@@ -96,16 +118,17 @@ export class AtedbServer {
         }
         const h = new ClientHandler(session, {
           host: this.host, leases: this.leases, maxBuffer: this.o.subscriberBufferBytes ?? 32 << 20,
-          accepting: () => this.accepting, log: (l) => this.log(l),
+          accepting: () => this.accepting, log: (l) => this.log(l), rejected: (r) => this.stats.rejectedFor(r),
         });
         this.handlers.add(h);
         h.conn.on('close', (e) => {
-          this.handlers.delete(h);
+          if (this.handlers.delete(h)) this.stats.connectionClosed(h.conn.stats.bytesIn, h.conn.stats.bytesOut);
           if (e && process.env.ATEDB_DEBUG) this.log(`connection ${h.conn.remote} closed: ${e.message}`);
         });
       },
       (e: Error) => {
         this.handshaking.delete(socket);
+        this.stats.connectionClosed(socket.bytesRead, socket.bytesWritten);
         if (process.env.ATEDB_DEBUG) this.log(`handshake failed: ${e.message}`);
       },
     );

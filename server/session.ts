@@ -34,6 +34,8 @@ export interface HandlerContext {
   /** false once shutdown began: new appends are refused, in-flight ones finish. */
   accepting: () => boolean;
   log: (line: string) => void;
+  /** Told the reason of every rejected append (server/stats.ts). */
+  rejected?: (reason: string) => void;
 }
 
 let nextConnId = 1;
@@ -155,6 +157,7 @@ export class ClientHandler implements ChainListener {
 
   private async append(id: number, name: string, bytes: Buffer): Promise<void> {
     if (!this.ctx.accepting()) {
+      this.ctx.rejected?.('unavailable');
       this.send({ t: 'rej', id, reason: 'unavailable', detail: 'the server is shutting down', seq: null });
       return;
     }
@@ -179,6 +182,7 @@ export class ClientHandler implements ChainListener {
       // 'ok' was sent by onCommit, in seq order with the relays.
     } catch (e) {
       const r = e instanceof AppendRejected ? e : new AppendRejected('unavailable', (e as Error).message);
+      this.ctx.rejected?.(r.reason);
       this.send({ t: 'rej', id, reason: r.reason, detail: r.message, seq: r.seq });
     } finally {
       this.inflight--;
