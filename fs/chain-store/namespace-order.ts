@@ -3,8 +3,10 @@
  * commits (see ChainStore.apply): a crash between two of them must leave a tree that a prefix of
  * the user's operations could have made, as far as names go.
  *
- * - A rename's two entries (the new name, and the removal of the old name that held the same
- *   inode) go into one group, so one commit: never under neither name, never under both.
+ * - A rename's entries go into one group, so one commit: the new name, and the change of the old
+ *   name that held the same inode — its removal, or a new inode put in its place (`mv a c; mkdir a`:
+ *   the new `a` alone would leave the old directory under neither name). Renames that touch each
+ *   other's names (a swap) form one group.
  * - A name inside a directory comes after the group that names that directory (a new directory,
  *   or one renamed in this batch): otherwise a crash shows the new child under the directory's
  *   old name, or under a directory no name reaches yet (`mkdir N; mv x N/x` would lose x).
@@ -24,80 +26,92 @@ export interface NameGroup { adds: DentryChange[]; removes: DentryChange[] }
 
 /**
  * @param current the inode a name holds in the committed state (undefined: none), to recognise
- *   the removal that belongs to a rename.
+ *   the old half of a rename.
+ * @param parentOf a directory's parent (the batch's new records first), to find what lies inside a
+ *   renamed directory.
  */
 export function orderNamespace(
   dentries: FsBatch['dentries'],
   current: (parent: Ino, name: Buffer) => Ino | undefined,
   parentOf: (dir: Ino) => Ino | undefined,
 ): NameGroup[] {
-  const adds = dentries.filter((d) => d.ino !== null);
-  const removals = dentries.filter((d) => d.ino === null);
-  // Removals whose committed inode is named again elsewhere in this batch: renames.
-  const addedInos = new Set(adds.map((d) => d.ino!));
-  const renameRemovals = new Map<Ino, DentryChange[]>();
-  const plainRemovals: DentryChange[] = [];
-  for (const r of removals) {
-    const was = current(r.parent, r.name);
-    if (was !== undefined && addedInos.has(was)) {
-      const list = renameRemovals.get(was);
-      if (list) list.push(r);
-      else renameRemovals.set(was, [r]);
-    } else plainRemovals.push(r);
-  }
-  const groups: NameGroup[] = adds.map((d) => ({ adds: [d], removes: [] }));
-  // The removals of a rename join the first group that names the inode again.
-  for (const g of groups) {
-    const ino = g.adds[0]!.ino!;
-    const rs = renameRemovals.get(ino);
-    if (rs) { g.removes.push(...rs); renameRemovals.delete(ino); }
-  }
-  // Parents first: a group whose directory is named by another group follows that group.
-  const namingGroups = new Map<Ino, NameGroup[]>();
-  for (const g of groups) {
-    const ino = g.adds[0]!.ino!;
-    const list = namingGroups.get(ino);
-    if (list) list.push(g);
-    else namingGroups.set(ino, [g]);
-  }
-  // Directories renamed here, and whether a directory lies inside one (walking up its parents).
-  const renamed = new Set(groups.filter((g) => g.removes.length > 0).map((g) => g.adds[0]!.ino!));
+  // One node per change, joined (union-find) into the groups that must share a commit.
+  const up = dentries.map((_, i) => i);
+  const find = (i: number): number => { while (up[i] !== i) { up[i] = up[up[i]!]!; i = up[i]!; } return i; };
+  const join = (a: number, b: number) => { up[find(a)] = find(b); };
+  const firstAdd = new Map<Ino, number>();
+  dentries.forEach((d, i) => { if (d.ino !== null && !firstAdd.has(d.ino)) firstAdd.set(d.ino, i); });
+  // Inodes that leave a name they hold now for another name in this batch: moved.
+  const moved = new Set<Ino>();
+  const oldHalf = new Set<number>();
+  dentries.forEach((d, i) => {
+    const was = current(d.parent, d.name);
+    if (was === undefined || was === d.ino) return;
+    const to = firstAdd.get(was);
+    if (to === undefined) return; // removed or replaced for good: no rename
+    moved.add(was);
+    oldHalf.add(i);
+    join(i, to);
+  });
+  const byRoot = new Map<number, NameGroup>();
+  const groupOf: NameGroup[] = [];
+  dentries.forEach((d, i) => {
+    const r = find(i);
+    let g = byRoot.get(r);
+    if (!g) { g = { adds: [], removes: [] }; byRoot.set(r, g); }
+    if (d.ino === null) g.removes.push(d);
+    else g.adds.push(d);
+    groupOf[i] = g;
+  });
+  const groups = [...new Set(groupOf)];
+
+  // Whether a directory lies inside (or is) one that moves in this batch.
   const inside = new Map<Ino, boolean>();
-  const insideRenamed = (dir: Ino): boolean => {
-    if (renamed.size === 0) return false;
+  const insideMoved = (dir: Ino): boolean => {
+    if (moved.size === 0) return false;
     const seen: Ino[] = [];
     let d: Ino | undefined = dir;
     let found = false;
     for (let depth = 0; d !== undefined && depth < 4096; depth++) {
       const known = inside.get(d);
       if (known !== undefined) { found = known; break; }
-      if (renamed.has(d)) { found = true; break; }
+      if (moved.has(d)) { found = true; break; }
       seen.push(d);
-      const up = parentOf(d);
-      if (up === d) break; // the root
-      d = up;
+      const next = parentOf(d);
+      if (next === d) break; // the root
+      d = next;
     }
-    for (const s of seen) inside.set(s, found);
+    for (const x of seen) inside.set(x, found);
     return found;
   };
-  const late = (g: NameGroup) => g.removes.length > 0 || insideRenamed(g.adds[0]!.parent);
+  const renames = new Set<NameGroup>();
+  oldHalf.forEach((i) => renames.add(groupOf[i]!));
+  const late = (g: NameGroup) => renames.has(g) || g.adds.some((d) => insideMoved(d.parent));
 
+  // Parents first: a group naming a directory precedes the groups naming entries inside it.
+  const namingGroups = new Map<Ino, NameGroup[]>();
+  for (const g of groups) for (const d of g.adds) {
+    const list = namingGroups.get(d.ino!);
+    if (!list) namingGroups.set(d.ino!, [g]);
+    else if (!list.includes(g)) list.push(g);
+  }
   const ordered: NameGroup[] = [];
-  const state = new Map<NameGroup, 'visiting' | 'done'>();
+  const state = new Set<NameGroup>();
   const visit = (g: NameGroup): void => {
     if (state.has(g)) return; // done, or a cycle (not in a tree; keep the batch order then)
-    state.set(g, 'visiting');
-    for (const p of namingGroups.get(g.adds[0]!.parent) ?? []) visit(p);
-    state.set(g, 'done');
+    state.add(g);
+    for (const d of g.adds) for (const p of namingGroups.get(d.parent) ?? []) if (p !== g) visit(p);
     ordered.push(g);
   };
-  for (const g of groups) if (!late(g)) visit(g);
-  const last: DentryChange[] = [];
-  for (const r of plainRemovals) {
-    if (insideRenamed(r.parent)) ordered.push({ adds: [], removes: [r] });
-    else last.push(r);
+  const plain = groups.filter((g) => g.adds.length === 0 && !renames.has(g));
+  const named = groups.filter((g) => g.adds.length > 0 || renames.has(g));
+  for (const g of named) if (!late(g)) visit(g);
+  // Removals inside a moved directory go before it moves; other removals last.
+  const last: NameGroup[] = [];
+  for (const g of plain) {
+    if (g.removes.some((d) => insideMoved(d.parent))) { state.add(g); ordered.push(g); } else last.push(g);
   }
-  for (const g of groups) visit(g);
-  for (const r of last) ordered.push({ adds: [], removes: [r] });
+  for (const g of named) visit(g);
+  ordered.push(...last);
   return ordered;
 }

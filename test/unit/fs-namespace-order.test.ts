@@ -50,4 +50,21 @@ describe('namespace order of a batch cut into several commits', () => {
     ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
     expect(show(gs)).toEqual(['+1/w=13', '-5/x', '-10/y', '+1/a=5 -1/c', '-1/z']);
   });
+
+  it('a rename whose old name gets a new inode, and a swap, each commit as one group', () => {
+    // committed: 1/a = 5 (a directory), 5/a = 10; the batch: mv a c; mkdir a (9)
+    let committed = new Map([['1/a', 5], ['5/a', 10]]);
+    let gs = orderNamespace([
+      { parent: 1, name: b('a'), ino: 9 },
+      { parent: 1, name: b('c'), ino: 5 },
+    ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
+    expect(show(gs)).toEqual(['+1/a=9 +1/c=5']);
+    // committed: 1/x = 7, 1/y = 8; the batch swaps them
+    committed = new Map([['1/x', 7], ['1/y', 8]]);
+    gs = orderNamespace([
+      { parent: 1, name: b('x'), ino: 8 },
+      { parent: 1, name: b('y'), ino: 7 },
+    ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
+    expect(show(gs)).toEqual(['+1/x=8 +1/y=7']);
+  });
 });
