@@ -18,6 +18,18 @@ export interface ValidationOptions {
   now?: () => number;
   /** Overrides the genesis policy's future tolerance. */
   futureToleranceMs?: number;
+  /**
+   * How much earlier than the newest commit before it (in log order) a commit's timestamp may be.
+   * Default 0: timestamps never go backwards (a local chain has one writer and one order, and its
+   * writer clamps its clock: builder.ts). Infinity: not applied — for server-ordered replicated
+   * chains (server/hosted-chain.ts, src/net, api/open-remote.ts), whose order is the server's
+   * arrival order of commits several writers timestamped with their own estimate of the server's
+   * clock: a commit signed first and delivered later (a retry, a slow upload) is legitimately
+   * earlier than its predecessor, and any fixed tolerance would turn a slow link into a refused
+   * commit. There the order is protected by the hash chain and the server-signed heads instead,
+   * and the future check still bounds every timestamp from above.
+   */
+  backwardsToleranceMs?: number;
   limits?: Partial<SizeLimits>;
 }
 
@@ -133,6 +145,7 @@ export function checkAgainstState(
     overlay.dataKeys.set(rk.id, { id: rk.id, owner: null, wraps: rk.wraps });
     for (const pk of h.genesis.rootKeys) overlay.publicKeys.set(publicKeyId(pk), pk);
     checkFuture(commit, overlay.genesis, opts);
+    checkOrder(state, commit, opts);
     return overlay.effects(commit);
   }
   const genesis = state.getGenesis();
@@ -140,6 +153,7 @@ export function checkAgainstState(
   if (!h.chain || !h.chain.equals(genesis.hash)) throw new CommitRejected('genesis', 'commit belongs to another chain', hex(commit));
   if (state.hasCommit(commit.hash)) throw new CommitRejected('replay', 'commit already applied', hex(commit));
   checkFuture(commit, genesis, opts);
+  checkOrder(state, commit, opts);
 
   const seen = new Set<string>();
   for (let i = 0; i < commit.events.length; i++) {
@@ -175,6 +189,21 @@ function checkFuture(commit: Commit, genesis: Genesis, opts: ValidationOptions):
   const tol = opts.futureToleranceMs ?? genesis.info.policy.futureToleranceMs;
   if (commit.header.timestamp > now + tol) {
     throw new CommitRejected('future', `timestamp ${commit.header.timestamp} is ${commit.header.timestamp - now} ms ahead`, hex(commit));
+  }
+}
+
+/** Timestamps never go backwards in log order (within `backwardsToleranceMs`, default 0). */
+function checkOrder(state: AuthorityStateReader, commit: Commit, opts: ValidationOptions): void {
+  const tol = opts.backwardsToleranceMs ?? 0;
+  if (tol === Number.POSITIVE_INFINITY) return;
+  const prev = state.latestTimestamp?.();
+  const t = commit.header.timestamp;
+  if (prev !== undefined && t < prev - tol) {
+    throw new CommitRejected(
+      'backwards',
+      `timestamp ${new Date(t).toISOString()} (${t}) is ${prev - t} ms earlier than the previous commit's ${new Date(prev).toISOString()} (${prev}): timestamps never go backwards in log order`,
+      hex(commit),
+    );
   }
 }
 
