@@ -4,6 +4,7 @@
 //   4 chain id / genesis, replay, future time   (checkAgainstState; cheap checks first)
 //   5 tree authority, DAO versions, confidentiality consistency (checkAgainstState, event by event
 //     against the state as left by the previous events of the same commit)
+//   6 time order: not earlier than the newest commit before it (checkAgainstState, last)
 // A failure anywhere rejects the whole commit with a typed CommitRejected.
 import { Alg, type CryptoPool, verifySignature } from '../crypto/index.js';
 import { TreeError, admits, readersOf, writeRequirements } from './authority.js';
@@ -153,7 +154,6 @@ export function checkAgainstState(
   if (!h.chain || !h.chain.equals(genesis.hash)) throw new CommitRejected('genesis', 'commit belongs to another chain', hex(commit));
   if (state.hasCommit(commit.hash)) throw new CommitRejected('replay', 'commit already applied', hex(commit));
   checkFuture(commit, genesis, opts);
-  checkOrder(state, commit, opts);
 
   const seen = new Set<string>();
   for (let i = 0; i < commit.events.length; i++) {
@@ -181,6 +181,10 @@ export function checkAgainstState(
     }
     applyEventToOverlay(overlay, m, cur, h.timestamp, commit, i);
   }
+  // Last: a commit that is also a stale write (an old commit replayed after newer ones) is reported
+  // as the conflict it is, and a DIO commit overtaken by one that touched the same DAOs gets its
+  // Conflict rather than a rebuild (dio.ts).
+  checkOrder(state, commit, opts);
   return overlay.effects(commit);
 }
 
