@@ -1,7 +1,7 @@
 import { Box, Text, render } from 'ink';
 import { useEffect, useRef, useState } from 'react';
 import { type StatsSnapshot, bucketsSince, quantileMs } from '../../server/stats.js';
-import { sparkline } from './mount-panel.js';
+import { Row, bytes, sparkline } from './mount-panel.js';
 
 /** What `atedb solo` shows in a terminal (TTY only; --json stats lines otherwise). */
 export interface AtedbPanelInfo {
@@ -13,26 +13,11 @@ export interface AtedbPanelInfo {
   metrics?: string;
 }
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
 
 function ms(v: number | null): string {
   return v === null ? '-' : `≤${v} ms`;
 }
 
-function Row({ label, value, color }: { label: string; value: string; color?: string }) {
-  return (
-    <Box>
-      <Box width={14}><Text dimColor>{label}</Text></Box>
-      <Text {...(color ? { color } : {})}>{value}</Text>
-    </Box>
-  );
-}
 
 interface Rates { appends: number; events: number; bytesIn: number; bytesOut: number; p50: number | null; p99: number | null }
 const HISTORY = 30;

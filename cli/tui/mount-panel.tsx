@@ -37,7 +37,7 @@ export interface MountPanelStatus {
   pid?: number;
 }
 
-function bytes(n: number | undefined): string {
+export function bytes(n: number | undefined): string {
   if (n === undefined) return '-';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
@@ -46,7 +46,7 @@ function bytes(n: number | undefined): string {
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
-function Row({ label, value, color }: { label: string; value: string; color?: string }) {
+export function Row({ label, value, color }: { label: string; value: string; color?: string }) {
   return (
     <Box>
       <Box width={14}><Text dimColor>{label}</Text></Box>

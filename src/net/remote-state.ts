@@ -3,36 +3,20 @@
 // newest server-signed head, kept beside the replica and re-verified on load).
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type {
-  AuthorityState, AuthorityStateReader, CommitEffects, DaoKey, DataKeyId, DataKeyRecord, Genesis, KeyId, NodeRecord,
-} from '../chain/index.js';
+import { StateOverlay, type AuthorityState, type CommitEffects } from '../chain/index.js';
 import { hostFingerprint } from './known-hosts.js';
 import { ServerMisbehaved } from './errors.js';
 import { ZERO_CHAIN_HASH, nextChainHash, verifyHead } from './heads.js';
 import type { SignedHead } from './messages.js';
 
-export class SpeculativeState implements AuthorityState {
-  private genesis: Genesis | undefined;
-  private readonly nodes = new Map<DaoKey, NodeRecord>();
-  private readonly dataKeys = new Map<DataKeyId, DataKeyRecord>();
-  private readonly publicKeys = new Map<KeyId, Buffer>();
+/**
+ * The chain's StateOverlay that also applies accepted effects and remembers their commits: the
+ * confirmed state with this client's staged commits on top.
+ */
+export class SpeculativeState extends StateOverlay implements AuthorityState {
   private readonly commits = new Set<string>();
 
-  constructor(readonly base: AuthorityStateReader) {}
-
-  getGenesis(): Genesis | undefined {
-    return this.genesis ?? this.base.getGenesis();
-  }
-  getNode(key: DaoKey): NodeRecord | undefined {
-    return this.nodes.get(key) ?? this.base.getNode(key);
-  }
-  getDataKey(id: DataKeyId): DataKeyRecord | undefined {
-    return this.dataKeys.get(id) ?? this.base.getDataKey(id);
-  }
-  getPublicKey(id: KeyId): Buffer | undefined {
-    return this.publicKeys.get(id) ?? this.base.getPublicKey(id);
-  }
-  hasCommit(hash: Buffer): boolean {
+  override hasCommit(hash: Buffer): boolean {
     return this.commits.has(hash.toString('hex')) || this.base.hasCommit(hash);
   }
   applyEffects(e: CommitEffects): void {
