@@ -16,7 +16,7 @@ export {
 // The lower layers' errors a caller of this API can meet.
 export {
   ViewError, NotFound, NoWriteAuthority, Conflict, CommitRejected, TransactionClosed, ViewClosed, ReadOnlyView,
-  LeaseHeld, LeaseNotOwner, IndexMismatch, RecordUnreadable, NoReadKey, type Lease, type CommitScope,
+  LeaseHeld, LeaseNotOwner, IndexMismatch, IndexFailed, RecordUnreadable, NoReadKey, type Lease, type CommitScope,
 } from '../view/index.js';
 export { type DaoKey, type ReadAcl, type WriteAcl, type ReaderRef, type KeyId, INHERIT_READ, INHERIT_WRITE, publicKeyId, ChainNotPinned } from '../chain/index.js';
 export { ChainHistoryBroken, ChainRolledBack } from '../session/index.js';

@@ -83,6 +83,14 @@ export class IndexMismatch extends ViewError {
 }
 
 /**
+ * LMDB failed under the index and neither reopening nor rebuilding it from the log helped (see
+ * View.recoverIndex). The log keeps every commit: the next open rebuilds the index.
+ */
+export class IndexFailed extends ViewError {
+  override name = 'IndexFailed';
+}
+
+/**
  * A record that passed validation (its hash and signatures hold) whose content still cannot be
  * opened: a payload sealed under another key or malformed by its writer. Names the DAO and record.
  */

@@ -194,20 +194,40 @@ export interface IndexStoreOptions {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * An error LMDB itself raised (its messages start with the MDB_ code: MDB_BAD_TXN, MDB_CORRUPTED,
+ * MDB_PROBLEM, ...), as opposed to our own checks. lmdb-js's free-list code has rare failures under
+ * heavy writes ("reserved freelist had a data entry with zero-size") that leave its environment
+ * unusable; since the index is derived from the log, the view recovers by reopening or rebuilding it.
+ */
+export function isLmdbFault(e: unknown): boolean {
+  return e instanceof Error && /^MDB_[A-Z_]+\b/.test(e.message);
+}
+
 export class IndexStore {
-  readonly env: RootDatabase<Buffer, Buffer | string>;
-  readonly meta: Database<Buffer, string>;
-  readonly dao: Database<Buffer, Buffer>;
-  readonly children: Database<Buffer, Buffer>;
-  readonly keys: Database<Buffer, Buffer>;
-  readonly published: Database<Buffer, Buffer>;
-  readonly records: Database<Buffer, Buffer>;
-  readonly seen: Database<Buffer, Buffer>;
-  readonly leases: Database<Buffer, Buffer>;
+  // Reassigned only by reopen(): whoever holds the IndexStore sees the new environment.
+  env!: RootDatabase<Buffer, Buffer | string>;
+  meta!: Database<Buffer, string>;
+  dao!: Database<Buffer, Buffer>;
+  children!: Database<Buffer, Buffer>;
+  keys!: Database<Buffer, Buffer>;
+  published!: Database<Buffer, Buffer>;
+  records!: Database<Buffer, Buffer>;
+  seen!: Database<Buffer, Buffer>;
+  leases!: Database<Buffer, Buffer>;
   readonly path: string;
+  private readonly opts: IndexStoreOptions;
+  /** Test hook: the next n transactions fail as LMDB's free-list bug makes them fail (see isLmdbFault). */
+  injectFaults = 0;
 
   constructor(opts: IndexStoreOptions) {
     this.path = opts.path;
+    this.opts = opts;
+    this.openEnv();
+  }
+
+  private openEnv(): void {
+    const opts = this.opts;
     // Private like the log (0700, files 0600): before the open for what an older version left,
     // after it for the files LMDB just created (it creates them 0644 less the umask).
     if (!opts.readOnly) makeDirPrivate(opts.path);
@@ -232,6 +252,17 @@ export class IndexStore {
     this.records = sub<Buffer>('records');
     this.seen = sub<Buffer>('seen');
     this.leases = sub<Buffer>('leases');
+  }
+
+  /**
+   * Closes the environment and opens it again from its files (its in-memory free list is read
+   * afresh); with `fresh`, the files are deleted first and the index starts empty. Leases are not
+   * derived from the log: they survive a plain reopen and are lost (all expire) with `fresh`.
+   */
+  async reopen(fresh = false): Promise<void> {
+    await this.env.close().catch(() => undefined);
+    if (fresh) IndexStore.destroy(this.path);
+    this.openEnv();
   }
 
   static destroy(path: string): void {
@@ -381,6 +412,10 @@ export class IndexStore {
   // ---- whole-index operations
 
   transaction<T>(fn: () => T): T {
+    if (this.injectFaults > 0) {
+      this.injectFaults--;
+      throw new Error('MDB_BAD_TXN: Transaction must abort, has a child, or is invalid: reserved freelist had a data entry with zero-size, last id 1 (injected)');
+    }
     return this.env.transactionSync(fn);
   }
 

@@ -36,6 +36,7 @@ export {
   LeaseHeld,
   LeaseNotOwner,
   IndexMismatch,
+  IndexFailed,
   RecordUnreadable,
   CompactionFailed,
 } from './errors.js';

@@ -9,7 +9,7 @@ import { type GapHints, nodeAcrossGap } from '../chain/gaps.js';
 import type { LogPosition } from '../log/index.js';
 import { type DaoEntry, type IndexStore, type Watermark, INDEX_FORMAT } from './index-store.js';
 import { eventSpans } from './record-spans.js';
-import { advanceWatermark } from './watermark.js';
+import { advanceWatermark, emptyWatermark } from './watermark.js';
 
 /** A validated commit waiting to be written to the index. */
 export interface AcceptedRecord {
@@ -248,5 +248,13 @@ export class LmdbAuthorityState implements AuthorityState {
   /** Forget cached node records (after compaction or an external index change). */
   clearCache(): void {
     this.cache.clear();
+  }
+
+  /** After the store was reopened (IndexStore.reopen): nothing staged or cached, the rest read afresh. */
+  reload(): void {
+    this.discardStaged();
+    this.cache.clear();
+    this.watermark = this.store.getWatermark() ?? emptyWatermark();
+    this.liveBytes = this.store.getMeta<number>('live') ?? this.store.sumLivePayload();
   }
 }

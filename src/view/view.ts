@@ -34,6 +34,7 @@ import { CompactionPolicy, type CompactPolicyOptions } from './compaction-policy
 import {
   CommitRejected,
   Conflict,
+  IndexFailed,
   IndexMismatch,
   NoWriteAuthority,
   NotFound,
@@ -42,7 +43,7 @@ import {
   ViewClosed,
   ViewError,
 } from './errors.js';
-import { type DaoEntry, INDEX_FORMAT, IndexStore, type Watermark } from './index-store.js';
+import { type DaoEntry, INDEX_FORMAT, IndexStore, type Watermark, isLmdbFault } from './index-store.js';
 import { indexSealKey, sealIndex, takeIndexSeal } from './index-auth.js';
 import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
@@ -160,6 +161,8 @@ export interface ViewStats {
   compacting: boolean;
   lastCompaction: CompactionReport | null;
   lastCompactionError: string | null;
+  /** LMDB failures under a commit that the view recovered from by reopening or rebuilding the index. */
+  indexRecoveries: number;
 }
 
 export interface CompactionReport {
@@ -255,6 +258,8 @@ export class View {
     });
   }
   private failed: Error | null = null;
+  /** Index failures LMDB raised and the view recovered from (recoverIndex), oldest first. */
+  readonly indexRecoveries: Array<{ at: number; cause: string; how?: 'reopened' | 'rebuilt' }> = [];
   private readonly opts: OpenViewOptions;
 
   private constructor(o: OpenViewOptions, store: IndexStore, tempDir: string | null) {
@@ -423,7 +428,12 @@ export class View {
    * batched over the pool (overlapping the next batch's decoding), state checks, then LMDB writes in
    * large transactions. Stops at the first bad record with the chain's ChainLoadError.
    */
-  private async replay(fromSeq: number | undefined, phase: 'replay' | 'rebuild'): Promise<{ records: number; events: number }> {
+  private async replay(
+    fromSeq: number | undefined,
+    phase: 'replay' | 'rebuild',
+    changesOf?: number,
+  ): Promise<{ records: number; events: number; changes: AppliedChange[] }> {
+    let changes: AppliedChange[] = [];
     // Log bytes after the watermark (estimated from its payload bytes: the view does not know
     // where a position lies in the whole log); the last report says done === total.
     const start = fromSeq === undefined ? 0 : logBytesOf(this.state.watermark.bytes, this.state.watermark.records);
@@ -497,7 +507,10 @@ export class View {
           bytes += rec.payload.length;
         }
         if (gaps && this.store.getMeta<number>('compacted') !== 1) this.store.putMeta('compacted', 1);
-        this.state.flush();
+        // flush() answers per staged record, in the batch's order.
+        const applied = this.state.flush();
+        const at = changesOf === undefined ? -1 : cur.recs.findIndex((r) => r.seq === changesOf);
+        if (at >= 0) changes = applied[at] ?? [];
         this.values.clear();
       } catch (e) {
         this.state.discardStaged();
@@ -510,7 +523,44 @@ export class View {
     }
     // Done (a history view stops early, before the end of the log): the phase ends at 100 %.
     report(total);
-    return { records, events };
+    return { records, events, changes };
+  }
+
+  /**
+   * LMDB failed under a commit whose record `seq` is already in the log (isLmdbFault). The index is
+   * derived from the log, so the environment is reopened and the tail replayed (that record
+   * included, validated again); if LMDB fails again, the index is deleted and rebuilt from the
+   * whole log. Only when that fails too is the view failed. Returns the changes of record `seq`.
+   * Runs inside exclusive(): no other writer meanwhile.
+   */
+  private async recoverIndex(cause: Error, seq: number): Promise<AppliedChange[]> {
+    this.indexRecoveries.push({ at: this.now(), cause: cause.message });
+    this.values.clear();
+    let last: Error = cause;
+    for (const fresh of [false, true]) {
+      try {
+        await this.store.reopen(fresh);
+        if (fresh) {
+          this.store.putMeta('format', INDEX_FORMAT);
+          this.store.putMeta('chain', [this.log.chainId, null]);
+        }
+        this.state.reload();
+        const from = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : undefined;
+        const r = await this.replay(from, fresh ? 'rebuild' : 'replay', seq);
+        this.indexRecoveries[this.indexRecoveries.length - 1]!.how = fresh ? 'rebuilt' : 'reopened';
+        // Said once per recovery on stderr (a process 'warning' listener can take it instead).
+        process.emitWarning(`the chain index failed (${cause.message.trim()}) and was ${fresh ? 'rebuilt from' : 'reopened and caught up with'} the log; no commit was lost`, { code: 'ATE_INDEX_RECOVERED' });
+        return r.changes;
+      } catch (e) {
+        last = e as Error;
+        if (!isLmdbFault(e)) break;
+      }
+    }
+    const failed = new IndexFailed(
+      `the index failed (${cause.message.trim()}) and could not be rebuilt from the log (${last.message.trim()}); the commit is in the log, and the next open rebuilds the index`,
+    );
+    this.fail(failed);
+    throw failed;
   }
 
   /**
@@ -890,13 +940,17 @@ export class View {
       try {
         this.state.stage({ seq, pos, commit: c, effects });
         changes = this.state.flush()[0] ?? [];
-        for (const ch of changes) this.values.delete(ch.key);
       } catch (e) {
-        // The log has the record but the index could not take it: the view is no longer current.
         this.state.discardStaged();
-        this.fail(e as Error);
-        throw e;
+        // The log has the record but the index could not take it. LMDB's own failures are
+        // recovered from the log; anything else means the view is no longer current.
+        if (!isLmdbFault(e)) {
+          this.fail(e as Error);
+          throw e;
+        }
+        changes = await this.recoverIndex(e as Error, seq);
       }
+      for (const ch of changes) this.values.delete(ch.key);
       // Large records are read by slices (sliceThreshold): caching them would only join them.
       if ((c.size ?? c.bytes.length) < this.sliceThreshold) this.records.set(seq, c.bytes);
       return { seq, changes, timestamp: c.header.timestamp, hash: c.hash };
@@ -1008,6 +1062,7 @@ export class View {
       compacting: this.compacting !== null,
       lastCompaction: this.lastCompaction,
       lastCompactionError: this.lastCompactionError ? this.lastCompactionError.message : null,
+      indexRecoveries: this.indexRecoveries.length,
     };
   }
 
