@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { crc, decodeHeader, frameLen, FRAME_HEADER } from '../../src/log/format.js';
 import { CLI, ROOT, ensureBuilt, expectRefusal, mountForTest, run, shOk, unmountAll } from './harness.js';
 
@@ -27,6 +27,17 @@ async function logBytes(chainDir: string): Promise<number> {
 }
 
 /** Frame offsets of a segment file: [start, end) of each frame. */
+/** Copies the default chain to `copy`; its first segment, read, with its frames (at least 3). */
+async function copyDefaultChain(copy: string): Promise<{ segPath: string; seg: Buffer; fr: Array<[number, number]> }> {
+  await fsp.cp(defaultChain(), copy, { recursive: true, filter: (p) => !p.endsWith('LOCK') });
+  const segName = (await fsp.readdir(join(copy, 'log'))).filter((f) => f.endsWith('.seg')).sort()[0]!;
+  const segPath = join(copy, 'log', segName);
+  const seg = await fsp.readFile(segPath);
+  const fr = frames(seg);
+  expect(fr.length).toBeGreaterThanOrEqual(3);
+  return { segPath, seg, fr };
+}
+
 function frames(seg: Buffer): Array<[number, number]> {
   const h = decodeHeader(seg);
   if (typeof h === 'string') throw new Error(h);
@@ -84,12 +95,7 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
   it('a damaged frame: verify exits 1 naming it; repair cuts the log back, keeps the damaged part, and verify passes again', async () => {
     const copy = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-damaged-'));
     try {
-      await fsp.cp(defaultChain(), copy, { recursive: true, filter: (p) => !p.endsWith('LOCK') });
-      const segName = (await fsp.readdir(join(copy, 'log'))).filter((f) => f.endsWith('.seg')).sort()[0]!;
-      const segPath = join(copy, 'log', segName);
-      const seg = await fsp.readFile(segPath);
-      const fr = frames(seg);
-      expect(fr.length).toBeGreaterThanOrEqual(3);
+      const { segPath, seg, fr } = await copyDefaultChain(copy);
       // A byte inside the second frame, with valid frames after it: corruption, not a torn tail.
       const [start, end] = fr[1]!;
       const damaged = Buffer.from(seg);
@@ -107,7 +113,7 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
       expect(rep.code).toBe(0);
       expect(rep.stdout + rep.stderr).toContain(`truncated at segment 1 offset ${start}`);
       const files = await fsp.readdir(join(copy, 'log'));
-      const aside = files.filter((f) => f.startsWith(`${segName}.damaged-`));
+      const aside = files.filter((f) => f.startsWith(`${basename(segPath)}.damaged-`));
       expect(aside).toHaveLength(1);
       // Nothing is deleted without a copy: the cut log plus the copy hold every damaged byte.
       const cut = await fsp.readFile(segPath);
@@ -179,12 +185,7 @@ describe('the default chain under XDG directories, `atefs unmount`, verify and r
   it('repair validates the chain: a commit changed in the middle (CRC recomputed) is cut with what follows, kept aside; a stray segment is moved aside, never deleted', async () => {
     const copy = await fsp.mkdtemp(join(tmpdir(), 'atefs-e2e-forged-'));
     try {
-      await fsp.cp(defaultChain(), copy, { recursive: true, filter: (p) => !p.endsWith('LOCK') });
-      const segName = (await fsp.readdir(join(copy, 'log'))).filter((f) => f.endsWith('.seg')).sort()[0]!;
-      const segPath = join(copy, 'log', segName);
-      const seg = await fsp.readFile(segPath);
-      const fr = frames(seg);
-      expect(fr.length).toBeGreaterThanOrEqual(3);
+      const { segPath, seg, fr } = await copyDefaultChain(copy);
       // The second frame's payload changed and its CRC made to match: only validation can tell.
       const [start, end] = fr[1]!;
       const forged = Buffer.from(seg);
