@@ -32,6 +32,11 @@ export interface OpenChainOptions {
   configDir?: string;
   /** Chain-wide readers besides the creator, for a chain created by this call. */
   readers?: ReaderRef[];
+  /** tcp:// chains created by this call: root keys other than the session's signing keys (a group
+   *  chain is rooted at the group's owner/delegate key), and whether the creator's own read key is
+   *  a chain-wide reader (default true). */
+  rootKeys?: Buffer[];
+  creatorReads?: boolean;
   /** Open without writing (a missing chain is an error). */
   readOnly?: boolean;
   /** Compaction mode (never, modified, timer, factor, size, factor-or-timer, size-or-timer). */
@@ -71,7 +76,10 @@ export async function openChain(target: string, o: OpenChainOptions = {}): Promi
     const session = await sessionOf(o, configDir);
     const dir = path.resolve(o.dir ?? path.join(defaultChainsDir(), 'remote', `${u.host}+${u.port}`, u.name));
     return openRemote(target, session, {
-      dir, configDir, create: !o.readOnly,
+      dir, configDir,
+      create: o.readOnly ? false : (o.readers || o.rootKeys || o.creatorReads === false)
+        ? { ...(o.readers ? { readers: o.readers } : {}), ...(o.rootKeys ? { rootKeys: o.rootKeys } : {}), ...(o.creatorReads === false ? { creatorReads: false } : {}) }
+        : true,
       ...(o.recoveryMode ? { mode: o.recoveryMode } : {}),
       ...(o.serverKey ? { serverKey: o.serverKey } : {}),
     });
