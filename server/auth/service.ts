@@ -329,9 +329,14 @@ export class AuthService {
     }
   }
 
+  /** Ownership changes need an elevated token (a login that gave a TOTP code). */
+  private ownershipNeedsSudo(r: Role, claims: Claims): void {
+    if (r === 'owner' && !claims.sudo) throw new AuthFailure('sudo-required', 'changing the owners of a group needs a sudo token: atefs create-token --sudo (asks for the TOTP code)');
+  }
+
   private async groupAdd(b: Body, ctx: CallerContext): Promise<Body> {
     const r = role(b, 'role');
-    const { user } = this.caller(b, ctx, { sudo: r === 'owner' });
+    const { user, claims } = this.caller(b, ctx);
     const name = str(b, 'name');
     const who = this.email(b);
     const wrapsIn = b.wraps as Array<{ role: string; gen: number; sealed: Uint8Array }>;
@@ -339,6 +344,7 @@ export class AuthService {
     return this.store.exclusive(async () => {
       const g = this.group(name);
       this.authority(g, user.email, r);
+      this.ownershipNeedsSudo(r, claims);
       if (!this.store.users.has(who)) throw new AuthFailure('not-found', `no user ${who}`);
       if (g.members[who]) throw new AuthFailure('exists', `${who} is already ${g.members[who]} of '${name}' (remove first to change roles)`);
       // Every generation of every role the new member holds must be wrapped to them.
@@ -361,13 +367,14 @@ export class AuthService {
     const g0 = this.group(name);
     const target = g0.members[who];
     if (!target) throw new AuthFailure('not-member', `${who} is not a member of '${name}'`);
-    const { user } = this.caller(b, ctx, { sudo: target === 'owner' });
+    const { user, claims } = this.caller(b, ctx);
     const rot = b.rotate as Record<string, Body>;
     if (typeof rot !== 'object' || rot === null) throw new AuthFailure('malformed', 'rotate missing');
     return this.store.exclusive(async () => {
       const g = this.group(name);
       if (g.members[who] !== target) throw new AuthFailure('conflict', `the membership of ${who} changed meanwhile; try again`);
       this.authority(g, user.email, target);
+      this.ownershipNeedsSudo(target, claims);
       const members = { ...g.members };
       delete members[who];
       if (!Object.values(members).includes('owner')) throw new AuthFailure('last-owner', `${who} is the last owner of '${name}'`);
