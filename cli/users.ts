@@ -5,8 +5,9 @@ import { UserError } from './errors.js';
 
 async function qr(text: string): Promise<string> {
   const m = await import('qrcode-terminal');
-  const gen = (m.default?.generate ?? m.generate) as typeof m.generate;
-  return new Promise((resolve) => gen(text, { small: true }, resolve));
+  // A method call: generate() reads its error-correction level from `this`.
+  const q = m.default ?? m;
+  return new Promise((resolve) => q.generate(text, { small: true }, resolve));
 }
 
 export async function runCreateUser(a: AuthArgs & { email?: string; totp: boolean }): Promise<void> {
@@ -23,7 +24,7 @@ export async function runCreateUser(a: AuthArgs & { email?: string; totp: boolea
       totp: a.totp, onNewHost: (addr, fp) => process.stderr.write(`new server ${addr}: ${fp} (pinned)\n`),
     });
     const lines = [`created user ${r.email} uid ${r.uid} fingerprint ${r.fingerprint}`];
-    if (r.totpUrl && r.totpSecret) {
+    if (r.totpUrl && r.totpSecret && !a.json) {
       lines.push('', 'TOTP for sudo tokens: scan this with an authenticator app (or type the secret)', await qr(r.totpUrl), `secret: ${r.totpSecret}`, `url: ${r.totpUrl}`);
     }
     print(a, r, lines);
