@@ -6,7 +6,7 @@ import { UserError } from './errors.js';
 async function qr(text: string): Promise<string> {
   const m = await import('qrcode-terminal');
   // A method call: generate() reads its error-correction level from `this`.
-  const q = m.default ?? m;
+  const q = (m as unknown as { default?: typeof m }).default ?? m;
   return new Promise((resolve) => q.generate(text, { small: true }, resolve));
 }
 
