@@ -11,7 +11,7 @@ import {
   PINS_FILE, type GuardedHistory, type Session, defaultConfigDir, findPin, guardHistory, lookupHead, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
 } from '../session/index.js';
 import { View, parseCompactMode } from '../view/index.js';
-import { type RecoveryMode, parseRemoteUrl } from '../net/index.js';
+import { type RecoveryMode, groupChainCreateOptions, parseRemoteUrl } from '../net/index.js';
 import { Chain } from './chain.js';
 import { openRemote } from './open-remote.js';
 import { ChainUnavailable, InvalidChainTarget } from './errors.js';
@@ -75,6 +75,11 @@ export async function openChain(target: string, o: OpenChainOptions = {}): Promi
     const configDir = o.configDir ?? defaultConfigDir();
     const session = await sessionOf(o, configDir);
     const dir = path.resolve(o.dir ?? path.join(defaultChainsDir(), 'remote', `${u.host}+${u.port}`, u.name));
+    // A group chain (`<group>/<db>`) created with a session that holds the group's keys is rooted at
+    // and read by the group's keys (what the auth policy demands), unless told otherwise.
+    const parts = u.name.split('/');
+    const group = parts.length === 2 && !o.rootKeys && !o.readers ? groupChainCreateOptions(session, parts[0]!) : null;
+    if (group) o = { ...o, ...group };
     return openRemote(target, session, {
       dir, configDir,
       create: o.readOnly ? false : (o.readers || o.rootKeys || o.creatorReads === false)

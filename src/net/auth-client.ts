@@ -3,7 +3,8 @@
 // (login-keys.ts), the keyring is sealed and opened here, group role keys are generated here and
 // sealed to members' KEM public keys here. Only public keys, sealed bytes and signatures go out,
 // and each request carries only the public keys it needs.
-import { publicKeyId, readKeyId } from '../chain/ids.js';
+import { readKeyId } from '../chain/ids.js';
+import type { ReaderRef } from '../chain/types.js';
 import { type SigningKeyPair, decodeScryptParams, keyFingerprint } from '../crypto/index.js';
 import {
   type AuthOp, AuthRefused, ROLES, type Role, decodeSignedClaims, packBody, rolesHeldBy, signLogin, unpackBody, verifyClaims, type Claims,
@@ -281,4 +282,17 @@ export async function groupRemove(url: string, cred: Credentials, name: string, 
     }
     return c.request<{ role: Role; rotated: Role[] }>('group-remove', { claims: cred.claims, name, email: who, rotate });
   });
+}
+
+/**
+ * How a group chain `<group>/<db>` is created with a session holding the group's keys: rooted at
+ * the newest owner key it holds (else the delegate key; the auth policy accepts only those), read
+ * by the newest observer generation (every member holds it), not by the creator's personal key.
+ * null when the session holds no owner or delegate key of the group.
+ */
+export function groupChainCreateOptions(session: Session, group: string): { rootKeys: Buffer[]; readers: ReaderRef[]; creatorReads: false } | null {
+  const root = currentRole(session, group, 'owner') ?? currentRole(session, group, 'delegate');
+  const observer = currentRole(session, group, 'observer');
+  if (!root?.signing || !observer?.readKey) return null;
+  return { rootKeys: [root.signing.publicKey], readers: [{ kind: 'sym', id: readKeyId(observer.readKey) }], creatorReads: false };
 }

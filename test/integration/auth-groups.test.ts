@@ -120,6 +120,13 @@ describe('auth groups', () => {
     const c = await openChain(chainUrl, { session: carol.session, dir: await tempDir('auth-gc-'), configDir: join(config, 'carol'), readOnly: true });
     expect(c.load<{ note: string }>(after).value.note).toBe('after the removal');
     expect(c.load<{ note: string }>(before).value.note).toBe('before the removal');
+    // Without options, a group chain opened with the group's keys is rooted at and read by them.
+    const w = await openChain(`${url}/acme/wiki`, { session: alice.session, dir: await tempDir('auth-gw-'), configDir: config });
+    const page = await w.transact((tx) => tx.store({ page: 'home' }));
+    const cw = await openChain(`${url}/acme/wiki`, { session: carol.session, dir: await tempDir('auth-gcw-'), configDir: join(config, 'carol'), readOnly: true });
+    for (let i = 0; i < 500 && !cw.tryLoad(page); i++) await sleep(20);
+    expect(cw.load<{ page: string }>(page).value.page).toBe('home');
+    await Promise.all([w.close(), cw.close()]);
     // The last owner cannot be removed.
     const aliceSudo = await cred('alice', true);
     expect((await refusal(groupRemove(url, aliceSudo, 'acme', 'alice@example.org', kh))).code).toBe('last-owner');

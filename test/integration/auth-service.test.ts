@@ -123,6 +123,17 @@ describe('auth service', () => {
     expect((await refusal(login(url, 'carol@example.org', 'pw carol', { ...kh, sudo: true, code }))).message).toMatch(/already used/);
     expect((await refusal(login(url, 'bob@example.org', 'battery staple', { ...kh, sudo: true, code: '123456' }))).code).toBe('no-totp');
 
+    // Per address: failures on many accounts from one address lock the address (12 = 4 x 3 here),
+    // then even another account's right password is refused from it until the lock ends.
+    let attempts = 0;
+    for (; attempts < 12; attempts++) {
+      if ((await refusal(login(url, `guess${attempts}@example.org`, 'guess', kh))).code === 'locked') break;
+    }
+    expect(attempts).toBeLessThan(12);
+    expect((await refusal(login(url, 'alice@example.org', 'correct horse', kh))).code).toBe('locked');
+    await new Promise((r) => setTimeout(r, 1700));
+    expect((await login(url, 'alice@example.org', 'correct horse', kh)).decoded.email).toBe('alice@example.org');
+
     // A raw client: login without asking for the salt first (no challenge) is refused.
     const raw = await AuthClient.connect(url, kh);
     expect((await refusal(raw.request('login', { email: 'alice@example.org', proof: Buffer.alloc(10) }))).code).toBe('no-challenge');
