@@ -137,6 +137,13 @@ describe('auth service', () => {
     // A raw client: login without asking for the salt first (no challenge) is refused.
     const raw = await AuthClient.connect(url, kh);
     expect((await refusal(raw.request('login', { email: 'alice@example.org', proof: Buffer.alloc(10) }))).code).toBe('no-challenge');
+    // The salt of an unknown email looks like a user's: same parameters, stable across asks.
+    const known = await raw.request<{ kdf: Uint8Array }>('salt', { email: 'alice@example.org' });
+    const u1 = await raw.request<{ kdf: Uint8Array }>('salt', { email: 'ghost@example.org' });
+    const u2 = await raw.request<{ kdf: Uint8Array }>('salt', { email: 'ghost@example.org' });
+    expect(Buffer.from(u1.kdf).equals(Buffer.from(u2.kdf))).toBe(true);
+    expect(decodeScryptParams(Buffer.from(u1.kdf)).params).toEqual(decodeScryptParams(Buffer.from(known.kdf)).params);
+    expect(u1.kdf.length).toBe(known.kdf.length);
     raw.close();
 
     // What the service stores (its state chain, its key file) holds no password, no login key or
@@ -177,5 +184,12 @@ describe('auth service', () => {
       const data = await fsp.readFile(f);
       for (const [what, secret] of secrets) expect(data.includes(secret), `${what} found in ${f}`).toBe(false);
     }
+
+    // A restart keeps users and the uid counter: alice logs in, a new user gets the next uid.
+    const again = await startSolo({ dataDir: solo.dataDir, args: AUTH_ARGS });
+    const url2 = `tcp://127.0.0.1:${again.port}`;
+    expect((await login(url2, 'alice@example.org', 'correct horse', kh)).decoded.uid).toBe(a.uid);
+    expect((await createUser(url2, 'dave@example.org', 'dave password', kh)).uid).toBe(a.uid + 3);
+    await again.kill('SIGTERM');
   });
 });
