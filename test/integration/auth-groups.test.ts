@@ -133,4 +133,57 @@ describe('auth groups', () => {
     await Promise.all([a.close(), b.close(), c.close()]);
     await solo.kill('SIGTERM');
   });
+
+  it('the e2e scenario at library level: a contributor reads and edits group-readable data, owner-only data is NoReadKey to them', async () => {
+    const solo = await startSolo({ args: ['--policy', 'auth', '--auth-kdf', 'test'] });
+    const url = `tcp://127.0.0.1:${solo.port}`;
+    const config = await tempDir('auth-e2e-config-');
+    const kh = { knownHosts: join(config, 'known_hosts') };
+    for (const u of ['alice', 'bob']) await createUser(url, `${u}@example.org`, `pw ${u}`, kh);
+    const cred = async (u: string): Promise<Credentials> => {
+      const r = await login(url, `${u}@example.org`, `pw ${u}`, kh);
+      return { session: r.session, claims: r.claims };
+    };
+    const alice = await cred('alice');
+    const bob = await cred('bob');
+    await groupCreate(url, alice, 'acme', kh);
+    await groupAdd(url, alice, 'acme', 'contributor', 'bob@example.org', kh);
+    for (const r of (await gather(url, alice, 'acme', kh)).roles) alice.session.add(r);
+    for (const r of (await gather(url, bob, 'acme', kh)).roles) bob.session.add(r);
+
+    const a = await openChain(`${url}/acme/docs`, { session: alice.session, dir: await tempDir('auth-e2e-a-'), configDir: config });
+    const observer = currentRole(alice.session, 'acme', 'observer')!;
+    const contributor = currentRole(alice.session, 'acme', 'contributor')!;
+    const owner = currentRole(alice.session, 'acme', 'owner')!;
+    // 0660: sealed for the group's readers, writable by contributors and up. 0600: sealed for the
+    // owner's own key only, writable by the owner only.
+    const { publicKeyId } = await import('../../src/chain/ids.js');
+    const shared = await a.transact((tx) => tx.store({ text: 'shared v1' }, {
+      read: { mode: 'readers', readers: [{ kind: 'sym', id: readKeyId(observer.readKey!) }] },
+      write: { mode: 'any', keys: [publicKeyId(contributor.signing!.publicKey), publicKeyId(owner.signing!.publicKey)] },
+    }));
+    const secret = await a.transact((tx) => tx.store({ text: 'owner only' }, {
+      read: { mode: 'readers', readers: [{ kind: 'sym', id: readKeyId(alice.session.user!.readKey) }] },
+      write: { mode: 'any', keys: [publicKeyId(alice.session.user!.signing.publicKey)] },
+    }));
+
+    const b = await openChain(`${url}/acme/docs`, { session: bob.session, dir: await tempDir('auth-e2e-b-'), configDir: join(config, 'bob') });
+    expect(b.load<{ text: string }>(shared).value.text).toBe('shared v1');
+    let err: Error | null = null;
+    try {
+      b.load(secret);
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.name).toBe('NoReadKey');
+    // Bob edits the shared record (his contributor key signs); alice sees the edit.
+    await b.transact((tx) => tx.store({ text: 'shared v2 by bob' }, { key: shared }));
+    for (let i = 0; i < 500 && a.load<{ text: string }>(shared).value.text !== 'shared v2 by bob'; i++) await sleep(20);
+    expect(a.load<{ text: string }>(shared).value.text).toBe('shared v2 by bob');
+    // Bob cannot overwrite the owner-only record: the server refuses the commit.
+    await expect(b.transact((tx) => tx.store({ text: 'bob was here' }, { key: secret }))).rejects.toThrow(/no write authority/);
+    expect(a.load<{ text: string }>(secret).value.text).toBe('owner only');
+    await Promise.all([a.close(), b.close()]);
+    await solo.kill('SIGTERM');
+  });
 });
