@@ -180,7 +180,7 @@ describe('auth groups', () => {
     await b.transact((tx) => tx.store({ text: 'shared v2 by bob' }, { key: shared }));
     for (let i = 0; i < 500 && a.load<{ text: string }>(shared).value.text !== 'shared v2 by bob'; i++) await sleep(20);
     expect(a.load<{ text: string }>(shared).value.text).toBe('shared v2 by bob');
-    // Bob cannot overwrite the owner-only record: the server refuses the commit.
+    // Bob holds no key the owner-only record's write ACL admits: his commit is refused.
     await expect(b.transact((tx) => tx.store({ text: 'bob was here' }, { key: secret }))).rejects.toThrow(/no write authority/);
     expect(a.load<{ text: string }>(secret).value.text).toBe('owner only');
     await Promise.all([a.close(), b.close()]);

@@ -192,4 +192,20 @@ describe('auth service', () => {
     expect((await createUser(url2, 'dave@example.org', 'dave password', kh)).uid).toBe(a.uid + 3);
     await again.kill('SIGTERM');
   });
+
+  it('atedb auth: the service alone, hosting no chains; atedb solo --no-auth answers no auth requests', async () => {
+    const alone = await startSolo({ command: 'auth', args: ['--auth-kdf', 'test'] });
+    const url = `tcp://127.0.0.1:${alone.port}`;
+    const config = await tempDir('auth-alone-');
+    const kh = { knownHosts: join(config, 'known_hosts') };
+    await createUser(url, 'erin@example.org', 'erin password', kh);
+    const l = await login(url, 'erin@example.org', 'erin password', kh);
+    await expect(openChain(`${url}/example.org/erin/docs`, { session: l.session, dir: await tempDir('auth-alone-c-'), configDir: config }))
+      .rejects.toThrow(/runs the auth service only/);
+    await alone.kill('SIGTERM');
+    const bare = await startSolo({ args: ['--no-auth'] });
+    const r = await refusal(createUser(`tcp://127.0.0.1:${bare.port}`, 'x@example.org', 'x password', kh));
+    expect(r.message).toBe('this server runs no auth service');
+    await bare.kill('SIGTERM');
+  });
 });
