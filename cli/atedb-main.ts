@@ -32,6 +32,7 @@ interface SoloArgs {
   'auth-kdf': string;
   'login-max-failures': number;
   'login-lockout': number;
+  'max-new-users': number;
   /** `atedb auth`: the service alone. */
   authOnly?: boolean;
 }
@@ -55,6 +56,7 @@ async function solo(a: SoloArgs): Promise<void> {
   const auth = a.auth === false ? null : await AuthService.open({
     dir: path.join(dataDir, 'auth'),
     ...(a['auth-kdf'] === 'test' ? { scrypt: TEST_SCRYPT } : {}),
+    maxNewUsers: a['max-new-users'],
     limits: { maxFailures: a['login-max-failures'], maxAddressFailures: a['login-max-failures'] * 4, lockoutMs: a['login-lockout'] },
   });
   const policy: CreationPolicy = a.authOnly ? NO_CHAINS_POLICY : a.policy === 'auth' ? authPolicy(auth!) : OPEN_POLICY;
@@ -147,6 +149,7 @@ function serverOptions<T>(y: Argv<T>) {
         .option('auth-kdf', { type: 'string', default: 'production', describe: "scrypt cost given to new users: 'production' or 'test' (cheap; clients accept it only with ATEFS_ALLOW_WEAK_KDF=1)" })
         .option('login-max-failures', { type: 'number', default: 5, describe: 'failed logins of one account in a row before it is locked (4x that per address)' })
         .option('login-lockout', { type: 'number', default: 60_000, describe: 'ms of the first lockout; each further one doubles it (up to an hour)' })
+        .option('max-new-users', { type: 'number', default: 20, describe: 'accounts one address may create per 10 minutes' })
         .option('max-connections', { type: 'number', default: 1024 })
         .option('max-open-chains', { type: 'number', default: 256, describe: 'chains kept open at once; idle ones beyond are closed' })
         .option('handshake-timeout', { type: 'number', default: 10_000, describe: 'ms a client has to finish its handshake' })

@@ -67,3 +67,24 @@ export class LoginLimiter {
     for (const [k, e] of this.entries) if (e.lockedUntil < now && now - e.lastSeen > this.o.maxLockoutMs) this.entries.delete(k);
   }
 }
+
+/** At most `max` accounts created per address per `windowMs` (a fixed window): account creation
+ *  is unauthenticated, and each one is a durable write of the service's state. */
+export class CreationLimiter {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(readonly max = 20, readonly windowMs = 600_000) {}
+
+  /** ms until `address` may create again (0: now; the attempt is counted). */
+  take(address: string, now = Date.now()): number {
+    let w = this.windows.get(address);
+    if (!w || now - w.start >= this.windowMs) {
+      w = { start: now, count: 0 };
+      this.windows.set(address, w);
+      if (this.windows.size > 100_000) for (const [k, v] of this.windows) if (now - v.start >= this.windowMs) this.windows.delete(k);
+    }
+    if (w.count >= this.max) return w.start + this.windowMs - now;
+    w.count++;
+    return 0;
+  }
+}

@@ -14,7 +14,7 @@ import {
   managerRolesOf, normalizeEmail, rolesHeldBy, signClaims, verifyClaims,
 } from '../../src/net/auth-protocol.js';
 import { loadOrCreateLocalIdentity } from '../../src/session/index.js';
-import { DEFAULT_LIMITS, type LimitOptions, LoginLimiter } from './rate-limit.js';
+import { CreationLimiter, DEFAULT_LIMITS, type LimitOptions, LoginLimiter } from './rate-limit.js';
 import { AuthStore, FIRST_ID, type GroupRecord, type RoleGen, type UserRecord } from './store.js';
 import { checkTotp, newTotpSecret, totpUrl } from './totp.js';
 
@@ -34,6 +34,8 @@ export interface AuthServiceOptions {
   limits?: Partial<LimitOptions>;
   /** Longest token lifetime (default 365 days; sudo tokens at most 12 hours). */
   maxTokenMs?: number;
+  /** Accounts one address may create per 10 minutes (default 20). */
+  maxNewUsers?: number;
 }
 
 /** What a request knows about its connection. */
@@ -71,6 +73,7 @@ const role = (b: Body, k: string): Role => {
 
 export class AuthService {
   readonly limiter: LoginLimiter;
+  private readonly creations: CreationLimiter;
   private constructor(
     private readonly o: AuthServiceOptions,
     readonly key: SigningKeyPair,
@@ -78,6 +81,7 @@ export class AuthService {
     private readonly saltSecret: Buffer,
   ) {
     this.limiter = new LoginLimiter({ ...DEFAULT_LIMITS, ...(o.limits ?? {}) });
+    this.creations = new CreationLimiter(o.maxNewUsers ?? 20);
   }
 
   static async open(o: AuthServiceOptions): Promise<AuthService> {
@@ -144,6 +148,8 @@ export class AuthService {
     } catch (e) {
       throw new AuthFailure('malformed', `kdf: ${(e as Error).message}`);
     }
+    const wait = this.creations.take(ctx.address);
+    if (wait > 0) throw new AuthFailure('too-many-users', `too many accounts created from this address: try again in ${Math.ceil(wait / 1000)} s`);
     const want = this.scrypt;
     if (params.N * params.r * params.p < want.N * want.r * want.p) throw new AuthFailure('weak-kdf', `scrypt cost below this service's (N=${want.N}, r=${want.r}, p=${want.p})`);
     return this.store.exclusive(async () => {

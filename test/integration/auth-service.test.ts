@@ -194,11 +194,12 @@ describe('auth service', () => {
   });
 
   it('atedb auth: the service alone, hosting no chains; atedb solo --no-auth answers no auth requests', async () => {
-    const alone = await startSolo({ command: 'auth', args: ['--auth-kdf', 'test'] });
+    const alone = await startSolo({ command: 'auth', args: ['--auth-kdf', 'test', '--max-new-users', '1'] });
     const url = `tcp://127.0.0.1:${alone.port}`;
     const config = await tempDir('auth-alone-');
     const kh = { knownHosts: join(config, 'known_hosts') };
     await createUser(url, 'erin@example.org', 'erin password', kh);
+    expect((await refusal(createUser(url, 'frank@example.org', 'frank password', kh))).message).toMatch(/^too many accounts created from this address: try again in \d+ s$/);
     const l = await login(url, 'erin@example.org', 'erin password', kh);
     await expect(openChain(`${url}/example.org/erin/docs`, { session: l.session, dir: await tempDir('auth-alone-c-'), configDir: config }))
       .rejects.toThrow(/runs the auth service only/);

@@ -1,6 +1,6 @@
 // Failed-login limits and TOTP checks of the auth service (pure logic, given clocks).
 import { describe, expect, it } from 'vitest';
-import { LoginLimiter } from '../../server/auth/rate-limit.js';
+import { CreationLimiter, LoginLimiter } from '../../server/auth/rate-limit.js';
 import { checkTotp, newTotpSecret, totpCode } from '../../server/auth/totp.js';
 
 describe('LoginLimiter', () => {
@@ -28,6 +28,17 @@ describe('LoginLimiter', () => {
     for (let i = 0; i < 5; i++) l.failed(`u${i}@x.org`, '9.9.9.9', 0);
     expect(l.lockedFor(l.keys('other@x.org', '9.9.9.9'), 0)).toBe(1000);
     expect(l.lockedFor(l.keys('other@x.org', '8.8.8.8'), 0)).toBe(0);
+  });
+});
+
+describe('CreationLimiter', () => {
+  it('allows max accounts per address per window', () => {
+    const c = new CreationLimiter(2, 1000);
+    expect(c.take('a', 0)).toBe(0);
+    expect(c.take('a', 10)).toBe(0);
+    expect(c.take('a', 20)).toBe(980);
+    expect(c.take('b', 20)).toBe(0);
+    expect(c.take('a', 1000)).toBe(0);
   });
 });
 
