@@ -39,6 +39,7 @@ interface SoloArgs {
 
 async function solo(a: SoloArgs): Promise<void> {
   if (a.policy !== 'open' && a.policy !== 'auth') throw new UserError(`--policy ${a.policy}: 'open' or 'auth'`);
+  if (a.authOnly && a.auth === false) throw new UserError('atedb auth --no-auth would serve nothing');
   if (a.policy === 'auth' && a.auth === false) throw new UserError('--policy auth needs the auth service (drop --no-auth)');
   if (a['auth-kdf'] !== 'production' && a['auth-kdf'] !== 'test') throw new UserError(`--auth-kdf ${a['auth-kdf']}: 'production' or 'test'`);
   if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new UserError(`--port ${a.port}: not a TCP port`);
@@ -139,17 +140,26 @@ async function solo(a: SoloArgs): Promise<void> {
   if (!a.json) out('stopped');
 }
 
-function serverOptions<T>(y: Argv<T>) {
+/** Options of the user/group/token service (atedb solo and atedb auth). */
+function authServiceOptions<T>(y: Argv<T>) {
   return y
+    .option('auth', { type: 'boolean', default: true, describe: 'run the user/group/token service on the same port (--no-auth: without it)' })
+    .option('auth-kdf', { type: 'string', default: 'production', describe: "scrypt cost given to new users: 'production' or 'test' (cheap; clients accept it only with ATEFS_ALLOW_WEAK_KDF=1)" })
+    .option('login-max-failures', { type: 'number', default: 5, describe: 'failed logins of one account in a row before it is locked (4x that per address)' })
+    .option('login-lockout', { type: 'number', default: 60_000, describe: 'ms of the first lockout; each further one doubles it (up to an hour)' })
+    .option('max-new-users', { type: 'number', default: 20, describe: 'accounts one address may create per 10 minutes' });
+}
+
+export function main(argv: string[]): void {
+  void runCli(async () => {
+    await yargs(argv)
+      .scriptName('atedb')
+      .usage('$0 <command> [options]')
+      .command('solo', 'run one atedb node with an embedded store (and the auth service)', (y) => authServiceOptions(y
         .option('data-dir', { type: 'string', describe: 'where chains and the server key live (default $XDG_DATA_HOME/atedb)' })
         .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all)' })
         .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed)' })
         .option('policy', { type: 'string', default: 'open', describe: "chain creation policy: 'open' (first valid genesis creates a chain) or 'auth' (personal chains rooted at their user's key, group chains at the group's)" })
-        .option('auth', { type: 'boolean', default: true, describe: 'run the user/group/token service on the same port (--no-auth: without it)' })
-        .option('auth-kdf', { type: 'string', default: 'production', describe: "scrypt cost given to new users: 'production' or 'test' (cheap; clients accept it only with ATEFS_ALLOW_WEAK_KDF=1)" })
-        .option('login-max-failures', { type: 'number', default: 5, describe: 'failed logins of one account in a row before it is locked (4x that per address)' })
-        .option('login-lockout', { type: 'number', default: 60_000, describe: 'ms of the first lockout; each further one doubles it (up to an hour)' })
-        .option('max-new-users', { type: 'number', default: 20, describe: 'accounts one address may create per 10 minutes' })
         .option('max-connections', { type: 'number', default: 1024 })
         .option('max-open-chains', { type: 'number', default: 256, describe: 'chains kept open at once; idle ones beyond are closed' })
         .option('handshake-timeout', { type: 'number', default: 10_000, describe: 'ms a client has to finish its handshake' })
@@ -158,18 +168,17 @@ function serverOptions<T>(y: Argv<T>) {
         .option('receive-budget', { type: 'number', default: 512 << 20, describe: 'bytes of incomplete frames buffered across all connections' })
         .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON, then a JSON line of figures every --stats-interval' })
         .option('stats-interval', { type: 'number', default: 5000, describe: 'ms between two --json stats lines' })
-        .option('metrics', { type: 'string', describe: 'serve GET /metrics (Prometheus text format) on HOST:PORT (port 0: any free port, printed)' });
-}
-
-export function main(argv: string[]): void {
-  void runCli(async () => {
-    await yargs(argv)
-      .scriptName('atedb')
-      .usage('$0 <command> [options]')
-      .command('solo', 'run one atedb node with an embedded store (and the auth service)', (y) => serverOptions(y),
-        async (a) => solo(a as unknown as SoloArgs))
-      .command('auth', 'run the user/group/token service alone (hosting no chains)', (y) => serverOptions(y),
-        async (a) => solo({ ...(a as unknown as SoloArgs), authOnly: true }))
+        .option('metrics', { type: 'string', describe: 'serve GET /metrics (Prometheus text format) on HOST:PORT (port 0: any free port, printed)' })),
+      async (a) => solo(a as unknown as SoloArgs))
+      .command('auth', 'run the user/group/token service alone (hosting no chains)', (y) => authServiceOptions(y
+        .option('data-dir', { type: 'string', describe: 'where the service key and state live (default $XDG_DATA_HOME/atedb)' })
+        .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all)' })
+        .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON' })),
+      async (a) => solo({
+        'policy': 'open', 'max-connections': 1024, 'max-open-chains': 16, 'handshake-timeout': 10_000, 'subscriber-buffer': 32 << 20,
+        'receive-budget': 64 << 20, 'stats-interval': 60_000, ...(a as unknown as Partial<SoloArgs>), authOnly: true,
+      } as SoloArgs))
       .demandCommand(1, 'say which command to run (see --help)')
       .strict()
       .fail((msg, err) => { throw err ?? new UserError(msg); })
