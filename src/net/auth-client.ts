@@ -3,7 +3,7 @@
 // (login-keys.ts), the keyring is sealed and opened here, group role keys are generated here and
 // sealed to members' KEM public keys here. Only public keys, sealed bytes and signatures go out,
 // and each request carries only the public keys it needs.
-import { readKeyId } from '../chain/ids.js';
+import { publicKeyId, readKeyId } from '../chain/ids.js';
 import type { ReaderRef } from '../chain/types.js';
 import { type SigningKeyPair, decodeScryptParams, keyFingerprint } from '../crypto/index.js';
 import {
@@ -295,4 +295,31 @@ export function groupChainCreateOptions(session: Session, group: string): { root
   const observer = currentRole(session, group, 'observer');
   if (!root?.signing || !observer?.readKey) return null;
   return { rootKeys: [root.signing.publicKey], readers: [{ kind: 'sym', id: readKeyId(observer.readKey) }], creatorReads: false };
+}
+
+/**
+ * The keys mode bits map to in a group chain, from what a session holds (newest generations):
+ * group-readable content is sealed for `groupRead` (the observer role: every member), group-writable
+ * content admits `groupWrite` (contributor, delegate and owner signing keys the session knows of);
+ * owner-only content is sealed for `ownerRead` (the user's own read key) and admits `ownerWrite`.
+ * Roles the session does not hold are missing from the lists (gather them first).
+ */
+export function groupAccess(session: Session, group: string): {
+  groupRead: ReaderRef[]; groupWrite: string[]; ownerRead: ReaderRef[]; ownerWrite: string[];
+} {
+  const u = session.user;
+  if (!u) throw new NetError('the session holds no user identity');
+  const observer = currentRole(session, group, 'observer');
+  const writers = (['contributor', 'delegate', 'owner'] as const).map((r) => currentRole(session, group, r)).filter((p) => p?.signing);
+  return {
+    groupRead: observer?.readKey ? [{ kind: 'sym', id: readKeyId(observer.readKey) }] : [],
+    groupWrite: writers.map((p) => publicKeyId(p!.signing!.publicKey)),
+    ownerRead: [{ kind: 'sym', id: readKeyId(u.readKey) }],
+    ownerWrite: [publicKeyId(u.signing.publicKey)],
+  };
+}
+
+/** The claims a token carries (uid, gids, roles...), checked for their signature; null if none. */
+export function claimsOfToken(t: { claims: Buffer | null }, o: { allowExpired?: boolean } = {}): Claims | null {
+  return t.claims ? verifyClaims(decodeSignedClaims(t.claims), o) : null;
 }

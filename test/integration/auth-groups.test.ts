@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { openChain } from '../../src/api/index.js';
 import { readKeyId } from '../../src/chain/ids.js';
 import {
-  AuthClient, AuthRefused, type Credentials, createUser, currentRole, gather, groupAdd, groupCreate, groupDetails, groupRemove, login,
+  AuthClient, AuthRefused, type Credentials, claimsOfToken, createUser, currentRole, gather, groupAccess, groupAdd, groupCreate, groupDetails, groupRemove, login,
 } from '../../src/net/index.js';
 import { totpCode } from '../../server/auth/totp.js';
 import { sleep, startSolo, tempDir } from './atedb/harness.js';
@@ -148,24 +148,22 @@ describe('auth groups', () => {
     const bob = await cred('bob');
     await groupCreate(url, alice, 'acme', kh);
     await groupAdd(url, alice, 'acme', 'contributor', 'bob@example.org', kh);
+    // A token made after joining names the group in its claims (uid, gids: what files get).
+    const bobAgain = await cred('bob');
+    const claims = claimsOfToken({ claims: bobAgain.claims })!;
+    expect(claims.roles).toEqual(['acme:contributor']);
+    expect(claims.gids).toHaveLength(1);
+    expect(claims.uid).toBeGreaterThanOrEqual(1000);
     for (const r of (await gather(url, alice, 'acme', kh)).roles) alice.session.add(r);
     for (const r of (await gather(url, bob, 'acme', kh)).roles) bob.session.add(r);
 
     const a = await openChain(`${url}/acme/docs`, { session: alice.session, dir: await tempDir('auth-e2e-a-'), configDir: config });
-    const observer = currentRole(alice.session, 'acme', 'observer')!;
-    const contributor = currentRole(alice.session, 'acme', 'contributor')!;
-    const owner = currentRole(alice.session, 'acme', 'owner')!;
     // 0660: sealed for the group's readers, writable by contributors and up. 0600: sealed for the
     // owner's own key only, writable by the owner only.
-    const { publicKeyId } = await import('../../src/chain/ids.js');
-    const shared = await a.transact((tx) => tx.store({ text: 'shared v1' }, {
-      read: { mode: 'readers', readers: [{ kind: 'sym', id: readKeyId(observer.readKey!) }] },
-      write: { mode: 'any', keys: [publicKeyId(contributor.signing!.publicKey), publicKeyId(owner.signing!.publicKey)] },
-    }));
-    const secret = await a.transact((tx) => tx.store({ text: 'owner only' }, {
-      read: { mode: 'readers', readers: [{ kind: 'sym', id: readKeyId(alice.session.user!.readKey) }] },
-      write: { mode: 'any', keys: [publicKeyId(alice.session.user!.signing.publicKey)] },
-    }));
+    const acc = groupAccess(alice.session, 'acme');
+    expect(acc.groupWrite).toHaveLength(3);
+    const shared = await a.transact((tx) => tx.store({ text: 'shared v1' }, { read: { mode: 'readers', readers: acc.groupRead }, write: { mode: 'any', keys: acc.groupWrite } }));
+    const secret = await a.transact((tx) => tx.store({ text: 'owner only' }, { read: { mode: 'readers', readers: acc.ownerRead }, write: { mode: 'any', keys: acc.ownerWrite } }));
 
     const b = await openChain(`${url}/acme/docs`, { session: bob.session, dir: await tempDir('auth-e2e-b-'), configDir: join(config, 'bob') });
     expect(b.load<{ text: string }>(shared).value.text).toBe('shared v1');
