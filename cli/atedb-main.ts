@@ -1,7 +1,9 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
-import yargs from 'yargs';
-import { OPEN_POLICY } from '../server/chain-host.js';
+import yargs, { type Argv } from 'yargs';
+import { type CreationPolicy, OPEN_POLICY } from '../server/chain-host.js';
+import { AuthService, NO_CHAINS_POLICY, authHandler, authPolicy } from '../server/auth/index.js';
+import { TEST_SCRYPT } from '../src/crypto/index.js';
 import { type MetricsServer, MetricsAddressError, metricsRegistry, parseHostPort, serveMetrics } from '../server/metrics.js';
 import { AtedbServer } from '../server/server.js';
 import { UserError, runCli } from './errors.js';
@@ -26,10 +28,20 @@ interface SoloArgs {
   json: boolean;
   'stats-interval': number;
   metrics?: string;
+  auth?: boolean;
+  'auth-kdf': string;
+  'login-max-failures': number;
+  'login-lockout': number;
+  'max-new-users': number;
+  /** `atedb auth`: the service alone. */
+  authOnly?: boolean;
 }
 
 async function solo(a: SoloArgs): Promise<void> {
-  if (a.policy !== 'open') throw new UserError(`--policy ${a.policy}: only 'open' exists in this build ('auth' comes with the user service)`);
+  if (a.policy !== 'open' && a.policy !== 'auth') throw new UserError(`--policy ${a.policy}: 'open' or 'auth'`);
+  if (a.authOnly && a.auth === false) throw new UserError('atedb auth --no-auth would serve nothing');
+  if (a.policy === 'auth' && a.auth === false) throw new UserError('--policy auth needs the auth service (drop --no-auth)');
+  if (a['auth-kdf'] !== 'production' && a['auth-kdf'] !== 'test') throw new UserError(`--auth-kdf ${a['auth-kdf']}: 'production' or 'test'`);
   if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new UserError(`--port ${a.port}: not a TCP port`);
   if (!(a['stats-interval'] > 0)) throw new UserError(`--stats-interval ${a['stats-interval']}: give milliseconds above 0`);
   let metricsAt: { host: string; port: number } | null = null;
@@ -41,8 +53,17 @@ async function solo(a: SoloArgs): Promise<void> {
   }
   const dataDir = path.resolve(a['data-dir'] ?? defaultServerDataDir());
   const out = (line: string) => process.stdout.write(`${line}\n`);
+  // The user/group/token service answers on the same port; its state is in <data-dir>/auth.
+  const auth = a.auth === false ? null : await AuthService.open({
+    dir: path.join(dataDir, 'auth'),
+    ...(a['auth-kdf'] === 'test' ? { scrypt: TEST_SCRYPT } : {}),
+    maxNewUsers: a['max-new-users'],
+    limits: { maxFailures: a['login-max-failures'], maxAddressFailures: a['login-max-failures'] * 4, lockoutMs: a['login-lockout'] },
+  });
+  const policy: CreationPolicy = a.authOnly ? NO_CHAINS_POLICY : a.policy === 'auth' ? authPolicy(auth!) : OPEN_POLICY;
   const server = new AtedbServer({
-    dataDir, host: a.listen, port: a.port, policy: OPEN_POLICY,
+    dataDir, host: a.listen, port: a.port, policy,
+    ...(auth ? { auth: authHandler(auth, (l) => process.stderr.write(`${l}\n`)) } : {}),
     maxConnections: a['max-connections'], subscriberBufferBytes: a['subscriber-buffer'], receiveBudgetBytes: a['receive-budget'], maxOpenChains: a['max-open-chains'], handshakeTimeoutMs: a['handshake-timeout'],
     ...(a['max-commit-bytes'] ? { limits: { maxCommitBytes: a['max-commit-bytes'] } } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
@@ -79,7 +100,7 @@ async function solo(a: SoloArgs): Promise<void> {
       stopping = true;
       for (const f of running) f();
       if (!a.json) out(`${sig}: shutting down`);
-      server.shutdown().then(() => metrics?.close()).then(resolve, (e: Error) => {
+      server.shutdown().then(() => metrics?.close()).then(() => auth?.close()).then(resolve, (e: Error) => {
         process.stderr.write(`shutdown: ${e.message}\n`);
         process.exitCode = 1;
         resolve();
@@ -94,7 +115,7 @@ async function solo(a: SoloArgs): Promise<void> {
   const listening = `${server.address}:${server.port}`;
   const metricsAddr = metrics ? `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` : undefined;
   if (a.json) {
-    out(JSON.stringify({ listening, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: 'open', ...(metricsAddr ? { metrics: metricsAddr } : {}) }));
+    out(JSON.stringify({ listening, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: policy.name, ...(auth ? { authFingerprint: auth.fingerprint } : {}), ...(metricsAddr ? { metrics: metricsAddr } : {}) }));
     // One line of figures every --stats-interval (the fsync histogram buckets stay in /metrics).
     const timer = setInterval(() => {
       const { fsync: { buckets: _b, ...fsync }, ...rest } = server.stats.snapshot();
@@ -104,11 +125,12 @@ async function solo(a: SoloArgs): Promise<void> {
   } else {
     if (id.created) out(`created server identity ${id.file}`);
     out(`listening: ${listening} fingerprint: ${id.fingerprint}${metricsAddr ? ` metrics: ${metricsAddr}` : ''}`);
+    if (auth) out(`auth service: ${auth.fingerprint} policy: ${policy.name}`);
     const tty = process.stdout.isTTY && process.env.CI !== 'true' && process.env.CI !== '1';
     if (tty) {
       const { showAtedbPanel } = await import('./tui/atedb-panel.js');
       const panel = showAtedbPanel(
-        { listening, fingerprint: id.fingerprint, dataDir, policy: 'open', ...(metricsAddr ? { metrics: metricsAddr } : {}) },
+        { listening, fingerprint: id.fingerprint, dataDir, policy: policy.name, ...(metricsAddr ? { metrics: metricsAddr } : {}) },
         () => server.stats.snapshot(),
       );
       running.push(() => panel.stop());
@@ -118,16 +140,26 @@ async function solo(a: SoloArgs): Promise<void> {
   if (!a.json) out('stopped');
 }
 
+/** Options of the user/group/token service (atedb solo and atedb auth). */
+function authServiceOptions<T>(y: Argv<T>) {
+  return y
+    .option('auth', { type: 'boolean', default: true, describe: 'run the user/group/token service on the same port (--no-auth: without it)' })
+    .option('auth-kdf', { type: 'string', default: 'production', describe: "scrypt cost given to new users: 'production' or 'test' (cheap; clients accept it only with ATEFS_ALLOW_WEAK_KDF=1)" })
+    .option('login-max-failures', { type: 'number', default: 5, describe: 'failed logins of one account in a row before it is locked (4x that per address)' })
+    .option('login-lockout', { type: 'number', default: 60_000, describe: 'ms of the first lockout; each further one doubles it (up to an hour)' })
+    .option('max-new-users', { type: 'number', default: 20, describe: 'accounts one address may create per 10 minutes' });
+}
+
 export function main(argv: string[]): void {
   void runCli(async () => {
     await yargs(argv)
       .scriptName('atedb')
       .usage('$0 <command> [options]')
-      .command('solo', 'run one atedb node with an embedded store', (y) => y
+      .command('solo', 'run one atedb node with an embedded store (and the auth service)', (y) => authServiceOptions(y
         .option('data-dir', { type: 'string', describe: 'where chains and the server key live (default $XDG_DATA_HOME/atedb)' })
         .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all)' })
         .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed)' })
-        .option('policy', { type: 'string', default: 'open', describe: "chain creation policy: 'open' (first valid genesis creates a chain)" })
+        .option('policy', { type: 'string', default: 'open', describe: "chain creation policy: 'open' (first valid genesis creates a chain) or 'auth' (personal chains rooted at their user's key, group chains at the group's)" })
         .option('max-connections', { type: 'number', default: 1024 })
         .option('max-open-chains', { type: 'number', default: 256, describe: 'chains kept open at once; idle ones beyond are closed' })
         .option('handshake-timeout', { type: 'number', default: 10_000, describe: 'ms a client has to finish its handshake' })
@@ -136,8 +168,17 @@ export function main(argv: string[]): void {
         .option('receive-budget', { type: 'number', default: 512 << 20, describe: 'bytes of incomplete frames buffered across all connections' })
         .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON, then a JSON line of figures every --stats-interval' })
         .option('stats-interval', { type: 'number', default: 5000, describe: 'ms between two --json stats lines' })
-        .option('metrics', { type: 'string', describe: 'serve GET /metrics (Prometheus text format) on HOST:PORT (port 0: any free port, printed)' }),
+        .option('metrics', { type: 'string', describe: 'serve GET /metrics (Prometheus text format) on HOST:PORT (port 0: any free port, printed)' })),
       async (a) => solo(a as unknown as SoloArgs))
+      .command('auth', 'run the user/group/token service alone (hosting no chains)', (y) => authServiceOptions(y
+        .option('data-dir', { type: 'string', describe: 'where the service key and state live (default $XDG_DATA_HOME/atedb)' })
+        .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all)' })
+        .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON' })),
+      async (a) => solo({
+        'policy': 'open', 'max-connections': 1024, 'max-open-chains': 16, 'handshake-timeout': 10_000, 'subscriber-buffer': 32 << 20,
+        'receive-budget': 64 << 20, 'stats-interval': 60_000, ...(a as unknown as Partial<SoloArgs>), authOnly: true,
+      } as SoloArgs))
       .demandCommand(1, 'say which command to run (see --help)')
       .strict()
       .fail((msg, err) => { throw err ?? new UserError(msg); })

@@ -1,12 +1,11 @@
 import yargs from 'yargs';
-import { NotImplemented, UserError, runCli } from './errors.js';
+import { UserError, runCli } from './errors.js';
 import { mountOptions, toMountArgs } from './mount-args.js';
-
-const later = (what: string) => () => { throw new NotImplemented(what); };
+import { authCommands } from './auth-commands.js';
 
 export function main(argv: string[]): void {
   void runCli(async () => {
-    await yargs(argv)
+    await authCommands(yargs(argv))
       .scriptName('atefs')
       .usage('$0 <command> [options]')
       .command('mount <dir> [remote]', 'mount a chain as a directory', (y) => mountOptions(y), async (v) => {
@@ -46,8 +45,6 @@ export function main(argv: string[]): void {
           json: !!v.json,
         });
       })
-      .command('create-user', 'create a user on an auth server', {}, later('atefs create-user'))
-      .command('create-token', 'create a token file', {}, later('atefs create-token'))
       .command('status [dir]', 'list this user\'s mounts, or show one mount\'s live status', (y) =>
         y.positional('dir', { type: 'string', describe: 'a mountpoint: its live panel (plain lines off a terminal)' })
          .option('json', { type: 'boolean', default: false, describe: 'one JSON object (JSON lines with --watch)' })

@@ -24,8 +24,8 @@ export function chainDirName(name: string): string {
  *  service (personal chains rooted at the user's key, group chains at the group's). */
 export interface CreationPolicy {
   readonly name: string;
-  /** null = allowed; a string = the refusal. */
-  mayCreate(chain: string, clientIdentity: string | null): string | null;
+  /** null = allowed; a string = the refusal. `genesis`: the bytes of the chain's genesis commit. */
+  mayCreate(chain: string, clientIdentity: string | null, genesis?: Buffer): string | null;
 }
 
 export const OPEN_POLICY: CreationPolicy = { name: 'open', mayCreate: () => null };
@@ -100,7 +100,7 @@ export class ChainHost {
 
   /** Creates a chain from its genesis (serialised with other opens of the same name). */
   async create(name: string, genesis: Buffer, clientIdentity: string | null): Promise<HostedChain> {
-    const refusal = this.o.policy.mayCreate(name, clientIdentity);
+    const refusal = this.o.policy.mayCreate(name, clientIdentity, genesis);
     if (refusal) throw new AppendRejected('policy', refusal);
     const existing = await this.get(name);
     if (existing) throw new AppendRejected('wrong-genesis', `chain '${name}' already exists`);

@@ -8,7 +8,7 @@ import { acceptClient } from '../src/net/index.js';
 import { ChainHost, type CreationPolicy, OPEN_POLICY } from './chain-host.js';
 import { type ServerIdentity, loadOrCreateServerIdentity } from './identity.js';
 import { LeaseTable } from './leases.js';
-import { ClientHandler } from './session.js';
+import { ClientHandler, type HandlerContext } from './session.js';
 import { ServerStats } from './stats.js';
 
 export interface ServerOptions {
@@ -26,6 +26,8 @@ export interface ServerOptions {
   limits?: Partial<SizeLimits>;
   poolSize?: number;
   log?: (line: string) => void;
+  /** The user/group/token service to answer 'areq' messages (server/auth). */
+  auth?: HandlerContext['auth'];
 }
 
 export class AtedbServer {
@@ -119,6 +121,7 @@ export class AtedbServer {
         const h = new ClientHandler(session, {
           host: this.host, leases: this.leases, maxBuffer: this.o.subscriberBufferBytes ?? 32 << 20,
           accepting: () => this.accepting, log: (l) => this.log(l), rejected: (r) => this.stats.rejectedFor(r),
+          ...(this.o.auth ? { auth: this.o.auth } : {}),
         });
         this.handlers.add(h);
         h.conn.on('close', (e) => {

@@ -36,6 +36,8 @@ export interface HandlerContext {
   log: (line: string) => void;
   /** Told the reason of every rejected append (server/stats.ts). */
   rejected?: (reason: string) => void;
+  /** The user/group/token service (server/auth), when this server runs it. */
+  auth?: { connect(session: ServerSession, conn: Connection): { handle(m: Extract<Message, { t: 'areq' }>): void } };
 }
 
 let nextConnId = 1;
@@ -47,6 +49,7 @@ export class ClientHandler implements ChainListener {
   private readonly joined = new Set<HostedChain>();
   readonly owner: string;
   inflight = 0;
+  private authEndpoint: { handle(m: Extract<Message, { t: 'areq' }>): void } | null = null;
 
   constructor(readonly session: ServerSession, private readonly ctx: HandlerContext) {
     this.conn = session.conn;
@@ -75,6 +78,13 @@ export class ClientHandler implements ChainListener {
         return;
       }
       case 'ping': this.send({ t: 'pong', id: m.id, time: Date.now() }); return;
+      case 'areq':
+        if (!this.ctx.auth) {
+          this.send({ t: 'err', id: m.id, code: 'no-auth', detail: 'this server runs no auth service' });
+          return;
+        }
+        (this.authEndpoint ??= this.ctx.auth.connect(this.session, this.conn)).handle(m);
+        return;
       default:
         // Server-to-client messages (or a second auth) from a client break the protocol.
         this.conn.close(new ProtocolError(`unexpected message '${m.t}' from a client`));

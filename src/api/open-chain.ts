@@ -11,7 +11,7 @@ import {
   PINS_FILE, type GuardedHistory, type Session, defaultConfigDir, findPin, guardHistory, lookupHead, loadOrCreateLocalIdentity, readTokenFile, readersOfPrincipal, writePin,
 } from '../session/index.js';
 import { View, parseCompactMode } from '../view/index.js';
-import { type RecoveryMode, parseRemoteUrl } from '../net/index.js';
+import { type RecoveryMode, groupChainCreateOptions, parseRemoteUrl } from '../net/index.js';
 import { Chain } from './chain.js';
 import { openRemote } from './open-remote.js';
 import { ChainUnavailable, InvalidChainTarget } from './errors.js';
@@ -32,6 +32,11 @@ export interface OpenChainOptions {
   configDir?: string;
   /** Chain-wide readers besides the creator, for a chain created by this call. */
   readers?: ReaderRef[];
+  /** tcp:// chains created by this call: root keys other than the session's signing keys (a group
+   *  chain is rooted at the group's owner/delegate key), and whether the creator's own read key is
+   *  a chain-wide reader (default true). */
+  rootKeys?: Buffer[];
+  creatorReads?: boolean;
   /** Open without writing (a missing chain is an error). */
   readOnly?: boolean;
   /** Compaction mode (never, modified, timer, factor, size, factor-or-timer, size-or-timer). */
@@ -70,8 +75,16 @@ export async function openChain(target: string, o: OpenChainOptions = {}): Promi
     const configDir = o.configDir ?? defaultConfigDir();
     const session = await sessionOf(o, configDir);
     const dir = path.resolve(o.dir ?? path.join(defaultChainsDir(), 'remote', `${u.host}+${u.port}`, u.name));
+    // A group chain (`<group>/<db>`) created with a session that holds the group's keys is rooted at
+    // and read by the group's keys (what the auth policy demands), unless told otherwise.
+    const parts = u.name.split('/');
+    const group = parts.length === 2 && !o.rootKeys && !o.readers ? groupChainCreateOptions(session, parts[0]!) : null;
+    if (group) o = { ...o, ...group };
     return openRemote(target, session, {
-      dir, configDir, create: !o.readOnly,
+      dir, configDir,
+      create: o.readOnly ? false : (o.readers || o.rootKeys || o.creatorReads === false)
+        ? { ...(o.readers ? { readers: o.readers } : {}), ...(o.rootKeys ? { rootKeys: o.rootKeys } : {}), ...(o.creatorReads === false ? { creatorReads: false } : {}) }
+        : true,
       ...(o.recoveryMode ? { mode: o.recoveryMode } : {}),
       ...(o.serverKey ? { serverKey: o.serverKey } : {}),
     });

@@ -6,7 +6,7 @@
 // reads what the server confirmed (sync semantics); offline work with staged commits shown on top
 // is RemoteChain's async mode, used directly.
 import * as path from 'node:path';
-import { type Commit, CommitRejected, DataKeyCache, toGenesisHash } from '../chain/index.js';
+import { type Commit, CommitRejected, DataKeyCache, type ReaderRef, toGenesisHash } from '../chain/index.js';
 import { defaultBulkPool, defaultPool } from '../crypto/index.js';
 import { openLog } from '../log/index.js';
 import { type RecoveryMode, RemoteChain, RemoteRejected, parseRemoteUrl } from '../net/index.js';
@@ -21,7 +21,7 @@ export interface OpenRemoteOptions {
   dir: string;
   configDir: string;
   mode?: RecoveryMode;
-  create?: boolean;
+  create?: boolean | { readers?: ReaderRef[]; rootKeys?: Buffer[]; creatorReads?: boolean };
   serverKey?: string;
   readOnly?: boolean;
   confirmTimeoutMs?: number;

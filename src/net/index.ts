@@ -9,3 +9,5 @@ export {
 } from './handshake.js';
 export { ZERO_CHAIN_HASH, nextChainHash, headMessage, signHead, verifyHead } from './heads.js';
 export { RemoteChain, parseRemoteUrl, DEFAULT_PORT, type RecoveryMode, type RemoteStatus, type RemoteChainOptions, type LeaseReply } from './remote-chain.js';
+export * from './auth-protocol.js';
+export * from './auth-client.js';

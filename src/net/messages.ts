@@ -39,7 +39,11 @@ export type Message =
   // keepalive, errors
   | { v: number; t: 'ping'; id: number; time: number }
   | { v: number; t: 'pong'; id: number; time: number }
-  | { v: number; t: 'err'; id: number | null; code: string; detail: string };
+  | { v: number; t: 'err'; id: number | null; code: string; detail: string }
+  // the user/group/token service (server/auth): an operation and its msgpack body, answered by
+  // 'ares' { ok, body } (body: the result, or { code, message } when !ok). See src/net/auth-protocol.ts.
+  | { v: number; t: 'areq'; id: number; op: string; body: Buffer }
+  | { v: number; t: 'ares'; id: number; ok: boolean; body: Buffer };
 
 export type MessageType = Message['t'];
 export type Msg<T extends MessageType> = Extract<Message, { t: T }>;
@@ -65,6 +69,8 @@ const SHAPES: Record<MessageType, Record<string, Check>> = {
   ping: { id: 'int', time: 'num' },
   pong: { id: 'int', time: 'num' },
   err: { id: 'int?', code: 'str', detail: 'str' },
+  areq: { id: 'int', op: 'str', body: 'bytes' },
+  ares: { id: 'int', ok: 'bool', body: 'bytes' },
 };
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });

@@ -392,7 +392,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       if (!user) throw new NetError('the session has no user identity to create a chain with');
       const genesis = await createGenesis({
         name: this.name, keyring: this.o.session, keys: this.keys, pool: this.o.pool ?? null, openRoot: c.openRoot ?? false,
-        chainReaders: [...this.o.session.chainReaders(), ...(c.readers ?? [])],
+        chainReaders: [...(c.creatorReads === false ? [] : this.o.session.chainReaders()), ...(c.readers ?? [])],
+        // A group chain is rooted at the group's keys, not the creator's own (the auth policy).
+        ...(c.rootKeys ? { rootKeys: c.rootKeys } : {}),
       });
       const id = this.nextRequest++;
       const reply = await new Promise<Message>((resolve) => {

@@ -24,7 +24,7 @@ export interface RemoteChainOptions {
   /** Pinned genesis hash; otherwise the replica's, or trust on first use. */
   genesisHash?: Buffer;
   /** Create the chain (a fresh genesis owned by the session) when the server does not have it. */
-  create?: { readers?: ReaderRef[]; openRoot?: boolean } | boolean;
+  create?: { readers?: ReaderRef[]; openRoot?: boolean; rootKeys?: Buffer[]; creatorReads?: boolean } | boolean;
   knownHosts?: string;
   serverKey?: string;
   /** Identity proven in the handshake (default: the session's signing key). */

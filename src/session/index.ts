@@ -32,3 +32,4 @@ export {
   HEADS_FILE, type ChainHead, ChainHistoryBroken, ChainRolledBack, HeadWriter, compareWithHead, headsKeyOf, readHead, writeHead,
 } from './heads.js';
 export { type GuardOptions, type GuardedHistory, type StoredHeadLookup, guardHistory, lookupHead } from './history-guard.js';
+export { type LoginKeys, KeyringInvalid, deriveLoginKeys, sealKeyring, openKeyring, sealRoleKeys, openRoleKeys } from './login-keys.js';

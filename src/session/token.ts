@@ -43,6 +43,8 @@ export interface Token {
   expiresAt: number | null;
   /** publicKeyId of the issuer, when the token is signed. */
   issuer: string | null;
+  /** The auth service's signed claims (src/net/auth-protocol.ts encodeSignedClaims), if any. */
+  claims: Buffer | null;
 }
 
 export interface EncodeTokenOptions {
@@ -52,6 +54,10 @@ export interface EncodeTokenOptions {
   scrypt?: ScryptParams;
   issuer?: SigningKeyPair;
   now?: () => number;
+  /** The auth service's signed claims to carry (opaque here; the service verifies them). */
+  claims?: Buffer;
+  /** Absolute expiry (ms since the epoch), instead of now + ttlMs (the claims' expiry). */
+  expiresAt?: number;
 }
 
 export interface DecodeTokenOptions {
@@ -107,8 +113,9 @@ export async function encodeToken(session: Session, o: EncodeTokenOptions): Prom
   const now = (o.now ?? Date.now)();
   const inner = packr.pack({
     i: now,
-    x: o.ttlMs === null ? null : now + o.ttlMs,
+    x: o.expiresAt ?? (o.ttlMs === null ? null : now + o.ttlMs),
     p: session.principals.map(encodePrincipal),
+    ...(o.claims ? { a: o.claims } : {}),
   });
   const outer: Record<string, unknown> = { m: MAGIC, e: 0 };
   if (o.issuer) outer.s = [o.issuer.publicKey, signMessage(o.issuer.secretKey, issuerMessage(inner))];
@@ -196,7 +203,9 @@ export async function decodeToken(bytes: Buffer, o: DecodeTokenOptions = {}): Pr
     throw new TokenInvalid('token body is malformed');
   }
   if (expiresAt !== null && !o.allowExpired && (o.now ?? Date.now)() >= expiresAt) throw new TokenExpired(expiresAt);
-  return { session: new Session(body.p.map(decodePrincipal)), issuedAt, expiresAt, issuer };
+  if (body.a !== undefined && !(body.a instanceof Uint8Array)) throw new TokenInvalid('token claims are malformed');
+  const claims = body.a instanceof Uint8Array ? Buffer.from(body.a) : null;
+  return { session: new Session(body.p.map(decodePrincipal)), issuedAt, expiresAt, issuer, claims };
 }
 
 /**

@@ -52,11 +52,11 @@ export async function tempDir(prefix: string): Promise<string> {
 }
 
 /** Starts `atedb solo` and waits for its listening line. `port` 0 = any free port. */
-export async function startSolo(o: { dataDir?: string; port?: number; args?: string[] } = {}): Promise<Solo> {
+export async function startSolo(o: { dataDir?: string; port?: number; args?: string[]; command?: 'solo' | 'auth' } = {}): Promise<Solo> {
   // dist/ is what runs: rebuilt first when older than the sources (shared with the e2e suites).
   await ensureBuilt();
   const dataDir = o.dataDir ?? (await tempDir('atedb-data-'));
-  const proc = spawn(process.execPath, [ATEDB, 'solo', '--data-dir', dataDir, '--port', String(o.port ?? 0), ...(o.args ?? [])], {
+  const proc = spawn(process.execPath, [ATEDB, o.command ?? 'solo', '--data-dir', dataDir, '--port', String(o.port ?? 0), ...(o.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env },
   });
