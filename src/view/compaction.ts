@@ -347,7 +347,7 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
       await slice.tick();
       try {
         state.gapHints = hintsOf(commit);
-        const effects = checkAgainstState(state, commit, signersOf(commit), { now: view.now });
+        const effects = checkAgainstState(state, commit, signersOf(commit), { now: view.now, backwardsToleranceMs: view.backwardsToleranceMs });
         state.stage({ seq: rec.seq, pos: rec.pos, commit, effects });
       } catch (e) {
         if (!(e instanceof ChainCommitRejected)) throw e;
