@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import {
   type AuthorityState, type Commit, CommitRejected, DEFAULT_LIMITS, MemoryAuthorityState, type SizeLimits,
-  checkAgainstState, decodeCommit, loadChain, verifySignatures,
+  type ValidationOptions, checkAgainstState, decodeCommit, loadChain, verifySignatures,
 } from '../src/chain/index.js';
 import type { CryptoPool } from '../src/crypto/index.js';
 import { type RedoLog, openLog } from '../src/log/index.js';
@@ -23,6 +23,18 @@ export class AppendRejected extends Error {
   constructor(readonly reason: WireRejectReason, detail: string, readonly seq: number | null = null) {
     super(detail);
   }
+}
+
+/**
+ * Validation options of the server's order. The "timestamps never go backwards" rule is not
+ * applied here: the server orders commits of several writers by arrival, each timestamped with its
+ * writer's estimate of the server's clock, so one signed first and delivered later (a retry, a slow
+ * upload) is legitimately earlier than its predecessor; a fixed tolerance would refuse a slow link.
+ * The future check (the server's clock) still bounds every timestamp; the hash chain and signed
+ * heads protect the order itself.
+ */
+function serverOrder(futureToleranceMs: number | undefined): ValidationOptions {
+  return { backwardsToleranceMs: Number.POSITIVE_INFINITY, ...(futureToleranceMs !== undefined ? { futureToleranceMs } : {}) };
 }
 
 const REASONS: Record<string, WireRejectReason> = {
@@ -137,7 +149,7 @@ export class HostedChain {
       if (!commit.header.genesis) throw new AppendRejected('unknown-chain', `no chain '${o.name}' here, and this commit is not a genesis`);
       const [signers] = await verifySignatures([commit], o.pool);
       if (signers instanceof CommitRejected) throw signers;
-      state.applyEffects(checkAgainstState(state, commit, signers!, o.futureToleranceMs !== undefined ? { futureToleranceMs: o.futureToleranceMs } : {}));
+      state.applyEffects(checkAgainstState(state, commit, signers!, serverOrder(o.futureToleranceMs)));
     } catch (e) {
       throw toAppendRejected(e);
     }
@@ -206,7 +218,7 @@ export class HostedChain {
     if (again !== undefined) throw new AppendRejected('replay', `commit already in the chain at seq ${again}`, again);
     let effects;
     try {
-      effects = checkAgainstState(this.state, commit, signers, this.o.futureToleranceMs !== undefined ? { futureToleranceMs: this.o.futureToleranceMs } : {});
+      effects = checkAgainstState(this.state, commit, signers, serverOrder(this.o.futureToleranceMs));
     } catch (e) {
       throw toAppendRejected(e);
     }

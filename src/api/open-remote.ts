@@ -63,6 +63,8 @@ export async function openRemote(url: string, session: Session, o: OpenRemoteOpt
       indexPath: path.join(o.dir, 'view', 'index'), compaction: { mode: 'never' }, readOnly: false,
       // Commits are timestamped with the server's clock (the offset the handshake and pings measure).
       now: () => Date.now() + rc.clockOffsetMs,
+      // Server order: commits of several writers, not applied (see ValidationOptions.backwardsToleranceMs).
+      backwardsToleranceMs: Number.POSITIVE_INFINITY,
     });
   } catch (e) {
     await log.close().catch(() => undefined);

@@ -206,7 +206,11 @@ export class CommitBuilder {
     const signers = this.chooseSigners();
     this.dispatchSeals();
     await Promise.all(this.sealing);
-    const header: CommitHeader = { chain: this.chain, timestamp: (this.o.now ?? Date.now)(), genesis: null };
+    // Never earlier than the newest commit of the state: a clock stepped back (NTP, a VM restore)
+    // must not make the writer's own chain invalid (the validator refuses backwards timestamps).
+    const now = (this.o.now ?? Date.now)();
+    const prev = this.o.state.latestTimestamp?.();
+    const header: CommitHeader = { chain: this.chain, timestamp: prev !== undefined && prev > now ? prev : now, genesis: null };
     const { headerBytes, hash } = hashCommitParts(header, this.events);
     const msg = signatureMessage(hash);
     const pool = this.o.pool;

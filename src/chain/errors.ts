@@ -12,6 +12,8 @@ export type RejectReason =
   | 'authority'
   /** Timestamp beyond the future tolerance. */
   | 'future'
+  /** Timestamp earlier than the newest commit before it in log order (timestamps never go backwards). */
+  | 'backwards'
   /** A commit with this hash was already applied. */
   | 'replay'
   /** A DAO version that is not exactly previous + 1 (a stale write or a lost race). */

@@ -46,5 +46,6 @@ export class GapBridgingState implements AuthorityState {
   getDataKey(id: DataKeyId): DataKeyRecord | undefined { return this.inner.getDataKey(id); }
   getPublicKey(id: KeyId): Buffer | undefined { return this.inner.getPublicKey(id); }
   hasCommit(hash: Buffer): boolean { return this.inner.hasCommit(hash); }
+  latestTimestamp(): number | undefined { return this.inner.latestTimestamp?.(); }
   applyEffects(effects: CommitEffects): void { this.inner.applyEffects(effects); }
 }

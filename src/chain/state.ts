@@ -57,6 +57,11 @@ export interface AuthorityStateReader {
   getDataKey(id: DataKeyId): DataKeyRecord | undefined;
   getPublicKey(id: KeyId): Buffer | undefined;
   hasCommit(hash: Buffer): boolean;
+  /**
+   * Timestamp of the newest commit applied (the last one in log order; genesis included), or
+   * undefined when the state cannot tell. The validator refuses a commit earlier than this.
+   */
+  latestTimestamp?(): number | undefined;
 }
 
 export interface AuthorityState extends AuthorityStateReader {
@@ -90,6 +95,9 @@ export class MemoryAuthorityState implements AuthorityState {
   hasCommit(hash: Buffer): boolean {
     return this.commits.has(hash.toString('hex'));
   }
+  latestTimestamp(): number | undefined {
+    return this.applied > 0 ? this.lastTimestamp : undefined;
+  }
   applyEffects(e: CommitEffects): void {
     if (e.genesis) this.genesis = e.genesis;
     for (const n of e.nodes) this.nodes.set(n.key, n);
@@ -115,6 +123,9 @@ export class StateOverlay implements AuthorityStateReader {
 
   getGenesis(): Genesis | undefined {
     return this.genesis ?? this.base.getGenesis();
+  }
+  latestTimestamp(): number | undefined {
+    return this.base.latestTimestamp?.();
   }
   getNode(key: DaoKey): NodeRecord | undefined {
     return this.nodes.get(key) ?? this.base.getNode(key);

@@ -4,6 +4,7 @@
 //   4 chain id / genesis, replay, future time   (checkAgainstState; cheap checks first)
 //   5 tree authority, DAO versions, confidentiality consistency (checkAgainstState, event by event
 //     against the state as left by the previous events of the same commit)
+//   6 time order: not earlier than the newest commit before it (checkAgainstState, last)
 // A failure anywhere rejects the whole commit with a typed CommitRejected.
 import { Alg, type CryptoPool, verifySignature } from '../crypto/index.js';
 import { TreeError, admits, readersOf, writeRequirements } from './authority.js';
@@ -18,6 +19,18 @@ export interface ValidationOptions {
   now?: () => number;
   /** Overrides the genesis policy's future tolerance. */
   futureToleranceMs?: number;
+  /**
+   * How much earlier than the newest commit before it (in log order) a commit's timestamp may be.
+   * Default 0: timestamps never go backwards (a local chain has one writer and one order, and its
+   * writer clamps its clock: builder.ts). Infinity: not applied — for server-ordered replicated
+   * chains (server/hosted-chain.ts, src/net, api/open-remote.ts), whose order is the server's
+   * arrival order of commits several writers timestamped with their own estimate of the server's
+   * clock: a commit signed first and delivered later (a retry, a slow upload) is legitimately
+   * earlier than its predecessor, and any fixed tolerance would turn a slow link into a refused
+   * commit. There the order is protected by the hash chain and the server-signed heads instead,
+   * and the future check still bounds every timestamp from above.
+   */
+  backwardsToleranceMs?: number;
   limits?: Partial<SizeLimits>;
 }
 
@@ -133,6 +146,7 @@ export function checkAgainstState(
     overlay.dataKeys.set(rk.id, { id: rk.id, owner: null, wraps: rk.wraps });
     for (const pk of h.genesis.rootKeys) overlay.publicKeys.set(publicKeyId(pk), pk);
     checkFuture(commit, overlay.genesis, opts);
+    checkOrder(state, commit, opts);
     return overlay.effects(commit);
   }
   const genesis = state.getGenesis();
@@ -167,6 +181,10 @@ export function checkAgainstState(
     }
     applyEventToOverlay(overlay, m, cur, h.timestamp, commit, i);
   }
+  // Last: a commit that is also a stale write (an old commit replayed after newer ones) is reported
+  // as the conflict it is, and a DIO commit overtaken by one that touched the same DAOs gets its
+  // Conflict rather than a rebuild (dio.ts).
+  checkOrder(state, commit, opts);
   return overlay.effects(commit);
 }
 
@@ -175,6 +193,21 @@ function checkFuture(commit: Commit, genesis: Genesis, opts: ValidationOptions):
   const tol = opts.futureToleranceMs ?? genesis.info.policy.futureToleranceMs;
   if (commit.header.timestamp > now + tol) {
     throw new CommitRejected('future', `timestamp ${commit.header.timestamp} is ${commit.header.timestamp - now} ms ahead`, hex(commit));
+  }
+}
+
+/** Timestamps never go backwards in log order (within `backwardsToleranceMs`, default 0). */
+function checkOrder(state: AuthorityStateReader, commit: Commit, opts: ValidationOptions): void {
+  const tol = opts.backwardsToleranceMs ?? 0;
+  if (tol === Number.POSITIVE_INFINITY) return;
+  const prev = state.latestTimestamp?.();
+  const t = commit.header.timestamp;
+  if (prev !== undefined && t < prev - tol) {
+    throw new CommitRejected(
+      'backwards',
+      `timestamp ${new Date(t).toISOString()} (${t}) is ${prev - t} ms earlier than the previous commit's ${new Date(prev).toISOString()} (${prev}): timestamps never go backwards in log order`,
+      hex(commit),
+    );
   }
 }
 

@@ -46,7 +46,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private readonly history = new HistoryGuard();
   /** The server's clock as far as this client knows it: future-time checks and our timestamps
    *  follow it, so a client whose own clock is off neither refuses good commits nor sends bad ones. */
-  private readonly clock = { now: () => this.localNow() + this.clockOffsetMs };
+  // Also the validation options of the server's order: timestamps may go backwards there (see
+  // ValidationOptions.backwardsToleranceMs: several writers, one arrival order).
+  private readonly clock = { now: () => this.localNow() + this.clockOffsetMs, backwardsToleranceMs: Number.POSITIVE_INFINITY };
   private readonly localNow: () => number;
   private pending: Staged[] = [];
   private session: ClientSession | null = null;
@@ -125,7 +127,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private async loadLocal(): Promise<void> {
     if (this.replica.nextSeq > 1) {
       // No future-time check here: the server confirmed these by its clock, which ours may trail.
-      for await (const c of loadChain(this.replica, { pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, futureToleranceMs: Number.POSITIVE_INFINITY })) {
+      for await (const c of loadChain(this.replica, { pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY })) {
         this.history.push(c.commit.hash);
       }
       this.genesisHash = this.confirmed.getGenesis()!.hash;

@@ -31,7 +31,7 @@ import { existsSync, mkdtempSync, readdirSync, statSync, statfsSync } from 'node
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommitRejected as ChainCommitRejected, type Commit, checkAgainstState, cutCertifier, decodeCommit, decodeMeta, signersOf } from '../chain/index.js';
+import { CommitRejected as ChainCommitRejected, type Commit, MAX_TREE_DEPTH, checkAgainstState, cutCertifier, decodeCommit, decodeMeta, signersOf } from '../chain/index.js';
 import { eventSpans } from './record-spans.js';
 import type { CompactionStep, LogPosition } from '../log/index.js';
 import { CompactionFailed } from './errors.js';
@@ -152,9 +152,13 @@ export async function runCompaction(
         // A retained commit needs history that was dropped (the version of a parent or of the
         // node itself that its authority check walks through): keep the latest earlier version
         // of every DAO it names, and try again.
+        // The ancestors its tree walks went through count too: a move is checked for cycles, and
+        // ACLs are inherited, along the parent chain, and a stale ancestor (its move away dropped,
+        // an older move of it kept for another DAO's sake) makes a cycle or an ACL the live chain
+        // never had — naming only the commit's own DAOs left such a run unable to converge.
         history ??= await versionHistory(view, cut);
         const f = res.fail;
-        const names = new Set<string>();
+        const names = new Set<string>(f.ancestors);
         for (const ev of f.commit.events) {
           names.add(ev.meta.key);
           if (ev.meta.parent) names.add(ev.meta.parent.key);
@@ -164,9 +168,10 @@ export async function runCompaction(
         for (const k of names) {
           const seqs = history.get(k);
           if (!seqs) continue;
+          // The version that held at f.seq; already kept, the scratch state has it right.
           let best = -1;
-          for (const s of seqs) if (s < f.seq && !keep.has(s)) best = s;
-          if (best >= 0) {
+          for (const s of seqs) if (s < f.seq) best = s;
+          if (best >= 0 && !keep.has(best)) {
             keep.add(best);
             added++;
           }
@@ -310,7 +315,27 @@ function scratchRoot(liveIndexPath: string): string {
   }
 }
 
-type DryResult = DryRun | { fail: { seq: number; commit: Commit; message: string } };
+/**
+ * A retained commit that failed in the scratch replay. `ancestors`: the DAOs on the parent chains
+ * of its events' nodes and new parents as the scratch state saw them (what its checks walked).
+ */
+type DryResult = DryRun | { fail: { seq: number; commit: Commit; message: string; ancestors: Set<string> } };
+
+/** Keys on the parent chains, in `state`, of every event's node and new parent of `commit`. */
+function ancestorsIn(state: LmdbAuthorityState, commit: Commit): Set<string> {
+  const out = new Set<string>();
+  const climb = (start: string) => {
+    for (let k: string | undefined = start, n = 0; k !== undefined && !out.has(k) && n < MAX_TREE_DEPTH; n++) {
+      out.add(k);
+      k = state.getNode(k)?.parent?.key;
+    }
+  };
+  for (const ev of commit.events) {
+    climb(ev.meta.key);
+    if (ev.meta.parent) climb(ev.meta.parent.key);
+  }
+  return out;
+}
 
 /** Replays the candidate log (records of `keep` up to `cut`) into a scratch index. */
 async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryResult> {
@@ -347,12 +372,13 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
       await slice.tick();
       try {
         state.gapHints = hintsOf(commit);
-        const effects = checkAgainstState(state, commit, signersOf(commit), { now: view.now });
+        const effects = checkAgainstState(state, commit, signersOf(commit), { now: view.now, backwardsToleranceMs: view.backwardsToleranceMs });
         state.stage({ seq: rec.seq, pos: rec.pos, commit, effects });
       } catch (e) {
         if (!(e instanceof ChainCommitRejected)) throw e;
+        const ancestors = ancestorsIn(state, commit);
         await close();
-        return { fail: { seq: rec.seq, commit, message: e.message } };
+        return { fail: { seq: rec.seq, commit, message: e.message, ancestors } };
       } finally {
         state.gapHints = null;
       }

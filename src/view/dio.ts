@@ -6,6 +6,7 @@
 // leaves no trace.
 import {
   CommitBuilder,
+  CommitRejected as ChainCommitRejected,
   NoReadKey,
   type NodeRecord,
   NotAuthorized,
@@ -291,16 +292,31 @@ export class Dio {
     const view = this.view;
     view.assertWritable();
     // Optimistic check first (cheap, before signing): nothing we saw may have moved.
-    for (const key of this.writes.keys()) {
-      const now = view.entry(key)?.node.version ?? 0;
-      const then = this.seen.get(key) ?? 0;
-      if (now !== then) throw new Conflict(key, `version ${then} when read, ${now} now`);
-    }
+    this.checkVersions();
     view.commitStarted();
     try {
-      return await this.signAndSubmit(view, scope);
+      // Commits are built concurrently and applied in the order their signing finishes: one built
+      // earlier (hence timestamped earlier) can reach the view after a later one and be refused
+      // as going backwards. It is then built again, after the same optimistic check (the newer
+      // commit may have changed what this one read), and its timestamp is clamped to the newer one.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.signAndSubmit(view, scope);
+        } catch (e) {
+          if (attempt >= BACKWARDS_RETRIES || !isBackwards(e)) throw e;
+          this.checkVersions();
+        }
+      }
     } finally {
       view.commitEnded();
+    }
+  }
+
+  private checkVersions(): void {
+    for (const key of this.writes.keys()) {
+      const now = this.view.entry(key)?.node.version ?? 0;
+      const then = this.seen.get(key) ?? 0;
+      if (now !== then) throw new Conflict(key, `version ${then} when read, ${now} now`);
     }
   }
 
@@ -370,6 +386,14 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
+}
+
+/** Rebuilds of a commit overtaken by a newer one (see commit()); each clamps to the newest. */
+const BACKWARDS_RETRIES = 8;
+
+function isBackwards(e: unknown): boolean {
+  const c = e instanceof Error ? e.cause : undefined;
+  return c instanceof ChainCommitRejected && c.reason === 'backwards';
 }
 
 function mapBuildError(e: unknown): Error {

@@ -39,6 +39,8 @@ export class LmdbAuthorityState implements AuthorityState {
   private readonly publicKeys = new Map<KeyId, Buffer>();
   private readonly commits = new Set<string>();
   private pending: AcceptedRecord[] = [];
+  /** Newest timestamp among the staged commits (undefined: none staged). */
+  private stagedLatest: number | undefined;
   private genesis: Genesis | undefined;
   // Committed node records, bounded (parents of hot subtrees are read on every validation).
   private readonly cache = new Map<DaoKey, NodeRecord | null>();
@@ -110,6 +112,16 @@ export class LmdbAuthorityState implements AuthorityState {
     return this.publicKeys.get(id) ?? this.store.getPublished(id)?.publicKey;
   }
 
+  /**
+   * Newest commit timestamp: of the staged commits, else of the last record the index applied
+   * (RecordEntry.time, written with it; the sealed index authenticates it like the rest).
+   */
+  latestTimestamp(): number | undefined {
+    const committed = this.watermark.seq >= 0 ? this.store.getRecord(this.watermark.seq)?.time : undefined;
+    if (this.stagedLatest === undefined) return committed;
+    return committed === undefined ? this.stagedLatest : Math.max(committed, this.stagedLatest);
+  }
+
   hasCommit(hash: Buffer): boolean {
     return this.commits.has(hash.toString('hex')) || this.store.seenSeq(hash) !== undefined;
   }
@@ -118,6 +130,7 @@ export class LmdbAuthorityState implements AuthorityState {
 
   /** Stages effects (the chain calls this for accepted commits; positions come with `stage`). */
   applyEffects(e: CommitEffects): void {
+    if (this.stagedLatest === undefined || e.timestamp > this.stagedLatest) this.stagedLatest = e.timestamp;
     if (e.genesis) this.genesis = e.genesis;
     for (const n of e.nodes) this.nodes.set(n.key, n);
     for (const k of e.dataKeys) this.dataKeys.set(k.id, k);
@@ -134,6 +147,7 @@ export class LmdbAuthorityState implements AuthorityState {
   /** Drops staged commits (a failed batch): the state is what LMDB holds. */
   discardStaged(): void {
     this.pending = [];
+    this.stagedLatest = undefined;
     this.nodes.clear();
     this.dataKeys.clear();
     this.publicKeys.clear();
@@ -171,6 +185,7 @@ export class LmdbAuthorityState implements AuthorityState {
     this.watermark = wm;
     for (const r of batch) for (const n of r.effects.nodes) this.cache.delete(n.key);
     this.pending = [];
+    this.stagedLatest = undefined;
     this.nodes.clear();
     this.dataKeys.clear();
     this.publicKeys.clear();

@@ -110,6 +110,11 @@ export interface OpenViewOptions {
   /** Bytes of decrypted current versions cached for loads (default 32 MiB; 0 disables). */
   valueCacheBytes?: number;
   now?: () => number;
+  /**
+   * See ValidationOptions.backwardsToleranceMs: 0 by default (a local chain's timestamps never go
+   * backwards); Infinity for the view of a server-ordered replicated chain (api/open-remote.ts).
+   */
+  backwardsToleranceMs?: number;
   readOnly?: boolean;
   /**
    * Replay stops after this seq: the chain as it was then (history mounts). Only with readOnly and
@@ -199,6 +204,7 @@ export class View {
   /** Set on a replica of a server's chain: DIO commits go through it (see RemoteSubmit). */
   remote: RemoteSubmit | null = null;
   readonly now: () => number;
+  readonly backwardsToleranceMs: number;
   readonly policy: CompactionPolicy;
   readonly retentionMs: number;
   openReport!: OpenReport;
@@ -273,6 +279,7 @@ export class View {
     this.bulk = o.bulkPool ?? null;
     this.readOnly = o.readOnly ?? false;
     this.now = o.now ?? Date.now;
+    this.backwardsToleranceMs = o.backwardsToleranceMs ?? 0;
     this.state = new LmdbAuthorityState(store, store.getWatermark() ?? emptyWatermark());
     this.leases = new Leases(store, this.now);
     this.records = new ByteLru<number, Buffer>(o.cacheBytes ?? 64 << 20, (b) => b.length + 64);
@@ -495,7 +502,7 @@ export class View {
           let effects: CommitEffects;
           this.state.gapHints = gaps ? hintsOf(commit) : null;
           try {
-            effects = checkAgainstState(this.state, commit, s, { now: this.now });
+            effects = checkAgainstState(this.state, commit, s, { now: this.now, backwardsToleranceMs: this.backwardsToleranceMs });
           } catch (e) {
             throw this.loadError(rec, e, commit);
           } finally {
@@ -928,7 +935,7 @@ export class View {
       this.assertWritable();
       let effects: CommitEffects;
       try {
-        effects = checkAgainstState(this.state, c, signers, { now: this.now });
+        effects = checkAgainstState(this.state, c, signers, { now: this.now, backwardsToleranceMs: this.backwardsToleranceMs });
       } catch (e) {
         throw mapReject(e);
       }

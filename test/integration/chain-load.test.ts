@@ -19,12 +19,13 @@ import {
   encodeCommitRecord,
   loadChain,
   loadChainState,
+  newDaoKey,
   openEventPayload,
   publicKeyId,
   verifyChain,
 } from '../../src/chain/index.js';
 import { Session } from '../../src/session/index.js';
-import { identity, makeWorld, type World } from '../unit/chain-fixtures.js';
+import { identity, makeWorld, meta as metaOf, rawCommit, type World } from '../unit/chain-fixtures.js';
 
 let tmp: string;
 let pool: CryptoPool;
@@ -97,7 +98,9 @@ async function scenario() {
   });
   futureBuilder.put({ payload: Buffer.from('from tomorrow') });
   const future: Commit = await futureBuilder.build();
-  return { w, good, base, bad: { signature: forgedSig, hash: swapped, flipped, future: future.bytes } };
+  // Signed by the owner, valid in every other way, but a minute earlier than the commit before it.
+  const backwards = rawCommit(w.genesis.hash, [{ meta: metaOf({ key: newDaoKey() }) }], [w.owner], good[1]!.header.timestamp - 60_000);
+  return { w, good, base, bad: { signature: forgedSig, hash: swapped, flipped, future: future.bytes, backwards: backwards.bytes } };
 }
 
 describe('chain on a real log', () => {
@@ -177,8 +180,9 @@ describe('chain on a real log', () => {
     await log2.close();
   });
 
-  const cases: Array<[string, 'signature' | 'hash' | 'flipped' | 'future' | 'replay', RejectReason]> = [
+  const cases: Array<[string, 'signature' | 'hash' | 'flipped' | 'future' | 'backwards' | 'replay', RejectReason]> = [
     ['a forged signature', 'signature', 'signature'],
+    ['a commit timestamped before its predecessor', 'backwards', 'backwards'],
     ['a swapped payload', 'hash', 'hash'],
     ['a flipped metadata bit', 'flipped', 'hash'],
     ['a commit from the far future', 'future', 'future'],

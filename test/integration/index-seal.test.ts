@@ -5,12 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomInt } from 'node:crypto';
+import { createHmac, randomBytes, randomInt } from 'node:crypto';
 import { Filesystem } from '../../fs/core/index.js';
 import { LOCAL_CHAIN_ID, openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { IndexStore } from '../../src/view/index-store.js';
-import { indexSealKey, sealIndex } from '../../src/view/index-auth.js';
+import { INDEX_SEAL, indexSealKey, sealIndex, takeIndexSeal } from '../../src/view/index-auth.js';
 import { PathFs } from './fs-path-ops.js';
 
 let base: string;
@@ -135,5 +135,49 @@ describe('index seal', () => {
     c = await open(chainDir, configDir);
     expect(c.chain.view.openReport.mode).toBe('tail');
     await close(c);
+  });
+
+  it('the seal (a Poly1305 tag under a fresh nonce) fails on any changed byte of the file, nonce or tag; an HMAC seal of before is still accepted', () => {
+    const dir = mkdtempSync(join(base, 'seal-'));
+    const key = indexSealKey(session, LOCAL_CHAIN_ID)!;
+    const data = join(dir, 'data.mdb');
+    const seal = join(dir, INDEX_SEAL);
+    const file = randomBytes((5 << 20) + 12345); // more than one read chunk, not a multiple of it
+    writeFileSync(data, file);
+    sealIndex(dir, key);
+    const s1 = readFileSync(seal);
+    expect(s1.length).toBe(29);
+    sealIndex(dir, key);
+    expect(readFileSync(seal).subarray(1, 13).equals(s1.subarray(1, 13)), 'a fresh nonce per seal').toBe(false);
+    expect(takeIndexSeal(dir, key, true)).toBeNull();
+    writeFileSync(seal, s1);
+    expect(takeIndexSeal(dir, key, true)).toBeNull();
+    const bad = (why: string, edit: () => void) => {
+      writeFileSync(data, file);
+      writeFileSync(seal, s1);
+      edit();
+      expect(takeIndexSeal(dir, key, true), why).toMatch(/does not match/);
+    };
+    bad('a bit of the first chunk', () => { const b = Buffer.from(file); b[7]! ^= 1; writeFileSync(data, b); });
+    bad('a bit of the last chunk', () => { const b = Buffer.from(file); b[b.length - 1]! ^= 0x80; writeFileSync(data, b); });
+    bad('one byte more', () => writeFileSync(data, Buffer.concat([file, Buffer.alloc(1)])));
+    bad('a bit of the nonce', () => { const b = Buffer.from(s1); b[5]! ^= 1; writeFileSync(seal, b); });
+    bad('a bit of the tag', () => { const b = Buffer.from(s1); b[28]! ^= 1; writeFileSync(seal, b); });
+    bad('a truncated seal', () => writeFileSync(seal, s1.subarray(0, 28)));
+    bad("another user's key", () => {
+      const other = indexSealKey(Session.of(createIdentity('mallory')), LOCAL_CHAIN_ID)!;
+      sealIndex(dir, other);
+    });
+    // v1 (an index sealed by the version before): HMAC-SHA-256 of the file under the same key.
+    writeFileSync(data, file);
+    writeFileSync(seal, createHmac('sha256', key).update(file).digest());
+    expect(takeIndexSeal(dir, key, true)).toBeNull();
+    writeFileSync(seal, createHmac('sha256', key).update(file.subarray(1)).digest());
+    expect(takeIndexSeal(dir, key, true)).toMatch(/does not match/);
+    // Taken (a writer's open): the seal is gone, so a crash before the next close is never trusted.
+    writeFileSync(seal, s1);
+    expect(takeIndexSeal(dir, key)).toBeNull();
+    expect(takeIndexSeal(dir, key)).toMatch(/not sealed/);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -1,8 +1,9 @@
 // ChainValidator on the receipt path: serialized accepts with signatures checked on the pool,
-// validate() as a dry run, trusting own signatures, rejected commits leave the state untouched.
+// validate() as a dry run, trusting own signatures, rejected commits leave the state untouched;
+// timestamps never go backwards in log order, and the builder never makes a commit that would.
 import { afterAll, describe, expect, test } from 'vitest';
 import { CryptoPool } from '../../src/crypto/index.js';
-import { ChainValidator, CommitRejected, MemoryAuthorityState, newDaoKey, verifySignatures } from '../../src/chain/index.js';
+import { ChainValidator, CommitBuilder, CommitRejected, MemoryAuthorityState, newDaoKey, verifySignatures } from '../../src/chain/index.js';
 import { makeWorld, meta, rawCommit } from './chain-fixtures.js';
 
 const pool = new CryptoPool({ size: 2 });
@@ -65,5 +66,59 @@ describe('ChainValidator', () => {
     await expect(v.accept(c.bytes)).rejects.toMatchObject({ reason: 'genesis' });
     await v.accept(w.genesis.bytes);
     await v.accept(c.bytes);
+  });
+
+  test('a commit earlier than its predecessor in log order is refused (backwards), naming both times', async () => {
+    const w = await makeWorld();
+    const first = await w.commit((b) => b.put({ payload: Buffer.from('first') }));
+    const t1 = first.header.timestamp;
+    const before = w.state.applied;
+    const back = rawCommit(w.genesis.hash, [{ meta: meta({ key: newDaoKey() }) }], [w.owner], t1 - 1);
+    const err = await w.validator.accept(back.bytes).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommitRejected);
+    expect((err as CommitRejected).reason).toBe('backwards');
+    expect((err as CommitRejected).message).toContain(`timestamp ${new Date(t1 - 1).toISOString()} (${t1 - 1}) is 1 ms earlier than the previous commit's ${new Date(t1).toISOString()} (${t1})`);
+    expect(w.state.applied).toBe(before);
+    // The same time as the predecessor is not backwards; nor is a later one after it.
+    await w.validator.accept(rawCommit(w.genesis.hash, [{ meta: meta({ key: newDaoKey() }) }], [w.owner], t1).bytes);
+    await w.validator.accept(rawCommit(w.genesis.hash, [{ meta: meta({ key: newDaoKey() }) }], [w.owner], t1 + 5).bytes);
+    // Earlier than the genesis itself counts too.
+    const w2 = await makeWorld();
+    const beforeGenesis = rawCommit(w2.genesis.hash, [{ meta: meta({ key: newDaoKey() }) }], [w2.owner], w2.genesis.header.timestamp - 60_000);
+    await expect(w2.validator.accept(beforeGenesis.bytes)).rejects.toMatchObject({ reason: 'backwards' });
+  });
+
+  test('a tolerance (or none, Infinity: a server order) lets a commit go back by that much only', async () => {
+    const w = await makeWorld();
+    const t1 = (await w.commit((b) => b.put({ payload: Buffer.from('first') }))).header.timestamp;
+    const tolerant = new ChainValidator(w.state, { now: w.clock.now, backwardsToleranceMs: 1000 });
+    await expect(tolerant.validate(rawCommit(w.genesis.hash, [{ meta: meta({ key: newDaoKey() }) }], [w.owner], t1 - 1500).bytes)).rejects.toMatchObject({ reason: 'backwards' });
+    await tolerant.validate(rawCommit(w.genesis.hash, [{ meta: meta({ key: newDaoKey() }) }], [w.owner], t1 - 1000).bytes);
+    const serverOrder = new ChainValidator(w.state, { now: w.clock.now, backwardsToleranceMs: Number.POSITIVE_INFINITY });
+    await serverOrder.accept(rawCommit(w.genesis.hash, [{ meta: meta({ key: newDaoKey() }) }], [w.owner], t1 - 3_600_000).bytes);
+  });
+
+  test('a writer whose clock steps back still builds commits the validator accepts (clamped, never backwards)', async () => {
+    const w = await makeWorld();
+    const t1 = (await w.commit((b) => b.put({ payload: Buffer.from('first') }))).header.timestamp;
+    let clock = t1 - 3_600_000; // the clock stepped back by an hour
+    const steppedBack = () => new CommitBuilder({ state: w.state, keyring: w.session, keys: w.keys, now: () => clock });
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const b = steppedBack();
+      b.put({ payload: Buffer.from(`after the step ${i}`) });
+      const c = await b.build();
+      await w.validator.accept(c.bytes);
+      times.push(c.header.timestamp);
+      clock += 10;
+    }
+    expect(times).toEqual([t1, t1, t1]);
+    // Once the clock is past the newest commit again, its own time is used.
+    clock = t1 + 50;
+    const b = steppedBack();
+    b.put({ payload: Buffer.from('caught up') });
+    const c = await b.build();
+    await w.validator.accept(c.bytes);
+    expect(c.header.timestamp).toBe(t1 + 50);
   });
 });
