@@ -385,13 +385,18 @@ export function decodeMeta(bytes: Buffer, limits: SizeLimits = DEFAULT_LIMITS): 
 // ---------------------------------------------------------------- header / genesis
 
 function encodePolicy(p: ChainPolicy): unknown {
-  return { r: encodeReaders(p.chainReaders), o: p.openRoot, f: p.futureToleranceMs };
+  // 'm' only when set: an older genesis encodes (and hashes) exactly as it did.
+  return { r: encodeReaders(p.chainReaders), o: p.openRoot, f: p.futureToleranceMs, ...(p.monotonicTime ? { m: true } : {}) };
 }
 
 function decodePolicy(v: unknown, limits: SizeLimits): ChainPolicy {
   const o = asMap(v, 'policy');
   if (typeof o.o !== 'boolean') bad('policy: openRoot');
-  return { chainReaders: decodeReaders(o.r, limits), openRoot: o.o, futureToleranceMs: asUint(o.f, 'policy: future tolerance') };
+  if (o.m !== undefined && o.m !== true) bad('policy: monotonic time');
+  return {
+    chainReaders: decodeReaders(o.r, limits), openRoot: o.o, futureToleranceMs: asUint(o.f, 'policy: future tolerance'),
+    ...(o.m === true ? { monotonicTime: true } : {}),
+  };
 }
 
 export function encodeHeader(h: CommitHeader): Buffer {

@@ -18,6 +18,8 @@ export interface CreateGenesisOptions {
   chainReaders: ReaderRef[];
   openRoot?: boolean;
   futureToleranceMs?: number;
+  /** Timestamps never go backwards (default true; false only to make an old-style chain in tests). */
+  monotonicTime?: boolean;
   /** Remembers the root data key so the creator can write at once without unwrapping it. */
   keys?: DataKeyCache;
   pool?: CryptoPool | null;
@@ -43,6 +45,7 @@ export async function createGenesis(o: CreateGenesisOptions): Promise<Commit> {
       chainReaders: o.chainReaders,
       openRoot: o.openRoot ?? false,
       futureToleranceMs: o.futureToleranceMs ?? DEFAULT_FUTURE_TOLERANCE_MS,
+      ...(o.monotonicTime ?? true ? { monotonicTime: true } : {}),
     },
     rootDataKey: grant,
   };

@@ -114,6 +114,12 @@ export interface ChainPolicy {
   openRoot: boolean;
   /** Commits with a timestamp more than this ahead of the validator's clock are rejected. */
   futureToleranceMs: number;
+  /**
+   * Timestamps never go backwards in log order (validate.ts checkOrder). Set in every genesis made
+   * since the rule exists; absent in older chains, whose writers did not clamp their clocks (a
+   * commit signed first could be appended second), so loading them never refuses what they hold.
+   */
+  monotonicTime?: boolean;
 }
 
 export interface GenesisInfo {

@@ -146,7 +146,7 @@ export function checkAgainstState(
     overlay.dataKeys.set(rk.id, { id: rk.id, owner: null, wraps: rk.wraps });
     for (const pk of h.genesis.rootKeys) overlay.publicKeys.set(publicKeyId(pk), pk);
     checkFuture(commit, overlay.genesis, opts);
-    checkOrder(state, commit, opts);
+    checkOrder(state, overlay.genesis, commit, opts);
     return overlay.effects(commit);
   }
   const genesis = state.getGenesis();
@@ -184,7 +184,7 @@ export function checkAgainstState(
   // Last: a commit that is also a stale write (an old commit replayed after newer ones) is reported
   // as the conflict it is, and a DIO commit overtaken by one that touched the same DAOs gets its
   // Conflict rather than a rebuild (dio.ts).
-  checkOrder(state, commit, opts);
+  checkOrder(state, genesis, commit, opts);
   return overlay.effects(commit);
 }
 
@@ -196,10 +196,13 @@ function checkFuture(commit: Commit, genesis: Genesis, opts: ValidationOptions):
   }
 }
 
-/** Timestamps never go backwards in log order (within `backwardsToleranceMs`, default 0). */
-function checkOrder(state: AuthorityStateReader, commit: Commit, opts: ValidationOptions): void {
+/**
+ * Timestamps never go backwards in log order (within `backwardsToleranceMs`, default 0), in chains
+ * whose genesis says so (policy.monotonicTime: every chain made since the rule exists).
+ */
+function checkOrder(state: AuthorityStateReader, genesis: Genesis, commit: Commit, opts: ValidationOptions): void {
   const tol = opts.backwardsToleranceMs ?? 0;
-  if (tol === Number.POSITIVE_INFINITY) return;
+  if (tol === Number.POSITIVE_INFINITY || !genesis.info.policy.monotonicTime) return;
   const prev = state.latestTimestamp?.();
   const t = commit.header.timestamp;
   if (prev !== undefined && t < prev - tol) {

@@ -45,7 +45,7 @@ export function identity(i: number): Identity {
   return identities[i]!;
 }
 
-export async function makeWorld(opts: { owner?: Identity; openRoot?: boolean } = {}): Promise<World> {
+export async function makeWorld(opts: { owner?: Identity; openRoot?: boolean; monotonicTime?: boolean } = {}): Promise<World> {
   const owner = opts.owner ?? identity(0);
   const session = Session.of(owner);
   const keys = new DataKeyCache(session);
@@ -57,6 +57,7 @@ export async function makeWorld(opts: { owner?: Identity; openRoot?: boolean } =
     keys,
     now: clock.now,
     openRoot: opts.openRoot ?? false,
+    ...(opts.monotonicTime !== undefined ? { monotonicTime: opts.monotonicTime } : {}),
   });
   const state = new MemoryAuthorityState();
   const validator = new ChainValidator(state, { now: clock.now });

@@ -88,6 +88,15 @@ describe('ChainValidator', () => {
     await expect(w2.validator.accept(beforeGenesis.bytes)).rejects.toMatchObject({ reason: 'backwards' });
   });
 
+  test('a chain made before the rule (its genesis without monotonicTime) keeps loading what it holds', async () => {
+    const old = await makeWorld({ monotonicTime: false });
+    expect(old.genesis.header.genesis!.policy.monotonicTime).toBeUndefined();
+    const t1 = (await old.commit((b) => b.put({ payload: Buffer.from('first') }))).header.timestamp;
+    await old.validator.accept(rawCommit(old.genesis.hash, [{ meta: meta({ key: newDaoKey() }) }], [old.owner], t1 - 5_000).bytes);
+    // New chains carry the rule in their signed genesis.
+    expect((await makeWorld()).genesis.header.genesis!.policy.monotonicTime).toBe(true);
+  });
+
   test('a tolerance (or none, Infinity: a server order) lets a commit go back by that much only', async () => {
     const w = await makeWorld();
     const t1 = (await w.commit((b) => b.put({ payload: Buffer.from('first') }))).header.timestamp;
