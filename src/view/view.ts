@@ -34,7 +34,6 @@ import { CompactionPolicy, type CompactPolicyOptions } from './compaction-policy
 import {
   CommitRejected,
   Conflict,
-  IndexFailed,
   IndexMismatch,
   NoWriteAuthority,
   NotFound,
@@ -43,14 +42,15 @@ import {
   ViewClosed,
   ViewError,
 } from './errors.js';
-import { type DaoEntry, INDEX_FORMAT, IndexStore, type Watermark, isLmdbFault } from './index-store.js';
+import { type DaoEntry, IndexStore, type Watermark, isLmdbFault } from './index-store.js';
 import { indexSealKey, sealIndex, takeIndexSeal } from './index-auth.js';
+import { IndexLoader, type IndexRecovery } from './index-loader.js';
 import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
 import { Dio } from './dio.js';
-import { advanceWatermarkBy, emptyWatermark, nextChainHash, sameWatermark, storedRecordDigest } from './watermark.js';
-import { type ViewProgress, logBytesOf } from './progress.js';
+import { emptyWatermark } from './watermark.js';
+import type { ViewProgress } from './progress.js';
 
 export type { ViewProgress };
 
@@ -264,8 +264,7 @@ export class View {
     });
   }
   private failed: Error | null = null;
-  /** Index failures LMDB raised and the view recovered from (recoverIndex), oldest first. */
-  readonly indexRecoveries: Array<{ at: number; cause: string; how?: 'reopened' | 'rebuilt' }> = [];
+  private readonly loader: IndexLoader;
   private readonly opts: OpenViewOptions;
 
   private constructor(o: OpenViewOptions, store: IndexStore, tempDir: string | null) {
@@ -282,6 +281,11 @@ export class View {
     this.backwardsToleranceMs = o.backwardsToleranceMs ?? 0;
     this.state = new LmdbAuthorityState(store, store.getWatermark() ?? emptyWatermark());
     this.leases = new Leases(store, this.now);
+    this.loader = new IndexLoader({
+      opts: o, log: this.log, store, state: this.state, pool: this.pool, readOnly: this.readOnly, now: this.now,
+      backwardsToleranceMs: this.backwardsToleranceMs,
+      progress: (p) => this.progress(p), clearValues: () => this.values.clear(), fail: (e) => this.fail(e),
+    });
     this.records = new ByteLru<number, Buffer>(o.cacheBytes ?? 64 << 20, (b) => b.length + 64);
     this.sliceThreshold = o.sliceThreshold ?? 256 << 10;
     this.values = new ByteLru<DaoKey, DaoRecord>(o.valueCacheBytes ?? 32 << 20, (r) => (r.data?.length ?? 0) + 256);
@@ -319,7 +323,7 @@ export class View {
     view.sealKey = sealKey;
     view.unsealed = unsealed;
     try {
-      await view.load();
+      view.openReport = await view.loader.load(view.unsealed);
     } catch (e) {
       await view.store.close().catch(() => undefined);
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
@@ -333,94 +337,6 @@ export class View {
   }
 
   // ---------------------------------------------------------------- open / replay / rebuild
-
-  private async load(): Promise<void> {
-    const t0 = performance.now();
-    const o = this.opts;
-    if (o.genesis && this.log.nextSeq <= 1 && this.log.lastPos === null) {
-      if (this.readOnly) throw new ReadOnlyView('cannot create a chain read-only');
-      await this.log.append(o.genesis.bytes, 'durable');
-    }
-    const reason = this.indexProblem();
-    let mode: OpenReport['mode'] = 'tail';
-    if (reason !== null) {
-      if ((o.rebuild ?? 'auto') === 'never' && reason !== 'no index') throw new IndexMismatch(`index does not match the log: ${reason}`);
-      mode = this.store.getWatermark() || this.unsealed ? 'rebuild' : 'fresh';
-      this.store.clearDerived();
-      this.store.putMeta('format', INDEX_FORMAT);
-      this.store.putMeta('chain', [this.log.chainId, null]);
-      this.state.discardStaged();
-      this.state.clearCache();
-      this.state.watermark = emptyWatermark();
-      this.state.liveBytes = 0;
-    }
-    const from = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : undefined;
-    const r = await this.replay(from, mode === 'tail' ? 'replay' : 'rebuild');
-    if (!this.state.getGenesis()) throw new IndexMismatch('the log holds no genesis');
-    this.openReport = { mode, reason: this.unsealed ?? reason, tailRecords: r.records, tailEvents: r.events, ms: performance.now() - t0 };
-  }
-
-  /** Null when the persisted index describes a prefix of this log; else why not. */
-  private indexProblem(): string | null {
-    const store = this.store;
-    const wm = store.getWatermark();
-    if (!wm) return 'no index';
-    if (store.getMeta<number>('format') !== INDEX_FORMAT) return 'index format';
-    const id = store.getMeta<[string, unknown]>('chain');
-    if (!id || id[0] !== this.log.chainId) return 'index of another chain';
-    const g = this.state.getGenesis();
-    const pin = this.opts.pinnedGenesis;
-    if (g && pin !== null) {
-      const p = typeof pin === 'string' ? Buffer.from(pin, 'hex') : Buffer.from(pin);
-      if (!g.hash.equals(p)) return 'index of another genesis';
-    }
-    if (wm.seq < 0) return 'empty watermark';
-    return (this.opts.verify ?? 'full') === 'full' ? this.verifyFull(wm) : this.verifyAtWatermark(wm);
-  }
-
-  private verifyFull(wm: Watermark): string | null {
-    let w = emptyWatermark();
-    // Payload bytes up to the watermark: what this phase reads, exactly.
-    const total = wm.bytes;
-    const report = (done: number) => this.progress({ phase: 'verify', done, total, unit: 'bytes' });
-    report(0);
-    let n = 0;
-    for (const rec of this.log.records()) {
-      if (rec.seq > wm.seq) break;
-      let digest: Buffer;
-      try {
-        digest = storedRecordDigest(rec.payload);
-      } catch {
-        return 'log differs from the indexed log';
-      }
-      w = advanceWatermarkBy(w, rec.seq, rec.pos, digest, rec.payload.length);
-      if (++n % 4096 === 0) report(Math.min(w.bytes, total));
-      if (rec.seq === wm.seq) break;
-    }
-    if (!sameWatermark(w, wm)) return w.seq < wm.seq ? 'index ahead of the log' : 'log differs from the indexed log';
-    report(total);
-    return null;
-  }
-
-  private verifyAtWatermark(wm: Watermark): string | null {
-    let rec: LogRecord;
-    try {
-      rec = this.log.read({ segment: wm.segment, offset: wm.offset });
-    } catch {
-      return 'watermark record missing';
-    }
-    let digest: Buffer;
-    try {
-      digest = storedRecordDigest(rec.payload);
-    } catch {
-      return 'watermark record differs';
-    }
-    if (rec.seq !== wm.seq || !nextChainHash(wm.prevHash, rec.seq, digest).equals(wm.chainHash)) {
-      return 'watermark record differs';
-    }
-    return null;
-  }
-
   /** Tells OpenViewOptions.onProgress (opening, and compaction.ts); a failing listener is ignored. */
   progress(p: ViewProgress): void {
     try {
@@ -430,163 +346,15 @@ export class View {
     }
   }
 
-  /**
-   * Validates and applies the log from `fromSeq` (everything when undefined): decode, signatures
-   * batched over the pool (overlapping the next batch's decoding), state checks, then LMDB writes in
-   * large transactions. Stops at the first bad record with the chain's ChainLoadError.
-   */
-  private async replay(
-    fromSeq: number | undefined,
-    phase: 'replay' | 'rebuild',
-    changesOf?: number,
-  ): Promise<{ records: number; events: number; changes: AppliedChange[] }> {
-    let changes: AppliedChange[] = [];
-    // Log bytes after the watermark (estimated from its payload bytes: the view does not know
-    // where a position lies in the whole log); the last report says done === total.
-    const start = fromSeq === undefined ? 0 : logBytesOf(this.state.watermark.bytes, this.state.watermark.records);
-    let total = Math.max(0, this.log.sizeBytes() - start);
-    let records = 0;
-    let events = 0;
-    let bytes = 0;
-    const report = (done: number) => this.progress({ phase, done, total, unit: 'bytes', records, events });
-    report(0);
-    let expectSeq = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : 1;
-    let gaps = this.store.getMeta<number>('compacted') === 1;
-    const batchSize = 64;
-    const it = this.log.records(fromSeq !== undefined ? { seq: fromSeq } : undefined)[Symbol.iterator]();
-    const take = (): LogRecord[] => {
-      const out: LogRecord[] = [];
-      let b = 0;
-      while (out.length < batchSize && b < 32 << 20) {
-        const n = it.next();
-        if (n.done || (this.opts.untilSeq !== undefined && n.value.seq > this.opts.untilSeq)) break;
-        // Copy: the log's read window is reused.
-        const rec = { seq: n.value.seq, pos: n.value.pos, payload: Buffer.from(n.value.payload) };
-        out.push(rec);
-        b += rec.payload.length;
-      }
-      return out;
-    };
-    const decodeAndVerify = async (recs: LogRecord[]) => {
-      // A record that does not decode is named itself, not its batch.
-      const commits = recs.map((r) => {
-        try {
-          return decodeCommit(r.payload);
-        } catch (e) {
-          throw this.loadError(r, e);
-        }
-      });
-      const sigs = await verifySignatures(commits, this.pool);
-      return { recs, commits, sigs };
-    };
-    let batch = take();
-    let pending = batch.length ? decodeAndVerify(batch) : null;
-    while (pending) {
-      const cur = await pending;
-      batch = take();
-      pending = batch.length ? decodeAndVerify(batch) : null;
-      pending?.catch(() => undefined);
-      try {
-        for (let i = 0; i < cur.recs.length; i++) {
-          const rec = cur.recs[i]!;
-          const commit = cur.commits[i]!;
-          const s = cur.sigs[i]!;
-          if (s instanceof ChainCommitRejected) throw this.loadError(rec, s, commit);
-          if (rec.seq !== expectSeq) gaps = true;
-          expectSeq = rec.seq + 1;
-          const pin = this.opts.pinnedGenesis;
-          if (commit.header.genesis && pin !== null) {
-            const p = typeof pin === 'string' ? Buffer.from(pin, 'hex') : Buffer.from(pin);
-            if (!commit.hash.equals(p)) throw new IndexMismatch(`log genesis ${commit.hash.toString('hex')} is not the pinned one`);
-          }
-          let effects: CommitEffects;
-          this.state.gapHints = gaps ? hintsOf(commit) : null;
-          try {
-            effects = checkAgainstState(this.state, commit, s, { now: this.now, backwardsToleranceMs: this.backwardsToleranceMs });
-          } catch (e) {
-            throw this.loadError(rec, e, commit);
-          } finally {
-            this.state.gapHints = null;
-          }
-          this.state.stage({ seq: rec.seq, pos: rec.pos, commit, effects });
-          records++;
-          events += commit.events.length;
-          bytes += rec.payload.length;
-        }
-        if (gaps && this.store.getMeta<number>('compacted') !== 1) this.store.putMeta('compacted', 1);
-        // flush() answers per staged record, in the batch's order.
-        const applied = this.state.flush();
-        const at = changesOf === undefined ? -1 : cur.recs.findIndex((r) => r.seq === changesOf);
-        if (at >= 0) changes = applied[at] ?? [];
-        this.values.clear();
-      } catch (e) {
-        this.state.discardStaged();
-        throw e;
-      }
-      const done = logBytesOf(bytes, records);
-      // A log that grew meanwhile (or a low estimate): the bar never runs past its end.
-      if (done > total) total = done;
-      report(done);
-    }
-    // Done (a history view stops early, before the end of the log): the phase ends at 100 %.
-    report(total);
-    return { records, events, changes };
-  }
-
-  /**
-   * LMDB failed under a commit whose record `seq` is already in the log (isLmdbFault). The index is
-   * derived from the log, so the environment is reopened and the tail replayed (that record
-   * included, validated again); if LMDB fails again, the index is deleted and rebuilt from the
-   * whole log. Only when that fails too is the view failed. Returns the changes of record `seq`.
-   * Runs inside exclusive(): no other writer meanwhile.
-   */
-  private async recoverIndex(cause: Error, seq: number): Promise<AppliedChange[]> {
-    this.indexRecoveries.push({ at: this.now(), cause: cause.message });
-    this.values.clear();
-    let last: Error = cause;
-    for (const fresh of [false, true]) {
-      try {
-        await this.store.reopen(fresh);
-        if (fresh) {
-          this.store.putMeta('format', INDEX_FORMAT);
-          this.store.putMeta('chain', [this.log.chainId, null]);
-        }
-        this.state.reload();
-        const from = this.state.watermark.seq >= 0 ? this.state.watermark.seq + 1 : undefined;
-        const r = await this.replay(from, fresh ? 'rebuild' : 'replay', seq);
-        this.indexRecoveries[this.indexRecoveries.length - 1]!.how = fresh ? 'rebuilt' : 'reopened';
-        // Said once per recovery on stderr (a process 'warning' listener can take it instead).
-        process.emitWarning(`the chain index failed (${cause.message.trim()}) and was ${fresh ? 'rebuilt from' : 'reopened and caught up with'} the log; no commit was lost`, { code: 'ATE_INDEX_RECOVERED' });
-        return r.changes;
-      } catch (e) {
-        last = e as Error;
-        if (!isLmdbFault(e)) break;
-      }
-    }
-    const failed = new IndexFailed(
-      `the index failed (${cause.message.trim()}) and could not be rebuilt from the log (${last.message.trim()}); the commit is in the log, and the next open rebuilds the index`,
-    );
-    this.fail(failed);
-    throw failed;
-  }
-
-  /**
-   * The error of a record that failed to load: names the record (seq, segment, offset) and, when
-   * one event is to blame, the event and its DAO. A record that does not decode at all is such a
-   * failure too, whatever the decoder threw.
-   */
-  private loadError(rec: LogRecord, e: unknown, commit?: Commit): Error {
-    if (!(e instanceof ChainCommitRejected) && (commit || !(e instanceof Error))) return e as Error;
-    const i = e instanceof ChainCommitRejected ? e.eventIndex : null;
-    const ev = i !== null ? commit?.events[i] : undefined;
-    const what = ev ? `, event ${i} (DAO ${ev.meta.key} version ${ev.meta.version})` : '';
-    return new CommitRejected(`chain load stopped at record seq ${rec.seq} (segment ${rec.pos.segment}, offset ${rec.pos.offset}${what}): ${(e as Error).message}`, e);
-  }
-
   /** "record seq N (segment S, offset O)", as far as the index knows where it is. */
   private recordAt(seq: number): string {
     const r = this.store.getRecord(seq);
     return r ? `record seq ${seq} (segment ${r.segment}, offset ${r.offset})` : `record seq ${seq}`;
+  }
+
+  /** Index failures LMDB raised and the view recovered from (IndexLoader.recover), oldest first. */
+  get indexRecoveries(): readonly IndexRecovery[] {
+    return this.loader.recoveries;
   }
 
   // ---------------------------------------------------------------- read path (synchronous)
@@ -955,7 +723,7 @@ export class View {
           this.fail(e as Error);
           throw e;
         }
-        changes = await this.recoverIndex(e as Error, seq);
+        changes = await this.loader.recover(e as Error, seq);
       }
       for (const ch of changes) this.values.delete(ch.key);
       // Large records are read by slices (sliceThreshold): caching them would only join them.
@@ -1069,7 +837,7 @@ export class View {
       compacting: this.compacting !== null,
       lastCompaction: this.lastCompaction,
       lastCompactionError: this.lastCompactionError ? this.lastCompactionError.message : null,
-      indexRecoveries: this.indexRecoveries.length,
+      indexRecoveries: this.loader.recoveries.length,
     };
   }
 
