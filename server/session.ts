@@ -6,15 +6,15 @@
 // is disconnected (it resumes from its last seq on reconnect) instead of growing server memory.
 import { decodeCommit } from '../src/chain/index.js';
 import { type Connection, type Message, ProtocolError, type ServerSession, type SignedHead } from '../src/net/index.js';
-import type { ChainHost } from './chain-host.js';
-import { type AppendOrigin, AppendRejected, type ChainListener, type HostedChain } from './hosted-chain.js';
+import { AppendRejected } from './hosted-chain.js';
+import type { AppendOrigin, ChainListener, ChainStore, ServedChain } from './store/chain-store.js';
 import type { LeaseTable } from './leases.js';
 
 const HISTORY_BATCH_BYTES = 1 << 20;
 const HISTORY_HIGH_WATER = 4 << 20;
 
 interface Sub {
-  chain: HostedChain;
+  chain: ServedChain;
   live: boolean;
   /** Next seq this subscriber is owed. */
   next: number;
@@ -22,13 +22,13 @@ interface Sub {
 
 class Origin implements AppendOrigin {
   constructor(readonly handler: ClientHandler, readonly id: number) {}
-  confirmed(chain: HostedChain, seq: number): void {
+  confirmed(chain: ServedChain, seq: number): void {
     this.handler.confirmed(chain, seq, this.id);
   }
 }
 
 export interface HandlerContext {
-  host: ChainHost;
+  host: ChainStore;
   leases: LeaseTable;
   maxBuffer: number;
   /** false once shutdown began: new appends are refused, in-flight ones finish. */
@@ -44,7 +44,7 @@ export class ClientHandler implements ChainListener {
   readonly id = nextConnId++;
   readonly conn: Connection;
   private readonly subs = new Map<string, Sub>();
-  private readonly joined = new Set<HostedChain>();
+  private readonly joined = new Set<ServedChain>();
   readonly owner: string;
   inflight = 0;
 
@@ -81,7 +81,7 @@ export class ClientHandler implements ChainListener {
     }
   }
 
-  private join(chain: HostedChain): void {
+  private join(chain: ServedChain): void {
     if (this.joined.has(chain)) return;
     this.joined.add(chain);
     chain.listeners.add(this);
@@ -121,15 +121,8 @@ export class ClientHandler implements ChainListener {
         this.send({ t: 'eoh', chain: name, head, genesis: chain.genesisHash });
         return;
       }
-      const upto = chain.confirmedSeq;
-      const batch: Buffer[] = [];
-      let bytes = 0;
-      for (const rec of chain.log.records({ seq: sub.next })) {
-        if (rec.seq > upto) break;
-        batch.push(Buffer.from(rec.payload));
-        bytes += rec.payload.length;
-        if (bytes >= HISTORY_BATCH_BYTES) break;
-      }
+      const batch = await chain.readHistory(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
+      if (this.conn.closed || this.subs.get(name) !== sub) return;
       if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
       this.send({ t: 'hist', chain: name, from: sub.next, commits: batch }, false);
       sub.next += batch.length;
@@ -190,13 +183,13 @@ export class ClientHandler implements ChainListener {
   }
 
   /** Our own append got its seq: 'ok', in seq order with what this connection is relayed. */
-  confirmed(chain: HostedChain, seq: number, id: number): void {
+  confirmed(chain: ServedChain, seq: number, id: number): void {
     this.send({ t: 'ok', id, chain: chain.name, seq });
     const sub = this.subs.get(chain.name);
     if (sub?.live && sub.chain === chain && sub.next === seq) sub.next = seq + 1;
   }
 
-  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void {
+  onCommit(chain: ServedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void {
     if (origin instanceof Origin && origin.handler === this) return;
     const sub = this.subs.get(chain.name);
     if (!sub || !sub.live || sub.chain !== chain) return;
@@ -208,7 +201,7 @@ export class ClientHandler implements ChainListener {
     this.send({ t: 'live', chain: chain.name, seq, commit: bytes });
   }
 
-  onHead(chain: HostedChain, head: SignedHead): void {
+  onHead(chain: ServedChain, head: SignedHead): void {
     const sub = this.subs.get(chain.name);
     if (sub?.live && sub.chain === chain) this.send({ t: 'head', chain: chain.name, head });
   }
