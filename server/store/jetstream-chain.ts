@@ -105,7 +105,10 @@ export class JetStreamChain implements ServedChain {
   private readonly seqOf = new Map<string, number>();
   /** Which stream message holds which chain seqs (history reads start at the right message). */
   private readonly spans: MessageSpan[] = [];
+  /** Stream seq of the newest message of the subject seen (applied or skipped): the CAS expectation. */
   private lastStreamSeq = 0;
+  /** Messages skipped as losers of a race the CAS let through (see applyMessage). */
+  skipped = 0;
   private readonly queue: Item[] = [];
   private readonly published = new Map<string, Item>();
   private publishing = false;
@@ -151,7 +154,7 @@ export class JetStreamChain implements ServedChain {
   }
 
   /** Validates a genesis and publishes it as the subject's first message. */
-  static async publishGenesis(c: JetStreamContext, name: string, subject: string, genesisBytes: Buffer, futureToleranceMs?: number): Promise<void> {
+  static async publishGenesis(c: JetStreamContext, name: string, subject: string, genesisBytes: Buffer, futureToleranceMs?: number): Promise<Buffer> {
     const limits = { ...DEFAULT_LIMITS, ...c.limits };
     const max = Math.min(limits.maxCommitBytes, c.maxPayload - MESSAGE_OVERHEAD);
     if (genesisBytes.length > max) throw new AppendRejected('too-large', `genesis of ${genesisBytes.length} bytes, the limit is ${max}`);
@@ -171,8 +174,8 @@ export class JetStreamChain implements ServedChain {
     const deadline = Date.now() + c.publishTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        await c.js.publish(subject, frameCommits([genesisBytes]), { msgID: `${commit.hash.toString('hex')}:1`, expect: { lastSubjectSequence: 0 }, headers: h, timeout: 2000 });
-        return;
+        await c.js.publish(subject, frameCommits([genesisBytes]), { msgID: `${commit.hash.toString('hex')}:1:1`, expect: { lastSubjectSequence: 0 }, headers: h, timeout: 5000 });
+        return commit.hash;
       } catch (e) {
         if (e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) throw new AppendRejected('wrong-genesis', `chain '${name}' already exists`);
         if (Date.now() > deadline) throw new AppendRejected('unavailable', `JetStream did not store the genesis: ${(e as Error).message}`);
@@ -209,8 +212,20 @@ export class JetStreamChain implements ServedChain {
   private async applyMessage(m: JsMsg): Promise<void> {
     if (m.seq <= this.lastStreamSeq) return; // redelivered after the ordered consumer reset
     const first = Number(m.headers?.get('Ate-Seq'));
+    if (!Number.isSafeInteger(first) || first < 1) throw new Error(`stream message ${m.seq} has no Ate-Seq header`);
+    if (first <= this.confirmedSeq) {
+      // A batch that lost the race but was stored anyway: nats-server 2.9's clustered streams check
+      // the expected last subject sequence against what is applied, not what is in flight, so two
+      // concurrent publishes with the same expectation can both land. It was validated against a
+      // chain prefix that is no longer the newest, so every node skips it (the same decision
+      // everywhere: it depends only on the stream's order); its publisher sends its commits again.
+      this.skipped++;
+      this.lastStreamSeq = m.seq;
+      this.wakeWaiters();
+      return;
+    }
     if (first !== this.confirmedSeq + 1) {
-      throw new Error(`stream message ${m.seq} holds chain seq ${first}, but the chain is at ${this.confirmedSeq}: a message is missing or out of order`);
+      throw new Error(`stream message ${m.seq} holds chain seq ${first}, but the chain is at ${this.confirmedSeq}: a message is missing`);
     }
     const raw = unframeCommits(m.data);
     if (raw.length === 0) throw new Error(`stream message ${m.seq} holds no commit`);
@@ -254,8 +269,12 @@ export class JetStreamChain implements ServedChain {
       }
       for (const l of this.listeners) l.onCommit(this, seq, raw[i]!, it?.origin ?? null);
     });
-    this.appliedWaiters = this.appliedWaiters.filter((w) => (w.streamSeq <= this.lastStreamSeq ? (w.resolve(), false) : true));
+    this.wakeWaiters();
     this.signLatest().catch(() => undefined);
+  }
+
+  private wakeWaiters(): void {
+    this.appliedWaiters = this.appliedWaiters.filter((w) => (w.streamSeq <= this.lastStreamSeq ? (w.resolve(), false) : true));
   }
 
   private waitApplied(streamSeq: number, timeoutMs: number): Promise<void> {
@@ -372,16 +391,19 @@ export class JetStreamChain implements ServedChain {
 
   private async publishBatch(batch: Item[]): Promise<void> {
     const expect = this.lastStreamSeq;
+    const first = this.confirmedSeq + 1;
     const h = natsHeaders();
-    h.set('Ate-Seq', String(this.confirmedSeq + 1));
+    h.set('Ate-Seq', String(first));
     const payload = frameCommits(batch.map((b) => b.bytes));
-    const msgID = `${batch[0]!.hex}:${batch.length}`;
+    // Same batch at the same place = same msgID (a retry is deduplicated); the same commits sent
+    // again after their first copy was skipped go to another place, under another msgID.
+    const msgID = `${batch[0]!.hex}:${batch.length}:${first}`;
     for (const it of batch) this.published.set(it.hex, it);
     const deadline = Date.now() + this.c.publishTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       if (this.broken) return;
       try {
-        const ack = await this.c.js.publish(this.subject, payload, { msgID, expect: { lastSubjectSequence: expect }, headers: h, timeout: 2000 });
+        const ack = await this.c.js.publish(this.subject, payload, { msgID, expect: { lastSubjectSequence: expect }, headers: h, timeout: 5000 });
         await this.waitApplied(ack.seq, this.c.publishTimeoutMs);
         break;
       } catch (e) {
@@ -406,7 +428,7 @@ export class JetStreamChain implements ServedChain {
         await sleep(Math.min(500, 50 * 2 ** attempt));
       }
     }
-    // Commits not applied (the CAS lost) go back to the front of the queue.
+    // Commits not applied (the CAS lost, or the batch was skipped) go back to the front of the queue.
     const left = batch.filter((it) => !it.done);
     for (const it of left) this.published.delete(it.hex);
     this.queue.unshift(...left);
@@ -452,6 +474,7 @@ export class JetStreamChain implements ServedChain {
       for await (const m of batch) {
         got++;
         const first = Number(m.headers?.get('Ate-Seq'));
+        if (first < seq) continue; // a skipped batch (applyMessage)
         if (first !== seq) throw new Error(`history of '${this.name}': stream message ${m.seq} holds seq ${first}, expected ${seq}`);
         for (const c of unframeCommits(m.data)) {
           if (seq >= from && seq <= upto && bytes < maxBytes) {

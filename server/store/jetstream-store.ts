@@ -106,7 +106,7 @@ export class JetStreamStore implements ChainStore {
       // A cluster that just started has no JetStream meta leader for a second or two.
       while (!jsm && Date.now() < deadline) {
         try {
-          jsm = await jetstreamManager(nc, { timeout: 2000 });
+          jsm = await jetstreamManager(nc, { timeout: 5000 });
         } catch (e) {
           last = e as Error;
           await sleep(250);
@@ -118,7 +118,7 @@ export class JetStreamStore implements ChainStore {
       const replicas = o.replicas ?? (nc.info?.cluster ? 3 : 1);
       const info = await ensureStream(jsm, stream, prefix, replicas, deadline, o.log);
       const ctx: JetStreamContext = {
-        js: jetstream(nc, { timeout: 2000 }), jsm, stream, maxPayload: nc.info?.max_payload ?? 1 << 20,
+        js: jetstream(nc, { timeout: 5000 }), jsm, stream, maxPayload: nc.info?.max_payload ?? 1 << 20,
         pool: o.pool, verifier: new VerifyBatcher(o.pool), signingKey: o.signingKey, publishTimeoutMs: timeoutMs,
         ...(o.limits ? { limits: o.limits } : {}), ...(o.stats ? { stats: o.stats } : {}),
       };
@@ -169,9 +169,11 @@ export class JetStreamStore implements ChainStore {
     if (await this.get(name)) throw new AppendRejected('wrong-genesis', `chain '${name}' already exists`);
     // The genesis is the subject's first message only if the subject is still empty (the CAS at
     // 0), so two nodes creating the same chain at once cannot both succeed.
-    await JetStreamChain.publishGenesis(this.ctx, name, this.subject(name), genesis);
+    const hash = await JetStreamChain.publishGenesis(this.ctx, name, this.subject(name), genesis);
     const c = await this.get(name);
     if (!c) throw new AppendRejected('unavailable', `chain '${name}' was created but cannot be read back`);
+    // Two creations racing past the CAS (see JetStreamChain.applyMessage): the first one stored wins.
+    if (!c.genesisHash.equals(hash)) throw new AppendRejected('wrong-genesis', `chain '${name}' was created meanwhile with another genesis`);
     return c;
   }
 

@@ -73,6 +73,7 @@ describe.skipIf(!NATS_SERVER)('atedb on a JetStream cluster', () => {
     for (const c of open.splice(0)) await c.close().catch(() => undefined);
   });
   afterAll(async () => {
+    if (process.env.ATEDB_CLUSTER_DEBUG) for (const n of nodes) console.log(`atedb node ${n.port} stderr:\n${n.stderr()}`);
     for (const n of nodes.splice(0)) await n.kill('SIGKILL');
     await cluster?.destroy();
   });
