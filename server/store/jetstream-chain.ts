@@ -188,7 +188,9 @@ export class JetStreamChain implements ServedChain {
 
   private async startTail(fromStreamSeq: number): Promise<void> {
     const consumer = await this.c.js.consumers.get(this.c.stream, { filter_subjects: this.subject, opt_start_seq: fromStreamSeq });
-    const messages = await consumer.consume({ max_messages: 256 });
+    // Short pulls and heartbeats: the consumer (R1, on one server) dies with that server, and the
+    // ordered consumer notices two missed heartbeats (2 s, not the default 30 s) and recreates itself.
+    const messages = await consumer.consume({ max_messages: 256, expires: 5000, idle_heartbeat: 1000 });
     this.tail = { stop: () => { void messages.close(); } };
     void (async () => {
       try {
