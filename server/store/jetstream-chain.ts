@@ -38,6 +38,8 @@ const STORED_COMMIT = { futureToleranceMs: Number.POSITIVE_INFINITY };
 
 export interface JetStreamContext {
   js: JetStreamClient;
+  /** The same with a short request timeout: recreating a tail retries fast through an election. */
+  jsQuick: JetStreamClient;
   jsm: JetStreamManager;
   stream: string;
   /** The server's max_payload (bytes per message). */
@@ -114,6 +116,9 @@ export class JetStreamChain implements ServedChain {
   private publishing = false;
   private appliedWaiters: Array<{ streamSeq: number; resolve: () => void }> = [];
   private tail: { stop(): void } | null = null;
+  private tailGen = 0;
+  private applying: Promise<unknown> = Promise.resolve();
+  private restartingTail = false;
   private signed: SignedHead | null = null;
   private signing: Promise<SignedHead> | null = null;
   private broken: Error | null = null;
@@ -187,16 +192,35 @@ export class JetStreamChain implements ServedChain {
   // ------------------------------------------------------------------------------ the tail
 
   private async startTail(fromStreamSeq: number): Promise<void> {
-    const consumer = await this.c.js.consumers.get(this.c.stream, { filter_subjects: this.subject, opt_start_seq: fromStreamSeq });
-    // Short pulls and heartbeats: the consumer (R1, on one server) dies with that server, and the
-    // ordered consumer notices two missed heartbeats (2 s, not the default 30 s) and recreates itself.
+    const gen = ++this.tailGen;
+    const consumer = await this.c.jsQuick.consumers.get(this.c.stream, { filter_subjects: this.subject, opt_start_seq: fromStreamSeq });
+    // Short pulls and heartbeats: the consumer (R1, on one server) dies with that server.
     const messages = await consumer.consume({ max_messages: 256, expires: 5000, idle_heartbeat: 1000 });
+    if (gen !== this.tailGen || this.closing) {
+      void messages.close();
+      return;
+    }
     this.tail = { stop: () => { void messages.close(); } };
+    void (async () => {
+      for await (const st of messages.status()) {
+        this.debug(`tail: ${JSON.stringify(st)}`);
+        // The client's own recovery of an ordered consumer gives up when the server holding it
+        // died during a leader election (it keeps reporting missed heartbeats): start a new one
+        // from the newest message applied.
+        if (st.type === 'heartbeats_missed' && st.count >= 2 && gen === this.tailGen) {
+          this.restartTail();
+          return;
+        }
+      }
+    })().catch(() => undefined);
     void (async () => {
       try {
         for await (const m of messages) {
-          if (this.closing && this.broken) break;
-          await this.applyMessage(m);
+          if (gen !== this.tailGen) break;
+          // Serialised across tails: an old tail may still be applying while a new one starts.
+          const apply = this.applying.then(() => (gen === this.tailGen && !this.broken ? this.applyMessage(m) : undefined));
+          this.applying = apply.catch(() => undefined);
+          await apply;
           if (this.broken) break;
         }
       } catch (e) {
@@ -205,7 +229,37 @@ export class JetStreamChain implements ServedChain {
     })();
   }
 
+  /** Replaces a stalled tail by a new ordered consumer, retrying while JetStream has no leader. */
+  private restartTail(): void {
+    if (this.restartingTail) return;
+    this.restartingTail = true;
+    this.stopTail();
+    const deadline = Date.now() + 2 * this.c.publishTimeoutMs;
+    void (async () => {
+      for (let attempt = 0; !this.closing && !this.broken; attempt++) {
+        try {
+          await this.applying;
+          this.debug('restarting the tail');
+          await this.startTail(this.lastStreamSeq + 1);
+          return;
+        } catch (e) {
+          this.debug(`restarting the tail failed: ${(e as Error).message}`);
+          if (Date.now() > deadline) {
+            this.markBroken(new Error(`cannot follow the chain's subject: ${(e as Error).message}`));
+            return;
+          }
+          await sleep(Math.min(1000, 100 * 2 ** attempt));
+        }
+      }
+    })().finally(() => { this.restartingTail = false; });
+  }
+
+  private debug(line: string): void {
+    if (process.env.ATEDB_DEBUG) process.stderr.write(`${new Date().toISOString()} chain '${this.name}' (seq ${this.confirmedSeq}, stream ${this.lastStreamSeq}): ${line}\n`);
+  }
+
   private stopTail(): void {
+    this.tailGen++;
     this.tail?.stop();
     this.tail = null;
   }
@@ -222,6 +276,7 @@ export class JetStreamChain implements ServedChain {
       // chain prefix that is no longer the newest, so every node skips it (the same decision
       // everywhere: it depends only on the stream's order); its publisher sends its commits again.
       this.skipped++;
+      this.debug(`skipped stream message ${m.seq} (Ate-Seq ${first})`);
       this.lastStreamSeq = m.seq;
       this.wakeWaiters();
       return;
@@ -287,7 +342,10 @@ export class JetStreamChain implements ServedChain {
         this.appliedWaiters = this.appliedWaiters.filter((w) => w.resolve !== done);
         reject(new Error(`stream message ${streamSeq} of chain '${this.name}' did not arrive within ${timeoutMs} ms`));
       }, timeoutMs);
-      const done = () => { clearTimeout(timer); resolve(); };
+      // A message JetStream acknowledged that the tail does not deliver within seconds: the tail
+      // is stuck (its server died); a new one starts from the newest message applied.
+      const nudge = setTimeout(() => this.restartTail(), 5000);
+      const done = () => { clearTimeout(timer); clearTimeout(nudge); resolve(); };
       this.appliedWaiters.push({ streamSeq, resolve: done });
     });
   }
@@ -410,6 +468,7 @@ export class JetStreamChain implements ServedChain {
         break;
       } catch (e) {
         if (this.broken) return;
+        this.debug(`publish of ${batch.length} at seq ${first} (attempt ${attempt}): ${(e as Error).message}`);
         if (e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) {
           // Another node appended first: apply what it stored, then validate the rest again.
           await this.catchUp();

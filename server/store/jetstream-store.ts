@@ -118,7 +118,7 @@ export class JetStreamStore implements ChainStore {
       const replicas = o.replicas ?? (nc.info?.cluster ? 3 : 1);
       const info = await ensureStream(jsm, stream, prefix, replicas, deadline, o.log);
       const ctx: JetStreamContext = {
-        js: jetstream(nc, { timeout: 5000 }), jsm, stream, maxPayload: nc.info?.max_payload ?? 1 << 20,
+        js: jetstream(nc, { timeout: 5000 }), jsQuick: jetstream(nc, { timeout: 1500 }), jsm, stream, maxPayload: nc.info?.max_payload ?? 1 << 20,
         pool: o.pool, verifier: new VerifyBatcher(o.pool), signingKey: o.signingKey, publishTimeoutMs: timeoutMs,
         ...(o.limits ? { limits: o.limits } : {}), ...(o.stats ? { stats: o.stats } : {}),
       };
