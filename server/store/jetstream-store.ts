@@ -26,7 +26,7 @@ export const DEFAULT_SUBJECT_PREFIX = 'atedb.chain';
 export function parseStoreUrl(url: string): string[] {
   const m = /^nats:\/\/(.+)$/i.exec(url.trim());
   if (!m) throw new StoreUnavailable(`'${url}' is not a NATS URL list (nats://host[:port][,host[:port]...])`);
-  const servers = m[1]!.replace(/\/+$/, '').split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = m[1]!.replace(/\/+$/, '').split(',').map((s) => s.trim());
   if (!servers.length || servers.some((s) => !/^([^/:,\s]+|\[[^\]]+\])(:\d{1,5})?$/.test(s))) {
     throw new StoreUnavailable(`'${url}': give host[:port] entries separated by commas`);
   }
