@@ -470,8 +470,11 @@ export class JetStreamChain implements ServedChain {
         if (this.broken) return;
         this.debug(`publish of ${batch.length} at seq ${first} (attempt ${attempt}): ${(e as Error).message}`);
         if (e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) {
-          // Another node appended first: apply what it stored, then validate the rest again.
-          await this.catchUp();
+          // Another node appended first: apply what it stored, then validate the rest again. The
+          // error names the subject's last sequence (saving a request); otherwise ask for it.
+          const named = /wrong last sequence: (\d+)/.exec(e.message);
+          if (named) await this.waitApplied(Number(named[1]), this.c.publishTimeoutMs);
+          else await this.catchUp();
           break;
         }
         if (Date.now() > deadline) {
