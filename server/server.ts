@@ -11,6 +11,7 @@ import { LeaseTable } from './leases.js';
 import { ClientHandler } from './session.js';
 import { ServerStats } from './stats.js';
 import type { ChainStore } from './store/chain-store.js';
+import type { LeaseService } from './store/jetstream-leases.js';
 import { JetStreamStore } from './store/jetstream-store.js';
 
 export interface ServerOptions {
@@ -41,7 +42,8 @@ export class AtedbServer {
   private pool!: CryptoPool;
   private accepting = true;
   identity!: ServerIdentity;
-  readonly leases = new LeaseTable();
+  /** Per node with the file store; a KV bucket every node shares with JetStream. */
+  leases: LeaseService = new LeaseTable();
   /** Counters for the panel, --json stats lines and --metrics. */
   readonly stats = new ServerStats();
   /** Bytes buffered for incomplete frames across all connections. */
@@ -77,12 +79,21 @@ export class AtedbServer {
     };
     const st = this.o.store;
     try {
-      this.host = st?.kind === 'jetstream'
-        ? await JetStreamStore.connect({
+      if (st?.kind === 'jetstream') {
+        const js = await JetStreamStore.connect({
           ...common, servers: st.servers, log: (l) => this.log(l),
           ...(st.replicas ? { replicas: st.replicas } : {}), ...(st.stream ? { stream: st.stream } : {}), ...(st.timeoutMs ? { timeoutMs: st.timeoutMs } : {}),
-        })
-        : new ChainHost({ ...common, dataDir: this.o.dataDir });
+        });
+        this.host = js;
+        try {
+          this.leases = await js.openLeases();
+        } catch (e) {
+          await js.close();
+          throw e;
+        }
+      } else {
+        this.host = new ChainHost({ ...common, dataDir: this.o.dataDir });
+      }
     } catch (e) {
       await this.pool.close();
       throw e;

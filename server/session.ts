@@ -8,7 +8,7 @@ import { decodeCommit } from '../src/chain/index.js';
 import { type Connection, type Message, ProtocolError, type ServerSession, type SignedHead } from '../src/net/index.js';
 import { AppendRejected } from './hosted-chain.js';
 import type { AppendOrigin, ChainListener, ChainStore, ServedChain } from './store/chain-store.js';
-import type { LeaseTable } from './leases.js';
+import type { LeaseService } from './store/jetstream-leases.js';
 
 const HISTORY_BATCH_BYTES = 1 << 20;
 const HISTORY_HIGH_WATER = 4 << 20;
@@ -29,7 +29,7 @@ class Origin implements AppendOrigin {
 
 export interface HandlerContext {
   host: ChainStore;
-  leases: LeaseTable;
+  leases: LeaseService;
   maxBuffer: number;
   /** false once shutdown began: new appends are refused, in-flight ones finish. */
   accepting: () => boolean;
@@ -70,8 +70,20 @@ export class ClientHandler implements ChainListener {
       case 'unsub': this.unsubscribe(m.chain); return;
       case 'append': void this.append(m.id, m.chain, m.commit); return;
       case 'lease': {
+        // The file store's table answers at once; the cluster's (a KV bucket) asynchronously.
         const r = this.ctx.leases.request(m.op, m.chain, m.key, m.ttl, this.owner, this);
-        this.send({ t: 'leased', id: m.id, ...r });
+        if (!(r instanceof Promise)) {
+          this.send({ t: 'leased', id: m.id, ...r });
+          return;
+        }
+        r.then(
+          (x) => { if (!this.conn.closed) this.send({ t: 'leased', id: m.id, ...x }); },
+          // JetStream unavailable (an election): not granted, which is safe; the client asks again.
+          (e: Error) => {
+            this.ctx.log(`lease ${m.op} on '${m.chain}': ${e.message}`);
+            if (!this.conn.closed) this.send({ t: 'leased', id: m.id, ok: false, holder: null, expires: 0 });
+          },
+        );
         return;
       }
       case 'ping': this.send({ t: 'pong', id: m.id, time: Date.now() }); return;
@@ -210,6 +222,6 @@ export class ClientHandler implements ChainListener {
     for (const c of this.joined) c.listeners.delete(this);
     this.joined.clear();
     this.subs.clear();
-    this.ctx.leases.releaseAll(this);
+    void Promise.resolve(this.ctx.leases.releaseAll(this)).catch(() => undefined);
   }
 }

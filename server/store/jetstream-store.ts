@@ -13,6 +13,7 @@ import { AppendRejected } from '../hosted-chain.js';
 import type { AppendStats } from '../stats.js';
 import { VerifyBatcher } from '../verify-batcher.js';
 import type { ChainStore } from './chain-store.js';
+import { JetStreamLeases } from './jetstream-leases.js';
 import { type JetStreamContext, JetStreamChain } from './jetstream-chain.js';
 
 export class StoreUnavailable extends Error {
@@ -84,6 +85,20 @@ export class JetStreamStore implements ChainStore {
 
   get replicas(): number {
     return this.info.config.num_replicas;
+  }
+
+  /** The cluster's lease table (a KV bucket with the stream's replicas). */
+  async openLeases(): Promise<JetStreamLeases> {
+    // Like the stream: right after a cluster (re)starts, JetStream may still be electing.
+    const deadline = Date.now() + (this.o.timeoutMs ?? 30_000);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await JetStreamLeases.open(this.nc, this.replicas);
+      } catch (e) {
+        if (Date.now() > deadline) throw new StoreUnavailable(`cannot open the lease bucket: ${(e as Error).message}`);
+        await sleep(Math.min(1000, 100 * 2 ** attempt));
+      }
+    }
   }
 
   get stream(): string {

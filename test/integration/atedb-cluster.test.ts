@@ -191,6 +191,46 @@ describe.skipIf(!NATS_SERVER)('atedb on a JetStream cluster', () => {
     expect(hashes(check)).toEqual(hashes(c));
   }, 120_000);
 
+  it('leases are one table for the cluster: a key held through one node is refused through another, released on disconnect', async () => {
+    const live = nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
+    const [a, b] = [live[0]!, live[1]!];
+    const ra = await RawClient.connect(a.port, join(await tempDir('kh-'), 'k'), alice);
+    const rb = await RawClient.connect(b.port, join(await tempDir('kh-'), 'k'), bob);
+    const lease = (c: RawClient, op: 'acquire' | 'renew' | 'release' | 'get', ttl = 60_000) => c.request({ t: 'lease', id: 0, op, chain: 'team/locks', key: 'k1', ttl });
+    try {
+      expect(await lease(ra, 'acquire')).toMatchObject({ ok: true, holder: ra.s.identity });
+      expect(await lease(rb, 'acquire')).toMatchObject({ ok: false, holder: ra.s.identity });
+      expect(await lease(rb, 'release')).toMatchObject({ ok: false });
+      expect(await lease(rb, 'get')).toMatchObject({ ok: true, holder: ra.s.identity });
+      expect(await lease(ra, 'renew')).toMatchObject({ ok: true });
+      // Both nodes race for a free key: exactly one wins.
+      const race = await Promise.all([ra, rb].map((c) => c.request({ t: 'lease', id: 0, op: 'acquire', chain: 'team/locks', key: 'race', ttl: 60_000 })));
+      expect(race.filter((r) => (r as { ok?: boolean }).ok).length).toBe(1);
+      ra.close();
+      const t0 = Date.now();
+      let got: unknown;
+      while (!(got = await lease(rb, 'acquire') as { ok: boolean }) || !(got as { ok: boolean }).ok) {
+        if (Date.now() - t0 > 10_000) throw new Error(`the lease was not released with its holder's connection: ${JSON.stringify(got)}`);
+        await sleep(100);
+      }
+      expect(got).toMatchObject({ ok: true, holder: rb.s.identity });
+      // A short lease expires by itself.
+      expect(await lease(rb, 'release')).toMatchObject({ ok: true });
+      const rc = await RawClient.connect(a.port, join(await tempDir('kh-'), 'k'), alice);
+      try {
+        expect(await rc.request({ t: 'lease', id: 0, op: 'acquire', chain: 'team/locks', key: 'short', ttl: 300 })).toMatchObject({ ok: true });
+        expect(await rb.request({ t: 'lease', id: 0, op: 'acquire', chain: 'team/locks', key: 'short', ttl: 300 })).toMatchObject({ ok: false });
+        await sleep(400);
+        expect(await rb.request({ t: 'lease', id: 0, op: 'acquire', chain: 'team/locks', key: 'short', ttl: 300 })).toMatchObject({ ok: true });
+      } finally {
+        rc.close();
+      }
+    } finally {
+      ra.close();
+      rb.close();
+    }
+  }, 60_000);
+
   it('restart of the whole cluster: every chain is there, and appends continue', async () => {
     const live = nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
     const node = live[0]!;
