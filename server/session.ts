@@ -218,6 +218,13 @@ export class ClientHandler implements ChainListener {
     if (sub?.live && sub.chain === chain) this.send({ t: 'head', chain: chain.name, head });
   }
 
+  onClosed(chain: ServedChain, reason: Error): void {
+    const sub = this.subs.get(chain.name);
+    if (sub?.chain !== chain) return;
+    // The client resumes from its seq on reconnect, against the chain reopened from its store.
+    this.conn.close(new ProtocolError(`chain '${chain.name}' stopped on this server: ${reason.message}`));
+  }
+
   private cleanup(): void {
     for (const c of this.joined) c.listeners.delete(this);
     this.joined.clear();

@@ -19,6 +19,8 @@ export interface ChainListener {
   /** Called synchronously, in seq order, for every confirmed commit, after its origin was told. */
   onCommit(chain: ServedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void;
   onHead(chain: ServedChain, head: SignedHead): void;
+  /** The chain stopped (its store failed under it); nothing more comes from this instance. */
+  onClosed?(chain: ServedChain, reason: Error): void;
 }
 
 export interface ServedChain {

@@ -360,6 +360,8 @@ export class JetStreamChain implements ServedChain {
     this.published.clear();
     for (const w of this.appliedWaiters.splice(0)) w.resolve();
     this.onBroken(this, e);
+    // Subscribers reconnect and resume from their seq on a freshly opened instance.
+    for (const l of [...this.listeners]) l.onClosed?.(this, e);
   }
 
   // ------------------------------------------------------------------------------ appends
