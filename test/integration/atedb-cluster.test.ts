@@ -11,7 +11,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CommitBuilder } from '../../src/chain/index.js';
 import { RemoteChain } from '../../src/net/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
-import { RawClient, type Solo, TestChain, sleep, startSolo, tempDir } from './atedb/harness.js';
+import { spawnSync } from 'node:child_process';
+import { ATEDB, RawClient, type Solo, TestChain, sleep, startSolo, tempDir } from './atedb/harness.js';
 import { NATS_SERVER, NatsCluster } from './nats/cluster.js';
 
 const alice = createIdentity('alice');
@@ -77,6 +78,20 @@ describe.skipIf(!NATS_SERVER)('atedb on a JetStream cluster', () => {
     for (const n of nodes.splice(0)) await n.kill('SIGKILL');
     await cluster?.destroy();
   });
+
+  it('`atedb node` needs --store; a bad or unreachable --store is one line and exit 1', async () => {
+    const run = (args: string[]) => spawnSync(process.execPath, [ATEDB, ...args, '--port', '0', '--data-dir', join(cluster.dir, 'cli')], { encoding: 'utf8', timeout: 30_000 });
+    const none = run(['node']);
+    expect(none.status).not.toBe(0);
+    expect(none.stderr).toMatch(/store/);
+    const bad = run(['solo', '--store', 'nats://h1,,h2']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^--store: .*host\[:port\]/);
+    const down = run(['node', '--store', 'nats://127.0.0.1:1']);
+    expect(down.status).toBe(1);
+    expect(down.stderr.trim().split('\n')).toHaveLength(1);
+    expect(down.stderr).toMatch(/--store: cannot reach NATS at 127\.0\.0\.1:1/);
+  }, 60_000);
 
   it('two nodes append to one chain at once: the compare-and-set decides, both see one order, a conflicting write loses', async () => {
     const [a, b] = [await startNode(), await startNode()];
