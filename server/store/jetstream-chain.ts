@@ -29,6 +29,7 @@ import { AppendRejected, toAppendRejected } from '../hosted-chain.js';
 import type { AppendStats } from '../stats.js';
 import type { VerifyBatcher } from '../verify-batcher.js';
 import type { AppendOrigin, ChainListener, ServedChain } from './chain-store.js';
+import { frameCommits, unframeCommits } from './jetstream-batch.js';
 
 /** JetStream's "wrong last sequence" API error: another node appended first. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -51,32 +52,6 @@ export interface JetStreamContext {
   stats?: AppendStats;
   /** How long an append may wait for JetStream (leader election included) before 'unavailable'. */
   publishTimeoutMs: number;
-}
-
-/** Batch framing: [u32 length][commit bytes] repeated. */
-export function frameCommits(commits: Buffer[]): Buffer {
-  const out = Buffer.allocUnsafe(commits.reduce((n, c) => n + 4 + c.length, 0));
-  let o = 0;
-  for (const c of commits) {
-    out.writeUInt32BE(c.length, o);
-    c.copy(out, o + 4);
-    o += 4 + c.length;
-  }
-  return out;
-}
-
-export function unframeCommits(data: Uint8Array): Buffer[] {
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const out: Buffer[] = [];
-  let o = 0;
-  while (o < b.length) {
-    if (o + 4 > b.length) throw new Error('truncated batch framing');
-    const n = b.readUInt32BE(o);
-    if (o + 4 + n > b.length) throw new Error('truncated commit in a batch');
-    out.push(Buffer.from(b.subarray(o + 4, o + 4 + n)));
-    o += 4 + n;
-  }
-  return out;
 }
 
 interface Item {

@@ -2,7 +2,7 @@
 // --store URL list, the batch framing of commits in one message, and tcp://h1,h2/chain.
 import { describe, expect, it } from 'vitest';
 import { isChainName } from '../../server/chain-host.js';
-import { frameCommits, unframeCommits } from '../../server/store/jetstream-chain.js';
+import { frameCommits, unframeCommits } from '../../server/store/jetstream-batch.js';
 import { StoreUnavailable, chainOfToken, parseStoreUrl, subjectToken } from '../../server/store/jetstream-store.js';
 import { parseRemoteUrl } from '../../src/net/index.js';
 
