@@ -6,6 +6,7 @@ import { AuthService, NO_CHAINS_POLICY, authHandler, authPolicy } from '../serve
 import { TEST_SCRYPT } from '../src/crypto/index.js';
 import { type MetricsServer, MetricsAddressError, metricsRegistry, parseHostPort, serveMetrics } from '../server/metrics.js';
 import { AtedbServer } from '../server/server.js';
+import { StoreUnavailable, parseStoreUrl } from '../server/store/jetstream-store.js';
 import { UserError, runCli } from './errors.js';
 
 export function defaultServerDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -35,6 +36,9 @@ interface SoloArgs {
   'max-new-users': number;
   /** `atedb auth`: the service alone. */
   authOnly?: boolean;
+  store?: string;
+  replicas?: number;
+  'store-stream'?: string;
 }
 
 async function solo(a: SoloArgs): Promise<void> {
@@ -50,6 +54,23 @@ async function solo(a: SoloArgs): Promise<void> {
   } catch (e) {
     if (e instanceof MetricsAddressError) throw new UserError(`--metrics: ${e.message}`);
     throw e;
+  }
+  let store: { kind: 'jetstream'; servers: string[]; replicas?: number; stream?: string } | undefined;
+  if (a.store !== undefined && a.store !== 'file') {
+    try {
+      store = { kind: 'jetstream', servers: parseStoreUrl(a.store) };
+    } catch (e) {
+      if (e instanceof StoreUnavailable) throw new UserError(`--store: ${e.message}`);
+      throw e;
+    }
+    if (a.replicas !== undefined) {
+      if (!Number.isInteger(a.replicas) || a.replicas < 1 || a.replicas > 5) throw new UserError(`--replicas ${a.replicas}: JetStream takes 1 to 5`);
+      store.replicas = a.replicas;
+    }
+    if (a['store-stream'] !== undefined) {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(a['store-stream'])) throw new UserError(`--store-stream ${a['store-stream']}: letters, digits, '_' and '-' only`);
+      store.stream = a['store-stream'];
+    }
   }
   const dataDir = path.resolve(a['data-dir'] ?? defaultServerDataDir());
   const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -67,6 +88,7 @@ async function solo(a: SoloArgs): Promise<void> {
     maxConnections: a['max-connections'], subscriberBufferBytes: a['subscriber-buffer'], receiveBudgetBytes: a['receive-budget'], maxOpenChains: a['max-open-chains'], handshakeTimeoutMs: a['handshake-timeout'],
     ...(a['max-commit-bytes'] ? { limits: { maxCommitBytes: a['max-commit-bytes'] } } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
+    ...(store ? { store } : {}),
   });
   // Before start: the latency histogram counts from the first append on.
   const registry = metricsAt ? metricsRegistry(server.stats) : null;
@@ -76,6 +98,7 @@ async function solo(a: SoloArgs): Promise<void> {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EADDRINUSE') throw new UserError(`${a.listen}:${a.port} is already in use`);
     if (err.code === 'EACCES') throw new UserError(`no permission to listen on ${a.listen}:${a.port}`);
+    if (e instanceof StoreUnavailable) throw new UserError(`--store: ${e.message}`);
     throw e;
   }
   let metrics: MetricsServer | null = null;
@@ -115,7 +138,7 @@ async function solo(a: SoloArgs): Promise<void> {
   const listening = `${server.address}:${server.port}`;
   const metricsAddr = metrics ? `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` : undefined;
   if (a.json) {
-    out(JSON.stringify({ listening, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: policy.name, ...(auth ? { authFingerprint: auth.fingerprint } : {}), ...(metricsAddr ? { metrics: metricsAddr } : {}) }));
+    out(JSON.stringify({ listening, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: policy.name, store: server.storeKind, ...(auth ? { authFingerprint: auth.fingerprint } : {}), ...(metricsAddr ? { metrics: metricsAddr } : {}) }));
     // One line of figures every --stats-interval (the fsync histogram buckets stay in /metrics).
     const timer = setInterval(() => {
       const { fsync: { buckets: _b, ...fsync }, ...rest } = server.stats.snapshot();
@@ -126,6 +149,7 @@ async function solo(a: SoloArgs): Promise<void> {
     if (id.created) out(`created server identity ${id.file}`);
     out(`listening: ${listening} fingerprint: ${id.fingerprint}${metricsAddr ? ` metrics: ${metricsAddr}` : ''}`);
     if (auth) out(`auth service: ${auth.fingerprint} policy: ${policy.name}`);
+    if (store) out(`store: JetStream at ${store.servers.join(',')}`);
     const tty = process.stdout.isTTY && process.env.CI !== 'true' && process.env.CI !== '1';
     if (tty) {
       const { showAtedbPanel } = await import('./tui/atedb-panel.js');
@@ -150,26 +174,36 @@ function authServiceOptions<T>(y: Argv<T>) {
     .option('max-new-users', { type: 'number', default: 20, describe: 'accounts one address may create per 10 minutes' });
 }
 
+/** The options of `solo` and `node` (one process either way; `node` requires --store). */
+function soloOptions<T>(y: Argv<T>) {
+  return y
+    .option('data-dir', { type: 'string', describe: 'where chains and the server key live (default $XDG_DATA_HOME/atedb)' })
+    .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all)' })
+    .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed)' })
+    .option('policy', { type: 'string', default: 'open', describe: "chain creation policy: 'open' (first valid genesis creates a chain) or 'auth' (personal chains rooted at their user's key, group chains at the group's)" })
+    .option('max-connections', { type: 'number', default: 1024 })
+    .option('max-open-chains', { type: 'number', default: 256, describe: 'chains kept open at once; idle ones beyond are closed' })
+    .option('handshake-timeout', { type: 'number', default: 10_000, describe: 'ms a client has to finish its handshake' })
+    .option('max-commit-bytes', { type: 'number', describe: 'largest commit accepted (default 64 MiB)' })
+    .option('subscriber-buffer', { type: 'number', default: 32 << 20, describe: 'bytes queued for a client that does not read before it is disconnected' })
+    .option('receive-budget', { type: 'number', default: 512 << 20, describe: 'bytes of incomplete frames buffered across all connections' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON, then a JSON line of figures every --stats-interval' })
+    .option('stats-interval', { type: 'number', default: 5000, describe: 'ms between two --json stats lines' })
+    .option('metrics', { type: 'string', describe: 'serve GET /metrics (Prometheus text format) on HOST:PORT (port 0: any free port, printed)' })
+    .option('store', { type: 'string', describe: "where chains live: 'file' (default, under --data-dir) or nats://h1:4222,h2:4222,h3:4222 (a JetStream cluster shared by every atedb node; give them all the same server.key)" })
+    .option('replicas', { type: 'number', describe: 'JetStream stream replicas when the stream is created (default 3 on a cluster, 1 on a single server)' })
+    .option('store-stream', { type: 'string', describe: 'JetStream stream name (default ATEDB)' });
+}
+
 export function main(argv: string[]): void {
   void runCli(async () => {
     await yargs(argv)
       .scriptName('atedb')
       .usage('$0 <command> [options]')
-      .command('solo', 'run one atedb node with an embedded store (and the auth service)', (y) => authServiceOptions(y
-        .option('data-dir', { type: 'string', describe: 'where chains and the server key live (default $XDG_DATA_HOME/atedb)' })
-        .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all)' })
-        .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed)' })
-        .option('policy', { type: 'string', default: 'open', describe: "chain creation policy: 'open' (first valid genesis creates a chain) or 'auth' (personal chains rooted at their user's key, group chains at the group's)" })
-        .option('max-connections', { type: 'number', default: 1024 })
-        .option('max-open-chains', { type: 'number', default: 256, describe: 'chains kept open at once; idle ones beyond are closed' })
-        .option('handshake-timeout', { type: 'number', default: 10_000, describe: 'ms a client has to finish its handshake' })
-        .option('max-commit-bytes', { type: 'number', describe: 'largest commit accepted (default 64 MiB)' })
-        .option('subscriber-buffer', { type: 'number', default: 32 << 20, describe: 'bytes queued for a client that does not read before it is disconnected' })
-        .option('receive-budget', { type: 'number', default: 512 << 20, describe: 'bytes of incomplete frames buffered across all connections' })
-        .option('json', { type: 'boolean', default: false, describe: 'print the listening line as JSON, then a JSON line of figures every --stats-interval' })
-        .option('stats-interval', { type: 'number', default: 5000, describe: 'ms between two --json stats lines' })
-        .option('metrics', { type: 'string', describe: 'serve GET /metrics (Prometheus text format) on HOST:PORT (port 0: any free port, printed)' })),
-      async (a) => solo(a as unknown as SoloArgs))
+      .command('solo', 'run one atedb node (chains in an embedded file store, or --store nats://...; and the auth service)', (y) => authServiceOptions(soloOptions(y)),
+        async (a) => solo(a as unknown as SoloArgs))
+      .command('node', 'run one atedb node of a cluster: `solo` with --store nats://h1,h2,h3 required', (y) => authServiceOptions(soloOptions(y)).demandOption('store'),
+        async (a) => solo(a as unknown as SoloArgs))
       .command('auth', 'run the user/group/token service alone (hosting no chains)', (y) => authServiceOptions(y
         .option('data-dir', { type: 'string', describe: 'where the service key and state live (default $XDG_DATA_HOME/atedb)' })
         .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all)' })

@@ -7,6 +7,7 @@ import type { SizeLimits } from '../src/chain/index.js';
 import type { CryptoPool } from '../src/crypto/index.js';
 import { AppendRejected, HostedChain, type HostedChainOptions } from './hosted-chain.js';
 import type { AppendStats } from './stats.js';
+import type { ChainStore } from './store/chain-store.js';
 import { VerifyBatcher } from './verify-batcher.js';
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,3}$/i;
@@ -40,7 +41,9 @@ export interface ChainHostOptions {
   stats?: AppendStats;
 }
 
-export class ChainHost {
+/** The file store: atedb's default backend (server/store/chain-store.ts). */
+export class ChainHost implements ChainStore {
+  readonly kind = 'file';
   // Map iteration order is insertion order: re-inserting on use keeps it an LRU.
   private readonly open = new Map<string, HostedChain>();
   private readonly opening = new Map<string, Promise<HostedChain | null>>();

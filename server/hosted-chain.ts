@@ -16,6 +16,7 @@ import { type RedoLog, openLog } from '../src/log/index.js';
 import type { VerifyBatcher } from './verify-batcher.js';
 import { loadHostState, writeCheckpoint } from './checkpoint.js';
 import type { AppendStats } from './stats.js';
+import type { AppendOrigin, ChainListener, ServedChain } from './store/chain-store.js';
 import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../src/net/index.js';
 
 export class AppendRejected extends Error {
@@ -48,17 +49,7 @@ export function toAppendRejected(e: unknown): AppendRejected {
   throw e;
 }
 
-/** The sender of an append: told its seq first, synchronously, in seq order with the relays. */
-export interface AppendOrigin {
-  confirmed(chain: HostedChain, seq: number): void;
-}
-
-/** Who receives what a chain confirms; implemented by the protocol side (server/session.ts). */
-export interface ChainListener {
-  /** Called synchronously, in seq order, for every confirmed commit, after its origin was told. */
-  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void;
-  onHead(chain: HostedChain, head: SignedHead): void;
-}
+export type { AppendOrigin, ChainListener } from './store/chain-store.js';
 
 export interface HostedChainOptions {
   dir: string;
@@ -85,7 +76,7 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-export class HostedChain {
+export class HostedChain implements ServedChain {
   readonly listeners = new Set<ChainListener>();
   private readonly limits: SizeLimits;
   private readonly seqOf = new Map<string, number>();
@@ -302,6 +293,18 @@ export class HostedChain {
       throw e;
     });
     return this.signing;
+  }
+
+  async readHistory(from: number, upto: number, maxBytes: number): Promise<Buffer[]> {
+    const batch: Buffer[] = [];
+    let bytes = 0;
+    for (const rec of this.log.records({ seq: from })) {
+      if (rec.seq > upto) break;
+      batch.push(Buffer.from(rec.payload));
+      bytes += rec.payload.length;
+      if (bytes >= maxBytes) break;
+    }
+    return batch;
   }
 
   /** Waits until every append accepted so far is confirmed or rejected. */

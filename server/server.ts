@@ -10,6 +10,9 @@ import { type ServerIdentity, loadOrCreateServerIdentity } from './identity.js';
 import { LeaseTable } from './leases.js';
 import { ClientHandler, type HandlerContext } from './session.js';
 import { ServerStats } from './stats.js';
+import type { ChainStore } from './store/chain-store.js';
+import type { LeaseService } from './store/jetstream-leases.js';
+import { JetStreamStore } from './store/jetstream-store.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -24,6 +27,9 @@ export interface ServerOptions {
   /** Bytes of incomplete frames buffered across all connections (default 512 MiB). */
   receiveBudgetBytes?: number;
   limits?: Partial<SizeLimits>;
+  /** Where chains live: the file store under dataDir (default), or a JetStream stream that every
+   *  atedb node of a cluster shares (they share the server identity too: copy server.key). */
+  store?: { kind: 'file' } | { kind: 'jetstream'; servers: string[]; replicas?: number; stream?: string; timeoutMs?: number };
   poolSize?: number;
   log?: (line: string) => void;
   /** The user/group/token service to answer 'areq' messages (server/auth). */
@@ -34,16 +40,22 @@ export class AtedbServer {
   private server: net.Server | null = null;
   private readonly handlers = new Set<ClientHandler>();
   private readonly handshaking = new Set<net.Socket>();
-  private host!: ChainHost;
+  private host!: ChainStore;
   private pool!: CryptoPool;
   private accepting = true;
   identity!: ServerIdentity;
-  readonly leases = new LeaseTable();
+  /** Per node with the file store; a KV bucket every node shares with JetStream. */
+  leases: LeaseService = new LeaseTable();
   /** Counters for the panel, --json stats lines and --metrics. */
   readonly stats = new ServerStats();
   /** Bytes buffered for incomplete frames across all connections. */
   readonly budget = { used: 0, max: 512 << 20 };
   address = '';
+  /** 'file' or 'jetstream'. */
+  get storeKind(): string {
+    return this.host.kind;
+  }
+
   port = 0;
 
   constructor(private readonly o: ServerOptions) {
@@ -61,12 +73,33 @@ export class AtedbServer {
   async start(): Promise<this> {
     this.identity = await loadOrCreateServerIdentity(this.o.dataDir);
     this.pool = new CryptoPool(this.o.poolSize ? { size: this.o.poolSize } : {});
-    this.host = new ChainHost({
-      dataDir: this.o.dataDir, pool: this.pool, signingKey: this.identity.keys.secretKey, policy: this.o.policy ?? OPEN_POLICY,
+    const common = {
+      pool: this.pool, signingKey: this.identity.keys.secretKey, policy: this.o.policy ?? OPEN_POLICY,
       ...(this.o.maxOpenChains ? { maxOpen: this.o.maxOpenChains } : {}),
       ...(this.o.limits ? { limits: this.o.limits } : {}),
       stats: this.stats,
-    });
+    };
+    const st = this.o.store;
+    try {
+      if (st?.kind === 'jetstream') {
+        const js = await JetStreamStore.connect({
+          ...common, servers: st.servers, log: (l) => this.log(l),
+          ...(st.replicas ? { replicas: st.replicas } : {}), ...(st.stream ? { stream: st.stream } : {}), ...(st.timeoutMs ? { timeoutMs: st.timeoutMs } : {}),
+        });
+        this.host = js;
+        try {
+          this.leases = await js.openLeases();
+        } catch (e) {
+          await js.close();
+          throw e;
+        }
+      } else {
+        this.host = new ChainHost({ ...common, dataDir: this.o.dataDir });
+      }
+    } catch (e) {
+      await this.pool.close();
+      throw e;
+    }
     this.stats.live = {
       connectionsOpen: () => this.connections,
       chainsOpen: () => this.host.openCount,
@@ -87,9 +120,14 @@ export class AtedbServer {
     const server = net.createServer({ noDelay: true }, (socket) => this.onSocket(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (e: Error) => {
+        // The store holds a NATS connection (JetStream) that would keep the process alive.
+        void this.host.close().then(() => this.pool.close()).catch(() => undefined);
+        reject(e);
+      };
+      server.once('error', failed);
       server.listen(this.o.port ?? 5000, this.o.host ?? '127.0.0.1', () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });

@@ -6,15 +6,15 @@
 // is disconnected (it resumes from its last seq on reconnect) instead of growing server memory.
 import { decodeCommit } from '../src/chain/index.js';
 import { type Connection, type Message, ProtocolError, type ServerSession, type SignedHead } from '../src/net/index.js';
-import type { ChainHost } from './chain-host.js';
-import { type AppendOrigin, AppendRejected, type ChainListener, type HostedChain } from './hosted-chain.js';
-import type { LeaseTable } from './leases.js';
+import { AppendRejected } from './hosted-chain.js';
+import type { AppendOrigin, ChainListener, ChainStore, ServedChain } from './store/chain-store.js';
+import type { LeaseService } from './store/jetstream-leases.js';
 
 const HISTORY_BATCH_BYTES = 1 << 20;
 const HISTORY_HIGH_WATER = 4 << 20;
 
 interface Sub {
-  chain: HostedChain;
+  chain: ServedChain;
   live: boolean;
   /** Next seq this subscriber is owed. */
   next: number;
@@ -22,14 +22,14 @@ interface Sub {
 
 class Origin implements AppendOrigin {
   constructor(readonly handler: ClientHandler, readonly id: number) {}
-  confirmed(chain: HostedChain, seq: number): void {
+  confirmed(chain: ServedChain, seq: number): void {
     this.handler.confirmed(chain, seq, this.id);
   }
 }
 
 export interface HandlerContext {
-  host: ChainHost;
-  leases: LeaseTable;
+  host: ChainStore;
+  leases: LeaseService;
   maxBuffer: number;
   /** false once shutdown began: new appends are refused, in-flight ones finish. */
   accepting: () => boolean;
@@ -46,7 +46,7 @@ export class ClientHandler implements ChainListener {
   readonly id = nextConnId++;
   readonly conn: Connection;
   private readonly subs = new Map<string, Sub>();
-  private readonly joined = new Set<HostedChain>();
+  private readonly joined = new Set<ServedChain>();
   readonly owner: string;
   inflight = 0;
   private authEndpoint: { handle(m: Extract<Message, { t: 'areq' }>): void } | null = null;
@@ -73,8 +73,20 @@ export class ClientHandler implements ChainListener {
       case 'unsub': this.unsubscribe(m.chain); return;
       case 'append': void this.append(m.id, m.chain, m.commit); return;
       case 'lease': {
+        // The file store's table answers at once; the cluster's (a KV bucket) asynchronously.
         const r = this.ctx.leases.request(m.op, m.chain, m.key, m.ttl, this.owner, this);
-        this.send({ t: 'leased', id: m.id, ...r });
+        if (!(r instanceof Promise)) {
+          this.send({ t: 'leased', id: m.id, ...r });
+          return;
+        }
+        r.then(
+          (x) => { if (!this.conn.closed) this.send({ t: 'leased', id: m.id, ...x }); },
+          // JetStream unavailable (an election): not granted, which is safe; the client asks again.
+          (e: Error) => {
+            this.ctx.log(`lease ${m.op} on '${m.chain}': ${e.message}`);
+            if (!this.conn.closed) this.send({ t: 'leased', id: m.id, ok: false, holder: null, expires: 0 });
+          },
+        );
         return;
       }
       case 'ping': this.send({ t: 'pong', id: m.id, time: Date.now() }); return;
@@ -91,7 +103,7 @@ export class ClientHandler implements ChainListener {
     }
   }
 
-  private join(chain: HostedChain): void {
+  private join(chain: ServedChain): void {
     if (this.joined.has(chain)) return;
     this.joined.add(chain);
     chain.listeners.add(this);
@@ -131,15 +143,8 @@ export class ClientHandler implements ChainListener {
         this.send({ t: 'eoh', chain: name, head, genesis: chain.genesisHash });
         return;
       }
-      const upto = chain.confirmedSeq;
-      const batch: Buffer[] = [];
-      let bytes = 0;
-      for (const rec of chain.log.records({ seq: sub.next })) {
-        if (rec.seq > upto) break;
-        batch.push(Buffer.from(rec.payload));
-        bytes += rec.payload.length;
-        if (bytes >= HISTORY_BATCH_BYTES) break;
-      }
+      const batch = await chain.readHistory(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
+      if (this.conn.closed || this.subs.get(name) !== sub) return;
       if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
       this.send({ t: 'hist', chain: name, from: sub.next, commits: batch }, false);
       sub.next += batch.length;
@@ -200,13 +205,13 @@ export class ClientHandler implements ChainListener {
   }
 
   /** Our own append got its seq: 'ok', in seq order with what this connection is relayed. */
-  confirmed(chain: HostedChain, seq: number, id: number): void {
+  confirmed(chain: ServedChain, seq: number, id: number): void {
     this.send({ t: 'ok', id, chain: chain.name, seq });
     const sub = this.subs.get(chain.name);
     if (sub?.live && sub.chain === chain && sub.next === seq) sub.next = seq + 1;
   }
 
-  onCommit(chain: HostedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void {
+  onCommit(chain: ServedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void {
     if (origin instanceof Origin && origin.handler === this) return;
     const sub = this.subs.get(chain.name);
     if (!sub || !sub.live || sub.chain !== chain) return;
@@ -218,15 +223,22 @@ export class ClientHandler implements ChainListener {
     this.send({ t: 'live', chain: chain.name, seq, commit: bytes });
   }
 
-  onHead(chain: HostedChain, head: SignedHead): void {
+  onHead(chain: ServedChain, head: SignedHead): void {
     const sub = this.subs.get(chain.name);
     if (sub?.live && sub.chain === chain) this.send({ t: 'head', chain: chain.name, head });
+  }
+
+  onClosed(chain: ServedChain, reason: Error): void {
+    const sub = this.subs.get(chain.name);
+    if (sub?.chain !== chain) return;
+    // The client resumes from its seq on reconnect, against the chain reopened from its store.
+    this.conn.close(new ProtocolError(`chain '${chain.name}' stopped on this server: ${reason.message}`));
   }
 
   private cleanup(): void {
     for (const c of this.joined) c.listeners.delete(this);
     this.joined.clear();
     this.subs.clear();
-    this.ctx.leases.releaseAll(this);
+    void Promise.resolve(this.ctx.leases.releaseAll(this)).catch(() => undefined);
   }
 }

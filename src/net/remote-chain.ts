@@ -36,8 +36,11 @@ interface Staged {
 }
 
 export class RemoteChain extends EventEmitter<RemoteChainEvents> {
-  readonly host: string;
-  readonly port: number;
+  /** The node this client talks to (or tries next): one of `nodes`, in turn. */
+  host: string;
+  port: number;
+  readonly nodes: ReadonlyArray<{ host: string; port: number }>;
+  private nodeIndex = 0;
   readonly name: string;
   readonly mode: RecoveryMode;
   readonly confirmed = new MemoryAuthorityState();
@@ -79,6 +82,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     const u = parseRemoteUrl(o.url);
     this.host = u.host;
     this.port = u.port;
+    this.nodes = u.nodes;
     this.name = u.name;
     this.mode = o.mode ?? 'async';
     this.localNow = o.now ?? Date.now;
@@ -306,7 +310,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     for (const p of this.pending) p.sentOn = null;
     if (this.status === 'closed' || this.status === 'refused') return;
     if (e instanceof NetError && e.name === 'HostKeyMismatch') return this.refuse(new ServerMisbehaved(e.message));
-    if (this.firstSync && !this.confirmed.getGenesis()) {
+    if (this.firstSync && !this.confirmed.getGenesis() && this.nodeIndex + 1 >= this.nodes.length) {
       const f = this.firstSync;
       this.firstSync = null;
       this.setStatus('offline');
@@ -314,6 +318,17 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       return;
     }
     this.setStatus('offline');
+    if (this.nodes.length > 1) {
+      // A cluster: the next node serves the same chains; resume there from the replica's seq
+      // (the subscription asks for replica.nextSeq). The backoff grows once per round of nodes.
+      this.nodeIndex = (this.nodeIndex + 1) % this.nodes.length;
+      ({ host: this.host, port: this.port } = this.nodes[this.nodeIndex]!);
+      if (this.nodeIndex !== 0) {
+        this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect(); }, 20);
+        this.reconnectTimer.unref?.();
+        return;
+      }
+    }
     const min = this.o.backoff?.minMs ?? 100;
     const max = this.o.backoff?.maxMs ?? 5000;
     const delay = Math.min(max, min * 2 ** this.attempt++) * (0.5 + Math.random() / 2);

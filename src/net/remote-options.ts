@@ -9,10 +9,28 @@ export type RemoteStatus = 'offline' | 'connecting' | 'syncing' | 'online' | 're
 
 export const DEFAULT_PORT = 5000;
 
-export function parseRemoteUrl(url: string): { host: string; port: number; name: string } {
-  const m = /^tcp:\/\/([^/:]+|\[[^\]]+\])(?::(\d+))?\/(.+)$/i.exec(url);
-  if (!m) throw new NetError(`'${url}' is not a remote chain URL (tcp://host[:port]/chain/name)`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : DEFAULT_PORT, name: m[3]! };
+export interface RemoteAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * tcp://host[:port]/chain/name, or several nodes of a cluster: tcp://h1[:p1],h2[:p2]/chain/name.
+ * host/port are the first node (where the local copy is named after); `nodes` lists them all, in
+ * the order the client tries them.
+ */
+export function parseRemoteUrl(url: string): { host: string; port: number; name: string; nodes: RemoteAddress[] } {
+  const m = /^tcp:\/\/([^/]+)\/(.+)$/i.exec(url);
+  const bad = () => new NetError(`'${url}' is not a remote chain URL (tcp://host[:port][,host[:port]...]/chain/name)`);
+  if (!m) throw bad();
+  const nodes = m[1]!.split(',').map((part) => {
+    const a = /^([^/:,\s[\]]+|\[[^\]]+\])(?::(\d+))?$/.exec(part.trim());
+    if (!a) throw bad();
+    const port = a[2] ? Number(a[2]) : DEFAULT_PORT;
+    if (port > 65535) throw bad();
+    return { host: a[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+  return { host: nodes[0]!.host, port: nodes[0]!.port, name: m[2]!, nodes };
 }
 
 export interface RemoteChainOptions {

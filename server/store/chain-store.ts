@@ -1,0 +1,52 @@
+// The storage backend seam of atedb. The protocol side (server/session.ts) talks to a ChainStore
+// (which chains exist, create one from its genesis) and to the ServedChains it hands out (history,
+// append, signed head, listeners). Two backends:
+//   file      server/chain-host.ts + hosted-chain.ts: one redo log per chain under <data-dir>/chains
+//             (the default, embedded, one node)
+//   jetstream server/store/jetstream-store.ts + jetstream-chain.ts: chains in one NATS JetStream
+//             stream, one subject per chain; any atedb node on the same stream serves any chain
+// Both validate a commit in atedb before it is stored, and confirm it only once it is durable
+// (fdatasync for the file store, the stream's quorum acknowledgement for JetStream).
+import type { SignedHead } from '../../src/net/index.js';
+
+/** The sender of an append: told its seq first, synchronously, in seq order with the relays. */
+export interface AppendOrigin {
+  confirmed(chain: ServedChain, seq: number): void;
+}
+
+/** Who receives what a chain confirms; implemented by the protocol side (server/session.ts). */
+export interface ChainListener {
+  /** Called synchronously, in seq order, for every confirmed commit, after its origin was told. */
+  onCommit(chain: ServedChain, seq: number, bytes: Buffer, origin: AppendOrigin | null): void;
+  onHead(chain: ServedChain, head: SignedHead): void;
+  /** The chain stopped (its store failed under it); nothing more comes from this instance. */
+  onClosed?(chain: ServedChain, reason: Error): void;
+}
+
+export interface ServedChain {
+  readonly name: string;
+  readonly genesisHash: Buffer;
+  readonly listeners: Set<ChainListener>;
+  /** Newest seq confirmed (dense: 1..n per chain). */
+  readonly confirmedSeq: number;
+  /** Set when the store closes this chain (evicted, broken or shutting down); it reopens on next use. */
+  closing: boolean;
+  /** Validates, stores durably and confirms one commit; resolves with its seq. */
+  append(bytes: Buffer, origin: AppendOrigin | null): Promise<number>;
+  /** The signed head at the newest confirmed seq. */
+  head(): Promise<SignedHead>;
+  /** Confirmed commits from seq `from` up to `upto` (inclusive), stopping after about `maxBytes`. */
+  readHistory(from: number, upto: number, maxBytes: number): Promise<Buffer[]>;
+}
+
+export interface ChainStore {
+  /** 'file' or 'jetstream' (the listening line and stats say which). */
+  readonly kind: string;
+  readonly openCount: number;
+  /** The chain, opened if needed; null if the store does not have it. */
+  get(name: string): Promise<ServedChain | null>;
+  /** Creates a chain from its genesis; AppendRejected('wrong-genesis') if it exists. */
+  create(name: string, genesis: Buffer, clientIdentity: string | null): Promise<ServedChain>;
+  /** Finishes in-flight appends and closes every chain. */
+  close(): Promise<void>;
+}
