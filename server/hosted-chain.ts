@@ -34,7 +34,7 @@ export class AppendRejected extends Error {
  * The future check (the server's clock) still bounds every timestamp; the hash chain and signed
  * heads protect the order itself.
  */
-function serverOrder(futureToleranceMs: number | undefined): ValidationOptions {
+export function serverOrder(futureToleranceMs: number | undefined): ValidationOptions {
   return { backwardsToleranceMs: Number.POSITIVE_INFINITY, ...(futureToleranceMs !== undefined ? { futureToleranceMs } : {}) };
 }
 

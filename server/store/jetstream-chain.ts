@@ -25,7 +25,7 @@ import {
 import type { CryptoPool } from '../../src/crypto/index.js';
 import { type SignedHead, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../../src/net/index.js';
 import { SpeculativeState } from '../../src/net/remote-state.js';
-import { AppendRejected, toAppendRejected } from '../hosted-chain.js';
+import { AppendRejected, serverOrder, toAppendRejected } from '../hosted-chain.js';
 import type { AppendStats } from '../stats.js';
 import type { VerifyBatcher } from '../verify-batcher.js';
 import type { AppendOrigin, ChainListener, ServedChain } from './chain-store.js';
@@ -35,7 +35,8 @@ import { frameCommits, unframeCommits } from './jetstream-batch.js';
 const WRONG_LAST_SEQUENCE = 10071;
 /** Room kept in a message for headers and framing. */
 const MESSAGE_OVERHEAD = 4096;
-const STORED_COMMIT = { futureToleranceMs: Number.POSITIVE_INFINITY };
+// Stored already: no clock applies to it now (and, as for every append, not the time-order rule).
+const STORED_COMMIT = serverOrder(Number.POSITIVE_INFINITY);
 
 export interface JetStreamContext {
   js: JetStreamClient;
@@ -144,7 +145,7 @@ export class JetStreamChain implements ServedChain {
       if (!commit.header.genesis) throw new AppendRejected('unknown-chain', `no chain '${name}' here, and this commit is not a genesis`);
       const [signers] = await verifySignatures([commit], c.pool);
       if (signers instanceof CommitRejected) throw signers;
-      checkAgainstState(new MemoryAuthorityState(), commit, signers!, futureToleranceMs !== undefined ? { futureToleranceMs } : {});
+      checkAgainstState(new MemoryAuthorityState(), commit, signers!, serverOrder(futureToleranceMs));
     } catch (e) {
       throw toAppendRejected(e);
     }
@@ -408,7 +409,7 @@ export class JetStreamChain implements ServedChain {
       }
       if (batch.length && bytes + 4 + it.bytes.length > this.c.maxPayload - MESSAGE_OVERHEAD) break;
       try {
-        overlay.applyEffects(checkAgainstState(overlay, it.commit, it.signers));
+        overlay.applyEffects(checkAgainstState(overlay, it.commit, it.signers, serverOrder(undefined)));
       } catch (e) {
         this.queue.shift();
         it.done = true;
