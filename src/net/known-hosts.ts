@@ -58,3 +58,19 @@ export async function checkHostKey(
   await fsp.appendFile(file, `${address} ${fingerprint}\n`, { mode: 0o600 });
   return { result: 'added', fingerprint };
 }
+
+/** The fingerprint `file` pins for `address` (host:port), or null: a lookup that never writes. */
+export async function pinnedFingerprint(address: string, file: string = defaultKnownHostsPath()): Promise<string | null> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  for (const line of text.split('\n')) {
+    const [addr, fp] = line.trim().split(/\s+/);
+    if (addr === address && fp) return fp;
+  }
+  return null;
+}

@@ -21,6 +21,7 @@ import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehave
 import { type ClientSession, connectClient } from './handshake.js';
 import type { Message, SignedHead } from './messages.js';
 import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
+import { replicaTrust } from './replica-trust.js';
 import { type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus, parseRemoteUrl } from './remote-options.js';
 
 export { DEFAULT_PORT, parseRemoteUrl, type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus } from './remote-options.js';
@@ -66,6 +67,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private leaseWaiters = new Map<number, { session: ClientSession; resolve: (m: LeaseReply) => void; reject: (e: Error) => void }>();
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
+  /** How the local replica was reopened: records, and how many of them were not re-verified (replica-trust.ts). */
+  loadReport: { records: number; signaturesTrusted: number; why: string | null } | null = null;
   genesisHash: Buffer | null;
   serverKey: Buffer | null = null;
   status: RemoteStatus = 'offline';
@@ -130,8 +133,17 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private async loadLocal(): Promise<void> {
     if (this.replica.nextSeq > 1) {
+      // What the pinned server signed need not be re-verified signature by signature (replica-trust.ts).
+      const trust = await replicaTrust(this.replica, this.heads, {
+        addresses: this.nodes.map((n) => `${n.host}:${n.port}`), pinnedGenesis: this.genesisHash,
+        ...(this.o.knownHosts ? { knownHosts: this.o.knownHosts } : {}), ...(this.o.serverKey ? { serverKey: this.o.serverKey } : {}),
+      });
+      this.loadReport = { records: this.replica.nextSeq - 1, signaturesTrusted: trust.until, why: trust.why };
       // No future-time check here: the server confirmed these by its clock, which ours may trail.
-      for await (const c of loadChain(this.replica, { pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY })) {
+      for await (const c of loadChain(this.replica, {
+        pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, trustSignaturesUntil: trust.until,
+        futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY,
+      })) {
         this.history.push(c.commit.hash);
       }
       this.genesisHash = this.confirmed.getGenesis()!.hash;

@@ -86,6 +86,33 @@ describe('replication client', () => {
     await solo.kill('SIGTERM');
   });
 
+  it('a reopened replica is not re-verified up to the head its pinned server signed; with a head not pinned, or none, it is', async () => {
+    const solo = await startSolo();
+    const dir = await tempDir('atedb-replica-trust-');
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const a = await client(solo, 'team/trust', { create: true, dir, kh });
+    for (let i = 0; i < 5; i++) await a.commit(put(`v${i}`), { wait: 'confirmed' });
+    await until(() => a.head?.seq === 6, 10_000, 'signed head 6');
+    const genesis = a.genesisHash!;
+    const want = hashes(a);
+    await a.close();
+    const b = await client(solo, 'team/trust', { dir, kh, genesis });
+    expect(b.loadReport).toEqual({ records: 6, signaturesTrusted: 6, why: null });
+    expect(hashes(b)).toEqual(want);
+    await b.close();
+    // Another known_hosts: the head in head.json names a key this user never pinned for the server.
+    const c = await client(solo, 'team/trust', { dir, kh: join(await tempDir('kh-'), 'known_hosts'), genesis });
+    expect(c.loadReport?.signaturesTrusted).toBe(0);
+    expect(c.loadReport?.why).toMatch(/not a key pinned for this server/);
+    expect(hashes(c)).toEqual(want);
+    await c.close();
+    await fsp.rm(join(dir, 'head.json'));
+    const d = await client(solo, 'team/trust', { dir, kh, genesis });
+    expect(d.loadReport).toMatchObject({ signaturesTrusted: 0, why: 'no stored head' });
+    expect(hashes(d)).toEqual(want);
+    await solo.kill('SIGTERM');
+  });
+
   it('offline: async commits are staged and uploaded when the server is back; readonly refuses', async () => {
     const dataDir = await tempDir('atedb-offline-');
     const solo = await startSolo({ dataDir });

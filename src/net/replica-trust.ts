@@ -1,0 +1,60 @@
+// How much of a replica a client may reopen without verifying every signature again (the expensive
+// part of a resume: ~1,000 hybrid verifications a second on two cores). The replica holds only
+// commits this client validated when they arrived; head.json holds the newest head the server
+// signed over them. If that head verifies under a key pinned for this server (known_hosts or
+// --server-key: not the key head.json names itself, which anyone who can write the replica could
+// choose) and the replica's hash chain reaches the head's chain hash at its seq, the records up to
+// it are exactly what was validated: a commit's hash binds its content, so only their signatures
+// go unchecked (loader.ts trustSignaturesUntil). Anything else, and every record after the head,
+// is validated in full.
+import { decodeCommit, toGenesisHash } from '../chain/index.js';
+import type { RedoLog } from '../log/index.js';
+import { ZERO_CHAIN_HASH, nextChainHash } from './heads.js';
+import { pinnedFingerprint } from './known-hosts.js';
+import type { HeadStore } from './remote-state.js';
+
+export interface ReplicaTrust {
+  /** Records up to this seq need no signature checks (0: none). */
+  until: number;
+  /** Why nothing is trusted, when nothing is. */
+  why: string | null;
+}
+
+export async function replicaTrust(
+  replica: RedoLog,
+  heads: HeadStore,
+  o: { addresses: readonly string[]; knownHosts?: string; serverKey?: string; pinnedGenesis: Uint8Array | string | null },
+): Promise<ReplicaTrust> {
+  const none = (why: string): ReplicaTrust => ({ until: 0, why });
+  let genesis: Buffer;
+  try {
+    const first = replica.records({ seq: 1 })[Symbol.iterator]().next();
+    if (first.done || first.value.seq !== 1) return none('the replica has no genesis record');
+    genesis = decodeCommit(first.value.payload).hash;
+  } catch {
+    return none('the replica genesis does not decode');
+  }
+  if (o.pinnedGenesis !== null && !toGenesisHash(o.pinnedGenesis).equals(genesis)) return none('the replica is of another genesis');
+  let stored;
+  try {
+    stored = await heads.load(genesis, () => null);
+  } catch {
+    return none('the stored head does not verify');
+  }
+  if (!stored) return none('no stored head');
+  const pinned = o.serverKey ? [o.serverKey] : await Promise.all(o.addresses.map((a) => pinnedFingerprint(a, o.knownHosts)));
+  if (!pinned.includes(stored.server)) return none(`the stored head is signed by ${stored.server}, not a key pinned for this server`);
+  let hash: Buffer = ZERO_CHAIN_HASH;
+  for (const rec of replica.records({ seq: 1 })) {
+    if (rec.seq > stored.head.seq) break;
+    try {
+      hash = nextChainHash(hash, decodeCommit(rec.payload).hash);
+    } catch {
+      return none(`replica record ${rec.seq} does not decode`);
+    }
+    if (rec.seq === stored.head.seq) {
+      return hash.equals(stored.head.chainHash) ? { until: rec.seq, why: null } : none('the replica differs from the signed head');
+    }
+  }
+  return none('the replica ends before the signed head');
+}
