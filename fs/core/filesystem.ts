@@ -300,6 +300,8 @@ export class Filesystem implements FsCore {
     if (this.destroyed) throw fsErr('EIO', 'filesystem destroyed');
     const refused = this.committer.refusal;
     if (refused !== null) throw refused;
+    const offline = this.store.refuseWrites?.();
+    if (offline) throw fsErr('EROFS', offline);
   }
 
   private touch(inode: Inode): void { this.committer.markInode(inode); }

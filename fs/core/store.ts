@@ -116,4 +116,9 @@ export interface FsStore {
   commitErrorKind?(err: Error): 'transient' | 'permanent';
   /** Changes the store received from elsewhere (replication), for cache invalidation. */
   onRemoteChange?: (batch: FsBatch) => void;
+  /**
+   * Optional: why changes are refused right now (EROFS), or null. A replicated store in readonly
+   * recovery mode refuses them while its server is unreachable.
+   */
+  refuseWrites?(): string | null;
 }

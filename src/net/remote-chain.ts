@@ -157,6 +157,18 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     return this.pending.length;
   }
 
+  /** The staged commits not confirmed yet, in the order they were staged (and are sent). */
+  stagedCommits(): Commit[] {
+    return this.pending.map((p) => p.commit);
+  }
+
+  /** Bytes of the staged commits not confirmed yet. */
+  get pendingBytes(): number {
+    let n = 0;
+    for (const p of this.pending) n += p.commit.size ?? p.commit.bytes.length;
+    return n;
+  }
+
   /** The state new commits are built against: confirmed, with the staged commits on top. */
   get state(): SpeculativeState {
     if (this.specDirty) {

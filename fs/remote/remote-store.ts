@@ -1,0 +1,429 @@
+// A filesystem over a chain kept on an atedb server (`atefs mount DIR tcp://host/chain`).
+//
+//   RemoteChain (src/net)  replica log (server order) + staging log (this machine's commits not
+//                          confirmed yet); validates everything it receives.
+//   view                   the state the mount serves: the replica's commits with the staged ones
+//                          on top, in the order they reached this machine. Rebuilt from the
+//                          replica and the staging log on every mount (a fresh log and index), and
+//                          when the server refused a staged commit (see resync).
+//   RemoteChainStore       the ChainStore over that view; its commits are staged (durably) and
+//                          applied to the view without waiting for the network; `sync` mode waits
+//                          for the server's confirmation on fsync.
+//
+// A commit another machine made is applied to the view as it arrives and handed to the core
+// (onRemoteChange), which drops its caches and tells the kernel (notify messages). A staged
+// commit that lost a race in server order comes back rejected; the view is then rebuilt from what
+// the server confirmed plus what is still staged, and the lost changes are re-made on top of it by
+// the conflict rules (conflicts.ts): nothing is dropped silently.
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type Commit, CommitRejected, DataKeyCache, type EventMeta, openEventPayload, publicKeyId, toGenesisHash } from '../../src/chain/index.js';
+import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
+import { openLog, type RedoLog } from '../../src/log/index.js';
+import { OfflineRefused, RemoteChain, RemoteRejected, parseRemoteUrl, type RecoveryMode } from '../../src/net/index.js';
+import { type Session, readPins, readersOfPrincipal, writePin } from '../../src/session/index.js';
+import { Conflict, View, type CommitScope } from '../../src/view/index.js';
+import type { FsBatch, Durability, InodeRecord } from '../core/store.js';
+import { ChainStore } from '../chain-store/chain-store.js';
+import { decodeDentry } from '../chain-store/codec.js';
+import { loadInoSpace, type InoSpace } from './ino-space.js';
+import { type ConflictNote, resolveLost } from './conflicts.js';
+import { batchOfEvents, inoOfKey } from './remote-batch.js';
+
+export interface OpenRemoteFsOptions {
+  url: string;
+  session: Session;
+  /** Local state: replica, staging, machine number; null = in memory (--temp). */
+  dir: string | null;
+  /** known_hosts and the genesis pins. */
+  configDir: string;
+  mode?: RecoveryMode;
+  serverKey?: string;
+  /** Name of this machine in conflict copies (default: the host name). */
+  machineName?: string;
+  onWarning?: (msg: string) => void;
+  confirmTimeoutMs?: number;
+  pingIntervalMs?: number;
+  readOnly?: boolean;
+}
+
+/** The default local state of a remote mount: $XDG_DATA_HOME/atefs/remote/<host>/<chain>/. */
+export function defaultRemoteDir(dataDir: string, url: string): string {
+  const u = parseRemoteUrl(url);
+  const host = u.port === 5000 ? u.host : `${u.host}_${u.port}`;
+  return path.join(dataDir, 'remote', host, ...u.name.split('/').map((p) => p.replace(/^\.+$/, '_')));
+}
+
+/** A Conflict when `e` says the commit lost an optimistic race, else `e`. */
+function asConflict(e: unknown): unknown {
+  if ((e instanceof CommitRejected || e instanceof RemoteRejected) && e.reason === 'conflict') return new Conflict(null, (e as Error).message);
+  return e;
+}
+
+/** Whether a remote commit failed to apply because this view holds staged changes it races. */
+function isDivergence(e: unknown): boolean {
+  const err = e as Error;
+  return err instanceof Conflict || err?.name === 'Conflict' || err?.name === 'NotFound' || err?.name === 'CommitRejected' || err?.name === 'NoWriteAuthority';
+}
+
+/**
+ * The ChainStore of a remote mount: commits that lost a race (a commit from elsewhere arrived
+ * while the batch was being built) are built again on the new state — every record in a batch
+ * is a whole new version, so re-applying it is the same change, made after the other one.
+ */
+export class RemoteChainStore extends ChainStore {
+  settle: () => Promise<void> = async () => undefined;
+  refusal: () => string | null = () => null;
+
+  override async commit(batch: FsBatch, durability: Durability): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.serialize(() => this.apply(batch, durability));
+      } catch (e) {
+        if (!(e instanceof Conflict) || attempt >= 50) throw e;
+        await this.settle();
+      }
+    }
+  }
+
+  /** Writes are refused (EROFS) while a readonly-mode mount is offline. */
+  refuseWrites(): string | null {
+    return this.refusal();
+  }
+
+  commitErrorKind(err: Error): 'transient' | 'permanent' {
+    return err.name === 'OfflineRefused' || err.name === 'Disconnected' || err.name === 'Conflict' ? 'transient' : 'permanent';
+  }
+}
+
+export interface RemoteFsStatus {
+  connection: string;
+  server: string | null;
+  seq: number;
+  lag: number;
+  pendingUploads: number;
+  pendingBytes: number;
+  lastConflict: string | null;
+  conflicts: number;
+  resyncs: number;
+}
+
+export class RemoteFs {
+  readonly store: RemoteChainStore;
+  conflicts: ConflictNote[] = [];
+  resyncs = 0;
+  private feedQueue: Promise<unknown> = Promise.resolve();
+  private generation = 0;
+  private rejected: Commit[] = [];
+  private readonly rescued = new Set<string>();
+  private readonly confirmWaiters = new Map<string, Array<() => void>>();
+  private failure: Error | null = null;
+  private closed = false;
+
+  private constructor(
+    readonly rc: RemoteChain,
+    private view: View,
+    private log: RedoLog,
+    private readonly genesis: Commit,
+    readonly ino: InoSpace,
+    readonly machineName: string,
+    private readonly o: OpenRemoteFsOptions,
+  ) {
+    const user = o.session.user!;
+    this.store = new RemoteChainStore(view, {
+      cacheTimeout: 1,
+      readOnly: !!o.readOnly,
+      owner: { readers: readersOfPrincipal(user, { sym: true, kem: false }), signingKey: publicKeyId(user.signing!.publicKey) },
+      inoSpace: { key: ino.key, first: ino.first },
+    });
+    this.store.settle = () => this.feedQueue.then(() => undefined, () => undefined);
+    this.store.refusal = () => (rc.mode === 'readonly' && rc.status !== 'online'
+      ? `${rc.name} is ${rc.status} and mounted with --recovery-mode readonly: writes wait for the server`
+      : null);
+    this.attach(view);
+    rc.on('commit', (e) => {
+      const waiters = this.confirmWaiters.get(e.commit.hash.toString('hex'));
+      if (waiters) {
+        this.confirmWaiters.delete(e.commit.hash.toString('hex'));
+        for (const w of waiters) w();
+      }
+      this.enqueue(() => this.applyRemote(e.commit));
+    });
+    rc.on('rejected', (e) => {
+      if (this.rescued.has(e.commit.hash.toString('hex'))) return;
+      this.rejected.push(e.commit);
+      this.enqueue(() => this.resync(`the server refused a staged commit (${e.error.message})`));
+    });
+    rc.on('warning', (m) => o.onWarning?.(m));
+  }
+
+  static async open(o: OpenRemoteFsOptions): Promise<RemoteFs> {
+    const user = o.session.user;
+    if (!user?.signing) throw new Error('the session holds no user identity with a signing key: it cannot mount a remote chain');
+    const u = parseRemoteUrl(o.url);
+    const pinKey = `tcp:${u.host}:${u.port}/${u.name}`;
+    const pinned = (await readPins(o.configDir))[pinKey];
+    const rc = await RemoteChain.open({
+      url: o.url, session: o.session, dir: o.dir ? path.join(o.dir, 'replica') : null, mode: o.mode ?? 'async', pool: defaultPool(),
+      ...(pinned ? { genesisHash: toGenesisHash(pinned) } : {}),
+      knownHosts: path.join(o.configDir, 'known_hosts'), create: true,
+      ...(o.serverKey ? { serverKey: o.serverKey } : {}),
+      ...(o.confirmTimeoutMs ? { confirmTimeoutMs: o.confirmTimeoutMs } : {}),
+      ...(o.pingIntervalMs ? { pingIntervalMs: o.pingIntervalMs } : {}),
+      backoff: { minMs: 100, maxMs: 2000 },
+      onNewHost: (addr, fp) => o.onWarning?.(`first contact with ${addr}: server key ${fp} (now pinned in known_hosts)`),
+    });
+    try {
+      const first = [...rc.commits(1)][0];
+      if (!first) throw new Error(`${o.url}: the server sent no genesis`);
+      if (!pinned) await writePin(o.configDir, pinKey, first.commit.hash.toString('hex'));
+      if (o.dir) {
+        for (const e of await fsp.readdir(o.dir)) if (e.startsWith('view')) await fsp.rm(path.join(o.dir, e), { recursive: true, force: true });
+      }
+      const built = await buildView(rc, first.commit, o, 0, new Set(), new Set());
+      for (const c of built.lost) o.onWarning?.(`staged commit ${c.hash.toString('hex').slice(0, 16)} no longer fits what the server holds; its changes are re-made when the server refuses it`);
+      const ino = await loadInoSpace(o.dir, (k) => built.view.exists(k));
+      return new RemoteFs(rc, built.view, built.log, first.commit, ino, o.machineName ?? process.env.ATEFS_MACHINE ?? os.hostname(), o);
+    } catch (e) {
+      await rc.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The view's own commits go through here: staged (and sent), then applied to the view. */
+  private attach(view: View): void {
+    view.remote = {
+      submit: async (commit: Commit, scope: CommitScope) => {
+        const wait = this.rc.mode === 'sync' && (scope === 'durable' || scope === 'remote');
+        const confirmed = wait ? this.waitConfirmed(commit) : null;
+        try {
+          await this.rc.submitCommit(commit, { wait: 'staged' });
+        } catch (e) {
+          throw asConflict(e);
+        }
+        const r = await view.submit(commit, 'local', true);
+        if (confirmed) await confirmed;
+        return r;
+      },
+    };
+  }
+
+  private waitConfirmed(commit: Commit): Promise<void> {
+    const key = commit.hash.toString('hex');
+    const ms = this.o.confirmTimeoutMs ?? 30_000;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(Object.assign(new Error(`not confirmed by the server within ${ms} ms (it stays staged and is uploaded when the server is back)`), { code: 'ETIMEDOUT' }));
+      }, ms);
+      const list = this.confirmWaiters.get(key) ?? [];
+      list.push(() => { clearTimeout(timer); resolve(); });
+      this.confirmWaiters.set(key, list);
+    });
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.feedQueue = this.feedQueue.then(() => (this.closed || this.failure ? undefined : fn())).catch((e: Error) => {
+      this.failure = e;
+      this.o.onWarning?.(`replication stopped: ${e.message}`);
+    });
+  }
+
+  /** A commit the server confirmed: applied to the view unless it is already there (our own). */
+  private async applyRemote(c: Commit): Promise<void> {
+    const view = this.store.view;
+    if (view.state.hasCommit(c.hash)) return;
+    const names = dentryNamesBefore(view, c);
+    try {
+      await view.submit(c, 'local', true);
+    } catch (e) {
+      if (!isDivergence(e)) throw e;
+      await this.resync(`a commit from elsewhere (${c.hash.toString('hex').slice(0, 16)}) races staged changes`);
+      return;
+    }
+    this.store.onRemoteChange?.(batchOfEvents(c.events.map((ev) => ev.meta), (k) => this.store.view.tryGet(k)?.data ?? null, names, (ino) => this.store.getInode(ino)));
+  }
+
+  /**
+   * The view holds staged changes the server will not take (it refused one, or a confirmed
+   * commit from elsewhere does not apply on top of them): rebuild it from the replica and what is
+   * still staged, re-make the lost changes by the conflict rules, and tell the core what moved.
+   */
+  private async resync(why: string): Promise<void> {
+    if (this.closed) return;
+    await this.store.serialize(async () => {
+      const oldView = this.store.view;
+      const oldLog = this.log;
+      const candidates = [...this.rejected, ...this.rc.stagedCommits()].filter((c) => !this.rescued.has(c.hash.toString('hex')));
+      const interest = new Set<string>();
+      for (const c of candidates) for (const ev of c.events) interest.add(ev.meta.key);
+      this.generation++;
+      const built = await buildView(this.rc, this.genesis, this.o, this.generation, interest, this.rescued);
+      const lost = [...this.rejected.filter((c) => !this.rescued.has(c.hash.toString('hex')) && !built.view.state.hasCommit(c.hash)), ...built.lost];
+      this.rejected = [];
+      for (const c of lost) this.rescued.add(c.hash.toString('hex'));
+      this.resyncs++;
+      // What the core may hold stale: everything the lost commits touched and everything the
+      // server confirmed that the old view did not have.
+      const touched: EventMeta[] = [];
+      for (const c of lost) for (const ev of c.events) touched.push(ev.meta);
+      for (const c of built.fresh) if (!oldView.state.hasCommit(c.hash)) for (const ev of c.events) touched.push(ev.meta);
+      const oldNames = new Map<string, { parent: number; name: Buffer }>();
+      for (const m of touched) {
+        if (m.type !== 'dentry') continue;
+        const r = oldView.tryGet(m.key)?.data ?? built.view.tryGet(m.key)?.data;
+        if (r && m.parent) oldNames.set(m.key, { parent: inoOfKey(m.parent.key), name: decodeDentry(r).name });
+      }
+      const oldStore = new ChainStore(oldView, {});
+      const newStore = new ChainStore(built.view, {});
+      const resolution = resolveLost({
+        lost, old: oldStore, now: newStore, machine: this.machineName, alloc: () => this.store.allocIno(),
+        payload: (meta, payload) => openEventPayload(oldView.state, oldView.keys, { meta, payload }),
+        base: (key, version) => {
+          const ev = built.bases.get(`${key}:${version}`);
+          return ev ? openEventPayload(built.view.state, built.view.keys, ev) : null;
+        },
+      });
+      this.store.replaceView(built.view);
+      this.view = built.view;
+      this.log = built.log;
+      this.attach(built.view);
+      this.store.onRemoteChange?.(batchOfEvents(touched, (k) => built.view.tryGet(k)?.data ?? null, oldNames, (ino) => this.store.getInode(ino)));
+      if (resolution.batch.inodes.length + resolution.batch.dentries.length + resolution.batch.blocks.length + resolution.batch.deletedInodes.length > 0) {
+        await (this.store as unknown as { apply(b: FsBatch, d: Durability): Promise<void> }).apply(resolution.batch, 'durable');
+        this.store.onRemoteChange?.(resolution.batch);
+      }
+      for (const n of resolution.notes) {
+        this.conflicts.push(n);
+        this.o.onWarning?.(`conflict: ${n.text}`);
+      }
+      this.o.onWarning?.(`resynced with the server (${why}): ${lost.length} staged commit(s) re-made on top of the server's state`);
+      oldView.remote = null;
+      await oldView.close().catch(() => undefined);
+      await oldLog.close().catch(() => undefined);
+      if (this.o.dir) await fsp.rm(path.join(this.o.dir, `view-${this.generation - 1}`), { recursive: true, force: true }).catch(() => undefined);
+    });
+  }
+
+  status(): RemoteFsStatus {
+    const last = this.conflicts[this.conflicts.length - 1];
+    const head = this.rc.head?.seq ?? this.rc.lastSeq;
+    return {
+      connection: this.failure ? `stopped: ${this.failure.message}` : this.rc.status,
+      server: this.rc.serverKey ? (this.rc as unknown as { serverKey: Buffer }).serverKey.toString('hex').slice(0, 16) : null,
+      seq: this.rc.lastSeq,
+      lag: Math.max(0, head - this.rc.lastSeq),
+      pendingUploads: this.rc.pendingCount,
+      pendingBytes: this.rc.pendingBytes,
+      lastConflict: last ? last.text : null,
+      conflicts: this.conflicts.length,
+      resyncs: this.resyncs,
+    };
+  }
+
+  /**
+   * Waits until everything staged is confirmed, the server is unreachable for `timeoutMs`, or
+   * the time is up. Returns how many commits stay staged.
+   */
+  async upload(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    // Offline for this long: the server is not coming back in time, leave the rest staged.
+    let offlineSince = 0;
+    while (this.rc.pendingCount > 0 && Date.now() < deadline && this.rc.status !== 'refused' && this.rc.status !== 'closed') {
+      if (this.rc.status === 'online') offlineSince = 0;
+      else if (offlineSince === 0) offlineSince = Date.now();
+      else if (Date.now() - offlineSince > 3000) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.feedQueue.catch(() => undefined);
+    return this.rc.pendingCount;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.feedQueue.catch(() => undefined);
+    this.closed = true;
+    await this.store.close();
+    await this.rc.close();
+    this.view.remote = null;
+    await this.view.close();
+    await this.log.close();
+  }
+}
+
+/** Names of the entries `c` deletes, read before it is applied (a tombstone carries no name). */
+function dentryNamesBefore(view: View, c: Commit): Map<string, { parent: number; name: Buffer }> {
+  const out = new Map<string, { parent: number; name: Buffer }>();
+  for (const ev of c.events) {
+    const m = ev.meta;
+    if (m.type !== 'dentry' || !m.tombstone || !m.parent) continue;
+    const r = view.tryGet(m.key)?.data;
+    if (r) out.set(m.key, { parent: inoOfKey(m.parent.key), name: decodeDentry(r).name });
+  }
+  return out;
+}
+
+interface Built {
+  view: View;
+  log: RedoLog;
+  /** Staged commits that do not apply on top of the replica. */
+  lost: Commit[];
+  /** Replica commits applied (for invalidation). */
+  fresh: Commit[];
+  /** Events of interesting keys by `key:version` (the base versions of lost changes). */
+  bases: Map<string, { meta: EventMeta; payload: Buffer | null }>;
+}
+
+/** A fresh view: genesis, every confirmed commit in server order, then the staged ones that fit. */
+async function buildView(rc: RemoteChain, genesis: Commit, o: OpenRemoteFsOptions, generation: number, interest: Set<string>, skip: Set<string>): Promise<Built> {
+  const dir = o.dir ? path.join(o.dir, `view-${generation}`) : null;
+  if (dir) await fsp.rm(dir, { recursive: true, force: true });
+  const maxRecordSize = 80 << 20;
+  const log = await openLog(dir
+    ? { dir: path.join(dir, 'log'), chainId: rc.name, genesisHash: genesis.hash, maxRecordSize }
+    : { memory: true, chainId: rc.name, genesisHash: genesis.hash, maxRecordSize });
+  let view: View;
+  try {
+    view = await View.open({
+      log, keyring: o.session, keys: new DataKeyCache(o.session), pool: defaultPool(), bulkPool: defaultBulkPool(),
+      pinnedGenesis: genesis.hash, genesis, compaction: { mode: 'never' }, readOnly: false,
+      now: () => Date.now() + rc.clockOffsetMs,
+    });
+  } catch (e) {
+    await log.close().catch(() => undefined);
+    throw e;
+  }
+  const bases = new Map<string, { meta: EventMeta; payload: Buffer | null }>();
+  const note = (c: Commit) => {
+    for (const ev of c.events) if (interest.has(ev.meta.key)) bases.set(`${ev.meta.key}:${ev.meta.version}`, { meta: ev.meta, payload: ev.payload });
+  };
+  const fresh: Commit[] = [];
+  // Confirmed commits (already validated by the replication client), until caught up: more may
+  // arrive while this runs, and they are in the replica before they are announced.
+  let next = 2;
+  for (;;) {
+    let any = false;
+    for (const { seq, commit } of rc.commits(next)) {
+      any = true;
+      next = seq + 1;
+      await view.submit(commit, 'local', true);
+      fresh.push(commit);
+      note(commit);
+    }
+    if (!any || next > rc.lastSeq) break;
+  }
+  const lost: Commit[] = [];
+  for (const c of rc.stagedCommits()) {
+    if (view.state.hasCommit(c.hash) || skip.has(c.hash.toString('hex'))) continue;
+    try {
+      await view.submit(c, 'local', true);
+      note(c);
+    } catch {
+      lost.push(c);
+    }
+  }
+  return { view, log, lost, fresh, bases };
+}
+
+export { OfflineRefused };
+export type { InodeRecord };
