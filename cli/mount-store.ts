@@ -40,6 +40,8 @@ export interface OpenedStore {
   chainDir?: string;
   /** True when nobody else changes the chain: long kernel caches and kernel_cache are safe. */
   local: boolean;
+  /** How soon after a change the core commits (default the core's 1 s; remote mounts: sooner, for close-to-open). */
+  commitDelayMs?: number;
   status?(): StoreStatus;
   /** Commit counters and summed times of the store (stats file), e.g. signing time. */
   timings?(): Record<string, number>;
@@ -251,6 +253,8 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     chain: url,
     mode: `replicated (${mode}${args.temp ? ', in memory' : ''})`,
     local: false,
+    // Another machine sees a change once it is committed and relayed: commit soon after it.
+    commitDelayMs: Number(process.env.ATEFS_REMOTE_COMMIT_DELAY_MS) || 100,
     status: () => {
       const s = rfs.status();
       return {
@@ -277,7 +281,7 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
 /** The core over an opened store; an empty writable store gets a root owned by the mounting user. */
 export async function openCore(opened: OpenedStore, args: MountArgs): Promise<Filesystem> {
   try {
-    return await Filesystem.open(opened.store, { readOnly: args.readOnly });
+    return await Filesystem.open(opened.store, { readOnly: args.readOnly, ...(opened.commitDelayMs !== undefined ? { commitDelayMs: opened.commitDelayMs } : {}) });
   } catch (e) {
     if ((e as Error).name === 'FsError' && (e as { code?: string }).code === 'EROFS') {
       throw new UserError('cannot mount an empty chain read-only: it has no root directory yet');

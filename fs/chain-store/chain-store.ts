@@ -106,7 +106,7 @@ export class ChainStore implements FsStore {
   private readonly privateRead: ReadAcl | null;
   private readonly privateWrite: WriteAcl | null;
   private readonly commitBudget: number;
-  onRemoteChange?: (batch: FsBatch) => void;
+  onRemoteChange?: (batch: FsBatch) => Ino[] | void;
   /** Commit counts and times (the mount's stats file). */
   readonly timings: CommitTimings;
 

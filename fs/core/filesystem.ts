@@ -177,12 +177,16 @@ export class Filesystem implements FsCore {
    * concurrent remote change of the same record (it is committed after it: last writer wins).
    * Inode events: offset -1 = attributes only, offset 0 / length 0 = attributes and all content.
    */
-  private applyRemote(batch: FsBatch): void {
+  private applyRemote(batch: FsBatch): Ino[] {
     const notify = this.onInvalidate;
     const contentChanged = new Set<Ino>();
+    // Inodes whose content changed elsewhere while this mount holds uncommitted changes of it:
+    // the store keeps both versions (conflict rules of a replicated store).
+    const clashes = new Set<Ino>();
     for (const bl of batch.blocks) {
       this.cache.delete(bl.ino, bl.index);
       const inode = this.table.peek(bl.ino);
+      if (inode !== undefined && (inode.dirty || (inode.dirtyBlocks?.size ?? 0) > 0)) clashes.add(bl.ino);
       if (inode !== undefined) inode.contentGen++;
       if (inode !== undefined && !(inode.dirtyBlocks?.has(bl.index))) {
         inode.pages?.delete(bl.index);
@@ -195,6 +199,7 @@ export class Filesystem implements FsCore {
     }
     for (const rec of batch.inodes) {
       const inode = this.table.peek(rec.ino);
+      if (inode !== undefined && inode.dirty && (inode.size !== rec.size || inode.inline !== rec.inline) && (inode.mode & 0o170000) === 0o100000) clashes.add(rec.ino);
       if (inode !== undefined && !inode.dirty) {
         const inlineChanged = inode.inline !== rec.inline || inode.blockSize !== rec.blockSize;
         inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid; inode.rdev = rec.rdev;
@@ -232,6 +237,7 @@ export class Filesystem implements FsCore {
       else inode.nlink = 0;
       notify?.({ kind: 'inode', ino, offset: -1, length: 0 });
     }
+    return [...clashes];
   }
 
   /** Commit counters and the last commit error (status panel). */

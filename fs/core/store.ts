@@ -114,8 +114,11 @@ export interface FsStore {
    * read-only). Default: commit-failure.ts classifyCommitError (by error name and errno code).
    */
   commitErrorKind?(err: Error): 'transient' | 'permanent';
-  /** Changes the store received from elsewhere (replication), for cache invalidation. */
-  onRemoteChange?: (batch: FsBatch) => void;
+  /**
+   * Changes the store received from elsewhere (replication), for cache invalidation. Returns the
+   * inodes whose content changed there while this mount held uncommitted changes of them.
+   */
+  onRemoteChange?: (batch: FsBatch) => Ino[] | void;
   /**
    * Optional: why changes are refused right now (EROFS), or null. A replicated store in readonly
    * recovery mode refuses them while its server is unreachable.

@@ -28,7 +28,8 @@ import type { FsBatch, Durability, InodeRecord } from '../core/store.js';
 import { ChainStore } from '../chain-store/chain-store.js';
 import { decodeDentry } from '../chain-store/codec.js';
 import { loadInoSpace, type InoSpace } from './ino-space.js';
-import { type ConflictNote, resolveLost } from './conflicts.js';
+import { type ConflictNote, conflictName, resolveLost } from './conflicts.js';
+import type { Ino } from '../core/api.js';
 import { batchOfEvents, inoOfKey } from './remote-batch.js';
 
 export interface OpenRemoteFsOptions {
@@ -61,6 +62,31 @@ function asConflict(e: unknown): unknown {
   return e;
 }
 
+/** Inodes whose content a batch changes (blocks, or a file's inode record). */
+function contentInos(batch: FsBatch): Ino[] {
+  const out = new Set<Ino>();
+  for (const b of batch.blocks) out.add(b.ino);
+  for (const r of batch.inodes) if ((r.mode & 0o170000) === 0o100000) out.add(r.ino);
+  return [...out];
+}
+
+/** A name of `ino` (files keep no parent): a walk from the root. Conflicts are rare. */
+function findName(store: ChainStore, ino: Ino): { parent: Ino; name: Buffer } | undefined {
+  const dirs: Ino[] = [1];
+  const seen = new Set<Ino>();
+  while (dirs.length > 0) {
+    const d = dirs.shift()!;
+    if (seen.has(d)) continue;
+    seen.add(d);
+    for (const e of store.listDentries(d)) {
+      if (e.ino === ino) return { parent: d, name: e.name };
+      const r = store.getInode(e.ino);
+      if (r && (r.mode & 0o170000) === 0o040000) dirs.push(e.ino);
+    }
+  }
+  return undefined;
+}
+
 /** Whether a remote commit failed to apply because this view holds staged changes it races. */
 function isDivergence(e: unknown): boolean {
   const err = e as Error;
@@ -75,16 +101,70 @@ function isDivergence(e: unknown): boolean {
 export class RemoteChainStore extends ChainStore {
   settle: () => Promise<void> = async () => undefined;
   refusal: () => string | null = () => null;
+  /** Name of this machine in conflict copies. */
+  machine = os.hostname();
+  onConflict: (n: ConflictNote) => void = () => undefined;
+  /** Inodes whose content changed elsewhere while this mount held uncommitted changes of them. */
+  readonly clashes = new Set<Ino>();
+  /** Remote commits applied so far, and the count at the last one that changed an inode's content. */
+  remoteCount = 0;
+  readonly remoteContentAt = new Map<Ino, number>();
 
   override async commit(batch: FsBatch, durability: Durability): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      const since = this.remoteCount;
       try {
-        return await this.serialize(() => this.apply(batch, durability));
+        return await this.serialize(() => this.apply(this.divertClashes(batch), durability));
       } catch (e) {
         if (!(e instanceof Conflict) || attempt >= 50) throw e;
         await this.settle();
+        // Content of this batch changed elsewhere meanwhile: both versions are kept.
+        for (const ino of contentInos(batch)) if ((this.remoteContentAt.get(ino) ?? 0) > since) this.clashes.add(ino);
       }
     }
+  }
+
+  /**
+   * A file changed here and elsewhere at once (clashes): the version confirmed first (elsewhere)
+   * keeps the name; this mount's is written as a new file beside it,
+   * `name.conflict-<machine>-<UTC time>.ext`, with the bytes this mount wrote (blocks it did not
+   * write read as holes when the other version replaced them).
+   */
+  private divertClashes(batch: FsBatch): FsBatch {
+    if (this.clashes.size === 0) return batch;
+    const hit = contentInos(batch).filter((ino) => this.clashes.has(ino));
+    if (hit.length === 0) return batch;
+    const out: FsBatch = { inodes: [...batch.inodes], deletedInodes: [...batch.deletedInodes], dentries: [...batch.dentries], blocks: [...batch.blocks] };
+    const refresh: FsBatch = { inodes: [], deletedInodes: [], dentries: [], blocks: [] };
+    const time = new Date();
+    for (const ino of hit) {
+      this.clashes.delete(ino);
+      const i = out.inodes.findIndex((r) => r.ino === ino);
+      const theirs = this.getInode(ino);
+      if (i < 0 || !theirs) continue;
+      const ours = out.inodes[i]!;
+      const empty = Buffer.alloc(0);
+      // Attributes only here: no second version to keep (the later change wins).
+      if (!out.blocks.some((b) => b.ino === ino) && ours.size === theirs.size && (ours.inline ?? empty).equals(theirs.inline ?? empty)) continue;
+      const copy = this.allocIno();
+      out.inodes[i] = { ...ours, ino: copy, nlink: 1 };
+      out.blocks = out.blocks.map((b) => (b.ino === ino ? { ...b, ino: copy } : b));
+      const at = out.dentries.find((d) => d.ino === ino) ?? findName(this, ino);
+      const parent = at?.parent ?? 1;
+      const base = at?.name ?? Buffer.from(`inode-${ino}`);
+      let n = 0;
+      let name = conflictName(base, this.machine, time);
+      while (this.lookupDentry(parent, name) !== undefined || out.dentries.some((d) => d.parent === parent && d.name.equals(name))) name = conflictName(base, this.machine, time, ++n);
+      out.dentries = out.dentries.filter((d) => d.ino !== ino);
+      out.dentries.push({ parent, name, ino: copy });
+      refresh.inodes.push(theirs);
+      for (const index of this.blockIndexes(ino)) refresh.blocks.push({ ino, index, data: Buffer.alloc(0) });
+      refresh.dentries.push({ parent, name, ino: copy });
+      this.onConflict({ at: time.toISOString(), text: `'${base.toString()}' was changed here and elsewhere at once: the other version keeps the name, this one is '${name.toString()}'`, kept: name.toString() });
+    }
+    // Once committed, the core serves the other version under the name (its memory held ours).
+    setTimeout(() => this.onRemoteChange?.(refresh), 0);
+    return out;
   }
 
   /** Writes are refused (EROFS) while a readonly-mode mount is offline. */
@@ -142,6 +222,11 @@ export class RemoteFs {
       ? `${rc.name} is ${rc.status} and mounted with --recovery-mode readonly: writes wait for the server`
       : null);
     this.attach(view);
+    this.store.machine = machineName;
+    this.store.onConflict = (n) => {
+      this.conflicts.push(n);
+      o.onWarning?.(`conflict: ${n.text}`);
+    };
     rc.on('commit', (e) => {
       const waiters = this.confirmWaiters.get(e.commit.hash.toString('hex'));
       if (waiters) {
@@ -241,7 +326,17 @@ export class RemoteFs {
       await this.resync(`a commit from elsewhere (${c.hash.toString('hex').slice(0, 16)}) races staged changes`);
       return;
     }
-    this.store.onRemoteChange?.(batchOfEvents(c.events.map((ev) => ev.meta), (k) => this.store.view.tryGet(k)?.data ?? null, names, (ino) => this.store.getInode(ino)));
+    this.noteRemote(batchOfEvents(c.events.map((ev) => ev.meta), (k) => this.store.view.tryGet(k)?.data ?? null, names, (ino) => this.store.getInode(ino)));
+  }
+
+  /** Hands a remote change to the core; remembers what content changed (conflict detection). */
+  private noteRemote(batch: FsBatch): void {
+    const st = this.store;
+    st.remoteCount++;
+    for (const b of batch.blocks) st.remoteContentAt.set(b.ino, st.remoteCount);
+    for (const r of batch.inodes) if ((r.mode & 0o170000) === 0o100000) st.remoteContentAt.set(r.ino, st.remoteCount);
+    const clashes = st.onRemoteChange?.(batch);
+    if (clashes) for (const ino of clashes) st.clashes.add(ino);
   }
 
   /**
@@ -259,6 +354,8 @@ export class RemoteFs {
       for (const c of candidates) for (const ev of c.events) interest.add(ev.meta.key);
       this.generation++;
       const built = await buildView(this.rc, this.genesis, this.o, this.generation, interest, this.rescued);
+      const h = (c: Commit) => c.hash.toString('hex').slice(0, 8);
+      if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: rejected ${this.rejected.map(h)} staged ${this.rc.stagedCommits().map(h)} built.lost ${built.lost.map(h)} rescued ${[...this.rescued].map((x) => x.slice(0, 8))}\n`);
       const lost = [...this.rejected.filter((c) => !this.rescued.has(c.hash.toString('hex')) && !built.view.state.hasCommit(c.hash)), ...built.lost];
       this.rejected = [];
       for (const c of lost) this.rescued.add(c.hash.toString('hex'));
@@ -284,14 +381,40 @@ export class RemoteFs {
           return ev ? openEventPayload(built.view.state, built.view.keys, ev) : null;
         },
       });
+      if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: lost ${lost.length}, batch ${JSON.stringify({ inodes: resolution.batch.inodes.map((i) => i.ino), dentries: resolution.batch.dentries.map((d) => [d.parent, d.name.toString(), d.ino]), blocks: resolution.batch.blocks.length, del: resolution.batch.deletedInodes })}\n`);
       this.store.replaceView(built.view);
       this.view = built.view;
       this.log = built.log;
       this.attach(built.view);
-      this.store.onRemoteChange?.(batchOfEvents(touched, (k) => built.view.tryGet(k)?.data ?? null, oldNames, (ino) => this.store.getInode(ino)));
-      if (resolution.batch.inodes.length + resolution.batch.dentries.length + resolution.batch.blocks.length + resolution.batch.deletedInodes.length > 0) {
-        await (this.store as unknown as { apply(b: FsBatch, d: Durability): Promise<void> }).apply(resolution.batch, 'durable');
-        this.store.onRemoteChange?.(resolution.batch);
+      // Commits confirmed while this ran are applied here (the feed finds them applied).
+      let next = built.next;
+      const catchUp = async () => {
+        for (const { seq, commit } of this.rc.commits(next)) {
+          next = seq + 1;
+          if (built.view.state.hasCommit(commit.hash)) continue;
+          for (const [k, v] of dentryNamesBefore(built.view, commit)) oldNames.set(k, v);
+          await built.view.submit(commit, 'local', true);
+          for (const ev of commit.events) touched.push(ev.meta);
+        }
+      };
+      await catchUp();
+      const b = resolution.batch;
+      if (b.inodes.length + b.dentries.length + b.blocks.length + b.deletedInodes.length > 0) {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await (this.store as unknown as { apply(b: FsBatch, d: Durability): Promise<void> }).apply(b, 'durable');
+            break;
+          } catch (e) {
+            if (!(e instanceof Conflict) || attempt >= 20) throw e;
+            await new Promise((r) => setTimeout(r, 20));
+            await catchUp();
+          }
+        }
+      }
+      this.noteRemote(batchOfEvents(touched, (k) => built.view.tryGet(k)?.data ?? null, oldNames, (ino) => this.store.getInode(ino)));
+      if (b.inodes.length + b.dentries.length + b.blocks.length + b.deletedInodes.length > 0) {
+        this.store.onRemoteChange?.(b);
+        if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: applied; pending ${this.rc.pendingCount}; lookups ${b.dentries.map((d) => `${d.name}=${this.store.lookupDentry(d.parent, d.name)}`)}; commits ${this.store.timings.commits}\n`);
       }
       for (const n of resolution.notes) {
         this.conflicts.push(n);
@@ -370,6 +493,8 @@ interface Built {
   lost: Commit[];
   /** Replica commits applied (for invalidation). */
   fresh: Commit[];
+  /** The next replica seq not in the view. */
+  next: number;
   /** Events of interesting keys by `key:version` (the base versions of lost changes). */
   bases: Map<string, { meta: EventMeta; payload: Buffer | null }>;
 }
@@ -422,7 +547,7 @@ async function buildView(rc: RemoteChain, genesis: Commit, o: OpenRemoteFsOption
       lost.push(c);
     }
   }
-  return { view, log, lost, fresh, bases };
+  return { view, log, lost, fresh, bases, next };
 }
 
 export { OfflineRefused };

@@ -448,7 +448,24 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     for (const w of p.waiters.splice(0)) w.reject(err);
     const current = new Map(p.commit.events.map((e) => [e.meta.key, this.confirmed.getNode(e.meta.key)?.version ?? 0]));
     this.emit('rejected', { commit: p.commit, error: err, current });
-    void this.compactStagingIfIdle();
+    this.pruneStaging();
+  }
+
+  private stagingPrune: Promise<void> = Promise.resolve();
+  /** Drops refused commits from the staging log (handed back by 'rejected'), so that the next
+   *  open does not stage and send them again. */
+  private pruneStaging(): void {
+    this.stagingPrune = this.stagingPrune.then(async () => {
+      if (this.status === 'closed') return;
+      const keep = new Set(this.pending.map((p) => p.commit.hash.toString('hex')));
+      await this.staging.compact((rec) => {
+        try {
+          return keep.has(decodeCommit(Buffer.from(rec.payload)).hash.toString('hex'));
+        } catch {
+          return false;
+        }
+      });
+    }).catch(() => undefined);
   }
 
   /** A commit this client holds at `seq` must be the one the server names there. */
@@ -628,6 +645,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.leaseWaiters.clear();
     await this.recv.catch(() => undefined);
     await this.commitQueue.catch(() => undefined);
+    await this.stagingPrune;
     const e = new Disconnected('the remote chain was closed');
     for (const p of this.pending) for (const w of p.waiters.splice(0)) w.reject(e);
     await this.replica.close();
