@@ -151,7 +151,9 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     const b = (p: string) => join(B.dir, p);
     await fsp.writeFile(a('doc.txt'), 'base\n');
     await fsp.writeFile(a('victim.txt'), 'keep me\n');
-    await until('setup on B', async () => (await read(b('doc.txt')))?.toString() === 'base\n' && (await read(b('victim.txt'))) !== null);
+    await fsp.mkdir(a('proj'));
+    await until('setup on B', async () => (await read(b('doc.txt')))?.toString() === 'base\n' && (await read(b('victim.txt'))) !== null
+      && (await fsp.stat(b('proj')).then(() => true, () => false)));
     // Both machines work while the server is down: their commits race when it is back.
     await solo.kill('SIGKILL');
     await fsp.writeFile(a('doc.txt'), 'edited on alpha\n');
@@ -160,9 +162,12 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     await fsp.writeFile(b('new.txt'), 'beta made this\n');
     await fsp.unlink(a('victim.txt'));
     await fsp.appendFile(b('victim.txt'), 'modified on beta\n');
+    // A removes a directory B adds into: the directory is re-created with what was added.
+    await fsp.rmdir(a('proj'));
+    await fsp.writeFile(b('proj/added.txt'), 'added into a removed dir\n');
     await sh(`sync ${A.dir}; sync ${B.dir}`);
     await restartServer();
-    const contents = ['edited on alpha\n', 'edited on beta\n', 'alpha made this\n', 'beta made this\n', 'keep me\nmodified on beta\n'];
+    const contents = ['added into a removed dir\n', 'edited on alpha\n', 'edited on beta\n', 'alpha made this\n', 'beta made this\n', 'keep me\nmodified on beta\n'];
     const settled = await until('both trees equal, with every version', async () => {
       const [ta, tb] = [await tree(A.dir), await tree(B.dir)];
       if (JSON.stringify(ta) !== JSON.stringify(tb)) return false;
@@ -174,6 +179,8 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     expect(names.filter((n) => /^new\.conflict-(alpha|beta)-\d{8}T\d{6}Z\.txt$/.test(n))).toHaveLength(1);
     // Modify beats delete: the file survives, with the modification.
     expect((await read(a('victim.txt')))?.toString()).toBe('keep me\nmodified on beta\n');
+    expect((await read(a('proj/added.txt')))?.toString()).toBe('added into a removed dir\n');
+    expect((await fsp.stat(a('proj'))).nlink).toBe(2);
   }, 90_000);
 
   it('offline: staged work survives an unmount and a remount, then reaches the other machine', async () => {
