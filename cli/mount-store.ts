@@ -40,6 +40,8 @@ export interface OpenedStore {
   chainDir?: string;
   /** True when nobody else changes the chain: long kernel caches and kernel_cache are safe. */
   local: boolean;
+  /** Let the kernel keep file pages across opens (default: `local`). */
+  kernelCache?: boolean;
   /** How soon after a change the core commits (default the core's 1 s; remote mounts: sooner, for close-to-open). */
   commitDelayMs?: number;
   status?(): StoreStatus;
@@ -239,6 +241,9 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
   try {
     rfs = await RemoteFs.open({
       url, session, dir, configDir: defaultConfigDir(), mode, readOnly: args.readOnly,
+      // The kernel transport is told exactly what changed elsewhere (notify messages): its caches
+      // can stay long. fuse-native cannot be told: short timeouts.
+      cacheTimeout: args.transport === 'kernel' ? 60 : 1,
       ...(args.serverKey ? { serverKey: args.serverKey } : {}),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });
@@ -253,6 +258,7 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     chain: url,
     mode: `replicated (${mode}${args.temp ? ', in memory' : ''})`,
     local: false,
+    kernelCache: args.transport === 'kernel',
     // Another machine sees a change once it is committed and relayed: commit soon after it.
     commitDelayMs: Number(process.env.ATEFS_REMOTE_COMMIT_DELAY_MS) || 100,
     status: () => {

@@ -164,7 +164,7 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
         fsname: 'atefs',
         debug: a.debug,
         cacheTimeout: opened.store.cacheTimeout,
-        kernelCache: opened.local,
+        kernelCache: opened.kernelCache ?? opened.local,
         onError,
       });
     } catch (e) {

@@ -47,6 +47,8 @@ export interface OpenRemoteFsOptions {
   confirmTimeoutMs?: number;
   pingIntervalMs?: number;
   readOnly?: boolean;
+  /** Seconds the kernel may cache entries and attributes (default 1). */
+  cacheTimeout?: number;
 }
 
 /** The default local state of a remote mount: $XDG_DATA_HOME/atefs/remote/<host>/<chain>/. */
@@ -109,6 +111,14 @@ export class RemoteChainStore extends ChainStore {
   /** Remote commits applied so far, and the count at the last one that changed an inode's content. */
   remoteCount = 0;
   readonly remoteContentAt = new Map<Ino, number>();
+
+  /** Makes every earlier commit as durable as an fsync promises (staging flushed; sync mode: confirmed). */
+  durableFlush: () => Promise<void> = async () => undefined;
+
+  protected override async apply(batch: FsBatch, durability: Durability): Promise<void> {
+    await super.apply(batch, durability);
+    if (durability === 'durable') await this.durableFlush();
+  }
 
   override async commit(batch: FsBatch, durability: Durability): Promise<void> {
     for (let attempt = 0; ; attempt++) {
@@ -200,6 +210,8 @@ export class RemoteFs {
   private readonly confirmWaiters = new Map<string, Array<() => void>>();
   private failure: Error | null = null;
   private closed = false;
+  /** Commits staged without an fdatasync since the last durable one. */
+  private stagedLocal = false;
 
   private constructor(
     readonly rc: RemoteChain,
@@ -212,12 +224,20 @@ export class RemoteFs {
   ) {
     const user = o.session.user!;
     this.store = new RemoteChainStore(view, {
-      cacheTimeout: 1,
+      cacheTimeout: o.cacheTimeout ?? 1,
       readOnly: !!o.readOnly,
       owner: { readers: readersOfPrincipal(user, { sym: true, kem: false }), signingKey: publicKeyId(user.signing!.publicKey) },
       inoSpace: { key: ino.key, first: ino.first },
     });
     this.store.settle = () => this.feedQueue.then(() => undefined, () => undefined);
+    this.store.durableFlush = async () => {
+      if (this.stagedLocal) {
+        this.stagedLocal = false;
+        await this.rc.flushStaging();
+      }
+      // sync: fsync returns once the server confirmed everything staged before it.
+      if (this.rc.mode === 'sync') await Promise.all(this.rc.stagedCommits().map((c) => this.waitConfirmed(c)));
+    };
     this.store.refusal = () => (rc.mode === 'readonly' && rc.status !== 'online'
       ? `${rc.name} is ${rc.status} and mounted with --recovery-mode readonly: writes wait for the server`
       : null);
@@ -280,10 +300,13 @@ export class RemoteFs {
   private attach(view: View): void {
     view.remote = {
       submit: async (commit: Commit, scope: CommitScope) => {
-        const wait = this.rc.mode === 'sync' && (scope === 'durable' || scope === 'remote');
-        const confirmed = wait ? this.waitConfirmed(commit) : null;
+        const durable = scope === 'durable' || scope === 'remote';
+        const confirmed = durable && this.rc.mode === 'sync' ? this.waitConfirmed(commit) : null;
         try {
-          await this.rc.submitCommit(commit, { wait: 'staged' });
+          // Staged durably when an fsync waits for it; else written, and made durable by the next
+          // fsync (durableFlush), as a local chain's 'local' commits are.
+          await this.rc.submitCommit(commit, { wait: 'staged', staging: durable ? 'durable' : 'local' });
+          if (durable) this.stagedLocal = false; else this.stagedLocal = true;
         } catch (e) {
           throw asConflict(e);
         }

@@ -206,11 +206,14 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   }
 
   /** Stages and sends a commit built elsewhere (a View's DIO) against `state`; same rules as commit(). */
-  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+  /** `staging`: how durably it is staged before this resolves (default: 'durable' when waiting
+   *  only for staging); 'local' for a caller that makes the staging log durable itself later
+   *  (flushStaging), as a filesystem does for commits no fsync asked for. */
+  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed'; staging?: 'local' | 'durable' } = {}): Promise<{ commit: Commit; seq: number | null }> {
     const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
     const run = this.commitQueue.then(() => {
       this.assertWritable();
-      return this.stage(commit, wait);
+      return this.stage(commit, wait, opts.staging);
     });
     this.commitQueue = run.catch(() => undefined);
     return run.then(async (staged) => ({ commit: staged.commit, seq: wait === 'staged' ? null : await this.waitConfirmed(staged) }));
@@ -223,14 +226,19 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
   }
 
-  private async stage(commit: Commit, wait: 'staged' | 'confirmed'): Promise<Staged> {
+  /** Makes everything staged so far durable (see submitCommit's `staging`). */
+  flushStaging(): Promise<void> {
+    return this.commitQueue.then(() => this.staging.flush('durable'));
+  }
+
+  private async stage(commit: Commit, wait: 'staged' | 'confirmed', staging?: 'local' | 'durable'): Promise<Staged> {
     const st = this.state;
     st.applyEffects(checkAgainstState(st, commit, signersOf(commit), this.clock));
     // A commit the caller is told about only once the server confirmed it needs no fdatasync of
     // its own: until then nobody relies on it, and afterwards the server holds it durably (a crash
     // in between loses an unacknowledged commit, or finds it in the server's history). A commit
     // acknowledged as staged must survive a crash here: durable.
-    await this.staging.append(commit.bytes, wait === 'staged' ? 'durable' : 'local');
+    await this.staging.append(commit.bytes, staging ?? (wait === 'staged' ? 'durable' : 'local'));
     const s: Staged = { commit, sentOn: null, requestId: 0, waiters: [] };
     this.pending.push(s);
     if (this.status === 'online') this.send(s);
