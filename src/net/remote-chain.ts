@@ -506,6 +506,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private async applyConfirmed(from: number, commits: Commit[], own: boolean): Promise<void> {
     const applied: Array<{ seq: number; commit: Commit; own: boolean }> = [];
+    let othersOrReordered = false;
     // Check every commit against the state before anything is written.
     const trial = new SpeculativeState(this.confirmed);
     commits.forEach((c, i) => {
@@ -530,6 +531,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       if (c.header.genesis && !this.genesisHash) this.genesisHash = c.hash;
       this.history.push(c.hash);
       const k = this.pending.findIndex((p) => p.commit.hash.equals(c.hash));
+      // The oldest staged commit confirmed as it was: the speculative state (confirmed + staged)
+      // is unchanged and need not be rebuilt over every staged commit again.
+      if (k !== 0) othersOrReordered = true;
       const mine = own || k >= 0;
       if (k >= 0) {
         const [p] = this.pending.splice(k, 1);
@@ -537,7 +541,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       }
       applied.push({ seq, commit: c, own: mine });
     });
-    this.specDirty = true;
+    if (othersOrReordered) this.specDirty = true;
     for (const a of applied) this.emit('commit', a);
     // A stored head past what the replica held (its tail lost in a crash) is checked once reached.
     const h = this.history.head;
