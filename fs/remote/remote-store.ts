@@ -121,6 +121,10 @@ export class RemoteChainStore extends ChainStore {
   }
 
   override async commit(batch: FsBatch, durability: Durability): Promise<void> {
+    // readonly recovery mode, offline: changes are refused (refuseWrites), but what the core
+    // holds already (an atime a read set just before the server went away) waits for the server
+    // for a while instead of failing at once.
+    for (const end = Date.now() + 30_000; this.refusal() !== null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
     for (let attempt = 0; ; attempt++) {
       const since = this.remoteCount;
       try {

@@ -168,12 +168,14 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     await sh(`sync ${A.dir}; sync ${B.dir}`);
     await restartServer();
     const contents = ['added into a removed dir\n', 'edited on alpha\n', 'edited on beta\n', 'alpha made this\n', 'beta made this\n', 'keep me\nmodified on beta\n'];
+    let seen = '';
     const settled = await until('both trees equal, with every version', async () => {
       const [ta, tb] = [await tree(A.dir), await tree(B.dir)];
+      seen = `A ${JSON.stringify(ta)}\nB ${JSON.stringify(tb)}\nwanted ${contents.map((c) => md5(Buffer.from(c))).join(' ')}`;
       if (JSON.stringify(ta) !== JSON.stringify(tb)) return false;
       const all = new Set(Object.values(ta));
       return contents.every((c) => all.has(md5(Buffer.from(c)))) ? ta : false;
-    }, 20_000);
+    }, 20_000).catch((e: Error) => { throw new Error(`${e.message}\n${seen}\n--- A ---\n${A.output().stderr.slice(-3000)}\n--- B ---\n${B.output().stderr.slice(-3000)}`); });
     const names = Object.keys(settled);
     expect(names.filter((n) => /^doc\.conflict-(alpha|beta)-\d{8}T\d{6}Z\.txt$/.test(n))).toHaveLength(1);
     expect(names.filter((n) => /^new\.conflict-(alpha|beta)-\d{8}T\d{6}Z\.txt$/.test(n))).toHaveLength(1);
