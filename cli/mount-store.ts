@@ -43,7 +43,7 @@ export interface OpenedStore {
   /** Let the kernel keep file pages across opens (default: `local`). */
   kernelCache?: boolean;
   /** How soon after a change the core commits (default the core's 1 s; remote mounts: sooner, for close-to-open). */
-  commitDelayMs?: number;
+  commitDelayMs?: number | (() => number);
   status?(): StoreStatus;
   /** Commit counters and summed times of the store (stats file), e.g. signing time. */
   timings?(): Record<string, number>;
@@ -253,14 +253,18 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     throw chainOpenError(e);
   }
   const uploadMs = Number(process.env.ATEFS_UPLOAD_TIMEOUT_MS) || UPLOAD_TIMEOUT_MS;
+  const fastDelay = Number(process.env.ATEFS_REMOTE_COMMIT_DELAY_MS) || 100;
+  const slowDelay = Math.max(fastDelay, 1000);
   return {
     store: rfs.store,
     chain: url,
     mode: `replicated (${mode}${args.temp ? ', in memory' : ''})`,
     local: false,
     kernelCache: args.transport === 'kernel',
-    // Another machine sees a change once it is committed and relayed: commit soon after it.
-    commitDelayMs: Number(process.env.ATEFS_REMOTE_COMMIT_DELAY_MS) || 100,
+    // Another machine sees a change once it is committed and relayed: commit soon after it
+    // (100 ms) while the uploads keep up; while earlier commits are still on their way (a
+    // burst: untar, a big copy) batch for a second, as a local mount does — fewer, larger commits.
+    commitDelayMs: () => (rfs.rc.pendingCount > 0 ? slowDelay : fastDelay),
     status: () => {
       const s = rfs.status();
       return {

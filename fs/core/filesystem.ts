@@ -32,7 +32,7 @@ export interface FilesystemOptions {
   /** Files up to this size live inline in the inode record (default 4 KiB). */
   inlineMax?: number;
   /** Delay between the first change and the background commit (default 1000 ms). */
-  commitDelayMs?: number;
+  commitDelayMs?: number | (() => number);
   /** Dirty page bytes that trigger an immediate commit (default 64 MiB). */
   maxDirtyBytes?: number;
   /** Clean decrypted-block LRU size in bytes (default 32 MiB). */
