@@ -224,6 +224,23 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     await C.unmount();
   }, 60_000);
 
+  it('SIGKILL of atedb during an untar: A keeps working, resumes, B ends with the full tree', async () => {
+    const src = join(root, `src-${transport}`);
+    const tar = join(root, `tree-${transport}.tar`);
+    // ~400 files in 20 directories, sizes 0..40 KiB, a symlink and a hard link.
+    await sh(`set -e; mkdir -p ${src}; cd ${src}; for d in $(seq 1 20); do mkdir -p d$d/sub; for f in $(seq 1 20); do head -c $(( (d * 7919 + f * 104729) % 40960 )) /dev/urandom > d$d/sub/f$f.dat; done; done; ln -s d1/sub/f1.dat link; ln d2/sub/f2.dat hard; tar -cf ${tar} .`);
+    await fsp.mkdir(join(A.dir, 'untar'));
+    const untar = sh(`tar -xf ${tar} -C ${join(A.dir, 'untar')} && sync ${A.dir}`, { timeout: 120_000 });
+    await sleep(300);
+    await solo.kill('SIGKILL');
+    const r = await untar;
+    expect(r.code, r.stderr).toBe(0);
+    const want = await tree(src);
+    expect(await tree(join(A.dir, 'untar'))).toEqual(want);
+    await restartServer();
+    await until('the full tree on B', async () => JSON.stringify(await tree(join(B.dir, 'untar')).catch(() => ({}))) === JSON.stringify(want), 60_000);
+  }, 180_000);
+
   it('unmount uploads what is staged first', async () => {
     await fsp.writeFile(join(A.dir, 'last-words.txt'), 'uploaded at unmount\n');
     await A.unmount();
