@@ -241,6 +241,27 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     await until('the full tree on B', async () => JSON.stringify(await tree(join(B.dir, 'untar')).catch(() => ({}))) === JSON.stringify(want), 60_000);
   }, 180_000);
 
+  it("SIGKILL of A's daemon during uploads: the next mount uploads the rest exactly once", async () => {
+    await sh(`set -e; mkdir ${join(A.dir, 'burst')}; for i in $(seq 1 150); do echo "burst file $i" > ${join(A.dir, 'burst')}/f$i; done; sync ${A.dir}`);
+    // fsync returned: everything is staged durably; uploads are still on their way.
+    A.kill('SIGKILL');
+    await A.exited;
+    // What the killed daemon left mounted (a dead FUSE connection) goes first.
+    await sh(`fusermount -u -z ${A.dir} 2>/dev/null || umount -l ${A.dir} 2>/dev/null; true`);
+    A = await mountForTest({
+      transport, temp: false, dir: A.dir, extraArgs: [urlOf(transport), '--log-path', join(root, `state-${transport}-alpha`)],
+      env: { XDG_CONFIG_HOME: config, ATEFS_MACHINE: 'alpha', ATEFS_UPLOAD_TIMEOUT_MS: '8000' },
+    });
+    const names = Array.from({ length: 150 }, (_, i) => `f${i + 1}`);
+    expect((await fsp.readdir(join(A.dir, 'burst'))).sort()).toEqual([...names].sort());
+    await until('the burst on B', async () => (await fsp.readdir(join(B.dir, 'burst')).catch(() => [])).length === 150, 30_000);
+    expect((await read(join(B.dir, 'burst/f150')))?.toString()).toBe('burst file 150\n');
+    // Re-sent commits the server already had were recognised as such (replays), not conflicts.
+    await sleep(500);
+    expect(A.output().stderr).not.toMatch(/resynced|conflict/);
+    expect(await tree(A.dir)).toEqual(await tree(B.dir));
+  }, 120_000);
+
   it('unmount uploads what is staged first', async () => {
     await fsp.writeFile(join(A.dir, 'last-words.txt'), 'uploaded at unmount\n');
     await A.unmount();
