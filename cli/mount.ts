@@ -165,6 +165,8 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
         debug: a.debug,
         cacheTimeout: opened.store.cacheTimeout,
         kernelCache: opened.kernelCache ?? opened.local,
+        // A replicated store's locks are seen by its other mounts: flock(2) too.
+        flockLocks: (opened.store as { lockLease?: unknown }).lockLease !== undefined,
         onError,
       });
     } catch (e) {

@@ -5,7 +5,7 @@ import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
 import type { BlockSource, FsBatch, FsStore, InodeRecord } from './store.js';
 import { fsErr } from './errors.js';
 import {
-  LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
+  F_UNLCK, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
   SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
 } from './constants.js';
@@ -298,6 +298,7 @@ export class Filesystem implements FsCore {
     inode.dir = null;
     this.table.delete(inode.ino);
     this.locks.releaseAll(inode.ino);
+    this.lockGone(inode.ino);
     this.committer.markDeleted(inode);
   }
 
@@ -877,7 +878,7 @@ export class Filesystem implements FsCore {
   }
 
   flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void {
-    if (lockOwner !== undefined) this.locks.releaseOwner(ino, lockOwner);
+    if (lockOwner !== undefined) { this.locks.releaseOwner(ino, lockOwner); this.lockGone(ino); }
     // close(2) of a writer reports a failing commit that holds its data (as NFS reports writeback
     // errors): the data is still in memory, but nothing will persist it while commits fail.
     const h = this.handles.get(fh);
@@ -891,7 +892,7 @@ export class Filesystem implements FsCore {
     const h = this.handles.get(fh);
     if (h === undefined || h.inode.ino !== ino) return;
     this.handles.delete(fh);
-    if (h.lockOwners) for (const o of h.lockOwners) this.locks.releaseOwner(ino, BigInt(o));
+    if (h.lockOwners) { for (const o of h.lockOwners) this.locks.releaseOwner(ino, BigInt(o)); this.lockGone(ino); }
     h.inode.opens--;
     this.maybeReap(h.inode);
   }
@@ -1081,7 +1082,35 @@ export class Filesystem implements FsCore {
   setlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
     const h = this.handles.get(fh);
     if (h !== undefined) (h.lockOwners ??= new Set()).add(ownerKey(owner));
-    return this.locks.setlk(ino, owner, lock, wait);
+    const lease = this.store.lockLease;
+    if (lease === undefined) return this.locks.setlk(ino, owner, lock, wait);
+    return this.setlkLeased(lease, ino, owner, lock, wait);
+  }
+
+  /**
+   * A replicated store's locks are seen by its other mounts: the first lock on an inode takes the
+   * store's lease on it (one holder across all mounts; whole file, shared and exclusive alike),
+   * released with the last one.
+   */
+  private async setlkLeased(lease: NonNullable<FsStore['lockLease']>, ino: Ino, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
+    try {
+      if (lock.type !== F_UNLCK && !this.locks.hasLocks(ino)) {
+        for (;;) {
+          if (await lease.acquire(ino)) break;
+          if (!wait) throw fsErr('EAGAIN');
+          await new Promise((r) => setTimeout(r, 200));
+          if (this.destroyed) throw fsErr('EINTR');
+        }
+      }
+      await this.locks.setlk(ino, owner, lock, wait);
+    } finally {
+      this.lockGone(ino);
+    }
+  }
+
+  /** The last lock of an inode is gone: a replicated store's lease on it goes too. */
+  private lockGone(ino: Ino): void {
+    if (this.store.lockLease !== undefined && !this.locks.hasLocks(ino)) this.store.lockLease.release(ino);
   }
 
   /** Fails the pending (wait=true) lock requests of `owner` on `ino` with EINTR (FUSE INTERRUPT). */

@@ -124,4 +124,10 @@ export interface FsStore {
    * recovery mode refuses them while its server is unreachable.
    */
   refuseWrites?(): string | null;
+  /**
+   * Optional: locks seen by other mounts of a replicated store. acquire(ino) resolves true when
+   * this mount now holds the inode's lease (or it cannot be checked: offline), false when another
+   * mount holds it; release(ino) gives it back (the last local lock on the inode is gone).
+   */
+  lockLease?: { acquire(ino: Ino): Promise<boolean>; release(ino: Ino): void };
 }

@@ -32,6 +32,9 @@ import { type ConflictNote, conflictName, resolveLost } from './conflicts.js';
 import type { Ino } from '../core/api.js';
 import { batchOfEvents, inoOfKey } from './remote-batch.js';
 
+/** How long a lock's lease outlives a mount that stopped renewing it. */
+const LOCK_TTL_MS = 15_000;
+
 export interface OpenRemoteFsOptions {
   url: string;
   session: Session;
@@ -111,6 +114,9 @@ export class RemoteChainStore extends ChainStore {
   /** Remote commits applied so far, and the count at the last one that changed an inode's content. */
   remoteCount = 0;
   readonly remoteContentAt = new Map<Ino, number>();
+
+  /** Locks seen by the chain's other mounts (server leases; see RemoteFs). */
+  lockLease?: { acquire(ino: Ino): Promise<boolean>; release(ino: Ino): void };
 
   /** Makes every earlier commit as durable as an fsync promises (staging flushed; sync mode: confirmed). */
   durableFlush: () => Promise<void> = async () => undefined;
@@ -265,6 +271,44 @@ export class RemoteFs {
       this.enqueue(() => this.resync(`the server refused a staged commit (${e.error.message})`));
     });
     rc.on('warning', (m) => o.onWarning?.(m));
+    this.store.lockLease = {
+      acquire: (ino) => this.acquireLockLease(ino),
+      release: (ino) => this.releaseLockLease(ino),
+    };
+  }
+
+  // ------------------------------------------------------------------ locks across mounts
+
+  private readonly leased = new Map<Ino, NodeJS.Timeout>();
+
+  /**
+   * The server's lease on inode `ino` (held by this connection: a mount that dies, or loses its
+   * connection, drops it at once; one that hangs, after LOCK_TTL_MS). Renewed while held. Offline
+   * there is no one to ask: the lock is local only (said in the README).
+   */
+  private async acquireLockLease(ino: Ino): Promise<boolean> {
+    if (this.leased.has(ino)) return true;
+    let r;
+    try {
+      r = await this.rc.lease('acquire', `fs-lock/${ino}`, LOCK_TTL_MS);
+    } catch {
+      return true;
+    }
+    if (!r.ok) return false;
+    if (!this.leased.has(ino)) {
+      const t = setInterval(() => { this.rc.lease('renew', `fs-lock/${ino}`, LOCK_TTL_MS).catch(() => undefined); }, LOCK_TTL_MS / 3);
+      t.unref?.();
+      this.leased.set(ino, t);
+    }
+    return true;
+  }
+
+  private releaseLockLease(ino: Ino): void {
+    const t = this.leased.get(ino);
+    if (t === undefined) return;
+    clearInterval(t);
+    this.leased.delete(ino);
+    this.rc.lease('release', `fs-lock/${ino}`, 0).catch(() => undefined);
   }
 
   static async open(o: OpenRemoteFsOptions): Promise<RemoteFs> {
@@ -491,6 +535,8 @@ export class RemoteFs {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    for (const t of this.leased.values()) clearInterval(t);
+    this.leased.clear();
     await this.feedQueue.catch(() => undefined);
     this.closed = true;
     await this.store.close();

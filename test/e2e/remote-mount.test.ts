@@ -1,6 +1,7 @@
 // Remote mounts (issue 15): a real `atedb solo` on 127.0.0.1 and two real mounts of one chain
 // (`atefs mount DIR tcp://127.0.0.1:PORT/team/docs`), each with its own replica and staging log.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -240,6 +241,30 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     await restartServer();
     await until('the full tree on B', async () => JSON.stringify(await tree(join(B.dir, 'untar')).catch(() => ({}))) === JSON.stringify(want), 60_000);
   }, 180_000);
+
+  it.skipIf(transport !== 'kernel')('locks: flock held on A blocks flock -n on B; killing A frees it', async () => {
+    await fsp.writeFile(join(A.dir, 'locked'), 'x');
+    await until('locked on B', async () => (await read(join(B.dir, 'locked'))) !== null);
+    const holder = spawn('flock', [join(A.dir, 'locked'), 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      await until('A holds the lock', async () => (await sh(`flock -n ${join(A.dir, 'locked')} true`)).code !== 0);
+      expect((await sh(`flock -n ${join(B.dir, 'locked')} true`)).code).not.toBe(0);
+      expect((await sh(`flock -n -s ${join(B.dir, 'locked')} true`)).code).not.toBe(0);
+      // The holder's mount dies: its connection, and the lease with it, are gone.
+      A.kill('SIGKILL');
+      await A.exited;
+      await until('B gets the lock', async () => (await sh(`flock -n ${join(B.dir, 'locked')} true`)).code === 0, 15_000);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    await sh(`fusermount -u -z ${A.dir} 2>/dev/null || umount -l ${A.dir} 2>/dev/null; true`);
+    A = await mountForTest({
+      transport, temp: false, dir: A.dir, extraArgs: [urlOf(transport), '--log-path', join(root, `state-${transport}-alpha`)],
+      env: { XDG_CONFIG_HOME: config, ATEFS_MACHINE: 'alpha', ATEFS_UPLOAD_TIMEOUT_MS: '8000' },
+    });
+    // And back: A takes it while B holds nothing.
+    expect((await sh(`flock -n ${join(A.dir, 'locked')} true`)).code).toBe(0);
+  }, 60_000);
 
   it("SIGKILL of A's daemon during uploads: the next mount uploads the rest exactly once", async () => {
     await sh(`set -e; mkdir ${join(A.dir, 'burst')}; for i in $(seq 1 150); do echo "burst file $i" > ${join(A.dir, 'burst')}/f$i; done; sync ${A.dir}`);
