@@ -242,6 +242,33 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     await until('the full tree on B', async () => JSON.stringify(await tree(join(B.dir, 'untar')).catch(() => ({}))) === JSON.stringify(want), 60_000);
   }, 180_000);
 
+  // Known open bug: in this suite the kernel-transport run hangs (a FUSE request is never
+  // answered after the two untars race; the same untars by hand complete). Off by default until
+  // fixed: ATEFS_REMOTE_CONCURRENT_UNTAR=1 runs it.
+  it.runIf(process.env.ATEFS_REMOTE_CONCURRENT_UNTAR === '1')('two mounts untar into the same chain at once: both trees complete, identical on both and on a third mount', async () => {
+    const tar = join(root, `tree-${transport}.tar`);
+    const want = await tree(join(root, `src-${transport}`));
+    const [ra, rb] = await Promise.all([
+      sh(`mkdir ${join(A.dir, 'ua')} && tar -xf ${tar} -C ${join(A.dir, 'ua')} && sync ${A.dir}`, { timeout: 120_000 }),
+      sh(`mkdir ${join(B.dir, 'ub')} && tar -xf ${tar} -C ${join(B.dir, 'ub')} && sync ${B.dir}`, { timeout: 120_000 }),
+    ]);
+    expect(ra.code, ra.stderr).toBe(0);
+    expect(rb.code, rb.stderr).toBe(0);
+    await until('both trees on both mounts', async () => {
+      for (const d of [join(A.dir, 'ua'), join(A.dir, 'ub'), join(B.dir, 'ua'), join(B.dir, 'ub')]) {
+        if (JSON.stringify(await tree(d).catch(() => ({}))) !== JSON.stringify(want)) return false;
+      }
+      return true;
+    }, 60_000);
+    expect(await tree(A.dir)).toEqual(await tree(B.dir));
+    const C = await mountForTest({ transport, temp: true, extraArgs: [urlOf(transport)], env: { XDG_CONFIG_HOME: config, ATEFS_MACHINE: 'gamma' } });
+    try {
+      expect(await tree(C.dir)).toEqual(await tree(A.dir));
+    } finally {
+      await C.unmount();
+    }
+  }, 180_000);
+
   it.skipIf(transport !== 'kernel')('locks: flock held on A blocks flock -n on B; killing A frees it', async () => {
     await fsp.writeFile(join(A.dir, 'locked'), 'x');
     await until('locked on B', async () => (await read(join(B.dir, 'locked'))) !== null);
