@@ -18,9 +18,9 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type Commit, CommitRejected, DataKeyCache, type EventMeta, openEventPayload, publicKeyId, toGenesisHash } from '../../src/chain/index.js';
-import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
-import { openLog, type RedoLog } from '../../src/log/index.js';
+import { type Commit, CommitRejected, type EventMeta, openEventPayload, publicKeyId, toGenesisHash } from '../../src/chain/index.js';
+import { defaultPool } from '../../src/crypto/index.js';
+import type { RedoLog } from '../../src/log/index.js';
 import { OfflineRefused, RemoteChain, RemoteRejected, parseRemoteUrl, type RecoveryMode } from '../../src/net/index.js';
 import { type Session, readPins, readersOfPrincipal, writePin } from '../../src/session/index.js';
 import { Conflict, View, type CommitScope } from '../../src/view/index.js';
@@ -31,6 +31,7 @@ import { loadInoSpace, type InoSpace } from './ino-space.js';
 import { type ConflictNote, conflictName, resolveLost } from './conflicts.js';
 import type { Ino } from '../core/api.js';
 import { batchOfEvents, inoOfKey } from './remote-batch.js';
+import { buildView, dentryNamesBefore } from './remote-view.js';
 
 /** How long a lock's lease outlives a mount that stopped renewing it. */
 const LOCK_TTL_MS = 15_000;
@@ -545,82 +546,6 @@ export class RemoteFs {
     await this.view.close();
     await this.log.close();
   }
-}
-
-/** Names of the entries `c` deletes, read before it is applied (a tombstone carries no name). */
-function dentryNamesBefore(view: View, c: Commit): Map<string, { parent: number; name: Buffer }> {
-  const out = new Map<string, { parent: number; name: Buffer }>();
-  for (const ev of c.events) {
-    const m = ev.meta;
-    if (m.type !== 'dentry' || !m.tombstone || !m.parent) continue;
-    const r = view.tryGet(m.key)?.data;
-    if (r) out.set(m.key, { parent: inoOfKey(m.parent.key), name: decodeDentry(r).name });
-  }
-  return out;
-}
-
-interface Built {
-  view: View;
-  log: RedoLog;
-  /** Staged commits that do not apply on top of the replica. */
-  lost: Commit[];
-  /** Replica commits applied (for invalidation). */
-  fresh: Commit[];
-  /** The next replica seq not in the view. */
-  next: number;
-  /** Events of interesting keys by `key:version` (the base versions of lost changes). */
-  bases: Map<string, { meta: EventMeta; payload: Buffer | null }>;
-}
-
-/** A fresh view: genesis, every confirmed commit in server order, then the staged ones that fit. */
-async function buildView(rc: RemoteChain, genesis: Commit, o: OpenRemoteFsOptions, generation: number, interest: Set<string>, skip: Set<string>): Promise<Built> {
-  const dir = o.dir ? path.join(o.dir, `view-${generation}`) : null;
-  if (dir) await fsp.rm(dir, { recursive: true, force: true });
-  const maxRecordSize = 80 << 20;
-  const log = await openLog(dir
-    ? { dir: path.join(dir, 'log'), chainId: rc.name, genesisHash: genesis.hash, maxRecordSize }
-    : { memory: true, chainId: rc.name, genesisHash: genesis.hash, maxRecordSize });
-  let view: View;
-  try {
-    view = await View.open({
-      log, keyring: o.session, keys: new DataKeyCache(o.session), pool: defaultPool(), bulkPool: defaultBulkPool(),
-      pinnedGenesis: genesis.hash, genesis, compaction: { mode: 'never' }, readOnly: false,
-      now: () => Date.now() + rc.clockOffsetMs,
-    });
-  } catch (e) {
-    await log.close().catch(() => undefined);
-    throw e;
-  }
-  const bases = new Map<string, { meta: EventMeta; payload: Buffer | null }>();
-  const note = (c: Commit) => {
-    for (const ev of c.events) if (interest.has(ev.meta.key)) bases.set(`${ev.meta.key}:${ev.meta.version}`, { meta: ev.meta, payload: ev.payload });
-  };
-  const fresh: Commit[] = [];
-  // Confirmed commits (already validated by the replication client), until caught up: more may
-  // arrive while this runs, and they are in the replica before they are announced.
-  let next = 2;
-  for (;;) {
-    let any = false;
-    for (const { seq, commit } of rc.commits(next)) {
-      any = true;
-      next = seq + 1;
-      await view.submit(commit, 'local', true);
-      fresh.push(commit);
-      note(commit);
-    }
-    if (!any || next > rc.lastSeq) break;
-  }
-  const lost: Commit[] = [];
-  for (const c of rc.stagedCommits()) {
-    if (view.state.hasCommit(c.hash) || skip.has(c.hash.toString('hex'))) continue;
-    try {
-      await view.submit(c, 'local', true);
-      note(c);
-    } catch {
-      lost.push(c);
-    }
-  }
-  return { view, log, lost, fresh, bases, next };
 }
 
 export { OfflineRefused };
