@@ -798,12 +798,32 @@ export class Session {
       n = encodeDelete(buf, Notify.DELETE, ev.parent, ev.child, ev.name);
     }
     this.notifications++;
-    writeAsync(this.fd, buf, 0, n, null, (err) => {
+    this.notifyQueue.push({ buf, n, kind: ev.kind });
+    this.pumpNotify();
+  }
+
+  /**
+   * One notification in flight at a time. The kernel may block a notification until a request
+   * it holds a lock for is answered (INVAL_ENTRY waits for the directory's lock, which an FSYNCDIR
+   * holds while it waits for our reply); a burst of them written at once blocked every libuv
+   * threadpool thread, and the reply they waited for needed one of those threads (the commit's file
+   * I/O): a deadlock, seen with a replicated store applying another machine's untar.
+   */
+  private readonly notifyQueue: Array<{ buf: Buffer; n: number; kind: string }> = [];
+  private notifyBusy = false;
+  private pumpNotify(): void {
+    if (this.notifyBusy || this.destroyed) return;
+    const next = this.notifyQueue.shift();
+    if (next === undefined) return;
+    this.notifyBusy = true;
+    writeAsync(this.fd, next.buf, 0, next.n, null, (err) => {
+      this.notifyBusy = false;
       // ENOENT: the kernel does not know that inode/name (nothing cached) — fine.
       if (err && (err as NodeJS.ErrnoException).code !== 'ENOENT') {
         this.notifyFailures++;
-        if (this.opts.debug) process.stderr.write(`kernel: notify ${ev.kind} failed: ${err.message}\n`);
+        if (this.opts.debug) process.stderr.write(`kernel: notify ${next.kind} failed: ${err.message}\n`);
       }
+      this.pumpNotify();
     });
   }
 
