@@ -22,6 +22,10 @@ export interface MountArgs {
   /** A read-only mount of the chain as it was at this seq or ISO time. */
   at?: string;
   statsFile?: string;
+  /** Remote mounts: async (default), readonly or sync (see the README). */
+  recoveryMode?: 'async' | 'readonly' | 'sync';
+  /** Remote mounts: the server key fingerprint to expect (instead of trust on first contact). */
+  serverKey?: string;
   json: boolean;
   debug: boolean;
 }
@@ -52,6 +56,8 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('accept-rollback', { type: 'boolean', default: false, describe: 'mount a chain older than, diverging from, or with gaps against the history this user has seen (a restore made on purpose), and re-pin its head' })
     .option('compact-now', { type: 'boolean', default: false, describe: 'compact the chain before mounting' })
     .option('at', { type: 'string', describe: "mount the local chain read-only as it was at a commit seq or an ISO time (see 'atefs log')" })
+    .option('recovery-mode', { type: 'string', choices: ['async', 'readonly', 'sync'] as const, describe: 'remote mounts: async (writes never wait for the server; staged while offline), readonly (EROFS while offline), sync (fsync waits for the server)' })
+    .option('server-key', { type: 'string', describe: 'remote mounts: the server key fingerprint to expect' })
     .option('stats-file', { type: 'string', describe: 'write per-opcode request counters as JSON here on SIGUSR2 and at unmount' })
     .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout instead of plain lines' })
     .option('debug', { type: 'boolean', default: false, describe: 'FUSE debug output on stderr' });
@@ -76,6 +82,8 @@ export function toMountArgs(v: Record<string, unknown>): MountArgs {
     acceptRollback: !!v.acceptRollback,
     at: s('at'),
     statsFile: s('statsFile'),
+    recoveryMode: s('recoveryMode') as MountArgs['recoveryMode'],
+    serverKey: s('serverKey'),
     json: !!v.json,
     debug: !!v.debug,
   };

@@ -1,5 +1,8 @@
 import { Filesystem, type FsStore } from '../fs/core/index.js';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
+import { RemoteFs, defaultRemoteDir } from '../fs/remote/remote-store.js';
+import { defaultDataDir } from '../fs/chain-store/open-local.js';
+import { parseRemoteUrl } from '../src/net/index.js';
 import { ChainStore, TRUST_HINT, checkUnpinnedChain, findPin, openLocalChain, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
 import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
 import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
@@ -37,6 +40,10 @@ export interface OpenedStore {
   chainDir?: string;
   /** True when nobody else changes the chain: long kernel caches and kernel_cache are safe. */
   local: boolean;
+  /** Let the kernel keep file pages across opens (default: `local`). */
+  kernelCache?: boolean;
+  /** How soon after a change the core commits (default the core's 1 s; remote mounts: sooner, for close-to-open). */
+  commitDelayMs?: number | (() => number);
   status?(): StoreStatus;
   /** Commit counters and summed times of the store (stats file), e.g. signing time. */
   timings?(): Record<string, number>;
@@ -55,8 +62,8 @@ export type StoreFactory = (args: MountArgs, hooks?: OpenHooks) => Promise<Opene
 
 export async function openStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
   if (args.at !== undefined) return openHistoricStore(args, hooks);
-  if (args.temp) return openTempStore(args, hooks);
   if (args.remote) return openRemoteStore(args);
+  if (args.temp) return openTempStore(args, hooks);
   return openPersistentLocalStore(args, hooks);
 }
 
@@ -211,14 +218,80 @@ function chainOpenError(e: unknown): Error {
   }
 }
 
+/** How long an unmount waits for staged commits to reach the server (ATEFS_UPLOAD_TIMEOUT_MS). */
+const UPLOAD_TIMEOUT_MS = 15_000;
+
+/**
+ * `atefs mount DIR tcp://host[:port]/chain`: the chain's replica and staging logs under --log-path
+ * (default $XDG_DATA_HOME/atefs/remote/<host>/<chain>/), or in memory with --temp; the chain is
+ * created on the server by the first mount (open policy). See fs/remote/remote-store.ts.
+ */
 export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
-  throw new UserError(`remote chains are not wired yet (${args.remote}); use --temp`);
+  const url = args.remote!;
+  try {
+    parseRemoteUrl(url);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  if (args.at !== undefined) throw new UserError('--at mounts a point of a local chain\'s history; it does not apply to a remote chain');
+  const session = await keysOf(args);
+  const dir = args.temp ? null : resolvePath(args.logPath ?? defaultRemoteDir(defaultDataDir(), url));
+  const mode = args.recoveryMode ?? 'async';
+  let rfs: RemoteFs;
+  try {
+    rfs = await RemoteFs.open({
+      url, session, dir, configDir: defaultConfigDir(), mode, readOnly: args.readOnly,
+      // The kernel transport is told exactly what changed elsewhere (notify messages): its caches
+      // can stay long. fuse-native cannot be told: short timeouts.
+      cacheTimeout: args.transport === 'kernel' ? 60 : 1,
+      ...(args.serverKey ? { serverKey: args.serverKey } : {}),
+      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+    });
+  } catch (e) {
+    const err = e as Error;
+    if (err.name === 'Disconnected' || err.name === 'NetError' || err.name === 'ServerMisbehaved' || err.name === 'HostKeyMismatch') throw new UserError(`cannot mount ${url}: ${err.message}`);
+    throw chainOpenError(e);
+  }
+  const uploadMs = Number(process.env.ATEFS_UPLOAD_TIMEOUT_MS) || UPLOAD_TIMEOUT_MS;
+  const fastDelay = Number(process.env.ATEFS_REMOTE_COMMIT_DELAY_MS) || 100;
+  const slowDelay = Math.max(fastDelay, 1000);
+  return {
+    store: rfs.store,
+    chain: url,
+    mode: `replicated (${mode}${args.temp ? ', in memory' : ''})`,
+    local: false,
+    kernelCache: args.transport === 'kernel',
+    // Another machine sees a change once it is committed and relayed: commit soon after it
+    // (100 ms) while the uploads keep up; while earlier commits are still on their way (a
+    // burst: untar, a big copy) batch for a second, as a local mount does — fewer, larger commits.
+    commitDelayMs: () => (rfs.rc.pendingCount > 0 ? slowDelay : fastDelay),
+    status: () => {
+      const s = rfs.status();
+      return {
+        seq: s.seq, connection: `${s.connection}${s.server ? ` (server ${s.server})` : ''}${s.lag ? `, ${s.lag} behind` : ''}`,
+        pendingUploads: s.pendingUploads, logBytes: rfs.store.view.stats().logBytes, liveBytes: rfs.store.view.stats().liveBytes,
+        ...(s.lastConflict ? { compaction: `last conflict: ${s.lastConflict}` } : {}),
+      };
+    },
+    timings: () => {
+      const s = rfs.status();
+      return { ...rfs.store.timings, pendingUploads: s.pendingUploads, pendingBytes: s.pendingBytes, conflicts: s.conflicts, resyncs: s.resyncs, seq: s.seq };
+    },
+    async close() {
+      // Upload what is staged first (while the server is reachable, up to the timeout).
+      const before = rfs.rc.pendingCount;
+      const left = await rfs.upload(uploadMs);
+      if (left > 0) process.stderr.write(`${left} commit(s) (${rfs.rc.pendingBytes} bytes) stay staged in ${dir ?? 'memory (--temp: lost at exit)'}; the next mount of ${url} uploads them\n`);
+      else if (before > 0) process.stderr.write(`uploaded ${before} staged commit(s) to ${url}\n`);
+      await rfs.close();
+    },
+  };
 }
 
 /** The core over an opened store; an empty writable store gets a root owned by the mounting user. */
 export async function openCore(opened: OpenedStore, args: MountArgs): Promise<Filesystem> {
   try {
-    return await Filesystem.open(opened.store, { readOnly: args.readOnly });
+    return await Filesystem.open(opened.store, { readOnly: args.readOnly, ...(opened.commitDelayMs !== undefined ? { commitDelayMs: opened.commitDelayMs } : {}) });
   } catch (e) {
     if ((e as Error).name === 'FsError' && (e as { code?: string }).code === 'EROFS') {
       throw new UserError('cannot mount an empty chain read-only: it has no root directory yet');

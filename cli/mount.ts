@@ -64,7 +64,6 @@ export async function runMount(args: MountArgs, deps: { openStore?: StoreFactory
 }
 
 function validate(a: MountArgs): void {
-  if (a.temp && a.remote) throw new UserError('--temp mounts an in-memory filesystem; it cannot be combined with a remote chain');
   if (a.temp && a.logPath) throw new UserError('--temp keeps nothing on disk; it cannot be combined with --log-path');
   if (a.transport !== 'fuse-native' && a.transport !== 'kernel') throw new UserError(`unknown transport '${a.transport}' (kernel or fuse-native)`);
 }
@@ -165,7 +164,9 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
         fsname: 'atefs',
         debug: a.debug,
         cacheTimeout: opened.store.cacheTimeout,
-        kernelCache: opened.local,
+        kernelCache: opened.kernelCache ?? opened.local,
+        // A replicated store's locks are seen by its other mounts: flock(2) too.
+        flockLocks: (opened.store as { lockLease?: unknown }).lockLease !== undefined,
         onError,
       });
     } catch (e) {

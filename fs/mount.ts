@@ -27,6 +27,11 @@ export interface MountOptions {
   /** Keep the page cache across opens (local chains: nobody else changes the content). */
   kernelCache?: boolean;
   /**
+   * flock(2) locks served by the filesystem instead of the kernel (kernel transport), so that a
+   * replicated store's other mounts see them (its lock leases). Default off: the kernel keeps them.
+   */
+  flockLocks?: boolean;
+  /**
    * Called for failures that are not an FsError (a bug or a failing store, answered with EIO or
    * the mapped errno), so the daemon can log them and show the last one.
    */

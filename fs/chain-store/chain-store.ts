@@ -28,6 +28,12 @@ export interface ChainStoreOptions {
   commitBudget?: number;
   /** Where commit timings are summed (shared with a timed signing pool, see commit-timings.ts). */
   timings?: CommitTimings;
+  /**
+   * Where inode numbers come from (remote mounts, see ino-space.ts): this machine's own counter
+   * DAO and the first number of its range, so that machines sharing a chain never hand out the
+   * same number. Default: the chain's one superblock, numbers from 2.
+   */
+  inoSpace?: { key: string; first: Ino };
 }
 
 /** One record of a batch, applied to a DIO; `bytes` is its payload size, for the commit budget. */
@@ -94,16 +100,17 @@ export class ChainStore implements FsStore {
   readonly cacheTimeout: number;
   private nextIno: Ino;
   private persistedNextIno: Ino;
+  private readonly superKey: string;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly bytesFree: () => number;
   private readonly privateRead: ReadAcl | null;
   private readonly privateWrite: WriteAcl | null;
   private readonly commitBudget: number;
-  onRemoteChange?: (batch: FsBatch) => void;
+  onRemoteChange?: (batch: FsBatch) => Ino[] | void;
   /** Commit counts and times (the mount's stats file). */
   readonly timings: CommitTimings;
 
-  constructor(readonly view: View, opts: ChainStoreOptions = {}) {
+  constructor(public view: View, opts: ChainStoreOptions = {}) {
     this.timings = opts.timings ?? emptyTimings();
     this.readOnly = !!opts.readOnly || view.readOnly;
     this.cacheTimeout = opts.cacheTimeout ?? 60;
@@ -111,9 +118,21 @@ export class ChainStore implements FsStore {
     this.commitBudget = opts.commitBudget ?? DEFAULT_COMMIT_BUDGET;
     this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
-    const sb = view.tryGet(SUPERBLOCK_KEY);
-    this.nextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : 2;
+    this.superKey = opts.inoSpace?.key ?? SUPERBLOCK_KEY;
+    const sb = view.tryGet(this.superKey);
+    this.nextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : opts.inoSpace?.first ?? 2;
     this.persistedNextIno = this.nextIno;
+  }
+
+  /**
+   * Serves another view of the same chain from now on (a replica rebuilt after its server
+   * refused a staged commit, see remote-store.ts); runs between two commits. The inode counter
+   * stays (numbers handed out are never reused); it is written again if the view lost it.
+   */
+  replaceView(view: View): void {
+    this.view = view;
+    const sb = view.tryGet(this.superKey);
+    this.persistedNextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : 0;
   }
 
   getInode(ino: Ino): InodeRecord | undefined {
@@ -179,12 +198,13 @@ export class ChainStore implements FsStore {
    * commit validates on its own; a crash between them can leave unsynced content as holes or an
    * unreachable inode, never a broken tree. fsync waits for all of them.
    */
-  private async apply(batch: FsBatch, durability: Durability): Promise<void> {
+  protected async apply(batch: FsBatch, durability: Durability): Promise<void> {
     const nextIno = this.nextIno;
     const ops: Op[] = [];
     if (nextIno !== this.persistedNextIno) {
       const sb = encodeSuperblock({ nextIno });
-      ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: SUPERBLOCK_KEY, parent: null, type: 'superblock' }); } });
+      const superKey = this.superKey;
+      ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: superKey, parent: null, type: 'superblock' }); } });
     }
     const rewritten = new Set(batch.blocks.map((b) => blockKey(b.ino, b.index)));
     for (const r of batch.inodes) {

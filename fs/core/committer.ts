@@ -12,7 +12,8 @@ interface InflightPage { inode: Inode; index: number; page: Buffer }
 interface Waiter { resolve: () => void; reject: (e: Error) => void }
 
 export interface CommitterOptions {
-  commitDelayMs: number;
+  /** A number, or asked each time the timer is armed (a replicated store: short while its uploads keep up). */
+  commitDelayMs: number | (() => number);
   maxDirtyBytes: number;
   /** st_blocks of an inode at snapshot time (persisted so getattr needs no block scan). */
   stBlocks: (inode: Inode) => number;
@@ -209,7 +210,7 @@ export class Committer implements DirtSink {
     if (this.timer !== null || this.running || this.starting || this.stopped) return;
     // A batch the store rejected for good is not retried on its own: fsync and unmount still try.
     if (this.failure?.kind === 'permanent') return;
-    this.timer = setTimeout(() => { this.timer = null; this.kick(); }, this.opts.commitDelayMs);
+    this.timer = setTimeout(() => { this.timer = null; this.kick(); }, typeof this.opts.commitDelayMs === 'function' ? this.opts.commitDelayMs() : this.opts.commitDelayMs);
     this.timer.unref?.();
   }
 

@@ -5,7 +5,7 @@ import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
 import type { BlockSource, FsBatch, FsStore, InodeRecord } from './store.js';
 import { fsErr } from './errors.js';
 import {
-  LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
+  F_UNLCK, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
   SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
 } from './constants.js';
@@ -32,7 +32,7 @@ export interface FilesystemOptions {
   /** Files up to this size live inline in the inode record (default 4 KiB). */
   inlineMax?: number;
   /** Delay between the first change and the background commit (default 1000 ms). */
-  commitDelayMs?: number;
+  commitDelayMs?: number | (() => number);
   /** Dirty page bytes that trigger an immediate commit (default 64 MiB). */
   maxDirtyBytes?: number;
   /** Clean decrypted-block LRU size in bytes (default 32 MiB). */
@@ -177,12 +177,16 @@ export class Filesystem implements FsCore {
    * concurrent remote change of the same record (it is committed after it: last writer wins).
    * Inode events: offset -1 = attributes only, offset 0 / length 0 = attributes and all content.
    */
-  private applyRemote(batch: FsBatch): void {
+  private applyRemote(batch: FsBatch): Ino[] {
     const notify = this.onInvalidate;
     const contentChanged = new Set<Ino>();
+    // Inodes whose content changed elsewhere while this mount holds uncommitted changes of it:
+    // the store keeps both versions (conflict rules of a replicated store).
+    const clashes = new Set<Ino>();
     for (const bl of batch.blocks) {
       this.cache.delete(bl.ino, bl.index);
       const inode = this.table.peek(bl.ino);
+      if (inode !== undefined && (inode.dirty || (inode.dirtyBlocks?.size ?? 0) > 0)) clashes.add(bl.ino);
       if (inode !== undefined) inode.contentGen++;
       if (inode !== undefined && !(inode.dirtyBlocks?.has(bl.index))) {
         inode.pages?.delete(bl.index);
@@ -195,6 +199,7 @@ export class Filesystem implements FsCore {
     }
     for (const rec of batch.inodes) {
       const inode = this.table.peek(rec.ino);
+      if (inode !== undefined && inode.dirty && (inode.size !== rec.size || inode.inline !== rec.inline) && (inode.mode & 0o170000) === 0o100000) clashes.add(rec.ino);
       if (inode !== undefined && !inode.dirty) {
         const inlineChanged = inode.inline !== rec.inline || inode.blockSize !== rec.blockSize;
         inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid; inode.rdev = rec.rdev;
@@ -232,6 +237,7 @@ export class Filesystem implements FsCore {
       else inode.nlink = 0;
       notify?.({ kind: 'inode', ino, offset: -1, length: 0 });
     }
+    return [...clashes];
   }
 
   /** Commit counters and the last commit error (status panel). */
@@ -292,6 +298,7 @@ export class Filesystem implements FsCore {
     inode.dir = null;
     this.table.delete(inode.ino);
     this.locks.releaseAll(inode.ino);
+    this.lockGone(inode.ino);
     this.committer.markDeleted(inode);
   }
 
@@ -300,6 +307,8 @@ export class Filesystem implements FsCore {
     if (this.destroyed) throw fsErr('EIO', 'filesystem destroyed');
     const refused = this.committer.refusal;
     if (refused !== null) throw refused;
+    const offline = this.store.refuseWrites?.();
+    if (offline) throw fsErr('EROFS', offline);
   }
 
   private touch(inode: Inode): void { this.committer.markInode(inode); }
@@ -869,7 +878,7 @@ export class Filesystem implements FsCore {
   }
 
   flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void {
-    if (lockOwner !== undefined) this.locks.releaseOwner(ino, lockOwner);
+    if (lockOwner !== undefined) { this.locks.releaseOwner(ino, lockOwner); this.lockGone(ino); }
     // close(2) of a writer reports a failing commit that holds its data (as NFS reports writeback
     // errors): the data is still in memory, but nothing will persist it while commits fail.
     const h = this.handles.get(fh);
@@ -883,7 +892,7 @@ export class Filesystem implements FsCore {
     const h = this.handles.get(fh);
     if (h === undefined || h.inode.ino !== ino) return;
     this.handles.delete(fh);
-    if (h.lockOwners) for (const o of h.lockOwners) this.locks.releaseOwner(ino, BigInt(o));
+    if (h.lockOwners) { for (const o of h.lockOwners) this.locks.releaseOwner(ino, BigInt(o)); this.lockGone(ino); }
     h.inode.opens--;
     this.maybeReap(h.inode);
   }
@@ -1073,7 +1082,35 @@ export class Filesystem implements FsCore {
   setlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
     const h = this.handles.get(fh);
     if (h !== undefined) (h.lockOwners ??= new Set()).add(ownerKey(owner));
-    return this.locks.setlk(ino, owner, lock, wait);
+    const lease = this.store.lockLease;
+    if (lease === undefined) return this.locks.setlk(ino, owner, lock, wait);
+    return this.setlkLeased(lease, ino, owner, lock, wait);
+  }
+
+  /**
+   * A replicated store's locks are seen by its other mounts: the first lock on an inode takes the
+   * store's lease on it (one holder across all mounts; whole file, shared and exclusive alike),
+   * released with the last one.
+   */
+  private async setlkLeased(lease: NonNullable<FsStore['lockLease']>, ino: Ino, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
+    try {
+      if (lock.type !== F_UNLCK && !this.locks.hasLocks(ino)) {
+        for (;;) {
+          if (await lease.acquire(ino)) break;
+          if (!wait) throw fsErr('EAGAIN');
+          await new Promise((r) => setTimeout(r, 200));
+          if (this.destroyed) throw fsErr('EINTR');
+        }
+      }
+      await this.locks.setlk(ino, owner, lock, wait);
+    } finally {
+      this.lockGone(ino);
+    }
+  }
+
+  /** The last lock of an inode is gone: a replicated store's lease on it goes too. */
+  private lockGone(ino: Ino): void {
+    if (this.store.lockLease !== undefined && !this.locks.hasLocks(ino)) this.store.lockLease.release(ino);
   }
 
   /** Fails the pending (wait=true) lock requests of `owner` on `ino` with EINTR (FUSE INTERRUPT). */

@@ -32,7 +32,7 @@ export class MemoryStore implements FsStore {
   private nextIno = 2;
   private bytes = 0;
   private closed = false;
-  onRemoteChange?: (batch: FsBatch) => void;
+  onRemoteChange?: (batch: FsBatch) => Ino[] | void;
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.readOnly = !!opts.readOnly;

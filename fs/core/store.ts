@@ -114,6 +114,20 @@ export interface FsStore {
    * read-only). Default: commit-failure.ts classifyCommitError (by error name and errno code).
    */
   commitErrorKind?(err: Error): 'transient' | 'permanent';
-  /** Changes the store received from elsewhere (replication), for cache invalidation. */
-  onRemoteChange?: (batch: FsBatch) => void;
+  /**
+   * Changes the store received from elsewhere (replication), for cache invalidation. Returns the
+   * inodes whose content changed there while this mount held uncommitted changes of them.
+   */
+  onRemoteChange?: (batch: FsBatch) => Ino[] | void;
+  /**
+   * Optional: why changes are refused right now (EROFS), or null. A replicated store in readonly
+   * recovery mode refuses them while its server is unreachable.
+   */
+  refuseWrites?(): string | null;
+  /**
+   * Optional: locks seen by other mounts of a replicated store. acquire(ino) resolves true when
+   * this mount now holds the inode's lease (or it cannot be checked: offline), false when another
+   * mount holds it; release(ino) gives it back (the last local lock on the inode is gone).
+   */
+  lockLease?: { acquire(ino: Ino): Promise<boolean>; release(ino: Ino): void };
 }

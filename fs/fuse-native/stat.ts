@@ -21,6 +21,17 @@ function ms(t: Timespec): number {
   return t.sec * 1000 + Math.floor(t.nsec / 1e6);
 }
 
+/**
+ * st_ino through fuse-native's 32-bit slot: numbers below 2^32 as they are; a remote mount's
+ * per-machine ranges (fs/remote/ino-space.ts: machine * 2^32 + n) folded so that machines do not
+ * all map onto the same small numbers (a collision stays possible, one in 2^32 per pair).
+ */
+export function foldIno(ino: number): number {
+  if (ino < 0x1_0000_0000) return ino;
+  const machine = Math.floor(ino / 0x1_0000_0000);
+  return ((ino >>> 0) ^ Math.imul(machine, 0x9e3779b1)) >>> 0;
+}
+
 export function statArray(attr: Attr): Uint32Array {
   const a = new Uint32Array(18);
   a[0] = attr.mode;
@@ -29,7 +40,7 @@ export function statArray(attr: Attr): Uint32Array {
   setU64(a, 3, attr.size);
   // a[5] st_dev: the kernel fills it in.
   a[6] = attr.nlink;
-  a[7] = attr.ino;            // used as st_ino because the mount passes use_ino
+  a[7] = foldIno(attr.ino);   // used as st_ino because the mount passes use_ino
   a[8] = attr.rdev;
   a[9] = attr.blksize;
   setU64(a, 10, attr.blocks);
@@ -44,7 +55,7 @@ export function direntStat(e: DirEntry): Uint32Array {
   const a = new Uint32Array(18);
   a[0] = e.type;
   a[6] = 1;
-  a[7] = e.ino;
+  a[7] = foldIno(e.ino);
   return a;
 }
 

@@ -55,6 +55,8 @@ export interface KernelMountOptions {
   bulk?: BulkCryptoPool | null;
   /** Let the kernel cache directory listings across opens (default off). Env ATEFS_KERNEL_CACHE_DIR. */
   cacheDir?: boolean;
+  /** fs/mount.ts: serve flock(2) locks here (FUSE_FLOCK_LOCKS) instead of in the kernel. */
+  flockLocks?: boolean;
 }
 
 export interface MountHandle {
@@ -141,6 +143,7 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
       negativeTimeout: envNum('ATEFS_KERNEL_NEGATIVE_TIMEOUT') ?? opts.negativeTimeout ?? opts.cacheTimeout ?? 1,
       attrTimeout: opts.attrTimeout ?? opts.cacheTimeout ?? 1,
       cacheDir: envBool('ATEFS_KERNEL_CACHE_DIR') ?? opts.cacheDir ?? false,
+      flockLocks: opts.flockLocks ?? false,
       wakeName: mode === 'blocking' ? Buffer.from(WAKE_NAME) : null,
       bulk: envBool('ATEFS_KERNEL_BULK_READ') === false ? null : opts.bulk !== undefined ? opts.bulk : core.readPlan ? defaultBulkPool() : null,
       debug,

@@ -44,6 +44,8 @@ export interface SessionOptions {
   attrTimeout: number;
   /** Lets the kernel cache directory listings between opens (FOPEN_CACHE_DIR + KEEP_CACHE). */
   cacheDir: boolean;
+  /** flock(2) locks come here (FUSE_FLOCK_LOCKS: whole-file locks of the open file) instead of staying in the kernel. */
+  flockLocks?: boolean;
   /** Name a LOOKUP in the root uses to wake a blocked reader (see loop.ts); never a real file. */
   wakeName: Buffer | null;
   /** Workers that serve large reads whole (core.readPlan); null: every read is served here. */
@@ -607,7 +609,7 @@ export class Session {
         const owner = b.readBigUInt64LE(p + 8);
         const lk = readLock(b, p + 16);
         const lkFlags = b.readUInt32LE(p + 40);
-        if (lkFlags & FUSE_LK_FLOCK) { this.replyErr(unique, ENOSYS); return; } // flock stays in the kernel
+        if ((lkFlags & FUSE_LK_FLOCK) && !this.opts.flockLocks) { this.replyErr(unique, ENOSYS); return; } // flock stays in the kernel
         if (lk.type !== F_UNLCK) this.lockOwners.add(owner);
         const wait = opcode === Op.SETLKW;
         const rec: Pending = { opcode, interrupted: false, ino: nodeid, owner };
@@ -753,6 +755,7 @@ export class Session {
       | INIT.PARALLEL_DIROPS | INIT.HANDLE_KILLPRIV_V2 | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS | INIT.ASYNC_DIO
       | INIT.AUTO_INVAL_DATA | INIT.ATOMIC_O_TRUNC;
     if (this.opts.writebackCache) want |= INIT.WRITEBACK_CACHE;
+    if (this.opts.flockLocks) want |= INIT.FLOCK_LOCKS;
     const flags = (want & kflags) >>> 0;
     this.proto.flags = flags;
     const maxPages = Math.ceil(this.opts.maxWrite / PAGE_SIZE);
@@ -795,12 +798,32 @@ export class Session {
       n = encodeDelete(buf, Notify.DELETE, ev.parent, ev.child, ev.name);
     }
     this.notifications++;
-    writeAsync(this.fd, buf, 0, n, null, (err) => {
+    this.notifyQueue.push({ buf, n, kind: ev.kind });
+    this.pumpNotify();
+  }
+
+  /**
+   * One notification in flight at a time. The kernel may block a notification until a request
+   * it holds a lock for is answered (INVAL_ENTRY waits for the directory's lock, which an FSYNCDIR
+   * holds while it waits for our reply); a burst of them written at once blocked every libuv
+   * threadpool thread, and the reply they waited for needed one of those threads (the commit's file
+   * I/O): a deadlock, seen with a replicated store applying another machine's untar.
+   */
+  private readonly notifyQueue: Array<{ buf: Buffer; n: number; kind: string }> = [];
+  private notifyBusy = false;
+  private pumpNotify(): void {
+    if (this.notifyBusy || this.destroyed) return;
+    const next = this.notifyQueue.shift();
+    if (next === undefined) return;
+    this.notifyBusy = true;
+    writeAsync(this.fd, next.buf, 0, next.n, null, (err) => {
+      this.notifyBusy = false;
       // ENOENT: the kernel does not know that inode/name (nothing cached) — fine.
       if (err && (err as NodeJS.ErrnoException).code !== 'ENOENT') {
         this.notifyFailures++;
-        if (this.opts.debug) process.stderr.write(`kernel: notify ${ev.kind} failed: ${err.message}\n`);
+        if (this.opts.debug) process.stderr.write(`kernel: notify ${next.kind} failed: ${err.message}\n`);
       }
+      this.pumpNotify();
     });
   }
 

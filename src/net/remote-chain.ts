@@ -175,6 +175,18 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     return this.pending.length;
   }
 
+  /** The staged commits not confirmed yet, in the order they were staged (and are sent). */
+  stagedCommits(): Commit[] {
+    return this.pending.map((p) => p.commit);
+  }
+
+  /** Bytes of the staged commits not confirmed yet. */
+  get pendingBytes(): number {
+    let n = 0;
+    for (const p of this.pending) n += p.commit.size ?? p.commit.bytes.length;
+    return n;
+  }
+
   /** The state new commits are built against: confirmed, with the staged commits on top. */
   get state(): SpeculativeState {
     if (this.specDirty) {
@@ -212,11 +224,14 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   }
 
   /** Stages and sends a commit built elsewhere (a View's DIO) against `state`; same rules as commit(). */
-  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+  /** `staging`: how durably it is staged before this resolves (default: 'durable' when waiting
+   *  only for staging); 'local' for a caller that makes the staging log durable itself later
+   *  (flushStaging), as a filesystem does for commits no fsync asked for. */
+  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed'; staging?: 'local' | 'durable' } = {}): Promise<{ commit: Commit; seq: number | null }> {
     const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
     const run = this.commitQueue.then(() => {
       this.assertWritable();
-      return this.stage(commit, wait);
+      return this.stage(commit, wait, opts.staging);
     });
     this.commitQueue = run.catch(() => undefined);
     return run.then(async (staged) => ({ commit: staged.commit, seq: wait === 'staged' ? null : await this.waitConfirmed(staged) }));
@@ -229,14 +244,19 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
   }
 
-  private async stage(commit: Commit, wait: 'staged' | 'confirmed'): Promise<Staged> {
+  /** Makes everything staged so far durable (see submitCommit's `staging`). */
+  flushStaging(): Promise<void> {
+    return this.commitQueue.then(() => this.staging.flush('durable'));
+  }
+
+  private async stage(commit: Commit, wait: 'staged' | 'confirmed', staging?: 'local' | 'durable'): Promise<Staged> {
     const st = this.state;
     st.applyEffects(checkAgainstState(st, commit, signersOf(commit), this.clock));
     // A commit the caller is told about only once the server confirmed it needs no fdatasync of
     // its own: until then nobody relies on it, and afterwards the server holds it durably (a crash
     // in between loses an unacknowledged commit, or finds it in the server's history). A commit
     // acknowledged as staged must survive a crash here: durable.
-    await this.staging.append(commit.bytes, wait === 'staged' ? 'durable' : 'local');
+    await this.staging.append(commit.bytes, staging ?? (wait === 'staged' ? 'durable' : 'local'));
     const s: Staged = { commit, sentOn: null, requestId: 0, waiters: [] };
     this.pending.push(s);
     if (this.status === 'online') this.send(s);
@@ -467,7 +487,24 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     for (const w of p.waiters.splice(0)) w.reject(err);
     const current = new Map(p.commit.events.map((e) => [e.meta.key, this.confirmed.getNode(e.meta.key)?.version ?? 0]));
     this.emit('rejected', { commit: p.commit, error: err, current });
-    void this.compactStagingIfIdle();
+    this.pruneStaging();
+  }
+
+  private stagingPrune: Promise<void> = Promise.resolve();
+  /** Drops refused commits from the staging log (handed back by 'rejected'), so that the next
+   *  open does not stage and send them again. */
+  private pruneStaging(): void {
+    this.stagingPrune = this.stagingPrune.then(async () => {
+      if (this.status === 'closed') return;
+      const keep = new Set(this.pending.map((p) => p.commit.hash.toString('hex')));
+      await this.staging.compact((rec) => {
+        try {
+          return keep.has(decodeCommit(Buffer.from(rec.payload)).hash.toString('hex'));
+        } catch {
+          return false;
+        }
+      });
+    }).catch(() => undefined);
   }
 
   /** A commit this client holds at `seq` must be the one the server names there. */
@@ -500,6 +537,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private async applyConfirmed(from: number, commits: Commit[], own: boolean): Promise<void> {
     const applied: Array<{ seq: number; commit: Commit; own: boolean }> = [];
+    let othersOrReordered = false;
     // Check every commit against the state before anything is written.
     const trial = new SpeculativeState(this.confirmed);
     commits.forEach((c, i) => {
@@ -524,6 +562,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       if (c.header.genesis && !this.genesisHash) this.genesisHash = c.hash;
       this.history.push(c.hash);
       const k = this.pending.findIndex((p) => p.commit.hash.equals(c.hash));
+      // The oldest staged commit confirmed as it was: the speculative state (confirmed + staged)
+      // is unchanged and need not be rebuilt over every staged commit again.
+      if (k !== 0) othersOrReordered = true;
       const mine = own || k >= 0;
       if (k >= 0) {
         const [p] = this.pending.splice(k, 1);
@@ -531,7 +572,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       }
       applied.push({ seq, commit: c, own: mine });
     });
-    this.specDirty = true;
+    if (othersOrReordered) this.specDirty = true;
     for (const a of applied) this.emit('commit', a);
     // A stored head past what the replica held (its tail lost in a crash) is checked once reached.
     const h = this.history.head;
@@ -647,6 +688,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.leaseWaiters.clear();
     await this.recv.catch(() => undefined);
     await this.commitQueue.catch(() => undefined);
+    await this.stagingPrune;
     const e = new Disconnected('the remote chain was closed');
     for (const p of this.pending) for (const w of p.waiters.splice(0)) w.reject(e);
     await this.replica.close();

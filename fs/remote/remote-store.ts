@@ -1,0 +1,552 @@
+// A filesystem over a chain kept on an atedb server (`atefs mount DIR tcp://host/chain`).
+//
+//   RemoteChain (src/net)  replica log (server order) + staging log (this machine's commits not
+//                          confirmed yet); validates everything it receives.
+//   view                   the state the mount serves: the replica's commits with the staged ones
+//                          on top, in the order they reached this machine. Rebuilt from the
+//                          replica and the staging log on every mount (a fresh log and index), and
+//                          when the server refused a staged commit (see resync).
+//   RemoteChainStore       the ChainStore over that view; its commits are staged (durably) and
+//                          applied to the view without waiting for the network; `sync` mode waits
+//                          for the server's confirmation on fsync.
+//
+// A commit another machine made is applied to the view as it arrives and handed to the core
+// (onRemoteChange), which drops its caches and tells the kernel (notify messages). A staged
+// commit that lost a race in server order comes back rejected; the view is then rebuilt from what
+// the server confirmed plus what is still staged, and the lost changes are re-made on top of it by
+// the conflict rules (conflicts.ts): nothing is dropped silently.
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type Commit, CommitRejected, type EventMeta, openEventPayload, publicKeyId, toGenesisHash } from '../../src/chain/index.js';
+import { defaultPool } from '../../src/crypto/index.js';
+import type { RedoLog } from '../../src/log/index.js';
+import { OfflineRefused, RemoteChain, RemoteRejected, parseRemoteUrl, type RecoveryMode } from '../../src/net/index.js';
+import { type Session, readPins, readersOfPrincipal, writePin } from '../../src/session/index.js';
+import { Conflict, View, type CommitScope } from '../../src/view/index.js';
+import type { FsBatch, Durability, InodeRecord } from '../core/store.js';
+import { ChainStore } from '../chain-store/chain-store.js';
+import { decodeDentry } from '../chain-store/codec.js';
+import { loadInoSpace, type InoSpace } from './ino-space.js';
+import { type ConflictNote, conflictName, resolveLost } from './conflicts.js';
+import type { Ino } from '../core/api.js';
+import { batchOfEvents, inoOfKey } from './remote-batch.js';
+import { buildView, dentryNamesBefore } from './remote-view.js';
+
+/** How long a lock's lease outlives a mount that stopped renewing it. */
+const LOCK_TTL_MS = 15_000;
+
+export interface OpenRemoteFsOptions {
+  url: string;
+  session: Session;
+  /** Local state: replica, staging, machine number; null = in memory (--temp). */
+  dir: string | null;
+  /** known_hosts and the genesis pins. */
+  configDir: string;
+  mode?: RecoveryMode;
+  serverKey?: string;
+  /** Name of this machine in conflict copies (default: the host name). */
+  machineName?: string;
+  onWarning?: (msg: string) => void;
+  confirmTimeoutMs?: number;
+  pingIntervalMs?: number;
+  readOnly?: boolean;
+  /** Seconds the kernel may cache entries and attributes (default 1). */
+  cacheTimeout?: number;
+}
+
+/** The default local state of a remote mount: $XDG_DATA_HOME/atefs/remote/<host>/<chain>/. */
+export function defaultRemoteDir(dataDir: string, url: string): string {
+  const u = parseRemoteUrl(url);
+  const host = u.port === 5000 ? u.host : `${u.host}_${u.port}`;
+  return path.join(dataDir, 'remote', host, ...u.name.split('/').map((p) => p.replace(/^\.+$/, '_')));
+}
+
+/** A Conflict when `e` says the commit lost an optimistic race, else `e`. */
+function asConflict(e: unknown): unknown {
+  if ((e instanceof CommitRejected || e instanceof RemoteRejected) && e.reason === 'conflict') return new Conflict(null, (e as Error).message);
+  return e;
+}
+
+/** Inodes whose content a batch changes (blocks, or a file's inode record). */
+function contentInos(batch: FsBatch): Ino[] {
+  const out = new Set<Ino>();
+  for (const b of batch.blocks) out.add(b.ino);
+  for (const r of batch.inodes) if ((r.mode & 0o170000) === 0o100000) out.add(r.ino);
+  return [...out];
+}
+
+/** A name of `ino` (files keep no parent): a walk from the root. Conflicts are rare. */
+function findName(store: ChainStore, ino: Ino): { parent: Ino; name: Buffer } | undefined {
+  const dirs: Ino[] = [1];
+  const seen = new Set<Ino>();
+  while (dirs.length > 0) {
+    const d = dirs.shift()!;
+    if (seen.has(d)) continue;
+    seen.add(d);
+    for (const e of store.listDentries(d)) {
+      if (e.ino === ino) return { parent: d, name: e.name };
+      const r = store.getInode(e.ino);
+      if (r && (r.mode & 0o170000) === 0o040000) dirs.push(e.ino);
+    }
+  }
+  return undefined;
+}
+
+/** Whether a remote commit failed to apply because this view holds staged changes it races. */
+function isDivergence(e: unknown): boolean {
+  const err = e as Error;
+  return err instanceof Conflict || err?.name === 'Conflict' || err?.name === 'NotFound' || err?.name === 'CommitRejected' || err?.name === 'NoWriteAuthority';
+}
+
+/**
+ * The ChainStore of a remote mount: commits that lost a race (a commit from elsewhere arrived
+ * while the batch was being built) are built again on the new state — every record in a batch
+ * is a whole new version, so re-applying it is the same change, made after the other one.
+ */
+export class RemoteChainStore extends ChainStore {
+  settle: () => Promise<void> = async () => undefined;
+  refusal: () => string | null = () => null;
+  /** Name of this machine in conflict copies. */
+  machine = os.hostname();
+  onConflict: (n: ConflictNote) => void = () => undefined;
+  /** Inodes whose content changed elsewhere while this mount held uncommitted changes of them. */
+  readonly clashes = new Set<Ino>();
+  /** Remote commits applied so far, and the count at the last one that changed an inode's content. */
+  remoteCount = 0;
+  readonly remoteContentAt = new Map<Ino, number>();
+
+  /** Locks seen by the chain's other mounts (server leases; see RemoteFs). */
+  lockLease?: { acquire(ino: Ino): Promise<boolean>; release(ino: Ino): void };
+
+  /** Makes every earlier commit as durable as an fsync promises (staging flushed; sync mode: confirmed). */
+  durableFlush: () => Promise<void> = async () => undefined;
+
+  protected override async apply(batch: FsBatch, durability: Durability): Promise<void> {
+    await super.apply(batch, durability);
+    if (durability === 'durable') await this.durableFlush();
+  }
+
+  override async commit(batch: FsBatch, durability: Durability): Promise<void> {
+    // readonly recovery mode, offline: changes are refused (refuseWrites), but what the core
+    // holds already (an atime a read set just before the server went away) waits for the server
+    // for a while instead of failing at once.
+    for (const end = Date.now() + 30_000; this.refusal() !== null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
+    for (let attempt = 0; ; attempt++) {
+      const since = this.remoteCount;
+      try {
+        return await this.serialize(() => this.apply(this.divertClashes(batch), durability));
+      } catch (e) {
+        if (!(e instanceof Conflict) || attempt >= 50) throw e;
+        await this.settle();
+        // Content of this batch changed elsewhere meanwhile: both versions are kept.
+        for (const ino of contentInos(batch)) if ((this.remoteContentAt.get(ino) ?? 0) > since) this.clashes.add(ino);
+      }
+    }
+  }
+
+  /**
+   * A file changed here and elsewhere at once (clashes): the version confirmed first (elsewhere)
+   * keeps the name; this mount's is written as a new file beside it,
+   * `name.conflict-<machine>-<UTC time>.ext`, with the bytes this mount wrote (blocks it did not
+   * write read as holes when the other version replaced them).
+   */
+  private divertClashes(batch: FsBatch): FsBatch {
+    if (this.clashes.size === 0) return batch;
+    const hit = contentInos(batch).filter((ino) => this.clashes.has(ino));
+    if (hit.length === 0) return batch;
+    const out: FsBatch = { inodes: [...batch.inodes], deletedInodes: [...batch.deletedInodes], dentries: [...batch.dentries], blocks: [...batch.blocks] };
+    const refresh: FsBatch = { inodes: [], deletedInodes: [], dentries: [], blocks: [] };
+    const time = new Date();
+    for (const ino of hit) {
+      this.clashes.delete(ino);
+      const i = out.inodes.findIndex((r) => r.ino === ino);
+      const theirs = this.getInode(ino);
+      if (i < 0 || !theirs) continue;
+      const ours = out.inodes[i]!;
+      const empty = Buffer.alloc(0);
+      // Attributes only here: no second version to keep (the later change wins).
+      if (!out.blocks.some((b) => b.ino === ino) && ours.size === theirs.size && (ours.inline ?? empty).equals(theirs.inline ?? empty)) continue;
+      const copy = this.allocIno();
+      out.inodes[i] = { ...ours, ino: copy, nlink: 1 };
+      out.blocks = out.blocks.map((b) => (b.ino === ino ? { ...b, ino: copy } : b));
+      const at = out.dentries.find((d) => d.ino === ino) ?? findName(this, ino);
+      const parent = at?.parent ?? 1;
+      const base = at?.name ?? Buffer.from(`inode-${ino}`);
+      let n = 0;
+      let name = conflictName(base, this.machine, time);
+      while (this.lookupDentry(parent, name) !== undefined || out.dentries.some((d) => d.parent === parent && d.name.equals(name))) name = conflictName(base, this.machine, time, ++n);
+      out.dentries = out.dentries.filter((d) => d.ino !== ino);
+      out.dentries.push({ parent, name, ino: copy });
+      refresh.inodes.push(theirs);
+      for (const index of this.blockIndexes(ino)) refresh.blocks.push({ ino, index, data: Buffer.alloc(0) });
+      refresh.dentries.push({ parent, name, ino: copy });
+      this.onConflict({ at: time.toISOString(), text: `'${base.toString()}' was changed here and elsewhere at once: the other version keeps the name, this one is '${name.toString()}'`, kept: name.toString() });
+    }
+    // Once committed, the core serves the other version under the name (its memory held ours).
+    setTimeout(() => this.onRemoteChange?.(refresh), 0);
+    return out;
+  }
+
+  /** Writes are refused (EROFS) while a readonly-mode mount is offline. */
+  refuseWrites(): string | null {
+    return this.refusal();
+  }
+
+  commitErrorKind(err: Error): 'transient' | 'permanent' {
+    return err.name === 'OfflineRefused' || err.name === 'Disconnected' || err.name === 'Conflict' ? 'transient' : 'permanent';
+  }
+}
+
+export interface RemoteFsStatus {
+  connection: string;
+  server: string | null;
+  seq: number;
+  lag: number;
+  pendingUploads: number;
+  pendingBytes: number;
+  lastConflict: string | null;
+  conflicts: number;
+  resyncs: number;
+}
+
+export class RemoteFs {
+  readonly store: RemoteChainStore;
+  conflicts: ConflictNote[] = [];
+  resyncs = 0;
+  private feedQueue: Promise<unknown> = Promise.resolve();
+  private generation = 0;
+  private rejected: Commit[] = [];
+  private readonly rescued = new Set<string>();
+  private readonly confirmWaiters = new Map<string, Array<() => void>>();
+  private failure: Error | null = null;
+  private closed = false;
+  /** Commits staged without an fdatasync since the last durable one. */
+  private stagedLocal = false;
+
+  private constructor(
+    readonly rc: RemoteChain,
+    private view: View,
+    private log: RedoLog,
+    private readonly genesis: Commit,
+    readonly ino: InoSpace,
+    readonly machineName: string,
+    private readonly o: OpenRemoteFsOptions,
+  ) {
+    const user = o.session.user!;
+    this.store = new RemoteChainStore(view, {
+      cacheTimeout: o.cacheTimeout ?? 1,
+      readOnly: !!o.readOnly,
+      owner: { readers: readersOfPrincipal(user, { sym: true, kem: false }), signingKey: publicKeyId(user.signing!.publicKey) },
+      inoSpace: { key: ino.key, first: ino.first },
+    });
+    this.store.settle = () => this.feedQueue.then(() => undefined, () => undefined);
+    this.store.durableFlush = async () => {
+      if (this.stagedLocal) {
+        this.stagedLocal = false;
+        await this.rc.flushStaging();
+      }
+      // sync: fsync returns once the server confirmed everything staged before it.
+      if (this.rc.mode === 'sync') await Promise.all(this.rc.stagedCommits().map((c) => this.waitConfirmed(c)));
+    };
+    this.store.refusal = () => (rc.mode === 'readonly' && rc.status !== 'online'
+      ? `${rc.name} is ${rc.status} and mounted with --recovery-mode readonly: writes wait for the server`
+      : null);
+    this.attach(view);
+    this.store.machine = machineName;
+    this.store.onConflict = (n) => {
+      this.conflicts.push(n);
+      o.onWarning?.(`conflict: ${n.text}`);
+    };
+    rc.on('commit', (e) => {
+      const waiters = this.confirmWaiters.get(e.commit.hash.toString('hex'));
+      if (waiters) {
+        this.confirmWaiters.delete(e.commit.hash.toString('hex'));
+        for (const w of waiters) w();
+      }
+      this.enqueue(() => this.applyRemote(e.commit));
+    });
+    rc.on('rejected', (e) => {
+      if (this.rescued.has(e.commit.hash.toString('hex'))) return;
+      this.rejected.push(e.commit);
+      this.enqueue(() => this.resync(`the server refused a staged commit (${e.error.message})`));
+    });
+    rc.on('warning', (m) => o.onWarning?.(m));
+    this.store.lockLease = {
+      acquire: (ino) => this.acquireLockLease(ino),
+      release: (ino) => this.releaseLockLease(ino),
+    };
+  }
+
+  // ------------------------------------------------------------------ locks across mounts
+
+  private readonly leased = new Map<Ino, NodeJS.Timeout>();
+
+  /**
+   * The server's lease on inode `ino` (held by this connection: a mount that dies, or loses its
+   * connection, drops it at once; one that hangs, after LOCK_TTL_MS). Renewed while held. Offline
+   * there is no one to ask: the lock is local only (said in the README).
+   */
+  private async acquireLockLease(ino: Ino): Promise<boolean> {
+    if (this.leased.has(ino)) return true;
+    let r;
+    try {
+      r = await this.rc.lease('acquire', `fs-lock/${ino}`, LOCK_TTL_MS);
+    } catch {
+      return true;
+    }
+    if (!r.ok) return false;
+    if (!this.leased.has(ino)) {
+      const t = setInterval(() => { this.rc.lease('renew', `fs-lock/${ino}`, LOCK_TTL_MS).catch(() => undefined); }, LOCK_TTL_MS / 3);
+      t.unref?.();
+      this.leased.set(ino, t);
+    }
+    return true;
+  }
+
+  private releaseLockLease(ino: Ino): void {
+    const t = this.leased.get(ino);
+    if (t === undefined) return;
+    clearInterval(t);
+    this.leased.delete(ino);
+    this.rc.lease('release', `fs-lock/${ino}`, 0).catch(() => undefined);
+  }
+
+  static async open(o: OpenRemoteFsOptions): Promise<RemoteFs> {
+    const user = o.session.user;
+    if (!user?.signing) throw new Error('the session holds no user identity with a signing key: it cannot mount a remote chain');
+    const u = parseRemoteUrl(o.url);
+    const pinKey = `tcp:${u.host}:${u.port}/${u.name}`;
+    const pinned = (await readPins(o.configDir))[pinKey];
+    const rc = await RemoteChain.open({
+      url: o.url, session: o.session, dir: o.dir ? path.join(o.dir, 'replica') : null, mode: o.mode ?? 'async', pool: defaultPool(),
+      ...(pinned ? { genesisHash: toGenesisHash(pinned) } : {}),
+      knownHosts: path.join(o.configDir, 'known_hosts'), create: true,
+      ...(o.serverKey ? { serverKey: o.serverKey } : {}),
+      ...(o.confirmTimeoutMs ? { confirmTimeoutMs: o.confirmTimeoutMs } : {}),
+      ...(o.pingIntervalMs ? { pingIntervalMs: o.pingIntervalMs } : {}),
+      backoff: { minMs: 100, maxMs: 2000 },
+      onNewHost: (addr, fp) => o.onWarning?.(`first contact with ${addr}: server key ${fp} (now pinned in known_hosts)`),
+    });
+    try {
+      const first = [...rc.commits(1)][0];
+      if (!first) throw new Error(`${o.url}: the server sent no genesis`);
+      if (!pinned) await writePin(o.configDir, pinKey, first.commit.hash.toString('hex'));
+      if (o.dir) {
+        for (const e of await fsp.readdir(o.dir)) if (e.startsWith('view')) await fsp.rm(path.join(o.dir, e), { recursive: true, force: true });
+      }
+      const built = await buildView(rc, first.commit, o, 0, new Set(), new Set());
+      for (const c of built.lost) o.onWarning?.(`staged commit ${c.hash.toString('hex').slice(0, 16)} no longer fits what the server holds; its changes are re-made when the server refuses it`);
+      const ino = await loadInoSpace(o.dir, (k) => built.view.exists(k));
+      return new RemoteFs(rc, built.view, built.log, first.commit, ino, o.machineName ?? process.env.ATEFS_MACHINE ?? os.hostname(), o);
+    } catch (e) {
+      await rc.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The view's own commits go through here: staged (and sent), then applied to the view. */
+  private attach(view: View): void {
+    view.remote = {
+      submit: async (commit: Commit, scope: CommitScope) => {
+        const durable = scope === 'durable' || scope === 'remote';
+        const confirmed = durable && this.rc.mode === 'sync' ? this.waitConfirmed(commit) : null;
+        try {
+          // Staged durably when an fsync waits for it; else written, and made durable by the next
+          // fsync (durableFlush), as a local chain's 'local' commits are.
+          await this.rc.submitCommit(commit, { wait: 'staged', staging: durable ? 'durable' : 'local' });
+          if (durable) this.stagedLocal = false; else this.stagedLocal = true;
+        } catch (e) {
+          throw asConflict(e);
+        }
+        const r = await view.submit(commit, 'local', true);
+        if (confirmed) await confirmed;
+        return r;
+      },
+    };
+  }
+
+  private waitConfirmed(commit: Commit): Promise<void> {
+    const key = commit.hash.toString('hex');
+    const ms = this.o.confirmTimeoutMs ?? 30_000;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(Object.assign(new Error(`not confirmed by the server within ${ms} ms (it stays staged and is uploaded when the server is back)`), { code: 'ETIMEDOUT' }));
+      }, ms);
+      const list = this.confirmWaiters.get(key) ?? [];
+      list.push(() => { clearTimeout(timer); resolve(); });
+      this.confirmWaiters.set(key, list);
+    });
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.feedQueue = this.feedQueue.then(() => (this.closed || this.failure ? undefined : fn())).catch((e: Error) => {
+      this.failure = e;
+      this.o.onWarning?.(`replication stopped: ${e.message}`);
+    });
+  }
+
+  /** A commit the server confirmed: applied to the view unless it is already there (our own). */
+  private async applyRemote(c: Commit): Promise<void> {
+    const view = this.store.view;
+    if (view.state.hasCommit(c.hash)) return;
+    const names = dentryNamesBefore(view, c);
+    try {
+      await view.submit(c, 'local', true);
+    } catch (e) {
+      if (!isDivergence(e)) throw e;
+      await this.resync(`a commit from elsewhere (${c.hash.toString('hex').slice(0, 16)}) races staged changes`);
+      return;
+    }
+    this.noteRemote(batchOfEvents(c.events.map((ev) => ev.meta), (k) => this.store.view.tryGet(k)?.data ?? null, names, (ino) => this.store.getInode(ino)));
+  }
+
+  /** Hands a remote change to the core; remembers what content changed (conflict detection). */
+  private noteRemote(batch: FsBatch): void {
+    const st = this.store;
+    st.remoteCount++;
+    for (const b of batch.blocks) st.remoteContentAt.set(b.ino, st.remoteCount);
+    for (const r of batch.inodes) if ((r.mode & 0o170000) === 0o100000) st.remoteContentAt.set(r.ino, st.remoteCount);
+    const clashes = st.onRemoteChange?.(batch);
+    if (clashes) for (const ino of clashes) st.clashes.add(ino);
+  }
+
+  /**
+   * The view holds staged changes the server will not take (it refused one, or a confirmed
+   * commit from elsewhere does not apply on top of them): rebuild it from the replica and what is
+   * still staged, re-make the lost changes by the conflict rules, and tell the core what moved.
+   */
+  private async resync(why: string): Promise<void> {
+    if (this.closed) return;
+    await this.store.serialize(async () => {
+      const oldView = this.store.view;
+      const oldLog = this.log;
+      const candidates = [...this.rejected, ...this.rc.stagedCommits()].filter((c) => !this.rescued.has(c.hash.toString('hex')));
+      const interest = new Set<string>();
+      for (const c of candidates) for (const ev of c.events) interest.add(ev.meta.key);
+      this.generation++;
+      const built = await buildView(this.rc, this.genesis, this.o, this.generation, interest, this.rescued);
+      const h = (c: Commit) => c.hash.toString('hex').slice(0, 8);
+      if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: rejected ${this.rejected.map(h)} staged ${this.rc.stagedCommits().map(h)} built.lost ${built.lost.map(h)} rescued ${[...this.rescued].map((x) => x.slice(0, 8))}\n`);
+      const lost = [...this.rejected.filter((c) => !this.rescued.has(c.hash.toString('hex')) && !built.view.state.hasCommit(c.hash)), ...built.lost];
+      this.rejected = [];
+      for (const c of lost) this.rescued.add(c.hash.toString('hex'));
+      this.resyncs++;
+      // What the core may hold stale: everything the lost commits touched and everything the
+      // server confirmed that the old view did not have.
+      const touched: EventMeta[] = [];
+      for (const c of lost) for (const ev of c.events) touched.push(ev.meta);
+      for (const c of built.fresh) if (!oldView.state.hasCommit(c.hash)) for (const ev of c.events) touched.push(ev.meta);
+      const oldNames = new Map<string, { parent: number; name: Buffer }>();
+      for (const m of touched) {
+        if (m.type !== 'dentry') continue;
+        const r = oldView.tryGet(m.key)?.data ?? built.view.tryGet(m.key)?.data;
+        if (r && m.parent) oldNames.set(m.key, { parent: inoOfKey(m.parent.key), name: decodeDentry(r).name });
+      }
+      const oldStore = new ChainStore(oldView, {});
+      const newStore = new ChainStore(built.view, {});
+      const resolution = resolveLost({
+        lost, old: oldStore, now: newStore, machine: this.machineName, alloc: () => this.store.allocIno(),
+        payload: (meta, payload) => openEventPayload(oldView.state, oldView.keys, { meta, payload }),
+        base: (key, version) => {
+          const ev = built.bases.get(`${key}:${version}`);
+          return ev ? openEventPayload(built.view.state, built.view.keys, ev) : null;
+        },
+      });
+      if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: lost ${lost.length}, batch ${JSON.stringify({ inodes: resolution.batch.inodes.map((i) => i.ino), dentries: resolution.batch.dentries.map((d) => [d.parent, d.name.toString(), d.ino]), blocks: resolution.batch.blocks.length, del: resolution.batch.deletedInodes })}\n`);
+      this.store.replaceView(built.view);
+      this.view = built.view;
+      this.log = built.log;
+      this.attach(built.view);
+      // Commits confirmed while this ran are applied here (the feed finds them applied).
+      let next = built.next;
+      const catchUp = async () => {
+        for (const { seq, commit } of this.rc.commits(next)) {
+          next = seq + 1;
+          if (built.view.state.hasCommit(commit.hash)) continue;
+          for (const [k, v] of dentryNamesBefore(built.view, commit)) oldNames.set(k, v);
+          await built.view.submit(commit, 'local', true);
+          for (const ev of commit.events) touched.push(ev.meta);
+        }
+      };
+      await catchUp();
+      const b = resolution.batch;
+      if (b.inodes.length + b.dentries.length + b.blocks.length + b.deletedInodes.length > 0) {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await (this.store as unknown as { apply(b: FsBatch, d: Durability): Promise<void> }).apply(b, 'durable');
+            break;
+          } catch (e) {
+            if (!(e instanceof Conflict) || attempt >= 20) throw e;
+            await new Promise((r) => setTimeout(r, 20));
+            await catchUp();
+          }
+        }
+      }
+      this.noteRemote(batchOfEvents(touched, (k) => built.view.tryGet(k)?.data ?? null, oldNames, (ino) => this.store.getInode(ino)));
+      if (b.inodes.length + b.dentries.length + b.blocks.length + b.deletedInodes.length > 0) {
+        this.store.onRemoteChange?.(b);
+        if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: applied; pending ${this.rc.pendingCount}; lookups ${b.dentries.map((d) => `${d.name}=${this.store.lookupDentry(d.parent, d.name)}`)}; commits ${this.store.timings.commits}\n`);
+      }
+      for (const n of resolution.notes) {
+        this.conflicts.push(n);
+        this.o.onWarning?.(`conflict: ${n.text}`);
+      }
+      this.o.onWarning?.(`resynced with the server (${why}): ${lost.length} staged commit(s) re-made on top of the server's state`);
+      oldView.remote = null;
+      await oldView.close().catch(() => undefined);
+      await oldLog.close().catch(() => undefined);
+      if (this.o.dir) await fsp.rm(path.join(this.o.dir, `view-${this.generation - 1}`), { recursive: true, force: true }).catch(() => undefined);
+    });
+  }
+
+  status(): RemoteFsStatus {
+    const last = this.conflicts[this.conflicts.length - 1];
+    const head = this.rc.head?.seq ?? this.rc.lastSeq;
+    return {
+      connection: this.failure ? `stopped: ${this.failure.message}` : this.rc.status,
+      server: this.rc.serverKey ? (this.rc as unknown as { serverKey: Buffer }).serverKey.toString('hex').slice(0, 16) : null,
+      seq: this.rc.lastSeq,
+      lag: Math.max(0, head - this.rc.lastSeq),
+      pendingUploads: this.rc.pendingCount,
+      pendingBytes: this.rc.pendingBytes,
+      lastConflict: last ? last.text : null,
+      conflicts: this.conflicts.length,
+      resyncs: this.resyncs,
+    };
+  }
+
+  /**
+   * Waits until everything staged is confirmed, the server is unreachable for `timeoutMs`, or
+   * the time is up. Returns how many commits stay staged.
+   */
+  async upload(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    // Offline for this long: the server is not coming back in time, leave the rest staged.
+    let offlineSince = 0;
+    while (this.rc.pendingCount > 0 && Date.now() < deadline && this.rc.status !== 'refused' && this.rc.status !== 'closed') {
+      if (this.rc.status === 'online') offlineSince = 0;
+      else if (offlineSince === 0) offlineSince = Date.now();
+      else if (Date.now() - offlineSince > 3000) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.feedQueue.catch(() => undefined);
+    return this.rc.pendingCount;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const t of this.leased.values()) clearInterval(t);
+    this.leased.clear();
+    await this.feedQueue.catch(() => undefined);
+    this.closed = true;
+    await this.store.close();
+    await this.rc.close();
+    this.view.remote = null;
+    await this.view.close();
+    await this.log.close();
+  }
+}
+
+export { OfflineRefused };
+export type { InodeRecord };

@@ -1,0 +1,172 @@
+/**
+ * npm run bench:remote — a remote mount (`atefs mount DIR tcp://127.0.0.1:PORT/bench/remote`,
+ * through a loopback `atedb solo`) against a local mount (`--log-path`), in the same run, on the
+ * same disk, with the same transport: bench:fs's canonical workloads (seq write+fsync, cold seq
+ * read, untar, md5sum, ls -lR, rm -rf) and their ratios (goal <= 1.3x on every line: writes are
+ * staged locally, uploads overlap). Then, for the untar: the time until the whole tree is visible
+ * on a second mount of the chain (so confirmed by the server). Then the propagation latency of a
+ * small file from one mount to the other, p50/p99 (goal p50 < 200 ms).
+ *
+ * Env: BENCH_FILES (3000; bench:fs uses 8000), BENCH_SEQ_MIB (64), BENCH_RUNS (1),
+ * BENCH_PROP_N (50), BENCH_TRANSPORT (kernel), BENCH_DIR (/var/tmp: the disk, as the logs live).
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, sh, sleep, spawnDaemon, waitExit, type Daemon } from './lib/proc.js';
+import { prepareTree } from './lib/tree.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const env = process.env;
+const FILES = Number(env.BENCH_FILES ?? 3000);
+const SEQ_MIB = Number(env.BENCH_SEQ_MIB ?? 64);
+const RUNS = Math.max(1, Number(env.BENCH_RUNS ?? 1));
+const PROP_N = Number(env.BENCH_PROP_N ?? 50);
+const TRANSPORT = env.BENCH_TRANSPORT ?? 'kernel';
+const BASE = env.BENCH_DIR ?? '/var/tmp';
+const GOAL_RATIO = 1.3;
+const GOAL_P50_MS = 200;
+
+const out = (l = '') => process.stdout.write(`${l}\n`);
+const progress = (l: string) => process.stderr.write(`bench:remote ${l}\n`);
+
+interface Mount { name: string; dir: string; daemon: Daemon }
+
+const work = mkdtempSync(join(BASE, 'atefs-bench-remote-'));
+const cacheDir = '/dev/shm/atefs-bench-cache';
+const childEnv = { ...env, CI: 'true', XDG_CONFIG_HOME: join(work, 'config'), XDG_DATA_HOME: join(work, 'data'), XDG_STATE_HOME: join(work, 'state') };
+const mounts: Mount[] = [];
+let atedb: Daemon | null = null;
+
+async function mount(name: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Mount> {
+  const dir = join(work, `mnt-${name}`);
+  mkdirSync(dir, { recursive: true });
+  const daemon = await spawnDaemon(process.execPath, [join(ROOT, 'dist/cli/atefs.js'), 'mount', dir, '--transport', TRANSPORT, ...args], /^mounted: /, { env: { ...childEnv, ...extraEnv }, timeoutMs: 60000 });
+  const m = { name, dir, daemon };
+  mounts.push(m);
+  return m;
+}
+
+async function unmount(m: Mount): Promise<void> {
+  try { process.kill(m.daemon.pid, 'SIGTERM'); } catch { /* gone */ }
+  if (!(await waitExit(m.daemon.pid, 60000))) {
+    await run(`fusermount -u ${sh(m.dir)} || umount -l ${sh(m.dir)}`, { check: false });
+    try { process.kill(m.daemon.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
+async function cleanup(): Promise<void> {
+  for (const m of mounts.reverse()) await unmount(m).catch(() => undefined);
+  if (atedb) { try { process.kill(atedb.pid, 'SIGTERM'); } catch { /* gone */ } await waitExit(atedb.pid, 10000); }
+  rmSync(work, { recursive: true, force: true });
+}
+
+async function dropCaches(m: Mount): Promise<void> {
+  await run(`sync -f ${sh(m.dir)}; sync; echo 3 > /proc/sys/vm/drop_caches`, { check: false, timeoutMs: 120000 });
+}
+
+const durable = (m: Mount) => `sync ${sh(m.dir)} && sync -f ${sh(m.dir)}`;
+
+interface Workload { id: string; label: string; script: (m: Mount) => string; before?: (m: Mount) => Promise<void>; after?: (m: Mount) => Promise<void> }
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+const median = (xs: number[]) => percentile(xs, 50);
+
+async function main(): Promise<void> {
+  process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
+  mkdirSync(cacheDir, { recursive: true });
+  const tree = await prepareTree(cacheDir, { files: FILES, seed: 20261122 });
+  const seqFile = join(cacheDir, `seq-${SEQ_MIB << 20}.bin`);
+  if (!existsSync(seqFile)) writeFileSync(seqFile, randomBytes(SEQ_MIB << 20));
+
+  atedb = await spawnDaemon(process.execPath, [join(ROOT, 'dist/cli/atedb.js'), 'solo', '--data-dir', join(work, 'db'), '--port', '0'], /^listening: /, { env: childEnv });
+  const port = Number(/listening: [\d.]+:(\d+)/.exec(atedb.output())![1]);
+  const url = `tcp://127.0.0.1:${port}/bench/remote`;
+  progress(`atedb on port ${port}; tree ${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB; seq ${SEQ_MIB} MiB; transport ${TRANSPORT}`);
+  const local = await mount('local', ['--log-path', join(work, 'local-chain')]);
+  const remote = await mount('remote-a', [url, '--log-path', join(work, 'remote-a')], { ATEFS_MACHINE: 'bench-a' });
+  const peer = await mount('remote-b', [url, '--log-path', join(work, 'remote-b')], { ATEFS_MACHINE: 'bench-b' });
+
+  const workloads: Workload[] = [
+    { id: 'write', label: 'seq write+fsync', script: (m) => `dd if=${sh(seqFile)} of=${sh(join(m.dir, 'seq.bin'))} bs=1M conv=fsync status=none` },
+    { id: 'read', label: 'seq read (cold)', before: dropCaches, script: (m) => `dd if=${sh(join(m.dir, 'seq.bin'))} of=/dev/null bs=1M status=none`,
+      after: async (m) => { await run(`rm -f ${sh(join(m.dir, 'seq.bin'))} && ${durable(m)}`, { timeoutMs: 120000 }); } },
+    { id: 'untar', label: 'untar', before: async (m) => { await run(`mkdir ${sh(join(m.dir, 'tree'))}`); }, script: (m) => `tar -xf ${sh(tree.tar)} -C ${sh(join(m.dir, 'tree'))} && ${durable(m)}` },
+    { id: 'md5sum', label: 'md5sum all files', before: dropCaches, script: (m) => `cd ${sh(join(m.dir, 'tree'))} && find . -type f -print0 | xargs -0 md5sum > /dev/null` },
+    { id: 'ls', label: 'ls -lR', before: dropCaches, script: (m) => `ls -lR ${sh(join(m.dir, 'tree'))} > /dev/null` },
+    { id: 'rm', label: 'rm -rf', script: (m) => `rm -rf ${sh(join(m.dir, 'tree'))} && ${durable(m)}` },
+  ];
+  const times = new Map<string, number[]>();
+  const visibleOnPeer: number[] = [];
+  const fileCount = Number((await run(`tar -tf ${sh(tree.tar)} | grep -v '/$' | wc -l`)).stdout.trim());
+  for (let r = 0; r < RUNS; r++) {
+    // Alternate which goes first, so neither always runs on a warmer machine.
+    const order = r % 2 === 0 ? [local, remote] : [remote, local];
+    for (const w of workloads) {
+      for (const m of order) {
+        await w.before?.(m);
+        const t0 = performance.now();
+        const res = await run(w.script(m), { timeoutMs: 600000, check: false });
+        const s = (performance.now() - t0) / 1000;
+        if (res.code !== 0) throw new Error(`${w.id} on ${m.name} failed: ${res.stderr.slice(0, 500)}`);
+        const k = `${w.id}/${m.name}`;
+        times.set(k, [...(times.get(k) ?? []), s]);
+        progress(`run ${r + 1} ${w.id} ${m.name}: ${s.toFixed(2)} s`);
+        if (w.id === 'untar' && m === remote) {
+          // Until the whole tree is on the other machine (so confirmed by the server).
+          for (;;) {
+            const n = Number((await run(`find ${sh(join(peer.dir, 'tree'))} -type f -o -type l 2>/dev/null | wc -l`, { check: false })).stdout.trim());
+            if (n >= fileCount) break;
+            if (performance.now() - t0 > 600000) throw new Error(`tree not complete on the second mount after 600 s (${n}/${fileCount})`);
+            await sleep(100);
+          }
+          visibleOnPeer.push((performance.now() - t0) / 1000);
+        }
+        await w.after?.(m);
+      }
+    }
+  }
+
+  // Propagation of a small file, A -> B: written and closed on A, polled on B.
+  const lat: number[] = [];
+  for (let i = 0; i < PROP_N; i++) {
+    const body = `propagation probe ${i} ${Date.now()}\n`;
+    const t0 = performance.now();
+    await writeFile(join(remote.dir, `probe-${i}.txt`), body);
+    for (;;) {
+      const got = await readFile(join(peer.dir, `probe-${i}.txt`), 'utf8').catch(() => null);
+      if (got === body) break;
+      if (performance.now() - t0 > 30000) throw new Error(`probe ${i} not on the second mount after 30 s`);
+      await sleep(2);
+    }
+    lat.push(performance.now() - t0);
+    await sleep(20);
+  }
+
+  out(`bench:remote — ${TRANSPORT} transport, loopback atedb solo, logs on ${BASE}; tree ${tree.files} files (${(tree.bytes / 1e6).toFixed(1)} MB), seq ${SEQ_MIB} MiB, ${RUNS} run(s), medians`);
+  out('');
+  out(`${'workload'.padEnd(20)}${'local'.padStart(10)}${'remote'.padStart(10)}${'ratio'.padStart(9)}  goal <= ${GOAL_RATIO}x`);
+  const mbps = (s: number) => `${((SEQ_MIB * 1048576) / 1e6 / s).toFixed(0)} MB/s`;
+  for (const w of workloads) {
+    const l = median(times.get(`${w.id}/local`)!);
+    const rm = median(times.get(`${w.id}/remote-a`)!);
+    const ratio = rm / l;
+    const show = (s: number) => (w.id === 'write' || w.id === 'read' ? mbps(s) : `${s.toFixed(2)} s`);
+    out(`${w.label.padEnd(20)}${show(l).padStart(10)}${show(rm).padStart(10)}${`${ratio.toFixed(2)}x`.padStart(9)}  ${ratio <= GOAL_RATIO ? 'met' : 'NOT met'}`);
+  }
+  out('');
+  out(`untar until the whole tree is on the second mount: ${median(visibleOnPeer).toFixed(2)} s (untar on the remote mount: ${median(times.get('untar/remote-a')!).toFixed(2)} s)`);
+  out(`propagation of a small file A -> B (${PROP_N} files, written and closed on A, polled on B every 2 ms): p50 ${median(lat).toFixed(0)} ms, p99 ${percentile(lat, 99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms; goal p50 < ${GOAL_P50_MS} ms: ${median(lat) < GOAL_P50_MS ? 'met' : 'NOT met'}`);
+}
+
+main().then(cleanup, async (e: Error) => {
+  process.stderr.write(`bench:remote failed: ${e.stack ?? e.message}\n`);
+  for (const m of mounts) process.stderr.write(`--- ${m.name} ---\n${m.daemon.output().slice(-2000)}\n`);
+  await cleanup();
+  process.exit(1);
+});
