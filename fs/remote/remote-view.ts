@@ -50,6 +50,8 @@ export async function buildView(rc: RemoteChain, genesis: Commit, o: { dir: stri
       log, keyring: o.session, keys: new DataKeyCache(o.session), pool: defaultPool(), bulkPool: defaultBulkPool(),
       pinnedGenesis: genesis.hash, genesis, compaction: { mode: 'never' }, readOnly: false,
       now: () => Date.now() + rc.clockOffsetMs,
+      // Server order: commits of several writers, not applied (see ValidationOptions.backwardsToleranceMs).
+      backwardsToleranceMs: Number.POSITIVE_INFINITY,
     });
   } catch (e) {
     await log.close().catch(() => undefined);
