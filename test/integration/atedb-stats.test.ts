@@ -174,7 +174,8 @@ describe.skipIf(!hasScript)('atedb solo in a terminal', () => {
       const c = await RawClient.connect(tp, join(await tempDir('atedb-tty-kh-'), 'known_hosts'));
       expect(await c.append(ch.name, ch.genesis.bytes)).toMatchObject({ t: 'ok', seq: 1 });
       expect(await c.append('no/such', ch.genesis.bytes)).toMatchObject({ t: 'rej', reason: 'wrong-genesis' });
-      for (let i = 0; i < 200 && !/appends\s+1 \(/.test(plain()); i++) await sleep(25);
+      // The panel redraws on its own timer: wait for a frame that shows both the append and the refusal.
+      for (let i = 0; i < 200 && !(/appends\s+1 \(/.test(plain()) && /rejected\s+1:/.test(plain())); i++) await sleep(25);
       const p = plain();
       expect(p).toMatch(/atedb solo\s+listening\s+127\.0\.0\.1:\d+/);
       expect(p).toMatch(/connections\s+1 open/);
