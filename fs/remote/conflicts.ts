@@ -38,6 +38,12 @@ export interface ResolveInput {
   base: (key: string, version: number) => Buffer | null;
   /** UTC time of the conflict (tests fix it). */
   time?: Date;
+  /**
+   * Whether version `version` of DAO `key` was written by this machine (one of its own commits the
+   * server confirmed, a re-made lost change included). Versions between a lost change's base and
+   * the server's that are all this machine's own are no change "elsewhere": no conflict copy.
+   */
+  ownVersion?: (key: string, version: number) => boolean;
 }
 
 const isDir = (r: InodeRecord) => (r.mode & S_IFMT) === S_IFDIR;
@@ -172,6 +178,13 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
     copyBlocks(ino, ino);
   };
 
+  /** Versions base+1..to of `key` were all written by this machine. */
+  const onlyOwn = (key: string, base: number, to: number): boolean => {
+    if (!r.ownVersion || to - base > 4096) return false;
+    for (let v = base + 1; v <= to; v++) if (!r.ownVersion(key, v)) return false;
+    return true;
+  };
+
   // Inodes: content and attributes.
   const keep = new Set<Ino>();
   for (const [ino, f] of inodes) {
@@ -197,8 +210,8 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
       continue;
     }
     if (!o || !n) continue;
-    if (theirVersion === f.base) {
-      // Nobody else touched it: this machine's version as it was.
+    if (theirVersion === f.base || (theirVersion > f.base && onlyOwn(inodeKey(ino), f.base, theirVersion))) {
+      // Nobody else touched it (what came in between was this machine's own): its version as it was.
       put(o);
       if (wroteBlocks.has(ino)) replaceBlocks(ino);
       continue;

@@ -259,6 +259,7 @@ export class RemoteFs {
       o.onWarning?.(`conflict: ${n.text}`);
     };
     rc.on('commit', (e) => {
+      if (e.own) this.noteOwn(e.commit);
       const waiters = this.confirmWaiters.get(e.commit.hash.toString('hex'));
       if (waiters) {
         this.confirmWaiters.delete(e.commit.hash.toString('hex'));
@@ -386,6 +387,19 @@ export class RemoteFs {
     });
   }
 
+  /**
+   * Inode versions this machine wrote and the server confirmed (`key:version`), newest last and
+   * bounded: a lost change whose base was overtaken only by these is no conflict (conflicts.ts).
+   */
+  private readonly ownInodeVersions = new Set<string>();
+  private noteOwn(c: Commit): void {
+    for (const ev of c.events) {
+      if (ev.meta.type !== 'inode') continue;
+      this.ownInodeVersions.add(`${ev.meta.key}:${ev.meta.version}`);
+      if (this.ownInodeVersions.size > 200_000) this.ownInodeVersions.delete(this.ownInodeVersions.values().next().value!);
+    }
+  }
+
   /** A commit the server confirmed: applied to the view unless it is already there (our own). */
   private async applyRemote(c: Commit): Promise<void> {
     const view = this.store.view;
@@ -443,6 +457,12 @@ export class RemoteFs {
         const r = oldView.tryGet(m.key)?.data ?? built.view.tryGet(m.key)?.data;
         if (r && m.parent) oldNames.set(m.key, { parent: inoOfKey(m.parent.key), name: decodeDentry(r).name });
       }
+      const stagedVersions = new Set<string>();
+      // Only staged commits the rebuilt view holds: a lost one's versions may be another machine's now.
+      for (const c of this.rc.stagedCommits()) {
+        if (!built.view.state.hasCommit(c.hash) || this.rescued.has(c.hash.toString('hex'))) continue;
+        for (const ev of c.events) if (ev.meta.type === 'inode') stagedVersions.add(`${ev.meta.key}:${ev.meta.version}`);
+      }
       const oldStore = new ChainStore(oldView, {});
       const newStore = new ChainStore(built.view, {});
       const resolution = resolveLost({
@@ -452,6 +472,8 @@ export class RemoteFs {
           const ev = built.bases.get(`${key}:${version}`);
           return ev ? openEventPayload(built.view.state, built.view.keys, ev) : null;
         },
+        // Confirmed own commits, and the staged ones the rebuilt view holds on top.
+        ownVersion: (key, version) => this.ownInodeVersions.has(`${key}:${version}`) || stagedVersions.has(`${key}:${version}`),
       });
       if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: lost ${lost.length}, batch ${JSON.stringify({ inodes: resolution.batch.inodes.map((i) => i.ino), dentries: resolution.batch.dentries.map((d) => [d.parent, d.name.toString(), d.ino]), blocks: resolution.batch.blocks.length, del: resolution.batch.deletedInodes })}\n`);
       this.store.replaceView(built.view);
