@@ -8,6 +8,7 @@ import type { CryptoPool } from '../src/crypto/index.js';
 import { AppendRejected, HostedChain, type HostedChainOptions } from './hosted-chain.js';
 import type { AppendStats } from './stats.js';
 import type { ChainStore } from './store/chain-store.js';
+import { OpenChains } from './store/open-chains.js';
 import { VerifyBatcher } from './verify-batcher.js';
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,3}$/i;
@@ -44,20 +45,18 @@ export interface ChainHostOptions {
 /** The file store: atedb's default backend (server/store/chain-store.ts). */
 export class ChainHost implements ChainStore {
   readonly kind = 'file';
-  // Map iteration order is insertion order: re-inserting on use keeps it an LRU.
-  private readonly open = new Map<string, HostedChain>();
-  private readonly opening = new Map<string, Promise<HostedChain | null>>();
-  private readonly closingChains = new Map<string, Promise<void>>();
+  private readonly chains: OpenChains<HostedChain>;
   readonly chainsDir: string;
   private closed = false;
 
   constructor(private readonly o: ChainHostOptions) {
     this.chainsDir = path.join(o.dataDir, 'chains');
     this.verifier = new VerifyBatcher(o.pool);
+    this.chains = new OpenChains(o.maxOpen ?? 256);
   }
 
   get openCount(): number {
-    return this.open.size;
+    return this.chains.size;
   }
 
   private readonly verifier: VerifyBatcher;
@@ -65,7 +64,8 @@ export class ChainHost implements ChainStore {
   private opts(name: string): HostedChainOptions {
     return {
       dir: path.join(this.chainsDir, chainDirName(name)), name, pool: this.o.pool, signingKey: this.o.signingKey, verifier: this.verifier,
-      onBroken: (c) => this.evict(name, c),
+      // A chain whose log failed a write is closed; the next use reopens (and re-validates) it from disk.
+      onBroken: (c) => this.chains.drop(name, c, true),
       ...(this.o.limits ? { limits: this.o.limits } : {}),
       ...(this.o.stats ? { stats: this.o.stats } : {}),
     };
@@ -75,29 +75,17 @@ export class ChainHost implements ChainStore {
   async get(name: string): Promise<HostedChain | null> {
     if (this.closed) throw new AppendRejected('unavailable', 'the server is shutting down');
     if (!isChainName(name)) throw new AppendRejected('unknown-chain', `'${name}' is not a chain name`);
-    const hit = this.open.get(name);
-    if (hit && !hit.closing) {
-      this.open.delete(name);
-      this.open.set(name, hit);
-      hit.lastUsed = Date.now();
-      return hit;
-    }
-    let p = this.opening.get(name);
-    if (!p) {
-      p = this.load(name).finally(() => this.opening.delete(name));
-      this.opening.set(name, p);
-    }
-    return p;
+    return this.chains.get(name, () => this.load(name));
   }
 
   private async load(name: string): Promise<HostedChain | null> {
     // An evicted chain finishes closing (its log lock released) before it is opened again.
-    await this.closingChains.get(name);
+    await this.chains.closed(name);
     const o = this.opts(name);
     const exists = await fsp.access(path.join(o.dir, 'log')).then(() => true, () => false);
     if (!exists) return null;
     const chain = await HostedChain.open(o);
-    this.remember(name, chain);
+    this.chains.remember(name, chain);
     return chain;
   }
 
@@ -107,49 +95,23 @@ export class ChainHost implements ChainStore {
     if (refusal) throw new AppendRejected('policy', refusal);
     const existing = await this.get(name);
     if (existing) throw new AppendRejected('wrong-genesis', `chain '${name}' already exists`);
-    let p = this.opening.get(name);
+    const p = this.chains.pending(name);
     if (p) {
       await p;
       throw new AppendRejected('wrong-genesis', `chain '${name}' was created meanwhile`);
     }
     const o = this.opts(name);
-    p = (async () => {
+    return this.chains.inFlight(name, (async () => {
       await fsp.mkdir(o.dir, { recursive: true, mode: 0o700 });
       const c = await HostedChain.create(o, genesis);
-      this.remember(name, c);
+      this.chains.remember(name, c);
       return c;
-    })().finally(() => this.opening.delete(name));
-    this.opening.set(name, p);
-    return (await p)!;
-  }
-
-  /** Drops a chain whose log failed a write; the next use reopens (and re-validates) it from disk. */
-  private evict(name: string, chain: HostedChain): void {
-    if (this.open.get(name) !== chain) return;
-    this.open.delete(name);
-    chain.closing = true;
-    this.closingChains.set(name, chain.close().catch(() => undefined).finally(() => this.closingChains.delete(name)));
-  }
-
-  private remember(name: string, chain: HostedChain): void {
-    this.open.set(name, chain);
-    const max = this.o.maxOpen ?? 256;
-    if (this.open.size <= max) return;
-    for (const [n, c] of this.open) {
-      if (this.open.size <= max) break;
-      if (c === chain || !c.idle) continue;
-      this.open.delete(n);
-      c.closing = true;
-      this.closingChains.set(n, c.close().catch(() => undefined).finally(() => this.closingChains.delete(n)));
-    }
+    })());
   }
 
   /** Finishes in-flight appends and closes every chain. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.opening.values()]);
-    const all = [...this.open.values()];
-    this.open.clear();
-    await Promise.all([...all.map((c) => c.close()), ...this.closingChains.values()]);
+    await this.chains.closeAll();
   }
 }

@@ -15,6 +15,7 @@ import { VerifyBatcher } from '../verify-batcher.js';
 import type { ChainStore } from './chain-store.js';
 import { JetStreamLeases } from './jetstream-leases.js';
 import { type JetStreamContext, JetStreamChain } from './jetstream-chain.js';
+import { OpenChains } from './open-chains.js';
 
 export class StoreUnavailable extends Error {
   override name = 'StoreUnavailable';
@@ -68,8 +69,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class JetStreamStore implements ChainStore {
   readonly kind = 'jetstream';
-  private readonly open = new Map<string, JetStreamChain>();
-  private readonly opening = new Map<string, Promise<JetStreamChain | null>>();
+  private readonly chains: OpenChains<JetStreamChain>;
   private closed = false;
 
   private constructor(
@@ -77,10 +77,12 @@ export class JetStreamStore implements ChainStore {
     private readonly ctx: JetStreamContext,
     private readonly o: JetStreamStoreOptions,
     readonly info: StreamInfo,
-  ) {}
+  ) {
+    this.chains = new OpenChains(o.maxOpen ?? 256);
+  }
 
   get openCount(): number {
-    return this.open.size;
+    return this.chains.size;
   }
 
   get replicas(): number {
@@ -151,19 +153,7 @@ export class JetStreamStore implements ChainStore {
   async get(name: string): Promise<JetStreamChain | null> {
     if (this.closed) throw new AppendRejected('unavailable', 'the server is shutting down');
     if (!isChainName(name)) throw new AppendRejected('unknown-chain', `'${name}' is not a chain name`);
-    const hit = this.open.get(name);
-    if (hit && !hit.closing) {
-      this.open.delete(name);
-      this.open.set(name, hit);
-      hit.lastUsed = Date.now();
-      return hit;
-    }
-    let p = this.opening.get(name);
-    if (!p) {
-      p = this.load(name).finally(() => this.opening.delete(name));
-      this.opening.set(name, p);
-    }
-    return p;
+    return this.chains.get(name, () => this.load(name));
   }
 
   private async load(name: string): Promise<JetStreamChain | null> {
@@ -174,7 +164,7 @@ export class JetStreamStore implements ChainStore {
       if (e instanceof AppendRejected) throw e;
       throw new AppendRejected('unavailable', `chain '${name}' could not be loaded from JetStream: ${(e as Error).message}`);
     }
-    if (chain) this.remember(name, chain);
+    if (chain) this.chains.remember(name, chain);
     return chain;
   }
 
@@ -195,27 +185,12 @@ export class JetStreamStore implements ChainStore {
   /** A chain whose tail failed (a gap, a commit that does not validate): dropped, reopened on next use. */
   private evict(name: string, chain: JetStreamChain, e: Error): void {
     this.o.log?.(`chain '${name}': ${e.message}; reopening it on next use`);
-    if (this.open.get(name) === chain) this.open.delete(name);
-  }
-
-  private remember(name: string, chain: JetStreamChain): void {
-    this.open.set(name, chain);
-    const max = this.o.maxOpen ?? 256;
-    if (this.open.size <= max) return;
-    for (const [n, c] of this.open) {
-      if (this.open.size <= max) break;
-      if (c === chain || !c.idle) continue;
-      this.open.delete(n);
-      void c.close();
-    }
+    this.chains.drop(name, chain, false);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.opening.values()]);
-    const all = [...this.open.values()];
-    this.open.clear();
-    await Promise.all(all.map((c) => c.close()));
+    await this.chains.closeAll();
     await this.nc.drain().catch(() => this.nc.close());
   }
 }
