@@ -14,10 +14,11 @@ import {
 import type { CryptoPool } from '../src/crypto/index.js';
 import { type RedoLog, openLog } from '../src/log/index.js';
 import type { VerifyBatcher } from './verify-batcher.js';
+import { HeadSigner } from './store/head-signer.js';
 import { loadHostState, writeCheckpoint } from './checkpoint.js';
 import type { AppendStats } from './stats.js';
 import type { AppendOrigin, ChainListener, ServedChain } from './store/chain-store.js';
-import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../src/net/index.js';
+import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash } from '../src/net/index.js';
 
 export class AppendRejected extends Error {
   override name = 'AppendRejected';
@@ -83,8 +84,7 @@ export class HostedChain implements ServedChain {
   private chainHashes: Buffer[] = [ZERO_CHAIN_HASH];
   private tail: Promise<unknown> = Promise.resolve();
   private readonly pending: Pending[] = [];
-  private signed: SignedHead | null = null;
-  private signing: Promise<SignedHead> | null = null;
+  private readonly heads: HeadSigner;
   private broken: Error | null = null;
   confirmedSeq = 0;
   inflight = 0;
@@ -103,6 +103,17 @@ export class HostedChain implements ServedChain {
     private readonly o: HostedChainOptions,
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.heads = new HeadSigner({
+      signingKey: o.signingKey, pool: o.pool, genesisHash: () => this.genesisHash,
+      confirmedSeq: () => this.confirmedSeq, chainHashAt: (seq) => this.chainHashes[seq]!,
+      onSigned: (h) => {
+        for (const l of this.listeners) l.onHead(this, h);
+        if (Date.now() - this.checkpointedAt > 1000) {
+          this.checkpointedAt = Date.now();
+          void writeCheckpoint(this.o.dir, h).catch(() => undefined);
+        }
+      },
+    });
   }
 
   static logOptions(o: HostedChainOptions) {
@@ -260,39 +271,12 @@ export class HostedChain implements ServedChain {
       for (const l of this.listeners) l.onCommit(this, it.seq, it.bytes, it.origin);
     }
     // A failed signature (the pool closing at shutdown) only delays the head; the next batch re-signs.
-    if (confirmed) this.signLatest().catch(() => undefined);
+    if (confirmed) this.heads.signLatest().catch(() => undefined);
   }
 
   /** The signed head at the newest confirmed seq (signing it if needed). */
-  async head(): Promise<SignedHead> {
-    for (;;) {
-      const seq = this.confirmedSeq;
-      if (this.signed && this.signed.seq === seq) return this.signed;
-      await this.signLatest();
-      if (this.signed && this.signed.seq >= seq) return this.signed;
-    }
-  }
-
-  private signLatest(): Promise<SignedHead> {
-    if (this.signing) return this.signing.then(() => this.signLatest());
-    const seq = this.confirmedSeq;
-    if (this.signed?.seq === seq) return Promise.resolve(this.signed);
-    this.signing = signHead(this.o.signingKey, this.genesisHash, seq, this.chainHashes[seq]!, this.o.pool).then((h) => {
-      this.signing = null;
-      if (!this.signed || h.seq > this.signed.seq) {
-        this.signed = h;
-        for (const l of this.listeners) l.onHead(this, h);
-        if (Date.now() - this.checkpointedAt > 1000) {
-          this.checkpointedAt = Date.now();
-          void writeCheckpoint(this.o.dir, h).catch(() => undefined);
-        }
-      }
-      return h;
-    }, (e: Error) => {
-      this.signing = null;
-      throw e;
-    });
-    return this.signing;
+  head(): Promise<SignedHead> {
+    return this.heads.head();
   }
 
   async readHistory(from: number, upto: number, maxBytes: number): Promise<Buffer[]> {
@@ -316,7 +300,7 @@ export class HostedChain implements ServedChain {
   async close(): Promise<void> {
     this.closing = true;
     await this.settle();
-    await this.signing?.catch(() => undefined);
+    await this.heads.settled();
     // The newest head as the checkpoint the next open trusts (signing it if needed).
     if (this.confirmedSeq > 0) {
       try {

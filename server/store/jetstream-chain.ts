@@ -23,12 +23,13 @@ import {
   verifySignatures,
 } from '../../src/chain/index.js';
 import type { CryptoPool } from '../../src/crypto/index.js';
-import { type SignedHead, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../../src/net/index.js';
+import { type SignedHead, ZERO_CHAIN_HASH, nextChainHash } from '../../src/net/index.js';
 import { SpeculativeState } from '../../src/net/remote-state.js';
 import { AppendRejected, serverOrder, toAppendRejected } from '../hosted-chain.js';
 import type { AppendStats } from '../stats.js';
 import type { VerifyBatcher } from '../verify-batcher.js';
 import type { AppendOrigin, ChainListener, ServedChain } from './chain-store.js';
+import { HeadSigner } from './head-signer.js';
 import { frameCommits, unframeCommits } from './jetstream-batch.js';
 
 /** JetStream's "wrong last sequence" API error: another node appended first. */
@@ -95,8 +96,7 @@ export class JetStreamChain implements ServedChain {
   private tailGen = 0;
   private applying: Promise<unknown> = Promise.resolve();
   private restartingTail = false;
-  private signed: SignedHead | null = null;
-  private signing: Promise<SignedHead> | null = null;
+  private readonly heads: HeadSigner;
   private broken: Error | null = null;
   genesisHash: Buffer = Buffer.alloc(0);
   confirmedSeq = 0;
@@ -111,6 +111,11 @@ export class JetStreamChain implements ServedChain {
     private readonly onBroken: (chain: JetStreamChain, e: Error) => void,
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...c.limits };
+    this.heads = new HeadSigner({
+      signingKey: c.signingKey, pool: c.pool, genesisHash: () => this.genesisHash,
+      confirmedSeq: () => this.confirmedSeq, chainHashAt: (seq) => this.chainHashes[seq]!,
+      onSigned: (h) => { for (const l of this.listeners) l.onHead(this, h); },
+    });
   }
 
   /** The largest commit this chain takes: the size limit, and one commit must fit in a message. */
@@ -303,7 +308,7 @@ export class JetStreamChain implements ServedChain {
       for (const l of this.listeners) l.onCommit(this, seq, raw[i]!, it?.origin ?? null);
     });
     this.wakeWaiters();
-    this.signLatest().catch(() => undefined);
+    this.heads.signLatest().catch(() => undefined);
   }
 
   private wakeWaiters(): void {
@@ -540,31 +545,8 @@ export class JetStreamChain implements ServedChain {
     return this.chainHashes[this.confirmedSeq]!;
   }
 
-  async head(): Promise<SignedHead> {
-    for (;;) {
-      const seq = this.confirmedSeq;
-      if (this.signed && this.signed.seq === seq) return this.signed;
-      await this.signLatest();
-      if (this.signed && this.signed.seq >= seq) return this.signed;
-    }
-  }
-
-  private signLatest(): Promise<SignedHead> {
-    if (this.signing) return this.signing.then(() => this.signLatest());
-    const seq = this.confirmedSeq;
-    if (this.signed?.seq === seq) return Promise.resolve(this.signed);
-    this.signing = signHead(this.c.signingKey, this.genesisHash, seq, this.chainHashes[seq]!, this.c.pool).then((h) => {
-      this.signing = null;
-      if (!this.signed || h.seq > this.signed.seq) {
-        this.signed = h;
-        for (const l of this.listeners) l.onHead(this, h);
-      }
-      return h;
-    }, (e: Error) => {
-      this.signing = null;
-      throw e;
-    });
-    return this.signing;
+  head(): Promise<SignedHead> {
+    return this.heads.head();
   }
 
   /** Lets in-flight appends confirm or fail, then stops tailing. */
@@ -574,7 +556,7 @@ export class JetStreamChain implements ServedChain {
     while ((this.inflight > 0 || this.queue.length > 0 || this.published.size > 0 || this.publishing) && !this.broken && Date.now() - t0 < this.c.publishTimeoutMs + 1000) {
       await sleep(5);
     }
-    await this.signing?.catch(() => undefined);
+    await this.heads.settled();
     this.stopTail();
   }
 }
