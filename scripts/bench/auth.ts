@@ -6,12 +6,13 @@
 //     login is bounded by the password cost, not by the service);
 //   - token verification/s: the service's check of signed claims in-process, and authenticated
 //     requests/s ('user-details': claims verified, handshake key compared) over one connection.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PRODUCTION_SCRYPT, deriveKeyFromPassword, randomBytes } from '../../src/crypto/index.js';
 import { AuthClient, createUser, decodeSignedClaims, login, verifyClaims } from '../../src/net/index.js';
+import { startAtedb } from './lib/atedb.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const out = path.join(repo, '.bench-out', 'auth');
@@ -22,18 +23,8 @@ const LOGINS = Number(process.env.BENCH_LOGINS ?? 6);
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
 const line = (label: string, ours: string, ref = '', ratio = '') => console.log(`${label.padEnd(48)} ${ours.padStart(18)} ${ref.padStart(18)} ${ratio.padStart(8)}`);
 
-async function startServer(): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [path.join(repo, 'dist', 'cli', 'atedb.js'), 'solo', '--data-dir', path.join(out, 'server'), '--port', '0', '--policy', 'auth'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let text = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => {
-      text += d.toString();
-      const m = /listening: [\d.]+:(\d+)/.exec(text);
-      if (m) resolve(Number(m[1]));
-    });
-    proc.once('exit', () => reject(new Error(`atedb exited: ${text}`)));
-  });
-  return { proc, port };
+function startServer(): Promise<{ proc: ChildProcess; port: number }> {
+  return startAtedb(repo, path.join(out, 'server'), ['--policy', 'auth']);
 }
 
 async function main(): Promise<void> {

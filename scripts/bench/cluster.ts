@@ -7,7 +7,7 @@
 //     JetStream row to the file store (goal >= 0.5);
 //   - failover: the stream leader SIGKILLed during appends; the time until the next confirmation.
 // Every process (nats-server x3, atedb) is started here and stopped by PID.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,6 +18,7 @@ import { type Commit, CommitBuilder, DataKeyCache, MemoryAuthorityState, checkAg
 import { CryptoPool, randomBytes } from '../../src/crypto/index.js';
 import { type ClientSession, type Message, connectClient } from '../../src/net/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
+import { startAtedb as startSolo } from './lib/atedb.js';
 import { NatsCluster } from './lib/nats-cluster.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -40,18 +41,9 @@ const pool = new CryptoPool({ size: 2 });
 const procs = new Set<ChildProcess>();
 
 async function startAtedb(dataDir: string, args: string[]): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [path.join(repo, 'dist', 'cli', 'atedb.js'), 'solo', '--data-dir', dataDir, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  procs.add(proc);
-  let text = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => {
-      text += d.toString();
-      const m = /listening: [\d.]+:(\d+)/.exec(text);
-      if (m) resolve(Number(m[1]));
-    });
-    proc.once('exit', () => reject(new Error(`atedb exited: ${text}`)));
-  });
-  return { proc, port };
+  const started = await startSolo(repo, dataDir, args);
+  procs.add(started.proc);
+  return started;
 }
 
 async function stop(proc: ChildProcess): Promise<void> {

@@ -7,7 +7,7 @@
 //   - one client's commit through the replication client in sync mode (build, sign, send, server
 //     validation, fdatasync, confirmation) against a local durable commit of the view (goal p50
 //     <= 1.5x).
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,6 +18,7 @@ import { openLog } from '../../src/log/index.js';
 import { type ClientSession, type Message, RemoteChain, connectClient } from '../../src/net/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { View } from '../../src/view/index.js';
+import { startAtedb } from './lib/atedb.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const out = path.join(repo, '.bench-out', 'net');
@@ -34,18 +35,8 @@ const session = Session.of(owner);
 const keys = new DataKeyCache(session);
 const pool = new CryptoPool({ size: 2 });
 
-async function startServer(): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [path.join(repo, 'dist', 'cli', 'atedb.js'), 'solo', '--data-dir', path.join(out, 'server'), '--port', '0', '--max-connections', '200', '--max-open-chains', '2000'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let text = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => {
-      text += d.toString();
-      const m = /listening: [\d.]+:(\d+)/.exec(text);
-      if (m) resolve(Number(m[1]));
-    });
-    proc.once('exit', () => reject(new Error(`atedb exited: ${text}`)));
-  });
-  return { proc, port };
+function startServer(): Promise<{ proc: ChildProcess; port: number }> {
+  return startAtedb(repo, path.join(out, 'server'), ['--max-connections', '200', '--max-open-chains', '2000']);
 }
 
 class Client {
