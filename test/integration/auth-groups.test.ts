@@ -6,20 +6,10 @@ import { join } from 'node:path';
 import { openChain } from '../../src/api/index.js';
 import { readKeyId } from '../../src/chain/ids.js';
 import {
-  AuthClient, AuthRefused, type Credentials, claimsOfToken, createUser, currentRole, gather, groupAccess, groupAdd, groupCreate, groupDetails, groupRemove, login,
+  AuthClient, type Credentials, claimsOfToken, createUser, currentRole, gather, groupAccess, groupAdd, groupCreate, groupDetails, groupRemove, login,
 } from '../../src/net/index.js';
 import { totpCode } from '../../server/auth/totp.js';
-import { sleep, startSolo, tempDir } from './atedb/harness.js';
-
-async function refusal(p: Promise<unknown>): Promise<AuthRefused> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AuthRefused) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
+import { authRefusal as refusal, sleep, startSolo, tempDir } from './atedb/harness.js';
 
 describe('auth groups', () => {
   it('roles, details, group chain, removal with key rotation', async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openChain } from '../../src/api/index.js';
 import {
-  AuthClient, AuthRefused, LOGIN_FAILED, createUser, decodeSignedClaims, encodeSignedClaims, login, signClaims, userDetails, type Claims,
+  AuthClient, LOGIN_FAILED, createUser, decodeSignedClaims, encodeSignedClaims, login, signClaims, userDetails, type Claims,
 } from '../../src/net/index.js';
 import { Session, TokenExpired, createIdentity, readTokenFile, writeTokenFile } from '../../src/session/index.js';
 import { decodeScryptParams, generateSigningKeyPair, keyFingerprint } from '../../src/crypto/index.js';
@@ -14,19 +14,9 @@ import { encodeValue } from '../../src/api/index.js';
 import { deriveLoginKeys, loadOrCreateLocalIdentity } from '../../src/session/index.js';
 import { AuthStore } from '../../server/auth/store.js';
 import { totpCode } from '../../server/auth/totp.js';
-import { startSolo, tempDir } from './atedb/harness.js';
+import { authRefusal as refusal, startSolo, tempDir } from './atedb/harness.js';
 
 const AUTH_ARGS = ['--policy', 'auth', '--auth-kdf', 'test', '--login-max-failures', '3', '--login-lockout', '1500'];
-
-async function refusal(p: Promise<unknown>): Promise<AuthRefused> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AuthRefused) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('auth service', () => {
   it('create-user, login, token, personal chain; wrong password = unknown user; lockout; expiry; tamper; foreign issuer; chain roots', async () => {

@@ -11,7 +11,7 @@ import { ensureBuilt } from '../../e2e/harness.js';
 import {
   type Commit, CommitBuilder, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit, signersOf,
 } from '../../../src/chain/index.js';
-import { type ClientSession, type Message, type Outgoing, connectClient } from '../../../src/net/index.js';
+import { AuthRefused, type ClientSession, type Message, type Outgoing, connectClient } from '../../../src/net/index.js';
 import { type Identity, Session, createIdentity } from '../../../src/session/index.js';
 
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -234,4 +234,15 @@ export async function lyingProxy(
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/** The AuthRefused `p` fails with; anything else (or success) fails the test. */
+export async function authRefusal(p: Promise<unknown>): Promise<AuthRefused> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof AuthRefused) return e;
+    throw e;
+  }
+  throw new Error('expected a refusal');
 }
