@@ -16,9 +16,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { type Commit, CommitBuilder, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, signersOf } from '../../src/chain/index.js';
 import { CryptoPool, randomBytes } from '../../src/crypto/index.js';
-import { type ClientSession, type Message, connectClient } from '../../src/net/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
-import { startAtedb as startSolo } from './lib/atedb.js';
+import { Client, startAtedb as startSolo } from './lib/atedb.js';
 import { NatsCluster } from './lib/nats-cluster.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -52,30 +51,6 @@ async function stop(proc: ChildProcess): Promise<void> {
   process.kill(proc.pid!, 'SIGTERM');
   await done;
   procs.delete(proc);
-}
-
-class Client {
-  private waiters = new Map<number, (m: Message) => void>();
-  private next = 1;
-  constructor(readonly s: ClientSession) {
-    s.conn.on('message', (m) => {
-      const id = (m as { id?: number }).id;
-      if (typeof id === 'number' && this.waiters.has(id)) {
-        this.waiters.get(id)!(m);
-        this.waiters.delete(id);
-      }
-    });
-  }
-  static async connect(port: number, kh: string): Promise<Client> {
-    return new Client(await connectClient({ host: '127.0.0.1', port, knownHosts: kh }));
-  }
-  append(chain: string, commit: Buffer): Promise<Message> {
-    const id = this.next++;
-    return new Promise((r) => {
-      this.waiters.set(id, r);
-      this.s.conn.send({ t: 'append', id, chain, commit });
-    });
-  }
 }
 
 /** Commits of EVENTS fresh DAOs each, all valid against `state` (no conflicts between them). */

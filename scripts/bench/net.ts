@@ -15,10 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { type Commit, CommitBuilder, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, signatureMessage, signersOf } from '../../src/chain/index.js';
 import { CryptoPool, randomBytes } from '../../src/crypto/index.js';
 import { openLog } from '../../src/log/index.js';
-import { type ClientSession, type Message, RemoteChain, connectClient } from '../../src/net/index.js';
+import { RemoteChain } from '../../src/net/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { View } from '../../src/view/index.js';
-import { startAtedb } from './lib/atedb.js';
+import { Client, startAtedb } from './lib/atedb.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const out = path.join(repo, '.bench-out', 'net');
@@ -39,27 +39,6 @@ function startServer(): Promise<{ proc: ChildProcess; port: number }> {
   return startAtedb(repo, path.join(out, 'server'), ['--max-connections', '200', '--max-open-chains', '2000']);
 }
 
-class Client {
-  private waiters = new Map<number, (m: Message) => void>();
-  private next = 1;
-  constructor(readonly s: ClientSession) {
-    s.conn.on('message', (m) => {
-      const id = (m as { id?: number }).id;
-      if (typeof id === 'number' && this.waiters.has(id)) {
-        this.waiters.get(id)!(m);
-        this.waiters.delete(id);
-      }
-    });
-  }
-  append(chain: string, commit: Buffer): Promise<Message> {
-    const id = this.next++;
-    return new Promise((r) => {
-      this.waiters.set(id, r);
-      this.s.conn.send({ t: 'append', id, chain, commit });
-    });
-  }
-}
-
 /** Commits of `events` fresh DAOs each, all valid against the genesis state (no conflicts). */
 async function presign(state: MemoryAuthorityState, n: number, events: number): Promise<Commit[]> {
   const out: Promise<Commit>[] = [];
@@ -72,7 +51,7 @@ async function presign(state: MemoryAuthorityState, n: number, events: number): 
 }
 
 async function run(port: number, kh: string, chain: string, clients: number, commits: Commit[]) {
-  const conns = await Promise.all(Array.from({ length: clients }, async () => new Client(await connectClient({ host: '127.0.0.1', port, knownHosts: kh }))));
+  const conns = await Promise.all(Array.from({ length: clients }, () => Client.connect(port, kh)));
   const per = Math.floor(commits.length / clients);
   const lat: number[] = [];
   let rejected = 0;
@@ -151,7 +130,7 @@ async function main() {
     const syncState = new MemoryAuthorityState();
     const g2 = await createGenesis({ name: 'bench/sync', keyring: session, chainReaders: session.chainReaders(), keys, pool });
     syncState.applyEffects(checkAgainstState(syncState, g2, signersOf(g2)));
-    const feeder = new Client(await connectClient({ host: '127.0.0.1', port: server.port, knownHosts: kh }));
+    const feeder = await Client.connect(server.port, kh);
     await feeder.append('bench/sync', g2.bytes);
     for (let done = 0; done < SYNC_EVENTS; done += 100 * 64) {
       const cs = await presign(syncState, Math.min(64, Math.ceil((SYNC_EVENTS - done) / 100)), 100);
@@ -183,7 +162,7 @@ async function main() {
 
     // Server RSS with 1,000 chains open by 100 connections (each subscribed to its 10).
     const CHAINS = Number(process.env.BENCH_CHAINS ?? 1000);
-    const conns = await Promise.all(Array.from({ length: 100 }, async () => new Client(await connectClient({ host: '127.0.0.1', port: server.port, knownHosts: kh }))));
+    const conns = await Promise.all(Array.from({ length: 100 }, () => Client.connect(server.port, kh)));
     const geneses = await Promise.all(Array.from({ length: CHAINS }, (_, i) => createGenesis({ name: `rss/c${i}`, keyring: session, chainReaders: session.chainReaders(), keys, pool })));
     await Promise.all(geneses.map((gx, i) => conns[i % 100]!.append(`rss/c${i}`, gx.bytes)));
     for (let i = 0; i < CHAINS; i++) conns[i % 100]!.s.conn.send({ t: 'sub', id: 1_000_000 + i, chain: `rss/c${i}`, genesis: geneses[i]!.hash, from: 1 });
