@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { LOCAL_CHAIN_ID, findPin, resolveChainDir } from '../fs/chain-store/index.js';
-import { cutProblem, verifyChain } from '../src/chain/index.js';
+import { type DeferredCheck, cutProblem, macCheck, verifyChain } from '../src/chain/index.js';
 import { defaultPool } from '../src/crypto/index.js';
 import { type LogPosition, type RedoLog, type RepairResult, cutLog, openLog, repairLog } from '../src/log/index.js';
 import {
@@ -37,7 +37,7 @@ export async function runVerify(a: { logPath?: string; json: boolean }): Promise
     return;
   }
   try {
-    const r = await verifyChain(log, { pinnedGenesis: pin, pool: defaultPool() });
+    const r = await verifyChain(log, { pinnedGenesis: pin, pool: defaultPool(), ...(await ownDeferredCheck()) });
     const history = historyProblems(log, stored, stored ? (await loadOrCreateLocalIdentity(defaultConfigDir())).session.signingKeys().map((k) => k.publicKey) : []);
     const ok = r.problems.length === 0 && history.length === 0 && (pin === null || r.genesisHash === pin);
     out(a.json, { chain: chainDir, ok, pinned: pin !== null, ...r, history, head: { seq: log.chain.head.seq, hash: log.chain.head.hash.toString('hex') } },
@@ -59,6 +59,17 @@ async function storedHeadOf(key: string): Promise<StoredHeadLookup | null> {
   const configDir = defaultConfigDir();
   if (!(await fsp.access(path.join(configDir, LOCAL_IDENTITY_FILE)).then(() => true, () => false))) return null;
   return lookupHead(configDir, key, (await loadOrCreateLocalIdentity(configDir)).session);
+}
+
+/**
+ * The local identity's check of deferred signatures (its own MACs), when the identity exists: the
+ * tail a mount had not signed off yet when it stopped verifies for its owner (the next mount signs
+ * it off); to anyone else only sign-offs count.
+ */
+async function ownDeferredCheck(): Promise<{ deferred?: DeferredCheck }> {
+  const configDir = defaultConfigDir();
+  if (!(await fsp.access(path.join(configDir, LOCAL_IDENTITY_FILE)).then(() => true, () => false))) return {};
+  return { deferred: macCheck((await loadOrCreateLocalIdentity(configDir)).session.signingKeys()) };
 }
 
 /** What is wrong with the history as a whole: a torn tail, a gap, a bad compaction cut, a rollback. */
@@ -121,7 +132,9 @@ async function firstInvalidCommit(chainDir: string, logDir: string): Promise<{ s
   const pin = (await findPin(defaultConfigDir(), chainDir)).hash ?? null;
   const log = await openLog({ dir: logDir, chainId: LOCAL_CHAIN_ID, readOnly: true });
   try {
-    const report = await verifyChain(log, { pinnedGenesis: pin, pool: defaultPool() });
+    // A tail whose sign-off a crash lost is the writer's own durable data, not damage: vouched
+    // for by its MAC (src/chain/deferred.ts), it is kept.
+    const report = await verifyChain(log, { pinnedGenesis: pin, pool: defaultPool(), ...(await ownDeferredCheck()) });
     let first: { seq: number; pos: LogPosition; reason: string; message: string } | null = report.problems[0] ?? null;
     const gap = log.chain.problem;
     if (gap && (!first || gap.seq < first.seq)) {

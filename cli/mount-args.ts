@@ -16,6 +16,7 @@ export interface MountArgs {
   tokenPath?: string;
   compactMode?: string;
   compactNow: boolean;
+  signEachCommit: boolean;
   /** Mount an existing chain this user never pinned (and pin it). */
   trustChain: boolean;
   acceptRollback: boolean;
@@ -55,6 +56,7 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('trust-chain', { type: 'boolean', default: false, describe: 'mount an existing chain that this user never pinned (copied, moved, restored), and pin it' })
     .option('accept-rollback', { type: 'boolean', default: false, describe: 'mount a chain older than, diverging from, or with gaps against the history this user has seen (a restore made on purpose), and re-pin its head' })
     .option('compact-now', { type: 'boolean', default: false, describe: 'compact the chain before mounting' })
+    .option('sign-each-commit', { type: 'boolean', default: false, describe: 'local chains: sign every commit before fsync returns, instead of MAC-authenticating it and signing it off in the background (slower fsync)' })
     .option('at', { type: 'string', describe: "mount the local chain read-only as it was at a commit seq or an ISO time (see 'atefs log')" })
     .option('recovery-mode', { type: 'string', choices: ['async', 'readonly', 'sync'] as const, describe: 'remote mounts: async (writes never wait for the server; staged while offline), readonly (EROFS while offline), sync (fsync waits for the server)' })
     .option('server-key', { type: 'string', describe: 'remote mounts: the server key fingerprint to expect' })
@@ -78,6 +80,7 @@ export function toMountArgs(v: Record<string, unknown>): MountArgs {
     tokenPath: s('tokenPath'),
     compactMode: s('compactMode'),
     compactNow: !!v.compactNow,
+    signEachCommit: !!v.signEachCommit,
     trustChain: !!v.trustChain,
     acceptRollback: !!v.acceptRollback,
     at: s('at'),

@@ -95,6 +95,7 @@ async function openChainStore(args: MountArgs, where: { chainDir?: string; memor
     trustChain: args.trustChain,
     acceptRollback: args.acceptRollback,
     ...(args.compactMode ? { compactMode: args.compactMode } : {}),
+    deferSignatures: !args.signEachCommit,
     onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
   }));

@@ -46,6 +46,11 @@ export interface OpenLocalChainOptions {
    * false: the view runs it after every commit.
    */
   deferCompaction?: CompactionSchedulerOptions | false;
+  /**
+   * Commits are durable and MAC-authenticated at once and signed off in the background
+   * (src/chain/deferred.ts; default true), or false: each commit waits for its signature.
+   */
+  deferSignatures?: boolean;
 }
 
 export interface LocalChain {
@@ -165,6 +170,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       compaction: { ...(o.compactMode ? { mode: parseCompactMode(o.compactMode) } : {}), ...(defer ? { auto: false } : {}) },
       readOnly: !!o.readOnly,
+      deferSignatures: o.deferSignatures !== false,
     });
   } catch (e) {
     await log.close().catch(() => undefined);

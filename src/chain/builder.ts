@@ -14,6 +14,7 @@ import {
   readersOf,
   writeRequirements,
 } from './authority.js';
+import { deferredMacKey, deferredSignature } from './deferred.js';
 import { EVENT_DOMAIN, assembleCommit, encodeMeta, hashCommitParts, makeEvent, signatureMessage } from './codec.js';
 import { type DataKeyCache, type Keyring, payloadAad, sealPayload, wrapDataKey } from './confidentiality.js';
 import { NoReadKey, NotAuthorized } from './errors.js';
@@ -62,6 +63,11 @@ export interface CommitBuilderOptions {
    */
   bulk?: BulkCryptoPool | null;
   now?: () => number;
+  /**
+   * Deferred signatures (deferred.ts): each slot gets the MAC of the commit hash instead of a
+   * hybrid signature; a seal signs it later. Only for a local chain whose view seals (sealer.ts).
+   */
+  deferSignatures?: boolean;
 }
 
 /** Payloads above this go to the bulk pool (when there is one); smaller ones are not worth a hand-off. */
@@ -212,6 +218,10 @@ export class CommitBuilder {
     const prev = this.o.state.latestTimestamp?.();
     const header: CommitHeader = { chain: this.chain, timestamp: prev !== undefined && prev > now ? prev : now, genesis: null };
     const { headerBytes, hash } = hashCommitParts(header, this.events);
+    if (this.o.deferSignatures) {
+      const sigs = signers.map((s) => ({ publicKey: s.publicKey, signature: deferredSignature(deferredMacKeyOf(s.secretKey), hash) }));
+      return assembleCommit(header, headerBytes, hash, this.events, sigs);
+    }
     const msg = signatureMessage(hash);
     const pool = this.o.pool;
     const sigs = await Promise.all(
@@ -331,4 +341,12 @@ export class CommitBuilder {
     }
     return { nodeKey, grants, fresh };
   }
+}
+
+// The MAC key is a hash of the secret key: derive it once per key, not once per commit.
+const macKeys = new WeakMap<Buffer, Buffer>();
+function deferredMacKeyOf(secretKey: Buffer): Buffer {
+  let k = macKeys.get(secretKey);
+  if (!k) macKeys.set(secretKey, (k = deferredMacKey(secretKey)));
+  return k;
 }

@@ -18,7 +18,7 @@
 //   n nodeKey(bin16)  g [[id(bin16), [[kind, readerId(bin32), sealed], ...]], ...]
 //   e payloadKey(bin16)  u [publicKey, ...]  y type  q replyTo(bin16)
 // Header map: c chain(bin32)  t timestamp  g genesis{ n name, t createdAt, k [rootKey...],
-//   p { r readers, o openRoot, f futureToleranceMs }, d rootDataKey grant }
+//   p { r readers, o openRoot, f futureToleranceMs }, d rootDataKey grant }  s [commitHash...] (a sign-off only)
 import { Packr } from 'msgpackr';
 import { domainHash, sha256 } from '../crypto/index.js';
 import { CommitRejected } from './errors.js';
@@ -402,6 +402,8 @@ function decodePolicy(v: unknown, limits: SizeLimits): ChainPolicy {
 export function encodeHeader(h: CommitHeader): Buffer {
   const o: Record<string, unknown> = { t: h.timestamp };
   if (h.chain) o.c = h.chain;
+  // 's' only in sign-offs: every other header encodes (and hashes) exactly as before they existed.
+  if (h.signs) o.s = h.signs;
   if (h.genesis) {
     const g = h.genesis;
     o.g = { n: g.name, t: g.createdAt, k: g.rootKeys, p: encodePolicy(g.policy), d: encodeGrant(g.rootDataKey) };
@@ -411,7 +413,7 @@ export function encodeHeader(h: CommitHeader): Buffer {
 
 function decodeHeaderObject(v: unknown, limits: SizeLimits): CommitHeader {
   const o = asMap(v, 'header');
-  for (const f in o) if (f !== 't' && f !== 'c' && f !== 'g') bad(`header: unknown field '${f}'`);
+  for (const f in o) if (f !== 't' && f !== 'c' && f !== 'g' && f !== 's') bad(`header: unknown field '${f}'`);
   let genesis: GenesisInfo | null = null;
   if (o.g !== undefined) {
     const g = asMap(o.g, 'genesis');
@@ -428,7 +430,16 @@ function decodeHeaderObject(v: unknown, limits: SizeLimits): CommitHeader {
   if (chain && chain.length !== HASH_BYTES) bad('chain id: expected 32 bytes');
   if (!chain && !genesis) bad('header: neither chain id nor genesis');
   if (chain && genesis) bad('header: a genesis has no chain id');
-  return { chain, timestamp: asUint(o.t, 'timestamp'), genesis };
+  const timestamp = asUint(o.t, 'timestamp');
+  if (o.s === undefined) return { chain, timestamp, genesis };
+  if (genesis) bad('header: a genesis is no sign-off');
+  const signs = asArray(o.s, 'sign-off', limits.maxEvents).map((h) => {
+    const b = asBuffer(h, 'signed-off commit hash', HASH_BYTES);
+    if (b.length !== HASH_BYTES) bad('sign-off: expected 32-byte commit hashes');
+    return b;
+  });
+  if (signs.length === 0) bad('sign-off: lists no commit');
+  return { chain, timestamp, genesis, signs };
 }
 
 // ---------------------------------------------------------------- hashes

@@ -72,7 +72,20 @@ export {
   loadChain,
   loadChainState,
   verifyChain,
+  signoffsIn,
 } from './loader.js';
 export { openEventPayload } from './read.js';
 export { ChainNotPinned, type UnpinnedCheck, checkUnpinnedChain } from './pinning.js';
 export { cutCertifier, cutProblem, genesisRootKeys } from './cut-signing.js';
+export {
+  type DeferredCheck,
+  MAX_SIGNOFF_HASHES,
+  SignoffIndex,
+  deferredKeys,
+  deferredMacKey,
+  deferredSignature,
+  eitherCheck,
+  hasDeferredSignature,
+  isDeferredSignature,
+  macCheck,
+} from './deferred.js';

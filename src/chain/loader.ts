@@ -5,6 +5,7 @@ import type { CryptoPool } from '../crypto/index.js';
 import type { LogPosition, LogRecord, RedoLog } from '../log/index.js';
 import { decodeCommit } from './codec.js';
 import { ChainLoadError, CommitRejected, GenesisMismatch, type RejectReason } from './errors.js';
+import { type DeferredCheck, SignoffIndex, eitherCheck } from './deferred.js';
 import { GapBridgingState, hintsOf } from './gaps.js';
 import { toGenesisHash } from './genesis.js';
 import { type AuthorityState, MemoryAuthorityState } from './state.js';
@@ -41,6 +42,12 @@ export interface LoadOptions extends ValidationOptions {
    * what was validated. Default 0: every signature is verified.
    */
   trustSignaturesUntil?: number;
+  /**
+   * Vouches for deferred signature slots (src/chain/deferred.ts): the opener's own MAC keys
+   * (macCheck). Without it a deferred slot is refused; verifyChain also accepts the log's own
+   * verified sign-offs.
+   */
+  deferred?: DeferredCheck;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -80,10 +87,10 @@ function decodeBatch(recs: LogRecord[], limits: ReturnType<typeof resolveLimits>
   });
 }
 
-async function verifyBatch(items: Item[], pool: CryptoPool | null | undefined, trustUntil = 0): Promise<Item[]> {
+async function verifyBatch(items: Item[], pool: CryptoPool | null | undefined, trustUntil = 0, deferred?: DeferredCheck): Promise<Item[]> {
   for (const it of items) if (it.commit && it.rec.seq <= trustUntil) it.signers = signersOf(it.commit);
   const ok = items.filter((i) => i.commit !== null && i.signers === undefined);
-  const res = await verifySignatures(ok.map((i) => i.commit!), pool);
+  const res = await verifySignatures(ok.map((i) => i.commit!), pool, deferred, ok.map((i) => i.rec.seq));
   ok.forEach((it, k) => {
     const r = res[k]!;
     if (r instanceof CommitRejected) it.error = r;
@@ -123,12 +130,12 @@ async function* pipeline(log: RedoLog, opts: LoadOptions, state: AuthorityState,
   const bridged = new GapBridgingState(state);
   const it = batches(log, opts.from, opts.batchCommits ?? 256);
   let next = it.next();
-  let pending: Promise<Item[]> | null = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool, opts.trustSignaturesUntil);
+  let pending: Promise<Item[]> | null = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool, opts.trustSignaturesUntil, opts.deferred);
   while (pending) {
     const items = await pending;
     // Decode the next batch and hand its signatures to the pool before applying this one.
     next = it.next();
-    pending = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool, opts.trustSignaturesUntil);
+    pending = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool, opts.trustSignaturesUntil, opts.deferred);
     pending?.catch(() => undefined);
     for (const item of items) {
       const { rec } = item;
@@ -208,6 +215,8 @@ export async function loadChainState(log: RedoLog, opts: LoadOptions): Promise<{
  * checked in gap mode, as the view loads it (gaps.ts): what compaction keeps verifies.
  */
 export async function verifyChain(log: RedoLog, opts: LoadOptions): Promise<ChainReport> {
+  const signoffs = await signoffsIn(log, opts.from, opts.pool, opts.limits);
+  if (signoffs.size > 0) opts = { ...opts, deferred: eitherCheck(opts.deferred, signoffs.check) };
   const state = opts.state ?? new MemoryAuthorityState();
   const report: ChainReport = { records: 0, accepted: 0, events: 0, genesisHash: null, compacted: false, problems: [] };
   const track: GapTracker = { gaps: false };
@@ -224,4 +233,39 @@ export async function verifyChain(log: RedoLog, opts: LoadOptions): Promise<Chai
   report.genesisHash = g ? g.hash.toString('hex') : null;
   report.compacted = track.gaps;
   return report;
+}
+
+/**
+ * The log's sign-offs whose own signatures verify (deferred.ts): one decoding pass before the
+ * checking pass, so a deferred commit is accepted by a sign-off that comes after it. Which keys
+ * may sign what is still decided by the checking pass (a sign-off only stands in for the signature
+ * of a key that signed it).
+ */
+export async function signoffsIn(
+  log: RedoLog,
+  from?: LoadOptions['from'],
+  pool?: CryptoPool | null,
+  sizeLimits?: LoadOptions['limits'],
+): Promise<SignoffIndex> {
+  const index = new SignoffIndex();
+  const limits = resolveLimits(sizeLimits);
+  const found: Commit[] = [];
+  for (const rec of log.records(from)) {
+    // The header is near the start of the record; sign-offs are small. Skip what doesn't decode:
+    // the checking pass names it.
+    let c: Commit;
+    try {
+      c = decodeCommit(rec.payload, limits);
+    } catch {
+      continue;
+    }
+    if (c.header.signs) found.push(c);
+  }
+  if (found.length === 0) return index;
+  const res = await verifySignatures(found, pool);
+  found.forEach((c, i) => {
+    const r = res[i]!;
+    if (!(r instanceof CommitRejected)) index.add(c, r);
+  });
+  return index;
 }

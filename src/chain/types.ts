@@ -141,6 +141,11 @@ export interface CommitHeader {
   timestamp: number;
   /** Present only in the genesis commit. */
   genesis: GenesisInfo | null;
+  /**
+   * Only in a sign-off (deferred.ts): hashes of earlier commits of this chain whose signatures were
+   * deferred; the sign-off's signatures cover them. A sign-off carries no events.
+   */
+  signs?: Buffer[];
 }
 
 export interface CommitSignature {

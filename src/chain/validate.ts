@@ -9,6 +9,7 @@
 import { Alg, type CryptoPool, verifySignature } from '../crypto/index.js';
 import { TreeError, admits, readersOf, writeRequirements } from './authority.js';
 import { decodeCommit, signatureMessage } from './codec.js';
+import { type DeferredCheck, isDeferredSignature } from './deferred.js';
 import { CommitRejected } from './errors.js';
 import { publicKeyId } from './ids.js';
 import { type AuthorityState, type AuthorityStateReader, type CommitEffects, type Genesis, type NodeRecord, StateOverlay } from './state.js';
@@ -55,38 +56,64 @@ interface SigPlan {
   commit: Commit;
   ids: KeyId[];
   problem: CommitRejected | null;
+  /** Slots that are deferred signatures (deferred.ts), checked by a DeferredCheck, not the pool. */
+  deferred: boolean[];
 }
 
 function planSignatures(commit: Commit): SigPlan {
   const sigs = commit.signatures;
-  if (sigs.length === 0) return { commit, ids: [], problem: new CommitRejected('signature', 'commit carries no signature', hex(commit)) };
+  const deferred: boolean[] = [];
+  if (sigs.length === 0) return { commit, ids: [], deferred, problem: new CommitRejected('signature', 'commit carries no signature', hex(commit)) };
   const ids: KeyId[] = [];
   for (const s of sigs) {
     if (s.publicKey[0] !== Alg.SIG_PUBLIC_KEY) {
-      return { commit, ids, problem: new CommitRejected('signature', 'signature key is not a signing public key', hex(commit)) };
+      return { commit, ids, deferred, problem: new CommitRejected('signature', 'signature key is not a signing public key', hex(commit)) };
     }
     const id = publicKeyId(s.publicKey);
-    if (ids.includes(id)) return { commit, ids, problem: new CommitRejected('malformed', 'two signatures by the same key', hex(commit)) };
+    if (ids.includes(id)) return { commit, ids, deferred, problem: new CommitRejected('malformed', 'two signatures by the same key', hex(commit)) };
     ids.push(id);
+    const d = isDeferredSignature(s.signature);
+    // A sign-off stands for the signatures it replaces: it must carry real ones itself.
+    if (d && commit.header.signs) return { commit, ids, deferred, problem: new CommitRejected('signature', 'a sign-off with a deferred signature', hex(commit)) };
+    deferred.push(d);
   }
-  return { commit, ids, problem: null };
+  return { commit, ids, deferred, problem: null };
 }
 
 /**
  * Verifies every signature of every commit; with a pool, all of them in one batch across the
- * workers. Returns, per commit, its signer ids or the rejection.
+ * workers. Returns, per commit, its signer ids or the rejection. A deferred slot (deferred.ts) is
+ * accepted only when `deferred` vouches for it (the opener's own MAC key, a verified sign-off); without
+ * one — the server, any other validator — it is refused like a bad signature. `seqs[i]` is the log
+ * seq of `commits[i]`, when known (for checks that depend on it).
  */
 export async function verifySignatures(
   commits: readonly Commit[],
   pool?: CryptoPool | null,
+  deferred?: DeferredCheck,
+  seqs?: readonly number[],
 ): Promise<Array<ReadonlySet<KeyId> | CommitRejected>> {
   const plans = commits.map(planSignatures);
   const items: Array<{ publicKey: Buffer; message: Buffer; signature: Buffer }> = [];
-  for (const p of plans) {
-    if (p.problem) continue;
+  plans.forEach((p, i) => {
+    if (p.problem) return;
+    const sigs = p.commit.signatures;
+    // Deferred slots first: a commit one of them fails queues nothing for the pool.
+    for (let k = 0; k < sigs.length; k++) {
+      if (p.deferred[k] && !deferred?.(sigs[k]!, p.commit, seqs?.[i])) {
+        p.problem = new CommitRejected(
+          'signature',
+          deferred
+            ? 'a deferred signature that no sign-off covers and no key of the opener vouches for'
+            : 'a deferred signature (not signed off yet: only its writer can check it)',
+          hex(p.commit),
+        );
+        return;
+      }
+    }
     const message = signatureMessage(p.commit.hash);
-    for (const s of p.commit.signatures) items.push({ publicKey: s.publicKey, message, signature: s.signature });
-  }
+    for (let k = 0; k < sigs.length; k++) if (!p.deferred[k]) items.push({ publicKey: sigs[k]!.publicKey, message, signature: sigs[k]!.signature });
+  });
   let ok: boolean[];
   if (pool && items.length > 0) ok = await pool.verifyMany(items);
   else ok = items.map((it) => safeVerify(it.publicKey, it.message, it.signature));
@@ -94,7 +121,7 @@ export async function verifySignatures(
   return plans.map((p) => {
     if (p.problem) return p.problem;
     let good = true;
-    for (let k = 0; k < p.commit.signatures.length; k++) if (!ok[i++]) good = false;
+    for (let k = 0; k < p.commit.signatures.length; k++) if (!p.deferred[k] && !ok[i++]) good = false;
     if (!good) return new CommitRejected('signature', 'a signature does not verify', hex(p.commit));
     return new Set(p.ids);
   });
@@ -153,6 +180,7 @@ export function checkAgainstState(
   if (!genesis) throw new CommitRejected('genesis', 'the chain has no genesis yet', hex(commit));
   if (!h.chain || !h.chain.equals(genesis.hash)) throw new CommitRejected('genesis', 'commit belongs to another chain', hex(commit));
   if (state.hasCommit(commit.hash)) throw new CommitRejected('replay', 'commit already applied', hex(commit));
+  if (h.signs && commit.events.length > 0) throw new CommitRejected('malformed', 'a sign-off carries no events', hex(commit));
   checkFuture(commit, genesis, opts);
 
   const seen = new Set<string>();

@@ -14,6 +14,11 @@ export const Alg = {
   SIG_SECRET_KEY: 0x11,
   /** Hybrid signature: header | ed25519 sig(64) | ml-dsa-65 sig(3309) */
   SIGNATURE: 0x12,
+  /**
+   * Deferred signature (src/chain/deferred.ts): header | HMAC-SHA-256(32) under a key derived from
+   * the signing secret key; stands in for a SIGNATURE until a later signed seal covers the commit.
+   */
+  DEFERRED_MAC: 0x13,
   /** X-Wing (ML-KEM-768 + X25519) public key: header | pk(1216) */
   KEM_PUBLIC_KEY: 0x20,
   /** X-Wing secret key: header | seed(32) */

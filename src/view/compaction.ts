@@ -36,7 +36,7 @@ import { eventSpans } from './record-spans.js';
 import type { CompactionStep, LogPosition } from '../log/index.js';
 import { CompactionFailed } from './errors.js';
 import { IndexStore, type Watermark, decodeDaoEntry } from './index-store.js';
-import { LmdbAuthorityState } from './lmdb-state.js';
+import { LmdbAuthorityState, type UnsignedCommit } from './lmdb-state.js';
 import { type CompactionReport, type View, hintsOf } from './view.js';
 import { advanceWatermark, advanceWatermarkBy, emptyWatermark, storedRecordDigest } from './watermark.js';
 import { type ViewPhase, type ProgressUnit, logBytesOf } from './progress.js';
@@ -189,6 +189,7 @@ export async function runCompaction(
     }
     if (!dry) throw new CompactionFailed('compaction did not converge');
     const hashedUpToCut = dry.watermark;
+    const unsignedKept = dry.unsigned;
 
     // The log calls the predicate for every record as it copies: that is the copy's progress.
     const copy = new Phase(view, 'compact-copy', view.log.sizeBytes(), 'bytes');
@@ -219,6 +220,7 @@ export async function runCompaction(
     });
     view.remap = null;
     view.state.clearCache();
+    view.state.addUnsigned(unsignedKept);
     return {
       reason,
       bytesBefore: result.bytesBefore,
@@ -276,6 +278,11 @@ function decodeDaoEntryFast(b: Buffer): { seq: number; deleted: boolean; updated
 interface DryRun {
   store: IndexStore;
   watermark: Watermark;
+  /**
+   * Kept commits with deferred signatures (src/chain/deferred.ts): their sign-offs hold no DAO and
+   * are dropped, so they are listed as unsigned again and the view signs them off anew.
+   */
+  unsigned: UnsignedCommit[];
   close(): Promise<void>;
 }
 
@@ -397,7 +404,7 @@ async function dryRun(view: View, cut: number, keep: Set<number>): Promise<DryRe
     }
     state.flush();
     phase.end();
-    return { store, watermark: wm, close };
+    return { store, watermark: wm, unsigned: state.unsigned(), close };
   } catch (e) {
     await close();
     throw e;

@@ -323,7 +323,7 @@ export class Dio {
   private async signAndSubmit(view: View, scope: CommitScope): Promise<CommitResult> {
     let commit;
     try {
-      const b = new CommitBuilder({ state: view.state, keyring: view.keyring, keys: view.keys, pool: view.pool, bulk: view.bulk, now: view.now });
+      const b = new CommitBuilder({ state: view.state, keyring: view.keyring, keys: view.keys, pool: view.pool, bulk: view.bulk, now: view.now, deferSignatures: view.deferSignatures });
       for (const [key, p] of this.writes) {
         if (p.kind === 'delete') {
           b.delete(key);

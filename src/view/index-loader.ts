@@ -10,6 +10,11 @@ import {
   decodeCommit,
   hintsOf,
   verifySignatures,
+  type DeferredCheck,
+  type SignoffIndex,
+  eitherCheck,
+  hasDeferredSignature,
+  signoffsIn,
 } from '../chain/index.js';
 import type { CryptoPool } from '../crypto/index.js';
 import type { LogRecord, RedoLog } from '../log/index.js';
@@ -27,6 +32,8 @@ export interface LoaderHost {
   readonly store: IndexStore;
   readonly state: LmdbAuthorityState;
   readonly pool: CryptoPool | null;
+  /** Accepts deferred signature slots made with the opener's own keys (src/chain/deferred.ts). */
+  readonly deferredCheck: DeferredCheck;
   readonly readOnly: boolean;
   /** ValidationOptions.backwardsToleranceMs of this chain's order. */
   readonly backwardsToleranceMs: number;
@@ -47,6 +54,8 @@ export interface IndexRecovery {
 export class IndexLoader {
   /** Index failures recovered from, oldest first. */
   readonly recoveries: IndexRecovery[] = [];
+  /** Sign-offs of the log from the first deferred commit this opener could not check (lazy). */
+  private signoffs: SignoffIndex | null = null;
 
   constructor(private readonly v: LoaderHost) {}
 
@@ -184,7 +193,14 @@ export class IndexLoader {
           throw this.loadError(r, e);
         }
       });
-      const sigs = await verifySignatures(commits, this.v.pool);
+      const seqs = recs.map((r) => r.seq);
+      let sigs = await verifySignatures(commits, this.v.pool, this.v.deferredCheck, seqs);
+      // Deferred signatures this opener holds no key for (another reader of a local chain): the
+      // sign-offs later in the log vouch for them. Looked for only when needed (one pass).
+      if (sigs.some((s, i) => !(s instanceof Set) && hasDeferredSignature(commits[i]!))) {
+        this.signoffs ??= await signoffsIn(this.v.log, { seq: recs[0]!.seq }, this.v.pool);
+        sigs = await verifySignatures(commits, this.v.pool, eitherCheck(this.v.deferredCheck, this.signoffs.check), seqs);
+      }
       return { recs, commits, sigs };
     };
     let batch = take();

@@ -6,6 +6,8 @@
 import type { AuthorityState, CommitEffects, DataKeyRecord, Genesis, NodeRecord } from '../chain/state.js';
 import type { Commit, DaoKey, DataKeyId, KeyId } from '../chain/types.js';
 import { type GapHints, nodeAcrossGap } from '../chain/gaps.js';
+import { deferredKeys, isDeferredSignature } from '../chain/deferred.js';
+import { publicKeyId } from '../chain/ids.js';
 import type { LogPosition } from '../log/index.js';
 import { type DaoEntry, type IndexStore, type Watermark, INDEX_FORMAT } from './index-store.js';
 import { eventSpans } from './record-spans.js';
@@ -17,6 +19,14 @@ export interface AcceptedRecord {
   pos: LogPosition;
   commit: Commit;
   effects: CommitEffects;
+}
+
+/** A commit whose signatures are deferred and that no seal covers yet (src/chain/deferred.ts). */
+export interface UnsignedCommit {
+  hash: Buffer;
+  seq: number;
+  /** Public keys of its deferred slots: a seal must be signed by each. */
+  keys: Buffer[];
 }
 
 /** What one applied commit changed, for subscribers. */
@@ -59,6 +69,12 @@ export class LmdbAuthorityState implements AuthorityState {
    * summed once here.
    */
   liveBytes: number;
+  /**
+   * Applied commits with deferred signatures that no applied seal covers, by hash (hex), in seq
+   * order. Persisted in the same transaction as the records ('unsigned'), so a mount that stopped
+   * between a durable commit and its seal finds them on the next open (sealer.ts).
+   */
+  private unsignedByHash: Map<string, UnsignedCommit>;
 
   constructor(readonly store: IndexStore, watermark: Watermark) {
     this.watermark = watermark;
@@ -70,6 +86,28 @@ export class LmdbAuthorityState implements AuthorityState {
     this.liveBytes = live;
     const g = store.getMeta<[Buffer, unknown, string[]]>('genesis');
     if (g) this.genesis = { hash: Buffer.from(g[0]), info: g[1] as Genesis['info'], rootKeyIds: g[2] };
+    this.unsignedByHash = loadUnsigned(store);
+  }
+
+  /** Commits waiting for a seal, oldest first. */
+  unsigned(): UnsignedCommit[] {
+    return [...this.unsignedByHash.values()];
+  }
+
+  /** Lists commits as unsigned again (their sign-offs were compacted away); persisted at once. */
+  addUnsigned(list: readonly UnsignedCommit[]): void {
+    if (list.length === 0) return;
+    const next = new Map(this.unsignedByHash);
+    for (const u of list) next.set(u.hash.toString('hex'), u);
+    const sorted = new Map([...next.entries()].sort((a, b) => a[1].seq - b[1].seq));
+    this.store.transaction(() => {
+      this.store.putMeta('unsigned', [...sorted.values()].map((u) => [u.hash, u.seq, u.keys]));
+    });
+    this.unsignedByHash = sorted;
+  }
+
+  get unsignedCount(): number {
+    return this.unsignedByHash.size;
   }
 
   get pendingCount(): number {
@@ -168,12 +206,14 @@ export class LmdbAuthorityState implements AuthorityState {
     const out: AppliedChange[][] = [];
     let wm = this.watermark;
     const liveBefore = this.liveBytes;
+    const unsigned = nextUnsigned(this.unsignedByHash, batch);
     try {
       store.transaction(() => {
         for (const r of batch) {
           out.push(this.writeRecord(r));
           wm = advanceWatermark(wm, r.seq, r.pos, r.commit);
         }
+        if (unsigned) store.putMeta('unsigned', [...unsigned.values()].map((u) => [u.hash, u.seq, u.keys]));
         store.putWatermark(wm);
         store.putMeta('live', this.liveBytes);
         store.putMeta('format', INDEX_FORMAT);
@@ -183,6 +223,7 @@ export class LmdbAuthorityState implements AuthorityState {
       throw e;
     }
     this.watermark = wm;
+    if (unsigned) this.unsignedByHash = unsigned;
     for (const r of batch) for (const n of r.effects.nodes) this.cache.delete(n.key);
     this.pending = [];
     this.stagedLatest = undefined;
@@ -263,6 +304,7 @@ export class LmdbAuthorityState implements AuthorityState {
   /** Forget cached node records (after compaction or an external index change). */
   clearCache(): void {
     this.cache.clear();
+    this.unsignedByHash = loadUnsigned(this.store);
   }
 
   /** After the store was reopened (IndexStore.reopen): nothing staged or cached, the rest read afresh. */
@@ -271,5 +313,40 @@ export class LmdbAuthorityState implements AuthorityState {
     this.cache.clear();
     this.watermark = this.store.getWatermark() ?? emptyWatermark();
     this.liveBytes = this.store.getMeta<number>('live') ?? this.store.sumLivePayload();
+    this.unsignedByHash = loadUnsigned(this.store);
   }
+}
+
+function loadUnsigned(store: IndexStore): Map<string, UnsignedCommit> {
+  const m = new Map<string, UnsignedCommit>();
+  for (const [hash, seq, keys] of store.getMeta<Array<[Uint8Array, number, Uint8Array[]]>>('unsigned') ?? []) {
+    const h = Buffer.from(hash);
+    m.set(h.toString('hex'), { hash: h, seq, keys: keys.map((k) => Buffer.from(k)) });
+  }
+  return m;
+}
+
+/**
+ * The unsealed set after a batch (null when the batch changes nothing): deferred commits join it,
+ * a seal removes each commit it lists whose deferred keys all signed the seal.
+ */
+function nextUnsigned(cur: Map<string, UnsignedCommit>, batch: readonly AcceptedRecord[]): Map<string, UnsignedCommit> | null {
+  let next: Map<string, UnsignedCommit> | null = null;
+  for (const { seq, commit } of batch) {
+    const keys = deferredKeys(commit);
+    if (keys.length > 0) {
+      next ??= new Map(cur);
+      next.set(commit.hash.toString('hex'), { hash: commit.hash, seq, keys });
+    }
+    if (commit.header.signs) {
+      next ??= new Map(cur);
+      const signed = new Set(commit.signatures.filter((s) => !isDeferredSignature(s.signature)).map((s) => publicKeyId(s.publicKey)));
+      for (const h of commit.header.signs) {
+        const k = h.toString('hex');
+        const u = next.get(k);
+        if (u && u.keys.every((pk) => signed.has(publicKeyId(pk)))) next.delete(k);
+      }
+    }
+  }
+  return next;
 }

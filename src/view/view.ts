@@ -26,7 +26,11 @@ import {
   hintsOf,
   signersOf,
   verifySignatures,
+  type DeferredCheck,
+  hasDeferredSignature,
+  macCheck,
 } from '../chain/index.js';
+import { DeferredSigner } from './deferred-signer.js';
 import type { BulkCryptoPool, CryptoPool, OpenItem } from '../crypto/index.js';
 import { DecryptError, hkdfSha256, hmacSha256 } from '../crypto/index.js';
 import { LogError, type Durability, type LogPosition, type LogRecord, type RedoLog } from '../log/index.js';
@@ -117,6 +121,13 @@ export interface OpenViewOptions {
   backwardsToleranceMs?: number;
   readOnly?: boolean;
   /**
+   * Commit with deferred signatures (src/chain/deferred.ts): a commit is durable and
+   * MAC-authenticated at once and signed off in the background (deferred-signer.ts), so fsync does
+   * not wait for a hybrid signature. Only for a log this session alone writes and never uploads
+   * (a local mount): no other validator accepts a deferred commit before its sign-off.
+   */
+  deferSignatures?: boolean;
+  /**
    * Replay stops after this seq: the chain as it was then (history mounts). Only with readOnly and
    * a private index (no indexPath): such a view never describes the log's present.
    */
@@ -168,6 +179,9 @@ export interface ViewStats {
   lastCompactionError: string | null;
   /** LMDB failures under a commit that the view recovered from by reopening or rebuilding the index. */
   indexRecoveries: number;
+  /** Commits with deferred signatures not yet signed off; sign-offs appended by this view. */
+  unsigned: number;
+  signoffs: number;
 }
 
 export interface CompactionReport {
@@ -198,6 +212,11 @@ export class View {
   readonly keys: DataKeyCache;
   readonly keyring: Keyring;
   readonly leases: Leases;
+  /** Whether this view's own commits defer their signatures (OpenViewOptions.deferSignatures). */
+  readonly deferSignatures: boolean;
+  /** Accepts deferred slots made with this session's own keys (their MAC). */
+  readonly deferredCheck: DeferredCheck;
+  private readonly signer: DeferredSigner;
   readonly pool: CryptoPool | null;
   readonly bulk: BulkCryptoPool | null;
   readonly readOnly: boolean;
@@ -277,12 +296,15 @@ export class View {
     this.pool = o.pool ?? null;
     this.bulk = o.bulkPool ?? null;
     this.readOnly = o.readOnly ?? false;
+    this.deferSignatures = !!o.deferSignatures && !this.readOnly;
+    this.deferredCheck = macCheck(o.keyring.signingKeys());
+    this.signer = new DeferredSigner(this);
     this.now = o.now ?? Date.now;
     this.backwardsToleranceMs = o.backwardsToleranceMs ?? 0;
     this.state = new LmdbAuthorityState(store, store.getWatermark() ?? emptyWatermark());
     this.leases = new Leases(store, this.now);
     this.loader = new IndexLoader({
-      opts: o, log: this.log, store, state: this.state, pool: this.pool, readOnly: this.readOnly, now: this.now,
+      opts: o, log: this.log, store, state: this.state, pool: this.pool, deferredCheck: this.deferredCheck, readOnly: this.readOnly, now: this.now,
       backwardsToleranceMs: this.backwardsToleranceMs,
       progress: (p) => this.progress(p), clearValues: () => this.values.clear(), fail: (e) => this.fail(e),
     });
@@ -333,6 +355,8 @@ export class View {
     }
     view.policy.reset(view.log.sizeBytes(), view.now());
     view.armTimer();
+    // A mount that stopped between a durable commit and its sign-off: sign it off now.
+    view.signer.kick();
     return view;
   }
 
@@ -695,7 +719,7 @@ export class View {
     let signers;
     if (trusted) signers = signersOf(c);
     else {
-      const [s] = await verifySignatures([c], this.pool);
+      const [s] = await verifySignatures([c], this.pool, this.deferredCheck);
       if (s instanceof ChainCommitRejected) throw mapReject(s);
       signers = s!;
     }
@@ -732,6 +756,7 @@ export class View {
     });
     this.emit({ seq: res.seq, commitHash: res.hash.toString('hex'), timestamp: res.timestamp, local: trusted, changes: res.changes });
     if (scope === 'durable' || scope === 'remote') await this.log.flush('durable');
+    if (hasDeferredSignature(c)) this.signer.kick();
     this.maybeCompact();
     return { seq: res.seq, changes: res.changes };
   }
@@ -800,6 +825,8 @@ export class View {
         // The bulk readers' cached descriptors would keep the deleted segments' space allocated.
         if (!r.skipped) await this.bulk?.closeFiles();
         this.policy.reset(this.log.sizeBytes(), this.now());
+        // Compaction drops sign-offs: the deferred commits it kept are listed as unsigned again.
+        if (!r.skipped) this.signer.kick();
         return r;
       } catch (e) {
         this.lastCompactionError = e as Error;
@@ -838,6 +865,8 @@ export class View {
       lastCompaction: this.lastCompaction,
       lastCompactionError: this.lastCompactionError ? this.lastCompactionError.message : null,
       indexRecoveries: this.loader.recoveries.length,
+      unsigned: this.state.unsignedCount,
+      signoffs: this.signer.stats.signoffs,
     };
   }
 
@@ -859,10 +888,22 @@ export class View {
     this.failed ??= e;
   }
 
+  /**
+   * Signs off every commit whose signature was deferred and makes the sign-offs durable: what a
+   * third party needs to verify the log (unmount, before compaction's copy, `atefs verify`).
+   */
+  async signOff(): Promise<void> {
+    if (this.readOnly || this.closed || this.failed) return;
+    const before = this.signer.stats.signoffs;
+    await this.signer.flush();
+    if (this.signer.stats.signoffs !== before) await this.log.flush('durable');
+  }
+
   /** Closes the index (and deletes a temporary one). The log stays open: it belongs to the caller. */
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.compacting) await this.compacting.catch(() => undefined);
+    await this.signOff().catch(() => undefined);
     await this.lock.catch(() => undefined);
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
