@@ -97,7 +97,8 @@ export async function runLog(a: { target?: string; logPath?: string; path?: stri
     const out: CommitSummary[] = [];
     for (const rec of log.records()) {
       const c = decodeCommit(rec.payload);
-      if (c.header.genesis) continue;
+      // Sign-offs (deferred signatures, src/chain/deferred.ts) change nothing: not history.
+      if (c.header.genesis || c.header.signs) continue;
       if (match && !match(c)) continue;
       out.push(summarize(rec, c, names));
     }

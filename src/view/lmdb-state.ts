@@ -209,8 +209,13 @@ export class LmdbAuthorityState implements AuthorityState {
     const unsigned = nextUnsigned(this.unsignedByHash, batch);
     try {
       store.transaction(() => {
+        let lastTime = wm.seq >= 0 ? store.getRecord(wm.seq)?.time : undefined;
         for (const r of batch) {
-          out.push(this.writeRecord(r));
+          // A sign-off is timed when it is built, and commits made while it was signed come before
+          // it: its record keeps the newest time so far, so the chain's latest time never goes back.
+          const time = r.commit.header.signs && lastTime !== undefined ? Math.max(lastTime, r.commit.header.timestamp) : r.commit.header.timestamp;
+          out.push(this.writeRecord(r, time));
+          lastTime = time;
           wm = advanceWatermark(wm, r.seq, r.pos, r.commit);
         }
         if (unsigned) store.putMeta('unsigned', [...unsigned.values()].map((u) => [u.hash, u.seq, u.keys]));
@@ -234,7 +239,7 @@ export class LmdbAuthorityState implements AuthorityState {
     return out;
   }
 
-  private writeRecord(r: AcceptedRecord): AppliedChange[] {
+  private writeRecord(r: AcceptedRecord, time: number): AppliedChange[] {
     const { seq, pos, commit, effects } = r;
     const store = this.store;
     const changes: AppliedChange[] = [];
@@ -295,7 +300,7 @@ export class LmdbAuthorityState implements AuthorityState {
       live: commit.events.length,
       events: commit.events.length,
       bytes: commit.size ?? commit.bytes.length,
-      time: commit.header.timestamp,
+      time,
     });
     store.putSeen(commit.hash, seq);
     return changes;

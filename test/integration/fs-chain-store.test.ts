@@ -269,7 +269,8 @@ describe('durability of an empty batch', () => {
 describe('commit timings', () => {
   it('counts DIO commits, events and signatures and sums their times; the timed pool signs and verifies like the pool', async () => {
     const chainDir = join(base, 'timings');
-    const chain = await openLocalChain({ chainDir, configDir: join(base, 'config') });
+    // Each commit signed as it is made (deferred signatures are tested in deferred-signatures.test.ts).
+    const chain = await openLocalChain({ chainDir, configDir: join(base, 'config'), deferSignatures: false });
     const fs = await Filesystem.open(chain.store, { commitDelayMs: 60_000 });
     const t0 = { ...chain.store.timings };
     const d = fs.mkdir(ROOT, 1, b('t'), 0o755).ino;
