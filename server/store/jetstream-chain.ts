@@ -39,6 +39,9 @@ const MESSAGE_OVERHEAD = 4096;
 // Stored already: no clock applies to it now (and, as for every append, not the time-order rule).
 const STORED_COMMIT = serverOrder(Number.POSITIVE_INFINITY);
 
+/** How long one publish attempt waits for its ack before it is sent again (see publishBatch). */
+const PUBLISH_ATTEMPT_MS = 1500;
+
 export interface JetStreamContext {
   js: JetStreamClient;
   /** The same with a short request timeout: recreating a tail retries fast through an election. */
@@ -446,7 +449,10 @@ export class JetStreamChain implements ServedChain {
     for (let attempt = 0; ; attempt++) {
       if (this.broken) return;
       try {
-        const ack = await this.c.js.publish(this.subject, payload, { msgID, expect: { lastSubjectSequence: expect }, headers: h, timeout: 5000 });
+        // A short wait per attempt: a publish in flight when the stream leader dies is never
+        // answered, and the retry (same msgID: deduplicated if the first landed) must reach the
+        // new leader as soon as it is elected, not 5 s later. A slow ack is only sent again.
+        const ack = await this.c.js.publish(this.subject, payload, { msgID, expect: { lastSubjectSequence: expect }, headers: h, timeout: PUBLISH_ATTEMPT_MS });
         await this.waitApplied(ack.seq, this.c.publishTimeoutMs);
         break;
       } catch (e) {
