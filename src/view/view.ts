@@ -825,8 +825,9 @@ export class View {
         // The bulk readers' cached descriptors would keep the deleted segments' space allocated.
         if (!r.skipped) await this.bulk?.closeFiles();
         this.policy.reset(this.log.sizeBytes(), this.now());
-        // Compaction drops sign-offs: the deferred commits it kept are listed as unsigned again.
-        if (!r.skipped) this.signer.kick();
+        // Compaction drops sign-offs: the deferred commits it kept are listed as unsigned again and
+        // signed off before the run reports done, so the compacted log verifies for anyone.
+        if (!r.skipped && !this.readOnly) await this.signer.flush();
         return r;
       } catch (e) {
         this.lastCompactionError = e as Error;
