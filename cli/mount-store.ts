@@ -1,15 +1,17 @@
-import { Filesystem, type FsStore } from '../fs/core/index.js';
+import { Filesystem, type FilesystemOptions, type FsStore } from '../fs/core/index.js';
+import { existsSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { RemoteFs, defaultRemoteDir } from '../fs/remote/remote-store.js';
 import { defaultDataDir } from '../fs/chain-store/open-local.js';
 import { parseRemoteUrl } from '../src/net/index.js';
 import { ChainStore, TRUST_HINT, checkUnpinnedChain, findPin, openLocalChain, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
 import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
-import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
+import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session, type Token } from '../src/session/index.js';
 import { View, type ViewProgress } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
+import { remoteMountKeys } from './mount-token.js';
 
 /**
  * Chooses and opens the store a mount serves: a local chain (persistent, or in memory for --temp);
@@ -47,6 +49,8 @@ export interface OpenedStore {
   status?(): StoreStatus;
   /** Commit counters and summed times of the store (stats file), e.g. signing time. */
   timings?(): Record<string, number>;
+  /** Options of the core over this store (a group chain: owner ids of new files, its root, noatime). */
+  fsOptions?: Pick<FilesystemOptions, 'creator' | 'rootUid' | 'rootGid' | 'rootMode' | 'atime'>;
   /** Called after the core committed everything (core.destroy()). */
   close(): Promise<void>;
 }
@@ -181,23 +185,40 @@ export const PASSCODE_ARGV_WARNING =
 
 /** --token-path (with --passcode or $ATEFS_PASSCODE when it is encrypted): that token's keys. */
 async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
-  const passphrase = args.passcode ?? process.env.ATEFS_PASSCODE;
   if (!args.tokenPath) {
     if (args.passcode) throw new UserError('--passcode unlocks a token file: give it with --token-path');
     return undefined;
   }
+  return (await tokenFromFile(args, args.tokenPath)).session;
+}
+
+/** The token file `file`, unlocked with --passcode or $ATEFS_PASSCODE; its failures as one line. */
+async function tokenFromFile(args: MountArgs, file: string): Promise<Token> {
+  const passphrase = args.passcode ?? process.env.ATEFS_PASSCODE;
   if (args.passcode) process.stderr.write(`${PASSCODE_ARGV_WARNING}\n`);
   try {
-    return (await readTokenFile(args.tokenPath, passphrase ? { passphrase } : {})).session;
+    return await readTokenFile(file, passphrase ? { passphrase } : {});
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new UserError(`no token file at ${args.tokenPath}`);
+    if (err.code === 'ENOENT') throw new UserError(`no token file at ${file}`);
     switch (err.name) {
       case 'TokenExpired': case 'BadPassphrase': case 'PassphraseRequired': case 'TokenInvalid':
-        throw new UserError(`${args.tokenPath}: ${err.message}`);
+        throw new UserError(`${file}: ${err.message}`);
     }
     throw e;
   }
+}
+
+/**
+ * The token a remote mount uses: --token-path, else the auth service's token in its default place
+ * ($XDG_CONFIG_HOME/atefs/token) when there is one, else none (the local identity's keys).
+ */
+async function remoteToken(args: MountArgs): Promise<Token | null> {
+  if (args.tokenPath) return tokenFromFile(args, args.tokenPath);
+  const file = join(defaultConfigDir(), 'token');
+  if (existsSync(file)) return tokenFromFile(args, file);
+  if (args.passcode) throw new UserError(`--passcode unlocks a token file: give it with --token-path (there is none at ${file})`);
+  return null;
 }
 
 /** Typed failures of opening a chain become one clear line; anything else stays an error. */
@@ -234,12 +255,17 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     throw new UserError((e as Error).message);
   }
   if (args.at !== undefined) throw new UserError('--at mounts a point of a local chain\'s history; it does not apply to a remote chain');
-  const session = await keysOf(args);
+  const token = await remoteToken(args);
+  const session = token?.session ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
   const dir = args.temp ? null : resolvePath(args.logPath ?? defaultRemoteDir(defaultDataDir(), url));
   const mode = args.recoveryMode ?? 'async';
+  const onWarning = (m: string) => process.stderr.write(`warning: ${m}\n`);
+  const keys = token ? await remoteMountKeys(url, token, { configDir: defaultConfigDir(), ...(args.serverKey ? { serverKey: args.serverKey } : {}), onWarning }) : {};
   let rfs: RemoteFs;
   try {
     rfs = await RemoteFs.open({
+      ...(keys.create ? { create: keys.create } : {}),
+      ...(keys.group ? { group: { readers: keys.group.readers, writers: keys.group.writers } } : {}),
       url, session, dir, configDir: defaultConfigDir(), mode, readOnly: args.readOnly,
       // The kernel transport is told exactly what changed elsewhere (notify messages): its caches
       // can stay long. fuse-native cannot be told: short timeouts.
@@ -249,7 +275,7 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     });
   } catch (e) {
     const err = e as Error;
-    if (err.name === 'Disconnected' || err.name === 'NetError' || err.name === 'ServerMisbehaved' || err.name === 'HostKeyMismatch') throw new UserError(`cannot mount ${url}: ${err.message}`);
+    if (err.name === 'Disconnected' || err.name === 'NetError' || err.name === 'ServerMisbehaved' || err.name === 'HostKeyMismatch' || err.name === 'GroupRootMissing') throw new UserError(`cannot mount ${url}: ${err.message}`);
     throw chainOpenError(e);
   }
   const uploadMs = Number(process.env.ATEFS_UPLOAD_TIMEOUT_MS) || UPLOAD_TIMEOUT_MS;
@@ -258,8 +284,17 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
   return {
     store: rfs.store,
     chain: url,
-    mode: `replicated (${mode}${args.temp ? ', in memory' : ''})`,
+    mode: `replicated (${mode}${args.temp ? ', in memory' : ''})${keys.group ? `, group ${keys.group.name}` : ''}`,
     local: false,
+    // A group chain: what this mount creates belongs to the token's user in the group (the same
+    // numbers on every machine), its root is a setgid directory of the group, and reading does
+    // not write atimes (an atime is an inode write, which a member may not be allowed to make).
+    ...(keys.group ? {
+      fsOptions: {
+        ...(keys.creator ? { creator: keys.creator, rootUid: keys.creator.uid, rootGid: keys.creator.gid } : {}),
+        rootMode: 0o2775, atime: 'noatime' as const,
+      },
+    } : {}),
     kernelCache: args.transport === 'kernel',
     // Another machine sees a change once it is committed and relayed: commit soon after it
     // (100 ms) while the uploads keep up; while earlier commits are still on their way (a
@@ -291,7 +326,7 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
 /** The core over an opened store; an empty writable store gets a root owned by the mounting user. */
 export async function openCore(opened: OpenedStore, args: MountArgs): Promise<Filesystem> {
   try {
-    return await Filesystem.open(opened.store, { readOnly: args.readOnly, ...(opened.commitDelayMs !== undefined ? { commitDelayMs: opened.commitDelayMs } : {}) });
+    return await Filesystem.open(opened.store, { ...opened.fsOptions, readOnly: args.readOnly, ...(opened.commitDelayMs !== undefined ? { commitDelayMs: opened.commitDelayMs } : {}) });
   } catch (e) {
     if ((e as Error).name === 'FsError' && (e as { code?: string }).code === 'EROFS') {
       throw new UserError('cannot mount an empty chain read-only: it has no root directory yet');

@@ -47,6 +47,13 @@ export interface FilesystemOptions {
   rootUid?: number;
   rootGid?: number;
   /**
+   * Owner ids of what this mount creates, instead of the caller's: a mount with an auth service's
+   * token writes as the token's user (its uid) in the group of a group chain (the group's gid), so
+   * every machine shows the same numbers whatever the local accounts. A setgid directory still
+   * hands down its own gid.
+   */
+  creator?: { uid: number; gid: number };
+  /**
    * Inodes kept in memory before clean, unreferenced ones (no lookups, no handles, nothing dirty
    * or in flight) are dropped; they reload from the store on the next use. Default 200,000.
    */
@@ -122,6 +129,7 @@ export class Filesystem implements FsCore {
   private readonly now: () => Timespec;
   private readonly atimePolicy: 'relatime' | 'noatime' | 'strict';
   private destroyed = false;
+  private readonly creator: { uid: number; gid: number } | undefined;
 
   /** Opens a filesystem over `store`, creating (and durably committing) the root directory if the store is empty. */
   static async open(store: FsStore, opts: FilesystemOptions = {}): Promise<Filesystem> {
@@ -139,6 +147,7 @@ export class Filesystem implements FsCore {
     this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
     this.now = opts.now ?? nowTimespec;
     this.atimePolicy = opts.atime ?? 'relatime';
+    this.creator = opts.creator;
     this.table = new InodeTable(store, Math.max(16, opts.maxInodes ?? 200_000), (inode) =>
       inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.lazyAtime || inode.commitSeq > this.committer.completedSeq
       || (inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || (inode.pages !== null && inode.pages.size > 0)
@@ -459,7 +468,7 @@ export class Filesystem implements FsCore {
     // mkdir ignores suid/sgid in the mode (sgid comes only from a setgid parent), like Linux.
     let perm = isDir ? mode & 0o1777 : mode & 0o7777;
     if (ctx.umask !== undefined && type !== S_IFLNK) perm &= ~ctx.umask;
-    let gid = ctx.gid;
+    let gid = this.creator?.gid ?? ctx.gid;
     if ((p.mode & S_ISGID) !== 0) {
       gid = p.gid;
       if (isDir) perm |= S_ISGID;
@@ -469,7 +478,7 @@ export class Filesystem implements FsCore {
     const t = this.now();
     const ino = this.store.allocIno();
     const rec: InodeRecord = {
-      ino, generation: 1, mode: type | perm, uid: ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
+      ino, generation: 1, mode: type | perm, uid: this.creator?.uid ?? ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
       nlink: isDir ? 2 : 1, size: target ? target.length : 0, atime: t, mtime: t, ctime: t, xattrs: EMPTY_XATTRS,
     };
     if (target) rec.symlinkTarget = Buffer.from(target);
