@@ -4,7 +4,7 @@ import type { Ino } from '../core/api.js';
 import { S_IFDIR, S_IFMT } from '../core/constants.js';
 import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
-import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ParentLink, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
+import { INHERIT_READ, INHERIT_WRITE, admits, effectiveWrite, type KeyId, type ParentLink, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock,
@@ -127,6 +127,9 @@ export class ChainStore implements FsStore {
   top: ParentLink | null;
   private readonly commitBudget: number;
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
+  /** Group chains only (FsStore.mayChange): the members' keys differ; elsewhere every key is the owner's. */
+  mayChange?: (ino: Ino) => boolean;
+  private signerIds: Set<KeyId> | null = null;
   /** Commit counts and times (the mount's stats file). */
   readonly timings: CommitTimings;
 
@@ -141,6 +144,7 @@ export class ChainStore implements FsStore {
     this.groupRead = opts.group ? { mode: 'readers', readers: opts.group.readers } : null;
     this.groupWrite = opts.group ? { mode: 'any', keys: opts.group.writers } : null;
     this.top = opts.top ?? null;
+    if (opts.group) this.mayChange = (ino) => this.keysAdmitChange(ino);
     this.superKey = opts.inoSpace?.key ?? SUPERBLOCK_KEY;
     const sb = view.tryGet(this.superKey);
     this.nextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : opts.inoSpace?.first ?? 2;
@@ -322,6 +326,19 @@ export class ChainStore implements FsStore {
       read: (mode & 0o044) === 0 ? this.privateRead : this.groupRead ?? INHERIT_READ,
       write: (mode & 0o022) === 0 ? this.privateWrite : this.groupWrite ?? INHERIT_WRITE,
     };
+  }
+
+  /** Whether a signing key of this view's keyring meets the write ACL of inode `ino` as stored. */
+  private keysAdmitChange(ino: Ino): boolean {
+    const key = inodeKey(ino);
+    const node = this.view.node(key);
+    if (!node || node.deleted) return true;
+    this.signerIds ??= new Set(this.view.keyring.signingKeys().map((k) => k.id));
+    try {
+      return admits(effectiveWrite(this.view.state, key), this.signerIds);
+    } catch {
+      return true; // a broken tree is for the commit to report, not for this check
+    }
   }
 
   stats(): StoreStats {

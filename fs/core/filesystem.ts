@@ -322,6 +322,11 @@ export class Filesystem implements FsCore {
 
   private touch(inode: Inode): void { this.committer.markInode(inode); }
 
+  /** EACCES when the store's keys may not change `inode` (FsStore.mayChange: a key, not a mode bit). */
+  private changeable(inode: Inode): void {
+    if (this.store.mayChange !== undefined && !this.store.mayChange(inode.ino)) throw fsErr('EACCES');
+  }
+
   private checkName(name: Buffer): string {
     if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
     if (name.length === 0) throw fsErr('ENOENT');
@@ -386,6 +391,7 @@ export class Filesystem implements FsCore {
   setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr {
     this.rw();
     const inode = this.table.get(ino);
+    this.changeable(inode);
     const root = ctx.uid === 0;
     const owner = isOwnerOrRoot(ctx, inode);
     // Check everything first, then apply: a refused setattr changes nothing.
@@ -462,6 +468,7 @@ export class Filesystem implements FsCore {
     const dir = this.dirOf(p);
     if (Filesystem.isDot(name) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
     checkAccess(ctx, p, 3);
+    this.changeable(p);
     const type = mode & S_IFMT;
     const isDir = type === S_IFDIR;
     if (isDir && p.nlink >= LINK_MAX) throw fsErr('EMLINK');
@@ -531,6 +538,8 @@ export class Filesystem implements FsCore {
     if (Filesystem.isDot(newName) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
     if (inode.isDir) throw fsErr('EPERM');
     checkAccess(ctx, p, 3);
+    this.changeable(p);
+    this.changeable(inode);
     if (p.nlink === 0 || inode.nlink === 0) throw fsErr('ENOENT');
     if (inode.nlink >= LINK_MAX) throw fsErr('EMLINK');
     const t = this.now();
@@ -555,6 +564,7 @@ export class Filesystem implements FsCore {
     if (slot === undefined) throw fsErr('ENOENT');
     const child = this.table.get(slot.ino);
     checkAccess(ctx, p, 3);
+    this.changeable(p);
     checkSticky(ctx, p, child);
     return { dir, slot, child };
   }
@@ -566,6 +576,7 @@ export class Filesystem implements FsCore {
     if (dot !== 0) throw fsErr(dot === 1 ? 'EISDIR' : 'EISDIR');
     const { dir, slot, child } = this.victim(ctx, p, name);
     if (child.isDir) throw fsErr('EISDIR');
+    this.changeable(child);
     const t = this.now();
     dir.remove(slot);
     this.committer.markDentry(p, slot.name, slot.key);
@@ -635,10 +646,14 @@ export class Filesystem implements FsCore {
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
     if (exchange && dst === undefined) throw fsErr('ENOENT');
     checkAccess(ctx, p, 3);
+    this.changeable(p);
     checkAccess(ctx, np, 3);
+    this.changeable(np);
     checkSticky(ctx, p, src);
     if (dst !== undefined) checkSticky(ctx, np, dst);
     if (dst !== undefined && dst === src) return; // same inode (hard links or same entry): POSIX says do nothing
+    this.changeable(src);
+    if (dst !== undefined) this.changeable(dst);
     if (src.isDir && p !== np) {
       if (!permits(ctx, src, 2)) throw fsErr('EACCES');
       if (this.isAncestor(src.ino, np.ino)) throw fsErr('EINVAL');
@@ -739,6 +754,7 @@ export class Filesystem implements FsCore {
     // FIFOs and devices may be opened for writing on a read-only filesystem: nothing is stored.
     if (inode.isReg && (writes || (flags & O_TRUNC) !== 0)) {
       this.rw();
+      this.changeable(inode);
     }
     let mask = 0;
     if (acc === O_RDONLY || acc === 2) mask |= 4;
@@ -1043,6 +1059,7 @@ export class Filesystem implements FsCore {
     this.rw();
     checkXattrValue(value);
     checkXattrWrite(ctx, inode, ns, name);
+    this.changeable(inode);
     const exists = Object.hasOwn(inode.xattrs, name);
     if ((flags & XATTR_CREATE) !== 0 && exists) throw fsErr('EEXIST');
     if ((flags & XATTR_REPLACE) !== 0 && !exists) throw fsErr('ENODATA');
@@ -1073,6 +1090,7 @@ export class Filesystem implements FsCore {
     const ns = xattrNamespace(name);
     this.rw();
     checkXattrWrite(ctx, inode, ns, name);
+    this.changeable(inode);
     if (!Object.hasOwn(inode.xattrs, name)) throw fsErr('ENODATA');
     const next = { ...inode.xattrs };
     delete next[name];

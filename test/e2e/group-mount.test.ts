@@ -122,6 +122,8 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
       await fsp.writeFile(a('shared.txt'), 'shared v1\n');
       await fsp.chmod(a('shared.txt'), 0o660);
       await fsp.writeFile(a('secret.txt'), 'alice only\n', { mode: 0o600 });
+      await fsp.writeFile(a('readme.txt'), 'read, do not touch\n');
+      await fsp.chmod(a('readme.txt'), 0o644);
       await fsp.mkdir(a('sub'));
       const st = await fsp.stat(a('shared.txt'));
       expect([st.uid, st.gid]).toEqual([ids.alice, acmeGid]);
@@ -137,6 +139,11 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
         return code === 'EACCES' ? code : code === 'ENOENT' ? undefined : `unexpected ${code}`;
       })).toBe('EACCES');
       expect((await sh(`cat ${b('secret.txt')}`)).stderr).toMatch(/Permission denied/);
+      // Group-readable but not group-writable: bob reads it; his key may not change it, so writing
+      // (as root, past the mode bits) is EACCES at once, and his mount stays writable.
+      expect(await fsp.readFile(b('readme.txt'), 'utf8')).toBe('read, do not touch\n');
+      expect(await fsp.writeFile(b('readme.txt'), 'bob was here\n').then(() => 'written', (e: NodeJS.ErrnoException) => e.code)).toBe('EACCES');
+      expect(await fsp.rm(b('readme.txt')).then(() => 'removed', (e: NodeJS.ErrnoException) => e.code)).toBe('EACCES');
       // Bob edits the shared file; alice reads his edit.
       await fsp.writeFile(b('shared.txt'), 'shared v2 by bob\n');
       expect(await until('bob\'s edit on alice', async () => {
@@ -153,6 +160,7 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
       expect([fa.uid, fa.gid]).toEqual([ids.bob, acmeGid]);
       // Alice still reads her own secret, and edits bob's group-writable file.
       expect(await fsp.readFile(a('secret.txt'), 'utf8')).toBe('alice only\n');
+      expect(await fsp.readFile(a('readme.txt'), 'utf8')).toBe('read, do not touch\n');
       await fsp.appendFile(a('sub/from-bob.txt'), 'and from alice\n');
       expect(await until('alice\'s append on bob', async () => {
         const t = await fsp.readFile(b('sub/from-bob.txt'), 'utf8');
