@@ -74,7 +74,8 @@ export async function remoteMountKeys(
     if (e instanceof AuthRefused) {
       if (!currentRole(token.session, group, 'observer')) return personal;
       o.onWarning?.(`the auth service refused the keys of group '${group}' (${e.message}): using the keys the token holds`);
-    } else if (e instanceof NetError || (e as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+    } else if (e instanceof NetError || typeof (e as NodeJS.ErrnoException).code === 'string') {
+      // Unreachable (or refusing) right now: the mount itself says more if it cannot go on.
       if (!currentRole(token.session, group, 'observer')) return personal;
       o.onWarning?.(`could not ask the auth service for the keys of group '${group}' (${(e as Error).message}): using the keys the token holds`);
     } else {
