@@ -166,6 +166,23 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
         const t = await fsp.readFile(b('sub/from-bob.txt'), 'utf8');
         return t.endsWith('and from alice\n') ? t : undefined;
       })).toBe('hello from bob\nand from alice\n');
+      // chmod across the line re-seals the content (blocks, not only the inline data of small files).
+      const big = Buffer.alloc(200_000);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 31 + 7) & 0xff;
+      await fsp.writeFile(a('big.bin'), big);
+      await fsp.chmod(a('big.bin'), 0o660);
+      expect(await until('big.bin on bob', async () => {
+        const got = await fsp.readFile(b('big.bin')).catch(() => undefined);
+        return got?.equals(big) ? true : undefined;
+      })).toBe(true);
+      await fsp.chmod(a('big.bin'), 0o600);
+      expect(await until('big.bin closed to bob', async () => ((await readError(b('big.bin'))) === 'EACCES' ? true : undefined))).toBe(true);
+      expect((await fsp.readFile(a('big.bin'))).equals(big)).toBe(true);
+      await fsp.chmod(a('big.bin'), 0o640);
+      expect(await until('big.bin open to bob again', async () => {
+        const got = await fsp.readFile(b('big.bin')).catch(() => undefined);
+        return got?.equals(big) ? true : undefined;
+      })).toBe(true);
       await A.checkHealthy();
       await B.checkHealthy();
     } finally {
