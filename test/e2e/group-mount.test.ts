@@ -53,7 +53,7 @@ beforeAll(async () => {
   root = await fsp.mkdtemp(join(tmpdir(), 'atefs-group-'));
   solo = await startSolo({ dataDir: join(root, 'db'), args: ['--policy', 'auth', '--auth-kdf', 'test'] });
   auth = `tcp://127.0.0.1:${solo.port}`;
-  for (const u of ['alice', 'bob']) {
+  for (const u of ['alice', 'bob', 'carol']) {
     const created = JSON.parse(await atefs(u, ['create-user', `${u}@example.org`, '--auth', auth, '--password-stdin', '--json'], `password of ${u}\n`)) as { uid: number };
     ids[u] = created.uid;
     await atefs(u, ['create-token', `${u}@example.org`, '--auth', auth, '--password-stdin'], `password of ${u}\n`);
@@ -61,6 +61,7 @@ beforeAll(async () => {
   const g = JSON.parse(await atefs('alice', ['group', 'create', 'acme', '--auth', auth, '--json'])) as { gid: number };
   acmeGid = g.gid;
   await atefs('alice', ['group', 'add-user', 'acme', 'contributor', 'bob@example.org', '--auth', auth]);
+  await atefs('alice', ['group', 'add-user', 'acme', 'observer', 'carol@example.org', '--auth', auth]);
 }, 120_000);
 
 afterAll(async () => {
@@ -114,6 +115,7 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
     const chain = `acme/docs-${transport}`;
     const A = await mount('alice', chain);
     let B: TestMount | null = null;
+    let C: TestMount | null = null;
     try {
       const a = (p: string) => join(A.dir, p);
       // The root of a group chain belongs to its creator in the group, setgid.
@@ -185,7 +187,20 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
       })).toBe(true);
       await A.checkHealthy();
       await B.checkHealthy();
+
+      // Carol, an observer: reads what the group reads; every change is EACCES, her mount stays healthy.
+      C = await mount('carol', chain);
+      const c = (p: string) => join(C!.dir, p);
+      expect(await until('shared.txt on carol', async () => (await fsp.readFile(c('shared.txt'), 'utf8').catch(() => undefined)))).toBe('shared v2 by bob\n');
+      expect(await readError(c('secret.txt'))).toBe('EACCES');
+      const code = (p: Promise<unknown>) => p.then(() => 'done', (e: NodeJS.ErrnoException) => e.code);
+      expect(await code(fsp.writeFile(c('shared.txt'), 'carol was here\n'))).toBe('EACCES');
+      expect(await code(fsp.writeFile(c('carol.txt'), 'new\n'))).toBe('EACCES');
+      expect(await code(fsp.mkdir(c('carol-dir')))).toBe('EACCES');
+      expect(await fsp.readFile(a('shared.txt'), 'utf8')).toBe('shared v2 by bob\n');
+      await C.checkHealthy();
     } finally {
+      await C?.unmount();
       await B?.unmount();
       await A.unmount();
     }
