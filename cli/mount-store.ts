@@ -11,7 +11,7 @@ import { View, type ViewProgress } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
-import { remoteMountKeys } from './mount-token.js';
+import { type RemoteMountKeys, remoteMountKeys } from './mount-token.js';
 
 /**
  * Chooses and opens the store a mount serves: a local chain (persistent, or in memory for --temp);
@@ -278,6 +278,7 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     if (err.name === 'Disconnected' || err.name === 'NetError' || err.name === 'ServerMisbehaved' || err.name === 'HostKeyMismatch' || err.name === 'GroupRootMissing') throw new UserError(`cannot mount ${url}: ${err.message}`);
     throw chainOpenError(e);
   }
+  const stopRefresh = keys.group && token ? refreshGroupKeys(rfs, url, token, keys.group, args, onWarning) : () => undefined;
   const uploadMs = Number(process.env.ATEFS_UPLOAD_TIMEOUT_MS) || UPLOAD_TIMEOUT_MS;
   const fastDelay = Number(process.env.ATEFS_REMOTE_COMMIT_DELAY_MS) || 100;
   const slowDelay = Math.max(fastDelay, 1000);
@@ -313,6 +314,7 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
       return { ...rfs.store.timings, pendingUploads: s.pendingUploads, pendingBytes: s.pendingBytes, conflicts: s.conflicts, resyncs: s.resyncs, seq: s.seq };
     },
     async close() {
+      stopRefresh();
       // Upload what is staged first (while the server is reachable, up to the timeout).
       const before = rfs.rc.pendingCount;
       const left = await rfs.upload(uploadMs);
@@ -321,6 +323,40 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
       await rfs.close();
     },
   };
+}
+
+/** How often a group mount asks the auth service for new key generations (ATEFS_GROUP_REFRESH_MS). */
+const GROUP_REFRESH_MS = 60_000;
+
+/**
+ * A group mount's keys follow the group: every GROUP_REFRESH_MS it gathers again, and when a
+ * removal made new generations (other readers or writers), what it writes from then on uses them
+ * (ChainStore.setGroupKeys) and data keys it could not open before are tried again with the new
+ * keys. A warning is said once until it changes. Returns the stop function.
+ */
+function refreshGroupKeys(rfs: RemoteFs, url: string, token: Token, current: NonNullable<RemoteMountKeys['group']>, args: MountArgs, onWarning: (m: string) => void): () => void {
+  const ms = Number(process.env.ATEFS_GROUP_REFRESH_MS) || GROUP_REFRESH_MS;
+  const id = (g: { readers: Array<{ id: string }>; writers: string[] }) => `${g.readers.map((r) => r.id).sort().join(',')}/${[...g.writers].sort().join(',')}`;
+  let now = id(current);
+  let said = '';
+  const warnOnce = (m: string) => { if (m !== said) { said = m; onWarning(m); } };
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    remoteMountKeys(url, token, { configDir: defaultConfigDir(), ...(args.serverKey ? { serverKey: args.serverKey } : {}), onWarning: warnOnce })
+      .then((k) => {
+        if (!k.group || id(k.group) === now) return;
+        now = id(k.group);
+        rfs.store.setGroupKeys(k.group);
+        rfs.store.view.keys.clear();
+        process.stderr.write(`group ${k.group.name}: new keys; what this mount writes from now on uses them\n`);
+      })
+      .catch((e: Error) => warnOnce(`could not refresh the keys of group '${current.name}': ${e.message}`))
+      .finally(() => { running = false; });
+  }, ms);
+  timer.unref?.();
+  return () => clearInterval(timer);
 }
 
 /** The core over an opened store; an empty writable store gets a root owned by the mounting user. */

@@ -56,12 +56,11 @@ export async function remoteMountKeys(
   let gid = gidInClaims(claims, group);
   let writers: KeyId[] = [];
   try {
-    const g = await gather(auth, cred, group, conn);
-    gid = g.gid;
-    const held = new Set(token.session.roles().map((p) => `${p.name}:${p.purpose}`));
-    for (const p of g.roles) if (!held.has(`${p.name}:${p.purpose}`)) token.session.add(p);
     // Every writer role's newest public key, also those this user does not hold: a file one
     // contributor makes group-writable must admit the owners' and delegates' signatures too.
+    // (Public: shown to anyone who asks.) Asked before gathering: keys only move on, so the
+    // readers gathered next are never older than these writers (a removal between the two
+    // shows as new readers now and new writers at the next refresh, never the other way round).
     const d = await groupDetails(auth, group, cred, conn);
     for (const r of WRITER_ROLES) {
       const gens = d.roles[r]?.gens ?? [];
@@ -69,18 +68,24 @@ export async function remoteMountKeys(
       if (newest) writers.push(publicKeyId(Buffer.from(newest.signPk)));
     }
   } catch (e) {
+    if (!(e instanceof AuthRefused || e instanceof NetError || typeof (e as NodeJS.ErrnoException).code === 'string')) throw e;
+  }
+  try {
+    const g = await gather(auth, cred, group, conn);
+    gid = g.gid;
+    const held = new Set(token.session.roles().map((p) => `${p.name}:${p.purpose}`));
+    for (const p of g.roles) if (!held.has(`${p.name}:${p.purpose}`)) token.session.add(p);
+  } catch (e) {
     // Not a group of this user (or no such group): a plain chain of that name, if the server's
-    // policy allows one.
-    if (e instanceof AuthRefused) {
-      if (!currentRole(token.session, group, 'observer')) return personal;
-      o.onWarning?.(`the auth service refused the keys of group '${group}' (${e.message}): using the keys the token holds`);
-    } else if (e instanceof NetError || typeof (e as NodeJS.ErrnoException).code === 'string') {
-      // Unreachable (or refusing) right now: the mount itself says more if it cannot go on.
-      if (!currentRole(token.session, group, 'observer')) return personal;
-      o.onWarning?.(`could not ask the auth service for the keys of group '${group}' (${(e as Error).message}): using the keys the token holds`);
-    } else {
+    // policy allows one. A member removed since keeps the keys the token (or the mount) holds.
+    if (!currentRole(token.session, group, 'observer')) {
+      if (e instanceof AuthRefused || e instanceof NetError || typeof (e as NodeJS.ErrnoException).code === 'string') return personal;
       throw e;
     }
+    if (e instanceof AuthRefused) o.onWarning?.(`the auth service refused the keys of group '${group}' (${e.message}): using the keys the token holds`);
+    // Unreachable (or refusing) right now: the mount itself says more if it cannot go on.
+    else if (e instanceof NetError || typeof (e as NodeJS.ErrnoException).code === 'string') o.onWarning?.(`could not ask the auth service for the keys of group '${group}' (${(e as Error).message}): using the keys the token holds`);
+    else throw e;
   }
   const access = groupAccess(token.session, group);
   if (access.groupRead.length === 0) return personal;

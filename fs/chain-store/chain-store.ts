@@ -121,8 +121,8 @@ export class ChainStore implements FsStore {
   private readonly bytesFree: () => number;
   private readonly privateRead: ReadAcl | null;
   private readonly privateWrite: WriteAcl | null;
-  private readonly groupRead: ReadAcl | null;
-  private readonly groupWrite: WriteAcl | null;
+  private groupRead: ReadAcl | null;
+  private groupWrite: WriteAcl | null;
   /** Parent of inode and counter DAOs (see ChainStoreOptions.top). */
   top: ParentLink | null;
   private readonly commitBudget: number;
@@ -326,6 +326,18 @@ export class ChainStore implements FsStore {
       read: (mode & 0o044) === 0 ? this.privateRead : this.groupRead ?? INHERIT_READ,
       write: (mode & 0o022) === 0 ? this.privateWrite : this.groupWrite ?? INHERIT_WRITE,
     };
+  }
+
+  /**
+   * A group chain's new keys (a running mount saw a member removed and gathered the new role
+   * generations): what is written from now on is sealed for and signed by them; a file rewritten
+   * later is re-sealed (its readers changed). The keyring may have grown: the write check re-reads it.
+   */
+  setGroupKeys(group: { readers: ReaderRef[]; writers: KeyId[] }): void {
+    if (!this.groupRead) throw new Error('not a group chain store');
+    this.groupRead = { mode: 'readers', readers: group.readers };
+    this.groupWrite = { mode: 'any', keys: group.writers };
+    this.signerIds = null;
   }
 
   /** Whether a signing key of this view's keyring meets the write ACL of inode `ino` as stored. */

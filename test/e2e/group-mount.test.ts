@@ -205,4 +205,45 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
       await A.unmount();
     }
   }, 180_000);
+
+  it('a member removed while mounted: the others\' mounts switch to the new keys, what they write then is EACCES to him', async () => {
+    // A group of its own: removing bob from acme would change the other transport's run.
+    const group = `rot-${transport.replace(/[^a-z]/g, '')}`;
+    await atefs('alice', ['group', 'create', group, '--auth', auth]);
+    await atefs('alice', ['group', 'add-user', group, 'contributor', 'bob@example.org', '--auth', auth]);
+    const fast = ['--stats-file', join(root, `stats-${group}-a.json`)];
+    const env = (user: string) => ({ ...envOf(user), ATEFS_GROUP_REFRESH_MS: '300' });
+    const mountFast = (user: string, extra: string[] = []) => mountForTest({
+      transport, temp: false, extraArgs: [`${auth}/${group}/docs`, '--log-path', join(root, `state-${transport}-${user}-${group}`), ...extra], env: env(user),
+    });
+    const A = await mountFast('alice', fast);
+    let B: TestMount | null = null;
+    try {
+      await fsp.writeFile(join(A.dir, 'before.txt'), 'before the removal\n');
+      await fsp.chmod(join(A.dir, 'before.txt'), 0o660);
+      B = await mountFast('bob');
+      const b = (p: string) => join(B!.dir, p);
+      expect(await until('before.txt on bob', async () => (await fsp.readFile(b('before.txt'), 'utf8').catch(() => undefined)))).toBe('before the removal\n');
+      expect(A.output().stderr).not.toContain('new keys');
+      await atefs('alice', ['group', 'remove-user', group, 'contributor', 'bob@example.org', '--auth', auth]);
+      await until('alice\'s mount on the new keys', async () => A.output().stderr.includes(`group ${group}: new keys`));
+      // Bob's mount is refused the new keys: it keeps its own (said once), nothing changes for it.
+      await until('bob\'s mount refused', async () => B!.output().stderr.includes('is not a member'));
+      await fsp.writeFile(join(A.dir, 'after.txt'), 'after the removal\n');
+      await fsp.chmod(join(A.dir, 'after.txt'), 0o660);
+      expect(await until('after.txt refused on bob', async () => {
+        const code = await readError(b('after.txt'));
+        return code === 'EACCES' ? code : code === 'ENOENT' ? undefined : `unexpected ${code}`;
+      })).toBe('EACCES');
+      // What he could read before stays readable to him (nothing is re-encrypted; see the README).
+      expect(await fsp.readFile(b('before.txt'), 'utf8')).toBe('before the removal\n');
+      expect(await fsp.readFile(join(A.dir, 'after.txt'), 'utf8')).toBe('after the removal\n');
+      expect(B.output().stderr.split('is not a member').length).toBe(2);
+      await A.checkHealthy();
+      await B.checkHealthy();
+    } finally {
+      await B?.unmount();
+      await A.unmount();
+    }
+  }, 180_000);
 });
