@@ -55,6 +55,8 @@ export async function remoteMountKeys(
   const conn = { knownHosts: path.join(o.configDir, 'known_hosts'), ...(o.serverKey ? { serverKey: o.serverKey } : {}), timeoutMs: o.timeoutMs ?? 10_000 };
   let gid = gidInClaims(claims, group);
   let writers: KeyId[] = [];
+  const unreachable = (e: unknown) => e instanceof NetError && !(e instanceof AuthRefused) || typeof (e as NodeJS.ErrnoException).code === 'string';
+  let offline: Error | null = null;
   try {
     // Every writer role's newest public key, also those this user does not hold: a file one
     // contributor makes group-writable must admit the owners' and delegates' signatures too.
@@ -68,9 +70,12 @@ export async function remoteMountKeys(
       if (newest) writers.push(publicKeyId(Buffer.from(newest.signPk)));
     }
   } catch (e) {
-    if (!(e instanceof AuthRefused || e instanceof NetError || typeof (e as NodeJS.ErrnoException).code === 'string')) throw e;
+    if (unreachable(e)) offline = e as Error;
+    else if (!(e instanceof AuthRefused)) throw e;
   }
   try {
+    // Unreachable a moment ago: do not wait for the connection timeout twice.
+    if (offline) throw offline;
     const g = await gather(auth, cred, group, conn);
     gid = g.gid;
     const held = new Set(token.session.roles().map((p) => `${p.name}:${p.purpose}`));
@@ -79,12 +84,12 @@ export async function remoteMountKeys(
     // Not a group of this user (or no such group): a plain chain of that name, if the server's
     // policy allows one. A member removed since keeps the keys the token (or the mount) holds.
     if (!currentRole(token.session, group, 'observer')) {
-      if (e instanceof AuthRefused || e instanceof NetError || typeof (e as NodeJS.ErrnoException).code === 'string') return personal;
+      if (e instanceof AuthRefused || unreachable(e)) return personal;
       throw e;
     }
     if (e instanceof AuthRefused) o.onWarning?.(`the auth service refused the keys of group '${group}' (${e.message}): using the keys the token holds`);
     // Unreachable (or refusing) right now: the mount itself says more if it cannot go on.
-    else if (e instanceof NetError || typeof (e as NodeJS.ErrnoException).code === 'string') o.onWarning?.(`could not ask the auth service for the keys of group '${group}' (${(e as Error).message}): using the keys the token holds`);
+    else if (unreachable(e)) o.onWarning?.(`could not ask the auth service for the keys of group '${group}' (${(e as Error).message}): using the keys the token holds`);
     else throw e;
   }
   const access = groupAccess(token.session, group);

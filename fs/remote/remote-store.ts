@@ -110,7 +110,7 @@ function findName(store: ChainStore, ino: Ino): { parent: Ino; name: Buffer } | 
     seen.add(d);
     for (const e of store.listDentries(d)) {
       if (e.ino === ino) return { parent: d, name: e.name };
-      const r = store.getInode(e.ino);
+      const r = readableInode(store, e.ino);
       if (r && (r.mode & 0o170000) === 0o040000) dirs.push(e.ino);
     }
   }
