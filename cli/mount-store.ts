@@ -12,6 +12,8 @@ import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './histor
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
 import { type RemoteMountKeys, remoteMountKeys } from './mount-token.js';
+import { renewGroupRoot } from '../fs/remote/group-root.js';
+import { currentRole } from '../src/net/index.js';
 
 /**
  * Chooses and opens the store a mount serves: a local chain (persistent, or in memory for --temp);
@@ -345,12 +347,21 @@ function refreshGroupKeys(rfs: RemoteFs, url: string, token: Token, current: Non
     if (running) return;
     running = true;
     remoteMountKeys(url, token, { configDir: defaultConfigDir(), ...(args.serverKey ? { serverKey: args.serverKey } : {}), onWarning: warnOnce })
-      .then((k) => {
-        if (!k.group || id(k.group) === now) return;
-        now = id(k.group);
-        rfs.store.setGroupKeys(k.group);
-        rfs.store.view.keys.clear();
-        process.stderr.write(`group ${k.group.name}: new keys; what this mount writes from now on uses them\n`);
+      .then(async (k) => {
+        if (!k.group) return;
+        const g = k.group;
+        if (id(g) !== now) {
+          now = id(g);
+          rfs.store.setGroupKeys(g);
+          rfs.store.view.keys.clear();
+          process.stderr.write(`group ${g.name}: new keys; what this mount writes from now on uses them\n`);
+        }
+        // An owner's or delegate's mount keeps the group root on the newest writer keys (between
+        // two of the store's commits: they check versions optimistically). Usually a no-op.
+        const manager = !!(currentRole(token.session, g.name, 'owner') ?? currentRole(token.session, g.name, 'delegate'));
+        if (manager && !rfs.store.readOnly && await rfs.store.serialize(() => renewGroupRoot(rfs.store.view, g.writers, manager))) {
+          process.stderr.write(`group ${g.name}: the group root now admits the new writer keys\n`);
+        }
       })
       .catch((e: Error) => warnOnce(`could not refresh the keys of group '${current.name}': ${e.message}`))
       .finally(() => { running = false; });

@@ -50,3 +50,27 @@ export async function groupRootOf(view: View, writers: KeyId[], o: { readOnly: b
   }
   return UNDER_GROUP_ROOT;
 }
+
+/**
+ * After a member's removal (new key generations), the group root admits the new writer keys
+ * instead of the old ones, so the removed member's old contributor key no longer creates files
+ * or changes directories (which inherit its ACL). Files keep the ACLs they were written with.
+ * Only a mount that holds an owner or delegate key does this (`manager`); a no-op when the
+ * group root already admits exactly `writers` or the chain has none. Returns whether it changed.
+ */
+export async function renewGroupRoot(view: View, writers: KeyId[], manager: boolean): Promise<boolean> {
+  if (!manager) return false;
+  const node = view.node(GROUP_ROOT_KEY);
+  if (!node || node.deleted) return false;
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join() === [...b].sort().join();
+  if (node.write.mode === 'any' && same(node.write.keys, writers)) return false;
+  const dio = view.begin('durable');
+  try {
+    dio.store(GROUP_ROOT_RECORD, { key: GROUP_ROOT_KEY, parent: null, type: 'group-root', write: { mode: 'any', keys: writers } });
+    await dio.commit('durable');
+  } catch (e) {
+    dio.cancel();
+    throw e;
+  }
+  return true;
+}

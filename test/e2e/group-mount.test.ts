@@ -235,6 +235,14 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
         const code = await readError(b('after.txt'));
         return code === 'EACCES' ? code : code === 'ENOENT' ? undefined : `unexpected ${code}`;
       })).toBe('EACCES');
+      // Alice's mount (an owner's) moves the group root to the new writer keys: bob's old
+      // contributor key creates nothing any more.
+      await until('the group root on the new keys', async () => A.output().stderr.includes(`group ${group}: the group root now admits the new writer keys`));
+      // (Once his mount has that commit: relayed within a second. A file he made before it arrived
+      // would be a change the server refuses: an ACL change races writers, as anywhere.)
+      await sleep(2000);
+      expect(await fsp.writeFile(b('late.txt'), 'too late\n').then(() => 'written', (e: NodeJS.ErrnoException) => e.code)).toBe('EACCES');
+      expect(await fsp.mkdir(b('late-dir')).then(() => 'made', (e: NodeJS.ErrnoException) => e.code)).toBe('EACCES');
       // What he could read before stays readable to him (nothing is re-encrypted; see the README).
       expect(await fsp.readFile(b('before.txt'), 'utf8')).toBe('before the removal\n');
       expect(await fsp.readFile(join(A.dir, 'after.txt'), 'utf8')).toBe('after the removal\n');
