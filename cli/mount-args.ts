@@ -51,7 +51,7 @@ export function mountOptions<T>(y: Argv<T>) {
     .option('transport', { type: 'string', choices: ['kernel', 'fuse-native'] as const, describe: 'how to talk to the kernel (default: kernel; fuse-native has the limits listed in the README)' })
     .option('background', { type: 'boolean', default: false, describe: 'detach once mounted; the daemon logs under $XDG_STATE_HOME/atefs' })
     .option('passcode', { type: 'string', describe: 'passphrase of an encrypted --token-path file (or $ATEFS_PASSCODE)' })
-    .option('token-path', { type: 'string', describe: 'token file whose keys to use instead of the local identity' })
+    .option('token-path', { type: 'string', describe: 'token file whose keys to use instead of the local identity (remote mounts: $XDG_CONFIG_HOME/atefs/token when there is one)' })
     .option('compact-mode', { type: 'string', describe: 'when to compact the chain (see the README)' })
     .option('trust-chain', { type: 'boolean', default: false, describe: 'mount an existing chain that this user never pinned (copied, moved, restored), and pin it' })
     .option('accept-rollback', { type: 'boolean', default: false, describe: 'mount a chain older than, diverging from, or with gaps against the history this user has seen (a restore made on purpose), and re-pin its head' })

@@ -1,15 +1,19 @@
-import { Filesystem, type FsStore } from '../fs/core/index.js';
+import { Filesystem, type FilesystemOptions, type FsStore } from '../fs/core/index.js';
+import { existsSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { RemoteFs, defaultRemoteDir } from '../fs/remote/remote-store.js';
 import { defaultDataDir } from '../fs/chain-store/open-local.js';
 import { parseRemoteUrl } from '../src/net/index.js';
 import { ChainStore, TRUST_HINT, checkUnpinnedChain, findPin, openLocalChain, resolveChainDir, type LocalChain } from '../fs/chain-store/index.js';
 import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
-import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session } from '../src/session/index.js';
+import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session, type Token } from '../src/session/index.js';
 import { View, type ViewProgress } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
+import { type RemoteMountKeys, remoteMountKeys } from './mount-token.js';
+import { renewGroupRoot } from '../fs/remote/group-root.js';
+import { currentRole } from '../src/net/index.js';
 
 /**
  * Chooses and opens the store a mount serves: a local chain (persistent, or in memory for --temp);
@@ -47,6 +51,8 @@ export interface OpenedStore {
   status?(): StoreStatus;
   /** Commit counters and summed times of the store (stats file), e.g. signing time. */
   timings?(): Record<string, number>;
+  /** Options of the core over this store (a group chain: owner ids of new files, its root, noatime). */
+  fsOptions?: Pick<FilesystemOptions, 'creator' | 'rootUid' | 'rootGid' | 'rootMode' | 'atime'>;
   /** Called after the core committed everything (core.destroy()). */
   close(): Promise<void>;
 }
@@ -182,23 +188,40 @@ export const PASSCODE_ARGV_WARNING =
 
 /** --token-path (with --passcode or $ATEFS_PASSCODE when it is encrypted): that token's keys. */
 async function sessionFromArgs(args: MountArgs): Promise<Session | undefined> {
-  const passphrase = args.passcode ?? process.env.ATEFS_PASSCODE;
   if (!args.tokenPath) {
     if (args.passcode) throw new UserError('--passcode unlocks a token file: give it with --token-path');
     return undefined;
   }
+  return (await tokenFromFile(args, args.tokenPath)).session;
+}
+
+/** The token file `file`, unlocked with --passcode or $ATEFS_PASSCODE; its failures as one line. */
+async function tokenFromFile(args: MountArgs, file: string): Promise<Token> {
+  const passphrase = args.passcode ?? process.env.ATEFS_PASSCODE;
   if (args.passcode) process.stderr.write(`${PASSCODE_ARGV_WARNING}\n`);
   try {
-    return (await readTokenFile(args.tokenPath, passphrase ? { passphrase } : {})).session;
+    return await readTokenFile(file, passphrase ? { passphrase } : {});
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new UserError(`no token file at ${args.tokenPath}`);
+    if (err.code === 'ENOENT') throw new UserError(`no token file at ${file}`);
     switch (err.name) {
       case 'TokenExpired': case 'BadPassphrase': case 'PassphraseRequired': case 'TokenInvalid':
-        throw new UserError(`${args.tokenPath}: ${err.message}`);
+        throw new UserError(`${file}: ${err.message}`);
     }
     throw e;
   }
+}
+
+/**
+ * The token a remote mount uses: --token-path, else the auth service's token in its default place
+ * ($XDG_CONFIG_HOME/atefs/token) when there is one, else none (the local identity's keys).
+ */
+async function remoteToken(args: MountArgs): Promise<Token | null> {
+  if (args.tokenPath) return tokenFromFile(args, args.tokenPath);
+  const file = join(defaultConfigDir(), 'token');
+  if (existsSync(file)) return tokenFromFile(args, file);
+  if (args.passcode) throw new UserError(`--passcode unlocks a token file: give it with --token-path (there is none at ${file})`);
+  return null;
 }
 
 /** Typed failures of opening a chain become one clear line; anything else stays an error. */
@@ -235,12 +258,17 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     throw new UserError((e as Error).message);
   }
   if (args.at !== undefined) throw new UserError('--at mounts a point of a local chain\'s history; it does not apply to a remote chain');
-  const session = await keysOf(args);
+  const token = await remoteToken(args);
+  const session = token?.session ?? (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
   const dir = args.temp ? null : resolvePath(args.logPath ?? defaultRemoteDir(defaultDataDir(), url));
   const mode = args.recoveryMode ?? 'async';
+  const onWarning = (m: string) => process.stderr.write(`warning: ${m}\n`);
+  const keys = token ? await remoteMountKeys(url, token, { configDir: defaultConfigDir(), ...(args.serverKey ? { serverKey: args.serverKey } : {}), onWarning }) : {};
   let rfs: RemoteFs;
   try {
     rfs = await RemoteFs.open({
+      ...(keys.create ? { create: keys.create } : {}),
+      ...(keys.group ? { group: { readers: keys.group.readers, writers: keys.group.writers } } : {}),
       url, session, dir, configDir: defaultConfigDir(), mode, readOnly: args.readOnly,
       // The kernel transport is told exactly what changed elsewhere (notify messages): its caches
       // can stay long. fuse-native cannot be told: short timeouts.
@@ -250,17 +278,27 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     });
   } catch (e) {
     const err = e as Error;
-    if (err.name === 'Disconnected' || err.name === 'NetError' || err.name === 'ServerMisbehaved' || err.name === 'HostKeyMismatch') throw new UserError(`cannot mount ${url}: ${err.message}`);
+    if (err.name === 'Disconnected' || err.name === 'NetError' || err.name === 'ServerMisbehaved' || err.name === 'HostKeyMismatch' || err.name === 'GroupRootMissing') throw new UserError(`cannot mount ${url}: ${err.message}`);
     throw chainOpenError(e);
   }
+  const stopRefresh = keys.group && token ? refreshGroupKeys(rfs, url, token, keys.group, args, onWarning) : () => undefined;
   const uploadMs = Number(process.env.ATEFS_UPLOAD_TIMEOUT_MS) || UPLOAD_TIMEOUT_MS;
   const fastDelay = Number(process.env.ATEFS_REMOTE_COMMIT_DELAY_MS) || 100;
   const slowDelay = Math.max(fastDelay, 1000);
   return {
     store: rfs.store,
     chain: url,
-    mode: `replicated (${mode}${args.temp ? ', in memory' : ''})`,
+    mode: `replicated (${mode}${args.temp ? ', in memory' : ''})${keys.group ? `, group ${keys.group.name}` : ''}`,
     local: false,
+    // A group chain: what this mount creates belongs to the token's user in the group (the same
+    // numbers on every machine), its root is a setgid directory of the group, and reading does
+    // not write atimes (an atime is an inode write, which a member may not be allowed to make).
+    ...(keys.group ? {
+      fsOptions: {
+        ...(keys.creator ? { creator: keys.creator, rootUid: keys.creator.uid, rootGid: keys.creator.gid } : {}),
+        rootMode: 0o2775, atime: 'noatime' as const,
+      },
+    } : {}),
     kernelCache: args.transport === 'kernel',
     // Another machine sees a change once it is committed and relayed: commit soon after it
     // (100 ms) while the uploads keep up; while earlier commits are still on their way (a
@@ -279,6 +317,7 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
       return { ...rfs.store.timings, pendingUploads: s.pendingUploads, pendingBytes: s.pendingBytes, conflicts: s.conflicts, resyncs: s.resyncs, seq: s.seq };
     },
     async close() {
+      stopRefresh();
       // Upload what is staged first (while the server is reachable, up to the timeout).
       const before = rfs.rc.pendingCount;
       const left = await rfs.upload(uploadMs);
@@ -289,10 +328,53 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
   };
 }
 
+/** How often a group mount asks the auth service for new key generations (ATEFS_GROUP_REFRESH_MS). */
+const GROUP_REFRESH_MS = 60_000;
+
+/**
+ * A group mount's keys follow the group: every GROUP_REFRESH_MS it gathers again, and when a
+ * removal made new generations (other readers or writers), what it writes from then on uses them
+ * (ChainStore.setGroupKeys) and data keys it could not open before are tried again with the new
+ * keys. A warning is said once until it changes. Returns the stop function.
+ */
+function refreshGroupKeys(rfs: RemoteFs, url: string, token: Token, current: NonNullable<RemoteMountKeys['group']>, args: MountArgs, onWarning: (m: string) => void): () => void {
+  const ms = Number(process.env.ATEFS_GROUP_REFRESH_MS) || GROUP_REFRESH_MS;
+  const id = (g: { readers: Array<{ id: string }>; writers: string[] }) => `${g.readers.map((r) => r.id).sort().join(',')}/${[...g.writers].sort().join(',')}`;
+  let now = id(current);
+  let said = '';
+  const warnOnce = (m: string) => { if (m !== said) { said = m; onWarning(m); } };
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    remoteMountKeys(url, token, { configDir: defaultConfigDir(), ...(args.serverKey ? { serverKey: args.serverKey } : {}), onWarning: warnOnce })
+      .then(async (k) => {
+        if (!k.group) return;
+        const g = k.group;
+        if (id(g) !== now) {
+          now = id(g);
+          rfs.store.setGroupKeys(g);
+          rfs.store.view.keys.clear();
+          process.stderr.write(`group ${g.name}: new keys; what this mount writes from now on uses them\n`);
+        }
+        // An owner's or delegate's mount keeps the group root on the newest writer keys (between
+        // two of the store's commits: they check versions optimistically). Usually a no-op.
+        const manager = !!(currentRole(token.session, g.name, 'owner') ?? currentRole(token.session, g.name, 'delegate'));
+        if (manager && !rfs.store.readOnly && await rfs.store.serialize(() => renewGroupRoot(rfs.store.view, g.writers, manager))) {
+          process.stderr.write(`group ${g.name}: the group root now admits the new writer keys\n`);
+        }
+      })
+      .catch((e: Error) => warnOnce(`could not refresh the keys of group '${current.name}': ${e.message}`))
+      .finally(() => { running = false; });
+  }, ms);
+  timer.unref?.();
+  return () => clearInterval(timer);
+}
+
 /** The core over an opened store; an empty writable store gets a root owned by the mounting user. */
 export async function openCore(opened: OpenedStore, args: MountArgs): Promise<Filesystem> {
   try {
-    return await Filesystem.open(opened.store, { readOnly: args.readOnly, ...(opened.commitDelayMs !== undefined ? { commitDelayMs: opened.commitDelayMs } : {}) });
+    return await Filesystem.open(opened.store, { ...opened.fsOptions, readOnly: args.readOnly, ...(opened.commitDelayMs !== undefined ? { commitDelayMs: opened.commitDelayMs } : {}) });
   } catch (e) {
     if ((e as Error).name === 'FsError' && (e as { code?: string }).code === 'EROFS') {
       throw new UserError('cannot mount an empty chain read-only: it has no root directory yet');

@@ -4,7 +4,7 @@ import type { Ino } from '../core/api.js';
 import { S_IFDIR, S_IFMT } from '../core/constants.js';
 import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
-import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
+import { INHERIT_READ, INHERIT_WRITE, admits, effectiveWrite, type KeyId, type ParentLink, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock,
@@ -24,6 +24,14 @@ export interface ChainStoreOptions {
    * inherits the chain-wide keys.
    */
   owner?: { readers: ReaderRef[]; signingKey: KeyId };
+  /**
+   * A group chain's keys (with `owner`): group-readable content (mode & 0o044) is sealed for
+   * `readers` (the group's observer role: every member), group-writable content (mode & 0o022)
+   * admits `writers` (contributor, delegate and owner role keys); the rest is the owner's only.
+   */
+  group?: { readers: ReaderRef[]; writers: KeyId[] };
+  /** Where inode and inode-counter DAOs hang (a group chain's group root); default: root level. */
+  top?: ParentLink | null;
   /** Largest commit (estimated bytes) a batch is cut into. */
   commitBudget?: number;
   /** Where commit timings are summed (shared with a timed signing pool, see commit-timings.ts). */
@@ -34,6 +42,14 @@ export interface ChainStoreOptions {
    * same number. Default: the chain's one superblock, numbers from 2.
    */
   inoSpace?: { key: string; first: Ino };
+}
+
+/** Whether two read ACLs seal for the same readers (same mode; 'readers': the same set). */
+function sameReaders(a: ReadAcl, b: ReadAcl): boolean {
+  if (a.mode !== b.mode) return false;
+  if (a.mode !== 'readers' || b.mode !== 'readers') return true;
+  const ids = (r: ReaderRef[]) => r.map((x) => `${x.kind}:${x.id}`).sort().join(',');
+  return ids(a.readers) === ids(b.readers);
 }
 
 /** One record of a batch, applied to a DIO; `bytes` is its payload size, for the commit budget. */
@@ -105,8 +121,15 @@ export class ChainStore implements FsStore {
   private readonly bytesFree: () => number;
   private readonly privateRead: ReadAcl | null;
   private readonly privateWrite: WriteAcl | null;
+  private groupRead: ReadAcl | null;
+  private groupWrite: WriteAcl | null;
+  /** Parent of inode and counter DAOs (see ChainStoreOptions.top). */
+  top: ParentLink | null;
   private readonly commitBudget: number;
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
+  /** Group chains only (FsStore.mayChange): the members' keys differ; elsewhere every key is the owner's. */
+  mayChange?: (ino: Ino) => boolean;
+  private signerIds: Set<KeyId> | null = null;
   /** Commit counts and times (the mount's stats file). */
   readonly timings: CommitTimings;
 
@@ -118,6 +141,10 @@ export class ChainStore implements FsStore {
     this.commitBudget = opts.commitBudget ?? DEFAULT_COMMIT_BUDGET;
     this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
+    this.groupRead = opts.group ? { mode: 'readers', readers: opts.group.readers } : null;
+    this.groupWrite = opts.group ? { mode: 'any', keys: opts.group.writers } : null;
+    this.top = opts.top ?? null;
+    if (opts.group) this.mayChange = (ino) => this.keysAdmitChange(ino);
     this.superKey = opts.inoSpace?.key ?? SUPERBLOCK_KEY;
     const sb = view.tryGet(this.superKey);
     this.nextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : opts.inoSpace?.first ?? 2;
@@ -204,7 +231,8 @@ export class ChainStore implements FsStore {
     if (nextIno !== this.persistedNextIno) {
       const sb = encodeSuperblock({ nextIno });
       const superKey = this.superKey;
-      ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: superKey, parent: null, type: 'superblock' }); } });
+      const top = this.top;
+      ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: superKey, parent: top, type: 'superblock' }); } });
     }
     const rewritten = new Set(batch.blocks.map((b) => blockKey(b.ino, b.index)));
     for (const r of batch.inodes) {
@@ -212,12 +240,13 @@ export class ChainStore implements FsStore {
       const { read, write } = this.aclFor(r.mode);
       const before = this.view.node(key);
       const enc = encodeInode(r);
-      ops.push({ bytes: enc.length, run: (dio) => { dio.store(enc, { key, parent: null, type: 'inode', read, write, take: true }); } });
+      const top = this.top;
+      ops.push({ bytes: enc.length, run: (dio) => { dio.store(enc, { key, parent: top, type: 'inode', read, write, take: true }); } });
       // The readers changed class: re-seal the content under the new key, so a file made
       // private is closed to the chain's other readers and one made public is open to them.
       // They follow the inode at once, so a batch cut into several commits keeps them together
       // as far as the budget allows.
-      if (before && !before.deleted && before.read.mode !== read.mode) {
+      if (before && !before.deleted && !sameReaders(before.read, read)) {
         for (const index of this.blockIndexes(r.ino)) {
           if (rewritten.has(blockKey(r.ino, index))) continue;
           const data = this.getBlock(r.ino, index);
@@ -294,9 +323,34 @@ export class ChainStore implements FsStore {
   private aclFor(mode: number): { read: ReadAcl; write: WriteAcl } {
     if ((mode & S_IFMT) === S_IFDIR || !this.privateRead || !this.privateWrite) return { read: INHERIT_READ, write: INHERIT_WRITE };
     return {
-      read: (mode & 0o044) === 0 ? this.privateRead : INHERIT_READ,
-      write: (mode & 0o022) === 0 ? this.privateWrite : INHERIT_WRITE,
+      read: (mode & 0o044) === 0 ? this.privateRead : this.groupRead ?? INHERIT_READ,
+      write: (mode & 0o022) === 0 ? this.privateWrite : this.groupWrite ?? INHERIT_WRITE,
     };
+  }
+
+  /**
+   * A group chain's new keys (a running mount saw a member removed and gathered the new role
+   * generations): what is written from now on is sealed for and signed by them; a file rewritten
+   * later is re-sealed (its readers changed). The keyring may have grown: the write check re-reads it.
+   */
+  setGroupKeys(group: { readers: ReaderRef[]; writers: KeyId[] }): void {
+    if (!this.groupRead) throw new Error('not a group chain store');
+    this.groupRead = { mode: 'readers', readers: group.readers };
+    this.groupWrite = { mode: 'any', keys: group.writers };
+    this.signerIds = null;
+  }
+
+  /** Whether a signing key of this view's keyring meets the write ACL of inode `ino` as stored. */
+  private keysAdmitChange(ino: Ino): boolean {
+    const key = inodeKey(ino);
+    const node = this.view.node(key);
+    if (!node || node.deleted) return true;
+    this.signerIds ??= new Set(this.view.keyring.signingKeys().map((k) => k.id));
+    try {
+      return admits(effectiveWrite(this.view.state, key), this.signerIds);
+    } catch {
+      return true; // a broken tree is for the commit to report, not for this check
+    }
   }
 
   stats(): StoreStats {

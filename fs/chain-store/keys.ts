@@ -11,14 +11,25 @@ import type { Ino } from '../core/api.js';
 const KIND_SUPER = '00';
 const KIND_INODE = '01';
 const KIND_BLOCK = '02';
+const KIND_GROUP_ROOT = '03';
 
 /** Collections under an inode DAO: a directory's entries, a file's blocks. */
 export const DENTRIES = 0;
 export const BLOCKS = 1;
+/** Collection under the group root (group chains): the inode and inode-counter DAOs. */
+export const INODES = 2;
 
 const hex = (n: number, digits: number): string => n.toString(16).padStart(digits, '0');
 
 export const SUPERBLOCK_KEY = KIND_SUPER + '0'.repeat(30);
+
+/**
+ * The group root of a group chain: a DAO the inodes hang under (collection INODES) whose write
+ * ACL admits the group's contributors and up. Inodes of other chains are root-level DAOs, and a
+ * new root-level DAO needs a root key of the genesis, which in a group chain only owners and
+ * delegates hold: without it a contributor could not create a file.
+ */
+export const GROUP_ROOT_KEY = KIND_GROUP_ROOT + '0'.repeat(30);
 
 export function inodeKey(ino: Ino): string {
   return KIND_INODE + hex(ino, 14) + '0'.repeat(16);

@@ -41,6 +41,15 @@ export function toErrno(err: unknown): number {
 }
 
 /**
+ * A key this session does not hold (a file sealed for someone else's key, a write ACL that admits
+ * none of ours): an answer (EACCES) like a mode bit's, not a failure to report.
+ */
+export function isMissingKey(err: unknown): boolean {
+  const name = (err as { name?: string } | undefined)?.name;
+  return name === 'NoReadKey' || name === 'NoWriteAuthority';
+}
+
+/**
  * An FsError without a stack trace. Errno replies (ENOENT on lookup, ENODATA on getxattr) are
  * ordinary control flow on the hot path; capturing a stack costs ~5 µs per throw, measured here.
  * Without a message, one shared instance per code is returned (frozen: nobody can alter it).

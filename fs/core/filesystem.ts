@@ -47,6 +47,13 @@ export interface FilesystemOptions {
   rootUid?: number;
   rootGid?: number;
   /**
+   * Owner ids of what this mount creates, instead of the caller's: a mount with an auth service's
+   * token writes as the token's user (its uid) in the group of a group chain (the group's gid), so
+   * every machine shows the same numbers whatever the local accounts. A setgid directory still
+   * hands down its own gid.
+   */
+  creator?: { uid: number; gid: number };
+  /**
    * Inodes kept in memory before clean, unreferenced ones (no lookups, no handles, nothing dirty
    * or in flight) are dropped; they reload from the store on the next use. Default 200,000.
    */
@@ -122,6 +129,7 @@ export class Filesystem implements FsCore {
   private readonly now: () => Timespec;
   private readonly atimePolicy: 'relatime' | 'noatime' | 'strict';
   private destroyed = false;
+  private readonly creator: { uid: number; gid: number } | undefined;
 
   /** Opens a filesystem over `store`, creating (and durably committing) the root directory if the store is empty. */
   static async open(store: FsStore, opts: FilesystemOptions = {}): Promise<Filesystem> {
@@ -139,6 +147,7 @@ export class Filesystem implements FsCore {
     this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
     this.now = opts.now ?? nowTimespec;
     this.atimePolicy = opts.atime ?? 'relatime';
+    this.creator = opts.creator;
     this.table = new InodeTable(store, Math.max(16, opts.maxInodes ?? 200_000), (inode) =>
       inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.lazyAtime || inode.commitSeq > this.committer.completedSeq
       || (inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || (inode.pages !== null && inode.pages.size > 0)
@@ -313,6 +322,11 @@ export class Filesystem implements FsCore {
 
   private touch(inode: Inode): void { this.committer.markInode(inode); }
 
+  /** EACCES when the store's keys may not change `inode` (FsStore.mayChange: a key, not a mode bit). */
+  private changeable(inode: Inode): void {
+    if (this.store.mayChange !== undefined && !this.store.mayChange(inode.ino)) throw fsErr('EACCES');
+  }
+
   private checkName(name: Buffer): string {
     if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
     if (name.length === 0) throw fsErr('ENOENT');
@@ -377,6 +391,7 @@ export class Filesystem implements FsCore {
   setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr {
     this.rw();
     const inode = this.table.get(ino);
+    this.changeable(inode);
     const root = ctx.uid === 0;
     const owner = isOwnerOrRoot(ctx, inode);
     // Check everything first, then apply: a refused setattr changes nothing.
@@ -453,13 +468,14 @@ export class Filesystem implements FsCore {
     const dir = this.dirOf(p);
     if (Filesystem.isDot(name) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
     checkAccess(ctx, p, 3);
+    this.changeable(p);
     const type = mode & S_IFMT;
     const isDir = type === S_IFDIR;
     if (isDir && p.nlink >= LINK_MAX) throw fsErr('EMLINK');
     // mkdir ignores suid/sgid in the mode (sgid comes only from a setgid parent), like Linux.
     let perm = isDir ? mode & 0o1777 : mode & 0o7777;
     if (ctx.umask !== undefined && type !== S_IFLNK) perm &= ~ctx.umask;
-    let gid = ctx.gid;
+    let gid = this.creator?.gid ?? ctx.gid;
     if ((p.mode & S_ISGID) !== 0) {
       gid = p.gid;
       if (isDir) perm |= S_ISGID;
@@ -469,7 +485,7 @@ export class Filesystem implements FsCore {
     const t = this.now();
     const ino = this.store.allocIno();
     const rec: InodeRecord = {
-      ino, generation: 1, mode: type | perm, uid: ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
+      ino, generation: 1, mode: type | perm, uid: this.creator?.uid ?? ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
       nlink: isDir ? 2 : 1, size: target ? target.length : 0, atime: t, mtime: t, ctime: t, xattrs: EMPTY_XATTRS,
     };
     if (target) rec.symlinkTarget = Buffer.from(target);
@@ -522,6 +538,8 @@ export class Filesystem implements FsCore {
     if (Filesystem.isDot(newName) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
     if (inode.isDir) throw fsErr('EPERM');
     checkAccess(ctx, p, 3);
+    this.changeable(p);
+    this.changeable(inode);
     if (p.nlink === 0 || inode.nlink === 0) throw fsErr('ENOENT');
     if (inode.nlink >= LINK_MAX) throw fsErr('EMLINK');
     const t = this.now();
@@ -546,6 +564,7 @@ export class Filesystem implements FsCore {
     if (slot === undefined) throw fsErr('ENOENT');
     const child = this.table.get(slot.ino);
     checkAccess(ctx, p, 3);
+    this.changeable(p);
     checkSticky(ctx, p, child);
     return { dir, slot, child };
   }
@@ -557,6 +576,7 @@ export class Filesystem implements FsCore {
     if (dot !== 0) throw fsErr(dot === 1 ? 'EISDIR' : 'EISDIR');
     const { dir, slot, child } = this.victim(ctx, p, name);
     if (child.isDir) throw fsErr('EISDIR');
+    this.changeable(child);
     const t = this.now();
     dir.remove(slot);
     this.committer.markDentry(p, slot.name, slot.key);
@@ -626,10 +646,14 @@ export class Filesystem implements FsCore {
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
     if (exchange && dst === undefined) throw fsErr('ENOENT');
     checkAccess(ctx, p, 3);
+    this.changeable(p);
     checkAccess(ctx, np, 3);
+    this.changeable(np);
     checkSticky(ctx, p, src);
     if (dst !== undefined) checkSticky(ctx, np, dst);
     if (dst !== undefined && dst === src) return; // same inode (hard links or same entry): POSIX says do nothing
+    this.changeable(src);
+    if (dst !== undefined) this.changeable(dst);
     if (src.isDir && p !== np) {
       if (!permits(ctx, src, 2)) throw fsErr('EACCES');
       if (this.isAncestor(src.ino, np.ino)) throw fsErr('EINVAL');
@@ -730,6 +754,7 @@ export class Filesystem implements FsCore {
     // FIFOs and devices may be opened for writing on a read-only filesystem: nothing is stored.
     if (inode.isReg && (writes || (flags & O_TRUNC) !== 0)) {
       this.rw();
+      this.changeable(inode);
     }
     let mask = 0;
     if (acc === O_RDONLY || acc === 2) mask |= 4;
@@ -1034,6 +1059,7 @@ export class Filesystem implements FsCore {
     this.rw();
     checkXattrValue(value);
     checkXattrWrite(ctx, inode, ns, name);
+    this.changeable(inode);
     const exists = Object.hasOwn(inode.xattrs, name);
     if ((flags & XATTR_CREATE) !== 0 && exists) throw fsErr('EEXIST');
     if ((flags & XATTR_REPLACE) !== 0 && !exists) throw fsErr('ENODATA');
@@ -1064,6 +1090,7 @@ export class Filesystem implements FsCore {
     const ns = xattrNamespace(name);
     this.rw();
     checkXattrWrite(ctx, inode, ns, name);
+    this.changeable(inode);
     if (!Object.hasOwn(inode.xattrs, name)) throw fsErr('ENODATA');
     const next = { ...inode.xattrs };
     delete next[name];

@@ -125,6 +125,13 @@ export interface FsStore {
    */
   refuseWrites?(): string | null;
   /**
+   * Optional: whether this mount's keys may change inode `ino` as it is stored (its write ACL
+   * admits one of them). A file whose keys say no is EACCES when opened for writing or changed,
+   * as a mode bit would make it, instead of a commit that fails later and turns the mount
+   * read-only. Inodes not in the store yet are always changeable.
+   */
+  mayChange?(ino: Ino): boolean;
+  /**
    * Optional: locks seen by other mounts of a replicated store. acquire(ino) resolves true when
    * this mount now holds the inode's lease (or it cannot be checked: offline), false when another
    * mount holds it; release(ino) gives it back (the last local lock on the inode is gone).

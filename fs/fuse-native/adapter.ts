@@ -1,5 +1,5 @@
 import type { Attr, Ctx, DirEntry, Fh, FsCore, Ino, SetAttr } from '../core/api.js';
-import { FsError, toErrno } from '../core/errors.js';
+import { FsError, isMissingKey, toErrno } from '../core/errors.js';
 import { PathCache } from './path-cache.js';
 import { direntStat, statArray, statfsArray, timespecOfMs } from './stat.js';
 
@@ -86,7 +86,7 @@ export class FuseNativeAdapter {
 
   private fail(op: string, err: unknown): number {
     const n = toErrno(err);
-    if (!(err instanceof FsError)) {
+    if (!(err instanceof FsError) && !isMissingKey(err)) {
       this.errors++;
       this.lastError = { at: Date.now(), op, message: (err as Error)?.message ?? String(err) };
       try { this.onError?.(op, err); } catch { /* a logger must not break a request */ }

@@ -142,7 +142,11 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
       seen.add(d);
       for (const e of S.listDentries(d)) {
         if (e.ino === ino) return { parent: d, name: e.name };
-        const rec = S.getInode(e.ino);
+        let rec;
+        try { rec = S.getInode(e.ino); } catch (err) {
+          if ((err as Error).name === 'NoReadKey') continue; // sealed for another member's key: not a directory
+          throw err;
+        }
         if (rec && isDir(rec)) dirs.push(e.ino);
       }
     }

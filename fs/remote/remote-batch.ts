@@ -19,7 +19,8 @@ export function batchOfEvents(
   events: readonly EventMeta[],
   current: (key: string) => Buffer | null,
   names: Map<string, { parent: Ino; name: Buffer }>,
-  inode: (ino: Ino) => InodeRecord | undefined,
+  /** undefined: deleted; null: there, but sealed for keys this session does not hold (skipped). */
+  inode: (ino: Ino) => InodeRecord | undefined | null,
 ): FsBatch {
   const batch: FsBatch = { inodes: [], deletedInodes: [], dentries: [], blocks: [] };
   const seen = new Set<string>();
@@ -32,6 +33,7 @@ export function batchOfEvents(
       case 'inode': {
         const ino = inoOfKey(m.key);
         const rec = inode(ino);
+        if (rec === null) break;
         if (rec) batch.inodes.push(rec); else batch.deletedInodes.push(ino);
         break;
       }

@@ -18,7 +18,7 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type Commit, CommitRejected, type EventMeta, openEventPayload, publicKeyId, toGenesisHash } from '../../src/chain/index.js';
+import { type Commit, CommitRejected, type EventMeta, type KeyId, type ReaderRef, openEventPayload, publicKeyId, toGenesisHash } from '../../src/chain/index.js';
 import { defaultPool } from '../../src/crypto/index.js';
 import type { RedoLog } from '../../src/log/index.js';
 import { OfflineRefused, RemoteChain, RemoteRejected, parseRemoteUrl, type RecoveryMode } from '../../src/net/index.js';
@@ -32,6 +32,7 @@ import { type ConflictNote, conflictName, resolveLost } from './conflicts.js';
 import type { Ino } from '../core/api.js';
 import { batchOfEvents, inoOfKey } from './remote-batch.js';
 import { buildView, dentryNamesBefore } from './remote-view.js';
+import { groupRootOf } from './group-root.js';
 
 /** How long a lock's lease outlives a mount that stopped renewing it. */
 const LOCK_TTL_MS = 15_000;
@@ -53,6 +54,29 @@ export interface OpenRemoteFsOptions {
   readOnly?: boolean;
   /** Seconds the kernel may cache entries and attributes (default 1). */
   cacheTimeout?: number;
+  /**
+   * How the first mount creates the chain on the server (default: rooted at and read by the
+   * session's user). Personal and group chains under the auth policy need their own roots.
+   */
+  create?: { rootKeys?: Buffer[]; readers?: ReaderRef[]; creatorReads?: boolean };
+  /**
+   * A group chain: mode bits map to the group's keys (ChainStore's `group`) and inodes hang under
+   * the group root (group-root.ts), so contributors can create files.
+   */
+  group?: { readers: ReaderRef[]; writers: KeyId[] };
+}
+
+/**
+ * The inode `ino` as the core needs it after a remote change: null when this session holds no
+ * key for it (a file sealed for someone else's key only): the change is not the core's to show.
+ */
+function readableInode(store: ChainStore, ino: Ino): InodeRecord | undefined | null {
+  try {
+    return store.getInode(ino);
+  } catch (e) {
+    if ((e as Error).name === 'NoReadKey') return null;
+    throw e;
+  }
 }
 
 /** The default local state of a remote mount: $XDG_DATA_HOME/atefs/remote/<host>/<chain>/. */
@@ -86,7 +110,7 @@ function findName(store: ChainStore, ino: Ino): { parent: Ino; name: Buffer } | 
     seen.add(d);
     for (const e of store.listDentries(d)) {
       if (e.ino === ino) return { parent: d, name: e.name };
-      const r = store.getInode(e.ino);
+      const r = readableInode(store, e.ino);
       if (r && (r.mode & 0o170000) === 0o040000) dirs.push(e.ino);
     }
   }
@@ -238,6 +262,7 @@ export class RemoteFs {
       cacheTimeout: o.cacheTimeout ?? 1,
       readOnly: !!o.readOnly,
       owner: { readers: readersOfPrincipal(user, { sym: true, kem: false }), signingKey: publicKeyId(user.signing!.publicKey) },
+      ...(o.group ? { group: o.group } : {}),
       inoSpace: { key: ino.key, first: ino.first },
     });
     this.store.settle = () => this.feedQueue.then(() => undefined, () => undefined);
@@ -322,13 +347,14 @@ export class RemoteFs {
     const rc = await RemoteChain.open({
       url: o.url, session: o.session, dir: o.dir ? path.join(o.dir, 'replica') : null, mode: o.mode ?? 'async', pool: defaultPool(),
       ...(pinned ? { genesisHash: toGenesisHash(pinned) } : {}),
-      knownHosts: path.join(o.configDir, 'known_hosts'), create: true,
+      knownHosts: path.join(o.configDir, 'known_hosts'), create: o.create ?? true,
       ...(o.serverKey ? { serverKey: o.serverKey } : {}),
       ...(o.confirmTimeoutMs ? { confirmTimeoutMs: o.confirmTimeoutMs } : {}),
       ...(o.pingIntervalMs ? { pingIntervalMs: o.pingIntervalMs } : {}),
       backoff: { minMs: 100, maxMs: 2000 },
       onNewHost: (addr, fp) => o.onWarning?.(`first contact with ${addr}: server key ${fp} (now pinned in known_hosts)`),
     });
+    let rfs: RemoteFs | undefined;
     try {
       const first = [...rc.commits(1)][0];
       if (!first) throw new Error(`${o.url}: the server sent no genesis`);
@@ -339,9 +365,12 @@ export class RemoteFs {
       const built = await buildView(rc, first.commit, o, 0, new Set(), new Set());
       for (const c of built.lost) o.onWarning?.(`staged commit ${c.hash.toString('hex').slice(0, 16)} no longer fits what the server holds; its changes are re-made when the server refuses it`);
       const ino = await loadInoSpace(o.dir, (k) => built.view.exists(k));
-      return new RemoteFs(rc, built.view, built.log, first.commit, ino, o.machineName ?? process.env.ATEFS_MACHINE ?? os.hostname(), o);
+      rfs = new RemoteFs(rc, built.view, built.log, first.commit, ino, o.machineName ?? process.env.ATEFS_MACHINE ?? os.hostname(), o);
+      if (o.group) rfs.store.top = await groupRootOf(rfs.store.view, o.group.writers, { readOnly: !!o.readOnly, ...(o.onWarning ? { onWarning: o.onWarning } : {}) });
+      return rfs;
     } catch (e) {
-      await rc.close().catch(() => undefined);
+      if (rfs) await rfs.close().catch(() => undefined);
+      else await rc.close().catch(() => undefined);
       throw e;
     }
   }
@@ -412,7 +441,7 @@ export class RemoteFs {
       await this.resync(`a commit from elsewhere (${c.hash.toString('hex').slice(0, 16)}) races staged changes`);
       return;
     }
-    this.noteRemote(batchOfEvents(c.events.map((ev) => ev.meta), (k) => this.store.view.tryGet(k)?.data ?? null, names, (ino) => this.store.getInode(ino)));
+    this.noteRemote(batchOfEvents(c.events.map((ev) => ev.meta), (k) => this.store.view.tryGet(k)?.data ?? null, names, (ino) => readableInode(this.store, ino)));
   }
 
   /** Hands a remote change to the core; remembers what content changed (conflict detection). */
@@ -505,7 +534,7 @@ export class RemoteFs {
           }
         }
       }
-      this.noteRemote(batchOfEvents(touched, (k) => built.view.tryGet(k)?.data ?? null, oldNames, (ino) => this.store.getInode(ino)));
+      this.noteRemote(batchOfEvents(touched, (k) => built.view.tryGet(k)?.data ?? null, oldNames, (ino) => readableInode(this.store, ino)));
       if (b.inodes.length + b.dentries.length + b.blocks.length + b.deletedInodes.length > 0) {
         this.store.onRemoteChange?.(b);
         if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: applied; pending ${this.rc.pendingCount}; lookups ${b.dentries.map((d) => `${d.name}=${this.store.lookupDentry(d.parent, d.name)}`)}; commits ${this.store.timings.commits}\n`);
