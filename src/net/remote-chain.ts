@@ -114,7 +114,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     rc.connect();
     if (first) {
       // Never hang: a server that accepts the connection and then says nothing fails the open too.
-      const ms = o.confirmTimeoutMs ?? 30_000;
+      const ms = o.openTimeoutMs ?? 30_000;
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Disconnected(`no history from ${rc.host}:${rc.port} for chain '${name}' within ${ms} ms`)), ms);

@@ -51,6 +51,12 @@ export interface RemoteChainOptions {
   backoff?: { minMs?: number; maxMs?: number };
   /** How long a 'confirmed' wait survives disconnections before it fails (the commit stays staged). */
   confirmTimeoutMs?: number;
+  /**
+   * How long opening a chain this client holds nothing of waits for its history (handshake
+   * included) before it fails (default 30 s). Apart from confirmTimeoutMs: a short confirmation
+   * wait must not make a first open fail on a loaded machine.
+   */
+  openTimeoutMs?: number;
   onNewHost?: (address: string, fingerprint: string) => void;
   /** Keepalive: a ping this often; no answer by the next one closes the connection (reconnects). */
   pingIntervalMs?: number;
