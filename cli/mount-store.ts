@@ -29,9 +29,15 @@ export interface StoreStatus {
   events?: number;
   /** Live data: what df shows as used. */
   liveBytes?: number;
-  connection?: string;
-  pendingUploads?: number;
   compaction?: string;
+  /** Remote mounts: the link to the server and what is not on it yet (see MountPanelStatus). */
+  connection?: string;
+  server?: string;
+  lag?: number;
+  stagedUploads?: number;
+  stagedBytes?: number;
+  conflicts?: number;
+  lastConflict?: string;
 }
 
 export interface OpenedStore {
@@ -306,10 +312,12 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
     commitDelayMs: () => (rfs.rc.pendingCount > 0 ? slowDelay : fastDelay),
     status: () => {
       const s = rfs.status();
+      const v = rfs.store.view.stats();
       return {
-        seq: s.seq, connection: `${s.connection}${s.server ? ` (server ${s.server})` : ''}${s.lag ? `, ${s.lag} behind` : ''}`,
-        pendingUploads: s.pendingUploads, logBytes: rfs.store.view.stats().logBytes, liveBytes: rfs.store.view.stats().liveBytes,
-        ...(s.lastConflict ? { compaction: `last conflict: ${s.lastConflict}` } : {}),
+        seq: s.seq, lag: s.lag, connection: s.connection, ...(s.server ? { server: s.server } : {}),
+        stagedUploads: s.pendingUploads, stagedBytes: s.pendingBytes, conflicts: s.conflicts,
+        ...(s.lastConflict ? { lastConflict: s.lastConflict } : {}),
+        logBytes: v.logBytes, liveBytes: v.liveBytes,
       };
     },
     timings: () => {

@@ -34,7 +34,9 @@ function table(lines: MountLine[]): string {
 export function statusLines(s: MountPanelStatus): string {
   const kv: Array<[string, unknown]> = [
     ['mount', s.mountpoint], ['state', s.state], ['progress', s.progress ? progressLine(s.progress) : undefined], ['chain', s.chain], ['mode', `${s.mode}${s.readOnly ? ', read-only' : ''}`],
-    ['transport', s.transport], ['connection', s.connection], ['seq', s.seq], ['commits', s.commits], ['events', s.events],
+    ['transport', s.transport], ['connection', s.connection], ['server', s.server], ['seq', s.seq], ['lag', s.lag],
+    ['staged uploads', s.stagedUploads], ['staged bytes', s.stagedUploads !== undefined ? s.stagedBytes ?? 0 : undefined],
+    ['conflicts', s.conflicts], ['last conflict', s.lastConflict], ['commits', s.commits], ['events', s.events],
     ['bytes written', s.bytesWritten], ['bytes read', s.bytesRead], ['dirty bytes', s.dirtyBytes], ['log bytes', s.logBytes], ['live bytes', s.liveBytes],
     ['compaction', s.compaction], ['requests', s.requests], ['commit state', s.commitHealth ?? 'ok'], ['last error', s.lastError ?? 'none'],
   ];

@@ -18,7 +18,17 @@ export interface MountPanelStatus {
   logBytes?: number;
   /** Live data (what df shows as used); the log also keeps deleted data until compaction. */
   liveBytes?: number;
+  /** Remote mounts: 'online', 'offline', 'refused', ... and the server's key fingerprint (16 hex). */
   connection?: string;
+  server?: string;
+  /** Remote mounts: commits the server has (its newest signed head) that this mount has not applied. */
+  lag?: number;
+  /** Remote mounts: commits staged locally and not yet confirmed by the server, and their bytes. */
+  stagedUploads?: number;
+  stagedBytes?: number;
+  /** Remote mounts: conflicts resolved since the mount (each kept a copy beside the name), the last one. */
+  conflicts?: number;
+  lastConflict?: string;
   lastError?: string;
   /** Set while commits fail: how (retrying / read-only) and what is not committed. */
   commitHealth?: string;
@@ -99,8 +109,11 @@ export function Panel({ read, footer, intervalMs = 1000 }: { read: () => MountPa
       {s.progress ? <ProgressBar p={s.progress} /> : null}
       <Row label="chain" value={s.chain} />
       <Row label="mode" value={`${s.mode}${s.readOnly ? ', read-only' : ''} · ${s.transport}`} />
-      {s.connection ? <Row label="connection" value={s.connection} /> : null}
-      {s.seq !== undefined ? <Row label="seq" value={String(s.seq)} /> : null}
+      {s.connection ? <Row label="connection" value={s.connection} {...(s.connection === 'online' ? {} : { color: 'yellow' })} /> : null}
+      {s.server ? <Row label="server" value={s.server} /> : null}
+      {s.seq !== undefined ? <Row label="seq" value={`${s.seq}${s.lag !== undefined ? ` (lag ${s.lag})` : ''}`} /> : null}
+      {s.stagedUploads !== undefined ? <Row label="staged" value={`${s.stagedUploads} upload${s.stagedUploads === 1 ? '' : 's'}, ${bytes(s.stagedBytes ?? 0)}`} /> : null}
+      {s.conflicts !== undefined ? <Row label="conflicts" value={`${s.conflicts}${s.lastConflict ? ` (last: ${s.lastConflict})` : ''}`} {...(s.conflicts > 0 ? { color: 'yellow' } : {})} /> : null}
       <Row label="commits" value={`${s.commits ?? 0} (${rates.commits.toFixed(1)}/s) ${sparkline(history)}`} />
       {s.events !== undefined ? <Row label="events" value={`${s.events} (${Math.round(rates.events)}/s)`} /> : null}
       {s.bytesWritten !== undefined ? <Row label="written" value={`${bytes(s.bytesWritten)} (${bytes(Math.round(rates.written))}/s)`} /> : null}

@@ -478,8 +478,12 @@ export class RemoteFs {
       // What the core may hold stale: everything the lost commits touched and everything the
       // server confirmed that the old view did not have.
       const touched: EventMeta[] = [];
+      // Of those, what other machines changed: only that can clash with what the core holds
+      // uncommitted. The lost commits are this machine's own earlier changes (re-made): a file
+      // still being written here is no conflict with its own first part.
+      const elsewhere: EventMeta[] = [];
       for (const c of lost) for (const ev of c.events) touched.push(ev.meta);
-      for (const c of built.fresh) if (!oldView.state.hasCommit(c.hash)) for (const ev of c.events) touched.push(ev.meta);
+      for (const c of built.fresh) if (!oldView.state.hasCommit(c.hash)) for (const ev of c.events) { touched.push(ev.meta); elsewhere.push(ev.meta); }
       const oldNames = new Map<string, { parent: number; name: Buffer }>();
       for (const m of touched) {
         if (m.type !== 'dentry') continue;
@@ -517,7 +521,7 @@ export class RemoteFs {
           if (built.view.state.hasCommit(commit.hash)) continue;
           for (const [k, v] of dentryNamesBefore(built.view, commit)) oldNames.set(k, v);
           await built.view.submit(commit, 'local', true);
-          for (const ev of commit.events) touched.push(ev.meta);
+          for (const ev of commit.events) { touched.push(ev.meta); elsewhere.push(ev.meta); }
         }
       };
       await catchUp();
@@ -534,7 +538,11 @@ export class RemoteFs {
           }
         }
       }
-      this.noteRemote(batchOfEvents(touched, (k) => built.view.tryGet(k)?.data ?? null, oldNames, (ino) => readableInode(this.store, ino)));
+      const batchOf = (events: EventMeta[]) => batchOfEvents(events, (k) => built.view.tryGet(k)?.data ?? null, oldNames, (ino) => readableInode(this.store, ino));
+      // The core refreshes its caches of everything touched; clashes count only changes from elsewhere.
+      const fromElsewhere = new Set(elsewhere.map((m) => m.key));
+      this.store.onRemoteChange?.(batchOf(touched.filter((m) => !fromElsewhere.has(m.key))));
+      this.noteRemote(batchOf(elsewhere));
       if (b.inodes.length + b.dentries.length + b.blocks.length + b.deletedInodes.length > 0) {
         this.store.onRemoteChange?.(b);
         if (process.env.ATEFS_DEBUG_RESYNC) process.stderr.write(`resync: applied; pending ${this.rc.pendingCount}; lookups ${b.dentries.map((d) => `${d.name}=${this.store.lookupDentry(d.parent, d.name)}`)}; commits ${this.store.timings.commits}\n`);

@@ -95,6 +95,20 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return true;
   }
 
+  /** A message already encoded as pieces (encodeAppendParts); false when the connection is closed. */
+  sendEncoded(parts: readonly Uint8Array[]): boolean {
+    if (this.closed || !this.tx) return false;
+    let bufs: Buffer[];
+    try {
+      bufs = this.tx.sealParts(parts, this.maxFrame);
+    } catch (e) {
+      this.close(e as Error);
+      return false;
+    }
+    this.write(bufs);
+    return true;
+  }
+
   private write(bufs: Buffer[]): void {
     this.stats.framesOut++;
     for (const b of bufs) this.stats.bytesOut += b.length;

@@ -124,6 +124,9 @@ export function plainFrame(body: Buffer, maxFrame = HANDSHAKE_MAX_FRAME): Buffer
   return [lengthPrefix(body.length), body];
 }
 
+/** Pieces at least this large are encrypted on their own; smaller ones are joined first. */
+const SEAL_PIECE = 64 << 10;
+
 /** One direction of the record layer: a key and its frame counter. */
 export class FrameCipher {
   private counter = 0;
@@ -150,14 +153,45 @@ export class FrameCipher {
 
   /** Sealed frame as [length, ciphertext, tag] (written with one writev). */
   seal(plaintext: Buffer, maxFrame: number): Buffer[] {
-    const len = plaintext.length + TAG_BYTES;
-    if (len > maxFrame) throw new ProtocolError(`message of ${plaintext.length} bytes exceeds the frame maximum ${maxFrame}`);
+    return this.sealParts([plaintext], maxFrame);
+  }
+
+  /**
+   * The same frame for a plaintext given as consecutive pieces (a commit's own buffers behind its
+   * message header: not copied into one buffer first), as [length, ciphertext pieces..., tag].
+   * Small pieces are encrypted together (one socket write each otherwise).
+   */
+  sealParts(parts: readonly Uint8Array[], maxFrame: number): Buffer[] {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const len = n + TAG_BYTES;
+    if (len > maxFrame) throw new ProtocolError(`message of ${n} bytes exceeds the frame maximum ${maxFrame}`);
     const header = lengthPrefix(len);
     const c = nodeCrypto.createCipheriv('aes-256-gcm', this.key, this.nonce(), { authTagLength: TAG_BYTES });
     c.setAAD(header);
-    const ct = c.update(plaintext);
+    const out: Buffer[] = [header];
+    let small: Uint8Array[] = [];
+    let smallBytes = 0;
+    const flushSmall = () => {
+      if (small.length === 0) return;
+      out.push(c.update(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes)));
+      small = [];
+      smallBytes = 0;
+    };
+    for (const p of parts) {
+      if (p.length >= SEAL_PIECE) {
+        flushSmall();
+        out.push(c.update(p));
+      } else if (p.length > 0) {
+        small.push(p);
+        smallBytes += p.length;
+        if (smallBytes >= SEAL_PIECE) flushSmall();
+      }
+    }
+    flushSmall();
     c.final();
-    return [header, ct, c.getAuthTag()];
+    out.push(c.getAuthTag());
+    return out;
   }
 
   /** Opens a frame body read by FrameReader; throws ProtocolError on any failure. */

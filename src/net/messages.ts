@@ -79,6 +79,27 @@ export function encodeMessage(m: Outgoing): Buffer {
   return packr.pack({ v: MESSAGE_VERSION, ...m });
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * An 'append' as pieces whose concatenation is exactly encodeMessage's bytes for it, the commit
+ * given as its own pieces (Commit.parts, `size` bytes in all): a commit of tens of MiB is not
+ * joined into one buffer and copied again into the message. The commit is the message's last
+ * field, a msgpack bin: the message is packed with an empty one and its 2-byte header (c4 00)
+ * replaced by the real one.
+ */
+export function encodeAppendParts(m: { id: number; chain: string }, commit: readonly Uint8Array[], size: number): Uint8Array[] {
+  const head = packr.pack({ v: MESSAGE_VERSION, t: 'append', id: m.id, chain: m.chain, commit: NO_BYTES });
+  const k = head.length - 2;
+  if (head[k] !== 0xc4 || head[k + 1] !== 0) throw new Error('msgpack did not end the append message with its empty commit');
+  let bin: Buffer;
+  if (size < 0x100) bin = Buffer.from([0xc4, size]);
+  else if (size < 0x10000) { bin = Buffer.alloc(3); bin[0] = 0xc5; bin.writeUInt16BE(size, 1); }
+  else { bin = Buffer.alloc(5); bin[0] = 0xc6; bin.writeUInt32BE(size, 1); }
+  // The packer's buffer is reused by its next pack: the head is copied (a few dozen bytes).
+  return [Buffer.concat([head.subarray(0, k), bin]), ...commit];
+}
+
 function isBytes(x: unknown): x is Buffer {
   return x instanceof Uint8Array;
 }

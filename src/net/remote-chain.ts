@@ -19,7 +19,7 @@ import { type RedoLog, openLog } from '../log/index.js';
 import type { Session } from '../session/index.js';
 import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved } from './errors.js';
 import { type ClientSession, connectClient } from './handshake.js';
-import type { Message, SignedHead } from './messages.js';
+import { type Message, type SignedHead, encodeAppendParts } from './messages.js';
 import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
 import { replicaTrust } from './replica-trust.js';
 import { type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus, parseRemoteUrl } from './remote-options.js';
@@ -28,6 +28,10 @@ export { DEFAULT_PORT, parseRemoteUrl, type RecoveryMode, type RemoteChainEvents
 export type LeaseReply = Extract<Message, { t: 'leased' }>;
 
 const STAGING_COMPACT_BYTES = 4 << 20;
+/** The staging log is compacted once nothing was staged for this long (compactStagingIfIdle). */
+const STAGING_COMPACT_IDLE_MS = 1000;
+/** Segment size of the replica and staging logs (see open). */
+const REPLICA_SEGMENT_SIZE = 1 << 30;
 
 interface Staged {
   commit: Commit;
@@ -99,7 +103,13 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   static async open(o: RemoteChainOptions): Promise<RemoteChain> {
     const { name } = parseRemoteUrl(o.url);
     if (o.dir) await fsp.mkdir(o.dir, { recursive: true, mode: 0o700 });
-    const logOpts = (sub: string) => (o.dir ? { dir: path.join(o.dir, sub), chainId: name, maxRecordSize: 80 << 20 } : { memory: true, chainId: name, maxRecordSize: 80 << 20 });
+    // Large segments: a rotation fdatasyncs the whole segment it seals and fsyncs the directory
+    // twice, on the thread that serves the mount. The replica needs no such sync (the server holds
+    // every confirmed commit durably) and the staging log is made durable by the fsyncs that ask
+    // for it; with 64 MiB segments a big copy rotated both in the middle of the writes.
+    const logOpts = (sub: string) => (o.dir
+      ? { dir: path.join(o.dir, sub), chainId: name, maxRecordSize: 80 << 20, segmentSize: REPLICA_SEGMENT_SIZE }
+      : { memory: true, chainId: name, maxRecordSize: 80 << 20 });
     const replica = await openLog(logOpts('replica'));
     const staging = await openLog(logOpts('staging'));
     const rc = new RemoteChain(o, replica, staging);
@@ -256,11 +266,31 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     // its own: until then nobody relies on it, and afterwards the server holds it durably (a crash
     // in between loses an unacknowledged commit, or finds it in the server's history). A commit
     // acknowledged as staged must survive a crash here: durable.
-    await this.staging.append(commit.bytes, staging ?? (wait === 'staged' ? 'durable' : 'local'));
+    // A commit built here (a View's DIO) comes as pieces: written and sent as such, never joined
+    // into one buffer (commit.bytes would copy tens of MiB on the writer's path, and keep both).
+    const durability = staging ?? (wait === 'staged' ? 'durable' : 'local');
+    if (commit.parts && this.staging.appendParts) await this.staging.appendParts(commit.parts, durability);
+    else await this.staging.append(commit.bytes, durability);
     const s: Staged = { commit, sentOn: null, requestId: 0, waiters: [] };
     this.pending.push(s);
-    if (this.status === 'online') this.send(s);
+    this.scheduleSend();
     return s;
+  }
+
+  private sendScheduled = false;
+  /**
+   * Sends what is staged and not sent on this connection yet, in staging order, once the caller
+   * that staged it went on: the writer (a filesystem applying its commit, an fsync waiting for
+   * it) does not wait for the upload's encryption and socket writes.
+   */
+  private scheduleSend(): void {
+    if (this.sendScheduled) return;
+    this.sendScheduled = true;
+    setImmediate(() => {
+      this.sendScheduled = false;
+      if (this.status !== 'online' || !this.session) return;
+      for (const p of this.pending) if (p.sentOn === null) this.send(p);
+    });
   }
 
   private waitConfirmed(s: Staged): Promise<number> {
@@ -279,7 +309,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     const sess = this.session!;
     s.sentOn = sess;
     s.requestId = this.nextRequest++;
-    sess.conn.send({ t: 'append', id: s.requestId, chain: this.name, commit: s.commit.bytes });
+    const c = s.commit;
+    if (c.parts) sess.conn.sendEncoded(encodeAppendParts({ id: s.requestId, chain: this.name }, c.parts, c.size ?? c.bytes.length));
+    else sess.conn.send({ t: 'append', id: s.requestId, chain: this.name, commit: c.bytes });
   }
 
   // ------------------------------------------------------------------------------ connection
@@ -554,7 +586,11 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     });
     // 'local': the server holds every confirmed commit durably; a replica tail lost in a power
     // failure is downloaded again (and validated again) from the last seq that survived.
-    const res = await this.replica.appendBatch(commits.map((c) => c.bytes), 'local');
+    // This client's own commit (confirmed one at a time) is written from its pieces, not joined.
+    const one = commits.length === 1 ? commits[0]! : null;
+    const res = one?.parts && this.replica.appendParts
+      ? [await this.replica.appendParts(one.parts, 'local')]
+      : await this.replica.appendBatch(commits.map((c) => c.bytes), 'local');
     commits.forEach((c, i) => {
       const seq = from + i;
       if (res[i]!.seq !== seq) throw new Error(`replica assigned seq ${res[i]!.seq}, expected ${seq}`);
@@ -597,12 +633,27 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     for (const p of this.pending) if (p.sentOn !== s) this.send(p);
   }
 
+  private compactTimer: NodeJS.Timeout | null = null;
   private async compactStagingIfIdle(): Promise<void> {
-    // Compaction fsyncs a new segment set, its manifest and the directory: worth it only once the
-    // confirmed commits in the staging log add up (on open, confirmed ones are skipped anyway).
+    // Compaction fsyncs a new segment set, its manifest and the directory, and reads back every
+    // record it drops: worth it only once the confirmed commits in the staging log add up (on
+    // open, confirmed ones are skipped anyway), and only once the writer paused — a big copy
+    // whose uploads keep up empties `pending` between its commits, and compacting there put a
+    // synchronous rotation and a read of everything staged so far in the middle of its writes.
     if (this.pending.length > 0 || this.staging.nextSeq === 1 || this.staging.sizeBytes() < STAGING_COMPACT_BYTES) return;
-    // Everything staged is confirmed: drop it (records keep their seqs, the log just empties).
-    await this.staging.compact(() => false).catch(() => undefined);
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    const staged = this.staging.nextSeq;
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null;
+      this.stagingPrune = this.stagingPrune.then(async () => {
+        if (this.status === 'closed' || this.pending.length > 0 || this.staging.nextSeq !== staged) return;
+        // Everything staged before `staged` is confirmed: drop it (records keep their seqs, the log
+        // just empties). What is staged while the compaction runs (it syncs the log before it
+        // cuts, so such records can fall before the cut) is not confirmed: it stays.
+        await this.staging.compact((rec) => rec.seq >= staged);
+      }).catch(() => undefined);
+    }, STAGING_COMPACT_IDLE_MS);
+    this.compactTimer.unref?.();
   }
 
   /**
@@ -680,6 +731,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     if (this.status === 'closed') return;
     this.setStatus('closed');
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.compactTimer) clearTimeout(this.compactTimer);
     if (this.keepalive) clearInterval(this.keepalive);
     const s = this.session;
     this.session = null;

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { availableTransports, mountForTest, sh, sleep, unmountAll, type TestMount } from './harness.js';
+import { CLI, availableTransports, mountForTest, run, sh, sleep, unmountAll, type TestMount } from './harness.js';
 import { type Solo, startSolo } from '../integration/atedb/harness.js';
 
 const transports = availableTransports().filter((t) => t === 'kernel' || t === 'fuse-native');
@@ -72,6 +72,19 @@ async function tree(dir: string): Promise<Record<string, string>> {
   await walk('');
   return out;
 }
+
+/** What `atefs status DIR --json` says of a remote mount (the fields this file checks). */
+interface RemoteStatus {
+  connection: string; server?: string; seq: number; lag: number; dirtyBytes: number;
+  stagedUploads: number; stagedBytes: number; conflicts: number; lastConflict?: string;
+}
+
+async function atefsStatus(dir: string, json = true): Promise<string> {
+  const r = await run(process.execPath, [CLI, 'status', dir, ...(json ? ['--json'] : [])], { timeout: 60_000 });
+  if (r.code !== 0) throw new Error(`atefs status ${dir} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+const statusOf = async (dir: string) => JSON.parse(await atefsStatus(dir)) as RemoteStatus;
 
 async function restartServer(): Promise<void> {
   solo = await startSolo({ dataDir: solo.dataDir, port: solo.port });
@@ -185,6 +198,47 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     expect((await read(a('proj/added.txt')))?.toString()).toBe('added into a removed dir\n');
     expect((await fsp.stat(a('proj'))).nlink).toBe(2);
   }, 90_000);
+
+  it('atefs status shows staged uploads while the server stalls, their draining, dirty bytes, lag and the conflicts', async () => {
+    // The conflicts of the test before: each was noted by the machine whose commit was re-made.
+    const [sa, sb] = [await statusOf(A.dir), await statusOf(B.dir)];
+    expect(sa.conflicts + sb.conflicts).toBeGreaterThanOrEqual(2);
+    const noted = sa.conflicts > 0 ? sa : sb;
+    expect(noted.lastConflict).toMatch(/'(doc|new|victim|proj)[^']*'/);
+    expect(sa).toMatchObject({ connection: 'online', server: expect.stringMatching(/^[0-9a-f]{16}$/) as unknown as string });
+    // A stopped (not killed) server: the connection stays up, nothing is confirmed.
+    process.kill(solo.pid, 'SIGSTOP');
+    let writer: ReturnType<typeof sh> | null = null;
+    try {
+      await sh(`set -e; mkdir -p ${join(A.dir, 'stalled')}; for i in $(seq 1 8); do head -c 200000 /dev/urandom > ${join(A.dir, 'stalled')}/f$i; done; sync ${A.dir}`);
+      const staged = await until('staged uploads in atefs status', async () => {
+        const s = await statusOf(A.dir);
+        return s.stagedUploads > 0 && s.stagedBytes >= 8 * 200_000 ? s : undefined;
+      }, 10_000);
+      expect(staged.stagedBytes).toBeGreaterThanOrEqual(8 * 200_000);
+      expect(await atefsStatus(A.dir, false)).toMatch(/staged uploads: [1-9]\d*\nstaged bytes: \d{7,}\n/);
+      // Dirty bytes: data written and not committed yet (a writer that keeps appending for a while).
+      writer = sh(`for i in $(seq 1 40); do head -c 65536 /dev/urandom >> ${join(A.dir, 'stalled/growing')}; sleep 0.05; done`, { timeout: 60_000 });
+      await until('dirty bytes in atefs status', async () => ((await statusOf(A.dir)).dirtyBytes > 0 ? true : undefined), 10_000);
+      await writer;
+      writer = null;
+    } finally {
+      process.kill(solo.pid, 'SIGCONT');
+      await writer;
+    }
+    await sh(`sync ${A.dir}`);
+    await until('staged uploads drained to 0', async () => {
+      const s = await statusOf(A.dir);
+      return s.stagedUploads === 0 && s.stagedBytes === 0 && s.dirtyBytes === 0 ? s : undefined;
+    }, 30_000);
+    // B applies what A uploaded: its lag comes back to 0 at A's seq.
+    const seqA = (await statusOf(A.dir)).seq;
+    await until('B caught up (lag 0 at A\'s seq)', async () => {
+      const s = await statusOf(B.dir);
+      return s.lag === 0 && s.seq >= seqA ? s : undefined;
+    }, 10_000);
+    expect((await read(join(B.dir, 'stalled/f8')))?.length).toBe(200_000);
+  }, 120_000);
 
   it('offline: staged work survives an unmount and a remount, then reaches the other machine', async () => {
     await solo.kill('SIGKILL');

@@ -64,6 +64,26 @@ describe('replication client', () => {
     await solo.kill('SIGTERM');
   });
 
+  it('the staging log empties once everything staged is confirmed and the writer paused; a reopen finds nothing pending', async () => {
+    const solo = await startSolo();
+    const dir = await tempDir('atedb-replica-');
+    const a = await client(solo, 'team/staging', { create: true, dir });
+    for (let i = 0; i < 3; i++) await a.commit((b) => { for (let k = 0; k < 3; k++) b.put({ payload: Buffer.alloc(900 << 10, i * 3 + k + 1) }); }, { wait: 'confirmed' });
+    expect(a.pendingCount).toBe(0);
+    expect(a.staging.sizeBytes()).toBeGreaterThan(7 << 20);
+    // Over the compaction threshold (4 MiB) until then; emptied about a second after the last commit.
+    const t0 = Date.now();
+    await until(() => a.staging.sizeBytes() < 1 << 20, 10_000, 'the staging log compacted');
+    console.log(`staging compacted after ${Date.now() - t0} ms`);
+    // A commit staged after the compaction is kept until confirmed, and the log still opens.
+    await a.commit(put('after the compaction'), { wait: 'confirmed' });
+    await a.close();
+    const again = await client(solo, 'team/staging', { dir });
+    expect(again.pendingCount).toBe(0);
+    expect(again.lastSeq).toBe(5);
+    await solo.kill('SIGTERM');
+  });
+
   it('a staged commit that loses a race is handed back with the current versions, not dropped', async () => {
     const solo = await startSolo();
     const a = await client(solo, 'team/race', { create: true });

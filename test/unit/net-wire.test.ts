@@ -9,7 +9,7 @@ import { HandshakeError, HostKeyMismatch, ProtocolError } from '../../src/net/er
 import { FrameCipher, FrameReader, lengthPrefix } from '../../src/net/frames.js';
 import { type ServerSession, acceptClient, connectClient } from '../../src/net/handshake.js';
 import { checkHostKey, hostFingerprint } from '../../src/net/known-hosts.js';
-import { decodeMessage, encodeMessage } from '../../src/net/messages.js';
+import { decodeMessage, encodeAppendParts, encodeMessage } from '../../src/net/messages.js';
 
 const hostKey = generateSigningKeyPair();
 let server: net.Server;
@@ -83,6 +83,28 @@ describe('record layer', () => {
     expect(ok.next()).toBeNull();
     ok.push(Buffer.from('c'));
     expect(ok.next()!.body.toString()).toBe('abc');
+  });
+
+  it('an append encoded from a commit\'s pieces is byte for byte the message encoded whole, and seals to the same frame', () => {
+    // Sizes across msgpack's bin8 / bin16 / bin32 headers; pieces small (joined before sealing) and large.
+    for (const size of [0, 1, 255, 256, 65535, 65536, 3 << 20]) {
+      const whole = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) whole[i] = (i * 31 + size) & 0xff;
+      const cuts = [0, Math.floor(size / 3), Math.floor(size / 3) + 7, size - 1, size].filter((c) => c >= 0 && c <= size).sort((a, b) => a - b);
+      const pieces = cuts.slice(1).map((c, i) => whole.subarray(cuts[i]!, c));
+      const parts = encodeAppendParts({ id: 77, chain: 'team/docs' }, pieces, size);
+      const expected = encodeMessage({ t: 'append', id: 77, chain: 'team/docs', commit: whole });
+      expect(Buffer.concat(parts).equals(expected), `size ${size}`).toBe(true);
+      const k = Buffer.alloc(32, 9);
+      const a = Buffer.concat(new FrameCipher(k).sealParts(parts, 64 << 20));
+      const b = Buffer.concat(new FrameCipher(k).seal(expected, 64 << 20));
+      expect(a.equals(b), `sealed, size ${size}`).toBe(true);
+      const m = decodeMessage(new FrameCipher(k).open(a.subarray(0, 4), a.subarray(4)));
+      expect(m).toMatchObject({ t: 'append', id: 77, chain: 'team/docs' });
+      expect((m as { commit: Buffer }).commit.equals(whole)).toBe(true);
+    }
+    // The frame maximum counts every piece.
+    expect(() => new FrameCipher(Buffer.alloc(32)).sealParts([Buffer.alloc(600), Buffer.alloc(600)], 1024)).toThrow(/exceeds the frame maximum/);
   });
 
   it('messages: unknown type, wrong version, wrong field are protocol errors', () => {

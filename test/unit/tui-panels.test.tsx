@@ -27,6 +27,38 @@ describe('mount status panel', () => {
     expect(f).toMatch(/last error\s+commit: disk full/);
   });
 
+  it('a remote mount shows its connection, server, seq and lag, staged uploads and conflicts', () => {
+    const remote: MountPanelStatus = {
+      ...base, chain: 'tcp://127.0.0.1:5000/team/docs', mode: 'replicated (async)', connection: 'offline', server: '0123456789abcdef',
+      seq: 41, lag: 3, stagedUploads: 5, stagedBytes: 3 << 20, conflicts: 2,
+      lastConflict: "'doc.txt' was changed here and elsewhere: the other version keeps the name, this one is 'doc.conflict-beta-20261207T020000Z.txt'",
+    };
+    const { lastFrame, unmount } = render(<Panel read={() => remote} />);
+    const f = lastFrame()!;
+    unmount();
+    expect(f).toMatch(/connection\s+offline/);
+    expect(f).toMatch(/server\s+0123456789abcdef/);
+    expect(f).toMatch(/seq\s+41 \(lag 3\)/);
+    expect(f).toMatch(/staged\s+5 uploads, 3\.0 MiB/);
+    expect(f).toMatch(/conflicts\s+2 \(last: 'doc\.txt' was changed/);
+    expect(f).toMatch(/dirty\s+4\.0 KiB/);
+    // Drained, nothing in conflict: the rows stay, with zeros.
+    const idle = render(<Panel read={() => ({ ...remote, connection: 'online', lag: 0, stagedUploads: 1, stagedBytes: 700, conflicts: 0, lastConflict: undefined })} />);
+    const g = idle.lastFrame()!;
+    idle.unmount();
+    expect(g).toMatch(/seq\s+41 \(lag 0\)/);
+    expect(g).toMatch(/staged\s+1 upload, 700 B/);
+    expect(g).toMatch(/conflicts\s+0\s/);
+    expect(g).not.toContain('last:');
+  });
+
+  it('a local mount shows no remote rows', () => {
+    const { lastFrame, unmount } = render(<Panel read={() => base} />);
+    const f = lastFrame()!;
+    unmount();
+    expect(f).not.toMatch(/staged|conflicts|connection|lag/);
+  });
+
   it('computes rates from successive reads and draws a sparkline of commits/s', async () => {
     // Every read sees more work done (on a loaded machine a tick may come late; the counters still
     // grow between any two reads, so every rate the panel computes is above zero).
@@ -58,5 +90,13 @@ describe('mount status panel', () => {
     expect(out).toContain('seq: 7\n');
     expect(out).toContain('bytes written: 123\n');
     expect(out).toContain('last error: none\n');
+    expect(out).not.toMatch(/staged|conflicts|lag/);
+  });
+
+  it('plain lines of a remote mount carry lag, staged uploads and bytes, conflicts and the last one', () => {
+    const out = statusLines({ ...base, connection: 'online', server: 'abcd', lag: 2, stagedUploads: 4, stagedBytes: 8192, conflicts: 1, lastConflict: "'a' kept as 'b'" });
+    expect(out).toContain('connection: online\nserver: abcd\nseq: 7\nlag: 2\nstaged uploads: 4\nstaged bytes: 8192\nconflicts: 1\n');
+    expect(out).toContain("last conflict: 'a' kept as 'b'\n");
+    expect(out).toContain('dirty bytes: 4096\n');
   });
 });
