@@ -65,7 +65,8 @@ export interface CommitBuilderOptions {
   now?: () => number;
   /**
    * Deferred signatures (deferred.ts): each slot gets the MAC of the commit hash instead of a
-   * hybrid signature; a seal signs it later. Only for a local chain whose view seals (sealer.ts).
+   * hybrid signature; a sign-off signs it later. Only for a local chain whose view signs off
+   * (src/view/deferred-signer.ts).
    */
   deferSignatures?: boolean;
 }

@@ -7,7 +7,7 @@
 //     [DEFERRED_MAC, v1] || HMAC-SHA-256(K, "atefs/chain/deferred/v1\0" || commitHash)
 //     K = SHA-256-domain("atefs/chain/deferred-mac-key/v1", signing secret key)
 // and, in the background, appends a sign-off: an event-less commit whose header lists the hashes of
-// the deferred commits it covers, hybrid-signed by every key they named (deferred-signer.ts). A signature
+// the deferred commits it covers, hybrid-signed by every key they named (src/view/deferred-signer.ts). A signature
 // over the sign-off's hash signs the listed hashes, so it covers each of those commits as if they had
 // been signed one by one.
 //

@@ -63,6 +63,7 @@ export class DeferredSigner {
       this.timer = null;
     }
     while (this.running) await this.running;
+    // The run that just ended scheduled the next one: run it now instead.
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;

@@ -21,11 +21,11 @@ export interface AcceptedRecord {
   effects: CommitEffects;
 }
 
-/** A commit whose signatures are deferred and that no seal covers yet (src/chain/deferred.ts). */
+/** A commit whose signatures are deferred and that no sign-off covers yet (src/chain/deferred.ts). */
 export interface UnsignedCommit {
   hash: Buffer;
   seq: number;
-  /** Public keys of its deferred slots: a seal must be signed by each. */
+  /** Public keys of its deferred slots: a sign-off must be signed by each. */
   keys: Buffer[];
 }
 
@@ -70,9 +70,9 @@ export class LmdbAuthorityState implements AuthorityState {
    */
   liveBytes: number;
   /**
-   * Applied commits with deferred signatures that no applied seal covers, by hash (hex), in seq
+   * Applied commits with deferred signatures that no applied sign-off covers, by hash (hex), in seq
    * order. Persisted in the same transaction as the records ('unsigned'), so a mount that stopped
-   * between a durable commit and its seal finds them on the next open (sealer.ts).
+   * between a durable commit and its sign-off finds them on the next open (deferred-signer.ts).
    */
   private unsignedByHash: Map<string, UnsignedCommit>;
 
@@ -89,7 +89,7 @@ export class LmdbAuthorityState implements AuthorityState {
     this.unsignedByHash = loadUnsigned(store);
   }
 
-  /** Commits waiting for a seal, oldest first. */
+  /** Commits waiting for a sign-off, oldest first. */
   unsigned(): UnsignedCommit[] {
     return [...this.unsignedByHash.values()];
   }
@@ -332,8 +332,8 @@ function loadUnsigned(store: IndexStore): Map<string, UnsignedCommit> {
 }
 
 /**
- * The unsealed set after a batch (null when the batch changes nothing): deferred commits join it,
- * a seal removes each commit it lists whose deferred keys all signed the seal.
+ * The unsigned set after a batch (null when the batch changes nothing): deferred commits join it,
+ * a sign-off removes each commit it lists whose deferred keys all signed the sign-off.
  */
 function nextUnsigned(cur: Map<string, UnsignedCommit>, batch: readonly AcceptedRecord[]): Map<string, UnsignedCommit> | null {
   let next: Map<string, UnsignedCommit> | null = null;

@@ -891,7 +891,7 @@ export class View {
 
   /**
    * Signs off every commit whose signature was deferred and makes the sign-offs durable: what a
-   * third party needs to verify the log (unmount, before compaction's copy, `atefs verify`).
+   * third party needs to verify the log (the view's close runs it; tests and tools may too).
    */
   async signOff(): Promise<void> {
     if (this.readOnly || this.closed || this.failed) return;
