@@ -74,7 +74,7 @@ export type StoreFactory = (args: MountArgs, hooks?: OpenHooks) => Promise<Opene
 
 export async function openStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
   if (args.at !== undefined) return openHistoricStore(args, hooks);
-  if (args.remote) return openRemoteStore(args);
+  if (args.remote) return openRemoteStore(args, hooks);
   if (args.temp) return openTempStore(args, hooks);
   return openPersistentLocalStore(args, hooks);
 }
@@ -256,7 +256,7 @@ const UPLOAD_TIMEOUT_MS = 15_000;
  * (default $XDG_DATA_HOME/atefs/remote/<host>/<chain>/), or in memory with --temp; the chain is
  * created on the server by the first mount (open policy). See fs/remote/remote-store.ts.
  */
-export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
+export async function openRemoteStore(args: MountArgs, hooks: OpenHooks = {}): Promise<OpenedStore> {
   const url = args.remote!;
   try {
     parseRemoteUrl(url);
@@ -281,6 +281,7 @@ export async function openRemoteStore(args: MountArgs): Promise<OpenedStore> {
       cacheTimeout: args.transport === 'kernel' ? 60 : 1,
       ...(args.serverKey ? { serverKey: args.serverKey } : {}),
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+      ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
     });
   } catch (e) {
     const err = e as Error;

@@ -22,6 +22,7 @@ export interface ProgressState {
 }
 
 const LABELS: Record<ViewPhase, string> = {
+  download: 'downloading the history',
   verify: 'checking the index against the log',
   replay: 'replaying the log',
   rebuild: 'rebuilding the index',

@@ -146,7 +146,7 @@ export class ClientHandler implements ChainListener {
       const batch = await chain.readHistory(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
       if (this.conn.closed || this.subs.get(name) !== sub) return;
       if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
-      this.send({ t: 'hist', chain: name, from: sub.next, commits: batch }, false);
+      this.send({ t: 'hist', chain: name, from: sub.next, commits: batch, upTo: chain.confirmedSeq }, false);
       sub.next += batch.length;
       if (this.conn.writableLength > HISTORY_HIGH_WATER) {
         await new Promise<void>((resolve) => {

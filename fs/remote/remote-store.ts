@@ -24,6 +24,7 @@ import type { RedoLog } from '../../src/log/index.js';
 import { OfflineRefused, RemoteChain, RemoteRejected, parseRemoteUrl, type RecoveryMode } from '../../src/net/index.js';
 import { type Session, readPins, readersOfPrincipal, writePin } from '../../src/session/index.js';
 import { Conflict, View, type CommitScope } from '../../src/view/index.js';
+import type { ViewProgress } from '../../src/view/progress.js';
 import type { FsBatch, Durability, InodeRecord } from '../core/store.js';
 import { ChainStore } from '../chain-store/chain-store.js';
 import { decodeDentry } from '../chain-store/codec.js';
@@ -64,6 +65,8 @@ export interface OpenRemoteFsOptions {
    * the group root (group-root.ts), so contributors can create files.
    */
   group?: { readers: ReaderRef[]; writers: KeyId[] };
+  /** Loading progress: the history download, then the view's build ('download', 'rebuild'). */
+  onProgress?: (p: ViewProgress) => void;
 }
 
 /**
@@ -353,6 +356,7 @@ export class RemoteFs {
       ...(o.pingIntervalMs ? { pingIntervalMs: o.pingIntervalMs } : {}),
       backoff: { minMs: 100, maxMs: 2000 },
       onNewHost: (addr, fp) => o.onWarning?.(`first contact with ${addr}: server key ${fp} (now pinned in known_hosts)`),
+      ...(o.onProgress ? { onDownload: (done: number, total: number) => o.onProgress!({ phase: 'download', done, total, unit: 'records', records: done }) } : {}),
     });
     let rfs: RemoteFs | undefined;
     try {
@@ -362,7 +366,7 @@ export class RemoteFs {
       if (o.dir) {
         for (const e of await fsp.readdir(o.dir)) if (e.startsWith('view')) await fsp.rm(path.join(o.dir, e), { recursive: true, force: true });
       }
-      const built = await buildView(rc, first.commit, o, 0, new Set(), new Set());
+      const built = await buildView(rc, first.commit, o, 0, new Set(), new Set(), o.onProgress);
       for (const c of built.lost) o.onWarning?.(`staged commit ${c.hash.toString('hex').slice(0, 16)} no longer fits what the server holds; its changes are re-made when the server refuses it`);
       const ino = await loadInoSpace(o.dir, (k) => built.view.exists(k));
       rfs = new RemoteFs(rc, built.view, built.log, first.commit, ino, o.machineName ?? process.env.ATEFS_MACHINE ?? os.hostname(), o);

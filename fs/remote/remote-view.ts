@@ -8,6 +8,7 @@ import { openLog, type RedoLog } from '../../src/log/index.js';
 import type { RemoteChain } from '../../src/net/index.js';
 import type { Session } from '../../src/session/index.js';
 import { View } from '../../src/view/index.js';
+import type { ViewProgress } from '../../src/view/progress.js';
 import { decodeDentry } from '../chain-store/codec.js';
 import { inoOfKey } from './remote-batch.js';
 
@@ -37,7 +38,10 @@ export interface Built {
 }
 
 /** A fresh view: genesis, every confirmed commit in server order, then the staged ones that fit. */
-export async function buildView(rc: RemoteChain, genesis: Commit, o: { dir: string | null; session: Session }, generation: number, interest: Set<string>, skip: Set<string>): Promise<Built> {
+export async function buildView(
+  rc: RemoteChain, genesis: Commit, o: { dir: string | null; session: Session }, generation: number, interest: Set<string>, skip: Set<string>,
+  onProgress?: (p: ViewProgress) => void,
+): Promise<Built> {
   const dir = o.dir ? path.join(o.dir, `view-${generation}`) : null;
   if (dir) await fsp.rm(dir, { recursive: true, force: true });
   const maxRecordSize = 80 << 20;
@@ -67,6 +71,10 @@ export async function buildView(rc: RemoteChain, genesis: Commit, o: { dir: stri
   // Confirmed commits (already validated by the replication client), until caught up: more may
   // arrive while this runs, and they are in the replica before they are announced.
   let next = 2;
+  // The build is one commit at a time through the view: a long chain takes a while (a bar).
+  const report = (done: number) => onProgress?.({ phase: 'rebuild', done, total: Math.max(done, rc.lastSeq), unit: 'records', records: done });
+  report(0);
+  let reported = performance.now();
   for (;;) {
     let any = false;
     for (const { seq, commit } of rc.commits(next)) {
@@ -75,9 +83,14 @@ export async function buildView(rc: RemoteChain, genesis: Commit, o: { dir: stri
       await view.submit(commit, 'local', true);
       fresh.push(commit);
       note(commit);
+      if (performance.now() - reported > 100) {
+        report(seq);
+        reported = performance.now();
+      }
     }
     if (!any || next > rc.lastSeq) break;
   }
+  report(next - 1);
   const lost: Commit[] = [];
   for (const c of rc.stagedCommits()) {
     if (view.state.hasCommit(c.hash) || skip.has(c.hash.toString('hex'))) continue;

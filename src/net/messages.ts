@@ -26,7 +26,7 @@ export type Message =
   // chains
   | { v: number; t: 'sub'; id: number; chain: string; genesis: Buffer | null; from: number }
   | { v: number; t: 'unsub'; chain: string }
-  | { v: number; t: 'hist'; chain: string; from: number; commits: Buffer[] }
+  | { v: number; t: 'hist'; chain: string; from: number; commits: Buffer[]; upTo?: number | null }
   | { v: number; t: 'eoh'; chain: string; head: SignedHead; genesis: Buffer }
   | { v: number; t: 'live'; chain: string; seq: number; commit: Buffer }
   | { v: number; t: 'head'; chain: string; head: SignedHead }
@@ -57,7 +57,8 @@ const SHAPES: Record<MessageType, Record<string, Check>> = {
   ready: { time: 'num', identity: 'str?' },
   sub: { id: 'int', chain: 'str', genesis: 'bytes?', from: 'int' },
   unsub: { chain: 'str' },
-  hist: { chain: 'str', from: 'int', commits: 'bytes[]' },
+  // upTo: the server's newest seq when it sent the batch (a progress hint; absent from older servers).
+  hist: { chain: 'str', from: 'int', commits: 'bytes[]', upTo: 'int?' },
   eoh: { chain: 'str', head: 'head', genesis: 'bytes' },
   live: { chain: 'str', seq: 'int', commit: 'bytes' },
   head: { chain: 'str', head: 'head' },
@@ -108,7 +109,8 @@ function ok(c: Check, x: unknown): boolean {
   if (Array.isArray(c)) return typeof x === 'string' && c.includes(x);
   switch (c) {
     case 'int': return Number.isSafeInteger(x) && (x as number) >= 0;
-    case 'int?': return x === null || (Number.isSafeInteger(x) && (x as number) >= 0);
+    // Optional: null, or absent (a field newer than the sender).
+    case 'int?': return x === null || x === undefined || (Number.isSafeInteger(x) && (x as number) >= 0);
     case 'num': return typeof x === 'number' && Number.isFinite(x);
     case 'str': return typeof x === 'string' && x.length <= 4096;
     case 'str?': return x === null || (typeof x === 'string' && x.length <= 4096);

@@ -432,6 +432,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       case 'hist':
         if (m.chain !== this.name) return;
         await this.receive(m.from, m.commits);
+        if (typeof m.upTo === 'number') this.o.onDownload?.(this.lastSeq, Math.max(m.upTo, this.lastSeq));
         return;
       case 'live':
         if (m.chain !== this.name) return;
@@ -624,6 +625,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private endOfHistory(s: ClientSession, h: SignedHead, genesis: Buffer): void {
     if (this.genesisHash && !genesis.equals(this.genesisHash)) throw new ServerMisbehaved(`server offers another genesis (${genesis.toString('hex')}) for the pinned chain`);
     this.checkHead(h, true);
+    this.o.onDownload?.(this.lastSeq, this.lastSeq);
     this.attempt = 0;
     this.setStatus('online');
     if (this.firstSync) {

@@ -58,6 +58,11 @@ export interface RemoteChainOptions {
    */
   openTimeoutMs?: number;
   onNewHost?: (address: string, fingerprint: string) => void;
+  /**
+   * Progress of downloading history (the first open of a chain, or a long absence): seqs held and
+   * the server's newest as it said when sending. Once caught up, done === total.
+   */
+  onDownload?: (done: number, total: number) => void;
   /** Keepalive: a ping this often; no answer by the next one closes the connection (reconnects). */
   pingIntervalMs?: number;
   /** This machine's clock (tests skew it); the server's is derived from it and the measured offset. */

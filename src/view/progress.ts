@@ -3,6 +3,7 @@
 // that a CLI can draw a bar and `atefs status` can show what a mount is busy with.
 
 export type ViewPhase =
+  | 'download' // a remote chain: history from the server (records)
   | 'verify' // re-hashing the log behind the index's watermark
   | 'replay' // validating and applying the log after the watermark
   | 'rebuild' // validating and applying the whole log into a new index

@@ -15,7 +15,7 @@ afterEach(async () => {
 const alice = createIdentity('alice');
 const bob = createIdentity('bob');
 
-async function client(solo: { port: number }, name: string, o: { who?: typeof alice; dir?: string | null; mode?: RecoveryMode; create?: boolean; genesis?: Buffer; kh?: string; confirmTimeoutMs?: number } = {}): Promise<RemoteChain> {
+async function client(solo: { port: number }, name: string, o: { who?: typeof alice; dir?: string | null; mode?: RecoveryMode; create?: boolean; genesis?: Buffer; kh?: string; confirmTimeoutMs?: number; onDownload?: (done: number, total: number) => void } = {}): Promise<RemoteChain> {
   const who = o.who ?? alice;
   const session = who === alice ? Session.of(alice, bob) : Session.of(who, alice);
   const c = await RemoteChain.open({
@@ -23,6 +23,7 @@ async function client(solo: { port: number }, name: string, o: { who?: typeof al
     mode: o.mode ?? 'async', create: o.create ? { openRoot: true, readers: Session.of(bob).chainReaders() } : false,
     ...(o.genesis ? { genesisHash: o.genesis } : {}), knownHosts: o.kh ?? join(await tempDir('kh-'), 'known_hosts'),
     backoff: { minMs: 50, maxMs: 400 }, confirmTimeoutMs: o.confirmTimeoutMs ?? 3000,
+    ...(o.onDownload ? { onDownload: o.onDownload } : {}),
   });
   open.push(c);
   return c;
@@ -61,6 +62,26 @@ describe('replication client', () => {
     const arrived = new Promise<number>((r) => b.once('commit', () => r(Date.now() - t1)));
     await a.commit(put('latency'));
     console.log(`two clients: 20 commits in ${Date.now() - t0} ms; relay latency ${await arrived} ms`);
+    await solo.kill('SIGTERM');
+  });
+
+  it('a first open reports the history download (seqs held of the server\'s newest) until done === total', async () => {
+    const solo = await startSolo();
+    const a = await client(solo, 'team/download', { create: true });
+    // ~3 MiB of history: several 1 MiB history batches.
+    for (let i = 0; i < 30; i++) await a.commit((b) => { b.put({ payload: Buffer.alloc(100_000, i) }); }, { wait: 'confirmed' });
+    const reports: Array<[number, number]> = [];
+    const b = await client(solo, 'team/download', { who: bob, genesis: a.genesisHash!, onDownload: (done, total) => reports.push([done, total]) });
+    expect(b.lastSeq).toBe(31);
+    expect(reports.length).toBeGreaterThanOrEqual(3);
+    expect(reports[reports.length - 1]).toEqual([31, 31]);
+    for (let i = 0; i < reports.length; i++) {
+      const [done, total] = reports[i]!;
+      expect(done).toBeLessThanOrEqual(total);
+      expect(total).toBe(31); // nothing was appended meanwhile: every batch names the same newest seq
+      if (i > 0) expect(done).toBeGreaterThanOrEqual(reports[i - 1]![0]);
+    }
+    expect(reports[0]![0]).toBeLessThan(31);
     await solo.kill('SIGTERM');
   });
 
