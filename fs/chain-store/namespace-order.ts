@@ -13,7 +13,7 @@
  * - Removals inside a directory renamed in this batch come before that rename (else a crash shows
  *   the removed name under the directory's new name: `rm c/x; mv c a` must never show a/x); other
  *   removals that are no rename's come last (`cp x y; rm x` never loses both names).
- * So: adds outside renamed directories, removals inside them, renames and what is inside them
+ * So: removals inside renamed directories, adds outside them, renames and what is inside them
  * (parents first), the other removals.
  */
 import type { Ino } from '../core/api.js';
@@ -105,12 +105,14 @@ export function orderNamespace(
   };
   const plain = groups.filter((g) => g.adds.length === 0 && !renames.has(g));
   const named = groups.filter((g) => g.adds.length > 0 || renames.has(g));
-  for (const g of named) if (!late(g)) visit(g);
-  // Removals inside a moved directory go before it moves; other removals last.
+  // Removals inside a moved directory go before it moves — first of all, since an add outside
+  // it can pull the rename in ahead of itself (`mv c a; rmdir a/a; mkdir c; create c/a`: the new
+  // c/a is named after the group that names the new c, which is the rename's); other removals last.
   const last: NameGroup[] = [];
   for (const g of plain) {
     if (g.removes.some((d) => insideMoved(d.parent))) { state.add(g); ordered.push(g); } else last.push(g);
   }
+  for (const g of named) if (!late(g)) visit(g);
   for (const g of named) visit(g);
   ordered.push(...last);
   return ordered;

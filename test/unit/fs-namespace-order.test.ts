@@ -48,7 +48,21 @@ describe('namespace order of a batch cut into several commits', () => {
       { parent: 1, name: b('w'), ino: 13 },
       { parent: 1, name: b('z'), ino: null },
     ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
-    expect(show(gs)).toEqual(['+1/w=13', '-5/x', '-10/y', '+1/a=5 -1/c', '-1/z']);
+    expect(show(gs)).toEqual(['-5/x', '-10/y', '+1/w=13', '+1/a=5 -1/c', '-1/z']);
+  });
+
+  it('removes names inside a renamed directory first even when an add elsewhere pulls the rename forward', () => {
+    // committed: 1/a = 9 (empty), 1/c = 5, 5/a = 10; the batch: mv c a; rmdir a/a; mkdir c (3); touch c/a (6).
+    // The new c/a follows the group naming the new c — the rename's — which must come after -5/a
+    // (found by the model test: a crash image showed a/a, a name neither before nor after has).
+    const committed = new Map([['1/a', 9], ['1/c', 5], ['5/a', 10]]);
+    const gs = orderNamespace([
+      { parent: 1, name: b('a'), ino: 5 },
+      { parent: 1, name: b('c'), ino: 3 },
+      { parent: 5, name: b('a'), ino: null },
+      { parent: 3, name: b('a'), ino: 6 },
+    ], (p, n) => committed.get(`${p}/${n}`), (d) => (d === 3 ? 1 : parents.get(d)));
+    expect(show(gs)).toEqual(['-5/a', '+1/a=5 +1/c=3', '+3/a=6']);
   });
 
   it('a rename whose old name gets a new inode, and a swap, each commit as one group', () => {
