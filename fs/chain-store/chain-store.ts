@@ -5,7 +5,8 @@ import { S_IFDIR, S_IFMT } from '../core/constants.js';
 import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
-import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
+import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, deltaKey, inodeKey } from './keys.js';
+import { applyDelta, blockDeleteOp, blockWriteOp, decodeDelta, deltaHasPages } from './block-delta.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock,
 } from './codec.js';
@@ -34,6 +35,11 @@ export interface ChainStoreOptions {
    * same number. Default: the chain's one superblock, numbers from 2.
    */
   inoSpace?: { key: string; first: Ino };
+  /**
+   * Page deltas (block-delta.ts): a committed block rewritten in a few 4 KiB pages is written as
+   * those pages. Default true; reads understand deltas either way.
+   */
+  pageDeltas?: boolean;
 }
 
 /** One record of a batch, applied to a DIO; `bytes` is its payload size, for the commit budget. */
@@ -71,12 +77,6 @@ function deleteEntryIfPresent(dio: Dio, parent: string, name: Buffer): void {
   deleteIfPresent(dio, key);
 }
 
-function blockOp(ino: Ino, index: number, data: Buffer): Op {
-  return { bytes: data.length, run: (dio) => {
-    dio.store(data, { key: blockKey(ino, index), parent: { key: inodeKey(ino), collection: BLOCKS }, type: 'block', take: true });
-  } };
-}
-
 /** Metadata, hash and AEAD overhead of one event in a commit (an upper estimate). */
 const EVENT_OVERHEAD = 512;
 /** Events per commit, inside the chain's limit (DEFAULT_LIMITS.maxEvents, 8192). */
@@ -106,6 +106,7 @@ export class ChainStore implements FsStore {
   private readonly privateRead: ReadAcl | null;
   private readonly privateWrite: WriteAcl | null;
   private readonly commitBudget: number;
+  private readonly pageDeltas: boolean;
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
   /** Commit counts and times (the mount's stats file). */
   readonly timings: CommitTimings;
@@ -116,6 +117,7 @@ export class ChainStore implements FsStore {
     this.cacheTimeout = opts.cacheTimeout ?? 60;
     this.bytesFree = opts.bytesFree ?? (() => 2 ** 40);
     this.commitBudget = opts.commitBudget ?? DEFAULT_COMMIT_BUDGET;
+    this.pageDeltas = opts.pageDeltas ?? true;
     this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
     this.superKey = opts.inoSpace?.key ?? SUPERBLOCK_KEY;
@@ -158,18 +160,29 @@ export class ChainStore implements FsStore {
     return out;
   }
 
+  /** The block with its page delta applied (block-delta.ts), if it has one. */
   getBlock(ino: Ino, index: number): Buffer | undefined {
-    return this.view.tryGet(blockKey(ino, index))?.data ?? undefined;
+    const base = this.view.tryGet(blockKey(ino, index))?.data ?? undefined;
+    if (base === undefined || !this.hasDelta(ino, index)) return base;
+    const d = this.view.tryGet(deltaKey(ino, index))?.data;
+    return d ? applyDelta(base, decodeDelta(d)) : base;
   }
 
+  private hasDelta(ino: Ino, index: number): boolean {
+    return deltaHasPages(this.view.entry(deltaKey(ino, index)));
+  }
+
+  /** Blocks with a delta are left to getBlock (undefined here). */
   async fetchBlocks(ino: Ino, indexes: readonly number[]): Promise<Array<Buffer | undefined>> {
-    const keys = indexes.map((i) => blockKey(ino, i));
-    const got = await this.view.prefetch(keys);
-    return keys.map((k) => got.get(k)?.data ?? undefined);
+    const plain = indexes.filter((i) => !this.hasDelta(ino, i));
+    const got = await this.view.prefetch(plain.map((i) => blockKey(ino, i)));
+    return indexes.map((i) => got.get(blockKey(ino, i))?.data ?? undefined);
   }
 
+  /** Blocks with a delta are left to getBlock (null here): the sealed base alone is not the block. */
   blockSources(ino: Ino, indexes: readonly number[]): Array<BlockSource | null> {
-    return this.view.bulkSources(indexes.map((i) => blockKey(ino, i))) as Array<BlockSource | null>;
+    const src = this.view.bulkSources(indexes.map((i) => blockKey(ino, i))) as Array<BlockSource | null>;
+    return src.map((s, k) => (s !== null && this.hasDelta(ino, indexes[k]!) ? null : s));
   }
 
   blockIndexes(ino: Ino): number[] {
@@ -221,7 +234,7 @@ export class ChainStore implements FsStore {
         for (const index of this.blockIndexes(r.ino)) {
           if (rewritten.has(blockKey(r.ino, index))) continue;
           const data = this.getBlock(r.ino, index);
-          if (data) ops.push(blockOp(r.ino, index, data));
+          if (data) ops.push(blockWriteOp(r.ino, index, data, 'whole'));
         }
       }
     }
@@ -238,12 +251,9 @@ export class ChainStore implements FsStore {
         for (const r of removes) deleteEntryIfPresent(dio, r.parent, r.name);
       } });
     }
-    for (const b of batch.blocks) if (b.data !== null) ops.push(blockOp(b.ino, b.index, b.data));
-    for (const b of batch.blocks) {
-      if (b.data !== null) continue;
-      const key = blockKey(b.ino, b.index);
-      ops.push({ bytes: 0, run: (dio) => { deleteIfPresent(dio, key); } });
-    }
+    const mode = this.pageDeltas ? 'auto' : 'whole';
+    for (const b of batch.blocks) if (b.data !== null) ops.push(blockWriteOp(b.ino, b.index, b.data, mode));
+    for (const b of batch.blocks) if (b.data === null) ops.push(blockDeleteOp(b.ino, b.index));
     for (const ino of batch.deletedInodes) {
       const key = inodeKey(ino);
       ops.push({ bytes: 0, run: (dio) => { deleteIfPresent(dio, key); } });

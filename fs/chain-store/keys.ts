@@ -11,10 +11,12 @@ import type { Ino } from '../core/api.js';
 const KIND_SUPER = '00';
 const KIND_INODE = '01';
 const KIND_BLOCK = '02';
+const KIND_DELTA = '03';
 
-/** Collections under an inode DAO: a directory's entries, a file's blocks. */
+/** Collections under an inode DAO: a directory's entries, a file's blocks, their page deltas. */
 export const DENTRIES = 0;
 export const BLOCKS = 1;
+export const DELTAS = 2;
 
 const hex = (n: number, digits: number): string => n.toString(16).padStart(digits, '0');
 
@@ -28,7 +30,12 @@ export function blockKey(ino: Ino, index: number): string {
   return KIND_BLOCK + hex(ino, 14) + hex(index, 16);
 }
 
-/** The block index of a block DAO key (children of an inode in the BLOCKS collection). */
+/** The page delta of block `index` (block-delta.ts): same layout as its block's key, its own kind. */
+export function deltaKey(ino: Ino, index: number): string {
+  return KIND_DELTA + hex(ino, 14) + hex(index, 16);
+}
+
+/** The block index of a block (or delta) DAO key (children of an inode in the BLOCKS collection). */
 export function blockIndexOf(key: string): number {
   return parseInt(key.slice(16), 16);
 }

@@ -22,7 +22,10 @@ const MiB = 1 << 20;
 const PAGE = 4096;
 const LIVE = 8 * MiB;
 const SLACK = 16 * MiB;
-/** Log bytes appended (blocks are 64 KiB: a 4 KiB page rewrite appends a whole block). */
+/**
+ * Log bytes appended. Blocks are 64 KiB; a page rewrite appends a page delta (block-delta.ts) until
+ * a quarter of the block differs, then the whole block.
+ */
 const APPENDED = 320 * MiB;
 
 let base: string;
@@ -113,10 +116,11 @@ describe('bounded space under continuous rewrites', () => {
     expect(runsWhileWriting).toBeGreaterThanOrEqual(2);
     expect(relocated).not.toBeNull();
     expect(logBytes).toBeLessThanOrEqual(bound);
-    // The live data it measured is the file (plus a little metadata), as the stats file reports it.
+    // The live data it measured is the file, plus its page deltas (at most a quarter of each
+    // block) and a little metadata, as the stats file reports it.
     const c = scheduler.counters();
     expect(c.liveBytes).toBeGreaterThanOrEqual(LIVE);
-    expect(c.liveBytes).toBeLessThan(LIVE * 1.05);
+    expect(c.liveBytes).toBeLessThan(LIVE * 1.3);
     expect(c.relocatedBytes).toBeGreaterThan(0);
     expect(c.logBytes).toBe(chain.log.sizeBytes());
 
