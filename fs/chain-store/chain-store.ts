@@ -5,8 +5,8 @@ import { S_IFDIR, S_IFMT } from '../core/constants.js';
 import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, type KeyId, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
-import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, deltaKey, inodeKey } from './keys.js';
-import { applyDelta, blockDeleteOp, blockWriteOp, decodeDelta, deltaHasPages } from './block-delta.js';
+import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
+import { blockDeleteOp, blockHasDelta, blockWriteOp, readBlock } from './block-delta.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock,
 } from './codec.js';
@@ -108,6 +108,8 @@ export class ChainStore implements FsStore {
   private readonly commitBudget: number;
   private readonly pageDeltas: boolean;
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
+  /** Awaited before each of the file system's batches (the space bound's brake, CompactionScheduler.admit). */
+  commitGate: (() => Promise<void>) | null = null;
   /** Commit counts and times (the mount's stats file). */
   readonly timings: CommitTimings;
 
@@ -160,16 +162,13 @@ export class ChainStore implements FsStore {
     return out;
   }
 
-  /** The block with its page delta applied (block-delta.ts), if it has one. */
+  /** The block with its page deltas applied (block-delta.ts). */
   getBlock(ino: Ino, index: number): Buffer | undefined {
-    const base = this.view.tryGet(blockKey(ino, index))?.data ?? undefined;
-    if (base === undefined || !this.hasDelta(ino, index)) return base;
-    const d = this.view.tryGet(deltaKey(ino, index))?.data;
-    return d ? applyDelta(base, decodeDelta(d)) : base;
+    return readBlock(this.view, ino, index);
   }
 
   private hasDelta(ino: Ino, index: number): boolean {
-    return deltaHasPages(this.view.entry(deltaKey(ino, index)));
+    return blockHasDelta(this.view, ino, index);
   }
 
   /** Blocks with a delta are left to getBlock (undefined here). */
@@ -193,7 +192,8 @@ export class ChainStore implements FsStore {
     return this.nextIno++;
   }
 
-  commit(batch: FsBatch, durability: Durability): Promise<void> {
+  async commit(batch: FsBatch, durability: Durability): Promise<void> {
+    if (this.commitGate) await this.commitGate();
     return this.serialize(() => this.apply(batch, durability));
   }
 

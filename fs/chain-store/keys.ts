@@ -12,6 +12,7 @@ const KIND_SUPER = '00';
 const KIND_INODE = '01';
 const KIND_BLOCK = '02';
 const KIND_DELTA = '03';
+const KIND_RECENT = '04';
 
 /** Collections under an inode DAO: a directory's entries, a file's blocks, their page deltas. */
 export const DENTRIES = 0;
@@ -33,6 +34,11 @@ export function blockKey(ino: Ino, index: number): string {
 /** The page delta of block `index` (block-delta.ts): same layout as its block's key, its own kind. */
 export function deltaKey(ino: Ino, index: number): string {
   return KIND_DELTA + hex(ino, 14) + hex(index, 16);
+}
+
+/** The recent page delta of block `index`, read over its delta (block-delta.ts). */
+export function recentDeltaKey(ino: Ino, index: number): string {
+  return KIND_RECENT + hex(ino, 14) + hex(index, 16);
 }
 
 /** The block index of a block (or delta) DAO key (children of an inode in the BLOCKS collection). */

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Filesystem, type Ctx } from '../../fs/core/index.js';
 import { openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
 import type { OpenLocalChainOptions } from '../../fs/chain-store/open-local.js';
-import { blockKey, deltaKey } from '../../fs/chain-store/keys.js';
+import { blockKey, deltaKey, recentDeltaKey } from '../../fs/chain-store/keys.js';
 import {
   BlockDeltaMalformed, DELTA_PAGE, applyDelta, changedPages, decodeDelta, encodeDelta,
 } from '../../fs/chain-store/block-delta.js';
@@ -52,10 +52,16 @@ async function writeSync(fs: Filesystem, ino: number, offset: number, data: Buff
   fs.release(ino, fh);
 }
 
-/** Pages of a block's delta in the chain (null: none or emptied). */
-function deltaPages(chain: LocalChain, ino: number, index: number): number[] | null {
-  const d = chain.view.tryGet(deltaKey(ino, index))?.data;
+/** Pages of one delta DAO in the chain (null: none or emptied). */
+function pagesOf(chain: LocalChain, key: string): number[] | null {
+  const d = chain.view.tryGet(key)?.data;
   return d ? decodeDelta(d).pages : null;
+}
+
+/** Pages of a block held by its deltas, both levels (null: none). */
+function deltaPages(chain: LocalChain, ino: number, index: number): number[] | null {
+  const all = [...(pagesOf(chain, deltaKey(ino, index)) ?? []), ...(pagesOf(chain, recentDeltaKey(ino, index)) ?? [])];
+  return all.length ? [...new Set(all)].sort((x, y) => x - y) : null;
 }
 
 describe('block delta format', () => {
@@ -148,7 +154,7 @@ describe('page deltas on a local chain', () => {
     await unmount(m);
   });
 
-  it('past a quarter of the block the whole block is written again and the delta emptied; identical rewrites append nothing', async () => {
+  it('pages gather in the recent delta, merge into the delta past an eighth of the block, and once the delta would pass three eighths the whole block is written again and both emptied; identical rewrites append nothing', async () => {
     const m = await mount('fold');
     const model = randomBytes(2 * BS);
     const { entry, open: o } = m.fs.create(ROOT, 1, b('f'), 0o644, 2);
@@ -157,18 +163,35 @@ describe('page deltas on a local chain', () => {
     await m.fs.fsync(ino, o.fh, false);
     m.fs.release(ino, o.fh);
     const v0 = m.chain.view.entry(blockKey(ino, 0))!.node.version;
-    for (const p of [1, 4, 9, 12]) {
+    const rewrite = async (p: number) => {
       const page = randomBytes(DELTA_PAGE); page.copy(model, p * DELTA_PAGE);
       await writeSync(m.fs, ino, p * DELTA_PAGE, page);
-    }
-    expect(deltaPages(m.chain, ino, 0)).toEqual([1, 4, 9, 12]);
+    };
+    await rewrite(1);
+    await rewrite(4);
+    expect(pagesOf(m.chain, recentDeltaKey(ino, 0))).toEqual([1, 4]);
+    expect(pagesOf(m.chain, deltaKey(ino, 0))).toBeNull();
+    await rewrite(9); // a third page: past 8 KiB of 64 KiB, merged
+    expect(pagesOf(m.chain, deltaKey(ino, 0))).toEqual([1, 4, 9]);
+    expect(pagesOf(m.chain, recentDeltaKey(ino, 0))).toBeNull();
+    await rewrite(4); // again: the recent delta holds it over the delta's older copy
+    expect(pagesOf(m.chain, recentDeltaKey(ino, 0))).toEqual([4]);
+    expect(m.chain.store.getBlock(ino, 0)!.equals(model.subarray(0, BS))).toBe(true);
+    for (const p of [12, 2, 6]) await rewrite(p);
+    expect(deltaPages(m.chain, ino, 0)).toEqual([1, 2, 4, 6, 9, 12]);
     expect(m.chain.view.entry(blockKey(ino, 0))!.node.version).toBe(v0);
-    // A fifth page: past 16 KiB of 64 KiB.
-    const page = randomBytes(DELTA_PAGE); page.copy(model, 7 * DELTA_PAGE);
-    await writeSync(m.fs, ino, 7 * DELTA_PAGE, page);
+    expect(m.chain.store.getBlock(ino, 0)!.equals(model.subarray(0, BS))).toBe(true);
+    // (the recent delta took 12, then 2 merged it into the delta: [1, 2, 4, 9, 12]; 6 is recent)
+    expect(pagesOf(m.chain, deltaKey(ino, 0))).toEqual([1, 2, 4, 9, 12]);
+    await rewrite(7); // recent: [6, 7]
+    expect(m.chain.view.entry(blockKey(ino, 0))!.node.version).toBe(v0);
+    // Merging [3, 6, 7] would make the delta 8 pages: past 24 KiB of 64 KiB, so the whole block.
+    await rewrite(3);
     expect(m.chain.view.entry(blockKey(ino, 0))!.node.version).toBeGreaterThan(v0);
     expect(deltaPages(m.chain, ino, 0)).toBeNull();
-    expect(m.chain.view.exists(deltaKey(ino, 0))).toBe(true); // emptied, not a tombstone
+    // Emptied, not tombstones.
+    expect(m.chain.view.exists(deltaKey(ino, 0))).toBe(true);
+    expect(m.chain.view.exists(recentDeltaKey(ino, 0))).toBe(true);
     expect(m.chain.store.getBlock(ino, 0)!.equals(model.subarray(0, BS))).toBe(true);
     // The same bytes again: nothing to commit for the block.
     const before = m.chain.view.entry(blockKey(ino, 1))!.node.version;
@@ -245,6 +268,7 @@ describe('page deltas on a local chain', () => {
     for (let i = 0; i < 8; i++) {
       expect(m.chain.view.exists(blockKey(ino, i))).toBe(false);
       expect(m.chain.view.exists(deltaKey(ino, i))).toBe(false);
+      expect(m.chain.view.exists(recentDeltaKey(ino, i))).toBe(false);
     }
     await unmount(m);
   }, 120_000);
