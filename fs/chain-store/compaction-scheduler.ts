@@ -14,14 +14,15 @@ export interface CompactionSchedulerOptions {
   /**
    * The space bound: the log stays under `spaceFactor` x live data + `spaceSlackBytes`
    * (defaults 2 and 128 MiB). A space run starts, without waiting for a pause, once the log
-   * passes the factor plus a quarter of the slack (the rest is room for what writers append while
+   * passes the factor plus an eighth of the slack (the rest is room for what writers append while
    * it runs). 0 disables space runs.
    */
   spaceFactor?: number;
   spaceSlackBytes?: number;
   /**
    * Longest a commit is held back (admit) while a space run catches up with a log past its
-   * trigger (the factor plus a quarter of the slack): 0 there, growing to this at the bound.
+   * trigger (the factor plus an eighth of the slack): 0 there, growing to this at the factor plus
+   * half the slack.
    * Default 100 ms (the writer-stall goal); 0 never holds writers.
    */
   throttleMaxMs?: number;
@@ -96,7 +97,10 @@ export class CompactionScheduler {
   lastSpaceError: Error | null = null;
   /** Bytes the cleaner wrote again, over every space run. */
   relocatedBytes = 0;
-  /** Commits admit() held back, for how long in all and at most (ms, as measured). */
+  /**
+   * Commits admit() held back, for how long in all (ms, as measured: a busy event loop fires the
+   * timer late) and the longest hold it asked for.
+   */
   throttled = 0;
   throttledMs = 0;
   longestThrottleMs = 0;
@@ -141,7 +145,7 @@ export class CompactionScheduler {
    * did not compact (too little dead), the trigger backs off to new growth past where it ended.
    */
   spaceTrigger(): number {
-    const start = this.spaceFactor * this.live + this.spaceSlack / 4;
+    const start = this.spaceFactor * this.live + this.spaceSlack / 8;
     const last = this.lastSpaceRun;
     const compacted = last !== null && last.compaction !== null && !last.compaction.skipped;
     return compacted ? start : Math.max(start, this.lastSpaceEnd + Math.max(this.spaceSlack / 4, MiB));
@@ -149,8 +153,8 @@ export class CompactionScheduler {
 
   /**
    * Called before each of the file system's commits (ChainStore.commitGate). While a space run is
-   * catching up and the log is past the trigger (factor plus a quarter of the slack), the commit waits
-   * up to throttleMaxMs, in proportion to how close the log is to the bound: writers slow down and
+   * catching up and the log is past the trigger (factor plus an eighth of the slack), the commit waits
+   * up to throttleMaxMs, in proportion to how far it is past the trigger: writers slow down and
    * the run gets the thread, instead of the log passing the bound. Never longer than that per
    * commit (the writer-stall goal); nothing at all below the mark or with no run going.
    */
@@ -162,16 +166,16 @@ export class CompactionScheduler {
     } catch {
       return; // closed
     }
-    const bound = this.spaceFactor * this.live + this.spaceSlack;
-    const soft = this.spaceFactor * this.live + this.spaceSlack / 4;
+    const soft = this.spaceFactor * this.live + this.spaceSlack / 8;
     if (size <= soft) return;
-    const ms = Math.min(this.throttleMaxMs, (this.throttleMaxMs * (size - soft)) / (bound - soft || 1));
+    // Full brake from half the slack on: what a run has not reclaimed by then must wait.
+    const full = this.spaceFactor * this.live + this.spaceSlack / 2;
+    const ms = Math.min(this.throttleMaxMs, (this.throttleMaxMs * (size - soft)) / (full - soft || 1));
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, ms));
-    const held = performance.now() - t0;
     this.throttled++;
-    this.throttledMs += held;
-    if (held > this.longestThrottleMs) this.longestThrottleMs = held;
+    this.throttledMs += performance.now() - t0;
+    if (ms > this.longestThrottleMs) this.longestThrottleMs = ms;
   }
 
   /** Whether a space run is due now (tests wait for the log to settle with it). */
@@ -191,7 +195,7 @@ export class CompactionScheduler {
     // committed since it ended, run again — as long as runs still shrink the log.
     const last = this.lastSpaceRun;
     return last !== null && !last.skipped && last.logAfter < last.logBefore && this.lastCommit <= this.lastSpaceEndAt &&
-      size >= this.spaceFactor * this.live + this.spaceSlack / 4;
+      size >= this.spaceFactor * this.live + this.spaceSlack / 8;
   }
 
   private tick(): void {

@@ -110,7 +110,7 @@ describe('bounded space under continuous rewrites', () => {
     console.log(`space bound: ${rounds} rounds, ${(appended / MiB).toFixed(0)} MiB appended, ${scheduler.spaceRuns} space runs ` +
       `(${runsWhileWriting} while writing), log at the end ${(logBytes / MiB).toFixed(1)} MiB (bound ${bound / MiB} MiB), ` +
       `largest while writing ${(maxLog / MiB).toFixed(1)} MiB; last run: ${JSON.stringify({ ...scheduler.lastSpaceRun, compaction: scheduler.lastSpaceRun?.compaction ? { ms: Math.round(scheduler.lastSpaceRun.compaction.ms), maxWriterStallMs: Math.round(scheduler.lastSpaceRun.compaction.maxWriterStallMs), skipped: scheduler.lastSpaceRun.compaction.skipped } : null })}; ` +
-      `throttled commits ${scheduler.throttled} (${scheduler.throttledMs.toFixed(0)} ms, longest ${scheduler.longestThrottleMs.toFixed(0)} ms); ` +
+      `throttled commits ${scheduler.throttled} (${scheduler.throttledMs.toFixed(0)} ms, longest asked ${scheduler.longestThrottleMs.toFixed(0)} ms); ` +
       `writer: longest fsync ${maxFsyncMs.toFixed(0)} ms, event loop delay max ${(lag.max / 1e6).toFixed(0)} ms p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms`);
     expect(scheduler.lastSpaceError).toBeNull();
     // Compactions ran under the writes (the pause-deferred policy could not), and relocated.
@@ -127,7 +127,7 @@ describe('bounded space under continuous rewrites', () => {
     // Writers were held back while runs caught up (admit), never longer than throttleMaxMs a commit.
     expect(c.throttledCommits).toBeGreaterThan(0);
     expect(scheduler.longestThrottleMs).toBeGreaterThan(0);
-    expect(scheduler.longestThrottleMs).toBeLessThanOrEqual(100 + 50); // + timer lateness on a loaded machine
+    expect(scheduler.longestThrottleMs).toBeLessThanOrEqual(100);
 
     fs.release(ino, o.fh);
     await fs.destroy();
