@@ -184,11 +184,15 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
         const d = dio.exists(key) ? dio.tryLoad(key)?.data : undefined;
         return d ? decodeDelta(d) : null;
       };
+      const storeWhole = () => dio.store(data, { key: bk, parent: { key: ik, collection: BLOCKS }, type: 'block', take: true });
+      // A new block (the common case: files written once) needs no delta lookups: deltas exist
+      // only beside their block (a block and its deltas are deleted in one commit).
+      if (!dio.exists(bk)) { storeWhole(); return; }
       const delta = load(dk);
       const recent = load(rk);
       const base = mode === 'auto' ? dio.tryLoad(bk)?.data : undefined;
       const whole = () => {
-        dio.store(data, { key: bk, parent: { key: ik, collection: BLOCKS }, type: 'block', take: true });
+        storeWhole();
         if (delta) empty(dk);
         if (recent) empty(rk);
       };
