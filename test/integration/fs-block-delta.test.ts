@@ -10,6 +10,8 @@ import { blockKey, deltaKey, recentDeltaKey } from '../../fs/chain-store/keys.js
 import {
   BlockDeltaMalformed, DELTA_PAGE, applyDelta, changedPages, decodeDelta, encodeDelta,
 } from '../../fs/chain-store/block-delta.js';
+import { batchOfEvents } from '../../fs/remote/remote-batch.js';
+import type { EventMeta } from '../../src/chain/index.js';
 
 /**
  * Page deltas (fs/chain-store/block-delta.ts): a committed 64 KiB block rewritten in a few 4 KiB
@@ -303,5 +305,15 @@ describe('page deltas on a local chain', () => {
     expect(readAll(fm, ino).equals(model)).toBe(true);
     await fm.destroy();
     await mm.close();
+  });
+});
+
+describe('page deltas seen by a remote mount', () => {
+  it('a delta event is a change of its block (the core drops its copy); a delta tombstone deletes nothing', () => {
+    const meta = (key: string, tombstone: boolean) => ({ key, type: 'blockdelta', tombstone, version: 2 }) as unknown as EventMeta;
+    const b1 = batchOfEvents([meta(deltaKey(5, 3), false), meta(recentDeltaKey(5, 4), false)], () => null, new Map(), () => undefined);
+    expect(b1.blocks.map((x) => [x.ino, x.index, x.data === null])).toEqual([[5, 4, false], [5, 3, false]]);
+    const b2 = batchOfEvents([meta(deltaKey(5, 3), true)], () => null, new Map(), () => undefined);
+    expect(b2.blocks).toEqual([]);
   });
 });
