@@ -220,6 +220,8 @@ export class ChainStore implements FsStore {
       ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: superKey, parent: null, type: 'superblock' }); } });
     }
     const rewritten = new Set(batch.blocks.map((b) => blockKey(b.ino, b.index)));
+    /** Inodes re-sealed under new keys: their blocks in this batch are written whole too (no delta over an old-key base). */
+    const rekeyed = new Set<Ino>();
     for (const r of batch.inodes) {
       const key = inodeKey(r.ino);
       const { read, write } = this.aclFor(r.mode);
@@ -231,6 +233,7 @@ export class ChainStore implements FsStore {
       // They follow the inode at once, so a batch cut into several commits keeps them together
       // as far as the budget allows.
       if (before && !before.deleted && before.read.mode !== read.mode) {
+        rekeyed.add(r.ino);
         for (const index of this.blockIndexes(r.ino)) {
           if (rewritten.has(blockKey(r.ino, index))) continue;
           const data = this.getBlock(r.ino, index);
@@ -252,7 +255,7 @@ export class ChainStore implements FsStore {
       } });
     }
     const mode = this.pageDeltas ? 'auto' : 'whole';
-    for (const b of batch.blocks) if (b.data !== null) ops.push(blockWriteOp(b.ino, b.index, b.data, mode));
+    for (const b of batch.blocks) if (b.data !== null) ops.push(blockWriteOp(b.ino, b.index, b.data, rekeyed.has(b.ino) ? 'whole' : mode));
     for (const b of batch.blocks) if (b.data === null) ops.push(blockDeleteOp(b.ino, b.index));
     for (const ino of batch.deletedInodes) {
       const key = inodeKey(ino);

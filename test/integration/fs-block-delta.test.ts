@@ -275,6 +275,25 @@ describe('page deltas on a local chain', () => {
     await unmount(m);
   }, 120_000);
 
+  it('a page rewritten in the batch that makes the file private is written with the whole block (no delta over a base under the old key)', async () => {
+    const m = await mount('private-batch');
+    const model = randomBytes(2 * BS);
+    const { entry, open: o } = m.fs.create(ROOT, 1, b('q'), 0o644, 2);
+    const ino = entry.ino;
+    m.fs.write(ROOT, ino, o.fh, 0, model);
+    await m.fs.fsync(ino, o.fh, false);
+    const v0 = m.chain.view.entry(blockKey(ino, 0))!.node.version;
+    const page = randomBytes(DELTA_PAGE); page.copy(model, DELTA_PAGE);
+    m.fs.write(ROOT, ino, o.fh, DELTA_PAGE, page);
+    m.fs.setattr(ROOT, ino, { mode: 0o600 });
+    await m.fs.fsync(ino, o.fh, false);
+    m.fs.release(ino, o.fh);
+    expect(m.chain.view.entry(blockKey(ino, 0))!.node.version).toBeGreaterThan(v0);
+    expect(deltaPages(m.chain, ino, 0)).toBeNull();
+    expect(m.chain.store.getBlock(ino, 0)!.equals(model.subarray(0, BS))).toBe(true);
+    await unmount(m);
+  });
+
   it('chmod re-seals a block with a delta as a whole block (the other reader reads the last bytes)', async () => {
     const { createIdentity, createGroupRole, Session, readersOfPrincipal } = await import('../../src/session/index.js');
     const owner = createIdentity('owner');
