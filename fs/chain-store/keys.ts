@@ -3,7 +3,9 @@ import type { Ino } from '../core/api.js';
 /**
  * DAO keys of filesystem records. Inodes and blocks get deterministic keys (kind byte, inode
  * number, block index) so a read needs no index beyond the view's own: getBlock(ino, i) is one
- * keyed load. They reveal only counts and sizes, which a block store cannot hide anyway. Dentries
+ * keyed load. They reveal only counts and sizes, which a block store cannot hide anyway; page
+ * deltas (block-delta.ts) add which blocks were rewritten in part and in how many pages (their
+ * payload sizes), the granularity a page-level store shows anyway. Dentries
  * use the view's keyed-name DAO keys (HMAC of the name under the directory's key), so the index
  * never holds a plaintext name.
  */
