@@ -10,7 +10,7 @@ import { defaultConfigDir, findPin, loadOrCreateLocalIdentity, type Session } fr
 import { View } from '../src/view/index.js';
 import { eventSpans } from '../src/view/record-spans.js';
 import { ChainStore, LOCAL_CHAIN_ID, resolveChainDir } from '../fs/chain-store/index.js';
-import { BLOCKS, DENTRIES, inodeKey } from '../fs/chain-store/keys.js';
+import { BLOCKS, DELTAS, DENTRIES, inodeKey } from '../fs/chain-store/keys.js';
 import { readMountRecordOf } from '../fs/daemon/registry.js';
 
 import { UserError } from './errors.js';
@@ -76,7 +76,7 @@ async function fileMatcher(chainDir: string, log: RedoLog, session: Session, fil
     const ik = inodeKey(ino);
     return (c) => c.events.some((e) => {
       const m = e.meta;
-      return m.key === ik || m.key === nameKey || (m.parent?.key === ik && m.parent.collection === BLOCKS);
+      return m.key === ik || m.key === nameKey || (m.parent?.key === ik && (m.parent.collection === BLOCKS || m.parent.collection === DELTAS));
     });
   } finally {
     await view.close();

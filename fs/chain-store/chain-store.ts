@@ -6,6 +6,7 @@ import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeReco
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, admits, effectiveWrite, type KeyId, type ParentLink, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
+import { blockDeleteOp, blockHasDelta, blockWriteOp, readBlock } from './block-delta.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock,
 } from './codec.js';
@@ -42,6 +43,11 @@ export interface ChainStoreOptions {
    * same number. Default: the chain's one superblock, numbers from 2.
    */
   inoSpace?: { key: string; first: Ino };
+  /**
+   * Page deltas (block-delta.ts): a committed block rewritten in a few 4 KiB pages is written as
+   * those pages. Default true; reads understand deltas either way.
+   */
+  pageDeltas?: boolean;
 }
 
 /** Whether two read ACLs seal for the same readers (same mode; 'readers': the same set). */
@@ -87,12 +93,6 @@ function deleteEntryIfPresent(dio: Dio, parent: string, name: Buffer): void {
   deleteIfPresent(dio, key);
 }
 
-function blockOp(ino: Ino, index: number, data: Buffer): Op {
-  return { bytes: data.length, run: (dio) => {
-    dio.store(data, { key: blockKey(ino, index), parent: { key: inodeKey(ino), collection: BLOCKS }, type: 'block', take: true });
-  } };
-}
-
 /** Metadata, hash and AEAD overhead of one event in a commit (an upper estimate). */
 const EVENT_OVERHEAD = 512;
 /** Events per commit, inside the chain's limit (DEFAULT_LIMITS.maxEvents, 8192). */
@@ -126,10 +126,13 @@ export class ChainStore implements FsStore {
   /** Parent of inode and counter DAOs (see ChainStoreOptions.top). */
   top: ParentLink | null;
   private readonly commitBudget: number;
+  private readonly pageDeltas: boolean;
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
   /** Group chains only (FsStore.mayChange): the members' keys differ; elsewhere every key is the owner's. */
   mayChange?: (ino: Ino) => boolean;
   private signerIds: Set<KeyId> | null = null;
+  /** Awaited before each of the file system's batches (the space bound's brake, CompactionScheduler.admit). */
+  commitGate: (() => Promise<void>) | null = null;
   /** Commit counts and times (the mount's stats file). */
   readonly timings: CommitTimings;
 
@@ -139,6 +142,7 @@ export class ChainStore implements FsStore {
     this.cacheTimeout = opts.cacheTimeout ?? 60;
     this.bytesFree = opts.bytesFree ?? (() => 2 ** 40);
     this.commitBudget = opts.commitBudget ?? DEFAULT_COMMIT_BUDGET;
+    this.pageDeltas = opts.pageDeltas ?? true;
     this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
     this.groupRead = opts.group ? { mode: 'readers', readers: opts.group.readers } : null;
@@ -185,18 +189,26 @@ export class ChainStore implements FsStore {
     return out;
   }
 
+  /** The block with its page deltas applied (block-delta.ts). */
   getBlock(ino: Ino, index: number): Buffer | undefined {
-    return this.view.tryGet(blockKey(ino, index))?.data ?? undefined;
+    return readBlock(this.view, ino, index);
   }
 
+  private hasDelta(ino: Ino, index: number): boolean {
+    return blockHasDelta(this.view, ino, index);
+  }
+
+  /** Blocks with a delta are left to getBlock (undefined here). */
   async fetchBlocks(ino: Ino, indexes: readonly number[]): Promise<Array<Buffer | undefined>> {
-    const keys = indexes.map((i) => blockKey(ino, i));
-    const got = await this.view.prefetch(keys);
-    return keys.map((k) => got.get(k)?.data ?? undefined);
+    const plain = indexes.filter((i) => !this.hasDelta(ino, i));
+    const got = await this.view.prefetch(plain.map((i) => blockKey(ino, i)));
+    return indexes.map((i) => got.get(blockKey(ino, i))?.data ?? undefined);
   }
 
+  /** Blocks with a delta are left to getBlock (null here): the sealed base alone is not the block. */
   blockSources(ino: Ino, indexes: readonly number[]): Array<BlockSource | null> {
-    return this.view.bulkSources(indexes.map((i) => blockKey(ino, i))) as Array<BlockSource | null>;
+    const src = this.view.bulkSources(indexes.map((i) => blockKey(ino, i))) as Array<BlockSource | null>;
+    return src.map((s, k) => (s !== null && this.hasDelta(ino, indexes[k]!) ? null : s));
   }
 
   blockIndexes(ino: Ino): number[] {
@@ -207,7 +219,8 @@ export class ChainStore implements FsStore {
     return this.nextIno++;
   }
 
-  commit(batch: FsBatch, durability: Durability): Promise<void> {
+  async commit(batch: FsBatch, durability: Durability): Promise<void> {
+    if (this.commitGate) await this.commitGate();
     return this.serialize(() => this.apply(batch, durability));
   }
 
@@ -235,6 +248,8 @@ export class ChainStore implements FsStore {
       ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: superKey, parent: top, type: 'superblock' }); } });
     }
     const rewritten = new Set(batch.blocks.map((b) => blockKey(b.ino, b.index)));
+    /** Inodes re-sealed under new keys: their blocks in this batch are written whole too (no delta over an old-key base). */
+    const rekeyed = new Set<Ino>();
     for (const r of batch.inodes) {
       const key = inodeKey(r.ino);
       const { read, write } = this.aclFor(r.mode);
@@ -247,10 +262,11 @@ export class ChainStore implements FsStore {
       // They follow the inode at once, so a batch cut into several commits keeps them together
       // as far as the budget allows.
       if (before && !before.deleted && !sameReaders(before.read, read)) {
+        rekeyed.add(r.ino);
         for (const index of this.blockIndexes(r.ino)) {
           if (rewritten.has(blockKey(r.ino, index))) continue;
           const data = this.getBlock(r.ino, index);
-          if (data) ops.push(blockOp(r.ino, index, data));
+          if (data) ops.push(blockWriteOp(r.ino, index, data, 'whole'));
         }
       }
     }
@@ -267,12 +283,9 @@ export class ChainStore implements FsStore {
         for (const r of removes) deleteEntryIfPresent(dio, r.parent, r.name);
       } });
     }
-    for (const b of batch.blocks) if (b.data !== null) ops.push(blockOp(b.ino, b.index, b.data));
-    for (const b of batch.blocks) {
-      if (b.data !== null) continue;
-      const key = blockKey(b.ino, b.index);
-      ops.push({ bytes: 0, run: (dio) => { deleteIfPresent(dio, key); } });
-    }
+    const mode = this.pageDeltas ? 'auto' : 'whole';
+    for (const b of batch.blocks) if (b.data !== null) ops.push(blockWriteOp(b.ino, b.index, b.data, rekeyed.has(b.ino) ? 'whole' : mode));
+    for (const b of batch.blocks) if (b.data === null) ops.push(blockDeleteOp(b.ino, b.index));
     for (const ino of batch.deletedInodes) {
       const key = inodeKey(ino);
       ops.push({ bytes: 0, run: (dio) => { deleteIfPresent(dio, key); } });

@@ -14,11 +14,18 @@ export interface CompactionSchedulerOptions {
   /**
    * The space bound: the log stays under `spaceFactor` x live data + `spaceSlackBytes`
    * (defaults 2 and 128 MiB). A space run starts, without waiting for a pause, once the log
-   * passes the factor plus half the slack (the other half is room for what writers append while
+   * passes the factor plus an eighth of the slack (the rest is room for what writers append while
    * it runs). 0 disables space runs.
    */
   spaceFactor?: number;
   spaceSlackBytes?: number;
+  /**
+   * Longest a commit is held back (admit) while a space run catches up with a log past its
+   * trigger (the factor plus an eighth of the slack): 0 there, growing to this at the factor plus
+   * half the slack.
+   * Default 100 ms (the writer-stall goal); 0 never holds writers.
+   */
+  throttleMaxMs?: number;
   /** The cleaner's knobs (log-cleaner.ts). */
   cleaner?: CleanerOptions;
   /**
@@ -69,6 +76,7 @@ export class CompactionScheduler {
   private readonly maxDeferMs: number;
   private readonly spaceFactor: number;
   private readonly spaceSlack: number;
+  private readonly throttleMaxMs: number;
   private lastCommit = 0;
   private dueSince: number | null = null;
   private readonly timer: NodeJS.Timeout;
@@ -89,12 +97,20 @@ export class CompactionScheduler {
   lastSpaceError: Error | null = null;
   /** Bytes the cleaner wrote again, over every space run. */
   relocatedBytes = 0;
+  /**
+   * Commits admit() held back, for how long in all (ms, as measured: a busy event loop fires the
+   * timer late) and the longest hold it asked for.
+   */
+  throttled = 0;
+  throttledMs = 0;
+  longestThrottleMs = 0;
 
   constructor(private readonly view: View, private readonly opts: CompactionSchedulerOptions = {}) {
     this.idleMs = opts.idleMs ?? 2000;
     this.maxDeferMs = opts.maxDeferMs ?? 60_000;
     this.spaceFactor = opts.spaceFactor ?? 2;
     this.spaceSlack = opts.spaceSlackBytes ?? 128 * MiB;
+    this.throttleMaxMs = opts.throttleMaxMs ?? 100;
     if (!(this.spaceFactor === 0 || this.spaceFactor >= 1)) throw new RangeError('spaceFactor must be 0 (off) or >= 1');
     if (!(this.spaceSlack >= 0)) throw new RangeError('spaceSlackBytes must be >= 0');
     this.unsubscribe = view.subscribe(() => { this.lastCommit = Date.now(); });
@@ -115,13 +131,51 @@ export class CompactionScheduler {
       liveBytes: this.live,
       spaceRuns: this.spaceRuns,
       relocatedBytes: this.relocatedBytes,
+      throttledCommits: this.throttled,
+      throttledMs: Math.round(this.throttledMs),
       ...(last?.compaction ? { lastSpaceCompactionMs: Math.round(last.compaction.ms), lastSpaceMaxWriterStallMs: Math.round(last.compaction.maxWriterStallMs) } : {}),
     };
   }
 
-  /** The log size at which a space run starts. */
+  /**
+   * The log size at which a space run starts. After a run that compacted, the next may start at
+   * once: a writer appending faster than one run reclaims (a database's page rewrites: several
+   * times the bytes it writes, see block-delta.ts) needs runs back to back, and the compaction
+   * policy's own minimum reclaim keeps a run from copying a log it cannot shrink. After a run that
+   * did not compact (too little dead), the trigger backs off to new growth past where it ended.
+   */
   spaceTrigger(): number {
-    return Math.max(this.spaceFactor * this.live + this.spaceSlack / 2, this.lastSpaceEnd + Math.max(this.spaceSlack / 4, MiB));
+    const start = this.spaceFactor * this.live + this.spaceSlack / 8;
+    const last = this.lastSpaceRun;
+    const compacted = last !== null && last.compaction !== null && !last.compaction.skipped;
+    return compacted ? start : Math.max(start, this.lastSpaceEnd + Math.max(this.spaceSlack / 4, MiB));
+  }
+
+  /**
+   * Called before each of the file system's commits (ChainStore.commitGate). While a space run is
+   * catching up and the log is past the trigger (factor plus an eighth of the slack), the commit waits
+   * up to throttleMaxMs, in proportion to how far it is past the trigger: writers slow down and
+   * the run gets the thread, instead of the log passing the bound. Never longer than that per
+   * commit (the writer-stall goal); nothing at all below the mark or with no run going.
+   */
+  async admit(): Promise<void> {
+    if (this.spaceFactor <= 0 || this.throttleMaxMs <= 0 || this.spaceRun === null || this.stopped) return;
+    let size: number;
+    try {
+      size = this.view.log.sizeBytes();
+    } catch {
+      return; // closed
+    }
+    const soft = this.spaceFactor * this.live + this.spaceSlack / 8;
+    if (size <= soft) return;
+    // Full brake from half the slack on: what a run has not reclaimed by then must wait.
+    const full = this.spaceFactor * this.live + this.spaceSlack / 2;
+    const ms = Math.min(this.throttleMaxMs, (this.throttleMaxMs * (size - soft)) / (full - soft || 1));
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, ms));
+    this.throttled++;
+    this.throttledMs += performance.now() - t0;
+    if (ms > this.longestThrottleMs) this.longestThrottleMs = ms;
   }
 
   /** Whether a space run is due now (tests wait for the log to settle with it). */
@@ -141,7 +195,7 @@ export class CompactionScheduler {
     // committed since it ended, run again — as long as runs still shrink the log.
     const last = this.lastSpaceRun;
     return last !== null && !last.skipped && last.logAfter < last.logBefore && this.lastCommit <= this.lastSpaceEndAt &&
-      size >= this.spaceFactor * this.live + this.spaceSlack / 2;
+      size >= this.spaceFactor * this.live + this.spaceSlack / 8;
   }
 
   private tick(): void {

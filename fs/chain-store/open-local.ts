@@ -201,7 +201,10 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   });
   let scheduler: CompactionScheduler | null = null;
   try {
-    if (defer) scheduler = new CompactionScheduler(view, { serialize: (fn) => store.serialize(fn), ...(o.deferCompaction || {}) });
+    if (defer) {
+      const s = scheduler = new CompactionScheduler(view, { serialize: (fn) => store.serialize(fn), ...(o.deferCompaction || {}) });
+      store.commitGate = () => s.admit();
+    }
   } catch (e) {
     await view.close().catch(() => undefined);
     await log.close().catch(() => undefined);

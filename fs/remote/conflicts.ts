@@ -101,7 +101,7 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
       } else if (m.type === 'dentry' && m.parent) {
         const prev = entries.get(m.key);
         entries.set(m.key, { base: prev?.base ?? m.version - 1, tomb: m.tombstone, parent: inoOfKey(m.parent.key), meta: m, payload: ev.payload });
-      } else if (m.type === 'block') wroteBlocks.add(inoOfKey(m.key));
+      } else if (m.type === 'block' || m.type === 'blockdelta') wroteBlocks.add(inoOfKey(m.key));
     }
   }
 

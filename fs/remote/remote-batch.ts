@@ -56,6 +56,14 @@ export function batchOfEvents(
         batch.blocks.push({ ino, index, data: m.tombstone ? null : PLACEHOLDER });
         break;
       }
+      // A page delta (chain-store/block-delta.ts) changes its block; its tombstone comes with the
+      // block's own (never alone), so it never deletes the block here.
+      case 'blockdelta': {
+        const ino = inoOfKey(m.key);
+        const index = parseInt(m.key.slice(16), 16);
+        if (!m.tombstone) batch.blocks.push({ ino, index, data: PLACEHOLDER });
+        break;
+      }
       default: break;
     }
   }

@@ -267,6 +267,9 @@ export class RemoteFs {
       owner: { readers: readersOfPrincipal(user, { sym: true, kem: false }), signingKey: publicKeyId(user.signing!.publicKey) },
       ...(o.group ? { group: o.group } : {}),
       inoSpace: { key: ino.key, first: ino.first },
+      // Whole blocks only: replicas and the server's conflict handling stay as they were (reads
+      // still apply deltas written by a local mount of the chain).
+      pageDeltas: false,
     });
     this.store.settle = () => this.feedQueue.then(() => undefined, () => undefined);
     this.store.durableFlush = async () => {
