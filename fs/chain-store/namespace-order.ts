@@ -100,7 +100,19 @@ export function orderNamespace(
   const visit = (g: NameGroup): void => {
     if (state.has(g)) return; // done, or a cycle (not in a tree; keep the batch order then)
     state.add(g);
-    for (const d of g.adds) for (const p of namingGroups.get(d.parent) ?? []) if (p !== g) visit(p);
+    for (const d of g.adds) {
+      for (const p of namingGroups.get(d.parent) ?? []) if (p !== g) visit(p);
+      // An ancestor further up that moves in this batch moves first (`touch a/b/x; mv a c`: a
+      // crash between them must not show a/b/x, a name neither before nor after has).
+      if (moved.size === 0) continue;
+      let a = parentOf(d.parent);
+      for (let depth = 0; a !== undefined && depth < 4096; depth++) {
+        if (moved.has(a)) for (const p of namingGroups.get(a) ?? []) if (p !== g) visit(p);
+        const next = parentOf(a);
+        if (next === a) break; // the root
+        a = next;
+      }
+    }
     ordered.push(g);
   };
   const plain = groups.filter((g) => g.adds.length === 0 && !renames.has(g));

@@ -344,6 +344,9 @@ export class Committer implements DirtSink {
       this.stats.failing = 0;
       this.stats.health = 'ok';
       this.stats.refusedWith = null;
+      // The failed batch stayed dirty and this commit took all of it: nothing of it was lost, so
+      // no later fsync reports that failure (how soon the retry came was a matter of timing).
+      this.pendingError = null;
     }
     this.stats.commitMs += performance.now() - t0;
     this.completedSeq = seq;

@@ -20,6 +20,18 @@ export const UNDER_GROUP_ROOT: ParentLink = Object.freeze({ key: GROUP_ROOT_KEY,
 const GROUP_ROOT_RECORD = Buffer.from([1]);
 
 /** The group's members hold no owner or delegate key, and the chain has no group root yet. */
+/** Writes the group root admitting `writers` (a new version when it exists), durably. */
+async function writeGroupRoot(view: View, writers: KeyId[]): Promise<void> {
+  const dio = view.begin('durable');
+  try {
+    dio.store(GROUP_ROOT_RECORD, { key: GROUP_ROOT_KEY, parent: null, type: 'group-root', write: { mode: 'any', keys: writers } });
+    await dio.commit('durable');
+  } catch (e) {
+    dio.cancel();
+    throw e;
+  }
+}
+
 export class GroupRootMissing extends Error {
   override name = 'GroupRootMissing';
 }
@@ -37,12 +49,9 @@ export async function groupRootOf(view: View, writers: KeyId[], o: { readOnly: b
     return null;
   }
   if (o.readOnly) throw new GroupRootMissing('the group chain has no files yet: an owner or delegate of the group mounts it writable first');
-  const dio = view.begin('durable');
   try {
-    dio.store(GROUP_ROOT_RECORD, { key: GROUP_ROOT_KEY, parent: null, type: 'group-root', write: { mode: 'any', keys: writers } });
-    await dio.commit('durable');
+    await writeGroupRoot(view, writers);
   } catch (e) {
-    dio.cancel();
     if (e instanceof NoWriteAuthority || (e as Error).name === 'NoWriteAuthority') {
       throw new GroupRootMissing('the group chain has no files yet and this token holds no owner or delegate key of the group: an owner or delegate mounts it first');
     }
@@ -64,13 +73,6 @@ export async function renewGroupRoot(view: View, writers: KeyId[], manager: bool
   if (!node || node.deleted) return false;
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join() === [...b].sort().join();
   if (node.write.mode === 'any' && same(node.write.keys, writers)) return false;
-  const dio = view.begin('durable');
-  try {
-    dio.store(GROUP_ROOT_RECORD, { key: GROUP_ROOT_KEY, parent: null, type: 'group-root', write: { mode: 'any', keys: writers } });
-    await dio.commit('durable');
-  } catch (e) {
-    dio.cancel();
-    throw e;
-  }
+  await writeGroupRoot(view, writers);
   return true;
 }

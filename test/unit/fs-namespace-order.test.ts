@@ -51,6 +51,18 @@ describe('namespace order of a batch cut into several commits', () => {
     expect(show(gs)).toEqual(['-5/x', '-10/y', '+1/w=13', '+1/a=5 -1/c', '-1/z']);
   });
 
+  it('a name added deep inside a directory renamed in this batch follows that rename', () => {
+    // committed: 1/a = 5, 5/b = 10 (directories); the batch: touch a/b/x (20); mv a c.
+    // Found by the model test: a crash between the two commits showed a/b/x.
+    const committed = new Map([['1/a', 5], ['5/b', 10]]);
+    const gs = orderNamespace([
+      { parent: 10, name: b('x'), ino: 20 },
+      { parent: 1, name: b('c'), ino: 5 },
+      { parent: 1, name: b('a'), ino: null },
+    ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
+    expect(show(gs)).toEqual(['+1/c=5 -1/a', '+10/x=20']);
+  });
+
   it('removes names inside a renamed directory first even when an add elsewhere pulls the rename forward', () => {
     // committed: 1/a = 9 (empty), 1/c = 5, 5/a = 10; the batch: mv c a; rmdir a/a; mkdir c (3); touch c/a (6).
     // The new c/a follows the group naming the new c — the rename's — which must come after -5/a
