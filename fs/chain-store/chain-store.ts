@@ -142,7 +142,8 @@ export class ChainStore implements FsStore {
     this.cacheTimeout = opts.cacheTimeout ?? 60;
     this.bytesFree = opts.bytesFree ?? (() => 2 ** 40);
     this.commitBudget = opts.commitBudget ?? DEFAULT_COMMIT_BUDGET;
-    this.pageDeltas = opts.pageDeltas ?? true;
+    // Off unless asked for: see OpenLocalChainOptions.pageDeltas.
+    this.pageDeltas = opts.pageDeltas ?? false;
     this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
     this.groupRead = opts.group ? { mode: 'readers', readers: opts.group.readers } : null;

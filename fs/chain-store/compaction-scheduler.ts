@@ -147,8 +147,11 @@ export class CompactionScheduler {
   spaceTrigger(): number {
     const start = this.spaceFactor * this.live + this.spaceSlack / 8;
     const last = this.lastSpaceRun;
-    const compacted = last !== null && last.compaction !== null && !last.compaction.skipped;
-    return compacted ? start : Math.max(start, this.lastSpaceEnd + Math.max(this.spaceSlack / 4, MiB));
+    // No back-off after a run that gained a real amount (a fast writer needs the next one soon);
+    // after one that gained nothing to speak of, the log cannot shrink now: back off.
+    const gained = last !== null && last.compaction !== null && !last.compaction.skipped &&
+      last.logBefore - last.logAfter > Math.max(MiB, last.logBefore / 100);
+    return gained ? start : Math.max(start, this.lastSpaceEnd + Math.max(this.spaceSlack / 4, MiB));
   }
 
   /**
@@ -192,9 +195,12 @@ export class CompactionScheduler {
     if (size >= this.spaceTrigger()) return true;
     // The trigger backs off after a run (no thrashing on a log that cannot shrink). But a run that
     // raced a fast writer ends above the bound with what was appended meanwhile: once nothing was
-    // committed since it ended, run again — as long as runs still shrink the log.
+    // committed since it ended, run again — as long as runs still shrink the log by a real amount
+    // (a run that re-signs what it kept appends a little: a few bytes gained is no progress, and
+    // counting it as one ran hundreds of useless runs once the writer stopped).
     const last = this.lastSpaceRun;
-    return last !== null && !last.skipped && last.logAfter < last.logBefore && this.lastCommit <= this.lastSpaceEndAt &&
+    const gained = last ? last.logBefore - last.logAfter : 0;
+    return last !== null && !last.skipped && gained > Math.max(1 << 20, last.logBefore / 100) && this.lastCommit <= this.lastSpaceEndAt &&
       size >= this.spaceFactor * this.live + this.spaceSlack / 8;
   }
 

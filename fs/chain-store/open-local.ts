@@ -42,6 +42,12 @@ export interface OpenLocalChainOptions {
   /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
   commitBudget?: number;
   /**
+   * Page deltas for partly rewritten blocks (block-delta.ts). Off by default: the model test found
+   * a sequence (truncate a committed block, write into it, extend it again) whose reopened content
+   * differs; until that is fixed only the tests of the feature turn it on.
+   */
+  pageDeltas?: boolean;
+  /**
    * Compaction policy runs deferred to pauses in commits (compaction-scheduler.ts; default), or
    * false: the view runs it after every commit.
    */
@@ -193,6 +199,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     cacheTimeout: 60,
     owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
     ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
+    pageDeltas: o.pageDeltas === true,
     timings,
     bytesFree: o.memory ? undefined : () => {
       const s = statfsSync(chainDir);

@@ -30,7 +30,7 @@ afterAll(() => { rmSync(base, { recursive: true, force: true }); });
 interface Mounted { chain: LocalChain; fs: Filesystem }
 
 async function mount(name: string, extra: OpenLocalChainOptions = {}): Promise<Mounted> {
-  const chain = await openLocalChain({ chainDir: join(base, name), configDir: join(base, 'config'), deferCompaction: false, ...extra });
+  const chain = await openLocalChain({ chainDir: join(base, name), configDir: join(base, 'config'), deferCompaction: false, pageDeltas: true, ...extra });
   const fs = await Filesystem.open(chain.store);
   return { chain, fs };
 }
@@ -301,7 +301,7 @@ describe('page deltas on a local chain', () => {
     const team = createGroupRole('team', 'observer', { write: false });
     const dir = join(base, 'reseal');
     const a = await openLocalChain({
-      chainDir: dir, configDir: join(base, 'cfg-owner'), session: Session.of(owner, team), deferCompaction: false,
+      chainDir: dir, configDir: join(base, 'cfg-owner'), session: Session.of(owner, team), deferCompaction: false, pageDeltas: true,
       extraReaders: readersOfPrincipal(team, { sym: true, kem: false }),
     });
     const fa = await Filesystem.open(a.store);
