@@ -72,7 +72,7 @@ export {
   loadChain,
   loadChainState,
   verifyChain,
-  signoffsIn,
+  SignoffLookup,
 } from './loader.js';
 export { openEventPayload } from './read.js';
 export { ChainNotPinned, type UnpinnedCheck, checkUnpinnedChain } from './pinning.js';

@@ -5,7 +5,7 @@ import type { CryptoPool } from '../crypto/index.js';
 import type { LogPosition, LogRecord, RedoLog } from '../log/index.js';
 import { decodeCommit } from './codec.js';
 import { ChainLoadError, CommitRejected, GenesisMismatch, type RejectReason } from './errors.js';
-import { type DeferredCheck, SignoffIndex, eitherCheck } from './deferred.js';
+import { type DeferredCheck, SignoffIndex, eitherCheck, hasDeferredSignature } from './deferred.js';
 import { GapBridgingState, hintsOf } from './gaps.js';
 import { toGenesisHash } from './genesis.js';
 import { type AuthorityState, MemoryAuthorityState } from './state.js';
@@ -44,8 +44,8 @@ export interface LoadOptions extends ValidationOptions {
   trustSignaturesUntil?: number;
   /**
    * Vouches for deferred signature slots (src/chain/deferred.ts): the opener's own MAC keys
-   * (macCheck). Without it a deferred slot is refused; verifyChain also accepts the log's own
-   * verified sign-offs.
+   * (macCheck). A slot it does not vouch for is accepted through a verified sign-off later in the
+   * log (SignoffLookup), else refused.
    */
   deferred?: DeferredCheck;
   onProgress?: (p: LoadProgress) => void;
@@ -87,10 +87,10 @@ function decodeBatch(recs: LogRecord[], limits: ReturnType<typeof resolveLimits>
   });
 }
 
-async function verifyBatch(items: Item[], pool: CryptoPool | null | undefined, trustUntil = 0, deferred?: DeferredCheck): Promise<Item[]> {
+async function verifyBatch(items: Item[], lookup: SignoffLookup, trustUntil = 0, deferred?: DeferredCheck): Promise<Item[]> {
   for (const it of items) if (it.commit && it.rec.seq <= trustUntil) it.signers = signersOf(it.commit);
   const ok = items.filter((i) => i.commit !== null && i.signers === undefined);
-  const res = await verifySignatures(ok.map((i) => i.commit!), pool, deferred, ok.map((i) => i.rec.seq));
+  const res = await lookup.verify(ok.map((i) => i.commit!), ok.map((i) => i.rec.seq), deferred);
   ok.forEach((it, k) => {
     const r = res[k]!;
     if (r instanceof CommitRejected) it.error = r;
@@ -128,14 +128,15 @@ async function* pipeline(log: RedoLog, opts: LoadOptions, state: AuthorityState,
   let expectSeq: number | null = opts.from === undefined ? 1 : (opts.from.seq ?? null);
   if (opts.compacted) track.gaps = true;
   const bridged = new GapBridgingState(state);
+  const lookup = new SignoffLookup(log, opts.pool, opts.limits);
   const it = batches(log, opts.from, opts.batchCommits ?? 256);
   let next = it.next();
-  let pending: Promise<Item[]> | null = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool, opts.trustSignaturesUntil, opts.deferred);
+  let pending: Promise<Item[]> | null = next.done ? null : verifyBatch(decodeBatch(next.value, limits), lookup, opts.trustSignaturesUntil, opts.deferred);
   while (pending) {
     const items = await pending;
     // Decode the next batch and hand its signatures to the pool before applying this one.
     next = it.next();
-    pending = next.done ? null : verifyBatch(decodeBatch(next.value, limits), opts.pool, opts.trustSignaturesUntil, opts.deferred);
+    pending = next.done ? null : verifyBatch(decodeBatch(next.value, limits), lookup, opts.trustSignaturesUntil, opts.deferred);
     pending?.catch(() => undefined);
     for (const item of items) {
       const { rec } = item;
@@ -215,8 +216,6 @@ export async function loadChainState(log: RedoLog, opts: LoadOptions): Promise<{
  * checked in gap mode, as the view loads it (gaps.ts): what compaction keeps verifies.
  */
 export async function verifyChain(log: RedoLog, opts: LoadOptions): Promise<ChainReport> {
-  const signoffs = await signoffsIn(log, opts.from, opts.pool, opts.limits);
-  if (signoffs.size > 0) opts = { ...opts, deferred: eitherCheck(opts.deferred, signoffs.check) };
   const state = opts.state ?? new MemoryAuthorityState();
   const report: ChainReport = { records: 0, accepted: 0, events: 0, genesisHash: null, compacted: false, problems: [] };
   const track: GapTracker = { gaps: false };
@@ -236,23 +235,45 @@ export async function verifyChain(log: RedoLog, opts: LoadOptions): Promise<Chai
 }
 
 /**
- * The log's sign-offs whose own signatures verify (deferred.ts): one decoding pass before the
- * checking pass, so a deferred commit is accepted by a sign-off that comes after it. Which keys
- * may sign what is still decided by the checking pass (a sign-off only stands in for the signature
- * of a key that signed it).
+ * Signature checks that also accept deferred slots (deferred.ts) through the log's sign-offs: the
+ * first time a commit has a deferred slot `own` does not vouch for, the log is read once from that
+ * commit on for verified sign-offs (a sign-off always follows what it signs; callers check in seq
+ * order), and the commits that failed so are checked again against them. A log without such
+ * commits costs nothing more than verifySignatures.
  */
-export async function signoffsIn(
+export class SignoffLookup {
+  private index: Promise<SignoffIndex> | null = null;
+
+  constructor(
+    private readonly log: RedoLog,
+    private readonly pool?: CryptoPool | null,
+    private readonly limits?: LoadOptions['limits'],
+  ) {}
+
+  async verify(commits: readonly Commit[], seqs: readonly number[], own?: DeferredCheck): Promise<Array<ReadonlySet<KeyId> | CommitRejected>> {
+    const res = await verifySignatures(commits, this.pool, own, seqs);
+    const again = res.flatMap((r, i) => (r instanceof CommitRejected && hasDeferredSignature(commits[i]!) ? [i] : []));
+    if (again.length === 0) return res;
+    this.index ??= signoffsOf(this.log, { seq: seqs[again[0]!]! }, this.pool, this.limits);
+    const check = eitherCheck(own, (await this.index).check);
+    const redo = await verifySignatures(again.map((i) => commits[i]!), this.pool, check, again.map((i) => seqs[i]!));
+    again.forEach((i, k) => { res[i] = redo[k]!; });
+    return res;
+  }
+}
+
+/** The log's sign-offs from `from` on whose own signatures verify (one decoding pass). */
+async function signoffsOf(
   log: RedoLog,
-  from?: LoadOptions['from'],
-  pool?: CryptoPool | null,
-  sizeLimits?: LoadOptions['limits'],
+  from: LoadOptions['from'],
+  pool: CryptoPool | null | undefined,
+  sizeLimits: LoadOptions['limits'],
 ): Promise<SignoffIndex> {
   const index = new SignoffIndex();
   const limits = resolveLimits(sizeLimits);
   const found: Commit[] = [];
   for (const rec of log.records(from)) {
-    // The header is near the start of the record; sign-offs are small. Skip what doesn't decode:
-    // the checking pass names it.
+    // Skip what doesn't decode: the checking pass names it.
     let c: Commit;
     try {
       c = decodeCommit(rec.payload, limits);

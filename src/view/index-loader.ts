@@ -9,12 +9,8 @@ import {
   checkAgainstState,
   decodeCommit,
   hintsOf,
-  verifySignatures,
   type DeferredCheck,
-  type SignoffIndex,
-  eitherCheck,
-  hasDeferredSignature,
-  signoffsIn,
+  SignoffLookup,
 } from '../chain/index.js';
 import type { CryptoPool } from '../crypto/index.js';
 import type { LogRecord, RedoLog } from '../log/index.js';
@@ -54,10 +50,12 @@ export interface IndexRecovery {
 export class IndexLoader {
   /** Index failures recovered from, oldest first. */
   readonly recoveries: IndexRecovery[] = [];
-  /** Sign-offs of the log from the first deferred commit this opener could not check (lazy). */
-  private signoffs: SignoffIndex | null = null;
+  /** Deferred signatures this opener holds no key for (another reader of a local chain): the log's sign-offs. */
+  private readonly signoffs: SignoffLookup;
 
-  constructor(private readonly v: LoaderHost) {}
+  constructor(private readonly v: LoaderHost) {
+    this.signoffs = new SignoffLookup(v.log, v.pool);
+  }
 
   /** Opens: appends the genesis of a new chain, checks the index against the log, replays the tail or rebuilds. */
   async load(unsealed: string | null): Promise<OpenReport> {
@@ -193,14 +191,7 @@ export class IndexLoader {
           throw this.loadError(r, e);
         }
       });
-      const seqs = recs.map((r) => r.seq);
-      let sigs = await verifySignatures(commits, this.v.pool, this.v.deferredCheck, seqs);
-      // Deferred signatures this opener holds no key for (another reader of a local chain): the
-      // sign-offs later in the log vouch for them. Looked for only when needed (one pass).
-      if (sigs.some((s, i) => !(s instanceof Set) && hasDeferredSignature(commits[i]!))) {
-        this.signoffs ??= await signoffsIn(this.v.log, { seq: recs[0]!.seq }, this.v.pool);
-        sigs = await verifySignatures(commits, this.v.pool, eitherCheck(this.v.deferredCheck, this.signoffs.check), seqs);
-      }
+      const sigs = await this.signoffs.verify(commits, recs.map((r) => r.seq), this.v.deferredCheck);
       return { recs, commits, sigs };
     };
     let batch = take();
