@@ -5,7 +5,7 @@
 // child created under a parent created earlier in the same commit inherits its key and ACL), and
 // computes versions, data keys, wraps and the signers the write ACLs need. It refuses up front
 // what validation would reject (NotAuthorized, TreeError as NotAuthorized, NoReadKey).
-import { type BulkCryptoPool, type CryptoPool, type SealItem, signMessage } from '../crypto/index.js';
+import { type BulkCryptoPool, type CryptoPool, type SealItem } from '../crypto/index.js';
 import {
   TreeError,
   type WriteRequirement,
@@ -15,7 +15,7 @@ import {
   writeRequirements,
 } from './authority.js';
 import { deferredMacKey, deferredSignature } from './deferred.js';
-import { EVENT_DOMAIN, assembleCommit, encodeMeta, eventHash, hashCommitParts, makeEvent, signatureMessage } from './codec.js';
+import { EVENT_DOMAIN, assembleCommit, encodeMeta, eventHash, hashCommitParts, makeEvent, signCommitHash } from './codec.js';
 import { type DataKeyCache, type Keyring, payloadAad, sealPayload, wrapDataKey } from './confidentiality.js';
 import { NoReadKey, NotAuthorized } from './errors.js';
 import { dataKeyId, newDaoKey, newDataKey, publicKeyId } from './ids.js';
@@ -241,15 +241,7 @@ export class CommitBuilder {
       const sigs = signers.map((s) => ({ publicKey: s.publicKey, signature: deferredSignature(deferredMacKeyOf(s.secretKey), hash) }));
       return assembleCommit(header, headerBytes, hash, this.events, sigs);
     }
-    const msg = signatureMessage(hash);
-    const pool = this.o.pool;
-    const sigs = await Promise.all(
-      signers.map(async (s) => ({
-        publicKey: s.publicKey,
-        signature: pool ? await pool.sign(s.secretKey, msg) : signMessage(s.secretKey, msg),
-      })),
-    );
-    return assembleCommit(header, headerBytes, hash, this.events, sigs);
+    return assembleCommit(header, headerBytes, hash, this.events, await signCommitHash(hash, signers, this.o.pool));
   }
 
   private assertOpen(): void {

@@ -20,7 +20,7 @@
 // Header map: c chain(bin32)  t timestamp  g genesis{ n name, t createdAt, k [rootKey...],
 //   p { r readers, o openRoot, f futureToleranceMs }, d rootDataKey grant }  s [commitHash...] (a sign-off only)
 import { Packr } from 'msgpackr';
-import { domainHash, sha256 } from '../crypto/index.js';
+import { type CryptoPool, domainHash, sha256, signMessage } from '../crypto/index.js';
 import { CommitRejected } from './errors.js';
 import { DAO_KEY_BYTES, DATA_KEY_ID_BYTES, KEY_ID_BYTES } from './ids.js';
 import {
@@ -484,6 +484,16 @@ export function commitHash(headerBytes: Uint8Array, eventHashes: readonly Uint8A
 /** The 32-byte message each key signs for a commit. */
 export function signatureMessage(hash: Uint8Array): Buffer {
   return domainHash(SIGNATURE_DOMAIN, hash);
+}
+
+/** One hybrid signature per key over signatureMessage(hash), on the pool's workers when there is one. */
+export async function signCommitHash(
+  hash: Uint8Array,
+  signers: ReadonlyArray<{ publicKey: Buffer; secretKey: Buffer }>,
+  pool?: CryptoPool | null,
+): Promise<CommitSignature[]> {
+  const msg = signatureMessage(hash);
+  return Promise.all(signers.map(async (s) => ({ publicKey: s.publicKey, signature: pool ? await pool.sign(s.secretKey, msg) : signMessage(s.secretKey, msg) })));
 }
 
 // ---------------------------------------------------------------- commits

@@ -1,8 +1,8 @@
 // The genesis: the signed first commit of a chain. It names the chain, its root write keys (public
 // halves) and policy, and carries the root data key wrapped for the chain-wide readers. Its hash is
 // the chain id: clients pin it and never adopt root keys from anywhere else.
-import { type CryptoPool, signMessage } from '../crypto/index.js';
-import { assembleCommit, hashCommitParts, signatureMessage } from './codec.js';
+import type { CryptoPool } from '../crypto/index.js';
+import { assembleCommit, hashCommitParts, signCommitHash } from './codec.js';
 import { type DataKeyCache, type Keyring, wrapDataKey } from './confidentiality.js';
 import { GenesisMismatch } from './errors.js';
 import { newDataKey, publicKeyId } from './ids.js';
@@ -51,14 +51,7 @@ export async function createGenesis(o: CreateGenesisOptions): Promise<Commit> {
   };
   const header: CommitHeader = { chain: null, timestamp: now, genesis: info };
   const { headerBytes, hash } = hashCommitParts(header, []);
-  const msg = signatureMessage(hash);
-  const sigs = await Promise.all(
-    signers.map(async (s) => ({
-      publicKey: s.publicKey,
-      signature: o.pool ? await o.pool.sign(s.secretKey, msg) : signMessage(s.secretKey, msg),
-    })),
-  );
-  return assembleCommit(header, headerBytes, hash, [], sigs);
+  return assembleCommit(header, headerBytes, hash, [], await signCommitHash(hash, signers, o.pool));
 }
 
 /** Normalizes a pinned genesis hash given as hex or bytes. */

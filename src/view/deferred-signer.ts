@@ -8,11 +8,10 @@
 // one, so under a stream of fsyncs there are far fewer signatures than commits, and none of them
 // is on an fsync's path. The sign-off is appended without its own fdatasync: it becomes durable
 // with the next durable commit, the view's close, or `flush()`.
-import { assembleCommit, hashCommitParts, signatureMessage } from '../chain/codec.js';
+import { assembleCommit, hashCommitParts, signCommitHash } from '../chain/codec.js';
 import { MAX_SIGNOFF_HASHES } from '../chain/deferred.js';
 import { publicKeyId } from '../chain/ids.js';
 import type { CommitHeader, KeyId } from '../chain/types.js';
-import { signMessage } from '../crypto/index.js';
 import type { View } from './view.js';
 
 export interface DeferredSignerStats {
@@ -105,11 +104,7 @@ export class DeferredSigner {
     const prev = v.state.latestTimestamp();
     const header: CommitHeader = { chain: v.genesisHash, timestamp: prev !== undefined && prev > now ? prev : now, genesis: null, signs: take.map((u) => u.hash) };
     const { headerBytes, hash } = hashCommitParts(header, []);
-    const msg = signatureMessage(hash);
-    const pool = v.pool;
-    const sigs = await Promise.all(
-      [...keys.values()].map(async (k) => ({ publicKey: k.publicKey, signature: pool ? await pool.sign(k.secretKey, msg) : signMessage(k.secretKey, msg) })),
-    );
+    const sigs = await signCommitHash(hash, [...keys.values()], v.pool);
     await v.submit(assembleCommit(header, headerBytes, hash, [], sigs), 'local', true);
     this.stats.signoffs++;
     this.stats.covered += take.length;
