@@ -100,9 +100,7 @@ export class LmdbAuthorityState implements AuthorityState {
     const next = new Map(this.unsignedByHash);
     for (const u of list) next.set(u.hash.toString('hex'), u);
     const sorted = new Map([...next.entries()].sort((a, b) => a[1].seq - b[1].seq));
-    this.store.transaction(() => {
-      this.store.putMeta('unsigned', [...sorted.values()].map((u) => [u.hash, u.seq, u.keys]));
-    });
+    this.store.transaction(() => saveUnsigned(this.store, sorted));
     this.unsignedByHash = sorted;
   }
 
@@ -209,16 +207,21 @@ export class LmdbAuthorityState implements AuthorityState {
     const unsigned = nextUnsigned(this.unsignedByHash, batch);
     try {
       store.transaction(() => {
-        let lastTime = wm.seq >= 0 ? store.getRecord(wm.seq)?.time : undefined;
-        for (const r of batch) {
+        // The time of the record before: read from the index only when a sign-off is first.
+        let lastTime: number | undefined;
+        for (const [k, r] of batch.entries()) {
           // A sign-off is timed when it is built, and commits made while it was signed come before
           // it: its record keeps the newest time so far, so the chain's latest time never goes back.
-          const time = r.commit.header.signs && lastTime !== undefined ? Math.max(lastTime, r.commit.header.timestamp) : r.commit.header.timestamp;
+          let time = r.commit.header.timestamp;
+          if (r.commit.header.signs) {
+            if (k === 0) lastTime = wm.seq >= 0 ? store.getRecord(wm.seq)?.time : undefined;
+            if (lastTime !== undefined) time = Math.max(lastTime, time);
+          }
           out.push(this.writeRecord(r, time));
           lastTime = time;
           wm = advanceWatermark(wm, r.seq, r.pos, r.commit);
         }
-        if (unsigned) store.putMeta('unsigned', [...unsigned.values()].map((u) => [u.hash, u.seq, u.keys]));
+        if (unsigned) saveUnsigned(store, unsigned);
         store.putWatermark(wm);
         store.putMeta('live', this.liveBytes);
         store.putMeta('format', INDEX_FORMAT);
@@ -320,6 +323,10 @@ export class LmdbAuthorityState implements AuthorityState {
     this.liveBytes = this.store.getMeta<number>('live') ?? this.store.sumLivePayload();
     this.unsignedByHash = loadUnsigned(this.store);
   }
+}
+
+function saveUnsigned(store: IndexStore, m: ReadonlyMap<string, UnsignedCommit>): void {
+  store.putMeta('unsigned', [...m.values()].map((u) => [u.hash, u.seq, u.keys]));
 }
 
 function loadUnsigned(store: IndexStore): Map<string, UnsignedCommit> {
