@@ -11,6 +11,7 @@ import { View, type ViewProgress } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
 import { UserError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
+import type { MountPanelStatus } from './tui/mount-panel.js';
 import { type RemoteMountKeys, remoteMountKeys } from './mount-token.js';
 import { renewGroupRoot } from '../fs/remote/group-root.js';
 import { currentRole } from '../src/net/index.js';
@@ -20,8 +21,11 @@ import { currentRole } from '../src/net/index.js';
  * remote chains plug in at openRemoteStore.
  */
 
-/** Live figures for the status panel; every field is optional. */
-export interface StoreStatus {
+/**
+ * Live figures for the status panel; every field is optional. A remote mount's link to the server
+ * and what is not on it yet are the panel's own fields (MountPanelStatus).
+ */
+export interface StoreStatus extends Pick<MountPanelStatus, 'connection' | 'server' | 'lag' | 'stagedUploads' | 'stagedBytes' | 'conflicts' | 'lastConflict'> {
   logBytes?: number;
   /** Newest commit seq applied. */
   seq?: number;
@@ -30,14 +34,6 @@ export interface StoreStatus {
   /** Live data: what df shows as used. */
   liveBytes?: number;
   compaction?: string;
-  /** Remote mounts: the link to the server and what is not on it yet (see MountPanelStatus). */
-  connection?: string;
-  server?: string;
-  lag?: number;
-  stagedUploads?: number;
-  stagedBytes?: number;
-  conflicts?: number;
-  lastConflict?: string;
 }
 
 export interface OpenedStore {
