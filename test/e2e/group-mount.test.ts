@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, availableTransports, mountForTest, run, sh, sleep, unmountAll, type TestMount } from './harness.js';
+import { CLI, availableTransports, mountForTest, pollUntil, run, sh, sleep, unmountAll, type TestMount } from './harness.js';
 import { type Solo, startSolo } from '../integration/atedb/harness.js';
 
 const transports = availableTransports().filter((t) => t === 'kernel' || t === 'fuse-native');
@@ -31,20 +31,7 @@ async function atefs(user: string, args: string[], input?: string): Promise<stri
   return r.stdout;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(50);
-  }
-}
+const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> => pollUntil(what, fn, ms, 50);
 
 /** The error code of reading `p` (null when it reads). */
 const readError = (p: string) => fsp.readFile(p).then(() => null, (e: NodeJS.ErrnoException) => e.code ?? String(e));

@@ -26,6 +26,25 @@ export const OTHER_GID = 1000;
 export const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 /**
+ * Polls `fn` every `stepMs` until it yields something (not undefined, not false) and returns it;
+ * after `ms` throws, naming `what` and the last error `fn` threw.
+ */
+export async function pollUntil<T>(what: string, fn: () => Promise<T | undefined | false>, ms: number, stepMs: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await sleep(stepMs);
+  }
+}
+
+/**
  * Transports the suites run against: $ATEFS_TRANSPORTS (comma-separated, default fuse-native),
  * plus, when we are root, 'kernel' (mounted with mount(2)) and 'kernel-nonroot' (the kernel
  * transport with the daemon run as an unprivileged user, mounting through fusermount; nonroot.ts).

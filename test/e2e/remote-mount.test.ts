@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, availableTransports, mountForTest, run, sh, sleep, unmountAll, type TestMount } from './harness.js';
+import { CLI, availableTransports, mountForTest, pollUntil, run, sh, sleep, unmountAll, type TestMount } from './harness.js';
 import { type Solo, startSolo } from '../integration/atedb/harness.js';
 
 const transports = availableTransports().filter((t) => t === 'kernel' || t === 'fuse-native');
@@ -40,20 +40,7 @@ function mountAs(transport: string, name: string, extra: string[] = [], o: { exp
 
 const urlOf = (transport: string) => `tcp://127.0.0.1:${port}/team/${transport}`;
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(25);
-  }
-}
+const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> => pollUntil(what, fn, ms, 25);
 
 const read = (p: string) => fsp.readFile(p).catch(() => null);
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
