@@ -152,18 +152,36 @@ async function main(): Promise<void> {
     const state = await newChain(nodes[0]!.port, kh, 'bench/failover');
     let killedAt = 0;
     let leaderName = '';
+    let electedAt: Promise<number> = Promise.resolve(Number.NaN);
     const r = await run([nodes[0]!.port], kh, 'bench/failover', await presign(state, COMMITS), async (progress) => {
       while (progress() < COMMITS / 4) await sleep(5);
       const nc = await connect({ servers: cluster.servers });
       const jsm = await jetstreamManager(nc);
       leaderName = (await jsm.streams.info('ATEDB')).cluster!.leader!;
       await nc.close();
+      const survivors = cluster.nodes.filter((n) => n.name !== leaderName);
       await cluster.kill(cluster.node(leaderName), 'SIGKILL');
       killedAt = performance.now();
+      if (process.env.ATEDB_DEBUG) process.stderr.write(`${new Date().toISOString()} bench: SIGKILLed ${leaderName}\n`);
+      // The reference: when JetStream itself has a new stream leader (the survivor logs it).
+      electedAt = new Promise<number>((resolve) => {
+        const timer = setTimeout(() => resolve(Number.NaN), 60_000);
+        for (const n of survivors) {
+          const seen = (d: Buffer) => {
+            if (!/new stream leader for '[^']*ATEDB'/.test(d.toString())) return;
+            clearTimeout(timer);
+            resolve(performance.now());
+          };
+          n.proc?.stdout?.on('data', seen);
+          n.proc?.stderr?.on('data', seen);
+        }
+      });
     });
+    const elected = await electedAt;
     const after = r.confirmedAt.filter((t) => t > killedAt).sort((a, b) => a - b);
     const gap = after.length ? after[0]! - killedAt : Number.NaN;
     line(`failover: stream leader (${leaderName}) SIGKILLed`, `next confirmation ${fmt(gap)} ms`, `${after.length} confirmed after`, '');
+    line('  JetStream alone: new stream leader logged', `${fmt(elected - killedAt)} ms`, `ours - election ${fmt(gap - (elected - killedAt))} ms`, '');
   } finally {
     for (const n of nodes) await stop(n.proc).catch(() => undefined);
     await cluster.destroy();

@@ -41,6 +41,12 @@ const STORED_COMMIT = serverOrder(Number.POSITIVE_INFINITY);
 
 /** How long one publish attempt waits for its ack before it is sent again (see publishBatch). */
 const PUBLISH_ATTEMPT_MS = 1500;
+/** Longest wait between attempts while JetStream has no leader (publishes, tail restarts). */
+const RETRY_MAX_MS = 100;
+/** An acknowledged message the tail has not delivered after this long: the tail is replaced. */
+const STALL_MS = 5000;
+/** The same after a publish needed retries: the tail's consumer likely died with the leader. */
+const STALL_AFTER_OUTAGE_MS = 300;
 
 export interface JetStreamContext {
   js: JetStreamClient;
@@ -232,7 +238,7 @@ export class JetStreamChain implements ServedChain {
             this.markBroken(new Error(`cannot follow the chain's subject: ${(e as Error).message}`));
             return;
           }
-          await sleep(Math.min(1000, 100 * 2 ** attempt));
+          await sleep(Math.min(RETRY_MAX_MS, 25 * 2 ** attempt));
         }
       }
     })().finally(() => { this.restartingTail = false; });
@@ -318,7 +324,7 @@ export class JetStreamChain implements ServedChain {
     this.appliedWaiters = this.appliedWaiters.filter((w) => (w.streamSeq <= this.lastStreamSeq ? (w.resolve(), false) : true));
   }
 
-  private waitApplied(streamSeq: number, timeoutMs: number): Promise<void> {
+  private waitApplied(streamSeq: number, timeoutMs: number, stallMs = STALL_MS): Promise<void> {
     if (streamSeq <= this.lastStreamSeq) return Promise.resolve();
     if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve, reject) => {
@@ -328,7 +334,7 @@ export class JetStreamChain implements ServedChain {
       }, timeoutMs);
       // A message JetStream acknowledged that the tail does not deliver within seconds: the tail
       // is stuck (its server died); a new one starts from the newest message applied.
-      const nudge = setTimeout(() => this.restartTail(), 5000);
+      const nudge = setTimeout(() => this.restartTail(), stallMs);
       const done = () => { clearTimeout(timer); clearTimeout(nudge); resolve(); };
       this.appliedWaiters.push({ streamSeq, resolve: done });
     });
@@ -453,7 +459,9 @@ export class JetStreamChain implements ServedChain {
         // answered, and the retry (same msgID: deduplicated if the first landed) must reach the
         // new leader as soon as it is elected, not 5 s later. A slow ack is only sent again.
         const ack = await this.c.js.publish(this.subject, payload, { msgID, expect: { lastSubjectSequence: expect }, headers: h, timeout: PUBLISH_ATTEMPT_MS });
-        await this.waitApplied(ack.seq, this.c.publishTimeoutMs);
+        // After failed attempts (a leader died) the tail's consumer may have died with it: a tail
+        // that does not deliver this acknowledged message soon is replaced at once.
+        await this.waitApplied(ack.seq, this.c.publishTimeoutMs, attempt > 0 ? STALL_AFTER_OUTAGE_MS : STALL_MS);
         break;
       } catch (e) {
         if (this.broken) return;
@@ -477,8 +485,9 @@ export class JetStreamChain implements ServedChain {
           return;
         }
         // No leader (an election after a node died), a timeout, no responders: try again, same
-        // msgID, same expectation (a copy that did land is deduplicated).
-        await sleep(Math.min(500, 50 * 2 ** attempt));
+        // msgID, same expectation (a copy that did land is deduplicated). Often: during an
+        // election these fail within a millisecond, and each wait is time after the new leader.
+        await sleep(Math.min(RETRY_MAX_MS, 25 * 2 ** attempt));
       }
     }
     // Commits not applied (the CAS lost, or the batch was skipped) go back to the front of the queue.
