@@ -169,6 +169,16 @@ export class CryptoPool {
     return results;
   }
 
+  /**
+   * Poly1305 tag (16 bytes) of the file at `path`, as ChaCha20-Poly1305 with the file as associated
+   * data under (key, nonce): a whole-file MAC computed off the main thread (the index seal).
+   */
+  async polyTagOfFile(path: string, key: Uint8Array, nonce: Uint8Array): Promise<Buffer> {
+    const id = this.nextId++;
+    const reply = await this.leastBusy().request({ id, op: 'polyFile', path, key: Uint8Array.from(key), nonce: Uint8Array.from(nonce) }, []);
+    return Buffer.from(reply.sig!);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

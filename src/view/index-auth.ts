@@ -24,7 +24,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, writeF
 import { createCipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import type { Keyring } from '../chain/index.js';
-import { hkdfSha256 } from '../crypto/index.js';
+import { type CryptoPool, hkdfSha256 } from '../crypto/index.js';
 
 export const INDEX_SEAL = 'AUTH';
 const DATA = 'data.mdb';
@@ -53,11 +53,18 @@ function hmacOfFile(file: string, key: Buffer): Buffer {
   return h.digest();
 }
 
-/** v2 seal: version byte, 12-byte nonce, 16-byte Poly1305 tag. */
+/**
+ * v2 seal: version byte, 12-byte nonce, 16-byte Poly1305 tag. v3 appends the watermark the index
+ * was closed at (seq and payload bytes, u64 each), so the opener can verify the log up to it while
+ * the tag is checked on a worker. The hint is not under the tag and needs not be: an index whose
+ * watermark differs from it is verified the slow way, and a hint that lies only costs that.
+ */
 const V2 = 2;
+const V3 = 3;
 const NONCE = 12;
 const TAG = 16;
 const V2_LEN = 1 + NONCE + TAG;
+const V3_LEN = V2_LEN + 16;
 
 /** The v2 key: its own subkey (the v1 key stays an HMAC key only). */
 function polyKey(key: Buffer): Buffer {
@@ -72,17 +79,28 @@ function polyOfFile(file: string, key: Buffer, nonce: Buffer): Buffer {
   return c.getAuthTag();
 }
 
-function sealMatches(file: string, key: Buffer, seal: Buffer): boolean {
-  let want: Buffer;
-  let got: Buffer;
-  if (seal.length === V2_LEN && seal[0] === V2) {
-    want = seal.subarray(1 + NONCE);
-    got = polyOfFile(file, polyKey(key), seal.subarray(1, 1 + NONCE));
-  } else if (seal.length === 32) {
-    want = seal;
-    got = hmacOfFile(file, key);
-  } else return false;
-  return want.length === got.length && timingSafeEqual(want, got);
+const isPolySeal = (seal: Buffer) => (seal.length === V2_LEN && seal[0] === V2) || (seal.length === V3_LEN && seal[0] === V3);
+
+/** The tag a sealed file must have and the tag it has (computed here, or on `pool` when given). */
+function sealTags(file: string, key: Buffer, seal: Buffer, pool: CryptoPool | null): { want: Buffer; got: Buffer | Promise<Buffer> } | null {
+  if (isPolySeal(seal)) {
+    const nonce = seal.subarray(1, 1 + NONCE);
+    const want = seal.subarray(1 + NONCE, 1 + NONCE + TAG);
+    return { want, got: pool ? pool.polyTagOfFile(file, polyKey(key), nonce) : polyOfFile(file, polyKey(key), nonce) };
+  }
+  if (seal.length === 32) return { want: seal, got: hmacOfFile(file, key) };
+  return null;
+}
+
+const tagsEqual = (want: Buffer, got: Buffer) => want.length === got.length && timingSafeEqual(want, got);
+
+/** The watermark a v3 seal names (see V3 above), or null. */
+export interface SealHint { seq: number; bytes: number }
+function hintOf(seal: Buffer): SealHint | null {
+  if (seal.length !== V3_LEN || seal[0] !== V3) return null;
+  const seq = Number(seal.readBigUInt64BE(V2_LEN));
+  const bytes = Number(seal.readBigUInt64BE(V2_LEN + 8));
+  return Number.isSafeInteger(seq) && Number.isSafeInteger(bytes) ? { seq, bytes } : null;
 }
 
 /**
@@ -91,6 +109,16 @@ function sealMatches(file: string, key: Buffer, seal: Buffer): boolean {
  * why not. The caller then deletes the index (or, read-only, uses a private one).
  */
 export function takeIndexSeal(dir: string, key: Buffer, keep = false): string | null {
+  const taken = takeSeal(dir, keep);
+  if (typeof taken === 'string' || taken === null) return taken;
+  const tags = sealTags(taken.data, key, taken.seal, null);
+  return tags && tagsEqual(tags.want, tags.got as Buffer) ? null : MISMATCH;
+}
+
+const MISMATCH = 'index seal does not match (changed behind the view)';
+
+/** Reads (and unless `keep` removes) the seal: null (no index yet), why not, or the seal. */
+function takeSeal(dir: string, keep: boolean): { data: string; seal: Buffer } | string | null {
   const data = join(dir, DATA);
   const seal = join(dir, INDEX_SEAL);
   if (!existsSync(data)) {
@@ -98,17 +126,39 @@ export function takeIndexSeal(dir: string, key: Buffer, keep = false): string | 
     return null;
   }
   if (!existsSync(seal)) return 'index not sealed (not closed cleanly, or changed)';
-  const want = readFileSync(seal);
+  const bytes = readFileSync(seal);
   if (!keep) rmSync(seal, { force: true });
-  return sealMatches(data, key, want) ? null : 'index seal does not match (changed behind the view)';
+  return { data, seal: bytes };
 }
 
-/** Seals the index in `dir` once its environment is closed. */
-export function sealIndex(dir: string, key: Buffer): void {
+/**
+ * takeIndexSeal with the tag computed on a worker of `pool`: `result` settles as takeIndexSeal's
+ * answer; meanwhile the caller may read the log (not the index: an index whose seal is not yet
+ * known good is never opened, a corrupt LMDB file can crash the process). `hint`: the watermark
+ * the index was sealed at (v3 seals), for verifying the log up to it meanwhile.
+ */
+export function startIndexSealCheck(dir: string, key: Buffer, pool: CryptoPool, keep = false): { result: Promise<string | null>; hint: SealHint | null } {
+  const taken = takeSeal(dir, keep);
+  if (typeof taken === 'string' || taken === null) return { result: Promise.resolve(taken), hint: null };
+  const tags = sealTags(taken.data, key, taken.seal, pool);
+  if (!tags) return { result: Promise.resolve(MISMATCH), hint: null };
+  const result = Promise.resolve(tags.got).then((got) => (tagsEqual(tags.want, got) ? null : MISMATCH));
+  return { result, hint: hintOf(taken.seal) };
+}
+
+/** Seals the index in `dir` once its environment is closed; `at`: its watermark (the v3 hint). */
+export function sealIndex(dir: string, key: Buffer, at?: SealHint): void {
   const data = join(dir, DATA);
   if (!existsSync(data)) return;
   // A fresh nonce per seal: Poly1305's key is then used once (the nonce is no secret).
   const nonce = randomBytes(NONCE);
   const tag = polyOfFile(data, polyKey(key), nonce);
-  writeFileSync(join(dir, INDEX_SEAL), Buffer.concat([Buffer.from([V2]), nonce, tag]), { mode: 0o600 });
+  const parts = [Buffer.from([at ? V3 : V2]), nonce, tag];
+  if (at) {
+    const h = Buffer.alloc(16);
+    h.writeBigUInt64BE(BigInt(Math.max(0, at.seq)), 0);
+    h.writeBigUInt64BE(BigInt(Math.max(0, at.bytes)), 8);
+    parts.push(h);
+  }
+  writeFileSync(join(dir, INDEX_SEAL), Buffer.concat(parts), { mode: 0o600 });
 }

@@ -40,6 +40,37 @@ export interface LoaderHost {
   fail(e: Error): void;
 }
 
+/** The log's watermark at `seq` (null: a record there does not digest); see logWatermark. */
+export interface PrecomputedWatermark {
+  seq: number;
+  watermark: Watermark | null;
+}
+
+/**
+ * The running watermark of the log's records up to `seq` (fewer when the log ends first), or null
+ * when one of them does not digest (a large record whose bytes no longer match its hash). Reports
+ * the 'verify' phase in payload bytes of `total`.
+ */
+export function logWatermark(log: RedoLog, seq: number, total: number, progress: (p: ViewProgress) => void): Watermark | null {
+  const report = (done: number) => progress({ phase: 'verify', done, total, unit: 'bytes' });
+  report(0);
+  let w = emptyWatermark();
+  let n = 0;
+  for (const rec of log.records()) {
+    if (rec.seq > seq) break;
+    let digest: Buffer;
+    try {
+      digest = storedRecordDigest(rec.payload);
+    } catch {
+      return null;
+    }
+    w = advanceWatermarkBy(w, rec.seq, rec.pos, digest, rec.payload.length);
+    if (++n % 4096 === 0) report(Math.min(w.bytes, total));
+    if (rec.seq === seq) break;
+  }
+  return w;
+}
+
 /** An index failure LMDB raised and the view recovered from (IndexLoader.recover). */
 export interface IndexRecovery {
   at: number;
@@ -57,9 +88,18 @@ export class IndexLoader {
     this.signoffs = new SignoffLookup(v.log, v.pool);
   }
 
-  /** Opens: appends the genesis of a new chain, checks the index against the log, replays the tail or rebuilds. */
-  async load(unsealed: string | null): Promise<OpenReport> {
+  /** The log's watermark at a seq, computed before the index was opened (View.open). */
+  private precomputed: PrecomputedWatermark | null = null;
+  private overlapped = false;
+
+  /**
+   * Opens: appends the genesis of a new chain, checks the index against the log, replays the tail or
+   * rebuilds. `precomputed`: the log's watermark at the seq the index's seal named, computed while
+   * the seal was checked; used when the index's watermark is at that seq.
+   */
+  async load(unsealed: string | null, precomputed: PrecomputedWatermark | null = null): Promise<OpenReport> {
     const t0 = performance.now();
+    this.precomputed = precomputed;
     const o = this.v.opts;
     if (o.genesis && this.v.log.nextSeq <= 1 && this.v.log.lastPos === null) {
       if (this.v.readOnly) throw new ReadOnlyView('cannot create a chain read-only');
@@ -81,7 +121,7 @@ export class IndexLoader {
     const from = this.v.state.watermark.seq >= 0 ? this.v.state.watermark.seq + 1 : undefined;
     const r = await this.replay(from, mode === 'tail' ? 'replay' : 'rebuild');
     if (!this.v.state.getGenesis()) throw new IndexMismatch('the log holds no genesis');
-    return { mode, reason: unsealed ?? reason, tailRecords: r.records, tailEvents: r.events, ms: performance.now() - t0 };
+    return { mode, reason: unsealed ?? reason, tailRecords: r.records, tailEvents: r.events, ms: performance.now() - t0, overlapped: this.overlapped };
   }
 
   /** Null when the persisted index describes a prefix of this log; else why not. */
@@ -103,26 +143,15 @@ export class IndexLoader {
   }
 
   private verifyFull(wm: Watermark): string | null {
-    let w = emptyWatermark();
     // Payload bytes up to the watermark: what this phase reads, exactly.
     const total = wm.bytes;
-    const report = (done: number) => this.v.progress({ phase: 'verify', done, total, unit: 'bytes' });
-    report(0);
-    let n = 0;
-    for (const rec of this.v.log.records()) {
-      if (rec.seq > wm.seq) break;
-      let digest: Buffer;
-      try {
-        digest = storedRecordDigest(rec.payload);
-      } catch {
-        return 'log differs from the indexed log';
-      }
-      w = advanceWatermarkBy(w, rec.seq, rec.pos, digest, rec.payload.length);
-      if (++n % 4096 === 0) report(Math.min(w.bytes, total));
-      if (rec.seq === wm.seq) break;
-    }
+    const pre = this.precomputed;
+    this.precomputed = null;
+    this.overlapped = !!pre && pre.seq === wm.seq;
+    const w = pre && this.overlapped ? pre.watermark : logWatermark(this.v.log, wm.seq, total, (p) => this.v.progress(p));
+    if (w === null) return 'log differs from the indexed log';
     if (!sameWatermark(w, wm)) return w.seq < wm.seq ? 'index ahead of the log' : 'log differs from the indexed log';
-    report(total);
+    this.v.progress({ phase: 'verify', done: total, total, unit: 'bytes' });
     return null;
   }
 

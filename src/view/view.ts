@@ -47,8 +47,8 @@ import {
   ViewError,
 } from './errors.js';
 import { type DaoEntry, IndexStore, type Watermark, isLmdbFault } from './index-store.js';
-import { indexSealKey, sealIndex, takeIndexSeal } from './index-auth.js';
-import { IndexLoader, type IndexRecovery } from './index-loader.js';
+import { indexSealKey, sealIndex, startIndexSealCheck, takeIndexSeal } from './index-auth.js';
+import { IndexLoader, type IndexRecovery, logWatermark, type PrecomputedWatermark } from './index-loader.js';
 import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
@@ -165,6 +165,8 @@ export interface OpenReport {
   tailRecords: number;
   tailEvents: number;
   ms: number;
+  /** The log was verified up to the index's watermark while the index seal was checked on a worker. */
+  overlapped?: boolean;
 }
 
 export interface ViewStats {
@@ -332,7 +334,15 @@ export class View {
     // A persisted index is used only with its seal intact (index-auth.ts); else rebuilt. A
     // read-only view never deletes it (a writer may be using it): it builds a private one instead.
     let sealKey = tempDir ? null : indexSealKey(o.keyring, o.log.chainId);
-    const unsealed = sealKey ? takeIndexSeal(path, sealKey, !!o.readOnly) : tempDir ? null : 'no key to check the index seal with';
+    let unsealed: string | null;
+    let precomputed: PrecomputedWatermark | null = null;
+    if (sealKey && o.pool && (o.verify ?? 'full') === 'full') {
+      // The seal's tag is computed on a worker while this thread verifies the log up to the
+      // watermark the seal names: the two whole-file passes of an open overlap.
+      const check = startIndexSealCheck(path, sealKey, o.pool, !!o.readOnly);
+      if (check.hint) precomputed = { seq: check.hint.seq, watermark: logWatermark(o.log, check.hint.seq, check.hint.bytes, (p) => reportProgress(o, p)) };
+      unsealed = await check.result.catch((e: Error) => `index seal not checked (${e.message})`);
+    } else unsealed = sealKey ? takeIndexSeal(path, sealKey, !!o.readOnly) : tempDir ? null : 'no key to check the index seal with';
     if (unsealed) {
       if (o.readOnly) {
         tempDir = mkdtempSync(join(tmpdir(), 'atefs-view-'));
@@ -345,7 +355,7 @@ export class View {
     view.sealKey = sealKey;
     view.unsealed = unsealed;
     try {
-      view.openReport = await view.loader.load(view.unsealed);
+      view.openReport = await view.loader.load(view.unsealed, unsealed ? null : precomputed);
     } catch (e) {
       await view.store.close().catch(() => undefined);
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
@@ -363,11 +373,7 @@ export class View {
   // ---------------------------------------------------------------- open / replay / rebuild
   /** Tells OpenViewOptions.onProgress (opening, and compaction.ts); a failing listener is ignored. */
   progress(p: ViewProgress): void {
-    try {
-      this.opts.onProgress?.(p);
-    } catch {
-      // Progress is for display: it never stops the work it describes.
-    }
+    reportProgress(this.opts, p);
   }
 
   /** "record seq N (segment S, offset O)", as far as the index knows where it is. */
@@ -911,7 +917,19 @@ export class View {
     this.subscribers.clear();
     await this.store.close();
     if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
-    else if (this.sealKey) sealIndex(this.store.path, this.sealKey);
+    else if (this.sealKey) {
+      const wm = this.state.watermark;
+      sealIndex(this.store.path, this.sealKey, wm.seq >= 0 ? { seq: wm.seq, bytes: wm.bytes } : undefined);
+    }
+  }
+}
+
+/** Tells OpenViewOptions.onProgress; a failing listener is ignored. */
+function reportProgress(o: OpenViewOptions, p: ViewProgress): void {
+  try {
+    o.onProgress?.(p);
+  } catch {
+    // Progress is for display: it never stops the work it describes.
   }
 }
 

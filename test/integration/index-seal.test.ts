@@ -10,7 +10,8 @@ import { Filesystem } from '../../fs/core/index.js';
 import { LOCAL_CHAIN_ID, openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { IndexStore } from '../../src/view/index-store.js';
-import { INDEX_SEAL, indexSealKey, sealIndex, takeIndexSeal } from '../../src/view/index-auth.js';
+import { INDEX_SEAL, indexSealKey, sealIndex, startIndexSealCheck, takeIndexSeal } from '../../src/view/index-auth.js';
+import { defaultPool } from '../../src/crypto/index.js';
 import { PathFs } from './fs-path-ops.js';
 
 let base: string;
@@ -179,5 +180,74 @@ describe('index seal', () => {
     expect(takeIndexSeal(dir, key)).toBeNull();
     expect(takeIndexSeal(dir, key)).toMatch(/not sealed/);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('v3 seals name the watermark; the tag is checked on a worker (same answers), the hint is not trusted', async () => {
+    const dir = mkdtempSync(join(base, 'seal3-'));
+    const key = indexSealKey(session, LOCAL_CHAIN_ID)!;
+    const data = join(dir, 'data.mdb');
+    const seal = join(dir, INDEX_SEAL);
+    const file = randomBytes((5 << 20) + 777);
+    writeFileSync(data, file);
+    sealIndex(dir, key, { seq: 1234, bytes: 98765 });
+    const s3 = readFileSync(seal);
+    expect(s3.length).toBe(45);
+    const pool = defaultPool();
+    let check = startIndexSealCheck(dir, key, pool, true);
+    expect(check.hint).toEqual({ seq: 1234, bytes: 98765 });
+    expect(await check.result).toBeNull();
+    expect(takeIndexSeal(dir, key, true), 'the synchronous check agrees').toBeNull();
+    // The hint is outside the tag: changing it changes no verdict (the opener then verifies the
+    // slow way), changing the file or the tag does.
+    const hinted = Buffer.from(s3);
+    hinted[36]! ^= 1;
+    writeFileSync(seal, hinted);
+    check = startIndexSealCheck(dir, key, pool, true);
+    expect(check.hint!.seq).not.toBe(1234);
+    expect(await check.result).toBeNull();
+    const tag = Buffer.from(s3);
+    tag[20]! ^= 1;
+    writeFileSync(seal, tag);
+    expect(await startIndexSealCheck(dir, key, pool, true).result).toMatch(/does not match/);
+    writeFileSync(seal, s3);
+    const b = Buffer.from(file);
+    b[b.length - 3]! ^= 4;
+    writeFileSync(data, b);
+    expect(await startIndexSealCheck(dir, key, pool, true).result).toMatch(/does not match/);
+    // Taken by a writer: gone.
+    expect(await startIndexSealCheck(dir, key, pool).result).toMatch(/does not match/);
+    expect(await startIndexSealCheck(dir, key, pool).result).toMatch(/not sealed/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a closed chain carries a v3 seal; a lying hint only costs the slow check (same content, no rebuild)', async () => {
+    const chainDir = join(base, 'hint');
+    const configDir = join(base, 'hint-config');
+    let c = await open(chainDir, configDir);
+    for (let i = 0; i < 5; i++) {
+      c.p.writeFile(`/f${i}`, Buffer.from(`content ${i}`));
+      await c.fs.sync();
+    }
+    await close(c);
+    const seal = join(chainDir, 'index', INDEX_SEAL);
+    const s3 = readFileSync(seal);
+    expect(s3.length).toBe(45);
+    c = await open(chainDir, configDir);
+    expect(c.chain.view.openReport.mode).toBe('tail');
+    expect(c.chain.view.openReport.overlapped, 'the honest hint: log verified while the seal was checked').toBe(true);
+    await close(c);
+    for (const seq of [0n, 1n, s3.readBigUInt64BE(29) - 1n, 1n << 40n]) {
+      const lie = readFileSync(seal); // each close seals afresh
+      lie.writeBigUInt64BE(seq, 29);
+      writeFileSync(seal, lie);
+      c = await open(chainDir, configDir);
+      try {
+        expect(c.chain.view.openReport.mode, `hint seq ${seq}: ${c.chain.view.openReport.reason}`).toBe('tail');
+        expect(c.chain.view.openReport.overlapped).toBe(false);
+        for (let i = 0; i < 5; i++) expect(c.p.read(`/f${i}`).toString()).toBe(`content ${i}`);
+      } finally {
+        await close(c);
+      }
+    }
   });
 });
