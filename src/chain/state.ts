@@ -107,6 +107,20 @@ export class MemoryAuthorityState implements AuthorityState {
     this.applied++;
     if (e.timestamp > this.lastTimestamp) this.lastTimestamp = e.timestamp;
   }
+  /** Fills an empty state from a saved copy of another's contents (src/net/replica-snapshot.ts). */
+  restore(s: {
+    genesis: Genesis | null; nodes: NodeRecord[]; dataKeys: DataKeyRecord[]; publicKeys: Array<[KeyId, Buffer]>;
+    commits: string[]; applied: number; lastTimestamp: number;
+  }): void {
+    if (this.applied !== 0) throw new Error('restore needs an empty state');
+    this.genesis = s.genesis ?? undefined;
+    for (const n of s.nodes) this.nodes.set(n.key, n);
+    for (const k of s.dataKeys) this.dataKeys.set(k.id, k);
+    for (const [id, pk] of s.publicKeys) this.publicKeys.set(id, pk);
+    for (const c of s.commits) this.commits.add(c);
+    this.applied = s.applied;
+    this.lastTimestamp = s.lastTimestamp;
+  }
 }
 
 /**

@@ -21,7 +21,8 @@ import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehave
 import { type ClientSession, connectClient } from './handshake.js';
 import { type Message, type SignedHead, encodeAppendParts } from './messages.js';
 import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
-import { replicaTrust } from './replica-trust.js';
+import { type ReplicaTrust, replicaTrust } from './replica-trust.js';
+import { SNAPSHOT_FILE, loadSnapshot, saveSnapshot as saveSnapshotFile, snapshotKey } from './replica-snapshot.js';
 import { type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus, parseRemoteUrl } from './remote-options.js';
 
 export { DEFAULT_PORT, parseRemoteUrl, type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus } from './remote-options.js';
@@ -72,7 +73,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
   /** How the local replica was reopened: records, and how many of them were not re-verified (replica-trust.ts). */
-  loadReport: { records: number; signaturesTrusted: number; why: string | null } | null = null;
+  loadReport: { records: number; signaturesTrusted: number; why: string | null; fromSnapshot: number; snapshotWhy: string | null } | null = null;
   genesisHash: Buffer | null;
   serverKey: Buffer | null = null;
   status: RemoteStatus = 'offline';
@@ -148,11 +149,15 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
         addresses: this.nodes.map((n) => `${n.host}:${n.port}`), pinnedGenesis: this.genesisHash,
         ...(this.o.knownHosts ? { knownHosts: this.o.knownHosts } : {}), ...(this.o.serverKey ? { serverKey: this.o.serverKey } : {}),
       });
-      this.loadReport = { records: this.replica.nextSeq - 1, signaturesTrusted: trust.until, why: trust.why };
+      // The state saved at the last close, when it matches the trusted replica: only the records
+      // after it are applied (replica-snapshot.ts).
+      const snap = await this.restoreSnapshot(trust);
+      this.loadReport = { records: this.replica.nextSeq - 1, signaturesTrusted: trust.until, why: trust.why, fromSnapshot: snap.seq, snapshotWhy: snap.why };
       // No future-time check here: the server confirmed these by its clock, which ours may trail.
       for await (const c of loadChain(this.replica, {
         pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, trustSignaturesUntil: trust.until,
         futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY,
+        ...(snap.seq > 0 ? { from: { seq: snap.seq + 1 } } : {}),
       })) {
         this.history.push(c.commit.hash);
       }
@@ -169,6 +174,28 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
     if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false);
     this.specDirty = true;
+  }
+
+  /** Fills the confirmed state from the saved snapshot when it fits the trusted replica; its seq (0: not used) and why not. */
+  private async restoreSnapshot(trust: ReplicaTrust): Promise<{ seq: number; why: string | null }> {
+    const key = this.o.dir ? snapshotKey(this.o.session, this.name) : null;
+    if (!key || !this.o.dir) return { seq: 0, why: 'no snapshot kept (memory replica or no signing key)' };
+    if (trust.until === 0) return { seq: 0, why: `replica not trusted: ${trust.why}` };
+    const snap = await loadSnapshot(path.join(this.o.dir, SNAPSHOT_FILE), key, this.name);
+    if (typeof snap === 'string') return { seq: 0, why: snap };
+    if (snap.seq > trust.until || !trust.chainHashes[snap.seq]!.equals(snap.chainHash)) return { seq: 0, why: 'snapshot does not match the replica' };
+    snap.restoreInto(this.confirmed);
+    for (let seq = 1; seq <= snap.seq; seq++) this.history.chainHashes.push(trust.chainHashes[seq]!);
+    return { seq: snap.seq, why: null };
+  }
+
+  /** Saves the confirmed state for the next open (close): only when it is exactly the replica's records. */
+  private async saveSnapshot(): Promise<void> {
+    const key = this.o.dir ? snapshotKey(this.o.session, this.name) : null;
+    const seq = this.replica.nextSeq - 1;
+    if (!key || !this.o.dir || this.refusal || seq < 1 || this.history.lastSeq !== seq || this.confirmed.applied !== seq) return;
+    await saveSnapshotFile(path.join(this.o.dir, SNAPSHOT_FILE), key, this.name, { seq, chainHash: this.history.chainHashes[seq]!, state: this.confirmed })
+      .catch(() => undefined);
   }
 
   /** The newest signed head this client verified. */
@@ -745,6 +772,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     await this.stagingPrune;
     const e = new Disconnected('the remote chain was closed');
     for (const p of this.pending) for (const w of p.waiters.splice(0)) w.reject(e);
+    await this.saveSnapshot();
     await this.replica.close();
     await this.staging.close();
   }

@@ -18,6 +18,8 @@ export interface ReplicaTrust {
   until: number;
   /** Why nothing is trusted, when nothing is. */
   why: string | null;
+  /** The replica's chain hash at every seq up to `until` ([0]: before the genesis). */
+  chainHashes: Buffer[];
 }
 
 export async function replicaTrust(
@@ -25,7 +27,7 @@ export async function replicaTrust(
   heads: HeadStore,
   o: { addresses: readonly string[]; knownHosts?: string; serverKey?: string; pinnedGenesis: Uint8Array | string | null },
 ): Promise<ReplicaTrust> {
-  const none = (why: string): ReplicaTrust => ({ until: 0, why });
+  const none = (why: string): ReplicaTrust => ({ until: 0, why, chainHashes: [ZERO_CHAIN_HASH] });
   let genesis: Buffer;
   try {
     const first = replica.records({ seq: 1 })[Symbol.iterator]().next();
@@ -45,15 +47,18 @@ export async function replicaTrust(
   const pinned = o.serverKey ? [o.serverKey] : await Promise.all(o.addresses.map((a) => pinnedFingerprint(a, o.knownHosts)));
   if (!pinned.includes(stored.server)) return none(`the stored head is signed by ${stored.server}, not a key pinned for this server`);
   let hash: Buffer = ZERO_CHAIN_HASH;
+  const chainHashes = [hash];
   for (const rec of replica.records({ seq: 1 })) {
     if (rec.seq > stored.head.seq) break;
+    if (rec.seq !== chainHashes.length) return none(`the replica has a gap before seq ${rec.seq}`);
     try {
       hash = nextChainHash(hash, decodeCommit(rec.payload).hash);
     } catch {
       return none(`replica record ${rec.seq} does not decode`);
     }
+    chainHashes.push(hash);
     if (rec.seq === stored.head.seq) {
-      return hash.equals(stored.head.chainHash) ? { until: rec.seq, why: null } : none('the replica differs from the signed head');
+      return hash.equals(stored.head.chainHash) ? { until: rec.seq, why: null, chainHashes } : none('the replica differs from the signed head');
     }
   }
   return none('the replica ends before the signed head');

@@ -4,6 +4,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RecoveryMode, RemoteChain } from '../../src/net/index.js';
+import { SNAPSHOT_FILE, saveSnapshot, snapshotKey } from '../../src/net/replica-snapshot.js';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { type Solo, RawClient, sleep, startSolo, tempDir } from './atedb/harness.js';
 
@@ -37,6 +38,15 @@ async function until(pred: () => boolean, ms = 30_000, what = 'condition'): Prom
   }
 }
 
+/** The confirmed state of the replica in `dir` as a snapshot would hold it (a replayed open). */
+async function reopenState(solo: { port: number }, dir: string, kh: string, genesis: Buffer) {
+  const c = await client(solo, 'team/snap', { dir, kh, genesis });
+  const seq = c.lastSeq;
+  const r = { seq, chainHash: c.head!.chainHash, state: c.confirmed };
+  expect(c.head!.seq).toBe(seq);
+  await c.close();
+  return r;
+}
 const hashes = (c: RemoteChain) => [...c.commits()].map((x) => x.commit.hash.toString('hex'));
 const put = (v: string) => (b: import('../../src/chain/index.js').CommitBuilder) => { b.put({ payload: Buffer.from(v) }); };
 
@@ -138,7 +148,7 @@ describe('replication client', () => {
     const want = hashes(a);
     await a.close();
     const b = await client(solo, 'team/trust', { dir, kh, genesis });
-    expect(b.loadReport).toEqual({ records: 6, signaturesTrusted: 6, why: null });
+    expect(b.loadReport).toMatchObject({ records: 6, signaturesTrusted: 6, why: null });
     expect(hashes(b)).toEqual(want);
     await b.close();
     // Another known_hosts: the head in head.json names a key this user never pinned for the server.
@@ -151,6 +161,65 @@ describe('replication client', () => {
     const d = await client(solo, 'team/trust', { dir, kh, genesis });
     expect(d.loadReport).toMatchObject({ signaturesTrusted: 0, why: 'no stored head' });
     expect(hashes(d)).toEqual(want);
+    await solo.kill('SIGTERM');
+  });
+
+  it('a reopened replica resumes from the state saved at close and applies only the tail; a forged, foreign or mismatched snapshot is replayed in full', async () => {
+    const solo = await startSolo();
+    const dir = await tempDir('atedb-replica-snap-');
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const a = await client(solo, 'team/snap', { create: true, dir, kh });
+    const keys: string[] = [];
+    for (let i = 0; i < 4; i++) keys.push((await a.commit(put(`v${i}`), { wait: 'confirmed' })).commit.events[0]!.meta.key);
+    const genesis = a.genesisHash!;
+    await until(() => a.head?.seq === 5, 10_000, 'signed head 5');
+    await a.close();
+    const snapFile = join(dir, SNAPSHOT_FILE);
+    expect((await fsp.stat(snapFile)).mode & 0o777).toBe(0o600);
+    // Someone else appends meanwhile: the reopen applies those after the snapshot.
+    const other = await client(solo, 'team/snap', { who: bob, genesis, dir: null });
+    await other.commit((x) => { x.put({ key: keys[0]!, payload: Buffer.from('bob was here') }); }, { wait: 'confirmed' });
+    await other.close();
+    const b = await client(solo, 'team/snap', { dir, kh, genesis });
+    expect(b.loadReport).toMatchObject({ records: 5, fromSnapshot: 5, snapshotWhy: null });
+    await until(() => b.lastSeq === 6, 10_000, 'the new commit');
+    // The restored state validates and builds like a replayed one: a new version of a DAO written
+    // before the snapshot and after it.
+    await b.commit((x) => { x.put({ key: keys[0]!, payload: Buffer.from('v3 of key 0') }); x.put({ key: keys[1]!, payload: Buffer.from('v2 of key 1') }); }, { wait: 'confirmed' });
+    const want = hashes(b);
+    const full = await client(solo, 'team/snap', { genesis, dir: null });
+    await until(() => full.lastSeq === 7, 10_000, 'a full replica');
+    expect(hashes(full)).toEqual(want);
+    for (const k of keys) expect(b.confirmed.getNode(k)).toEqual(full.confirmed.getNode(k));
+    expect(b.confirmed.applied).toBe(full.confirmed.applied);
+    await full.close();
+    await b.close();
+
+    const reopen = async () => {
+      const c = await client(solo, 'team/snap', { dir, kh, genesis });
+      const r = c.loadReport;
+      expect(hashes(c)).toEqual(want);
+      await c.close();
+      return r!;
+    };
+    const good = await fsp.readFile(snapFile);
+    const flipped = Buffer.from(good);
+    flipped[Math.floor(flipped.length / 2)]! ^= 1;
+    await fsp.writeFile(snapFile, flipped);
+    expect(await reopen()).toMatchObject({ fromSnapshot: 0, snapshotWhy: 'snapshot does not authenticate' });
+    // Under another user's key (bob's session on alice's replica directory would derive another key).
+    const mallory = snapshotKey(Session.of(createIdentity('mallory')), 'team/snap')!;
+    const state = (await reopenState(solo, dir, kh, genesis));
+    await saveSnapshot(snapFile, mallory, 'team/snap', state);
+    expect(await reopen()).toMatchObject({ fromSnapshot: 0, snapshotWhy: 'snapshot does not authenticate' });
+    // Authentic but not of this replica (another chain hash at its seq).
+    const own = snapshotKey(Session.of(alice, bob), 'team/snap')!;
+    await saveSnapshot(snapFile, own, 'team/snap', { ...state, chainHash: Buffer.alloc(32, 7) });
+    expect(await reopen()).toMatchObject({ fromSnapshot: 0, snapshotWhy: 'snapshot does not match the replica' });
+    await saveSnapshot(snapFile, own, 'team/other', state);
+    expect(await reopen()).toMatchObject({ fromSnapshot: 0 });
+    // Each of those closes saved a good one again.
+    expect(await reopen()).toMatchObject({ fromSnapshot: 7, snapshotWhy: null });
     await solo.kill('SIGTERM');
   });
 
