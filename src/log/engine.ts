@@ -47,6 +47,7 @@ import { MemIo, openFileIo, type LogIo } from './io.js';
 import { lockDir, lockMemory, type DirLock } from './lock.js';
 import { makeDirPrivate } from './private-files.js';
 import { scanFrames, validFrameAfter, Window } from './scan.js';
+import { Runway, zeroRemainder } from './runway.js';
 import {
   type ChainState, type CutCertificate, ChainTracker, ZERO_HASH, chainStep, cutMessage, recordHash, recordHashOfParts,
 } from './chain-hash.js';
@@ -192,6 +193,7 @@ export class LogEngine implements RedoLog {
    */
   private inflight: Inflight | null = null;
   private readonly asyncWrites: boolean;
+  private readonly runway: Runway;
   private pendingCount = 0;
   private rollbackSeq = 1; // nextSeq before the first queued frame
   private rollbackLastPos: LogPosition | null = null;
@@ -230,6 +232,7 @@ export class LogEngine implements RedoLog {
     this.readOnly = !!opts.readOnly;
     this.syncOffThread = opts.syncOffThread ?? true;
     this.asyncWrites = this.syncOffThread && typeof io.filePath === 'function';
+    this.runway = new Runway(io, typeof io.filePath === 'function' && !this.readOnly && opts.zeroRunway !== false, this.segmentSize);
     this.chainHead = { seq: 0, hash: this.genesis ?? ZERO_HASH };
     this.probeSeq = opts.chainHashAt;
   }
@@ -362,25 +365,34 @@ export class LogEngine implements RedoLog {
       if (h.firstSeq <= prevSeq) throw new LogCorruptError(id, 0, name, `first seq ${h.firstSeq} does not follow ${prevSeq}`);
       const r = scanFrames(this.io, fd, h.headerLen, size, Math.max(prevSeq, h.firstSeq - 1), onFrame);
       let end = r.end;
-      if (r.bad) {
-        const after = isLast ? validFrameAfter(this.io, fd, r.end, size, Math.max(prevSeq, r.lastSeq, h.firstSeq - 1)) : 0;
-        if (!isLast || after >= 0) throw new LogCorruptError(id, r.end, name, r.bad);
-      }
-      if (isLast && size > r.end) {
-        // Torn tail: a partial or unverifiable last write with nothing valid after it.
-        this.recovery.truncatedBytes = size - r.end;
-        this.recovery.truncatedAt = { segment: id, offset: r.end };
+      if (size > r.end && zeroRemainder(this.io, fd, r.end, size)) {
+        // Zeros after the last frame: a runway (runway.ts), the segment's end — neither torn nor damage.
         if (!this.readOnly) {
-          this.keepTornAside(fd, name, r.end, size);
           const wfd = this.io.openRw(name, false);
-          // No fdatasync here: if the truncation is lost in a crash, the same torn bytes are found
-          // and cut again; appends that later overwrite the region are synced with their data.
           this.io.truncate(wfd, r.end);
           this.io.close(wfd);
         }
-        end = r.end;
-      } else if (!isLast && size > r.end) {
-        throw new LogCorruptError(id, r.end, name, 'trailing bytes after the last frame');
+      } else {
+        if (r.bad) {
+          const after = isLast ? validFrameAfter(this.io, fd, r.end, size, Math.max(prevSeq, r.lastSeq, h.firstSeq - 1)) : 0;
+          if (!isLast || after >= 0) throw new LogCorruptError(id, r.end, name, r.bad);
+        }
+        if (isLast && size > r.end) {
+          // Torn tail: a partial or unverifiable last write with nothing valid after it.
+          this.recovery.truncatedBytes = size - r.end;
+          this.recovery.truncatedAt = { segment: id, offset: r.end };
+          if (!this.readOnly) {
+            this.keepTornAside(fd, name, r.end, size);
+            const wfd = this.io.openRw(name, false);
+            // No fdatasync here: if the truncation is lost in a crash, the same torn bytes are found
+            // and cut again; appends that later overwrite the region are synced with their data.
+            this.io.truncate(wfd, r.end);
+            this.io.close(wfd);
+          }
+          end = r.end;
+        } else if (!isLast && size > r.end) {
+          throw new LogCorruptError(id, r.end, name, 'trailing bytes after the last frame');
+        }
       }
       const seg: Seg = { id, name, headerLen: h.headerLen, firstSeq: h.firstSeq, end, count: r.count, lastSeq: r.lastSeq };
       this.segs.push(seg);
@@ -498,6 +510,7 @@ export class LogEngine implements RedoLog {
   /** Seal the active segment (written out and fdatasynced) and continue in a new one. */
   private rotate(): void {
     this.writeOut();
+    this.runway.cut(this.activeFd, this.active.end);
     this.io.datasync(this.activeFd);
     const seg = this.createSegment(this.nextSegId++, this.nextSeq);
     try {
@@ -628,7 +641,10 @@ export class LogEngine implements RedoLog {
     } catch {
       return; // waiters were rejected by writeOut
     }
-    if (this.durableWaiters.length > 0 && !this.syncInFlight) this.startSync();
+    if (this.durableWaiters.length > 0 && !this.syncInFlight) {
+      this.runway.renew(this.activeFd, this.active.end);
+      this.startSync();
+    }
   }
 
   /**
@@ -731,6 +747,7 @@ export class LogEngine implements RedoLog {
     else {
       try {
         this.io.truncate(this.activeFd, seg.end);
+        this.runway.cut(this.activeFd, seg.end);
       } catch {
         this.failed = err; // cannot restore the last good frame boundary
       }
@@ -1313,6 +1330,7 @@ export class LogEngine implements RedoLog {
       }
     }
     while (this.syncInFlight || this.inflight) await (this.syncInFlight ?? this.inflight?.promise);
+    if (!this.readOnly && this.activeFd >= 0 && this.segs.length > 0) this.runway.cut(this.activeFd, this.active.end);
     this.closed = true;
     for (const r of this.retiredFds.splice(0)) this.io.close(r);
     this.closeFds();

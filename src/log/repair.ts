@@ -10,6 +10,7 @@ import { decodeHeader, decodeManifest, encodeManifest, frameSeq, MANIFEST, MANIF
 import { openFileIo } from './io.js';
 import { lockDir } from './lock.js';
 import { scanFrames } from './scan.js';
+import { zeroRemainder } from './runway.js';
 import type { LogPosition } from './types.js';
 
 function fsyncPath(p: string): void {
@@ -65,7 +66,8 @@ export async function repairLog(dir: string): Promise<RepairResult> {
         }
         chainId ??= h.chainId;
         const r = scanFrames(io, fd, h.headerLen, size, Math.max(prevSeq, h.firstSeq - 1));
-        if (r.end < size) damage = { index: i, offset: r.end };
+        // Zeros after the last frame are a runway (runway.ts), not damage.
+        if (r.end < size && !zeroRemainder(io, fd, r.end, size)) damage = { index: i, offset: r.end };
         prevSeq = r.count > 0 ? r.lastSeq : Math.max(prevSeq, h.firstSeq - 1);
       } finally {
         io.close(fd);

@@ -19,6 +19,11 @@ export interface LogRecord {
 export interface OpenLogOptions {
   /** Chain directory (required unless memory). */
   dir?: string;
+  /**
+   * Keep a runway of written zeros past the active segment's last frame, so a durable append's
+   * fdatasync need not grow the file (src/log/runway.ts). Default true for logs in files.
+   */
+  zeroRunway?: boolean;
   /** In-memory mode, same API. With `dir`, the name keys a process-wide memory directory (reopenable). */
   memory?: boolean;
   /** Written in every segment header, checked on open. */

@@ -91,12 +91,19 @@ describe('torn tail recovery', () => {
     }
   });
 
-  it('zeros or garbage after the last frame (a file extended but not written) are a torn tail', async () => {
-    for (const tail of [Buffer.alloc(5000), Buffer.alloc(7), randomBytes(3000)]) {
+  it('garbage after the last frame is a torn tail; zeros are the end of the log (a runway, runway.ts), cut without a report', async () => {
+    for (const tail of [randomBytes(3000), Buffer.concat([Buffer.alloc(5000), Buffer.from([1])]), Buffer.concat([randomBytes(7), Buffer.alloc(4000)])]) {
       const dir = damaged(b, 1, (x) => Buffer.concat([x, tail]));
       const { recs, rec } = await contents(dir);
       expect(recs).toEqual(prefix(b, 40));
       expect(rec.truncatedBytes).toBe(tail.length);
+    }
+    for (const tail of [Buffer.alloc(5000), Buffer.alloc(7), Buffer.alloc(1 << 20)]) {
+      const dir = damaged(b, 1, (x) => Buffer.concat([x, tail]));
+      const { recs, rec } = await contents(dir);
+      expect(recs).toEqual(prefix(b, 40));
+      expect(rec.truncatedBytes).toBe(0);
+      expect(fs.statSync(path.join(dir, segmentName(1))).size, 'the zeros are cut off').toBe(file.length);
     }
   });
 
