@@ -59,9 +59,32 @@ function rootRequirement(state: AuthorityStateReader): WriteRequirement {
   return { mode: 'any', keys: g.rootKeyIds };
 }
 
-/** Effective write ACL of an existing node (its own, else inherited; root-level: root keys). */
+/*
+ * Two rights per node:
+ *   self(n)    who may change n itself: n.write, else (inherit) childrenRight(parent), root-level:
+ *              the root requirement;
+ *   childrenRight(n)  who may create children under n or move them there, and what n's inheriting
+ *              descendants get: n.children when set, else self(n).
+ * Without a children ACL anywhere (every chain made before it existed) both are the old single
+ * effective write ACL, so older chains validate exactly as they did.
+ */
+
+/** Effective write ACL of an existing node: who may change the node itself. */
 export function effectiveWriteOf(state: AuthorityStateReader, node: NodeRecord): WriteRequirement {
-  const acl = walk(state, node, (n) => (n.write.mode === 'inherit' ? undefined : n.write));
+  if (node.write.mode !== 'inherit') return node.write;
+  if (!node.parent) return rootRequirement(state);
+  const parent = state.getNode(node.parent.key);
+  if (!parent) throw new TreeError('missing-parent', node.key, `parent ${node.parent.key} of ${node.key} does not exist`);
+  if (parent.key === node.key) throw new TreeError('cycle', node.key, `${node.key} is its own parent`);
+  return childrenRightOf(state, parent);
+}
+
+/** What `node` grants below it (childrenRight above): its children ACL, else its own effective write ACL. */
+export function childrenRightOf(state: AuthorityStateReader, node: NodeRecord): WriteRequirement {
+  // Walking up: a node answers with its children ACL when it has one, else with its own write
+  // ACL when that is set (its self right, which is then also what it grants), else defers to its
+  // parent — exactly self/childrenRight above, without recursion (trees may be 4096 deep).
+  const acl = walk(state, node, (n) => n.children ?? (n.write.mode === 'inherit' ? undefined : n.write));
   return acl ?? rootRequirement(state);
 }
 
@@ -69,7 +92,7 @@ export function effectiveWriteOf(state: AuthorityStateReader, node: NodeRecord):
 export function effectiveWriteUnder(state: AuthorityStateReader, parent: ParentLink | null): WriteRequirement {
   if (!parent) return rootRequirement(state);
   const p = liveParent(state, parent.key, null);
-  return effectiveWriteOf(state, p);
+  return childrenRightOf(state, p);
 }
 
 function liveParent(state: AuthorityStateReader, key: DaoKey, child: DaoKey | null): NodeRecord {
@@ -115,6 +138,16 @@ export function writeRequirements(
     reqs.push(effectiveWriteUnder(state, meta.parent));
   }
   return reqs;
+}
+
+/**
+ * Words for requirement `index` of writeRequirements(state, meta, cur), for a refusal: the node's
+ * own write ACL (changing it) or the children ACL of the parent it is created or moved under.
+ */
+export function describeRequirement(meta: EventMeta, cur: NodeRecord | undefined, index: number, req: WriteRequirement): string {
+  if (cur && !cur.deleted && index === 0) return `the write ACL (${req.mode}) of ${meta.key}, which says who may change it`;
+  if (!meta.parent) return `the chain's root keys (${req.mode}), which say who may create root-level DAOs`;
+  return `the children ACL (${req.mode}) of ${meta.parent.key}, which says who may create entries under it`;
 }
 
 export function sameParent(a: ParentLink | null, b: ParentLink | null): boolean {

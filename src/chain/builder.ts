@@ -35,6 +35,11 @@ import type {
 } from './types.js';
 import { applyEventToOverlay } from './validate.js';
 
+/** The optional children field of an event's metadata (absent when there is none). */
+function childrenField(c: WriteAcl | null | undefined): { children?: WriteAcl } {
+  return c ? { children: c } : {};
+}
+
 export interface PutOptions {
   /** DAO key; a fresh random one when absent. */
   key?: DaoKey;
@@ -43,6 +48,8 @@ export interface PutOptions {
   /** undefined keeps the current ACL (a new node: inherit). */
   read?: ReadAcl;
   write?: WriteAcl;
+  /** Children ACL (EventMeta.children): undefined keeps the current one, null drops it. */
+  children?: WriteAcl | null;
   type?: string | null;
   replyTo?: DaoKey | null;
   /** Public keys to publish with this event. */
@@ -132,6 +139,7 @@ export class CommitBuilder {
       parent: p.parent !== undefined ? p.parent : (live?.parent ?? null),
       read,
       write: p.write ?? live?.write ?? { mode: 'inherit' },
+      ...childrenField(p.children === undefined ? live?.children : p.children),
       nodeKey,
       grants,
       payloadKey: null,
@@ -209,6 +217,7 @@ export class CommitBuilder {
       parent: cur.parent,
       read: cur.read,
       write: cur.write,
+      ...childrenField(cur.children),
       nodeKey: cur.nodeKey,
       grants: [],
       payloadKey: null,

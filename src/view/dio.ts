@@ -35,6 +35,11 @@ export interface StoreOptions {
   /** undefined: keep the current ACL (a new DAO: inherit). */
   read?: ReadAcl;
   write?: WriteAcl;
+  /**
+   * Who may create DAOs under this one, and what its inheriting descendants get (EventMeta.children);
+   * undefined: keep, null: none (the same as its write ACL).
+   */
+  children?: WriteAcl | null;
   /** Plaintext type tag (never user data). undefined: keep. */
   type?: string | null;
   replyTo?: DaoKey | null;
@@ -338,6 +343,7 @@ export class Dio {
           ...(o.parent !== undefined ? { parent: o.parent } : {}),
           ...(o.read !== undefined ? { read: o.read } : {}),
           ...(o.write !== undefined ? { write: o.write } : {}),
+          ...(o.children !== undefined ? { children: o.children } : {}),
           ...(o.type !== undefined ? { type: o.type } : {}),
           ...(o.replyTo !== undefined ? { replyTo: o.replyTo } : {}),
           ...(o.publish !== undefined ? { publish: o.publish } : {}),
@@ -358,6 +364,7 @@ export class Dio {
     const o = p.opts;
     const base = this.seen.get(key) ?? cur?.version ?? 0;
     const read = o.read ?? cur?.read ?? { mode: 'inherit' };
+    const children = o.children === undefined ? cur?.children : o.children;
     return {
       key,
       version: base + 1,
@@ -365,6 +372,7 @@ export class Dio {
       parent: o.parent !== undefined ? o.parent : (cur?.parent ?? null),
       read,
       write: o.write ?? cur?.write ?? { mode: 'inherit' },
+      ...(children ? { children } : {}),
       nodeKey: read.mode === 'inherit' ? null : cur && cur.read.mode !== 'inherit' ? cur.nodeKey : null,
       keys: cur?.keys ?? [],
       type: o.type !== undefined ? o.type : (cur?.type ?? null),

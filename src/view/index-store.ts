@@ -105,6 +105,8 @@ export function encodeDaoEntry(e: DaoEntry): Buffer {
     n.keys,
     n.type,
     n.updatedAt,
+    // Appended (entries written before it have 20 fields, and no children ACL).
+    n.children ?? null,
   ]);
 }
 
@@ -133,6 +135,7 @@ export function decodeDaoEntry(b: Buffer): DaoEntry {
       keys: a[17] as string[],
       type: (a[18] as string | null) ?? null,
       updatedAt: a[19] as number,
+      ...(a[20] ? { children: a[20] as NonNullable<NodeRecord['children']> } : {}),
     },
   };
 }

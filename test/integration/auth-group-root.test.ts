@@ -1,0 +1,214 @@
+// The group root's two rights (issue 16): in a group chain the group root's write ACL admits only
+// the owner and delegate keys (changing the group root itself) while its children ACL admits
+// contributors too (creating entries under it). Checked by every validator a forged commit can
+// meet: the in-process ChainValidator, the chain loader on a real log (what a view replays and
+// `atefs verify` runs), and a real `atedb solo` on 127.0.0.1. A record written before children
+// ACLs existed (one write ACL) decodes and behaves as it did.
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { unpack } from 'msgpackr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLog } from '../../src/log/index.js';
+import { metaDecoders } from '../../src/chain/codec.js';
+import {
+  ChainLoadError, ChainValidator, type Commit, CommitBuilder, CommitRejected, DataKeyCache, MemoryAuthorityState, type WriteAcl,
+  createGenesis, decodeCommit, encodeMeta, loadChainState, newDaoKey, publicKeyId, verifyChain,
+} from '../../src/chain/index.js';
+import { type Identity, Session, createIdentity } from '../../src/session/index.js';
+import type { Message } from '../../src/net/index.js';
+import { meta, rawCommit } from '../unit/chain-fixtures.js';
+import { RawClient, type Solo, startSolo, tempDir } from './atedb/harness.js';
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'atefs-group-root-'));
+});
+afterAll(async () => {
+  await fsp.rm(tmp, { recursive: true, force: true });
+});
+
+const idOf = (i: Identity) => publicKeyId(i.signing.publicKey);
+const any = (...who: Identity[]): WriteAcl => ({ mode: 'any', keys: who.map(idOf) });
+
+/**
+ * A group chain as the auth policy roots it: the genesis names the owner's and the delegate's
+ * signing keys as root keys; every member reads the root data key. Commits are validated by an
+ * in-process ChainValidator as they are made, and kept in order for a log and a server.
+ */
+async function groupChain(name: string) {
+  const owner = createIdentity('owner');
+  const delegate = createIdentity('delegate');
+  const contributor = createIdentity('contributor');
+  const members = [owner, delegate, contributor];
+  let t = Date.now() - 60_000;
+  const now = () => ++t;
+  const caches = new Map(members.map((m) => [m, new DataKeyCache(Session.of(m))]));
+  const genesis = await createGenesis({
+    name,
+    keyring: Session.of(owner, delegate, contributor),
+    rootKeys: [owner.signing.publicKey, delegate.signing.publicKey],
+    chainReaders: members.flatMap((m) => Session.of(m).chainReaders()),
+    keys: caches.get(owner)!,
+    now,
+  });
+  const state = new MemoryAuthorityState();
+  const validator = new ChainValidator(state, { now: () => Date.now() });
+  await validator.accept(genesis.bytes);
+  const log: Commit[] = [genesis];
+  const builder = (by: Identity) => new CommitBuilder({ state, keyring: Session.of(by), keys: caches.get(by)!, now });
+  /** Builds with `by`'s keys, validates (signatures verified from the bytes) and applies. */
+  const commit = async (by: Identity, fill: (b: CommitBuilder) => void): Promise<Commit> => {
+    const b = builder(by);
+    fill(b);
+    const c = await b.build();
+    await validator.accept(c.bytes);
+    log.push(c);
+    return c;
+  };
+  return { owner, delegate, contributor, state, validator, log, builder, commit, now };
+}
+
+/** The rejection of `p` (a CommitRejected), failing the test when it resolves. */
+async function rejection(p: Promise<unknown>): Promise<CommitRejected> {
+  const e = await p.then(() => null, (err: unknown) => err);
+  expect(e).toBeInstanceOf(CommitRejected);
+  return e as CommitRejected;
+}
+
+describe('the group root: changed by owners and delegates, created under by contributors', () => {
+  it('the validator refuses a contributor changing the group root and accepts what he creates under it', async () => {
+    const g = await groupChain('acme/validator');
+    const { owner, delegate, contributor } = g;
+    const root = newDaoKey();
+    await g.commit(owner, (b) => void b.put({ key: root, type: 'group-root', payload: Buffer.from([1]), write: any(owner, delegate), children: any(contributor, delegate, owner) }));
+    expect(g.state.getNode(root)).toMatchObject({ write: any(owner, delegate), children: any(contributor, delegate, owner) });
+
+    // A contributor creates under it: a file, a directory inheriting the children ACL, a file in that.
+    const file = newDaoKey();
+    const dir = newDaoKey();
+    const inner = newDaoKey();
+    await g.commit(contributor, (b) => {
+      b.put({ key: file, parent: { key: root, collection: 1 }, type: 'inode', payload: Buffer.from('bob\'s file'), write: any(contributor, delegate, owner) });
+      b.put({ key: dir, parent: { key: root, collection: 1 }, type: 'inode', payload: Buffer.from('bob\'s dir') });
+      b.put({ key: inner, parent: { key: dir, collection: 2 }, type: 'dentry', payload: Buffer.from('a name') });
+    });
+    // ...and changes the directory (inheriting: the group root's children ACL), but not the group root.
+    await g.commit(contributor, (b) => void b.put({ key: dir, payload: Buffer.from('bob\'s dir, v2') }));
+    expect(() => g.builder(contributor).put({ key: root, write: any(contributor), children: any(contributor) })).toThrow(/no key the write ACL \(any\) of/);
+
+    // Forged by hand (past the builder), signed by the contributor: every change of the group root is refused.
+    const v = g.state.getNode(root)!.version;
+    const forgeries: Array<[string, Commit]> = [
+      ['take-over', rawCommit(g.log[0]!.hash, [{ meta: meta({ key: root, version: v + 1, write: any(contributor), children: any(contributor) }) }], [contributor], g.now())],
+      ['lock-out', rawCommit(g.log[0]!.hash, [{ meta: meta({ key: root, version: v + 1, write: any(owner, delegate), children: { mode: 'nobody' } }) }], [contributor], g.now())],
+      ['same ACLs', rawCommit(g.log[0]!.hash, [{ meta: meta({ key: root, version: v + 1, type: 'group-root', write: any(owner, delegate), children: any(contributor, delegate, owner) }) }], [contributor], g.now())],
+      ['tombstone', rawCommit(g.log[0]!.hash, [{ meta: meta({ key: root, version: v + 1, tombstone: true, type: 'group-root', write: any(owner, delegate), children: any(contributor, delegate, owner) }) }], [contributor], g.now())],
+    ];
+    for (const [what, c] of forgeries) {
+      const e = await rejection(g.validator.accept(c.bytes));
+      expect(e.reason, what).toBe('authority');
+      expect(e.message, what).toContain(`no signature admitted by the write ACL (any) of ${root}, which says who may change it`);
+    }
+    // Attaching an existing node of the owner's under the group root is a change of that node: refused too.
+    const ownersNode = newDaoKey();
+    await g.commit(owner, (b) => void b.put({ key: ownersNode, payload: Buffer.from('root-level, the owner\'s'), write: any(owner) }));
+    const attach = rawCommit(g.log[0]!.hash, [{ meta: meta({ key: ownersNode, version: 2, parent: { key: root, collection: 1 }, write: any(contributor) }) }], [contributor], g.now());
+    expect((await rejection(g.validator.accept(attach.bytes))).message).toContain(`of ${ownersNode}, which says who may change it`);
+    // A new node outside the group root needs a root key: the contributor is refused at root level.
+    const rootLevel = rawCommit(g.log[0]!.hash, [{ meta: meta({ key: newDaoKey() }) }], [contributor], g.now());
+    expect((await rejection(g.validator.accept(rootLevel.bytes))).message).toContain('the chain\'s root keys (any)');
+    expect(g.state.getNode(root)!.version).toBe(v);
+
+    // The delegate and the owner change it.
+    await g.commit(delegate, (b) => void b.put({ key: root, children: any(delegate, owner) }));
+    expect(g.state.getNode(root)!.children).toEqual(any(delegate, owner));
+    // ...which the contributor now feels: nothing new under it, and no change of the inheriting directory.
+    const late = rawCommit(g.log[0]!.hash, [{ meta: meta({ key: newDaoKey(), parent: { key: root, collection: 1 } }) }], [contributor], g.now());
+    expect((await rejection(g.validator.accept(late.bytes))).message).toContain(`the children ACL (any) of ${root}, which says who may create entries under it`);
+    const dirV = g.state.getNode(dir)!.version;
+    const dirChange = rawCommit(g.log[0]!.hash, [{ meta: meta({ key: dir, version: dirV + 1, parent: { key: root, collection: 1 } }) }], [contributor], g.now());
+    expect((await rejection(g.validator.accept(dirChange.bytes))).reason).toBe('authority');
+    // His own file keeps its own ACL.
+    await g.commit(contributor, (b) => void b.put({ key: file, payload: Buffer.from('bob\'s file, v2') }));
+    await g.commit(owner, (b) => void b.put({ key: root, children: any(contributor, delegate, owner) }));
+    await g.commit(contributor, (b) => void b.put({ parent: { key: root, collection: 1 }, payload: Buffer.from('again') }));
+    // Dropping the children ACL (null) makes the node one ACL again: its write ACL.
+    await g.commit(owner, (b) => void b.put({ key: root, children: null }));
+    expect(g.state.getNode(root)!.children).toBeUndefined();
+    const nowRefused = rawCommit(g.log[0]!.hash, [{ meta: meta({ key: newDaoKey(), parent: { key: root, collection: 1 } }) }], [contributor], g.now());
+    expect((await rejection(g.validator.accept(nowRefused.bytes))).reason).toBe('authority');
+  });
+
+  it('a record without a children ACL (written before it existed) decodes and behaves as one write ACL', async () => {
+    const g = await groupChain('acme/old');
+    const { owner, delegate, contributor } = g;
+    const old = newDaoKey();
+    const c = await g.commit(owner, (b) => void b.put({ key: old, type: 'group-root', payload: Buffer.from([1]), write: any(contributor, delegate, owner) }));
+    // Encoded exactly as before the field: no 'c' key; both decoders give no children ACL.
+    const ev = decodeCommit(c.bytes).events[0]!;
+    expect(Object.keys(unpack(ev.metaBytes) as object)).not.toContain('c');
+    expect('children' in ev.meta).toBe(false);
+    expect(encodeMeta(ev.meta).equals(ev.metaBytes)).toBe(true);
+    expect(metaDecoders.general(ev.metaBytes)).toEqual(ev.meta);
+    // One ACL for both: the contributor creates under it and may change it (what older chains allowed).
+    await g.commit(contributor, (b) => void b.put({ parent: { key: old, collection: 1 }, payload: Buffer.from('child') }));
+    await g.commit(contributor, (b) => void b.put({ key: old, payload: Buffer.from([1]) }));
+    // An owner's mount splits it (fs/remote/group-root.ts renewGroupRoot); from then on it is refused.
+    await g.commit(owner, (b) => void b.put({ key: old, write: any(delegate, owner), children: any(contributor, delegate, owner) }));
+    const v = g.state.getNode(old)!.version;
+    const forged = rawCommit(g.log[0]!.hash, [{ meta: meta({ key: old, version: v + 1, write: any(contributor) }) }], [contributor], g.now());
+    expect((await rejection(g.validator.accept(forged.bytes))).reason).toBe('authority');
+  });
+
+  it('the loader (a view\'s replay, atefs verify) and a real atedb refuse the forged change with its reason', async () => {
+    const g = await groupChain('acme/everywhere');
+    const { owner, delegate, contributor } = g;
+    const root = newDaoKey();
+    await g.commit(owner, (b) => void b.put({ key: root, type: 'group-root', payload: Buffer.from([1]), write: any(owner, delegate), children: any(contributor, delegate, owner) }));
+    await g.commit(contributor, (b) => void b.put({ parent: { key: root, collection: 1 }, payload: Buffer.from('bob\'s file') }));
+    const forged = rawCommit(g.log[0]!.hash, [{ meta: meta({ key: root, version: 2, write: any(contributor), children: any(contributor) }) }], [contributor], g.now());
+    const reason = `no signature admitted by the write ACL (any) of ${root}, which says who may change it`;
+
+    // A log holding it (written past every check, as a hostile disk or a buggy writer could).
+    const dir = path.join(tmp, 'log');
+    const log = await openLog({ dir, chainId: 'acme/everywhere', genesisHash: g.log[0]!.hash });
+    for (const c of [...g.log, forged]) await log.append(c.bytes, 'local');
+    await log.close();
+    const ro = () => openLog({ dir, chainId: 'acme/everywhere', genesisHash: g.log[0]!.hash, readOnly: true });
+    const r1 = await ro();
+    const loaded = await loadChainState(r1, { pinnedGenesis: g.log[0]!.hash.toString('hex') }).then(() => null, (e: unknown) => e);
+    await r1.close();
+    expect(loaded).toBeInstanceOf(ChainLoadError);
+    expect((loaded as ChainLoadError).seq).toBe(g.log.length + 1);
+    expect((loaded as Error).message).toContain(reason);
+    const r2 = await ro();
+    const report = await verifyChain(r2, { pinnedGenesis: g.log[0]!.hash.toString('hex') });
+    await r2.close();
+    expect(report.accepted).toBe(g.log.length);
+    expect(report.problems).toHaveLength(1);
+    expect(report.problems[0]).toMatchObject({ seq: g.log.length + 1, reason: 'authority' });
+    expect(report.problems[0]!.message).toContain(reason);
+
+    // A real atedb: the good commits are confirmed, the forged one refused with the reason, and
+    // the delegate's change of the group root is confirmed after it.
+    let solo: Solo | null = null;
+    try {
+      solo = await startSolo();
+      const kh = path.join(await tempDir('atefs-group-root-kh-'), 'known_hosts');
+      const c = await RawClient.connect(solo.port, kh);
+      try {
+        for (const [i, commit] of g.log.entries()) expect(await c.append('acme/everywhere', commit.bytes)).toMatchObject({ t: 'ok', seq: i + 1 });
+        const r = (await c.append('acme/everywhere', forged.bytes)) as Extract<Message, { t: 'rej' }>;
+        expect(r).toMatchObject({ t: 'rej', reason: 'unauthorized' });
+        expect(r.detail).toContain(reason);
+        const byDelegate = await g.commit(delegate, (b) => void b.put({ key: root, children: any(contributor, delegate, owner, createIdentity('new contributor')) }));
+        expect(await c.append('acme/everywhere', byDelegate.bytes)).toMatchObject({ t: 'ok', seq: g.log.length });
+      } finally {
+        c.close();
+      }
+    } finally {
+      await solo?.kill();
+    }
+  }, 60_000);
+});
