@@ -254,11 +254,12 @@ export class Dio {
     this.writes.set(key, { kind: 'store', data: prev?.kind === 'store' ? prev.data : undefined, opts: merged });
   }
 
-  /** Sets the read and/or write ACL of an existing DAO (payload kept, re-sealed). */
-  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl }): void {
+  /** Sets the read, write and/or children ACL of an existing DAO (payload kept, re-sealed). */
+  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl; children?: WriteAcl | null }): void {
     const o: Omit<StoreOptions, 'key'> = {};
     if (acl.read) o.read = acl.read;
     if (acl.write) o.write = acl.write;
+    if (acl.children !== undefined) o.children = acl.children;
     this.update(key, o);
   }
 
