@@ -400,6 +400,11 @@ export class Filesystem implements FsCore {
     if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && !inGroup(ctx, set.gid)))) {
       throw fsErr('EPERM');
     }
+    // The keys have their say too (FsStore.mayChangeAcl): dropping suid/sgid stays anyone's.
+    const oldBits = inode.mode & 0o7777;
+    const modeChange = set.mode !== undefined && (set.mode & 0o7777) !== oldBits && (set.mode & 0o7777) !== (oldBits & ~0o6000);
+    const ownerChange = (set.uid !== undefined && set.uid !== inode.uid) || (set.gid !== undefined && set.gid !== inode.gid);
+    if ((modeChange || ownerChange) && this.store.mayChangeAcl !== undefined && !this.store.mayChangeAcl(ino)) throw fsErr('EPERM');
     const h = fh !== undefined ? this.handles.get(fh) : undefined;
     if (set.size !== undefined) {
       if (inode.isDir) throw fsErr('EISDIR');

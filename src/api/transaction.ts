@@ -27,6 +27,11 @@ export interface StoreOpts {
    * its managers.
    */
   children?: WriteAcl | null;
+  /**
+   * Who may change this DAO's ACLs (default: keep; a new DAO: none, i.e. its write ACL; null
+   * drops it): writers of its content who may not change who else reads or writes it.
+   */
+  admin?: WriteAcl | null;
   /** The DAO this one answers (request/reply). */
   replyTo?: DaoKey;
   /** Public keys to publish with this version (KEM keys of readers named in `read`, say). */
@@ -55,6 +60,7 @@ export class Transaction {
       ...(opts.read !== undefined ? { read: opts.read } : {}),
       ...(opts.write !== undefined ? { write: opts.write } : {}),
       ...(opts.children !== undefined ? { children: opts.children } : {}),
+      ...(opts.admin !== undefined ? { admin: opts.admin } : {}),
       ...(opts.replyTo !== undefined ? { replyTo: opts.replyTo } : {}),
       ...(opts.publish !== undefined ? { publish: opts.publish.map((k) => Buffer.from(k)) } : {}),
       take: true,
@@ -100,7 +106,7 @@ export class Transaction {
   }
 
   /** Changes who may read or write an existing DAO, or create under it (its payload is re-sealed, not re-written). */
-  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl; children?: WriteAcl | null }): void {
+  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl; children?: WriteAcl | null; admin?: WriteAcl | null }): void {
     this.dio.setAcl(key, acl);
   }
 

@@ -7,12 +7,14 @@
 // what validation would reject (NotAuthorized, TreeError as NotAuthorized, NoReadKey).
 import { type BulkCryptoPool, type CryptoPool, type SealItem } from '../crypto/index.js';
 import {
+  type LabelledRequirement,
   TreeError,
   type WriteRequirement,
   admits,
+  describeRequirement,
   effectiveDataKeyOf,
+  labelledRequirements,
   readersOf,
-  writeRequirements,
 } from './authority.js';
 import { deferredMacKey, deferredSignature } from './deferred.js';
 import { EVENT_DOMAIN, assembleCommit, encodeMeta, eventHash, hashCommitParts, makeEvent, signCommitHash } from './codec.js';
@@ -39,6 +41,9 @@ import { applyEventToOverlay } from './validate.js';
 function childrenField(c: WriteAcl | null | undefined): { children?: WriteAcl } {
   return c ? { children: c } : {};
 }
+function adminField(a: WriteAcl | null | undefined): { admin?: WriteAcl } {
+  return a ? { admin: a } : {};
+}
 
 export interface PutOptions {
   /** DAO key; a fresh random one when absent. */
@@ -50,6 +55,8 @@ export interface PutOptions {
   write?: WriteAcl;
   /** Children ACL (EventMeta.children): undefined keeps the current one, null drops it. */
   children?: WriteAcl | null;
+  /** Admin ACL (EventMeta.admin): undefined keeps the current one, null drops it. */
+  admin?: WriteAcl | null;
   type?: string | null;
   replyTo?: DaoKey | null;
   /** Public keys to publish with this event. */
@@ -140,6 +147,7 @@ export class CommitBuilder {
       read,
       write: p.write ?? live?.write ?? { mode: 'inherit' },
       ...childrenField(p.children === undefined ? live?.children : p.children),
+      ...adminField(p.admin === undefined ? live?.admin : p.admin),
       nodeKey,
       grants,
       payloadKey: null,
@@ -218,6 +226,7 @@ export class CommitBuilder {
       read: cur.read,
       write: cur.write,
       ...childrenField(cur.children),
+      ...adminField(cur.admin),
       nodeKey: cur.nodeKey,
       grants: [],
       payloadKey: null,
@@ -271,9 +280,9 @@ export class CommitBuilder {
   private mySigners: Set<KeyId> | null = null;
 
   private requirementsOf(meta: EventMeta): WriteRequirement[] {
-    let reqs: WriteRequirement[];
+    let reqs: LabelledRequirement[];
     try {
-      reqs = writeRequirements(this.overlay, meta);
+      reqs = labelledRequirements(this.overlay, meta);
     } catch (e) {
       if (e instanceof TreeError) throw new NotAuthorized(`${e.problem}: ${e.message}`);
       throw e;
@@ -281,13 +290,15 @@ export class CommitBuilder {
     const mine = (this.mySigners ??= new Set(this.o.keyring.signingKeys().map((k) => k.id)));
     for (const r of reqs) {
       // admits() with every key the session holds: 'any' needs one of them, 'all' every listed one.
-      if (!admits(r, mine)) {
+      if (!admits(r.req, mine)) {
         throw new NotAuthorized(
-          r.mode === 'signed' ? 'the session holds no signing key' : `the session holds no key the write ACL (${r.mode}) of ${meta.key} admits`,
+          r.req.mode === 'signed' ? 'the session holds no signing key'
+          : r.role === 'change' ? `the session holds no key the write ACL (${r.req.mode}) of ${meta.key} admits`
+          : `the session holds no key admitted by ${describeRequirement(r)}`,
         );
       }
     }
-    return reqs;
+    return reqs.map((r) => r.req);
   }
 
   /** Fewest keys that meet every requirement of the commit (greedy; 'all' needs each listed key). */

@@ -16,6 +16,7 @@
 //   r read: 1 = chain | [[kind, id(bin32)], ...]     (absent = inherit; kind 1 sym, 2 kem)
 //   w write: 0 = nobody | [1 any | 2 all, [id(bin32), ...]]   (absent = inherit)
 //   c children ACL: as w   (absent = the node's effective write ACL; see EventMeta.children)
+//   a admin ACL: as w      (absent = the node's effective write ACL; see EventMeta.admin)
 //   n nodeKey(bin16)  g [[id(bin16), [[kind, readerId(bin32), sealed], ...]], ...]
 //   e payloadKey(bin16)  u [publicKey, ...]  y type  q replyTo(bin16)
 // Header map: c chain(bin32)  t timestamp  g genesis{ n name, t createdAt, k [rootKey...],
@@ -153,6 +154,10 @@ export function encodeMeta(m: EventMeta): Buffer {
     if (m.children.mode === 'inherit') throw new TypeError("a children ACL is never 'inherit' (leave it out)");
     o.c = encodeWriteAcl(m.children);
   }
+  if (m.admin !== undefined) {
+    if (m.admin.mode === 'inherit') throw new TypeError("an admin ACL is never 'inherit' (leave it out)");
+    o.a = encodeWriteAcl(m.admin);
+  }
   if (m.nodeKey) o.n = hexToBin(m.nodeKey, DATA_KEY_ID_BYTES, 'node key id');
   if (m.grants.length) o.g = m.grants.map(encodeGrant);
   if (m.payloadKey) o.e = hexToBin(m.payloadKey, DATA_KEY_ID_BYTES, 'payload key id');
@@ -176,7 +181,7 @@ const WRITE_INHERIT: WriteAcl = Object.freeze({ mode: 'inherit' }) as WriteAcl;
 const WRITE_NOBODY: WriteAcl = Object.freeze({ mode: 'nobody' }) as WriteAcl;
 const NONE: readonly never[] = Object.freeze([]);
 
-const META_FIELDS = new Set(['k', 'v', 'd', 'p', 'r', 'w', 'c', 'n', 'g', 'e', 'u', 'y', 'q']);
+const META_FIELDS = new Set(['k', 'v', 'd', 'p', 'r', 'w', 'c', 'a', 'n', 'g', 'e', 'u', 'y', 'q']);
 
 /** A write or children ACL as encoded (`what` names it in errors); undefined = absent. */
 function decodeWriteAcl(v: unknown, what: string, limits: SizeLimits): WriteAcl | undefined {
@@ -202,6 +207,7 @@ function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
   else if (o.r !== undefined) read = { mode: 'readers', readers: decodeReaders(o.r, limits) };
   const write: WriteAcl = decodeWriteAcl(o.w, 'write ACL', limits) ?? WRITE_INHERIT;
   const children = decodeWriteAcl(o.c, 'children ACL', limits);
+  const admin = decodeWriteAcl(o.a, 'admin ACL', limits);
   if (o.d !== undefined && o.d !== true) bad('tombstone: expected true');
   if (o.y !== undefined && (typeof o.y !== 'string' || o.y.length > limits.maxTypeLength)) bad('type: bad tag');
   return {
@@ -212,6 +218,7 @@ function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
     read,
     write,
     ...(children !== undefined ? { children } : {}),
+    ...(admin !== undefined ? { admin } : {}),
     nodeKey: o.n === undefined ? null : binToHex(o.n, DATA_KEY_ID_BYTES, 'node key id'),
     grants: o.g === undefined ? NONE : asArray(o.g, 'grants', limits.maxGrantsPerEvent).map((g) => decodeGrant(g, limits)),
     payloadKey: o.e === undefined ? null : binToHex(o.e, DATA_KEY_ID_BYTES, 'payload key id'),

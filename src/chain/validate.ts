@@ -7,7 +7,7 @@
 //   6 time order: not earlier than the newest commit before it (checkAgainstState, last)
 // A failure anywhere rejects the whole commit with a typed CommitRejected.
 import { Alg, type CryptoPool, verifySignature } from '../crypto/index.js';
-import { TreeError, admits, describeRequirement, readersOf, writeRequirements } from './authority.js';
+import { TreeError, admits, describeRequirement, labelledRequirements, readersOf } from './authority.js';
 import { decodeCommit, signatureMessage } from './codec.js';
 import { type DeferredCheck, isDeferredSignature } from './deferred.js';
 import { CommitRejected } from './errors.js';
@@ -197,14 +197,14 @@ export function checkAgainstState(
     }
     let reqs;
     try {
-      reqs = writeRequirements(overlay, m, cur);
+      reqs = labelledRequirements(overlay, m, cur, true);
     } catch (e) {
       if (e instanceof TreeError) throw new CommitRejected('authority', `${e.problem}: ${e.message}`, hex(commit), i);
       throw e;
     }
-    for (let k = 0; k < reqs.length; k++) {
-      if (!admits(reqs[k]!, signers)) {
-        throw new CommitRejected('authority', `no signature admitted by ${describeRequirement(m, cur, k, reqs[k]!)} (as it was before this commit)`, hex(commit), i);
+    for (const r of reqs) {
+      if (!admits(r.req, signers)) {
+        throw new CommitRejected('authority', `no signature admitted by ${describeRequirement(r)} (as it was before this commit)`, hex(commit), i);
       }
     }
     applyEventToOverlay(overlay, m, cur, h.timestamp, commit, i);
@@ -305,6 +305,7 @@ export function applyEventToOverlay(
     read: m.read,
     write: m.write,
     ...(m.children !== undefined ? { children: m.children } : {}),
+    ...(m.admin !== undefined ? { admin: m.admin } : {}),
     nodeKey: m.nodeKey,
     keys,
     type: m.type,

@@ -40,6 +40,8 @@ export interface StoreOptions {
    * undefined: keep, null: none (the same as its write ACL).
    */
   children?: WriteAcl | null;
+  /** Who may change this DAO's ACLs (EventMeta.admin); undefined: keep, null: none (its write ACL). */
+  admin?: WriteAcl | null;
   /** Plaintext type tag (never user data). undefined: keep. */
   type?: string | null;
   replyTo?: DaoKey | null;
@@ -255,11 +257,12 @@ export class Dio {
   }
 
   /** Sets the read, write and/or children ACL of an existing DAO (payload kept, re-sealed). */
-  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl; children?: WriteAcl | null }): void {
+  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl; children?: WriteAcl | null; admin?: WriteAcl | null }): void {
     const o: Omit<StoreOptions, 'key'> = {};
     if (acl.read) o.read = acl.read;
     if (acl.write) o.write = acl.write;
     if (acl.children !== undefined) o.children = acl.children;
+    if (acl.admin !== undefined) o.admin = acl.admin;
     this.update(key, o);
   }
 
@@ -345,6 +348,7 @@ export class Dio {
           ...(o.read !== undefined ? { read: o.read } : {}),
           ...(o.write !== undefined ? { write: o.write } : {}),
           ...(o.children !== undefined ? { children: o.children } : {}),
+          ...(o.admin !== undefined ? { admin: o.admin } : {}),
           ...(o.type !== undefined ? { type: o.type } : {}),
           ...(o.replyTo !== undefined ? { replyTo: o.replyTo } : {}),
           ...(o.publish !== undefined ? { publish: o.publish } : {}),
@@ -366,6 +370,7 @@ export class Dio {
     const base = this.seen.get(key) ?? cur?.version ?? 0;
     const read = o.read ?? cur?.read ?? { mode: 'inherit' };
     const children = o.children === undefined ? cur?.children : o.children;
+    const admin = o.admin === undefined ? cur?.admin : o.admin;
     return {
       key,
       version: base + 1,
@@ -374,6 +379,7 @@ export class Dio {
       read,
       write: o.write ?? cur?.write ?? { mode: 'inherit' },
       ...(children ? { children } : {}),
+      ...(admin ? { admin } : {}),
       nodeKey: read.mode === 'inherit' ? null : cur && cur.read.mode !== 'inherit' ? cur.nodeKey : null,
       keys: cur?.keys ?? [],
       type: o.type !== undefined ? o.type : (cur?.type ?? null),

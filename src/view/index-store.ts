@@ -105,8 +105,9 @@ export function encodeDaoEntry(e: DaoEntry): Buffer {
     n.keys,
     n.type,
     n.updatedAt,
-    // Appended (entries written before it have 20 fields, and no children ACL).
+    // Appended (entries written before them have 20 fields, and no children or admin ACL).
     n.children ?? null,
+    n.admin ?? null,
   ]);
 }
 
@@ -136,6 +137,7 @@ export function decodeDaoEntry(b: Buffer): DaoEntry {
       type: (a[18] as string | null) ?? null,
       updatedAt: a[19] as number,
       ...(a[20] ? { children: a[20] as NonNullable<NodeRecord['children']> } : {}),
+      ...(a[21] ? { admin: a[21] as NonNullable<NodeRecord['admin']> } : {}),
     },
   };
 }

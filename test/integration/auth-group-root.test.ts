@@ -161,6 +161,46 @@ describe('the group root: changed by owners and delegates, created under by cont
     expect((await rejection(g.validator.accept(forged.bytes))).reason).toBe('authority');
   });
 
+  it('a group-writable file: contributors write its content, only its owner and the managers change its ACLs', async () => {
+    const g = await groupChain('acme/files');
+    const { owner, delegate, contributor } = g;
+    const alice = createIdentity('alice, the file\'s owner'); // her personal key (the owner role key is `owner`)
+    const root = newDaoKey();
+    await g.commit(owner, (b) => void b.put({ key: root, type: 'group-root', payload: Buffer.from([1]), write: any(owner, delegate), children: any(contributor, delegate, owner) }));
+    // A 0660 file as a group mount writes it: group-writable, admin = its owner's key and the managers'.
+    const file = newDaoKey();
+    const groupWritable = any(contributor, delegate, owner);
+    await g.commit(owner, (b) => void b.put({ key: file, parent: { key: root, collection: 1 }, type: 'inode', payload: Buffer.from('0660 v1'), write: groupWritable, admin: any(alice, delegate, owner) }));
+    expect(g.state.getNode(file)!.admin).toEqual(any(alice, delegate, owner));
+    // The contributor writes its content (same ACLs, keys in another order included).
+    await g.commit(contributor, (b) => void b.put({ key: file, payload: Buffer.from('0660 v2, by the contributor') }));
+    // ...but changing who may write it or read it (a chmod 0600 for himself) is refused, by his
+    // builder and, forged, by the validator; so is dropping or replacing the admin ACL.
+    expect(() => g.builder(contributor).put({ key: file, write: any(contributor) })).toThrow(/admin ACL \(any\) of .*which says who may change its ACLs/);
+    const v = g.state.getNode(file)!.version;
+    const forged = [
+      meta({ key: file, version: v + 1, parent: { key: root, collection: 1 }, type: 'inode', write: any(contributor), admin: any(alice, delegate, owner) }),
+      meta({ key: file, version: v + 1, parent: { key: root, collection: 1 }, type: 'inode', write: groupWritable, admin: any(contributor) }),
+      meta({ key: file, version: v + 1, parent: { key: root, collection: 1 }, type: 'inode', write: groupWritable }),
+      meta({ key: file, version: v + 1, parent: { key: root, collection: 1 }, type: 'inode', write: groupWritable, admin: any(alice, delegate, owner), children: any(contributor) }),
+    ];
+    for (const m of forged) {
+      const e = await rejection(g.validator.accept(rawCommit(g.log[0]!.hash, [{ meta: m }], [contributor], g.now()).bytes));
+      expect(e.reason).toBe('authority');
+      expect(e.message).toContain(`no signature admitted by the admin ACL (any) of ${file}, which says who may change its ACLs`);
+    }
+    // The same content change with the ACLs as they are, forged by hand, is fine (keys reordered).
+    await g.validator.accept(rawCommit(g.log[0]!.hash, [{ meta: meta({ key: file, version: v + 1, parent: { key: root, collection: 1 }, type: 'inode', write: { mode: 'any', keys: [...groupWritable.mode === 'any' ? groupWritable.keys : []].reverse() }, admin: any(owner, delegate, alice) }) }], [contributor], g.now()).bytes);
+    // The file's owner (her personal key, with a writer key for the write ACL) and a manager change it.
+    await g.commit(owner, (b) => void b.put({ key: file, write: any(alice, owner) }));
+    expect(g.state.getNode(file)!.write).toEqual(any(alice, owner));
+    const withAlice = new CommitBuilder({ state: g.state, keyring: Session.of(alice), keys: new DataKeyCache(Session.of(alice)), now: g.now });
+    withAlice.put({ key: file, write: groupWritable });
+    await g.validator.accept((await withAlice.build()).bytes);
+    await g.commit(delegate, (b) => void b.put({ key: file, write: any(delegate) }));
+    expect(g.state.getNode(file)!.write).toEqual(any(delegate));
+  });
+
   it('the loader (a view\'s replay, atefs verify) and a real atedb refuse the forged change with its reason', async () => {
     const g = await groupChain('acme/everywhere');
     const { owner, delegate, contributor } = g;
