@@ -3,7 +3,9 @@
 // contributors too (creating entries under it). Checked by every validator a forged commit can
 // meet: the in-process ChainValidator, the chain loader on a real log (what a view replays and
 // `atefs verify` runs), and a real `atedb solo` on 127.0.0.1. A record written before children
-// ACLs existed (one write ACL) decodes and behaves as it did.
+// ACLs existed (one write ACL) decodes and behaves as it did, and a manager's mount splits such a
+// group root. A group-writable file's admin ACL: contributors write its content, only its owner
+// and the managers change its ACLs.
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,6 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLog } from '../../src/log/index.js';
 import { metaDecoders } from '../../src/chain/codec.js';
 import { decodeDaoEntry, encodeDaoEntry } from '../../src/view/index-store.js';
+import { openChain } from '../../src/api/index.js';
+import { GROUP_ROOT_KEY } from '../../fs/chain-store/keys.js';
+import { UNDER_GROUP_ROOT, groupRootOf, holdsManagerKey, renewGroupRoot } from '../../fs/remote/group-root.js';
 import {
   ChainLoadError, ChainValidator, type Commit, CommitBuilder, CommitRejected, DataKeyCache, MemoryAuthorityState, type WriteAcl,
   createGenesis, decodeCommit, encodeMeta, loadChainState, newDaoKey, publicKeyId, verifyChain,
@@ -209,6 +214,34 @@ describe('the group root: changed by owners and delegates, created under by cont
     await g.validator.accept((await withAlice.build()).bytes);
     await g.commit(delegate, (b) => void b.put({ key: file, write: any(delegate) }));
     expect(g.state.getNode(file)!.write).toEqual(any(delegate));
+  });
+
+  it('an owner\'s or delegate\'s mount splits a group root written with one ACL; a contributor\'s leaves it', async () => {
+    const manager = createIdentity('owner');
+    const chain = await openChain('acme/old-root', { temp: true, session: Session.of(manager) });
+    try {
+      const view = chain.view;
+      const contributor = idOf(createIdentity('contributor'));
+      const mine = idOf(manager);
+      const dio = view.begin('durable');
+      dio.store(Buffer.from([1]), { key: GROUP_ROOT_KEY, parent: null, type: 'group-root', write: { mode: 'any', keys: [contributor, mine] } });
+      await dio.commit('durable');
+      const keys = { writers: [contributor, mine], managers: [mine] };
+      // A contributor's mount (its keyring holds no manager key) changes nothing.
+      expect(await renewGroupRoot(view, keys, false)).toBe(false);
+      expect(view.node(GROUP_ROOT_KEY)!.children).toBeUndefined();
+      // The manager's mount splits it when it mounts.
+      expect(holdsManagerKey(view, keys.managers)).toBe(true);
+      expect(await groupRootOf(view, keys, { readOnly: false })).toEqual(UNDER_GROUP_ROOT);
+      expect(view.node(GROUP_ROOT_KEY)).toMatchObject({ write: { mode: 'any', keys: [mine] }, children: { mode: 'any', keys: [contributor, mine] } });
+      expect(await renewGroupRoot(view, keys, true)).toBe(false);
+      // After a rotation (a new contributor key) the children ACL follows.
+      const next = idOf(createIdentity('contributor, next generation'));
+      expect(await renewGroupRoot(view, { writers: [next, mine], managers: [mine] }, true)).toBe(true);
+      expect(view.node(GROUP_ROOT_KEY)).toMatchObject({ write: { mode: 'any', keys: [mine] }, children: { mode: 'any', keys: [next, mine] } });
+    } finally {
+      await chain.close();
+    }
   });
 
   it('the loader (a view\'s replay, atefs verify) and a real atedb refuse the forged change with its reason', async () => {
