@@ -270,7 +270,7 @@ export async function openRemoteStore(args: MountArgs, hooks: OpenHooks = {}): P
   try {
     rfs = await RemoteFs.open({
       ...(keys.create ? { create: keys.create } : {}),
-      ...(keys.group ? { group: { readers: keys.group.readers, writers: keys.group.writers } } : {}),
+      ...(keys.group ? { group: { readers: keys.group.readers, writers: keys.group.writers, managers: keys.group.managers } } : {}),
       url, session, dir, configDir: defaultConfigDir(), mode, readOnly: args.readOnly,
       // The kernel transport is told exactly what changed elsewhere (notify messages): its caches
       // can stay long. fuse-native cannot be told: short timeouts.
@@ -365,7 +365,7 @@ function refreshGroupKeys(rfs: RemoteFs, url: string, token: Token, current: Non
         // An owner's or delegate's mount keeps the group root on the newest writer keys (between
         // two of the store's commits: they check versions optimistically). Usually a no-op.
         const manager = !!(currentRole(token.session, g.name, 'owner') ?? currentRole(token.session, g.name, 'delegate'));
-        if (manager && !rfs.store.readOnly && await rfs.store.serialize(() => renewGroupRoot(rfs.store.view, g.writers, manager))) {
+        if (manager && !rfs.store.readOnly && await rfs.store.serialize(() => renewGroupRoot(rfs.store.view, g, manager))) {
           process.stderr.write(`group ${g.name}: the group root now admits the new writer keys\n`);
         }
       })

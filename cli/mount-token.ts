@@ -19,13 +19,18 @@ import type { Token } from '../src/session/index.js';
 export interface RemoteMountKeys {
   /** How the first mount creates the chain. */
   create?: { rootKeys?: Buffer[]; readers?: ReaderRef[]; creatorReads?: boolean };
-  /** A group chain's keys (see fs/remote/remote-store.ts). */
-  group?: { name: string; readers: ReaderRef[]; writers: KeyId[] };
+  /**
+   * A group chain's keys (see fs/remote/remote-store.ts): `writers` are the contributor, delegate
+   * and owner keys (group-writable content, creating files), `managers` the delegate and owner
+   * keys alone (changing the group root: fs/remote/group-root.ts).
+   */
+  group?: { name: string; readers: ReaderRef[]; writers: KeyId[]; managers: KeyId[] };
   /** Owner ids of new files (a group chain: the token's uid, the group's gid). */
   creator?: { uid: number; gid: number };
 }
 
 const WRITER_ROLES: readonly Role[] = ['contributor', 'delegate', 'owner'];
+const MANAGER_ROLES: readonly Role[] = ['delegate', 'owner'];
 
 /** The gid of `group` in the token's claims (claims list gids and `group:role` in step). */
 function gidInClaims(c: Claims, group: string): number | undefined {
@@ -55,6 +60,7 @@ export async function remoteMountKeys(
   const conn = { knownHosts: path.join(o.configDir, 'known_hosts'), ...(o.serverKey ? { serverKey: o.serverKey } : {}), timeoutMs: o.timeoutMs ?? 10_000 };
   let gid = gidInClaims(claims, group);
   let writers: KeyId[] = [];
+  const managers: KeyId[] = [];
   const unreachable = (e: unknown) => e instanceof NetError && !(e instanceof AuthRefused) || typeof (e as NodeJS.ErrnoException).code === 'string';
   let offline: Error | null = null;
   try {
@@ -67,7 +73,10 @@ export async function remoteMountKeys(
     for (const r of WRITER_ROLES) {
       const gens = d.roles[r]?.gens ?? [];
       const newest = gens[gens.length - 1];
-      if (newest) writers.push(publicKeyId(Buffer.from(newest.signPk)));
+      if (!newest) continue;
+      const id = publicKeyId(Buffer.from(newest.signPk));
+      writers.push(id);
+      if (MANAGER_ROLES.includes(r)) managers.push(id);
     }
   } catch (e) {
     if (unreachable(e)) offline = e as Error;
@@ -96,10 +105,18 @@ export async function remoteMountKeys(
   if (access.groupRead.length === 0) return personal;
   for (const w of access.groupWrite) if (!writers.includes(w)) writers.push(w);
   writers = [...new Set(writers)];
+  // The manager keys this token holds itself (offline, the service's list above is missing).
+  for (const r of MANAGER_ROLES) {
+    const p = currentRole(token.session, group, r);
+    if (p?.signing) {
+      const id = publicKeyId(p.signing.publicKey);
+      if (!managers.includes(id)) managers.push(id);
+    }
+  }
   const create = groupChainCreateOptions(token.session, group);
   return {
     ...(create ? { create } : {}),
-    group: { name: group, readers: access.groupRead, writers },
+    group: { name: group, readers: access.groupRead, writers, managers },
     ...(gid !== undefined ? { creator: { uid: claims.uid, gid } } : {}),
   };
 }

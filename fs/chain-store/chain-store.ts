@@ -4,7 +4,7 @@ import type { Ino } from '../core/api.js';
 import { S_IFDIR, S_IFMT } from '../core/constants.js';
 import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
-import { INHERIT_READ, INHERIT_WRITE, admits, effectiveWrite, type KeyId, type ParentLink, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
+import { INHERIT_READ, INHERIT_WRITE, admits, effectiveAdmin, effectiveWrite, type KeyId, type ParentLink, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
 import { blockDeleteOp, blockHasDelta, blockWriteOp, readBlock } from './block-delta.js';
 import {
@@ -29,8 +29,11 @@ export interface ChainStoreOptions {
    * A group chain's keys (with `owner`): group-readable content (mode & 0o044) is sealed for
    * `readers` (the group's observer role: every member), group-writable content (mode & 0o022)
    * admits `writers` (contributor, delegate and owner role keys); the rest is the owner's only.
+   * With `managers` (delegate and owner role keys), every new inode gets an admin ACL of its
+   * owner's key and the managers': only they may change its mode or owner, or its keys (a
+   * contributor writes a 0660 file's content, never who else may read or write it).
    */
-  group?: { readers: ReaderRef[]; writers: KeyId[] };
+  group?: { readers: ReaderRef[]; writers: KeyId[]; managers?: KeyId[] };
   /** Where inode and inode-counter DAOs hang (a group chain's group root); default: root level. */
   top?: ParentLink | null;
   /** Largest commit (estimated bytes) a batch is cut into. */
@@ -123,6 +126,8 @@ export class ChainStore implements FsStore {
   private readonly privateWrite: WriteAcl | null;
   private groupRead: ReadAcl | null;
   private groupWrite: WriteAcl | null;
+  /** Admin ACL of the inodes this mount creates in a group chain (ChainStoreOptions.group.managers). */
+  private groupAdmin: WriteAcl | null;
   /** Parent of inode and counter DAOs (see ChainStoreOptions.top). */
   top: ParentLink | null;
   private readonly commitBudget: number;
@@ -130,6 +135,8 @@ export class ChainStore implements FsStore {
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
   /** Group chains only (FsStore.mayChange): the members' keys differ; elsewhere every key is the owner's. */
   mayChange?: (ino: Ino) => boolean;
+  /** Group chains only (FsStore.mayChangeAcl): whether this mount's keys meet the inode's admin ACL. */
+  mayChangeAcl?: (ino: Ino) => boolean;
   private signerIds: Set<KeyId> | null = null;
   /** Awaited before each of the file system's batches (the space bound's brake, CompactionScheduler.admit). */
   commitGate: (() => Promise<void>) | null = null;
@@ -148,8 +155,13 @@ export class ChainStore implements FsStore {
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
     this.groupRead = opts.group ? { mode: 'readers', readers: opts.group.readers } : null;
     this.groupWrite = opts.group ? { mode: 'any', keys: opts.group.writers } : null;
+    this.groupAdmin = opts.group?.managers?.length && opts.owner
+      ? { mode: 'any', keys: [...new Set([opts.owner.signingKey, ...opts.group.managers])] } : null;
     this.top = opts.top ?? null;
-    if (opts.group) this.mayChange = (ino) => this.keysAdmitChange(ino);
+    if (opts.group) {
+      this.mayChange = (ino) => this.keysAdmit(ino, effectiveWrite);
+      this.mayChangeAcl = (ino) => this.keysAdmit(ino, effectiveAdmin);
+    }
     this.superKey = opts.inoSpace?.key ?? SUPERBLOCK_KEY;
     const sb = view.tryGet(this.superKey);
     this.nextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : opts.inoSpace?.first ?? 2;
@@ -253,11 +265,18 @@ export class ChainStore implements FsStore {
     const rekeyed = new Set<Ino>();
     for (const r of batch.inodes) {
       const key = inodeKey(r.ino);
-      const { read, write } = this.aclFor(r.mode);
+      let { read, write } = this.aclFor(r.mode);
       const before = this.view.node(key);
+      const live = before && !before.deleted ? before : undefined;
+      // A new inode of a group chain gets its admin ACL (its owner and the managers). An existing
+      // one whose admin ACL this mount's keys do not meet keeps its keys as they are: a member
+      // rewriting another's 0660 file after a key rotation writes content, not new readers (an
+      // explicit chmod or chown was refused before it got here: FsStore.mayChangeAcl).
+      const admin = this.groupAdmin && !live ? this.groupAdmin : undefined;
+      if (live && this.mayChangeAcl && !this.mayChangeAcl(r.ino)) ({ read, write } = live);
       const enc = encodeInode(r);
       const top = this.top;
-      ops.push({ bytes: enc.length, run: (dio) => { dio.store(enc, { key, parent: top, type: 'inode', read, write, take: true }); } });
+      ops.push({ bytes: enc.length, run: (dio) => { dio.store(enc, { key, parent: top, type: 'inode', read, write, ...(admin ? { admin } : {}), take: true }); } });
       // The readers changed class: re-seal the content under the new key, so a file made
       // private is closed to the chain's other readers and one made public is open to them.
       // They follow the inode at once, so a batch cut into several commits keeps them together
@@ -347,21 +366,25 @@ export class ChainStore implements FsStore {
    * generations): what is written from now on is sealed for and signed by them; a file rewritten
    * later is re-sealed (its readers changed). The keyring may have grown: the write check re-reads it.
    */
-  setGroupKeys(group: { readers: ReaderRef[]; writers: KeyId[] }): void {
+  setGroupKeys(group: { readers: ReaderRef[]; writers: KeyId[]; managers?: KeyId[] }): void {
     if (!this.groupRead) throw new Error('not a group chain store');
     this.groupRead = { mode: 'readers', readers: group.readers };
     this.groupWrite = { mode: 'any', keys: group.writers };
+    if (this.groupAdmin && group.managers?.length) {
+      const own = this.privateWrite!.mode === 'any' ? this.privateWrite!.keys : [];
+      this.groupAdmin = { mode: 'any', keys: [...new Set([...own, ...group.managers])] };
+    }
     this.signerIds = null;
   }
 
-  /** Whether a signing key of this view's keyring meets the write ACL of inode `ino` as stored. */
-  private keysAdmitChange(ino: Ino): boolean {
+  /** Whether a signing key of this view's keyring meets the write (or admin) ACL of inode `ino` as stored. */
+  private keysAdmit(ino: Ino, acl: typeof effectiveWrite): boolean {
     const key = inodeKey(ino);
     const node = this.view.node(key);
     if (!node || node.deleted) return true;
     this.signerIds ??= new Set(this.view.keyring.signingKeys().map((k) => k.id));
     try {
-      return admits(effectiveWrite(this.view.state, key), this.signerIds);
+      return admits(acl(this.view.state, key), this.signerIds);
     } catch {
       return true; // a broken tree is for the commit to report, not for this check
     }

@@ -125,7 +125,8 @@ export interface FsCore {
   opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult;
   /** Entries after `offset` (0 = from the start, including "." and ".."). `plus` also counts lookups. */
   readdir(ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): DirEntry[];
-  readdirplus(ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry }>;
+  /** `entry` null: an entry listed without attributes (sealed for keys this mount lacks; its lookup is EACCES). */
+  readdirplus(ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry | null }>;
   releasedir(ino: Ino, fh: Fh): void;
   fsyncdir(ino: Ino, fh: Fh, datasync: boolean): Promise<void>;
   // --- extended attributes

@@ -3,7 +3,7 @@ import type {
 } from './api.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
 import type { BlockSource, FsBatch, FsStore, InodeRecord } from './store.js';
-import { fsErr } from './errors.js';
+import { fsErr, isMissingKey } from './errors.js';
 import {
   F_UNLCK, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
@@ -400,6 +400,11 @@ export class Filesystem implements FsCore {
     if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && !inGroup(ctx, set.gid)))) {
       throw fsErr('EPERM');
     }
+    // The keys have their say too (FsStore.mayChangeAcl): dropping suid/sgid stays anyone's.
+    const oldBits = inode.mode & 0o7777;
+    const modeChange = set.mode !== undefined && (set.mode & 0o7777) !== oldBits && (set.mode & 0o7777) !== (oldBits & ~0o6000);
+    const ownerChange = (set.uid !== undefined && set.uid !== inode.uid) || (set.gid !== undefined && set.gid !== inode.gid);
+    if ((modeChange || ownerChange) && this.store.mayChangeAcl !== undefined && !this.store.mayChangeAcl(ino)) throw fsErr('EPERM');
     const h = fh !== undefined ? this.handles.get(fh) : undefined;
     if (set.size !== undefined) {
       if (inode.isDir) throw fsErr('EISDIR');
@@ -997,17 +1002,26 @@ export class Filesystem implements FsCore {
     return { fh: this.newHandle(inode, flags, true), keepCache: true };
   }
 
-  private listing(ino: Ino, fh: Fh, offset: number, maxEntries: number, plus: boolean): Array<DirEntry & { entry?: Entry }> {
+  /** A listed entry's inode: null when this mount holds no key for it, undefined when it cannot be loaded. */
+  private listedInode(ino: Ino): Inode | null | undefined {
+    try {
+      return this.table.get(ino);
+    } catch (e) {
+      return isMissingKey(e) ? null : undefined;
+    }
+  }
+
+  private listing(ino: Ino, fh: Fh, offset: number, maxEntries: number, plus: boolean): Array<DirEntry & { entry?: Entry | null }> {
     const h = this.handles.get(fh);
     const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.table.get(ino);
     if (!inode.isDir) throw fsErr('ENOTDIR');
     const dir = this.dirOf(inode);
-    const out: Array<DirEntry & { entry?: Entry }> = [];
+    const out: Array<DirEntry & { entry?: Entry | null }> = [];
     if (maxEntries <= 0) return out;
     const t = this.store.cacheTimeout;
     const dot = (name: string, target: Inode, cookie: number): void => {
       // "." and ".." count no lookup: the kernel ignores them in READDIRPLUS replies.
-      const e: DirEntry & { entry?: Entry } = { name: Buffer.from(name), ino: target.ino, type: S_IFDIR, offset: cookie };
+      const e: DirEntry & { entry?: Entry | null } = { name: Buffer.from(name), ino: target.ino, type: S_IFDIR, offset: cookie };
       if (plus) e.entry = { ino: target.ino, generation: target.generation, attr: this.attr(target), entryTimeout: 0, attrTimeout: 0 };
       out.push(e);
     };
@@ -1018,9 +1032,16 @@ export class Filesystem implements FsCore {
       const s = slots[i];
       if (s === null || s === undefined) continue;
       // An entry whose inode cannot be loaded (a replication race, a damaged store) is skipped
-      // rather than failing the whole listing.
+      // rather than failing the whole listing. One sealed for keys this mount does not hold (a
+      // group member's 0600 file) is listed — its name is sealed under the directory's key, which
+      // every reader of the directory holds — with an unknown type and no attributes: looking it
+      // up is EACCES, as a file without read permission in a listable directory would be.
       if (plus) {
-        const child = this.table.tryGet(s.ino);
+        const child = this.listedInode(s.ino);
+        if (child === null) {
+          out.push({ name: s.name, ino: s.ino, type: 0, offset: s.id, entry: null });
+          continue;
+        }
         if (child === undefined) continue;
         if (child.isDir && child.parent === 0) child.parent = inode.ino;
         if (s.type === 0) s.type = child.type;
@@ -1029,9 +1050,9 @@ export class Filesystem implements FsCore {
           entry: { ino: child.ino, generation: child.generation, attr: this.attr(child), entryTimeout: t, attrTimeout: t } });
       } else {
         if (s.type === 0) {
-          const child = this.table.tryGet(s.ino);
+          const child = this.listedInode(s.ino);
           if (child === undefined) continue;
-          s.type = child.type;
+          if (child !== null) s.type = child.type;
         }
         out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id });
       }
@@ -1043,8 +1064,8 @@ export class Filesystem implements FsCore {
     return this.listing(ino, fh, offset, maxEntries, false);
   }
 
-  readdirplus(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry }> {
-    return this.listing(ino, fh, offset, maxEntries, true) as Array<DirEntry & { entry: Entry }>;
+  readdirplus(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry | null }> {
+    return this.listing(ino, fh, offset, maxEntries, true) as Array<DirEntry & { entry: Entry | null }>;
   }
 
   releasedir(ino: Ino, fh: Fh): void { this.release(ino, fh); }

@@ -132,6 +132,13 @@ export interface FsStore {
    */
   mayChange?(ino: Ino): boolean;
   /**
+   * Optional: whether this mount's keys may change who may read or write inode `ino` (its admin
+   * ACL: in a group chain its owner's and the group managers' keys). A chmod or chown its keys do
+   * not allow is EPERM, as the kernel makes it for anyone but the owner — for root too, whose
+   * local privilege is no key of the group.
+   */
+  mayChangeAcl?(ino: Ino): boolean;
+  /**
    * Optional: locks seen by other mounts of a replicated store. acquire(ino) resolves true when
    * this mount now holds the inode's lease (or it cannot be checked: offline), false when another
    * mount holds it; release(ino) gives it back (the last local lock on the inode is gone).

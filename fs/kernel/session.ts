@@ -571,20 +571,21 @@ export class Session {
           const dots = isDotOrDotDot(d.name);
           const next = writeDirentplus(r, o, limit, d, dots ? null : d.entry);
           if (next < 0) break;
-          if (!dots) { linked++; this.attrTimeout = d.entry.attrTimeout; }
+          // No entry (nodeid 0): the kernel lists the name and links nothing; a lookup follows.
+          if (!dots && d.entry) { linked++; this.attrTimeout = d.entry.attrTimeout; }
           o = next;
         }
         // Entries that did not fit were counted by the core but never reach the kernel.
         for (let j = i; j < list.length; j++) {
           const d = list[j]!;
-          if (!isDotOrDotDot(d.name)) core.forget(d.entry.ino, 1);
+          if (!isDotOrDotDot(d.name) && d.entry) core.forget(d.entry.ino, 1);
         }
         if (this.replyOk(unique, o - OUT_HEADER_SIZE)) {
           this.lookupsOutstanding += linked;
         } else {
           for (let j = 0; j < i; j++) {
             const d = list[j]!;
-            if (!isDotOrDotDot(d.name)) core.forget(d.entry.ino, 1);
+            if (!isDotOrDotDot(d.name) && d.entry) core.forget(d.entry.ino, 1);
           }
         }
         return;

@@ -22,6 +22,21 @@ import { decodeDentry, decodeInode } from '../chain-store/codec.js';
 import { inodeKey } from '../chain-store/keys.js';
 import { inoOfKey } from './remote-batch.js';
 
+
+/**
+ * `read()`, or `sealed` when it throws NoReadKey: an inode sealed for keys this mount does not
+ * hold (another member's 0600 file) is there, but unreadable; resolving a conflict must not stop
+ * at it (that stopped the mount's replication for good).
+ */
+function sealedOr<T, S>(read: () => T, sealed: S): T | S {
+  try {
+    return read();
+  } catch (e) {
+    if ((e as Error).name === 'NoReadKey') return sealed;
+    throw e;
+  }
+}
+
 export interface ConflictNote { at: string; text: string; kept: string }
 
 export interface ResolveInput {
@@ -111,7 +126,7 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
     if (i >= 0) batch.inodes[i] = rec; else batch.inodes.push(rec);
     stored.set(rec.ino, rec);
   };
-  const exists = (ino: Ino) => stored.has(ino) || N.getInode(ino) !== undefined;
+  const exists = (ino: Ino) => stored.has(ino) || sealedOr(() => N.getInode(ino) !== undefined, true);
   const added = new Map<string, Ino | null>();
   const slot = (p: Ino, name: Buffer) => `${p}/${name.toString('hex')}`;
   const lookup = (p: Ino, name: Buffer): Ino | undefined => {
@@ -284,7 +299,9 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
     for (const e of batch.dentries) if (e.parent === d) { if (e.ino === null) names.delete(e.name.toString('hex')); else names.set(e.name.toString('hex'), e.ino); }
     let subdirs = 0;
     for (const ino of names.values()) {
-      const c = stored.get(ino) ?? N.getInode(ino) ?? O.getInode(ino);
+      // A file sealed for another member's key (their 0600 file) is no directory: directories
+      // always inherit a key every member holds.
+      const c = stored.get(ino) ?? sealedOr(() => N.getInode(ino) ?? O.getInode(ino), undefined);
       if (c && isDir(c)) subdirs++;
     }
     if (rec.nlink !== 2 + subdirs || !stored.has(d)) put({ ...rec, nlink: 2 + subdirs, mtime: later(rec.mtime, { sec: Math.floor(time.getTime() / 1000), nsec: 0 }) });

@@ -64,7 +64,7 @@ export interface OpenRemoteFsOptions {
    * A group chain: mode bits map to the group's keys (ChainStore's `group`) and inodes hang under
    * the group root (group-root.ts), so contributors can create files.
    */
-  group?: { readers: ReaderRef[]; writers: KeyId[] };
+  group?: { readers: ReaderRef[]; writers: KeyId[]; managers: KeyId[] };
   /** Loading progress: the history download, then the view's build ('download', 'rebuild'). */
   onProgress?: (p: ViewProgress) => void;
 }
@@ -373,7 +373,7 @@ export class RemoteFs {
       for (const c of built.lost) o.onWarning?.(`staged commit ${c.hash.toString('hex').slice(0, 16)} no longer fits what the server holds; its changes are re-made when the server refuses it`);
       const ino = await loadInoSpace(o.dir, (k) => built.view.exists(k));
       rfs = new RemoteFs(rc, built.view, built.log, first.commit, ino, o.machineName ?? process.env.ATEFS_MACHINE ?? os.hostname(), o);
-      if (o.group) rfs.store.top = await groupRootOf(rfs.store.view, o.group.writers, { readOnly: !!o.readOnly, ...(o.onWarning ? { onWarning: o.onWarning } : {}) });
+      if (o.group) rfs.store.top = await groupRootOf(rfs.store.view, o.group, { readOnly: !!o.readOnly, ...(o.onWarning ? { onWarning: o.onWarning } : {}) });
       return rfs;
     } catch (e) {
       if (rfs) await rfs.close().catch(() => undefined);

@@ -20,6 +20,18 @@ export interface StoreOpts {
   read?: ReadAcl;
   /** Who may write the next version (default: inherit). `{ mode: 'nobody' }` makes it immutable. */
   write?: WriteAcl;
+  /**
+   * Who may create DAOs under this one, and what its descendants that inherit their write ACL get
+   * (default: keep; a new DAO: none, i.e. the same as its write ACL; null drops it). Lets a DAO
+   * admit more writers below it than on itself: a shared folder everyone adds to, changed only by
+   * its managers.
+   */
+  children?: WriteAcl | null;
+  /**
+   * Who may change this DAO's ACLs (default: keep; a new DAO: none, i.e. its write ACL; null
+   * drops it): writers of its content who may not change who else reads or writes it.
+   */
+  admin?: WriteAcl | null;
   /** The DAO this one answers (request/reply). */
   replyTo?: DaoKey;
   /** Public keys to publish with this version (KEM keys of readers named in `read`, say). */
@@ -47,6 +59,8 @@ export class Transaction {
       ...(opts.type !== undefined ? { type: opts.type } : {}),
       ...(opts.read !== undefined ? { read: opts.read } : {}),
       ...(opts.write !== undefined ? { write: opts.write } : {}),
+      ...(opts.children !== undefined ? { children: opts.children } : {}),
+      ...(opts.admin !== undefined ? { admin: opts.admin } : {}),
       ...(opts.replyTo !== undefined ? { replyTo: opts.replyTo } : {}),
       ...(opts.publish !== undefined ? { publish: opts.publish.map((k) => Buffer.from(k)) } : {}),
       take: true,
@@ -91,8 +105,8 @@ export class Transaction {
     this.dio.delete(key);
   }
 
-  /** Changes who may read or write an existing DAO (its payload is re-sealed, not re-written). */
-  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl }): void {
+  /** Changes who may read or write an existing DAO, or create under it (its payload is re-sealed, not re-written). */
+  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl; children?: WriteAcl | null; admin?: WriteAcl | null }): void {
     this.dio.setAcl(key, acl);
   }
 

@@ -7,12 +7,14 @@
 // what validation would reject (NotAuthorized, TreeError as NotAuthorized, NoReadKey).
 import { type BulkCryptoPool, type CryptoPool, type SealItem } from '../crypto/index.js';
 import {
+  type LabelledRequirement,
   TreeError,
   type WriteRequirement,
   admits,
+  describeRequirement,
   effectiveDataKeyOf,
+  labelledRequirements,
   readersOf,
-  writeRequirements,
 } from './authority.js';
 import { deferredMacKey, deferredSignature } from './deferred.js';
 import { EVENT_DOMAIN, assembleCommit, encodeMeta, eventHash, hashCommitParts, makeEvent, signCommitHash } from './codec.js';
@@ -35,6 +37,14 @@ import type {
 } from './types.js';
 import { applyEventToOverlay } from './validate.js';
 
+/** The optional children field of an event's metadata (absent when there is none). */
+function childrenField(c: WriteAcl | null | undefined): { children?: WriteAcl } {
+  return c ? { children: c } : {};
+}
+function adminField(a: WriteAcl | null | undefined): { admin?: WriteAcl } {
+  return a ? { admin: a } : {};
+}
+
 export interface PutOptions {
   /** DAO key; a fresh random one when absent. */
   key?: DaoKey;
@@ -43,6 +53,10 @@ export interface PutOptions {
   /** undefined keeps the current ACL (a new node: inherit). */
   read?: ReadAcl;
   write?: WriteAcl;
+  /** Children ACL (EventMeta.children): undefined keeps the current one, null drops it. */
+  children?: WriteAcl | null;
+  /** Admin ACL (EventMeta.admin): undefined keeps the current one, null drops it. */
+  admin?: WriteAcl | null;
   type?: string | null;
   replyTo?: DaoKey | null;
   /** Public keys to publish with this event. */
@@ -132,6 +146,8 @@ export class CommitBuilder {
       parent: p.parent !== undefined ? p.parent : (live?.parent ?? null),
       read,
       write: p.write ?? live?.write ?? { mode: 'inherit' },
+      ...childrenField(p.children === undefined ? live?.children : p.children),
+      ...adminField(p.admin === undefined ? live?.admin : p.admin),
       nodeKey,
       grants,
       payloadKey: null,
@@ -209,6 +225,8 @@ export class CommitBuilder {
       parent: cur.parent,
       read: cur.read,
       write: cur.write,
+      ...childrenField(cur.children),
+      ...adminField(cur.admin),
       nodeKey: cur.nodeKey,
       grants: [],
       payloadKey: null,
@@ -262,9 +280,9 @@ export class CommitBuilder {
   private mySigners: Set<KeyId> | null = null;
 
   private requirementsOf(meta: EventMeta): WriteRequirement[] {
-    let reqs: WriteRequirement[];
+    let reqs: LabelledRequirement[];
     try {
-      reqs = writeRequirements(this.overlay, meta);
+      reqs = labelledRequirements(this.overlay, meta);
     } catch (e) {
       if (e instanceof TreeError) throw new NotAuthorized(`${e.problem}: ${e.message}`);
       throw e;
@@ -272,13 +290,15 @@ export class CommitBuilder {
     const mine = (this.mySigners ??= new Set(this.o.keyring.signingKeys().map((k) => k.id)));
     for (const r of reqs) {
       // admits() with every key the session holds: 'any' needs one of them, 'all' every listed one.
-      if (!admits(r, mine)) {
+      if (!admits(r.req, mine)) {
         throw new NotAuthorized(
-          r.mode === 'signed' ? 'the session holds no signing key' : `the session holds no key the write ACL (${r.mode}) of ${meta.key} admits`,
+          r.req.mode === 'signed' ? 'the session holds no signing key'
+          : r.role === 'change' ? `the session holds no key the write ACL (${r.req.mode}) of ${meta.key} admits`
+          : `the session holds no key admitted by ${describeRequirement(r)}`,
         );
       }
     }
-    return reqs;
+    return reqs.map((r) => r.req);
   }
 
   /** Fewest keys that meet every requirement of the commit (greedy; 'all' needs each listed key). */

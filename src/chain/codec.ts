@@ -15,6 +15,8 @@
 //   k key(bin16)  v version  d tombstone(true)  p [parent(bin16), collection]
 //   r read: 1 = chain | [[kind, id(bin32)], ...]     (absent = inherit; kind 1 sym, 2 kem)
 //   w write: 0 = nobody | [1 any | 2 all, [id(bin32), ...]]   (absent = inherit)
+//   c children ACL: as w   (absent = the node's effective write ACL; see EventMeta.children)
+//   a admin ACL: as w      (absent = the node's effective write ACL; see EventMeta.admin)
 //   n nodeKey(bin16)  g [[id(bin16), [[kind, readerId(bin32), sealed], ...]], ...]
 //   e payloadKey(bin16)  u [publicKey, ...]  y type  q replyTo(bin16)
 // Header map: c chain(bin32)  t timestamp  g genesis{ n name, t createdAt, k [rootKey...],
@@ -147,9 +149,14 @@ export function encodeMeta(m: EventMeta): Buffer {
   if (m.parent) o.p = [hexToBin(m.parent.key, DAO_KEY_BYTES, 'parent key'), m.parent.collection];
   if (m.read.mode === 'chain') o.r = 1;
   else if (m.read.mode === 'readers') o.r = encodeReaders(m.read.readers);
-  if (m.write.mode === 'nobody') o.w = 0;
-  else if (m.write.mode === 'any' || m.write.mode === 'all') {
-    o.w = [m.write.mode === 'any' ? 1 : 2, m.write.keys.map((k) => hexToBin(k, KEY_ID_BYTES, 'write key id'))];
+  if (m.write.mode !== 'inherit') o.w = encodeWriteAcl(m.write);
+  if (m.children !== undefined) {
+    if (m.children.mode === 'inherit') throw new TypeError("a children ACL is never 'inherit' (leave it out)");
+    o.c = encodeWriteAcl(m.children);
+  }
+  if (m.admin !== undefined) {
+    if (m.admin.mode === 'inherit') throw new TypeError("an admin ACL is never 'inherit' (leave it out)");
+    o.a = encodeWriteAcl(m.admin);
   }
   if (m.nodeKey) o.n = hexToBin(m.nodeKey, DATA_KEY_ID_BYTES, 'node key id');
   if (m.grants.length) o.g = m.grants.map(encodeGrant);
@@ -160,6 +167,12 @@ export function encodeMeta(m: EventMeta): Buffer {
   return packr.pack(o);
 }
 
+function encodeWriteAcl(w: WriteAcl): unknown {
+  if (w.mode === 'nobody') return 0;
+  if (w.mode === 'any' || w.mode === 'all') return [w.mode === 'any' ? 1 : 2, w.keys.map((k) => hexToBin(k, KEY_ID_BYTES, 'write key id'))];
+  throw new TypeError(`write ACL mode ${w.mode} has no encoding`);
+}
+
 // Shared immutable values for the common case: decoding a million events shouldn't allocate a
 // fresh 'inherit' ACL and two empty arrays for each.
 const READ_INHERIT: ReadAcl = Object.freeze({ mode: 'inherit' }) as ReadAcl;
@@ -168,7 +181,17 @@ const WRITE_INHERIT: WriteAcl = Object.freeze({ mode: 'inherit' }) as WriteAcl;
 const WRITE_NOBODY: WriteAcl = Object.freeze({ mode: 'nobody' }) as WriteAcl;
 const NONE: readonly never[] = Object.freeze([]);
 
-const META_FIELDS = new Set(['k', 'v', 'd', 'p', 'r', 'w', 'n', 'g', 'e', 'u', 'y', 'q']);
+const META_FIELDS = new Set(['k', 'v', 'd', 'p', 'r', 'w', 'c', 'a', 'n', 'g', 'e', 'u', 'y', 'q']);
+
+/** A write or children ACL as encoded (`what` names it in errors); undefined = absent. */
+function decodeWriteAcl(v: unknown, what: string, limits: SizeLimits): WriteAcl | undefined {
+  if (v === undefined) return undefined;
+  if (v === 0) return WRITE_NOBODY;
+  const w = asArray(v, what, 2);
+  if (w.length !== 2 || (w[0] !== 1 && w[0] !== 2)) bad(`${what}: expected [1|2, keys]`);
+  const keys = asArray(w[1], `${what} keys`, limits.maxAclKeys).map((k) => binToHex(k, KEY_ID_BYTES, `${what} key id`));
+  return { mode: w[0] === 1 ? 'any' : 'all', keys };
+}
 
 function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
   const o = asMap(v, 'metadata');
@@ -182,14 +205,9 @@ function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
   let read: ReadAcl = READ_INHERIT;
   if (o.r === 1) read = READ_CHAIN;
   else if (o.r !== undefined) read = { mode: 'readers', readers: decodeReaders(o.r, limits) };
-  let write: WriteAcl = WRITE_INHERIT;
-  if (o.w === 0) write = WRITE_NOBODY;
-  else if (o.w !== undefined) {
-    const w = asArray(o.w, 'write ACL', 2);
-    if (w.length !== 2 || (w[0] !== 1 && w[0] !== 2)) bad('write ACL: expected [1|2, keys]');
-    const keys = asArray(w[1], 'write keys', limits.maxAclKeys).map((k) => binToHex(k, KEY_ID_BYTES, 'write key id'));
-    write = { mode: w[0] === 1 ? 'any' : 'all', keys };
-  }
+  const write: WriteAcl = decodeWriteAcl(o.w, 'write ACL', limits) ?? WRITE_INHERIT;
+  const children = decodeWriteAcl(o.c, 'children ACL', limits);
+  const admin = decodeWriteAcl(o.a, 'admin ACL', limits);
   if (o.d !== undefined && o.d !== true) bad('tombstone: expected true');
   if (o.y !== undefined && (typeof o.y !== 'string' || o.y.length > limits.maxTypeLength)) bad('type: bad tag');
   return {
@@ -199,6 +217,8 @@ function decodeMetaObject(v: unknown, limits: SizeLimits): EventMeta {
     parent,
     read,
     write,
+    ...(children !== undefined ? { children } : {}),
+    ...(admin !== undefined ? { admin } : {}),
     nodeKey: o.n === undefined ? null : binToHex(o.n, DATA_KEY_ID_BYTES, 'node key id'),
     grants: o.g === undefined ? NONE : asArray(o.g, 'grants', limits.maxGrantsPerEvent).map((g) => decodeGrant(g, limits)),
     payloadKey: o.e === undefined ? null : binToHex(o.e, DATA_KEY_ID_BYTES, 'payload key id'),

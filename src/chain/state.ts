@@ -13,6 +13,10 @@ export interface NodeRecord {
   parent: ParentLink | null;
   read: ReadAcl;
   write: WriteAcl;
+  /** Children ACL (EventMeta.children); absent: the same as the node's effective write ACL. */
+  children?: WriteAcl;
+  /** Admin ACL (EventMeta.admin); absent: the same as the node's effective write ACL. */
+  admin?: WriteAcl;
   /** Current own data key (read ACL set), else null. */
   nodeKey: DataKeyId | null;
   /** Every data key this node introduced, oldest first (re-wrapped when readers are added). */

@@ -80,8 +80,24 @@ export interface EventMeta {
   parent: ParentLink | null;
   /** Authorization: read ACL. */
   read: ReadAcl;
-  /** Authorization: write ACL. */
+  /** Authorization: write ACL — who may change this DAO itself (a new version, a move, a tombstone). */
   write: WriteAcl;
+  /**
+   * Authorization: the children ACL — who may create children under this DAO (or move them
+   * here), and what its descendants whose write ACL is 'inherit' inherit. Absent: the same as the
+   * node's effective write ACL (every record written before the field existed). Never 'inherit'.
+   * It lets a node admit more keys below it than on itself: a group root is changed only by the
+   * group's owners and delegates while its contributors create files under it (authority.ts).
+   */
+  children?: WriteAcl;
+  /**
+   * Authorization: the admin ACL — who may change this DAO's ACLs (read, write, children, admin),
+   * on top of its write ACL. Absent: the node's effective write ACL (every record written before
+   * the field existed). Never 'inherit'. It lets a node admit writers of its content who may not
+   * change who else may read or write it: a group-writable file's contributors, where only its
+   * owner and the group's managers may change its mode (authority.ts).
+   */
+  admin?: WriteAcl;
   /** The node's own current data key; set iff `read.mode !== 'inherit'`. */
   nodeKey: DataKeyId | null;
   /** Confidentiality: data keys introduced or re-wrapped by this event. */

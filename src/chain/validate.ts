@@ -7,7 +7,7 @@
 //   6 time order: not earlier than the newest commit before it (checkAgainstState, last)
 // A failure anywhere rejects the whole commit with a typed CommitRejected.
 import { Alg, type CryptoPool, verifySignature } from '../crypto/index.js';
-import { TreeError, admits, readersOf, writeRequirements } from './authority.js';
+import { TreeError, admits, describeRequirement, labelledRequirements, readersOf } from './authority.js';
 import { decodeCommit, signatureMessage } from './codec.js';
 import { type DeferredCheck, isDeferredSignature } from './deferred.js';
 import { CommitRejected } from './errors.js';
@@ -197,14 +197,14 @@ export function checkAgainstState(
     }
     let reqs;
     try {
-      reqs = writeRequirements(overlay, m, cur);
+      reqs = labelledRequirements(overlay, m, cur, true);
     } catch (e) {
       if (e instanceof TreeError) throw new CommitRejected('authority', `${e.problem}: ${e.message}`, hex(commit), i);
       throw e;
     }
     for (const r of reqs) {
-      if (!admits(r, signers)) {
-        throw new CommitRejected('authority', `no signature admitted by the previous write ACL (${r.mode}) of ${m.key}`, hex(commit), i);
+      if (!admits(r.req, signers)) {
+        throw new CommitRejected('authority', `no signature admitted by ${describeRequirement(r)} (as it was before this commit)`, hex(commit), i);
       }
     }
     applyEventToOverlay(overlay, m, cur, h.timestamp, commit, i);
@@ -304,6 +304,8 @@ export function applyEventToOverlay(
     parent: m.parent,
     read: m.read,
     write: m.write,
+    ...(m.children !== undefined ? { children: m.children } : {}),
+    ...(m.admin !== undefined ? { admin: m.admin } : {}),
     nodeKey: m.nodeKey,
     keys,
     type: m.type,

@@ -35,6 +35,13 @@ export interface StoreOptions {
   /** undefined: keep the current ACL (a new DAO: inherit). */
   read?: ReadAcl;
   write?: WriteAcl;
+  /**
+   * Who may create DAOs under this one, and what its inheriting descendants get (EventMeta.children);
+   * undefined: keep, null: none (the same as its write ACL).
+   */
+  children?: WriteAcl | null;
+  /** Who may change this DAO's ACLs (EventMeta.admin); undefined: keep, null: none (its write ACL). */
+  admin?: WriteAcl | null;
   /** Plaintext type tag (never user data). undefined: keep. */
   type?: string | null;
   replyTo?: DaoKey | null;
@@ -249,11 +256,13 @@ export class Dio {
     this.writes.set(key, { kind: 'store', data: prev?.kind === 'store' ? prev.data : undefined, opts: merged });
   }
 
-  /** Sets the read and/or write ACL of an existing DAO (payload kept, re-sealed). */
-  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl }): void {
+  /** Sets the read, write and/or children ACL of an existing DAO (payload kept, re-sealed). */
+  setAcl(key: DaoKey, acl: { read?: ReadAcl; write?: WriteAcl; children?: WriteAcl | null; admin?: WriteAcl | null }): void {
     const o: Omit<StoreOptions, 'key'> = {};
     if (acl.read) o.read = acl.read;
     if (acl.write) o.write = acl.write;
+    if (acl.children !== undefined) o.children = acl.children;
+    if (acl.admin !== undefined) o.admin = acl.admin;
     this.update(key, o);
   }
 
@@ -338,6 +347,8 @@ export class Dio {
           ...(o.parent !== undefined ? { parent: o.parent } : {}),
           ...(o.read !== undefined ? { read: o.read } : {}),
           ...(o.write !== undefined ? { write: o.write } : {}),
+          ...(o.children !== undefined ? { children: o.children } : {}),
+          ...(o.admin !== undefined ? { admin: o.admin } : {}),
           ...(o.type !== undefined ? { type: o.type } : {}),
           ...(o.replyTo !== undefined ? { replyTo: o.replyTo } : {}),
           ...(o.publish !== undefined ? { publish: o.publish } : {}),
@@ -358,6 +369,8 @@ export class Dio {
     const o = p.opts;
     const base = this.seen.get(key) ?? cur?.version ?? 0;
     const read = o.read ?? cur?.read ?? { mode: 'inherit' };
+    const children = o.children === undefined ? cur?.children : o.children;
+    const admin = o.admin === undefined ? cur?.admin : o.admin;
     return {
       key,
       version: base + 1,
@@ -365,6 +378,8 @@ export class Dio {
       parent: o.parent !== undefined ? o.parent : (cur?.parent ?? null),
       read,
       write: o.write ?? cur?.write ?? { mode: 'inherit' },
+      ...(children ? { children } : {}),
+      ...(admin ? { admin } : {}),
       nodeKey: read.mode === 'inherit' ? null : cur && cur.read.mode !== 'inherit' ? cur.nodeKey : null,
       keys: cur?.keys ?? [],
       type: o.type !== undefined ? o.type : (cur?.type ?? null),

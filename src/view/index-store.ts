@@ -105,6 +105,9 @@ export function encodeDaoEntry(e: DaoEntry): Buffer {
     n.keys,
     n.type,
     n.updatedAt,
+    // Appended (entries written before them have 20 fields, and no children or admin ACL).
+    n.children ?? null,
+    n.admin ?? null,
   ]);
 }
 
@@ -133,6 +136,8 @@ export function decodeDaoEntry(b: Buffer): DaoEntry {
       keys: a[17] as string[],
       type: (a[18] as string | null) ?? null,
       updatedAt: a[19] as number,
+      ...(a[20] ? { children: a[20] as NonNullable<NodeRecord['children']> } : {}),
+      ...(a[21] ? { admin: a[21] as NonNullable<NodeRecord['admin']> } : {}),
     },
   };
 }

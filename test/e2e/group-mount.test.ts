@@ -6,13 +6,22 @@
 //   - alice creates group acme, adds bob as contributor and mounts acme/docs: a 0660 file is
 //     sealed for the group, a 0600 file for alice's own key; bob mounts it with his token, reads
 //     and edits the 0660 file, gets EACCES (not EIO) on the 0600 one, and creates a file of his
-//     own; new files carry the writer's token uid and the group's gid.
+//     own; new files carry the writer's token uid and the group's gid; he lists alice's 0600 file
+//     (stat and read: EACCES), cannot chmod or chown alice's 0660 file or the mount root (EPERM),
+//     and cannot change the group root, neither through the library nor with a commit forged by
+//     hand (the server refuses it), while both still create files.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, availableTransports, mountForTest, pollUntil, run, sh, sleep, unmountAll, type TestMount } from './harness.js';
-import { type Solo, startSolo } from '../integration/atedb/harness.js';
+import { RawClient, type Solo, startSolo } from '../integration/atedb/harness.js';
+import { meta, rawCommit } from '../unit/chain-fixtures.js';
+import { openChain } from '../../src/api/index.js';
+import { publicKeyId } from '../../src/chain/index.js';
+import { type Message, currentRole, gather } from '../../src/net/index.js';
+import { type Identity, readTokenFile } from '../../src/session/index.js';
+import { GROUP_ROOT_KEY } from '../../fs/chain-store/keys.js';
 
 const transports = availableTransports().filter((t) => t === 'kernel' || t === 'fuse-native');
 
@@ -139,6 +148,15 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
         const t = await fsp.readFile(a('shared.txt'), 'utf8');
         return t === 'shared v2 by bob\n' ? t : undefined;
       })).toBe('shared v2 by bob\n');
+      // ...but its mode and owner are alice's and the group managers' (the file's admin ACL): chmod
+      // and chown are EPERM for him although he runs as root (his keys say no, not the kernel's
+      // mode check), and so they are on the mount root, which alice made.
+      const perm = (p: Promise<unknown>) => p.then(() => 'done', (e: NodeJS.ErrnoException) => e.code);
+      expect(await perm(fsp.chmod(b('shared.txt'), 0o600))).toBe('EPERM');
+      expect(await perm(fsp.chown(b('shared.txt'), ids.bob!, acmeGid))).toBe('EPERM');
+      expect(await perm(fsp.chmod(B.dir, 0o700))).toBe('EPERM');
+      expect((await fsp.stat(b('shared.txt'))).mode & 0o7777).toBe(0o660);
+      expect((await fsp.stat(a('shared.txt'))).mode & 0o7777).toBe(0o660);
       // A contributor creates files (under the group root) with his uid and the group's gid.
       await fsp.writeFile(b('sub/from-bob.txt'), 'hello from bob\n');
       await fsp.chmod(b('sub/from-bob.txt'), 0o664);
@@ -172,6 +190,58 @@ describe.each(transports)('token mounts of personal and group chains (%s)', (tra
         const got = await fsp.readFile(b('big.bin')).catch(() => undefined);
         return got?.equals(big) ? true : undefined;
       })).toBe(true);
+      await A.checkHealthy();
+      await B.checkHealthy();
+
+      // Bob lists alice's 0600 file (its name is sealed under the directory's key, which he holds);
+      // its attributes and content are EACCES to him.
+      expect(await fsp.readdir(B.dir)).toContain('secret.txt');
+      expect(await fsp.stat(b('secret.txt')).then(() => 'stat', (e: NodeJS.ErrnoException) => e.code)).toBe('EACCES');
+      expect((await sh(`ls -1 ${B.dir}`)).stdout.split('\n')).toContain('secret.txt');
+
+      // Bob creates under the group root, but never changes it (its write ACL admits only owners
+      // and delegates; its children ACL contributors too). Through the library with his token's
+      // keys the change is refused before anything is signed (NoWriteAuthority: EACCES in a
+      // mount); the same change forged by hand and signed by his contributor key is refused by
+      // the server with its reason; and the group root is as alice's mount wrote it.
+      const bobToken = await readTokenFile(join(conf('bob'), 'atefs', 'token'));
+      const bobConfig = join(conf('bob'), 'atefs');
+      const knownHosts = join(bobConfig, 'known_hosts');
+      for (const p of (await gather(auth, { session: bobToken.session, claims: bobToken.claims! }, 'acme', { knownHosts })).roles) bobToken.session.add(p);
+      const contributor = currentRole(bobToken.session, 'acme', 'contributor')!.signing!;
+      const bobKey = publicKeyId(contributor.publicKey);
+      const lib = await openChain(`${auth}/${chain}`, { session: bobToken.session, configDir: bobConfig, dir: join(root, `lib-bob-${transport}`) });
+      try {
+        const before = lib.view.node(GROUP_ROOT_KEY)!;
+        expect(before.write.mode === 'any' && before.write.keys.includes(bobKey)).toBe(false);
+        expect(before.children?.mode === 'any' && before.children.keys.includes(bobKey)).toBe(true);
+        const refused = await lib.transact((tx) => void tx.setAcl(GROUP_ROOT_KEY, { write: { mode: 'any', keys: [bobKey] } })).then(() => null, (e: Error) => e);
+        expect(refused?.name).toBe('NoWriteAuthority');
+        expect(refused?.message).toMatch(/no key the write ACL \(any\) of/);
+        const forged = rawCommit(Buffer.from(lib.genesisHash, 'hex'), [{
+          meta: meta({ key: GROUP_ROOT_KEY, version: before.version + 1, type: 'group-root', write: { mode: 'any', keys: [bobKey] }, children: { mode: 'any', keys: [bobKey] } }),
+        }], [{ signing: contributor } as Identity], Date.now());
+        const raw = await RawClient.connect(solo.port, knownHosts);
+        try {
+          const r = await raw.append(chain, forged.bytes) as Extract<Message, { t: 'rej' }>;
+          expect(r).toMatchObject({ t: 'rej', reason: 'unauthorized' });
+          expect(r.detail).toContain(`no signature admitted by the write ACL (any) of ${GROUP_ROOT_KEY}, which says who may change it`);
+        } finally {
+          raw.close();
+        }
+        expect(lib.view.node(GROUP_ROOT_KEY)!.version).toBe(before.version);
+      } finally {
+        await lib.close();
+      }
+      // Files are still creatable by both, and each sees the other's.
+      await Promise.all([fsp.writeFile(b('after-bob.txt'), 'bob, after\n'), fsp.writeFile(a('after-alice.txt'), 'alice, after\n')]);
+      // (Both change the mount root at once: the later one is rebuilt on the other's commit, and
+      // that conflict resolution meets alice's 0600 file, which bob cannot read: it once stopped
+      // his mount's replication for good.)
+      const withOutput = (e: Error) => new Error(`${e.message}\nalice's mount: ${A.output().stderr.slice(-2000)}\nbob's mount: ${B!.output().stderr.slice(-2000)}`);
+      expect(await until('after-bob.txt on alice', async () => (await fsp.readFile(a('after-bob.txt'), 'utf8').catch(() => undefined)), 30_000).catch((e: Error) => { throw withOutput(e); })).toBe('bob, after\n');
+      expect(await until('after-alice.txt on bob', async () => (await fsp.readFile(b('after-alice.txt'), 'utf8').catch(() => undefined)), 30_000).catch((e: Error) => { throw withOutput(e); })).toBe('alice, after\n');
+      expect(B.output().stderr).not.toContain('replication stopped');
       await A.checkHealthy();
       await B.checkHealthy();
 
