@@ -156,8 +156,10 @@ async function main() {
     const resumed = await RemoteChain.open({ url: `tcp://127.0.0.1:${server.port}/bench/sync`, session, dir: path.join(out, 'sync-client'), knownHosts: kh, pool });
     await new Promise<void>((resolve) => { const check = () => (resumed.status === 'online' ? resolve() : setTimeout(check, 2)); check(); });
     const resumeMs = performance.now() - t0;
+    const from = resumed.loadReport?.fromSnapshot ?? 0;
     await resumed.close();
     line('resume after 1,000 new events (open to online)', `${fmt(resumeMs)} ms`, `initial sync ${fmt(syncMs)} ms`, (resumeMs / syncMs).toFixed(3));
+    console.log(`  (resume: state restored from the snapshot at seq ${from}${from ? '' : `: ${resumed.loadReport?.snapshotWhy}`}; ${resumed.loadReport?.signaturesTrusted ?? 0} records' signatures trusted)`);
     feeder.s.conn.close();
 
     // Server RSS with 1,000 chains open by 100 connections (each subscribed to its 10).

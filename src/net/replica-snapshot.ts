@@ -15,7 +15,9 @@ import { constantTimeEqual, hkdfSha256, hmacSha256 } from '../crypto/index.js';
 export const SNAPSHOT_FILE = 'state.snapshot';
 const VERSION = 1;
 const MAC = 32;
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// Records (msgpackr's structures, defined inline): the nodes share a few shapes, and decoding
+// them as records is several times faster than as maps.
+const packr = new Packr({ useRecords: true, mapsAsObjects: true });
 
 /** The snapshot key of a replica, or null when the keyring holds no signing key (no snapshot then). */
 export function snapshotKey(keyring: Keyring, chain: string): Buffer | null {
