@@ -1,9 +1,7 @@
 // The materialized view of one chain: an always-current, validated index of its DAOs in LMDB over
 // the redo log, the synchronous read path (index -> log pread -> hash check -> decrypt), the
 // serialized commit path used by DIO transactions, change notifications and compaction.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import {
   CommitRejected as ChainCommitRejected,
   type Commit,
@@ -47,8 +45,9 @@ import {
   ViewError,
 } from './errors.js';
 import { type DaoEntry, IndexStore, type Watermark, isLmdbFault } from './index-store.js';
-import { indexSealKey, sealIndex, startIndexSealCheck, takeIndexSeal } from './index-auth.js';
-import { IndexLoader, type IndexRecovery, logWatermark, type PrecomputedWatermark } from './index-loader.js';
+import { sealIndex } from './index-auth.js';
+import { chooseIndex } from './index-choice.js';
+import { IndexLoader, type IndexRecovery } from './index-loader.js';
 import { Leases } from './leases.js';
 import { type AppliedChange, LmdbAuthorityState } from './lmdb-state.js';
 import { ByteLru } from './lru.js';
@@ -325,37 +324,13 @@ export class View {
    */
   static async open(o: OpenViewOptions): Promise<View> {
     if (o.untilSeq !== undefined && (!o.readOnly || o.indexPath)) throw new TypeError('untilSeq needs a read-only view with a private index');
-    let tempDir: string | null = null;
-    let path = o.indexPath;
-    if (!path) {
-      tempDir = mkdtempSync(join(tmpdir(), 'atefs-view-'));
-      path = tempDir;
-    }
-    // A persisted index is used only with its seal intact (index-auth.ts); else rebuilt. A
-    // read-only view never deletes it (a writer may be using it): it builds a private one instead.
-    let sealKey = tempDir ? null : indexSealKey(o.keyring, o.log.chainId);
-    let unsealed: string | null;
-    let precomputed: PrecomputedWatermark | null = null;
-    if (sealKey && o.pool && (o.verify ?? 'full') === 'full') {
-      // The seal's tag is computed on a worker while this thread verifies the log up to the
-      // watermark the seal names: the two whole-file passes of an open overlap.
-      const check = startIndexSealCheck(path, sealKey, o.pool, !!o.readOnly);
-      if (check.hint) precomputed = { seq: check.hint.seq, watermark: logWatermark(o.log, check.hint.seq, check.hint.bytes, (p) => reportProgress(o, p)) };
-      unsealed = await check.result.catch((e: Error) => `index seal not checked (${e.message})`);
-    } else unsealed = sealKey ? takeIndexSeal(path, sealKey, !!o.readOnly) : tempDir ? null : 'no key to check the index seal with';
-    if (unsealed) {
-      if (o.readOnly) {
-        tempDir = mkdtempSync(join(tmpdir(), 'atefs-view-'));
-        path = tempDir;
-        sealKey = null;
-      } else IndexStore.destroy(path);
-    }
+    const { path, tempDir, sealKey, unsealed, precomputed } = await chooseIndex(o, (p) => reportProgress(o, p));
     const store = new IndexStore({ path, readOnly: false });
     const view = new View(o, store, tempDir);
     view.sealKey = sealKey;
     view.unsealed = unsealed;
     try {
-      view.openReport = await view.loader.load(view.unsealed, unsealed ? null : precomputed);
+      view.openReport = await view.loader.load(view.unsealed, precomputed);
     } catch (e) {
       await view.store.close().catch(() => undefined);
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
