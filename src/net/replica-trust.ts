@@ -6,9 +6,12 @@
 // choose) and the replica's hash chain reaches the head's chain hash at its seq, the records up to
 // it are exactly what was validated: a commit's hash binds its content, so only their signatures
 // go unchecked (loader.ts trustSignaturesUntil). Anything else, and every record after the head,
-// is validated in full.
+// is validated in full. The chain is computed over the hashes the records carry, not re-hashed
+// from their bytes (a resume costs one small hash per record, not a decode of the replica): a
+// record whose bytes were changed under its hash fails decodeCommit wherever it is read — the
+// replay of loadChain, commits(), a view built on the replica.
 import { decodeCommit, toGenesisHash } from '../chain/index.js';
-import type { RedoLog } from '../log/index.js';
+import { type RedoLog, recordHash } from '../log/index.js';
 import { ZERO_CHAIN_HASH, nextChainHash } from './heads.js';
 import { pinnedFingerprint } from './known-hosts.js';
 import type { HeadStore } from './remote-state.js';
@@ -51,11 +54,9 @@ export async function replicaTrust(
   for (const rec of replica.records({ seq: 1 })) {
     if (rec.seq > stored.head.seq) break;
     if (rec.seq !== chainHashes.length) return none(`the replica has a gap before seq ${rec.seq}`);
-    try {
-      hash = nextChainHash(hash, decodeCommit(rec.payload).hash);
-    } catch {
-      return none(`replica record ${rec.seq} does not decode`);
-    }
+    // The hash the record claims, read without decoding it: every reader of a replica record
+    // decodes it, which recomputes its hash and refuses a record whose bytes no longer match.
+    hash = nextChainHash(hash, recordHash(rec.payload));
     chainHashes.push(hash);
     if (rec.seq === stored.head.seq) {
       return hash.equals(stored.head.chainHash) ? { until: rec.seq, why: null, chainHashes } : none('the replica differs from the signed head');

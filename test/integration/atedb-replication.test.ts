@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RecoveryMode, RemoteChain } from '../../src/net/index.js';
 import { SNAPSHOT_FILE, saveSnapshot, snapshotKey } from '../../src/net/replica-snapshot.js';
+import { FRAME_HEADER, segmentName } from '../../src/log/format.js';
+import { crc32 } from 'node:zlib';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { type Solo, RawClient, sleep, startSolo, tempDir } from './atedb/harness.js';
 
@@ -220,6 +222,34 @@ describe('replication client', () => {
     expect(await reopen()).toMatchObject({ fromSnapshot: 0 });
     // Each of those closes saved a good one again.
     expect(await reopen()).toMatchObject({ fromSnapshot: 7, snapshotWhy: null });
+    await solo.kill('SIGTERM');
+  });
+
+  it('a replica record changed under its own hash (frame checksum fixed) is not re-hashed on a trusted resume, and is refused where it is read', async () => {
+    const solo = await startSolo();
+    const dir = await tempDir('atedb-replica-forged-');
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const a = await client(solo, 'team/forged', { create: true, dir, kh });
+    for (let i = 0; i < 4; i++) await a.commit(put(`value ${i} `.repeat(20)), { wait: 'confirmed' });
+    await until(() => a.head?.seq === 5, 10_000, 'signed head 5');
+    const genesis = a.genesisHash!;
+    const victim = [...a.replica.records({ seq: 3 })][0]!;
+    await a.close();
+    // The attacker flips a byte of record 3's payload (not its hash) and recomputes the frame CRC.
+    const file = join(dir, 'replica', segmentName(victim.pos.segment));
+    const bytes = await fsp.readFile(file);
+    const off = victim.pos.offset;
+    const len = bytes.readUInt32LE(off + 4);
+    bytes[off + FRAME_HEADER + 60]! ^= 0x55; // in the header, past the hash (signatures fill the second half)
+    bytes.writeUInt32LE(crc32(bytes.subarray(off + 4, off + FRAME_HEADER + len)), off);
+    await fsp.writeFile(file, bytes);
+    const b = await client(solo, 'team/forged', { dir, kh, genesis });
+    expect(b.loadReport).toMatchObject({ signaturesTrusted: 5, fromSnapshot: 5 });
+    expect(() => [...b.commits()]).toThrow(/hash|does not match|differs/i);
+    await b.close();
+    // Without the snapshot the replay itself refuses it, naming the record.
+    await fsp.rm(join(dir, SNAPSHOT_FILE));
+    await expect(client(solo, 'team/forged', { dir, kh, genesis })).rejects.toThrow(/seq 3|record 3/);
     await solo.kill('SIGTERM');
   });
 
