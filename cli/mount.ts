@@ -165,8 +165,11 @@ async function serve(a: MountArgs, deps: { openStore?: StoreFactory }): Promise<
         debug: a.debug,
         cacheTimeout: opened.store.cacheTimeout,
         kernelCache: opened.kernelCache ?? opened.local,
-        // A replicated store's locks are seen by its other mounts: flock(2) too.
+        // A replicated store's locks are seen by its other mounts: flock(2) too. A local chain's
+        // only mount leaves record locks to the kernel (no round trip per lock: SQLite takes several
+        // per transaction).
         flockLocks: (opened.store as { lockLease?: unknown }).lockLease !== undefined,
+        posixLocks: (opened.store as { lockLease?: unknown }).lockLease !== undefined,
         onError,
       });
     } catch (e) {

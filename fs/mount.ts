@@ -32,6 +32,12 @@ export interface MountOptions {
    */
   flockLocks?: boolean;
   /**
+   * fcntl/lockf record locks served by the filesystem (kernel transport, FUSE_POSIX_LOCKS; default
+   * on). Off, the kernel keeps them itself, as for any local filesystem: a local chain has one
+   * mount, so nothing is lost, and a database's lock calls cost no round trip to the daemon.
+   */
+  posixLocks?: boolean;
+  /**
    * Called for failures that are not an FsError (a bug or a failing store, answered with EIO or
    * the mapped errno), so the daemon can log them and show the last one.
    */

@@ -57,6 +57,8 @@ export interface KernelMountOptions {
   cacheDir?: boolean;
   /** fs/mount.ts: serve flock(2) locks here (FUSE_FLOCK_LOCKS) instead of in the kernel. */
   flockLocks?: boolean;
+  /** fs/mount.ts: serve fcntl record locks here (FUSE_POSIX_LOCKS; default true). */
+  posixLocks?: boolean;
 }
 
 export interface MountHandle {
@@ -144,6 +146,7 @@ export async function mountKernel(core: FsCore, mountpoint: string, opts: Kernel
       attrTimeout: opts.attrTimeout ?? opts.cacheTimeout ?? 1,
       cacheDir: envBool('ATEFS_KERNEL_CACHE_DIR') ?? opts.cacheDir ?? false,
       flockLocks: opts.flockLocks ?? false,
+      posixLocks: opts.posixLocks ?? true,
       wakeName: mode === 'blocking' ? Buffer.from(WAKE_NAME) : null,
       bulk: envBool('ATEFS_KERNEL_BULK_READ') === false ? null : opts.bulk !== undefined ? opts.bulk : core.readPlan ? defaultBulkPool() : null,
       debug,

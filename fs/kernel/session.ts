@@ -46,6 +46,8 @@ export interface SessionOptions {
   cacheDir: boolean;
   /** flock(2) locks come here (FUSE_FLOCK_LOCKS: whole-file locks of the open file) instead of staying in the kernel. */
   flockLocks?: boolean;
+  /** fcntl record locks come here (FUSE_POSIX_LOCKS) instead of staying in the kernel (default true). */
+  posixLocks?: boolean;
   /** Name a LOOKUP in the root uses to wake a blocked reader (see loop.ts); never a real file. */
   wakeName: Buffer | null;
   /** Workers that serve large reads whole (core.readPlan); null: every read is served here. */
@@ -752,11 +754,12 @@ export class Session {
       }
       return;
     }
-    let want = INIT.ASYNC_READ | INIT.POSIX_LOCKS | INIT.BIG_WRITES | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
+    let want = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
       | INIT.PARALLEL_DIROPS | INIT.HANDLE_KILLPRIV_V2 | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS | INIT.ASYNC_DIO
       | INIT.AUTO_INVAL_DATA | INIT.ATOMIC_O_TRUNC;
     if (this.opts.writebackCache) want |= INIT.WRITEBACK_CACHE;
     if (this.opts.flockLocks) want |= INIT.FLOCK_LOCKS;
+    if (this.opts.posixLocks !== false) want |= INIT.POSIX_LOCKS;
     const flags = (want & kflags) >>> 0;
     this.proto.flags = flags;
     const maxPages = Math.ceil(this.opts.maxWrite / PAGE_SIZE);

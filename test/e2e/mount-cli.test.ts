@@ -296,6 +296,36 @@ describe.each(availableTransports())('mount daemon life cycle (%s)', (transport)
     await m.unmount();
   });
 
+  it('record locks of a local chain work between processes; on the kernel transport the kernel keeps them (no SETLK reaches the daemon)', async () => {
+    const m = await mountForTest({ transport });
+    const f = join(m.dir, 'db.lock');
+    await fsp.writeFile(f, 'x');
+    // A holder takes a write lock on bytes 0-9 and waits; a second process cannot, then can once it is gone.
+    const script = `
+import fcntl, os, subprocess, sys, time
+p = sys.argv[1]
+holder = subprocess.Popen([sys.executable, '-c', "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.lockf(fd, fcntl.LOCK_EX, 10, 0); print('held', flush=True); time.sleep(30)", p], stdout=subprocess.PIPE, text=True)
+assert holder.stdout.readline().strip() == 'held'
+fd = os.open(p, os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+    print('not excluded')
+except OSError:
+    print('excluded')
+holder.kill(); holder.wait()
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+print('free')
+`;
+    const r = await run('python3', ['-c', script, f], { timeout: 60_000 });
+    expect(r.stdout.trim().split('\n'), r.stderr).toEqual(['excluded', 'free']);
+    await m.unmount();
+    const st = await m.stats();
+    if (daemonTransport(transport) === 'kernel') {
+      expect(st?.counters.SETLK ?? 0).toBe(0);
+      expect(st?.counters.GETLK ?? 0).toBe(0);
+    }
+  });
+
   it('--stats-file: per-opcode counters on SIGUSR2 and at unmount', async () => {
     const statsDir = await tempDir('atefs-e2e-stats-');
     const file = join(statsDir, 'stats.json');
