@@ -40,6 +40,13 @@ describe('a node asking a separate auth service', () => {
     };
     const alice = await cred('alice');
     const bob = await cred('bob');
+    // What the service answers anyone: public keys (alice's signing key), or a refusal.
+    const ask = await AuthClient.connect(authUrl, kh);
+    const roots = await ask.request<{ kind: string; keys: Uint8Array[] }>('chain-roots', { chain: 'example.org/alice/notes' });
+    expect(roots.kind).toBe('personal');
+    expect(roots.keys.map((k) => Buffer.from(k))).toEqual([alice.session.user!.signing.publicKey]);
+    expect(await ask.request('chain-roots', { chain: 'a/b/c/d' })).toMatchObject({ kind: 'refused', reason: expect.stringContaining('<domain>/<user>/<db>') });
+    ask.close();
 
     // Alice creates her personal chain on the node; bob cannot create one of hers, nor one of a non-user.
     const a = await openChain(`${url}/example.org/alice/notes`, { session: alice.session, dir: await tempDir('auth-remote-a-'), configDir: config });
@@ -78,6 +85,18 @@ describe('a node asking a separate auth service', () => {
     const back = await startSolo({ command: 'auth', dataDir: authSrv.dataDir, port: authSrv.port, args: ['--auth-kdf', 'test'] });
     expect(back.fingerprint).toBe(authSrv.fingerprint);
     expect(await raw.append('example.org/alice/later', later)).toMatchObject({ t: 'ok', seq: 1 });
+    // A service that accepts connections but does not answer (stopped by SIGSTOP): refused as
+    // unavailable after the node's 5 s timeout, not waited for forever.
+    process.kill(back.pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const hung = await raw.append('example.org/alice/hung', await genesisOf('example.org/alice/hung', alice.session.user!));
+      expect(hung).toMatchObject({ t: 'rej', reason: 'unavailable' });
+      expect((hung as { detail: string }).detail).toContain(`the auth service at ${authUrl} is unavailable`);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(4_500);
+    } finally {
+      process.kill(back.pid, 'SIGCONT');
+    }
     raw.close();
     await a.close();
 
