@@ -49,7 +49,7 @@ export function checkGenesisRoots(allowed: ChainRoots, roots: Buffer[]): string 
     case 'refused':
       return allowed.reason;
     case 'personal':
-      if (roots.length !== 1 || !allowed.keys.some((k) => k.equals(roots[0]!))) return `'${chain}' must be rooted at ${allowed.email}'s signing key`;
+      if (roots.length !== 1 || allowed.keys.length !== 1 || !allowed.keys[0]!.equals(roots[0]!)) return `'${chain}' must be rooted at ${allowed.email}'s signing key`;
       return null;
     case 'group':
       if (roots.length === 0 || !roots.every((r) => allowed.keys.some((a) => a.equals(r)))) {

@@ -430,6 +430,7 @@ export class AuthService {
     return chainRootsOf(chain, { user: (e) => this.store.users.get(e), group: (g) => this.store.groups.get(g) });
   }
 
+  /** Records as the service holds them (tests and tools; the policy asks chainRoots). */
   groupRecord(name: string): GroupRecord | undefined {
     return this.store.groups.get(name);
   }
