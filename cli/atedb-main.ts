@@ -2,7 +2,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { type CreationPolicy, OPEN_POLICY } from '../server/chain-host.js';
-import { AuthService, NO_CHAINS_POLICY, authHandler, authPolicy } from '../server/auth/index.js';
+import { AuthService, NO_CHAINS_POLICY, RemoteAuthService, authHandler, authPolicy, remoteAuthPolicy } from '../server/auth/index.js';
+import { parseAuthUrl } from '../src/net/auth-client.js';
+import { NetError } from '../src/net/errors.js';
 import { TEST_SCRYPT } from '../src/crypto/index.js';
 import { type MetricsServer, MetricsAddressError, metricsRegistry, parseHostPort, serveMetrics } from '../server/metrics.js';
 import { AtedbServer } from '../server/server.js';
@@ -30,6 +32,9 @@ interface SoloArgs {
   'stats-interval': number;
   metrics?: string;
   auth?: boolean;
+  /** `--policy auth` asks this separate auth service (and runs none here). */
+  'auth-url'?: string;
+  'auth-server-key'?: string;
   'auth-kdf': string;
   'login-max-failures': number;
   'login-lockout': number;
@@ -44,7 +49,20 @@ interface SoloArgs {
 async function solo(a: SoloArgs): Promise<void> {
   if (a.policy !== 'open' && a.policy !== 'auth') throw new UserError(`--policy ${a.policy}: 'open' or 'auth'`);
   if (a.authOnly && a.auth === false) throw new UserError('atedb auth --no-auth would serve nothing');
-  if (a.policy === 'auth' && a.auth === false) throw new UserError('--policy auth needs the auth service (drop --no-auth)');
+  const authUrl = a['auth-url'];
+  if (authUrl !== undefined) {
+    if (a.policy !== 'auth') throw new UserError('--auth-url is where --policy auth asks: give --policy auth with it');
+    try {
+      parseAuthUrl(authUrl);
+    } catch (e) {
+      if (e instanceof NetError) throw new UserError(`--auth-url: ${e.message}`);
+      throw e;
+    }
+  } else if (a['auth-server-key'] !== undefined) throw new UserError('--auth-server-key pins the service of --auth-url: give --auth-url too');
+  if (a['auth-server-key'] !== undefined && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(a['auth-server-key'])) {
+    throw new UserError(`--auth-server-key ${a['auth-server-key']}: a fingerprint SHA256:... (the 'listening:' line of the auth server)`);
+  }
+  if (a.policy === 'auth' && a.auth === false && authUrl === undefined) throw new UserError('--policy auth needs the auth service (drop --no-auth, or give --auth-url)');
   if (a['auth-kdf'] !== 'production' && a['auth-kdf'] !== 'test') throw new UserError(`--auth-kdf ${a['auth-kdf']}: 'production' or 'test'`);
   if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new UserError(`--port ${a.port}: not a TCP port`);
   if (!(a['stats-interval'] > 0)) throw new UserError(`--stats-interval ${a['stats-interval']}: give milliseconds above 0`);
@@ -74,14 +92,24 @@ async function solo(a: SoloArgs): Promise<void> {
   }
   const dataDir = path.resolve(a['data-dir'] ?? defaultServerDataDir());
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  // The user/group/token service answers on the same port; its state is in <data-dir>/auth.
-  const auth = a.auth === false ? null : await AuthService.open({
+  // The user/group/token service answers on the same port; its state is in <data-dir>/auth. With
+  // --auth-url the service is elsewhere: this node runs none (users and groups made here would
+  // not be the ones its policy asks about), clients talk to that service with --auth URL.
+  const remote = authUrl === undefined ? null : new RemoteAuthService({
+    url: authUrl, knownHosts: path.join(dataDir, 'auth_known_hosts'),
+    ...(a['auth-server-key'] ? { serverKey: a['auth-server-key'] } : {}),
+    onNewHost: (addr, fp) => process.stderr.write(`auth service ${addr}: pinned host key ${fp} (${path.join(dataDir, 'auth_known_hosts')})\n`),
+  });
+  const auth = a.auth === false || remote ? null : await AuthService.open({
     dir: path.join(dataDir, 'auth'),
     ...(a['auth-kdf'] === 'test' ? { scrypt: TEST_SCRYPT } : {}),
     maxNewUsers: a['max-new-users'],
     limits: { maxFailures: a['login-max-failures'], maxAddressFailures: a['login-max-failures'] * 4, lockoutMs: a['login-lockout'] },
   });
-  const policy: CreationPolicy = a.authOnly ? NO_CHAINS_POLICY : a.policy === 'auth' ? authPolicy(auth!) : OPEN_POLICY;
+  const policy: CreationPolicy = a.authOnly ? NO_CHAINS_POLICY : remote ? remoteAuthPolicy(remote) : a.policy === 'auth' ? authPolicy(auth!) : OPEN_POLICY;
+  // Asked once at start: pins the service's host key on first contact and says whether it answers
+  // (a node starts anyway; creations are refused as unavailable until the service answers).
+  const remoteInfo = remote ? await remote.info().then((i) => ({ ok: true as const, ...i }), (e: Error) => ({ ok: false as const, error: e.message })) : null;
   const server = new AtedbServer({
     dataDir, host: a.listen, port: a.port, policy,
     ...(auth ? { auth: authHandler(auth, (l) => process.stderr.write(`${l}\n`)) } : {}),
@@ -138,7 +166,9 @@ async function solo(a: SoloArgs): Promise<void> {
   const listening = `${server.address}:${server.port}`;
   const metricsAddr = metrics ? `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` : undefined;
   if (a.json) {
-    out(JSON.stringify({ listening, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: policy.name, store: server.storeKind, ...(auth ? { authFingerprint: auth.fingerprint } : {}), ...(metricsAddr ? { metrics: metricsAddr } : {}) }));
+    out(JSON.stringify({ listening, fingerprint: id.fingerprint, dataDir, identityCreated: id.created, policy: policy.name, store: server.storeKind, ...(auth ? { authFingerprint: auth.fingerprint } : {}),
+      ...(remote ? { authUrl: remote.url, ...(remoteInfo!.ok ? { authFingerprint: remoteInfo!.service, authHostFingerprint: remoteInfo!.host } : { authUnavailable: remoteInfo!.error }) } : {}),
+      ...(metricsAddr ? { metrics: metricsAddr } : {}) }));
     // One line of figures every --stats-interval (the fsync histogram buckets stay in /metrics).
     const timer = setInterval(() => {
       const { fsync: { buckets: _b, ...fsync }, ...rest } = server.stats.snapshot();
@@ -149,6 +179,11 @@ async function solo(a: SoloArgs): Promise<void> {
     if (id.created) out(`created server identity ${id.file}`);
     out(`listening: ${listening} fingerprint: ${id.fingerprint}${metricsAddr ? ` metrics: ${metricsAddr}` : ''}`);
     if (auth) out(`auth service: ${auth.fingerprint} policy: ${policy.name}`);
+    if (remote) {
+      out(remoteInfo!.ok
+        ? `auth service: ${remoteInfo!.service} at ${remote.url} (host key ${remoteInfo!.host}) policy: ${policy.name}`
+        : `auth service: at ${remote.url}, not answering now (${remoteInfo!.error}): chain creation is refused until it does; policy: ${policy.name}`);
+    }
     if (store) out(`store: JetStream at ${store.servers.join(',')}`);
     const tty = process.stdout.isTTY && process.env.CI !== 'true' && process.env.CI !== '1';
     if (tty) {
@@ -192,7 +227,9 @@ function soloOptions<T>(y: Argv<T>) {
     .option('metrics', { type: 'string', describe: 'serve GET /metrics (Prometheus text format) on HOST:PORT (port 0: any free port, printed)' })
     .option('store', { type: 'string', describe: "where chains live: 'file' (default, under --data-dir) or nats://h1:4222,h2:4222,h3:4222 (a JetStream cluster shared by every atedb node; give them all the same server.key)" })
     .option('replicas', { type: 'number', describe: 'JetStream stream replicas when the stream is created (default 3 on a cluster, 1 on a single server)' })
-    .option('store-stream', { type: 'string', describe: 'JetStream stream name (default ATEDB)' });
+    .option('store-stream', { type: 'string', describe: 'JetStream stream name (default ATEDB)' })
+    .option('auth-url', { type: 'string', describe: "with --policy auth: ask the auth service at tcp://host[:port] (an `atedb auth`) when a chain is created, and run none here" })
+    .option('auth-server-key', { type: 'string', describe: "the --auth-url server's host key fingerprint (SHA256:..., its 'listening:' line); default: pinned on first contact in <data-dir>/auth_known_hosts" });
 }
 
 export function main(argv: string[]): void {

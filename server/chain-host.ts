@@ -26,11 +26,27 @@ export function chainDirName(name: string): string {
  *  service (personal chains rooted at the user's key, group chains at the group's). */
 export interface CreationPolicy {
   readonly name: string;
-  /** null = allowed; a string = the refusal. `genesis`: the bytes of the chain's genesis commit. */
-  mayCreate(chain: string, clientIdentity: string | null, genesis?: Buffer): string | null;
+  /** null = allowed; a string = the refusal. `genesis`: the bytes of the chain's genesis commit.
+   *  May answer later (a remote auth service is asked); throws (or rejects) when it cannot decide. */
+  mayCreate(chain: string, clientIdentity: string | null, genesis?: Buffer): string | null | Promise<string | null>;
 }
 
 export const OPEN_POLICY: CreationPolicy = { name: 'open', mayCreate: () => null };
+
+/**
+ * Asks `policy` before a chain is created (every chain store does, before the genesis is stored).
+ * A refusal is 'policy'; a policy that cannot decide (its auth service unreachable) refuses as
+ * 'unavailable', which clients may retry: a creation is never allowed by a failure.
+ */
+export async function checkCreation(policy: CreationPolicy, name: string, clientIdentity: string | null, genesis: Buffer): Promise<void> {
+  let refusal: string | null;
+  try {
+    refusal = await policy.mayCreate(name, clientIdentity, genesis);
+  } catch (e) {
+    throw new AppendRejected('unavailable', `chain '${name}' cannot be created now: ${(e as Error).message}`);
+  }
+  if (refusal !== null) throw new AppendRejected('policy', refusal);
+}
 
 export interface ChainHostOptions {
   dataDir: string;
@@ -91,8 +107,7 @@ export class ChainHost implements ChainStore {
 
   /** Creates a chain from its genesis (serialised with other opens of the same name). */
   async create(name: string, genesis: Buffer, clientIdentity: string | null): Promise<HostedChain> {
-    const refusal = this.o.policy.mayCreate(name, clientIdentity, genesis);
-    if (refusal) throw new AppendRejected('policy', refusal);
+    await checkCreation(this.o.policy, name, clientIdentity, genesis);
     const existing = await this.get(name);
     if (existing) throw new AppendRejected('wrong-genesis', `chain '${name}' already exists`);
     const p = this.chains.pending(name);

@@ -1,48 +1,28 @@
-// `--policy auth`: who may create which chain, decided by the auth service when the genesis
-// arrives (the chain then pins its root keys in the genesis for good):
-//   <domain>/<local>/<db>  a personal chain: its one root key is that user's signing key;
-//   <group>/<db>           a group chain: its root keys are keys of the group's owner or delegate
-//                          role (any generation); holding one proves the creator manages the group.
-// The genesis must be signed by its root keys (the chain layer checks that), so nobody creates a
-// chain rooted at keys they do not hold. Any other name is refused.
-import { decodeCommit } from '../../src/chain/index.js';
-import { normalizeEmail } from '../../src/net/auth-protocol.js';
+// `--policy auth`: who may create which chain, decided when the genesis arrives from what the
+// auth service says about the chain's name (chain-roots.ts holds the rule; the chain then pins
+// its root keys in the genesis for good). The service is in this process (`authPolicy`) or a
+// separate `atedb auth` asked over the network (`remoteAuthPolicy`, remote-policy.ts).
+import type { ChainRoots } from '../../src/net/auth-protocol.js';
 import type { CreationPolicy } from '../chain-host.js';
+import { checkGenesisRoots, genesisRootKeys } from './chain-roots.js';
 import type { AuthService } from './service.js';
 
-export function authPolicy(service: AuthService): CreationPolicy {
+/** The auth policy over any source of chain roots (a source that cannot answer throws: the
+ *  creation is then refused as unavailable by the chain store, never allowed). */
+export function rootsPolicy(name: string, rootsOf: (chain: string) => ChainRoots | Promise<ChainRoots>): CreationPolicy {
   return {
-    name: 'auth',
-    mayCreate(chain: string, _client: string | null, genesis?: Buffer): string | null {
-      if (!genesis) return 'the auth policy needs the genesis to check its root keys';
-      let roots: Buffer[];
-      try {
-        const g = decodeCommit(genesis).header.genesis;
-        if (!g) return 'not a genesis';
-        roots = g.rootKeys.map((k) => Buffer.from(k));
-      } catch (e) {
-        return `the genesis does not decode: ${(e as Error).message}`;
-      }
-      const parts = chain.split('/');
-      if (parts.length === 3) {
-        const email = normalizeEmail(`${parts[1]}@${parts[0]}`);
-        const u = email ? service.userRecord(email) : undefined;
-        if (!u) return `'${chain}' is a personal chain of ${parts[1]}@${parts[0]}, who is not a user of this service`;
-        if (roots.length !== 1 || !roots[0]!.equals(u.signPk)) return `'${chain}' must be rooted at ${email}'s signing key`;
-        return null;
-      }
-      if (parts.length === 2) {
-        const g = service.groupRecord(parts[0]!);
-        if (!g) return `'${chain}' is a chain of group '${parts[0]}', which does not exist`;
-        const allowed = [...g.roles.owner, ...g.roles.delegate].map((x) => x.signPk);
-        if (roots.length === 0 || !roots.every((r) => allowed.some((a) => a.equals(r)))) {
-          return `'${chain}' must be rooted at the owner or delegate key of group '${parts[0]}'`;
-        }
-        return null;
-      }
-      return `'${chain}': under the auth policy chains are <domain>/<user>/<db> (personal) or <group>/<db>`;
+    name,
+    async mayCreate(chain: string, _client: string | null, genesis?: Buffer): Promise<string | null> {
+      // The genesis is read first: one that names no root keys costs the service no question.
+      const roots = genesisRootKeys(genesis);
+      if (typeof roots === 'string') return roots;
+      return checkGenesisRoots(await rootsOf(chain), roots);
     },
   };
+}
+
+export function authPolicy(service: AuthService): CreationPolicy {
+  return rootsPolicy('auth', (chain) => service.chainRoots(chain));
 }
 
 /** `atedb auth`: the service alone, hosting no chains. */

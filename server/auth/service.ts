@@ -10,10 +10,11 @@ import {
   verifySignature, KEM_PUBLIC_KEY_LEN, SIGNING_PUBLIC_KEY_LEN,
 } from '../../src/crypto/index.js';
 import {
-  type Claims, ClaimsRefused, LOGIN_FAILED, ROLES, type Role, decodeSignedClaims, encodeSignedClaims, isGroupName, isRole, loginMessage,
+  type ChainRoots, type Claims, ClaimsRefused, encodeChainRoots, LOGIN_FAILED, ROLES, type Role, decodeSignedClaims, encodeSignedClaims, isGroupName, isRole, loginMessage,
   managerRolesOf, normalizeEmail, rolesHeldBy, signClaims, verifyClaims,
 } from '../../src/net/auth-protocol.js';
 import { loadOrCreateLocalIdentity } from '../../src/session/index.js';
+import { chainRootsOf } from './chain-roots.js';
 import { CreationLimiter, DEFAULT_LIMITS, type LimitOptions, LoginLimiter } from './rate-limit.js';
 import { AuthStore, FIRST_ID, type GroupRecord, type RoleGen, type UserRecord } from './store.js';
 import { checkTotp, newTotpSecret, totpUrl } from './totp.js';
@@ -118,6 +119,7 @@ export class AuthService {
       case 'group-add': return this.groupAdd(b, ctx);
       case 'group-remove': return this.groupRemove(b, ctx);
       case 'gather': return this.gather(b, ctx);
+      case 'chain-roots': return encodeChainRoots(this.chainRoots(str(b, 'chain')));
       default: throw new AuthFailure('unknown-op', `unknown auth operation '${op}'`);
     }
   }
@@ -422,7 +424,13 @@ export class AuthService {
     return { name: g.name, gid: g.gid, role: r, keys };
   }
 
-  /** Group of a chain policy check. */
+  /** The keys a chain of this name may be rooted at under `--policy auth` (public keys only:
+   *  anyone may ask, in this process or over the network). */
+  chainRoots(chain: string): ChainRoots {
+    return chainRootsOf(chain, { user: (e) => this.store.users.get(e), group: (g) => this.store.groups.get(g) });
+  }
+
+  /** Records as the service holds them (tests and tools; the policy asks chainRoots). */
   groupRecord(name: string): GroupRecord | undefined {
     return this.store.groups.get(name);
   }

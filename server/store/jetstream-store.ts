@@ -8,7 +8,7 @@ import { type JetStreamManager, type StreamInfo, jetstream, jetstreamManager } f
 import { type NatsConnection, connect } from '@nats-io/transport-node';
 import type { SizeLimits } from '../../src/chain/index.js';
 import type { CryptoPool } from '../../src/crypto/index.js';
-import { type CreationPolicy, isChainName } from '../chain-host.js';
+import { type CreationPolicy, checkCreation, isChainName } from '../chain-host.js';
 import { AppendRejected } from '../hosted-chain.js';
 import type { AppendStats } from '../stats.js';
 import { VerifyBatcher } from '../verify-batcher.js';
@@ -169,8 +169,7 @@ export class JetStreamStore implements ChainStore {
   }
 
   async create(name: string, genesis: Buffer, clientIdentity: string | null): Promise<JetStreamChain> {
-    const refusal = this.o.policy.mayCreate(name, clientIdentity, genesis);
-    if (refusal) throw new AppendRejected('policy', refusal);
+    await checkCreation(this.o.policy, name, clientIdentity, genesis);
     if (await this.get(name)) throw new AppendRejected('wrong-genesis', `chain '${name}' already exists`);
     // The genesis is the subject's first message only if the subject is still empty (the CAS at
     // 0), so two nodes creating the same chain at once cannot both succeed.

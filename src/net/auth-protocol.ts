@@ -12,10 +12,11 @@ import { NetError } from './errors.js';
 
 export type AuthOp =
   | 'info' | 'create-user' | 'salt' | 'login' | 'query' | 'user-details'
-  | 'group-create' | 'group-details' | 'group-add' | 'group-remove' | 'gather';
+  | 'group-create' | 'group-details' | 'group-add' | 'group-remove' | 'gather' | 'chain-roots';
 
 export const AUTH_OPS: readonly AuthOp[] = [
   'info', 'create-user', 'salt', 'login', 'query', 'user-details', 'group-create', 'group-details', 'group-add', 'group-remove', 'gather',
+  'chain-roots',
 ];
 
 /** Group roles, strongest first. A member of a role also holds the keys of every weaker one. */
@@ -174,4 +175,45 @@ export function isGroupName(name: string): boolean {
 export function personalPrefix(email: string): string {
   const [local, domain] = email.split('@') as [string, string];
   return `${domain}/${local}`;
+}
+
+/**
+ * What the auth service says about a chain name under `--policy auth` ('chain-roots'): the public
+ * keys a chain of that name may be rooted at, or why no chain of that name may be created.
+ *   personal: `<domain>/<local>/<db>`; `keys` is that user's signing key (the genesis must name it
+ *             as its one root key);
+ *   group:    `<group>/<db>`; `keys` are the owner and delegate signing keys of every generation
+ *             (every root key of the genesis must be one of them).
+ * Public keys only: anyone may ask.
+ */
+export type ChainRoots =
+  | { kind: 'personal'; chain: string; email: string; keys: Buffer[] }
+  | { kind: 'group'; chain: string; group: string; keys: Buffer[] }
+  | { kind: 'refused'; chain: string; reason: string };
+
+export function encodeChainRoots(r: ChainRoots): Record<string, unknown> {
+  return { ...r };
+}
+
+/** A 'chain-roots' answer as received (checked field by field: it decides who creates chains). */
+export function decodeChainRoots(b: Record<string, unknown>, chain: string): ChainRoots {
+  const bad = (why: string) => new NetError(`the auth service's chain-roots answer is malformed: ${why}`);
+  if (b.chain !== chain) throw bad(`it names chain '${String(b.chain)}', not '${chain}'`);
+  const keys = (): Buffer[] => {
+    if (!Array.isArray(b.keys) || !b.keys.every((k) => k instanceof Uint8Array)) throw bad('keys');
+    return (b.keys as Uint8Array[]).map((k) => Buffer.from(k));
+  };
+  switch (b.kind) {
+    case 'personal':
+      if (typeof b.email !== 'string') throw bad('email');
+      return { kind: 'personal', chain, email: b.email, keys: keys() };
+    case 'group':
+      if (typeof b.group !== 'string') throw bad('group');
+      return { kind: 'group', chain, group: b.group, keys: keys() };
+    case 'refused':
+      if (typeof b.reason !== 'string') throw bad('reason');
+      return { kind: 'refused', chain, reason: b.reason };
+    default:
+      throw bad(`kind '${String(b.kind)}'`);
+  }
 }
