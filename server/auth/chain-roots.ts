@@ -1,14 +1,15 @@
 // The one rule of `--policy auth`, whichever service answers (in-process or a remote `atedb auth`):
 //   <domain>/<local>/<db>  a personal chain: its one root key is that user's signing key;
 //   <group>/<db>           a group chain: its root keys are keys of the group's owner or delegate
-//                          role (any generation); holding one proves the creator manages the group.
+//                          role, current generation; holding one proves the creator manages the
+//                          group now (a delegate removed since holds only the rotated-out key).
 // `chainRootsOf` is the service's half (which keys a name may be rooted at, from its records);
 // `checkGenesisRoots` is the node's half (does this genesis name them). The genesis must also be
 // signed by its root keys (the chain layer checks that), so nobody creates a chain rooted at keys
 // they do not hold.
 import { decodeCommit } from '../../src/chain/index.js';
 import { type ChainRoots, normalizeEmail } from '../../src/net/auth-protocol.js';
-import type { GroupRecord, UserRecord } from './store.js';
+import type { GroupRecord, RoleGen, UserRecord } from './store.js';
 
 /** The keys a chain of this name may be rooted at, from the service's users and groups. */
 export function chainRootsOf(
@@ -25,7 +26,8 @@ export function chainRootsOf(
   if (parts.length === 2) {
     const g = records.group(parts[0]!);
     if (!g) return { kind: 'refused', chain, reason: `'${chain}' is a chain of group '${parts[0]}', which does not exist` };
-    return { kind: 'group', chain, group: g.name, keys: [...g.roles.owner, ...g.roles.delegate].map((x) => x.signPk) };
+    const current = (gens: readonly RoleGen[]) => (gens.length ? [gens.reduce((a, b) => (b.gen > a.gen ? b : a))] : []);
+    return { kind: 'group', chain, group: g.name, keys: [...current(g.roles.owner), ...current(g.roles.delegate)].map((x) => x.signPk) };
   }
   return { kind: 'refused', chain, reason: `'${chain}': under the auth policy chains are <domain>/<user>/<db> (personal) or <group>/<db>` };
 }
@@ -53,7 +55,7 @@ export function checkGenesisRoots(allowed: ChainRoots, roots: Buffer[]): string 
       return null;
     case 'group':
       if (roots.length === 0 || !roots.every((r) => allowed.keys.some((a) => a.equals(r)))) {
-        return `'${chain}' must be rooted at the owner or delegate key of group '${allowed.group}'`;
+        return `'${chain}' must be rooted at the owner or delegate key of group '${allowed.group}' (the current generation: \`atefs token gather ${allowed.group}\` fetches it)`;
       }
       return null;
   }

@@ -117,6 +117,16 @@ describe('auth groups', () => {
     for (let i = 0; i < 500 && !cw.tryLoad(page); i++) await sleep(20);
     expect(cw.load<{ page: string }>(page).value.page).toBe('home');
     await Promise.all([w.close(), cw.close()]);
+    // A delegate removed from the group keeps the rotated-out delegate key, which roots no new
+    // group chain; the owner's current key still does.
+    const eveRoles = await gather(url, eve, 'acme', kh);
+    for (const r of eveRoles.roles) eve.session.add(r);
+    const eveDelegate0 = currentRole(eve.session, 'acme', 'delegate')!.signing!.publicKey;
+    expect((await groupRemove(url, alice, 'acme', 'eve@example.org', kh)).rotated).toContain('delegate');
+    await expect(openChain(`${url}/acme/eves`, { session: eve.session, dir: await tempDir('auth-ge-'), configDir: join(config, 'eve'), rootKeys: [eveDelegate0] }))
+      .rejects.toThrow(/owner or delegate key of group 'acme' \(the current generation/);
+    const own = await openChain(`${url}/acme/after-eve`, { session: alice.session, dir: await tempDir('auth-gae-'), configDir: config });
+    await own.close();
     // The last owner cannot be removed.
     const aliceSudo = await cred('alice', true);
     expect((await refusal(groupRemove(url, aliceSudo, 'acme', 'alice@example.org', kh))).code).toBe('last-owner');
