@@ -67,13 +67,15 @@ describe.each(availableTransports())('commits failing on a full disk through a %
     tmpfsMounts.push(logDir);
     await fsp.cp(`${logDir}.disk`, logDir, { recursive: true });
     const src = join(work, 'src');
-    await shOk(`head -c 1048576 /dev/urandom > ${src}`);
+    // 2 MiB: more than the free space left below plus the 1 MiB runway of zeros the log keeps past
+    // its end (src/log/runway.ts), which a commit fills before it needs new space.
+    await shOk(`head -c 2097152 /dev/urandom > ${src}`);
     const srcSum = (await shOk(`sha256sum < ${src}`)).split(' ')[0];
 
     const m = await mount(dir);
     const filler = join(logDir, 'filler');
     fs.writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes(logDir) - (256 << 10))));
-    // 1 MiB cannot be committed into 256 KiB: the writer's fsync fails.
+    // 2 MiB cannot be committed into 256 KiB (+ the runway): the writer's fsync fails.
     const dd = await sh(`dd if=${src} of=${dir}/big bs=64k conv=fsync status=none`);
     expect(dd.code).not.toBe(0);
     expect(dd.stderr).toMatch(/No space left on device|Input\/output error/);
