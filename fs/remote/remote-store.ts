@@ -120,6 +120,16 @@ function findName(store: ChainStore, ino: Ino): { parent: Ino; name: Buffer } | 
   return undefined;
 }
 
+/** A batch whose clashing files go to conflict copies (RemoteChainStore.divertClashes). */
+interface Diverted {
+  batch: FsBatch;
+  /** The clashing inodes it settles. */
+  hit: Ino[];
+  /** What the core must re-read once it is committed: the other version under the name, the copy's name. */
+  refresh: FsBatch;
+  notes: ConflictNote[];
+}
+
 /** Whether a remote commit failed to apply because this view holds staged changes it races. */
 function isDivergence(e: unknown): boolean {
   const err = e as Error;
@@ -161,14 +171,21 @@ export class RemoteChainStore extends ChainStore {
     for (const end = Date.now() + 30_000; this.refusal() !== null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
     for (let attempt = 0; ; attempt++) {
       const since = this.remoteCount;
+      let diverted: Diverted | null = null;
       try {
-        return await this.serialize(() => this.apply(this.divertClashes(batch), durability));
+        await this.serialize(() => {
+          diverted = this.divertClashes(batch);
+          return this.apply(diverted?.batch ?? batch, durability);
+        });
       } catch (e) {
         if (!(e instanceof Conflict) || attempt >= 50) throw e;
         await this.settle();
         // Content of this batch changed elsewhere meanwhile: both versions are kept.
         for (const ino of contentInos(batch)) if ((this.remoteContentAt.get(ino) ?? 0) > since) this.clashes.add(ino);
+        continue;
       }
+      if (diverted) this.divertedCommitted(diverted);
+      return;
     }
   }
 
@@ -176,17 +193,17 @@ export class RemoteChainStore extends ChainStore {
    * A file changed here and elsewhere at once (clashes): the version confirmed first (elsewhere)
    * keeps the name; this mount's is written as a new file beside it,
    * `name.conflict-<machine>-<UTC time>.ext`, with the bytes this mount wrote (blocks it did not
-   * write read as holes when the other version replaced them).
+   * write read as holes when the other version replaced them). null: nothing of `batch` clashes.
    */
-  private divertClashes(batch: FsBatch): FsBatch {
-    if (this.clashes.size === 0) return batch;
+  private divertClashes(batch: FsBatch): Diverted | null {
+    if (this.clashes.size === 0) return null;
     const hit = contentInos(batch).filter((ino) => this.clashes.has(ino));
-    if (hit.length === 0) return batch;
+    if (hit.length === 0) return null;
     const out: FsBatch = { inodes: [...batch.inodes], deletedInodes: [...batch.deletedInodes], dentries: [...batch.dentries], blocks: [...batch.blocks] };
     const refresh: FsBatch = { inodes: [], deletedInodes: [], dentries: [], blocks: [] };
+    const notes: ConflictNote[] = [];
     const time = new Date();
     for (const ino of hit) {
-      this.clashes.delete(ino);
       const i = out.inodes.findIndex((r) => r.ino === ino);
       const theirs = this.getInode(ino);
       if (i < 0 || !theirs) continue;
@@ -208,11 +225,21 @@ export class RemoteChainStore extends ChainStore {
       refresh.inodes.push(theirs);
       for (const index of this.blockIndexes(ino)) refresh.blocks.push({ ino, index, data: Buffer.alloc(0) });
       refresh.dentries.push({ parent, name, ino: copy });
-      this.onConflict({ at: time.toISOString(), text: `'${base.toString()}' was changed here and elsewhere at once: the other version keeps the name, this one is '${name.toString()}'`, kept: name.toString() });
+      notes.push({ at: time.toISOString(), text: `'${base.toString()}' was changed here and elsewhere at once: the other version keeps the name, this one is '${name.toString()}'`, kept: name.toString() });
     }
-    // Once committed, the core serves the other version under the name (its memory held ours).
-    setTimeout(() => this.onRemoteChange?.(refresh), 0);
-    return out;
+    return { batch: out, hit, refresh, notes };
+  }
+
+  /**
+   * A diverted batch is committed: the clashes are settled and the core serves the other version
+   * under the name (its memory held ours). Told on the next turn of the event loop, once the core
+   * has marked the batch as done: while a batch is in flight the core keeps its own version of
+   * what it carries (Filesystem.applyRemote), and ours is not the file's version any more.
+   */
+  private divertedCommitted(d: Diverted): void {
+    for (const ino of d.hit) this.clashes.delete(ino);
+    for (const n of d.notes) this.onConflict(n);
+    setTimeout(() => this.onRemoteChange?.(d.refresh), 0);
   }
 
   /** Writes are refused (EROFS) while a readonly-mode mount is offline. */
