@@ -184,7 +184,8 @@ export class Filesystem implements FsCore {
    * A batch committed by someone else (replication) landed in the store: refresh what the core
    * caches and tell the transport which kernel caches to drop. Local dirty state wins over a
    * concurrent remote change of the same record (it is committed after it: last writer wins).
-   * So does a batch in flight (taken from the dirty state, its commit not finished): the store
+   * So does a batch in flight (taken from the dirty state, its commit not finished), records,
+   * pages and names alike: the store
    * does not hold it yet, and the memory is the only copy of that newer state until it lands.
    * (A replicated store that rebuilds its view refreshes everything its re-made commits touched,
    * while the core's next batch, already taken, waits for it; overwriting memory from the store
@@ -232,6 +233,12 @@ export class Filesystem implements FsCore {
       const parent = this.table.peek(d.parent);
       const dir = parent?.dir;
       const key = nameKey(d.name);
+      // A name changed here that no finished commit holds yet keeps what it names here (the same
+      // rule as the records: the local change is committed after the other one).
+      if (parent !== undefined && this.committer.nameUnsettled(parent, key)) {
+        notify?.({ kind: 'entry', parent: d.parent, name: d.name });
+        continue;
+      }
       const slot = dir?.get(key);
       if (d.ino === null) {
         if (dir && slot) {

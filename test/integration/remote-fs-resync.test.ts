@@ -2,9 +2,10 @@
 // each with the filesystem core on top, the way `atefs mount DIR tcp://...` runs them (without
 // FUSE). What the e2e test of two concurrent untars hit about one run in three under load is made
 // to happen every time here: a staged commit of machine A is refused (B changed the same directory
-// first) while A's core holds a NEWER version of one of the files in it, taken into a batch that
-// is not applied yet (the commit in flight). The resync re-makes the refused commit and refreshes
-// the core; the core must keep serving its newer version, and end with it, as the server does.
+// first) while A's core holds a NEWER version of one of the files in it — new content and a new
+// name — taken into a batch that is not applied yet (the commit in flight). The resync re-makes
+// the refused commit and refreshes the core; the core must keep serving its newer version, and
+// end with it, as the server does.
 import { once } from 'node:events';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -68,6 +69,14 @@ function readAll(fs: Filesystem, ino: number): Buffer {
   return out;
 }
 
+/** The names in a directory, sorted. */
+function names(fs: Filesystem, dir: number): string[] {
+  const { fh } = fs.opendir(ROOT, dir, 0);
+  const out = fs.readdir(ROOT, dir, fh, 0, 100).map((e) => e.name.toString()).filter((n) => n !== '.' && n !== '..');
+  fs.releasedir(dir, fh);
+  return out.sort();
+}
+
 function writeAt(fs: Filesystem, ino: number, offset: number, data: Buffer): void {
   const { fh } = fs.open(ROOT, ino, 2);
   fs.write(ROOT, ino, fh, offset, data);
@@ -83,7 +92,7 @@ afterAll(async () => {
 });
 
 describe('remote mounts: a refused staged commit re-made under a newer local write', () => {
-  it("the writing machine keeps its newer version of its own file (in flight during the resync), as the server does", async () => {
+  it("the writing machine keeps its newer version of its own file — content and name, in flight during the resync — as the server does", async () => {
     const base = await tempDir('atefs-resync-');
     // One user on two machines, as the e2e mounts are (one config, two machine names).
     const session = Session.of(createIdentity('alice'));
@@ -120,11 +129,12 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
       await fsA.sync();
       expect(A.rc.pendingCount).toBeGreaterThan(0);
 
-      // Then its newer version (longer, other bytes). The core takes it into a batch, which waits
+      // Then its newer version (longer, other bytes, renamed). The core takes it into a batch, which waits
       // at the start of the store's commit (as it does in readonly recovery mode while the server
       // is away): in flight, not applied yet — as a batch waits behind a resync or a retry under load.
       const final = Buffer.concat([Buffer.alloc(70_000, 'b'), Buffer.alloc(90_000, 'c')]);
       writeAt(fsA, f, 0, final);
+      fsA.rename(ROOT, ua, b('f.dat'), ua, b('g.dat'), 0);
       held = true;
       const refusal = A.store.refusal;
       A.store.refusal = () => (held ? 'held by the test' : refusal());
@@ -140,6 +150,7 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
       // While the newer version is still in flight, A serves it (not the refused commit's).
       expect(fsA.getattr(ROOT, f).size).toBe(final.length);
       expect(readAll(fsA, f).equals(final)).toBe(true);
+      expect(names(fsA, ua)).toEqual(['g.dat']);
 
       held = false;
       A.store.refusal = refusal;
@@ -147,30 +158,26 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
       await until("A's uploads confirmed", () => A.rc.pendingCount === 0);
       await A.store.settle();
       await until('the final version on B', () => {
-        const g = fsB!.lookup(ROOT, 1, b('ua'));
         try {
-          const e = fsB!.lookup(ROOT, g.ino, b('f.dat'));
+          const g = fsB!.lookup(ROOT, 1, b('ua'));
+          const e = fsB!.lookup(ROOT, g.ino, b('g.dat'));
           return fsB!.getattr(ROOT, e.ino).size === final.length;
         } catch {
           return false;
         }
       });
       // The server and B hold the final version; so does A, in its core and in its store.
-      const onB = fsB.lookup(ROOT, fsB.lookup(ROOT, 1, b('ua')).ino, b('f.dat')).ino;
+      const onB = fsB.lookup(ROOT, fsB.lookup(ROOT, 1, b('ua')).ino, b('g.dat')).ino;
       expect(readAll(fsB, onB).equals(final)).toBe(true);
       expect(A.store.getInode(f)?.size).toBe(final.length);
       expect(fsA.getattr(ROOT, f).size).toBe(final.length);
       expect(readAll(fsA, f).equals(final)).toBe(true);
       // Nothing here was changed on both sides: no conflict copies, both directories on both.
-      const names = (fs: Filesystem, dir: number) => {
-        const { fh } = fs.opendir(ROOT, dir, 0);
-        const out = fs.readdir(ROOT, dir, fh, 0, 100).map((e) => e.name.toString()).filter((n) => n !== '.' && n !== '..');
-        fs.releasedir(dir, fh);
-        return out.sort();
-      };
       expect(names(fsA, 1)).toEqual(['ua', 'ub']);
       expect(names(fsB, 1)).toEqual(['ua', 'ub']);
-      expect(names(fsA, ua)).toEqual(['f.dat']);
+      expect(names(fsA, ua)).toEqual(['g.dat']);
+      expect(names(fsB, fsB.lookup(ROOT, 1, b('ua')).ino)).toEqual(['g.dat']);
+      expect(A.store.lookupDentry(ua, b('f.dat'))).toBeUndefined();
       expect(A.conflicts).toEqual([]);
     } finally {
       held = false;
