@@ -75,6 +75,8 @@ export class Committer implements DirtSink {
   private failure: { error: Error; kind: CommitFailureKind; refusal: FsError } | null = null;
   /** Sequence number of the last batch whose commit finished (successfully or not). */
   completedSeq = 0;
+  /** Names of the batch whose commit is running (see nameUnsettled). */
+  private inflightDentries: Map<Inode, Map<string, Buffer>> | null = null;
 
   constructor(private readonly store: FsStore, private readonly cache: BlockCache, private readonly opts: CommitterOptions) {}
 
@@ -119,6 +121,14 @@ export class Committer implements DirtSink {
     if (m === undefined) this.dirtyDentries.set(dir, m = new Map());
     if (!m.has(key)) m.set(key, name);
     this.schedule();
+  }
+
+  /**
+   * Whether entry `key` of directory `dir` changed here and no finished commit holds that change
+   * yet (dirty, or in the batch in flight): the core's directory index is newer than the store's.
+   */
+  nameUnsettled(dir: Inode, key: string): boolean {
+    return this.dirtyDentries.get(dir)?.has(key) === true || this.inflightDentries?.get(dir)?.has(key) === true;
   }
 
   /** True if `inode` has state no durable commit covers yet. */
@@ -308,9 +318,11 @@ export class Committer implements DirtSink {
     }
 
     const t0 = performance.now();
+    this.inflightDentries = dentries;
     try {
       await this.store.commit(batch, durability);
     } catch (err) {
+      this.inflightDentries = null;
       this.stats.commitMs += performance.now() - t0;
       this.completedSeq = seq;
       const e = err instanceof Error ? err : new Error(String(err));
@@ -348,6 +360,7 @@ export class Committer implements DirtSink {
       // no later fsync reports that failure (how soon the retry came was a matter of timing).
       this.pendingError = null;
     }
+    this.inflightDentries = null;
     this.stats.commitMs += performance.now() - t0;
     this.completedSeq = seq;
     this.stats.commits++;

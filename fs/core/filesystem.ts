@@ -184,10 +184,17 @@ export class Filesystem implements FsCore {
    * A batch committed by someone else (replication) landed in the store: refresh what the core
    * caches and tell the transport which kernel caches to drop. Local dirty state wins over a
    * concurrent remote change of the same record (it is committed after it: last writer wins).
+   * So does a batch in flight (taken from the dirty state, its commit not finished), records,
+   * pages and names alike: the store
+   * does not hold it yet, and the memory is the only copy of that newer state until it lands.
+   * (A replicated store that rebuilds its view refreshes everything its re-made commits touched,
+   * while the core's next batch, already taken, waits for it; overwriting memory from the store
+   * there left the machine that wrote a file serving an older version of it for good.)
    * Inode events: offset -1 = attributes only, offset 0 / length 0 = attributes and all content.
    */
   private applyRemote(batch: FsBatch): Ino[] {
     const notify = this.onInvalidate;
+    const inFlight = (inode: Inode) => inode.commitSeq > this.committer.completedSeq;
     const contentChanged = new Set<Ino>();
     // Inodes whose content changed elsewhere while this mount holds uncommitted changes of it:
     // the store keeps both versions (conflict rules of a replicated store).
@@ -197,7 +204,8 @@ export class Filesystem implements FsCore {
       const inode = this.table.peek(bl.ino);
       if (inode !== undefined && (inode.dirty || (inode.dirtyBlocks?.size ?? 0) > 0)) clashes.add(bl.ino);
       if (inode !== undefined) inode.contentGen++;
-      if (inode !== undefined && !(inode.dirtyBlocks?.has(bl.index))) {
+      // A page in flight stays until its commit lands (the committer then moves it to the cache).
+      if (inode !== undefined && !(inode.dirtyBlocks?.has(bl.index)) && !(inFlight(inode) && inode.pages?.has(bl.index))) {
         inode.pages?.delete(bl.index);
         inode.owned?.delete(bl.index);
         if (inode.blockSet !== null) {
@@ -209,7 +217,7 @@ export class Filesystem implements FsCore {
     for (const rec of batch.inodes) {
       const inode = this.table.peek(rec.ino);
       if (inode !== undefined && inode.dirty && (inode.size !== rec.size || inode.inline !== rec.inline) && (inode.mode & 0o170000) === 0o100000) clashes.add(rec.ino);
-      if (inode !== undefined && !inode.dirty) {
+      if (inode !== undefined && !inode.dirty && !inFlight(inode)) {
         const inlineChanged = inode.inline !== rec.inline || inode.blockSize !== rec.blockSize;
         inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid; inode.rdev = rec.rdev;
         inode.nlink = rec.nlink; inode.size = rec.size; inode.atime = rec.atime; inode.mtime = rec.mtime;
@@ -225,6 +233,12 @@ export class Filesystem implements FsCore {
       const parent = this.table.peek(d.parent);
       const dir = parent?.dir;
       const key = nameKey(d.name);
+      // A name changed here that no finished commit holds yet keeps what it names here (the same
+      // rule as the records: the local change is committed after the other one).
+      if (parent !== undefined && this.committer.nameUnsettled(parent, key)) {
+        notify?.({ kind: 'entry', parent: d.parent, name: d.name });
+        continue;
+      }
       const slot = dir?.get(key);
       if (d.ino === null) {
         if (dir && slot) {

@@ -6,9 +6,9 @@
 //                          on top, in the order they reached this machine. Rebuilt from the
 //                          replica and the staging log on every mount (a fresh log and index), and
 //                          when the server refused a staged commit (see resync).
-//   RemoteChainStore       the ChainStore over that view; its commits are staged (durably) and
-//                          applied to the view without waiting for the network; `sync` mode waits
-//                          for the server's confirmation on fsync.
+//   RemoteChainStore       the ChainStore over that view (remote-chain-store.ts); its commits
+//                          are staged (durably) and applied to the view without waiting for the
+//                          network; `sync` mode waits for the server's confirmation on fsync.
 //
 // A commit another machine made is applied to the view as it arrives and handed to the core
 // (onRemoteChange), which drops its caches and tells the kernel (notify messages). A staged
@@ -29,10 +29,11 @@ import type { FsBatch, Durability, InodeRecord } from '../core/store.js';
 import { ChainStore } from '../chain-store/chain-store.js';
 import { decodeDentry } from '../chain-store/codec.js';
 import { loadInoSpace, type InoSpace } from './ino-space.js';
-import { type ConflictNote, conflictName, resolveLost } from './conflicts.js';
+import { type ConflictNote, resolveLost } from './conflicts.js';
 import type { Ino } from '../core/api.js';
 import { batchOfEvents, inoOfKey } from './remote-batch.js';
 import { buildView, dentryNamesBefore } from './remote-view.js';
+import { RemoteChainStore, readableInode } from './remote-chain-store.js';
 import { groupRootOf } from './group-root.js';
 
 /** How long a lock's lease outlives a mount that stopped renewing it. */
@@ -69,19 +70,6 @@ export interface OpenRemoteFsOptions {
   onProgress?: (p: ViewProgress) => void;
 }
 
-/**
- * The inode `ino` as the core needs it after a remote change: null when this session holds no
- * key for it (a file sealed for someone else's key only): the change is not the core's to show.
- */
-function readableInode(store: ChainStore, ino: Ino): InodeRecord | undefined | null {
-  try {
-    return store.getInode(ino);
-  } catch (e) {
-    if ((e as Error).name === 'NoReadKey') return null;
-    throw e;
-  }
-}
-
 /** The default local state of a remote mount: $XDG_DATA_HOME/atefs/remote/<host>/<chain>/. */
 export function defaultRemoteDir(dataDir: string, url: string): string {
   const u = parseRemoteUrl(url);
@@ -95,134 +83,10 @@ function asConflict(e: unknown): unknown {
   return e;
 }
 
-/** Inodes whose content a batch changes (blocks, or a file's inode record). */
-function contentInos(batch: FsBatch): Ino[] {
-  const out = new Set<Ino>();
-  for (const b of batch.blocks) out.add(b.ino);
-  for (const r of batch.inodes) if ((r.mode & 0o170000) === 0o100000) out.add(r.ino);
-  return [...out];
-}
-
-/** A name of `ino` (files keep no parent): a walk from the root. Conflicts are rare. */
-function findName(store: ChainStore, ino: Ino): { parent: Ino; name: Buffer } | undefined {
-  const dirs: Ino[] = [1];
-  const seen = new Set<Ino>();
-  while (dirs.length > 0) {
-    const d = dirs.shift()!;
-    if (seen.has(d)) continue;
-    seen.add(d);
-    for (const e of store.listDentries(d)) {
-      if (e.ino === ino) return { parent: d, name: e.name };
-      const r = readableInode(store, e.ino);
-      if (r && (r.mode & 0o170000) === 0o040000) dirs.push(e.ino);
-    }
-  }
-  return undefined;
-}
-
 /** Whether a remote commit failed to apply because this view holds staged changes it races. */
 function isDivergence(e: unknown): boolean {
   const err = e as Error;
   return err instanceof Conflict || err?.name === 'Conflict' || err?.name === 'NotFound' || err?.name === 'CommitRejected' || err?.name === 'NoWriteAuthority';
-}
-
-/**
- * The ChainStore of a remote mount: commits that lost a race (a commit from elsewhere arrived
- * while the batch was being built) are built again on the new state — every record in a batch
- * is a whole new version, so re-applying it is the same change, made after the other one.
- */
-export class RemoteChainStore extends ChainStore {
-  settle: () => Promise<void> = async () => undefined;
-  refusal: () => string | null = () => null;
-  /** Name of this machine in conflict copies. */
-  machine = os.hostname();
-  onConflict: (n: ConflictNote) => void = () => undefined;
-  /** Inodes whose content changed elsewhere while this mount held uncommitted changes of them. */
-  readonly clashes = new Set<Ino>();
-  /** Remote commits applied so far, and the count at the last one that changed an inode's content. */
-  remoteCount = 0;
-  readonly remoteContentAt = new Map<Ino, number>();
-
-  /** Locks seen by the chain's other mounts (server leases; see RemoteFs). */
-  lockLease?: { acquire(ino: Ino): Promise<boolean>; release(ino: Ino): void };
-
-  /** Makes every earlier commit as durable as an fsync promises (staging flushed; sync mode: confirmed). */
-  durableFlush: () => Promise<void> = async () => undefined;
-
-  protected override async apply(batch: FsBatch, durability: Durability): Promise<void> {
-    await super.apply(batch, durability);
-    if (durability === 'durable') await this.durableFlush();
-  }
-
-  override async commit(batch: FsBatch, durability: Durability): Promise<void> {
-    // readonly recovery mode, offline: changes are refused (refuseWrites), but what the core
-    // holds already (an atime a read set just before the server went away) waits for the server
-    // for a while instead of failing at once.
-    for (const end = Date.now() + 30_000; this.refusal() !== null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
-    for (let attempt = 0; ; attempt++) {
-      const since = this.remoteCount;
-      try {
-        return await this.serialize(() => this.apply(this.divertClashes(batch), durability));
-      } catch (e) {
-        if (!(e instanceof Conflict) || attempt >= 50) throw e;
-        await this.settle();
-        // Content of this batch changed elsewhere meanwhile: both versions are kept.
-        for (const ino of contentInos(batch)) if ((this.remoteContentAt.get(ino) ?? 0) > since) this.clashes.add(ino);
-      }
-    }
-  }
-
-  /**
-   * A file changed here and elsewhere at once (clashes): the version confirmed first (elsewhere)
-   * keeps the name; this mount's is written as a new file beside it,
-   * `name.conflict-<machine>-<UTC time>.ext`, with the bytes this mount wrote (blocks it did not
-   * write read as holes when the other version replaced them).
-   */
-  private divertClashes(batch: FsBatch): FsBatch {
-    if (this.clashes.size === 0) return batch;
-    const hit = contentInos(batch).filter((ino) => this.clashes.has(ino));
-    if (hit.length === 0) return batch;
-    const out: FsBatch = { inodes: [...batch.inodes], deletedInodes: [...batch.deletedInodes], dentries: [...batch.dentries], blocks: [...batch.blocks] };
-    const refresh: FsBatch = { inodes: [], deletedInodes: [], dentries: [], blocks: [] };
-    const time = new Date();
-    for (const ino of hit) {
-      this.clashes.delete(ino);
-      const i = out.inodes.findIndex((r) => r.ino === ino);
-      const theirs = this.getInode(ino);
-      if (i < 0 || !theirs) continue;
-      const ours = out.inodes[i]!;
-      const empty = Buffer.alloc(0);
-      // Attributes only here: no second version to keep (the later change wins).
-      if (!out.blocks.some((b) => b.ino === ino) && ours.size === theirs.size && (ours.inline ?? empty).equals(theirs.inline ?? empty)) continue;
-      const copy = this.allocIno();
-      out.inodes[i] = { ...ours, ino: copy, nlink: 1 };
-      out.blocks = out.blocks.map((b) => (b.ino === ino ? { ...b, ino: copy } : b));
-      const at = out.dentries.find((d) => d.ino === ino) ?? findName(this, ino);
-      const parent = at?.parent ?? 1;
-      const base = at?.name ?? Buffer.from(`inode-${ino}`);
-      let n = 0;
-      let name = conflictName(base, this.machine, time);
-      while (this.lookupDentry(parent, name) !== undefined || out.dentries.some((d) => d.parent === parent && d.name.equals(name))) name = conflictName(base, this.machine, time, ++n);
-      out.dentries = out.dentries.filter((d) => d.ino !== ino);
-      out.dentries.push({ parent, name, ino: copy });
-      refresh.inodes.push(theirs);
-      for (const index of this.blockIndexes(ino)) refresh.blocks.push({ ino, index, data: Buffer.alloc(0) });
-      refresh.dentries.push({ parent, name, ino: copy });
-      this.onConflict({ at: time.toISOString(), text: `'${base.toString()}' was changed here and elsewhere at once: the other version keeps the name, this one is '${name.toString()}'`, kept: name.toString() });
-    }
-    // Once committed, the core serves the other version under the name (its memory held ours).
-    setTimeout(() => this.onRemoteChange?.(refresh), 0);
-    return out;
-  }
-
-  /** Writes are refused (EROFS) while a readonly-mode mount is offline. */
-  refuseWrites(): string | null {
-    return this.refusal();
-  }
-
-  commitErrorKind(err: Error): 'transient' | 'permanent' {
-    return err.name === 'OfflineRefused' || err.name === 'Disconnected' || err.name === 'Conflict' ? 'transient' : 'permanent';
-  }
 }
 
 export interface RemoteFsStatus {
@@ -614,5 +478,5 @@ export class RemoteFs {
   }
 }
 
-export { OfflineRefused };
+export { OfflineRefused, RemoteChainStore };
 export type { InodeRecord };

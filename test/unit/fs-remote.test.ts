@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Filesystem, MemoryStore, type FsBatch, type InvalidateEvent } from '../../fs/core/index.js';
-import { ROOT, b, errnoOf, readFile, writeFile } from './fs-helpers.js';
+import { ROOT, b, errnoOf, names, readFile, writeFile } from './fs-helpers.js';
 
 /** Applies a batch to the store as another writer would, then tells the core (replication). */
 async function remote(store: MemoryStore, batch: Partial<FsBatch>): Promise<void> {
@@ -37,5 +37,51 @@ describe('fs core: changes from elsewhere', () => {
     expect(errnoOf(() => fs.lookup(ROOT, 1, b('f')))).toBe('ENOENT');
     expect(events).toContainEqual({ kind: 'entry', parent: 1, name: b('remote') });
     expect(events).toContainEqual({ kind: 'delete', parent: 1, child: f, name: b('f') });
+  });
+
+  // A replicated store that rebuilt its view (remote-store.ts resync) refreshes the core with
+  // everything its re-made commits touched — older versions of what the core's next batch, already
+  // taken, carries. That batch is the only copy of the newer state until it lands: kept.
+  it('keeps a batch in flight (records, pages, names) over a refresh with older versions', async () => {
+    const store = new MemoryStore();
+    const fs = new Filesystem(store, { rootUid: 0, rootGid: 0, blockSize: 4096, inlineMax: 100, commitDelayMs: 60_000 });
+    const f = writeFile(fs, ROOT, 1, 'f', Buffer.alloc(5000, 'a'));
+    await fs.sync();
+    const older = { inode: store.getInode(f)!, block0: store.getBlock(f, 0)! };
+    const { fh } = fs.open(ROOT, f, 2);
+    const newer = Buffer.alloc(9000, 'b');
+    fs.write(ROOT, f, fh, 0, newer);
+    fs.release(f, fh);
+    fs.rename(ROOT, 1, b('f'), 1, b('g'), 0);
+    // The store takes its time with the next batch: in flight until the gate opens.
+    const commit = store.commit.bind(store);
+    let open: (() => void) | undefined;
+    store.commit = async (batch, d) => {
+      store.commit = commit;
+      await new Promise<void>((r) => { open = r; });
+      return commit(batch, d);
+    };
+    fs.commitSoon();
+    for (let i = 0; i < 100 && !open; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(open).toBeDefined();
+    const clashes = store.onRemoteChange!({
+      inodes: [older.inode], deletedInodes: [],
+      dentries: [{ parent: 1, name: b('f'), ino: f }], blocks: [{ ino: f, index: 0, data: older.block0 }],
+    });
+    expect(clashes).toEqual([]);
+    const check = () => {
+      expect(fs.getattr(ROOT, f).size).toBe(9000);
+      expect(readFile(fs, ROOT, f).equals(newer)).toBe(true);
+      expect(names(fs, ROOT, 1).filter((n) => n !== '.' && n !== '..')).toEqual(['g']);
+    };
+    check();
+    open!();
+    await fs.sync();
+    check();
+    expect(store.getInode(f)!.size).toBe(9000);
+    expect(store.lookupDentry(1, b('f'))).toBeUndefined();
+    // Once it landed, changes from elsewhere apply again.
+    await remote(store, { inodes: [{ ...store.getInode(f)!, mode: 0o100600 }] });
+    expect(fs.getattr(ROOT, f).mode).toBe(0o100600);
   });
 });
