@@ -15,7 +15,8 @@
 //  - at the end: the tree after a final reopen.
 // ATEFS_PROPERTY_RUNS sets the number of runs (default 1,500: ~6 min on 2 cores, ~56,000 operations),
 // ATEFS_PROPERTY_SHRINK=0 reports the first failure without shrinking it, ATEFS_PROPERTY_SEED and
-// ATEFS_PROPERTY_PATH replay the seed and path fast-check printed.
+// ATEFS_PROPERTY_PATH replay the seed and path fast-check printed, ATEFS_PROPERTY_PAGE_DELTAS=1|0
+// writes with page deltas on or off (fs/chain-store/block-delta.ts; default: the mount's default).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { cpSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -35,6 +36,7 @@ const RUNS = Number(process.env.ATEFS_PROPERTY_RUNS ?? 1500);
 const SHRINK = process.env.ATEFS_PROPERTY_SHRINK !== '0';
 const SEED = process.env.ATEFS_PROPERTY_SEED !== undefined ? Number(process.env.ATEFS_PROPERTY_SEED) : undefined;
 const PATH = process.env.ATEFS_PROPERTY_PATH;
+const PAGE_DELTAS = process.env.ATEFS_PROPERTY_PAGE_DELTAS;
 
 const O_RDWR = 2;
 const O_CREAT = 0o100;
@@ -92,6 +94,7 @@ class Harness {
     this.chain = await openLocalChain({
       chainDir: dir, configDir: join(base, 'config'), compactMode: 'never',
       ...(this.params.commitBudget !== undefined ? { commitBudget: this.params.commitBudget } : {}),
+      ...(PAGE_DELTAS !== undefined ? { pageDeltas: PAGE_DELTAS === '1' } : {}),
     });
     this.fs = await Filesystem.open(this.chain.store, { commitDelayMs: 60_000, blockSize: this.params.blockSize, inlineMax: Math.min(1024, this.params.blockSize) });
     this.p = new PathFs(this.fs);
