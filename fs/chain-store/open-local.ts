@@ -194,18 +194,27 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   const hash = view.genesisHash.toString('hex');
   // A new or trusted chain is pinned; a pin found under the path as given moves to the real path.
   if (found && (!pin || found.legacy)) await writePin(configDir, found.key, hash);
-  const store = new ChainStore(view, {
-    readOnly: !!o.readOnly,
-    cacheTimeout: 60,
-    owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
-    ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
-    pageDeltas: o.pageDeltas === true,
-    timings,
-    bytesFree: o.memory ? undefined : () => {
-      const s = statfsSync(chainDir);
-      return s.bavail * s.bsize;
-    },
-  });
+  let store: ChainStore;
+  try {
+    // Refuses a chain marked with a feature this version does not know (codec.ts FsFeatureUnknown).
+    store = new ChainStore(view, {
+      readOnly: !!o.readOnly,
+      cacheTimeout: 60,
+      owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
+      ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
+      pageDeltas: o.pageDeltas === true,
+      timings,
+      bytesFree: o.memory ? undefined : () => {
+        const s = statfsSync(chainDir);
+        return s.bavail * s.bsize;
+      },
+    });
+  } catch (e) {
+    await view.close().catch(() => undefined);
+    await log.close().catch(() => undefined);
+    await guard?.writer.close();
+    throw e;
+  }
   let scheduler: CompactionScheduler | null = null;
   try {
     if (defer) {
