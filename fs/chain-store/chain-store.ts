@@ -146,7 +146,7 @@ export class ChainStore implements FsStore {
     this.cacheTimeout = opts.cacheTimeout ?? 60;
     this.bytesFree = opts.bytesFree ?? (() => 2 ** 40);
     this.commitBudget = opts.commitBudget ?? DEFAULT_COMMIT_BUDGET;
-    // Off unless asked for: see OpenLocalChainOptions.pageDeltas.
+    // Off unless asked for: openLocalChain turns them on for local mounts; remote mounts keep whole blocks.
     this.pageDeltas = opts.pageDeltas ?? false;
     this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;

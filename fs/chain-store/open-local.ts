@@ -42,9 +42,9 @@ export interface OpenLocalChainOptions {
   /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
   commitBudget?: number;
   /**
-   * Page deltas for partly rewritten blocks (block-delta.ts). Off by default: the model test found
-   * a sequence (truncate a committed block, write into it, extend it again) whose reopened content
-   * differs; until that is fixed only the tests of the feature turn it on.
+   * Page deltas for partly rewritten blocks (block-delta.ts): default true; false writes whole
+   * blocks (reads apply deltas either way). The first batch written with them marks the chain
+   * (codec.ts FS_FEATURES), which atefs from before deltas then refuses to mount.
    */
   pageDeltas?: boolean;
   /**
@@ -202,7 +202,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
       cacheTimeout: 60,
       owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
       ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
-      pageDeltas: o.pageDeltas === true,
+      pageDeltas: o.pageDeltas !== false,
       timings,
       bytesFree: o.memory ? undefined : () => {
         const s = statfsSync(chainDir);
