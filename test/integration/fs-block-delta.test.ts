@@ -576,6 +576,33 @@ describe('the chain is marked before its first page delta', () => {
     expect(raw).toBeInstanceOf(FsFeatureUnknown);
     await expect(mount('mark-unknown')).rejects.toBeInstanceOf(FsFeatureUnknown);
   });
+
+  it('atefs mount refuses such a chain in one line, for the chain and for a point of its history (--at)', async () => {
+    const { openPersistentLocalStore, openHistoricStore } = await import('../../cli/mount-store.js');
+    const { toMountArgs } = await import('../../cli/mount-args.js');
+    // The default identity and pins (this test file's own XDG directories), as the CLI uses them.
+    const dir = join(base, 'mark-cli');
+    const chain = await openLocalChain({ chainDir: dir, deferCompaction: false });
+    const fs = await Filesystem.open(chain.store);
+    const { entry, open: o } = fs.create(ROOT, 1, b('x'), 0o644, 2);
+    fs.write(ROOT, entry.ino, o.fh, 0, randomBytes(BS));
+    await fs.fsync(entry.ino, o.fh, false);
+    fs.release(entry.ino, o.fh);
+    await fs.destroy();
+    const dio = chain.view.begin('durable');
+    dio.store(encodeSuperblock({ nextIno: decodeSuperblock(chain.view.tryGet(SUPERBLOCK_KEY)!.data!).nextIno, features: ['fromTheFuture' as FsFeature] }), { key: SUPERBLOCK_KEY, parent: null, type: 'superblock' });
+    await dio.commit();
+    const seq = chain.log.nextSeq - 1;
+    await chain.close();
+    const refused = openPersistentLocalStore(toMountArgs({ dir: join(base, 'mnt'), logPath: dir, transport: 'kernel' }));
+    await expect(refused).rejects.toThrow(/^refusing the chain: this chain uses file system features this version of atefs does not know \(fromTheFuture\): mount it with a newer atefs$/);
+    await expect(refused).rejects.toHaveProperty('name', 'UserError');
+    const history = openHistoricStore(toMountArgs({ dir: join(base, 'mnt'), logPath: dir, at: String(seq), transport: 'kernel' }));
+    await expect(history).rejects.toThrow(/^refusing the chain: .*fromTheFuture/);
+    await expect(history).rejects.toHaveProperty('name', 'UserError');
+    // Both released the log: the chain opens again (and is refused again, not locked).
+    await expect(openLocalChain({ chainDir: dir, deferCompaction: false })).rejects.toBeInstanceOf(FsFeatureUnknown);
+  });
 });
 
 describe('page deltas seen by a remote mount', () => {
