@@ -135,15 +135,21 @@ export async function openHistoricStore(args: MountArgs, hooks: OpenHooks = {}):
   // index replayed up to the point; the chain's own index is not touched.
   const log = await openHistoryLog(chainDir);
   let seq = 0;
-  const view = await opening(async () => {
+  const { view, store } = await opening(async () => {
     seq = await resolveHistoryPoint(log, chainDir, point);
     const session = await keysOf(args);
     const pin = (await findPin(defaultConfigDir(), chainDir)).hash ?? null;
     // Served like any mount: an unpinned chain only when trusted (it is not pinned from here).
     if (pin === null) await checkUnpinnedChain(log, { where: chainDir, pinsFile: join(defaultConfigDir(), PINS_FILE), keyring: session, pool: defaultPool(), trust: args.trustChain, howToTrust: TRUST_HINT });
-    return View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false }, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
+    const v = await View.open({ log, keyring: session, pool: defaultPool(), bulkPool: defaultBulkPool(), pinnedGenesis: pin, readOnly: true, untilSeq: seq, compaction: { auto: false }, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
+    try {
+      // Refuses a chain marked with a feature this version does not know (FsFeatureUnknown).
+      return { view: v, store: new ChainStore(v, { readOnly: true, cacheTimeout: 3600 }) };
+    } catch (e) {
+      await v.close().catch(() => undefined);
+      throw e;
+    }
   }, () => log.close());
-  const store = new ChainStore(view, { readOnly: true, cacheTimeout: 3600 });
   return servedChain({
     store,
     async close() {
@@ -240,6 +246,8 @@ function chainOpenError(e: unknown): Error {
     case 'ChainRolledBack': return new UserError(`refusing a rolled-back chain: ${err.message}`);
     case 'ChainHistoryBroken': return new UserError(`refusing a chain with a broken history: ${err.message}`);
     case 'DiskFull': return new UserError(`disk full: ${err.message}`);
+    // Written by a newer atefs (fs/chain-store/codec.ts FS_FEATURES): the message says to upgrade.
+    case 'FsFeatureUnknown': return new UserError(`refusing the chain: ${err.message}`);
     default: return err instanceof Error ? err : new Error(String(e));
   }
 }

@@ -7,13 +7,18 @@
  * written: the log grew faster than compaction could shrink it (README, "Bounded space"). So a
  * block that is already in the chain and differs from its committed content in few pages gets
  * deltas instead, in two levels, like a small log-structured merge:
- *  - the recent delta (keys.ts recentDeltaKey): the pages written since the delta was last
- *    written, cumulative, at most an eighth of the block;
- *  - the delta (deltaKey): the pages that differ from the block DAO (the "base") as of its last
- *    write, cumulative, at most three eighths of the block;
- * a read applies the delta over the base, then the recent delta. A write adds its changed pages
- * to the recent delta; past its limit they are merged into the delta (the recent one emptied);
- * past that limit the whole block is written again and both are emptied. One DAO of each per
+ *  - the recent delta (keys.ts recentDeltaKey): the pages where the block differs from the base
+ *    with the delta applied (those written since the delta was last written), at most an eighth
+ *    of the block;
+ *  - the delta (deltaKey): the pages where the block differs from the block DAO (the "base"),
+ *    at most three eighths of the block;
+ * a read applies the delta over the base, then the recent delta; each level is cut or
+ * zero-padded to the block's length first. A write recomputes the recent delta; past its limit
+ * the delta is recomputed instead (the recent one emptied); past that limit the whole block is
+ * written again and both are emptied. Pages are always compared with the level below, read out
+ * to the new length, never with the block as last committed: bytes a truncate cut off are still
+ * in the level below, and a block that grows again must carry the pages that now read as zeros
+ * (the truncate-write-extend bug the model test found, issue #17). One DAO of each per
  * block, each version replacing the last, so old versions are simply dead log; emptied means a
  * null payload, not a tombstone (compaction keeps a tombstone's commit for a week).
  * Modelled on random one-page rewrites (the bench's rewrite), a page costs ~3.7 pages of log on
@@ -206,25 +211,32 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
       };
       // New block, deltas off (remote mounts) or a re-seal: the whole block.
       if (!base) { whole(); return; }
-      let cur = delta ? applyDelta(base, delta) : base;
-      if (recent) cur = applyDelta(cur, recent);
+      // What each level reads over: the base with the delta (what a new recent delta lies over).
+      const underRecent = delta ? applyDelta(base, delta) : base;
+      const cur = recent ? applyDelta(underRecent, recent) : underRecent;
+      if (cur.length === data.length && changedPages(cur, data, 0)?.length === 0) return; // unchanged
       const size = Math.max(data.length, base.length);
       const maxRecent = Math.floor((size * RECENT_SHARE) / DELTA_PAGE);
       const maxDelta = Math.floor((size * DELTA_SHARE) / DELTA_PAGE);
-      const lastPage = Math.ceil(data.length / DELTA_PAGE);
-      const diff = changedPages(cur, data, maxDelta);
-      if (diff === null) { whole(); return; }
-      if (diff.length === 0 && cur.length === data.length) return; // unchanged
-      const within = (d: BlockDelta | null) => (d ? d.pages.filter((p) => p < lastPage) : []);
-      const newRecent = new Set([...within(recent), ...diff]);
-      if (newRecent.size <= maxRecent) { storeDelta(rk, [...newRecent]); return; }
-      const newDelta = new Set([...within(delta), ...newRecent]);
-      if (newDelta.size <= maxDelta) {
-        storeDelta(dk, [...newDelta]);
-        if (recent) empty(rk);
+      // A level holds every page where the block differs from what it lies over, read out to the
+      // block's length: a page it leaves out reads the level below, cut or zero-padded to that
+      // length. The pages are compared with the level below itself, not with the block as
+      // committed: after a truncate cut the block short, the bytes past the cut are still in the
+      // level below and come back once the block grows again (truncate up, a write past the end)
+      // unless the pages that must now read as zeros are in the delta.
+      const recentPages = changedPages(underRecent, data, maxRecent);
+      if (recentPages !== null) {
+        // No page and the same length: back to what the delta makes (unchanged was returned above,
+        // so there is a recent delta to empty).
+        if (recentPages.length === 0 && data.length === underRecent.length) { if (recent) empty(rk); }
+        else storeDelta(rk, recentPages);
         return;
       }
-      whole();
+      const deltaPages = changedPages(base, data, maxDelta);
+      if (deltaPages === null) { whole(); return; }
+      if (deltaPages.length === 0 && data.length === base.length) { if (delta) empty(dk); } // back to the base
+      else storeDelta(dk, deltaPages);
+      if (recent) empty(rk);
     },
   };
 }

@@ -8,7 +8,7 @@ import { INHERIT_READ, INHERIT_WRITE, admits, effectiveAdmin, effectiveWrite, ty
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
 import { blockDeleteOp, blockHasDelta, blockWriteOp, readBlock } from './block-delta.js';
 import {
-  decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock,
+  decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock, type FsFeature,
 } from './codec.js';
 import { emptyTimings, type CommitTimings } from './commit-timings.js';
 
@@ -48,7 +48,9 @@ export interface ChainStoreOptions {
   inoSpace?: { key: string; first: Ino };
   /**
    * Page deltas (block-delta.ts): a committed block rewritten in a few 4 KiB pages is written as
-   * those pages. Default true; reads understand deltas either way.
+   * those pages. Default false here (openLocalChain chooses for local mounts); reads understand
+   * deltas either way. The first batch that may write one marks the chain (the superblock's
+   * 'pageDeltas' feature, codec.ts), in the commit before any delta.
    */
   pageDeltas?: boolean;
 }
@@ -132,6 +134,8 @@ export class ChainStore implements FsStore {
   top: ParentLink | null;
   private readonly commitBudget: number;
   private readonly pageDeltas: boolean;
+  /** Features of this store's superblock (codec.ts FS_FEATURES), kept whenever it is written again. */
+  private features: Set<FsFeature>;
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
   /** Group chains only (FsStore.mayChange): the members' keys differ; elsewhere every key is the owner's. */
   mayChange?: (ino: Ino) => boolean;
@@ -149,7 +153,7 @@ export class ChainStore implements FsStore {
     this.cacheTimeout = opts.cacheTimeout ?? 60;
     this.bytesFree = opts.bytesFree ?? (() => 2 ** 40);
     this.commitBudget = opts.commitBudget ?? DEFAULT_COMMIT_BUDGET;
-    // Off unless asked for: see OpenLocalChainOptions.pageDeltas.
+    // Off unless asked for: openLocalChain turns them on for local mounts; remote mounts keep whole blocks.
     this.pageDeltas = opts.pageDeltas ?? false;
     this.privateRead = opts.owner ? { mode: 'readers', readers: opts.owner.readers } : null;
     this.privateWrite = opts.owner ? { mode: 'any', keys: [opts.owner.signingKey] } : null;
@@ -164,8 +168,20 @@ export class ChainStore implements FsStore {
     }
     this.superKey = opts.inoSpace?.key ?? SUPERBLOCK_KEY;
     const sb = view.tryGet(this.superKey);
-    this.nextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : opts.inoSpace?.first ?? 2;
+    // Refuses (FsFeatureUnknown) a chain whose content needs a feature this version does not know.
+    const decoded = sb?.data ? decodeSuperblock(sb.data) : null;
+    if (this.superKey !== SUPERBLOCK_KEY) {
+      const shared = view.tryGet(SUPERBLOCK_KEY)?.data;
+      if (shared) decodeSuperblock(shared);
+    }
+    this.features = new Set(decoded?.features ?? []);
+    this.nextIno = decoded ? decoded.nextIno : opts.inoSpace?.first ?? 2;
     this.persistedNextIno = this.nextIno;
+  }
+
+  /** Features the chain is marked with (codec.ts FS_FEATURES). */
+  chainFeatures(): FsFeature[] {
+    return [...this.features].sort();
   }
 
   /**
@@ -176,7 +192,9 @@ export class ChainStore implements FsStore {
   replaceView(view: View): void {
     this.view = view;
     const sb = view.tryGet(this.superKey);
-    this.persistedNextIno = sb?.data ? decodeSuperblock(sb.data).nextIno : 0;
+    const decoded = sb?.data ? decodeSuperblock(sb.data) : null;
+    this.persistedNextIno = decoded ? decoded.nextIno : 0;
+    this.features = new Set(decoded?.features ?? []);
   }
 
   getInode(ino: Ino): InodeRecord | undefined {
@@ -254,8 +272,12 @@ export class ChainStore implements FsStore {
   protected async apply(batch: FsBatch, durability: Durability): Promise<void> {
     const nextIno = this.nextIno;
     const ops: Op[] = [];
-    if (nextIno !== this.persistedNextIno) {
-      const sb = encodeSuperblock({ nextIno });
+    // A batch that may write the chain's first page delta marks the chain first: the superblock
+    // is the first op, so it is in the first commit of the batch, before any delta.
+    const markDeltas = this.pageDeltas && !this.features.has('pageDeltas') && batch.blocks.some((b) => b.data !== null);
+    if (nextIno !== this.persistedNextIno || markDeltas) {
+      const features = markDeltas ? [...this.features, 'pageDeltas' as const] : [...this.features];
+      const sb = encodeSuperblock({ nextIno, features });
       const superKey = this.superKey;
       const top = this.top;
       ops.push({ bytes: sb.length, run: (dio) => { dio.store(sb, { key: superKey, parent: top, type: 'superblock' }); } });
@@ -344,6 +366,7 @@ export class ChainStore implements FsStore {
       }
       t.commits++;
       if (nextIno > this.persistedNextIno) this.persistedNextIno = nextIno;
+      if (markDeltas) this.features.add('pageDeltas');
     }
   }
 

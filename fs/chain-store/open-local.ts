@@ -42,9 +42,9 @@ export interface OpenLocalChainOptions {
   /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
   commitBudget?: number;
   /**
-   * Page deltas for partly rewritten blocks (block-delta.ts). Off by default: the model test found
-   * a sequence (truncate a committed block, write into it, extend it again) whose reopened content
-   * differs; until that is fixed only the tests of the feature turn it on.
+   * Page deltas for partly rewritten blocks (block-delta.ts): default true; false writes whole
+   * blocks (reads apply deltas either way). The first batch written with them marks the chain
+   * (codec.ts FS_FEATURES), which atefs from before deltas then refuses to mount.
    */
   pageDeltas?: boolean;
   /**
@@ -194,18 +194,27 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   const hash = view.genesisHash.toString('hex');
   // A new or trusted chain is pinned; a pin found under the path as given moves to the real path.
   if (found && (!pin || found.legacy)) await writePin(configDir, found.key, hash);
-  const store = new ChainStore(view, {
-    readOnly: !!o.readOnly,
-    cacheTimeout: 60,
-    owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
-    ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
-    pageDeltas: o.pageDeltas === true,
-    timings,
-    bytesFree: o.memory ? undefined : () => {
-      const s = statfsSync(chainDir);
-      return s.bavail * s.bsize;
-    },
-  });
+  let store: ChainStore;
+  try {
+    // Refuses a chain marked with a feature this version does not know (codec.ts FsFeatureUnknown).
+    store = new ChainStore(view, {
+      readOnly: !!o.readOnly,
+      cacheTimeout: 60,
+      owner: { readers: ownerReaders, signingKey: publicKeyId(user.signing!.publicKey) },
+      ...(o.commitBudget !== undefined ? { commitBudget: o.commitBudget } : {}),
+      pageDeltas: o.pageDeltas !== false,
+      timings,
+      bytesFree: o.memory ? undefined : () => {
+        const s = statfsSync(chainDir);
+        return s.bavail * s.bsize;
+      },
+    });
+  } catch (e) {
+    await view.close().catch(() => undefined);
+    await log.close().catch(() => undefined);
+    await guard?.writer.close();
+    throw e;
+  }
   let scheduler: CompactionScheduler | null = null;
   try {
     if (defer) {

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Filesystem, type Ctx } from '../../fs/core/index.js';
-import { openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
+import { Filesystem } from '../../fs/core/index.js';
+import { openLocalChain } from '../../fs/chain-store/index.js';
 import type { OpenLocalChainOptions } from '../../fs/chain-store/open-local.js';
 import { blockKey, deltaKey, recentDeltaKey } from '../../fs/chain-store/keys.js';
 import {
@@ -12,6 +12,7 @@ import {
 } from '../../fs/chain-store/block-delta.js';
 import { batchOfEvents } from '../../fs/remote/remote-batch.js';
 import type { EventMeta } from '../../src/chain/index.js';
+import { BS, ROOT, b, deltaPages, mountIn, pagesOf, readAll, unmount, writeSync, type Mounted } from './fs-delta-helpers.js';
 
 /**
  * Page deltas (fs/chain-store/block-delta.ts): a committed 64 KiB block rewritten in a few 4 KiB
@@ -19,52 +20,11 @@ import type { EventMeta } from '../../src/chain/index.js';
  * cache of the writer) and after a reopen from disk, against a model buffer.
  */
 
-const ROOT: Ctx = { uid: 0, gid: 0, pid: 1 };
-const BS = 64 * 1024;
-const b = (s: string) => Buffer.from(s);
-
 let base: string;
 beforeAll(() => { base = mkdtempSync(join(tmpdir(), 'atefs-delta-')); });
 afterAll(() => { rmSync(base, { recursive: true, force: true }); });
 
-interface Mounted { chain: LocalChain; fs: Filesystem }
-
-async function mount(name: string, extra: OpenLocalChainOptions = {}): Promise<Mounted> {
-  const chain = await openLocalChain({ chainDir: join(base, name), configDir: join(base, 'config'), deferCompaction: false, pageDeltas: true, ...extra });
-  const fs = await Filesystem.open(chain.store);
-  return { chain, fs };
-}
-
-async function unmount(m: Mounted): Promise<void> {
-  await m.fs.destroy();
-  await m.chain.close();
-}
-
-function readAll(fs: Filesystem, ino: number): Buffer {
-  const { fh } = fs.open(ROOT, ino, 0);
-  const out = Buffer.from(fs.read(ROOT, ino, fh, 0, fs.getattr(ROOT, ino).size + 10));
-  fs.release(ino, fh);
-  return out;
-}
-
-async function writeSync(fs: Filesystem, ino: number, offset: number, data: Buffer): Promise<void> {
-  const { fh } = fs.open(ROOT, ino, 2);
-  fs.write(ROOT, ino, fh, offset, data);
-  await fs.fsync(ino, fh, false);
-  fs.release(ino, fh);
-}
-
-/** Pages of one delta DAO in the chain (null: none or emptied). */
-function pagesOf(chain: LocalChain, key: string): number[] | null {
-  const d = chain.view.tryGet(key)?.data;
-  return d ? decodeDelta(d).pages : null;
-}
-
-/** Pages of a block held by its deltas, both levels (null: none). */
-function deltaPages(chain: LocalChain, ino: number, index: number): number[] | null {
-  const all = [...(pagesOf(chain, deltaKey(ino, index)) ?? []), ...(pagesOf(chain, recentDeltaKey(ino, index)) ?? [])];
-  return all.length ? [...new Set(all)].sort((x, y) => x - y) : null;
-}
+const mount = (name: string, extra: OpenLocalChainOptions = {}): Promise<Mounted> => mountIn(base, name, extra);
 
 describe('block delta format', () => {
   it('encodes, decodes and applies pages, the last one clipped by the length', () => {
@@ -325,6 +285,171 @@ describe('page deltas on a local chain', () => {
     await fm.destroy();
     await mm.close();
   });
+});
+
+/**
+ * Issue #17: a committed block cut short by a truncate, written into, then grown again (truncate
+ * up, or a write past the end) read back the bytes the truncate had cut off: the delta was
+ * computed against the block as committed (short, read as zero-padded) while a read applied it
+ * over the base, which still held the old bytes past the cut. Each case is one file of a shared
+ * chain; the base is committed first, then the steps run with or without commits between them.
+ */
+describe('page deltas: truncate, write, extend (issue #17)', () => {
+  type Step = { t: 'truncate'; size: number } | { t: 'write'; off: number; len: number } | { t: 'commit' };
+  interface Case { name: string; initial: number; steps: Step[] }
+
+  const cuts: Array<[string, number]> = [
+    ['to 0', 0],
+    ['to a page boundary of block 0', 5 * DELTA_PAGE],
+    ['mid-page in block 0', 5 * DELTA_PAGE + 1234],
+    ['to a page boundary of block 1', BS + 3 * DELTA_PAGE],
+    ['mid-page in block 1', BS + 3 * DELTA_PAGE + 100],
+    ['just into block 1', BS + 10],
+  ];
+  const extends_: Array<[string, (cut: number) => Step]> = [
+    ['truncate up', () => ({ t: 'truncate', size: 2 * BS + 500 })],
+    ['a write past the end', (cut) => ({ t: 'write', off: Math.max(cut, BS) + 9000, len: 300 })],
+  ];
+  const commits: Array<[string, (s: Step[]) => Step[]]> = [
+    ['a commit after each step', (s) => s.flatMap((x) => [x, { t: 'commit' } as Step])],
+    ['no commit between the steps', (s) => s],
+    ['a commit after the truncate only', (s) => [s[0]!, { t: 'commit' }, ...s.slice(1)]],
+  ];
+  const cases: Case[] = [];
+  for (const [cn, cut] of cuts) {
+    for (const [en, ext] of extends_) {
+      for (const [mn, arrange] of commits) {
+        // The write lands in the block the cut is in, below the cut (at its start for a cut on it).
+        const blockStart = Math.floor(Math.max(0, cut - 1) / BS) * BS;
+        const wlen = Math.max(1, Math.min(700, cut - blockStart - 7));
+        const write: Step = { t: 'write', off: cut > blockStart + 7 ? blockStart + 7 : blockStart, len: wlen };
+        cases.push({ name: `cut ${cn}, write, extend by ${en}, ${mn}`, initial: 2 * BS + 3000, steps: arrange([{ t: 'truncate', size: cut }, write, ext(cut)]) });
+      }
+    }
+  }
+  // The model test's case (seed -134108736): a 19,476-byte file cut to 5,791, written at 3, grown to 10,952.
+  cases.push({ name: 'the model test case', initial: 19476, steps: [{ t: 'truncate', size: 5791 }, { t: 'commit' }, { t: 'write', off: 3, len: 3168 }, { t: 'truncate', size: 10952 }] });
+  // Cut twice before growing, and grown in two steps.
+  cases.push({ name: 'cut twice, grown twice', initial: BS + 20000, steps: [
+    { t: 'truncate', size: BS + 15000 }, { t: 'commit' }, { t: 'truncate', size: BS + 6000 }, { t: 'commit' },
+    { t: 'write', off: BS + 100, len: 50 }, { t: 'commit' }, { t: 'truncate', size: BS + 12000 }, { t: 'commit' },
+    { t: 'write', off: BS + 30000, len: 10 },
+  ] });
+
+  it('every cut, extension and commit arrangement reads back as written, after a reopen, by a mount writing whole blocks, and after a compaction', async () => {
+    let m = await mount('truncate-extend');
+    let seed = 4242;
+    const files: Array<{ ino: number; model: Buffer; name: string }> = [];
+    const deltasSeen = new Set<string>();
+    for (const [k, c] of cases.entries()) {
+      let model = randomBytes(c.initial);
+      const { entry, open: o } = m.fs.create(ROOT, 1, b(`f${k}`), 0o644, 2);
+      const ino = entry.ino;
+      m.fs.write(ROOT, ino, o.fh, 0, model);
+      await m.fs.fsync(ino, o.fh, false);
+      for (const st of c.steps) {
+        if (st.t === 'commit') {
+          await m.fs.fsync(ino, o.fh, false);
+          for (let i = 0; i * BS < model.length; i++) if (deltaPages(m.chain, ino, i) || m.chain.store.blockSources(ino, [i])[0] === null) deltasSeen.add(c.name);
+        } else if (st.t === 'truncate') {
+          m.fs.setattr(ROOT, ino, { size: st.size });
+          const g = Buffer.alloc(st.size); model.copy(g, 0, 0, Math.min(st.size, model.length)); model = g;
+        } else {
+          seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+          const data = Buffer.alloc(st.len, 1 + (seed % 255));
+          m.fs.write(ROOT, ino, o.fh, st.off, data);
+          const end = st.off + st.len;
+          if (end > model.length) { const g = Buffer.alloc(end); model.copy(g); model = g; }
+          data.copy(model, st.off);
+        }
+      }
+      await m.fs.fsync(ino, o.fh, false);
+      m.fs.release(ino, o.fh);
+      // The store's committed content, block by block (not the writer's page cache).
+      for (let i = 0; i * BS < model.length; i++) {
+        const want = model.subarray(i * BS, Math.min(model.length, (i + 1) * BS));
+        const got = m.chain.store.getBlock(ino, i) ?? Buffer.alloc(0);
+        const padded = Buffer.alloc(want.length); got.copy(padded, 0, 0, Math.min(got.length, want.length));
+        expect(padded.equals(want), `${c.name}: block ${i} as committed`).toBe(true);
+      }
+      files.push({ ino, model, name: c.name });
+    }
+    // Deltas were written (the cases test them, not whole blocks).
+    expect(deltasSeen.size).toBeGreaterThan(cases.length / 2);
+    const check = (fs: Filesystem, when: string) => {
+      for (const f of files) expect(readAll(fs, f.ino).equals(f.model), `${f.name}: ${when}`).toBe(true);
+    };
+    check(m.fs, 'before the reopen');
+    await unmount(m);
+    m = await mount('truncate-extend');
+    check(m.fs, 'after a reopen');
+    await unmount(m);
+    // A mount that writes whole blocks still reads the deltas.
+    m = await mount('truncate-extend', { pageDeltas: false });
+    check(m.fs, 'by a mount with pageDeltas off');
+    await m.chain.view.compact('test');
+    check(m.fs, 'after a compaction');
+    await unmount(m);
+    m = await mount('truncate-extend');
+    check(m.fs, 'after a compaction and a reopen');
+    await unmount(m);
+  }, 120_000);
+
+  it('random truncates down and up, small writes and commits on a 3-block file read back as the model after every commit', async () => {
+    let m = await mount('truncate-fuzz');
+    let seed = 99;
+    const rand = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    let model = randomBytes(3 * BS);
+    const { entry, open: o } = m.fs.create(ROOT, 1, b('z'), 0o644, 2);
+    const ino = entry.ino;
+    m.fs.write(ROOT, ino, o.fh, 0, model);
+    await m.fs.fsync(ino, o.fh, false);
+    m.fs.release(ino, o.fh);
+    let h = m.fs.open(ROOT, ino, 2);
+    let commits = 0;
+    let withDelta = 0;
+    for (let step = 0; step < 400; step++) {
+      const op = rand(10);
+      if (op < 3) {
+        // Anywhere up to 3 blocks, on a page boundary a third of the time.
+        const size = rand(3) === 0 ? rand(3 * (BS / DELTA_PAGE) + 1) * DELTA_PAGE : rand(3 * BS + 1);
+        m.fs.setattr(ROOT, ino, { size });
+        const g = Buffer.alloc(size); model.copy(g, 0, 0, Math.min(size, model.length)); model = g;
+      } else if (op < 7) {
+        const off = rand(Math.min(3 * BS, model.length + 3 * DELTA_PAGE));
+        const data = randomBytes(1 + rand(rand(4) === 0 ? DELTA_PAGE * 3 : 200));
+        m.fs.write(ROOT, ino, h.fh, off, data);
+        const end = off + data.length;
+        if (end > model.length) { const g = Buffer.alloc(end); model.copy(g); model = g; }
+        data.copy(model, off);
+      } else {
+        await m.fs.fsync(ino, h.fh, false);
+        commits++;
+        for (let i = 0; i * BS < model.length; i++) {
+          const want = model.subarray(i * BS, Math.min(model.length, (i + 1) * BS));
+          const got = m.chain.store.getBlock(ino, i) ?? Buffer.alloc(0);
+          const padded = Buffer.alloc(want.length); got.copy(padded, 0, 0, Math.min(got.length, want.length));
+          expect(padded.equals(want), `step ${step}: block ${i} as committed`).toBe(true);
+          if (deltaPages(m.chain, ino, i) || m.chain.store.blockSources(ino, [i])[0] === null) withDelta++;
+        }
+        if (commits % 40 === 0) {
+          m.fs.release(ino, h.fh);
+          await unmount(m);
+          m = await mount('truncate-fuzz');
+          expect(readAll(m.fs, ino).equals(model), `step ${step}: after a reopen`).toBe(true);
+          h = m.fs.open(ROOT, ino, 2);
+        }
+      }
+    }
+    await m.fs.fsync(ino, h.fh, false);
+    m.fs.release(ino, h.fh);
+    await unmount(m);
+    m = await mount('truncate-fuzz');
+    expect(readAll(m.fs, ino).equals(model), 'at the end, after a reopen').toBe(true);
+    // Blocks with deltas were checked (the cuts are in the deltas, not in whole blocks).
+    expect(withDelta).toBeGreaterThan(50);
+    await unmount(m);
+  }, 120_000);
 });
 
 describe('page deltas seen by a remote mount', () => {

@@ -15,7 +15,9 @@
 //  - at the end: the tree after a final reopen.
 // ATEFS_PROPERTY_RUNS sets the number of runs (default 1,500: ~6 min on 2 cores, ~56,000 operations),
 // ATEFS_PROPERTY_SHRINK=0 reports the first failure without shrinking it, ATEFS_PROPERTY_SEED and
-// ATEFS_PROPERTY_PATH replay the seed and path fast-check printed.
+// ATEFS_PROPERTY_PATH replay the seed and path fast-check printed (for either run), ATEFS_PROPERTY_PAGE_DELTAS=1|0
+// writes with page deltas on or off (fs/chain-store/block-delta.ts; default: the mount's default),
+// ATEFS_PROPERTY_DELTA_RUNS sets the runs of the page deltas' own property (default 150).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { cpSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -24,17 +26,20 @@ import { join } from 'node:path';
 import { Filesystem, type Ino } from '../../fs/core/index.js';
 import { FsError } from '../../fs/core/errors.js';
 import { openLocalChain, type LocalChain } from '../../fs/chain-store/index.js';
+import { blockHasDelta } from '../../fs/chain-store/block-delta.js';
 import { verifyChain } from '../../src/chain/index.js';
 import { defaultPool } from '../../src/crypto/index.js';
 import { writePin } from '../../src/session/index.js';
 import { FsModel, concretize, describeOp, writeData, type Errno, type Op } from '../model/fs-model.js';
-import { opArb } from '../model/arbitraries.js';
+import { contentOpArb, opArb } from '../model/arbitraries.js';
 import { PathFs, ROOT_CTX } from './fs-path-ops.js';
 
 const RUNS = Number(process.env.ATEFS_PROPERTY_RUNS ?? 1500);
+const DELTA_RUNS = Number(process.env.ATEFS_PROPERTY_DELTA_RUNS ?? 150);
 const SHRINK = process.env.ATEFS_PROPERTY_SHRINK !== '0';
 const SEED = process.env.ATEFS_PROPERTY_SEED !== undefined ? Number(process.env.ATEFS_PROPERTY_SEED) : undefined;
 const PATH = process.env.ATEFS_PROPERTY_PATH;
+const PAGE_DELTAS = process.env.ATEFS_PROPERTY_PAGE_DELTAS;
 
 const O_RDWR = 2;
 const O_CREAT = 0o100;
@@ -53,7 +58,8 @@ afterAll(() => { rmSync(base, { recursive: true, force: true }); });
  */
 type Step = Op | { op: 'crash' } | { op: 'crash-mid'; at: number } | { op: 'reopen' } | { op: 'compact' };
 
-interface Params { blockSize: number; commitBudget: number | undefined }
+/** `pageDeltas`: the page deltas' own run writes with them whatever the mount's default (ATEFS_PROPERTY_PAGE_DELTAS still wins). */
+interface Params { blockSize: number; commitBudget: number | undefined; pageDeltas?: boolean }
 
 const describeStep = (s: Step): string => (s.op === 'crash-mid' ? `crash-mid ${s.at}` : s.op === 'crash' || s.op === 'reopen' || s.op === 'compact' ? s.op : describeOp(s));
 
@@ -68,6 +74,25 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: 'reopen' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'compact' as const }) },
 );
+
+/**
+ * The page deltas' own run (block-delta.ts): 64 KiB blocks, two files of up to three of them,
+ * writes mostly of a few bytes up to a page (contentOpArb), so rewrites of committed blocks in a
+ * page or two (deltas), truncates into them and regrowth are common; the main run's small files
+ * and namespace-heavy mix rarely make a delta.
+ */
+const deltaStepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 60, arbitrary: contentOpArb({ maxOffset: 3 * 65536, maxLength: 65536, maxSize: 3 * 65536 }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'crash' as const }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('crash-mid' as const), at: fc.nat(1000) }) },
+  { weight: 2, arbitrary: fc.constant({ op: 'reopen' as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'compact' as const }) },
+);
+const deltaParamsArb: fc.Arbitrary<Params> = fc.record({
+  blockSize: fc.constant(65536),
+  pageDeltas: fc.constant(true),
+  commitBudget: fc.constantFrom(undefined, undefined, 65536, 8192),
+});
 
 const paramsArb: fc.Arbitrary<Params> = fc.record({
   // Small blocks: a few KiB of writes cross block boundaries, holes and the inline limit.
@@ -92,6 +117,7 @@ class Harness {
     this.chain = await openLocalChain({
       chainDir: dir, configDir: join(base, 'config'), compactMode: 'never',
       ...(this.params.commitBudget !== undefined ? { commitBudget: this.params.commitBudget } : {}),
+      ...(PAGE_DELTAS !== undefined ? { pageDeltas: PAGE_DELTAS === '1' } : this.params.pageDeltas !== undefined ? { pageDeltas: this.params.pageDeltas } : {}),
     });
     this.fs = await Filesystem.open(this.chain.store, { commitDelayMs: 60_000, blockSize: this.params.blockSize, inlineMax: Math.min(1024, this.params.blockSize) });
     this.p = new PathFs(this.fs);
@@ -334,6 +360,11 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
           checkCommits();
           committed = model.clone();
           compare(h.p.tree(), model, 'after a commit');
+          // How much content the page deltas carry (the counts show they are exercised).
+          for (const f of model.files()) {
+            const ino = h.p.ino(f);
+            for (const i of h.chain.store.blockIndexes(ino)) if (blockHasDelta(h.chain.view, ino, i)) count('commit: a block read through a page delta');
+          }
         }
         if (before) {
           countMidCrash(mids.length);
@@ -382,6 +413,7 @@ async function runCase(params: Params, steps: Step[]): Promise<void> {
     await h.close();
     await h.open();
     compare(h.p.tree(), model, 'after the final reopen');
+    if (h.chain.store.chainFeatures().includes('pageDeltas')) count('final: chain marked pageDeltas');
     // Every file read back whole, byte for byte (tree() compares hashes; this names the first byte).
     for (const f of model.files()) {
       const got = h.p.read(f);
@@ -491,5 +523,36 @@ describe('model-based: the fs core over a real chain against a reference filesys
     );
     console.log(`fs-commit-model: ${cases} cases, ${steps} steps, ${midCrashes} batches crashed between their commits, in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
       [...outcomes].sort().map(([k, v]) => `  ${k}: ${v}`).join('\n'));
+  }, 1_300_000);
+
+  it('page deltas: rewrites in a page or two of 64 KiB blocks, truncates into them and regrowth, with commit points, crash images, reopens and compactions', async () => {
+    const started = Date.now();
+    outcomes.clear();
+    let cases = 0;
+    let steps = 0;
+    await fc.assert(
+      fc.asyncProperty(deltaParamsArb, fc.array(deltaStepArb, { minLength: 1, maxLength: 80, size: 'medium' }), async (params, list) => {
+        cases++;
+        steps += list.length;
+        // Both files exist and are open from the start: the steps write, cut and regrow them.
+        const start: Step[] = [
+          { op: 'create', path: 'a', mode: 0o644 }, { op: 'create', path: 'b', mode: 0o644 },
+          { op: 'open', path: 'a', slot: 0 }, { op: 'open', path: 'b', slot: 1 },
+        ];
+        await runCase(params, [...start, ...list]);
+      }),
+      {
+        numRuns: DELTA_RUNS,
+        endOnFailure: !SHRINK,
+        ...(SEED !== undefined ? { seed: SEED } : {}),
+        ...(PATH !== undefined ? { path: PATH } : {}),
+        interruptAfterTimeLimit: 1_100_000,
+        markInterruptAsFailure: true,
+      },
+    );
+    console.log(`fs-commit-model (page deltas): ${cases} cases, ${steps} steps, in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
+      [...outcomes].sort().filter(([k]) => /delta|crash|reopen|compact|write|truncate|commit/.test(k)).map(([k, v]) => `  ${k}: ${v}`).join('\n'));
+    // A run where no block was ever read through a delta would test nothing of them.
+    if (PAGE_DELTAS !== '0') expect(outcomes.get('commit: a block read through a page delta') ?? 0).toBeGreaterThan(DELTA_RUNS * 2);
   }, 1_300_000);
 });

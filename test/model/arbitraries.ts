@@ -56,3 +56,40 @@ export function opArb(s: OpScale): fc.Arbitrary<Op> {
     { weight: 5, arbitrary: fc.constant({ op: 'commit' as const }) },
   );
 }
+
+/**
+ * Content operations on two top-level files, for the page deltas' run (fs/chain-store/
+ * block-delta.ts): small writes at random or page-aligned offsets (a page or two of a committed
+ * block rewritten), now and then a long one (a block filled), truncates anywhere (into a block,
+ * onto a page boundary, up past the end), commit points often.
+ */
+export function contentOpArb(s: OpScale): fc.Arbitrary<Op> {
+  const path = fc.constantFrom('a', 'b');
+  const offset = fc.oneof(
+    fc.integer({ min: 0, max: s.maxOffset }),
+    fc.tuple(fc.integer({ min: 0, max: Math.floor(s.maxOffset / 4096) }), fc.integer({ min: 0, max: 64 })).map(([p, d]) => p * 4096 + d),
+  );
+  const length = fc.oneof(
+    { weight: 4, arbitrary: fc.integer({ min: 1, max: 64 }) },
+    { weight: 4, arbitrary: fc.integer({ min: 1, max: 4096 + 100 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: s.maxLength }) },
+  );
+  const size = fc.oneof(
+    fc.integer({ min: 0, max: s.maxSize }),
+    fc.integer({ min: 0, max: Math.floor(s.maxSize / 4096) }).map((p) => p * 4096),
+  );
+  const seed = fc.integer({ min: 0, max: 0xffff });
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('create' as const), path, mode: fc.constant(0o644) }) },
+    { weight: 20, arbitrary: fc.record({ op: fc.constant('write' as const), path, offset, length, seed }) },
+    { weight: 10, arbitrary: fc.record({ op: fc.constant('hwrite' as const), slot, offset, length, seed }) },
+    { weight: 8, arbitrary: fc.record({ op: fc.constant('truncate' as const), path, size }) },
+    { weight: 4, arbitrary: fc.record({ op: fc.constant('open' as const), path, slot }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), slot }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('hread' as const), slot }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('unlink' as const), path }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('link' as const), from: path, to: path }) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('fsync' as const), path }) },
+    { weight: 8, arbitrary: fc.constant({ op: 'commit' as const }) },
+  );
+}
