@@ -83,6 +83,8 @@ export class HostedChain implements ServedChain {
   private readonly seqOf = new Map<string, number>();
   private chainHashes: Buffer[] = [ZERO_CHAIN_HASH];
   private tail: Promise<unknown> = Promise.resolve();
+  /** The durable wait of the newest sequenced commit (see sequence: refusals wait for it). */
+  private lastDurable: Promise<number> | null = null;
   private readonly pending: Pending[] = [];
   private readonly heads: HeadSigner;
   private broken: Error | null = null;
@@ -222,7 +224,13 @@ export class HostedChain implements ServedChain {
     try {
       effects = checkAgainstState(this.state, commit, signers, serverOrder(this.o.futureToleranceMs));
     } catch (e) {
-      throw toAppendRejected(e);
+      const err = toAppendRejected(e);
+      // Checked against commits still on their way to disk: answered once they are confirmed and
+      // relayed, so a client hears of the commit it lost to before it hears that it lost (its
+      // resync then holds the winner; answered first, it resolved the conflict without it).
+      const before = this.lastDurable;
+      if (!before || this.pending.length === 0) throw err;
+      return { durable: before.then(() => Promise.reject(err), () => Promise.reject(err)) };
     }
     const seq = this.log.nextSeq;
     this.state.applyEffects(effects);
@@ -247,6 +255,8 @@ export class HostedChain implements ServedChain {
         },
       );
     });
+    this.lastDurable = durable;
+    durable.catch(() => undefined);
     return { durable };
   }
 
