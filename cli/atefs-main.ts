@@ -18,9 +18,16 @@ export function main(argv: string[]): void {
         const { runUnmount } = await import('./unmount.js');
         await runUnmount({ dir: String(v.dir), json: !!v.json });
       })
-      .command('verify', 'validate every commit of the local chain and list all problems', (y) =>
-        y.option('log-path', { type: 'string', describe: 'directory of the local chain (default under $XDG_DATA_HOME/atefs)' })
+      .command('verify [remote]', 'validate every commit of the local chain (or of a remote one, downloaded) and list all problems', (y) =>
+        y.positional('remote', { type: 'string', describe: 'a remote chain URL (tcp://host[:port]/chain): its whole history as the server holds it' })
+         .option('log-path', { type: 'string', describe: 'directory of the local chain (default under $XDG_DATA_HOME/atefs)' })
+         .option('server-key', { type: 'string', describe: 'the server\'s fingerprint (remote; otherwise known_hosts)' })
          .option('json', { type: 'boolean', default: false, describe: 'JSON output' }), async (v) => {
+        if (typeof v.remote === 'string') {
+          const { runVerifyRemote } = await import('./verify-remote.js');
+          await runVerifyRemote({ url: v.remote, ...(typeof v.serverKey === 'string' ? { serverKey: v.serverKey } : {}), json: !!v.json });
+          return;
+        }
         const { runVerify } = await import('./chain-tools.js');
         await runVerify({ ...(typeof v.logPath === 'string' ? { logPath: v.logPath } : {}), json: !!v.json });
       })

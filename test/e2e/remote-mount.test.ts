@@ -321,7 +321,14 @@ describe.each(transports)('remote mounts: two machines, one chain (%s)', (transp
     } finally {
       await C.unmount();
     }
-  }, 180_000);
+    // `atefs verify` of the chain as the server holds it: every commit downloaded and validated here.
+    const v = await run(process.execPath, [CLI, 'verify', urlOf(transport), '--json'], { timeout: 120_000, env: { ...process.env, XDG_CONFIG_HOME: config } });
+    expect(v.code, v.stderr + v.stdout).toBe(0);
+    const report = JSON.parse(v.stdout.trim().split('\n').pop()!) as { ok: boolean; records: number; accepted: number; problems: unknown[] };
+    expect(report).toMatchObject({ ok: true, problems: [] });
+    expect(report.records).toBeGreaterThan(10);
+    expect(report.accepted).toBe(report.records);
+  }, 240_000);
 
   it.skipIf(transport !== 'kernel')('locks: flock held on A blocks flock -n on B; killing A frees it', async () => {
     await fsp.writeFile(join(A.dir, 'locked'), 'x');
