@@ -67,6 +67,39 @@ const ts = (t: Timespec) => t.sec * 1e9 + t.nsec;
 const later = (a: Timespec, b: Timespec) => (ts(a) >= ts(b) ? a : b);
 const NAME_MAX = 255;
 
+/**
+ * The inode `ino` as a replicated store's reader needs it: null when this session holds no key for
+ * it (a file sealed for someone else's key only): the change is not this machine's to show.
+ */
+export function readableInode(store: ChainStore, ino: Ino): InodeRecord | undefined | null {
+  try {
+    return store.getInode(ino);
+  } catch (e) {
+    if ((e as Error).name === 'NoReadKey') return null;
+    throw e;
+  }
+}
+
+/**
+ * A name of `ino` in `store` (a file keeps no parent): a walk of the directories from `hint`, then
+ * from the root, through the ones this session can read. Conflicts are rare.
+ */
+export function findName(store: ChainStore, ino: Ino, hint?: Ino): { parent: Ino; name: Buffer } | undefined {
+  const dirs: Ino[] = hint !== undefined && hint !== 1 ? [hint, 1] : [1];
+  const seen = new Set<Ino>();
+  while (dirs.length > 0) {
+    const d = dirs.shift()!;
+    if (seen.has(d)) continue;
+    seen.add(d);
+    for (const e of store.listDentries(d)) {
+      if (e.ino === ino) return { parent: d, name: e.name };
+      const r = readableInode(store, e.ino);
+      if (r && isDir(r)) dirs.push(e.ino);
+    }
+  }
+  return undefined;
+}
+
 /** `name.conflict-<machine>-<UTC time>.ext`: the extension stays last (as Syncthing does). */
 export function conflictName(name: Buffer, machine: string, time: Date, n = 0): Buffer {
   const s = name.toString('utf8');
@@ -146,27 +179,6 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
     copyBlocks(ino, ino);
     for (const i of N.blockIndexes(ino)) if (!mine.has(i)) batch.blocks.push({ ino, index: i, data: null });
   };
-  /** A name of `ino` in the old view (a file keeps no parent: search from the root). */
-  const nameIn = (S: ChainStore, ino: Ino, hint?: Ino): { parent: Ino; name: Buffer } | undefined => {
-    const dirs: Ino[] = hint !== undefined ? [hint] : [];
-    const seen = new Set<Ino>();
-    if (!dirs.includes(1)) dirs.push(1);
-    while (dirs.length > 0) {
-      const d = dirs.shift()!;
-      if (seen.has(d)) continue;
-      seen.add(d);
-      for (const e of S.listDentries(d)) {
-        if (e.ino === ino) return { parent: d, name: e.name };
-        let rec;
-        try { rec = S.getInode(e.ino); } catch (err) {
-          if ((err as Error).name === 'NoReadKey') continue; // sealed for another member's key: not a directory
-          throw err;
-        }
-        if (rec && isDir(rec)) dirs.push(e.ino);
-      }
-    }
-    return undefined;
-  };
   const giveName = (p: Ino, name: Buffer, ino: Ino, why: string) => {
     const cur = lookup(p, name);
     if (cur === ino) return;
@@ -185,7 +197,7 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
     const parent = rec.parent ?? 1;
     if (!ensureDir(parent, depth + 1)) return false;
     put(rec);
-    const at = nameIn(O, d, parent);
+    const at = findName(O, d, parent);
     if (at) giveName(at.parent, at.name, d, 'a directory removed elsewhere got new entries here and was re-created');
     return true;
   };
@@ -215,7 +227,7 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
       if (f.base === 0 || isDir(o)) { if (isDir(o)) ensureDir(ino); else ensureInode(ino); continue; }
       // Changed here, deleted elsewhere: the change wins; the file comes back under its name.
       ensureInode(ino);
-      const at = nameIn(O, ino);
+      const at = findName(O, ino);
       if (at && ensureDir(at.parent)) giveName(at.parent, at.name, ino, 'a file deleted elsewhere was changed here');
       notes.push({ at: time.toISOString(), text: `'${at?.name.toString() ?? ino}' was deleted elsewhere and changed here: kept`, kept: at?.name.toString() ?? String(ino) });
       continue;
@@ -246,7 +258,7 @@ export function resolveLost(r: ResolveInput): { batch: FsBatch; notes: ConflictN
     if (ours && theirs && !sameContent(O, N, ino, o, n)) {
       // Both changed the content: the server's version keeps the name, ours goes beside it.
       const copy = r.alloc();
-      const at = nameIn(O, ino);
+      const at = findName(O, ino);
       const parent = at && ensureDir(at.parent) ? at.parent : 1;
       const name = at?.name ?? Buffer.from(`inode-${ino}`);
       put({ ...o, ino: copy, nlink: 1 });

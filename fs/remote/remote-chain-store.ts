@@ -4,22 +4,9 @@
 import * as os from 'node:os';
 import { Conflict } from '../../src/view/index.js';
 import type { Ino } from '../core/api.js';
-import type { Durability, FsBatch, InodeRecord } from '../core/store.js';
+import type { Durability, FsBatch } from '../core/store.js';
 import { ChainStore } from '../chain-store/chain-store.js';
-import { type ConflictNote, conflictName } from './conflicts.js';
-
-/**
- * The inode `ino` as the core needs it after a remote change: null when this session holds no
- * key for it (a file sealed for someone else's key only): the change is not the core's to show.
- */
-export function readableInode(store: ChainStore, ino: Ino): InodeRecord | undefined | null {
-  try {
-    return store.getInode(ino);
-  } catch (e) {
-    if ((e as Error).name === 'NoReadKey') return null;
-    throw e;
-  }
-}
+import { type ConflictNote, conflictName, findName } from './conflicts.js';
 
 /** Inodes whose content a batch changes (blocks, or a file's inode record). */
 function contentInos(batch: FsBatch): Ino[] {
@@ -27,23 +14,6 @@ function contentInos(batch: FsBatch): Ino[] {
   for (const b of batch.blocks) out.add(b.ino);
   for (const r of batch.inodes) if ((r.mode & 0o170000) === 0o100000) out.add(r.ino);
   return [...out];
-}
-
-/** A name of `ino` (files keep no parent): a walk from the root. Conflicts are rare. */
-function findName(store: ChainStore, ino: Ino): { parent: Ino; name: Buffer } | undefined {
-  const dirs: Ino[] = [1];
-  const seen = new Set<Ino>();
-  while (dirs.length > 0) {
-    const d = dirs.shift()!;
-    if (seen.has(d)) continue;
-    seen.add(d);
-    for (const e of store.listDentries(d)) {
-      if (e.ino === ino) return { parent: d, name: e.name };
-      const r = readableInode(store, e.ino);
-      if (r && (r.mode & 0o170000) === 0o040000) dirs.push(e.ino);
-    }
-  }
-  return undefined;
 }
 
 /** A batch whose clashing files go to conflict copies (RemoteChainStore.divertClashes). */

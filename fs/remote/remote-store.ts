@@ -29,11 +29,11 @@ import type { FsBatch, Durability, InodeRecord } from '../core/store.js';
 import { ChainStore } from '../chain-store/chain-store.js';
 import { decodeDentry } from '../chain-store/codec.js';
 import { loadInoSpace, type InoSpace } from './ino-space.js';
-import { type ConflictNote, resolveLost } from './conflicts.js';
+import { type ConflictNote, readableInode, resolveLost } from './conflicts.js';
 import type { Ino } from '../core/api.js';
 import { batchOfEvents, inoOfKey } from './remote-batch.js';
 import { buildView, dentryNamesBefore } from './remote-view.js';
-import { RemoteChainStore, readableInode } from './remote-chain-store.js';
+import { RemoteChainStore } from './remote-chain-store.js';
 import { groupRootOf } from './group-root.js';
 
 /** How long a lock's lease outlives a mount that stopped renewing it. */
