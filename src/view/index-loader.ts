@@ -88,10 +88,6 @@ export class IndexLoader {
     this.signoffs = new SignoffLookup(v.log, v.pool);
   }
 
-  /** The log's watermark at a seq, computed before the index was opened (View.open). */
-  private precomputed: PrecomputedWatermark | null = null;
-  private overlapped = false;
-
   /**
    * Opens: appends the genesis of a new chain, checks the index against the log, replays the tail or
    * rebuilds. `precomputed`: the log's watermark at the seq the index's seal named, computed while
@@ -99,13 +95,16 @@ export class IndexLoader {
    */
   async load(unsealed: string | null, precomputed: PrecomputedWatermark | null = null): Promise<OpenReport> {
     const t0 = performance.now();
-    this.precomputed = precomputed;
     const o = this.v.opts;
     if (o.genesis && this.v.log.nextSeq <= 1 && this.v.log.lastPos === null) {
       if (this.v.readOnly) throw new ReadOnlyView('cannot create a chain read-only');
       await this.v.log.append(o.genesis.bytes, 'durable');
     }
-    const reason = this.indexProblem();
+    // The log's watermark computed before the index was opened, when it is at the index's seq
+    // (undefined: verify now; null: a record up to there does not digest).
+    const wmSeq = this.v.store.getWatermark()?.seq;
+    const pre = precomputed !== null && precomputed.seq === wmSeq && (o.verify ?? 'full') === 'full' ? precomputed.watermark : undefined;
+    const reason = this.indexProblem(pre);
     let mode: OpenReport['mode'] = 'tail';
     if (reason !== null) {
       if ((o.rebuild ?? 'auto') === 'never' && reason !== 'no index') throw new IndexMismatch(`index does not match the log: ${reason}`);
@@ -121,11 +120,11 @@ export class IndexLoader {
     const from = this.v.state.watermark.seq >= 0 ? this.v.state.watermark.seq + 1 : undefined;
     const r = await this.replay(from, mode === 'tail' ? 'replay' : 'rebuild');
     if (!this.v.state.getGenesis()) throw new IndexMismatch('the log holds no genesis');
-    return { mode, reason: unsealed ?? reason, tailRecords: r.records, tailEvents: r.events, ms: performance.now() - t0, overlapped: this.overlapped };
+    return { mode, reason: unsealed ?? reason, tailRecords: r.records, tailEvents: r.events, ms: performance.now() - t0, overlapped: pre !== undefined && reason === null };
   }
 
   /** Null when the persisted index describes a prefix of this log; else why not. */
-  private indexProblem(): string | null {
+  private indexProblem(pre: Watermark | null | undefined): string | null {
     const store = this.v.store;
     const wm = store.getWatermark();
     if (!wm) return 'no index';
@@ -139,16 +138,14 @@ export class IndexLoader {
       if (!g.hash.equals(p)) return 'index of another genesis';
     }
     if (wm.seq < 0) return 'empty watermark';
-    return (this.v.opts.verify ?? 'full') === 'full' ? this.verifyFull(wm) : this.verifyAtWatermark(wm);
+    return (this.v.opts.verify ?? 'full') === 'full' ? this.verifyFull(wm, pre) : this.verifyAtWatermark(wm);
   }
 
-  private verifyFull(wm: Watermark): string | null {
+  /** `pre`: the log's watermark at wm.seq, already computed (undefined: compute it here). */
+  private verifyFull(wm: Watermark, pre: Watermark | null | undefined): string | null {
     // Payload bytes up to the watermark: what this phase reads, exactly.
     const total = wm.bytes;
-    const pre = this.precomputed;
-    this.precomputed = null;
-    this.overlapped = !!pre && pre.seq === wm.seq;
-    const w = pre && this.overlapped ? pre.watermark : logWatermark(this.v.log, wm.seq, total, (p) => this.v.progress(p));
+    const w = pre !== undefined ? pre : logWatermark(this.v.log, wm.seq, total, (p) => this.v.progress(p));
     if (w === null) return 'log differs from the indexed log';
     if (!sameWatermark(w, wm)) return w.seq < wm.seq ? 'index ahead of the log' : 'log differs from the indexed log';
     this.v.progress({ phase: 'verify', done: total, total, unit: 'bytes' });
