@@ -367,11 +367,7 @@ export class LogEngine implements RedoLog {
       let end = r.end;
       if (size > r.end && zeroRemainder(this.io, fd, r.end, size)) {
         // Zeros after the last frame: a runway (runway.ts), the segment's end — neither torn nor damage.
-        if (!this.readOnly) {
-          const wfd = this.io.openRw(name, false);
-          this.io.truncate(wfd, r.end);
-          this.io.close(wfd);
-        }
+        if (!this.readOnly) this.cutSegment(name, r.end);
       } else {
         if (r.bad) {
           const after = isLast ? validFrameAfter(this.io, fd, r.end, size, Math.max(prevSeq, r.lastSeq, h.firstSeq - 1)) : 0;
@@ -383,11 +379,7 @@ export class LogEngine implements RedoLog {
           this.recovery.truncatedAt = { segment: id, offset: r.end };
           if (!this.readOnly) {
             this.keepTornAside(fd, name, r.end, size);
-            const wfd = this.io.openRw(name, false);
-            // No fdatasync here: if the truncation is lost in a crash, the same torn bytes are found
-            // and cut again; appends that later overwrite the region are synced with their data.
-            this.io.truncate(wfd, r.end);
-            this.io.close(wfd);
+            this.cutSegment(name, r.end);
           }
           end = r.end;
         } else if (!isLast && size > r.end) {
@@ -414,6 +406,20 @@ export class LogEngine implements RedoLog {
       if (!fromManifest) this.writeManifest(this.segs);
       this.activeFd = this.io.openRw(last.name, false);
       this.reserved = last.end;
+    }
+  }
+
+  /**
+   * Cuts a segment back to `at` on open. No fdatasync: if the truncation is lost in a crash, the
+   * same bytes are found and cut again; appends that later overwrite the region are synced with
+   * their data.
+   */
+  private cutSegment(name: string, at: number): void {
+    const wfd = this.io.openRw(name, false);
+    try {
+      this.io.truncate(wfd, at);
+    } finally {
+      this.io.close(wfd);
     }
   }
 

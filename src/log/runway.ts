@@ -27,12 +27,13 @@ export class Runway {
   private end = 0;
   private off: boolean;
 
-  /** `segmentSize`: the runway is at most a quarter of a segment (tests use tiny segments). */
+  /** Bytes of one runway: at most a quarter of a segment (tests use tiny segments). */
+  private readonly bytes: number;
+
   constructor(private readonly io: LogIo, enabled: boolean, segmentSize: number) {
     this.off = !enabled;
     this.bytes = Math.min(RUNWAY_BYTES, Math.max(4096, Math.floor(segmentSize / 4)));
   }
-  private readonly bytes: number;
 
   /** Before a durable sync of `fd`, whose frames end at `dataEnd`: renews the runway when short. */
   renew(fd: number, dataEnd: number): void {
@@ -43,16 +44,15 @@ export class Runway {
       this.end = dataEnd;
     }
     if (this.end - dataEnd >= Math.min(RUNWAY_LOW, this.bytes / 2)) return;
-    const from = Math.max(this.end, dataEnd);
+    this.end = Math.max(this.end, dataEnd);
+    const to = this.end + this.bytes;
     try {
-      let done = 0;
-      while (done < this.bytes) done += this.io.pwrite(fd, ZEROS.subarray(done, this.bytes), from + done);
-      this.end = from + this.bytes;
+      // `end` follows the bytes written, so a failure part-way is cut back below.
+      while (this.end < to) this.end += this.io.pwrite(fd, ZEROS.subarray(0, to - this.end), this.end);
     } catch {
       // No room for it (or another write error): give back what was written of it; the frames'
       // own writes report what matters.
       this.off = true;
-      this.end = Number.MAX_SAFE_INTEGER;
       this.cut(fd, dataEnd);
     }
   }
