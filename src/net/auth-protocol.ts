@@ -182,8 +182,8 @@ export function personalPrefix(email: string): string {
  * keys a chain of that name may be rooted at, or why no chain of that name may be created.
  *   personal: `<domain>/<local>/<db>`; `keys` is that user's signing key (the genesis must name it
  *             as its one root key);
- *   group:    `<group>/<db>`; `keys` are the owner and delegate signing keys of every generation
- *             (every root key of the genesis must be one of them).
+ *   group:    `<group>/<db>`; `keys` are the owner and delegate signing keys of the current
+ *             generation (every root key of the genesis must be one of them).
  * Public keys only: anyone may ask.
  */
 export type ChainRoots =
