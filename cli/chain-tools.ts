@@ -15,7 +15,8 @@ import { UserError } from './errors.js';
  * writer lock refuses them.
  */
 
-function out(json: boolean, obj: Record<string, unknown>, line: string): void {
+/** One report: a JSON line with --json, else the human line. */
+export function out(json: boolean, obj: Record<string, unknown>, line: string): void {
   process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${line}\n`);
 }
 

@@ -10,6 +10,7 @@ import { defaultPool } from '../src/crypto/index.js';
 import { openLog } from '../src/log/index.js';
 import { RemoteChain, parseRemoteUrl } from '../src/net/index.js';
 import { defaultConfigDir, loadOrCreateLocalIdentity } from '../src/session/index.js';
+import { out } from './chain-tools.js';
 import { UserError } from './errors.js';
 
 export async function runVerifyRemote(a: { url: string; serverKey?: string; json: boolean }): Promise<void> {
@@ -19,7 +20,6 @@ export async function runVerifyRemote(a: { url: string; serverKey?: string; json
   } catch (e) {
     throw new UserError((e as Error).message);
   }
-  const print = (obj: Record<string, unknown>, line: string) => process.stdout.write(a.json ? `${JSON.stringify(obj)}\n` : `${line}\n`);
   const session = (await loadOrCreateLocalIdentity(defaultConfigDir())).session;
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'atefs-verify-'));
   try {
@@ -30,7 +30,7 @@ export async function runVerifyRemote(a: { url: string; serverKey?: string; json
       await rc.close();
     } catch (e) {
       const err = e as Error;
-      print({ chain: a.url, ok: false, problems: [{ reason: err.name, message: err.message }] }, `${a.url}: ${err.name}: ${err.message}`);
+      out(a.json, { chain: a.url, ok: false, problems: [{ reason: err.name, message: err.message }] }, `${a.url}: ${err.name}: ${err.message}`);
       process.exitCode = 1;
       return;
     }
@@ -39,7 +39,7 @@ export async function runVerifyRemote(a: { url: string; serverKey?: string; json
       // The server's order: times may go backwards between writers, and none is in this machine's future.
       const r = await verifyChain(log, { pinnedGenesis: genesis, pool: defaultPool(), futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY });
       const ok = r.problems.length === 0;
-      print({ chain: a.url, ok, ...r }, `${a.url}: ${r.records} commits, ${r.accepted} valid, ${r.events} events, ${r.problems.length} problem(s)`);
+      out(a.json, { chain: a.url, ok, ...r }, `${a.url}: ${r.records} commits, ${r.accepted} valid, ${r.events} events, ${r.problems.length} problem(s)`);
       if (!a.json) for (const p of r.problems) process.stdout.write(`  seq ${p.seq}: ${p.reason}: ${p.message}\n`);
       if (!ok) process.exitCode = 1;
     } finally {
