@@ -164,18 +164,7 @@ async function main(): Promise<void> {
       killedAt = performance.now();
       if (process.env.ATEDB_DEBUG) process.stderr.write(`${new Date().toISOString()} bench: SIGKILLed ${leaderName}\n`);
       // The reference: when JetStream itself has a new stream leader (the survivor logs it).
-      electedAt = new Promise<number>((resolve) => {
-        const timer = setTimeout(() => resolve(Number.NaN), 60_000);
-        for (const n of survivors) {
-          const seen = (d: Buffer) => {
-            if (!/new stream leader for '[^']*ATEDB'/.test(d.toString())) return;
-            clearTimeout(timer);
-            resolve(performance.now());
-          };
-          n.proc?.stdout?.on('data', seen);
-          n.proc?.stderr?.on('data', seen);
-        }
-      });
+      electedAt = cluster.whenLogged(survivors, /new stream leader for '[^']*ATEDB'/);
     });
     const elected = await electedAt;
     const after = r.confirmedAt.filter((t) => t > killedAt).sort((a, b) => a - b);

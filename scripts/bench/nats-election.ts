@@ -3,7 +3,6 @@
 // SIGKILLed, with no atedb involved (a 3-node loopback cluster, one R3 stream; the time from the
 // kill until a survivor logs "new stream leader"). The killed node is restarted between trials.
 // Every process is started here and stopped by PID.
-import type { Buffer } from 'node:buffer';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { NatsCluster } from './lib/nats-cluster.js';
@@ -39,17 +38,10 @@ async function main(): Promise<void> {
       const leader = await streamLeader(cluster, false);
       const victim = cluster.node(leader);
       const survivors = cluster.nodes.filter((n) => n !== victim);
-      let t0 = 0;
-      const elected = new Promise<number>((resolve) => {
-        for (const n of survivors) {
-          const seen = (d: Buffer) => { if (/new stream leader for '[^']*PROBE'/.test(d.toString())) resolve(performance.now()); };
-          n.proc?.stdout?.on('data', seen);
-          n.proc?.stderr?.on('data', seen);
-        }
-      });
-      t0 = performance.now();
+      const elected = cluster.whenLogged(survivors, /new stream leader for '[^']*PROBE'/, 30_000);
+      const t0 = performance.now();
       await cluster.kill(victim, 'SIGKILL');
-      const t = await Promise.race([elected, sleep(30_000).then(() => Number.NaN)]);
+      const t = await elected;
       times.push(t - t0);
       console.log(`trial ${trial + 1}: ${leader} SIGKILLed, new stream leader after ${(t - t0).toFixed(0)} ms`);
       await cluster.startNode(victim);

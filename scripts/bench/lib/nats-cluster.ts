@@ -116,6 +116,24 @@ export class NatsCluster {
     await exited;
   }
 
+  /**
+   * performance.now() when one of `nodes` next logs a line matching `re` (NaN after `timeoutMs`):
+   * what nats-server itself says happened, e.g. "new stream leader for ..." after a leader died.
+   */
+  whenLogged(nodes: NatsNode[], re: RegExp, timeoutMs = 60_000): Promise<number> {
+    return new Promise<number>((resolve) => {
+      const watched = nodes.flatMap((n) => [n.proc?.stdout, n.proc?.stderr]).filter((s) => s != null);
+      const done = (t: number) => {
+        clearTimeout(timer);
+        for (const s of watched) s.off('data', seen);
+        resolve(t);
+      };
+      const seen = (d: Buffer) => { if (re.test(d.toString())) done(performance.now()); };
+      const timer = setTimeout(() => done(Number.NaN), timeoutMs);
+      for (const s of watched) s.on('data', seen);
+    });
+  }
+
   node(name: string): NatsNode {
     const n = this.nodes.find((m) => m.name === name);
     if (!n) throw new Error(`no node ${name}`);
