@@ -40,6 +40,21 @@ async function until(pred: () => boolean, ms = 30_000, what = 'condition'): Prom
   }
 }
 
+/**
+ * A fresh atedb with chain `name` created by a client whose replica lives in a directory of its own,
+ * `n` commits (one DAO each, `value(i)`) confirmed and the server's signed head at the last of them.
+ */
+async function chainWithHistory(name: string, n: number, value: (i: number) => string) {
+  const solo = await startSolo();
+  const dir = await tempDir('atedb-replica-');
+  const kh = join(await tempDir('kh-'), 'known_hosts');
+  const a = await client(solo, name, { create: true, dir, kh });
+  const keys: string[] = [];
+  for (let i = 0; i < n; i++) keys.push((await a.commit(put(value(i)), { wait: 'confirmed' })).commit.events[0]!.meta.key);
+  await until(() => a.head?.seq === n + 1, 10_000, `signed head ${n + 1}`);
+  return { solo, dir, kh, a, keys, genesis: a.genesisHash! };
+}
+
 /** The confirmed state of the replica in `dir` as a snapshot would hold it (a replayed open). */
 async function reopenState(solo: { port: number }, dir: string, kh: string, genesis: Buffer) {
   const c = await client(solo, 'team/snap', { dir, kh, genesis });
@@ -140,13 +155,7 @@ describe('replication client', () => {
   });
 
   it('a reopened replica is not re-verified up to the head its pinned server signed; with a head not pinned, or none, it is', async () => {
-    const solo = await startSolo();
-    const dir = await tempDir('atedb-replica-trust-');
-    const kh = join(await tempDir('kh-'), 'known_hosts');
-    const a = await client(solo, 'team/trust', { create: true, dir, kh });
-    for (let i = 0; i < 5; i++) await a.commit(put(`v${i}`), { wait: 'confirmed' });
-    await until(() => a.head?.seq === 6, 10_000, 'signed head 6');
-    const genesis = a.genesisHash!;
+    const { solo, dir, kh, a, genesis } = await chainWithHistory('team/trust', 5, (i) => `v${i}`);
     const want = hashes(a);
     await a.close();
     const b = await client(solo, 'team/trust', { dir, kh, genesis });
@@ -167,14 +176,7 @@ describe('replication client', () => {
   });
 
   it('a reopened replica resumes from the state saved at close and applies only the tail; a forged, foreign or mismatched snapshot is replayed in full', async () => {
-    const solo = await startSolo();
-    const dir = await tempDir('atedb-replica-snap-');
-    const kh = join(await tempDir('kh-'), 'known_hosts');
-    const a = await client(solo, 'team/snap', { create: true, dir, kh });
-    const keys: string[] = [];
-    for (let i = 0; i < 4; i++) keys.push((await a.commit(put(`v${i}`), { wait: 'confirmed' })).commit.events[0]!.meta.key);
-    const genesis = a.genesisHash!;
-    await until(() => a.head?.seq === 5, 10_000, 'signed head 5');
+    const { solo, dir, kh, a, keys, genesis } = await chainWithHistory('team/snap', 4, (i) => `v${i}`);
     await a.close();
     const snapFile = join(dir, SNAPSHOT_FILE);
     expect((await fsp.stat(snapFile)).mode & 0o777).toBe(0o600);
@@ -226,13 +228,7 @@ describe('replication client', () => {
   });
 
   it('a replica record changed under its own hash (frame checksum fixed) is not re-hashed on a trusted resume, and is refused where it is read', async () => {
-    const solo = await startSolo();
-    const dir = await tempDir('atedb-replica-forged-');
-    const kh = join(await tempDir('kh-'), 'known_hosts');
-    const a = await client(solo, 'team/forged', { create: true, dir, kh });
-    for (let i = 0; i < 4; i++) await a.commit(put(`value ${i} `.repeat(20)), { wait: 'confirmed' });
-    await until(() => a.head?.seq === 5, 10_000, 'signed head 5');
-    const genesis = a.genesisHash!;
+    const { solo, dir, kh, a, genesis } = await chainWithHistory('team/forged', 4, (i) => `value ${i} `.repeat(20));
     const victim = [...a.replica.records({ seq: 3 })][0]!;
     await a.close();
     // The attacker flips a byte of record 3's payload (not its hash) and recomputes the frame CRC.

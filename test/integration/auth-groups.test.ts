@@ -9,7 +9,7 @@ import {
   AuthClient, type Credentials, claimsOfToken, createUser, currentRole, gather, groupAccess, groupAdd, groupCreate, groupDetails, groupRemove, login,
 } from '../../src/net/index.js';
 import { totpCode } from '../../server/auth/totp.js';
-import { authRefusal as refusal, sleep, startSolo, tempDir } from './atedb/harness.js';
+import { authRefusal as refusal, sleep, startSolo, tempDir, usersAt } from './atedb/harness.js';
 
 describe('auth groups', () => {
   it('roles, details, group chain, removal with key rotation', async () => {
@@ -139,17 +139,11 @@ describe('auth groups', () => {
     const url = `tcp://127.0.0.1:${solo.port}`;
     const config = await tempDir('auth-e2e-config-');
     const kh = { knownHosts: join(config, 'known_hosts') };
-    for (const u of ['alice', 'bob']) await createUser(url, `${u}@example.org`, `pw ${u}`, kh);
-    const cred = async (u: string): Promise<Credentials> => {
-      const r = await login(url, `${u}@example.org`, `pw ${u}`, kh);
-      return { session: r.session, claims: r.claims };
-    };
-    const alice = await cred('alice');
-    const bob = await cred('bob');
+    const [alice, bob] = await usersAt(url, ['alice', 'bob'], kh) as [Credentials, Credentials];
     await groupCreate(url, alice, 'acme', kh);
     await groupAdd(url, alice, 'acme', 'contributor', 'bob@example.org', kh);
     // A token made after joining names the group in its claims (uid, gids: what files get).
-    const bobAgain = await cred('bob');
+    const bobAgain = await login(url, 'bob@example.org', 'pw bob', kh);
     const claims = claimsOfToken({ claims: bobAgain.claims })!;
     expect(claims.roles).toEqual(['acme:contributor']);
     expect(claims.gids).toHaveLength(1);

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openChain } from '../../src/api/index.js';
 import { DataKeyCache, createGenesis } from '../../src/chain/index.js';
-import { AuthClient, type Credentials, createUser, currentRole, gather, groupAdd, groupCreate, login } from '../../src/net/index.js';
+import { AuthClient, type Credentials, currentRole, gather, groupAdd, groupCreate } from '../../src/net/index.js';
 import { type Identity, Session } from '../../src/session/index.js';
-import { RawClient, authRefusal, startSolo, tempDir } from './atedb/harness.js';
+import { RawClient, authRefusal, startSolo, tempDir, usersAt } from './atedb/harness.js';
 
 /** A genesis of `name` created and signed by `by`, rooted at `by`'s signing key. */
 async function genesisOf(name: string, by: Identity): Promise<Buffer> {
@@ -33,13 +33,7 @@ describe('a node asking a separate auth service', () => {
     const onNode = await AuthClient.connect(url, kh);
     expect((await authRefusal(onNode.request('info', {}))).code).toBe('no-auth');
     onNode.close();
-    for (const u of ['alice', 'bob']) await createUser(authUrl, `${u}@example.org`, `pw ${u}`, kh);
-    const cred = async (u: string): Promise<Credentials> => {
-      const r = await login(authUrl, `${u}@example.org`, `pw ${u}`, kh);
-      return { session: r.session, claims: r.claims };
-    };
-    const alice = await cred('alice');
-    const bob = await cred('bob');
+    const [alice, bob] = await usersAt(authUrl, ['alice', 'bob'], kh) as [Credentials, Credentials];
     // What the service answers anyone: public keys (alice's signing key), or a refusal.
     const ask = await AuthClient.connect(authUrl, kh);
     const roots = await ask.request<{ kind: string; keys: Uint8Array[] }>('chain-roots', { chain: 'example.org/alice/notes' });

@@ -12,7 +12,7 @@ import {
 } from '../../fs/chain-store/block-delta.js';
 import { batchOfEvents } from '../../fs/remote/remote-batch.js';
 import type { EventMeta } from '../../src/chain/index.js';
-import { BS, ROOT, b, deltaPages, mountIn, pagesOf, readAll, unmount, writeSync, type Mounted } from './fs-delta-helpers.js';
+import { BS, ROOT, b, createSynced, deltaPages, mountIn, pagesOf, readAll, unmount, writeSync, type Mounted } from './fs-delta-helpers.js';
 
 /**
  * Page deltas (fs/chain-store/block-delta.ts): a committed 64 KiB block rewritten in a few 4 KiB
@@ -77,11 +77,7 @@ describe('page deltas on a local chain', () => {
   it('a few rewritten pages append a delta, not the block; reads, a reopen and a compaction give the written bytes', async () => {
     let m = await mount('basic');
     const model = randomBytes(16 * BS);
-    const { entry, open: o } = m.fs.create(ROOT, 1, b('db'), 0o644, 2);
-    const ino = entry.ino;
-    m.fs.write(ROOT, ino, o.fh, 0, model);
-    await m.fs.fsync(ino, o.fh, false);
-    m.fs.release(ino, o.fh);
+    const ino = await createSynced(m.fs, 'db', model);
     const before = m.chain.log.sizeBytes();
     // One page in each of 16 blocks.
     const h = m.fs.open(ROOT, ino, 2);
@@ -119,11 +115,7 @@ describe('page deltas on a local chain', () => {
   it('pages gather in the recent delta, merge into the delta past an eighth of the block, and once the delta would pass three eighths the whole block is written again and both emptied; identical rewrites append nothing', async () => {
     const m = await mount('fold');
     const model = randomBytes(2 * BS);
-    const { entry, open: o } = m.fs.create(ROOT, 1, b('f'), 0o644, 2);
-    const ino = entry.ino;
-    m.fs.write(ROOT, ino, o.fh, 0, model);
-    await m.fs.fsync(ino, o.fh, false);
-    m.fs.release(ino, o.fh);
+    const ino = await createSynced(m.fs, 'f', model);
     const v0 = m.chain.view.entry(blockKey(ino, 0))!.node.version;
     const rewrite = async (p: number) => {
       const page = randomBytes(DELTA_PAGE); page.copy(model, p * DELTA_PAGE);
@@ -169,11 +161,7 @@ describe('page deltas on a local chain', () => {
     let seed = 777;
     const rand = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
     let model = randomBytes(5 * BS + 3000);
-    const { entry, open: o } = m.fs.create(ROOT, 1, b('r'), 0o644, 2);
-    const ino = entry.ino;
-    m.fs.write(ROOT, ino, o.fh, 0, model);
-    await m.fs.fsync(ino, o.fh, false);
-    m.fs.release(ino, o.fh);
+    const ino = await createSynced(m.fs, 'r', model);
     let deltasSeen = 0;
     for (let round = 0; round < 60; round++) {
       const h = m.fs.open(ROOT, ino, 2);
@@ -400,11 +388,7 @@ describe('page deltas: truncate, write, extend (issue #17)', () => {
     let seed = 99;
     const rand = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
     let model = randomBytes(3 * BS);
-    const { entry, open: o } = m.fs.create(ROOT, 1, b('z'), 0o644, 2);
-    const ino = entry.ino;
-    m.fs.write(ROOT, ino, o.fh, 0, model);
-    await m.fs.fsync(ino, o.fh, false);
-    m.fs.release(ino, o.fh);
+    const ino = await createSynced(m.fs, 'z', model);
     let h = m.fs.open(ROOT, ino, 2);
     let commits = 0;
     let withDelta = 0;

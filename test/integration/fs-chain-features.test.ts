@@ -9,7 +9,7 @@ import type { OpenLocalChainOptions } from '../../fs/chain-store/open-local.js';
 import { SUPERBLOCK_KEY, blockKey, recentDeltaKey } from '../../fs/chain-store/keys.js';
 import { FsFeatureUnknown, decodeSuperblock, encodeSuperblock, type FsFeature } from '../../fs/chain-store/codec.js';
 import { DELTA_PAGE } from '../../fs/chain-store/block-delta.js';
-import { BS, ROOT, b, deltaPages, mountIn, readAll, unmount, writeSync, type Mounted } from './fs-delta-helpers.js';
+import { BS, ROOT, b, createSynced, deltaPages, mountIn, readAll, unmount, writeSync, type Mounted } from './fs-delta-helpers.js';
 
 /**
  * The chain's feature mark (fs/chain-store/codec.ts FS_FEATURES): a chain with page deltas says
@@ -28,12 +28,8 @@ describe('the chain is marked before its first page delta', () => {
 
   it('a chain written without deltas keeps the old superblock format; the first batch with deltas on marks it (format 2) in its first commit, and the mark stays when a mount without deltas writes again', async () => {
     let m = await mount('mark', { pageDeltas: false });
-    const { entry, open: o } = m.fs.create(ROOT, 1, b('m'), 0o644, 2);
-    const ino = entry.ino;
     const model = randomBytes(2 * BS);
-    m.fs.write(ROOT, ino, o.fh, 0, model);
-    await m.fs.fsync(ino, o.fh, false);
-    m.fs.release(ino, o.fh);
+    const ino = await createSynced(m.fs, 'm', model);
     expect(superblockBytes(m.chain)[0]).toBe(1);
     expect(decodeSuperblock(superblockBytes(m.chain)).features).toBeUndefined();
     expect(m.chain.store.chainFeatures()).toEqual([]);

@@ -499,6 +499,20 @@ describe('a rename and a new inode under the old name, crashed between the commi
   }
 });
 
+/** fast-check's options of both properties: `numRuns` cases, the seed and path asked for. */
+function runOptions(numRuns: number) {
+  return {
+    numRuns,
+    endOnFailure: !SHRINK,
+    ...(SEED !== undefined ? { seed: SEED } : {}),
+    ...(PATH !== undefined ? { path: PATH } : {}),
+    // Shrinking a failure may run hundreds of cases: give up shrinking (reporting the smallest
+    // case found so far) rather than hit the test's timeout.
+    interruptAfterTimeLimit: 1_100_000,
+    markInterruptAsFailure: true,
+  };
+}
+
 describe('model-based: the fs core over a real chain against a reference filesystem', () => {
   it('random operations, commit points, crash images, reopens and compactions', async () => {
     const started = Date.now();
@@ -510,16 +524,7 @@ describe('model-based: the fs core over a real chain against a reference filesys
         steps += list.length;
         await runCase(params, list);
       }),
-      {
-        numRuns: RUNS,
-        endOnFailure: !SHRINK,
-        ...(SEED !== undefined ? { seed: SEED } : {}),
-        ...(PATH !== undefined ? { path: PATH } : {}),
-        // Shrinking a failure may run hundreds of cases: give up shrinking (reporting the smallest
-        // case found so far) rather than hit the test's timeout.
-        interruptAfterTimeLimit: 1_100_000,
-        markInterruptAsFailure: true,
-      },
+      runOptions(RUNS),
     );
     console.log(`fs-commit-model: ${cases} cases, ${steps} steps, ${midCrashes} batches crashed between their commits, in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
       [...outcomes].sort().map(([k, v]) => `  ${k}: ${v}`).join('\n'));
@@ -541,14 +546,7 @@ describe('model-based: the fs core over a real chain against a reference filesys
         ];
         await runCase(params, [...start, ...list]);
       }),
-      {
-        numRuns: DELTA_RUNS,
-        endOnFailure: !SHRINK,
-        ...(SEED !== undefined ? { seed: SEED } : {}),
-        ...(PATH !== undefined ? { path: PATH } : {}),
-        interruptAfterTimeLimit: 1_100_000,
-        markInterruptAsFailure: true,
-      },
+      runOptions(DELTA_RUNS),
     );
     console.log(`fs-commit-model (page deltas): ${cases} cases, ${steps} steps, in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
       [...outcomes].sort().filter(([k]) => /delta|crash|reopen|compact|write|truncate|commit/.test(k)).map(([k, v]) => `  ${k}: ${v}`).join('\n'));

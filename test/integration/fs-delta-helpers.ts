@@ -33,6 +33,15 @@ export function readAll(fs: Filesystem, ino: number): Buffer {
   return out;
 }
 
+/** Creates `name` in the root with `data`, fsynced and closed; its inode. */
+export async function createSynced(fs: Filesystem, name: string, data: Buffer): Promise<number> {
+  const { entry, open } = fs.create(ROOT, 1, b(name), 0o644, 2);
+  fs.write(ROOT, entry.ino, open.fh, 0, data);
+  await fs.fsync(entry.ino, open.fh, false);
+  fs.release(entry.ino, open.fh);
+  return entry.ino;
+}
+
 export async function writeSync(fs: Filesystem, ino: number, offset: number, data: Buffer): Promise<void> {
   const { fh } = fs.open(ROOT, ino, 2);
   fs.write(ROOT, ino, fh, offset, data);

@@ -11,7 +11,7 @@ import { ensureBuilt } from '../../e2e/harness.js';
 import {
   type Commit, CommitBuilder, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit, signersOf,
 } from '../../../src/chain/index.js';
-import { AuthRefused, type ClientSession, type Message, type Outgoing, connectClient } from '../../../src/net/index.js';
+import { AuthRefused, type ClientSession, type Credentials, type Message, type Outgoing, connectClient, createUser, login } from '../../../src/net/index.js';
 import { type Identity, Session, createIdentity } from '../../../src/session/index.js';
 
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -234,6 +234,17 @@ export async function lyingProxy(
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/** Users `<name>@example.org` (password `pw <name>`) created at the auth service `url`, then logged in. */
+export async function usersAt(url: string, names: string[], o: { knownHosts: string }): Promise<Credentials[]> {
+  for (const u of names) await createUser(url, `${u}@example.org`, `pw ${u}`, o);
+  const out: Credentials[] = [];
+  for (const u of names) {
+    const r = await login(url, `${u}@example.org`, `pw ${u}`, o);
+    out.push({ session: r.session, claims: r.claims });
+  }
+  return out;
 }
 
 /** The AuthRefused `p` fails with; anything else (or success) fails the test. */
