@@ -127,7 +127,9 @@ export class ClientHandler implements ChainListener {
       this.join(chain);
       await this.streamHistory(name, sub);
     } catch (e) {
-      this.send({ t: 'err', id, code: e instanceof AppendRejected ? e.reason : 'internal', detail: (e as Error).message });
+      // As for appends: a store that fails to read (JetStream electing, a timeout) is unavailable
+      // for now, and the client retries; only a typed refusal carries its own reason.
+      this.send({ t: 'err', id, code: e instanceof AppendRejected ? e.reason : 'unavailable', detail: (e as Error).message });
     }
   }
 

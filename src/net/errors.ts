@@ -30,6 +30,12 @@ export class ServerMisbehaved extends NetError {
   override name = 'ServerMisbehaved';
 }
 
+/** The server is up but cannot serve the chain for now (its store is starting or electing a
+ *  leader): the client reconnects with backoff, as after a dropped connection. */
+export class ServerUnavailable extends NetError {
+  override name = 'ServerUnavailable';
+}
+
 /** A command refused because of the recovery mode (readonly while offline). */
 export class OfflineRefused extends NetError {
   override name = 'OfflineRefused';

@@ -17,7 +17,7 @@ import {
 import { type CryptoPool, type SigningKeyPair } from '../crypto/index.js';
 import { type RedoLog, openLog } from '../log/index.js';
 import type { Session } from '../session/index.js';
-import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved } from './errors.js';
+import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved, ServerUnavailable } from './errors.js';
 import { type ClientSession, connectClient } from './handshake.js';
 import { type Message, type SignedHead, encodeAppendParts } from './messages.js';
 import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
@@ -401,7 +401,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     for (const p of this.pending) p.sentOn = null;
     if (this.status === 'closed' || this.status === 'refused') return;
     if (e instanceof NetError && e.name === 'HostKeyMismatch') return this.refuse(new ServerMisbehaved(e.message));
-    if (this.firstSync && !this.confirmed.getGenesis() && this.nodeIndex + 1 >= this.nodes.length) {
+    if (this.firstSync && !this.confirmed.getGenesis() && this.nodeIndex + 1 >= this.nodes.length && !(e instanceof ServerUnavailable)) {
       const f = this.firstSync;
       this.firstSync = null;
       this.setStatus('offline');
@@ -516,6 +516,12 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       if (reply.t !== 'ok' || reply.seq !== 1) throw new ServerMisbehaved(`creating chain '${this.name}' failed: ${reply.t === 'rej' ? `${reply.reason}: ${reply.detail}` : `confirmed at seq ${reply.t === 'ok' ? reply.seq : '?'}`}`);
       this.genesisHash = genesis.hash;
       s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: genesis.hash, from: 1 });
+      return;
+    }
+    if (code === 'unavailable' || code === 'internal') {
+      // Transient on the server's side (a JetStream cluster that just restarted): not a lie, so
+      // not a refusal. Retried like a lost connection; a first open stays bounded by openTimeoutMs.
+      s.conn.close(new ServerUnavailable(`server cannot serve chain '${this.name}' for now: ${detail}`));
       return;
     }
     if (code === 'wrong-genesis') throw new ServerMisbehaved(`server offers chain '${this.name}' with another genesis than the pinned ${this.genesisHash?.toString('hex')}: ${detail}`);

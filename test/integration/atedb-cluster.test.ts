@@ -43,12 +43,13 @@ async function startNode(): Promise<Solo> {
   return n;
 }
 
-async function client(url: string, o: { create?: boolean; genesis?: Buffer; confirmTimeoutMs?: number } = {}): Promise<RemoteChain> {
+async function client(url: string, o: { create?: boolean; genesis?: Buffer; confirmTimeoutMs?: number; openTimeoutMs?: number } = {}): Promise<RemoteChain> {
   const c = await RemoteChain.open({
     url, session: Session.of(alice, bob), dir: await tempDir('atedb-replica-'),
     create: o.create ? { openRoot: true, readers: Session.of(bob).chainReaders() } : false,
     ...(o.genesis ? { genesisHash: o.genesis } : {}), knownHosts: join(await tempDir('kh-'), 'known_hosts'),
     backoff: { minMs: 50, maxMs: 300 }, confirmTimeoutMs: o.confirmTimeoutMs ?? 20_000, pingIntervalMs: 1000,
+    ...(o.openTimeoutMs ? { openTimeoutMs: o.openTimeoutMs } : {}),
   });
   open.push(c);
   return c;
@@ -263,7 +264,12 @@ describe.skipIf(!NATS_SERVER)('atedb on a JetStream cluster', () => {
     }
     for (const c of open.splice(0)) await c.close();
     await cluster.stopAll();
+    // Opened while JetStream is down: the node answers 'unavailable', and the client retries
+    // (bounded by its open timeout) instead of calling the server a liar.
+    const early = client(`tcp://127.0.0.1:${node.port}/team/r2`, { openTimeoutMs: 120_000 });
+    await sleep(1500);
     await cluster.restartAll();
+    expect((await early).lastSeq, 'opened during the outage').toBe(lengths.get('team/r2'));
     // The atedb nodes reconnect to NATS by themselves; a fresh atedb node finds everything too.
     const fresh = await startNode();
     for (const n of [node, fresh]) {

@@ -262,7 +262,8 @@ describe('replication client', () => {
     await expect(ro.commit(put('nope'))).rejects.toThrow(/readonly/);
     const back = await startSolo({ dataDir, port: solo.port });
     await until(() => a.pendingCount === 0 && a.lastSeq === 5, 20_000, 'upload');
-    await until(() => ro.lastSeq === 5, 20_000, 'relay to the readonly client');
+    // Back online means the history sync ended too: seq 5 can arrive while it is still syncing.
+    await until(() => ro.lastSeq === 5 && ro.status === 'online', 20_000, 'relay to the readonly client');
     expect(hashes(ro)).toEqual(hashes(a));
     await ro.commit(put('online again'), { wait: 'confirmed' });
     await back.kill('SIGTERM');
