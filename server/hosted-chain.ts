@@ -280,8 +280,7 @@ export class HostedChain implements ServedChain {
       it.origin?.confirmed(this, it.seq);
       for (const l of this.listeners) l.onCommit(this, it.seq, it.bytes, it.origin);
     }
-    // A failed signature (the pool closing at shutdown) only delays the head; the next batch re-signs.
-    if (confirmed) this.heads.signLatest().catch(() => undefined);
+    if (confirmed) this.heads.committed();
   }
 
   /** The signed head at the newest confirmed seq (signing it if needed). */

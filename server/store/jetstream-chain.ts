@@ -317,7 +317,7 @@ export class JetStreamChain implements ServedChain {
       for (const l of this.listeners) l.onCommit(this, seq, raw[i]!, it?.origin ?? null);
     });
     this.wakeWaiters();
-    this.heads.signLatest().catch(() => undefined);
+    this.heads.committed();
   }
 
   private wakeWaiters(): void {
