@@ -55,28 +55,40 @@ export class RemoteChainStore extends ChainStore {
   }
 
   override async commit(batch: FsBatch, durability: Durability): Promise<void> {
+    // The core took this batch from its dirty state just now: from here on it cannot see a clash
+    // with what arrives from elsewhere (nothing of it is dirty any more), so this store does.
+    let since = this.remoteCount;
     // readonly recovery mode, offline: changes are refused (refuseWrites), but what the core
     // holds already (an atime a read set just before the server went away) waits for the server
     // for a while instead of failing at once.
     for (const end = Date.now() + 30_000; this.refusal() !== null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
     for (let attempt = 0; ; attempt++) {
-      const since = this.remoteCount;
       let diverted: Diverted | null = null;
       try {
         await this.serialize(() => {
+          // Content changed elsewhere while the batch waited (the readonly wait above, a resync
+          // or another apply ahead of it here): applied now, the batch would replace that change
+          // without a conflict, its versions being built on top of it.
+          this.markClashes(batch, since);
+          since = this.remoteCount;
           diverted = this.divertClashes(batch);
           return this.apply(diverted?.batch ?? batch, durability);
         });
       } catch (e) {
         if (!(e instanceof Conflict) || attempt >= 50) throw e;
         await this.settle();
-        // Content of this batch changed elsewhere meanwhile: both versions are kept.
-        for (const ino of contentInos(batch)) if ((this.remoteContentAt.get(ino) ?? 0) > since) this.clashes.add(ino);
+        // Content of this batch changed elsewhere meanwhile: both versions are kept (the next
+        // attempt marks the clashes).
         continue;
       }
       if (diverted) this.divertedCommitted(diverted);
       return;
     }
+  }
+
+  /** Files of `batch` whose content another machine changed after remote change number `since`. */
+  private markClashes(batch: FsBatch, since: number): void {
+    for (const ino of contentInos(batch)) if ((this.remoteContentAt.get(ino) ?? 0) > since) this.clashes.add(ino);
   }
 
   /**

@@ -305,6 +305,13 @@ export class RemoteFs {
     const view = this.store.view;
     if (view.state.hasCommit(c.hash)) return;
     const names = dentryNamesBefore(view, c);
+    // What the files it touches held before: only a change of their content can clash.
+    const before = new Map<Ino, InodeRecord | null | undefined>();
+    for (const ev of c.events) {
+      if (ev.meta.type !== 'inode') continue;
+      const ino = inoOfKey(ev.meta.key);
+      if (!before.has(ino)) before.set(ino, readableInode(this.store, ino));
+    }
     try {
       await view.submit(c, 'local', true);
     } catch (e) {
@@ -312,15 +319,23 @@ export class RemoteFs {
       await this.resync(`a commit from elsewhere (${c.hash.toString('hex').slice(0, 16)}) races staged changes`);
       return;
     }
-    this.noteRemote(batchOfEvents(c.events.map((ev) => ev.meta), (k) => this.store.view.tryGet(k)?.data ?? null, names, (ino) => readableInode(this.store, ino)));
+    this.noteRemote(batchOfEvents(c.events.map((ev) => ev.meta), (k) => this.store.view.tryGet(k)?.data ?? null, names, (ino) => readableInode(this.store, ino)), before);
   }
 
-  /** Hands a remote change to the core; remembers what content changed (conflict detection). */
-  private noteRemote(batch: FsBatch): void {
+  /**
+   * Hands a remote change to the core; remembers what content changed (conflict detection).
+   * `before`: the files' records before it; without it, every file record counts as new content.
+   */
+  private noteRemote(batch: FsBatch, before?: Map<Ino, InodeRecord | null | undefined>): void {
     const st = this.store;
     st.remoteCount++;
     for (const b of batch.blocks) st.remoteContentAt.set(b.ino, st.remoteCount);
-    for (const r of batch.inodes) if ((r.mode & 0o170000) === 0o100000) st.remoteContentAt.set(r.ino, st.remoteCount);
+    for (const r of batch.inodes) {
+      if ((r.mode & 0o170000) !== 0o100000) continue;
+      // An attribute change (chmod, times, xattrs) is no second version of the content.
+      if (before && !contentDiffers(before.get(r.ino), r)) continue;
+      st.remoteContentAt.set(r.ino, st.remoteCount);
+    }
     const clashes = st.onRemoteChange?.(batch);
     if (clashes) for (const ino of clashes) st.clashes.add(ino);
   }
@@ -480,3 +495,10 @@ export class RemoteFs {
 
 export { OfflineRefused, RemoteChainStore };
 export type { InodeRecord };
+
+/** Whether a file's record says its content changed (size, inline bytes, block size). */
+function contentDiffers(prev: InodeRecord | null | undefined, now: InodeRecord): boolean {
+  if (!prev) return true;
+  const empty = Buffer.alloc(0);
+  return prev.size !== now.size || prev.blockSize !== now.blockSize || !(prev.inline ?? empty).equals(now.inline ?? empty);
+}

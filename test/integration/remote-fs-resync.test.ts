@@ -188,4 +188,68 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
       await relay.close();
     }
   }, 90_000);
+
+  it("a batch waiting to be applied while another machine changes the same file: both versions are kept (the other keeps the name)", async () => {
+    const base = await tempDir('atefs-waiting-');
+    const session = Session.of(createIdentity('alice'));
+    const open = (name: string) => RemoteFs.open({
+      url: `tcp://127.0.0.1:${solo.port}/team/waiting`, session, dir: join(base, `state-${name}`), configDir: join(base, `config-${name}`), machineName: name,
+    });
+    const A = await open('alpha');
+    let fsA: Filesystem | undefined;
+    let fsB: Filesystem | undefined;
+    let B: RemoteFs | undefined;
+    let held = false;
+    try {
+      fsA = await Filesystem.open(A.store, { rootUid: 0, rootGid: 0, commitDelayMs: 60_000 });
+      const { entry, open: h } = fsA.create(ROOT, 1, b('doc.txt'), 0o644, 2);
+      const f = entry.ino;
+      fsA.write(ROOT, f, h.fh, 0, b('base\n'));
+      fsA.release(f, h.fh);
+      await fsA.sync();
+      await until("A's file confirmed", () => A.rc.pendingCount === 0);
+      B = await open('beta');
+      fsB = await Filesystem.open(B.store, { rootUid: 0, rootGid: 0, commitDelayMs: 60_000 });
+      expect(fsB.lookup(ROOT, 1, b('doc.txt')).ino).toBe(f);
+
+      // A's edit is taken into a batch that waits at the start of the store's commit (as behind a
+      // resync, or in readonly mode until the server is back): nothing of it is dirty any more.
+      const alpha = b('edited on alpha\n');
+      writeAt(fsA, f, 0, alpha);
+      held = true;
+      const refusal = A.store.refusal;
+      A.store.refusal = () => (held ? 'held by the test' : refusal());
+      fsA.commitSoon();
+      await until("A's edit in flight", () => fsA!.dirtyBytes === 0 && fsA!.uncommitted.inodes === 0 && fsA!.commitUnsettled);
+
+      // Meanwhile B edits the same file; the server confirms it first and A's view applies it.
+      const beta = b('edited on beta, longer\n');
+      writeAt(fsB, f, 0, beta);
+      await fsB.sync();
+      await until("B's edit confirmed", () => B!.rc.pendingCount === 0);
+      await until("B's edit in A's store", () => A.store.getInode(f)?.size === beta.length);
+
+      held = false;
+      A.store.refusal = refusal;
+      await fsA.sync();
+      await until("A's upload confirmed", () => A.rc.pendingCount === 0);
+      await A.store.settle();
+      const copyOf = (fs: Filesystem) => names(fs, 1).find((n) => /^doc\.conflict-alpha-\d{8}T\d{6}Z\.txt$/.test(n));
+      await until('the conflict copy on B', () => copyOf(fsB!) !== undefined);
+      for (const [who, fs] of [['A', fsA], ['B', fsB]] as const) {
+        const copy = copyOf(fs);
+        expect(names(fs, 1), who).toEqual(['doc.txt', copy!].sort());
+        // Confirmed first, B's version keeps the name; A's is beside it.
+        await until(`B's version under the name on ${who}`, () => readAll(fs, fs.lookup(ROOT, 1, b('doc.txt')).ino).equals(beta));
+        expect(readAll(fs, fs.lookup(ROOT, 1, b(copy!)).ino).equals(alpha), who).toBe(true);
+      }
+      expect(A.conflicts.length).toBe(1);
+    } finally {
+      held = false;
+      await fsA?.destroy().catch(() => undefined);
+      await fsB?.destroy().catch(() => undefined);
+      await A.close().catch(() => undefined);
+      await B?.close().catch(() => undefined);
+    }
+  }, 90_000);
 });
