@@ -6,7 +6,8 @@
  * - A rename's entries go into one group, so one commit: the new name, and the change of the old
  *   name that held the same inode — its removal, or a new inode put in its place (`mv a c; mkdir a`:
  *   the new `a` alone would leave the old directory under neither name). Renames that touch each
- *   other's names (a swap) form one group.
+ *   other's names (a swap) form one group, and so do a rename out of a directory and the rename
+ *   of that directory (or of one above it).
  * - A name inside a directory comes after the group that names that directory (a new directory,
  *   or one renamed in this batch): otherwise a crash shows the new child under the directory's
  *   old name, or under a directory no name reaches yet (`mkdir N; mv x N/x` would lose x).
@@ -52,6 +53,21 @@ export function orderNamespace(
     moved.add(was);
     oldHalf.add(i);
     join(i, to);
+  });
+  // An inode that moves out of a directory which itself moves in this batch (or lies inside one
+  // that does) moves in the same commit as that directory: `mv a/b c; touch a/b; mv a d` cut
+  // between them would show the old a/b as d/b, a name it has neither before nor after.
+  oldHalf.forEach((i) => {
+    let d: Ino | undefined = dentries[i]!.parent;
+    for (let depth = 0; d !== undefined && depth < 4096; depth++) {
+      if (moved.has(d)) {
+        join(i, firstAdd.get(d)!);
+        return;
+      }
+      const next = parentOf(d);
+      if (next === d) return; // the root
+      d = next;
+    }
   });
   const byRoot = new Map<number, NameGroup>();
   const groupOf: NameGroup[] = [];

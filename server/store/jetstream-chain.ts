@@ -398,7 +398,11 @@ export class JetStreamChain implements ServedChain {
     this.publishing = true;
     try {
       while (this.queue.length && !this.broken) {
-        const batch = this.nextBatch();
+        const { batch, deferred } = this.nextBatch();
+        // Checked again once the batch they did not fit with is applied (and relayed): refused
+        // then, a client hears of the commit it lost to before it hears that it lost. Queued
+        // meanwhile (publishBatch puts what it did not store back in front of them).
+        this.queue.unshift(...deferred);
         if (batch.length) await this.publishBatch(batch);
       }
     } catch (e) {
@@ -408,10 +412,12 @@ export class JetStreamChain implements ServedChain {
     }
   }
 
-  /** Validates queued commits against the state plus the batch so far; rejects what does not fit. */
-  private nextBatch(): Item[] {
+  /** Validates queued commits against the state plus the batch so far; rejects what does not fit
+   *  the state, and defers what does not fit the batch (see pump). */
+  private nextBatch(): { batch: Item[]; deferred: Item[] } {
     const overlay = new SpeculativeState(this.state);
     const batch: Item[] = [];
+    const deferred: Item[] = [];
     let bytes = 0;
     while (this.queue.length) {
       const it = this.queue[0]!;
@@ -426,6 +432,10 @@ export class JetStreamChain implements ServedChain {
         overlay.applyEffects(checkAgainstState(overlay, it.commit, it.signers, serverOrder(undefined)));
       } catch (e) {
         this.queue.shift();
+        if (batch.length > 0) {
+          deferred.push(it);
+          continue;
+        }
         it.done = true;
         try {
           it.reject(toAppendRejected(e));
@@ -438,7 +448,7 @@ export class JetStreamChain implements ServedChain {
       batch.push(it);
       bytes += 4 + it.bytes.length;
     }
-    return batch;
+    return { batch, deferred };
   }
 
   private async publishBatch(batch: Item[]): Promise<void> {
