@@ -1049,13 +1049,19 @@ export class LogEngine implements RedoLog {
   /** Read-only instances: pick up what the writer appended since (new frames, new segments, compaction). */
   private refresh(): void {
     let ids: number[] | null;
+    let cut: CutCertificate | null;
     try {
-      ids = this.readManifest()?.segments ?? null;
+      const m = this.readManifest();
+      ids = m?.segments ?? null;
+      cut = m?.cut ?? null;
     } catch {
       return; // mid-rename: try again next poll
     }
     const cur = this.segs.map((s) => s.id);
-    if (ids && (ids.length < cur.length || cur.some((id, i) => ids![i] !== id))) {
+    // A compaction of only some segments can leave the list this instance knows as a prefix of
+    // the new one (it compacted segments this instance has not read yet): the new cut says so.
+    const recut = (cut?.seq ?? 0) !== (this.cut?.seq ?? 0) || !(cut?.kept ?? ZERO_HASH).equals(this.cut?.kept ?? ZERO_HASH);
+    if (ids && (recut || ids.length < cur.length || cur.some((id, i) => ids![i] !== id))) {
       // Compacted by the writer: reload from scratch.
       this.closeFds();
       this.segs = [];
