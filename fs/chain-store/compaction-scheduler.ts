@@ -235,6 +235,13 @@ export class CompactionScheduler {
     if (now - this.lastCommit < this.idleMs && now - this.dueSince < this.maxDeferMs) return;
     this.dueSince = null;
     this.started++;
+    if (this.spaceFactor > 0 && view.log.segmentList) {
+      // Under the space bound a policy run compacts only what fits too: a whole-log copy beside
+      // the log (a pause right after a space run: ~230 MiB of log + ~110 MiB of copy for a 64 MiB
+      // file) would pass the bound the space runs keep.
+      this.spaceRun = this.runPolicy(reason).catch(() => undefined).finally(() => { this.spaceRun = null; });
+      return;
+    }
     // A failure keeps the old log; the view reports it in stats() and resets the policy's baseline.
     try {
       // automatic: skipped (log untouched) when too little of it is dead to be worth a rewrite.
@@ -298,17 +305,24 @@ export class CompactionScheduler {
    * quarter was too little: through a kernel mount a run of 2-4 s met writers appending ~16 MiB/s,
    * and one sample of 88 went 2 MiB over).
    * At least one (a run must make progress; the commit brake holds the writers back meanwhile).
-   * Undefined: compact the whole log (a log that cannot list its segments, or a single segment).
+   * `relocating`: the run relocates the sparse commits of its segments (a space run), so they
+   * cost their live bytes; else (a policy run) they are copied whole. Undefined: compact the whole
+   * log (a log that cannot list its segments, or whose records are all in the active segment).
    */
-  private victims(scan: LivenessScan): Set<number> | undefined {
+  private victims(scan: LivenessScan, relocating = true): Set<number> | undefined {
     const list = this.view.log.segmentList?.();
     if (!list) return undefined;
-    const sealed = list.filter((s) => !s.active && s.records > 0).map((s) => {
+    const withRecords = list.filter((s) => !s.active && s.records > 0);
+    // Everything in the active segment (a small log): compacting it all copies at most one segment.
+    if (withRecords.length === 0) return undefined;
+    const sealed = withRecords.map((s) => {
       const l = scan.segments.get(s.id);
-      const cost = (l?.keptBytes ?? s.bytes) + (l?.sparseLive ?? 0);
+      // Relocated, a sparse commit costs its live bytes (written again) and is freed; else it is copied whole.
+      const cost = (l?.keptBytes ?? s.bytes) + (relocating ? l?.sparseLive ?? 0 : l?.sparseBytes ?? 0);
       return { id: s.id, cost, free: s.bytes - cost };
     }).filter((s) => s.free > 0);
-    if (sealed.length === 0) return undefined;
+    // Nothing sealed to free (the run then finds too little to reclaim and leaves the log alone).
+    if (sealed.length === 0) return new Set();
     sealed.sort((a, b) => b.free / (b.free + b.cost) - a.free / (a.free + a.cost));
     let room = this.spaceFactor * this.live + this.spaceSlack / 2 - this.view.log.sizeBytes();
     const out = new Set<number>();
@@ -320,7 +334,18 @@ export class CompactionScheduler {
     return out;
   }
 
-  /** Resolves when no space run is in progress (tests; close). */
+  /** A compaction the policy wants (factor, size, timer), of the segments that fit (victims, no relocation). */
+  private async runPolicy(reason: string): Promise<void> {
+    const view = this.view;
+    const scan = await scanLiveness(view, this.opts.cleaner);
+    if (this.stopped) return;
+    this.live = scan.liveBytes;
+    const victims = this.victims(scan, false);
+    // automatic: skipped (log untouched) when too little of it is dead to be worth a rewrite.
+    await view.compact(reason, { automatic: true, ...(victims ? { segments: victims } : {}) });
+  }
+
+  /** Resolves when no space run (or policy run under the bound) is in progress (tests; close). */
   async settled(): Promise<void> {
     while (this.spaceRun) await this.spaceRun;
   }

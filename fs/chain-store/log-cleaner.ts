@@ -41,8 +41,9 @@ export interface SegmentLiveness {
   bytes: number;
   /** Bytes of the commits a compaction keeps once its sparse ones are relocated (copied, not freed). */
   keptBytes: number;
-  /** Its sparse commits, and their live bytes (written again by relocation). */
+  /** Its sparse commits, their bytes, and their live bytes (written again by relocation). */
   sparse: number[];
+  sparseBytes: number;
   sparseLive: number;
 }
 
@@ -107,7 +108,7 @@ export async function scanLiveness(view: View, opts: CleanerOptions = {}): Promi
   for (const [seq, r] of view.store.allRecords()) {
     await slice.tick();
     let seg = segments.get(r.segment);
-    if (!seg) segments.set(r.segment, (seg = { bytes: 0, keptBytes: 0, sparse: [], sparseLive: 0 }));
+    if (!seg) segments.set(r.segment, (seg = { bytes: 0, keptBytes: 0, sparse: [], sparseBytes: 0, sparseLive: 0 }));
     seg.bytes += r.bytes;
     const l = live.get(seq) ?? 0;
     // Wholly dead commits need no relocation: compaction drops them as they are.
@@ -117,6 +118,7 @@ export async function scanLiveness(view: View, opts: CleanerOptions = {}): Promi
     sparseBytes += r.bytes;
     sparseLive += l;
     seg.sparse.push(seq);
+    seg.sparseBytes += r.bytes;
     seg.sparseLive += l;
   }
   return { liveBytes, sparse, sparseBytes, sparseLive, segments };
