@@ -328,16 +328,20 @@ describe('durability workloads (issue 17)', () => {
       fsyncMs: Array.from({ length: 100 }, (_, i) => i + 1), startedAt: t0, slowest: [5, 140, 20, 7] };
     const r = { code: 0, stdout: JSON.stringify(probe), stderr: '', seconds: 3 };
     // One sample in the fill (before the rewrites), then at 1.5 s, 3.2 s and 3.9 s into them.
-    const series = [0, 1500, 3200, 3900].map((dt, i) => ({ ...pt(i, 100, 64), at: t0 - 500 + (i === 0 ? 0 : dt + 500) }));
+    // Then two after the writes ended (the settle): the first still covers second 3 (to the second), the next no call at all.
+    const series = [0, 1500, 3200, 3900, 6000, 8000].map((dt, i) => ({ ...pt(i, 100, 64), at: t0 - 500 + (i === 0 ? 0 : dt + 500) }));
     const v = wl('rewrite').measure!(r, {} as never, series);
     expect(v['rewrite-stall']).toBe(140);
     expect(v['rewrite-fsync-p99']).toBe(99);
     expect(wl('rewrite-stall').of).toBe('rewrite');
     // Seconds 0-1, then 1-3 (the 140 ms call ended in second 1: counted in both, to the second), then 3.
-    expect(series.map((p) => p.stallMs)).toEqual([undefined, 140, 140, 7]);
+    expect(series.map((p) => p.stallMs)).toEqual([undefined, 140, 140, 7, 7, undefined]);
     const lines = spaceSection(targets, (() => { const x: Results = new Map(); cell(x, 'atefs-k-disk', 'rewrite').samples.push({ value: 1, seconds: 1, series }); return x; })()).join('\n');
     expect(lines).toMatch(/stall ms$/m);
     expect(lines).toMatch(/\s256\s+7$/m);
+    expect(lines).toMatch(/\s256\s+-$/m);
+    expect(durabilityCtx(false, {}, '/p').settleMs).toBe(10_000);
+    expect(durabilityCtx(false, { BENCH_SETTLE_S: '0' }, '/p').settleMs).toBe(0);
   });
 
   it('judges the writer stall (< 100 ms) and df against the live data', () => {

@@ -150,6 +150,6 @@ export function spaceSection(targets: Target[], results: Results): string[] {
     }
   }
   return lines.length ? [
-    'rewrite: store size (du) / live data over time (first run; every sample while it writes, last row = at the end; MiB;',
+    'rewrite: store size (du) / live data over time (first run; every sample while it writes and while it settles after, last row = the end; MiB;',
     '  log count = the daemon\'s own count of its log; stall = longest write/fsync since the previous sample):', ...lines] : [];
 }
