@@ -89,9 +89,10 @@ function stallGoal(targets: Target[], results: Results, a: Target): string {
   const gv = g ? median(results.get(g.name)?.get('rewrite-stall')?.samples.map((s) => s.value) ?? []) : undefined;
   const ref = gv !== undefined ? ` (${g!.name} ${gv.toFixed(1)} ms)` : '';
   const p99 = median(results.get(a.name)?.get('rewrite-fsync-p99')?.samples.map((s) => s.value) ?? []);
+  const p50 = median(results.get(a.name)?.get('rewrite-fsync-p50')?.samples.map((s) => s.value) ?? []);
   if (v === undefined) return `  ${padR(text, 38)}${padR(a.name, 15)}n/a (${results.get(a.name)?.get('rewrite')?.errors[0]?.slice(0, 80) ?? 'not measured'})`;
   const failed = (results.get(a.name)?.get('rewrite')?.errors.length ?? 0) > 0;
-  const fig = `${v.toFixed(1)} ms${p99 !== undefined ? `, fsync p99 ${p99.toFixed(1)} ms` : ''}${ref}`;
+  const fig = `${v.toFixed(1)} ms${p50 !== undefined ? `, fsync p50 ${p50.toFixed(1)}` : ''}${p99 !== undefined ? `${p50 !== undefined ? '' : ','} fsync p99 ${p99.toFixed(1)} ms` : ''}${ref}`;
   return `  ${padR(text, 38)}${padR(a.name, 15)}${padR(fig, 50)}  ${failed ? 'n/a (check failed)' : v < 100 ? 'MET' : 'NOT MET'}`;
 }
 
