@@ -1,5 +1,5 @@
 import type { CompactionReport, View } from '../../src/view/index.js';
-import { relocate, scanLiveness, type CleanerOptions, type Serializer } from './log-cleaner.js';
+import { relocate, scanLiveness, type CleanerOptions, type LivenessScan, type Serializer } from './log-cleaner.js';
 
 export interface CompactionSchedulerOptions {
   /** Quiet time (no commit) before a due compaction starts. Default 2000 ms. */
@@ -44,6 +44,9 @@ export interface SpaceRunReport {
   relocatedBytes: number;
   relocatedDaos: number;
   compaction: CompactionReport | null;
+  /** Segments compacted (the others were kept in place), and how many the log had. */
+  segments: number;
+  segmentsOf: number;
   logAfter: number;
   ms: number;
   /** Not at risk after all: live data grew as much as the log. */
@@ -232,6 +235,13 @@ export class CompactionScheduler {
     if (now - this.lastCommit < this.idleMs && now - this.dueSince < this.maxDeferMs) return;
     this.dueSince = null;
     this.started++;
+    if (this.spaceFactor > 0 && view.log.segmentList) {
+      // Under the space bound a policy run compacts only what fits too: a whole-log copy beside
+      // the log (a pause right after a space run: ~230 MiB of log + ~110 MiB of copy for a 64 MiB
+      // file) would pass the bound the space runs keep.
+      this.spaceRun = this.runPolicy(reason).catch(() => undefined).finally(() => { this.spaceRun = null; });
+      return;
+    }
     // A failure keeps the old log; the view reports it in stats() and resets the policy's baseline.
     try {
       // automatic: skipped (log untouched) when too little of it is dead to be worth a rewrite.
@@ -251,7 +261,7 @@ export class CompactionScheduler {
     this.spaceRuns++;
     const report: SpaceRunReport = {
       at: Date.now(), logBefore, liveBytes: 0, sparseBytes: 0, relocatedBytes: 0, relocatedDaos: 0,
-      compaction: null, logAfter: logBefore, ms: 0, skipped: false,
+      compaction: null, segments: 0, segmentsOf: 0, logAfter: logBefore, ms: 0, skipped: false,
     };
     try {
       // A running (deferred) compaction first: the scan would race its index switch.
@@ -262,15 +272,19 @@ export class CompactionScheduler {
       report.liveBytes = scan.liveBytes;
       report.sparseBytes = scan.sparseBytes;
       if (!this.spaceDue(view.log.sizeBytes())) { report.skipped = true; return; }
-      if (this.opts.serialize && scan.sparse.size > 0 && !this.stopped) {
-        const r = await relocate(view, scan.sparse, this.opts.serialize, this.opts.cleaner);
+      const victims = this.victims(scan);
+      report.segments = victims?.size ?? 0;
+      report.segmentsOf = view.log.segmentList?.().length ?? 0;
+      const sparse = victims ? new Set([...victims].flatMap((id) => scan.segments.get(id)?.sparse ?? [])) : scan.sparse;
+      if (this.opts.serialize && sparse.size > 0 && !this.stopped) {
+        const r = await relocate(view, sparse, this.opts.serialize, this.opts.cleaner);
         report.relocatedBytes = r.bytes;
         report.relocatedDaos = r.daos;
         this.relocatedBytes += r.bytes;
       }
       if (this.stopped) return;
       this.started++;
-      report.compaction = await view.compact('space', { automatic: true, urgent: true });
+      report.compaction = await view.compact('space', { automatic: true, urgent: true, ...(victims ? { segments: victims } : {}) });
     } finally {
       report.logAfter = view.log.sizeBytes();
       report.ms = performance.now() - t0;
@@ -280,7 +294,58 @@ export class CompactionScheduler {
     }
   }
 
-  /** Resolves when no space run is in progress (tests; close). */
+  /**
+   * The segments a space run compacts. A compaction writes the records it keeps into new segments
+   * before it deletes the old ones, so until its switch the disk holds the log plus that copy
+   * (and what relocation and the writers append meanwhile): compacting the whole log at once took
+   * the disk to ~1.3x the bound at each run (a 64 MiB file: 240 MB of log + 105 MB of copy against
+   * a bound of 288 MiB). So a run takes the sealed segments with the most to free first (dead
+   * bytes, as a share of the segment), as many as fit: the log now, plus the copy and the
+   * relocation of those, plus half the slack for the writers meanwhile, within the bound (a
+   * quarter was too little: through a kernel mount a run of 2-4 s met writers appending ~16 MiB/s,
+   * and one sample of 88 went 2 MiB over).
+   * At least one (a run must make progress; the commit brake holds the writers back meanwhile).
+   * `relocating`: the run relocates the sparse commits of its segments (a space run), so they
+   * cost their live bytes; else (a policy run) they are copied whole. Undefined: compact the whole
+   * log (a log that cannot list its segments, or whose records are all in the active segment).
+   */
+  private victims(scan: LivenessScan, relocating = true): Set<number> | undefined {
+    const list = this.view.log.segmentList?.();
+    if (!list) return undefined;
+    const withRecords = list.filter((s) => !s.active && s.records > 0);
+    // Everything in the active segment (a small log): compacting it all copies at most one segment.
+    if (withRecords.length === 0) return undefined;
+    const sealed = withRecords.map((s) => {
+      const l = scan.segments.get(s.id);
+      // Relocated, a sparse commit costs its live bytes (written again) and is freed; else it is copied whole.
+      const cost = (l?.keptBytes ?? s.bytes) + (relocating ? l?.sparseLive ?? 0 : l?.sparseBytes ?? 0);
+      return { id: s.id, cost, free: s.bytes - cost };
+    }).filter((s) => s.free > 0);
+    // Nothing sealed to free (the run then finds too little to reclaim and leaves the log alone).
+    if (sealed.length === 0) return new Set();
+    sealed.sort((a, b) => b.free / (b.free + b.cost) - a.free / (a.free + a.cost));
+    let room = this.spaceFactor * this.live + this.spaceSlack / 2 - this.view.log.sizeBytes();
+    const out = new Set<number>();
+    for (const s of sealed) {
+      if (out.size > 0 && s.cost > room) continue;
+      out.add(s.id);
+      room -= s.cost;
+    }
+    return out;
+  }
+
+  /** A compaction the policy wants (factor, size, timer), of the segments that fit (victims, no relocation). */
+  private async runPolicy(reason: string): Promise<void> {
+    const view = this.view;
+    const scan = await scanLiveness(view, this.opts.cleaner);
+    if (this.stopped) return;
+    this.live = scan.liveBytes;
+    const victims = this.victims(scan, false);
+    // automatic: skipped (log untouched) when too little of it is dead to be worth a rewrite.
+    await view.compact(reason, { automatic: true, ...(victims ? { segments: victims } : {}) });
+  }
+
+  /** Resolves when no space run (or policy run under the bound) is in progress (tests; close). */
   async settled(): Promise<void> {
     while (this.spaceRun) await this.spaceRun;
   }

@@ -32,6 +32,19 @@ export interface LivenessScan {
   sparseBytes: number;
   /** Live bytes in them (what relocating costs). */
   sparseLive: number;
+  /** Per log segment (by id): what a compaction of it alone would copy and free. */
+  segments: Map<number, SegmentLiveness>;
+}
+
+export interface SegmentLiveness {
+  /** Bytes of its records. */
+  bytes: number;
+  /** Bytes of the commits a compaction keeps once its sparse ones are relocated (copied, not freed). */
+  keptBytes: number;
+  /** Its sparse commits, their bytes, and their live bytes (written again by relocation). */
+  sparse: number[];
+  sparseBytes: number;
+  sparseLive: number;
 }
 
 export interface CleanerOptions {
@@ -91,16 +104,24 @@ export async function scanLiveness(view: View, opts: CleanerOptions = {}): Promi
   const sparse = new Set<number>();
   let sparseBytes = 0;
   let sparseLive = 0;
+  const segments = new Map<number, SegmentLiveness>();
   for (const [seq, r] of view.store.allRecords()) {
     await slice.tick();
+    let seg = segments.get(r.segment);
+    if (!seg) segments.set(r.segment, (seg = { bytes: 0, keptBytes: 0, sparse: [], sparseBytes: 0, sparseLive: 0 }));
+    seg.bytes += r.bytes;
     const l = live.get(seq) ?? 0;
     // Wholly dead commits need no relocation: compaction drops them as they are.
-    if (l === 0 || held.has(seq) || l >= r.bytes * ratio) continue;
+    if (l === 0 && !held.has(seq)) continue;
+    if (held.has(seq) || l >= r.bytes * ratio) { seg.keptBytes += r.bytes; continue; }
     sparse.add(seq);
     sparseBytes += r.bytes;
     sparseLive += l;
+    seg.sparse.push(seq);
+    seg.sparseBytes += r.bytes;
+    seg.sparseLive += l;
   }
-  return { liveBytes, sparse, sparseBytes, sparseLive };
+  return { liveBytes, sparse, sparseBytes, sparseLive, segments };
 }
 
 /** Runs `fn` between two of the file system's batches (ChainStore.serialize). */

@@ -42,6 +42,12 @@ export interface OpenLocalChainOptions {
   /** Largest commit a batch is cut into (ChainStoreOptions.commitBudget; tests use small ones). */
   commitBudget?: number;
   /**
+   * Size at which the log starts a new segment (default LOCAL_SEGMENT_SIZE). The space runs compact
+   * a selection of segments (compaction-scheduler.ts victims): smaller ones let a run pick the
+   * deadest parts of the log and copy no more than fits under the space bound.
+   */
+  segmentSize?: number;
+  /**
    * Page deltas for partly rewritten blocks (block-delta.ts): default true; false writes whole
    * blocks (reads apply deltas either way). The first batch written with them marks the chain
    * (codec.ts FS_FEATURES), which atefs from before deltas then refuses to mount.
@@ -95,6 +101,13 @@ async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(() => true, () => false);
 }
 
+/**
+ * Segment size of a local chain's log: a sixteenth of the 128 MiB space slack, the unit a space
+ * run picks its segments in (the deadest first, as many as fit under the bound); the log's own
+ * default is 64 MiB, four of which made choices too coarse for a 64 MiB file's log of ~200 MiB.
+ */
+export const LOCAL_SEGMENT_SIZE = 8 << 20;
+
 /** Opens (creating on first use) the local chain a mount without a remote serves. */
 export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<LocalChain> {
   const configDir = o.configDir ?? defaultConfigDir();
@@ -127,11 +140,13 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
     genesis = await createGenesis({ name: LOCAL_CHAIN_ID, keyring: session, chainReaders: [...ownerReaders, ...(o.extraReaders ?? [])], keys, pool });
     genesisHash = genesis.hash;
   }
-  // Records up to 64 MiB: a commit (the store cuts batches at 24 MiB) is always one record.
+  // Records up to 64 MiB: a commit (the store cuts batches at 24 MiB) is always one record (a
+  // record larger than a segment gets a segment of its own).
   const maxRecordSize = 64 << 20;
+  const segmentSize = o.segmentSize ?? LOCAL_SEGMENT_SIZE;
   const log = await openLog(o.memory
     ? { memory: true, chainId: LOCAL_CHAIN_ID, maxRecordSize, ...(genesisHash ? { genesisHash } : {}) }
-    : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}), ...(stored?.seen ? { chainHashAt: stored.seen.seq } : {}) });
+    : { dir: logDir, chainId: LOCAL_CHAIN_ID, maxRecordSize, segmentSize, readOnly: !!o.readOnly, ...(genesisHash ? { genesisHash } : {}), ...(stored?.seen ? { chainHashAt: stored.seen.seq } : {}) });
   if (!genesis && !pin) {
     // An existing log that this user never pinned: refused unless trusted (src/chain/pinning.ts).
     try {

@@ -11,7 +11,11 @@
  *     rewriteBytes were written, with an fsync every syncBytes (a database's checkpoints). Keeps a
  *     copy in memory, so it knows what the file must hold. After every syncBytes it writes the
  *     bytes written so far to progressFile (on tmpfs) for the bench's space sampler.
- *     Prints { fillSeconds, rewriteSeconds, rewriteBytes, sha256 }.
+ *     Every write and fsync of the rewrites is timed: what a writer waits for, the filesystem's
+ *     compaction included. Prints { fillSeconds, rewriteSeconds, rewriteBytes, sha256,
+ *     longestWriteMs, longestFsyncMs, fsyncMs (every fsync's time, in order), startedAt (epoch ms
+ *     when the rewrites began), slowest (per wall-clock second since startedAt, the longest call
+ *     that ended in it) }.
  *
  * Synchronous I/O on purpose: one request in flight at a time, like the database it stands for.
  */
@@ -50,22 +54,49 @@ function rewriteProbe(file: string, fileBytes: number, rewriteBytes: number, pag
     progress();
   }
   const t1 = now();
+  const startedAt = Date.now();
   let done = 0;
   let sinceSync = 0;
+  let longestWriteMs = 0;
+  let longestFsyncMs = 0;
+  const fsyncMs: number[] = [];
+  const slowest: number[] = [];
+  // The longest call per wall-clock second: the bench lines it up with its space samples.
+  const note = (endMs: number, ms: number): void => {
+    const s = Math.floor((endMs - t1) / 1000);
+    while (slowest.length <= s) slowest.push(0);
+    if (ms > slowest[s]!) slowest[s] = ms;
+  };
+  const timedFsync = (): void => {
+    const a = now();
+    fsyncSync(fd);
+    const b = now();
+    fsyncMs.push(b - a);
+    if (b - a > longestFsyncMs) longestFsyncMs = b - a;
+    note(b, b - a);
+  };
   while (done < rewriteBytes) {
     const p = randomInt(pages);
     const page = mirror.subarray(p * pageBytes, (p + 1) * pageBytes);
     randomFillSync(page);
+    const a = now();
     writeSync(fd, page, 0, pageBytes, p * pageBytes);
+    const b = now();
+    if (b - a > longestWriteMs) longestWriteMs = b - a;
+    note(b, b - a);
     done += pageBytes; written += pageBytes; sinceSync += pageBytes;
-    if (sinceSync >= syncBytes) { fsyncSync(fd); sinceSync = 0; progress(); }
+    if (sinceSync >= syncBytes) { timedFsync(); sinceSync = 0; progress(); }
   }
-  fsyncSync(fd);
+  timedFsync();
   progress();
   const t2 = now();
   closeSync(fd);
   const sha256 = createHash('sha256').update(mirror).digest('hex');
-  process.stdout.write(`${JSON.stringify({ fillSeconds: (t1 - t0) / 1000, rewriteSeconds: (t2 - t1) / 1000, rewriteBytes: done, sha256 })}\n`);
+  const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+  process.stdout.write(`${JSON.stringify({
+    fillSeconds: (t1 - t0) / 1000, rewriteSeconds: (t2 - t1) / 1000, rewriteBytes: done, sha256,
+    longestWriteMs: r3(longestWriteMs), longestFsyncMs: r3(longestFsyncMs), fsyncMs: fsyncMs.map(r3), startedAt, slowest: slowest.map(r3),
+  })}\n`);
 }
 
 const [mode, ...args] = process.argv.slice(2);

@@ -12,7 +12,9 @@
  * name), BENCH_WORKLOADS=write,read,untar,md5sum,ls,rm,fsync,sqlite-wal,sqlite-journal,rewrite,
  * BENCH_SEQ_MIB, BENCH_FILES, BENCH_TRACE=0, BENCH_TIMEOUT_S (per workload, 120; quick 60),
  * FLOOR_CACHE_TIMEOUT (60), FLOOR_KERNEL_CACHE=0; durability: BENCH_FSYNC_N (200; quick 50),
- * BENCH_SQLITE_TX (200; quick 50), BENCH_REWRITE_MIB (64; quick 32), BENCH_REWRITE_X (5; quick 6).
+ * BENCH_SQLITE_TX (200; quick 50), BENCH_REWRITE_MIB (64; quick 32), BENCH_REWRITE_X (5; quick 6),
+ * BENCH_SAMPLE_MS (the rewrite's space samples, 500), BENCH_SETTLE_S (sampled after the writes, 10),
+ * BENCH_REWRITE_TIMEOUT_S (300; quick 150).
  * Root is needed for drop_caches and the request tracepoints; without it those parts say n/a.
  */
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync, cpSync, copyFileSync, symlinkSync } from 'node:fs';

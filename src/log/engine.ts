@@ -61,6 +61,7 @@ import type {
   OpenLogOptions,
   RecoveryReport,
   RedoLog,
+  SegmentInfo,
 } from './types.js';
 
 const BUFFER_LIMIT = 1 << 20;
@@ -1048,13 +1049,19 @@ export class LogEngine implements RedoLog {
   /** Read-only instances: pick up what the writer appended since (new frames, new segments, compaction). */
   private refresh(): void {
     let ids: number[] | null;
+    let cut: CutCertificate | null;
     try {
-      ids = this.readManifest()?.segments ?? null;
+      const m = this.readManifest();
+      ids = m?.segments ?? null;
+      cut = m?.cut ?? null;
     } catch {
       return; // mid-rename: try again next poll
     }
     const cur = this.segs.map((s) => s.id);
-    if (ids && (ids.length < cur.length || cur.some((id, i) => ids![i] !== id))) {
+    // A compaction of only some segments can leave the list this instance knows as a prefix of
+    // the new one (it compacted segments this instance has not read yet): the new cut says so.
+    const recut = (cut?.seq ?? 0) !== (this.cut?.seq ?? 0) || !(cut?.kept ?? ZERO_HASH).equals(this.cut?.kept ?? ZERO_HASH);
+    if (ids && (recut || ids.length < cur.length || cur.some((id, i) => ids![i] !== id))) {
       // Compacted by the writer: reload from scratch.
       this.closeFds();
       this.segs = [];
@@ -1118,6 +1125,9 @@ export class LogEngine implements RedoLog {
       if (opts?.failAt === s) throw new InjectedCrash(`injected crash at ${s}`);
     };
     const created: Seg[] = [];
+    // The new segment list up to the tail, in seq order: created segments and retained old ones.
+    const order: Seg[] = [];
+    const retained = new Set<Seg>();
     const fds = new Map<number, number>();
     let switched = false;
     // Compaction runs next to writers on the main thread: every blocking piece is kept small.
@@ -1170,7 +1180,15 @@ export class LogEngine implements RedoLog {
         await pwritevAllAsync(this.io, fds.get(cur.id)!, bufs, at);
         if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
       };
+      for (const seg of old) if (opts?.retain?.(this.info(seg, false))) retained.add(seg);
       for (const seg of old) {
+        const keepAll = retained.has(seg);
+        if (keepAll) {
+          // Kept in place: the next copied record starts a new segment after it (seq order).
+          await flushBatch();
+          cur = null;
+          order.push(seg);
+        }
         const fd = this.io.openRead(seg.name);
         try {
           const w = new Window(this.io, fd, COMPACT_READ_CHUNK);
@@ -1202,6 +1220,13 @@ export class LogEngine implements RedoLog {
             const frame = w.buf.subarray(i, i + FRAME_HEADER + len);
             const rec: LogRecord = { seq: frameSeq(w.buf, i), pos: { segment: seg.id, offset: off }, payload: frame.subarray(FRAME_HEADER) };
             off += frame.length;
+            if (keepAll) {
+              // Read for the cut certificate's hash of the kept records only; it stays where it is.
+              kept = chainStep(kept, recordHash(rec.payload));
+              positions.set(rec.seq, rec.pos);
+              await yieldIfDue();
+              continue;
+            }
             if (!keep(rec)) continue;
             kept = chainStep(kept, recordHash(rec.payload));
             if (!cur || (cur.end + frame.length > this.segmentSize && cur.count > 0)) {
@@ -1212,6 +1237,7 @@ export class LogEngine implements RedoLog {
               const nfd = this.io.openRw(name, true);
               cur = { id, name, headerLen: header.length, firstSeq: rec.seq, end: header.length, count: 0, lastSeq: 0 };
               created.push(cur);
+              order.push(cur);
               fds.set(id, nfd);
               this.io.pwrite(nfd, header, 0);
             }
@@ -1244,13 +1270,14 @@ export class LogEngine implements RedoLog {
       // From here to onSwitched no await: appends cannot interleave with the switch.
       this.visible();
       const tail = this.segs.filter((s) => !old.includes(s));
-      const next = [...created, ...tail];
+      const next = [...order, ...tail];
+      const dropped = old.filter((s) => !retained.has(s));
       switched = true;
       this.cut = { ...claim, ...signed };
       this.writeManifest(next, step);
       this.segs = next;
       this.byId = new Map(next.map((s) => [s.id, s]));
-      for (const s of old) {
+      for (const s of dropped) {
         const rfd = this.readFds.get(s.id);
         if (rfd !== undefined) {
           this.io.close(rfd);
@@ -1270,7 +1297,7 @@ export class LogEngine implements RedoLog {
       // The switch is durable (manifest renamed, directory fsynced) and the in-memory state is
       // consistent: appends may run again between the deletions (unlinking a large segment
       // takes tens of milliseconds here).
-      for (const s of old) {
+      for (const s of dropped) {
         sliceStart = 0;
         await yieldIfDue();
         this.io.unlink(s.name);
@@ -1299,6 +1326,14 @@ export class LogEngine implements RedoLog {
   }
 
   // ---------------------------------------------------------------- misc
+
+  private info(s: Seg, active: boolean): SegmentInfo {
+    return { id: s.id, firstSeq: s.count > 0 ? s.firstSeq : 0, lastSeq: s.lastSeq, bytes: s.end, records: s.count, active };
+  }
+
+  segmentList(): SegmentInfo[] {
+    return this.segs.map((s, i) => this.info(s, i === this.segs.length - 1));
+  }
 
   sizeBytes(): number {
     let n = this.pendingBytes + (this.inflight !== null && !this.inflight.done ? this.inflight.total : 0);

@@ -35,6 +35,7 @@ export type {
   OpenLogOptions,
   RecoveryReport,
   RedoLog,
+  SegmentInfo,
 } from './types.js';
 export {
   DiskFull,

@@ -70,6 +70,25 @@ export interface CompactOptions {
   onSwitched?: (positions: Map<number, LogPosition>) => void;
   /** Signs the cut certificate the compaction leaves in the MANIFEST (unsigned without it). */
   certify?: Certify;
+  /**
+   * Segments kept as they are: not copied, every record in them kept (`keep` is not asked about
+   * them). A compaction of only some segments adds to the disk only the copy of those, instead of
+   * the copy of the whole log beside the old one until the switch (the space bound).
+   */
+  retain?: (seg: SegmentInfo) => boolean;
+}
+
+/** One segment of the log as the log lists them (oldest first). */
+export interface SegmentInfo {
+  id: number;
+  /** Seq of its first and last record (0 when it holds none). */
+  firstSeq: number;
+  lastSeq: number;
+  /** Bytes in the file up to its last frame, header included. */
+  bytes: number;
+  records: number;
+  /** The segment appends go to. */
+  active: boolean;
 }
 
 export interface CompactResult {
@@ -126,6 +145,8 @@ export interface RedoLog {
   /** Replace the log by a selection of its records. Records keep their seq; positions change.
    *  Appends that arrive during compaction are kept. Returns the new position of every kept seq. */
   compact(keep: (rec: LogRecord) => boolean, opts?: CompactOptions): Promise<CompactResult>;
+  /** The segments, oldest first (the last one is the active one). */
+  segmentList?(): SegmentInfo[];
   sizeBytes(): number;
   close(): Promise<void>;
 }

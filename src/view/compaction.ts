@@ -112,7 +112,7 @@ const urgentRuns = new WeakSet<View>();
 export async function runCompaction(
   view: View,
   reason: string,
-  opts: { failAt?: CompactionStep; automatic?: boolean; urgent?: boolean } = {},
+  opts: { failAt?: CompactionStep; automatic?: boolean; urgent?: boolean; segments?: ReadonlySet<number> } = {},
 ): Promise<CompactionReport> {
   const t0 = performance.now();
   const stall = { max: 0 };
@@ -122,6 +122,9 @@ export async function runCompaction(
     const cut = view.watermark.seq;
     const recordsBefore = view.watermark.records;
     const keep = await initialKeepSet(view, cut);
+    // Only some segments compacted: every record of the others is kept as it is (the log leaves
+    // those segments in place), and the candidate replayed below is exactly what the log will hold.
+    const retain = opts.segments ? retainOthers(view, opts.segments, cut, keep) : undefined;
     if (opts.automatic) {
       // Before any copy or dry run: what is not in the initial keep set bounds what this run can
       // reclaim (the fixpoint below only keeps more).
@@ -202,6 +205,7 @@ export async function runCompaction(
       ...(opts.failAt ? { failAt: opts.failAt } : {}),
       // The cut certificate in the MANIFEST, signed by the owner (src/chain/cut-signing.ts).
       certify: cutCertifier(view.keyring, view.pool),
+      ...(retain ? { retain } : {}),
       // From the switch on, reads of moved records resolve through remap (the log deletes the
       // old segments between yields after this).
       onSwitched: (positions) => {
@@ -235,6 +239,23 @@ export async function runCompaction(
     view.stallProbe = null;
     urgentRuns.delete(view);
   }
+}
+
+/**
+ * For a compaction of only the segments `victims`: adds every seq up to `cut` of the other
+ * segments to `keep` (a segment holds a contiguous seq range of the log it was cut from, and the
+ * ranges of two segments never overlap, so seqs of records compacted away before are harmless
+ * there), and returns the log's retain predicate. Segments appended after this call are the
+ * tail: kept anyway (seq > cut).
+ */
+function retainOthers(view: View, victims: ReadonlySet<number>, cut: number, keep: Set<number>): (seg: { id: number }) => boolean {
+  const list = view.log.segmentList?.();
+  if (!list) throw new CompactionFailed('this log cannot compact only some of its segments');
+  for (const seg of list) {
+    if (victims.has(seg.id) || seg.records === 0) continue;
+    for (let s = seg.firstSeq; s <= Math.min(seg.lastSeq, cut); s++) keep.add(s);
+  }
+  return (seg) => !victims.has(seg.id);
 }
 
 async function initialKeepSet(view: View, cut: number): Promise<Set<number>> {

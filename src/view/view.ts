@@ -784,11 +784,13 @@ export class View {
   /**
    * Compacts the log now (see compaction.ts). Concurrent calls share one run, except that a manual
    * call is not answered by a skipped automatic one. `automatic` (the policy's runs): skipped when
-   * too little is reclaimable (CompactionPolicy.minReclaimBytes).
+   * too little is reclaimable (CompactionPolicy.minReclaimBytes). `segments`: compact only these
+   * log segments, keeping the others in place (the space runs: the copy on disk beside the old log
+   * is then only theirs).
    */
   compact(
     reason = 'manual',
-    opts: { failAt?: import('../log/index.js').CompactionStep; automatic?: boolean; urgent?: boolean } = {},
+    opts: { failAt?: import('../log/index.js').CompactionStep; automatic?: boolean; urgent?: boolean; segments?: ReadonlySet<number> } = {},
   ): Promise<CompactionReport> {
     this.assertWritable();
     if (this.compacting) {

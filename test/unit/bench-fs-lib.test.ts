@@ -279,7 +279,7 @@ describe('durability workloads (issue 17)', () => {
     // SQLite: time = inverse of tx/s: 300/150 = 2.0x (NOT MET), 300/250 = 1.2x (MET).
     expect(lines).toMatch(/SQLite WAL time <= 1\.5x gocryptfs\s+atefs-k-disk\s+150 tx\/s vs gocryptfs-disk 300 tx\/s\s+2\.00x  NOT MET$/m);
     expect(lines).toMatch(/SQLite WAL time <= 1\.5x gocryptfs\s+atefs-ku-disk .*1\.20x  MET$/m);
-    expect(lines).toMatch(/log <= 2x live \+ 128 MiB\s+atefs-k-disk\s+worst: log 250 MiB, live 64 MiB \(bound 256\) at 4 s\s+MET$/m);
+    expect(lines).toMatch(/log <= 2x live \+ 128 MiB\s+atefs-k-disk\s+worst: log 250 MiB, live 64 MiB \(bound 256\) at 4 s; 0 of 2 samples over\s+MET$/m);
     expect(lines).toMatch(/log <= 2x live \+ 128 MiB\s+atefs-ku-disk .*NOT MET$/m);
     // The speed ratios carry the same goals (>= 1/2 and >= 1/1.5 of gocryptfs's speed).
     const ratios = ratioTable(targets, ws, r).join('\n');
@@ -317,9 +317,47 @@ describe('durability workloads (issue 17)', () => {
     within.errors.push('killed after 300 s');
     within.partialSeries = [[pt(2, 100, 64)]];
     const lines = durabilityGoals(targets, [wl('rewrite')], r).join('\n');
-    expect(lines).toMatch(/atefs-k-disk\s+worst: log 900 MiB, live 64 MiB \(bound 256\) at 300 s\s+NOT MET \(before it was killed\)$/m);
+    expect(lines).toMatch(/atefs-k-disk\s+worst: log 900 MiB, live 64 MiB \(bound 256\) at 300 s; 1 of 2 samples over\s+NOT MET \(before it was killed\)$/m);
     expect(lines).toMatch(/atefs-ku-disk .*n\/a \(killed before the end\)$/m);
     expect(spaceSection(targets, r).join('\n')).toMatch(/atefs-k-disk\s+live = daemon's count; KILLED: samples until then/);
+  });
+
+  it('the rewrite reports its longest write/fsync and fsync p99, lined up with the space samples', () => {
+    const t0 = 1_000_000;
+    const probe = { rewriteSeconds: 2, rewriteBytes: 4e6, fillSeconds: 1, sha256: 'x', longestWriteMs: 3, longestFsyncMs: 140,
+      fsyncMs: Array.from({ length: 100 }, (_, i) => i + 1), startedAt: t0, slowest: [5, 140, 20, 7] };
+    const r = { code: 0, stdout: JSON.stringify(probe), stderr: '', seconds: 3 };
+    // One sample in the fill (before the rewrites), then at 1.5 s, 3.2 s and 3.9 s into them.
+    // Then two after the writes ended (the settle): the first still covers second 3 (to the second), the next no call at all.
+    const series = [0, 1500, 3200, 3900, 6000, 8000].map((dt, i) => ({ ...pt(i, 100, 64), at: t0 - 500 + (i === 0 ? 0 : dt + 500) }));
+    const v = wl('rewrite').measure!(r, {} as never, series);
+    expect(v['rewrite-stall']).toBe(140);
+    expect(v['rewrite-fsync-p99']).toBe(99);
+    expect(v['rewrite-fsync-p50']).toBe(50);
+    expect(wl('rewrite-stall').of).toBe('rewrite');
+    // Seconds 0-1, then 1-3 (the 140 ms call ended in second 1: counted in both, to the second), then 3.
+    expect(series.map((p) => p.stallMs)).toEqual([undefined, 140, 140, 7, 7, undefined]);
+    const lines = spaceSection(targets, (() => { const x: Results = new Map(); cell(x, 'atefs-k-disk', 'rewrite').samples.push({ value: 1, seconds: 1, series }); return x; })()).join('\n');
+    expect(lines).toMatch(/stall ms$/m);
+    expect(lines).toMatch(/\s256\s+7$/m);
+    expect(lines).toMatch(/\s256\s+-$/m);
+    expect(durabilityCtx(false, {}, '/p').settleMs).toBe(10_000);
+    expect(durabilityCtx(false, { BENCH_SETTLE_S: '0' }, '/p').settleMs).toBe(0);
+  });
+
+  it('judges the writer stall (< 100 ms) and df against the live data', () => {
+    const r: Results = new Map();
+    const dfPt = (df: number, live: number): SpacePoint => ({ ...pt(1, 100, live), dfUsedBytes: df * MiB });
+    cell(r, 'atefs-k-disk', 'rewrite').samples.push({ value: 5, seconds: 9, series: [dfPt(60, 62), dfPt(80, 80.5)] });
+    put(r, 'atefs-k-disk', 'rewrite-stall', 140); put(r, 'atefs-k-disk', 'rewrite-fsync-p99', 90); put(r, 'atefs-k-disk', 'rewrite-fsync-p50', 20);
+    cell(r, 'atefs-ku-disk', 'rewrite').samples.push({ value: 5, seconds: 9, series: [dfPt(10, 80)] });
+    put(r, 'atefs-ku-disk', 'rewrite-stall', 40);
+    put(r, 'gocryptfs-disk', 'rewrite-stall', 12);
+    const lines = durabilityGoals(targets, [wl('rewrite')], r).join('\n');
+    expect(lines).toMatch(/writer stall < 100 ms \(longest call\)\s+atefs-k-disk\s+140\.0 ms, fsync p50 20\.0 fsync p99 90\.0 ms \(gocryptfs-disk 12\.0 ms\)\s+NOT MET$/m);
+    expect(lines).toMatch(/writer stall < 100 ms \(longest call\)\s+atefs-ku-disk\s+40\.0 ms \(gocryptfs-disk 12\.0 ms\)\s+MET$/m);
+    expect(lines).toMatch(/df used = live data\s+atefs-k-disk\s+end: df 80 MiB, live 81 MiB; largest difference 2\.0 MiB\s+MET$/m);
+    expect(lines).toMatch(/df used = live data\s+atefs-ku-disk\s+end: df 10 MiB, live 80 MiB; .*NOT MET$/m);
   });
 
   it('reads the daemon\'s live data and log size from its stats', () => {
@@ -333,7 +371,8 @@ describe('durability workloads (issue 17)', () => {
     cell(r, 'atefs-k-disk', 'rewrite').samples.push({ value: 5, seconds: 9, series: [pt(2, 100, 64), pt(4, 300, 64)] });
     const lines = spaceSection(targets, r).join('\n');
     expect(lines).toMatch(/atefs-k-disk\s+live = daemon's count/);
-    expect(lines).toMatch(/\s4\s+0\s+300\s+64\s+4\.69x\s+256 over$/m);
+    expect(lines).toMatch(/atefs-k-disk\s+live = daemon's count; 2 samples$/m);
+    expect(lines).toMatch(/\s4\.0\s+0\s+300\s+64\s+4\.69x\s+256 over\s+-$/m);
     expect(spaceSection(targets, new Map())).toEqual([]);
   });
 });

@@ -108,6 +108,107 @@ describe('log chain hash', () => {
     await log.close();
   });
 
+  it('a compaction of some segments leaves the others in place, every record in them kept, and its certificate covers them', async () => {
+    const dir = path.join(root, `c${n++}`);
+    // Small segments: ~4 records each.
+    let log = await openLog({ dir, chainId, genesisHash, segmentSize: 700 });
+    const payloads = Array.from({ length: 16 }, () => randomBytes(150));
+    for (const p of payloads) await log.append(p, 'durable');
+    const before = log.segmentList!();
+    expect(before.length).toBeGreaterThanOrEqual(4);
+    expect(before.map((s) => s.active)).toEqual([...before.slice(1).map(() => false), true]);
+    // Keep segments 2 and 4 of the list as they are; compact the others to their even seqs.
+    const retained = new Set([before[1]!.id, before[3]!.id]);
+    const inRetained = (seq: number) => before.some((s) => retained.has(s.id) && seq >= s.firstSeq && seq <= s.lastSeq);
+    const asked: number[] = [];
+    const res = await log.compact((r) => { asked.push(r.seq); return r.seq % 2 === 0; }, {
+      retain: (s) => retained.has(s.id),
+      certify: async () => ({ sig: Buffer.from('sig'), signer: Buffer.from('me') }),
+    });
+    // keep() is never asked about a retained record; they keep their positions.
+    expect(asked.filter(inRetained)).toEqual([]);
+    for (const s of before.filter((x) => retained.has(x.id))) {
+      for (let q = s.firstSeq; q <= s.lastSeq; q++) expect(res.positions.get(q)?.segment).toBe(s.id);
+    }
+    const after = log.segmentList!();
+    for (const id of retained) expect(after.some((s) => s.id === id)).toBe(true);
+    for (const s of before.filter((x) => !retained.has(x.id) && !x.active)) expect(fs.existsSync(path.join(dir, segmentName(s.id)))).toBe(false);
+    // Seq order across created and retained segments.
+    const seqs = [...log.records()].map((r) => r.seq);
+    const want = payloads.map((_, i) => i + 1).filter((q) => q % 2 === 0 || inRetained(q));
+    expect(seqs).toEqual(want);
+    for (let i = 1; i < after.length; i++) if (after[i]!.records && after[i - 1]!.records) expect(after[i]!.firstSeq).toBeGreaterThan(after[i - 1]!.lastSeq);
+    await log.close();
+    // Reopened: the certificate's kept hash covers the retained records too; the head continues.
+    log = await openLog({ dir, chainId, genesisHash, segmentSize: 700 });
+    expect(log.chain.problem).toBeNull();
+    expect(log.chain.cut!.seq).toBe(16);
+    expect(log.chain.head.hash.equals(expected(payloads))).toBe(true);
+    expect([...log.records()].map((r) => r.seq)).toEqual(want);
+    for (const r of log.records()) expect(Buffer.from(r.payload).equals(payloads[r.seq - 1]!)).toBe(true);
+    await log.close();
+  });
+
+  it('a compaction of some segments interrupted at any step leaves the old log or the new one', async () => {
+    const steps = ['after-write-new', 'after-fsync-new', 'after-manifest-tmp', 'after-rename', 'after-dir-fsync', 'after-delete-old'] as const;
+    for (const failAt of steps) {
+      const dir = path.join(root, `c${n++}`);
+      let log = await openLog({ dir, chainId, genesisHash, segmentSize: 700 });
+      const payloads = Array.from({ length: 16 }, () => randomBytes(150));
+      for (const p of payloads) await log.append(p, 'durable');
+      const list = log.segmentList!();
+      const retained = new Set([list[1]!.id, list[3]!.id]);
+      const inRetained = (seq: number) => list.some((s) => retained.has(s.id) && seq >= s.firstSeq && seq <= s.lastSeq);
+      const all = payloads.map((_, i) => i + 1);
+      const compacted = all.filter((q) => q % 2 === 0 || inRetained(q));
+      await expect(log.compact((r) => r.seq % 2 === 0, { retain: (s) => retained.has(s.id), failAt })).rejects.toThrow(/injected crash/);
+      await log.close().catch(() => undefined);
+      log = await openLog({ dir, chainId, genesisHash, segmentSize: 700 });
+      const seqs = [...log.records()].map((r) => r.seq);
+      const switched = failAt === 'after-rename' || failAt === 'after-dir-fsync' || failAt === 'after-delete-old';
+      expect(seqs, failAt).toEqual(switched ? compacted : all);
+      expect(log.chain.problem, failAt).toBeNull();
+      expect(log.chain.head.hash.equals(expected(payloads)), failAt).toBe(true);
+      for (const r of log.records()) expect(Buffer.from(r.payload).equals(payloads[r.seq - 1]!)).toBe(true);
+      await log.close();
+    }
+  });
+
+  it('a read-only follower sees a compaction of segments it has not read yet as a compaction', async () => {
+    const dir = path.join(root, `c${n++}`);
+    const w = await openLog({ dir, chainId, genesisHash, segmentSize: 700 });
+    const payloads = Array.from({ length: 20 }, () => randomBytes(150));
+    for (const p of payloads.slice(0, 4)) await w.append(p, 'durable');
+    const r = await openLog({ dir, chainId, genesisHash, readOnly: true });
+    const ac = new AbortController();
+    const seen: number[] = [];
+    let want = 4;
+    let reached: () => void = () => undefined;
+    const following = (async () => {
+      for await (const rec of r.follow({ seq: 1 }, ac.signal)) {
+        seen.push(rec.seq);
+        if (rec.seq >= want) reached();
+      }
+    })();
+    const until = (seq: number) => new Promise<void>((res) => { want = seq; reached = res; if (seen.some((q) => q >= seq)) res(); });
+    await until(4);
+    // Segments the follower has not read: written, sealed and compacted (some of them) at once.
+    for (const p of payloads.slice(4, 16)) await w.append(p, 'durable');
+    const known = new Set(w.segmentList!().filter((s) => s.firstSeq && s.firstSeq <= 4).map((s) => s.id));
+    await w.compact((rec) => rec.seq % 2 === 0, { retain: (s) => known.has(s.id) });
+    for (const p of payloads.slice(16)) await w.append(p, 'durable');
+    await until(20);
+    ac.abort();
+    await following;
+    // Its head is the writer's: the records compaction dropped were not chained as if never there.
+    expect(r.chain.problem).toBeNull();
+    expect(r.chain.head.seq).toBe(20);
+    expect(r.chain.head.hash.equals(expected(payloads))).toBe(true);
+    expect(r.chain.head.hash.equals(w.chain.head.hash)).toBe(true);
+    await r.close();
+    await w.close();
+  });
+
   it('acceptHistory certifies a gap so the next open accepts it', async () => {
     const { dir } = await build(5);
     dropFrames(dir, [2]);

@@ -37,7 +37,7 @@ export interface Chain {
   cleanup(): Promise<void>;
 }
 
-export async function makeChain(opts: { owner?: Identity; name?: string } = {}): Promise<Chain> {
+export async function makeChain(opts: { owner?: Identity; name?: string; segmentSize?: number } = {}): Promise<Chain> {
   const dir = mkdtempSync(join(tmpdir(), 'atefs-viewtest-'));
   const session = Session.of(opts.owner ?? identity(0));
   const clock = new Clock();
@@ -60,7 +60,7 @@ export async function makeChain(opts: { owner?: Identity; name?: string } = {}):
     view: null,
     async open(extra = {}) {
       await c.close();
-      c.log = await openLog({ dir: c.logDir, chainId: 'test/view', genesisHash: genesis.hash });
+      c.log = await openLog({ dir: c.logDir, chainId: 'test/view', genesisHash: genesis.hash, ...(opts.segmentSize ? { segmentSize: opts.segmentSize } : {}) });
       c.view = await View.open({
         log: c.log,
         keyring: session,

@@ -4,7 +4,7 @@
  */
 import type { Target } from './fs-targets.js';
 import type { Workload } from './fs-workloads.js';
-import { cellValue, gocryptfsFor, type Results } from './fs-report.js';
+import { cellValue, gocryptfsFor, median, type Results } from './fs-report.js';
 import { logBound, spaceVerdict, MiB, LOG_SLACK_BYTES, type SpacePoint } from './fs-durability.js';
 
 const padR = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
@@ -71,10 +71,44 @@ export function durabilityGoals(targets: Target[], workloads: Workload[], result
       // until then proves nothing. A run whose read-back failed gets no verdict.
       const failed = !killed && (c?.errors.length ?? 0) > 0;
       const verdict = failed ? 'n/a (check failed)' : !v.within ? `NOT MET${killed ? ' (before it was killed)' : ''}` : killed ? 'n/a (killed before the end)' : 'MET';
-      lines.push(`  ${padR(text, 38)}${padR(a.name, 15)}${padR(`worst: log ${mib(p.storeBytes)} MiB, live ${mib(p.liveBytes)} MiB (bound ${mib(logBound(p.liveBytes))}) at ${p.t.toFixed(0)} s`, 50)}  ${verdict}`);
+      const over = runs.flat().filter((x) => x.storeBytes > logBound(x.liveBytes)).length;
+      lines.push(`  ${padR(text, 38)}${padR(a.name, 15)}${padR(`worst: log ${mib(p.storeBytes)} MiB, live ${mib(p.liveBytes)} MiB (bound ${mib(logBound(p.liveBytes))}) at ${p.t.toFixed(0)} s; ${over} of ${runs.flat().length} samples over`, 50)}  ${verdict}`);
     }
+    for (const a of atefs) lines.push(stallGoal(targets, results, a));
+    for (const a of atefs) lines.push(dfGoal(results, a));
   }
   return lines;
+}
+
+/** Issue 17's stall goal: the rewrite's longest write or fsync under 100 ms (gocryptfs's beside it: the machine's share). */
+function stallGoal(targets: Target[], results: Results, a: Target): string {
+  const text = 'writer stall < 100 ms (longest call)';
+  const c = results.get(a.name)?.get('rewrite-stall');
+  const v = median(c?.samples.map((s) => s.value) ?? []);
+  const g = gocryptfsFor(targets, a);
+  const gv = g ? median(results.get(g.name)?.get('rewrite-stall')?.samples.map((s) => s.value) ?? []) : undefined;
+  const ref = gv !== undefined ? ` (${g!.name} ${gv.toFixed(1)} ms)` : '';
+  const p99 = median(results.get(a.name)?.get('rewrite-fsync-p99')?.samples.map((s) => s.value) ?? []);
+  const p50 = median(results.get(a.name)?.get('rewrite-fsync-p50')?.samples.map((s) => s.value) ?? []);
+  if (v === undefined) return `  ${padR(text, 38)}${padR(a.name, 15)}n/a (${results.get(a.name)?.get('rewrite')?.errors[0]?.slice(0, 80) ?? 'not measured'})`;
+  const failed = (results.get(a.name)?.get('rewrite')?.errors.length ?? 0) > 0;
+  const fig = `${v.toFixed(1)} ms${p50 !== undefined ? `, fsync p50 ${p50.toFixed(1)}` : ''}${p99 !== undefined ? `${p50 !== undefined ? '' : ','} fsync p99 ${p99.toFixed(1)} ms` : ''}${ref}`;
+  return `  ${padR(text, 38)}${padR(a.name, 15)}${padR(fig, 50)}  ${failed ? 'n/a (check failed)' : v < 100 ? 'MET' : 'NOT MET'}`;
+}
+
+/**
+ * df on the mount against the live data: at the end of the writes (everything committed) df's
+ * used must be the daemon's live count (within 1 MiB); the largest difference over the samples
+ * is shown too (df and the count are read a few ms apart while the writer changes them).
+ */
+function dfGoal(results: Results, a: Target): string {
+  const text = 'df used = live data';
+  const pts = spacePoints(results, a.name).flat().filter((p) => p.dfUsedBytes !== undefined && p.liveFrom === 'daemon');
+  if (!pts.length) return `  ${padR(text, 38)}${padR(a.name, 15)}n/a (no df samples)`;
+  const end = pts[pts.length - 1]!;
+  const worst = Math.max(...pts.map((p) => Math.abs(p.dfUsedBytes! - p.liveBytes)));
+  const fig = `end: df ${mib(end.dfUsedBytes!)} MiB, live ${mib(end.liveBytes)} MiB; largest difference ${(worst / MiB).toFixed(1)} MiB`;
+  return `  ${padR(text, 38)}${padR(a.name, 15)}${padR(fig, 50)}  ${Math.abs(end.dfUsedBytes! - end.liveBytes) <= MiB ? 'MET' : 'NOT MET'}`;
 }
 
 /** Up to `n` points spread over the run, with the worst one and the last one always among them. */
@@ -87,7 +121,11 @@ export function pickPoints(points: SpacePoint[], n: number): SpacePoint[] {
   return [...keep].sort((a, b) => a - b).map((i) => points[i]!);
 }
 
-/** The rewrite's store size / live data over time, first run, per target that ran it. */
+/**
+ * The rewrite's store size / live data over time, first run, per target that ran it: every sample
+ * (the bound must hold at each). atefs adds du of log/ and index/, the daemon's own log count and
+ * df on the mount; every target, the longest write/fsync since the previous sample.
+ */
 export function spaceSection(targets: Target[], results: Results): string[] {
   const lines: string[] = [];
   for (const t of targets) {
@@ -95,13 +133,24 @@ export function spaceSection(targets: Target[], results: Results): string[] {
     if (!first) continue;
     const killed = !results.get(t.name)?.get('rewrite')?.samples.length;
     const from = `${first.some((p) => p.liveFrom === 'daemon') ? 'live = daemon\'s count' : 'live = file size'}${killed ? '; KILLED: samples until then' : ''}`;
-    lines.push(`  ${padR(t.name, 15)}${from}`);
-    lines.push(`  ${padR('', 15)}${['t s', 'written MiB', 'store MiB', 'live MiB', 'store/live', 'bound MiB'].map((h) => pad(h, 12)).join('')}`);
-    for (const p of pickPoints(first, 8)) {
-      const cols = [p.t.toFixed(0), mib(p.written), mib(p.storeBytes), mib(p.liveBytes), p.liveBytes ? `${(p.storeBytes / p.liveBytes).toFixed(2)}x` : '-',
-        `${mib(logBound(p.liveBytes))}${p.storeBytes > logBound(p.liveBytes) ? ' over' : ''}`];
-      lines.push(`  ${padR('', 15)}${cols.map((c) => pad(c, 12)).join('')}`);
+    lines.push(`  ${padR(t.name, 15)}${from}; ${first.length} samples`);
+    const partNames = [...new Set(first.flatMap((p) => Object.keys(p.parts ?? {})))].filter((n) => n === 'log' || n === 'index');
+    const hasLog = first.some((p) => p.daemonLogBytes !== undefined);
+    const hasDf = first.some((p) => p.dfUsedBytes !== undefined);
+    const heads = ['t s', 'written', 'store du', ...partNames.map((n) => `${n}/ du`), ...(hasLog ? ['log count'] : []), 'live',
+      ...(hasDf ? ['df used'] : []), 'store/live', 'bound', 'stall ms'];
+    lines.push(`  ${padR('(MiB)', 15)}${heads.map((h) => pad(h, 11)).join('')}`);
+    for (const p of first) {
+      const cols = [p.t.toFixed(1), mib(p.written), mib(p.storeBytes), ...partNames.map((n) => (p.parts?.[n] !== undefined ? mib(p.parts[n]!) : '-')),
+        ...(hasLog ? [p.daemonLogBytes !== undefined ? mib(p.daemonLogBytes) : '-'] : []), mib(p.liveBytes),
+        ...(hasDf ? [p.dfUsedBytes !== undefined ? mib(p.dfUsedBytes) : '-'] : []),
+        p.liveBytes ? `${(p.storeBytes / p.liveBytes).toFixed(2)}x` : '-',
+        `${mib(logBound(p.liveBytes))}${p.storeBytes > logBound(p.liveBytes) ? ' over' : ''}`,
+        p.stallMs !== undefined ? p.stallMs.toFixed(0) : '-'];
+      lines.push(`  ${padR('', 15)}${cols.map((c) => pad(c, 11)).join('')}`);
     }
   }
-  return lines.length ? ['rewrite: store size (du) / live data over time (first run; sampled while it writes, last row = at the end):', ...lines] : [];
+  return lines.length ? [
+    'rewrite: store size (du) / live data over time (first run; every sample while it writes and while it settles after, last row = the end; MiB;',
+    '  log count = the daemon\'s own count of its log; stall = longest write/fsync since the previous sample):', ...lines] : [];
 }
