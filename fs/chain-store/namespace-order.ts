@@ -14,6 +14,8 @@
  * - Removals inside a directory renamed in this batch come before that rename (else a crash shows
  *   the removed name under the directory's new name: `rm c/x; mv c a` must never show a/x); other
  *   removals that are no rename's come last (`cp x y; rm x` never loses both names).
+ * - A new inode put in place of one removed for good comes after the renames that move entries out
+ *   of the removed one (`mv c/a b; rmdir c; mkdir c`: the new c first would leave a under no name).
  * So: removals inside renamed directories, adds outside them, renames and what is inside them
  * (parents first), the other removals.
  */
@@ -111,11 +113,35 @@ export function orderNamespace(
     if (!list) namingGroups.set(d.ino!, [g]);
     else if (!list.includes(g)) list.push(g);
   }
+  // A name given to a new inode in place of one removed for good (`mv c/a b; rmdir c; mkdir c`)
+  // comes after the renames that move entries out of the removed one: before them, a crash shows
+  // those entries under neither name (their directory no longer reachable).
+  const after = new Map<NameGroup, NameGroup[]>();
+  dentries.forEach((d, i) => {
+    if (d.ino === null) return;
+    const was = current(d.parent, d.name);
+    if (was === undefined || was === d.ino || firstAdd.has(was)) return;
+    oldHalf.forEach((j) => {
+      let p: Ino | undefined = dentries[j]!.parent;
+      for (let depth = 0; p !== undefined && depth < 4096; depth++) {
+        if (p === was) {
+          const list = after.get(groupOf[i]!) ?? [];
+          list.push(groupOf[j]!);
+          after.set(groupOf[i]!, list);
+          return;
+        }
+        const next = parentOf(p);
+        if (next === p) return; // the root
+        p = next;
+      }
+    });
+  });
   const ordered: NameGroup[] = [];
   const state = new Set<NameGroup>();
   const visit = (g: NameGroup): void => {
     if (state.has(g)) return; // done, or a cycle (not in a tree; keep the batch order then)
     state.add(g);
+    for (const r of after.get(g) ?? []) if (r !== g) visit(r);
     for (const d of g.adds) {
       for (const p of namingGroups.get(d.parent) ?? []) if (p !== g) visit(p);
       // An ancestor further up that moves in this batch moves first (`touch a/b/x; mv a c`: a

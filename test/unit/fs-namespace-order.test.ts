@@ -106,4 +106,16 @@ describe('namespace order of a batch cut into several commits', () => {
     ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
     expect(show(gs)).toEqual(['+1/c=10 +1/d=5 +5/b=20 -1/a']);
   });
+
+  it('a directory removed for good and re-made under its name: the renames out of it go first', () => {
+    // committed: 1/c = 5, 5/a = 10 (directories); the batch: mv c/a b; rmdir c; mkdir c (6).
+    // Found by the model test (seed 424242): with the new c first, a crash left a under no name.
+    const committed = new Map([['1/c', 5], ['5/a', 10]]);
+    const gs = orderNamespace([
+      { parent: 1, name: b('c'), ino: 6 },
+      { parent: 1, name: b('b'), ino: 10 },
+      { parent: 5, name: b('a'), ino: null },
+    ], (p, n) => committed.get(`${p}/${n}`), (d) => parents.get(d));
+    expect(show(gs)).toEqual(['+1/b=10 -5/a', '+1/c=6']);
+  });
 });
