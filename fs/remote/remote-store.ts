@@ -144,6 +144,7 @@ export class RemoteFs {
       // sync: fsync returns once the server confirmed everything staged before it.
       if (this.rc.mode === 'sync') await Promise.all(this.rc.stagedCommits().map((c) => this.waitConfirmed(c)));
     };
+    this.store.holdUploads = () => this.rc.holdUploads();
     this.store.refusal = () => (rc.mode === 'readonly' && rc.status !== 'online'
       ? `${rc.name} is ${rc.status} and mounted with --recovery-mode readonly: writes wait for the server`
       : null);

@@ -31,6 +31,8 @@ export type LeaseReply = Extract<Message, { t: 'leased' }>;
 const STAGING_COMPACT_BYTES = 4 << 20;
 /** The staging log is compacted once nothing was staged for this long (compactStagingIfIdle). */
 const STAGING_COMPACT_IDLE_MS = 1000;
+/** The longest an fsync holds back uploads (holdUploads). */
+const UPLOAD_HOLD_MAX_MS = 5000;
 /** Segment size of the replica and staging logs (see open). */
 const REPLICA_SEGMENT_SIZE = 1 << 30;
 
@@ -311,13 +313,35 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
    * it) does not wait for the upload's encryption and socket writes.
    */
   private scheduleSend(): void {
+    if (this.holds.size > 0) return; // sent when the last hold ends (holdUploads)
     if (this.sendScheduled) return;
     this.sendScheduled = true;
     setImmediate(() => {
       this.sendScheduled = false;
-      if (this.status !== 'online' || !this.session) return;
+      if (this.status !== 'online' || !this.session || this.holds.size > 0) return;
       for (const p of this.pending) if (p.sentOn === null) this.send(p);
     });
+  }
+
+  private readonly holds = new Set<NodeJS.Timeout>();
+  /**
+   * Holds back the upload of what is staged from now on until the returned release is called (or
+   * `maxMs` passed: a hold never starves the uploads): a writer waiting for its fsync (a durable
+   * commit of tens of MiB) is not slowed by the encryption and socket writes of its own upload,
+   * nor by the replica write of its confirmation, on the thread that serves it; the commits go out
+   * the moment it returns. Not in sync mode, whose fsync waits for the server's confirmation.
+   */
+  holdUploads(maxMs = UPLOAD_HOLD_MAX_MS): () => void {
+    if (this.mode === 'sync') return () => undefined;
+    const t = setTimeout(() => release(), maxMs);
+    t.unref?.();
+    this.holds.add(t);
+    const release = () => {
+      if (!this.holds.delete(t)) return;
+      clearTimeout(t);
+      if (this.holds.size === 0 && this.pending.some((p) => p.sentOn === null)) this.scheduleSend();
+    };
+    return release;
   }
 
   private waitConfirmed(s: Staged): Promise<number> {
@@ -768,6 +792,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.compactTimer) clearTimeout(this.compactTimer);
     if (this.keepalive) clearInterval(this.keepalive);
+    for (const t of this.holds) clearTimeout(t);
+    this.holds.clear();
     const s = this.session;
     this.session = null;
     s?.conn.close();
