@@ -266,11 +266,14 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   /** `staging`: how durably it is staged before this resolves (default: 'durable' when waiting
    *  only for staging); 'local' for a caller that makes the staging log durable itself later
    *  (flushStaging), as a filesystem does for commits no fsync asked for. */
-  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed'; staging?: 'local' | 'durable' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+  /** `onQueued`: told once the commit passed the checks and its staging record is queued, before
+   *  that record is written (a caller may do its own work meanwhile; the commit is sent only once
+   *  it is staged as asked, and this promise resolves only then). */
+  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed'; staging?: 'local' | 'durable'; onQueued?: () => void } = {}): Promise<{ commit: Commit; seq: number | null }> {
     const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
     const run = this.commitQueue.then(() => {
       this.assertWritable();
-      return this.stage(commit, wait, opts.staging);
+      return this.stage(commit, wait, opts.staging, opts.onQueued);
     });
     this.commitQueue = run.catch(() => undefined);
     return run.then(async (staged) => ({ commit: staged.commit, seq: wait === 'staged' ? null : await this.waitConfirmed(staged) }));
@@ -288,7 +291,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     return this.commitQueue.then(() => this.staging.flush('durable'));
   }
 
-  private async stage(commit: Commit, wait: 'staged' | 'confirmed', staging?: 'local' | 'durable'): Promise<Staged> {
+  private async stage(commit: Commit, wait: 'staged' | 'confirmed', staging?: 'local' | 'durable', onQueued?: () => void): Promise<Staged> {
     const st = this.state;
     st.applyEffects(checkAgainstState(st, commit, signersOf(commit), this.clock));
     // A commit the caller is told about only once the server confirmed it needs no fdatasync of
@@ -298,8 +301,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     // A commit built here (a View's DIO) comes as pieces: written and sent as such, never joined
     // into one buffer (commit.bytes would copy tens of MiB on the writer's path, and keep both).
     const durability = staging ?? (wait === 'staged' ? 'durable' : 'local');
-    if (commit.parts && this.staging.appendParts) await this.staging.appendParts(commit.parts, durability);
-    else await this.staging.append(commit.bytes, durability);
+    const written = commit.parts && this.staging.appendParts ? this.staging.appendParts(commit.parts, durability) : this.staging.append(commit.bytes, durability);
+    onQueued?.();
+    await written;
     const s: Staged = { commit, sentOn: null, requestId: 0, waiters: [] };
     this.pending.push(s);
     this.scheduleSend();
