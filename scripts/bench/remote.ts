@@ -32,6 +32,8 @@ const BASE = env.BENCH_DIR ?? '/var/tmp';
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((x) => x.trim()).filter(Boolean)) : null;
 const NODE_ARGS = (env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const GOAL_RATIO = 1.3;
+/** After the last confirmation: the staging log's idle compaction (1 s) and its run. */
+const STAGING_COMPACT_WAIT_MS = 2500;
 const GOAL_P50_MS = 200;
 
 const out = (l = '') => process.stdout.write(`${l}\n`);
@@ -73,17 +75,23 @@ async function dropCaches(m: Mount): Promise<void> {
 }
 
 /**
- * Until the mount's staged commits are all confirmed (not timed): the next measurement, often the
- * other mount's, must not run while this one's uploads and the server's work on them still take
- * the machine's two cores (its local writes ended with the fsync; a remote one's upload goes on).
+ * Until the mount's staged commits are all confirmed and its staging log compacted (not timed):
+ * the next measurement, often the other mount's, must not run while this one's uploads, the
+ * server's work on them and the compaction that follows (a second after the last confirmation:
+ * RemoteChain.compactStagingIfIdle reads back what it drops) still take the machine's two cores.
+ * A local mount's writes end with the fsync; a remote one's go on.
  */
 async function settled(m: Mount): Promise<void> {
+  if (m.name === 'local') return;
   for (const end = performance.now() + 120000; performance.now() < end;) {
     const xdg = (['XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'XDG_STATE_HOME'] as const).map((k) => `${k}=${sh(childEnv[k]!)}`).join(' ');
     const r = await run(`${xdg} CI=true ${sh(process.execPath)} ${sh(join(ROOT, 'dist/cli/atefs.js'))} status ${sh(m.dir)} --json`, { check: false });
     let staged: number | undefined;
     try { staged = (JSON.parse(r.stdout) as { stagedUploads?: number }).stagedUploads; } catch { /* not answering yet */ }
-    if (r.code === 0 && !staged) return;
+    if (r.code === 0 && !staged) {
+      await sleep(STAGING_COMPACT_WAIT_MS);
+      return;
+    }
     await sleep(100);
   }
   throw new Error(`${m.name}: staged commits not confirmed after 120 s`);
