@@ -50,6 +50,8 @@ export interface OpenedStore {
   kernelCache?: boolean;
   /** How soon after a change the core commits (default the core's 1 s; remote mounts: sooner, for close-to-open). */
   commitDelayMs?: number | (() => number);
+  /** A burst of bulk data commits later than commitDelayMs (CommitterOptions.burst). */
+  commitBurst?: { bytes: number; maxMs: number };
   status?(): StoreStatus;
   /** Commit counters and summed times of the store (stats file), e.g. signing time. */
   timings?(): Record<string, number>;
@@ -254,6 +256,8 @@ function chainOpenError(e: unknown): Error {
 
 /** How long an unmount waits for staged commits to reach the server (ATEFS_UPLOAD_TIMEOUT_MS). */
 const UPLOAD_TIMEOUT_MS = 15_000;
+/** Dirty bytes from which a remote mount's commit waits as long as a local one's (OpenedStore.commitBurst). */
+const BURST_BYTES = 8 << 20;
 
 /**
  * `atefs mount DIR tcp://host[:port]/chain`: the chain's replica and staging logs under --log-path
@@ -315,6 +319,9 @@ export async function openRemoteStore(args: MountArgs, hooks: OpenHooks = {}): P
     // (100 ms) while the uploads keep up; while earlier commits are still on their way (a
     // burst: untar, a big copy) batch for a second, as a local mount does — fewer, larger commits.
     commitDelayMs: () => (rfs.rc.pendingCount > 0 ? slowDelay : fastDelay),
+    // ...but a big copy in batches as large as a local mount's: 8 MiB dirty after the short
+    // delay is a bulk write, not an edit another machine waits for.
+    commitBurst: { bytes: BURST_BYTES, maxMs: slowDelay },
     status: () => {
       const s = rfs.status();
       const v = rfs.store.view.stats();
@@ -387,7 +394,7 @@ function refreshGroupKeys(rfs: RemoteFs, url: string, token: Token, current: Non
 /** The core over an opened store; an empty writable store gets a root owned by the mounting user. */
 export async function openCore(opened: OpenedStore, args: MountArgs): Promise<Filesystem> {
   try {
-    return await Filesystem.open(opened.store, { ...opened.fsOptions, readOnly: args.readOnly, ...(opened.commitDelayMs !== undefined ? { commitDelayMs: opened.commitDelayMs } : {}) });
+    return await Filesystem.open(opened.store, { ...opened.fsOptions, readOnly: args.readOnly, ...(opened.commitDelayMs !== undefined ? { commitDelayMs: opened.commitDelayMs } : {}), ...(opened.commitBurst ? { commitBurst: opened.commitBurst } : {}) });
   } catch (e) {
     if ((e as Error).name === 'FsError' && (e as { code?: string }).code === 'EROFS') {
       throw new UserError('cannot mount an empty chain read-only: it has no root directory yet');

@@ -15,6 +15,14 @@ export interface CommitterOptions {
   /** A number, or asked each time the timer is armed (a replicated store: short while its uploads keep up). */
   commitDelayMs: number | (() => number);
   maxDirtyBytes: number;
+  /**
+   * A burst of bulk data waits longer than the commit delay: when the timer fires with at least
+   * `bytes` dirty, the commit waits until `maxMs` after the first change (or maxDirtyBytes, or an
+   * fsync). A replicated store commits small changes soon (propagation) but a big copy in large
+   * batches, as a local one does: cut in the middle of the copy, its first part is committed and
+   * uploaded while the rest is written, and an fsync then waits for both.
+   */
+  burst?: { bytes: number; maxMs: number };
   /** st_blocks of an inode at snapshot time (persisted so getattr needs no block scan). */
   stBlocks: (inode: Inode) => number;
   onError?: (err: Error) => void;
@@ -220,7 +228,19 @@ export class Committer implements DirtSink {
     if (this.timer !== null || this.running || this.starting || this.stopped) return;
     // A batch the store rejected for good is not retried on its own: fsync and unmount still try.
     if (this.failure?.kind === 'permanent') return;
-    this.timer = setTimeout(() => { this.timer = null; this.kick(); }, typeof this.opts.commitDelayMs === 'function' ? this.opts.commitDelayMs() : this.opts.commitDelayMs);
+    const armedAt = performance.now();
+    const fire = (): void => {
+      this.timer = null;
+      const burst = this.opts.burst;
+      const waited = performance.now() - armedAt;
+      if (burst && this.dirtyBytes >= burst.bytes && waited < burst.maxMs && !this.running && !this.starting && !this.stopped) {
+        this.timer = setTimeout(fire, burst.maxMs - waited);
+        this.timer.unref?.();
+        return;
+      }
+      this.kick();
+    };
+    this.timer = setTimeout(fire, typeof this.opts.commitDelayMs === 'function' ? this.opts.commitDelayMs() : this.opts.commitDelayMs);
     this.timer.unref?.();
   }
 

@@ -33,6 +33,8 @@ export interface FilesystemOptions {
   inlineMax?: number;
   /** Delay between the first change and the background commit (default 1000 ms). */
   commitDelayMs?: number | (() => number);
+  /** A burst of bulk data commits later than commitDelayMs (see CommitterOptions.burst). */
+  commitBurst?: { bytes: number; maxMs: number };
   /** Dirty page bytes that trigger an immediate commit (default 64 MiB). */
   maxDirtyBytes?: number;
   /** Clean decrypted-block LRU size in bytes (default 32 MiB). */
@@ -156,6 +158,7 @@ export class Filesystem implements FsCore {
     this.committer = new Committer(store, this.cache, {
       commitDelayMs: opts.commitDelayMs ?? 1000,
       maxDirtyBytes: opts.maxDirtyBytes ?? 64 * 1024 * 1024,
+      ...(opts.commitBurst ? { burst: opts.commitBurst } : {}),
       stBlocks: (inode) => this.content.stBlocks(inode),
       ...(opts.onCommitError ? { onError: opts.onCommitError } : {}),
     });

@@ -48,10 +48,19 @@ export class RemoteChainStore extends ChainStore {
 
   /** Makes every earlier commit as durable as an fsync promises (staging flushed; sync mode: confirmed). */
   durableFlush: () => Promise<void> = async () => undefined;
+  /** Holds back uploads until the returned release is called (RemoteChain.holdUploads). */
+  holdUploads: () => () => void = () => () => undefined;
 
   protected override async apply(batch: FsBatch, durability: Durability): Promise<void> {
-    await super.apply(batch, durability);
-    if (durability === 'durable') await this.durableFlush();
+    if (durability !== 'durable') return super.apply(batch, durability);
+    // An fsync waits for this: its commits are staged and made durable first, uploaded after.
+    const release = this.holdUploads();
+    try {
+      await super.apply(batch, durability);
+      await this.durableFlush();
+    } finally {
+      release();
+    }
   }
 
   override async commit(batch: FsBatch, durability: Durability): Promise<void> {

@@ -144,6 +144,7 @@ export class RemoteFs {
       // sync: fsync returns once the server confirmed everything staged before it.
       if (this.rc.mode === 'sync') await Promise.all(this.rc.stagedCommits().map((c) => this.waitConfirmed(c)));
     };
+    this.store.holdUploads = () => this.rc.holdUploads();
     this.store.refusal = () => (rc.mode === 'readonly' && rc.status !== 'online'
       ? `${rc.name} is ${rc.status} and mounted with --recovery-mode readonly: writes wait for the server`
       : null);
@@ -252,17 +253,22 @@ export class RemoteFs {
       submit: async (commit: Commit, scope: CommitScope) => {
         const durable = scope === 'durable' || scope === 'remote';
         const confirmed = durable && this.rc.mode === 'sync' ? this.waitConfirmed(commit) : null;
-        try {
-          // Staged durably when an fsync waits for it; else written, and made durable by the next
-          // fsync (durableFlush), as a local chain's 'local' commits are.
-          await this.rc.submitCommit(commit, { wait: 'staged', staging: durable ? 'durable' : 'local' });
-          if (durable) this.stagedLocal = false; else this.stagedLocal = true;
-        } catch (e) {
-          throw asConflict(e);
-        }
-        const r = await view.submit(commit, 'local', true);
+        // Staged durably when an fsync waits for it; else written, and made durable by the next
+        // fsync (durableFlush), as a local chain's 'local' commits are. The view applies it (and
+        // writes its own log) while the staging record is written: tens of MiB of a big copy
+        // are written to both at once, not one after the other.
+        let queued!: () => void;
+        const isQueued = new Promise<void>((resolve) => { queued = resolve; });
+        const staged = this.rc.submitCommit(commit, { wait: 'staged', staging: durable ? 'durable' : 'local', onQueued: queued })
+          .then(() => { if (durable) this.stagedLocal = false; else this.stagedLocal = true; }, (e: unknown) => { throw asConflict(e); });
+        // Refused by the checks (before it is queued): the view never sees it.
+        await Promise.race([isQueued, staged]);
+        const applied = view.submit(commit, 'local', true);
+        const [s, r] = await Promise.allSettled([staged, applied]);
+        if (s.status === 'rejected') throw s.reason;
+        if (r.status === 'rejected') throw r.reason;
         if (confirmed) await confirmed;
-        return r;
+        return r.value;
       },
     };
   }

@@ -13,6 +13,9 @@ export interface ConnectionEvents {
   close: [Error | null];
 }
 
+/** Plaintext sealed per turn of the event loop for a large message (sendInSteps). */
+const SEAL_STEP_BYTES = 4 << 20;
+
 export class Connection extends EventEmitter<ConnectionEvents> {
   private readonly reader: FrameReader;
   private tx: FrameCipher | null = null;
@@ -84,6 +87,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** false when the connection is closed (the message is dropped). */
   send(m: Outgoing): boolean {
     if (this.closed || !this.tx) return false;
+    if (this.stepping) {
+      this.stepping.push(() => this.send(m));
+      return true;
+    }
     let bufs: Buffer[];
     try {
       bufs = this.tx.seal(encodeMessage(m), this.maxFrame);
@@ -98,6 +105,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** A message already encoded as pieces (encodeAppendParts); false when the connection is closed. */
   sendEncoded(parts: readonly Uint8Array[]): boolean {
     if (this.closed || !this.tx) return false;
+    let n = 0;
+    for (const p of parts) n += p.length;
+    if (n >= SEAL_STEP_BYTES || this.stepping) {
+      this.sendInSteps(parts);
+      return true;
+    }
     let bufs: Buffer[];
     try {
       bufs = this.tx.sealParts(parts, this.maxFrame);
@@ -107,6 +120,62 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
     this.write(bufs);
     return true;
+  }
+
+  /** Messages waiting for a frame sealed in steps to be written whole (sendInSteps). */
+  private stepping: Array<() => void> | null = null;
+
+  /**
+   * A large message (a commit of tens of MiB) is encrypted and written a few MiB per turn of the
+   * event loop: sealed at once it held the thread that also serves the mount for tens of ms (the
+   * FLUSH of the close after an fsync waited behind the upload of what that fsync staged).
+   * Messages sent meanwhile are sealed and written after it, in order.
+   */
+  private sendInSteps(parts: readonly Uint8Array[]): void {
+    if (this.stepping) {
+      this.stepping.push(() => this.sendEncoded(parts));
+      return;
+    }
+    let steps: Generator<Buffer[], void, void>;
+    try {
+      steps = this.tx!.sealPartsInSteps(parts, this.maxFrame, SEAL_STEP_BYTES);
+    } catch (e) {
+      this.close(e as Error);
+      return;
+    }
+    this.stepping = [];
+    this.stats.framesOut++;
+    const next = (): void => {
+      if (this.closed) { this.stepping = null; return; }
+      let r: IteratorResult<Buffer[], void>;
+      try {
+        r = steps.next();
+      } catch (e) {
+        this.stepping = null;
+        this.close(e as Error);
+        return;
+      }
+      if (!r.done) {
+        this.writeStep(r.value);
+        setImmediate(next);
+        return;
+      }
+      const queued = this.stepping ?? [];
+      this.stepping = null;
+      for (let i = 0; i < queued.length; i++) {
+        queued[i]!();
+        // A queued large message started its own steps: the rest waits behind it, in order.
+        if (this.stepping) { (this.stepping as Array<() => void>).push(...queued.slice(i + 1)); return; }
+      }
+    };
+    next();
+  }
+
+  private writeStep(bufs: Buffer[]): void {
+    for (const b of bufs) this.stats.bytesOut += b.length;
+    this.socket.cork();
+    for (const b of bufs) this.socket.write(b);
+    process.nextTick(() => this.socket.uncork());
   }
 
   private write(bufs: Buffer[]): void {

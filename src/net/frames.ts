@@ -162,6 +162,18 @@ export class FrameCipher {
    * Small pieces are encrypted together (one socket write each otherwise).
    */
   sealParts(parts: readonly Uint8Array[], maxFrame: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (const step of this.sealPartsInSteps(parts, maxFrame, Number.POSITIVE_INFINITY)) out.push(...step);
+    return out;
+  }
+
+  /**
+   * sealParts in steps of about `stepBytes` of plaintext each: [length, ciphertext...], then more
+   * ciphertext, ..., the last step ending with the tag. The frame's nonce is taken at once, so
+   * frames sealed later get later counters whatever the steps' pace; the caller writes the steps
+   * in order, and nothing else between them (Connection does both).
+   */
+  *sealPartsInSteps(parts: readonly Uint8Array[], maxFrame: number, stepBytes: number): Generator<Buffer[], void, void> {
     let n = 0;
     for (const p of parts) n += p.length;
     const len = n + TAG_BYTES;
@@ -169,29 +181,46 @@ export class FrameCipher {
     const header = lengthPrefix(len);
     const c = nodeCrypto.createCipheriv('aes-256-gcm', this.key, this.nonce(), { authTagLength: TAG_BYTES });
     c.setAAD(header);
-    const out: Buffer[] = [header];
+    let out: Buffer[] = [header];
+    let sealed = 0;
     let small: Uint8Array[] = [];
     let smallBytes = 0;
     const flushSmall = () => {
       if (small.length === 0) return;
       out.push(c.update(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes)));
+      sealed += smallBytes;
       small = [];
       smallBytes = 0;
     };
     for (const p of parts) {
       if (p.length >= SEAL_PIECE) {
         flushSmall();
-        out.push(c.update(p));
+        // A piece larger than a step is sealed a step at a time (GCM does not care where updates cut).
+        for (let at = 0; at < p.length; at += stepBytes) {
+          const piece = at === 0 && p.length <= stepBytes ? p : p.subarray(at, at + stepBytes);
+          out.push(c.update(piece));
+          sealed += piece.length;
+          if (sealed >= stepBytes && at + piece.length < p.length) {
+            yield out;
+            out = [];
+            sealed = 0;
+          }
+        }
       } else if (p.length > 0) {
         small.push(p);
         smallBytes += p.length;
         if (smallBytes >= SEAL_PIECE) flushSmall();
       }
+      if (sealed >= stepBytes) {
+        yield out;
+        out = [];
+        sealed = 0;
+      }
     }
     flushSmall();
     c.final();
     out.push(c.getAuthTag());
-    return out;
+    yield out;
   }
 
   /** Opens a frame body read by FrameReader; throws ProtocolError on any failure. */

@@ -31,6 +31,8 @@ export type LeaseReply = Extract<Message, { t: 'leased' }>;
 const STAGING_COMPACT_BYTES = 4 << 20;
 /** The staging log is compacted once nothing was staged for this long (compactStagingIfIdle). */
 const STAGING_COMPACT_IDLE_MS = 1000;
+/** The longest an fsync holds back uploads (holdUploads). */
+const UPLOAD_HOLD_MAX_MS = 5000;
 /** Segment size of the replica and staging logs (see open). */
 const REPLICA_SEGMENT_SIZE = 1 << 30;
 
@@ -264,11 +266,14 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   /** `staging`: how durably it is staged before this resolves (default: 'durable' when waiting
    *  only for staging); 'local' for a caller that makes the staging log durable itself later
    *  (flushStaging), as a filesystem does for commits no fsync asked for. */
-  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed'; staging?: 'local' | 'durable' } = {}): Promise<{ commit: Commit; seq: number | null }> {
+  /** `onQueued`: told once the commit passed the checks and its staging record is queued, before
+   *  that record is written (a caller may do its own work meanwhile; the commit is sent only once
+   *  it is staged as asked, and this promise resolves only then). */
+  submitCommit(commit: Commit, opts: { wait?: 'staged' | 'confirmed'; staging?: 'local' | 'durable'; onQueued?: () => void } = {}): Promise<{ commit: Commit; seq: number | null }> {
     const wait = opts.wait ?? (this.mode === 'sync' ? 'confirmed' : 'staged');
     const run = this.commitQueue.then(() => {
       this.assertWritable();
-      return this.stage(commit, wait, opts.staging);
+      return this.stage(commit, wait, opts.staging, opts.onQueued);
     });
     this.commitQueue = run.catch(() => undefined);
     return run.then(async (staged) => ({ commit: staged.commit, seq: wait === 'staged' ? null : await this.waitConfirmed(staged) }));
@@ -286,7 +291,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     return this.commitQueue.then(() => this.staging.flush('durable'));
   }
 
-  private async stage(commit: Commit, wait: 'staged' | 'confirmed', staging?: 'local' | 'durable'): Promise<Staged> {
+  private async stage(commit: Commit, wait: 'staged' | 'confirmed', staging?: 'local' | 'durable', onQueued?: () => void): Promise<Staged> {
     const st = this.state;
     st.applyEffects(checkAgainstState(st, commit, signersOf(commit), this.clock));
     // A commit the caller is told about only once the server confirmed it needs no fdatasync of
@@ -296,8 +301,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     // A commit built here (a View's DIO) comes as pieces: written and sent as such, never joined
     // into one buffer (commit.bytes would copy tens of MiB on the writer's path, and keep both).
     const durability = staging ?? (wait === 'staged' ? 'durable' : 'local');
-    if (commit.parts && this.staging.appendParts) await this.staging.appendParts(commit.parts, durability);
-    else await this.staging.append(commit.bytes, durability);
+    const written = commit.parts && this.staging.appendParts ? this.staging.appendParts(commit.parts, durability) : this.staging.append(commit.bytes, durability);
+    onQueued?.();
+    await written;
     const s: Staged = { commit, sentOn: null, requestId: 0, waiters: [] };
     this.pending.push(s);
     this.scheduleSend();
@@ -311,13 +317,35 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
    * it) does not wait for the upload's encryption and socket writes.
    */
   private scheduleSend(): void {
+    if (this.holds.size > 0) return; // sent when the last hold ends (holdUploads)
     if (this.sendScheduled) return;
     this.sendScheduled = true;
     setImmediate(() => {
       this.sendScheduled = false;
-      if (this.status !== 'online' || !this.session) return;
+      if (this.status !== 'online' || !this.session || this.holds.size > 0) return;
       for (const p of this.pending) if (p.sentOn === null) this.send(p);
     });
+  }
+
+  private readonly holds = new Set<NodeJS.Timeout>();
+  /**
+   * Holds back the upload of what is staged from now on until the returned release is called (or
+   * `maxMs` passed: a hold never starves the uploads): a writer waiting for its fsync (a durable
+   * commit of tens of MiB) is not slowed by the encryption and socket writes of its own upload,
+   * nor by the replica write of its confirmation, on the thread that serves it; the commits go out
+   * the moment it returns. Not in sync mode, whose fsync waits for the server's confirmation.
+   */
+  holdUploads(maxMs = UPLOAD_HOLD_MAX_MS): () => void {
+    if (this.mode === 'sync') return () => undefined;
+    const t = setTimeout(() => release(), maxMs);
+    t.unref?.();
+    this.holds.add(t);
+    const release = () => {
+      if (!this.holds.delete(t)) return;
+      clearTimeout(t);
+      if (this.holds.size === 0 && this.pending.some((p) => p.sentOn === null)) this.scheduleSend();
+    };
+    return release;
   }
 
   private waitConfirmed(s: Staged): Promise<number> {
@@ -768,6 +796,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.compactTimer) clearTimeout(this.compactTimer);
     if (this.keepalive) clearInterval(this.keepalive);
+    for (const t of this.holds) clearTimeout(t);
+    this.holds.clear();
     const s = this.session;
     this.session = null;
     s?.conn.close();

@@ -92,6 +92,26 @@ describe('replication client', () => {
     await solo.kill('SIGTERM');
   });
 
+  it('uploads held for an fsync wait until it is released or the hold runs out; sync mode holds nothing', async () => {
+    const solo = await startSolo();
+    const a = await client(solo, 'team/hold', { create: true });
+    const release = a.holdUploads();
+    await a.commit(put('held'));
+    await sleep(400);
+    expect(a.pendingCount).toBe(1);
+    release();
+    await until(() => a.pendingCount === 0, 10_000, 'the upload after the release');
+    // A hold nobody releases ends by itself.
+    a.holdUploads(300);
+    await a.commit(put('held too'));
+    await until(() => a.pendingCount === 0, 10_000, 'the upload after the hold ran out');
+    // sync: the fsync waits for the server's confirmation, so its commits are never held.
+    const s = await client(solo, 'team/hold', { who: bob, genesis: a.genesisHash!, mode: 'sync' });
+    s.holdUploads();
+    const r = await s.commit(put('sync'));
+    expect(r.seq).toBeGreaterThan(1);
+  });
+
   it('a first open reports the history download (seqs held of the server\'s newest) until done === total', async () => {
     const solo = await startSolo();
     const a = await client(solo, 'team/download', { create: true });

@@ -174,3 +174,33 @@ describe('ChainStore batches naming a directory that is not in the chain', () =>
     }
   });
 });
+
+describe('commit delay of a burst (a remote mount: small changes soon, a big copy in large batches)', () => {
+  it('a small change commits after the short delay; one with `burst.bytes` dirty waits until `burst.maxMs`', async () => {
+    const chain = await openLocalChain({ chainDir: join(base, `burst-${n++}`), configDir: join(base, 'config') });
+    const fs = await Filesystem.open(chain.store, { commitDelayMs: 50, commitBurst: { bytes: 1 << 20, maxMs: 1500 } });
+    const p = new PathFs(fs);
+    try {
+      const commits = () => fs.commitStats.commits;
+      const waitFor = async (pred: () => boolean, ms: number) => {
+        for (const end = Date.now() + ms; !pred() && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
+        return pred();
+      };
+      p.writeFile('small', Buffer.from('a small edit'));
+      const c0 = commits();
+      expect(await waitFor(() => commits() > c0, 1000)).toBe(true);
+      const c1 = commits();
+      const t0 = Date.now();
+      p.writeFile('big', randomBytes(2 << 20));
+      // Past the short delay: still dirty, not committed.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(commits()).toBe(c1);
+      expect(await waitFor(() => commits() > c1, 5000)).toBe(true);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+      expect(p.read('big').length).toBe(2 << 20);
+    } finally {
+      await fs.destroy();
+      await chain.close();
+    }
+  });
+});

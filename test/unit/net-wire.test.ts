@@ -99,6 +99,9 @@ describe('record layer', () => {
       const a = Buffer.concat(new FrameCipher(k).sealParts(parts, 64 << 20));
       const b = Buffer.concat(new FrameCipher(k).seal(expected, 64 << 20));
       expect(a.equals(b), `sealed, size ${size}`).toBe(true);
+      // Sealed in steps (Connection's large messages): the same frame, cut anywhere.
+      const stepped = Buffer.concat([...new FrameCipher(k).sealPartsInSteps(parts, 64 << 20, 100_000)].flat());
+      expect(stepped.equals(b), `sealed in steps, size ${size}`).toBe(true);
       const m = decodeMessage(new FrameCipher(k).open(a.subarray(0, 4), a.subarray(4)));
       expect(m).toMatchObject({ t: 'append', id: 77, chain: 'team/docs' });
       expect((m as { commit: Buffer }).commit.equals(whole)).toBe(true);
@@ -135,6 +138,33 @@ describe('handshake over 127.0.0.1', () => {
     expect(c2.identity).toBeNull();
     c.conn.close();
     c2.conn.close();
+  });
+
+  it('a large message is sealed and written in steps; messages sent meanwhile follow it whole, in order', async () => {
+    const before = sessions.length;
+    const c = await connectClient({ host: '127.0.0.1', port, knownHosts: kh() });
+    for (let i = 0; sessions.length === before && i < 200; i++) await new Promise((r) => setTimeout(r, 10));
+    const got: Array<{ t: string; id: number; commit?: Buffer }> = [];
+    sessions[sessions.length - 1]!.conn.on('message', (m) => got.push(m as never));
+    const body = (n: number, seed: number) => {
+      const b = Buffer.alloc(n);
+      for (let i = 0; i < n; i += 4096) b[i] = (i / 4096 + seed) & 0xff;
+      return b;
+    };
+    const a = body(9 << 20, 1);
+    const b = body(5 << 20, 2);
+    c.conn.sendEncoded(encodeAppendParts({ id: 1, chain: 'x/y' }, [a.subarray(0, 3 << 20), a.subarray(3 << 20)], a.length));
+    // Not sealed and written in one go: the rest follows on later turns of the event loop.
+    expect(c.conn.stats.bytesOut).toBeLessThan(a.length);
+    c.conn.send({ t: 'ping', id: 2, time: 1 });
+    c.conn.sendEncoded(encodeAppendParts({ id: 3, chain: 'x/y' }, [b], b.length));
+    c.conn.sendEncoded(encodeAppendParts({ id: 4, chain: 'x/y' }, [Buffer.from('small')], 5));
+    for (let i = 0; got.length < 4 && i < 500; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(got.map((m) => [m.t, m.id])).toEqual([['append', 1], ['ping', 2], ['append', 3], ['append', 4]]);
+    expect(got[0]!.commit!.equals(a)).toBe(true);
+    expect(got[2]!.commit!.equals(b)).toBe(true);
+    expect(got[3]!.commit!.toString()).toBe('small');
+    c.conn.close();
   });
 
   it('a tampered frame after the handshake closes the connection', async () => {
