@@ -17,7 +17,6 @@ import { randomUUID } from 'node:crypto';
 import * as fsNode from 'node:fs';
 import {
   DiskFull,
-  InjectedCrash,
   isDiskFullCode,
   LogClosedError,
   LogCorruptError,
@@ -48,6 +47,8 @@ import { lockDir, lockMemory, type DirLock } from './lock.js';
 import { makeDirPrivate } from './private-files.js';
 import { scanFrames, validFrameAfter, Window } from './scan.js';
 import { Runway, zeroRemainder } from './runway.js';
+import { pwritevAll, pwritevAllAsync } from './pwritev.js';
+import { type CompactionHost, compactSegments } from './compaction-swap.js';
 import {
   type ChainState, type CutCertificate, ChainTracker, ZERO_HASH, chainStep, cutMessage, recordHash, recordHashOfParts,
 } from './chain-hash.js';
@@ -55,6 +56,7 @@ import type {
   Certify,
   CompactionStep,
   CompactOptions,
+  CompactResult,
   Durability,
   LogPosition,
   LogRecord,
@@ -71,18 +73,13 @@ const BUFFER_LIMIT = 1 << 20;
  * per MiB of main-thread time here (more than encrypting it).
  */
 const ASYNC_WRITE_MIN = 512 << 10;
-// Compaction copy: read/write granularity and the longest stretch of main-thread work between
-// yields (pread/pwritev into the page cache of a loaded disk runs at ~150 MB/s here).
-const COMPACT_READ_CHUNK = 1 << 20;
-const COMPACT_WRITE_CHUNK = 1 << 20;
-const COMPACT_SLICE_MS = 4;
-const MAX_IOV = 1024;
 /** Payloads from this size on are written without copying them into a frame (see appendBatch). */
 const FRAME_NO_COPY = 64 << 10;
 export const DEFAULT_SEGMENT_SIZE = 64 << 20;
 export const DEFAULT_MAX_RECORD = 16 << 20;
+export { pwritevAll };
 
-interface Seg {
+export interface Seg {
   id: number;
   name: string;
   headerLen: number;
@@ -115,52 +112,6 @@ interface Waiter {
 export interface EngineOptions extends OpenLogOptions {
   /** fdatasync on the threadpool (default) or inline on the main thread; the benchmark compares both. */
   syncOffThread?: boolean;
-}
-
-/**
- * What is left of `chunk` after a short write of `written` bytes (whole buffers dropped, the first
- * remaining one sliced).
- */
-function afterShortWrite(chunk: Buffer[], written: number): Buffer[] {
-  let skip = written;
-  while (skip >= chunk[0]!.length) skip -= chunk.shift()!.length;
-  return skip > 0 ? [chunk[0]!.subarray(skip), ...chunk.slice(1)] : chunk;
-}
-
-/** Splits `bufs` into IOV_MAX-sized calls of `write`, finishing short writes; returns bytes written. */
-function* pwritevPlan(bufs: Buffer[], pos: number): Generator<{ chunk: Buffer[]; at: number }, number, number> {
-  const start = pos;
-  for (let i = 0; i < bufs.length; i += MAX_IOV) {
-    let chunk = bufs.slice(i, i + MAX_IOV);
-    let want = 0;
-    for (const b of chunk) want += b.length;
-    while (want > 0) {
-      const w: number = yield { chunk, at: pos };
-      if (w === 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
-      pos += w;
-      want -= w;
-      if (want > 0) chunk = afterShortWrite(chunk, w);
-    }
-  }
-  return pos - start;
-}
-
-/** pwritevAll on the threadpool. */
-async function pwritevAllAsync(io: LogIo, fd: number, bufs: Buffer[], pos: number): Promise<void> {
-  const plan = pwritevPlan(bufs, pos);
-  for (let step = plan.next(); !step.done;) {
-    const { chunk, at } = step.value;
-    const w = await new Promise<number>((resolve, reject) => io.pwritevAsync(fd, chunk, at, (err, n) => (err ? reject(err) : resolve(n))));
-    step = plan.next(w);
-  }
-}
-
-/** pwritev of all of `bufs` at `pos`, in IOV_MAX-sized calls, finishing short writes. */
-export function pwritevAll(io: LogIo, fd: number, bufs: Buffer[], pos: number): number {
-  const plan = pwritevPlan(bufs, pos);
-  let step = plan.next();
-  while (!step.done) step = plan.next(io.pwritev(fd, step.value.chunk, step.value.at));
-  return step.value;
 }
 
 function diskFull(e: unknown, what: string): Error {
@@ -1111,218 +1062,64 @@ export class LogEngine implements RedoLog {
     }
   }
 
-  // ---------------------------------------------------------------- compaction
+  // ---------------------------------------------------------------- compaction (compaction-swap.ts)
 
-  async compact(
-    keep: (rec: LogRecord) => boolean,
-    opts?: CompactOptions,
-  ): Promise<{ positions: Map<number, LogPosition>; bytesBefore: number; bytesAfter: number }> {
+  async compact(keep: (rec: LogRecord) => boolean, opts?: CompactOptions): Promise<CompactResult> {
     this.check();
     if (this.compacting) throw new LogError('a compaction is already running');
     this.compacting = true;
-    const step = (s: CompactionStep) => {
-      opts?.onStep?.(s);
-      if (opts?.failAt === s) throw new InjectedCrash(`injected crash at ${s}`);
-    };
-    const created: Seg[] = [];
-    // The new segment list up to the tail, in seq order: created segments and retained old ones.
-    const order: Seg[] = [];
-    const retained = new Set<Seg>();
-    const fds = new Map<number, number>();
-    let switched = false;
-    // Compaction runs next to writers on the main thread: every blocking piece is kept small.
-    // Bulk fdatasyncs run on the threadpool, the copy goes in slices of a few milliseconds, and
-    // only the switch itself (a few small fsyncs) is synchronous.
-    const datasyncOff = (fd: number) =>
-      new Promise<void>((resolve, reject) => this.io.datasyncAsync(fd, (err) => (err ? reject(err) : resolve())));
-    let sliceStart = performance.now();
-    const yieldIfDue = async () => {
-      if (performance.now() - sliceStart < COMPACT_SLICE_MS) return;
-      await new Promise((r) => setImmediate(r));
-      sliceStart = performance.now();
-      if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
-    };
     try {
-      // Flush what is buffered and sync it off-thread first, so the rotation's own fdatasync
-      // (synchronous: appends must not interleave with it) only covers what arrived meanwhile.
-      this.writeOut();
-      if (this.active.count > 0) {
-        // Own descriptor: an append may rotate (and close activeFd) while this sync runs.
-        const pre = this.io.openRw(this.active.name, false);
-        try {
-          await datasyncOff(pre);
-        } finally {
-          this.io.close(pre);
-        }
-        if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
-        this.writeOut();
-        if (this.active.count > 0) this.rotate();
-      }
-      sliceStart = performance.now();
-      const old = this.segs.slice(0, -1);
-      // Everything up to here is in `old` (no await since the rotation): the cut.
-      const cutSeq = this.nextSeq - 1;
-      const cutHash = this.chainHead.hash;
-      let kept: Buffer = this.genesis ?? ZERO_HASH;
-      const bytesBefore = this.sizeBytes();
-      const positions = new Map<number, LogPosition>();
-      let cur: Seg | null = null;
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      // Copy writes go to the threadpool; the frames (views of the read window, which is never
-      // reused) stay valid until written.
-      const flushBatch = async () => {
-        if (!cur || batch.length === 0) return;
-        const at = cur.end - batchBytes;
-        const bufs = batch;
-        batch = [];
-        batchBytes = 0;
-        await pwritevAllAsync(this.io, fds.get(cur.id)!, bufs, at);
-        if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
-      };
-      for (const seg of old) if (opts?.retain?.(this.info(seg, false))) retained.add(seg);
-      for (const seg of old) {
-        const keepAll = retained.has(seg);
-        if (keepAll) {
-          // Kept in place: the next copied record starts a new segment after it (seq order).
-          await flushBatch();
-          cur = null;
-          order.push(seg);
-        }
-        const fd = this.io.openRead(seg.name);
-        try {
-          const w = new Window(this.io, fd, COMPACT_READ_CHUNK);
-          // Reads on the threadpool too; the window's buffer is then parsed synchronously.
-          const ensure = async (at: number, n: number): Promise<number> => {
-            if (at >= w.start && at + n <= w.start + w.buf.length) return at - w.start;
-            const want = Math.min(Math.max(COMPACT_READ_CHUNK, n), Math.max(0, seg.end - at));
-            const b = Buffer.allocUnsafe(want);
-            let got = 0;
-            while (got < want) {
-              const r = await new Promise<number>((resolve, reject) =>
-                this.io.preadAsync(fd, b, got, want - got, at + got, (err, k) => (err ? reject(err) : resolve(k))),
-              );
-              if (r === 0) break;
-              got += r;
-            }
-            if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
-            w.buf = got === want ? b : b.subarray(0, got);
-            w.start = at;
-            return 0;
-          };
-          let off = seg.headerLen;
-          while (off + FRAME_HEADER <= seg.end) {
-            let i = await ensure(off, FRAME_HEADER);
-            const len = frameLen(w.buf, i);
-            if (len > seg.end - off - FRAME_HEADER) throw new LogCorruptError(seg.id, off, seg.name, 'frame length runs past the end of the segment');
-            if (i + FRAME_HEADER + len > w.buf.length) i = await ensure(off, FRAME_HEADER + len);
-            if (!frameOk(w.buf, i, len)) throw new LogCorruptError(seg.id, off, seg.name, 'frame checksum mismatch');
-            const frame = w.buf.subarray(i, i + FRAME_HEADER + len);
-            const rec: LogRecord = { seq: frameSeq(w.buf, i), pos: { segment: seg.id, offset: off }, payload: frame.subarray(FRAME_HEADER) };
-            off += frame.length;
-            if (keepAll) {
-              // Read for the cut certificate's hash of the kept records only; it stays where it is.
-              kept = chainStep(kept, recordHash(rec.payload));
-              positions.set(rec.seq, rec.pos);
-              await yieldIfDue();
-              continue;
-            }
-            if (!keep(rec)) continue;
-            kept = chainStep(kept, recordHash(rec.payload));
-            if (!cur || (cur.end + frame.length > this.segmentSize && cur.count > 0)) {
-              await flushBatch();
-              const id = this.nextSegId++;
-              const header = encodeHeader({ chainId: this.chainId, genesisHash: this.genesis, segment: id, firstSeq: rec.seq });
-              const name = segmentName(id);
-              const nfd = this.io.openRw(name, true);
-              cur = { id, name, headerLen: header.length, firstSeq: rec.seq, end: header.length, count: 0, lastSeq: 0 };
-              created.push(cur);
-              order.push(cur);
-              fds.set(id, nfd);
-              this.io.pwrite(nfd, header, 0);
-            }
-            positions.set(rec.seq, { segment: cur.id, offset: cur.end });
-            batch.push(frame);
-            batchBytes += frame.length;
-            cur.end += frame.length;
-            cur.count++;
-            cur.lastSeq = rec.seq;
-            if (batchBytes >= COMPACT_WRITE_CHUNK) await flushBatch();
-            // Let appends and readers run while a large log is copied.
-            await yieldIfDue();
-          }
-        } finally {
-          this.io.close(fd);
-        }
-      }
-      await flushBatch();
-      // The cut certificate is signed (on the pool) while the new segments are synced.
-      const claim = { seq: cutSeq, hash: cutHash, kept };
-      const signing = opts?.certify
-        ? opts.certify(cutMessage(this.chainId, this.genesis, claim))
-        : Promise.resolve({ sig: Buffer.alloc(0), signer: Buffer.alloc(0) });
-      signing.catch(() => undefined);
-      step('after-write-new');
-      for (const fd of fds.values()) await datasyncOff(fd);
-      const signed = await signing;
-      if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
-      step('after-fsync-new');
-      // From here to onSwitched no await: appends cannot interleave with the switch.
-      this.visible();
-      const tail = this.segs.filter((s) => !old.includes(s));
-      const next = [...order, ...tail];
-      const dropped = old.filter((s) => !retained.has(s));
-      switched = true;
-      this.cut = { ...claim, ...signed };
-      this.writeManifest(next, step);
-      this.segs = next;
-      this.byId = new Map(next.map((s) => [s.id, s]));
-      for (const s of dropped) {
-        const rfd = this.readFds.get(s.id);
-        if (rfd !== undefined) {
-          this.io.close(rfd);
-          this.readFds.delete(s.id);
-        }
-      }
-      for (const s of tail) for (const { rec } of this.scan({ si: next.indexOf(s), off: s.headerLen })) {
-        if (rec.pos.segment !== s.id) break;
-        positions.set(rec.seq, rec.pos);
-      }
-      if (this.lastPos && !this.byId.has(this.lastPos.segment)) {
-        const lastKept = [...positions.entries()].pop();
-        this.lastPos = lastKept ? lastKept[1] : null;
-        this.rollbackLastPos = this.lastPos;
-      }
-      opts?.onSwitched?.(positions);
-      // The switch is durable (manifest renamed, directory fsynced) and the in-memory state is
-      // consistent: appends may run again between the deletions (unlinking a large segment
-      // takes tens of milliseconds here).
-      for (const s of dropped) {
-        sliceStart = 0;
-        await yieldIfDue();
-        this.io.unlink(s.name);
-      }
-      step('after-delete-old');
-      this.notify();
-      return { positions, bytesBefore, bytesAfter: this.sizeBytes() };
-    } catch (e) {
-      if (e instanceof InjectedCrash || switched) {
-        // Like a crash: this instance stops; reopening finds the old or the new state on disk.
-        this.fail(e as Error);
-      } else {
-        for (const s of created) {
-          try {
-            this.io.unlink(s.name);
-          } catch {
-            /* leftover; deleted by the next open */
-          }
-        }
-      }
-      throw e;
+      return await compactSegments(this.compactionHost(), keep, opts);
     } finally {
-      for (const fd of fds.values()) this.io.close(fd);
       this.compacting = false;
     }
+  }
+
+  private compactionHost(): CompactionHost {
+    const self = this;
+    return {
+      io: this.io,
+      chainId: this.chainId,
+      get genesis() {
+        return self.genesis;
+      },
+      segmentSize: this.segmentSize,
+      checkOpen: () => {
+        if (this.failed || this.closed) throw new LogClosedError('redo log closed during compaction');
+      },
+      segments: () => this.segs,
+      active: () => this.active,
+      cutPoint: () => ({ seq: this.nextSeq - 1, hash: this.chainHead.hash }),
+      newSegmentId: () => this.nextSegId++,
+      writeOut: () => this.writeOut(),
+      rotate: () => this.rotate(),
+      visible: () => this.visible(),
+      notify: () => this.notify(),
+      fail: (e) => this.fail(e),
+      sizeBytes: () => this.sizeBytes(),
+      info: (seg) => this.info(seg, false),
+      switchManifest: (next, cut, step) => {
+        this.cut = cut;
+        this.writeManifest(next, step);
+      },
+      adopt: (next, dropped) => {
+        this.segs = next;
+        this.byId = new Map(next.map((s) => [s.id, s]));
+        for (const s of dropped) {
+          const rfd = this.readFds.get(s.id);
+          if (rfd !== undefined) {
+            this.io.close(rfd);
+            this.readFds.delete(s.id);
+          }
+        }
+      },
+      scan: (start) => this.scan(start),
+      lastPos: () => this.lastPos,
+      repointLastPos: (to) => {
+        this.lastPos = to;
+        this.rollbackLastPos = to;
+      },
+    };
   }
 
   // ---------------------------------------------------------------- misc
