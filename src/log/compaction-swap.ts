@@ -3,7 +3,7 @@
 //
 // The engine's state stays in the engine: this module sees it through CompactionHost, the few
 // operations a compaction needs (write-out, rotation, the cut point, the switch itself).
-import { InjectedCrash, LogClosedError, LogCorruptError } from './errors.js';
+import { InjectedCrash, LogCorruptError } from './errors.js';
 import { encodeHeader, FRAME_HEADER, frameLen, frameOk, frameSeq, segmentName } from './format.js';
 import type { LogIo } from './io.js';
 import { pwritevAllAsync } from './pwritev.js';

@@ -21,12 +21,9 @@ import {
   LogClosedError,
   LogCorruptError,
   LogError,
-  LogHeaderMismatch,
   RecordTooLarge,
 } from './errors.js';
 import {
-  decodeHeader,
-  decodeManifest,
   encodeFrame,
   encodeFrameHeader,
   encodeFrameHeaderParts,
@@ -39,16 +36,17 @@ import {
   MANIFEST,
   MANIFEST_TMP,
   type Manifest,
-  parseSegmentName,
   segmentName,
 } from './format.js';
 import { MemIo, openFileIo, type LogIo } from './io.js';
 import { lockDir, lockMemory, type DirLock } from './lock.js';
 import { makeDirPrivate } from './private-files.js';
-import { scanFrames, validFrameAfter, Window } from './scan.js';
-import { Runway, zeroRemainder } from './runway.js';
+import { Window } from './scan.js';
+import { Runway } from './runway.js';
 import { pwritevAll, pwritevAllAsync } from './pwritev.js';
 import { type CompactionHost, compactSegments } from './compaction-swap.js';
+import { refreshFollower } from './follower-refresh.js';
+import { readManifest, scanOpen } from './open-scan.js';
 import {
   type ChainState, type CutCertificate, ChainTracker, ZERO_HASH, chainStep, cutMessage, recordHash, recordHashOfParts,
 } from './chain-hash.js';
@@ -251,33 +249,36 @@ export class LogEngine implements RedoLog {
   // ---------------------------------------------------------------- recovery
 
   private readManifest(): Manifest | null {
-    if (!this.io.exists(MANIFEST)) return null;
-    const m = decodeManifest(this.io.readFile(MANIFEST));
-    if (typeof m === 'string') throw new LogCorruptError(-1, 0, MANIFEST, m);
-    if (m.chainId !== this.chainId)
-      throw new LogHeaderMismatch(`log belongs to chain '${m.chainId}', not '${this.chainId}'`);
-    return m;
+    return readManifest(this.io, this.chainId);
   }
 
   private recover(): void {
-    const names = this.io.list();
-    const manifest = this.readManifest();
-    const fromManifest = manifest?.segments ?? null;
-    this.cut = manifest?.cut ?? null;
-    // Created at the first segment header: the running hash starts at the genesis hash it names.
-    let tracker: ChainTracker | null = null;
-    const onFrame = (seq: number, payload: Buffer) => tracker!.add(seq, recordHash(payload));
-    const onDisk = names.map(parseSegmentName).filter((n): n is number => n !== null);
-    const ids = fromManifest ?? [...onDisk].sort((a, b) => a - b);
-    this.nextSegId = Math.max(0, ...onDisk, ...ids) + 1;
-    if (!this.readOnly) {
-      // Leftovers of an interrupted rotation or compaction: never named by the manifest.
-      const live = new Set(ids.map(segmentName));
-      for (const n of names)
-        if (n === MANIFEST_TMP || n.endsWith('.seg.tmp') || (parseSegmentName(n) !== null && !live.has(n))) this.io.unlink(n);
-    }
+    const { ids, fromManifest, prevSeq, tracker } = scanOpen({
+      io: this.io,
+      chainId: this.chainId,
+      readOnly: this.readOnly,
+      probeSeq: this.probeSeq,
+      recovery: this.recovery,
+      readFds: this.readFds,
+      genesis: () => this.genesis,
+      setGenesis: (g) => {
+        this.genesis = g;
+      },
+      setCut: (cut) => {
+        this.cut = cut;
+      },
+      setNextSegId: (id) => {
+        this.nextSegId = id;
+      },
+      addSegment: (seg) => {
+        this.segs.push(seg);
+        this.byId.set(seg.id, seg);
+      },
+      setLastPos: (pos) => {
+        this.lastPos = pos;
+      },
+    });
     if (ids.length === 0) {
-      if (this.readOnly) throw new LogError(`no redo log in ${this.io.dir}`);
       const seg = this.createSegment(this.nextSegId++, 1);
       this.segs = [seg];
       this.byId.set(seg.id, seg);
@@ -287,67 +288,6 @@ export class LogEngine implements RedoLog {
       this.finishChainScan(new ChainTracker(this.genesis, this.cut, this.probeSeq));
       return;
     }
-    let prevSeq = 0;
-    let records = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      const name = segmentName(id);
-      const isLast = i === ids.length - 1;
-      let fd: number;
-      try {
-        fd = this.io.openRead(name);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT')
-          throw new LogCorruptError(id, 0, name, 'segment named by the manifest is missing');
-        throw e;
-      }
-      this.readFds.set(id, fd);
-      const size = this.io.size(fd);
-      const hb = Buffer.alloc(Math.min(size, 1 << 17));
-      this.io.pread(fd, hb, 0, hb.length, 0);
-      const h = decodeHeader(hb);
-      if (typeof h === 'string') throw new LogCorruptError(id, 0, name, h);
-      if (h.chainId !== this.chainId)
-        throw new LogHeaderMismatch(`segment ${name} belongs to chain '${h.chainId}', not '${this.chainId}'`);
-      if (this.genesis && !(h.genesisHash && h.genesisHash.equals(this.genesis)))
-        throw new LogHeaderMismatch(`segment ${name}: genesis hash differs from the expected one`);
-      if (h.segment !== id) throw new LogCorruptError(id, 0, name, `header names segment ${h.segment}`);
-      if (!this.genesis && h.genesisHash) this.genesis = h.genesisHash;
-      tracker ??= new ChainTracker(this.genesis, this.cut, this.probeSeq);
-      if (h.firstSeq <= prevSeq) throw new LogCorruptError(id, 0, name, `first seq ${h.firstSeq} does not follow ${prevSeq}`);
-      const r = scanFrames(this.io, fd, h.headerLen, size, Math.max(prevSeq, h.firstSeq - 1), onFrame);
-      let end = r.end;
-      if (size > r.end && zeroRemainder(this.io, fd, r.end, size)) {
-        // Zeros after the last frame: a runway (runway.ts), the segment's end — neither torn nor damage.
-        if (!this.readOnly) this.cutSegment(name, r.end);
-      } else {
-        if (r.bad) {
-          const after = isLast ? validFrameAfter(this.io, fd, r.end, size, Math.max(prevSeq, r.lastSeq, h.firstSeq - 1)) : 0;
-          if (!isLast || after >= 0) throw new LogCorruptError(id, r.end, name, r.bad);
-        }
-        if (isLast && size > r.end) {
-          // Torn tail: a partial or unverifiable last write with nothing valid after it.
-          this.recovery.truncatedBytes = size - r.end;
-          this.recovery.truncatedAt = { segment: id, offset: r.end };
-          if (!this.readOnly) {
-            this.keepTornAside(fd, name, r.end, size);
-            this.cutSegment(name, r.end);
-          }
-          end = r.end;
-        } else if (!isLast && size > r.end) {
-          throw new LogCorruptError(id, r.end, name, 'trailing bytes after the last frame');
-        }
-      }
-      const seg: Seg = { id, name, headerLen: h.headerLen, firstSeq: h.firstSeq, end, count: r.count, lastSeq: r.lastSeq };
-      this.segs.push(seg);
-      this.byId.set(id, seg);
-      if (r.count > 0) {
-        prevSeq = r.lastSeq;
-        this.lastPos = { segment: id, offset: r.lastOff };
-      } else prevSeq = Math.max(prevSeq, h.firstSeq - 1);
-      records += r.count;
-    }
-    this.recovery.records = records;
     const last = this.segs[this.segs.length - 1]!;
     this.nextSeq = Math.max(prevSeq + 1, last.firstSeq);
     this.rollbackSeq = this.nextSeq;
@@ -359,34 +299,6 @@ export class LogEngine implements RedoLog {
       this.activeFd = this.io.openRw(last.name, false);
       this.reserved = last.end;
     }
-  }
-
-  /**
-   * Cuts a segment back to `at` on open. No fdatasync: if the truncation is lost in a crash, the
-   * same bytes are found and cut again; appends that later overwrite the region are synced with
-   * their data.
-   */
-  private cutSegment(name: string, at: number): void {
-    const wfd = this.io.openRw(name, false);
-    try {
-      this.io.truncate(wfd, at);
-    } finally {
-      this.io.close(wfd);
-    }
-  }
-
-  /**
-   * The bytes a torn-tail recovery cuts off, kept beside the segment (`<segment>.torn-<offset>`)
-   * before the cut: a damaged newest commit is then refused by the freshness check, not lost.
-   * Never deleted by the log (not a segment name); left out above 64 MiB.
-   */
-  private keepTornAside(fd: number, name: string, from: number, size: number): void {
-    if (size - from > 64 << 20) return;
-    const b = Buffer.alloc(size - from);
-    this.io.pread(fd, b, 0, b.length, from);
-    const aside = `${name}.torn-${from}`;
-    this.io.writeFileSync(aside, b);
-    this.recovery.keptAside = aside;
   }
 
   private finishChainScan(tracker: ChainTracker): void {
@@ -997,69 +909,34 @@ export class LogEngine implements RedoLog {
     for (const l of [...this.listeners]) l();
   }
 
-  /** Read-only instances: pick up what the writer appended since (new frames, new segments, compaction). */
+  /** Read-only instances: pick up what the writer appended since (follower-refresh.ts). */
   private refresh(): void {
-    let ids: number[] | null;
-    let cut: CutCertificate | null;
-    try {
-      const m = this.readManifest();
-      ids = m?.segments ?? null;
-      cut = m?.cut ?? null;
-    } catch {
-      return; // mid-rename: try again next poll
-    }
-    const cur = this.segs.map((s) => s.id);
-    // A compaction of only some segments can leave the list this instance knows as a prefix of
-    // the new one (it compacted segments this instance has not read yet): the new cut says so.
-    const recut = (cut?.seq ?? 0) !== (this.cut?.seq ?? 0) || !(cut?.kept ?? ZERO_HASH).equals(this.cut?.kept ?? ZERO_HASH);
-    if (ids && (recut || ids.length < cur.length || cur.some((id, i) => ids![i] !== id))) {
-      // Compacted by the writer: reload from scratch.
-      this.closeFds();
-      this.segs = [];
-      this.byId.clear();
-      this.recovery = { truncatedBytes: 0, records: 0 };
-      try {
+    refreshFollower({
+      io: this.io,
+      readManifest: () => this.readManifest(),
+      segments: () => this.segs,
+      cut: () => this.cut,
+      reload: () => {
+        this.closeFds();
+        this.segs = [];
+        this.byId.clear();
+        this.recovery = { truncatedBytes: 0, records: 0 };
         this.recover();
-      } catch {
-        /* writer mid-change; next poll */
-      }
-      return;
-    }
-    const last = this.active;
-    const fd = this.readFd(last);
-    const size = this.io.size(fd);
-    if (size > last.end) this.extend(last, fd, size);
-    for (const id of ids?.slice(cur.length) ?? []) {
-      const name = segmentName(id);
-      let sfd: number;
-      try {
-        sfd = this.io.openRead(name);
-      } catch {
-        return;
-      }
-      this.readFds.set(id, sfd);
-      const hb = Buffer.alloc(1 << 17);
-      const n = this.io.pread(sfd, hb, 0, hb.length, 0);
-      const h = decodeHeader(hb.subarray(0, n));
-      if (typeof h === 'string') return;
-      const seg: Seg = { id, name, headerLen: h.headerLen, firstSeq: h.firstSeq, end: h.headerLen, count: 0, lastSeq: 0 };
-      this.segs.push(seg);
-      this.byId.set(id, seg);
-      this.extend(seg, sfd, this.io.size(sfd));
-    }
-  }
-
-  private extend(seg: Seg, fd: number, size: number): void {
-    const r = scanFrames(this.io, fd, seg.end, size, Math.max(seg.lastSeq, seg.firstSeq - 1), (seq, payload) => {
-      this.chainHead = { seq, hash: chainStep(this.chainHead.hash, recordHash(payload)) };
+      },
+      readFd: (seg) => this.readFd(seg),
+      setReadFd: (id, fd) => this.readFds.set(id, fd),
+      addSegment: (seg) => {
+        this.segs.push(seg);
+        this.byId.set(seg.id, seg);
+      },
+      chainRecord: (seq, payload) => {
+        this.chainHead = { seq, hash: chainStep(this.chainHead.hash, recordHash(payload)) };
+      },
+      setTail: (seq, pos) => {
+        this.lastPos = pos;
+        this.nextSeq = seq + 1;
+      },
     });
-    if (r.count > 0) {
-      seg.end = r.end;
-      seg.count += r.count;
-      seg.lastSeq = r.lastSeq;
-      this.lastPos = { segment: seg.id, offset: r.lastOff };
-      this.nextSeq = r.lastSeq + 1;
-    }
   }
 
   // ---------------------------------------------------------------- compaction (compaction-swap.ts)
