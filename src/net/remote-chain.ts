@@ -174,7 +174,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       if (this.confirmed.hasCommit(commit.hash)) dropped++;
       else this.pending.push({ commit, sentOn: null, requestId: 0, waiters: [] });
     }
-    if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false);
+    // All confirmed: dropped unread (they were just read above).
+    if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false, { dropBefore: this.staging.nextSeq });
     this.specDirty = true;
   }
 
@@ -698,8 +699,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private compactTimer: NodeJS.Timeout | null = null;
   private async compactStagingIfIdle(): Promise<void> {
-    // Compaction fsyncs a new segment set, its manifest and the directory, and reads back every
-    // record it drops: worth it only once the confirmed commits in the staging log add up (on
+    // Compaction fsyncs its manifest and the directory (and the tail segment it rotates to): worth
+    // it only once the confirmed commits in the staging log add up (on
     // open, confirmed ones are skipped anyway), and only once the writer paused — a big copy
     // whose uploads keep up empties `pending` between its commits, and compacting there put a
     // synchronous rotation and a read of everything staged so far in the middle of its writes.
@@ -711,9 +712,13 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       this.stagingPrune = this.stagingPrune.then(async () => {
         if (this.status === 'closed' || this.pending.length > 0 || this.staging.nextSeq !== staged) return;
         // Everything staged before `staged` is confirmed: drop it (records keep their seqs, the log
-        // just empties). What is staged while the compaction runs (it syncs the log before it
-        // cuts, so such records can fall before the cut) is not confirmed: it stays.
-        await this.staging.compact((rec) => rec.seq >= staged);
+        // just empties) without reading it back — dropBefore skips the segments holding only such
+        // records, so after a big copy this costs the switch (manifest, directory fsync), not a read
+        // and checksum of every byte staged. What is staged while the compaction runs (it syncs the
+        // log before it cuts, so such records can fall before the cut) is not confirmed: it stays.
+        // A crash anywhere leaves the old staging log (its commits are found in the replica or
+        // re-sent and refused as replays) or the new one (the log's manifest switch).
+        await this.staging.compact(() => true, { ...this.o.stagingCompaction, dropBefore: staged });
       }).catch(() => undefined);
     }, STAGING_COMPACT_IDLE_MS);
     this.compactTimer.unref?.();

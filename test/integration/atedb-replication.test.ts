@@ -9,6 +9,8 @@ import { FRAME_HEADER, segmentName } from '../../src/log/format.js';
 import { crc32 } from 'node:zlib';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { type Solo, RawClient, sleep, startSolo, tempDir } from './atedb/harness.js';
+import type { CompactionStep } from '../../src/log/index.js';
+import { IoTrace } from '../log-io-trace.js';
 
 const open: RemoteChain[] = [];
 afterEach(async () => {
@@ -18,7 +20,10 @@ afterEach(async () => {
 const alice = createIdentity('alice');
 const bob = createIdentity('bob');
 
-async function client(solo: { port: number }, name: string, o: { who?: typeof alice; dir?: string | null; mode?: RecoveryMode; create?: boolean; genesis?: Buffer; kh?: string; confirmTimeoutMs?: number; onDownload?: (done: number, total: number) => void } = {}): Promise<RemoteChain> {
+async function client(solo: { port: number }, name: string, o: {
+  who?: typeof alice; dir?: string | null; mode?: RecoveryMode; create?: boolean; genesis?: Buffer; kh?: string; confirmTimeoutMs?: number;
+  onDownload?: (done: number, total: number) => void; stagingCompaction?: { failAt?: CompactionStep; onStep?: (s: CompactionStep) => void };
+} = {}): Promise<RemoteChain> {
   const who = o.who ?? alice;
   const session = who === alice ? Session.of(alice, bob) : Session.of(who, alice);
   const c = await RemoteChain.open({
@@ -26,7 +31,7 @@ async function client(solo: { port: number }, name: string, o: { who?: typeof al
     mode: o.mode ?? 'async', create: o.create ? { openRoot: true, readers: Session.of(bob).chainReaders() } : false,
     ...(o.genesis ? { genesisHash: o.genesis } : {}), knownHosts: o.kh ?? join(await tempDir('kh-'), 'known_hosts'),
     backoff: { minMs: 50, maxMs: 400 }, confirmTimeoutMs: o.confirmTimeoutMs ?? 3000,
-    ...(o.onDownload ? { onDownload: o.onDownload } : {}),
+    ...(o.onDownload ? { onDownload: o.onDownload } : {}), ...(o.stagingCompaction ? { stagingCompaction: o.stagingCompaction } : {}),
   });
   open.push(c);
   return c;
@@ -132,23 +137,67 @@ describe('replication client', () => {
     await solo.kill('SIGTERM');
   });
 
-  it('the staging log empties once everything staged is confirmed and the writer paused; a reopen finds nothing pending', async () => {
+  it('the staging log empties once everything staged is confirmed and the writer paused, reading none of it back; a reopen finds nothing pending', async () => {
     const solo = await startSolo();
     const dir = await tempDir('atedb-replica-');
-    const a = await client(solo, 'team/staging', { create: true, dir });
-    for (let i = 0; i < 3; i++) await a.commit((b) => { for (let k = 0; k < 3; k++) b.put({ payload: Buffer.alloc(900 << 10, i * 3 + k + 1) }); }, { wait: 'confirmed' });
-    expect(a.pendingCount).toBe(0);
-    expect(a.staging.sizeBytes()).toBeGreaterThan(7 << 20);
-    // Over the compaction threshold (4 MiB) until then; emptied about a second after the last commit.
-    const t0 = Date.now();
-    await until(() => a.staging.sizeBytes() < 1 << 20, 10_000, 'the staging log compacted');
-    console.log(`staging compacted after ${Date.now() - t0} ms`);
+    // Every read of the logs goes through the traced I/O seam: the compaction must read nothing back.
+    const trace = new IoTrace();
+    const uninstall = trace.install();
+    let a: RemoteChain;
+    let readByCompaction: number;
+    try {
+      a = await client(solo, 'team/staging', { create: true, dir });
+      for (let i = 0; i < 3; i++) await a.commit((b) => { for (let k = 0; k < 3; k++) b.put({ payload: Buffer.alloc(900 << 10, i * 3 + k + 1) }); }, { wait: 'confirmed' });
+      expect(a.pendingCount).toBe(0);
+      expect(a.staging.sizeBytes()).toBeGreaterThan(7 << 20);
+      const readBefore = trace.bytesReadUnder(join(dir, 'staging'));
+      // Over the compaction threshold (4 MiB) until then; emptied about a second after the last commit.
+      const t0 = Date.now();
+      await until(() => a.staging.sizeBytes() < 1 << 20, 10_000, 'the staging log compacted');
+      readByCompaction = trace.bytesReadUnder(join(dir, 'staging')) - readBefore;
+      console.log(`staging compacted after ${Date.now() - t0} ms, ${readByCompaction} bytes read back`);
+    } finally {
+      uninstall();
+    }
+    // It was all confirmed: nothing to read back (it read and checksummed all ~8 MiB before).
+    expect(readByCompaction).toBeLessThan(64 << 10);
     // A commit staged after the compaction is kept until confirmed, and the log still opens.
     await a.commit(put('after the compaction'), { wait: 'confirmed' });
     await a.close();
     const again = await client(solo, 'team/staging', { dir });
     expect(again.pendingCount).toBe(0);
     expect(again.lastSeq).toBe(5);
+    await solo.kill('SIGTERM');
+  });
+
+  it('a crash at any step of the staging compaction leaves a client that opens, holds every confirmed commit, stores nothing twice and keeps staging', async () => {
+    const solo = await startSolo();
+    const steps: CompactionStep[] = ['after-write-new', 'after-fsync-new', 'after-manifest-tmp', 'after-rename', 'after-dir-fsync', 'after-delete-old'];
+    for (const [i, step] of steps.entries()) {
+      const name = `team/staging-crash-${i}`;
+      const dir = await tempDir('atedb-replica-');
+      let reached = false;
+      const a = await client(solo, name, { create: true, dir, stagingCompaction: { failAt: step, onStep: (s) => { if (s === step) reached = true; } } });
+      for (let k = 0; k < 2; k++) await a.commit((b) => { for (let j = 0; j < 3; j++) b.put({ payload: Buffer.alloc(900 << 10, k * 3 + j + 1) }); }, { wait: 'confirmed' });
+      const confirmed = hashes(a);
+      expect(confirmed, step).toHaveLength(3);
+      await until(() => reached, 10_000, `the staging compaction reaching ${step}`);
+      // The injected crash stops the staging log as a crash would: the client stages nothing more.
+      await expect(a.commit(put('refused'), { wait: 'staged' }), step).rejects.toThrow();
+      await a.close().catch(() => undefined);
+      // Reopened from what the crash left on disk (the old staging log or the empty one).
+      const again = await client(solo, name, { dir });
+      expect(again.pendingCount, step).toBe(0);
+      expect(hashes(again), step).toEqual(confirmed);
+      const after = await again.commit(put(`after ${step}`), { wait: 'confirmed' });
+      expect(after.seq, step).toBe(4);
+      await again.close();
+      // The server holds each commit once.
+      const fresh = await client(solo, name, { who: bob, genesis: Buffer.from(confirmed[0]!, 'hex') });
+      const onServer = hashes(fresh);
+      expect(onServer, step).toEqual([...confirmed, after.commit.hash.toString('hex')]);
+      await fresh.close();
+    }
     await solo.kill('SIGTERM');
   });
 
