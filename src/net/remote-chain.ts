@@ -582,23 +582,32 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     for (const w of p.waiters.splice(0)) w.reject(err);
     const current = new Map(p.commit.events.map((e) => [e.meta.key, this.confirmed.getNode(e.meta.key)?.version ?? 0]));
     this.emit('rejected', { commit: p.commit, error: err, current });
+    this.refused.add(p.commit.hash.toString('hex'));
     this.pruneStaging();
   }
 
   private stagingPrune: Promise<void> = Promise.resolve();
+  /** Refused commits (hex hashes) not yet dropped from the staging log. */
+  private readonly refused = new Set<string>();
   /** Drops refused commits from the staging log (handed back by 'rejected'), so that the next
    *  open does not stage and send them again. */
   private pruneStaging(): void {
     this.stagingPrune = this.stagingPrune.then(async () => {
       if (this.status === 'closed') return;
-      const keep = new Set(this.pending.map((p) => p.commit.hash.toString('hex')));
+      // Dropped: what was refused or is confirmed; everything else stays. Not "keep what is
+      // pending": a commit whose staging append is still syncing is in the log but not in
+      // `pending` yet (stage()), and the compaction syncs before it cuts, so such a commit lands
+      // before the cut — dropping it lost a commit acknowledged as staged on the next crash.
+      const drop = new Set(this.refused);
       await this.staging.compact((rec) => {
         try {
-          return keep.has(decodeCommit(Buffer.from(rec.payload)).hash.toString('hex'));
+          const c = decodeCommit(Buffer.from(rec.payload));
+          return !drop.has(c.hash.toString('hex')) && !this.confirmed.hasCommit(c.hash);
         } catch {
           return false;
         }
       });
+      for (const h of drop) this.refused.delete(h);
     }).catch(() => undefined);
   }
 

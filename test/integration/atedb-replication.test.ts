@@ -10,6 +10,7 @@ import { crc32 } from 'node:zlib';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { type Solo, RawClient, sleep, startSolo, tempDir } from './atedb/harness.js';
 import type { CompactionStep } from '../../src/log/index.js';
+import { decodeCommit } from '../../src/chain/index.js';
 import { IoTrace } from '../log-io-trace.js';
 
 const open: RemoteChain[] = [];
@@ -69,6 +70,7 @@ async function reopenState(solo: { port: number }, dir: string, kh: string, gene
   await c.close();
   return r;
 }
+const decodeCommitHex = (b: Uint8Array) => decodeCommit(Buffer.from(b)).hash.toString('hex');
 const hashes = (c: RemoteChain) => [...c.commits()].map((x) => x.commit.hash.toString('hex'));
 const put = (v: string) => (b: import('../../src/chain/index.js').CommitBuilder) => { b.put({ payload: Buffer.from(v) }); };
 
@@ -220,6 +222,53 @@ describe('replication client', () => {
     expect(handed).toEqual([{ version: 2, reason: 'conflict' }]);
     await until(() => a.lastSeq === 3 && b.lastSeq === 3, 10_000, 'one winner everywhere');
     expect(hashes(a)).toEqual(hashes(b));
+    await solo.kill('SIGTERM');
+  });
+
+  it('dropping a refused commit from the staging log keeps a commit staged meanwhile (not pending yet), across a reopen', async () => {
+    const solo = await startSolo();
+    // Slow fdatasyncs: the prune's compaction syncs the log before it cuts, and a commit staged in
+    // that window is in the log but not in `pending` yet (its own durable append is still syncing).
+    const trace = new IoTrace();
+    trace.syncDelayMs = 300;
+    const uninstall = trace.install();
+    try {
+      const dirA = await tempDir('atedb-replica-');
+      const dirB = await tempDir('atedb-replica-');
+      const a = await client(solo, 'team/prune', { create: true, dir: dirA });
+      const b = await client(solo, 'team/prune', { who: bob, genesis: a.genesisHash!, dir: dirB });
+      const { commit } = await a.commit((x) => { x.put({ payload: Buffer.from('v1') }); }, { wait: 'confirmed' });
+      const key = commit.events[0]!.meta.key;
+      await until(() => b.lastSeq === 2, 10_000, 'b sees v1');
+      // Both write version 2 of the same DAO (b cut off, so it cannot have seen a's): one loses.
+      let loser: { c: RemoteChain; dir: string; who: typeof alice; refused: string; meanwhile: Promise<{ commit: import('../../src/chain/index.js').Commit }> } | null = null;
+      for (const [c, dir, who] of [[a, dirA, alice], [b, dirB, bob]] as const) {
+        c.once('rejected', (e) => {
+          if (loser) return;
+          // Held: it stays pending (staged, not confirmed) whatever the timing.
+          c.holdUploads(60_000);
+          loser = { c, dir, who, refused: e.commit.hash.toString('hex'), meanwhile: c.commit(put('staged while the refused one is dropped'), { wait: 'staged' }) };
+        });
+      }
+      b.disconnect();
+      await Promise.all([
+        b.commit((x) => { x.put({ key, payload: Buffer.from('from b') }); }),
+        a.commit((x) => { x.put({ key, payload: Buffer.from('from a') }); }),
+      ]);
+      await until(() => loser !== null, 10_000, 'the refusal');
+      const l = loser!;
+      const staged = (await l.meanwhile).commit.hash.toString('hex');
+      await sleep(1500); // the prune's compaction has run
+      const inLog = () => [...l.c.staging.records()].map((r) => decodeCommitHex(r.payload));
+      expect(inLog()).toContain(staged);
+      expect(inLog()).not.toContain(l.refused);
+      const genesis = a.genesisHash!;
+      await l.c.close();
+      const again = await client(solo, 'team/prune', { who: l.who, genesis, dir: l.dir });
+      expect(again.stagedCommits().map((c) => c.hash.toString('hex'))).toEqual([staged]);
+    } finally {
+      uninstall();
+    }
     await solo.kill('SIGTERM');
   });
 
