@@ -5,6 +5,7 @@
  * append was acknowledged only after an fdatasync covering its bytes had returned.
  *
  * Tests add their own events (mark) to the same sequence, e.g. "append acknowledged".
+ * Reads are counted per file (reads), not sequenced: what a step read back.
  */
 import { basename, join } from 'node:path';
 import { setFileIoWrapper, type LogIo } from '../src/log/io.js';
@@ -21,6 +22,16 @@ export class IoTrace {
   /** Delay every fdatasync's completion by this much: an acknowledgement that does not wait for
    *  it then lands visibly before its sync-end. */
   syncDelayMs = 0;
+
+  /** Bytes read per file (absolute path), by pread and preadAsync: what a step read back. */
+  readonly reads = new Map<string, number>();
+
+  /** Bytes read so far from files under `dir`. */
+  bytesReadUnder(dir: string): number {
+    let n = 0;
+    for (const [f, b] of this.reads) if (f.startsWith(join(dir, '/'))) n += b;
+    return n;
+  }
 
   mark(label: string, at?: { file: string; end: number }): void {
     this.events.push({ kind: 'mark', label, ...(at ?? {}) });
@@ -78,7 +89,15 @@ class TracedIo implements LogIo {
   openRead(name: string) { return this.opened(this.io.openRead(name), name); }
   close(fd: number) { this.io.close(fd); this.names.delete(fd); }
   size(fd: number) { return this.io.size(fd); }
-  pread(fd: number, buf: Uint8Array, off: number, len: number, pos: number) { return this.io.pread(fd, buf, off, len, pos); }
+  private read(fd: number, n: number): void {
+    const file = this.names.get(fd) ?? `fd${fd}`;
+    this.trace.reads.set(file, (this.trace.reads.get(file) ?? 0) + n);
+  }
+  pread(fd: number, buf: Uint8Array, off: number, len: number, pos: number) {
+    const n = this.io.pread(fd, buf, off, len, pos);
+    this.read(fd, n);
+    return n;
+  }
   pwritev(fd: number, bufs: Uint8Array[], pos: number) {
     const n = this.io.pwritev(fd, bufs, pos);
     this.wrote(fd, pos, n);
@@ -113,7 +132,12 @@ class TracedIo implements LogIo {
     });
   }
   preadAsync(fd: number, buf: Uint8Array, off: number, len: number, pos: number, cb: (err: Error | null, read: number) => void) {
-    this.io.preadAsync(fd, buf, off, len, pos, cb);
+    // The name now: the descriptor may be closed (and forgotten) before the read completes.
+    const file = this.names.get(fd) ?? `fd${fd}`;
+    this.io.preadAsync(fd, buf, off, len, pos, (err, n) => {
+      if (!err) this.trace.reads.set(file, (this.trace.reads.get(file) ?? 0) + n);
+      cb(err, n);
+    });
   }
   pwritevAsync(fd: number, bufs: Uint8Array[], pos: number, cb: (err: Error | null, written: number) => void) {
     this.io.pwritevAsync(fd, bufs, pos, (err, n) => {

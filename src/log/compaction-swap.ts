@@ -86,7 +86,8 @@ interface CopyState {
   kept: Buffer;
 }
 
-/** Copies the records `keep` accepts out of `old` (all of them from `retained` segments, left in place). */
+/** Copies the records `keep` accepts out of `old` (all of them from `retained` segments, left in
+ *  place); records below `dropBefore` are dropped unread (CompactOptions.dropBefore). */
 async function copyKept(
   host: CompactionHost,
   old: readonly Seg[],
@@ -94,6 +95,7 @@ async function copyKept(
   keep: (rec: LogRecord) => boolean,
   st: CopyState,
   pacer: Pacer,
+  dropBefore: number,
 ): Promise<void> {
   const io = host.io;
   let cur: Seg | null = null;
@@ -112,6 +114,8 @@ async function copyKept(
   };
   for (const seg of old) {
     const keepAll = retained.has(seg);
+    // Only records the caller declared dead: dropped unread (the switch drops the segment).
+    if (!keepAll && dropBefore > 0 && (seg.count === 0 || seg.lastSeq < dropBefore)) continue;
     if (keepAll) {
       // Kept in place: the next copied record starts a new segment after it (seq order).
       await flushBatch();
@@ -156,7 +160,7 @@ async function copyKept(
           await pacer.yieldIfDue();
           continue;
         }
-        if (!keep(rec)) continue;
+        if (rec.seq < dropBefore || !keep(rec)) continue;
         st.kept = chainStep(st.kept, recordHash(rec.payload));
         if (!cur || (cur.end + frame.length > host.segmentSize && cur.count > 0)) {
           await flushBatch();
@@ -236,7 +240,7 @@ export async function compactSegments(
     const bytesBefore = host.sizeBytes();
     const positions = st.positions;
     for (const seg of old) if (opts?.retain?.(host.info(seg))) retained.add(seg);
-    await copyKept(host, old, retained, keep, st, pacer);
+    await copyKept(host, old, retained, keep, st, pacer, opts?.dropBefore ?? 0);
     // The cut certificate is signed (on the pool) while the new segments are synced.
     const claim = { seq: cutSeq, hash: cutHash, kept: st.kept };
     const signing = opts?.certify

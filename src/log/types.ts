@@ -76,6 +76,13 @@ export interface CompactOptions {
    * the copy of the whole log beside the old one until the switch (the space bound).
    */
   retain?: (seg: SegmentInfo) => boolean;
+  /**
+   * Records with a seq below this are dropped without being read (`keep` is not asked about
+   * them), and a segment holding only such records is not opened at all: a caller that knows a
+   * prefix of the log is dead (e.g. every staged commit was confirmed) drops it at the cost of the
+   * switch alone, not a read-back and checksum of every byte it drops.
+   */
+  dropBefore?: number;
 }
 
 /** One segment of the log as the log lists them (oldest first). */

@@ -174,7 +174,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       if (this.confirmed.hasCommit(commit.hash)) dropped++;
       else this.pending.push({ commit, sentOn: null, requestId: 0, waiters: [] });
     }
-    if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false);
+    // All confirmed: dropped unread (they were just read above).
+    if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false, { dropBefore: this.staging.nextSeq });
     this.specDirty = true;
   }
 
@@ -581,23 +582,32 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     for (const w of p.waiters.splice(0)) w.reject(err);
     const current = new Map(p.commit.events.map((e) => [e.meta.key, this.confirmed.getNode(e.meta.key)?.version ?? 0]));
     this.emit('rejected', { commit: p.commit, error: err, current });
+    this.refused.add(p.commit.hash.toString('hex'));
     this.pruneStaging();
   }
 
   private stagingPrune: Promise<void> = Promise.resolve();
+  /** Refused commits (hex hashes) not yet dropped from the staging log. */
+  private readonly refused = new Set<string>();
   /** Drops refused commits from the staging log (handed back by 'rejected'), so that the next
    *  open does not stage and send them again. */
   private pruneStaging(): void {
     this.stagingPrune = this.stagingPrune.then(async () => {
       if (this.status === 'closed') return;
-      const keep = new Set(this.pending.map((p) => p.commit.hash.toString('hex')));
+      // Dropped: what was refused or is confirmed; everything else stays. Not "keep what is
+      // pending": a commit whose staging append is still syncing is in the log but not in
+      // `pending` yet (stage()), and the compaction syncs before it cuts, so such a commit lands
+      // before the cut — dropping it lost a commit acknowledged as staged on the next crash.
+      const drop = new Set(this.refused);
       await this.staging.compact((rec) => {
         try {
-          return keep.has(decodeCommit(Buffer.from(rec.payload)).hash.toString('hex'));
+          const c = decodeCommit(Buffer.from(rec.payload));
+          return !drop.has(c.hash.toString('hex')) && !this.confirmed.hasCommit(c.hash);
         } catch {
           return false;
         }
       });
+      for (const h of drop) this.refused.delete(h);
     }).catch(() => undefined);
   }
 
@@ -698,8 +708,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private compactTimer: NodeJS.Timeout | null = null;
   private async compactStagingIfIdle(): Promise<void> {
-    // Compaction fsyncs a new segment set, its manifest and the directory, and reads back every
-    // record it drops: worth it only once the confirmed commits in the staging log add up (on
+    // Compaction fsyncs its manifest and the directory (and the tail segment it rotates to): worth
+    // it only once the confirmed commits in the staging log add up (on
     // open, confirmed ones are skipped anyway), and only once the writer paused — a big copy
     // whose uploads keep up empties `pending` between its commits, and compacting there put a
     // synchronous rotation and a read of everything staged so far in the middle of its writes.
@@ -711,9 +721,13 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       this.stagingPrune = this.stagingPrune.then(async () => {
         if (this.status === 'closed' || this.pending.length > 0 || this.staging.nextSeq !== staged) return;
         // Everything staged before `staged` is confirmed: drop it (records keep their seqs, the log
-        // just empties). What is staged while the compaction runs (it syncs the log before it
-        // cuts, so such records can fall before the cut) is not confirmed: it stays.
-        await this.staging.compact((rec) => rec.seq >= staged);
+        // just empties) without reading it back — dropBefore skips the segments holding only such
+        // records, so after a big copy this costs the switch (manifest, directory fsync), not a read
+        // and checksum of every byte staged. What is staged while the compaction runs (it syncs the
+        // log before it cuts, so such records can fall before the cut) is not confirmed: it stays.
+        // A crash anywhere leaves the old staging log (its commits are found in the replica or
+        // re-sent and refused as replays) or the new one (the log's manifest switch).
+        await this.staging.compact(() => true, { ...this.o.stagingCompaction, dropBefore: staged });
       }).catch(() => undefined);
     }, STAGING_COMPACT_IDLE_MS);
     this.compactTimer.unref?.();

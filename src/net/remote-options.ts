@@ -1,6 +1,7 @@
 // Options, events and URLs of the replication client (remote-chain.ts).
 import type { Commit, ReaderRef } from '../chain/index.js';
 import type { CryptoPool, SigningKeyPair } from '../crypto/index.js';
+import type { CompactOptions } from '../log/index.js';
 import type { Session } from '../session/index.js';
 import { NetError, type RemoteRejected, type ServerMisbehaved } from './errors.js';
 
@@ -67,6 +68,8 @@ export interface RemoteChainOptions {
   pingIntervalMs?: number;
   /** This machine's clock (tests skew it); the server's is derived from it and the measured offset. */
   now?: () => number;
+  /** Tests: passed to the idle compaction of the staging log (a crash injected at one of its steps). */
+  stagingCompaction?: Pick<CompactOptions, 'failAt' | 'onStep'>;
 }
 
 export interface RemoteChainEvents {
