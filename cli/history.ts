@@ -14,6 +14,7 @@ import { BLOCKS, DELTAS, DENTRIES, inodeKey } from '../fs/chain-store/keys.js';
 import { readMountRecordOf } from '../fs/daemon/registry.js';
 
 import { UserError } from './errors.js';
+import { chainOpenError } from './mount-store.js';
 
 export interface CommitSummary {
   seq: number;
@@ -62,7 +63,12 @@ async function fileMatcher(chainDir: string, log: RedoLog, session: Session, fil
   // A private, temporary index: the chain's own may be in use by a daemon.
   const view = await View.open({ log, keyring: session, pool: defaultPool(), pinnedGenesis: pin ?? null, readOnly: true, compaction: { auto: false } });
   try {
-    const store = new ChainStore(view, { readOnly: true });
+    let store: ChainStore;
+    try {
+      store = new ChainStore(view, { readOnly: true });
+    } catch (e) {
+      throw chainOpenError(e); // a chain written by a newer atefs: one line, as a mount says it
+    }
     const parts = file.split('/').filter((p) => p && p !== '.');
     let parent = 1;
     let ino = 1;

@@ -235,7 +235,7 @@ async function remoteToken(args: MountArgs): Promise<Token | null> {
 }
 
 /** Typed failures of opening a chain become one clear line; anything else stays an error. */
-function chainOpenError(e: unknown): Error {
+export function chainOpenError(e: unknown): Error {
   const err = e as Error;
   switch (err?.name) {
     case 'LogLockedError': return new UserError(`the chain is in use by another process: ${err.message}`);

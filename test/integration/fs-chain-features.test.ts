@@ -126,7 +126,12 @@ describe('the chain is marked before its first page delta', () => {
     const history = openHistoricStore(toMountArgs({ dir: join(base, 'mnt'), logPath: dir, at: String(seq), transport: 'kernel' }));
     await expect(history).rejects.toThrow(/^refusing the chain: .*fromTheFuture/);
     await expect(history).rejects.toHaveProperty('name', 'UserError');
-    // Both released the log: the chain opens again (and is refused again, not locked).
+    // `atefs log --path` reads the chain's newest state to find the file: the same one line.
+    const { runLog } = await import('../../cli/history.js');
+    const log = runLog({ logPath: dir, path: 'x', json: true });
+    await expect(log).rejects.toThrow(/^refusing the chain: .*fromTheFuture/);
+    await expect(log).rejects.toHaveProperty('name', 'UserError');
+    // All released the log: the chain opens again (and is refused again, not locked).
     await expect(openLocalChain({ chainDir: dir, deferCompaction: false })).rejects.toBeInstanceOf(FsFeatureUnknown);
   });
 });
