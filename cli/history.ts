@@ -13,8 +13,7 @@ import { ChainStore, LOCAL_CHAIN_ID, resolveChainDir } from '../fs/chain-store/i
 import { BLOCKS, DELTAS, DENTRIES, inodeKey } from '../fs/chain-store/keys.js';
 import { readMountRecordOf } from '../fs/daemon/registry.js';
 
-import { UserError } from './errors.js';
-import { chainOpenError } from './mount-store.js';
+import { UserError, chainOpenError } from './errors.js';
 
 export interface CommitSummary {
   seq: number;

@@ -9,7 +9,7 @@ import { defaultBulkPool, defaultPool } from '../src/crypto/index.js';
 import { PINS_FILE, defaultConfigDir, loadOrCreateLocalIdentity, readTokenFile, type Session, type Token } from '../src/session/index.js';
 import { View, type ViewProgress } from '../src/view/index.js';
 import { openHistoryLog, parseHistoryPoint, resolveHistoryPoint } from './history.js';
-import { UserError } from './errors.js';
+import { UserError, chainOpenError } from './errors.js';
 import type { MountArgs } from './mount-args.js';
 import type { MountPanelStatus } from './tui/mount-panel.js';
 import { type RemoteMountKeys, remoteMountKeys } from './mount-token.js';
@@ -232,26 +232,6 @@ async function remoteToken(args: MountArgs): Promise<Token | null> {
   if (existsSync(file)) return tokenFromFile(args, file);
   if (args.passcode) throw new UserError(`--passcode unlocks a token file: give it with --token-path (there is none at ${file})`);
   return null;
-}
-
-/** Typed failures of opening a chain become one clear line; anything else stays an error. */
-export function chainOpenError(e: unknown): Error {
-  const err = e as Error;
-  switch (err?.name) {
-    case 'LogLockedError': return new UserError(`the chain is in use by another process: ${err.message}`);
-    case 'LogCorruptError': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
-    case 'GenesisMismatch': case 'LogHeaderMismatch': return new UserError(`refusing a chain that is not the one pinned: ${err.message}`);
-    // A record of the log that fails validation on load: the message names it (seq, segment, offset).
-    case 'CommitRejected': return new UserError(`the chain's log is damaged: ${err.message} (see 'atefs verify' and 'atefs repair')`);
-    case 'ChainNotPinned': return new UserError(`refusing an unpinned chain: ${err.message}`);
-    // Freshness and history (src/session/history-guard.ts): the message says how to accept it.
-    case 'ChainRolledBack': return new UserError(`refusing a rolled-back chain: ${err.message}`);
-    case 'ChainHistoryBroken': return new UserError(`refusing a chain with a broken history: ${err.message}`);
-    case 'DiskFull': return new UserError(`disk full: ${err.message}`);
-    // Written by a newer atefs (fs/chain-store/codec.ts FS_FEATURES): the message says to upgrade.
-    case 'FsFeatureUnknown': return new UserError(`refusing the chain: ${err.message}`);
-    default: return err instanceof Error ? err : new Error(String(e));
-  }
 }
 
 /** How long an unmount waits for staged commits to reach the server (ATEFS_UPLOAD_TIMEOUT_MS). */
