@@ -3,7 +3,7 @@
 // is SIGKILLed at random points, again and again; every next open must accept the chain (no
 // ChainRolledBack, no ChainHistoryBroken) and hold every file the writer was told is durable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,14 +11,16 @@ import { Filesystem } from '../../fs/core/index.js';
 import { openLocalChain } from '../../fs/chain-store/index.js';
 import { HEADS_FILE } from '../../src/session/index.js';
 import { PathFs } from './fs-path-ops.js';
+import { ensureBuilt } from '../e2e/harness.js';
 
 const repo = resolve(__dirname, '../..');
 const child = join(repo, 'test/fixtures/chain/head-child.mjs');
 let base: string;
-beforeAll(() => {
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo, stdio: 'ignore' });
+beforeAll(async () => {
+  // The child imports dist/: built once, never rewritten while other files' daemons load it.
+  await ensureBuilt();
   base = mkdtempSync(join(tmpdir(), 'atefs-heads-crash-'));
-});
+}, 300_000);
 afterAll(() => { rmSync(base, { recursive: true, force: true }); });
 
 /** Runs the child until it has acked `acks` files (plus a random delay), SIGKILLs it; returns the last ack. */

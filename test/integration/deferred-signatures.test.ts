@@ -5,7 +5,7 @@
 // and serves it, whichever step of the sign-off a SIGKILL interrupted; a tail whose MAC fails is
 // refused like any tampering; the server never accepts a deferred commit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,14 +18,16 @@ import { defaultPool } from '../../src/crypto/index.js';
 import { openLog, type RedoLog } from '../../src/log/index.js';
 import { FRAME_HEADER, decodeHeader, encodeFrame, frameLen, frameSeq } from '../../src/log/format.js';
 import { PathFs } from './fs-path-ops.js';
+import { ensureBuilt } from '../e2e/harness.js';
 
 const repo = resolve(__dirname, '../..');
 const child = join(repo, 'test/fixtures/chain/deferred-child.mjs');
 let base: string;
-beforeAll(() => {
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo, stdio: 'ignore' });
+beforeAll(async () => {
+  // The child imports dist/: built once, never rewritten while other files' daemons load it.
+  await ensureBuilt();
   base = mkdtempSync(join(tmpdir(), 'atefs-deferred-'));
-});
+}, 300_000);
 afterAll(() => { rmSync(base, { recursive: true, force: true }); });
 
 async function withLog<T>(chainDir: string, fn: (log: RedoLog) => Promise<T>): Promise<T> {

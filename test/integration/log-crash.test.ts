@@ -1,7 +1,7 @@
 // Real processes: SIGKILL during durable appends and during each compaction step; a second
 // writer in another process. The child (test/fixtures/log/child.mjs) runs the built module.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { openLog, type CompactionStep } from '../../src/log/index.js';
 // @ts-expect-error plain .mjs fixture without types
 import { payloadFor } from '../fixtures/log/child.mjs';
+import { ensureBuilt } from '../e2e/harness.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const child = path.join(repo, 'test/fixtures/log/child.mjs');
@@ -17,15 +18,12 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'log-crash-'));
 const chainId = 'crash/test';
 const running = new Set<ChildProcess>();
 
-beforeAll(() => {
-  // The child imports dist/: build when it is missing or older than the log sources.
-  const built = path.join(repo, 'dist/src/log/index.js');
-  const srcDir = path.join(repo, 'src/log');
-  const newest = Math.max(...fs.readdirSync(srcDir).map((f) => fs.statSync(path.join(srcDir, f)).mtimeMs));
-  if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < newest)
-    spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo, stdio: 'ignore' });
-  expect(fs.existsSync(built)).toBe(true);
-});
+beforeAll(async () => {
+  // The child imports dist/: built when stale (once, under the e2e harness's lock; never during
+  // the suite, where a rewrite broke other files' daemons importing it).
+  await ensureBuilt();
+  expect(fs.existsSync(path.join(repo, 'dist/src/log/index.js'))).toBe(true);
+}, 300_000);
 afterAll(() => {
   for (const c of running) if (c.pid && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
   fs.rmSync(root, { recursive: true, force: true });
