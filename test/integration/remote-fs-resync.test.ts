@@ -83,6 +83,45 @@ function writeAt(fs: Filesystem, ino: number, offset: number, data: Buffer): voi
   fs.release(ino, fh);
 }
 
+/** One user's machine: its RemoteFs of the test server's chain and the core on top, which commits
+ *  only when told (commitDelayMs 60 s). `port`: another way to the server (a relay). */
+interface Machine { rfs: RemoteFs; fs: Filesystem }
+async function machine(o: { base: string; chain: string; session: Session; name: string; port?: number; warnings?: string[] }): Promise<Machine> {
+  const rfs = await RemoteFs.open({
+    url: `tcp://127.0.0.1:${o.port ?? solo.port}/${o.chain}`, session: o.session, dir: join(o.base, `state-${o.name}`),
+    configDir: join(o.base, `config-${o.name}`), machineName: o.name,
+    ...(o.warnings ? { onWarning: (m: string) => o.warnings!.push(`${o.name}: ${m}`) } : {}),
+  });
+  try {
+    return { rfs, fs: await Filesystem.open(rfs.store, { rootUid: 0, rootGid: 0, commitDelayMs: 60_000 }) };
+  } catch (e) {
+    await rfs.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function closeMachines(...ms: (Machine | undefined)[]): Promise<void> {
+  for (const m of ms) await m?.fs.destroy().catch(() => undefined);
+  for (const m of ms) await m?.rfs.close().catch(() => undefined);
+}
+
+/**
+ * The core takes what is dirty into a batch, which waits at the start of the store's commit (as it
+ * does in readonly recovery mode while the server is away): in flight, not applied yet — as a batch
+ * waits behind a resync or a retry under load. Returns the release.
+ */
+async function holdNextBatch(m: Machine): Promise<() => void> {
+  let held = true;
+  const refusal = m.rfs.store.refusal;
+  m.rfs.store.refusal = () => (held ? 'held by the test' : refusal());
+  m.fs.commitSoon();
+  await until('the batch in flight', () => m.fs.dirtyBytes === 0 && m.fs.uncommitted.inodes === 0 && m.fs.commitUnsettled);
+  return () => {
+    held = false;
+    m.rfs.store.refusal = refusal;
+  };
+}
+
 let solo: Solo;
 beforeAll(async () => {
   solo = await startSolo();
@@ -98,26 +137,22 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
     const session = Session.of(createIdentity('alice'));
     const relay = await holdingRelay(solo.port);
     const warnings: string[] = [];
-    const open = (name: string, port: number) => RemoteFs.open({
-      url: `tcp://127.0.0.1:${port}/team/resync`, session, dir: join(base, `state-${name}`), configDir: join(base, `config-${name}`),
-      machineName: name, onWarning: (m) => warnings.push(`${name}: ${m}`),
-    });
-    const A = await open('alpha', relay.port);
-    let fsA: Filesystem | undefined;
-    let fsB: Filesystem | undefined;
-    let B: RemoteFs | undefined;
-    let held = false;
+    const open = (name: string, port?: number) => machine({ base, chain: 'team/resync', session, name, ...(port ? { port } : {}), warnings });
+    let A: Machine | undefined;
+    let B: Machine | undefined;
+    let release: () => void = () => undefined;
     try {
-      fsA = await Filesystem.open(A.store, { rootUid: 0, rootGid: 0, commitDelayMs: 60_000 });
-      await until('the root on the server', () => A.rc.pendingCount === 0);
-      B = await open('beta', solo.port);
-      fsB = await Filesystem.open(B.store, { rootUid: 0, rootGid: 0, commitDelayMs: 60_000 });
+      A = await open('alpha', relay.port);
+      const { rfs: ra, fs: fsA } = A;
+      await until('the root on the server', () => ra.rc.pendingCount === 0);
+      B = await open('beta');
+      const { rfs: rb, fs: fsB } = B;
 
       relay.hold();
       // B changes the root directory; the server confirms it while A cannot hear of it.
       fsB.mkdir(ROOT, 1, b('ub'), 0o755);
       await fsB.sync();
-      await until("B's directory confirmed", () => B!.rc.pendingCount === 0);
+      await until("B's directory confirmed", () => rb.rc.pendingCount === 0);
 
       // A changes the root directory too and writes the first version of a file: staged, sent
       // into the held connection — the server will refuse it (the root changed meanwhile).
@@ -127,24 +162,18 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
       fsA.write(ROOT, f, h.fh, 0, Buffer.alloc(70_000, 'a'));
       fsA.release(f, h.fh);
       await fsA.sync();
-      expect(A.rc.pendingCount).toBeGreaterThan(0);
+      expect(ra.rc.pendingCount).toBeGreaterThan(0);
 
-      // Then its newer version (longer, other bytes, renamed). The core takes it into a batch, which waits
-      // at the start of the store's commit (as it does in readonly recovery mode while the server
-      // is away): in flight, not applied yet — as a batch waits behind a resync or a retry under load.
+      // Then its newer version (longer, other bytes, renamed), taken into a batch that waits.
       const final = Buffer.concat([Buffer.alloc(70_000, 'b'), Buffer.alloc(90_000, 'c')]);
       writeAt(fsA, f, 0, final);
       fsA.rename(ROOT, ua, b('f.dat'), ua, b('g.dat'), 0);
-      held = true;
-      const refusal = A.store.refusal;
-      A.store.refusal = () => (held ? 'held by the test' : refusal());
-      fsA.commitSoon();
-      await until("A's newer version in flight", () => fsA!.dirtyBytes === 0 && fsA!.uncommitted.inodes === 0 && fsA!.commitUnsettled);
+      release = await holdNextBatch(A);
 
       // A hears of B's change and of the refusal: its view is rebuilt and the refused commit re-made.
       relay.release();
-      await until('a resync on A', () => A.resyncs > 0);
-      await A.store.settle();
+      await until('a resync on A', () => ra.resyncs > 0);
+      await ra.store.settle();
       expect(warnings.join('\n')).toMatch(/alpha: resynced with the server/);
 
       // While the newer version is still in flight, A serves it (not the refused commit's).
@@ -152,16 +181,15 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
       expect(readAll(fsA, f).equals(final)).toBe(true);
       expect(names(fsA, ua)).toEqual(['g.dat']);
 
-      held = false;
-      A.store.refusal = refusal;
+      release();
       await fsA.sync();
-      await until("A's uploads confirmed", () => A.rc.pendingCount === 0);
-      await A.store.settle();
+      await until("A's uploads confirmed", () => ra.rc.pendingCount === 0);
+      await ra.store.settle();
       await until('the final version on B', () => {
         try {
-          const g = fsB!.lookup(ROOT, 1, b('ua'));
-          const e = fsB!.lookup(ROOT, g.ino, b('g.dat'));
-          return fsB!.getattr(ROOT, e.ino).size === final.length;
+          const g = fsB.lookup(ROOT, 1, b('ua'));
+          const e = fsB.lookup(ROOT, g.ino, b('g.dat'));
+          return fsB.getattr(ROOT, e.ino).size === final.length;
         } catch {
           return false;
         }
@@ -169,7 +197,7 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
       // The server and B hold the final version; so does A, in its core and in its store.
       const onB = fsB.lookup(ROOT, fsB.lookup(ROOT, 1, b('ua')).ino, b('g.dat')).ino;
       expect(readAll(fsB, onB).equals(final)).toBe(true);
-      expect(A.store.getInode(f)?.size).toBe(final.length);
+      expect(ra.store.getInode(f)?.size).toBe(final.length);
       expect(fsA.getattr(ROOT, f).size).toBe(final.length);
       expect(readAll(fsA, f).equals(final)).toBe(true);
       // Nothing here was changed on both sides: no conflict copies, both directories on both.
@@ -177,14 +205,11 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
       expect(names(fsB, 1)).toEqual(['ua', 'ub']);
       expect(names(fsA, ua)).toEqual(['g.dat']);
       expect(names(fsB, fsB.lookup(ROOT, 1, b('ua')).ino)).toEqual(['g.dat']);
-      expect(A.store.lookupDentry(ua, b('f.dat'))).toBeUndefined();
-      expect(A.conflicts).toEqual([]);
+      expect(ra.store.lookupDentry(ua, b('f.dat'))).toBeUndefined();
+      expect(ra.conflicts).toEqual([]);
     } finally {
-      held = false;
-      await fsA?.destroy().catch(() => undefined);
-      await fsB?.destroy().catch(() => undefined);
-      await A.close().catch(() => undefined);
-      await B?.close().catch(() => undefined);
+      release();
+      await closeMachines(A, B);
       await relay.close();
     }
   }, 90_000);
@@ -192,50 +217,42 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
   it("a batch waiting to be applied while another machine changes the same file: both versions are kept (the other keeps the name)", async () => {
     const base = await tempDir('atefs-waiting-');
     const session = Session.of(createIdentity('alice'));
-    const open = (name: string) => RemoteFs.open({
-      url: `tcp://127.0.0.1:${solo.port}/team/waiting`, session, dir: join(base, `state-${name}`), configDir: join(base, `config-${name}`), machineName: name,
-    });
-    const A = await open('alpha');
-    let fsA: Filesystem | undefined;
-    let fsB: Filesystem | undefined;
-    let B: RemoteFs | undefined;
-    let held = false;
+    const open = (name: string) => machine({ base, chain: 'team/waiting', session, name });
+    let A: Machine | undefined;
+    let B: Machine | undefined;
+    let release: () => void = () => undefined;
     try {
-      fsA = await Filesystem.open(A.store, { rootUid: 0, rootGid: 0, commitDelayMs: 60_000 });
+      A = await open('alpha');
+      const { rfs: ra, fs: fsA } = A;
       const { entry, open: h } = fsA.create(ROOT, 1, b('doc.txt'), 0o644, 2);
       const f = entry.ino;
       fsA.write(ROOT, f, h.fh, 0, b('base\n'));
       fsA.release(f, h.fh);
       await fsA.sync();
-      await until("A's file confirmed", () => A.rc.pendingCount === 0);
+      await until("A's file confirmed", () => ra.rc.pendingCount === 0);
       B = await open('beta');
-      fsB = await Filesystem.open(B.store, { rootUid: 0, rootGid: 0, commitDelayMs: 60_000 });
+      const { rfs: rb, fs: fsB } = B;
       expect(fsB.lookup(ROOT, 1, b('doc.txt')).ino).toBe(f);
 
       // A's edit is taken into a batch that waits at the start of the store's commit (as behind a
       // resync, or in readonly mode until the server is back): nothing of it is dirty any more.
       const alpha = b('edited on alpha\n');
       writeAt(fsA, f, 0, alpha);
-      held = true;
-      const refusal = A.store.refusal;
-      A.store.refusal = () => (held ? 'held by the test' : refusal());
-      fsA.commitSoon();
-      await until("A's edit in flight", () => fsA!.dirtyBytes === 0 && fsA!.uncommitted.inodes === 0 && fsA!.commitUnsettled);
+      release = await holdNextBatch(A);
 
       // Meanwhile B edits the same file; the server confirms it first and A's view applies it.
       const beta = b('edited on beta, longer\n');
       writeAt(fsB, f, 0, beta);
       await fsB.sync();
-      await until("B's edit confirmed", () => B!.rc.pendingCount === 0);
-      await until("B's edit in A's store", () => A.store.getInode(f)?.size === beta.length);
+      await until("B's edit confirmed", () => rb.rc.pendingCount === 0);
+      await until("B's edit in A's store", () => ra.store.getInode(f)?.size === beta.length);
 
-      held = false;
-      A.store.refusal = refusal;
+      release();
       await fsA.sync();
-      await until("A's upload confirmed", () => A.rc.pendingCount === 0);
-      await A.store.settle();
+      await until("A's upload confirmed", () => ra.rc.pendingCount === 0);
+      await ra.store.settle();
       const copyOf = (fs: Filesystem) => names(fs, 1).find((n) => /^doc\.conflict-alpha-\d{8}T\d{6}Z\.txt$/.test(n));
-      await until('the conflict copy on B', () => copyOf(fsB!) !== undefined);
+      await until('the conflict copy on B', () => copyOf(fsB) !== undefined);
       for (const [who, fs] of [['A', fsA], ['B', fsB]] as const) {
         const copy = copyOf(fs);
         expect(names(fs, 1), who).toEqual(['doc.txt', copy!].sort());
@@ -243,13 +260,10 @@ describe('remote mounts: a refused staged commit re-made under a newer local wri
         await until(`B's version under the name on ${who}`, () => readAll(fs, fs.lookup(ROOT, 1, b('doc.txt')).ino).equals(beta));
         expect(readAll(fs, fs.lookup(ROOT, 1, b(copy!)).ino).equals(alpha), who).toBe(true);
       }
-      expect(A.conflicts.length).toBe(1);
+      expect(ra.conflicts.length).toBe(1);
     } finally {
-      held = false;
-      await fsA?.destroy().catch(() => undefined);
-      await fsB?.destroy().catch(() => undefined);
-      await A.close().catch(() => undefined);
-      await B?.close().catch(() => undefined);
+      release();
+      await closeMachines(A, B);
     }
   }, 90_000);
 });
