@@ -1,12 +1,12 @@
 // Index positions after compactions that ran next to writers, and the skip rule of automatic
 // compactions (a log with little to reclaim is not rewritten).
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LogPosition, RedoLog } from '../../src/log/index.js';
 import type { View } from '../../src/view/index.js';
-import { type Chain, makeChain, segFile, snapshot } from '../unit/view-fixtures.js';
+import { type Chain, makeChain, segFile, snapshot, rebuildFromLog } from '../unit/view-fixtures.js';
 
 const chains: Chain[] = [];
 async function chain(opts: { segmentSize?: number } = {}): Promise<Chain> {
@@ -211,9 +211,7 @@ describe('view: compaction of some segments', () => {
     expect(view.openReport.mode).toBe('tail');
     expect(snapshot(view)).toEqual(before);
     // Rebuilt from the log alone (gap mode across created and retained segments): the same view.
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open();
+    view = await rebuildFromLog(c);
     expect(view.openReport.mode).not.toBe('tail');
     expect(snapshot(view)).toEqual(before);
     expectIndexResolves(c, view);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CompactionStep } from '../../src/log/index.js';
 import { CommitRejected, IndexMismatch, type View, type ViewProgress } from '../../src/view/index.js';
-import { type Chain, editRecord, makeChain, snapshot } from '../unit/view-fixtures.js';
+import { type Chain, editRecord, makeChain, snapshot, rebuildFromLog } from '../unit/view-fixtures.js';
 
 const chains: Chain[] = [];
 async function chain(): Promise<Chain> {
@@ -45,9 +45,7 @@ describe('view: compaction', () => {
     view = await c.open();
     expect(view.openReport.mode).toBe('tail');
     expect(snapshot(view)).toEqual(before);
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open();
+    view = await rebuildFromLog(c);
     expect(snapshot(view)).toEqual(before);
     // The compacted chain keeps working.
     const d = view.begin();
@@ -61,9 +59,7 @@ describe('view: compaction', () => {
     let view = await c.open({ onProgress: (p) => reports.push(p) });
     await overwriteHeavy(view, 10, 60);
     await view.compact();
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open({ onProgress: (p) => reports.push(p) });
+    view = await rebuildFromLog(c, { onProgress: (p) => reports.push(p) });
     // Consecutive reports of one phase form a run.
     const runs: ViewProgress[][] = [];
     for (const p of reports) {
@@ -94,9 +90,7 @@ describe('view: compaction', () => {
     await c.close();
     view = await c.open();
     expect(snapshot(view)).toEqual(before);
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open();
+    view = await rebuildFromLog(c);
     expect(snapshot(view)).toEqual(before);
   });
 
@@ -117,9 +111,7 @@ describe('view: compaction', () => {
     const after = snapshot(view);
     view = await c.open();
     expect(snapshot(view)).toEqual(after);
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open();
+    view = await rebuildFromLog(c);
     expect(snapshot(view)).toEqual(after);
   });
 
@@ -153,9 +145,7 @@ describe('view: compaction', () => {
     expect(view.store.getRecord(zAway), 'the move of z away from x is kept').toBeDefined();
     view = await c.open();
     expect(snapshot(view)).toEqual(before);
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open();
+    view = await rebuildFromLog(c);
     expect(snapshot(view)).toEqual(before);
   });
 });

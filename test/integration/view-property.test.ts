@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReadAcl, WriteAcl } from '../../src/chain/index.js';
 import type { View } from '../../src/view/index.js';
-import { type Chain, makeChain, snapshot } from '../unit/view-fixtures.js';
+import { type Chain, makeChain, snapshot, rebuildFromLog } from '../unit/view-fixtures.js';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -132,9 +132,7 @@ describe('view: property (live = reopen = rebuild = compacted)', () => {
     expect(view.openReport.mode).toBe('tail');
     expect(snapshot(view)).toEqual(a);
 
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open();
+    view = await rebuildFromLog(c);
     expect(view.openReport.mode).toBe('fresh');
     expect(snapshot(view)).toEqual(a);
 
@@ -146,9 +144,7 @@ describe('view: property (live = reopen = rebuild = compacted)', () => {
     view = await c.open();
     expect(view.openReport.mode).toBe('tail');
     expect(snapshot(view)).toEqual(a);
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open();
+    view = await rebuildFromLog(c);
     expect(snapshot(view)).toEqual(a);
 
     // More history on top of the compacted log, then compaction with expired tombstones.
@@ -159,9 +155,7 @@ describe('view: property (live = reopen = rebuild = compacted)', () => {
     view = await c.open({ compaction: { mode: 'never', tombstoneRetentionMs: 0 } });
     await view.compact();
     expect(live(snapshot(view))).toEqual(live(b));
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    view = await c.open();
+    view = await rebuildFromLog(c);
     const d = snapshot(view);
     expect(live(d)).toEqual(live(b));
     for (const [k, v] of d) if (JSON.parse(v).d) expect(JSON.parse(b.get(k)!).d).toBe(true);

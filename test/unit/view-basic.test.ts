@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Chain, makeChain, snapshot } from './view-fixtures.js';
-import { rmSync } from 'node:fs';
+import { type Chain, makeChain, snapshot, rebuildFromLog } from './view-fixtures.js';
 import { IndexMismatch, NotFound, TransactionClosed } from '../../src/view/index.js';
 
 describe('view: DIO basics', () => {
@@ -65,9 +64,7 @@ describe('view: open policies', () => {
     await d.commit();
     const other = Buffer.alloc(32, 7);
     await expect(c.open({ pinnedGenesis: other })).rejects.toThrow(IndexMismatch);
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    await expect(c.open({ pinnedGenesis: other })).rejects.toThrow(IndexMismatch);
+    await expect(rebuildFromLog(c, { pinnedGenesis: other })).rejects.toThrow(IndexMismatch);
     const ok = await c.open();
     expect(ok.openReport.mode).toBe('fresh');
   });
@@ -132,9 +129,7 @@ describe('view: live bytes (what df reports as used)', () => {
     expect(rep.bytesAfter).toBeLessThan(rep.bytesBefore);
     expect(reopened.stats().liveBytes).toBe(small);
     expect(reopened.store.sumLivePayload()).toBe(small);
-    await c.close();
-    rmSync(c.indexDir, { recursive: true, force: true });
-    const rebuilt = await c.open();
+    const rebuilt = await rebuildFromLog(c);
     expect(rebuilt.openReport.mode).not.toBe('tail');
     expect(rebuilt.stats().liveBytes).toBe(small);
     // A rebuild over an existing index (here: an outdated format) starts the count over.

@@ -116,6 +116,13 @@ export function snapshot(view: View): Map<string, string> {
 }
 
 /** Path of a log segment file of the chain. */
+/** Opens the chain again without its index: the view rebuilt from the log alone. */
+export async function rebuildFromLog(c: Chain, extra?: Partial<OpenViewOptions>): Promise<View> {
+  await c.close();
+  rmSync(c.indexDir, { recursive: true, force: true });
+  return c.open(extra);
+}
+
 export function segFile(c: Chain, segment: number): string {
   return join(c.logDir, `${String(segment).padStart(8, '0')}.seg`);
 }
