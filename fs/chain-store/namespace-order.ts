@@ -38,6 +38,15 @@ export function orderNamespace(
   current: (parent: Ino, name: Buffer) => Ino | undefined,
   parentOf: (dir: Ino) => Ino | undefined,
 ): NameGroup[] {
+  // A directory and the ones above it, up to the root (bounded: a cycle in a broken tree ends it).
+  function* upFrom(dir: Ino | undefined): Generator<Ino> {
+    for (let depth = 0; dir !== undefined && depth < 4096; depth++) {
+      yield dir;
+      const next = parentOf(dir);
+      if (next === dir) return; // the root
+      dir = next;
+    }
+  }
   // One node per change, joined (union-find) into the groups that must share a commit.
   const up = dentries.map((_, i) => i);
   const find = (i: number): number => { while (up[i] !== i) { up[i] = up[up[i]!]!; i = up[i]!; } return i; };
@@ -60,15 +69,11 @@ export function orderNamespace(
   // that does) moves in the same commit as that directory: `mv a/b c; touch a/b; mv a d` cut
   // between them would show the old a/b as d/b, a name it has neither before nor after.
   oldHalf.forEach((i) => {
-    let d: Ino | undefined = dentries[i]!.parent;
-    for (let depth = 0; d !== undefined && depth < 4096; depth++) {
+    for (const d of upFrom(dentries[i]!.parent)) {
       if (moved.has(d)) {
         join(i, firstAdd.get(d)!);
         return;
       }
-      const next = parentOf(d);
-      if (next === d) return; // the root
-      d = next;
     }
   });
   const byRoot = new Map<number, NameGroup>();
@@ -88,16 +93,12 @@ export function orderNamespace(
   const insideMoved = (dir: Ino): boolean => {
     if (moved.size === 0) return false;
     const seen: Ino[] = [];
-    let d: Ino | undefined = dir;
     let found = false;
-    for (let depth = 0; d !== undefined && depth < 4096; depth++) {
+    for (const d of upFrom(dir)) {
       const known = inside.get(d);
       if (known !== undefined) { found = known; break; }
       if (moved.has(d)) { found = true; break; }
       seen.push(d);
-      const next = parentOf(d);
-      if (next === d) break; // the root
-      d = next;
     }
     for (const x of seen) inside.set(x, found);
     return found;
@@ -122,17 +123,13 @@ export function orderNamespace(
     const was = current(d.parent, d.name);
     if (was === undefined || was === d.ino || firstAdd.has(was)) return;
     oldHalf.forEach((j) => {
-      let p: Ino | undefined = dentries[j]!.parent;
-      for (let depth = 0; p !== undefined && depth < 4096; depth++) {
+      for (const p of upFrom(dentries[j]!.parent)) {
         if (p === was) {
           const list = after.get(groupOf[i]!) ?? [];
           list.push(groupOf[j]!);
           after.set(groupOf[i]!, list);
           return;
         }
-        const next = parentOf(p);
-        if (next === p) return; // the root
-        p = next;
       }
     });
   });
@@ -147,12 +144,8 @@ export function orderNamespace(
       // An ancestor further up that moves in this batch moves first (`touch a/b/x; mv a c`: a
       // crash between them must not show a/b/x, a name neither before nor after has).
       if (moved.size === 0) continue;
-      let a = parentOf(d.parent);
-      for (let depth = 0; a !== undefined && depth < 4096; depth++) {
+      for (const a of upFrom(parentOf(d.parent))) {
         if (moved.has(a)) for (const p of namingGroups.get(a) ?? []) if (p !== g) visit(p);
-        const next = parentOf(a);
-        if (next === a) break; // the root
-        a = next;
       }
     }
     ordered.push(g);

@@ -709,10 +709,10 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private compactTimer: NodeJS.Timeout | null = null;
   private async compactStagingIfIdle(): Promise<void> {
     // Compaction fsyncs its manifest and the directory (and the tail segment it rotates to): worth
-    // it only once the confirmed commits in the staging log add up (on
-    // open, confirmed ones are skipped anyway), and only once the writer paused — a big copy
-    // whose uploads keep up empties `pending` between its commits, and compacting there put a
-    // synchronous rotation and a read of everything staged so far in the middle of its writes.
+    // it only once the confirmed commits in the staging log add up (on open, confirmed ones are
+    // skipped anyway), and only once the writer paused — a big copy whose uploads keep up empties
+    // `pending` between its commits, and compacting there put a synchronous rotation (and, before
+    // dropBefore, a read of everything staged so far) in the middle of its writes.
     if (this.pending.length > 0 || this.staging.nextSeq === 1 || this.staging.sizeBytes() < STAGING_COMPACT_BYTES) return;
     if (this.compactTimer) clearTimeout(this.compactTimer);
     const staged = this.staging.nextSeq;
