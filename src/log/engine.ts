@@ -705,7 +705,11 @@ export class LogEngine implements RedoLog {
     if (target <= this.synced) return;
     await new Promise<void>((resolve, reject) => {
       this.durableWaiters.push({ target, resolve, reject });
-      this.schedule();
+      // Everything is in the file already: start the sync now rather than after this tick, so
+      // the caller's work until its await (the view's index transaction) overlaps the fdatasync.
+      // Queued appends wait for the microtask, which lets one write and one sync take a batch.
+      if (this.pending.length === 0 && this.inflight === null) this.pump();
+      else this.schedule();
     });
     this.emitDurable(head);
   }

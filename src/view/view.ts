@@ -704,6 +704,7 @@ export class View {
       if (s instanceof ChainCommitRejected) throw mapReject(s);
       signers = s!;
     }
+    let durable: Promise<void> | null = null;
     const res = await this.exclusive(async () => {
       this.assertWritable();
       let effects: CommitEffects;
@@ -716,6 +717,11 @@ export class View {
       const { seq, pos } = c.parts && this.log.appendParts
         ? await this.log.appendParts(c.parts, 'local')
         : await this.log.append(c.bytes, 'local');
+      // The fdatasync runs on the threadpool while the index transaction below runs here.
+      if (scope === 'durable' || scope === 'remote') {
+        durable = this.log.flush('durable');
+        durable.catch(() => undefined); // awaited below once the commit is applied
+      }
       let changes: AppliedChange[];
       try {
         this.state.stage({ seq, pos, commit: c, effects });
@@ -736,7 +742,7 @@ export class View {
       return { seq, changes, timestamp: c.header.timestamp, hash: c.hash };
     });
     this.emit({ seq: res.seq, commitHash: res.hash.toString('hex'), timestamp: res.timestamp, local: trusted, changes: res.changes });
-    if (scope === 'durable' || scope === 'remote') await this.log.flush('durable');
+    if (durable) await durable;
     if (hasDeferredSignature(c)) this.signer.kick();
     this.maybeCompact();
     return { seq: res.seq, changes: res.changes };
