@@ -1,6 +1,7 @@
 // The persisted index of a chain in LMDB: one environment per view, binary sub-databases.
 //
 //   meta      'format' | 'chain' | 'wm' | 'live' -> msgpack          (format, identity, watermark, live payload bytes)
+//             'u/' + seq (15 digits)             -> [hash, keys]     (a commit awaiting its sign-off, lmdb-state.ts)
 //   dao       dao key                            -> DaoEntry         (current version or tombstone)
 //   children  parent | coll u32 | child          -> ''               ((parent, collection) -> children)
 //   keys      data key id (16)                   -> DataKeyEntry     (grants: owner, wraps, records)
@@ -23,6 +24,11 @@ import { makeDirPrivate } from '../log/index.js';
 export const INDEX_FORMAT = 3;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
+
+const UNSIGNED_PREFIX = 'u/';
+const UNSIGNED_END = 'u0'; // '0' follows '/': every 'u/...' key sorts before it
+/** Zero-padded so string order is seq order. */
+const unsignedKey = (seq: number): string => UNSIGNED_PREFIX + String(seq).padStart(15, '0');
 
 /**
  * Current version (or tombstone) of one DAO, as the index keeps it: where its bytes are, plus the
@@ -282,6 +288,25 @@ export class IndexStore {
   }
   putMeta(key: string, value: unknown): void {
     this.meta.putSync(key, packr.pack(value));
+  }
+  removeMeta(key: string): void {
+    this.meta.removeSync(key);
+  }
+
+  // ---- commits awaiting a sign-off: one key each, so a commit writes its own entry, not the list
+
+  putUnsigned(seq: number, hash: Buffer, keys: readonly Buffer[]): void {
+    this.putMeta(unsignedKey(seq), [hash, keys]);
+  }
+  removeUnsigned(seq: number): void {
+    this.removeMeta(unsignedKey(seq));
+  }
+  /** In seq order. */
+  *unsignedEntries(): Generator<{ seq: number; hash: Buffer; keys: Buffer[] }> {
+    for (const { key, value } of this.meta.getRange({ start: UNSIGNED_PREFIX, end: UNSIGNED_END })) {
+      const [hash, keys] = packr.unpack(value) as [Uint8Array, Uint8Array[]];
+      yield { seq: Number((key as string).slice(UNSIGNED_PREFIX.length)), hash: Buffer.from(hash), keys: keys.map((k) => Buffer.from(k)) };
+    }
   }
 
   getWatermark(): Watermark | undefined {

@@ -71,10 +71,13 @@ export class LmdbAuthorityState implements AuthorityState {
   liveBytes: number;
   /**
    * Applied commits with deferred signatures that no applied sign-off covers, by hash (hex), in seq
-   * order. Persisted in the same transaction as the records ('unsigned'), so a mount that stopped
-   * between a durable commit and its sign-off finds them on the next open (deferred-signer.ts).
+   * order. Persisted in the same transaction as the records (IndexStore.putUnsigned, an entry
+   * each), so a mount that stopped between a durable commit and its sign-off finds them on the
+   * next open (deferred-signer.ts).
    */
-  private unsignedByHash: Map<string, UnsignedCommit>;
+  private unsignedByHash = new Map<string, UnsignedCommit>();
+  /** Loaded from the list an index before per-entry keys kept: written out as entries at the next change. */
+  private legacyUnsigned = false;
 
   constructor(readonly store: IndexStore, watermark: Watermark) {
     this.watermark = watermark;
@@ -86,7 +89,7 @@ export class LmdbAuthorityState implements AuthorityState {
     this.liveBytes = live;
     const g = store.getMeta<[Buffer, unknown, string[]]>('genesis');
     if (g) this.genesis = { hash: Buffer.from(g[0]), info: g[1] as Genesis['info'], rootKeyIds: g[2] };
-    this.unsignedByHash = loadUnsigned(store);
+    this.loadUnsigned();
   }
 
   /** Commits waiting for a sign-off, oldest first. */
@@ -100,7 +103,7 @@ export class LmdbAuthorityState implements AuthorityState {
     const next = new Map(this.unsignedByHash);
     for (const u of list) next.set(u.hash.toString('hex'), u);
     const sorted = new Map([...next.entries()].sort((a, b) => a[1].seq - b[1].seq));
-    this.store.transaction(() => saveUnsigned(this.store, sorted));
+    this.store.transaction(() => this.saveUnsigned({ next: sorted, added: list, removed: [] }));
     this.unsignedByHash = sorted;
   }
 
@@ -221,7 +224,7 @@ export class LmdbAuthorityState implements AuthorityState {
           lastTime = time;
           wm = advanceWatermark(wm, r.seq, r.pos, r.commit);
         }
-        if (unsigned) saveUnsigned(store, unsigned);
+        if (unsigned) this.saveUnsigned(unsigned);
         store.putWatermark(wm);
         store.putMeta('live', this.liveBytes);
         store.putMeta('format', INDEX_FORMAT);
@@ -231,7 +234,7 @@ export class LmdbAuthorityState implements AuthorityState {
       throw e;
     }
     this.watermark = wm;
-    if (unsigned) this.unsignedByHash = unsigned;
+    if (unsigned) this.unsignedByHash = unsigned.next;
     for (const r of batch) for (const n of r.effects.nodes) this.cache.delete(n.key);
     this.pending = [];
     this.stagedLatest = undefined;
@@ -309,10 +312,35 @@ export class LmdbAuthorityState implements AuthorityState {
     return changes;
   }
 
+  /** Writes a change of the unsigned set (inside the caller's transaction). */
+  private saveUnsigned(c: UnsignedChange): void {
+    const store = this.store;
+    if (this.legacyUnsigned) {
+      store.removeMeta(LEGACY_UNSIGNED);
+      for (const u of c.next.values()) store.putUnsigned(u.seq, u.hash, u.keys);
+      this.legacyUnsigned = false;
+      return;
+    }
+    for (const u of c.removed) store.removeUnsigned(u.seq);
+    for (const u of c.added) if (c.next.has(u.hash.toString('hex'))) store.putUnsigned(u.seq, u.hash, u.keys);
+  }
+
+  private loadUnsigned(): void {
+    const m = new Map<string, UnsignedCommit>();
+    for (const u of this.store.unsignedEntries()) m.set(u.hash.toString('hex'), u);
+    const legacy = this.store.getMeta<Array<[Uint8Array, number, Uint8Array[]]>>(LEGACY_UNSIGNED);
+    for (const [hash, seq, keys] of legacy ?? []) {
+      const h = Buffer.from(hash);
+      m.set(h.toString('hex'), { hash: h, seq, keys: keys.map((k) => Buffer.from(k)) });
+    }
+    this.legacyUnsigned = legacy !== undefined;
+    this.unsignedByHash = legacy ? new Map([...m.entries()].sort((a, b) => a[1].seq - b[1].seq)) : m;
+  }
+
   /** Forget cached node records (after compaction or an external index change). */
   clearCache(): void {
     this.cache.clear();
-    this.unsignedByHash = loadUnsigned(this.store);
+    this.loadUnsigned();
   }
 
   /** After the store was reopened (IndexStore.reopen): nothing staged or cached, the rest read afresh. */
@@ -321,34 +349,34 @@ export class LmdbAuthorityState implements AuthorityState {
     this.cache.clear();
     this.watermark = this.store.getWatermark() ?? emptyWatermark();
     this.liveBytes = this.store.getMeta<number>('live') ?? this.store.sumLivePayload();
-    this.unsignedByHash = loadUnsigned(this.store);
+    this.loadUnsigned();
   }
 }
 
-function saveUnsigned(store: IndexStore, m: ReadonlyMap<string, UnsignedCommit>): void {
-  store.putMeta('unsigned', [...m.values()].map((u) => [u.hash, u.seq, u.keys]));
-}
+/** The list an index kept before per-entry keys (IndexStore.putUnsigned): rewritten every commit. */
+const LEGACY_UNSIGNED = 'unsigned';
 
-function loadUnsigned(store: IndexStore): Map<string, UnsignedCommit> {
-  const m = new Map<string, UnsignedCommit>();
-  for (const [hash, seq, keys] of store.getMeta<Array<[Uint8Array, number, Uint8Array[]]>>('unsigned') ?? []) {
-    const h = Buffer.from(hash);
-    m.set(h.toString('hex'), { hash: h, seq, keys: keys.map((k) => Buffer.from(k)) });
-  }
-  return m;
+interface UnsignedChange {
+  next: Map<string, UnsignedCommit>;
+  added: readonly UnsignedCommit[];
+  removed: readonly UnsignedCommit[];
 }
 
 /**
  * The unsigned set after a batch (null when the batch changes nothing): deferred commits join it,
  * a sign-off removes each commit it lists whose deferred keys all signed the sign-off.
  */
-function nextUnsigned(cur: Map<string, UnsignedCommit>, batch: readonly AcceptedRecord[]): Map<string, UnsignedCommit> | null {
+function nextUnsigned(cur: Map<string, UnsignedCommit>, batch: readonly AcceptedRecord[]): UnsignedChange | null {
   let next: Map<string, UnsignedCommit> | null = null;
+  const added: UnsignedCommit[] = [];
+  const removed: UnsignedCommit[] = [];
   for (const { seq, commit } of batch) {
     const keys = deferredKeys(commit);
     if (keys.length > 0) {
       next ??= new Map(cur);
-      next.set(commit.hash.toString('hex'), { hash: commit.hash, seq, keys });
+      const u = { hash: commit.hash, seq, keys };
+      next.set(commit.hash.toString('hex'), u);
+      added.push(u);
     }
     if (commit.header.signs) {
       next ??= new Map(cur);
@@ -356,9 +384,12 @@ function nextUnsigned(cur: Map<string, UnsignedCommit>, batch: readonly Accepted
       for (const h of commit.header.signs) {
         const k = h.toString('hex');
         const u = next.get(k);
-        if (u && u.keys.every((pk) => signed.has(publicKeyId(pk)))) next.delete(k);
+        if (u && u.keys.every((pk) => signed.has(publicKeyId(pk)))) {
+          next.delete(k);
+          removed.push(u);
+        }
       }
     }
   }
-  return next;
+  return next ? { next, added, removed } : null;
 }
