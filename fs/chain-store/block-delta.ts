@@ -36,6 +36,7 @@
  */
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
 import type { Ino } from '../core/api.js';
+import type { BlockLevels, CommittedBlocks } from './committed-blocks.js';
 import { BLOCKS, DELTAS, blockKey, deltaKey, inodeKey, recentDeltaKey } from './keys.js';
 
 export const DELTA_PAGE = 4096;
@@ -150,8 +151,11 @@ export function readBlock(view: View, ino: Ino, index: number): Buffer | undefin
   return b;
 }
 
-/** What a write op needs to know of the store (the part of ChainStore's Op it fills). */
-export interface BlockWriteOp { bytes: number; events: number; run: (dio: Dio) => void }
+/**
+ * What a write op needs to know of the store (the part of ChainStore's Op it fills). `committed`:
+ * called once the commit holding the op's last run() has been applied.
+ */
+export interface BlockWriteOp { bytes: number; events: number; run: (dio: Dio) => void; committed?: () => void }
 
 /**
  * How a block is written: 'auto' deltas when the block is in the chain and differs in few pages
@@ -177,16 +181,25 @@ const DELTA_SHARE = 3 / 8;
  * the deltas that have pages in the same commit, as a merge into the delta empties the recent
  * one: a base and a stale delta must never be read together.
  */
-export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockWriteMode): BlockWriteOp {
+export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockWriteMode, cache?: CommittedBlocks): BlockWriteOp {
   const bk = blockKey(ino, index);
   const dk = deltaKey(ino, index);
   const rk = recentDeltaKey(ino, index);
   const ik = inodeKey(ino);
+  const keys = [bk, dk, rk] as const;
+  /** The levels the last run's commit leaves (see committed-blocks.ts), and the view it ran on. */
+  let after: BlockLevels | null = null;
+  let view: View | null = null;
   return {
     // Upper estimate (the budget only cuts commits): what is written is decided inside the commit.
     bytes: data.length,
     events: OP_EVENTS,
+    committed: () => {
+      if (cache && view && after) cache.set(view, keys, after);
+    },
     run: (dio) => {
+      view = dio.view;
+      after = null;
       const parent = { key: ik, collection: DELTAS };
       const storeDelta = (key: string, pages: number[]) => {
         dio.store(encodeDelta(data, pages.sort((a, b) => a - b)), { key, parent, type: 'blockdelta', take: true });
@@ -197,24 +210,32 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
         const d = dio.exists(key) ? dio.tryLoad(key)?.data : undefined;
         return d ? decodeDelta(d) : null;
       };
-      const storeWhole = () => dio.store(data, { key: bk, parent: { key: ik, collection: BLOCKS }, type: 'block', take: true });
+      const storeWhole = () => {
+        dio.store(data, { key: bk, parent: { key: ik, collection: BLOCKS }, type: 'block', take: true });
+        after = { base: data, underRecent: data, cur: data };
+      };
       // A new block (the common case: files written once) needs no delta lookups: deltas exist
       // only beside their block (a block and its deltas are deleted in one commit).
       if (!dio.exists(bk)) { storeWhole(); return; }
-      const delta = load(dk);
-      const recent = load(rk);
-      const base = mode === 'auto' ? dio.tryLoad(bk)?.data : undefined;
+      // The levels as last committed here, when the chain still holds exactly them; else read
+      // (decrypted) from the view. Either way the three keys are read through the transaction.
+      const known = mode === 'auto' ? cache?.get(dio.view, keys) : undefined;
+      const delta = known ? null : load(dk);
+      const recent = known ? null : load(rk);
+      const hasDelta = known ? dio.exists(dk) && deltaHasPages(dio.view.entry(dk)) : delta !== null;
+      const hasRecent = known ? dio.exists(rk) && deltaHasPages(dio.view.entry(rk)) : recent !== null;
+      const base = known ? known.base : mode === 'auto' ? dio.tryLoad(bk)?.data ?? undefined : undefined;
       const whole = () => {
         storeWhole();
-        if (delta) empty(dk);
-        if (recent) empty(rk);
+        if (hasDelta) empty(dk);
+        if (hasRecent) empty(rk);
       };
       // New block, deltas off (remote mounts) or a re-seal: the whole block.
       if (!base) { whole(); return; }
       // What each level reads over: the base with the delta (what a new recent delta lies over).
-      const underRecent = delta ? applyDelta(base, delta) : base;
-      const cur = recent ? applyDelta(underRecent, recent) : underRecent;
-      if (cur.length === data.length && changedPages(cur, data, 0)?.length === 0) return; // unchanged
+      const underRecent = known ? known.underRecent : delta ? applyDelta(base, delta) : base;
+      const cur = known ? known.cur : recent ? applyDelta(underRecent, recent) : underRecent;
+      if (cur.length === data.length && changedPages(cur, data, 0)?.length === 0) { after = { base, underRecent, cur }; return; } // unchanged
       const size = Math.max(data.length, base.length);
       const maxRecent = Math.floor((size * RECENT_SHARE) / DELTA_PAGE);
       const maxDelta = Math.floor((size * DELTA_SHARE) / DELTA_PAGE);
@@ -228,15 +249,17 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
       if (recentPages !== null) {
         // No page and the same length: back to what the delta makes (unchanged was returned above,
         // so there is a recent delta to empty).
-        if (recentPages.length === 0 && data.length === underRecent.length) { if (recent) empty(rk); }
+        if (recentPages.length === 0 && data.length === underRecent.length) { if (hasRecent) empty(rk); }
         else storeDelta(rk, recentPages);
+        after = { base, underRecent, cur: data };
         return;
       }
       const deltaPages = changedPages(base, data, maxDelta);
       if (deltaPages === null) { whole(); return; }
-      if (deltaPages.length === 0 && data.length === base.length) { if (delta) empty(dk); } // back to the base
+      if (deltaPages.length === 0 && data.length === base.length) { if (hasDelta) empty(dk); } // back to the base
       else storeDelta(dk, deltaPages);
-      if (recent) empty(rk);
+      if (hasRecent) empty(rk);
+      after = { base, underRecent: data, cur: data };
     },
   };
 }

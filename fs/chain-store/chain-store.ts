@@ -5,8 +5,9 @@ import { S_IFDIR, S_IFMT } from '../core/constants.js';
 import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeRecord, StoreStats } from '../core/store.js';
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, admits, effectiveAdmin, effectiveWrite, type KeyId, type ParentLink, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
-import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, inodeKey } from './keys.js';
+import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, deltaKey, inodeKey, recentDeltaKey } from './keys.js';
 import { blockDeleteOp, blockHasDelta, blockWriteOp, readBlock } from './block-delta.js';
+import { CommittedBlocks } from './committed-blocks.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock, type FsFeature,
 } from './codec.js';
@@ -65,7 +66,7 @@ function sameReaders(a: ReadAcl, b: ReadAcl): boolean {
 
 /** One record of a batch, applied to a DIO; `bytes` is its payload size, for the commit budget. */
 /** `events`: how many events run() adds (default 1); the ops of one group never straddle two commits. */
-interface Op { bytes: number; events?: number; run: (dio: Dio) => void }
+interface Op { bytes: number; events?: number; run: (dio: Dio) => void; committed?: () => void }
 
 /**
  * Deletes `key` unless it never reached the chain (created and deleted between two commits).
@@ -134,6 +135,8 @@ export class ChainStore implements FsStore {
   top: ParentLink | null;
   private readonly commitBudget: number;
   private readonly pageDeltas: boolean;
+  /** Blocks' levels as this store last committed them: a rewrite or a read needs no decryption. */
+  private readonly committedBlocks = new CommittedBlocks();
   /** Features of this store's superblock (codec.ts FS_FEATURES), kept whenever it is written again. */
   private features: Set<FsFeature>;
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
@@ -191,6 +194,7 @@ export class ChainStore implements FsStore {
    */
   replaceView(view: View): void {
     this.view = view;
+    this.committedBlocks.clear();
     const sb = view.tryGet(this.superKey);
     const decoded = sb?.data ? decodeSuperblock(sb.data) : null;
     this.persistedNextIno = decoded ? decoded.nextIno : 0;
@@ -222,7 +226,8 @@ export class ChainStore implements FsStore {
 
   /** The block with its page deltas applied (block-delta.ts). */
   getBlock(ino: Ino, index: number): Buffer | undefined {
-    return readBlock(this.view, ino, index);
+    const known = this.committedBlocks.get(this.view, [blockKey(ino, index), deltaKey(ino, index), recentDeltaKey(ino, index)]);
+    return known ? known.cur : readBlock(this.view, ino, index);
   }
 
   private hasDelta(ino: Ino, index: number): boolean {
@@ -308,7 +313,7 @@ export class ChainStore implements FsStore {
         for (const index of this.blockIndexes(r.ino)) {
           if (rewritten.has(blockKey(r.ino, index))) continue;
           const data = this.getBlock(r.ino, index);
-          if (data) ops.push(blockWriteOp(r.ino, index, data, 'whole'));
+          if (data) ops.push(blockWriteOp(r.ino, index, data, 'whole', this.committedBlocks));
         }
       }
     }
@@ -326,7 +331,7 @@ export class ChainStore implements FsStore {
       } });
     }
     const mode = this.pageDeltas ? 'auto' : 'whole';
-    for (const b of batch.blocks) if (b.data !== null) ops.push(blockWriteOp(b.ino, b.index, b.data, rekeyed.has(b.ino) ? 'whole' : mode));
+    for (const b of batch.blocks) if (b.data !== null) ops.push(blockWriteOp(b.ino, b.index, b.data, rekeyed.has(b.ino) ? 'whole' : mode, this.committedBlocks));
     for (const b of batch.blocks) if (b.data === null) ops.push(blockDeleteOp(b.ino, b.index));
     for (const ino of batch.deletedInodes) {
       const key = inodeKey(ino);
@@ -344,6 +349,7 @@ export class ChainStore implements FsStore {
     while (i < ops.length) {
       const t0 = performance.now();
       const dio = this.view.begin(durability);
+      const first = i;
       let used = 0;
       try {
         // At least one op per commit; each op costs its payload plus the event's metadata.
@@ -364,6 +370,7 @@ export class ChainStore implements FsStore {
       } finally {
         t.commitMs += performance.now() - t1;
       }
+      for (let k = first; k < i; k++) ops[k]!.committed?.();
       t.commits++;
       if (nextIno > this.persistedNextIno) this.persistedNextIno = nextIno;
       if (markDeltas) this.features.add('pageDeltas');

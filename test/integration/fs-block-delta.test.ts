@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Filesystem } from '../../fs/core/index.js';
 import { openLocalChain } from '../../fs/chain-store/index.js';
 import type { OpenLocalChainOptions } from '../../fs/chain-store/open-local.js';
-import { blockKey, deltaKey, recentDeltaKey } from '../../fs/chain-store/keys.js';
+import { DELTAS, blockKey, deltaKey, inodeKey, recentDeltaKey } from '../../fs/chain-store/keys.js';
 import {
   BlockDeltaMalformed, DELTA_PAGE, applyDelta, changedPages, decodeDelta, encodeDelta,
 } from '../../fs/chain-store/block-delta.js';
@@ -437,6 +437,47 @@ describe('page deltas: truncate, write, extend (issue #17)', () => {
 });
 
 describe('page deltas seen by a remote mount', () => {
+  it('a block whose delta another commit changed is rewritten against the chain, not against the levels this store last committed', async () => {
+    const m = await mount('committed-levels');
+    let ino = 0;
+    let d = Buffer.alloc(0);
+    try {
+      const a = randomBytes(BS);
+      ino = await createSynced(m.fs, 'f', a);
+      const p1 = randomBytes(DELTA_PAGE);
+      await writeSync(m.fs, ino, 0, p1); // a recent delta: the store keeps base a, a + p1 as committed
+      expect(pagesOf(m.chain, recentDeltaKey(ino, 0))).toEqual([0]);
+      // Another writer's commit (as a replicated one would be) puts page 5 in the delta.
+      const other = Buffer.from(a);
+      randomBytes(DELTA_PAGE).copy(other, 5 * DELTA_PAGE);
+      const dio = m.chain.view.begin();
+      dio.store(encodeDelta(other, [5]), { key: deltaKey(ino, 0), parent: { key: inodeKey(ino), collection: DELTAS }, type: 'blockdelta' });
+      await dio.commit('durable');
+      // The store is handed the block as this writer has it: a with pages 0 and 2 rewritten.
+      d = Buffer.from(a);
+      p1.copy(d, 0);
+      randomBytes(DELTA_PAGE).copy(d, 2 * DELTA_PAGE);
+      await m.chain.store.commit({ inodes: [], deletedInodes: [], dentries: [], blocks: [{ ino, index: 0, data: d }] }, 'durable');
+      // Page 5 must be back to a's: three pages differ from the chain's base with its delta, too
+      // many for the recent delta, so the delta is written again over the base (pages 0 and 2).
+      // Against the levels kept from before the other commit (base a, no delta) it would have been
+      // a recent delta of pages 0 and 2 over the other writer's page 5.
+      expect(pagesOf(m.chain, deltaKey(ino, 0))).toEqual([0, 2]);
+      expect(pagesOf(m.chain, recentDeltaKey(ino, 0))).toBeNull();
+      expect(m.chain.store.getBlock(ino, 0)!.equals(d)).toBe(true);
+    } finally {
+      await unmount(m);
+    }
+    // Read from the chain alone (no levels kept by a store that committed them).
+    const again = await mount('committed-levels');
+    try {
+      expect(again.chain.store.getBlock(ino, 0)!.equals(d)).toBe(true);
+      expect(readAll(again.fs, ino).equals(d)).toBe(true);
+    } finally {
+      await unmount(again);
+    }
+  });
+
   it('a delta event is a change of its block (the core drops its copy); a delta tombstone deletes nothing', () => {
     const meta = (key: string, tombstone: boolean) => ({ key, type: 'blockdelta', tombstone, version: 2 }) as unknown as EventMeta;
     const b1 = batchOfEvents([meta(deltaKey(5, 3), false), meta(recentDeltaKey(5, 4), false)], () => null, new Map(), () => undefined);
