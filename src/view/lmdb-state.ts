@@ -78,6 +78,8 @@ export class LmdbAuthorityState implements AuthorityState {
   private unsignedByHash = new Map<string, UnsignedCommit>();
   /** Loaded from the list an index before per-entry keys kept: written out as entries at the next change. */
   private legacyUnsigned = false;
+  /** Whether this state wrote the index format mark: once is enough, not once per commit. */
+  private formatWritten = false;
 
   constructor(readonly store: IndexStore, watermark: Watermark) {
     this.watermark = watermark;
@@ -227,8 +229,9 @@ export class LmdbAuthorityState implements AuthorityState {
         if (unsigned) this.saveUnsigned(unsigned);
         store.putWatermark(wm);
         store.putMeta('live', this.liveBytes);
-        store.putMeta('format', INDEX_FORMAT);
+        if (!this.formatWritten) store.putMeta('format', INDEX_FORMAT);
       });
+      this.formatWritten = true;
     } catch (e) {
       this.liveBytes = liveBefore;
       throw e;
@@ -264,9 +267,11 @@ export class LmdbAuthorityState implements AuthorityState {
       const node = nodes.get(key);
       if (!node) throw new Error(`index: effects lack node ${key}`);
       const prev = store.getDao(kb);
-      if (prev && prev.node.parent && !prev.node.deleted) {
-        store.removeChild(Buffer.from(prev.node.parent.key, 'hex'), prev.node.parent.collection, kb);
-      }
+      const before = prev && !prev.node.deleted ? prev.node.parent : undefined;
+      const after = !node.deleted ? node.parent : undefined;
+      // A new version under the same parent (most: a file's blocks, an inode) keeps its child entry.
+      const sameParent = !!before && !!after && before.key === after.key && before.collection === after.collection;
+      if (before && !sameParent) store.removeChild(Buffer.from(before.key, 'hex'), before.collection, kb);
       const sp = spans[i]!;
       const entry: DaoEntry = {
         seq,
@@ -281,7 +286,7 @@ export class LmdbAuthorityState implements AuthorityState {
       };
       store.putDao(kb, entry);
       this.liveBytes += (node.deleted ? 0 : Math.max(0, sp.payloadLen)) - (prev && !prev.node.deleted ? Math.max(0, prev.payloadLen) : 0);
-      if (!node.deleted && node.parent) store.addChild(Buffer.from(node.parent.key, 'hex'), node.parent.collection, kb);
+      if (after && !sameParent) store.addChild(Buffer.from(after.key, 'hex'), after.collection, kb);
       for (const g of ev.meta.grants) {
         const cur = store.getDataKey(g.id);
         const rec = effects.dataKeys.find((d) => d.id === g.id) ?? cur?.record;
@@ -341,6 +346,7 @@ export class LmdbAuthorityState implements AuthorityState {
   clearCache(): void {
     this.cache.clear();
     this.loadUnsigned();
+    this.formatWritten = false;
   }
 
   /** After the store was reopened (IndexStore.reopen): nothing staged or cached, the rest read afresh. */
@@ -350,6 +356,7 @@ export class LmdbAuthorityState implements AuthorityState {
     this.watermark = this.store.getWatermark() ?? emptyWatermark();
     this.liveBytes = this.store.getMeta<number>('live') ?? this.store.sumLivePayload();
     this.loadUnsigned();
+    this.formatWritten = false;
   }
 }
 
