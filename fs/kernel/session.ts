@@ -100,6 +100,8 @@ export class Session {
   private readonly bulkBufs: SharedArrayBuffer[] = [];
   /** Requests whose reply is a Promise still running. The loop must not block while > 0. */
   pending = new Map<number, Pending>();
+  /** Called once the last pending reply was sent (the loop goes back to reading itself). */
+  onDrained: (() => void) | null = null;
   initialized = false;
   destroyed = false;
   /** The core's final commit started by DESTROY: unmount() reports its failure. */
@@ -190,15 +192,18 @@ export class Session {
     };
     p.then(() => {
       this.pending.delete(unique);
-      if (rec.interrupted) return;
-      try {
-        send();
-      } catch (err) {
-        fail(err);
+      if (!rec.interrupted) {
+        try {
+          send();
+        } catch (err) {
+          fail(err);
+        }
       }
+      if (this.pending.size === 0) this.onDrained?.();
     }, (err: unknown) => {
       this.pending.delete(unique);
       if (!rec.interrupted) fail(err);
+      if (this.pending.size === 0) this.onDrained?.();
     });
   }
 
