@@ -177,7 +177,7 @@ export class RequestLoop {
     const shared = this.shared;
     const deadline = performance.now() + this.opts.sliceMs;
     Atomics.store(shared, WakeState.STATE, WakeState.BLOCKING);
-    Atomics.notify(shared, WakeState.STATE);
+    if (Atomics.load(shared, WakeState.SLEEPING) === 1) Atomics.notify(shared, WakeState.STATE);
     let served = 0;
     for (;;) {
       let n: number;

@@ -14,6 +14,12 @@ export const WakeState = {
   STATE: 0,
   /** Index of the request counter. */
   BEAT: 1,
+  /**
+   * Index of the waker's "waiting for the reader to block" flag: the reader notifies only then. A
+   * notify on every switch to blocking woke the waker thread once per request cycle (an fsync per
+   * write: a thread wake-up each, on 2 cores), to find it had nothing to do.
+   */
+  SLEEPING: 2,
   ASYNC: 0,
   BLOCKING: 1,
   STOP: 2,
@@ -23,12 +29,19 @@ export const WAKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { statSync } = require('node:fs');
 const { shared, path, idleMs } = workerData;
-const STATE = ${WakeState.STATE}, BEAT = ${WakeState.BEAT};
+const STATE = ${WakeState.STATE}, BEAT = ${WakeState.BEAT}, SLEEPING = ${WakeState.SLEEPING};
 const BLOCKING = ${WakeState.BLOCKING}, STOP = ${WakeState.STOP};
 for (;;) {
   const st = Atomics.load(shared, STATE);
   if (st === STOP) break;
-  if (st !== BLOCKING) { Atomics.wait(shared, STATE, st); continue; }
+  if (st !== BLOCKING) {
+    // Flag first, then wait on the state read above: a reader that blocks after the flag notifies,
+    // one that blocked before it changed the state, and the wait returns at once.
+    Atomics.store(shared, SLEEPING, 1);
+    Atomics.wait(shared, STATE, st);
+    Atomics.store(shared, SLEEPING, 0);
+    continue;
+  }
   const beat = Atomics.load(shared, BEAT);
   Atomics.wait(shared, STATE, BLOCKING, idleMs);
   if (Atomics.load(shared, STATE) !== BLOCKING || Atomics.load(shared, BEAT) !== beat) continue;
