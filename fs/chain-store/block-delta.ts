@@ -141,14 +141,30 @@ export function blockHasDelta(view: View, ino: Ino, index: number): boolean {
 
 /** Block `index` of `ino` as committed: its base with its deltas applied; undefined for a hole. */
 export function readBlock(view: View, ino: Ino, index: number): Buffer | undefined {
-  let b = view.tryGet(blockKey(ino, index))?.data ?? undefined;
-  if (b === undefined) return undefined;
-  for (const key of [deltaKey(ino, index), recentDeltaKey(ino, index)]) {
-    if (!deltaHasPages(view.entry(key))) continue;
+  const l = readBlockLevels(view, ino, index);
+  return l ? blockOf(l) : undefined;
+}
+
+/** The levels of block `index` of `ino` as committed (see committed-blocks.ts); undefined for a hole. */
+export function readBlockLevels(view: View, ino: Ino, index: number): BlockLevels | undefined {
+  const base = view.tryGet(blockKey(ino, index))?.data ?? undefined;
+  if (base === undefined) return undefined;
+  const level = (key: string): BlockDelta | null => {
+    if (!deltaHasPages(view.entry(key))) return null;
     const d = view.tryGet(key)?.data;
-    if (d) b = applyDelta(b, decodeDelta(d));
-  }
-  return b;
+    return d ? decodeDelta(d) : null;
+  };
+  return { base, delta: level(deltaKey(ino, index)), recent: level(recentDeltaKey(ino, index)) };
+}
+
+/** The base with the delta applied: what the recent delta lies over. */
+export function underRecentOf(l: BlockLevels): Buffer {
+  return l.delta ? applyDelta(l.base, l.delta) : l.base;
+}
+
+/** The block the levels make. */
+export function blockOf(l: BlockLevels, underRecent = underRecentOf(l)): Buffer {
+  return l.recent ? applyDelta(underRecent, l.recent) : underRecent;
 }
 
 /**
@@ -201,8 +217,10 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
       view = dio.view;
       after = null;
       const parent = { key: ik, collection: DELTAS };
-      const storeDelta = (key: string, pages: number[]) => {
-        dio.store(encodeDelta(data, pages.sort((a, b) => a - b)), { key, parent, type: 'blockdelta', take: true });
+      const storeDelta = (key: string, pages: number[]): BlockDelta => {
+        const enc = encodeDelta(data, pages.sort((a, b) => a - b));
+        dio.store(enc, { key, parent, type: 'blockdelta', take: true });
+        return decodeDelta(enc);
       };
       const empty = (key: string) => dio.store(null, { key, parent, type: 'blockdelta' });
       // The deltas are read through the transaction either way: their versions are checked at commit.
@@ -212,7 +230,7 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
       };
       const storeWhole = () => {
         dio.store(data, { key: bk, parent: { key: ik, collection: BLOCKS }, type: 'block', take: true });
-        after = { base: data, underRecent: data, cur: data };
+        after = { base: data, delta: null, recent: null };
       };
       // A new block (the common case: files written once) needs no delta lookups: deltas exist
       // only beside their block (a block and its deltas are deleted in one commit).
@@ -220,22 +238,21 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
       // The levels as last committed here, when the chain still holds exactly them; else read
       // (decrypted) from the view. Either way the three keys are read through the transaction.
       const known = mode === 'auto' ? cache?.get(dio.view, keys) : undefined;
-      const delta = known ? null : load(dk);
-      const recent = known ? null : load(rk);
-      const hasDelta = known ? dio.exists(dk) && deltaHasPages(dio.view.entry(dk)) : delta !== null;
-      const hasRecent = known ? dio.exists(rk) && deltaHasPages(dio.view.entry(rk)) : recent !== null;
+      if (known) { dio.exists(dk); dio.exists(rk); }
+      const delta = known ? known.delta : load(dk);
+      const recent = known ? known.recent : load(rk);
       const base = known ? known.base : mode === 'auto' ? dio.tryLoad(bk)?.data ?? undefined : undefined;
       const whole = () => {
         storeWhole();
-        if (hasDelta) empty(dk);
-        if (hasRecent) empty(rk);
+        if (delta) empty(dk);
+        if (recent) empty(rk);
       };
       // New block, deltas off (remote mounts) or a re-seal: the whole block.
       if (!base) { whole(); return; }
       // What each level reads over: the base with the delta (what a new recent delta lies over).
-      const underRecent = known ? known.underRecent : delta ? applyDelta(base, delta) : base;
-      const cur = known ? known.cur : recent ? applyDelta(underRecent, recent) : underRecent;
-      if (cur.length === data.length && changedPages(cur, data, 0)?.length === 0) { after = { base, underRecent, cur }; return; } // unchanged
+      const underRecent = underRecentOf({ base, delta, recent });
+      const cur = blockOf({ base, delta, recent }, underRecent);
+      if (cur.length === data.length && changedPages(cur, data, 0)?.length === 0) { after = { base, delta, recent }; return; } // unchanged
       const size = Math.max(data.length, base.length);
       const maxRecent = Math.floor((size * RECENT_SHARE) / DELTA_PAGE);
       const maxDelta = Math.floor((size * DELTA_SHARE) / DELTA_PAGE);
@@ -249,17 +266,19 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
       if (recentPages !== null) {
         // No page and the same length: back to what the delta makes (unchanged was returned above,
         // so there is a recent delta to empty).
-        if (recentPages.length === 0 && data.length === underRecent.length) { if (hasRecent) empty(rk); }
-        else storeDelta(rk, recentPages);
-        after = { base, underRecent, cur: data };
+        let nextRecent: BlockDelta | null = null;
+        if (recentPages.length === 0 && data.length === underRecent.length) { if (recent) empty(rk); }
+        else nextRecent = storeDelta(rk, recentPages);
+        after = { base, delta, recent: nextRecent };
         return;
       }
       const deltaPages = changedPages(base, data, maxDelta);
       if (deltaPages === null) { whole(); return; }
-      if (deltaPages.length === 0 && data.length === base.length) { if (hasDelta) empty(dk); } // back to the base
-      else storeDelta(dk, deltaPages);
-      if (hasRecent) empty(rk);
-      after = { base, underRecent: data, cur: data };
+      let nextDelta: BlockDelta | null = null;
+      if (deltaPages.length === 0 && data.length === base.length) { if (delta) empty(dk); } // back to the base
+      else nextDelta = storeDelta(dk, deltaPages);
+      if (recent) empty(rk);
+      after = { base, delta: nextDelta, recent: null };
     },
   };
 }

@@ -6,7 +6,7 @@ import type { BlockSource, DentryRecord, Durability, FsBatch, FsStore, InodeReco
 import { NotFound, type Dio, type View } from '../../src/view/index.js';
 import { INHERIT_READ, INHERIT_WRITE, admits, effectiveAdmin, effectiveWrite, type KeyId, type ParentLink, type ReadAcl, type ReaderRef, type WriteAcl } from '../../src/chain/index.js';
 import { BLOCKS, DENTRIES, SUPERBLOCK_KEY, blockIndexOf, blockKey, deltaKey, inodeKey, recentDeltaKey } from './keys.js';
-import { blockDeleteOp, blockHasDelta, blockWriteOp, readBlock } from './block-delta.js';
+import { blockDeleteOp, blockHasDelta, blockOf, blockWriteOp, readBlockLevels } from './block-delta.js';
 import { CommittedBlocks } from './committed-blocks.js';
 import {
   decodeDentry, decodeInode, decodeSuperblock, encodeDentry, encodeInode, encodeSuperblock, type FsFeature,
@@ -136,7 +136,7 @@ export class ChainStore implements FsStore {
   private readonly commitBudget: number;
   private readonly pageDeltas: boolean;
   /** Blocks' levels as this store last committed them: a rewrite or a read needs no decryption. */
-  private readonly committedBlocks = new CommittedBlocks();
+  readonly committedBlocks = new CommittedBlocks();
   /** Features of this store's superblock (codec.ts FS_FEATURES), kept whenever it is written again. */
   private features: Set<FsFeature>;
   onRemoteChange?: (batch: FsBatch) => Ino[] | void;
@@ -226,8 +226,14 @@ export class ChainStore implements FsStore {
 
   /** The block with its page deltas applied (block-delta.ts). */
   getBlock(ino: Ino, index: number): Buffer | undefined {
-    const known = this.committedBlocks.get(this.view, [blockKey(ino, index), deltaKey(ino, index), recentDeltaKey(ino, index)]);
-    return known ? known.cur : readBlock(this.view, ino, index);
+    const keys = [blockKey(ino, index), deltaKey(ino, index), recentDeltaKey(ino, index)] as const;
+    const known = this.committedBlocks.get(this.view, keys);
+    if (known) return blockOf(known);
+    // Kept: a block read to be rewritten (a database's page) is committed next, and its commit
+    // needs these levels again.
+    const levels = readBlockLevels(this.view, ino, index);
+    if (levels) this.committedBlocks.set(this.view, keys, levels);
+    return levels ? blockOf(levels) : undefined;
   }
 
   private hasDelta(ino: Ino, index: number): boolean {
