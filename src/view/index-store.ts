@@ -25,6 +25,9 @@ export const INDEX_FORMAT = 3;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
+/** Decoded DAO entries kept (IndexStore.daoCache): ~300 bytes each. */
+const DAO_CACHE_ENTRIES = 8192;
+
 const UNSIGNED_PREFIX = 'u/';
 const UNSIGNED_END = 'u0'; // '0' follows '/': every 'u/...' key sorts before it
 /** Zero-padded so string order is seq order. */
@@ -230,6 +233,14 @@ export class IndexStore {
   private readonly opts: IndexStoreOptions;
   /** Test hook: the next n transactions fail as LMDB's free-list bug makes them fail (see isLmdbFault). */
   injectFaults = 0;
+  /**
+   * Decoded entries of DAOs read or written lately, by hex key (null: absent). A commit looks its
+   * DAOs up a dozen times (existence, versions, authority, the previous entry), each a msgpack
+   * decode. Coherent because every change of the table goes through putDao/removeDao here; a
+   * transaction that throws (rolled back), a clear and a reopen empty it. Entries are shared:
+   * nobody changes a DaoEntry once built.
+   */
+  private readonly daoCache = new Map<string, DaoEntry | null>();
 
   constructor(opts: IndexStoreOptions) {
     this.path = opts.path;
@@ -271,6 +282,7 @@ export class IndexStore {
    * derived from the log: they survive a plain reopen and are lost (all expire) with `fresh`.
    */
   async reopen(fresh = false): Promise<void> {
+    this.daoCache.clear();
     await this.env.close().catch(() => undefined);
     if (fresh) IndexStore.destroy(this.path);
     this.openEnv();
@@ -327,14 +339,27 @@ export class IndexStore {
   // ---- DAOs
 
   getDao(key: Uint8Array): DaoEntry | undefined {
+    const hex = (key as Buffer).toString('hex');
+    const hit = this.daoCache.get(hex);
+    if (hit !== undefined) return hit ?? undefined;
     const b = this.dao.getBinaryFast(key as Buffer);
-    return b ? decodeDaoEntry(b) : undefined;
+    const e = b ? decodeDaoEntry(b) : undefined;
+    this.cacheDao(hex, e ?? null);
+    return e;
   }
   putDao(key: Uint8Array, e: DaoEntry): void {
     this.dao.putSync(key as Buffer, encodeDaoEntry(e));
+    this.cacheDao((key as Buffer).toString('hex'), e);
   }
   removeDao(key: Uint8Array): void {
     this.dao.removeSync(key as Buffer);
+    this.cacheDao((key as Buffer).toString('hex'), null);
+  }
+
+  private cacheDao(hex: string, e: DaoEntry | null): void {
+    this.daoCache.delete(hex);
+    this.daoCache.set(hex, e);
+    if (this.daoCache.size > DAO_CACHE_ENTRIES) this.daoCache.delete(this.daoCache.keys().next().value!);
   }
 
   // ---- tree
@@ -446,11 +471,17 @@ export class IndexStore {
       this.injectFaults--;
       throw new Error('MDB_BAD_TXN: Transaction must abort, has a child, or is invalid: reserved freelist had a data entry with zero-size, last id 1 (injected)');
     }
-    return this.env.transactionSync(fn);
+    try {
+      return this.env.transactionSync(fn);
+    } catch (e) {
+      this.daoCache.clear(); // rolled back: what it cached may never have been committed
+      throw e;
+    }
   }
 
   /** Empties every derived table (leases survive: they are not derived from the log). */
   clearDerived(): void {
+    this.daoCache.clear();
     this.env.transactionSync(() => {
       this.meta.clearSync();
       this.dao.clearSync();
