@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Filesystem, MemoryStore, posix } from '../../fs/core/index.js';
+import { Filesystem, MemoryStore, posix, type Ino } from '../../fs/core/index.js';
 import { inoSpaceOf } from '../../fs/remote/ino-space.js';
-import type { Ino } from '../../fs/core/index.js';
 import { ROOT, USER, b, errnoOf, makeFs, readFile, writeFile } from './fs-helpers.js';
 
 const { O_APPEND, O_EXCL, O_TRUNC, O_CREAT, SEEK_DATA, SEEK_HOLE, SEEK_SET, SEEK_END, FALLOC_FL_KEEP_SIZE } = posix;
