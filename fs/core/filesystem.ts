@@ -12,7 +12,7 @@ import {
 import type { Inode } from './inode.js';
 import { InodeTable, ROOT_INO } from './inode-table.js';
 import { DirIndex, nameKey, type DirSlot } from './dir-index.js';
-import { BlockCache } from './block-cache.js';
+import { BlockCache, type BlockKey } from './block-cache.js';
 import { FileContent } from './content.js';
 import { Committer, type CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
@@ -124,7 +124,7 @@ export class Filesystem implements FsCore {
   private nextFh = 1;
   private readonly cache: BlockCache;
   /** Blocks being fetched off-thread (BlockCache key -> settles when cached or given up). */
-  private readonly fetching = new Map<number, Promise<void>>();
+  private readonly fetching = new Map<BlockKey, Promise<void>>();
   private readonly content: FileContent;
   private readonly committer: Committer;
   private readonly locks = new LockTable();
@@ -865,9 +865,7 @@ export class Filesystem implements FsCore {
     const ahead: number[] = [];
     for (let i = first; i <= raLast; i++) {
       if (!set.has(i) || inode.pages?.has(i) === true || this.cache.has(ino, i)) continue;
-      const k = BlockCache.key(ino, i);
-      if (k < 0) continue;
-      const f = this.fetching.get(k);
+      const f = this.fetching.get(BlockCache.key(ino, i));
       if (f !== undefined) { if (i <= last) waits.push(f); continue; }
       (i <= last ? now : ahead).push(i);
     }

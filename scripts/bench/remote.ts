@@ -13,7 +13,7 @@
  * the second mount and the propagation probe run only with untar or with every workload),
  * BENCH_NODE_ARGS (node flags for the mounts and atedb, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
@@ -97,6 +97,25 @@ async function settled(m: Mount): Promise<void> {
   throw new Error(`${m.name}: staged commits not confirmed after 120 s`);
 }
 
+/** CPU time (ms, all threads) process `pid` has used: utime + stime of /proc/PID/stat, 100 Hz ticks. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/**
+ * The CPU the daemons other than `m`'s use from now until the returned function is called, per
+ * daemon: work left over from an earlier measurement (a mount's uploads, compaction, deferred
+ * signatures) that landed in this one. Only the machine's other load is not shown.
+ */
+function othersCpu(m: Mount): () => string {
+  const ds = [...mounts.filter((o) => o !== m).map((o) => ({ name: o.name, pid: o.daemon.pid })), ...(atedb ? [{ name: 'atedb', pid: atedb.pid }] : [])];
+  const at = (pid: number) => { try { return cpuMs(pid); } catch { return 0; } };
+  const t0 = ds.map((d) => at(d.pid));
+  return () => ds.map((d, i) => `${d.name} ${at(d.pid) - t0[i]!} ms`).join(', ');
+}
+
 const durable = (m: Mount) => `sync ${sh(m.dir)} && sync -f ${sh(m.dir)}`;
 
 interface Workload { id: string; label: string; script: (m: Mount) => string; before?: (m: Mount) => Promise<void>; after?: (m: Mount) => Promise<void> }
@@ -145,13 +164,14 @@ async function main(): Promise<void> {
     for (const w of workloads) {
       for (const m of order) {
         await w.before?.(m);
+        const others = othersCpu(m);
         const t0 = performance.now();
         const res = await run(w.script(m), { timeoutMs: 600000, check: false });
         const s = (performance.now() - t0) / 1000;
         if (res.code !== 0) throw new Error(`${w.id} on ${m.name} failed: ${res.stderr.slice(0, 500)}`);
         const k = `${w.id}/${m.name}`;
         times.set(k, [...(times.get(k) ?? []), s]);
-        progress(`run ${r + 1} ${w.id} ${m.name}: ${s.toFixed(2)} s`);
+        progress(`run ${r + 1} ${w.id} ${m.name}: ${s.toFixed(2)} s (CPU of the other daemons meanwhile: ${others()})`);
         if (w.id === 'untar' && m === remote && peer) {
           // Until the whole tree is on the other machine (so confirmed by the server).
           for (;;) {

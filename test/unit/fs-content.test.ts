@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Filesystem, MemoryStore, posix } from '../../fs/core/index.js';
+import { Filesystem, MemoryStore, posix, type Ino } from '../../fs/core/index.js';
+import { inoSpaceOf } from '../../fs/remote/ino-space.js';
 import { ROOT, USER, b, errnoOf, makeFs, readFile, writeFile } from './fs-helpers.js';
 
 const { O_APPEND, O_EXCL, O_TRUNC, O_CREAT, SEEK_DATA, SEEK_HOLE, SEEK_SET, SEEK_END, FALLOC_FL_KEEP_SIZE } = posix;
@@ -13,6 +14,25 @@ function rng(seed: number): (n: number) => number {
     x ^= x << 5; x >>>= 0;
     return x % n;
   };
+}
+
+/**
+ * A MemoryStore numbering inodes as a remote mount does (machine 7's range, from 7 * 2^32), that
+ * counts the blocks the core reads from it and fetches blocks as a chain store does off-thread.
+ */
+class RangeStore extends MemoryStore {
+  private next = inoSpaceOf(7).first;
+  gets = 0;
+  readonly fetched: number[] = [];
+  override allocIno(): Ino { return this.next++; }
+  override getBlock(ino: Ino, index: number): Buffer | undefined {
+    this.gets++;
+    return super.getBlock(ino, index);
+  }
+  async fetchBlocks(ino: Ino, indexes: readonly number[]): Promise<Array<Buffer | undefined>> {
+    this.fetched.push(...indexes);
+    return indexes.map((i) => super.getBlock(ino, i));
+  }
 }
 
 function pattern(len: number, seed: number): Buffer {
@@ -302,6 +322,31 @@ describe('fs core: file content', () => {
     expect(fs.lseek(ino, open.fh, 2 ** 49, SEEK_HOLE)).toBe(2 ** 49 + 1);
     expect(fs.getattr(ROOT, ino).blocks).toBe(128 + 1);
     expect(errnoOf(() => fs.fallocate(ROOT, ino, open.fh, 0, 0, 2 ** 40))).toBe('ENOSPC');
+  });
+
+  it('blocks of inodes numbered from 2^32 (a remote mount\'s range) are cached and fetched ahead like others', async () => {
+    const store = new RangeStore();
+    const { fs } = makeFs({ blockSize: 4096, inlineMax: 0 }, store);
+    const data = pattern(8 * 4096, 3);
+    const ino = writeFile(fs, ROOT, 1, 'f', data);
+    expect(ino).toBeGreaterThanOrEqual(2 ** 32);
+    await fs.sync();
+    // Committed pages went to the decrypted-block cache: reading them back costs no store read.
+    expect(readFile(fs, ROOT, ino).equals(data)).toBe(true);
+    expect(store.gets).toBe(0);
+    await fs.destroy();
+    // A fresh core (nothing cached): a large read fetches its blocks off-thread first, then is
+    // served from the cache.
+    const { fs: fs2 } = makeFs({ blockSize: 4096, inlineMax: 0 }, store);
+    const { fh } = fs2.open(ROOT, ino, 0);
+    const ready = fs2.readReady(ROOT, ino, fh, 0, 4 * 4096);
+    expect(ready).not.toBeNull();
+    await ready;
+    expect(store.fetched).toEqual([0, 1, 2, 3]);
+    expect(fs2.read(ROOT, ino, fh, 0, 4 * 4096).equals(data.subarray(0, 4 * 4096))).toBe(true);
+    expect(store.gets).toBe(0);
+    fs2.release(ino, fh);
+    await fs2.destroy();
   });
 
   it('EFBIG beyond the maximum file size', () => {
