@@ -12,6 +12,8 @@
  * BENCH_ONLY (comma-separated workload ids — write,read,untar,md5sum,ls,rm — to run only those;
  * the second mount and the propagation probe run only with untar or with every workload),
  * BENCH_NODE_ARGS (node flags for the mounts and atedb, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
+ * Between measurements (untimed) it waits for the remote mount's uploads to be confirmed and then
+ * for every daemon to be quiet for 3 s (see quiet()).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -116,6 +118,33 @@ function othersCpu(m: Mount): () => string {
   return () => ds.map((d, i) => `${d.name} ${at(d.pid) - t0[i]!} ms`).join(', ');
 }
 
+/** A second of daemon CPU under this many ms counts as quiet. */
+const QUIET_CPU_MS = 30;
+/** Consecutive quiet seconds wanted: longer than a local mount's 2 s wait before its idle compaction. */
+const QUIET_SECONDS = 3;
+
+/**
+ * Until no daemon (the mounts, atedb) works in the background any more (not timed): what one
+ * measurement leaves behind — a local mount's sign-off and the compaction it runs 2 s after its
+ * last commit (~0.5 s of CPU after the 64 MiB write), a remote mount's leftovers — must not land
+ * in the next measurement, usually the other mount's, on the machine's two cores. Gives up after
+ * 60 s (a daemon busy for good) and says so.
+ */
+async function quiet(): Promise<void> {
+  const pids = [...mounts.map((m) => m.daemon.pid), ...(atedb ? [atedb.pid] : [])];
+  const total = () => pids.reduce((n, pid) => { try { return n + cpuMs(pid); } catch { return n; } }, 0);
+  let calm = 0;
+  let last = total();
+  for (const end = performance.now() + 60000; performance.now() < end;) {
+    await sleep(1000);
+    const now = total();
+    calm = now - last < QUIET_CPU_MS ? calm + 1 : 0;
+    last = now;
+    if (calm >= QUIET_SECONDS) return;
+  }
+  progress('the daemons did not go quiet within 60 s; measuring anyway');
+}
+
 const durable = (m: Mount) => `sync ${sh(m.dir)} && sync -f ${sh(m.dir)}`;
 
 interface Workload { id: string; label: string; script: (m: Mount) => string; before?: (m: Mount) => Promise<void>; after?: (m: Mount) => Promise<void> }
@@ -184,6 +213,7 @@ async function main(): Promise<void> {
         }
         await w.after?.(m);
         await settled(m);
+        await quiet();
       }
     }
   }
