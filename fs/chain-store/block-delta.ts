@@ -139,12 +139,6 @@ export function blockHasDelta(view: View, ino: Ino, index: number): boolean {
   return deltaHasPages(view.entry(deltaKey(ino, index))) || deltaHasPages(view.entry(recentDeltaKey(ino, index)));
 }
 
-/** Block `index` of `ino` as committed: its base with its deltas applied; undefined for a hole. */
-export function readBlock(view: View, ino: Ino, index: number): Buffer | undefined {
-  const l = readBlockLevels(view, ino, index);
-  return l ? blockOf(l) : undefined;
-}
-
 /** The levels of block `index` of `ino` as committed (see committed-blocks.ts); undefined for a hole. */
 export function readBlockLevels(view: View, ino: Ino, index: number): BlockLevels | undefined {
   const base = view.tryGet(blockKey(ino, index))?.data ?? undefined;

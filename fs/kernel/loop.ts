@@ -162,10 +162,11 @@ export class RequestLoop {
       this.session.onDrained = null;
       clearTimeout(timer);
       // After this callback's microtasks (the commit's own follow-ups), not inside them.
+      // A wake the waker asked for meanwhile parks; the rest is afterAsync's choice.
       setImmediate(() => {
         if (this.stopped) return;
-        if (this.wakeRequested || this.noBlock || this.session.destroyed || this.session.pending.size > 0) this.readAsync(0);
-        else this.runBlocking();
+        if (this.wakeRequested) this.readAsync(0);
+        else this.afterAsync(0);
       });
     };
   }
