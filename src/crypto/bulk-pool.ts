@@ -15,12 +15,14 @@ import { WorkerChannel } from './worker-channel.js';
 import { Alg, HEADER_LEN, VERSION_1 } from './algorithms.js';
 import { AES_GCM_OVERHEAD } from './aes-gcm.js';
 import { CryptoError, DecryptError } from './errors.js';
+import { rememberCrc } from './known-crc.js';
 
 const WORKER_SOURCE = String.raw`
 'use strict';
 const { parentPort } = require('node:worker_threads');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const zlib = require('node:zlib');
 const ALG = ${Alg.AES_256_GCM}, VER = ${VERSION_1}, HDR = ${HEADER_LEN}, NONCE = 12, TAG = 16;
 const OPTS = { authTagLength: TAG };
 const fds = new Map();
@@ -89,6 +91,9 @@ parentPort.on('message', (m) => {
       const out = Buffer.allocUnsafeSlow(total);
       const nonces = crypto.randomBytes(NONCE * n);
       const prefix = Buffer.from(m.hashPrefix.buffer, m.hashPrefix.byteOffset, m.hashPrefix.byteLength);
+      // Each sealed payload's CRC-32, for the logs that write it (known-crc.ts): computed here,
+      // not on the serving thread, once per payload however many logs write it.
+      const crcs = new Uint32Array(n);
       let w = 0;
       for (let i = 0; i < n; i++) {
         const it = items[i];
@@ -104,11 +109,12 @@ parentPort.on('message', (m) => {
         const fin = c.final(); if (fin.length) { fin.copy(out, w); w += fin.length; }
         c.getAuthTag().copy(out, w); w += TAG;
         const sealed = out.subarray(start, w);
+        crcs[i] = zlib.crc32(sealed);
         const h = crypto.createHash('sha256');
         h.update(prefix); h.update(u32(it.meta.length)); h.update(it.meta); h.update(u32(sealed.length)); h.update(sealed);
         h.digest().copy(out, w); w += 32;
       }
-      parentPort.postMessage({ id: m.id, buf: out.buffer }, [out.buffer]);
+      parentPort.postMessage({ id: m.id, buf: out.buffer, crcs }, [out.buffer, crcs.buffer]);
       return;
     }
     if (m.op === 'open') {
@@ -182,7 +188,7 @@ const INPUT_BYTES = (1 << 20) + (64 << 10);
 /** Seal batches handed to the workers at once (each holds an input buffer); enough for 2-4 workers. */
 const MAX_SEALS_IN_FLIGHT = 8;
 
-interface Reply { id: number; buf?: ArrayBuffer; status?: Int32Array; errors?: string[]; error?: string; wrote?: boolean; failed?: string | null }
+interface Reply { id: number; buf?: ArrayBuffer; crcs?: Uint32Array; status?: Int32Array; errors?: string[]; error?: string; wrote?: boolean; failed?: string | null }
 type BulkWorker = WorkerChannel<Reply>;
 
 /**
@@ -300,7 +306,9 @@ export class BulkCryptoPool {
     let at = 0;
     for (let i = 0; i < items.length; i++) {
       const n = items[i]!.plaintext.length + AES_GCM_OVERHEAD;
-      res[i] = { sealed: out.subarray(at, at + n), hash: out.subarray(at + n, at + n + 32) };
+      const sealed = out.subarray(at, at + n);
+      if (r.crcs) rememberCrc(sealed, r.crcs[i]!);
+      res[i] = { sealed, hash: out.subarray(at + n, at + n + 32) };
       at += n + 32;
     }
     return res;

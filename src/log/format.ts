@@ -20,6 +20,7 @@
 import { crc32 } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import type { CutCertificate } from './chain-hash.js';
+import { crc32Parts } from '../crypto/known-crc.js';
 
 export const MAGIC = Buffer.from('ATEREDO\0', 'latin1');
 export const FORMAT_VERSION = 1;
@@ -152,10 +153,8 @@ export function encodeFrameHeaderParts(seq: number, parts: readonly Uint8Array[]
   h.writeUInt32LE(size, 4);
   h.writeUInt32LE(seq % TWO32, 8);
   h.writeUInt32LE(Math.floor(seq / TWO32), 12);
-  let c = crc(h, 4, FRAME_HEADER);
-  // (zlib.crc32 of an empty buffer ignores its starting value and returns 0.)
-  for (const p of parts) if (p.length > 0) c = crc32(p, c);
-  h.writeUInt32LE(c, 0);
+  // A sealed payload's CRC computed on its worker is combined in, not computed again here.
+  h.writeUInt32LE(crc32Parts(parts, crc(h, 4, FRAME_HEADER)), 0);
   return h;
 }
 
