@@ -11,9 +11,11 @@
  * BENCH_PROP_N (50), BENCH_TRANSPORT (kernel), BENCH_DIR (/var/tmp: the disk, as the logs live),
  * BENCH_ONLY (comma-separated workload ids — write,read,untar,md5sum,ls,rm — to run only those;
  * the second mount and the propagation probe run only with untar or with every workload),
- * BENCH_NODE_ARGS (node flags for the mounts and atedb, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
+ * BENCH_NODE_ARGS (node flags for the mounts and atedb, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`),
+ * BENCH_OUTPUT_DIR (each daemon's whole output is written there at the end, `<name>.log`: what
+ * `--trace-gc` and the like print).
  * Between measurements (untimed) it waits for the remote mount's uploads to be confirmed and then
- * for every daemon to be quiet for 3 s (see quiet()).
+ * for every daemon to be quiet for 3 s (see quiet()); right before each measurement, `sync`.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -112,7 +114,7 @@ function cpuMs(pid: number): number {
  * signatures) that landed in this one. Only the machine's other load is not shown.
  */
 function othersCpu(m: Mount): () => string {
-  const ds = [...mounts.filter((o) => o !== m).map((o) => ({ name: o.name, pid: o.daemon.pid })), ...(atedb ? [{ name: 'atedb', pid: atedb.pid }] : [])];
+  const ds = [...mounts.map((o) => ({ name: o === m ? 'itself' : o.name, pid: o.daemon.pid })), ...(atedb ? [{ name: 'atedb', pid: atedb.pid }] : [])];
   const at = (pid: number) => { try { return cpuMs(pid); } catch { return 0; } };
   const t0 = ds.map((d) => at(d.pid));
   return () => ds.map((d, i) => `${d.name} ${at(d.pid) - t0[i]!} ms`).join(', ');
@@ -193,6 +195,9 @@ async function main(): Promise<void> {
     for (const w of workloads) {
       for (const m of order) {
         await w.before?.(m);
+        // The disk's dirty pages (what an earlier measurement's compaction or uploads wrote) are
+        // written back now, not inside this measurement's fsyncs: bench:fs does the same.
+        await run('sync', { timeoutMs: 120000 });
         const others = othersCpu(m);
         const t0 = performance.now();
         const res = await run(w.script(m), { timeoutMs: 600000, check: false });
@@ -200,7 +205,7 @@ async function main(): Promise<void> {
         if (res.code !== 0) throw new Error(`${w.id} on ${m.name} failed: ${res.stderr.slice(0, 500)}`);
         const k = `${w.id}/${m.name}`;
         times.set(k, [...(times.get(k) ?? []), s]);
-        progress(`run ${r + 1} ${w.id} ${m.name}: ${s.toFixed(2)} s (CPU of the other daemons meanwhile: ${others()})`);
+        progress(`run ${r + 1} ${w.id} ${m.name}: ${s.toFixed(2)} s (CPU of the daemons meanwhile: ${others()})`);
         if (w.id === 'untar' && m === remote && peer) {
           // Until the whole tree is on the other machine (so confirmed by the server).
           for (;;) {
@@ -250,7 +255,16 @@ async function main(): Promise<void> {
   if (lat.length > 0) out(`propagation of a small file A -> B (${PROP_N} files, written and closed on A, polled on B every 2 ms): p50 ${median(lat).toFixed(0)} ms, p99 ${percentile(lat, 99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms; goal p50 < ${GOAL_P50_MS} ms: ${median(lat) < GOAL_P50_MS ? 'met' : 'NOT met'}`);
 }
 
-main().then(cleanup, async (e: Error) => {
+/** The daemons' output, when BENCH_OUTPUT_DIR names where (see the header). */
+function saveOutputs(): void {
+  const dir = env.BENCH_OUTPUT_DIR;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  for (const m of mounts) writeFileSync(join(dir, `${m.name}.log`), m.daemon.output());
+  if (atedb) writeFileSync(join(dir, 'atedb.log'), atedb.output());
+}
+
+main().then(async () => { saveOutputs(); await cleanup(); }, async (e: Error) => {
   process.stderr.write(`bench:remote failed: ${e.stack ?? e.message}\n`);
   for (const m of mounts) process.stderr.write(`--- ${m.name} ---\n${m.daemon.output().slice(-2000)}\n`);
   await cleanup();
