@@ -50,6 +50,7 @@ function unpackItems(m) {
   return its;
 }
 let scratch = Buffer.allocUnsafe(65536 + 64);
+const streams = new Map();
 // Reads the sealed range of one item and opens it; throws on I/O, format or authentication.
 function openItem(it) {
   const len = it.length;
@@ -168,6 +169,40 @@ parentPort.on('message', (m) => {
         try { fs.writeSync(m.fd, out, 0, m.outLen); wrote = true; } catch (e) { failed = 'reply: ' + String(e && e.message || e); }
       }
       parentPort.postMessage({ id: m.id, wrote, failed });
+      return;
+    }
+    if (m.op === 'gcm-open') {
+      // One AES-256-GCM message sealed over several requests (BulkCryptoPool.sealStream): the
+      // cipher stays here between them, under the caller's stream id.
+      const c = crypto.createCipheriv('aes-256-gcm', Buffer.from(m.key), Buffer.from(m.iv), OPTS);
+      c.setAAD(Buffer.from(m.aad));
+      streams.set(m.sid, c);
+      parentPort.postMessage({ id: m.id });
+      return;
+    }
+    if (m.op === 'gcm-update') {
+      const c = streams.get(m.sid);
+      if (!c) throw new Error('unknown GCM stream');
+      const ct = c.update(Buffer.from(m.in, 0, m.len));
+      // Transfer a buffer of its own (never a slice of a shared pool: transferring detaches it).
+      let own = ct;
+      if (ct.byteOffset !== 0 || ct.byteLength !== ct.buffer.byteLength) { own = Buffer.allocUnsafeSlow(ct.length); ct.copy(own); }
+      parentPort.postMessage({ id: m.id, buf: own.buffer }, [own.buffer]);
+      return;
+    }
+    if (m.op === 'gcm-final') {
+      const c = streams.get(m.sid);
+      streams.delete(m.sid);
+      if (!c) throw new Error('unknown GCM stream');
+      c.final();
+      const tag = new Uint8Array(TAG);
+      tag.set(c.getAuthTag());
+      parentPort.postMessage({ id: m.id, buf: tag.buffer }, [tag.buffer]);
+      return;
+    }
+    if (m.op === 'gcm-drop') {
+      streams.delete(m.sid);
+      parentPort.postMessage({ id: m.id });
       return;
     }
     if (m.op === 'closeFiles') {
@@ -396,6 +431,49 @@ export class BulkCryptoPool {
       const id = this.nextId++;
       return w.request({ id, op: 'closeFiles' }, [], 0).catch(() => undefined);
     }));
+  }
+
+  /**
+   * AES-256-GCM (key, 12-byte iv, associated data `aad`) of the concatenation of `parts`, on one
+   * worker, `step` bytes at a time: each step's plaintext is copied into a reused shared buffer
+   * (the pieces stay where they are: they are not the worker's to read) and its ciphertext handed to
+   * `onStep` in order; resolves with the 16-byte tag. The caller's thread only copies, so a wire
+   * frame of tens of MiB is encrypted beside it instead of on it (src/net/connection.ts).
+   */
+  async sealStream(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[], step: number, onStep: (ciphertext: Buffer) => void): Promise<Buffer> {
+    if (key.length !== 32) throw new CryptoError('AES-256-GCM key must be 32 bytes');
+    if (iv.length !== 12) throw new CryptoError('AES-256-GCM nonce must be 12 bytes');
+    const w = this.pick();
+    const sid = this.nextId++;
+    // Small arrays of their own: posting a view of Node's 8 KiB pool would clone the whole slab.
+    await w.request({ id: this.nextId++, op: 'gcm-open', sid, key: Uint8Array.from(key), iv: Uint8Array.from(iv), aad: Uint8Array.from(aad) }, [], 0);
+    const input = this.takeInput(step);
+    const buf = Buffer.from(input, 0, step);
+    let done = false;
+    try {
+      let fill = 0;
+      const flush = async () => {
+        const r = await w.request({ id: this.nextId++, op: 'gcm-update', sid, in: input, len: fill }, [], fill);
+        fill = 0;
+        onStep(Buffer.from(r.buf!));
+      };
+      for (const p of parts) {
+        for (let at = 0; at < p.length;) {
+          const k = Math.min(p.length - at, step - fill);
+          buf.set(k === p.length ? p : p.subarray(at, at + k), fill);
+          fill += k;
+          at += k;
+          if (fill === step) await flush();
+        }
+      }
+      if (fill > 0) await flush();
+      const r = await w.request({ id: this.nextId++, op: 'gcm-final', sid }, [], 0);
+      done = true;
+      return Buffer.from(r.buf!);
+    } finally {
+      if (this.inputs.length < MAX_SEALS_IN_FLIGHT) this.inputs.push(input);
+      if (!done) void w.request({ id: this.nextId++, op: 'gcm-drop', sid }, [], 0).catch(() => undefined);
+    }
   }
 
   async close(): Promise<void> {

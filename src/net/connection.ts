@@ -16,6 +16,12 @@ export interface ConnectionEvents {
 /** Plaintext sealed per turn of the event loop for a large message (sendInSteps). */
 const SEAL_STEP_BYTES = 4 << 20;
 
+/**
+ * AES-256-GCM of a frame's plaintext pieces on another thread (BulkCryptoPool.sealStream): each
+ * step's ciphertext to `onStep` in order, then the tag.
+ */
+export type GcmOffload = (key: Uint8Array, iv: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[], step: number, onStep: (ciphertext: Buffer) => void) => Promise<Buffer>;
+
 export class Connection extends EventEmitter<ConnectionEvents> {
   private readonly reader: FrameReader;
   private tx: FrameCipher | null = null;
@@ -24,7 +30,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private closedWith: Error | null | undefined = undefined;
   maxFrame = DEFAULT_MAX_FRAME;
   /** Frames and bytes received and sent (for status and tests). */
-  readonly stats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly stats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, framesOffloaded: 0 };
+  /** Large frames are encrypted here, a step per turn of the event loop, unless this is set. */
+  gcmOffload: GcmOffload | null = null;
 
   constructor(readonly socket: net.Socket, budget: ReceiveBudget | null = null) {
     super();
@@ -136,6 +144,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.stepping.push(() => this.sendEncoded(parts));
       return;
     }
+    if (this.gcmOffload) {
+      this.sendOffloaded(parts, this.gcmOffload);
+      return;
+    }
     let steps: Generator<Buffer[], void, void>;
     try {
       steps = this.tx!.sealPartsInSteps(parts, this.maxFrame, SEAL_STEP_BYTES);
@@ -160,15 +172,52 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         setImmediate(next);
         return;
       }
-      const queued = this.stepping ?? [];
-      this.stepping = null;
-      for (let i = 0; i < queued.length; i++) {
-        queued[i]!();
-        // A queued large message started its own steps: the rest waits behind it, in order.
-        if (this.stepping) { (this.stepping as Array<() => void>).push(...queued.slice(i + 1)); return; }
-      }
+      this.endStepping();
     };
     next();
+  }
+
+  /**
+   * sendInSteps with the encryption on another thread (gcmOffload): this thread copies each step's
+   * plaintext and writes the ciphertext as it comes back. The frame's nonce is taken now; messages
+   * sent meanwhile wait in `stepping` as for sealing here.
+   */
+  private sendOffloaded(parts: readonly Uint8Array[], offload: GcmOffload): void {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    let frame: { header: Buffer; key: Buffer; iv: Buffer };
+    try {
+      frame = this.tx!.nextFrame(n, this.maxFrame);
+    } catch (e) {
+      this.close(e as Error);
+      return;
+    }
+    this.stepping = [];
+    this.stats.framesOut++;
+    this.stats.framesOffloaded++;
+    this.writeStep([frame.header]);
+    offload(frame.key, frame.iv, frame.header, parts, SEAL_STEP_BYTES, (ct) => {
+      if (!this.closed) this.writeStep([ct]);
+    }).then((tag) => {
+      if (this.closed) { this.stepping = null; return; }
+      this.writeStep([tag]);
+      this.endStepping();
+    }, (e: unknown) => {
+      this.stepping = null;
+      // Half a frame is on the wire: the connection cannot go on (the client reconnects and resends).
+      this.close(e instanceof Error ? e : new Error(String(e)));
+    });
+  }
+
+  /** A stepped frame is written whole: the messages sent meanwhile go now, in order. */
+  private endStepping(): void {
+    const queued = this.stepping ?? [];
+    this.stepping = null;
+    for (let i = 0; i < queued.length; i++) {
+      queued[i]!();
+      // A queued large message started its own steps: the rest waits behind it, in order.
+      if (this.stepping) { (this.stepping as Array<() => void>).push(...queued.slice(i + 1)); return; }
+    }
   }
 
   private writeStep(bufs: Buffer[]): void {

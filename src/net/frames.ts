@@ -151,6 +151,18 @@ export class FrameCipher {
     return n;
   }
 
+  /**
+   * The length prefix, key and nonce of the next frame, for a frame of `n` plaintext bytes sealed
+   * elsewhere (Connection's GCM offload): taken now, so frames keep their order. The key is read
+   * before the nonce steps it, as sealPartsInSteps and open() do.
+   */
+  nextFrame(n: number, maxFrame: number): { header: Buffer; key: Buffer; iv: Buffer } {
+    const len = n + TAG_BYTES;
+    if (len > maxFrame) throw new ProtocolError(`message of ${n} bytes exceeds the frame maximum ${maxFrame}`);
+    const key = this.key;
+    return { header: lengthPrefix(len), key, iv: this.nonce() };
+  }
+
   /** Sealed frame as [length, ciphertext, tag] (written with one writev). */
   seal(plaintext: Buffer, maxFrame: number): Buffer[] {
     return this.sealParts([plaintext], maxFrame);

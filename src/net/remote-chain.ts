@@ -14,7 +14,7 @@ import {
   type Commit, CommitBuilder, CommitRejected, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit,
   loadChain, signersOf, verifySignatures, type ReaderRef,
 } from '../chain/index.js';
-import { type CryptoPool, type SigningKeyPair } from '../crypto/index.js';
+import { type CryptoPool, type SigningKeyPair, defaultBulkPool } from '../crypto/index.js';
 import { type RedoLog, openLog } from '../log/index.js';
 import type { Session } from '../session/index.js';
 import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved, ServerUnavailable } from './errors.js';
@@ -392,6 +392,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
     this.session = s;
     this.serverKey = s.serverKey;
+    // A commit of tens of MiB is encrypted for the wire on a bulk worker, not on the thread that
+    // also serves the mount (this thread only copies it, a few MiB at a time).
+    s.conn.gcmOffload = (key, iv, aad, parts, step, onStep) => defaultBulkPool().sealStream(key, iv, aad, parts, step, onStep);
     // The handshake measured against Date.now(); re-base it on this client's clock.
     this.clockOffsetMs = s.clockOffsetMs + Date.now() - this.localNow();
     if (Math.abs(s.clockOffsetMs) > 60_000) this.emit('warning', `this machine's clock is ${Math.round(s.clockOffsetMs / 1000)} s off the server's; commits are timestamped with the server's clock`);

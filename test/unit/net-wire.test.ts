@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSigningKeyPair } from '../../src/crypto/index.js';
+import { BulkCryptoPool, generateSigningKeyPair } from '../../src/crypto/index.js';
 import { HandshakeError, HostKeyMismatch, ProtocolError } from '../../src/net/errors.js';
 import { FrameCipher, FrameReader, lengthPrefix } from '../../src/net/frames.js';
 import { type ServerSession, acceptClient, connectClient } from '../../src/net/handshake.js';
@@ -165,6 +165,47 @@ describe('handshake over 127.0.0.1', () => {
     expect(got[2]!.commit!.equals(b)).toBe(true);
     expect(got[3]!.commit!.toString()).toBe('small');
     c.conn.close();
+  });
+
+  it('with the GCM offload (a bulk worker), large messages are the same frames, in order with those sent meanwhile; a failed offload closes the connection', async () => {
+    const pool = new BulkCryptoPool({ size: 1 });
+    try {
+      // The worker's stream, cut into steps anywhere, is the frame sealed here.
+      const k = Buffer.alloc(32, 5);
+      const parts = encodeAppendParts({ id: 8, chain: 'x/y' }, [Buffer.alloc(300_001, 3), Buffer.alloc(70_000, 4)], 370_001);
+      const here = Buffer.concat(new FrameCipher(k).sealParts(parts, 64 << 20));
+      const f = new FrameCipher(k).nextFrame(parts.reduce((n, p) => n + p.length, 0), 64 << 20);
+      const cts: Buffer[] = [];
+      const tag = await pool.sealStream(f.key, f.iv, f.header, parts, 100_000, (ct) => cts.push(ct));
+      expect(cts.length).toBe(4);
+      expect(Buffer.concat([f.header, ...cts, tag]).equals(here)).toBe(true);
+
+      const before = sessions.length;
+      const c = await connectClient({ host: '127.0.0.1', port, knownHosts: kh() });
+      c.conn.gcmOffload = (key, iv, aad, ps, step, onStep) => pool.sealStream(key, iv, aad, ps, step, onStep);
+      for (let i = 0; sessions.length === before && i < 200; i++) await new Promise((r) => setTimeout(r, 10));
+      const got: Array<{ t: string; id: number; commit?: Buffer }> = [];
+      sessions[sessions.length - 1]!.conn.on('message', (m) => got.push(m as never));
+      const a = Buffer.alloc(9 << 20);
+      for (let i = 0; i < a.length; i += 4096) a[i] = (i / 4096) & 0xff;
+      const b = Buffer.alloc(5 << 20, 7);
+      c.conn.sendEncoded(encodeAppendParts({ id: 1, chain: 'x/y' }, [a.subarray(0, 3 << 20), a.subarray(3 << 20)], a.length));
+      c.conn.send({ t: 'ping', id: 2, time: 1 });
+      c.conn.sendEncoded(encodeAppendParts({ id: 3, chain: 'x/y' }, [b], b.length));
+      c.conn.sendEncoded(encodeAppendParts({ id: 4, chain: 'x/y' }, [Buffer.from('small')], 5));
+      for (let i = 0; got.length < 4 && i < 500; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got.map((m) => [m.t, m.id])).toEqual([['append', 1], ['ping', 2], ['append', 3], ['append', 4]]);
+      expect(got[0]!.commit!.equals(a)).toBe(true);
+      expect(got[2]!.commit!.equals(b)).toBe(true);
+      expect(c.conn.stats.framesOffloaded).toBe(2);
+      // The worker fails halfway through a frame: nothing can follow it on this connection.
+      const closed = new Promise<Error | null>((r) => c.conn.once('close', r));
+      c.conn.gcmOffload = async () => { throw new Error('worker gone'); };
+      c.conn.sendEncoded(encodeAppendParts({ id: 5, chain: 'x/y' }, [b], b.length));
+      expect((await closed)?.message).toBe('worker gone');
+    } finally {
+      await pool.close();
+    }
   });
 
   it('a tampered frame after the handshake closes the connection', async () => {
