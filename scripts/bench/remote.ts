@@ -13,7 +13,8 @@
  * the second mount and the propagation probe run only with untar or with every workload),
  * BENCH_NODE_ARGS (node flags for the mounts and atedb, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`),
  * BENCH_OUTPUT_DIR (each daemon's whole output is written there at the end, `<name>.log`: what
- * `--trace-gc` and the like print).
+ * `--trace-gc` and the like print), BENCH_ORDER_SHIFT=1 (the remote mount goes first in odd runs
+ * instead of even ones: run 1 remote first).
  * Between measurements (untimed) it waits for the remote mount's uploads to be confirmed and then
  * for every daemon to be quiet for 3 s (see quiet()); right before each measurement, `sync`.
  */
@@ -191,7 +192,7 @@ async function main(): Promise<void> {
   const fileCount = Number((await run(`tar -tf ${sh(tree.tar)} | grep -v '/$' | wc -l`)).stdout.trim());
   for (let r = 0; r < RUNS; r++) {
     // Alternate which goes first, so neither always runs on a warmer machine.
-    const order = r % 2 === 0 ? [local, remote] : [remote, local];
+    const order = (r + Number(env.BENCH_ORDER_SHIFT ?? 0)) % 2 === 0 ? [local, remote] : [remote, local];
     for (const w of workloads) {
       for (const m of order) {
         await w.before?.(m);
