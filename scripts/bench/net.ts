@@ -170,7 +170,7 @@ async function main() {
     }
     line('pool hybrid verify rate (server ceiling)', `${fmt(verifyRate)} /s`);
     for (const r of ratios) console.log(`  64 clients, ${r}`);
-    if (PARTS.has('sync')) await syncPart(server.port, kh);
+    if (PARTS.has('sync')) await syncPart(server.port, server.proc.pid!, kh);
     if (PARTS.has('rss')) await rssPart(server);
     console.log('ratios: sync p50 / local durable p50 (goal <= 1.5); 64-client commits/s / verify rate (goal >= 0.8; the server and this client share the machine)');
   } finally {
@@ -201,7 +201,7 @@ async function profileStart(): Promise<{ stop(name: string): Promise<void> }> {
   };
 }
 
-async function syncPart(port: number, kh: string) {
+async function syncPart(port: number, serverPid: number, kh: string) {
   // Initial sync of a chain of SYNC_EVENTS events (commits of 100) to a fresh client, against
   // loading (fully validating) the same log locally; then resume after 1,000 new events.
   const SYNC_EVENTS = Number(process.env.BENCH_SYNC_EVENTS ?? 100_000);
@@ -215,25 +215,36 @@ async function syncPart(port: number, kh: string) {
     await Promise.all(cs.map((c) => feeder.append('bench/sync', c.bytes)));
   }
   const prof = await profileStart();
+  let cpu = { client: process.cpuUsage(), server: cpuOf(serverPid), machine: machineBusy() };
   let t0 = performance.now();
   const fresh = await RemoteChain.open({ url: `tcp://127.0.0.1:${port}/bench/sync`, session, dir: path.join(out, 'sync-client'), knownHosts: kh, pool });
   const syncMs = performance.now() - t0;
+  const cpuSecs = () => {
+    const c = process.cpuUsage(cpu.client);
+    const client = (c.user + c.system) / 1e6;
+    const server = cpuOf(serverPid) - cpu.server;
+    return `this process ${client.toFixed(2)}, server ${server.toFixed(2)}, other jobs ${Math.max(0, machineBusy() - cpu.machine - client - server).toFixed(2)}`;
+  };
+  const syncCpu = cpuSecs();
   await prof.stop('sync');
   const syncedEvents = [...fresh.commits()].reduce((n, c) => n + c.commit.events.length, 0);
   await fresh.close();
   const { loadChainState } = await import('../../src/chain/index.js');
   const rlog = await openLog({ dir: path.join(out, 'sync-client', 'replica'), chainId: 'bench/sync' });
   const prof2 = await profileStart();
+  cpu = { client: process.cpuUsage(), server: cpuOf(serverPid), machine: machineBusy() };
   t0 = performance.now();
   // The server's order: 64 commits appended at once are sequenced in arrival order, so a later
   // seq may carry an earlier timestamp (the replication client validates with the same option).
   await loadChainState(rlog, { pinnedGenesis: null, pool, backwardsToleranceMs: Number.POSITIVE_INFINITY });
   const localMs = performance.now() - t0;
+  const localCpu = cpuSecs();
   await prof2.stop('local-load');
   await rlog.close();
   const syncRate = syncedEvents / (syncMs / 1000);
   const localRate = syncedEvents / (localMs / 1000);
   line(`initial sync, ${fmt(syncedEvents)} events (download + validation)`, `${fmt(syncRate)} ev/s`, `local load ${fmt(localRate)} ev/s`, (syncRate / localRate).toFixed(2));
+  console.log(`  CPU s: sync ${syncCpu} in ${(syncMs / 1000).toFixed(2)} s; local load ${localCpu} in ${(localMs / 1000).toFixed(2)} s`);
   const tail = await presign(syncState, 10, 100);
   await Promise.all(tail.map((c) => feeder.append('bench/sync', c.bytes)));
   t0 = performance.now();
