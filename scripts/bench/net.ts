@@ -58,10 +58,35 @@ async function presign(state: MemoryAuthorityState, n: number, events: number): 
   return Promise.all(out);
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far. */
-function cpuOf(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+/** CPU seconds (user + system) a process (all threads), or one thread of it, has used so far. */
+function cpuOf(pid: number, thread?: number): number {
+  const f = fs.readFileSync(thread ? `/proc/${pid}/task/${thread}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds of each thread of a process so far, by thread id. */
+function threadsOf(pid: number): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      m.set(Number(t), cpuOf(pid, Number(t)));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return m;
+}
+
+/** The server's CPU ms per commit over a window: its main thread, its two busiest other threads
+ *  (the verify workers, when they are busy) and the rest (libuv's pool: fdatasync, GC helpers). */
+function threadSplit(pid: number, before: Map<number, number>, n: number): string {
+  const after = threadsOf(pid);
+  const d = [...after].map(([t, c]) => ({ t, ms: ((c - (before.get(t) ?? 0)) * 1000) / n }));
+  const main = d.find((x) => x.t === pid)?.ms ?? 0;
+  const others = d.filter((x) => x.t !== pid).sort((a, b) => b.ms - a.ms);
+  const top = others.slice(0, 2).reduce((a, x) => a + x.ms, 0);
+  const rest = others.slice(2).reduce((a, x) => a + x.ms, 0);
+  return `main thread ${main.toFixed(2)}, 2 busiest threads ${top.toFixed(2)}, other threads ${rest.toFixed(2)}`;
 }
 
 /** CPU seconds of every process on the machine so far (busy jiffies of /proc/stat). */
@@ -83,6 +108,7 @@ async function run(port: number, serverPid: number, kh: string, chain: string, c
   const lat: number[] = [];
   let rejected = 0;
   const s0 = cpuOf(serverPid);
+  const threads0 = threadsOf(serverPid);
   const c0 = process.cpuUsage();
   const m0 = machineBusy();
   const t0 = performance.now();
@@ -100,11 +126,12 @@ async function run(port: number, serverPid: number, kh: string, chain: string, c
   // CPU ms per commit: the server process (all its threads), this process (the clients), and the
   // rest of the machine (other jobs) over the timed window.
   const serverMs = ((cpuOf(serverPid) - s0) * 1000) / n;
+  const serverSplit = threadSplit(serverPid, threads0, n);
   const clientMs = (c.user + c.system) / 1000 / n;
   const otherMs = Math.max(0, ((machineBusy() - m0) * 1000) / n - serverMs - clientMs);
   for (const c of conns) c.s.conn.close();
   if (rejected) throw new Error(`${rejected} commits rejected`);
-  return { rate: n / secs, p50: pct(lat, 0.5), p99: pct(lat, 0.99), serverMs, clientMs, otherMs, secs };
+  return { rate: n / secs, p50: pct(lat, 0.5), p99: pct(lat, 0.99), serverMs, serverSplit, clientMs, otherMs, secs };
 }
 
 async function main() {
@@ -175,7 +202,7 @@ async function main() {
         const ratio = r.rate / ceiling;
         line(`${events}-event commits, ${clients} client${clients > 1 ? 's' : ''}`,
           `${fmt(r.rate)} c/s ${fmt(r.rate * events)} ev/s`, `p50 ${fmt(r.p50)} p99 ${fmt(r.p99)} ms`, clients === 64 ? ratio.toFixed(2) : '');
-        console.log(`  CPU ms per commit: server ${r.serverMs.toFixed(2)}, bench clients ${r.clientMs.toFixed(2)}, other jobs ${r.otherMs.toFixed(2)} (one verification ${verifyCpuMs.toFixed(2)}); ${r.secs.toFixed(2)} s window`);
+        console.log(`  CPU ms per commit: server ${r.serverMs.toFixed(2)} (${r.serverSplit}), bench clients ${r.clientMs.toFixed(2)}, other jobs ${r.otherMs.toFixed(2)} (one verification ${verifyCpuMs.toFixed(2)}); ${r.secs.toFixed(2)} s window`);
         // What the server and its clients would reach with the two cores to themselves (no other
         // jobs): the CPU of one verification over the CPU they spent per commit. An estimate.
         if (clients === 64) ratios.push(`${events}-event: ${fmt(r.rate)} c/s / ${fmt(ceiling)} verifies/s (measured around the window) = ${ratio.toFixed(2)}; by CPU, one verification / (server + clients) per commit = ${(verifyCpuMs / (r.serverMs + r.clientMs)).toFixed(2)}`);
