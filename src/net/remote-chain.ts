@@ -479,23 +479,27 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   private onMessage(s: ClientSession, m: Message): void {
     if (this.session !== s) return;
+    // Commits received are decoded and their signatures handed to the pool now, while earlier
+    // messages are still being applied: the workers verify batch N+1 while this thread checks
+    // and stores batch N (as a local load does). Nothing is applied before its turn in the queue.
+    const checked = (m.t === 'hist' || m.t === 'live') && m.chain === this.name ? this.checkSignatures(m.t === 'hist' ? m.from : m.seq, m.t === 'hist' ? m.commits : [m.commit]) : null;
     // Everything that touches the replica goes through one queue, in arrival order.
-    this.recv = this.recv.then(() => (this.session === s ? this.handle(s, m) : undefined)).catch((e: Error) => {
+    this.recv = this.recv.then(() => (this.session === s ? this.handle(s, m, checked) : undefined)).catch((e: Error) => {
       if (e instanceof ServerMisbehaved) this.refuse(e);
       else s.conn.close(e);
     });
   }
 
-  private async handle(s: ClientSession, m: Message): Promise<void> {
+  private async handle(s: ClientSession, m: Message, checked: Promise<Commit[]> | null): Promise<void> {
     switch (m.t) {
       case 'hist':
-        if (m.chain !== this.name) return;
-        await this.receive(m.from, m.commits);
+        if (m.chain !== this.name || !checked) return;
+        await this.receive(m.from, checked);
         if (typeof m.upTo === 'number') this.o.onDownload?.(this.lastSeq, Math.max(m.upTo, this.lastSeq));
         return;
       case 'live':
-        if (m.chain !== this.name) return;
-        await this.receive(m.seq, [m.commit]);
+        if (m.chain !== this.name || !checked) return;
+        await this.receive(m.seq, checked);
         return;
       case 'eoh': return this.endOfHistory(s, m.head, m.genesis);
       case 'head': return this.checkHead(m.head, false);
@@ -623,23 +627,37 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
   }
 
-  /** Validates and applies commits received at seq `from`, `from + 1`, ... */
-  private async receive(from: number, raw: Buffer[]): Promise<void> {
+  /**
+   * Decodes commits received at seq `from`, `from + 1`, ... (hash recomputed) and verifies their
+   * signatures; resolves with the commits, or rejects with ServerMisbehaved naming the first bad one.
+   * Started as the message arrives (onMessage); its result is used in the message's turn (receive).
+   */
+  private checkSignatures(from: number, raw: Buffer[]): Promise<Commit[]> {
+    const run = async () => {
+      const commits: Commit[] = [];
+      for (const b of raw) {
+        try {
+          commits.push(decodeCommit(b));
+        } catch (e) {
+          throw new ServerMisbehaved(`server sent an invalid commit at seq ${from + commits.length}: ${(e as Error).message}`);
+        }
+      }
+      const sigs = await verifySignatures(commits, this.o.pool ?? null);
+      sigs.forEach((r, i) => {
+        if (r instanceof CommitRejected) throw new ServerMisbehaved(`server sent commit at seq ${from + i} with a bad signature: ${r.message}`);
+      });
+      return commits;
+    };
+    const p = run();
+    p.catch(() => undefined); // reported in the message's turn (receive), not before
+    return p;
+  }
+
+  /** Applies commits received at seq `from`, `from + 1`, ..., once their signatures verified. */
+  private async receive(from: number, checked: Promise<Commit[]>): Promise<void> {
     if (from > this.replica.nextSeq) throw new ServerMisbehaved(`server sent seq ${from} while this client holds up to ${this.lastSeq}: a gap`);
     if (from < this.replica.nextSeq) throw new ServerMisbehaved(`server re-sent seq ${from}, which this client already holds (up to ${this.lastSeq})`);
-    const commits: Commit[] = [];
-    for (const b of raw) {
-      try {
-        commits.push(decodeCommit(b));
-      } catch (e) {
-        throw new ServerMisbehaved(`server sent an invalid commit at seq ${from + commits.length}: ${(e as Error).message}`);
-      }
-    }
-    const sigs = await verifySignatures(commits, this.o.pool ?? null);
-    sigs.forEach((r, i) => {
-      if (r instanceof CommitRejected) throw new ServerMisbehaved(`server sent commit at seq ${from + i} with a bad signature: ${r.message}`);
-    });
-    await this.applyConfirmed(from, commits, false);
+    await this.applyConfirmed(from, await checked, false);
   }
 
   private async applyConfirmed(from: number, commits: Commit[], own: boolean): Promise<void> {
@@ -647,14 +665,18 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     let othersOrReordered = false;
     // Check every commit against the state before anything is written.
     const trial = new SpeculativeState(this.confirmed);
-    commits.forEach((c, i) => {
+    // The effects of each commit, checked against the confirmed state plus the commits before it
+    // in this batch: exactly what the confirmed state is when they are applied to it below.
+    const effects = commits.map((c, i) => {
       const seq = from + i;
       if (c.header.genesis) {
         if (seq !== 1) throw new ServerMisbehaved(`server sent a genesis at seq ${seq}`);
         if (this.genesisHash && !c.hash.equals(this.genesisHash)) throw new ServerMisbehaved(`server's genesis ${c.hash.toString('hex')} is not the pinned ${this.genesisHash.toString('hex')}`);
       } else if (seq === 1) throw new ServerMisbehaved('server history does not start with a genesis');
       try {
-        trial.applyEffects(checkAgainstState(trial, c, signersOf(c), this.clock));
+        const e = checkAgainstState(trial, c, signersOf(c), this.clock);
+        trial.applyEffects(e);
+        return e;
       } catch (e) {
         throw new ServerMisbehaved(`server sent a commit at seq ${seq} that does not validate: ${(e as Error).message}`);
       }
@@ -669,7 +691,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     commits.forEach((c, i) => {
       const seq = from + i;
       if (res[i]!.seq !== seq) throw new Error(`replica assigned seq ${res[i]!.seq}, expected ${seq}`);
-      this.confirmed.applyEffects(checkAgainstState(this.confirmed, c, signersOf(c), this.clock));
+      this.confirmed.applyEffects(effects[i]!);
       if (c.header.genesis && !this.genesisHash) this.genesisHash = c.hash;
       this.history.push(c.hash);
       const k = this.pending.findIndex((p) => p.commit.hash.equals(c.hash));

@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { assembleCommit, decodeCommit, hashCommitParts, makeEvent, type CommitBuilder } from '../../src/chain/index.js';
+import { openLog } from '../../src/log/index.js';
 import { type Message, RemoteChain } from '../../src/net/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { lyingProxy, sleep, startSolo, tempDir } from './atedb/harness.js';
@@ -86,6 +87,57 @@ describe('a lying server is caught', () => {
     }));
     const msg = await refusedOrFailed(openAt(proxy.port, 'lie/forge'));
     expect(msg).toMatch(/bad signature/);
+    await proxy.close();
+    await solo.kill('SIGTERM');
+  });
+
+  // The client verifies the signatures of a message as it arrives, before earlier ones are
+  // applied: what it applies and what it reports must still follow the history's order.
+  const oneCommitPerMessage = (change: (seq: number, commit: Buffer) => Buffer | null) => (m: Message): Message[] => {
+    if (m.t !== 'hist') return [m];
+    const out: Message[] = [];
+    m.commits.forEach((c, i) => {
+      const x = change(m.from + i, c);
+      if (x) out.push({ ...m, from: m.from + i, commits: [x] });
+    });
+    return out;
+  };
+  const forged = (bytes: Buffer): Buffer => {
+    const orig = decodeCommit(bytes);
+    const ev = orig.events[0]!;
+    const payload = Buffer.from(ev.payload!);
+    payload[payload.length - 1]! ^= 1;
+    const events = [makeEvent(ev.meta, payload), ...orig.events.slice(1)];
+    const { headerBytes, hash } = hashCommitParts(orig.header, events);
+    return assembleCommit(orig.header, headerBytes, hash, events, orig.signatures).bytes;
+  };
+  const replicaSeq = async (dir: string, chainId: string) => {
+    const log = await openLog({ dir: join(dir, 'replica'), chainId });
+    try {
+      return log.nextSeq - 1;
+    } finally {
+      await log.close();
+    }
+  };
+
+  it('a forged commit at seq 4 of a history sent one commit per message: seqs 1-3 are applied, nothing from seq 4 on', async () => {
+    const solo = await seeded('lie/forge-split');
+    const proxy = await lyingProxy(solo.port, join(solo.dataDir, 'server.key'), oneCommitPerMessage((seq, c) => (seq === 4 ? forged(c) : c)));
+    const dir = await tempDir('atedb-lie-split-');
+    const msg = await refusedOrFailed(openAt(proxy.port, 'lie/forge-split', { dir }));
+    expect(msg).toMatch(/commit at seq 4 with a bad signature/);
+    expect(await replicaSeq(dir, 'lie/forge-split')).toBe(3);
+    await proxy.close();
+    await solo.kill('SIGTERM');
+  });
+
+  it('a gap at seq 3 followed by a forged commit: the gap is what is reported (history order), nothing past seq 2 applied', async () => {
+    const solo = await seeded('lie/gap-then-forge');
+    const proxy = await lyingProxy(solo.port, join(solo.dataDir, 'server.key'), oneCommitPerMessage((seq, c) => (seq === 3 ? null : seq === 5 ? forged(c) : c)));
+    const dir = await tempDir('atedb-lie-split-');
+    const msg = await refusedOrFailed(openAt(proxy.port, 'lie/gap-then-forge', { dir }));
+    expect(msg).toMatch(/sent seq 4 while this client holds up to 2: a gap/);
+    expect(await replicaSeq(dir, 'lie/gap-then-forge')).toBe(2);
     await proxy.close();
     await solo.kill('SIGTERM');
   });

@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import { type ClientSession, type Message, connectClient } from '../../../src/net/index.js';
 
 export async function startAtedb(repo: string, dataDir: string, args: string[] = []): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [path.join(repo, 'dist', 'cli', 'atedb.js'), 'solo', '--data-dir', dataDir, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // ATEDB_NODE_ARGS: extra node flags for the server process only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
+  const nodeArgs = (process.env.ATEDB_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(repo, 'dist', 'cli', 'atedb.js'), 'solo', '--data-dir', dataDir, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
   const port = await new Promise<number>((resolve, reject) => {
     proc.stdout!.on('data', (d: Buffer) => {
