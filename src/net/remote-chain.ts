@@ -21,6 +21,7 @@ import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehave
 import { type ClientSession, connectClient } from './handshake.js';
 import { type Message, type SignedHead, encodeAppendParts } from './messages.js';
 import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
+import { StagingUpkeep } from './staging-upkeep.js';
 import { type ReplicaTrust, replicaTrust } from './replica-trust.js';
 import { SNAPSHOT_FILE, loadSnapshot, saveSnapshot as saveSnapshotFile, snapshotKey } from './replica-snapshot.js';
 import { type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus, parseRemoteUrl } from './remote-options.js';
@@ -28,9 +29,6 @@ import { type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, typ
 export { DEFAULT_PORT, parseRemoteUrl, type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus } from './remote-options.js';
 export type LeaseReply = Extract<Message, { t: 'leased' }>;
 
-const STAGING_COMPACT_BYTES = 4 << 20;
-/** The staging log is compacted once nothing was staged for this long (compactStagingIfIdle). */
-const STAGING_COMPACT_IDLE_MS = 1000;
 /** The longest an fsync holds back uploads (holdUploads). */
 const UPLOAD_HOLD_MAX_MS = 5000;
 /** Segment size of the replica and staging logs (see open). */
@@ -74,6 +72,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private leaseWaiters = new Map<number, { session: ClientSession; resolve: (m: LeaseReply) => void; reject: (e: Error) => void }>();
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
+  private readonly upkeep: StagingUpkeep;
   /** How the local replica was reopened: records, and how many of them were not re-verified (replica-trust.ts). */
   loadReport: { records: number; signaturesTrusted: number; why: string | null; fromSnapshot: number; snapshotWhy: string | null } | null = null;
   genesisHash: Buffer | null;
@@ -99,6 +98,12 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.genesisHash = o.genesisHash ?? null;
     this.keys = new DataKeyCache(o.session);
     this.heads = new HeadStore(o.dir ? path.join(o.dir, 'head.json') : null);
+    this.upkeep = new StagingUpkeep(staging, {
+      closed: () => this.status === 'closed',
+      pendingCount: () => this.pending.length,
+      confirmed: (hash) => this.confirmed.hasCommit(hash),
+      compaction: o.stagingCompaction,
+    });
   }
 
   /** Opens the local replica (validating it), then connects in the background. A chain never
@@ -589,33 +594,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     for (const w of p.waiters.splice(0)) w.reject(err);
     const current = new Map(p.commit.events.map((e) => [e.meta.key, this.confirmed.getNode(e.meta.key)?.version ?? 0]));
     this.emit('rejected', { commit: p.commit, error: err, current });
-    this.refused.add(p.commit.hash.toString('hex'));
-    this.pruneStaging();
-  }
-
-  private stagingPrune: Promise<void> = Promise.resolve();
-  /** Refused commits (hex hashes) not yet dropped from the staging log. */
-  private readonly refused = new Set<string>();
-  /** Drops refused commits from the staging log (handed back by 'rejected'), so that the next
-   *  open does not stage and send them again. */
-  private pruneStaging(): void {
-    this.stagingPrune = this.stagingPrune.then(async () => {
-      if (this.status === 'closed') return;
-      // Dropped: what was refused or is confirmed; everything else stays. Not "keep what is
-      // pending": a commit whose staging append is still syncing is in the log but not in
-      // `pending` yet (stage()), and the compaction syncs before it cuts, so such a commit lands
-      // before the cut — dropping it lost a commit acknowledged as staged on the next crash.
-      const drop = new Set(this.refused);
-      await this.staging.compact((rec) => {
-        try {
-          const c = decodeCommit(Buffer.from(rec.payload));
-          return !drop.has(c.hash.toString('hex')) && !this.confirmed.hasCommit(c.hash);
-        } catch {
-          return false;
-        }
-      });
-      for (const h of drop) this.refused.delete(h);
-    }).catch(() => undefined);
+    this.upkeep.dropRefused(p.commit.hash);
   }
 
   /** A commit this client holds at `seq` must be the one the server names there. */
@@ -710,7 +689,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     // A stored head past what the replica held (its tail lost in a crash) is checked once reached.
     const h = this.history.head;
     if (h && h.seq > this.lastSeq - commits.length && h.seq <= this.lastSeq) this.checkHead(h, false);
-    void this.compactStagingIfIdle();
+    this.upkeep.compactIfIdle();
   }
 
   private checkHead(h: SignedHead, endOfHistory: boolean): void {
@@ -729,33 +708,6 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       this.firstSync = null;
     }
     for (const p of this.pending) if (p.sentOn !== s) this.send(p);
-  }
-
-  private compactTimer: NodeJS.Timeout | null = null;
-  private async compactStagingIfIdle(): Promise<void> {
-    // Compaction fsyncs its manifest and the directory (and the tail segment it rotates to): worth
-    // it only once the confirmed commits in the staging log add up (on open, confirmed ones are
-    // skipped anyway), and only once the writer paused — a big copy whose uploads keep up empties
-    // `pending` between its commits, and compacting there put a synchronous rotation (and, before
-    // dropBefore, a read of everything staged so far) in the middle of its writes.
-    if (this.pending.length > 0 || this.staging.nextSeq === 1 || this.staging.sizeBytes() < STAGING_COMPACT_BYTES) return;
-    if (this.compactTimer) clearTimeout(this.compactTimer);
-    const staged = this.staging.nextSeq;
-    this.compactTimer = setTimeout(() => {
-      this.compactTimer = null;
-      this.stagingPrune = this.stagingPrune.then(async () => {
-        if (this.status === 'closed' || this.pending.length > 0 || this.staging.nextSeq !== staged) return;
-        // Everything staged before `staged` is confirmed: drop it (records keep their seqs, the log
-        // just empties) without reading it back — dropBefore skips the segments holding only such
-        // records, so after a big copy this costs the switch (manifest, directory fsync), not a read
-        // and checksum of every byte staged. What is staged while the compaction runs (it syncs the
-        // log before it cuts, so such records can fall before the cut) is not confirmed: it stays.
-        // A crash anywhere leaves the old staging log (its commits are found in the replica or
-        // re-sent and refused as replays) or the new one (the log's manifest switch).
-        await this.staging.compact(() => true, { ...this.o.stagingCompaction, dropBefore: staged });
-      }).catch(() => undefined);
-    }, STAGING_COMPACT_IDLE_MS);
-    this.compactTimer.unref?.();
   }
 
   /**
@@ -833,7 +785,6 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     if (this.status === 'closed') return;
     this.setStatus('closed');
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    if (this.compactTimer) clearTimeout(this.compactTimer);
     if (this.keepalive) clearInterval(this.keepalive);
     for (const t of this.holds) clearTimeout(t);
     this.holds.clear();
@@ -844,7 +795,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.leaseWaiters.clear();
     await this.recv.catch(() => undefined);
     await this.commitQueue.catch(() => undefined);
-    await this.stagingPrune;
+    await this.upkeep.stop();
     const e = new Disconnected('the remote chain was closed');
     for (const p of this.pending) for (const w of p.waiters.splice(0)) w.reject(e);
     await this.saveSnapshot();
