@@ -446,9 +446,9 @@ export class Session {
         this.writeBytes += written;
         if (size > this.maxWriteSeen) this.maxWriteSeen = size;
         if (size === this.opts.maxWrite) this.writesAtMax++;
-        // Dirty data far ahead of the committer: hold this reply (the writer waits) while the
-        // loop keeps serving other requests and the event loop commits.
-        const bp = core.backpressure?.() ?? null;
+        // Dirty data far ahead of the committer, or the store pacing writers (its space bound):
+        // hold this reply (the writer waits) while the loop keeps serving other requests.
+        const bp = core.backpressure?.(written) ?? null;
         if (bp !== null) {
           this.settle(unique, bp.catch(() => undefined), () => { // commit errors surface at fsync
             this.reply.writeUInt32LE(written, OUT_HEADER_SIZE);
@@ -708,7 +708,7 @@ export class Session {
         const len = readU64(b, p + 40);
         const n = core.copyFileRange(ctx, nodeid, fhIn, offIn, nodeOut, fhOut, offOut, Math.min(len, 0xffffffff));
         // A copy dirties pages like a WRITE: hold the reply while dirty data is far ahead of commits.
-        const bp = core.backpressure?.() ?? null;
+        const bp = core.backpressure?.(n) ?? null;
         if (bp !== null) {
           this.settle(unique, bp.catch(() => undefined), () => {
             this.reply.writeUInt32LE(n >>> 0, OUT_HEADER_SIZE);

@@ -8,7 +8,7 @@ import { openLocalChain } from '../../fs/chain-store/index.js';
 import type { OpenLocalChainOptions } from '../../fs/chain-store/open-local.js';
 import { DELTAS, blockKey, deltaKey, inodeKey, recentDeltaKey } from '../../fs/chain-store/keys.js';
 import {
-  BlockDeltaMalformed, DELTA_PAGE, applyDelta, changedPages, decodeDelta, encodeDelta,
+  BlockDeltaMalformed, DELTA_PAGE, applyDelta, changedPages, decodeDelta, encodeDelta, sameAsLevels,
 } from '../../fs/chain-store/block-delta.js';
 import { batchOfEvents } from '../../fs/remote/remote-batch.js';
 import type { EventMeta } from '../../src/chain/index.js';
@@ -70,6 +70,40 @@ describe('block delta format', () => {
     long[2 * DELTA_PAGE + 1] = 4;
     expect(changedPages(short, long)).toEqual([2]);
     expect(changedPages(long, short)).toEqual([]);
+  });
+
+  it('applyDelta zero-pads past a shorter base even over a reused (unclean) allocation', () => {
+    // allocUnsafe may hand back pooled memory: the bytes past the base must still read as zeros.
+    for (let i = 0; i < 50; i++) Buffer.allocUnsafe(BS).fill(0xee);
+    const out = applyDelta(Buffer.alloc(10, 5), decodeDelta(encodeDelta(Buffer.alloc(3 * DELTA_PAGE, 1), [2])));
+    expect(out.subarray(0, 10).every((x) => x === 5)).toBe(true);
+    expect(out.subarray(10, 2 * DELTA_PAGE).every((x) => x === 0)).toBe(true);
+  });
+
+  it('sameAsLevels says whether a block equals what its levels make, as applying them does', () => {
+    // Lengths around page edges, shorter and longer than the level below, pages that differ only
+    // below, inside, or past the recent delta's pages.
+    let seed = 7;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return (seed >>> 12) % n; };
+    let same = 0;
+    let differs = 0;
+    for (let i = 0; i < 400; i++) {
+      const under = randomBytes([BS, BS - 1000, 3 * DELTA_PAGE + 5, 100][rnd(4)]!);
+      const len = [BS, BS - 1000, 2 * DELTA_PAGE, under.length, under.length + 3000][rnd(5)]!;
+      const n = Math.ceil(len / DELTA_PAGE);
+      const pages = [...new Set([rnd(n), rnd(n)])].sort((a, b) => a - b);
+      const recent = rnd(4) === 0 ? null : decodeDelta(encodeDelta(randomBytes(len), pages));
+      const cur = recent ? applyDelta(under, recent) : under;
+      const data = Buffer.from(cur);
+      const kind = rnd(4);
+      if (kind === 1 && data.length > 0) data[rnd(data.length)] ^= 1 + rnd(255);
+      const other = kind === 2 ? Buffer.concat([data, Buffer.alloc(1 + rnd(10))]) : kind === 3 && data.length > 1 ? data.subarray(0, data.length - 1) : data;
+      const want = other.length === cur.length && other.equals(cur);
+      expect(sameAsLevels(other, under, recent)).toBe(want);
+      if (want) same++; else differs++;
+    }
+    expect(same).toBeGreaterThan(50);
+    expect(differs).toBeGreaterThan(50);
   });
 });
 
