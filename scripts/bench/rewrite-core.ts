@@ -75,8 +75,10 @@ console.log(JSON.stringify({
   mbps: +(total / secs / 1e6).toFixed(2), fsyncs: fsyncMs.length, longestWriteMs: +longestWrite.toFixed(1), longestFsyncMs: +sorted[sorted.length - 1]!.toFixed(1),
   p50: q(0.5), p99: q(0.99), over: stalls.length, maxLogMiB: +(maxLog / MiB).toFixed(0), liveMiB: +((c.liveBytes ?? 0) / MiB).toFixed(0),
   gcMs: Math.round(gcs.reduce((a, b) => a + b, 0)), gcMaxMs: Math.round(Math.max(0, ...gcs)), gcOver20: gcs.filter((x) => x > 20).length,
+  cbHits: chain.store.committedBlocks.hits, cbMisses: chain.store.committedBlocks.misses,
   loopDelayMaxMs: +(lag.max / 1e6).toFixed(0), spaceRuns: c.spaceRuns, throttled: c.throttledWrites, throttledMs: c.throttledMs,
 }));
+{ const R = (globalThis as any).__rot ?? []; const avg = (i: number) => (R.reduce((a: number, r: number[]) => a + r[i]!, 0) / (R.length || 1)).toFixed(1); const mx = (i: number) => Math.max(0, ...R.map((r: number[]) => r[i]!)).toFixed(0); console.log(`rotations ${R.length}: writeOut+cut ${avg(0)}/${mx(0)}, datasync old ${avg(1)}/${mx(1)}, create ${avg(2)}/${mx(2)}, manifest ${avg(3)}/${mx(3)} (avg/max ms)`); }
 console.log(`fsyncs over ${STALL_MS} ms (start:ms): ${stalls.join(' ')}`);
 fs.release(ino, open.fh);
 await fs.destroy();
