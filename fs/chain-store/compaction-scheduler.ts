@@ -323,7 +323,7 @@ export class CompactionScheduler {
    * relocation of those, plus half the slack for the writers meanwhile, within the bound (a
    * quarter was too little: through a kernel mount a run of 2-4 s met writers appending ~16 MiB/s,
    * and one sample of 88 went 2 MiB over).
-   * At least one (a run must make progress; the commit brake holds the writers back meanwhile).
+   * At least one (a run must make progress; the write brake, pace, holds the writers back meanwhile).
    * `relocating`: the run relocates the sparse commits of its segments (a space run), so they
    * cost their live bytes; else (a policy run) they are copied whole. Undefined: compact the whole
    * log (a log that cannot list its segments, or whose records are all in the active segment).
