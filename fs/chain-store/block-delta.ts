@@ -91,8 +91,11 @@ export function decodeDelta(b: Buffer): BlockDelta {
 
 /** The block a delta makes of `base` (a new buffer; the base is never written). */
 export function applyDelta(base: Buffer, delta: BlockDelta): Buffer {
-  const out = Buffer.alloc(delta.length);
-  base.copy(out, 0, 0, Math.min(base.length, delta.length));
+  // Not zero-filled and then copied over (a commit of a database's pages builds hundreds of these
+  // on the serving thread): the base is copied, only what lies past it is zeroed.
+  const out = Buffer.allocUnsafe(delta.length);
+  const kept = base.copy(out, 0, 0, Math.min(base.length, delta.length));
+  if (kept < out.length) out.fill(0, kept);
   let at = 0;
   for (const p of delta.pages) {
     const len = Math.min(DELTA_PAGE, delta.length - p * DELTA_PAGE);
@@ -112,6 +115,64 @@ function rangeDiffers(a: Buffer, b: Buffer, from: number, to: number): boolean {
   const [longer, end] = ae > be ? [a, ae] : [b, be];
   for (let i = common; i < end; i++) if (longer[i] !== 0) return true;
   return false;
+}
+
+/**
+ * Whether bytes [from, to) of `next` differ from `srcLen` bytes of `src` at `srcStart`, read as
+ * zero-padded past them.
+ */
+function differsFrom(src: Buffer, srcStart: number, srcLen: number, next: Buffer, from: number, to: number): boolean {
+  const common = Math.min(to - from, srcLen);
+  if (common > 0 && next.compare(src, srcStart, srcStart + common, from, from + common) !== 0) return true;
+  for (let i = from + Math.max(0, common); i < to; i++) if (next[i] !== 0) return true;
+  return false;
+}
+
+/**
+ * Indexes of the pages (below `next`'s length) where `next` differs from the block `levels` make
+ * over `base` (applyDelta of each in turn, bottom first; each cut or zero-padded to its length),
+ * both read as zero-padded; null once more than `stopAfter` differ. The same as changedPages of
+ * that block, without building it: a commit of a database's pages compared each rewritten block
+ * with its base and delta applied, a new 64 KiB buffer per block and commit, and such buffers (off
+ * the JS heap) set off most of the garbage collections of the serving thread.
+ */
+export function changedPagesOver(base: Buffer, levels: readonly BlockDelta[], next: Buffer, stopAfter = Number.POSITIVE_INFINITY): number[] | null {
+  if (levels.length === 0) return changedPages(base, next, stopAfter);
+  const out: number[] = [];
+  const n = Math.ceil(next.length / DELTA_PAGE);
+  // capAbove[i]: the shortest length of the levels above level i (what is past it reads as zero).
+  const capAbove = levels.map((_, i) => Math.min(Number.POSITIVE_INFINITY, ...levels.slice(i + 1).map((l) => l.length)));
+  const baseCap = Math.min(base.length, ...levels.map((l) => l.length));
+  // Per level: the index of its next page and where that page's bytes start in its body.
+  const k = levels.map(() => 0);
+  const at = levels.map(() => 0);
+  for (let p = 0; p < n; p++) {
+    const from = p * DELTA_PAGE;
+    const to = Math.min(next.length, from + DELTA_PAGE);
+    let src = -1;
+    for (let i = 0; i < levels.length; i++) {
+      const l = levels[i]!;
+      while (k[i]! < l.pages.length && l.pages[k[i]!]! < p) { at[i]! += Math.min(DELTA_PAGE, l.length - l.pages[k[i]!]! * DELTA_PAGE); k[i]!++; }
+      if (k[i]! < l.pages.length && l.pages[k[i]!] === p) src = i; // the topmost level holding p wins
+    }
+    const differs = src >= 0
+      ? differsFrom(levels[src]!.body, at[src]!, Math.max(0, Math.min(levels[src]!.length, capAbove[src]!, to) - from), next, from, to)
+      : differsFrom(base, from, Math.max(0, Math.min(baseCap, to) - from), next, from, to);
+    if (!differs) continue;
+    out.push(p);
+    if (out.length > stopAfter) return null;
+  }
+  return out;
+}
+
+/** Length of the block the levels make over `base`. */
+function lengthOver(base: Buffer, levels: readonly BlockDelta[]): number {
+  return levels.length > 0 ? levels[levels.length - 1]!.length : base.length;
+}
+
+/** Whether `data` is the block the levels make over `base` (compared in place, see changedPagesOver). */
+export function sameAsLevels(data: Buffer, base: Buffer, levels: readonly BlockDelta[]): boolean {
+  return data.length === lengthOver(base, levels) && changedPagesOver(base, levels, data, 0)?.length === 0;
 }
 
 /**
@@ -244,9 +305,9 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
       // New block, deltas off (remote mounts) or a re-seal: the whole block.
       if (!base) { whole(); return; }
       // What each level reads over: the base with the delta (what a new recent delta lies over).
-      const underRecent = underRecentOf({ base, delta, recent });
-      const cur = blockOf({ base, delta, recent }, underRecent);
-      if (cur.length === data.length && changedPages(cur, data, 0)?.length === 0) { after = { base, delta, recent }; return; } // unchanged
+      // What the recent delta lies over: the base with the delta (compared in place, never built).
+      const underRecent = delta ? [delta] : [];
+      if (sameAsLevels(data, base, recent ? [...underRecent, recent] : underRecent)) { after = { base, delta, recent }; return; } // unchanged
       const size = Math.max(data.length, base.length);
       const maxRecent = Math.floor((size * RECENT_SHARE) / DELTA_PAGE);
       const maxDelta = Math.floor((size * DELTA_SHARE) / DELTA_PAGE);
@@ -256,12 +317,12 @@ export function blockWriteOp(ino: Ino, index: number, data: Buffer, mode: BlockW
       // committed: after a truncate cut the block short, the bytes past the cut are still in the
       // level below and come back once the block grows again (truncate up, a write past the end)
       // unless the pages that must now read as zeros are in the delta.
-      const recentPages = changedPages(underRecent, data, maxRecent);
+      const recentPages = changedPagesOver(base, underRecent, data, maxRecent);
       if (recentPages !== null) {
         // No page and the same length: back to what the delta makes (unchanged was returned above,
         // so there is a recent delta to empty).
         let nextRecent: BlockDelta | null = null;
-        if (recentPages.length === 0 && data.length === underRecent.length) { if (recent) empty(rk); }
+        if (recentPages.length === 0 && data.length === lengthOver(base, underRecent)) { if (recent) empty(rk); }
         else nextRecent = storeDelta(rk, recentPages);
         after = { base, delta, recent: nextRecent };
         return;

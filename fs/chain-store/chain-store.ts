@@ -145,8 +145,8 @@ export class ChainStore implements FsStore {
   /** Group chains only (FsStore.mayChangeAcl): whether this mount's keys meet the inode's admin ACL. */
   mayChangeAcl?: (ino: Ino) => boolean;
   private signerIds: Set<KeyId> | null = null;
-  /** Awaited before each of the file system's batches (the space bound's brake, CompactionScheduler.admit). */
-  commitGate: (() => Promise<void>) | null = null;
+  /** The space bound's brake on writers (FsStore.writeBrake; CompactionScheduler.pace), when set. */
+  writeBrake?: (bytes: number) => Promise<void> | null;
   /** Commit counts and times (the mount's stats file). */
   readonly timings: CommitTimings;
 
@@ -262,7 +262,6 @@ export class ChainStore implements FsStore {
   }
 
   async commit(batch: FsBatch, durability: Durability): Promise<void> {
-    if (this.commitGate) await this.commitGate();
     return this.serialize(() => this.apply(batch, durability));
   }
 

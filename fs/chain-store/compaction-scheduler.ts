@@ -20,12 +20,18 @@ export interface CompactionSchedulerOptions {
   spaceFactor?: number;
   spaceSlackBytes?: number;
   /**
-   * Longest a commit is held back (admit) while a space run catches up with a log past its
-   * trigger (the factor plus an eighth of the slack): 0 there, growing to this at the factor plus
-   * half the slack.
-   * Default 100 ms (the writer-stall goal); 0 never holds writers.
+   * The brake on writers (pace) while a space run catches up with a log past its trigger (the
+   * factor plus an eighth of the slack): writes are held for this many ms per MiB they write at
+   * the factor plus half the slack and beyond, in proportion below (0 at the trigger).
+   * Default 400 (what holding each commit of a database's 256 KiB checkpoint 100 ms cost it);
+   * 0 never holds writers.
    */
-  throttleMaxMs?: number;
+  paceMaxMsPerMiB?: number;
+  /**
+   * Longest a single write is held (pace): the brake is paid in many short holds, never one long
+   * one, so no call waits past the writer-stall goal (< 100 ms) for it. Default 10 ms.
+   */
+  holdMaxMs?: number;
   /** The cleaner's knobs (log-cleaner.ts). */
   cleaner?: CleanerOptions;
   /**
@@ -79,7 +85,10 @@ export class CompactionScheduler {
   private readonly maxDeferMs: number;
   private readonly spaceFactor: number;
   private readonly spaceSlack: number;
-  private readonly throttleMaxMs: number;
+  private readonly paceMaxMsPerMiB: number;
+  private readonly holdMaxMs: number;
+  /** Hold time the writes since the last hold have earned (ms; see pace). */
+  private paceDebt = 0;
   private lastCommit = 0;
   private dueSince: number | null = null;
   private readonly timer: NodeJS.Timeout;
@@ -101,7 +110,7 @@ export class CompactionScheduler {
   /** Bytes the cleaner wrote again, over every space run. */
   relocatedBytes = 0;
   /**
-   * Commits admit() held back, for how long in all (ms, as measured: a busy event loop fires the
+   * Writes pace() held back, for how long in all (ms, as measured: a busy event loop fires the
    * timer late) and the longest hold it asked for.
    */
   throttled = 0;
@@ -113,7 +122,10 @@ export class CompactionScheduler {
     this.maxDeferMs = opts.maxDeferMs ?? 60_000;
     this.spaceFactor = opts.spaceFactor ?? 2;
     this.spaceSlack = opts.spaceSlackBytes ?? 128 * MiB;
-    this.throttleMaxMs = opts.throttleMaxMs ?? 100;
+    this.paceMaxMsPerMiB = opts.paceMaxMsPerMiB ?? 400;
+    this.holdMaxMs = opts.holdMaxMs ?? 10;
+    if (!(this.paceMaxMsPerMiB >= 0)) throw new RangeError('paceMaxMsPerMiB must be >= 0');
+    if (!(this.holdMaxMs > 0)) throw new RangeError('holdMaxMs must be > 0');
     if (!(this.spaceFactor === 0 || this.spaceFactor >= 1)) throw new RangeError('spaceFactor must be 0 (off) or >= 1');
     if (!(this.spaceSlack >= 0)) throw new RangeError('spaceSlackBytes must be >= 0');
     this.unsubscribe = view.subscribe(() => { this.lastCommit = Date.now(); });
@@ -134,7 +146,7 @@ export class CompactionScheduler {
       liveBytes: this.live,
       spaceRuns: this.spaceRuns,
       relocatedBytes: this.relocatedBytes,
-      throttledCommits: this.throttled,
+      throttledWrites: this.throttled,
       throttledMs: Math.round(this.throttledMs),
       ...(last?.compaction ? { lastSpaceCompactionMs: Math.round(last.compaction.ms), lastSpaceMaxWriterStallMs: Math.round(last.compaction.maxWriterStallMs) } : {}),
     };
@@ -158,30 +170,37 @@ export class CompactionScheduler {
   }
 
   /**
-   * Called before each of the file system's commits (ChainStore.commitGate). While a space run is
-   * catching up and the log is past the trigger (factor plus an eighth of the slack), the commit waits
-   * up to throttleMaxMs, in proportion to how far it is past the trigger: writers slow down and
-   * the run gets the thread, instead of the log passing the bound. Never longer than that per
-   * commit (the writer-stall goal); nothing at all below the mark or with no run going.
+   * Called after each write of `bytes` (ChainStore.writeBrake, the transports' write
+   * backpressure). While a space run is catching up and the log is past the trigger (factor plus
+   * an eighth of the slack), writes earn hold time in proportion to how far it is past the
+   * trigger, up to paceMaxMsPerMiB at half the slack: writers slow down and the run gets the
+   * thread and the disk, instead of the log passing the bound. The hold is paid in pieces of at
+   * most holdMaxMs by the write that crosses it, so no call waits long (the writer-stall goal,
+   * < 100 ms per call, which holding a whole commit up to 100 ms broke on top of the commit's
+   * own time). Null (reply at once) below the mark, with no run going, or while the debt is small.
    */
-  async admit(): Promise<void> {
-    if (this.spaceFactor <= 0 || this.throttleMaxMs <= 0 || this.spaceRun === null || this.stopped) return;
+  pace(bytes: number): Promise<void> | null {
+    if (this.spaceFactor <= 0 || this.paceMaxMsPerMiB <= 0 || this.spaceRun === null || this.stopped) { this.paceDebt = 0; return null; }
     let size: number;
     try {
       size = this.view.log.sizeBytes();
     } catch {
-      return; // closed
+      return null; // closed
     }
     const soft = this.spaceFactor * this.live + this.spaceSlack / 8;
-    if (size <= soft) return;
+    if (size <= soft) { this.paceDebt = 0; return null; }
     // Full brake from half the slack on: what a run has not reclaimed by then must wait.
     const full = this.spaceFactor * this.live + this.spaceSlack / 2;
-    const ms = Math.min(this.throttleMaxMs, (this.throttleMaxMs * (size - soft)) / (full - soft || 1));
+    const share = Math.min(1, (size - soft) / (full - soft || 1));
+    this.paceDebt += (this.paceMaxMsPerMiB * share * bytes) / MiB;
+    // Pieces of at least 2 ms (a timer's resolution), at most holdMaxMs.
+    if (this.paceDebt < Math.min(2, this.holdMaxMs)) return null;
+    const ms = Math.min(this.holdMaxMs, this.paceDebt);
+    this.paceDebt -= ms;
     const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, ms));
     this.throttled++;
-    this.throttledMs += performance.now() - t0;
     if (ms > this.longestThrottleMs) this.longestThrottleMs = ms;
+    return new Promise<void>((r) => setTimeout(r, ms)).then(() => { this.throttledMs += performance.now() - t0; });
   }
 
   /** Whether a space run is due now (tests wait for the log to settle with it). */
@@ -304,7 +323,7 @@ export class CompactionScheduler {
    * relocation of those, plus half the slack for the writers meanwhile, within the bound (a
    * quarter was too little: through a kernel mount a run of 2-4 s met writers appending ~16 MiB/s,
    * and one sample of 88 went 2 MiB over).
-   * At least one (a run must make progress; the commit brake holds the writers back meanwhile).
+   * At least one (a run must make progress; the write brake, pace, holds the writers back meanwhile).
    * `relocating`: the run relocates the sparse commits of its segments (a space run), so they
    * cost their live bytes; else (a policy run) they are copied whole. Undefined: compact the whole
    * log (a log that cannot list its segments, or whose records are all in the active segment).

@@ -58,12 +58,20 @@ export interface CleanerOptions {
 
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
 
+/**
+ * Longest the cleaner waits between two slices for the commits in flight to end (writers first,
+ * as the urgent compaction does: a commit in flight gives the thread back at each await, and a
+ * slice in every such gap lengthened a database's fsync by several slices).
+ */
+const COMMIT_WAIT_MS = 100;
+
 class Slicer {
   private last = performance.now();
-  constructor(private readonly ms: number) {}
+  constructor(private readonly ms: number, private readonly view: View) {}
   async tick(): Promise<void> {
     if (performance.now() - this.last < this.ms) return;
     await yieldNow();
+    await this.view.commitsIdle(COMMIT_WAIT_MS);
     this.last = performance.now();
   }
 }
@@ -85,7 +93,7 @@ function pinnedSeqs(view: View): Set<number> {
  */
 export async function scanLiveness(view: View, opts: CleanerOptions = {}): Promise<LivenessScan> {
   const ratio = opts.sparseRatio ?? 0.5;
-  const slice = new Slicer(opts.sliceMs ?? 8);
+  const slice = new Slicer(opts.sliceMs ?? 8, view);
   const live = new Map<number, number>();
   const held = pinnedSeqs(view);
   const now = view.now();
@@ -137,7 +145,7 @@ export interface RelocationResult { daos: number; commits: number; bytes: number
 export async function relocate(view: View, sparse: Set<number>, serialize: Serializer, opts: CleanerOptions = {}): Promise<RelocationResult> {
   const out: RelocationResult = { daos: 0, commits: 0, bytes: 0 };
   if (sparse.size === 0) return out;
-  const slice = new Slicer(opts.sliceMs ?? 8);
+  const slice = new Slicer(opts.sliceMs ?? 8, view);
   const budget = opts.relocateCommitBytes ?? 1 << 20;
   let batch: Array<{ key: DaoKey; seq: number }> = [];
   let batchBytes = 0;

@@ -234,7 +234,7 @@ export async function openLocalChain(o: OpenLocalChainOptions = {}): Promise<Loc
   try {
     if (defer) {
       const s = scheduler = new CompactionScheduler(view, { serialize: (fn) => store.serialize(fn), ...(o.deferCompaction || {}) });
-      store.commitGate = () => s.admit();
+      store.writeBrake = (bytes) => s.pace(bytes);
     }
   } catch (e) {
     await view.close().catch(() => undefined);

@@ -152,8 +152,11 @@ export interface FsCore {
    * before calling read() — blocks are being fetched off the main thread.
    */
   readReady?(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null;
-  /** Write backpressure: null normally, a promise while dirty data far exceeds the commit rate. */
-  backpressure?(): Promise<void> | null;
+  /**
+   * Write backpressure, asked after a write of `bytes`: null normally, a promise while dirty data
+   * far exceeds the commit rate or the store paces writers (FsStore.writeBrake).
+   */
+  backpressure?(bytes?: number): Promise<void> | null;
 
   /**
    * Invalidation hooks for transports that can tell the kernel (INVAL_INODE / INVAL_ENTRY / DELETE).

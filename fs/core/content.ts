@@ -374,8 +374,11 @@ export class FileContent {
     else {
       const cur = this.page(inode, i);
       const len = Math.min(bs, Math.max(roundPage(need), cur !== undefined ? cur.length : 0));
-      page = Buffer.alloc(len);
-      if (cur !== undefined) cur.copy(page, 0, 0, Math.min(cur.length, len));
+      // Not zero-filled and then copied over (a database's page write copies its block here):
+      // only what the copy leaves is zeroed.
+      page = Buffer.allocUnsafe(len);
+      const kept = cur !== undefined ? cur.copy(page, 0, 0, Math.min(cur.length, len)) : 0;
+      if (kept < len) page.fill(0, kept);
     }
     pages.set(i, page);
     owned.add(i);

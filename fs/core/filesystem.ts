@@ -277,10 +277,13 @@ export class Filesystem implements FsCore {
   get commitUnsettled(): boolean { return this.committer.unsettled; }
 
   /**
-   * Write backpressure for transports that can wait before replying: null normally, a promise
-   * while dirty data is above twice maxDirtyBytes (commits slower than writes).
+   * Write backpressure for transports that can wait before replying, asked after a write of
+   * `bytes`: null normally, a promise while dirty data is above twice maxDirtyBytes (commits
+   * slower than writes) or while the store paces writers (FsStore.writeBrake: its space bound).
    */
-  backpressure(): Promise<void> | null { return this.committer.backpressure(); }
+  backpressure(bytes = 0): Promise<void> | null {
+    return this.committer.backpressure() ?? (bytes > 0 ? this.store.writeBrake?.(bytes) ?? null : null);
+  }
 
   /** Inodes currently held in memory (tests, status). */
   get cachedInodes(): number { return this.table.size; }

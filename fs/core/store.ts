@@ -106,6 +106,13 @@ export interface FsStore {
   /** A fresh inode number, never reused within this store's life. */
   allocIno(): Ino;
   commit(batch: FsBatch, durability: Durability): Promise<void>;
+  /**
+   * Optional: a brake on writers while the store's space bound needs them slower (a local chain's
+   * space runs, compaction-scheduler.ts pace). Called after each write of `bytes`; null to reply
+   * at once, else a short promise (a few ms) the transport waits for before it replies. It paces
+   * writers by holding many calls briefly instead of one call long: the writer-stall goal is per call.
+   */
+  writeBrake?(bytes: number): Promise<void> | null;
   stats(): StoreStats;
   close(): Promise<void>;
   /**

@@ -293,7 +293,7 @@ export class FuseNativeAdapter {
     // The core has copied the data; when dirty data far outruns the committer, the reply waits,
     // but never longer than BACKPRESSURE_MAX_MS: it is flow control, and a request that never
     // returns leaves its caller in uninterruptible sleep (libfuse 2 has no INTERRUPT for us).
-    const wait = this.core.backpressure?.() ?? null;
+    const wait = this.core.backpressure?.(res > 0 ? res : 0) ?? null;
     if (wait) {
       let done = false;
       const reply = () => { if (!done) { done = true; clearTimeout(timer); signal(res, 0, buf.buffer); } };

@@ -90,11 +90,11 @@ function serveBulk(s: OpHost, unique: number, plan: ReadPlan, nodeid: number, fh
   return true;
 }
 
-/** The reply of a WRITE or COPY_FILE_RANGE: now, or once the committer has caught up. */
+/** The reply of a WRITE or COPY_FILE_RANGE of `n` bytes: now, or once the core lets the writer go on. */
 function replyWritten(s: OpHost, unique: number, n: number): void {
-  // Dirty data far ahead of the committer: hold this reply (the writer waits) while the
-  // loop keeps serving other requests and the event loop commits.
-  const bp = s.core.backpressure?.() ?? null;
+  // Dirty data far ahead of the committer, or the store pacing writers (its space bound): hold
+  // this reply (the writer waits) while the loop keeps serving other requests.
+  const bp = s.core.backpressure?.(n) ?? null;
   if (bp !== null) {
     s.waits.settle(unique, bp.catch(() => undefined), () => { // commit errors surface at fsync
       s.out.buf.writeUInt32LE(n >>> 0, OUT_HEADER_SIZE);

@@ -8,7 +8,7 @@ import { openLocalChain } from '../../fs/chain-store/index.js';
 import type { OpenLocalChainOptions } from '../../fs/chain-store/open-local.js';
 import { DELTAS, blockKey, deltaKey, inodeKey, recentDeltaKey } from '../../fs/chain-store/keys.js';
 import {
-  BlockDeltaMalformed, DELTA_PAGE, applyDelta, changedPages, decodeDelta, encodeDelta,
+  BlockDeltaMalformed, DELTA_PAGE, applyDelta, changedPages, changedPagesOver, decodeDelta, encodeDelta, sameAsLevels,
 } from '../../fs/chain-store/block-delta.js';
 import { batchOfEvents } from '../../fs/remote/remote-batch.js';
 import type { EventMeta } from '../../src/chain/index.js';
@@ -70,6 +70,50 @@ describe('block delta format', () => {
     long[2 * DELTA_PAGE + 1] = 4;
     expect(changedPages(short, long)).toEqual([2]);
     expect(changedPages(long, short)).toEqual([]);
+  });
+
+  it('applyDelta zero-pads past a shorter base even over a reused (unclean) allocation', () => {
+    // allocUnsafe may hand back pooled memory: the bytes past the base must still read as zeros.
+    for (let i = 0; i < 50; i++) Buffer.allocUnsafe(BS).fill(0xee);
+    const out = applyDelta(Buffer.alloc(10, 5), decodeDelta(encodeDelta(Buffer.alloc(3 * DELTA_PAGE, 1), [2])));
+    expect(out.subarray(0, 10).every((x) => x === 5)).toBe(true);
+    expect(out.subarray(10, 2 * DELTA_PAGE).every((x) => x === 0)).toBe(true);
+  });
+
+  it('changedPagesOver and sameAsLevels compare with the block the levels make, as building it does', () => {
+    // Lengths around page edges, levels shorter and longer than the ones below, pages that differ
+    // only in the base, in a level, past a level's length or past the block's.
+    let seed = 7;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return (seed >>> 12) % n; };
+    const lengths = [BS, BS - 1000, 3 * DELTA_PAGE + 5, 2 * DELTA_PAGE, 100];
+    const level = () => {
+      const len = lengths[rnd(lengths.length)]!;
+      const n = Math.ceil(len / DELTA_PAGE);
+      return decodeDelta(encodeDelta(randomBytes(len), [...new Set([rnd(n), rnd(n), rnd(n)])].sort((x, y) => x - y)));
+    };
+    let same = 0;
+    let differs = 0;
+    let cut = 0;
+    for (let i = 0; i < 600; i++) {
+      const base = randomBytes(lengths[rnd(lengths.length)]!);
+      const levels = [level(), level()].slice(0, rnd(3));
+      const block = levels.reduce<Buffer>((b, l) => applyDelta(b, l), base);
+      let data = Buffer.from(block);
+      const kind = rnd(5);
+      if (kind === 1 && data.length > 0) data[rnd(data.length)] ^= 1 + rnd(255);
+      if (kind === 2) data = Buffer.concat([data, Buffer.alloc(1 + rnd(5000))]); // zero-padded: same pages
+      if (kind === 3 && data.length > 1) data = data.subarray(0, rnd(data.length));
+      if (kind === 4) data = randomBytes(lengths[rnd(lengths.length)]!);
+      const stop = [0, 1, 2, Number.POSITIVE_INFINITY][rnd(4)]!;
+      expect(changedPagesOver(base, levels, data, stop)).toEqual(changedPages(block, data, stop));
+      const want = data.length === block.length && data.equals(block);
+      expect(sameAsLevels(data, base, levels)).toBe(want);
+      if (want) same++; else differs++;
+      if (changedPages(block, data, stop) === null) cut++;
+    }
+    expect(same).toBeGreaterThan(50);
+    expect(differs).toBeGreaterThan(50);
+    expect(cut).toBeGreaterThan(20);
   });
 });
 

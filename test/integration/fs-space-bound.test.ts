@@ -82,6 +82,7 @@ describe('bounded space under continuous rewrites', () => {
     let appended = 0;
     let maxLog = 0;
     let maxFsyncMs = 0;
+    let maxHoldMs = 0;
     let rounds = 0;
     let seed = 12345;
     const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
@@ -92,6 +93,13 @@ describe('bounded space under continuous rewrites', () => {
         const data = randomBytes(PAGE);
         data.copy(model, page * PAGE);
         fs.write(ROOT, ino, o.fh, page * PAGE, data);
+        // As a transport does before it replies: the space brake paces writes (pace), briefly.
+        const bp = fs.backpressure(PAGE);
+        if (bp) {
+          const t = performance.now();
+          await bp;
+          maxHoldMs = Math.max(maxHoldMs, performance.now() - t);
+        }
       }
       const t = performance.now();
       await fs.fsync(ino, o.fh, false);
@@ -121,7 +129,7 @@ describe('bounded space under continuous rewrites', () => {
     console.log(`space bound: ${rounds} rounds, ${(appended / MiB).toFixed(0)} MiB appended, ${scheduler.spaceRuns} space runs ` +
       `(${runsWhileWriting} while writing), log at the end ${(logBytes / MiB).toFixed(1)} MiB (bound ${bound / MiB} MiB), ` +
       `largest while writing ${(maxLog / MiB).toFixed(1)} MiB, on disk ${(maxDisk / MiB).toFixed(1)} MiB (${samples} samples); last run: ${JSON.stringify({ ...scheduler.lastSpaceRun, compaction: scheduler.lastSpaceRun?.compaction ? { ms: Math.round(scheduler.lastSpaceRun.compaction.ms), maxWriterStallMs: Math.round(scheduler.lastSpaceRun.compaction.maxWriterStallMs), skipped: scheduler.lastSpaceRun.compaction.skipped } : null })}; ` +
-      `throttled commits ${scheduler.throttled} (${scheduler.throttledMs.toFixed(0)} ms, longest asked ${scheduler.longestThrottleMs.toFixed(0)} ms); ` +
+      `held writes ${scheduler.throttled} (${scheduler.throttledMs.toFixed(0)} ms, longest asked ${scheduler.longestThrottleMs.toFixed(0)} ms, longest waited ${maxHoldMs.toFixed(0)} ms); ` +
       `writer: longest fsync ${maxFsyncMs.toFixed(0)} ms, event loop delay max ${(lag.max / 1e6).toFixed(0)} ms p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms`);
     expect(scheduler.lastSpaceError).toBeNull();
     // Compactions ran under the writes (the pause-deferred policy could not), and relocated.
@@ -138,10 +146,11 @@ describe('bounded space under continuous rewrites', () => {
     expect(c.liveBytes).toBeLessThan(LIVE * 1.3);
     expect(c.relocatedBytes).toBeGreaterThan(0);
     expect(c.logBytes).toBe(chain.log.sizeBytes());
-    // Writers were held back while runs caught up (admit), never longer than throttleMaxMs a commit.
-    expect(c.throttledCommits).toBeGreaterThan(0);
+    // Writers were held back while runs caught up (pace), in many short holds: never one longer
+    // than holdMaxMs (10 ms) asked for a write, and commits are not held at all.
+    expect(c.throttledWrites).toBeGreaterThan(0);
     expect(scheduler.longestThrottleMs).toBeGreaterThan(0);
-    expect(scheduler.longestThrottleMs).toBeLessThanOrEqual(100);
+    expect(scheduler.longestThrottleMs).toBeLessThanOrEqual(10);
 
     fs.release(ino, o.fh);
     await fs.destroy();

@@ -102,3 +102,33 @@ describe('commits started by the dirty-bytes limit', () => {
     await again.destroy();
   });
 });
+
+describe('the store\'s write brake (FsStore.writeBrake: a local chain\'s space bound)', () => {
+  it('backpressure after a write asks the store with the bytes written, and waits for what it returns', async () => {
+    const { fs, store } = makeFs({ maxDirtyBytes: 64 * 1024 * 1024 });
+    const asked: number[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    (store as MemoryStore & { writeBrake?: (bytes: number) => Promise<void> | null }).writeBrake = (bytes) => {
+      asked.push(bytes);
+      return bytes >= 4096 ? held : null;
+    };
+    const { entry, open } = fs.create(ROOT, 1, b('db'), 0o644, 2);
+    const n = fs.write(ROOT, entry.ino, open.fh, 0, randomBytes(4096));
+    // No bytes (a caller that does not say): the brake is not asked.
+    expect(fs.backpressure()).toBeNull();
+    expect(fs.backpressure(100)).toBeNull();
+    const bp = fs.backpressure(n);
+    expect(bp).toBe(held);
+    expect(asked).toEqual([100, 4096]);
+    let done = false;
+    void bp!.then(() => { done = true; });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(done).toBe(false);
+    release();
+    await bp;
+    expect(done).toBe(true);
+    fs.release(entry.ino, open.fh);
+    await fs.destroy();
+  });
+});
