@@ -10,16 +10,15 @@ import {
   SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
 } from './constants.js';
 import type { Inode } from './inode.js';
-import { InodeTable, ROOT_INO } from './inode-table.js';
+import { ROOT_INO } from './inode-table.js';
 import { DirIndex, nameKey, type DirSlot } from './dir-index.js';
-import { BlockCache, type BlockKey } from './block-cache.js';
-import { FileContent } from './content.js';
-import { Committer, type CommitStats } from './committer.js';
+import { BlockCache } from './block-cache.js';
+import type { CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
-import { nowTimespec } from './clock.js';
 import { applyFallocate, checkFallocateArgs } from './fallocate.js';
 import { checkAccess, checkSticky, inGroup, isOwnerOrRoot, permits } from './permissions.js';
-import { LockTable, ownerKey } from './locks.js';
+import { ownerKey } from './locks.js';
+import { CoreState, clearSuidgid, isDot, type Handle } from './core-state.js';
 import {
   XattrNs, checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible,
 } from './xattrs.js';
@@ -62,13 +61,6 @@ export interface FilesystemOptions {
   maxInodes?: number;
   /** Called when a background commit fails (the data stays dirty and the next fsync reports it). */
   onCommitError?: (err: Error) => void;
-}
-
-interface Handle {
-  inode: Inode;
-  flags: number;
-  dir: boolean;
-  lockOwners: Set<string> | null;
 }
 
 const EMPTY_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
@@ -118,66 +110,43 @@ export class Filesystem implements FsCore {
   readonly blockSize: number;
   readonly inlineMax: number;
   onInvalidate?: (ev: InvalidateEvent) => void;
+  /** Bytes served by reads and taken by writes since the mount (status panels). */
+  readonly io: { bytesRead: number; bytesWritten: number };
 
-  private readonly table: InodeTable;
-  private readonly handles = new Map<Fh, Handle>();
-  private nextFh = 1;
-  private readonly cache: BlockCache;
-  /** Blocks being fetched off-thread (BlockCache key -> settles when cached or given up). */
-  private readonly fetching = new Map<BlockKey, Promise<void>>();
-  private readonly content: FileContent;
-  private readonly committer: Committer;
-  private readonly locks = new LockTable();
-  private readonly now: () => Timespec;
-  private readonly atimePolicy: 'relatime' | 'noatime' | 'strict';
-  private destroyed = false;
-  private readonly creator: { uid: number; gid: number } | undefined;
+  /** The state and shared helpers the operation groups work on (core-state.ts). */
+  private readonly core: CoreState;
 
   /** Opens a filesystem over `store`, creating (and durably committing) the root directory if the store is empty. */
   static async open(store: FsStore, opts: FilesystemOptions = {}): Promise<Filesystem> {
     const fs = new Filesystem(store, opts);
-    if (fs.committer.hasDirt && !fs.readOnly) await fs.committer.durable();
+    if (fs.core.committer.hasDirt && !fs.readOnly) await fs.core.committer.durable();
     return fs;
   }
 
   /** Synchronous construction; a missing root is created in memory and committed with the next batch. */
   constructor(store: FsStore, opts: FilesystemOptions = {}) {
+    const core = new CoreState(store, opts);
+    this.core = core;
     this.store = store;
-    this.readOnly = !!opts.readOnly || store.readOnly;
-    this.blockSize = opts.blockSize ?? 64 * 1024;
-    if (this.blockSize < 512 || this.blockSize % 512 !== 0) throw new Error('blockSize must be a multiple of 512');
-    this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
-    this.now = opts.now ?? nowTimespec;
-    this.atimePolicy = opts.atime ?? 'relatime';
-    this.creator = opts.creator;
-    this.table = new InodeTable(store, Math.max(16, opts.maxInodes ?? 200_000), (inode) =>
-      inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.lazyAtime || inode.commitSeq > this.committer.completedSeq
-      || (inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || (inode.pages !== null && inode.pages.size > 0)
-      || this.locks.hasLocks(inode.ino));
-    this.cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024);
-    this.committer = new Committer(store, this.cache, {
-      commitDelayMs: opts.commitDelayMs ?? 1000,
-      maxDirtyBytes: opts.maxDirtyBytes ?? 64 * 1024 * 1024,
-      ...(opts.commitBurst ? { burst: opts.commitBurst } : {}),
-      stBlocks: (inode) => this.content.stBlocks(inode),
-      ...(opts.onCommitError ? { onError: opts.onCommitError } : {}),
-    });
-    this.content = new FileContent(store, this.cache, this.committer, this.blockSize, this.inlineMax);
+    this.readOnly = core.readOnly;
+    this.blockSize = core.blockSize;
+    this.inlineMax = core.inlineMax;
+    this.io = core.io;
 
     let root = store.getInode(ROOT_INO);
     if (!root) {
       if (this.readOnly) throw fsErr('EROFS', 'empty read-only store has no root directory');
-      const t = this.now();
+      const t = this.core.now();
       root = {
         ino: ROOT_INO, generation: 1, mode: S_IFDIR | ((opts.rootMode ?? 0o755) & 0o7777),
         uid: opts.rootUid ?? process.getuid?.() ?? 0, gid: opts.rootGid ?? process.getgid?.() ?? 0,
         rdev: 0, nlink: 2, size: 0, atime: t, mtime: t, ctime: t, xattrs: {}, parent: ROOT_INO,
       };
-      const inode = this.table.adopt(root);
+      const inode = this.core.table.adopt(root);
       inode.dir = new DirIndex();
-      this.committer.markInode(inode);
+      this.core.committer.markInode(inode);
     }
-    const r = this.table.get(ROOT_INO);
+    const r = this.core.table.get(ROOT_INO);
     r.parent = ROOT_INO;
     r.lookups = Number.POSITIVE_INFINITY; // the root is never forgotten
     store.onRemoteChange = (batch) => this.applyRemote(batch);
@@ -197,14 +166,14 @@ export class Filesystem implements FsCore {
    */
   private applyRemote(batch: FsBatch): Ino[] {
     const notify = this.onInvalidate;
-    const inFlight = (inode: Inode) => inode.commitSeq > this.committer.completedSeq;
+    const inFlight = (inode: Inode) => inode.commitSeq > this.core.committer.completedSeq;
     const contentChanged = new Set<Ino>();
     // Inodes whose content changed elsewhere while this mount holds uncommitted changes of it:
     // the store keeps both versions (conflict rules of a replicated store).
     const clashes = new Set<Ino>();
     for (const bl of batch.blocks) {
-      this.cache.delete(bl.ino, bl.index);
-      const inode = this.table.peek(bl.ino);
+      this.core.cache.delete(bl.ino, bl.index);
+      const inode = this.core.table.peek(bl.ino);
       if (inode !== undefined && (inode.dirty || (inode.dirtyBlocks?.size ?? 0) > 0)) clashes.add(bl.ino);
       if (inode !== undefined) inode.contentGen++;
       // A page in flight stays until its commit lands (the committer then moves it to the cache).
@@ -218,7 +187,7 @@ export class Filesystem implements FsCore {
       contentChanged.add(bl.ino);
     }
     for (const rec of batch.inodes) {
-      const inode = this.table.peek(rec.ino);
+      const inode = this.core.table.peek(rec.ino);
       if (inode !== undefined && inode.dirty && (inode.size !== rec.size || inode.inline !== rec.inline) && (inode.mode & 0o170000) === 0o100000) clashes.add(rec.ino);
       if (inode !== undefined && !inode.dirty && !inFlight(inode)) {
         const inlineChanged = inode.inline !== rec.inline || inode.blockSize !== rec.blockSize;
@@ -233,12 +202,12 @@ export class Filesystem implements FsCore {
     }
     for (const ino of contentChanged) notify?.({ kind: 'inode', ino, offset: 0, length: 0 });
     for (const d of batch.dentries) {
-      const parent = this.table.peek(d.parent);
+      const parent = this.core.table.peek(d.parent);
       const dir = parent?.dir;
       const key = nameKey(d.name);
       // A name changed here that no finished commit holds yet keeps what it names here (the same
       // rule as the records: the local change is committed after the other one).
-      if (parent !== undefined && this.committer.nameUnsettled(parent, key)) {
+      if (parent !== undefined && this.core.committer.nameUnsettled(parent, key)) {
         notify?.({ kind: 'entry', parent: d.parent, name: d.name });
         continue;
       }
@@ -257,9 +226,9 @@ export class Filesystem implements FsCore {
       notify?.({ kind: 'entry', parent: d.parent, name: d.name });
     }
     for (const ino of batch.deletedInodes) {
-      const inode = this.table.peek(ino);
+      const inode = this.core.table.peek(ino);
       if (inode === undefined) continue;
-      if (inode.lookups === 0 && inode.opens === 0 && !inode.dirty) this.table.delete(ino);
+      if (inode.lookups === 0 && inode.opens === 0 && !inode.dirty) this.core.table.delete(ino);
       else inode.nlink = 0;
       notify?.({ kind: 'inode', ino, offset: -1, length: 0 });
     }
@@ -267,148 +236,63 @@ export class Filesystem implements FsCore {
   }
 
   /** Commit counters and the last commit error (status panel). */
-  get commitStats(): CommitStats { return this.committer.stats; }
-  get dirtyBytes(): number { return this.committer.dirtyByteCount; }
-  /** Bytes served by reads and taken by writes since the mount (status panels). */
-  readonly io = { bytesRead: 0, bytesWritten: 0 };
+  get commitStats(): CommitStats { return this.core.committer.stats; }
+  get dirtyBytes(): number { return this.core.committer.dirtyByteCount; }
   /** Changes in memory no commit has persisted (status, and what a failed unmount loses). */
-  get uncommitted(): Uncommitted { return this.committer.uncommitted(); }
+  get uncommitted(): Uncommitted { return this.core.committer.uncommitted(); }
   /** Changes not committed yet, or a commit in flight (stats: "has the last change landed?"). */
-  get commitUnsettled(): boolean { return this.committer.unsettled; }
+  get commitUnsettled(): boolean { return this.core.committer.unsettled; }
 
   /**
    * Write backpressure for transports that can wait before replying: null normally, a promise
    * while dirty data is above twice maxDirtyBytes (commits slower than writes).
    */
-  backpressure(): Promise<void> | null { return this.committer.backpressure(); }
+  backpressure(): Promise<void> | null { return this.core.committer.backpressure(); }
 
   /** Inodes currently held in memory (tests, status). */
-  get cachedInodes(): number { return this.table.size; }
+  get cachedInodes(): number { return this.core.table.size; }
 
   /** Starts a background commit now (tests, memory pressure from outside). */
-  commitSoon(): void { this.committer.kick(); }
+  commitSoon(): void { this.core.committer.kick(); }
   /** Resolves once everything dirty now is committed durably. */
-  sync(): Promise<void> { return this.committer.durable(); }
-
-  // ------------------------------------------------------------------ inode table
-
-  private dirOf(inode: Inode): DirIndex {
-    const d = inode.dir;
-    if (d !== null) return d;
-    if (!inode.isDir) throw fsErr('ENOTDIR');
-    const idx = new DirIndex();
-    for (const r of this.store.listDentries(inode.ino)) idx.add(r.name, nameKey(r.name), r.ino, 0);
-    inode.dir = idx;
-    return idx;
-  }
-
-
-
-  private entry(inode: Inode): Entry {
-    inode.lookups++;
-    const t = this.store.cacheTimeout;
-    return { ino: inode.ino, generation: inode.generation, attr: this.attr(inode), entryTimeout: t, attrTimeout: t };
-  }
-
-  private attr(inode: Inode): Attr {
-    return inode.toAttr(this.content.stBlocks(inode), inode.blockSize ?? this.blockSize);
-  }
-
-  /** Deletes an inode nobody references any more (no links, no lookups, no handles). */
-  private maybeReap(inode: Inode): void {
-    if (inode.nlink > 0 || inode.lookups > 0 || inode.opens > 0 || inode.deleted) return;
-    if (inode.isReg) this.content.dropAllBlocks(inode);
-    inode.deleted = true;
-    inode.pages = null;
-    inode.owned = null;
-    inode.dir = null;
-    this.table.delete(inode.ino);
-    this.locks.releaseAll(inode.ino);
-    this.lockGone(inode.ino);
-    this.committer.markDeleted(inode);
-  }
-
-  private rw(): void {
-    if (this.readOnly) throw fsErr('EROFS');
-    if (this.destroyed) throw fsErr('EIO', 'filesystem destroyed');
-    const refused = this.committer.refusal;
-    if (refused !== null) throw refused;
-    const offline = this.store.refuseWrites?.();
-    if (offline) throw fsErr('EROFS', offline);
-  }
-
-  private touch(inode: Inode): void { this.committer.markInode(inode); }
-
-  /** EACCES when the store's keys may not change `inode` (FsStore.mayChange: a key, not a mode bit). */
-  private changeable(inode: Inode): void {
-    if (this.store.mayChange !== undefined && !this.store.mayChange(inode.ino)) throw fsErr('EACCES');
-  }
-
-  private checkName(name: Buffer): string {
-    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    if (name.length === 0) throw fsErr('ENOENT');
-    if (name.indexOf(0x2f) >= 0 || name.indexOf(0) >= 0) throw fsErr('EINVAL');
-    return nameKey(name);
-  }
-
-  private static isDot(name: Buffer): number {
-    if (name.length === 1 && name[0] === 0x2e) return 1;
-    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return 2;
-    return 0;
-  }
-
-  private parentDir(ctx: Ctx, parent: Ino): Inode {
-    const p = this.table.get(parent);
-    if (!p.isDir) throw fsErr('ENOTDIR');
-    return p;
-  }
-
-  /** Clears suid (and sgid when group-executable) — on write/truncate/chown as POSIX wants. */
-  private static killSuidgid(inode: Inode): boolean {
-    const m = inode.mode;
-    let n = m & ~S_ISUID;
-    if ((m & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) n &= ~S_ISGID;
-    if (n === m) return false;
-    inode.mode = n;
-    return true;
-  }
+  sync(): Promise<void> { return this.core.committer.durable(); }
 
   // ------------------------------------------------------------------ names
 
   lookup(ctx: Ctx, parent: Ino, name: Buffer): Entry {
-    this.table.maybeEvict();
-    const p = this.parentDir(ctx, parent);
+    this.core.table.maybeEvict();
+    const p = this.core.parentDir(ctx, parent);
     checkAccess(ctx, p, 1);
     if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    const dot = Filesystem.isDot(name);
-    if (dot === 1) return this.entry(p);
-    if (dot === 2) return this.entry(this.table.get(p.parent || ROOT_INO));
-    const slot = this.dirOf(p).get(nameKey(name));
+    const dot = isDot(name);
+    if (dot === 1) return this.core.entry(p);
+    if (dot === 2) return this.core.entry(this.core.table.get(p.parent || ROOT_INO));
+    const slot = this.core.dirOf(p).get(nameKey(name));
     if (slot === undefined) throw fsErr('ENOENT');
-    const child = this.table.get(slot.ino);
+    const child = this.core.table.get(slot.ino);
     if (child.isDir && child.parent === 0) child.parent = p.ino;
-    return this.entry(child);
+    return this.core.entry(child);
   }
 
   forget(ino: Ino, nlookup: number): void {
-    const inode = this.table.peek(ino);
+    const inode = this.core.table.peek(ino);
     if (inode === undefined || ino === ROOT_INO) return;
     inode.lookups -= nlookup;
     if (inode.lookups < 0) inode.lookups = 0;
-    if (inode.lookups === 0) this.maybeReap(inode);
+    if (inode.lookups === 0) this.core.maybeReap(inode);
   }
 
   // ------------------------------------------------------------------ attributes
 
   getattr(_ctx: Ctx, ino: Ino): Attr {
-    this.table.maybeEvict();
-    return this.attr(this.table.get(ino));
+    this.core.table.maybeEvict();
+    return this.core.attr(this.core.table.get(ino));
   }
 
   setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr {
-    this.rw();
-    const inode = this.table.get(ino);
-    this.changeable(inode);
+    this.core.rw();
+    const inode = this.core.table.get(ino);
+    this.core.changeable(inode);
     const root = ctx.uid === 0;
     const owner = isOwnerOrRoot(ctx, inode);
     // Check everything first, then apply: a refused setattr changes nothing.
@@ -422,7 +306,7 @@ export class Filesystem implements FsCore {
     const modeChange = set.mode !== undefined && (set.mode & 0o7777) !== oldBits && (set.mode & 0o7777) !== (oldBits & ~0o6000);
     const ownerChange = (set.uid !== undefined && set.uid !== inode.uid) || (set.gid !== undefined && set.gid !== inode.gid);
     if ((modeChange || ownerChange) && this.store.mayChangeAcl !== undefined && !this.store.mayChangeAcl(ino)) throw fsErr('EPERM');
-    const h = fh !== undefined ? this.handles.get(fh) : undefined;
+    const h = fh !== undefined ? this.core.handles.get(fh) : undefined;
     if (set.size !== undefined) {
       if (inode.isDir) throw fsErr('EISDIR');
       if (!inode.isReg) throw fsErr('EINVAL');
@@ -441,33 +325,33 @@ export class Filesystem implements FsCore {
     const mtime = set.mtime !== undefined && set.mtime !== SETATTR_NOW ? validTs(set.mtime) : undefined;
     const ctime = set.ctime !== undefined ? validTs(set.ctime) : undefined;
 
-    const now = this.now();
+    const now = this.core.now();
     if (set.size !== undefined) {
-      this.content.truncate(inode, set.size);
+      this.core.content.truncate(inode, set.size);
       inode.mtime = now;
-      if (!root) Filesystem.killSuidgid(inode);
+      if (!root) clearSuidgid(inode);
     }
     if (set.uid !== undefined || set.gid !== undefined) {
       if (set.uid !== undefined) inode.uid = set.uid;
       if (set.gid !== undefined) inode.gid = set.gid;
       // Linux drops suid/sgid on chown of anything but a directory, whoever does it.
-      if (!inode.isDir) Filesystem.killSuidgid(inode);
+      if (!inode.isDir) clearSuidgid(inode);
     }
     if (set.mode !== undefined) {
       let mode = (inode.mode & S_IFMT) | (set.mode & 0o7777);
       if (!root && (mode & S_ISGID) !== 0 && !inGroup(ctx, inode.gid)) mode &= ~S_ISGID;
       inode.mode = mode;
     }
-    if (set.killSuidgid) Filesystem.killSuidgid(inode);
+    if (set.killSuidgid) clearSuidgid(inode);
     if (set.atime !== undefined) inode.atime = atime ?? now;
     if (set.mtime !== undefined) inode.mtime = mtime ?? now;
     inode.ctime = ctime ?? now;
-    this.touch(inode);
-    return this.attr(inode);
+    this.core.touch(inode);
+    return this.core.attr(inode);
   }
 
   access(ctx: Ctx, ino: Ino, mask: number): void {
-    const inode = this.table.get(ino);
+    const inode = this.core.table.get(ino);
     if ((mask & 2) !== 0 && this.readOnly && (inode.isReg || inode.isDir || inode.isSymlink)) throw fsErr('EROFS');
     checkAccess(ctx, inode, mask & 7);
   }
@@ -475,162 +359,162 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ namespace
 
   readlink(_ctx: Ctx, ino: Ino): Buffer {
-    const inode = this.table.get(ino);
+    const inode = this.core.table.get(ino);
     if (!inode.isSymlink || inode.symlinkTarget === undefined) throw fsErr('EINVAL');
     return inode.symlinkTarget;
   }
 
   /** Common part of mknod/mkdir/symlink/create: checks, new inode, dentry, parent times. */
   private makeNode(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number, target?: Buffer): Inode {
-    this.rw();
-    const p = this.parentDir(ctx, parent);
-    const key = this.checkName(name);
+    this.core.rw();
+    const p = this.core.parentDir(ctx, parent);
+    const key = this.core.checkName(name);
     checkAccess(ctx, p, 1);
     if (p.nlink === 0) throw fsErr('ENOENT');
-    const dir = this.dirOf(p);
-    if (Filesystem.isDot(name) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
+    const dir = this.core.dirOf(p);
+    if (isDot(name) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
     checkAccess(ctx, p, 3);
-    this.changeable(p);
+    this.core.changeable(p);
     const type = mode & S_IFMT;
     const isDir = type === S_IFDIR;
     if (isDir && p.nlink >= LINK_MAX) throw fsErr('EMLINK');
     // mkdir ignores suid/sgid in the mode (sgid comes only from a setgid parent), like Linux.
     let perm = isDir ? mode & 0o1777 : mode & 0o7777;
     if (ctx.umask !== undefined && type !== S_IFLNK) perm &= ~ctx.umask;
-    let gid = this.creator?.gid ?? ctx.gid;
+    let gid = this.core.creator?.gid ?? ctx.gid;
     if ((p.mode & S_ISGID) !== 0) {
       gid = p.gid;
       if (isDir) perm |= S_ISGID;
     }
     // Linux's mode_strip_sgid: a group-executable setgid file for a group its creator is not in.
     if (!isDir && (perm & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) && ctx.uid !== 0 && !inGroup(ctx, gid)) perm &= ~S_ISGID;
-    const t = this.now();
+    const t = this.core.now();
     const ino = this.store.allocIno();
     const rec: InodeRecord = {
-      ino, generation: 1, mode: type | perm, uid: this.creator?.uid ?? ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
+      ino, generation: 1, mode: type | perm, uid: this.core.creator?.uid ?? ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
       nlink: isDir ? 2 : 1, size: target ? target.length : 0, atime: t, mtime: t, ctime: t, xattrs: EMPTY_XATTRS,
     };
     if (target) rec.symlinkTarget = Buffer.from(target);
     if (isDir) rec.parent = p.ino;
-    const inode = this.table.adopt(rec);
+    const inode = this.core.table.adopt(rec);
     if (isDir) {
       inode.dir = new DirIndex();
       p.nlink++;
     }
-    this.committer.markInode(inode);
+    this.core.committer.markInode(inode);
     const stored = Buffer.from(name);
     dir.add(stored, key, ino, type);
-    this.committer.markDentry(p, stored, key);
+    this.core.committer.markDentry(p, stored, key);
     p.mtime = t;
     p.ctime = t;
-    this.touch(p);
+    this.core.touch(p);
     return inode;
   }
 
   mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry {
-    this.table.maybeEvict();
+    this.core.table.maybeEvict();
     let type = mode & S_IFMT;
     if (type === 0) type = S_IFREG;
     if (type === S_IFCHR || type === S_IFBLK) { if (ctx.uid !== 0) throw fsErr('EPERM'); }
     else if (type === S_IFDIR) throw fsErr('EPERM');
     else if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK) throw fsErr('EINVAL');
-    return this.entry(this.makeNode(ctx, parent, name, type | (mode & 0o7777), rdev));
+    return this.core.entry(this.makeNode(ctx, parent, name, type | (mode & 0o7777), rdev));
   }
 
   mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry {
-    this.table.maybeEvict();
-    return this.entry(this.makeNode(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0));
+    this.core.table.maybeEvict();
+    return this.core.entry(this.makeNode(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0));
   }
 
   symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry {
-    this.table.maybeEvict();
+    this.core.table.maybeEvict();
     if (target.length === 0) throw fsErr('ENOENT');
     if (target.length > SYMLINK_MAX) throw fsErr('ENAMETOOLONG');
-    return this.entry(this.makeNode(ctx, parent, name, S_IFLNK | 0o777, 0, target));
+    return this.core.entry(this.makeNode(ctx, parent, name, S_IFLNK | 0o777, 0, target));
   }
 
   link(ctx: Ctx, ino: Ino, newParent: Ino, newName: Buffer): Entry {
-    this.rw();
-    const inode = this.table.get(ino);
-    const p = this.parentDir(ctx, newParent);
-    const key = this.checkName(newName);
+    this.core.rw();
+    const inode = this.core.table.get(ino);
+    const p = this.core.parentDir(ctx, newParent);
+    const key = this.core.checkName(newName);
     checkAccess(ctx, p, 1);
-    const dir = this.dirOf(p);
+    const dir = this.core.dirOf(p);
     // An existing name first, as Linux's linkat (its lookup of the new name precedes vfs_link).
-    if (Filesystem.isDot(newName) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
+    if (isDot(newName) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
     if (inode.isDir) throw fsErr('EPERM');
     checkAccess(ctx, p, 3);
-    this.changeable(p);
-    this.changeable(inode);
+    this.core.changeable(p);
+    this.core.changeable(inode);
     if (p.nlink === 0 || inode.nlink === 0) throw fsErr('ENOENT');
     if (inode.nlink >= LINK_MAX) throw fsErr('EMLINK');
-    const t = this.now();
+    const t = this.core.now();
     const stored = Buffer.from(newName);
     dir.add(stored, key, inode.ino, inode.type);
-    this.committer.markDentry(p, stored, key);
+    this.core.committer.markDentry(p, stored, key);
     inode.nlink++;
     inode.ctime = t;
-    this.touch(inode);
+    this.core.touch(inode);
     p.mtime = t;
     p.ctime = t;
-    this.touch(p);
-    return this.entry(inode);
+    this.core.touch(p);
+    return this.core.entry(inode);
   }
 
   /** Resolves an existing entry for removal: checks search+write on the parent and the sticky bit. */
   private victim(ctx: Ctx, p: Inode, name: Buffer): { dir: DirIndex; slot: DirSlot; child: Inode } {
     if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
     checkAccess(ctx, p, 1);
-    const dir = this.dirOf(p);
+    const dir = this.core.dirOf(p);
     const slot = dir.get(nameKey(name));
     if (slot === undefined) throw fsErr('ENOENT');
-    const child = this.table.get(slot.ino);
+    const child = this.core.table.get(slot.ino);
     checkAccess(ctx, p, 3);
-    this.changeable(p);
+    this.core.changeable(p);
     checkSticky(ctx, p, child);
     return { dir, slot, child };
   }
 
   unlink(ctx: Ctx, parent: Ino, name: Buffer): void {
-    this.rw();
-    const p = this.parentDir(ctx, parent);
-    const dot = Filesystem.isDot(name);
+    this.core.rw();
+    const p = this.core.parentDir(ctx, parent);
+    const dot = isDot(name);
     if (dot !== 0) throw fsErr(dot === 1 ? 'EISDIR' : 'EISDIR');
     const { dir, slot, child } = this.victim(ctx, p, name);
     if (child.isDir) throw fsErr('EISDIR');
-    this.changeable(child);
-    const t = this.now();
+    this.core.changeable(child);
+    const t = this.core.now();
     dir.remove(slot);
-    this.committer.markDentry(p, slot.name, slot.key);
+    this.core.committer.markDentry(p, slot.name, slot.key);
     child.nlink--;
     child.ctime = t;
-    this.touch(child);
+    this.core.touch(child);
     p.mtime = t;
     p.ctime = t;
-    this.touch(p);
-    this.maybeReap(child);
+    this.core.touch(p);
+    this.core.maybeReap(child);
   }
 
   rmdir(ctx: Ctx, parent: Ino, name: Buffer): void {
-    this.rw();
-    const p = this.parentDir(ctx, parent);
-    const dot = Filesystem.isDot(name);
+    this.core.rw();
+    const p = this.core.parentDir(ctx, parent);
+    const dot = isDot(name);
     if (dot === 1) throw fsErr('EINVAL');
     if (dot === 2) throw fsErr('ENOTEMPTY');
     const { dir, slot, child } = this.victim(ctx, p, name);
     if (!child.isDir) throw fsErr('ENOTDIR');
-    if (this.dirOf(child).size > 0) throw fsErr('ENOTEMPTY');
-    const t = this.now();
+    if (this.core.dirOf(child).size > 0) throw fsErr('ENOTEMPTY');
+    const t = this.core.now();
     dir.remove(slot);
-    this.committer.markDentry(p, slot.name, slot.key);
+    this.core.committer.markDentry(p, slot.name, slot.key);
     child.nlink = 0;
     child.ctime = t;
-    this.touch(child);
+    this.core.touch(child);
     p.nlink--;
     p.mtime = t;
     p.ctime = t;
-    this.touch(p);
-    this.maybeReap(child);
+    this.core.touch(p);
+    this.core.maybeReap(child);
   }
 
   /** True if directory `ancestor` is `ino` or one of its ancestors. */
@@ -639,7 +523,7 @@ export class Filesystem implements FsCore {
     for (let depth = 0; depth < 100_000; depth++) {
       if (cur === ancestor) return true;
       if (cur === ROOT_INO) return false;
-      const next = this.table.get(cur).parent;
+      const next = this.core.table.get(cur).parent;
       if (!next || next === cur) return false;
       cur = next;
     }
@@ -647,35 +531,35 @@ export class Filesystem implements FsCore {
   }
 
   rename(ctx: Ctx, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number): void {
-    this.rw();
+    this.core.rw();
     if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw fsErr('EINVAL');
     if ((flags & RENAME_NOREPLACE) !== 0 && (flags & RENAME_EXCHANGE) !== 0) throw fsErr('EINVAL');
-    const p = this.parentDir(ctx, parent);
-    const np = this.parentDir(ctx, newParent);
+    const p = this.core.parentDir(ctx, parent);
+    const np = this.core.parentDir(ctx, newParent);
     if (name.length > NAME_MAX || newName.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    if (Filesystem.isDot(name) !== 0 || Filesystem.isDot(newName) !== 0) throw fsErr('EBUSY');
-    const nkey = this.checkName(newName);
+    if (isDot(name) !== 0 || isDot(newName) !== 0) throw fsErr('EBUSY');
+    const nkey = this.core.checkName(newName);
     checkAccess(ctx, p, 1);
     checkAccess(ctx, np, 1);
-    const sdir = this.dirOf(p);
-    const ddir = this.dirOf(np);
+    const sdir = this.core.dirOf(p);
+    const ddir = this.core.dirOf(np);
     const slot = sdir.get(nameKey(name));
     if (slot === undefined) throw fsErr('ENOENT');
-    const src = this.table.get(slot.ino);
+    const src = this.core.table.get(slot.ino);
     const dslot = ddir.get(nkey);
-    const dst = dslot !== undefined ? this.table.get(dslot.ino) : undefined;
+    const dst = dslot !== undefined ? this.core.table.get(dslot.ino) : undefined;
     if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw fsErr('EEXIST');
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
     if (exchange && dst === undefined) throw fsErr('ENOENT');
     checkAccess(ctx, p, 3);
-    this.changeable(p);
+    this.core.changeable(p);
     checkAccess(ctx, np, 3);
-    this.changeable(np);
+    this.core.changeable(np);
     checkSticky(ctx, p, src);
     if (dst !== undefined) checkSticky(ctx, np, dst);
     if (dst !== undefined && dst === src) return; // same inode (hard links or same entry): POSIX says do nothing
-    this.changeable(src);
-    if (dst !== undefined) this.changeable(dst);
+    this.core.changeable(src);
+    if (dst !== undefined) this.core.changeable(dst);
     if (src.isDir && p !== np) {
       if (!permits(ctx, src, 2)) throw fsErr('EACCES');
       if (this.isAncestor(src.ino, np.ino)) throw fsErr('EINVAL');
@@ -692,12 +576,12 @@ export class Filesystem implements FsCore {
     } else if (dst !== undefined) {
       if (src.isDir && !dst.isDir) throw fsErr('ENOTDIR');
       if (!src.isDir && dst.isDir) throw fsErr('EISDIR');
-      if (dst.isDir && this.dirOf(dst).size > 0) throw fsErr('ENOTEMPTY');
+      if (dst.isDir && this.core.dirOf(dst).size > 0) throw fsErr('ENOTEMPTY');
     }
     if (np.nlink === 0) throw fsErr('ENOENT'); // the target directory was removed
     if (src.isDir && dst === undefined && p !== np && np.nlink >= LINK_MAX) throw fsErr('EMLINK');
 
-    const t = this.now();
+    const t = this.core.now();
     if (exchange) {
       const d = dst!;
       slot.ino = d.ino; slot.type = d.type;
@@ -706,91 +590,84 @@ export class Filesystem implements FsCore {
         if (src.isDir) { src.parent = np.ino; p.nlink--; np.nlink++; }
         if (d.isDir) { d.parent = p.ino; np.nlink--; p.nlink++; }
       }
-      this.committer.markDentry(p, slot.name, slot.key);
-      this.committer.markDentry(np, dslot!.name, dslot!.key);
+      this.core.committer.markDentry(p, slot.name, slot.key);
+      this.core.committer.markDentry(np, dslot!.name, dslot!.key);
       d.ctime = t;
-      this.touch(d);
+      this.core.touch(d);
     } else {
       if (dst !== undefined) {
         ddir.remove(dslot!);
         if (dst.isDir) { dst.nlink = 0; np.nlink--; } else dst.nlink--;
         dst.ctime = t;
-        this.touch(dst);
+        this.core.touch(dst);
       }
       sdir.remove(slot);
-      this.committer.markDentry(p, slot.name, slot.key);
+      this.core.committer.markDentry(p, slot.name, slot.key);
       const stored = Buffer.from(newName);
       ddir.add(stored, nkey, src.ino, src.type);
-      this.committer.markDentry(np, stored, nkey);
+      this.core.committer.markDentry(np, stored, nkey);
       if (src.isDir && p !== np) { p.nlink--; np.nlink++; src.parent = np.ino; }
     }
     src.ctime = t;
-    this.touch(src);
+    this.core.touch(src);
     p.mtime = t; p.ctime = t;
-    this.touch(p);
-    if (np !== p) { np.mtime = t; np.ctime = t; this.touch(np); }
-    if (!exchange && dst !== undefined) this.maybeReap(dst);
+    this.core.touch(p);
+    if (np !== p) { np.mtime = t; np.ctime = t; this.core.touch(np); }
+    if (!exchange && dst !== undefined) this.core.maybeReap(dst);
   }
 
   // ------------------------------------------------------------------ files
 
-  private newHandle(inode: Inode, flags: number, dir: boolean): Fh {
-    const fh = this.nextFh++;
-    this.handles.set(fh, { inode, flags, dir, lockOwners: null });
-    inode.opens++;
-    return fh;
-  }
-
   private handle(ino: Ino, fh: Fh): Handle {
-    const h = this.handles.get(fh);
+    const h = this.core.handles.get(fh);
     if (h === undefined || h.inode.ino !== ino) throw fsErr('EBADF');
     return h;
   }
 
   create(ctx: Ctx, parent: Ino, name: Buffer, mode: number, flags: number): { entry: Entry; open: OpenResult } {
-    this.table.maybeEvict();
-    this.rw();
-    const p = this.parentDir(ctx, parent);
-    const key = this.checkName(name);
+    this.core.table.maybeEvict();
+    this.core.rw();
+    const p = this.core.parentDir(ctx, parent);
+    const key = this.core.checkName(name);
     checkAccess(ctx, p, 1);
-    const existing = this.dirOf(p).get(key);
+    const existing = this.core.dirOf(p).get(key);
     if (existing !== undefined) {
       if ((flags & O_EXCL) !== 0) throw fsErr('EEXIST');
-      const inode = this.table.get(existing.ino);
+      const inode = this.core.table.get(existing.ino);
       if (inode.isDir) throw fsErr('EISDIR');
       const open = this.open(ctx, inode.ino, flags);
-      return { entry: this.entry(inode), open };
+      return { entry: this.core.entry(inode), open };
     }
     const inode = this.makeNode(ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
     // The creator may open what it just created whatever the mode says (open(O_CREAT, 0444) for writing).
-    const fh = this.newHandle(inode, flags, false);
-    return { entry: this.entry(inode), open: { fh, keepCache: true } };
+    const fh = this.core.newHandle(inode, flags, false);
+    return { entry: this.core.entry(inode), open: { fh, keepCache: true } };
   }
 
   open(ctx: Ctx, ino: Ino, flags: number): OpenResult {
-    const inode = this.table.get(ino);
+    const inode = this.core.table.get(ino);
     const acc = flags & O_ACCMODE;
     const writes = acc !== O_RDONLY;
     if (inode.isDir && (writes || (flags & O_TRUNC) !== 0)) throw fsErr('EISDIR');
     if (inode.isSymlink) throw fsErr('ELOOP');
     // FIFOs and devices may be opened for writing on a read-only filesystem: nothing is stored.
     if (inode.isReg && (writes || (flags & O_TRUNC) !== 0)) {
-      this.rw();
-      this.changeable(inode);
+      this.core.rw();
+      this.core.changeable(inode);
     }
     let mask = 0;
     if (acc === O_RDONLY || acc === 2) mask |= 4;
     if (writes || (flags & O_TRUNC) !== 0) mask |= 2;
     checkAccess(ctx, inode, mask);
     if ((flags & O_TRUNC) !== 0 && inode.isReg) {
-      const t = this.now();
-      this.content.truncate(inode, 0);
+      const t = this.core.now();
+      this.core.content.truncate(inode, 0);
       inode.mtime = t;
       inode.ctime = t;
-      if (ctx.uid !== 0) Filesystem.killSuidgid(inode);
-      this.touch(inode);
+      if (ctx.uid !== 0) clearSuidgid(inode);
+      this.core.touch(inode);
     }
-    return { fh: this.newHandle(inode, flags, false), keepCache: true };
+    return { fh: this.core.newHandle(inode, flags, false), keepCache: true };
   }
 
   read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer {
@@ -799,7 +676,7 @@ export class Filesystem implements FsCore {
     const inode = h.inode;
     if (inode.isDir) throw fsErr('EISDIR');
     if (offset < 0) throw fsErr('EINVAL');
-    const out = this.content.read(inode, offset, size);
+    const out = this.core.content.read(inode, offset, size);
     this.readAtime(inode);
     this.io.bytesRead += out.length;
     return out;
@@ -807,14 +684,14 @@ export class Filesystem implements FsCore {
 
   /** The access time a read moves (relatime / strict; nothing for noatime or read-only mounts). */
   private readAtime(inode: Inode): void {
-    if (this.atimePolicy === 'noatime' || this.readOnly) return;
+    if (this.core.atimePolicy === 'noatime' || this.readOnly) return;
     const a = inode.atime;
-    if (this.atimePolicy === 'relatime' && !tsLe(a, inode.mtime) && !tsLe(a, inode.ctime)) {
-      const t = this.now();
+    if (this.core.atimePolicy === 'relatime' && !tsLe(a, inode.mtime) && !tsLe(a, inode.ctime)) {
+      const t = this.core.now();
       if (t.sec - a.sec < 86400) return;
       inode.atime = t;
-    } else inode.atime = this.now();
-    this.committer.markAtime(inode);
+    } else inode.atime = this.core.now();
+    this.core.committer.markAtime(inode);
   }
 
   /**
@@ -829,11 +706,11 @@ export class Filesystem implements FsCore {
     const r = this.readSpan(ino, fh, offset, size);
     if (r === null || (r.handle.flags & O_ACCMODE) === O_WRONLY || r.end - offset < READ_PLAN_MIN) return null;
     const { inode, bs, first, last, end } = r;
-    const set = this.content.blockSet(inode);
+    const set = this.core.content.blockSet(inode);
     const pages = inode.pages;
     const indexes: number[] = [];
     for (let i = first; i <= last; i++) {
-      if (!set.has(i) || (pages !== null && pages.has(i)) || this.cache.has(ino, i)) return null;
+      if (!set.has(i) || (pages !== null && pages.has(i)) || this.core.cache.has(ino, i)) return null;
       indexes.push(i);
     }
     const sources = store.blockSources(ino, indexes);
@@ -859,13 +736,13 @@ export class Filesystem implements FsCore {
     const sequential = offset === inode.readNext || offset === 0;
     inode.readNext = end;
     const raLast = sequential ? Math.min(Math.floor((inode.size - 1) / bs), last + READAHEAD_BLOCKS) : last;
-    const set = this.content.blockSet(inode);
+    const set = this.core.content.blockSet(inode);
     const waits: Promise<void>[] = [];
     const now: number[] = [];
     const ahead: number[] = [];
     for (let i = first; i <= raLast; i++) {
-      if (!set.has(i) || inode.pages?.has(i) === true || this.cache.has(ino, i)) continue;
-      const f = this.fetching.get(BlockCache.key(ino, i));
+      if (!set.has(i) || inode.pages?.has(i) === true || this.core.cache.has(ino, i)) continue;
+      const f = this.core.fetching.get(BlockCache.key(ino, i));
       if (f !== undefined) { if (i <= last) waits.push(f); continue; }
       (i <= last ? now : ahead).push(i);
     }
@@ -879,7 +756,7 @@ export class Filesystem implements FsCore {
 
   /** The blocks [first, last] of a file in blocks that a read of [offset, end) through `fh` covers; null: none. */
   private readSpan(ino: Ino, fh: Fh, offset: number, size: number): { handle: Handle; inode: Inode; bs: number; first: number; last: number; end: number } | null {
-    const h = this.handles.get(fh);
+    const h = this.core.handles.get(fh);
     if (h === undefined || h.inode.ino !== ino) return null;
     const inode = h.inode;
     const bs = inode.blockSize;
@@ -893,63 +770,63 @@ export class Filesystem implements FsCore {
     const gen = inode.contentGen;
     const p = this.store.fetchBlocks!(ino, indexes).then((bufs) => {
       // Only if nothing changed meanwhile: no write, no remote change, still the table's inode.
-      if (inode.contentGen !== gen || inode.deleted || this.table.peek(ino) !== inode) return;
+      if (inode.contentGen !== gen || inode.deleted || this.core.table.peek(ino) !== inode) return;
       for (let j = 0; j < indexes.length; j++) {
         const b = bufs[j];
         const i = indexes[j]!;
-        if (b !== undefined && inode.pages?.has(i) !== true) this.cache.set(ino, i, b);
+        if (b !== undefined && inode.pages?.has(i) !== true) this.core.cache.set(ino, i, b);
       }
     }, () => undefined).finally(() => {
-      for (const i of indexes) this.fetching.delete(BlockCache.key(ino, i));
+      for (const i of indexes) this.core.fetching.delete(BlockCache.key(ino, i));
     });
-    for (const i of indexes) this.fetching.set(BlockCache.key(ino, i), p);
+    for (const i of indexes) this.core.fetching.set(BlockCache.key(ino, i), p);
     return p;
   }
 
   write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer, killSuidgid?: boolean): number {
     const h = this.handle(ino, fh);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
-    this.rw();
+    this.core.rw();
     const inode = h.inode;
     if (offset < 0) throw fsErr('EINVAL');
     if ((h.flags & O_APPEND) !== 0) offset = inode.size;
-    this.content.write(inode, offset, data);
-    const t = this.now();
+    this.core.content.write(inode, offset, data);
+    const t = this.core.now();
     inode.mtime = t;
     inode.ctime = t;
-    if ((ctx.uid !== 0 || killSuidgid) && (inode.mode & (S_ISUID | S_ISGID)) !== 0) Filesystem.killSuidgid(inode);
+    if ((ctx.uid !== 0 || killSuidgid) && (inode.mode & (S_ISUID | S_ISGID)) !== 0) clearSuidgid(inode);
     this.io.bytesWritten += data.length;
     return data.length;
   }
 
   flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void {
-    if (lockOwner !== undefined) { this.locks.releaseOwner(ino, lockOwner); this.lockGone(ino); }
+    if (lockOwner !== undefined) { this.core.locks.releaseOwner(ino, lockOwner); this.core.lockGone(ino); }
     // close(2) of a writer reports a failing commit that holds its data (as NFS reports writeback
     // errors): the data is still in memory, but nothing will persist it while commits fail.
-    const h = this.handles.get(fh);
-    if (h !== undefined && (h.flags & O_ACCMODE) !== O_RDONLY && this.committer.needsSync(h.inode)) {
-      const failed = this.committer.failedWith;
+    const h = this.core.handles.get(fh);
+    if (h !== undefined && (h.flags & O_ACCMODE) !== O_RDONLY && this.core.committer.needsSync(h.inode)) {
+      const failed = this.core.committer.failedWith;
       if (failed !== null) throw failed;
     }
   }
 
   release(ino: Ino, fh: Fh): void {
-    const h = this.handles.get(fh);
+    const h = this.core.handles.get(fh);
     if (h === undefined || h.inode.ino !== ino) return;
-    this.handles.delete(fh);
-    if (h.lockOwners) { for (const o of h.lockOwners) this.locks.releaseOwner(ino, BigInt(o)); this.lockGone(ino); }
+    this.core.handles.delete(fh);
+    if (h.lockOwners) { for (const o of h.lockOwners) this.core.locks.releaseOwner(ino, BigInt(o)); this.core.lockGone(ino); }
     h.inode.opens--;
-    this.maybeReap(h.inode);
+    this.core.maybeReap(h.inode);
   }
 
   async fsync(ino: Ino, _fh: Fh, _datasync: boolean): Promise<void> {
-    const inode = this.table.peek(ino);
-    const pending = this.committer.pendingError;
-    if (pending === null && (inode === undefined || !this.committer.needsSync(inode)) && !this.committer.hasDirt) return;
-    await this.committer.durable();
-    const err = this.committer.pendingError;
+    const inode = this.core.table.peek(ino);
+    const pending = this.core.committer.pendingError;
+    if (pending === null && (inode === undefined || !this.core.committer.needsSync(inode)) && !this.core.committer.hasDirt) return;
+    await this.core.committer.durable();
+    const err = this.core.committer.pendingError;
     if (err !== null) {
-      this.committer.pendingError = null;
+      this.core.committer.pendingError = null;
       throw err;
     }
   }
@@ -958,16 +835,16 @@ export class Filesystem implements FsCore {
     const h = this.handle(ino, fh);
     checkFallocateArgs(mode, offset, length);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
-    this.rw();
+    this.core.rw();
     const inode = h.inode;
     if (inode.isDir) throw fsErr('EISDIR');
     if (!inode.isReg) throw fsErr('EOPNOTSUPP');
-    const changed = applyFallocate(this.content, inode, mode, offset, length);
-    const t = this.now();
+    const changed = applyFallocate(this.core.content, inode, mode, offset, length);
+    const t = this.core.now();
     inode.ctime = t;
     if (changed) inode.mtime = t;
-    if (ctx.uid !== 0) Filesystem.killSuidgid(inode);
-    this.touch(inode);
+    if (ctx.uid !== 0) clearSuidgid(inode);
+    this.core.touch(inode);
   }
 
   lseek(ino: Ino, fh: Fh, offset: number, whence: number): number {
@@ -978,7 +855,7 @@ export class Filesystem implements FsCore {
       case SEEK_END: { const r = inode.size + offset; if (r < 0) throw fsErr('EINVAL'); return r; }
       case SEEK_DATA: case SEEK_HOLE:
         if (!inode.isReg) throw fsErr('EINVAL');
-        return this.content.seek(inode, offset, whence === SEEK_HOLE);
+        return this.core.content.seek(inode, offset, whence === SEEK_HOLE);
       default: throw fsErr('EINVAL');
     }
   }
@@ -988,7 +865,7 @@ export class Filesystem implements FsCore {
     const ho = this.handle(outIno, outFh);
     if ((hi.flags & O_ACCMODE) === O_WRONLY) throw fsErr('EBADF');
     if ((ho.flags & O_ACCMODE) === O_RDONLY || (ho.flags & O_APPEND) !== 0) throw fsErr('EBADF');
-    this.rw();
+    this.core.rw();
     if (hi.inode.isDir || ho.inode.isDir) throw fsErr('EISDIR');
     if (!hi.inode.isReg || !ho.inode.isReg) throw fsErr('EINVAL');
     if (inOff < 0 || outOff < 0 || len < 0) throw fsErr('EINVAL');
@@ -1000,7 +877,7 @@ export class Filesystem implements FsCore {
     let done = 0;
     const chunk = 4 * 1024 * 1024;
     while (done < len) {
-      const data = this.content.read(hi.inode, inOff + done, Math.min(chunk, len - done));
+      const data = this.core.content.read(hi.inode, inOff + done, Math.min(chunk, len - done));
       if (data.length === 0) break;
       this.write(ctx, outIno, outFh, outOff + done, data);
       done += data.length;
@@ -1011,37 +888,37 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ directories
 
   opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult {
-    const inode = this.table.get(ino);
+    const inode = this.core.table.get(ino);
     if (!inode.isDir) throw fsErr('ENOTDIR');
     checkAccess(ctx, inode, 4);
-    return { fh: this.newHandle(inode, flags, true), keepCache: true };
+    return { fh: this.core.newHandle(inode, flags, true), keepCache: true };
   }
 
   /** A listed entry's inode: null when this mount holds no key for it, undefined when it cannot be loaded. */
   private listedInode(ino: Ino): Inode | null | undefined {
     try {
-      return this.table.get(ino);
+      return this.core.table.get(ino);
     } catch (e) {
       return isMissingKey(e) ? null : undefined;
     }
   }
 
   private listing(ino: Ino, fh: Fh, offset: number, maxEntries: number, plus: boolean): Array<DirEntry & { entry?: Entry | null }> {
-    const h = this.handles.get(fh);
-    const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.table.get(ino);
+    const h = this.core.handles.get(fh);
+    const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.core.table.get(ino);
     if (!inode.isDir) throw fsErr('ENOTDIR');
-    const dir = this.dirOf(inode);
+    const dir = this.core.dirOf(inode);
     const out: Array<DirEntry & { entry?: Entry | null }> = [];
     if (maxEntries <= 0) return out;
     const t = this.store.cacheTimeout;
     const dot = (name: string, target: Inode, cookie: number): void => {
       // "." and ".." count no lookup: the kernel ignores them in READDIRPLUS replies.
       const e: DirEntry & { entry?: Entry | null } = { name: Buffer.from(name), ino: target.ino, type: S_IFDIR, offset: cookie };
-      if (plus) e.entry = { ino: target.ino, generation: target.generation, attr: this.attr(target), entryTimeout: 0, attrTimeout: 0 };
+      if (plus) e.entry = { ino: target.ino, generation: target.generation, attr: this.core.attr(target), entryTimeout: 0, attrTimeout: 0 };
       out.push(e);
     };
     if (offset < 1) dot('.', inode, 1);
-    if (offset < 2 && out.length < maxEntries) dot('..', this.table.peek(inode.parent || ROOT_INO) ?? this.table.tryGet(inode.parent) ?? inode, 2);
+    if (offset < 2 && out.length < maxEntries) dot('..', this.core.table.peek(inode.parent || ROOT_INO) ?? this.core.table.tryGet(inode.parent) ?? inode, 2);
     const slots = dir.slots;
     for (let i = dir.positionAfter(offset < 2 ? 2 : offset); i < slots.length && out.length < maxEntries; i++) {
       const s = slots[i];
@@ -1062,7 +939,7 @@ export class Filesystem implements FsCore {
         if (s.type === 0) s.type = child.type;
         child.lookups++;
         out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id,
-          entry: { ino: child.ino, generation: child.generation, attr: this.attr(child), entryTimeout: t, attrTimeout: t } });
+          entry: { ino: child.ino, generation: child.generation, attr: this.core.attr(child), entryTimeout: t, attrTimeout: t } });
       } else {
         if (s.type === 0) {
           const child = this.listedInode(s.ino);
@@ -1090,23 +967,23 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ extended attributes
 
   setxattr(ctx: Ctx, ino: Ino, name: string, value: Buffer, flags: number): void {
-    const inode = this.table.get(ino);
+    const inode = this.core.table.get(ino);
     const ns = xattrNamespace(name);
-    this.rw();
+    this.core.rw();
     checkXattrValue(value);
     checkXattrWrite(ctx, inode, ns, name);
-    this.changeable(inode);
+    this.core.changeable(inode);
     const exists = Object.hasOwn(inode.xattrs, name);
     if ((flags & XATTR_CREATE) !== 0 && exists) throw fsErr('EEXIST');
     if ((flags & XATTR_REPLACE) !== 0 && !exists) throw fsErr('ENODATA');
     // Replace the object: the previous one may be referenced by a batch in flight.
     inode.xattrs = { ...inode.xattrs, [name]: Buffer.from(value) };
-    inode.ctime = this.now();
-    this.touch(inode);
+    inode.ctime = this.core.now();
+    this.core.touch(inode);
   }
 
   getxattr(ctx: Ctx, ino: Ino, name: string): Buffer {
-    const inode = this.table.get(ino);
+    const inode = this.core.table.get(ino);
     const ns = xattrNamespace(name);
     if (!xattrVisible(ctx, ns)) throw fsErr('ENODATA');
     checkXattrRead(ctx, inode, ns);
@@ -1116,37 +993,37 @@ export class Filesystem implements FsCore {
   }
 
   listxattr(ctx: Ctx, ino: Ino): string[] {
-    const inode = this.table.get(ino);
+    const inode = this.core.table.get(ino);
     const names = Object.keys(inode.xattrs);
     return ctx.uid === 0 ? names : names.filter((n) => !n.startsWith('trusted.'));
   }
 
   removexattr(ctx: Ctx, ino: Ino, name: string): void {
-    const inode = this.table.get(ino);
+    const inode = this.core.table.get(ino);
     const ns = xattrNamespace(name);
-    this.rw();
+    this.core.rw();
     checkXattrWrite(ctx, inode, ns, name);
-    this.changeable(inode);
+    this.core.changeable(inode);
     if (!Object.hasOwn(inode.xattrs, name)) throw fsErr('ENODATA');
     const next = { ...inode.xattrs };
     delete next[name];
     inode.xattrs = next;
-    inode.ctime = this.now();
-    this.touch(inode);
+    inode.ctime = this.core.now();
+    this.core.touch(inode);
   }
 
   // ------------------------------------------------------------------ locks
 
   getlk(ino: Ino, _fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock {
-    this.table.get(ino);
-    return this.locks.getlk(ino, owner, lock);
+    this.core.table.get(ino);
+    return this.core.locks.getlk(ino, owner, lock);
   }
 
   setlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
-    const h = this.handles.get(fh);
+    const h = this.core.handles.get(fh);
     if (h !== undefined) (h.lockOwners ??= new Set()).add(ownerKey(owner));
     const lease = this.store.lockLease;
-    if (lease === undefined) return this.locks.setlk(ino, owner, lock, wait);
+    if (lease === undefined) return this.core.locks.setlk(ino, owner, lock, wait);
     return this.setlkLeased(lease, ino, owner, lock, wait);
   }
 
@@ -1157,28 +1034,23 @@ export class Filesystem implements FsCore {
    */
   private async setlkLeased(lease: NonNullable<FsStore['lockLease']>, ino: Ino, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
     try {
-      if (lock.type !== F_UNLCK && !this.locks.hasLocks(ino)) {
+      if (lock.type !== F_UNLCK && !this.core.locks.hasLocks(ino)) {
         for (;;) {
           if (await lease.acquire(ino)) break;
           if (!wait) throw fsErr('EAGAIN');
           await new Promise((r) => setTimeout(r, 200));
-          if (this.destroyed) throw fsErr('EINTR');
+          if (this.core.destroyed) throw fsErr('EINTR');
         }
       }
-      await this.locks.setlk(ino, owner, lock, wait);
+      await this.core.locks.setlk(ino, owner, lock, wait);
     } finally {
-      this.lockGone(ino);
+      this.core.lockGone(ino);
     }
-  }
-
-  /** The last lock of an inode is gone: a replicated store's lease on it goes too. */
-  private lockGone(ino: Ino): void {
-    if (this.store.lockLease !== undefined && !this.locks.hasLocks(ino)) this.store.lockLease.release(ino);
   }
 
   /** Fails the pending (wait=true) lock requests of `owner` on `ino` with EINTR (FUSE INTERRUPT). */
   interruptLock(ino: Ino, owner: bigint | number): void {
-    this.locks.interrupt(ino, owner);
+    this.core.locks.interrupt(ino, owner);
   }
 
   // ------------------------------------------------------------------ whole filesystem
@@ -1196,11 +1068,11 @@ export class Filesystem implements FsCore {
   }
 
   async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.locks.cancelAll();
-    if (!this.readOnly) await this.committer.durable();
-    this.committer.stop();
-    await this.committer.idle();
-    this.destroyed = true;
+    if (this.core.destroyed) return;
+    this.core.locks.cancelAll();
+    if (!this.readOnly) await this.core.committer.durable();
+    this.core.committer.stop();
+    await this.core.committer.idle();
+    this.core.destroyed = true;
   }
 }
