@@ -1,28 +1,26 @@
 import type {
   Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, ReadPlan, SetAttr, StatFs, Timespec,
 } from './api.js';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
-import type { BlockSource, FsStore, InodeRecord } from './store.js';
+import { SETATTR_NOW } from './api.js';
+import type { BlockSource, FsStore } from './store.js';
 import { fsErr, isMissingKey } from './errors.js';
 import {
-  F_UNLCK, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
-  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
-  SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
+  F_UNLCK, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY, S_IFDIR, S_IFMT, S_IFREG, S_ISGID,
+  S_ISUID, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, XATTR_CREATE, XATTR_REPLACE,
 } from './constants.js';
 import type { Inode } from './inode.js';
 import { ROOT_INO } from './inode-table.js';
-import { DirIndex, nameKey, type DirSlot } from './dir-index.js';
+import { DirIndex } from './dir-index.js';
 import { BlockCache } from './block-cache.js';
 import type { CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
 import { applyFallocate, checkFallocateArgs } from './fallocate.js';
-import { checkAccess, checkSticky, inGroup, isOwnerOrRoot, permits } from './permissions.js';
+import { checkAccess, inGroup, isOwnerOrRoot, permits } from './permissions.js';
 import { ownerKey } from './locks.js';
+import * as names from './ops-namespace.js';
 import * as remote from './ops-remote.js';
-import { CoreState, clearSuidgid, isDot, type Handle } from './core-state.js';
-import {
-  XattrNs, checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible,
-} from './xattrs.js';
+import { CoreState, clearSuidgid, type Handle } from './core-state.js';
+import { checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible } from './xattrs.js';
 
 export { ROOT_INO };
 
@@ -64,7 +62,6 @@ export interface FilesystemOptions {
   onCommitError?: (err: Error) => void;
 }
 
-const EMPTY_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
 /**
  * Smallest read handed to workers whole (readPlan): smaller ones are served (and cached) here — for
  * a file of a block or two the hand-off costs more than decrypting it in place (md5sum of a tree).
@@ -177,28 +174,8 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ names
 
-  lookup(ctx: Ctx, parent: Ino, name: Buffer): Entry {
-    this.core.table.maybeEvict();
-    const p = this.core.parentDir(ctx, parent);
-    checkAccess(ctx, p, 1);
-    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    const dot = isDot(name);
-    if (dot === 1) return this.core.entry(p);
-    if (dot === 2) return this.core.entry(this.core.table.get(p.parent || ROOT_INO));
-    const slot = this.core.dirOf(p).get(nameKey(name));
-    if (slot === undefined) throw fsErr('ENOENT');
-    const child = this.core.table.get(slot.ino);
-    if (child.isDir && child.parent === 0) child.parent = p.ino;
-    return this.core.entry(child);
-  }
-
-  forget(ino: Ino, nlookup: number): void {
-    const inode = this.core.table.peek(ino);
-    if (inode === undefined || ino === ROOT_INO) return;
-    inode.lookups -= nlookup;
-    if (inode.lookups < 0) inode.lookups = 0;
-    if (inode.lookups === 0) this.core.maybeReap(inode);
-  }
+  lookup(ctx: Ctx, parent: Ino, name: Buffer): Entry { return names.lookup(this.core, ctx, parent, name); }
+  forget(ino: Ino, nlookup: number): void { names.forget(this.core, ino, nlookup); }
 
   // ------------------------------------------------------------------ attributes
 
@@ -276,262 +253,15 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ namespace
 
-  readlink(_ctx: Ctx, ino: Ino): Buffer {
-    const inode = this.core.table.get(ino);
-    if (!inode.isSymlink || inode.symlinkTarget === undefined) throw fsErr('EINVAL');
-    return inode.symlinkTarget;
-  }
-
-  /** Common part of mknod/mkdir/symlink/create: checks, new inode, dentry, parent times. */
-  private makeNode(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number, target?: Buffer): Inode {
-    this.core.rw();
-    const p = this.core.parentDir(ctx, parent);
-    const key = this.core.checkName(name);
-    checkAccess(ctx, p, 1);
-    if (p.nlink === 0) throw fsErr('ENOENT');
-    const dir = this.core.dirOf(p);
-    if (isDot(name) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
-    checkAccess(ctx, p, 3);
-    this.core.changeable(p);
-    const type = mode & S_IFMT;
-    const isDir = type === S_IFDIR;
-    if (isDir && p.nlink >= LINK_MAX) throw fsErr('EMLINK');
-    // mkdir ignores suid/sgid in the mode (sgid comes only from a setgid parent), like Linux.
-    let perm = isDir ? mode & 0o1777 : mode & 0o7777;
-    if (ctx.umask !== undefined && type !== S_IFLNK) perm &= ~ctx.umask;
-    let gid = this.core.creator?.gid ?? ctx.gid;
-    if ((p.mode & S_ISGID) !== 0) {
-      gid = p.gid;
-      if (isDir) perm |= S_ISGID;
-    }
-    // Linux's mode_strip_sgid: a group-executable setgid file for a group its creator is not in.
-    if (!isDir && (perm & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) && ctx.uid !== 0 && !inGroup(ctx, gid)) perm &= ~S_ISGID;
-    const t = this.core.now();
-    const ino = this.store.allocIno();
-    const rec: InodeRecord = {
-      ino, generation: 1, mode: type | perm, uid: this.core.creator?.uid ?? ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
-      nlink: isDir ? 2 : 1, size: target ? target.length : 0, atime: t, mtime: t, ctime: t, xattrs: EMPTY_XATTRS,
-    };
-    if (target) rec.symlinkTarget = Buffer.from(target);
-    if (isDir) rec.parent = p.ino;
-    const inode = this.core.table.adopt(rec);
-    if (isDir) {
-      inode.dir = new DirIndex();
-      p.nlink++;
-    }
-    this.core.committer.markInode(inode);
-    const stored = Buffer.from(name);
-    dir.add(stored, key, ino, type);
-    this.core.committer.markDentry(p, stored, key);
-    p.mtime = t;
-    p.ctime = t;
-    this.core.touch(p);
-    return inode;
-  }
-
-  mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry {
-    this.core.table.maybeEvict();
-    let type = mode & S_IFMT;
-    if (type === 0) type = S_IFREG;
-    if (type === S_IFCHR || type === S_IFBLK) { if (ctx.uid !== 0) throw fsErr('EPERM'); }
-    else if (type === S_IFDIR) throw fsErr('EPERM');
-    else if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK) throw fsErr('EINVAL');
-    return this.core.entry(this.makeNode(ctx, parent, name, type | (mode & 0o7777), rdev));
-  }
-
-  mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry {
-    this.core.table.maybeEvict();
-    return this.core.entry(this.makeNode(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0));
-  }
-
-  symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry {
-    this.core.table.maybeEvict();
-    if (target.length === 0) throw fsErr('ENOENT');
-    if (target.length > SYMLINK_MAX) throw fsErr('ENAMETOOLONG');
-    return this.core.entry(this.makeNode(ctx, parent, name, S_IFLNK | 0o777, 0, target));
-  }
-
-  link(ctx: Ctx, ino: Ino, newParent: Ino, newName: Buffer): Entry {
-    this.core.rw();
-    const inode = this.core.table.get(ino);
-    const p = this.core.parentDir(ctx, newParent);
-    const key = this.core.checkName(newName);
-    checkAccess(ctx, p, 1);
-    const dir = this.core.dirOf(p);
-    // An existing name first, as Linux's linkat (its lookup of the new name precedes vfs_link).
-    if (isDot(newName) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
-    if (inode.isDir) throw fsErr('EPERM');
-    checkAccess(ctx, p, 3);
-    this.core.changeable(p);
-    this.core.changeable(inode);
-    if (p.nlink === 0 || inode.nlink === 0) throw fsErr('ENOENT');
-    if (inode.nlink >= LINK_MAX) throw fsErr('EMLINK');
-    const t = this.core.now();
-    const stored = Buffer.from(newName);
-    dir.add(stored, key, inode.ino, inode.type);
-    this.core.committer.markDentry(p, stored, key);
-    inode.nlink++;
-    inode.ctime = t;
-    this.core.touch(inode);
-    p.mtime = t;
-    p.ctime = t;
-    this.core.touch(p);
-    return this.core.entry(inode);
-  }
-
-  /** Resolves an existing entry for removal: checks search+write on the parent and the sticky bit. */
-  private victim(ctx: Ctx, p: Inode, name: Buffer): { dir: DirIndex; slot: DirSlot; child: Inode } {
-    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    checkAccess(ctx, p, 1);
-    const dir = this.core.dirOf(p);
-    const slot = dir.get(nameKey(name));
-    if (slot === undefined) throw fsErr('ENOENT');
-    const child = this.core.table.get(slot.ino);
-    checkAccess(ctx, p, 3);
-    this.core.changeable(p);
-    checkSticky(ctx, p, child);
-    return { dir, slot, child };
-  }
-
-  unlink(ctx: Ctx, parent: Ino, name: Buffer): void {
-    this.core.rw();
-    const p = this.core.parentDir(ctx, parent);
-    const dot = isDot(name);
-    if (dot !== 0) throw fsErr(dot === 1 ? 'EISDIR' : 'EISDIR');
-    const { dir, slot, child } = this.victim(ctx, p, name);
-    if (child.isDir) throw fsErr('EISDIR');
-    this.core.changeable(child);
-    const t = this.core.now();
-    dir.remove(slot);
-    this.core.committer.markDentry(p, slot.name, slot.key);
-    child.nlink--;
-    child.ctime = t;
-    this.core.touch(child);
-    p.mtime = t;
-    p.ctime = t;
-    this.core.touch(p);
-    this.core.maybeReap(child);
-  }
-
-  rmdir(ctx: Ctx, parent: Ino, name: Buffer): void {
-    this.core.rw();
-    const p = this.core.parentDir(ctx, parent);
-    const dot = isDot(name);
-    if (dot === 1) throw fsErr('EINVAL');
-    if (dot === 2) throw fsErr('ENOTEMPTY');
-    const { dir, slot, child } = this.victim(ctx, p, name);
-    if (!child.isDir) throw fsErr('ENOTDIR');
-    if (this.core.dirOf(child).size > 0) throw fsErr('ENOTEMPTY');
-    const t = this.core.now();
-    dir.remove(slot);
-    this.core.committer.markDentry(p, slot.name, slot.key);
-    child.nlink = 0;
-    child.ctime = t;
-    this.core.touch(child);
-    p.nlink--;
-    p.mtime = t;
-    p.ctime = t;
-    this.core.touch(p);
-    this.core.maybeReap(child);
-  }
-
-  /** True if directory `ancestor` is `ino` or one of its ancestors. */
-  private isAncestor(ancestor: Ino, ino: Ino): boolean {
-    let cur = ino;
-    for (let depth = 0; depth < 100_000; depth++) {
-      if (cur === ancestor) return true;
-      if (cur === ROOT_INO) return false;
-      const next = this.core.table.get(cur).parent;
-      if (!next || next === cur) return false;
-      cur = next;
-    }
-    return false;
-  }
-
+  readlink(_ctx: Ctx, ino: Ino): Buffer { return names.readlink(this.core, _ctx, ino); }
+  mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry { return names.mknod(this.core, ctx, parent, name, mode, rdev); }
+  mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry { return names.mkdir(this.core, ctx, parent, name, mode); }
+  symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry { return names.symlink(this.core, ctx, parent, name, target); }
+  link(ctx: Ctx, ino: Ino, newParent: Ino, newName: Buffer): Entry { return names.link(this.core, ctx, ino, newParent, newName); }
+  unlink(ctx: Ctx, parent: Ino, name: Buffer): void { names.unlink(this.core, ctx, parent, name); }
+  rmdir(ctx: Ctx, parent: Ino, name: Buffer): void { names.rmdir(this.core, ctx, parent, name); }
   rename(ctx: Ctx, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number): void {
-    this.core.rw();
-    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw fsErr('EINVAL');
-    if ((flags & RENAME_NOREPLACE) !== 0 && (flags & RENAME_EXCHANGE) !== 0) throw fsErr('EINVAL');
-    const p = this.core.parentDir(ctx, parent);
-    const np = this.core.parentDir(ctx, newParent);
-    if (name.length > NAME_MAX || newName.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    if (isDot(name) !== 0 || isDot(newName) !== 0) throw fsErr('EBUSY');
-    const nkey = this.core.checkName(newName);
-    checkAccess(ctx, p, 1);
-    checkAccess(ctx, np, 1);
-    const sdir = this.core.dirOf(p);
-    const ddir = this.core.dirOf(np);
-    const slot = sdir.get(nameKey(name));
-    if (slot === undefined) throw fsErr('ENOENT');
-    const src = this.core.table.get(slot.ino);
-    const dslot = ddir.get(nkey);
-    const dst = dslot !== undefined ? this.core.table.get(dslot.ino) : undefined;
-    if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw fsErr('EEXIST');
-    const exchange = (flags & RENAME_EXCHANGE) !== 0;
-    if (exchange && dst === undefined) throw fsErr('ENOENT');
-    checkAccess(ctx, p, 3);
-    this.core.changeable(p);
-    checkAccess(ctx, np, 3);
-    this.core.changeable(np);
-    checkSticky(ctx, p, src);
-    if (dst !== undefined) checkSticky(ctx, np, dst);
-    if (dst !== undefined && dst === src) return; // same inode (hard links or same entry): POSIX says do nothing
-    this.core.changeable(src);
-    if (dst !== undefined) this.core.changeable(dst);
-    if (src.isDir && p !== np) {
-      if (!permits(ctx, src, 2)) throw fsErr('EACCES');
-      if (this.isAncestor(src.ino, np.ino)) throw fsErr('EINVAL');
-    }
-    // A target that is an ancestor of the source holds it: not empty, whatever the source's type
-    // (Linux's do_renameat2 checks this before the types of source and target).
-    if (!exchange && dst !== undefined && dst.isDir && p !== np && this.isAncestor(dst.ino, p.ino)) throw fsErr('ENOTEMPTY');
-    if (exchange) {
-      const d = dst!;
-      if (d.isDir && p !== np) {
-        if (!permits(ctx, d, 2)) throw fsErr('EACCES');
-        if (this.isAncestor(d.ino, p.ino)) throw fsErr('EINVAL');
-      }
-    } else if (dst !== undefined) {
-      if (src.isDir && !dst.isDir) throw fsErr('ENOTDIR');
-      if (!src.isDir && dst.isDir) throw fsErr('EISDIR');
-      if (dst.isDir && this.core.dirOf(dst).size > 0) throw fsErr('ENOTEMPTY');
-    }
-    if (np.nlink === 0) throw fsErr('ENOENT'); // the target directory was removed
-    if (src.isDir && dst === undefined && p !== np && np.nlink >= LINK_MAX) throw fsErr('EMLINK');
-
-    const t = this.core.now();
-    if (exchange) {
-      const d = dst!;
-      slot.ino = d.ino; slot.type = d.type;
-      dslot!.ino = src.ino; dslot!.type = src.type;
-      if (p !== np) {
-        if (src.isDir) { src.parent = np.ino; p.nlink--; np.nlink++; }
-        if (d.isDir) { d.parent = p.ino; np.nlink--; p.nlink++; }
-      }
-      this.core.committer.markDentry(p, slot.name, slot.key);
-      this.core.committer.markDentry(np, dslot!.name, dslot!.key);
-      d.ctime = t;
-      this.core.touch(d);
-    } else {
-      if (dst !== undefined) {
-        ddir.remove(dslot!);
-        if (dst.isDir) { dst.nlink = 0; np.nlink--; } else dst.nlink--;
-        dst.ctime = t;
-        this.core.touch(dst);
-      }
-      sdir.remove(slot);
-      this.core.committer.markDentry(p, slot.name, slot.key);
-      const stored = Buffer.from(newName);
-      ddir.add(stored, nkey, src.ino, src.type);
-      this.core.committer.markDentry(np, stored, nkey);
-      if (src.isDir && p !== np) { p.nlink--; np.nlink++; src.parent = np.ino; }
-    }
-    src.ctime = t;
-    this.core.touch(src);
-    p.mtime = t; p.ctime = t;
-    this.core.touch(p);
-    if (np !== p) { np.mtime = t; np.ctime = t; this.core.touch(np); }
-    if (!exchange && dst !== undefined) this.core.maybeReap(dst);
+    names.rename(this.core, ctx, parent, name, newParent, newName, flags);
   }
 
   // ------------------------------------------------------------------ files
@@ -556,7 +286,7 @@ export class Filesystem implements FsCore {
       const open = this.open(ctx, inode.ino, flags);
       return { entry: this.core.entry(inode), open };
     }
-    const inode = this.makeNode(ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
+    const inode = names.makeNode(this.core, ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
     // The creator may open what it just created whatever the mode says (open(O_CREAT, 0444) for writing).
     const fh = this.core.newHandle(inode, flags, false);
     return { entry: this.core.entry(inode), open: { fh, keepCache: true } };
