@@ -1,12 +1,11 @@
 import type {
   Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, ReadPlan, SetAttr, StatFs, Timespec,
 } from './api.js';
-import { SETATTR_NOW } from './api.js';
 import type { BlockSource, FsStore } from './store.js';
 import { fsErr, isMissingKey } from './errors.js';
 import {
-  F_UNLCK, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY, S_IFDIR, S_IFMT, S_IFREG, S_ISGID,
-  S_ISUID, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, XATTR_CREATE, XATTR_REPLACE,
+  F_UNLCK, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG, S_ISGID, S_ISUID,
+  SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, XATTR_CREATE, XATTR_REPLACE,
 } from './constants.js';
 import type { Inode } from './inode.js';
 import { ROOT_INO } from './inode-table.js';
@@ -15,8 +14,9 @@ import { BlockCache } from './block-cache.js';
 import type { CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
 import { applyFallocate, checkFallocateArgs } from './fallocate.js';
-import { checkAccess, inGroup, isOwnerOrRoot, permits } from './permissions.js';
+import { checkAccess } from './permissions.js';
 import { ownerKey } from './locks.js';
+import * as attrs from './ops-attrs.js';
 import * as names from './ops-namespace.js';
 import * as remote from './ops-remote.js';
 import { CoreState, clearSuidgid, type Handle } from './core-state.js';
@@ -75,11 +75,6 @@ const READAHEAD_BLOCKS = 16;
 export const MAX_COPY_PER_CALL = 16 * 1024 * 1024;
 
 function tsLe(a: Timespec, b: Timespec): boolean { return a.sec < b.sec || (a.sec === b.sec && a.nsec <= b.nsec); }
-
-function validTs(t: Timespec): Timespec {
-  if (!Number.isSafeInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec > 999_999_999) throw fsErr('EINVAL');
-  return { sec: t.sec, nsec: t.nsec };
-}
 
 /**
  * The filesystem core: POSIX semantics over an FsStore, inode-based, synchronous except where
@@ -179,77 +174,9 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ attributes
 
-  getattr(_ctx: Ctx, ino: Ino): Attr {
-    this.core.table.maybeEvict();
-    return this.core.attr(this.core.table.get(ino));
-  }
-
-  setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr {
-    this.core.rw();
-    const inode = this.core.table.get(ino);
-    this.core.changeable(inode);
-    const root = ctx.uid === 0;
-    const owner = isOwnerOrRoot(ctx, inode);
-    // Check everything first, then apply: a refused setattr changes nothing.
-    if (set.mode !== undefined && !owner) throw fsErr('EPERM');
-    if (set.uid !== undefined && !root && (ctx.uid !== inode.uid || set.uid !== inode.uid)) throw fsErr('EPERM');
-    if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && !inGroup(ctx, set.gid)))) {
-      throw fsErr('EPERM');
-    }
-    // The keys have their say too (FsStore.mayChangeAcl): dropping suid/sgid stays anyone's.
-    const oldBits = inode.mode & 0o7777;
-    const modeChange = set.mode !== undefined && (set.mode & 0o7777) !== oldBits && (set.mode & 0o7777) !== (oldBits & ~0o6000);
-    const ownerChange = (set.uid !== undefined && set.uid !== inode.uid) || (set.gid !== undefined && set.gid !== inode.gid);
-    if ((modeChange || ownerChange) && this.store.mayChangeAcl !== undefined && !this.store.mayChangeAcl(ino)) throw fsErr('EPERM');
-    const h = fh !== undefined ? this.core.handles.get(fh) : undefined;
-    if (set.size !== undefined) {
-      if (inode.isDir) throw fsErr('EISDIR');
-      if (!inode.isReg) throw fsErr('EINVAL');
-      if (set.size < 0) throw fsErr('EINVAL');
-      const viaHandle = h !== undefined && h.inode === inode && (h.flags & O_ACCMODE) !== O_RDONLY;
-      if (!viaHandle) checkAccess(ctx, inode, 2);
-    }
-    const explicitTime = (set.atime !== undefined && set.atime !== SETATTR_NOW) || (set.mtime !== undefined && set.mtime !== SETATTR_NOW);
-    // An explicit ctime comes only from a writeback-cache kernel flushing times it keeps for a
-    // writer: that writer needed write permission, not ownership.
-    if (explicitTime && !owner && !(set.ctime !== undefined && permits(ctx, inode, 2))) throw fsErr('EPERM');
-    if (!explicitTime && (set.atime === SETATTR_NOW || set.mtime === SETATTR_NOW) && !owner && !permits(ctx, inode, 2)) {
-      throw fsErr('EACCES');
-    }
-    const atime = set.atime !== undefined && set.atime !== SETATTR_NOW ? validTs(set.atime) : undefined;
-    const mtime = set.mtime !== undefined && set.mtime !== SETATTR_NOW ? validTs(set.mtime) : undefined;
-    const ctime = set.ctime !== undefined ? validTs(set.ctime) : undefined;
-
-    const now = this.core.now();
-    if (set.size !== undefined) {
-      this.core.content.truncate(inode, set.size);
-      inode.mtime = now;
-      if (!root) clearSuidgid(inode);
-    }
-    if (set.uid !== undefined || set.gid !== undefined) {
-      if (set.uid !== undefined) inode.uid = set.uid;
-      if (set.gid !== undefined) inode.gid = set.gid;
-      // Linux drops suid/sgid on chown of anything but a directory, whoever does it.
-      if (!inode.isDir) clearSuidgid(inode);
-    }
-    if (set.mode !== undefined) {
-      let mode = (inode.mode & S_IFMT) | (set.mode & 0o7777);
-      if (!root && (mode & S_ISGID) !== 0 && !inGroup(ctx, inode.gid)) mode &= ~S_ISGID;
-      inode.mode = mode;
-    }
-    if (set.killSuidgid) clearSuidgid(inode);
-    if (set.atime !== undefined) inode.atime = atime ?? now;
-    if (set.mtime !== undefined) inode.mtime = mtime ?? now;
-    inode.ctime = ctime ?? now;
-    this.core.touch(inode);
-    return this.core.attr(inode);
-  }
-
-  access(ctx: Ctx, ino: Ino, mask: number): void {
-    const inode = this.core.table.get(ino);
-    if ((mask & 2) !== 0 && this.readOnly && (inode.isReg || inode.isDir || inode.isSymlink)) throw fsErr('EROFS');
-    checkAccess(ctx, inode, mask & 7);
-  }
+  getattr(_ctx: Ctx, ino: Ino): Attr { return attrs.getattr(this.core, _ctx, ino); }
+  setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr { return attrs.setattr(this.core, ctx, ino, set, fh); }
+  access(ctx: Ctx, ino: Ino, mask: number): void { attrs.access(this.core, ctx, ino, mask); }
 
   // ------------------------------------------------------------------ namespace
 
