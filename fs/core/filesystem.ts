@@ -1,28 +1,25 @@
 import type {
   Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, ReadPlan, SetAttr, StatFs, Timespec,
 } from './api.js';
-import type { BlockSource, FsStore } from './store.js';
+import type { FsStore } from './store.js';
 import { fsErr, isMissingKey } from './errors.js';
-import {
-  F_UNLCK, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG, S_ISGID, S_ISUID,
-  SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, XATTR_CREATE, XATTR_REPLACE,
-} from './constants.js';
+import { F_UNLCK, NAME_MAX, S_IFDIR, XATTR_CREATE, XATTR_REPLACE } from './constants.js';
 import type { Inode } from './inode.js';
 import { ROOT_INO } from './inode-table.js';
 import { DirIndex } from './dir-index.js';
-import { BlockCache } from './block-cache.js';
 import type { CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
-import { applyFallocate, checkFallocateArgs } from './fallocate.js';
 import { checkAccess } from './permissions.js';
 import { ownerKey } from './locks.js';
 import * as attrs from './ops-attrs.js';
+import * as files from './ops-files.js';
 import * as names from './ops-namespace.js';
 import * as remote from './ops-remote.js';
-import { CoreState, clearSuidgid, type Handle } from './core-state.js';
+import { CoreState } from './core-state.js';
 import { checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible } from './xattrs.js';
 
 export { ROOT_INO };
+export { MAX_COPY_PER_CALL } from './ops-files.js';
 
 export interface FilesystemOptions {
   /** Content block size in bytes (default 64 KiB). Fixed per inode once it has blocks. */
@@ -61,20 +58,6 @@ export interface FilesystemOptions {
   /** Called when a background commit fails (the data stays dirty and the next fsync reports it). */
   onCommitError?: (err: Error) => void;
 }
-
-/**
- * Smallest read handed to workers whole (readPlan): smaller ones are served (and cached) here — for
- * a file of a block or two the hand-off costs more than decrypting it in place (md5sum of a tree).
- */
-const READ_PLAN_MIN = 256 * 1024;
-/** Fewest missing blocks a read waits for off-thread (readReady); fewer are decrypted in place. */
-const FETCH_MIN_BLOCKS = 4;
-/** Blocks a sequential reader's fetches run ahead of its reads (1 MiB at 64 KiB blocks). */
-const READAHEAD_BLOCKS = 16;
-/** Most bytes one copyFileRange call copies (a short copy; the caller asks again for the rest). */
-export const MAX_COPY_PER_CALL = 16 * 1024 * 1024;
-
-function tsLe(a: Timespec, b: Timespec): boolean { return a.sec < b.sec || (a.sec === b.sec && a.nsec <= b.nsec); }
 
 /**
  * The filesystem core: POSIX semantics over an FsStore, inode-based, synchronous except where
@@ -193,271 +176,34 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ files
 
-  private handle(ino: Ino, fh: Fh): Handle {
-    const h = this.core.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino) throw fsErr('EBADF');
-    return h;
-  }
-
   create(ctx: Ctx, parent: Ino, name: Buffer, mode: number, flags: number): { entry: Entry; open: OpenResult } {
-    this.core.table.maybeEvict();
-    this.core.rw();
-    const p = this.core.parentDir(ctx, parent);
-    const key = this.core.checkName(name);
-    checkAccess(ctx, p, 1);
-    const existing = this.core.dirOf(p).get(key);
-    if (existing !== undefined) {
-      if ((flags & O_EXCL) !== 0) throw fsErr('EEXIST');
-      const inode = this.core.table.get(existing.ino);
-      if (inode.isDir) throw fsErr('EISDIR');
-      const open = this.open(ctx, inode.ino, flags);
-      return { entry: this.core.entry(inode), open };
-    }
-    const inode = names.makeNode(this.core, ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
-    // The creator may open what it just created whatever the mode says (open(O_CREAT, 0444) for writing).
-    const fh = this.core.newHandle(inode, flags, false);
-    return { entry: this.core.entry(inode), open: { fh, keepCache: true } };
+    return files.create(this.core, ctx, parent, name, mode, flags);
   }
 
-  open(ctx: Ctx, ino: Ino, flags: number): OpenResult {
-    const inode = this.core.table.get(ino);
-    const acc = flags & O_ACCMODE;
-    const writes = acc !== O_RDONLY;
-    if (inode.isDir && (writes || (flags & O_TRUNC) !== 0)) throw fsErr('EISDIR');
-    if (inode.isSymlink) throw fsErr('ELOOP');
-    // FIFOs and devices may be opened for writing on a read-only filesystem: nothing is stored.
-    if (inode.isReg && (writes || (flags & O_TRUNC) !== 0)) {
-      this.core.rw();
-      this.core.changeable(inode);
-    }
-    let mask = 0;
-    if (acc === O_RDONLY || acc === 2) mask |= 4;
-    if (writes || (flags & O_TRUNC) !== 0) mask |= 2;
-    checkAccess(ctx, inode, mask);
-    if ((flags & O_TRUNC) !== 0 && inode.isReg) {
-      const t = this.core.now();
-      this.core.content.truncate(inode, 0);
-      inode.mtime = t;
-      inode.ctime = t;
-      if (ctx.uid !== 0) clearSuidgid(inode);
-      this.core.touch(inode);
-    }
-    return { fh: this.core.newHandle(inode, flags, false), keepCache: true };
-  }
-
-  read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer {
-    const h = this.handle(ino, fh);
-    if ((h.flags & O_ACCMODE) === O_WRONLY) throw fsErr('EBADF');
-    const inode = h.inode;
-    if (inode.isDir) throw fsErr('EISDIR');
-    if (offset < 0) throw fsErr('EINVAL');
-    const out = this.core.content.read(inode, offset, size);
-    this.readAtime(inode);
-    this.io.bytesRead += out.length;
-    return out;
-  }
-
-  /** The access time a read moves (relatime / strict; nothing for noatime or read-only mounts). */
-  private readAtime(inode: Inode): void {
-    if (this.core.atimePolicy === 'noatime' || this.readOnly) return;
-    const a = inode.atime;
-    if (this.core.atimePolicy === 'relatime' && !tsLe(a, inode.mtime) && !tsLe(a, inode.ctime)) {
-      const t = this.core.now();
-      if (t.sec - a.sec < 86400) return;
-      inode.atime = t;
-    } else inode.atime = this.core.now();
-    this.core.committer.markAtime(inode);
-  }
-
-  /**
-   * A large read a transport can hand to worker threads whole: every block it touches is committed,
-   * clean (not dirty, not in the decrypted cache) and sealed on disk (FsStore.blockSources). Returns
-   * the sources of blocks first..last and where the read starts in the first, or null when read()
-   * must serve it. Does what read() does besides the data (access mode check, atime).
-   */
+  open(ctx: Ctx, ino: Ino, flags: number): OpenResult { return files.open(this.core, ctx, ino, flags); }
+  read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer { return files.read(this.core, _ctx, ino, fh, offset, size); }
   readPlan(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): ReadPlan | null {
-    const store = this.store;
-    if (store.blockSources === undefined || size < READ_PLAN_MIN) return null;
-    const r = this.readSpan(ino, fh, offset, size);
-    if (r === null || (r.handle.flags & O_ACCMODE) === O_WRONLY || r.end - offset < READ_PLAN_MIN) return null;
-    const { inode, bs, first, last, end } = r;
-    const set = this.core.content.blockSet(inode);
-    const pages = inode.pages;
-    const indexes: number[] = [];
-    for (let i = first; i <= last; i++) {
-      if (!set.has(i) || (pages !== null && pages.has(i)) || this.core.cache.has(ino, i)) return null;
-      indexes.push(i);
-    }
-    const sources = store.blockSources(ino, indexes);
-    for (const src of sources) if (src === null) return null;
-    this.readAtime(inode);
-    this.io.bytesRead += end - offset;
-    return { sources: sources as BlockSource[], blockSize: bs, from: offset - first * bs, length: end - offset };
+    return files.readPlan(this.core, _ctx, ino, fh, offset, size);
   }
 
-  /**
-   * Makes a read cheap before it happens: blocks of [offset, offset + size) that are neither dirty
-   * nor cached are fetched through the store's fetchBlocks (read and decrypted on worker threads),
-   * and a sequential reader's next READAHEAD_BLOCKS blocks are fetched too, without waiting.
-   * Returns a promise when the request must wait for blocks in flight (the transport then calls
-   * read(), which finds them cached), null when read() can run at once. Never rejects: a block the
-   * fetch could not deliver is read (and its error reported) by read() as usual.
-   */
   readReady(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null {
-    if (this.store.fetchBlocks === undefined) return null;
-    const r = this.readSpan(ino, fh, offset, size);
-    if (r === null) return null;
-    const { inode, bs, first, last, end } = r;
-    const sequential = offset === inode.readNext || offset === 0;
-    inode.readNext = end;
-    const raLast = sequential ? Math.min(Math.floor((inode.size - 1) / bs), last + READAHEAD_BLOCKS) : last;
-    const set = this.core.content.blockSet(inode);
-    const waits: Promise<void>[] = [];
-    const now: number[] = [];
-    const ahead: number[] = [];
-    for (let i = first; i <= raLast; i++) {
-      if (!set.has(i) || inode.pages?.has(i) === true || this.core.cache.has(ino, i)) continue;
-      const f = this.core.fetching.get(BlockCache.key(ino, i));
-      if (f !== undefined) { if (i <= last) waits.push(f); continue; }
-      (i <= last ? now : ahead).push(i);
-    }
-    // A small read (the first of a small file, say) is cheaper decrypted in place by read(); the
-    // read-ahead of a stream that is already under way still goes to the workers.
-    if (now.length >= FETCH_MIN_BLOCKS) waits.push(this.fetchBlocks(inode, now));
-    if (ahead.length > 0 && offset > 0) void this.fetchBlocks(inode, ahead);
-    if (waits.length === 0) return null;
-    return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
-  }
-
-  /** The blocks [first, last] of a file in blocks that a read of [offset, end) through `fh` covers; null: none. */
-  private readSpan(ino: Ino, fh: Fh, offset: number, size: number): { handle: Handle; inode: Inode; bs: number; first: number; last: number; end: number } | null {
-    const h = this.core.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino) return null;
-    const inode = h.inode;
-    const bs = inode.blockSize;
-    if (bs === undefined || !inode.isReg || offset < 0 || size <= 0 || offset >= inode.size) return null;
-    const end = Math.min(inode.size, offset + size);
-    return { handle: h, inode, bs, first: Math.floor(offset / bs), last: Math.floor((end - 1) / bs), end };
-  }
-
-  private fetchBlocks(inode: Inode, indexes: number[]): Promise<void> {
-    const ino = inode.ino;
-    const gen = inode.contentGen;
-    const p = this.store.fetchBlocks!(ino, indexes).then((bufs) => {
-      // Only if nothing changed meanwhile: no write, no remote change, still the table's inode.
-      if (inode.contentGen !== gen || inode.deleted || this.core.table.peek(ino) !== inode) return;
-      for (let j = 0; j < indexes.length; j++) {
-        const b = bufs[j];
-        const i = indexes[j]!;
-        if (b !== undefined && inode.pages?.has(i) !== true) this.core.cache.set(ino, i, b);
-      }
-    }, () => undefined).finally(() => {
-      for (const i of indexes) this.core.fetching.delete(BlockCache.key(ino, i));
-    });
-    for (const i of indexes) this.core.fetching.set(BlockCache.key(ino, i), p);
-    return p;
+    return files.readReady(this.core, _ctx, ino, fh, offset, size);
   }
 
   write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer, killSuidgid?: boolean): number {
-    const h = this.handle(ino, fh);
-    if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
-    this.core.rw();
-    const inode = h.inode;
-    if (offset < 0) throw fsErr('EINVAL');
-    if ((h.flags & O_APPEND) !== 0) offset = inode.size;
-    this.core.content.write(inode, offset, data);
-    const t = this.core.now();
-    inode.mtime = t;
-    inode.ctime = t;
-    if ((ctx.uid !== 0 || killSuidgid) && (inode.mode & (S_ISUID | S_ISGID)) !== 0) clearSuidgid(inode);
-    this.io.bytesWritten += data.length;
-    return data.length;
+    return files.write(this.core, ctx, ino, fh, offset, data, killSuidgid);
   }
 
-  flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void {
-    if (lockOwner !== undefined) { this.core.locks.releaseOwner(ino, lockOwner); this.core.lockGone(ino); }
-    // close(2) of a writer reports a failing commit that holds its data (as NFS reports writeback
-    // errors): the data is still in memory, but nothing will persist it while commits fail.
-    const h = this.core.handles.get(fh);
-    if (h !== undefined && (h.flags & O_ACCMODE) !== O_RDONLY && this.core.committer.needsSync(h.inode)) {
-      const failed = this.core.committer.failedWith;
-      if (failed !== null) throw failed;
-    }
-  }
-
-  release(ino: Ino, fh: Fh): void {
-    const h = this.core.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino) return;
-    this.core.handles.delete(fh);
-    if (h.lockOwners) { for (const o of h.lockOwners) this.core.locks.releaseOwner(ino, BigInt(o)); this.core.lockGone(ino); }
-    h.inode.opens--;
-    this.core.maybeReap(h.inode);
-  }
-
-  async fsync(ino: Ino, _fh: Fh, _datasync: boolean): Promise<void> {
-    const inode = this.core.table.peek(ino);
-    const pending = this.core.committer.pendingError;
-    if (pending === null && (inode === undefined || !this.core.committer.needsSync(inode)) && !this.core.committer.hasDirt) return;
-    await this.core.committer.durable();
-    const err = this.core.committer.pendingError;
-    if (err !== null) {
-      this.core.committer.pendingError = null;
-      throw err;
-    }
-  }
-
+  flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void { files.flush(this.core, _ctx, ino, fh, lockOwner); }
+  release(ino: Ino, fh: Fh): void { files.release(this.core, ino, fh); }
+  fsync(ino: Ino, _fh: Fh, _datasync: boolean): Promise<void> { return files.fsync(this.core, ino, _fh, _datasync); }
   fallocate(ctx: Ctx, ino: Ino, fh: Fh, mode: number, offset: number, length: number): void {
-    const h = this.handle(ino, fh);
-    checkFallocateArgs(mode, offset, length);
-    if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
-    this.core.rw();
-    const inode = h.inode;
-    if (inode.isDir) throw fsErr('EISDIR');
-    if (!inode.isReg) throw fsErr('EOPNOTSUPP');
-    const changed = applyFallocate(this.core.content, inode, mode, offset, length);
-    const t = this.core.now();
-    inode.ctime = t;
-    if (changed) inode.mtime = t;
-    if (ctx.uid !== 0) clearSuidgid(inode);
-    this.core.touch(inode);
+    files.fallocate(this.core, ctx, ino, fh, mode, offset, length);
   }
 
-  lseek(ino: Ino, fh: Fh, offset: number, whence: number): number {
-    const h = this.handle(ino, fh);
-    const inode = h.inode;
-    switch (whence) {
-      case SEEK_SET: if (offset < 0) throw fsErr('EINVAL'); return offset;
-      case SEEK_END: { const r = inode.size + offset; if (r < 0) throw fsErr('EINVAL'); return r; }
-      case SEEK_DATA: case SEEK_HOLE:
-        if (!inode.isReg) throw fsErr('EINVAL');
-        return this.core.content.seek(inode, offset, whence === SEEK_HOLE);
-      default: throw fsErr('EINVAL');
-    }
-  }
-
+  lseek(ino: Ino, fh: Fh, offset: number, whence: number): number { return files.lseek(this.core, ino, fh, offset, whence); }
   copyFileRange(ctx: Ctx, inIno: Ino, inFh: Fh, inOff: number, outIno: Ino, outFh: Fh, outOff: number, len: number): number {
-    const hi = this.handle(inIno, inFh);
-    const ho = this.handle(outIno, outFh);
-    if ((hi.flags & O_ACCMODE) === O_WRONLY) throw fsErr('EBADF');
-    if ((ho.flags & O_ACCMODE) === O_RDONLY || (ho.flags & O_APPEND) !== 0) throw fsErr('EBADF');
-    this.core.rw();
-    if (hi.inode.isDir || ho.inode.isDir) throw fsErr('EISDIR');
-    if (!hi.inode.isReg || !ho.inode.isReg) throw fsErr('EINVAL');
-    if (inOff < 0 || outOff < 0 || len < 0) throw fsErr('EINVAL');
-    if (hi.inode === ho.inode && inOff < outOff + len && outOff < inOff + len) throw fsErr('EINVAL');
-    // copy_file_range may copy less than asked (callers loop; cp asks for the whole file at once).
-    // A call runs synchronously and leaves its copy dirty in memory: bounded, so commits and write
-    // backpressure get a turn between calls instead of after gigabytes.
-    len = Math.min(len, MAX_COPY_PER_CALL);
-    let done = 0;
-    const chunk = 4 * 1024 * 1024;
-    while (done < len) {
-      const data = this.core.content.read(hi.inode, inOff + done, Math.min(chunk, len - done));
-      if (data.length === 0) break;
-      this.write(ctx, outIno, outFh, outOff + done, data);
-      done += data.length;
-    }
-    return done;
+    return files.copyFileRange(this.core, ctx, inIno, inFh, inOff, outIno, outFh, outOff, len);
   }
 
   // ------------------------------------------------------------------ directories
