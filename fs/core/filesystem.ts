@@ -2,16 +2,15 @@ import type {
   Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, ReadPlan, SetAttr, StatFs, Timespec,
 } from './api.js';
 import type { FsStore } from './store.js';
-import { fsErr, isMissingKey } from './errors.js';
+import { fsErr } from './errors.js';
 import { F_UNLCK, NAME_MAX, S_IFDIR, XATTR_CREATE, XATTR_REPLACE } from './constants.js';
-import type { Inode } from './inode.js';
 import { ROOT_INO } from './inode-table.js';
 import { DirIndex } from './dir-index.js';
 import type { CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
-import { checkAccess } from './permissions.js';
 import { ownerKey } from './locks.js';
 import * as attrs from './ops-attrs.js';
+import * as dirs from './ops-dirs.js';
 import * as files from './ops-files.js';
 import * as names from './ops-namespace.js';
 import * as remote from './ops-remote.js';
@@ -208,77 +207,13 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ directories
 
-  opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult {
-    const inode = this.core.table.get(ino);
-    if (!inode.isDir) throw fsErr('ENOTDIR');
-    checkAccess(ctx, inode, 4);
-    return { fh: this.core.newHandle(inode, flags, true), keepCache: true };
-  }
-
-  /** A listed entry's inode: null when this mount holds no key for it, undefined when it cannot be loaded. */
-  private listedInode(ino: Ino): Inode | null | undefined {
-    try {
-      return this.core.table.get(ino);
-    } catch (e) {
-      return isMissingKey(e) ? null : undefined;
-    }
-  }
-
-  private listing(ino: Ino, fh: Fh, offset: number, maxEntries: number, plus: boolean): Array<DirEntry & { entry?: Entry | null }> {
-    const h = this.core.handles.get(fh);
-    const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.core.table.get(ino);
-    if (!inode.isDir) throw fsErr('ENOTDIR');
-    const dir = this.core.dirOf(inode);
-    const out: Array<DirEntry & { entry?: Entry | null }> = [];
-    if (maxEntries <= 0) return out;
-    const t = this.store.cacheTimeout;
-    const dot = (name: string, target: Inode, cookie: number): void => {
-      // "." and ".." count no lookup: the kernel ignores them in READDIRPLUS replies.
-      const e: DirEntry & { entry?: Entry | null } = { name: Buffer.from(name), ino: target.ino, type: S_IFDIR, offset: cookie };
-      if (plus) e.entry = { ino: target.ino, generation: target.generation, attr: this.core.attr(target), entryTimeout: 0, attrTimeout: 0 };
-      out.push(e);
-    };
-    if (offset < 1) dot('.', inode, 1);
-    if (offset < 2 && out.length < maxEntries) dot('..', this.core.table.peek(inode.parent || ROOT_INO) ?? this.core.table.tryGet(inode.parent) ?? inode, 2);
-    const slots = dir.slots;
-    for (let i = dir.positionAfter(offset < 2 ? 2 : offset); i < slots.length && out.length < maxEntries; i++) {
-      const s = slots[i];
-      if (s === null || s === undefined) continue;
-      // An entry whose inode cannot be loaded (a replication race, a damaged store) is skipped
-      // rather than failing the whole listing. One sealed for keys this mount does not hold (a
-      // group member's 0600 file) is listed — its name is sealed under the directory's key, which
-      // every reader of the directory holds — with an unknown type and no attributes: looking it
-      // up is EACCES, as a file without read permission in a listable directory would be.
-      if (plus) {
-        const child = this.listedInode(s.ino);
-        if (child === null) {
-          out.push({ name: s.name, ino: s.ino, type: 0, offset: s.id, entry: null });
-          continue;
-        }
-        if (child === undefined) continue;
-        if (child.isDir && child.parent === 0) child.parent = inode.ino;
-        if (s.type === 0) s.type = child.type;
-        child.lookups++;
-        out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id,
-          entry: { ino: child.ino, generation: child.generation, attr: this.core.attr(child), entryTimeout: t, attrTimeout: t } });
-      } else {
-        if (s.type === 0) {
-          const child = this.listedInode(s.ino);
-          if (child === undefined) continue;
-          if (child !== null) s.type = child.type;
-        }
-        out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id });
-      }
-    }
-    return out;
-  }
-
+  opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult { return dirs.opendir(this.core, ctx, ino, flags); }
   readdir(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): DirEntry[] {
-    return this.listing(ino, fh, offset, maxEntries, false);
+    return dirs.readdir(this.core, _ctx, ino, fh, offset, maxEntries);
   }
 
   readdirplus(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry | null }> {
-    return this.listing(ino, fh, offset, maxEntries, true) as Array<DirEntry & { entry: Entry | null }>;
+    return dirs.readdirplus(this.core, _ctx, ino, fh, offset, maxEntries);
   }
 
   releasedir(ino: Ino, fh: Fh): void { this.release(ino, fh); }
