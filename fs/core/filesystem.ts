@@ -3,7 +3,7 @@ import type {
 } from './api.js';
 import type { FsStore } from './store.js';
 import { fsErr } from './errors.js';
-import { F_UNLCK, NAME_MAX, S_IFDIR, XATTR_CREATE, XATTR_REPLACE } from './constants.js';
+import { F_UNLCK, NAME_MAX, S_IFDIR } from './constants.js';
 import { ROOT_INO } from './inode-table.js';
 import { DirIndex } from './dir-index.js';
 import type { CommitStats } from './committer.js';
@@ -14,8 +14,8 @@ import * as dirs from './ops-dirs.js';
 import * as files from './ops-files.js';
 import * as names from './ops-namespace.js';
 import * as remote from './ops-remote.js';
+import * as xattrs from './ops-xattr.js';
 import { CoreState } from './core-state.js';
-import { checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible } from './xattrs.js';
 
 export { ROOT_INO };
 export { MAX_COPY_PER_CALL } from './ops-files.js';
@@ -222,51 +222,10 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ extended attributes
 
-  setxattr(ctx: Ctx, ino: Ino, name: string, value: Buffer, flags: number): void {
-    const inode = this.core.table.get(ino);
-    const ns = xattrNamespace(name);
-    this.core.rw();
-    checkXattrValue(value);
-    checkXattrWrite(ctx, inode, ns, name);
-    this.core.changeable(inode);
-    const exists = Object.hasOwn(inode.xattrs, name);
-    if ((flags & XATTR_CREATE) !== 0 && exists) throw fsErr('EEXIST');
-    if ((flags & XATTR_REPLACE) !== 0 && !exists) throw fsErr('ENODATA');
-    // Replace the object: the previous one may be referenced by a batch in flight.
-    inode.xattrs = { ...inode.xattrs, [name]: Buffer.from(value) };
-    inode.ctime = this.core.now();
-    this.core.touch(inode);
-  }
-
-  getxattr(ctx: Ctx, ino: Ino, name: string): Buffer {
-    const inode = this.core.table.get(ino);
-    const ns = xattrNamespace(name);
-    if (!xattrVisible(ctx, ns)) throw fsErr('ENODATA');
-    checkXattrRead(ctx, inode, ns);
-    const xs = inode.xattrs;
-    if (!Object.hasOwn(xs, name)) throw fsErr('ENODATA');
-    return xs[name]!;
-  }
-
-  listxattr(ctx: Ctx, ino: Ino): string[] {
-    const inode = this.core.table.get(ino);
-    const names = Object.keys(inode.xattrs);
-    return ctx.uid === 0 ? names : names.filter((n) => !n.startsWith('trusted.'));
-  }
-
-  removexattr(ctx: Ctx, ino: Ino, name: string): void {
-    const inode = this.core.table.get(ino);
-    const ns = xattrNamespace(name);
-    this.core.rw();
-    checkXattrWrite(ctx, inode, ns, name);
-    this.core.changeable(inode);
-    if (!Object.hasOwn(inode.xattrs, name)) throw fsErr('ENODATA');
-    const next = { ...inode.xattrs };
-    delete next[name];
-    inode.xattrs = next;
-    inode.ctime = this.core.now();
-    this.core.touch(inode);
-  }
+  setxattr(ctx: Ctx, ino: Ino, name: string, value: Buffer, flags: number): void { xattrs.setxattr(this.core, ctx, ino, name, value, flags); }
+  getxattr(ctx: Ctx, ino: Ino, name: string): Buffer { return xattrs.getxattr(this.core, ctx, ino, name); }
+  listxattr(ctx: Ctx, ino: Ino): string[] { return xattrs.listxattr(this.core, ctx, ino); }
+  removexattr(ctx: Ctx, ino: Ino, name: string): void { xattrs.removexattr(this.core, ctx, ino, name); }
 
   // ------------------------------------------------------------------ locks
 
