@@ -3,15 +3,15 @@ import type {
 } from './api.js';
 import type { FsStore } from './store.js';
 import { fsErr } from './errors.js';
-import { F_UNLCK, NAME_MAX, S_IFDIR } from './constants.js';
+import { NAME_MAX, S_IFDIR } from './constants.js';
 import { ROOT_INO } from './inode-table.js';
 import { DirIndex } from './dir-index.js';
 import type { CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
-import { ownerKey } from './locks.js';
 import * as attrs from './ops-attrs.js';
 import * as dirs from './ops-dirs.js';
 import * as files from './ops-files.js';
+import * as locks from './ops-locks.js';
 import * as names from './ops-namespace.js';
 import * as remote from './ops-remote.js';
 import * as xattrs from './ops-xattr.js';
@@ -229,44 +229,12 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ locks
 
-  getlk(ino: Ino, _fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock {
-    this.core.table.get(ino);
-    return this.core.locks.getlk(ino, owner, lock);
-  }
-
+  getlk(ino: Ino, _fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock { return locks.getlk(this.core, ino, _fh, owner, lock); }
   setlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
-    const h = this.core.handles.get(fh);
-    if (h !== undefined) (h.lockOwners ??= new Set()).add(ownerKey(owner));
-    const lease = this.store.lockLease;
-    if (lease === undefined) return this.core.locks.setlk(ino, owner, lock, wait);
-    return this.setlkLeased(lease, ino, owner, lock, wait);
+    return locks.setlk(this.core, ino, fh, owner, lock, wait);
   }
 
-  /**
-   * A replicated store's locks are seen by its other mounts: the first lock on an inode takes the
-   * store's lease on it (one holder across all mounts; whole file, shared and exclusive alike),
-   * released with the last one.
-   */
-  private async setlkLeased(lease: NonNullable<FsStore['lockLease']>, ino: Ino, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
-    try {
-      if (lock.type !== F_UNLCK && !this.core.locks.hasLocks(ino)) {
-        for (;;) {
-          if (await lease.acquire(ino)) break;
-          if (!wait) throw fsErr('EAGAIN');
-          await new Promise((r) => setTimeout(r, 200));
-          if (this.core.destroyed) throw fsErr('EINTR');
-        }
-      }
-      await this.core.locks.setlk(ino, owner, lock, wait);
-    } finally {
-      this.core.lockGone(ino);
-    }
-  }
-
-  /** Fails the pending (wait=true) lock requests of `owner` on `ino` with EINTR (FUSE INTERRUPT). */
-  interruptLock(ino: Ino, owner: bigint | number): void {
-    this.core.locks.interrupt(ino, owner);
-  }
+  interruptLock(ino: Ino, owner: bigint | number): void { locks.interruptLock(this.core, ino, owner); }
 
   // ------------------------------------------------------------------ whole filesystem
 
