@@ -8,6 +8,7 @@ import { ROOT_INO } from './inode-table.js';
 import { DirIndex } from './dir-index.js';
 import type { CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
+import { CoreState } from './core-state.js';
 import * as attrs from './ops-attrs.js';
 import * as dirs from './ops-dirs.js';
 import * as files from './ops-files.js';
@@ -15,7 +16,6 @@ import * as locks from './ops-locks.js';
 import * as names from './ops-namespace.js';
 import * as remote from './ops-remote.js';
 import * as xattrs from './ops-xattr.js';
-import { CoreState } from './core-state.js';
 
 export { ROOT_INO };
 export { MAX_COPY_PER_CALL } from './ops-files.js';
@@ -78,6 +78,9 @@ export interface FilesystemOptions {
  *    garbage (it reads as ENOENT and is never reachable by name).
  *  - Permission checks follow Linux (supplementary groups through ctx.inGroup). Errno results are
  *    thrown as shared, stackless FsErrors (errors.ts fsErr): they are control flow, not failures.
+ *  - The operations live in one module per group (ops-namespace, ops-attrs, ops-files, ops-dirs,
+ *    ops-xattr, ops-locks, ops-remote), as functions over the state and shared helpers this class
+ *    owns in a CoreState (core-state.ts); each method here hands its call on, allocating nothing.
  */
 export class Filesystem implements FsCore {
   readonly store: FsStore;
@@ -156,13 +159,13 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ attributes
 
-  getattr(_ctx: Ctx, ino: Ino): Attr { return attrs.getattr(this.core, _ctx, ino); }
+  getattr(ctx: Ctx, ino: Ino): Attr { return attrs.getattr(this.core, ctx, ino); }
   setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr { return attrs.setattr(this.core, ctx, ino, set, fh); }
   access(ctx: Ctx, ino: Ino, mask: number): void { attrs.access(this.core, ctx, ino, mask); }
 
   // ------------------------------------------------------------------ namespace
 
-  readlink(_ctx: Ctx, ino: Ino): Buffer { return names.readlink(this.core, _ctx, ino); }
+  readlink(ctx: Ctx, ino: Ino): Buffer { return names.readlink(this.core, ctx, ino); }
   mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry { return names.mknod(this.core, ctx, parent, name, mode, rdev); }
   mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry { return names.mkdir(this.core, ctx, parent, name, mode); }
   symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry { return names.symlink(this.core, ctx, parent, name, target); }
@@ -178,28 +181,23 @@ export class Filesystem implements FsCore {
   create(ctx: Ctx, parent: Ino, name: Buffer, mode: number, flags: number): { entry: Entry; open: OpenResult } {
     return files.create(this.core, ctx, parent, name, mode, flags);
   }
-
   open(ctx: Ctx, ino: Ino, flags: number): OpenResult { return files.open(this.core, ctx, ino, flags); }
-  read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer { return files.read(this.core, _ctx, ino, fh, offset, size); }
-  readPlan(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): ReadPlan | null {
-    return files.readPlan(this.core, _ctx, ino, fh, offset, size);
+  read(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer { return files.read(this.core, ctx, ino, fh, offset, size); }
+  readPlan(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): ReadPlan | null {
+    return files.readPlan(this.core, ctx, ino, fh, offset, size);
   }
-
-  readReady(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null {
-    return files.readReady(this.core, _ctx, ino, fh, offset, size);
+  readReady(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null {
+    return files.readReady(this.core, ctx, ino, fh, offset, size);
   }
-
   write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer, killSuidgid?: boolean): number {
     return files.write(this.core, ctx, ino, fh, offset, data, killSuidgid);
   }
-
-  flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void { files.flush(this.core, _ctx, ino, fh, lockOwner); }
+  flush(ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void { files.flush(this.core, ctx, ino, fh, lockOwner); }
   release(ino: Ino, fh: Fh): void { files.release(this.core, ino, fh); }
-  fsync(ino: Ino, _fh: Fh, _datasync: boolean): Promise<void> { return files.fsync(this.core, ino, _fh, _datasync); }
+  fsync(ino: Ino, fh: Fh, datasync: boolean): Promise<void> { return files.fsync(this.core, ino, fh, datasync); }
   fallocate(ctx: Ctx, ino: Ino, fh: Fh, mode: number, offset: number, length: number): void {
     files.fallocate(this.core, ctx, ino, fh, mode, offset, length);
   }
-
   lseek(ino: Ino, fh: Fh, offset: number, whence: number): number { return files.lseek(this.core, ino, fh, offset, whence); }
   copyFileRange(ctx: Ctx, inIno: Ino, inFh: Fh, inOff: number, outIno: Ino, outFh: Fh, outOff: number, len: number): number {
     return files.copyFileRange(this.core, ctx, inIno, inFh, inOff, outIno, outFh, outOff, len);
@@ -208,16 +206,13 @@ export class Filesystem implements FsCore {
   // ------------------------------------------------------------------ directories
 
   opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult { return dirs.opendir(this.core, ctx, ino, flags); }
-  readdir(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): DirEntry[] {
-    return dirs.readdir(this.core, _ctx, ino, fh, offset, maxEntries);
+  readdir(ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): DirEntry[] {
+    return dirs.readdir(this.core, ctx, ino, fh, offset, maxEntries);
   }
-
-  readdirplus(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry | null }> {
-    return dirs.readdirplus(this.core, _ctx, ino, fh, offset, maxEntries);
+  readdirplus(ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry | null }> {
+    return dirs.readdirplus(this.core, ctx, ino, fh, offset, maxEntries);
   }
-
   releasedir(ino: Ino, fh: Fh): void { this.release(ino, fh); }
-
   fsyncdir(ino: Ino, fh: Fh, datasync: boolean): Promise<void> { return this.fsync(ino, fh, datasync); }
 
   // ------------------------------------------------------------------ extended attributes
@@ -229,11 +224,10 @@ export class Filesystem implements FsCore {
 
   // ------------------------------------------------------------------ locks
 
-  getlk(ino: Ino, _fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock { return locks.getlk(this.core, ino, _fh, owner, lock); }
+  getlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock { return locks.getlk(this.core, ino, fh, owner, lock); }
   setlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
     return locks.setlk(this.core, ino, fh, owner, lock, wait);
   }
-
   interruptLock(ino: Ino, owner: bigint | number): void { locks.interruptLock(this.core, ino, owner); }
 
   // ------------------------------------------------------------------ whole filesystem

@@ -78,6 +78,8 @@ export function readdir(core: CoreState, _ctx: Ctx, ino: Ino, fh: Fh, offset: nu
   return listing(core, ino, fh, offset, maxEntries, false);
 }
 
-export function readdirplus(core: CoreState, _ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry | null }> {
+export function readdirplus(
+  core: CoreState, _ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number,
+): Array<DirEntry & { entry: Entry | null }> {
   return listing(core, ino, fh, offset, maxEntries, true) as Array<DirEntry & { entry: Entry | null }>;
 }

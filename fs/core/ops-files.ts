@@ -166,7 +166,9 @@ export function readReady(core: CoreState, _ctx: Ctx, ino: Ino, fh: Fh, offset: 
 }
 
 /** The blocks [first, last] of a file in blocks that a read of [offset, end) through `fh` covers; null: none. */
-function readSpan(core: CoreState, ino: Ino, fh: Fh, offset: number, size: number): { handle: Handle; inode: Inode; bs: number; first: number; last: number; end: number } | null {
+function readSpan(
+  core: CoreState, ino: Ino, fh: Fh, offset: number, size: number,
+): { handle: Handle; inode: Inode; bs: number; first: number; last: number; end: number } | null {
   const h = core.handles.get(fh);
   if (h === undefined || h.inode.ino !== ino) return null;
   const inode = h.inode;
@@ -271,7 +273,9 @@ export function lseek(core: CoreState, ino: Ino, fh: Fh, offset: number, whence:
   }
 }
 
-export function copyFileRange(core: CoreState, ctx: Ctx, inIno: Ino, inFh: Fh, inOff: number, outIno: Ino, outFh: Fh, outOff: number, len: number): number {
+export function copyFileRange(
+  core: CoreState, ctx: Ctx, inIno: Ino, inFh: Fh, inOff: number, outIno: Ino, outFh: Fh, outOff: number, len: number,
+): number {
   const hi = handle(core, inIno, inFh);
   const ho = handle(core, outIno, outFh);
   if ((hi.flags & O_ACCMODE) === O_WRONLY) throw fsErr('EBADF');

@@ -26,7 +26,9 @@ export function setlk(core: CoreState, ino: Ino, fh: Fh, owner: bigint | number,
  * store's lease on it (one holder across all mounts; whole file, shared and exclusive alike),
  * released with the last one.
  */
-async function setlkLeased(core: CoreState, lease: NonNullable<FsStore['lockLease']>, ino: Ino, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
+async function setlkLeased(
+  core: CoreState, lease: NonNullable<FsStore['lockLease']>, ino: Ino, owner: bigint | number, lock: PosixLock, wait: boolean,
+): Promise<void> {
   try {
     if (lock.type !== F_UNLCK && !core.locks.hasLocks(ino)) {
       for (;;) {
