@@ -1,30 +1,24 @@
 import type {
   Attr, Ctx, DirEntry, Entry, Fh, FsCore, Ino, InvalidateEvent, OpenResult, PosixLock, ReadPlan, SetAttr, StatFs, Timespec,
 } from './api.js';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_NOW } from './api.js';
-import type { BlockSource, FsBatch, FsStore, InodeRecord } from './store.js';
-import { fsErr, isMissingKey } from './errors.js';
-import {
-  F_UNLCK, LINK_MAX, NAME_MAX, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY,
-  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID, S_IXGRP,
-  SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SYMLINK_MAX, XATTR_CREATE, XATTR_REPLACE,
-} from './constants.js';
-import type { Inode } from './inode.js';
-import { InodeTable, ROOT_INO } from './inode-table.js';
-import { DirIndex, nameKey, type DirSlot } from './dir-index.js';
-import { BlockCache, type BlockKey } from './block-cache.js';
-import { FileContent } from './content.js';
-import { Committer, type CommitStats } from './committer.js';
+import type { FsStore } from './store.js';
+import { fsErr } from './errors.js';
+import { NAME_MAX, S_IFDIR } from './constants.js';
+import { ROOT_INO } from './inode-table.js';
+import { DirIndex } from './dir-index.js';
+import type { CommitStats } from './committer.js';
 import type { Uncommitted } from './commit-failure.js';
-import { nowTimespec } from './clock.js';
-import { applyFallocate, checkFallocateArgs } from './fallocate.js';
-import { checkAccess, checkSticky, inGroup, isOwnerOrRoot, permits } from './permissions.js';
-import { LockTable, ownerKey } from './locks.js';
-import {
-  XattrNs, checkXattrRead, checkXattrValue, checkXattrWrite, xattrNamespace, xattrVisible,
-} from './xattrs.js';
+import { CoreState } from './core-state.js';
+import * as attrs from './ops-attrs.js';
+import * as dirs from './ops-dirs.js';
+import * as files from './ops-files.js';
+import * as locks from './ops-locks.js';
+import * as names from './ops-namespace.js';
+import * as remote from './ops-remote.js';
+import * as xattrs from './ops-xattr.js';
 
 export { ROOT_INO };
+export { MAX_COPY_PER_CALL } from './ops-files.js';
 
 export interface FilesystemOptions {
   /** Content block size in bytes (default 64 KiB). Fixed per inode once it has blocks. */
@@ -64,33 +58,6 @@ export interface FilesystemOptions {
   onCommitError?: (err: Error) => void;
 }
 
-interface Handle {
-  inode: Inode;
-  flags: number;
-  dir: boolean;
-  lockOwners: Set<string> | null;
-}
-
-const EMPTY_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
-/**
- * Smallest read handed to workers whole (readPlan): smaller ones are served (and cached) here — for
- * a file of a block or two the hand-off costs more than decrypting it in place (md5sum of a tree).
- */
-const READ_PLAN_MIN = 256 * 1024;
-/** Fewest missing blocks a read waits for off-thread (readReady); fewer are decrypted in place. */
-const FETCH_MIN_BLOCKS = 4;
-/** Blocks a sequential reader's fetches run ahead of its reads (1 MiB at 64 KiB blocks). */
-const READAHEAD_BLOCKS = 16;
-/** Most bytes one copyFileRange call copies (a short copy; the caller asks again for the rest). */
-export const MAX_COPY_PER_CALL = 16 * 1024 * 1024;
-
-function tsLe(a: Timespec, b: Timespec): boolean { return a.sec < b.sec || (a.sec === b.sec && a.nsec <= b.nsec); }
-
-function validTs(t: Timespec): Timespec {
-  if (!Number.isSafeInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec > 999_999_999) throw fsErr('EINVAL');
-  return { sec: t.sec, nsec: t.nsec };
-}
-
 /**
  * The filesystem core: POSIX semantics over an FsStore, inode-based, synchronous except where
  * durability is involved. See fs/core/api.ts for the contract.
@@ -111,6 +78,9 @@ function validTs(t: Timespec): Timespec {
  *    garbage (it reads as ENOENT and is never reachable by name).
  *  - Permission checks follow Linux (supplementary groups through ctx.inGroup). Errno results are
  *    thrown as shared, stackless FsErrors (errors.ts fsErr): they are control flow, not failures.
+ *  - The operations live in one module per group (ops-namespace, ops-attrs, ops-files, ops-dirs,
+ *    ops-xattr, ops-locks, ops-remote), as functions over the state and shared helpers this class
+ *    owns in a CoreState (core-state.ts); each method here hands its call on, allocating nothing.
  */
 export class Filesystem implements FsCore {
   readonly store: FsStore;
@@ -118,163 +88,55 @@ export class Filesystem implements FsCore {
   readonly blockSize: number;
   readonly inlineMax: number;
   onInvalidate?: (ev: InvalidateEvent) => void;
+  /** Bytes served by reads and taken by writes since the mount (status panels). */
+  readonly io: { bytesRead: number; bytesWritten: number };
 
-  private readonly table: InodeTable;
-  private readonly handles = new Map<Fh, Handle>();
-  private nextFh = 1;
-  private readonly cache: BlockCache;
-  /** Blocks being fetched off-thread (BlockCache key -> settles when cached or given up). */
-  private readonly fetching = new Map<BlockKey, Promise<void>>();
-  private readonly content: FileContent;
-  private readonly committer: Committer;
-  private readonly locks = new LockTable();
-  private readonly now: () => Timespec;
-  private readonly atimePolicy: 'relatime' | 'noatime' | 'strict';
-  private destroyed = false;
-  private readonly creator: { uid: number; gid: number } | undefined;
+  /** The state and shared helpers the operation groups work on (core-state.ts). */
+  private readonly core: CoreState;
 
   /** Opens a filesystem over `store`, creating (and durably committing) the root directory if the store is empty. */
   static async open(store: FsStore, opts: FilesystemOptions = {}): Promise<Filesystem> {
     const fs = new Filesystem(store, opts);
-    if (fs.committer.hasDirt && !fs.readOnly) await fs.committer.durable();
+    if (fs.core.committer.hasDirt && !fs.readOnly) await fs.core.committer.durable();
     return fs;
   }
 
   /** Synchronous construction; a missing root is created in memory and committed with the next batch. */
   constructor(store: FsStore, opts: FilesystemOptions = {}) {
+    const core = new CoreState(store, opts);
+    this.core = core;
     this.store = store;
-    this.readOnly = !!opts.readOnly || store.readOnly;
-    this.blockSize = opts.blockSize ?? 64 * 1024;
-    if (this.blockSize < 512 || this.blockSize % 512 !== 0) throw new Error('blockSize must be a multiple of 512');
-    this.inlineMax = Math.min(opts.inlineMax ?? 4096, this.blockSize);
-    this.now = opts.now ?? nowTimespec;
-    this.atimePolicy = opts.atime ?? 'relatime';
-    this.creator = opts.creator;
-    this.table = new InodeTable(store, Math.max(16, opts.maxInodes ?? 200_000), (inode) =>
-      inode.lookups > 0 || inode.opens > 0 || inode.dirty || inode.lazyAtime || inode.commitSeq > this.committer.completedSeq
-      || (inode.dirtyBlocks !== null && inode.dirtyBlocks.size > 0) || (inode.pages !== null && inode.pages.size > 0)
-      || this.locks.hasLocks(inode.ino));
-    this.cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024);
-    this.committer = new Committer(store, this.cache, {
-      commitDelayMs: opts.commitDelayMs ?? 1000,
-      maxDirtyBytes: opts.maxDirtyBytes ?? 64 * 1024 * 1024,
-      ...(opts.commitBurst ? { burst: opts.commitBurst } : {}),
-      stBlocks: (inode) => this.content.stBlocks(inode),
-      ...(opts.onCommitError ? { onError: opts.onCommitError } : {}),
-    });
-    this.content = new FileContent(store, this.cache, this.committer, this.blockSize, this.inlineMax);
+    this.readOnly = core.readOnly;
+    this.blockSize = core.blockSize;
+    this.inlineMax = core.inlineMax;
+    this.io = core.io;
 
     let root = store.getInode(ROOT_INO);
     if (!root) {
       if (this.readOnly) throw fsErr('EROFS', 'empty read-only store has no root directory');
-      const t = this.now();
+      const t = this.core.now();
       root = {
         ino: ROOT_INO, generation: 1, mode: S_IFDIR | ((opts.rootMode ?? 0o755) & 0o7777),
         uid: opts.rootUid ?? process.getuid?.() ?? 0, gid: opts.rootGid ?? process.getgid?.() ?? 0,
         rdev: 0, nlink: 2, size: 0, atime: t, mtime: t, ctime: t, xattrs: {}, parent: ROOT_INO,
       };
-      const inode = this.table.adopt(root);
+      const inode = this.core.table.adopt(root);
       inode.dir = new DirIndex();
-      this.committer.markInode(inode);
+      this.core.committer.markInode(inode);
     }
-    const r = this.table.get(ROOT_INO);
+    const r = this.core.table.get(ROOT_INO);
     r.parent = ROOT_INO;
     r.lookups = Number.POSITIVE_INFINITY; // the root is never forgotten
-    store.onRemoteChange = (batch) => this.applyRemote(batch);
-  }
-
-  /**
-   * A batch committed by someone else (replication) landed in the store: refresh what the core
-   * caches and tell the transport which kernel caches to drop. Local dirty state wins over a
-   * concurrent remote change of the same record (it is committed after it: last writer wins).
-   * So does a batch in flight (taken from the dirty state, its commit not finished), records,
-   * pages and names alike: the store
-   * does not hold it yet, and the memory is the only copy of that newer state until it lands.
-   * (A replicated store that rebuilds its view refreshes everything its re-made commits touched,
-   * while the core's next batch, already taken, waits for it; overwriting memory from the store
-   * there left the machine that wrote a file serving an older version of it for good.)
-   * Inode events: offset -1 = attributes only, offset 0 / length 0 = attributes and all content.
-   */
-  private applyRemote(batch: FsBatch): Ino[] {
-    const notify = this.onInvalidate;
-    const inFlight = (inode: Inode) => inode.commitSeq > this.committer.completedSeq;
-    const contentChanged = new Set<Ino>();
-    // Inodes whose content changed elsewhere while this mount holds uncommitted changes of it:
-    // the store keeps both versions (conflict rules of a replicated store).
-    const clashes = new Set<Ino>();
-    for (const bl of batch.blocks) {
-      this.cache.delete(bl.ino, bl.index);
-      const inode = this.table.peek(bl.ino);
-      if (inode !== undefined && (inode.dirty || (inode.dirtyBlocks?.size ?? 0) > 0)) clashes.add(bl.ino);
-      if (inode !== undefined) inode.contentGen++;
-      // A page in flight stays until its commit lands (the committer then moves it to the cache).
-      if (inode !== undefined && !(inode.dirtyBlocks?.has(bl.index)) && !(inFlight(inode) && inode.pages?.has(bl.index))) {
-        inode.pages?.delete(bl.index);
-        inode.owned?.delete(bl.index);
-        if (inode.blockSet !== null) {
-          if (bl.data === null) inode.blockSet.delete(bl.index); else inode.blockSet.add(bl.index);
-        }
-      }
-      contentChanged.add(bl.ino);
-    }
-    for (const rec of batch.inodes) {
-      const inode = this.table.peek(rec.ino);
-      if (inode !== undefined && inode.dirty && (inode.size !== rec.size || inode.inline !== rec.inline) && (inode.mode & 0o170000) === 0o100000) clashes.add(rec.ino);
-      if (inode !== undefined && !inode.dirty && !inFlight(inode)) {
-        const inlineChanged = inode.inline !== rec.inline || inode.blockSize !== rec.blockSize;
-        inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid; inode.rdev = rec.rdev;
-        inode.nlink = rec.nlink; inode.size = rec.size; inode.atime = rec.atime; inode.mtime = rec.mtime;
-        inode.ctime = rec.ctime; inode.xattrs = rec.xattrs; inode.symlinkTarget = rec.symlinkTarget;
-        inode.inline = rec.inline; inode.blockSize = rec.blockSize; inode.storedBlocks = rec.blocks;
-        if (rec.parent) inode.parent = rec.parent;
-        if (inlineChanged) { inode.blockSet = null; inode.contentGen++; contentChanged.add(rec.ino); }
-      }
-      if (!contentChanged.has(rec.ino)) notify?.({ kind: 'inode', ino: rec.ino, offset: -1, length: 0 });
-    }
-    for (const ino of contentChanged) notify?.({ kind: 'inode', ino, offset: 0, length: 0 });
-    for (const d of batch.dentries) {
-      const parent = this.table.peek(d.parent);
-      const dir = parent?.dir;
-      const key = nameKey(d.name);
-      // A name changed here that no finished commit holds yet keeps what it names here (the same
-      // rule as the records: the local change is committed after the other one).
-      if (parent !== undefined && this.committer.nameUnsettled(parent, key)) {
-        notify?.({ kind: 'entry', parent: d.parent, name: d.name });
-        continue;
-      }
-      const slot = dir?.get(key);
-      if (d.ino === null) {
-        if (dir && slot) {
-          dir.remove(slot);
-          notify?.({ kind: 'delete', parent: d.parent, child: slot.ino, name: d.name });
-        } else notify?.({ kind: 'entry', parent: d.parent, name: d.name });
-        continue;
-      }
-      if (dir) {
-        if (slot === undefined) dir.add(Buffer.from(d.name), key, d.ino, 0);
-        else if (slot.ino !== d.ino) { slot.ino = d.ino; slot.type = 0; }
-      }
-      notify?.({ kind: 'entry', parent: d.parent, name: d.name });
-    }
-    for (const ino of batch.deletedInodes) {
-      const inode = this.table.peek(ino);
-      if (inode === undefined) continue;
-      if (inode.lookups === 0 && inode.opens === 0 && !inode.dirty) this.table.delete(ino);
-      else inode.nlink = 0;
-      notify?.({ kind: 'inode', ino, offset: -1, length: 0 });
-    }
-    return [...clashes];
+    store.onRemoteChange = (batch) => remote.applyRemote(core, this.onInvalidate, batch);
   }
 
   /** Commit counters and the last commit error (status panel). */
-  get commitStats(): CommitStats { return this.committer.stats; }
-  get dirtyBytes(): number { return this.committer.dirtyByteCount; }
-  /** Bytes served by reads and taken by writes since the mount (status panels). */
-  readonly io = { bytesRead: 0, bytesWritten: 0 };
+  get commitStats(): CommitStats { return this.core.committer.stats; }
+  get dirtyBytes(): number { return this.core.committer.dirtyByteCount; }
   /** Changes in memory no commit has persisted (status, and what a failed unmount loses). */
-  get uncommitted(): Uncommitted { return this.committer.uncommitted(); }
+  get uncommitted(): Uncommitted { return this.core.committer.uncommitted(); }
   /** Changes not committed yet, or a commit in flight (stats: "has the last change landed?"). */
-  get commitUnsettled(): boolean { return this.committer.unsettled; }
+  get commitUnsettled(): boolean { return this.core.committer.unsettled; }
 
   /**
    * Write backpressure for transports that can wait before replying, asked after a write of
@@ -282,907 +144,94 @@ export class Filesystem implements FsCore {
    * slower than writes) or while the store paces writers (FsStore.writeBrake: its space bound).
    */
   backpressure(bytes = 0): Promise<void> | null {
-    return this.committer.backpressure() ?? (bytes > 0 ? this.store.writeBrake?.(bytes) ?? null : null);
+    return this.core.committer.backpressure() ?? (bytes > 0 ? this.store.writeBrake?.(bytes) ?? null : null);
   }
 
   /** Inodes currently held in memory (tests, status). */
-  get cachedInodes(): number { return this.table.size; }
+  get cachedInodes(): number { return this.core.table.size; }
 
   /** Starts a background commit now (tests, memory pressure from outside). */
-  commitSoon(): void { this.committer.kick(); }
+  commitSoon(): void { this.core.committer.kick(); }
   /** Resolves once everything dirty now is committed durably. */
-  sync(): Promise<void> { return this.committer.durable(); }
-
-  // ------------------------------------------------------------------ inode table
-
-  private dirOf(inode: Inode): DirIndex {
-    const d = inode.dir;
-    if (d !== null) return d;
-    if (!inode.isDir) throw fsErr('ENOTDIR');
-    const idx = new DirIndex();
-    for (const r of this.store.listDentries(inode.ino)) idx.add(r.name, nameKey(r.name), r.ino, 0);
-    inode.dir = idx;
-    return idx;
-  }
-
-
-
-  private entry(inode: Inode): Entry {
-    inode.lookups++;
-    const t = this.store.cacheTimeout;
-    return { ino: inode.ino, generation: inode.generation, attr: this.attr(inode), entryTimeout: t, attrTimeout: t };
-  }
-
-  private attr(inode: Inode): Attr {
-    return inode.toAttr(this.content.stBlocks(inode), inode.blockSize ?? this.blockSize);
-  }
-
-  /** Deletes an inode nobody references any more (no links, no lookups, no handles). */
-  private maybeReap(inode: Inode): void {
-    if (inode.nlink > 0 || inode.lookups > 0 || inode.opens > 0 || inode.deleted) return;
-    if (inode.isReg) this.content.dropAllBlocks(inode);
-    inode.deleted = true;
-    inode.pages = null;
-    inode.owned = null;
-    inode.dir = null;
-    this.table.delete(inode.ino);
-    this.locks.releaseAll(inode.ino);
-    this.lockGone(inode.ino);
-    this.committer.markDeleted(inode);
-  }
-
-  private rw(): void {
-    if (this.readOnly) throw fsErr('EROFS');
-    if (this.destroyed) throw fsErr('EIO', 'filesystem destroyed');
-    const refused = this.committer.refusal;
-    if (refused !== null) throw refused;
-    const offline = this.store.refuseWrites?.();
-    if (offline) throw fsErr('EROFS', offline);
-  }
-
-  private touch(inode: Inode): void { this.committer.markInode(inode); }
-
-  /** EACCES when the store's keys may not change `inode` (FsStore.mayChange: a key, not a mode bit). */
-  private changeable(inode: Inode): void {
-    if (this.store.mayChange !== undefined && !this.store.mayChange(inode.ino)) throw fsErr('EACCES');
-  }
-
-  private checkName(name: Buffer): string {
-    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    if (name.length === 0) throw fsErr('ENOENT');
-    if (name.indexOf(0x2f) >= 0 || name.indexOf(0) >= 0) throw fsErr('EINVAL');
-    return nameKey(name);
-  }
-
-  private static isDot(name: Buffer): number {
-    if (name.length === 1 && name[0] === 0x2e) return 1;
-    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return 2;
-    return 0;
-  }
-
-  private parentDir(ctx: Ctx, parent: Ino): Inode {
-    const p = this.table.get(parent);
-    if (!p.isDir) throw fsErr('ENOTDIR');
-    return p;
-  }
-
-  /** Clears suid (and sgid when group-executable) — on write/truncate/chown as POSIX wants. */
-  private static killSuidgid(inode: Inode): boolean {
-    const m = inode.mode;
-    let n = m & ~S_ISUID;
-    if ((m & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) n &= ~S_ISGID;
-    if (n === m) return false;
-    inode.mode = n;
-    return true;
-  }
+  sync(): Promise<void> { return this.core.committer.durable(); }
 
   // ------------------------------------------------------------------ names
 
-  lookup(ctx: Ctx, parent: Ino, name: Buffer): Entry {
-    this.table.maybeEvict();
-    const p = this.parentDir(ctx, parent);
-    checkAccess(ctx, p, 1);
-    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    const dot = Filesystem.isDot(name);
-    if (dot === 1) return this.entry(p);
-    if (dot === 2) return this.entry(this.table.get(p.parent || ROOT_INO));
-    const slot = this.dirOf(p).get(nameKey(name));
-    if (slot === undefined) throw fsErr('ENOENT');
-    const child = this.table.get(slot.ino);
-    if (child.isDir && child.parent === 0) child.parent = p.ino;
-    return this.entry(child);
-  }
-
-  forget(ino: Ino, nlookup: number): void {
-    const inode = this.table.peek(ino);
-    if (inode === undefined || ino === ROOT_INO) return;
-    inode.lookups -= nlookup;
-    if (inode.lookups < 0) inode.lookups = 0;
-    if (inode.lookups === 0) this.maybeReap(inode);
-  }
+  lookup(ctx: Ctx, parent: Ino, name: Buffer): Entry { return names.lookup(this.core, ctx, parent, name); }
+  forget(ino: Ino, nlookup: number): void { names.forget(this.core, ino, nlookup); }
 
   // ------------------------------------------------------------------ attributes
 
-  getattr(_ctx: Ctx, ino: Ino): Attr {
-    this.table.maybeEvict();
-    return this.attr(this.table.get(ino));
-  }
-
-  setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr {
-    this.rw();
-    const inode = this.table.get(ino);
-    this.changeable(inode);
-    const root = ctx.uid === 0;
-    const owner = isOwnerOrRoot(ctx, inode);
-    // Check everything first, then apply: a refused setattr changes nothing.
-    if (set.mode !== undefined && !owner) throw fsErr('EPERM');
-    if (set.uid !== undefined && !root && (ctx.uid !== inode.uid || set.uid !== inode.uid)) throw fsErr('EPERM');
-    if (set.gid !== undefined && !root && (ctx.uid !== inode.uid || (set.gid !== inode.gid && !inGroup(ctx, set.gid)))) {
-      throw fsErr('EPERM');
-    }
-    // The keys have their say too (FsStore.mayChangeAcl): dropping suid/sgid stays anyone's.
-    const oldBits = inode.mode & 0o7777;
-    const modeChange = set.mode !== undefined && (set.mode & 0o7777) !== oldBits && (set.mode & 0o7777) !== (oldBits & ~0o6000);
-    const ownerChange = (set.uid !== undefined && set.uid !== inode.uid) || (set.gid !== undefined && set.gid !== inode.gid);
-    if ((modeChange || ownerChange) && this.store.mayChangeAcl !== undefined && !this.store.mayChangeAcl(ino)) throw fsErr('EPERM');
-    const h = fh !== undefined ? this.handles.get(fh) : undefined;
-    if (set.size !== undefined) {
-      if (inode.isDir) throw fsErr('EISDIR');
-      if (!inode.isReg) throw fsErr('EINVAL');
-      if (set.size < 0) throw fsErr('EINVAL');
-      const viaHandle = h !== undefined && h.inode === inode && (h.flags & O_ACCMODE) !== O_RDONLY;
-      if (!viaHandle) checkAccess(ctx, inode, 2);
-    }
-    const explicitTime = (set.atime !== undefined && set.atime !== SETATTR_NOW) || (set.mtime !== undefined && set.mtime !== SETATTR_NOW);
-    // An explicit ctime comes only from a writeback-cache kernel flushing times it keeps for a
-    // writer: that writer needed write permission, not ownership.
-    if (explicitTime && !owner && !(set.ctime !== undefined && permits(ctx, inode, 2))) throw fsErr('EPERM');
-    if (!explicitTime && (set.atime === SETATTR_NOW || set.mtime === SETATTR_NOW) && !owner && !permits(ctx, inode, 2)) {
-      throw fsErr('EACCES');
-    }
-    const atime = set.atime !== undefined && set.atime !== SETATTR_NOW ? validTs(set.atime) : undefined;
-    const mtime = set.mtime !== undefined && set.mtime !== SETATTR_NOW ? validTs(set.mtime) : undefined;
-    const ctime = set.ctime !== undefined ? validTs(set.ctime) : undefined;
-
-    const now = this.now();
-    if (set.size !== undefined) {
-      this.content.truncate(inode, set.size);
-      inode.mtime = now;
-      if (!root) Filesystem.killSuidgid(inode);
-    }
-    if (set.uid !== undefined || set.gid !== undefined) {
-      if (set.uid !== undefined) inode.uid = set.uid;
-      if (set.gid !== undefined) inode.gid = set.gid;
-      // Linux drops suid/sgid on chown of anything but a directory, whoever does it.
-      if (!inode.isDir) Filesystem.killSuidgid(inode);
-    }
-    if (set.mode !== undefined) {
-      let mode = (inode.mode & S_IFMT) | (set.mode & 0o7777);
-      if (!root && (mode & S_ISGID) !== 0 && !inGroup(ctx, inode.gid)) mode &= ~S_ISGID;
-      inode.mode = mode;
-    }
-    if (set.killSuidgid) Filesystem.killSuidgid(inode);
-    if (set.atime !== undefined) inode.atime = atime ?? now;
-    if (set.mtime !== undefined) inode.mtime = mtime ?? now;
-    inode.ctime = ctime ?? now;
-    this.touch(inode);
-    return this.attr(inode);
-  }
-
-  access(ctx: Ctx, ino: Ino, mask: number): void {
-    const inode = this.table.get(ino);
-    if ((mask & 2) !== 0 && this.readOnly && (inode.isReg || inode.isDir || inode.isSymlink)) throw fsErr('EROFS');
-    checkAccess(ctx, inode, mask & 7);
-  }
+  getattr(ctx: Ctx, ino: Ino): Attr { return attrs.getattr(this.core, ctx, ino); }
+  setattr(ctx: Ctx, ino: Ino, set: SetAttr, fh?: Fh): Attr { return attrs.setattr(this.core, ctx, ino, set, fh); }
+  access(ctx: Ctx, ino: Ino, mask: number): void { attrs.access(this.core, ctx, ino, mask); }
 
   // ------------------------------------------------------------------ namespace
 
-  readlink(_ctx: Ctx, ino: Ino): Buffer {
-    const inode = this.table.get(ino);
-    if (!inode.isSymlink || inode.symlinkTarget === undefined) throw fsErr('EINVAL');
-    return inode.symlinkTarget;
-  }
-
-  /** Common part of mknod/mkdir/symlink/create: checks, new inode, dentry, parent times. */
-  private makeNode(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number, target?: Buffer): Inode {
-    this.rw();
-    const p = this.parentDir(ctx, parent);
-    const key = this.checkName(name);
-    checkAccess(ctx, p, 1);
-    if (p.nlink === 0) throw fsErr('ENOENT');
-    const dir = this.dirOf(p);
-    if (Filesystem.isDot(name) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
-    checkAccess(ctx, p, 3);
-    this.changeable(p);
-    const type = mode & S_IFMT;
-    const isDir = type === S_IFDIR;
-    if (isDir && p.nlink >= LINK_MAX) throw fsErr('EMLINK');
-    // mkdir ignores suid/sgid in the mode (sgid comes only from a setgid parent), like Linux.
-    let perm = isDir ? mode & 0o1777 : mode & 0o7777;
-    if (ctx.umask !== undefined && type !== S_IFLNK) perm &= ~ctx.umask;
-    let gid = this.creator?.gid ?? ctx.gid;
-    if ((p.mode & S_ISGID) !== 0) {
-      gid = p.gid;
-      if (isDir) perm |= S_ISGID;
-    }
-    // Linux's mode_strip_sgid: a group-executable setgid file for a group its creator is not in.
-    if (!isDir && (perm & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) && ctx.uid !== 0 && !inGroup(ctx, gid)) perm &= ~S_ISGID;
-    const t = this.now();
-    const ino = this.store.allocIno();
-    const rec: InodeRecord = {
-      ino, generation: 1, mode: type | perm, uid: this.creator?.uid ?? ctx.uid, gid, rdev: type === S_IFCHR || type === S_IFBLK ? rdev : 0,
-      nlink: isDir ? 2 : 1, size: target ? target.length : 0, atime: t, mtime: t, ctime: t, xattrs: EMPTY_XATTRS,
-    };
-    if (target) rec.symlinkTarget = Buffer.from(target);
-    if (isDir) rec.parent = p.ino;
-    const inode = this.table.adopt(rec);
-    if (isDir) {
-      inode.dir = new DirIndex();
-      p.nlink++;
-    }
-    this.committer.markInode(inode);
-    const stored = Buffer.from(name);
-    dir.add(stored, key, ino, type);
-    this.committer.markDentry(p, stored, key);
-    p.mtime = t;
-    p.ctime = t;
-    this.touch(p);
-    return inode;
-  }
-
-  mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry {
-    this.table.maybeEvict();
-    let type = mode & S_IFMT;
-    if (type === 0) type = S_IFREG;
-    if (type === S_IFCHR || type === S_IFBLK) { if (ctx.uid !== 0) throw fsErr('EPERM'); }
-    else if (type === S_IFDIR) throw fsErr('EPERM');
-    else if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK) throw fsErr('EINVAL');
-    return this.entry(this.makeNode(ctx, parent, name, type | (mode & 0o7777), rdev));
-  }
-
-  mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry {
-    this.table.maybeEvict();
-    return this.entry(this.makeNode(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0));
-  }
-
-  symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry {
-    this.table.maybeEvict();
-    if (target.length === 0) throw fsErr('ENOENT');
-    if (target.length > SYMLINK_MAX) throw fsErr('ENAMETOOLONG');
-    return this.entry(this.makeNode(ctx, parent, name, S_IFLNK | 0o777, 0, target));
-  }
-
-  link(ctx: Ctx, ino: Ino, newParent: Ino, newName: Buffer): Entry {
-    this.rw();
-    const inode = this.table.get(ino);
-    const p = this.parentDir(ctx, newParent);
-    const key = this.checkName(newName);
-    checkAccess(ctx, p, 1);
-    const dir = this.dirOf(p);
-    // An existing name first, as Linux's linkat (its lookup of the new name precedes vfs_link).
-    if (Filesystem.isDot(newName) !== 0 || dir.get(key) !== undefined) throw fsErr('EEXIST');
-    if (inode.isDir) throw fsErr('EPERM');
-    checkAccess(ctx, p, 3);
-    this.changeable(p);
-    this.changeable(inode);
-    if (p.nlink === 0 || inode.nlink === 0) throw fsErr('ENOENT');
-    if (inode.nlink >= LINK_MAX) throw fsErr('EMLINK');
-    const t = this.now();
-    const stored = Buffer.from(newName);
-    dir.add(stored, key, inode.ino, inode.type);
-    this.committer.markDentry(p, stored, key);
-    inode.nlink++;
-    inode.ctime = t;
-    this.touch(inode);
-    p.mtime = t;
-    p.ctime = t;
-    this.touch(p);
-    return this.entry(inode);
-  }
-
-  /** Resolves an existing entry for removal: checks search+write on the parent and the sticky bit. */
-  private victim(ctx: Ctx, p: Inode, name: Buffer): { dir: DirIndex; slot: DirSlot; child: Inode } {
-    if (name.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    checkAccess(ctx, p, 1);
-    const dir = this.dirOf(p);
-    const slot = dir.get(nameKey(name));
-    if (slot === undefined) throw fsErr('ENOENT');
-    const child = this.table.get(slot.ino);
-    checkAccess(ctx, p, 3);
-    this.changeable(p);
-    checkSticky(ctx, p, child);
-    return { dir, slot, child };
-  }
-
-  unlink(ctx: Ctx, parent: Ino, name: Buffer): void {
-    this.rw();
-    const p = this.parentDir(ctx, parent);
-    const dot = Filesystem.isDot(name);
-    if (dot !== 0) throw fsErr(dot === 1 ? 'EISDIR' : 'EISDIR');
-    const { dir, slot, child } = this.victim(ctx, p, name);
-    if (child.isDir) throw fsErr('EISDIR');
-    this.changeable(child);
-    const t = this.now();
-    dir.remove(slot);
-    this.committer.markDentry(p, slot.name, slot.key);
-    child.nlink--;
-    child.ctime = t;
-    this.touch(child);
-    p.mtime = t;
-    p.ctime = t;
-    this.touch(p);
-    this.maybeReap(child);
-  }
-
-  rmdir(ctx: Ctx, parent: Ino, name: Buffer): void {
-    this.rw();
-    const p = this.parentDir(ctx, parent);
-    const dot = Filesystem.isDot(name);
-    if (dot === 1) throw fsErr('EINVAL');
-    if (dot === 2) throw fsErr('ENOTEMPTY');
-    const { dir, slot, child } = this.victim(ctx, p, name);
-    if (!child.isDir) throw fsErr('ENOTDIR');
-    if (this.dirOf(child).size > 0) throw fsErr('ENOTEMPTY');
-    const t = this.now();
-    dir.remove(slot);
-    this.committer.markDentry(p, slot.name, slot.key);
-    child.nlink = 0;
-    child.ctime = t;
-    this.touch(child);
-    p.nlink--;
-    p.mtime = t;
-    p.ctime = t;
-    this.touch(p);
-    this.maybeReap(child);
-  }
-
-  /** True if directory `ancestor` is `ino` or one of its ancestors. */
-  private isAncestor(ancestor: Ino, ino: Ino): boolean {
-    let cur = ino;
-    for (let depth = 0; depth < 100_000; depth++) {
-      if (cur === ancestor) return true;
-      if (cur === ROOT_INO) return false;
-      const next = this.table.get(cur).parent;
-      if (!next || next === cur) return false;
-      cur = next;
-    }
-    return false;
-  }
-
+  readlink(ctx: Ctx, ino: Ino): Buffer { return names.readlink(this.core, ctx, ino); }
+  mknod(ctx: Ctx, parent: Ino, name: Buffer, mode: number, rdev: number): Entry { return names.mknod(this.core, ctx, parent, name, mode, rdev); }
+  mkdir(ctx: Ctx, parent: Ino, name: Buffer, mode: number): Entry { return names.mkdir(this.core, ctx, parent, name, mode); }
+  symlink(ctx: Ctx, parent: Ino, name: Buffer, target: Buffer): Entry { return names.symlink(this.core, ctx, parent, name, target); }
+  link(ctx: Ctx, ino: Ino, newParent: Ino, newName: Buffer): Entry { return names.link(this.core, ctx, ino, newParent, newName); }
+  unlink(ctx: Ctx, parent: Ino, name: Buffer): void { names.unlink(this.core, ctx, parent, name); }
+  rmdir(ctx: Ctx, parent: Ino, name: Buffer): void { names.rmdir(this.core, ctx, parent, name); }
   rename(ctx: Ctx, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number): void {
-    this.rw();
-    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw fsErr('EINVAL');
-    if ((flags & RENAME_NOREPLACE) !== 0 && (flags & RENAME_EXCHANGE) !== 0) throw fsErr('EINVAL');
-    const p = this.parentDir(ctx, parent);
-    const np = this.parentDir(ctx, newParent);
-    if (name.length > NAME_MAX || newName.length > NAME_MAX) throw fsErr('ENAMETOOLONG');
-    if (Filesystem.isDot(name) !== 0 || Filesystem.isDot(newName) !== 0) throw fsErr('EBUSY');
-    const nkey = this.checkName(newName);
-    checkAccess(ctx, p, 1);
-    checkAccess(ctx, np, 1);
-    const sdir = this.dirOf(p);
-    const ddir = this.dirOf(np);
-    const slot = sdir.get(nameKey(name));
-    if (slot === undefined) throw fsErr('ENOENT');
-    const src = this.table.get(slot.ino);
-    const dslot = ddir.get(nkey);
-    const dst = dslot !== undefined ? this.table.get(dslot.ino) : undefined;
-    if ((flags & RENAME_NOREPLACE) !== 0 && dst !== undefined) throw fsErr('EEXIST');
-    const exchange = (flags & RENAME_EXCHANGE) !== 0;
-    if (exchange && dst === undefined) throw fsErr('ENOENT');
-    checkAccess(ctx, p, 3);
-    this.changeable(p);
-    checkAccess(ctx, np, 3);
-    this.changeable(np);
-    checkSticky(ctx, p, src);
-    if (dst !== undefined) checkSticky(ctx, np, dst);
-    if (dst !== undefined && dst === src) return; // same inode (hard links or same entry): POSIX says do nothing
-    this.changeable(src);
-    if (dst !== undefined) this.changeable(dst);
-    if (src.isDir && p !== np) {
-      if (!permits(ctx, src, 2)) throw fsErr('EACCES');
-      if (this.isAncestor(src.ino, np.ino)) throw fsErr('EINVAL');
-    }
-    // A target that is an ancestor of the source holds it: not empty, whatever the source's type
-    // (Linux's do_renameat2 checks this before the types of source and target).
-    if (!exchange && dst !== undefined && dst.isDir && p !== np && this.isAncestor(dst.ino, p.ino)) throw fsErr('ENOTEMPTY');
-    if (exchange) {
-      const d = dst!;
-      if (d.isDir && p !== np) {
-        if (!permits(ctx, d, 2)) throw fsErr('EACCES');
-        if (this.isAncestor(d.ino, p.ino)) throw fsErr('EINVAL');
-      }
-    } else if (dst !== undefined) {
-      if (src.isDir && !dst.isDir) throw fsErr('ENOTDIR');
-      if (!src.isDir && dst.isDir) throw fsErr('EISDIR');
-      if (dst.isDir && this.dirOf(dst).size > 0) throw fsErr('ENOTEMPTY');
-    }
-    if (np.nlink === 0) throw fsErr('ENOENT'); // the target directory was removed
-    if (src.isDir && dst === undefined && p !== np && np.nlink >= LINK_MAX) throw fsErr('EMLINK');
-
-    const t = this.now();
-    if (exchange) {
-      const d = dst!;
-      slot.ino = d.ino; slot.type = d.type;
-      dslot!.ino = src.ino; dslot!.type = src.type;
-      if (p !== np) {
-        if (src.isDir) { src.parent = np.ino; p.nlink--; np.nlink++; }
-        if (d.isDir) { d.parent = p.ino; np.nlink--; p.nlink++; }
-      }
-      this.committer.markDentry(p, slot.name, slot.key);
-      this.committer.markDentry(np, dslot!.name, dslot!.key);
-      d.ctime = t;
-      this.touch(d);
-    } else {
-      if (dst !== undefined) {
-        ddir.remove(dslot!);
-        if (dst.isDir) { dst.nlink = 0; np.nlink--; } else dst.nlink--;
-        dst.ctime = t;
-        this.touch(dst);
-      }
-      sdir.remove(slot);
-      this.committer.markDentry(p, slot.name, slot.key);
-      const stored = Buffer.from(newName);
-      ddir.add(stored, nkey, src.ino, src.type);
-      this.committer.markDentry(np, stored, nkey);
-      if (src.isDir && p !== np) { p.nlink--; np.nlink++; src.parent = np.ino; }
-    }
-    src.ctime = t;
-    this.touch(src);
-    p.mtime = t; p.ctime = t;
-    this.touch(p);
-    if (np !== p) { np.mtime = t; np.ctime = t; this.touch(np); }
-    if (!exchange && dst !== undefined) this.maybeReap(dst);
+    names.rename(this.core, ctx, parent, name, newParent, newName, flags);
   }
 
   // ------------------------------------------------------------------ files
 
-  private newHandle(inode: Inode, flags: number, dir: boolean): Fh {
-    const fh = this.nextFh++;
-    this.handles.set(fh, { inode, flags, dir, lockOwners: null });
-    inode.opens++;
-    return fh;
-  }
-
-  private handle(ino: Ino, fh: Fh): Handle {
-    const h = this.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino) throw fsErr('EBADF');
-    return h;
-  }
-
   create(ctx: Ctx, parent: Ino, name: Buffer, mode: number, flags: number): { entry: Entry; open: OpenResult } {
-    this.table.maybeEvict();
-    this.rw();
-    const p = this.parentDir(ctx, parent);
-    const key = this.checkName(name);
-    checkAccess(ctx, p, 1);
-    const existing = this.dirOf(p).get(key);
-    if (existing !== undefined) {
-      if ((flags & O_EXCL) !== 0) throw fsErr('EEXIST');
-      const inode = this.table.get(existing.ino);
-      if (inode.isDir) throw fsErr('EISDIR');
-      const open = this.open(ctx, inode.ino, flags);
-      return { entry: this.entry(inode), open };
-    }
-    const inode = this.makeNode(ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
-    // The creator may open what it just created whatever the mode says (open(O_CREAT, 0444) for writing).
-    const fh = this.newHandle(inode, flags, false);
-    return { entry: this.entry(inode), open: { fh, keepCache: true } };
+    return files.create(this.core, ctx, parent, name, mode, flags);
   }
-
-  open(ctx: Ctx, ino: Ino, flags: number): OpenResult {
-    const inode = this.table.get(ino);
-    const acc = flags & O_ACCMODE;
-    const writes = acc !== O_RDONLY;
-    if (inode.isDir && (writes || (flags & O_TRUNC) !== 0)) throw fsErr('EISDIR');
-    if (inode.isSymlink) throw fsErr('ELOOP');
-    // FIFOs and devices may be opened for writing on a read-only filesystem: nothing is stored.
-    if (inode.isReg && (writes || (flags & O_TRUNC) !== 0)) {
-      this.rw();
-      this.changeable(inode);
-    }
-    let mask = 0;
-    if (acc === O_RDONLY || acc === 2) mask |= 4;
-    if (writes || (flags & O_TRUNC) !== 0) mask |= 2;
-    checkAccess(ctx, inode, mask);
-    if ((flags & O_TRUNC) !== 0 && inode.isReg) {
-      const t = this.now();
-      this.content.truncate(inode, 0);
-      inode.mtime = t;
-      inode.ctime = t;
-      if (ctx.uid !== 0) Filesystem.killSuidgid(inode);
-      this.touch(inode);
-    }
-    return { fh: this.newHandle(inode, flags, false), keepCache: true };
+  open(ctx: Ctx, ino: Ino, flags: number): OpenResult { return files.open(this.core, ctx, ino, flags); }
+  read(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer { return files.read(this.core, ctx, ino, fh, offset, size); }
+  readPlan(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): ReadPlan | null {
+    return files.readPlan(this.core, ctx, ino, fh, offset, size);
   }
-
-  read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Buffer {
-    const h = this.handle(ino, fh);
-    if ((h.flags & O_ACCMODE) === O_WRONLY) throw fsErr('EBADF');
-    const inode = h.inode;
-    if (inode.isDir) throw fsErr('EISDIR');
-    if (offset < 0) throw fsErr('EINVAL');
-    const out = this.content.read(inode, offset, size);
-    this.readAtime(inode);
-    this.io.bytesRead += out.length;
-    return out;
+  readReady(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null {
+    return files.readReady(this.core, ctx, ino, fh, offset, size);
   }
-
-  /** The access time a read moves (relatime / strict; nothing for noatime or read-only mounts). */
-  private readAtime(inode: Inode): void {
-    if (this.atimePolicy === 'noatime' || this.readOnly) return;
-    const a = inode.atime;
-    if (this.atimePolicy === 'relatime' && !tsLe(a, inode.mtime) && !tsLe(a, inode.ctime)) {
-      const t = this.now();
-      if (t.sec - a.sec < 86400) return;
-      inode.atime = t;
-    } else inode.atime = this.now();
-    this.committer.markAtime(inode);
-  }
-
-  /**
-   * A large read a transport can hand to worker threads whole: every block it touches is committed,
-   * clean (not dirty, not in the decrypted cache) and sealed on disk (FsStore.blockSources). Returns
-   * the sources of blocks first..last and where the read starts in the first, or null when read()
-   * must serve it. Does what read() does besides the data (access mode check, atime).
-   */
-  readPlan(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): ReadPlan | null {
-    const store = this.store;
-    if (store.blockSources === undefined || size < READ_PLAN_MIN) return null;
-    const r = this.readSpan(ino, fh, offset, size);
-    if (r === null || (r.handle.flags & O_ACCMODE) === O_WRONLY || r.end - offset < READ_PLAN_MIN) return null;
-    const { inode, bs, first, last, end } = r;
-    const set = this.content.blockSet(inode);
-    const pages = inode.pages;
-    const indexes: number[] = [];
-    for (let i = first; i <= last; i++) {
-      if (!set.has(i) || (pages !== null && pages.has(i)) || this.cache.has(ino, i)) return null;
-      indexes.push(i);
-    }
-    const sources = store.blockSources(ino, indexes);
-    for (const src of sources) if (src === null) return null;
-    this.readAtime(inode);
-    this.io.bytesRead += end - offset;
-    return { sources: sources as BlockSource[], blockSize: bs, from: offset - first * bs, length: end - offset };
-  }
-
-  /**
-   * Makes a read cheap before it happens: blocks of [offset, offset + size) that are neither dirty
-   * nor cached are fetched through the store's fetchBlocks (read and decrypted on worker threads),
-   * and a sequential reader's next READAHEAD_BLOCKS blocks are fetched too, without waiting.
-   * Returns a promise when the request must wait for blocks in flight (the transport then calls
-   * read(), which finds them cached), null when read() can run at once. Never rejects: a block the
-   * fetch could not deliver is read (and its error reported) by read() as usual.
-   */
-  readReady(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<void> | null {
-    if (this.store.fetchBlocks === undefined) return null;
-    const r = this.readSpan(ino, fh, offset, size);
-    if (r === null) return null;
-    const { inode, bs, first, last, end } = r;
-    const sequential = offset === inode.readNext || offset === 0;
-    inode.readNext = end;
-    const raLast = sequential ? Math.min(Math.floor((inode.size - 1) / bs), last + READAHEAD_BLOCKS) : last;
-    const set = this.content.blockSet(inode);
-    const waits: Promise<void>[] = [];
-    const now: number[] = [];
-    const ahead: number[] = [];
-    for (let i = first; i <= raLast; i++) {
-      if (!set.has(i) || inode.pages?.has(i) === true || this.cache.has(ino, i)) continue;
-      const f = this.fetching.get(BlockCache.key(ino, i));
-      if (f !== undefined) { if (i <= last) waits.push(f); continue; }
-      (i <= last ? now : ahead).push(i);
-    }
-    // A small read (the first of a small file, say) is cheaper decrypted in place by read(); the
-    // read-ahead of a stream that is already under way still goes to the workers.
-    if (now.length >= FETCH_MIN_BLOCKS) waits.push(this.fetchBlocks(inode, now));
-    if (ahead.length > 0 && offset > 0) void this.fetchBlocks(inode, ahead);
-    if (waits.length === 0) return null;
-    return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
-  }
-
-  /** The blocks [first, last] of a file in blocks that a read of [offset, end) through `fh` covers; null: none. */
-  private readSpan(ino: Ino, fh: Fh, offset: number, size: number): { handle: Handle; inode: Inode; bs: number; first: number; last: number; end: number } | null {
-    const h = this.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino) return null;
-    const inode = h.inode;
-    const bs = inode.blockSize;
-    if (bs === undefined || !inode.isReg || offset < 0 || size <= 0 || offset >= inode.size) return null;
-    const end = Math.min(inode.size, offset + size);
-    return { handle: h, inode, bs, first: Math.floor(offset / bs), last: Math.floor((end - 1) / bs), end };
-  }
-
-  private fetchBlocks(inode: Inode, indexes: number[]): Promise<void> {
-    const ino = inode.ino;
-    const gen = inode.contentGen;
-    const p = this.store.fetchBlocks!(ino, indexes).then((bufs) => {
-      // Only if nothing changed meanwhile: no write, no remote change, still the table's inode.
-      if (inode.contentGen !== gen || inode.deleted || this.table.peek(ino) !== inode) return;
-      for (let j = 0; j < indexes.length; j++) {
-        const b = bufs[j];
-        const i = indexes[j]!;
-        if (b !== undefined && inode.pages?.has(i) !== true) this.cache.set(ino, i, b);
-      }
-    }, () => undefined).finally(() => {
-      for (const i of indexes) this.fetching.delete(BlockCache.key(ino, i));
-    });
-    for (const i of indexes) this.fetching.set(BlockCache.key(ino, i), p);
-    return p;
-  }
-
   write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Buffer, killSuidgid?: boolean): number {
-    const h = this.handle(ino, fh);
-    if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
-    this.rw();
-    const inode = h.inode;
-    if (offset < 0) throw fsErr('EINVAL');
-    if ((h.flags & O_APPEND) !== 0) offset = inode.size;
-    this.content.write(inode, offset, data);
-    const t = this.now();
-    inode.mtime = t;
-    inode.ctime = t;
-    if ((ctx.uid !== 0 || killSuidgid) && (inode.mode & (S_ISUID | S_ISGID)) !== 0) Filesystem.killSuidgid(inode);
-    this.io.bytesWritten += data.length;
-    return data.length;
+    return files.write(this.core, ctx, ino, fh, offset, data, killSuidgid);
   }
-
-  flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void {
-    if (lockOwner !== undefined) { this.locks.releaseOwner(ino, lockOwner); this.lockGone(ino); }
-    // close(2) of a writer reports a failing commit that holds its data (as NFS reports writeback
-    // errors): the data is still in memory, but nothing will persist it while commits fail.
-    const h = this.handles.get(fh);
-    if (h !== undefined && (h.flags & O_ACCMODE) !== O_RDONLY && this.committer.needsSync(h.inode)) {
-      const failed = this.committer.failedWith;
-      if (failed !== null) throw failed;
-    }
-  }
-
-  release(ino: Ino, fh: Fh): void {
-    const h = this.handles.get(fh);
-    if (h === undefined || h.inode.ino !== ino) return;
-    this.handles.delete(fh);
-    if (h.lockOwners) { for (const o of h.lockOwners) this.locks.releaseOwner(ino, BigInt(o)); this.lockGone(ino); }
-    h.inode.opens--;
-    this.maybeReap(h.inode);
-  }
-
-  async fsync(ino: Ino, _fh: Fh, _datasync: boolean): Promise<void> {
-    const inode = this.table.peek(ino);
-    const pending = this.committer.pendingError;
-    if (pending === null && (inode === undefined || !this.committer.needsSync(inode)) && !this.committer.hasDirt) return;
-    await this.committer.durable();
-    const err = this.committer.pendingError;
-    if (err !== null) {
-      this.committer.pendingError = null;
-      throw err;
-    }
-  }
-
+  flush(ctx: Ctx, ino: Ino, fh: Fh, lockOwner?: bigint | number): void { files.flush(this.core, ctx, ino, fh, lockOwner); }
+  release(ino: Ino, fh: Fh): void { files.release(this.core, ino, fh); }
+  fsync(ino: Ino, fh: Fh, datasync: boolean): Promise<void> { return files.fsync(this.core, ino, fh, datasync); }
   fallocate(ctx: Ctx, ino: Ino, fh: Fh, mode: number, offset: number, length: number): void {
-    const h = this.handle(ino, fh);
-    checkFallocateArgs(mode, offset, length);
-    if ((h.flags & O_ACCMODE) === O_RDONLY) throw fsErr('EBADF');
-    this.rw();
-    const inode = h.inode;
-    if (inode.isDir) throw fsErr('EISDIR');
-    if (!inode.isReg) throw fsErr('EOPNOTSUPP');
-    const changed = applyFallocate(this.content, inode, mode, offset, length);
-    const t = this.now();
-    inode.ctime = t;
-    if (changed) inode.mtime = t;
-    if (ctx.uid !== 0) Filesystem.killSuidgid(inode);
-    this.touch(inode);
+    files.fallocate(this.core, ctx, ino, fh, mode, offset, length);
   }
-
-  lseek(ino: Ino, fh: Fh, offset: number, whence: number): number {
-    const h = this.handle(ino, fh);
-    const inode = h.inode;
-    switch (whence) {
-      case SEEK_SET: if (offset < 0) throw fsErr('EINVAL'); return offset;
-      case SEEK_END: { const r = inode.size + offset; if (r < 0) throw fsErr('EINVAL'); return r; }
-      case SEEK_DATA: case SEEK_HOLE:
-        if (!inode.isReg) throw fsErr('EINVAL');
-        return this.content.seek(inode, offset, whence === SEEK_HOLE);
-      default: throw fsErr('EINVAL');
-    }
-  }
-
+  lseek(ino: Ino, fh: Fh, offset: number, whence: number): number { return files.lseek(this.core, ino, fh, offset, whence); }
   copyFileRange(ctx: Ctx, inIno: Ino, inFh: Fh, inOff: number, outIno: Ino, outFh: Fh, outOff: number, len: number): number {
-    const hi = this.handle(inIno, inFh);
-    const ho = this.handle(outIno, outFh);
-    if ((hi.flags & O_ACCMODE) === O_WRONLY) throw fsErr('EBADF');
-    if ((ho.flags & O_ACCMODE) === O_RDONLY || (ho.flags & O_APPEND) !== 0) throw fsErr('EBADF');
-    this.rw();
-    if (hi.inode.isDir || ho.inode.isDir) throw fsErr('EISDIR');
-    if (!hi.inode.isReg || !ho.inode.isReg) throw fsErr('EINVAL');
-    if (inOff < 0 || outOff < 0 || len < 0) throw fsErr('EINVAL');
-    if (hi.inode === ho.inode && inOff < outOff + len && outOff < inOff + len) throw fsErr('EINVAL');
-    // copy_file_range may copy less than asked (callers loop; cp asks for the whole file at once).
-    // A call runs synchronously and leaves its copy dirty in memory: bounded, so commits and write
-    // backpressure get a turn between calls instead of after gigabytes.
-    len = Math.min(len, MAX_COPY_PER_CALL);
-    let done = 0;
-    const chunk = 4 * 1024 * 1024;
-    while (done < len) {
-      const data = this.content.read(hi.inode, inOff + done, Math.min(chunk, len - done));
-      if (data.length === 0) break;
-      this.write(ctx, outIno, outFh, outOff + done, data);
-      done += data.length;
-    }
-    return done;
+    return files.copyFileRange(this.core, ctx, inIno, inFh, inOff, outIno, outFh, outOff, len);
   }
 
   // ------------------------------------------------------------------ directories
 
-  opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult {
-    const inode = this.table.get(ino);
-    if (!inode.isDir) throw fsErr('ENOTDIR');
-    checkAccess(ctx, inode, 4);
-    return { fh: this.newHandle(inode, flags, true), keepCache: true };
+  opendir(ctx: Ctx, ino: Ino, flags: number): OpenResult { return dirs.opendir(this.core, ctx, ino, flags); }
+  readdir(ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): DirEntry[] {
+    return dirs.readdir(this.core, ctx, ino, fh, offset, maxEntries);
   }
-
-  /** A listed entry's inode: null when this mount holds no key for it, undefined when it cannot be loaded. */
-  private listedInode(ino: Ino): Inode | null | undefined {
-    try {
-      return this.table.get(ino);
-    } catch (e) {
-      return isMissingKey(e) ? null : undefined;
-    }
+  readdirplus(ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry | null }> {
+    return dirs.readdirplus(this.core, ctx, ino, fh, offset, maxEntries);
   }
-
-  private listing(ino: Ino, fh: Fh, offset: number, maxEntries: number, plus: boolean): Array<DirEntry & { entry?: Entry | null }> {
-    const h = this.handles.get(fh);
-    const inode = h !== undefined && h.inode.ino === ino ? h.inode : this.table.get(ino);
-    if (!inode.isDir) throw fsErr('ENOTDIR');
-    const dir = this.dirOf(inode);
-    const out: Array<DirEntry & { entry?: Entry | null }> = [];
-    if (maxEntries <= 0) return out;
-    const t = this.store.cacheTimeout;
-    const dot = (name: string, target: Inode, cookie: number): void => {
-      // "." and ".." count no lookup: the kernel ignores them in READDIRPLUS replies.
-      const e: DirEntry & { entry?: Entry | null } = { name: Buffer.from(name), ino: target.ino, type: S_IFDIR, offset: cookie };
-      if (plus) e.entry = { ino: target.ino, generation: target.generation, attr: this.attr(target), entryTimeout: 0, attrTimeout: 0 };
-      out.push(e);
-    };
-    if (offset < 1) dot('.', inode, 1);
-    if (offset < 2 && out.length < maxEntries) dot('..', this.table.peek(inode.parent || ROOT_INO) ?? this.table.tryGet(inode.parent) ?? inode, 2);
-    const slots = dir.slots;
-    for (let i = dir.positionAfter(offset < 2 ? 2 : offset); i < slots.length && out.length < maxEntries; i++) {
-      const s = slots[i];
-      if (s === null || s === undefined) continue;
-      // An entry whose inode cannot be loaded (a replication race, a damaged store) is skipped
-      // rather than failing the whole listing. One sealed for keys this mount does not hold (a
-      // group member's 0600 file) is listed — its name is sealed under the directory's key, which
-      // every reader of the directory holds — with an unknown type and no attributes: looking it
-      // up is EACCES, as a file without read permission in a listable directory would be.
-      if (plus) {
-        const child = this.listedInode(s.ino);
-        if (child === null) {
-          out.push({ name: s.name, ino: s.ino, type: 0, offset: s.id, entry: null });
-          continue;
-        }
-        if (child === undefined) continue;
-        if (child.isDir && child.parent === 0) child.parent = inode.ino;
-        if (s.type === 0) s.type = child.type;
-        child.lookups++;
-        out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id,
-          entry: { ino: child.ino, generation: child.generation, attr: this.attr(child), entryTimeout: t, attrTimeout: t } });
-      } else {
-        if (s.type === 0) {
-          const child = this.listedInode(s.ino);
-          if (child === undefined) continue;
-          if (child !== null) s.type = child.type;
-        }
-        out.push({ name: s.name, ino: s.ino, type: s.type, offset: s.id });
-      }
-    }
-    return out;
-  }
-
-  readdir(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): DirEntry[] {
-    return this.listing(ino, fh, offset, maxEntries, false);
-  }
-
-  readdirplus(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, maxEntries: number): Array<DirEntry & { entry: Entry | null }> {
-    return this.listing(ino, fh, offset, maxEntries, true) as Array<DirEntry & { entry: Entry | null }>;
-  }
-
   releasedir(ino: Ino, fh: Fh): void { this.release(ino, fh); }
-
   fsyncdir(ino: Ino, fh: Fh, datasync: boolean): Promise<void> { return this.fsync(ino, fh, datasync); }
 
   // ------------------------------------------------------------------ extended attributes
 
-  setxattr(ctx: Ctx, ino: Ino, name: string, value: Buffer, flags: number): void {
-    const inode = this.table.get(ino);
-    const ns = xattrNamespace(name);
-    this.rw();
-    checkXattrValue(value);
-    checkXattrWrite(ctx, inode, ns, name);
-    this.changeable(inode);
-    const exists = Object.hasOwn(inode.xattrs, name);
-    if ((flags & XATTR_CREATE) !== 0 && exists) throw fsErr('EEXIST');
-    if ((flags & XATTR_REPLACE) !== 0 && !exists) throw fsErr('ENODATA');
-    // Replace the object: the previous one may be referenced by a batch in flight.
-    inode.xattrs = { ...inode.xattrs, [name]: Buffer.from(value) };
-    inode.ctime = this.now();
-    this.touch(inode);
-  }
-
-  getxattr(ctx: Ctx, ino: Ino, name: string): Buffer {
-    const inode = this.table.get(ino);
-    const ns = xattrNamespace(name);
-    if (!xattrVisible(ctx, ns)) throw fsErr('ENODATA');
-    checkXattrRead(ctx, inode, ns);
-    const xs = inode.xattrs;
-    if (!Object.hasOwn(xs, name)) throw fsErr('ENODATA');
-    return xs[name]!;
-  }
-
-  listxattr(ctx: Ctx, ino: Ino): string[] {
-    const inode = this.table.get(ino);
-    const names = Object.keys(inode.xattrs);
-    return ctx.uid === 0 ? names : names.filter((n) => !n.startsWith('trusted.'));
-  }
-
-  removexattr(ctx: Ctx, ino: Ino, name: string): void {
-    const inode = this.table.get(ino);
-    const ns = xattrNamespace(name);
-    this.rw();
-    checkXattrWrite(ctx, inode, ns, name);
-    this.changeable(inode);
-    if (!Object.hasOwn(inode.xattrs, name)) throw fsErr('ENODATA');
-    const next = { ...inode.xattrs };
-    delete next[name];
-    inode.xattrs = next;
-    inode.ctime = this.now();
-    this.touch(inode);
-  }
+  setxattr(ctx: Ctx, ino: Ino, name: string, value: Buffer, flags: number): void { xattrs.setxattr(this.core, ctx, ino, name, value, flags); }
+  getxattr(ctx: Ctx, ino: Ino, name: string): Buffer { return xattrs.getxattr(this.core, ctx, ino, name); }
+  listxattr(ctx: Ctx, ino: Ino): string[] { return xattrs.listxattr(this.core, ctx, ino); }
+  removexattr(ctx: Ctx, ino: Ino, name: string): void { xattrs.removexattr(this.core, ctx, ino, name); }
 
   // ------------------------------------------------------------------ locks
 
-  getlk(ino: Ino, _fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock {
-    this.table.get(ino);
-    return this.locks.getlk(ino, owner, lock);
-  }
-
+  getlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock): PosixLock { return locks.getlk(this.core, ino, fh, owner, lock); }
   setlk(ino: Ino, fh: Fh, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
-    const h = this.handles.get(fh);
-    if (h !== undefined) (h.lockOwners ??= new Set()).add(ownerKey(owner));
-    const lease = this.store.lockLease;
-    if (lease === undefined) return this.locks.setlk(ino, owner, lock, wait);
-    return this.setlkLeased(lease, ino, owner, lock, wait);
+    return locks.setlk(this.core, ino, fh, owner, lock, wait);
   }
-
-  /**
-   * A replicated store's locks are seen by its other mounts: the first lock on an inode takes the
-   * store's lease on it (one holder across all mounts; whole file, shared and exclusive alike),
-   * released with the last one.
-   */
-  private async setlkLeased(lease: NonNullable<FsStore['lockLease']>, ino: Ino, owner: bigint | number, lock: PosixLock, wait: boolean): Promise<void> {
-    try {
-      if (lock.type !== F_UNLCK && !this.locks.hasLocks(ino)) {
-        for (;;) {
-          if (await lease.acquire(ino)) break;
-          if (!wait) throw fsErr('EAGAIN');
-          await new Promise((r) => setTimeout(r, 200));
-          if (this.destroyed) throw fsErr('EINTR');
-        }
-      }
-      await this.locks.setlk(ino, owner, lock, wait);
-    } finally {
-      this.lockGone(ino);
-    }
-  }
-
-  /** The last lock of an inode is gone: a replicated store's lease on it goes too. */
-  private lockGone(ino: Ino): void {
-    if (this.store.lockLease !== undefined && !this.locks.hasLocks(ino)) this.store.lockLease.release(ino);
-  }
-
-  /** Fails the pending (wait=true) lock requests of `owner` on `ino` with EINTR (FUSE INTERRUPT). */
-  interruptLock(ino: Ino, owner: bigint | number): void {
-    this.locks.interrupt(ino, owner);
-  }
+  interruptLock(ino: Ino, owner: bigint | number): void { locks.interruptLock(this.core, ino, owner); }
 
   // ------------------------------------------------------------------ whole filesystem
 
@@ -1199,11 +248,11 @@ export class Filesystem implements FsCore {
   }
 
   async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.locks.cancelAll();
-    if (!this.readOnly) await this.committer.durable();
-    this.committer.stop();
-    await this.committer.idle();
-    this.destroyed = true;
+    if (this.core.destroyed) return;
+    this.core.locks.cancelAll();
+    if (!this.readOnly) await this.core.committer.durable();
+    this.core.committer.stop();
+    await this.core.committer.idle();
+    this.core.destroyed = true;
   }
 }

@@ -205,9 +205,10 @@ describe('kernel session', () => {
     expect(session.lookupsOutstanding).toBe(linked);
     // The core holds exactly the lookups the kernel got: forgetting them leaves zero.
     let held = 0;
-    // The core's inode table (internal): a Map, or an InodeTable wrapping one.
-    const t = (core as unknown as { table: unknown }).table as Map<number, { ino: number; lookups: number }> | { map: Map<number, { ino: number; lookups: number }> };
-    for (const inode of (t instanceof Map ? t : t.map).values()) {
+    // The core's inode table (internal): the Map inside the InodeTable of the Filesystem's CoreState
+    // (fs/core/core-state.ts).
+    const t = (core as unknown as { core: { table: { map: Map<number, { ino: number; lookups: number }> } } }).core.table.map;
+    for (const inode of t.values()) {
       if (inode.ino !== 1) held += inode.lookups;
     }
     expect(held).toBe(linked);
