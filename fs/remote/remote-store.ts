@@ -19,7 +19,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Commit, CommitRejected, type EventMeta, type KeyId, type ReaderRef, openEventPayload, publicKeyId, toGenesisHash } from '../../src/chain/index.js';
-import { defaultPool } from '../../src/crypto/index.js';
+import { defaultBulkPool, defaultPool } from '../../src/crypto/index.js';
 import type { RedoLog } from '../../src/log/index.js';
 import { OfflineRefused, RemoteChain, RemoteRejected, parseRemoteUrl, type RecoveryMode } from '../../src/net/index.js';
 import { type Session, readPins, readersOfPrincipal, writePin } from '../../src/session/index.js';
@@ -238,6 +238,9 @@ export class RemoteFs {
       for (const c of built.lost) o.onWarning?.(`staged commit ${c.hash.toString('hex').slice(0, 16)} no longer fits what the server holds; its changes are re-made when the server refuses it`);
       const ino = await loadInoSpace(o.dir, (k) => built.view.exists(k));
       rfs = new RemoteFs(rc, built.view, built.log, first.commit, ino, o.machineName ?? process.env.ATEFS_MACHINE ?? os.hostname(), o);
+      // The sealing workers start now, not inside the first large write (a local mount's open
+      // starts them reading its log; a remote one's view is built from commits already decoded).
+      void defaultBulkPool().start();
       if (o.group) rfs.store.top = await groupRootOf(rfs.store.view, o.group, { readOnly: !!o.readOnly, ...(o.onWarning ? { onWarning: o.onWarning } : {}) });
       return rfs;
     } catch (e) {

@@ -421,6 +421,17 @@ export class BulkCryptoPool {
   }
 
   /**
+   * Starts the workers now and resolves once each has answered: a mount calls it when it opens, so
+   * that its first large write does not pay for starting them (threads, their code compiled while
+   * the write waits).
+   */
+  async start(): Promise<void> {
+    if (this.closed) return;
+    this.pick();
+    await Promise.all(this.workers.map((w) => w.request({ id: this.nextId++, op: 'closeFiles' }, [], 0).catch(() => undefined)));
+  }
+
+  /**
    * Closes the files the workers keep open for reads (they reopen by path on the next use). Call it
    * after files were deleted — a log compaction's old segments — so their space is freed now and
    * not when the descriptor cache happens to evict them.
