@@ -96,11 +96,8 @@ function replyWritten(s: OpHost, unique: number, n: number): void {
   // this reply (the writer waits) while the loop keeps serving other requests.
   const bp = s.core.backpressure?.(n) ?? null;
   if (bp !== null) {
-    s.waits.settle(unique, bp.catch(() => undefined), () => { // commit errors surface at fsync
-      s.out.buf.writeUInt32LE(n >>> 0, OUT_HEADER_SIZE);
-      s.out.buf.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
-      return 8;
-    });
+    // Commit errors surface at fsync.
+    s.waits.settle(unique, bp.catch(() => undefined), () => s.out.putU32(n));
     return;
   }
   s.out.okU32(unique, n);

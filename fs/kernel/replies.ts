@@ -47,11 +47,16 @@ export class Replies {
     return this.send(this.buf, n);
   }
 
-  /** An empty body, or `u32 value, u32 0` (WRITE, COPY_FILE_RANGE, xattr size probes). */
-  okU32(unique: number, value: number): boolean {
+  /** Writes the body `u32 value, u32 0` (WRITE, COPY_FILE_RANGE, xattr size probes); its length. */
+  putU32(value: number): number {
     this.buf.writeUInt32LE(value >>> 0, OUT_HEADER_SIZE);
     this.buf.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
-    return this.ok(unique, 8);
+    return 8;
+  }
+
+  /** A reply whose body is putU32's. */
+  okU32(unique: number, value: number): boolean {
+    return this.ok(unique, this.putU32(value));
   }
 
   /** A reply whose body is `data` itself (no copy into the reply buffer). */

@@ -153,8 +153,8 @@ export class FrameCipher {
 
   /**
    * The length prefix, key and nonce of the next frame, for a frame of `n` plaintext bytes sealed
-   * elsewhere (Connection's GCM offload): taken now, so frames keep their order. The key is read
-   * before the nonce steps it, as sealPartsInSteps and open() do.
+   * here (sealPartsInSteps) or elsewhere (Connection's GCM offload): taken now, so frames keep
+   * their order. The key is read before the nonce steps it, as open() does.
    */
   nextFrame(n: number, maxFrame: number): { header: Buffer; key: Buffer; iv: Buffer } {
     const len = n + TAG_BYTES;
@@ -188,10 +188,8 @@ export class FrameCipher {
   *sealPartsInSteps(parts: readonly Uint8Array[], maxFrame: number, stepBytes: number): Generator<Buffer[], void, void> {
     let n = 0;
     for (const p of parts) n += p.length;
-    const len = n + TAG_BYTES;
-    if (len > maxFrame) throw new ProtocolError(`message of ${n} bytes exceeds the frame maximum ${maxFrame}`);
-    const header = lengthPrefix(len);
-    const c = nodeCrypto.createCipheriv('aes-256-gcm', this.key, this.nonce(), { authTagLength: TAG_BYTES });
+    const { header, key, iv } = this.nextFrame(n, maxFrame);
+    const c = nodeCrypto.createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     c.setAAD(header);
     let out: Buffer[] = [header];
     let sealed = 0;
