@@ -4,19 +4,13 @@
  * commit path's cost from the transport's.  node dist/scripts/bench/fsync-core.js <dir> [n]
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Filesystem } from '../../fs/core/index.js';
-import { openLocalChain } from '../../fs/chain-store/index.js';
+import { openCoreProbe } from './lib/core-probe.js';
 
 const dir = process.argv[2]!;
 const n = Number(process.argv[3] ?? 2000);
-mkdirSync(dir, { recursive: true });
-const chain = await openLocalChain({ chainDir: join(dir, 'chain'), configDir: join(dir, 'config') });
-const fs = await Filesystem.open(chain.store, {});
-const ctx = { uid: 0, gid: 0, pid: 1, umask: 0o022 } as never;
-const { entry, open } = fs.create(ctx, 1, Buffer.from(`f${Date.now()}`), 0o100644, 2);
+const probe = await openCoreProbe(dir, `f${Date.now()}`);
+const { fs, ctx, ino, fh } = probe;
 const page = Buffer.alloc(4096);
 // CPU of the whole process (signing workers included) per write+fsync: steadier than latency on a busy machine.
 const cpu0 = process.cpuUsage();
@@ -25,8 +19,8 @@ const seq: number[] = [];
 for (let i = 0; i < n; i++) {
   randomBytes(4096).copy(page);
   const t0 = performance.now();
-  fs.write(ctx, entry.ino, open.fh, i * 4096, page);
-  await fs.fsync(entry.ino, open.fh, false);
+  fs.write(ctx, ino, fh, i * 4096, page);
+  await fs.fsync(ino, fh, false);
   lat.push(performance.now() - t0);
   seq.push(performance.now() - t0);
 }
@@ -35,6 +29,4 @@ lat.sort((a, b) => a - b);
 const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!.toFixed(3);
 console.log(JSON.stringify({ n, p50: q(0.5), p75: q(0.75), p90: q(0.9), p99: q(0.99), cpuUsPerOp: Math.round((cpu.user + cpu.system) / n) }));
 if (process.env.SHOW_SEQ) console.log(seq.map((x) => x.toFixed(2)).join(" "));
-fs.release(entry.ino, open.fh);
-await fs.destroy();
-await chain.close();
+await probe.close();

@@ -8,11 +8,9 @@
  *   node dist/scripts/bench/rewrite-core.js <dir> [fileMiB=64] [times=5] [pagesPerSync=256]
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
-import { Filesystem } from '../../fs/core/index.js';
-import { openLocalChain } from '../../fs/chain-store/index.js';
+import { openCoreProbe } from './lib/core-probe.js';
 
 const dir = process.argv[2]!;
 const fileMiB = Number(process.argv[3] ?? 64);
@@ -22,18 +20,14 @@ const STALL_MS = Number(process.env.STALL_MS ?? 100);
 const PAGE = 4096;
 const MiB = 1 << 20;
 rmSync(dir, { recursive: true, force: true });
-mkdirSync(dir, { recursive: true });
 // NO_SPACE=1: no space runs (the commit path alone).
-const chain = await openLocalChain({ chainDir: join(dir, 'chain'), configDir: join(dir, 'config'), ...(process.env.NO_SPACE ? { deferCompaction: { spaceFactor: 0 } } : {}) });
-const fs = await Filesystem.open(chain.store, {});
-const ctx = { uid: 0, gid: 0, pid: 1, umask: 0o022 } as never;
-const { entry, open } = fs.create(ctx, 1, Buffer.from('rewrite.bin'), 0o100644, 2);
-const ino = entry.ino;
+const probe = await openCoreProbe(dir, 'rewrite.bin', process.env.NO_SPACE ? { deferCompaction: { spaceFactor: 0 } } : {});
+const { chain, fs, ctx, ino, fh } = probe;
 const fileBytes = fileMiB * MiB;
 const fill = randomBytes(MiB);
 for (let off = 0; off < fileBytes; off += MiB) {
-  fs.write(ctx, ino, open.fh, off, fill);
-  await fs.fsync(ino, open.fh, false);
+  fs.write(ctx, ino, fh, off, fill);
+  await fs.fsync(ino, fh, false);
 }
 const gcs: number[] = [];
 const gcObs = new PerformanceObserver((l) => { for (const e of l.getEntries()) gcs.push(e.duration); });
@@ -52,7 +46,7 @@ while (done < total) {
   for (let i = 0; i < perSync; i++) {
     const p = Math.floor(Math.random() * pages);
     const a = performance.now();
-    fs.write(ctx, ino, open.fh, p * PAGE, randomBytes(PAGE));
+    fs.write(ctx, ino, fh, p * PAGE, randomBytes(PAGE));
     // As a transport does: the reply waits for the core's backpressure (the space brake included).
     const bp = fs.backpressure(PAGE);
     if (bp) await bp;
@@ -60,7 +54,7 @@ while (done < total) {
     done += PAGE;
   }
   const a = performance.now();
-  await fs.fsync(ino, open.fh, false);
+  await fs.fsync(ino, fh, false);
   const ms = performance.now() - a;
   fsyncMs.push(ms);
   if (ms > STALL_MS) stalls.push(`${((a - t0) / 1000).toFixed(2)}s:${ms.toFixed(0)}${chain.view.compacting ? 'c' : ''}`);
@@ -80,7 +74,5 @@ console.log(JSON.stringify({
 }));
 { const R = (globalThis as any).__rot ?? []; const avg = (i: number) => (R.reduce((a: number, r: number[]) => a + r[i]!, 0) / (R.length || 1)).toFixed(1); const mx = (i: number) => Math.max(0, ...R.map((r: number[]) => r[i]!)).toFixed(0); console.log(`rotations ${R.length}: writeOut+cut ${avg(0)}/${mx(0)}, datasync old ${avg(1)}/${mx(1)}, create ${avg(2)}/${mx(2)}, manifest ${avg(3)}/${mx(3)} (avg/max ms)`); }
 console.log(`fsyncs over ${STALL_MS} ms (start:ms): ${stalls.join(' ')}`);
-fs.release(ino, open.fh);
-await fs.destroy();
-await chain.close();
+await probe.close();
 rmSync(dir, { recursive: true, force: true });
