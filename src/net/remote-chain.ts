@@ -12,11 +12,10 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import {
   type Commit, CommitBuilder, CommitRejected, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit,
-  loadChain, signersOf, verifySignatures, type ReaderRef,
+  loadChain, signersOf, verifySignatures,
 } from '../chain/index.js';
-import { type CryptoPool, type SigningKeyPair, defaultBulkPool } from '../crypto/index.js';
+import { defaultBulkPool } from '../crypto/index.js';
 import { type RedoLog, openLog } from '../log/index.js';
-import type { Session } from '../session/index.js';
 import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved, ServerUnavailable } from './errors.js';
 import { type ClientSession, connectClient } from './handshake.js';
 import { type Message, type SignedHead, encodeAppendParts } from './messages.js';
