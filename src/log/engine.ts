@@ -1,4 +1,6 @@
-// The redo-log engine: one writer, many readers, over a LogIo (real files or memory).
+// The redo-log engine: one writer, many readers, over a LogIo (real files or memory). The readers
+// (reads by position, scans, follow) are in segment-reader.ts; recovery in open-scan.ts; the
+// compaction's copy and switch in compaction-swap.ts.
 //
 // Write path. append() frames the record, assigns seq and position synchronously and queues the
 // frame. Queued frames are written with one pwritev (the "write-out"):
@@ -19,7 +21,6 @@ import {
   DiskFull,
   isDiskFullCode,
   LogClosedError,
-  LogCorruptError,
   LogError,
   RecordTooLarge,
 } from './errors.js';
@@ -30,9 +31,6 @@ import {
   encodeHeader,
   encodeManifest,
   FRAME_HEADER,
-  frameLen,
-  frameOk,
-  frameSeq,
   MANIFEST,
   MANIFEST_TMP,
   type Manifest,
@@ -41,7 +39,7 @@ import {
 import { MemIo, openFileIo, type LogIo } from './io.js';
 import { lockDir, lockMemory, type DirLock } from './lock.js';
 import { makeDirPrivate } from './private-files.js';
-import { Window } from './scan.js';
+import { SegmentReader } from './segment-reader.js';
 import { Runway } from './runway.js';
 import { pwritevAll, pwritevAllAsync } from './pwritev.js';
 import { type CompactionHost, compactSegments } from './compaction-swap.js';
@@ -168,6 +166,22 @@ export class LogEngine implements RedoLog {
   private scanned: ChainState | null = null;
   private readonly probeSeq: number | undefined;
   private durableListeners = new Set<(head: { seq: number; hash: Buffer }) => void>();
+  private readonly reader: SegmentReader = new SegmentReader({
+    io: () => this.io,
+    isReadOnly: () => this.readOnly,
+    segments: () => this.segs,
+    segment: (id) => this.byId.get(id),
+    hasSegment: (id) => this.byId.has(id),
+    active: () => this.active,
+    isClosed: () => this.closed,
+    visible: () => this.visible(),
+    readFd: (seg) => this.readFd(seg),
+    refresh: () => this.refresh(),
+    listen: (l) => {
+      this.listeners.add(l);
+      return () => this.listeners.delete(l);
+    },
+  });
 
   private constructor(
     private readonly io: LogIo,
@@ -730,183 +744,24 @@ export class LogEngine implements RedoLog {
     if (this.pending.length > 0 && !this.failed && !this.closed) this.writeOut();
   }
 
-  /** The segment of the frame at `pos`, written out if it is still queued; LogError when outside the log. */
-  private segmentOfFrame(pos: LogPosition): Seg {
-    if (this.closed) throw new LogClosedError('redo log is closed');
-    const seg = this.byId.get(pos.segment);
-    if (!seg) throw new LogError(`no segment ${pos.segment} in the log`);
-    if (seg === this.active && pos.offset >= seg.end) this.visible();
-    if (!Number.isInteger(pos.offset) || pos.offset < seg.headerLen || pos.offset + FRAME_HEADER > seg.end)
-      throw new LogError(`position ${pos.segment}:${pos.offset} is outside the log`);
-    return seg;
-  }
-
   read(pos: LogPosition): LogRecord {
-    const seg = this.segmentOfFrame(pos);
-    const fd = this.readFd(seg);
-    let b = Buffer.allocUnsafe(Math.min(4096 + FRAME_HEADER, seg.end - pos.offset));
-    this.io.pread(fd, b, 0, b.length, pos.offset);
-    const len = frameLen(b, 0);
-    if (len > seg.end - pos.offset - FRAME_HEADER)
-      throw new LogCorruptError(seg.id, pos.offset, seg.name, 'frame length runs past the end of the segment');
-    if (FRAME_HEADER + len > b.length) {
-      const nb = Buffer.allocUnsafe(FRAME_HEADER + len);
-      b.copy(nb, 0);
-      this.io.pread(fd, nb, b.length, nb.length - b.length, pos.offset + b.length);
-      b = nb;
-    }
-    if (!frameOk(b, 0, len)) throw new LogCorruptError(seg.id, pos.offset, seg.name, 'frame checksum mismatch');
-    return { seq: frameSeq(b, 0), pos: { segment: seg.id, offset: pos.offset }, payload: b.subarray(FRAME_HEADER, FRAME_HEADER + len) };
+    return this.reader.read(pos);
   }
 
   fileRange(pos: LogPosition, start: number, length: number): { path: string; offset: number } | null {
-    if (this.closed || !this.io.filePath) return null;
-    const seg = this.byId.get(pos.segment);
-    if (!seg) return null;
-    const offset = pos.offset + FRAME_HEADER + start;
-    if (start < 0 || length < 0 || pos.offset < seg.headerLen || offset + length > seg.end) return null;
-    return { path: this.io.filePath(seg.name), offset };
+    return this.reader.fileRange(pos, start, length);
   }
 
   readSlice(pos: LogPosition, start: number, length: number): Buffer {
-    const seg = this.segmentOfFrame(pos);
-    const fd = this.readFd(seg);
-    const h = Buffer.allocUnsafe(FRAME_HEADER);
-    this.io.pread(fd, h, 0, FRAME_HEADER, pos.offset);
-    const len = frameLen(h, 0);
-    if (len > seg.end - pos.offset - FRAME_HEADER)
-      throw new LogCorruptError(seg.id, pos.offset, seg.name, 'frame length runs past the end of the segment');
-    if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > len)
-      throw new LogError(`slice ${start}+${length} is outside the record of ${len} bytes at ${pos.segment}:${pos.offset}`);
-    const b = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const n = this.io.pread(fd, b, got, length - got, pos.offset + FRAME_HEADER + start + got);
-      if (n === 0) throw new LogCorruptError(seg.id, pos.offset, seg.name, 'short read');
-      got += n;
-    }
-    return b;
-  }
-
-  /** Index in segs and offset of the first record with seq >= `seq` (or the end). */
-  private seekSeq(seq: number): { si: number; off: number } {
-    let si = 0;
-    for (let i = 0; i < this.segs.length; i++) if (this.segs[i]!.firstSeq <= seq) si = i;
-    for (; si < this.segs.length; si++) {
-      const seg = this.segs[si]!;
-      if (seg.count > 0 && seg.lastSeq < seq && seg !== this.active) continue;
-      const w = new Window(this.io, this.readFd(seg), 256 << 10);
-      let off = seg.headerLen;
-      while (off + FRAME_HEADER <= seg.end) {
-        const i = w.ensure(off, FRAME_HEADER, seg.end);
-        if (frameSeq(w.buf, i) >= seq) return { si, off };
-        off += FRAME_HEADER + frameLen(w.buf, i);
-      }
-      if (seg === this.active) return { si, off: seg.end };
-    }
-    const last = this.segs.length - 1;
-    return { si: last, off: this.segs[last]!.end };
-  }
-
-  private startOf(from?: { seq?: number; pos?: LogPosition }): { si: number; off: number } {
-    if (from?.pos) {
-      const si = this.segs.findIndex((s) => s.id === from.pos!.segment);
-      if (si < 0) throw new LogError(`no segment ${from.pos.segment} in the log`);
-      return { si, off: Math.max(from.pos.offset, this.segs[si]!.headerLen) };
-    }
-    if (from?.seq !== undefined) return this.seekSeq(from.seq);
-    return { si: 0, off: this.segs[0]!.headerLen };
+    return this.reader.readSlice(pos, start, length);
   }
 
   records(from?: { seq?: number; pos?: LogPosition }): Iterable<LogRecord> {
-    if (this.closed) throw new LogClosedError('redo log is closed');
-    this.visible();
-    const start = this.startOf(from);
-    const self = this;
-    return {
-      *[Symbol.iterator]() {
-        for (const r of self.scan(start)) yield r.rec;
-      },
-    };
+    return this.reader.records(from);
   }
 
-  /** Forward reader over the live segment list with its own descriptors (safe across compaction). */
-  private *scan(start: { si: number; off: number }): Generator<{ rec: LogRecord; next: LogPosition }> {
-    let seg: Seg | undefined = this.segs[start.si];
-    let off = start.off;
-    let lastSeq = 0;
-    while (seg) {
-      const fd = this.io.openRead(seg.name);
-      try {
-        const w = new Window(this.io, fd);
-        for (;;) {
-          if (seg === this.active) this.visible();
-          if (off + FRAME_HEADER > seg.end) break;
-          let i = w.ensure(off, FRAME_HEADER, seg.end);
-          const len = frameLen(w.buf, i);
-          if (len > seg.end - off - FRAME_HEADER) throw new LogCorruptError(seg.id, off, seg.name, 'frame length runs past the end of the segment');
-          if (i + FRAME_HEADER + len > w.buf.length) i = w.ensure(off, FRAME_HEADER + len, seg.end);
-          if (!frameOk(w.buf, i, len)) throw new LogCorruptError(seg.id, off, seg.name, 'frame checksum mismatch');
-          const seq = frameSeq(w.buf, i);
-          const rec: LogRecord = { seq, pos: { segment: seg.id, offset: off }, payload: w.buf.subarray(i + FRAME_HEADER, i + FRAME_HEADER + len) };
-          off += FRAME_HEADER + len;
-          lastSeq = seq;
-          yield { rec, next: { segment: seg.id, offset: off } };
-        }
-      } finally {
-        this.io.close(fd);
-      }
-      // Next segment in the live list; if ours was compacted away meanwhile, continue by seq.
-      const idx = this.segs.indexOf(seg);
-      if (idx >= 0) {
-        seg = this.segs[idx + 1];
-        off = seg?.headerLen ?? 0;
-      } else {
-        const s = this.seekSeq(lastSeq + 1);
-        seg = this.segs[s.si];
-        off = s.off;
-      }
-    }
-  }
-
-  async *follow(from: { seq?: number; pos?: LogPosition }, signal?: AbortSignal): AsyncIterable<LogRecord> {
-    let cursor: { seq?: number; pos?: LogPosition } = from;
-    while (!signal?.aborted && !this.closed) {
-      if (this.readOnly) this.refresh();
-      let start: { si: number; off: number };
-      if (cursor.pos && !this.byId.has(cursor.pos.segment)) cursor = { seq: cursor.seq ?? 1 };
-      start = this.startOf(cursor);
-      this.visible();
-      for (const { rec, next } of this.scan(start)) {
-        cursor = { seq: rec.seq + 1, pos: next };
-        yield rec;
-        if (signal?.aborted || this.closed) return;
-        if (cursor.pos && !this.byId.has(cursor.pos.segment)) break;
-      }
-      if (cursor.pos === undefined && cursor.seq !== undefined) {
-        // Nothing yet at or after seq: remember where the end is so we don't rescan.
-        const s = this.seekSeq(cursor.seq);
-        const seg = this.segs[s.si]!;
-        if (s.off >= seg.end) cursor = { seq: cursor.seq, pos: { segment: seg.id, offset: s.off } };
-      }
-      await this.changed(signal);
-    }
-  }
-
-  private changed(signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const done = () => {
-        this.listeners.delete(done);
-        signal?.removeEventListener('abort', done);
-        if (timer) clearTimeout(timer);
-        resolve();
-      };
-      this.listeners.add(done);
-      signal?.addEventListener('abort', done, { once: true });
-      // A read-only instance cannot hear the writer (maybe another process): poll.
-      if (this.readOnly) timer = setTimeout(done, 50);
-    });
+  follow(from: { seq?: number; pos?: LogPosition }, signal?: AbortSignal): AsyncIterable<LogRecord> {
+    return this.reader.follow(from, signal);
   }
 
   private notify(): void {
@@ -994,7 +849,7 @@ export class LogEngine implements RedoLog {
           }
         }
       },
-      scan: (start) => this.scan(start),
+      scan: (start) => this.reader.scan(start),
       lastPos: () => this.lastPos,
       repointLastPos: (to) => {
         this.lastPos = to;
