@@ -10,8 +10,18 @@ export const DATA_KEY_BYTES = 32;
 
 /** Id of an encoded public key (hybrid signing or hybrid KEM): what ACLs and reader lists name. */
 export function publicKeyId(publicKey: Uint8Array): KeyId {
-  return domainHash('atefs/chain/public-key-id/v1', publicKey).toString('hex');
+  // A hybrid public key is ~2 KiB: hashing it is ~100 times a comparison with a key seen before,
+  // and the same few keys come back on every commit (its signers, the keys a sign-off covers).
+  // Found by content (a copy is kept), so a reused or changed buffer can never answer a stale id.
+  for (const k of recentKeys) if (Buffer.compare(k.bytes, publicKey) === 0) return k.id;
+  const id = domainHash('atefs/chain/public-key-id/v1', publicKey).toString('hex');
+  if (recentKeys.length >= RECENT_KEYS) recentKeys.shift();
+  recentKeys.push({ bytes: Buffer.from(publicKey), id });
+  return id;
 }
+
+const RECENT_KEYS = 8;
+const recentKeys: Array<{ bytes: Buffer; id: KeyId }> = [];
 
 /** Id of a symmetric read key (a user's or a group role's chain-wide key). */
 export function readKeyId(readKey: Uint8Array): KeyId {

@@ -25,6 +25,8 @@ export const INDEX_FORMAT = 3;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
+/** Data-key entries kept (IndexStore.keyCache). */
+const KEY_CACHE_ENTRIES = 4096;
 /** Decoded DAO entries kept (IndexStore.daoCache): ~300 bytes each. */
 const DAO_CACHE_ENTRIES = 8192;
 
@@ -241,6 +243,11 @@ export class IndexStore {
    * nobody changes a DaoEntry once built.
    */
   private readonly daoCache = new Map<string, DaoEntry | null>();
+  /**
+   * Decoded data-key entries (or null: not in the table), cleared with daoCache: every commit
+   * looks up the key its payloads are sealed under (validation and the builder's overlay).
+   */
+  private readonly keyCache = new Map<string, DataKeyEntry | null>();
 
   constructor(opts: IndexStoreOptions) {
     this.path = opts.path;
@@ -282,7 +289,7 @@ export class IndexStore {
    * derived from the log: they survive a plain reopen and are lost (all expire) with `fresh`.
    */
   async reopen(fresh = false): Promise<void> {
-    this.daoCache.clear();
+    this.clearCaches();
     await this.env.close().catch(() => undefined);
     if (fresh) IndexStore.destroy(this.path);
     this.openEnv();
@@ -356,6 +363,11 @@ export class IndexStore {
     this.cacheDao((key as Buffer).toString('hex'), null);
   }
 
+  private clearCaches(): void {
+    this.daoCache.clear();
+    this.keyCache.clear();
+  }
+
   private cacheDao(hex: string, e: DaoEntry | null): void {
     this.daoCache.delete(hex);
     this.daoCache.set(hex, e);
@@ -414,18 +426,25 @@ export class IndexStore {
 
   // ---- confidentiality
 
+  /** The entry is shared with the cache: callers never change it (putDataKey a new one instead). */
   getDataKey(id: string): DataKeyEntry | undefined {
+    const hit = this.keyCache.get(id);
+    if (hit !== undefined) return hit ?? undefined;
     const b = this.keys.getBinary(Buffer.from(id, 'hex'));
-    if (!b) return undefined;
-    const a = packr.unpack(b) as [string | null, Array<[number, string, Buffer]>, number[]];
-    return {
-      record: {
-        id,
-        owner: a[0],
-        wraps: a[1].map(([k, rid, sealed]) => ({ reader: { kind: k === 1 ? 'sym' : 'kem', id: rid }, sealed: Buffer.from(sealed) })),
-      },
-      seqs: a[2],
-    };
+    let e: DataKeyEntry | null = null;
+    if (b) {
+      const a = packr.unpack(b) as [string | null, Array<[number, string, Buffer]>, number[]];
+      e = {
+        record: {
+          id,
+          owner: a[0],
+          wraps: a[1].map(([k, rid, sealed]) => ({ reader: { kind: k === 1 ? 'sym' : 'kem', id: rid }, sealed: Buffer.from(sealed) })),
+        },
+        seqs: a[2],
+      };
+    }
+    this.cacheKey(id, e);
+    return e ?? undefined;
   }
   putDataKey(e: DataKeyEntry): void {
     const r = e.record;
@@ -433,6 +452,12 @@ export class IndexStore {
       Buffer.from(r.id, 'hex'),
       packr.pack([r.owner, r.wraps.map((w) => [w.reader.kind === 'sym' ? 1 : 2, w.reader.id, w.sealed]), e.seqs]),
     );
+    this.cacheKey(r.id, e);
+  }
+  private cacheKey(id: string, e: DataKeyEntry | null): void {
+    this.keyCache.delete(id);
+    this.keyCache.set(id, e);
+    if (this.keyCache.size > KEY_CACHE_ENTRIES) this.keyCache.delete(this.keyCache.keys().next().value!);
   }
   *allDataKeys(): Generator<DataKeyEntry> {
     for (const { key } of this.keys.getRange({})) yield this.getDataKey((key as Buffer).toString('hex'))!;
@@ -474,14 +499,14 @@ export class IndexStore {
     try {
       return this.env.transactionSync(fn);
     } catch (e) {
-      this.daoCache.clear(); // rolled back: what it cached may never have been committed
+      this.clearCaches(); // rolled back: what it cached may never have been committed
       throw e;
     }
   }
 
   /** Empties every derived table (leases survive: they are not derived from the log). */
   clearDerived(): void {
-    this.daoCache.clear();
+    this.clearCaches();
     this.env.transactionSync(() => {
       this.meta.clearSync();
       this.dao.clearSync();

@@ -78,6 +78,8 @@ export class LmdbAuthorityState implements AuthorityState {
   private unsignedByHash = new Map<string, UnsignedCommit>();
   /** Loaded from the list an index before per-entry keys kept: written out as entries at the next change. */
   private legacyUnsigned = false;
+  /** The time of the record at `seq` (the watermark's, when it was asked last): records never change theirs. */
+  private watermarkTime: { seq: number; time: number } | null = null;
   /** Whether this state wrote the index format mark: once is enough, not once per commit. */
   private formatWritten = false;
 
@@ -105,7 +107,15 @@ export class LmdbAuthorityState implements AuthorityState {
     const next = new Map(this.unsignedByHash);
     for (const u of list) next.set(u.hash.toString('hex'), u);
     const sorted = new Map([...next.entries()].sort((a, b) => a[1].seq - b[1].seq));
-    this.store.transaction(() => this.saveUnsigned({ next: sorted, added: list, removed: [] }));
+    const wasLegacy = this.legacyUnsigned;
+    this.store.transaction(() => {
+      if (!wasLegacy) for (const u of list) this.store.putUnsigned(u.seq, u.hash, u.keys);
+      else {
+        this.store.removeMeta(LEGACY_UNSIGNED);
+        for (const u of sorted.values()) this.store.putUnsigned(u.seq, u.hash, u.keys);
+      }
+    });
+    this.legacyUnsigned = false;
     this.unsignedByHash = sorted;
   }
 
@@ -158,9 +168,20 @@ export class LmdbAuthorityState implements AuthorityState {
    * (RecordEntry.time, written with it; the sealed index authenticates it like the rest).
    */
   latestTimestamp(): number | undefined {
-    const committed = this.watermark.seq >= 0 ? this.store.getRecord(this.watermark.seq)?.time : undefined;
+    const committed = this.committedTime();
     if (this.stagedLatest === undefined) return committed;
     return committed === undefined ? this.stagedLatest : Math.max(committed, this.stagedLatest);
+  }
+
+  /** RecordEntry.time of the watermark's record, read once per record (every commit asks). */
+  private committedTime(): number | undefined {
+    const seq = this.watermark.seq;
+    if (seq < 0) return undefined;
+    const kept = this.watermarkTime;
+    if (kept && kept.seq === seq) return kept.time;
+    const time = this.store.getRecord(seq)?.time;
+    this.watermarkTime = time === undefined ? null : { seq, time };
+    return time;
   }
 
   hasCommit(hash: Buffer): boolean {
@@ -210,6 +231,7 @@ export class LmdbAuthorityState implements AuthorityState {
     let wm = this.watermark;
     const liveBefore = this.liveBytes;
     const unsigned = nextUnsigned(this.unsignedByHash, batch);
+    let newest: { seq: number; time: number } | null = null;
     try {
       store.transaction(() => {
         // The time of the record before: read from the index only when a sign-off is first.
@@ -219,11 +241,12 @@ export class LmdbAuthorityState implements AuthorityState {
           // it: its record keeps the newest time so far, so the chain's latest time never goes back.
           let time = r.commit.header.timestamp;
           if (r.commit.header.signs) {
-            if (k === 0) lastTime = wm.seq >= 0 ? store.getRecord(wm.seq)?.time : undefined;
+            if (k === 0) lastTime = this.committedTime();
             if (lastTime !== undefined) time = Math.max(lastTime, time);
           }
           out.push(this.writeRecord(r, time));
           lastTime = time;
+          newest = { seq: r.seq, time };
           wm = advanceWatermark(wm, r.seq, r.pos, r.commit);
         }
         if (unsigned) this.saveUnsigned(unsigned);
@@ -237,7 +260,8 @@ export class LmdbAuthorityState implements AuthorityState {
       throw e;
     }
     this.watermark = wm;
-    if (unsigned) this.unsignedByHash = unsigned.next;
+    this.watermarkTime = newest;
+    if (unsigned) applyUnsigned(this.unsignedByHash, unsigned);
     for (const r of batch) for (const n of r.effects.nodes) this.cache.delete(n.key);
     this.pending = [];
     this.stagedLatest = undefined;
@@ -291,7 +315,8 @@ export class LmdbAuthorityState implements AuthorityState {
         const cur = store.getDataKey(g.id);
         const rec = effects.dataKeys.find((d) => d.id === g.id) ?? cur?.record;
         if (!rec) continue;
-        const seqs = cur ? cur.seqs : [];
+        // A new list: the entry read is shared with the store's cache.
+        const seqs = cur ? [...cur.seqs] : [];
         if (seqs[seqs.length - 1] !== seq) seqs.push(seq);
         store.putDataKey({ record: rec, seqs });
       }
@@ -322,12 +347,12 @@ export class LmdbAuthorityState implements AuthorityState {
     const store = this.store;
     if (this.legacyUnsigned) {
       store.removeMeta(LEGACY_UNSIGNED);
-      for (const u of c.next.values()) store.putUnsigned(u.seq, u.hash, u.keys);
+      for (const u of withChange(this.unsignedByHash, c).values()) store.putUnsigned(u.seq, u.hash, u.keys);
       this.legacyUnsigned = false;
       return;
     }
     for (const u of c.removed) store.removeUnsigned(u.seq);
-    for (const u of c.added) if (c.next.has(u.hash.toString('hex'))) store.putUnsigned(u.seq, u.hash, u.keys);
+    for (const u of c.added) store.putUnsigned(u.seq, u.hash, u.keys);
   }
 
   private loadUnsigned(): void {
@@ -345,6 +370,7 @@ export class LmdbAuthorityState implements AuthorityState {
   /** Forget cached node records (after compaction or an external index change). */
   clearCache(): void {
     this.cache.clear();
+    this.watermarkTime = null;
     this.loadUnsigned();
     this.formatWritten = false;
   }
@@ -353,6 +379,7 @@ export class LmdbAuthorityState implements AuthorityState {
   reload(): void {
     this.discardStaged();
     this.cache.clear();
+    this.watermarkTime = null;
     this.watermark = this.store.getWatermark() ?? emptyWatermark();
     this.liveBytes = this.store.getMeta<number>('live') ?? this.store.sumLivePayload();
     this.loadUnsigned();
@@ -364,39 +391,59 @@ export class LmdbAuthorityState implements AuthorityState {
 const LEGACY_UNSIGNED = 'unsigned';
 
 interface UnsignedChange {
-  next: Map<string, UnsignedCommit>;
-  added: readonly UnsignedCommit[];
-  removed: readonly UnsignedCommit[];
+  /** Joins the set (in seq order), unless a sign-off of the same batch covers it (then in neither list). */
+  added: UnsignedCommit[];
+  /** Leaves the set: it was in it before the batch. */
+  removed: UnsignedCommit[];
 }
 
 /**
- * The unsigned set after a batch (null when the batch changes nothing): deferred commits join it,
- * a sign-off removes each commit it lists whose deferred keys all signed the sign-off.
+ * How a batch changes the unsigned set (null when it changes nothing): deferred commits join it,
+ * a sign-off removes each commit it lists whose deferred keys all signed the sign-off. The set
+ * itself is not copied (it holds ~100 entries under a stream of fsyncs, and this runs on every
+ * commit): applyUnsigned changes it once the batch is in the index.
  */
-function nextUnsigned(cur: Map<string, UnsignedCommit>, batch: readonly AcceptedRecord[]): UnsignedChange | null {
-  let next: Map<string, UnsignedCommit> | null = null;
-  const added: UnsignedCommit[] = [];
-  const removed: UnsignedCommit[] = [];
+function nextUnsigned(cur: ReadonlyMap<string, UnsignedCommit>, batch: readonly AcceptedRecord[]): UnsignedChange | null {
+  let change: UnsignedChange | null = null;
+  // Joined in this batch, by hash (hex): a later sign-off of the batch may cover them.
+  const joined = new Map<string, UnsignedCommit>();
+  const gone = new Set<string>();
   for (const { seq, commit } of batch) {
     const keys = deferredKeys(commit);
     if (keys.length > 0) {
-      next ??= new Map(cur);
-      const u = { hash: commit.hash, seq, keys };
-      next.set(commit.hash.toString('hex'), u);
-      added.push(u);
+      change ??= { added: [], removed: [] };
+      joined.set(commit.hash.toString('hex'), { hash: commit.hash, seq, keys });
     }
     if (commit.header.signs) {
-      next ??= new Map(cur);
+      change ??= { added: [], removed: [] };
       const signed = new Set(commit.signatures.filter((s) => !isDeferredSignature(s.signature)).map((s) => publicKeyId(s.publicKey)));
       for (const h of commit.header.signs) {
         const k = h.toString('hex');
-        const u = next.get(k);
+        const mine = joined.get(k);
+        const u = mine ?? (gone.has(k) ? undefined : cur.get(k));
         if (u && u.keys.every((pk) => signed.has(publicKeyId(pk)))) {
-          next.delete(k);
-          removed.push(u);
+          if (mine) joined.delete(k);
+          else {
+            gone.add(k);
+            change.removed.push(u);
+          }
         }
       }
     }
   }
-  return next ? { next, added, removed } : null;
+  if (change) change.added = [...joined.values()];
+  return change;
+}
+
+/** The set after `c` (a copy: the legacy rewrite, before the batch is in the index). */
+function withChange(cur: ReadonlyMap<string, UnsignedCommit>, c: UnsignedChange): Map<string, UnsignedCommit> {
+  const next = new Map(cur);
+  applyUnsigned(next, c);
+  return next;
+}
+
+/** Applies `c` to the set in place: seqs only grow, so the added go last and the order stays by seq. */
+function applyUnsigned(set: Map<string, UnsignedCommit>, c: UnsignedChange): void {
+  for (const u of c.removed) set.delete(u.hash.toString('hex'));
+  for (const u of c.added) set.set(u.hash.toString('hex'), u);
 }

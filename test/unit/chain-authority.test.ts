@@ -229,3 +229,19 @@ describe('tree authority', () => {
     expect((await rejection(w.validator.accept(other.genesis.bytes))).reason).toBe('genesis');
   });
 });
+
+describe('publicKeyId', () => {
+  test('answers by the key bytes, also for a buffer changed after its id was asked', () => {
+    const a = Buffer.from(identity(1).signing.publicKey);
+    const b = identity(2).signing.publicKey;
+    const idA = publicKeyId(a);
+    expect(publicKeyId(Buffer.from(a))).toBe(idA);
+    b.copy(a); // the same buffer now holds another key: its id is that key's
+    expect(publicKeyId(a)).toBe(publicKeyId(Buffer.from(b)));
+    expect(publicKeyId(a)).not.toBe(idA);
+    // More keys than it remembers: each still gets its own id.
+    const ids = Array.from({ length: 12 }, (_, i) => publicKeyId(identity(i + 1).signing.publicKey));
+    expect(new Set(ids).size).toBe(12);
+    expect(publicKeyId(identity(1).signing.publicKey)).toBe(idA);
+  });
+});

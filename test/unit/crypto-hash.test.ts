@@ -79,6 +79,20 @@ describe('domainHash', () => {
     const framed = Buffer.concat([hex('00000001'), Buffer.from('d'), hex('00000002'), hex('abcd'), hex('00000000')]);
     expect(domainHash('d', hex('abcd'), new Uint8Array(0))).toEqual(sha256(framed));
   });
+  it('frames the same around the size where it stops hashing in one call', () => {
+    const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+    // Framed: n + 22 bytes; the one-call path takes up to 16 KiB.
+    for (const n of [0, 1, 16 * 1024 - 23, 16 * 1024 - 22, 16 * 1024 - 21, 100_000]) {
+      const a = randomBytes(n);
+      const b = randomBytes(7);
+      const framed = Buffer.concat([u32(3), Buffer.from('dom'), u32(n), a, u32(7), b]);
+      expect(domainHash('dom', a, b)).toEqual(sha256(framed));
+    }
+    // Two calls in a row share nothing (the framing buffer is reused).
+    const x = domainHash('dom', Buffer.from('x'));
+    domainHash('dom', Buffer.alloc(1000, 1));
+    expect(domainHash('dom', Buffer.from('x'))).toEqual(x);
+  });
   it('framing is unambiguous', () => {
     const a = domainHash('x', Buffer.from('ab'), Buffer.from('c'));
     expect(a).not.toEqual(domainHash('x', Buffer.from('a'), Buffer.from('bc')));

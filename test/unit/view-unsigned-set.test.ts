@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { IndexStore } from '../../src/view/index-store.js';
 import { LmdbAuthorityState } from '../../src/view/lmdb-state.js';
 import { emptyWatermark } from '../../src/view/watermark.js';
+import { makeChain } from './view-fixtures.js';
 
 describe('view: the unsigned set', () => {
   const dir = mkdtempSync(join(tmpdir(), 'atefs-unsigned-'));
@@ -41,4 +42,37 @@ describe('view: the unsigned set', () => {
     s.addUnsigned([entry(100), entry(20), entry(1_000_000_007)]);
     expect(seqs(new LmdbAuthorityState(store, emptyWatermark()))).toEqual([3, 5, 7, 20, 100, 1_000_000_007]);
   });
+
+  it('deferred commits join it and sign-offs take them out, in memory as in the index', async () => {
+    const c = await makeChain();
+    try {
+      const view = await c.open({ deferSignatures: true });
+      const persisted = () => [...view.state.store.unsignedEntries()].map((u) => u.seq);
+      const commit = async () => {
+        const d = view.begin();
+        d.store(randomBytes(100));
+        await d.commit('durable');
+      };
+      for (let i = 0; i < 3; i++) await commit();
+      expect(seqs(view.state)).toHaveLength(3);
+      expect(persisted()).toEqual(seqs(view.state));
+      // A sign-off covers the three; commits made meanwhile stay listed, in order.
+      const signing = view.signOff();
+      await commit();
+      await signing;
+      await commit();
+      expect(persisted()).toEqual(seqs(view.state));
+      expect(seqs(view.state).length).toBeGreaterThanOrEqual(1);
+      expect([...seqs(view.state)].sort((a, b) => a - b)).toEqual(seqs(view.state));
+      await view.signOff();
+      expect(seqs(view.state)).toEqual([]);
+      expect(persisted()).toEqual([]);
+      // Reopened, the index says the same.
+      const again = await c.open({ deferSignatures: true });
+      expect(seqs(again.state)).toEqual([]);
+    } finally {
+      await c.cleanup();
+    }
+  });
 });
+
