@@ -6,7 +6,7 @@
 // is disconnected (it resumes from its last seq on reconnect) instead of growing server memory.
 import { decodeCommit } from '../src/chain/index.js';
 import { type Connection, type Message, ProtocolError, type ServerSession, type SignedHead } from '../src/net/index.js';
-import { AppendRejected } from './hosted-chain.js';
+import { AppendRejected, HistoryCompacted } from './hosted-chain.js';
 import type { AppendOrigin, ChainListener, ChainStore, ServedChain } from './store/chain-store.js';
 import type { LeaseService } from './store/jetstream-leases.js';
 
@@ -122,10 +122,24 @@ export class ClientHandler implements ChainListener {
         return;
       }
       if (this.conn.closed) return;
-      const sub: Sub = { chain, live: false, next: Math.max(1, from) };
-      this.subs.set(name, sub);
-      this.join(chain);
-      await this.streamHistory(name, sub);
+      // No compaction switches records while this subscriber is sent history (chain-compactor.ts).
+      const release = chain.beginHistory ? await chain.beginHistory() : null;
+      try {
+        if (this.conn.closed) return;
+        const cut = chain.compactedFrom?.(Math.max(1, from)) ?? null;
+        if (cut !== null) {
+          // Nothing sent: this protocol version carries no cut certificate, so a client cannot
+          // follow a history with gaps; it is told why instead of being sent one.
+          this.send({ t: 'err', id, code: 'compacted', detail: new HistoryCompacted(Math.max(1, from), cut).message });
+          return;
+        }
+        const sub: Sub = { chain, live: false, next: Math.max(1, from) };
+        this.subs.set(name, sub);
+        this.join(chain);
+        await this.streamHistory(name, sub);
+      } finally {
+        release?.();
+      }
     } catch (e) {
       // As for appends: a store that fails to read (JetStream electing, a timeout) is unavailable
       // for now, and the client retries; only a typed refusal carries its own reason.

@@ -37,6 +37,13 @@ export interface ServedChain {
   head(): Promise<SignedHead>;
   /** Confirmed commits from seq `from` up to `upto` (inclusive), stopping after about `maxBytes`. */
   readHistory(from: number, upto: number, maxBytes: number): Promise<Buffer[]>;
+  /**
+   * A store that compacts (the file store, server/chain-compactor.ts): held while a subscriber is
+   * streamed history, so no compaction switches records under it; resolves with the release.
+   */
+  beginHistory?(): Promise<() => void>;
+  /** The cut (seq) a history from `from` would cross a compacted gap at, or null. */
+  compactedFrom?(from: number): number | null;
 }
 
 export interface ChainStore {
