@@ -1,0 +1,234 @@
+// Server-side compaction (atedb solo --compact-mode; SIGUSR2 compacts the open chains now) against
+// real processes: the hosted log shrinks and still rebuilds the same authority state, clients past
+// the cut go on as before, across restarts and a SIGKILL mid-compaction; a client whose history is
+// below the cut is refused with a clear message (this protocol version sends no cut certificate);
+// a cut not signed by the server's key keeps the chain closed; a subscriber being streamed history
+// is never cut short.
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type CommitBuilder, MemoryAuthorityState, decodeCommit, loadChainState, verifyChain } from '../../src/chain/index.js';
+import { openLog } from '../../src/log/index.js';
+import { RemoteChain, ZERO_CHAIN_HASH, nextChainHash, verifyHead } from '../../src/net/index.js';
+import { Session, createIdentity } from '../../src/session/index.js';
+import { type Solo, RawClient, sleep, startSolo, tempDir } from './atedb/harness.js';
+
+const open: RemoteChain[] = [];
+afterEach(async () => {
+  for (const c of open.splice(0)) await c.close().catch(() => undefined);
+});
+
+const alice = createIdentity('alice');
+const bob = createIdentity('bob');
+// 'timer' with the default hour: only SIGUSR2 compacts during a test.
+const COMPACT = ['--compact-mode', 'timer'];
+
+async function client(solo: { port: number }, name: string, o: { dir?: string; create?: boolean; kh?: string; genesis?: Buffer; openTimeoutMs?: number } = {}): Promise<RemoteChain> {
+  const c = await RemoteChain.open({
+    url: `tcp://127.0.0.1:${solo.port}/${name}`, session: Session.of(alice, bob), dir: o.dir ?? await tempDir('atedb-replica-'),
+    mode: 'async', create: o.create ? { openRoot: true } : false, knownHosts: o.kh ?? join(await tempDir('kh-'), 'known_hosts'),
+    ...(o.genesis ? { genesisHash: o.genesis } : {}), backoff: { minMs: 50, maxMs: 400 }, confirmTimeoutMs: 5000,
+    ...(o.openTimeoutMs ? { openTimeoutMs: o.openTimeoutMs } : {}),
+  });
+  open.push(c);
+  return c;
+}
+
+async function until(pred: () => boolean, ms = 30_000, what = 'condition'): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const logDir = (solo: Solo, name: string) => join(solo.dataDir, 'chains', name.replaceAll('/', '+'), 'log');
+
+async function logBytes(dir: string): Promise<number> {
+  let n = 0;
+  for (const f of await fsp.readdir(dir)) if (f.endsWith('.seg')) n += (await fsp.stat(join(dir, f))).size;
+  return n;
+}
+
+/** Compacts the server's open chains now and waits for the line the run logs. */
+async function compact(solo: Solo, name: string): Promise<string> {
+  const before = solo.stderr().length;
+  process.kill(solo.pid, 'SIGUSR2');
+  const re = new RegExp(`(compacted|compaction of) '${name.replace('/', '\\/')}'[^\\n]*`);
+  await until(() => re.test(solo.stderr().slice(before)), 30_000, 'the compaction line');
+  return solo.stderr().slice(before).match(re)![0];
+}
+
+/** key -> version/deleted: what two states must agree on. */
+function nodesOf(s: MemoryAuthorityState): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, n] of s.nodes) out[k] = `${n.version}${n.deleted ? ' deleted' : ''}`;
+  return out;
+}
+
+/** `rounds` rewrites of `daos` DAOs (~2 KiB each), and one DAO deleted. */
+async function rewrites(a: RemoteChain, daos: number, rounds: number): Promise<string[]> {
+  const keys: string[] = [];
+  for (let i = 0; i < daos; i++) {
+    const { commit } = await a.commit((b: CommitBuilder) => { b.put({ payload: Buffer.alloc(2048, i) }); }, { wait: 'confirmed' });
+    keys.push(commit.events[0]!.meta.key);
+  }
+  for (let r = 1; r <= rounds; r++) {
+    for (let i = 0; i < daos; i++) await a.commit((b) => { b.put({ key: keys[i]!, payload: Buffer.alloc(2048, (r * 31 + i) & 0xff) }); }, { wait: 'confirmed' });
+  }
+  await a.commit((b) => { b.delete(keys[daos - 1]!); }, { wait: 'confirmed' });
+  return keys;
+}
+
+describe('atedb server-side compaction', () => {
+  it('shrinks the log, keeps the same state, serves clients past the cut across restarts; refuses a client below it', async () => {
+    const solo = await startSolo({ args: COMPACT });
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const name = 'team/compact';
+    const a = await client(solo, name, { create: true, kh });
+    await rewrites(a, 4, 12);
+    const bDir = await tempDir('atedb-replica-b-');
+    const b = await client(solo, name, { dir: bDir, kh, genesis: a.genesisHash! });
+    await until(() => b.lastSeq === a.lastSeq, 10_000, 'b in sync');
+    await b.close();
+    const before = await logBytes(logDir(solo, name));
+    const line = await compact(solo, name);
+    expect(line).toMatch(/^compacted/);
+    const after = await logBytes(logDir(solo, name));
+    expect(after).toBeLessThan(before * 0.5);
+    const cut = Number(line.match(/at seq (\d+)/)![1]);
+    expect(cut).toBe(a.lastSeq);
+
+    // A client that was past the cut resumes (nothing downloaded again) and follows new commits.
+    const b2 = await client(solo, name, { dir: bDir, kh, genesis: a.genesisHash! });
+    expect(b2.loadReport!.records).toBe(cut);
+    await a.commit((x) => { x.put({ payload: Buffer.from('after the cut') }); }, { wait: 'confirmed' });
+    await until(() => b2.lastSeq === a.lastSeq, 10_000, 'b2 follows');
+    expect(nodesOf(b2.confirmed)).toEqual(nodesOf(a.confirmed));
+    await until(() => b2.head?.seq === a.lastSeq, 10_000, 'b2 signed head');
+
+    // A fresh client (history from seq 1) is refused, told why, and nothing is applied.
+    await expect(client(solo, name, { kh, genesis: a.genesisHash! })).rejects.toThrow(/compacted on this server \(cut at seq \d+\)/);
+
+    // Restarts, graceful and SIGKILL: the compacted chain reopens (its cut is the server's) and
+    // serves on the same port (the clients reconnect there).
+    await b2.close();
+    let server = solo;
+    for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+      await server.kill(sig);
+      server = await startSolo({ dataDir: solo.dataDir, port: solo.port, args: COMPACT });
+      await a.commit((x) => { x.put({ payload: Buffer.from(`after ${sig}`) }); }, { wait: 'confirmed' });
+      const b3 = await client(server, name, { dir: bDir, kh, genesis: a.genesisHash! });
+      await until(() => b3.lastSeq === a.lastSeq, 10_000, 'b3 follows');
+      expect(nodesOf(b3.confirmed)).toEqual(nodesOf(a.confirmed));
+      await b3.close();
+    }
+    const headSeq = a.lastSeq;
+    await a.close();
+    await server.kill('SIGTERM');
+
+    // The hosted log itself: gaps only below its cut, every kept commit validates in gap mode, and
+    // the state it rebuilds is the client's.
+    const log = await openLog({ dir: logDir(solo, name), chainId: name, readOnly: true });
+    try {
+      expect(log.chain.cut?.seq).toBe(cut);
+      expect(log.chain.problem).toBeNull();
+      const report = await verifyChain(log, { pinnedGenesis: null });
+      expect(report.problems).toEqual([]);
+      expect(report.compacted).toBe(true);
+      expect(report.records).toBeLessThan(headSeq / 2);
+      const { state } = await loadChainState(log, { pinnedGenesis: null, compacted: true, futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY });
+      expect(nodesOf(state as MemoryAuthorityState)).toEqual(nodesOf(a.confirmed));
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('a SIGKILL at any moment of a compaction leaves a chain that reopens with every confirmed commit', async () => {
+    const dataDir = await tempDir('atedb-kill-');
+    let solo = await startSolo({ dataDir, args: COMPACT });
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const name = 'team/kill';
+    const aDir = await tempDir('atedb-replica-a-');
+    let a = await client(solo, name, { create: true, kh, dir: aDir });
+    const keys = await rewrites(a, 3, 10);
+    const genesis = a.genesisHash!;
+    for (const delay of [0, 5, 15, 40, 120]) {
+      // Something to drop every time: two more versions of the same DAO.
+      for (let k = 0; k < 2; k++) await a.commit((x) => { x.put({ key: keys[0]!, payload: Buffer.alloc(4096, delay + k) }); }, { wait: 'confirmed' });
+      await until(() => a.head?.seq === a.lastSeq, 10_000, 'the signed head');
+      // The chain must be open on the server for SIGUSR2 to compact it (it is: a is subscribed).
+      process.kill(solo.pid, 'SIGUSR2');
+      await sleep(delay);
+      await solo.kill('SIGKILL');
+      solo = await startSolo({ dataDir, port: solo.port, args: COMPACT });
+      // A fresh subscriber from past any cut: the chain opens and serves its head.
+      const raw = await RawClient.connect(solo.port, kh);
+      const sub = await raw.subscribe(name, genesis, a.lastSeq);
+      expect(sub.eoh.head.seq).toBe(a.lastSeq);
+      expect(verifyHead(raw.s.serverKey, genesis, sub.eoh.head)).toBe(true);
+      expect(sub.eoh.head.chainHash.equals(a.head!.chainHash)).toBe(true);
+      raw.close();
+      await a.close();
+      a = await client(solo, name, { dir: aDir, kh, genesis });
+    }
+    await solo.kill('SIGTERM');
+  });
+
+  it('a cut signed by another key than the server\'s keeps the chain closed', async () => {
+    const solo = await startSolo({ args: COMPACT });
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const name = 'team/forged';
+    const a = await client(solo, name, { create: true, kh });
+    await rewrites(a, 2, 10);
+    const genesis = a.genesisHash!;
+    expect(await compact(solo, name)).toMatch(/^compacted/);
+    await a.close();
+    open.splice(0);
+    await solo.kill('SIGTERM');
+    // Another server identity on the same data: the cut's signer is neither a root of the chain nor it.
+    await fsp.rm(join(solo.dataDir, 'server.key'));
+    const other = await startSolo({ dataDir: solo.dataDir, args: COMPACT });
+    const raw = await RawClient.connect(other.port, join(await tempDir('kh-'), 'known_hosts'));
+    await expect(raw.subscribe(name, genesis, 1)).rejects.toThrow(/compaction certificate .* not a root key/);
+    raw.close();
+    await other.kill('SIGTERM');
+  });
+
+  it('a subscriber being streamed history when a compaction is asked for gets all of it; the compaction runs after', async () => {
+    const solo = await startSolo({ args: COMPACT });
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const name = 'team/slow';
+    const a = await client(solo, name, { create: true, kh });
+    const keys: string[] = [];
+    for (let i = 0; i < 3; i++) keys.push((await a.commit((b) => { b.put({ payload: Buffer.alloc(1000, i) }); }, { wait: 'confirmed' })).commit.events[0]!.meta.key);
+    // ~12 MiB of rewrites: more history than the server queues for one subscriber at once.
+    for (let r = 0; r < 12; r++) for (let i = 0; i < 3; i++) await a.commit((b) => { b.put({ key: keys[i]!, payload: Buffer.alloc(340_000, r) }); }, { wait: 'confirmed' });
+    const n = a.lastSeq;
+    const raw = await RawClient.connect(solo.port, kh);
+    raw.s.conn.socket.pause();
+    const sub = raw.subscribe(name, a.genesisHash!, 1);
+    await sleep(300);
+    const before = solo.stderr().length;
+    process.kill(solo.pid, 'SIGUSR2');
+    await sleep(1000);
+    expect(solo.stderr().slice(before)).not.toMatch(/compacted 'team\/slow'/);
+    raw.s.conn.socket.resume();
+    const { commits, eoh } = await sub;
+    expect(commits.length).toBe(n);
+    let h: Buffer = ZERO_CHAIN_HASH;
+    for (const c of commits) h = nextChainHash(h, decodeCommit(c).hash);
+    expect(eoh.head.seq).toBe(n);
+    expect(h.equals(eoh.head.chainHash)).toBe(true);
+    raw.close();
+    await until(() => /compacted 'team\/slow'/.test(solo.stderr().slice(before)), 20_000, 'the compaction after the history');
+    await a.close();
+    open.splice(0);
+    await solo.kill('SIGTERM');
+  });
+
+  it('--compact-mode is refused with the JetStream store, and an unknown mode is refused', async () => {
+    await expect(startSolo({ args: ['--compact-mode', 'factor', '--store', 'nats://127.0.0.1:1'] })).rejects.toThrow(/only the file store compacts/);
+    await expect(startSolo({ args: ['--compact-mode', 'sometimes'] })).rejects.toThrow(/unknown compaction mode 'sometimes'/);
+  });
+});
