@@ -21,6 +21,14 @@ import { type CompactPolicyOptions, CompactionPolicy } from '../src/view/compact
 import { planCompaction } from './compaction.js';
 
 export const CUT_HASHES_FILE = 'cut-hashes';
+/**
+ * Seq (u64 BE) and hash (32 bytes) of every commit compaction dropped, appended before each swap:
+ * after a reopen the server still answers a second copy of one as a replay (naming its seq), never
+ * takes it as new — a dropped commit whose DAOs are gone since (an expired tombstone) would
+ * otherwise come back to life when a client re-sends it (a staged commit whose 'ok' was lost).
+ */
+export const DROPPED_FILE = 'dropped-commits';
+const DROPPED_ENTRY = 40;
 /** Longest a compaction waits for history streams to end before it skips the run. */
 const HISTORY_WAIT_MS = 10_000;
 /** Tombstones younger than this are kept (the client's default retention). */
@@ -59,6 +67,37 @@ export async function writeCutHashes(dir: string, entries: Map<number, Buffer>):
   } finally {
     await d.close();
   }
+}
+
+export async function appendDropped(dir: string, dropped: ReadonlyArray<[number, Buffer]>): Promise<void> {
+  if (dropped.length === 0) return;
+  const buf = Buffer.alloc(dropped.length * DROPPED_ENTRY);
+  dropped.forEach(([seq, hash], i) => {
+    buf.writeBigUInt64BE(BigInt(seq), i * DROPPED_ENTRY);
+    hash.copy(buf, i * DROPPED_ENTRY + 8);
+  });
+  const fh = await fsp.open(path.join(dir, DROPPED_FILE), 'a', 0o600);
+  try {
+    await fh.writeFile(buf);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The commits compaction dropped (a torn last entry, from a crash while appending, is ignored). */
+export async function readDropped(dir: string): Promise<Array<[number, Buffer]>> {
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(path.join(dir, DROPPED_FILE));
+  } catch {
+    return [];
+  }
+  const out: Array<[number, Buffer]> = [];
+  for (let at = 0; at + DROPPED_ENTRY <= buf.length; at += DROPPED_ENTRY) {
+    out.push([Number(buf.readBigUInt64BE(at)), Buffer.from(buf.subarray(at + 8, at + DROPPED_ENTRY))]);
+  }
+  return out;
 }
 
 export async function readCutHash(dir: string, seq: number): Promise<Buffer | null> {
@@ -167,7 +206,7 @@ export class ChainCompactor {
         this.policy.reset(bytesBefore);
         return { ...skip(`reclaimable ${plan.dropBytes} of ${bytesBefore} log bytes, below the ${this.policy.minReclaimBytes(bytesBefore)} an automatic compaction needs`), cut };
       }
-      const res = await log.compact((rec) => rec.seq > cut || plan.keep.has(rec.seq), { certify: this.certifier(cut) });
+      const res = await log.compact((rec) => rec.seq > cut || plan.keep.has(rec.seq), { certify: this.certifier(cut, plan.dropped) });
       this.policy.reset(res.bytesAfter);
       return {
         reason, cut: log.chain.cut?.seq ?? cut, bytesBefore: res.bytesBefore, bytesAfter: res.bytesAfter,
@@ -180,11 +219,13 @@ export class ChainCompactor {
   }
 
   /**
-   * Signs the cut with the server's key, after storing atedb's chain hash at every seq the log's
-   * cut can be (from ours to the head: the log fixed its cut before it asks for the signature).
+   * Signs the cut with the server's key, after storing the dropped commits' hashes and atedb's
+   * chain hash at every seq the log's cut can be (from ours to the head: the log fixed its cut
+   * before it asks for the signature). Both are durable before the swap.
    */
-  private certifier(from: number): Certify {
+  private certifier(from: number, dropped: ReadonlyArray<[number, Buffer]>): Certify {
     return async (message) => {
+      await appendDropped(this.o.dir, dropped);
       const entries = new Map<number, Buffer>();
       const prev = this.chain.log.chain.cut;
       const prevHash = prev ? this.chain.chainHashAt(prev.seq) : undefined;

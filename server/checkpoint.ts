@@ -13,6 +13,7 @@ import {
 import { type CryptoPool, signingPublicKeyOf } from '../src/crypto/index.js';
 import type { RedoLog } from '../src/log/index.js';
 import { type SignedHead, ZERO_CHAIN_HASH, nextChainHash, verifyHead } from '../src/net/index.js';
+import { readDropped } from './chain-compactor.js';
 
 export const CHECKPOINT_FILE = 'checkpoint';
 
@@ -49,7 +50,8 @@ interface LoadOptions { pool: CryptoPool | null; signingKey: Buffer; limits?: Pa
  * compacted log (a cut) is checked in gap mode (src/chain/gaps.ts) and its chain hashes start
  * from the cut's (the seqs below it keep placeholders: no head is ever signed there again).
  */
-export async function loadHostState(dir: string, log: RedoLog, o: LoadOptions): Promise<LoadedHostState> {
+export async function loadHostState(dir: string, log: RedoLog, opts: LoadOptions): Promise<LoadedHostState> {
+  const o = { ...opts, dir };
   let cp = await readCheckpoint(dir);
   // A checkpoint at or below the cut vouches for records some of which are gone: not used.
   if (cp && o.cut && cp.seq <= o.cut.seq) cp = null;
@@ -63,7 +65,7 @@ export async function loadHostState(dir: string, log: RedoLog, o: LoadOptions): 
 
 class CheckpointMismatch extends Error {}
 
-async function load(log: RedoLog, o: LoadOptions, cp: SignedHead | null): Promise<LoadedHostState> {
+async function load(log: RedoLog, o: LoadOptions & { dir: string }, cp: SignedHead | null): Promise<LoadedHostState> {
   const state = new MemoryAuthorityState();
   const bridged = new GapBridgingState(state);
   let expect = 1;
@@ -139,5 +141,13 @@ async function load(log: RedoLog, o: LoadOptions, cp: SignedHead | null): Promis
   if (!crossed) cross();
   if (cp && chainHashes.length - 1 < cp.seq) throw new CheckpointMismatch();
   if (!state.getGenesis()) throw new GenesisMismatch('the log holds no genesis');
+  if (cut) {
+    // Commits compaction dropped are still in the chain's history: a second copy is a replay.
+    for (const [seq, hash] of await readDropped(o.dir)) {
+      const hex = hash.toString('hex');
+      if (!seqOf.has(hex)) seqOf.set(hex, seq);
+      state.commits.add(hex);
+    }
+  }
   return { state, chainHashes, seqOf, trusted };
 }

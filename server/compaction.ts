@@ -37,6 +37,8 @@ export interface KeepPlan {
   bytes: number;
   /** Bytes of the records at or below the cut that the plan drops. */
   dropBytes: number;
+  /** Seq and commit hash of every record the plan drops (kept as replays: chain-compactor.ts). */
+  dropped: Array<[number, Buffer]>;
 }
 
 interface Scan {
@@ -45,6 +47,7 @@ interface Scan {
   writes: Map<string, number[]>;
   keep: Set<number>;
   sizes: Map<number, number>;
+  hashes: Map<number, Buffer>;
 }
 
 /** Replays the records up to `cut` (gap mode once a seq is missing) and notes what each wrote. */
@@ -54,6 +57,7 @@ async function scan(log: RedoLog, cut: number, limits: Partial<SizeLimits>): Pro
   const writes = new Map<string, number[]>();
   const keep = new Set<number>();
   const sizes = new Map<number, number>();
+  const hashes = new Map<number, Buffer>();
   let expect = 1;
   let gaps = false;
   let n = 0;
@@ -63,6 +67,7 @@ async function scan(log: RedoLog, cut: number, limits: Partial<SizeLimits>): Pro
     expect = rec.seq + 1;
     const c = decodeCommit(Buffer.from(rec.payload), limits as SizeLimits);
     sizes.set(rec.seq, rec.payload.length);
+    hashes.set(rec.seq, c.hash);
     bridged.hints = gaps ? hintsOf(c) : null;
     let effects;
     try {
@@ -79,7 +84,7 @@ async function scan(log: RedoLog, cut: number, limits: Partial<SizeLimits>): Pro
     }
     if (++n % 64 === 0) await new Promise((r) => setImmediate(r));
   }
-  return { state, writes, keep, sizes };
+  return { state, writes, keep, sizes, hashes };
 }
 
 type DryResult = { ok: MemoryAuthorityState } | { fail: { seq: number; commit: Commit; message: string } };
@@ -166,11 +171,15 @@ export async function planCompaction(
     if (add.size === 0) {
       let bytes = 0;
       let dropBytes = 0;
+      const dropped: Array<[number, Buffer]> = [];
       for (const [seq, b] of s.sizes) {
         bytes += b;
-        if (!keep.has(seq)) dropBytes += b;
+        if (!keep.has(seq)) {
+          dropBytes += b;
+          dropped.push([seq, s.hashes.get(seq)!]);
+        }
       }
-      return { keep, cut, records: s.sizes.size, bytes, dropBytes };
+      return { keep, cut, records: s.sizes.size, bytes, dropBytes, dropped };
     }
     for (const x of add) keep.add(x);
   }
