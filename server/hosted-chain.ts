@@ -21,7 +21,9 @@ import { HeadSigner } from './store/head-signer.js';
 import { loadHostState, writeCheckpoint } from './checkpoint.js';
 import type { AppendStats } from './stats.js';
 import type { AppendOrigin, ChainListener, ServedChain } from './store/chain-store.js';
-import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash } from '../src/net/index.js';
+import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../src/net/index.js';
+import { recordHash } from '../src/log/index.js';
+import type { CutOffer } from './store/chain-store.js';
 
 export class AppendRejected extends Error {
   override name = 'AppendRejected';
@@ -373,6 +375,48 @@ export class HostedChain implements ServedChain {
       expect++;
     }
     return expect > cut.seq ? null : cut.seq;
+  }
+
+  /**
+   * What a subscriber that follows compacted histories is sent before history from below the cut
+   * (the 'cut' message): the certificate, every kept record's seq and hash up to it, and the head
+   * at the cut signed now (atedb's chain hash there, kept in cut-hashes across restarts).
+   */
+  async cutOffer(): Promise<CutOffer | null> {
+    const cut = this.log.chain.cut;
+    if (!cut) return null;
+    const hash = this.chainHashAt(cut.seq);
+    if (!hash) throw new Error(`chain '${this.name}': no chain hash at the cut (seq ${cut.seq})`);
+    if (this.cutOfferCache?.seq !== cut.seq) {
+      const seqs: number[] = [];
+      const hashes: Buffer[] = [];
+      for (const rec of this.log.records()) {
+        if (rec.seq > cut.seq) break;
+        seqs.push(rec.seq);
+        hashes.push(Buffer.from(recordHash(rec.payload)));
+      }
+      const head = await signHead(this.o.signingKey, this.genesisHash, cut.seq, hash, this.o.pool);
+      this.cutOfferCache = { cut, genesis: this.genesisHash, seqs, hashes: Buffer.concat(hashes), head, seq: cut.seq };
+    }
+    const { seq: _, ...offer } = this.cutOfferCache;
+    return offer;
+  }
+
+  private cutOfferCache: (CutOffer & { seq: number }) | null = null;
+
+  /** Records from `from` up to `upto` with their seqs (gaps below a cut included), about `maxBytes`. */
+  async readSparse(from: number, upto: number, maxBytes: number): Promise<{ seqs: number[]; commits: Buffer[] }> {
+    const seqs: number[] = [];
+    const commits: Buffer[] = [];
+    let bytes = 0;
+    for (const rec of this.log.records({ seq: from })) {
+      if (rec.seq > upto) break;
+      seqs.push(rec.seq);
+      commits.push(Buffer.from(rec.payload));
+      bytes += rec.payload.length;
+      if (bytes >= maxBytes) break;
+    }
+    return { seqs, commits };
   }
 
   /** Records from `from` on without a gap: a batch ends before a gap; HistoryCompacted when `from` itself was compacted away. */

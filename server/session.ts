@@ -18,6 +18,8 @@ interface Sub {
   live: boolean;
   /** Next seq this subscriber is owed. */
   next: number;
+  /** Sent a 'cut': its history goes with explicit seqs up to the cut. */
+  sparse?: boolean;
 }
 
 class Origin implements AppendOrigin {
@@ -69,7 +71,7 @@ export class ClientHandler implements ChainListener {
 
   private onMessage(m: Message): void {
     switch (m.t) {
-      case 'sub': void this.subscribe(m.id, m.chain, m.genesis, m.from); return;
+      case 'sub': void this.subscribe(m.id, m.chain, m.genesis, m.from, m.cuts === true); return;
       case 'unsub': this.unsubscribe(m.chain); return;
       case 'append': void this.append(m.id, m.chain, m.commit); return;
       case 'lease': {
@@ -109,7 +111,7 @@ export class ClientHandler implements ChainListener {
     chain.listeners.add(this);
   }
 
-  private async subscribe(id: number, name: string, genesis: Buffer | null, from: number): Promise<void> {
+  private async subscribe(id: number, name: string, genesis: Buffer | null, from: number, cuts: boolean): Promise<void> {
     try {
       let chain = await this.ctx.host.get(name);
       if (chain?.closing) chain = await this.ctx.host.get(name);
@@ -127,13 +129,22 @@ export class ClientHandler implements ChainListener {
       try {
         if (this.conn.closed) return;
         const cut = chain.compactedFrom?.(Math.max(1, from)) ?? null;
-        if (cut !== null) {
-          // Nothing sent: this protocol version carries no cut certificate, so a client cannot
-          // follow a history with gaps; it is told why instead of being sent one.
+        const offer = cut !== null && cuts && chain.readSparse ? await chain.cutOffer?.() : null;
+        if (cut !== null && !offer) {
+          // Nothing sent: a client that did not say it follows compacted histories (an older
+          // one) cannot take one with gaps; it is told why instead.
           this.send({ t: 'err', id, code: 'compacted', detail: new HistoryCompacted(Math.max(1, from), cut).message });
           return;
         }
-        const sub: Sub = { chain, live: false, next: Math.max(1, from) };
+        if (this.conn.closed) return;
+        if (offer) {
+          const c = offer.cut;
+          this.send({
+            t: 'cut', chain: name, genesis: offer.genesis, seq: c.seq, hash: c.hash, kept: c.kept, sig: c.sig, signer: c.signer,
+            seqs: offer.seqs, hashes: offer.hashes, head: offer.head,
+          }, false);
+        }
+        const sub: Sub = { chain, live: false, next: Math.max(1, from), sparse: offer !== null };
         this.subs.set(name, sub);
         this.join(chain);
         await this.streamHistory(name, sub);
@@ -159,11 +170,20 @@ export class ClientHandler implements ChainListener {
         this.send({ t: 'eoh', chain: name, head, genesis: chain.genesisHash });
         return;
       }
-      const batch = await chain.readHistory(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
-      if (this.conn.closed || this.subs.get(name) !== sub) return;
-      if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
-      this.send({ t: 'hist', chain: name, from: sub.next, commits: batch, upTo: chain.confirmedSeq }, false);
-      sub.next += batch.length;
+      if (sub.sparse && chain.readSparse) {
+        const { seqs, commits } = await chain.readSparse(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
+        if (this.conn.closed || this.subs.get(name) !== sub) return;
+        if (seqs.length === 0) throw new Error(`chain '${name}': no record from seq ${sub.next}`);
+        const dense = seqs[0] === sub.next && seqs[seqs.length - 1] === sub.next + seqs.length - 1;
+        this.send({ t: 'hist', chain: name, from: seqs[0]!, commits, upTo: chain.confirmedSeq, ...(dense ? {} : { seqs }) }, false);
+        sub.next = seqs[seqs.length - 1]! + 1;
+      } else {
+        const batch = await chain.readHistory(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
+        if (this.conn.closed || this.subs.get(name) !== sub) return;
+        if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
+        this.send({ t: 'hist', chain: name, from: sub.next, commits: batch, upTo: chain.confirmedSeq }, false);
+        sub.next += batch.length;
+      }
       if (this.conn.writableLength > HISTORY_HIGH_WATER) {
         await new Promise<void>((resolve) => {
           const done = () => {

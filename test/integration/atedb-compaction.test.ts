@@ -44,6 +44,13 @@ async function until(pred: () => boolean, ms = 30_000, what = 'condition'): Prom
 
 const logDir = (solo: Solo, name: string) => join(solo.dataDir, 'chains', name.replaceAll('/', '+'), 'log');
 
+async function openLogAt(dir: string, name: string) {
+  const log = await openLog({ dir, chainId: name, readOnly: true });
+  const chain = log.chain;
+  await log.close();
+  return chain;
+}
+
 async function logBytes(dir: string): Promise<number> {
   let n = 0;
   for (const f of await fsp.readdir(dir)) if (f.endsWith('.seg')) n += (await fsp.stat(join(dir, f))).size;
@@ -81,7 +88,7 @@ async function rewrites(a: RemoteChain, daos: number, rounds: number): Promise<s
 }
 
 describe('atedb server-side compaction', () => {
-  it('shrinks the log, keeps the same state, serves clients past the cut across restarts; refuses a client below it', async () => {
+  it('shrinks the log, keeps the same state; a fresh client syncs the compacted history, clients past the cut resume, across restarts; an old client is told why', async () => {
     const solo = await startSolo({ args: COMPACT });
     const kh = join(await tempDir('kh-'), 'known_hosts');
     const name = 'team/compact';
@@ -107,8 +114,33 @@ describe('atedb server-side compaction', () => {
     expect(nodesOf(b2.confirmed)).toEqual(nodesOf(a.confirmed));
     await until(() => b2.head?.seq === a.lastSeq, 10_000, 'b2 signed head');
 
-    // A fresh client (history from seq 1) is refused, told why, and nothing is applied.
-    await expect(client(solo, name, { kh, genesis: a.genesisHash! })).rejects.toThrow(/compacted on this server \(cut at seq \d+\)/);
+    // A fresh client syncs the compacted history (cut certificate checked under the pinned key,
+    // kept records in gap mode) to the same state, and its replica reopens with the server's cut.
+    const fDir = await tempDir('atedb-replica-fresh-');
+    const fresh = await client(solo, name, { dir: fDir, kh, genesis: a.genesisHash! });
+    expect(fresh.lastSeq).toBe(a.lastSeq);
+    expect(nodesOf(fresh.confirmed)).toEqual(nodesOf(a.confirmed));
+    expect([...fresh.commits()].length).toBeLessThan(cut / 2);
+    await until(() => fresh.head?.seq === a.lastSeq, 10_000, 'fresh signed head');
+    expect(fresh.head!.chainHash.equals(a.head!.chainHash)).toBe(true);
+    await fresh.close();
+    expect((await openLogAt(join(fDir, 'replica'), name)).cut?.seq).toBe(cut);
+    const fresh2 = await client(solo, name, { dir: fDir, kh, genesis: a.genesisHash! });
+    // Reopened in gap mode, every signature verified (a compacted replica is not trusted on a head).
+    expect(fresh2.loadReport).toMatchObject({ records: a.lastSeq, signaturesTrusted: 0 });
+    await a.commit((x) => { x.put({ payload: Buffer.from('after the fresh sync') }); }, { wait: 'confirmed' });
+    await until(() => fresh2.lastSeq === a.lastSeq && b2.lastSeq === a.lastSeq, 10_000, 'fresh2 and b2 follow');
+    expect(nodesOf(fresh2.confirmed)).toEqual(nodesOf(a.confirmed));
+    await until(() => fresh2.head?.seq === a.lastSeq, 10_000, 'fresh2 signed head');
+    expect(fresh2.head!.chainHash.equals(a.head!.chainHash)).toBe(true);
+    await fresh2.close();
+
+    // A client of the protocol before cuts (no 'cuts' in its subscription) is told why it cannot
+    // follow, and sent nothing.
+    const old = await RawClient.connect(solo.port, kh);
+    await expect(old.subscribe(name, a.genesisHash!, 1)).rejects.toThrow(/^compacted: .*compacted on this server \(cut at seq \d+\)/);
+    expect(old.inbox.filter((m) => m.t === 'hist')).toEqual([]);
+    old.close();
 
     // Restarts, graceful and SIGKILL: the compacted chain reopens (its cut is the server's) and
     // serves on the same port (the clients reconnect there).
