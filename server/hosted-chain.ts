@@ -404,6 +404,10 @@ export class HostedChain implements ServedChain {
 
   private cutOfferCache: (CutOffer & { seq: number }) | null = null;
 
+  cutSeq(): number | null {
+    return this.log.chain.cut?.seq ?? null;
+  }
+
   /** Records from `from` up to `upto` with their seqs (gaps below a cut included), about `maxBytes`. */
   async readSparse(from: number, upto: number, maxBytes: number): Promise<{ seqs: number[]; commits: Buffer[] }> {
     const seqs: number[] = [];

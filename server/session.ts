@@ -129,7 +129,11 @@ export class ClientHandler implements ChainListener {
       try {
         if (this.conn.closed) return;
         const cut = chain.compactedFrom?.(Math.max(1, from)) ?? null;
-        const offer = cut !== null && cuts && chain.readSparse ? await chain.cutOffer?.() : null;
+        // A client that follows cuts gets one whenever it starts at or below it (even where no
+        // record is missing from its seq on: it may hold kept records before a gap already, and
+        // continues from the head signed at the cut).
+        const below = (chain.cutSeq?.() ?? 0) >= Math.max(1, from);
+        const offer = below && cuts && chain.readSparse ? await chain.cutOffer?.() ?? null : null;
         if (cut !== null && !offer) {
           // Nothing sent: a client that did not say it follows compacted histories (an older
           // one) cannot take one with gaps; it is told why instead.

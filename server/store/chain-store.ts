@@ -55,6 +55,8 @@ export interface ServedChain {
   beginHistory?(): Promise<() => void>;
   /** The cut (seq) a history from `from` would cross a compacted gap at, or null. */
   compactedFrom?(from: number): number | null;
+  /** Seq of the chain's compaction cut (null: never compacted). */
+  cutSeq?(): number | null;
   /** The 'cut' message's contents, when the store compacted this chain. */
   cutOffer?(): Promise<CutOffer | null>;
   /** Records with their seqs, gaps below the cut included. */

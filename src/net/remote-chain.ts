@@ -688,6 +688,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   /** Applies commits received at seq `from`, `from + 1`, ..., once their signatures verified. */
   private async receive(from: number, checked: Promise<Commit[]>): Promise<void> {
+    const cut = this.replica.chain.cut;
+    if (cut && this.history.lastSeq < cut.seq) throw new ServerMisbehaved(`server went on below its compaction cut (seq ${cut.seq}) without sending the cut first`);
     if (from > this.replica.nextSeq) throw new ServerMisbehaved(`server sent seq ${from} while this client holds up to ${this.lastSeq}: a gap`);
     if (from < this.replica.nextSeq) throw new ServerMisbehaved(`server re-sent seq ${from}, which this client already holds (up to ${this.lastSeq})`);
     await this.applyConfirmed(from, await checked, false);

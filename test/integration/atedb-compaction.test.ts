@@ -11,7 +11,10 @@ import { type CommitBuilder, MemoryAuthorityState, decodeCommit, loadChainState,
 import { openLog } from '../../src/log/index.js';
 import { RemoteChain, ZERO_CHAIN_HASH, nextChainHash, verifyHead } from '../../src/net/index.js';
 import { Session, createIdentity } from '../../src/session/index.js';
-import { type Solo, RawClient, sleep, startSolo, tempDir } from './atedb/harness.js';
+import { type Solo, RawClient, lyingProxy, sleep, startSolo, tempDir } from './atedb/harness.js';
+import type { Message } from '../../src/net/index.js';
+import { cutMessage } from '../../src/log/index.js';
+import { generateSigningKeyPair, signMessage } from '../../src/crypto/index.js';
 
 const open: RemoteChain[] = [];
 afterEach(async () => {
@@ -23,12 +26,12 @@ const bob = createIdentity('bob');
 // 'timer' with the default hour: only SIGUSR2 compacts during a test.
 const COMPACT = ['--compact-mode', 'timer'];
 
-async function client(solo: { port: number }, name: string, o: { dir?: string; create?: boolean; kh?: string; genesis?: Buffer; openTimeoutMs?: number } = {}): Promise<RemoteChain> {
+async function client(solo: { port: number }, name: string, o: { dir?: string; create?: boolean; kh?: string; genesis?: Buffer; openTimeoutMs?: number; pingIntervalMs?: number } = {}): Promise<RemoteChain> {
   const c = await RemoteChain.open({
     url: `tcp://127.0.0.1:${solo.port}/${name}`, session: Session.of(alice, bob), dir: o.dir ?? await tempDir('atedb-replica-'),
     mode: 'async', create: o.create ? { openRoot: true } : false, knownHosts: o.kh ?? join(await tempDir('kh-'), 'known_hosts'),
     ...(o.genesis ? { genesisHash: o.genesis } : {}), backoff: { minMs: 50, maxMs: 400 }, confirmTimeoutMs: 5000,
-    ...(o.openTimeoutMs ? { openTimeoutMs: o.openTimeoutMs } : {}),
+    ...(o.openTimeoutMs ? { openTimeoutMs: o.openTimeoutMs } : {}), ...(o.pingIntervalMs ? { pingIntervalMs: o.pingIntervalMs } : {}),
   });
   open.push(c);
   return c;
@@ -216,6 +219,78 @@ describe('atedb server-side compaction', () => {
     const log = await openLog({ dir: logDir(solo, name), chainId: name, readOnly: true });
     expect(log.chain.cut).not.toBeNull();
     await log.close();
+  });
+
+  it('a client refuses a cut not signed by its pinned server key, or whose kept list does not hash to it; nothing is applied', async () => {
+    const solo = await startSolo({ args: COMPACT });
+    const name = 'team/lie';
+    const a = await client(solo, name, { create: true });
+    await rewrites(a, 3, 8);
+    const genesis = a.genesisHash!;
+    expect(await compact(solo, name)).toMatch(/^compacted/);
+    const other = generateSigningKeyPair();
+    const lies: Array<[string, (m: Extract<Message, { t: 'cut' }>) => Message, RegExp]> = [
+      ['another signer', (m) => ({ ...m, signer: other.publicKey, sig: signMessage(other.secretKey, cutMessage(name, m.genesis, m)) }), /compaction certificate .* signed by SHA256:\S+, not by its pinned key/],
+      ['a kept record left out', (m) => ({ ...m, seqs: m.seqs.filter((_, i) => i !== 2), hashes: Buffer.concat([m.hashes.subarray(0, 64), m.hashes.subarray(96)]) }), /do not hash to the certificate's kept/],
+    ];
+    for (const [what, lie, re] of lies) {
+      const proxy = await lyingProxy(solo.port, join(solo.dataDir, 'server.key'), (m) => [m.t === 'cut' ? lie(m) : m]);
+      const dir = await tempDir('atedb-replica-lie-');
+      await expect(client(proxy, name, { dir, genesis }), what).rejects.toThrow(re);
+      const replica = await openLog({ dir: join(dir, 'replica'), chainId: name, readOnly: true });
+      expect(replica.nextSeq, what).toBe(1);
+      await replica.close();
+      await proxy.close();
+    }
+    await a.close();
+    open.splice(0);
+    await solo.kill('SIGTERM');
+  });
+
+  it('a fresh client cut off while it receives the kept records resumes among them; a replica with history the server dropped is refused', async () => {
+    const solo = await startSolo({ args: COMPACT });
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const name = 'team/resume';
+    const a = await client(solo, name, { create: true, kh });
+    const keys: string[] = [];
+    // ~4.5 MiB kept over several history batches, as much again dropped.
+    for (let i = 0; i < 12; i++) keys.push((await a.commit((b) => { b.put({ payload: Buffer.alloc(400_000, i) }); }, { wait: 'confirmed' })).commit.events[0]!.meta.key);
+    const behindDir = await tempDir('atedb-replica-behind-');
+    const behind = await client(solo, name, { dir: behindDir, kh, genesis: a.genesisHash! });
+    await until(() => behind.lastSeq === a.lastSeq, 10_000, 'behind in sync');
+    await behind.close();
+    for (let i = 0; i < 12; i++) await a.commit((b) => { b.put({ key: keys[i]!, payload: Buffer.alloc(400_000, 100 + i) }); }, { wait: 'confirmed' });
+    expect(await compact(solo, name)).toMatch(/^compacted/);
+
+    // The first connection stops after one history batch (its keepalive gives up on it); the
+    // second is served in full.
+    let cuts = 0;
+    let hists = 0;
+    let dropping = false;
+    const proxy = await lyingProxy(solo.port, join(solo.dataDir, 'server.key'), (m) => {
+      if (m.t === 'cut') {
+        cuts++;
+        dropping = false;
+      }
+      if (cuts === 1 && m.t === 'hist' && ++hists > 1) dropping = true;
+      return dropping ? [] : [m];
+    });
+    const dir = await tempDir('atedb-replica-resume-');
+    const c = await client(proxy, name, { dir, genesis: a.genesisHash!, pingIntervalMs: 200 });
+    expect(cuts).toBe(2);
+    expect(c.lastSeq).toBe(a.lastSeq);
+    expect(nodesOf(c.confirmed)).toEqual(nodesOf(a.confirmed));
+    await c.close();
+    await proxy.close();
+
+    // A replica that holds seqs the server dropped cannot follow: refused, with what to do.
+    const b = await client(solo, name, { dir: behindDir, kh, genesis: a.genesisHash! });
+    await until(() => b.status === 'refused', 10_000, 'the refusal');
+    expect(b.refusal!.message).toMatch(/this replica holds seq \d+ of chain 'team\/resume', which the server compacted away .* open the chain in a new directory/);
+    await a.close();
+    await b.close();
+    open.splice(0);
+    await solo.kill('SIGTERM');
   });
 
   it('a cut signed by another key than the server\'s keeps the chain closed', async () => {
