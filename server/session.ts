@@ -11,6 +11,8 @@ import type { AppendOrigin, ChainListener, ChainStore, ServedChain } from './sto
 import type { LeaseService } from './store/jetstream-leases.js';
 
 const HISTORY_BATCH_BYTES = 1 << 20;
+/** Kept records listed per 'cut' message (~10 KiB: under any frame maximum). */
+const CUT_PART = 256;
 const HISTORY_HIGH_WATER = 4 << 20;
 
 interface Sub {
@@ -143,10 +145,14 @@ export class ClientHandler implements ChainListener {
         if (this.conn.closed) return;
         if (offer) {
           const c = offer.cut;
-          this.send({
-            t: 'cut', chain: name, genesis: offer.genesis, seq: c.seq, hash: c.hash, kept: c.kept, sig: c.sig, signer: c.signer,
-            seqs: offer.seqs, hashes: offer.hashes, head: offer.head,
-          }, false);
+          const total = offer.seqs.length;
+          for (let at = 0; at < total; at += CUT_PART) {
+            const end = Math.min(total, at + CUT_PART);
+            this.send({
+              t: 'cut', chain: name, genesis: offer.genesis, seq: c.seq, hash: c.hash, kept: c.kept, sig: c.sig, signer: c.signer,
+              seqs: offer.seqs.slice(at, end), hashes: offer.hashes.subarray(at * 32, end * 32), head: offer.head, at, total,
+            }, false);
+          }
         }
         const sub: Sub = { chain, live: false, next: Math.max(1, from), sparse: offer !== null };
         this.subs.set(name, sub);

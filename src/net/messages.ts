@@ -32,8 +32,9 @@ export type Message =
   // Before the history of a subscriber (with `cuts`) that starts at or below the server's
   // compaction cut: the cut certificate of the server's log (src/log/chain-hash.ts, signed by the
   // server's key), the seqs and commit hashes of every record kept up to the cut (they chain to
-  // `kept`), and the server's signed head at the cut (atedb's chain hash there).
-  | { v: number; t: 'cut'; chain: string; genesis: Buffer; seq: number; hash: Buffer; kept: Buffer; sig: Buffer; signer: Buffer; seqs: number[]; hashes: Buffer; head: SignedHead }
+  // `kept`), and the server's signed head at the cut (atedb's chain hash there). The list comes in
+  // parts (a frame has a maximum): entries `at`.. of `total`, in consecutive 'cut' messages.
+  | { v: number; t: 'cut'; chain: string; genesis: Buffer; seq: number; hash: Buffer; kept: Buffer; sig: Buffer; signer: Buffer; seqs: number[]; hashes: Buffer; head: SignedHead; at: number; total: number }
   | { v: number; t: 'eoh'; chain: string; head: SignedHead; genesis: Buffer }
   | { v: number; t: 'live'; chain: string; seq: number; commit: Buffer }
   | { v: number; t: 'head'; chain: string; head: SignedHead }
@@ -67,7 +68,7 @@ const SHAPES: Record<MessageType, Record<string, Check>> = {
   // upTo: the server's newest seq when it sent the batch (a progress hint; absent from older servers).
   // seqs: the commits' seqs when they are not from, from + 1, ... (a compacted history, after a 'cut').
   hist: { chain: 'str', from: 'int', commits: 'bytes[]', upTo: 'int?', seqs: 'int[]?' },
-  cut: { chain: 'str', genesis: 'bytes', seq: 'int', hash: 'bytes', kept: 'bytes', sig: 'bytes', signer: 'bytes', seqs: 'int[]', hashes: 'bytes', head: 'head' },
+  cut: { chain: 'str', genesis: 'bytes', seq: 'int', hash: 'bytes', kept: 'bytes', sig: 'bytes', signer: 'bytes', seqs: 'int[]', hashes: 'bytes', head: 'head', at: 'int', total: 'int' },
   eoh: { chain: 'str', head: 'head', genesis: 'bytes' },
   live: { chain: 'str', seq: 'int', commit: 'bytes' },
   head: { chain: 'str', head: 'head' },

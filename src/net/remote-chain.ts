@@ -77,6 +77,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private readonly cutHeads: HeadStore;
   /** A 'cut' being followed: its kept records are arriving. */
   private cutFollow: FollowedCut | null = null;
+  /** The parts of a 'cut' received so far. */
+  private cutParts: (Omit<Extract<Message, { t: 'cut' }>, 'hashes'> & { hashes: Buffer[] }) | null = null;
   private readonly upkeep: StagingUpkeep;
   /** How the local replica was reopened: records, and how many of them were not re-verified (replica-trust.ts). */
   loadReport: { records: number; signaturesTrusted: number; why: string | null; fromSnapshot: number; snapshotWhy: string | null } | null = null;
@@ -464,6 +466,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }, this.o.pingIntervalMs ?? 15_000);
     this.keepalive.unref?.();
     this.cutFollow = null;
+    this.cutParts = null;
     s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: this.genesisHash, from: this.replica.nextSeq, cuts: true });
   }
 
@@ -551,7 +554,18 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
         return;
       case 'cut': {
         if (m.chain !== this.name || !this.serverKey) return;
-        const f = checkCut(m, { name: this.name, serverKey: this.serverKey, pinnedGenesis: this.genesisHash, replica: this.replica });
+        // The list comes in parts: checked once whole.
+        if (m.at === 0) this.cutParts = { ...m, seqs: [...m.seqs], hashes: [m.hashes] };
+        else if (!this.cutParts || m.at !== this.cutParts.seqs.length || m.seq !== this.cutParts.seq || !m.sig.equals(this.cutParts.sig)) {
+          throw new ServerMisbehaved('server sent a part of its compaction certificate out of order');
+        } else {
+          this.cutParts.seqs.push(...m.seqs);
+          this.cutParts.hashes.push(m.hashes);
+        }
+        const whole = this.cutParts!;
+        if (whole.seqs.length < m.total) return;
+        this.cutParts = null;
+        const f = checkCut({ ...whole, hashes: Buffer.concat(whole.hashes) }, { name: this.name, serverKey: this.serverKey, pinnedGenesis: this.genesisHash, replica: this.replica });
         // Kept first: a replica that stops during the kept records reopens from it (checkReplicaCut).
         await this.cutHeads.save(f.head, this.serverKey);
         this.cutFollow = f;

@@ -231,7 +231,7 @@ describe('atedb server-side compaction', () => {
     const other = generateSigningKeyPair();
     const lies: Array<[string, (m: Extract<Message, { t: 'cut' }>) => Message, RegExp]> = [
       ['another signer', (m) => ({ ...m, signer: other.publicKey, sig: signMessage(other.secretKey, cutMessage(name, m.genesis, m)) }), /compaction certificate .* signed by SHA256:\S+, not by its pinned key/],
-      ['a kept record left out', (m) => ({ ...m, seqs: m.seqs.filter((_, i) => i !== 2), hashes: Buffer.concat([m.hashes.subarray(0, 64), m.hashes.subarray(96)]) }), /do not hash to the certificate's kept/],
+      ['a kept record left out', (m) => ({ ...m, seqs: m.seqs.filter((_, i) => i !== 2), hashes: Buffer.concat([m.hashes.subarray(0, 64), m.hashes.subarray(96)]), total: m.total - 1 }), /do not hash to the certificate's kept/],
     ];
     for (const [what, lie, re] of lies) {
       const proxy = await lyingProxy(solo.port, join(solo.dataDir, 'server.key'), (m) => [m.t === 'cut' ? lie(m) : m]);
@@ -242,6 +242,33 @@ describe('atedb server-side compaction', () => {
       await replica.close();
       await proxy.close();
     }
+    await a.close();
+    open.splice(0);
+    await solo.kill('SIGTERM');
+  });
+
+  it('a kept list longer than one \'cut\' message arrives in parts', async () => {
+    const solo = await startSolo({ args: COMPACT });
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const name = 'team/long';
+    const a = await client(solo, name, { create: true, kh });
+    // 600 commits of one new DAO each (all kept: two 'cut' parts and more), then rewrites to drop.
+    for (let i = 0; i < 600; i++) await a.commit((b) => { b.put({ payload: Buffer.from(`dao ${i}`) }); }, { wait: 'staged' });
+    await until(() => a.pendingCount === 0, 60_000, 'the 600 commits confirmed');
+    const { commit } = await a.commit((b) => { b.put({ payload: Buffer.from('v1') }); }, { wait: 'confirmed' });
+    for (let r = 0; r < 20; r++) await a.commit((b) => { b.put({ key: commit.events[0]!.meta.key, payload: Buffer.alloc(2000, r) }); }, { wait: 'confirmed' });
+    expect(await compact(solo, name)).toMatch(/^compacted/);
+    let parts = 0;
+    const proxy = await lyingProxy(solo.port, join(solo.dataDir, 'server.key'), (m) => {
+      if (m.t === 'cut') parts++;
+      return [m];
+    });
+    const c = await client(proxy, name, { genesis: a.genesisHash! });
+    expect(parts).toBe(3);
+    expect(c.lastSeq).toBe(a.lastSeq);
+    expect(nodesOf(c.confirmed)).toEqual(nodesOf(a.confirmed));
+    await c.close();
+    await proxy.close();
     await a.close();
     open.splice(0);
     await solo.kill('SIGTERM');
