@@ -49,9 +49,9 @@ const logDir = (solo: Solo, name: string) => join(solo.dataDir, 'chains', name.r
 
 async function openLogAt(dir: string, name: string) {
   const log = await openLog({ dir, chainId: name, readOnly: true });
-  const chain = log.chain;
+  const r = { ...log.chain, nextSeq: log.nextSeq };
   await log.close();
-  return chain;
+  return r;
 }
 
 async function logBytes(dir: string): Promise<number> {
@@ -309,6 +309,30 @@ describe('atedb server-side compaction', () => {
     expect(nodesOf(c.confirmed)).toEqual(nodesOf(a.confirmed));
     await c.close();
     await proxy.close();
+
+    // A client stopped among the kept records (its open gives up: the proxy goes silent after one
+    // batch) reopens its replica — the server's cut, part of the kept records — and completes.
+    let silent = false;
+    let batches = 0;
+    const mute = await lyingProxy(solo.port, join(solo.dataDir, 'server.key'), (m) => {
+      if (m.t === 'hist' && ++batches > 1) silent = true;
+      return silent ? [] : [m];
+    });
+    const sDir = await tempDir('atedb-replica-stopped-');
+    await expect(client(mute, name, { dir: sDir, genesis: a.genesisHash!, pingIntervalMs: 200, openTimeoutMs: 3000 })).rejects.toThrow(/no history/);
+    await mute.close();
+    const partial = await openLogAt(join(sDir, 'replica'), name);
+    expect(partial.cut?.seq).toBe(a.lastSeq);
+    expect(partial.nextSeq).toBeGreaterThan(1);
+    expect(partial.nextSeq).toBeLessThan(a.lastSeq);
+    const s2 = await client(solo, name, { dir: sDir, kh, genesis: a.genesisHash! });
+    await until(() => s2.lastSeq === a.lastSeq && s2.status === 'online', 10_000, 's2 complete');
+    expect(nodesOf(s2.confirmed)).toEqual(nodesOf(a.confirmed));
+    await a.commit((x) => { x.put({ payload: Buffer.from('after the resumed sync') }); }, { wait: 'confirmed' });
+    await until(() => s2.lastSeq === a.lastSeq, 10_000, 's2 follows');
+    await until(() => s2.head?.seq === a.lastSeq, 10_000, 's2 signed head');
+    expect(s2.head!.chainHash.equals(a.head!.chainHash)).toBe(true);
+    await s2.close();
 
     // A replica that holds seqs the server dropped cannot follow: refused, with what to do.
     const b = await client(solo, name, { dir: behindDir, kh, genesis: a.genesisHash! });
