@@ -568,6 +568,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
         const f = checkCut({ ...whole, hashes: Buffer.concat(whole.hashes) }, { name: this.name, serverKey: this.serverKey, pinnedGenesis: this.genesisHash, replica: this.replica });
         // Kept first: a replica that stops during the kept records reopens from it (checkReplicaCut).
         await this.cutHeads.save(f.head, this.serverKey);
+        if (f.drop.length > 0) await this.rebaseOnCut(f);
         this.cutFollow = f;
         if (f.next === f.seqs.length) await this.finishCut();
         return;
@@ -782,6 +783,29 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       this.emit('commit', { seq, commit: c, own: k >= 0 });
     });
     this.specDirty = true;
+  }
+
+  /**
+   * This replica was behind the server's cut and holds records the server dropped: they go (the
+   * replica is compacted to the kept ones it holds, under the server's certificate) and the
+   * confirmed state is rebuilt from what is left, in gap mode — a DAO whose expired tombstone was
+   * dropped with its earlier versions must not stay alive here. Listeners are warned (no 'commit'
+   * event says what disappeared).
+   */
+  private async rebaseOnCut(f: FollowedCut): Promise<void> {
+    const drop = new Set(f.drop);
+    await this.replica.compact((rec) => !drop.has(rec.seq));
+    await this.replica.adoptCut!(f.cert, this.replica.nextSeq);
+    this.confirmed.clear();
+    this.history.reset();
+    for await (const c of loadChain(this.replica, {
+      pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, compacted: true,
+      futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY,
+    })) {
+      this.history.unknownAt(c.seq);
+    }
+    this.specDirty = true;
+    this.emit('warning', `chain '${this.name}': this replica was behind the server's compaction cut (seq ${f.cert.seq}); ${drop.size} record(s) the server dropped were dropped here too and the state rebuilt`);
   }
 
   /** Every kept record is here: the replica continues after the cut, from the head the server signed there. */

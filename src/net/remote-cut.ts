@@ -26,6 +26,8 @@ export class CompactedAway extends ServerMisbehaved {
 
 /** A verified 'cut' being followed: `next` indexes the next listed record this replica needs. */
 export interface FollowedCut {
+  /** Seqs this replica holds at or below the cut that the server dropped (it was offline across the cut). */
+  drop: number[];
   cert: CutCertificate;
   genesis: Buffer;
   seqs: number[];
@@ -65,16 +67,21 @@ export function checkCut(m: Msg<'cut'>, o: { name: string; serverKey: Buffer; pi
   if (m.head.seq !== m.seq || !verifyHead(o.serverKey, m.genesis, m.head)) {
     throw new ServerMisbehaved(`server's signed head at its compaction cut (seq ${m.seq}) does not verify`);
   }
-  // What this replica holds up to the cut must be the start of the list.
+  // What this replica holds up to the cut: the start of the list, and records the server dropped
+  // (this replica was behind the cut); a listed seq it holds with another commit is a fork.
   let next = 0;
+  const drop: number[] = [];
   for (const rec of o.replica.records()) {
     if (rec.seq > m.seq) break;
-    if (m.seqs[next] !== rec.seq || !hashes[next]!.equals(recordHash(rec.payload))) {
-      throw new CompactedAway(`this replica holds seq ${rec.seq} of chain '${o.name}', which the server compacted away (cut at seq ${m.seq}): it cannot resume here; open the chain in a new directory to sync the compacted history`);
+    if (next < n && m.seqs[next]! < rec.seq) {
+      throw new CompactedAway(`this replica of chain '${o.name}' lacks seq ${m.seqs[next]}, which the server kept at its compaction cut (seq ${m.seq}) while it holds seq ${rec.seq}: open the chain in a new directory to sync the compacted history`);
     }
-    next++;
+    if (m.seqs[next] === rec.seq) {
+      if (!hashes[next]!.equals(recordHash(rec.payload))) throw new ServerMisbehaved(`server's compaction certificate lists another commit at seq ${rec.seq} than the one this client holds there: a fork`);
+      next++;
+    } else drop.push(rec.seq);
   }
-  return { cert, genesis: m.genesis, seqs: m.seqs, hashes, head: m.head, next };
+  return { cert, genesis: m.genesis, seqs: m.seqs, hashes, head: m.head, next, drop };
 }
 
 /** Whether the replica holds every record its cut certifies (the kept chain reaches `kept`). */

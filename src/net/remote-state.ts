@@ -99,6 +99,11 @@ export class HistoryGuard {
     this.chainHashes.push(nextChainHash(prev, commitHash));
   }
 
+  /** Forgets the chain hashes (the replica is replayed again); the newest signed head stays. */
+  reset(): void {
+    this.chainHashes.length = 1;
+  }
+
   /** A kept record at or below a compaction cut, at `seq`: its chain hash is not known here. */
   unknownAt(seq: number): void {
     while (this.chainHashes.length <= seq) this.chainHashes.push(HistoryGuard.UNKNOWN);
