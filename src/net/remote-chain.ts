@@ -249,6 +249,12 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       .catch(() => undefined);
   }
 
+  /** Whether the confirmed commit at `seq` was kept by the server's compaction (below its cut: check it in gap mode). */
+  belowCut(seq: number): boolean {
+    const cut = this.replica.chain.cut;
+    return cut !== null && seq <= cut.seq;
+  }
+
   /** The newest signed head this client verified. */
   get head(): SignedHead | null {
     return this.history.head;
