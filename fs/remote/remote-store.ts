@@ -169,6 +169,9 @@ export class RemoteFs {
       this.enqueue(() => this.resync(`the server refused a staged commit (${e.error.message})`));
     });
     rc.on('warning', (m) => o.onWarning?.(m));
+    // The replica dropped what the server compacted away while this machine was offline: the view
+    // (which holds it) is rebuilt from the replica, as after a refused commit.
+    rc.on('rebased', (e) => this.enqueue(() => this.resync(`the server compacted history this machine held (cut at seq ${e.cut})`)));
     this.store.lockLease = {
       acquire: (ino) => this.acquireLockLease(ino),
       release: (ino) => this.releaseLockLease(ino),

@@ -812,6 +812,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     }
     this.specDirty = true;
     this.emit('warning', `chain '${this.name}': this replica was behind the server's compaction cut (seq ${f.cert.seq}); ${drop.size} record(s) the server dropped were dropped here too and the state rebuilt`);
+    this.emit('rebased', { cut: f.cert.seq, dropped: drop.size });
   }
 
   /** Every kept record is here: the replica continues after the cut, from the head the server signed there. */

@@ -38,20 +38,83 @@ interface Machine { rfs: RemoteFs; fs: Filesystem }
 
 let solo: Solo;
 beforeAll(async () => {
-  solo = await startSolo({ args: ['--compact-mode', 'timer'] });
+  // Deletions are compacted at once: a machine offline across the cut must not keep a removed file.
+  solo = await startSolo({ args: ['--compact-mode', 'timer', '--tombstone-retention', '0'] });
 }, 60_000);
 afterAll(async () => {
   await solo?.kill();
 });
 
-async function machine(base: string, chain: string, session: Session, name: string): Promise<Machine> {
+async function machine(base: string, chain: string, session: Session, name: string, warnings?: string[]): Promise<Machine> {
   const rfs = await RemoteFs.open({
     url: `tcp://127.0.0.1:${solo.port}/${chain}`, session, dir: join(base, `state-${name}`), configDir: join(base, `config-${name}`), machineName: name,
+    ...(warnings ? { onWarning: (m: string) => warnings.push(m) } : {}),
   });
   return { rfs, fs: await Filesystem.open(rfs.store, { rootUid: 0, rootGid: 0, commitDelayMs: 60_000 }) };
 }
 
+async function compactNow(chain: string): Promise<void> {
+  const before = solo.stderr().length;
+  process.kill(solo.pid, 'SIGUSR2');
+  const re = new RegExp(`compact(ed|ion of) '${chain.replace('/', '\\/')}'`);
+  await until('the compaction', () => re.test(solo.stderr().slice(before)));
+  expect(solo.stderr().slice(before)).toMatch(new RegExp(`compacted '${chain.replace('/', '\\/')}'`));
+}
+
+function rewrite(fs: Filesystem, ino: number, data: Buffer): void {
+  const { fh } = fs.open(ROOT, ino, 2);
+  fs.write(ROOT, ino, fh, 0, data);
+  fs.release(ino, fh);
+}
+
 describe('remote mount of a compacted chain', () => {
+  it('a machine offline across the cut drops a file removed meanwhile and serves the writer\'s files', async () => {
+    const base = await tempDir('atefs-compacted-offline-');
+    const session = Session.of(createIdentity('alice'));
+    const A = await machine(base, 'team/offline', session, 'alpha');
+    let B: Machine | undefined;
+    const warnings: string[] = [];
+    try {
+      const { rfs: ra, fs } = A;
+      const dir = fs.mkdir(ROOT, 1, b('docs'), 0o755).ino;
+      const keep = fs.create(ROOT, dir, b('keep.txt'), 0o644, 2);
+      fs.release(keep.entry.ino, keep.open.fh);
+      const old = fs.create(ROOT, dir, b('old.txt'), 0o644, 2);
+      fs.write(ROOT, old.entry.ino, old.open.fh, 0, b('soon gone'));
+      fs.release(old.entry.ino, old.open.fh);
+      await fs.sync();
+      await until("A's commits confirmed", () => ra.rc.pendingCount === 0);
+      B = await machine(base, 'team/offline', session, 'beta', warnings);
+      await B.rfs.store.settle();
+      expect(names(B.fs, B.fs.lookup(ROOT, 1, b('docs')).ino)).toEqual(['keep.txt', 'old.txt']);
+      await B.fs.destroy();
+      await B.rfs.close();
+      B = undefined;
+
+      // While B is away: old.txt removed, keep.txt rewritten many times, the server compacts.
+      fs.unlink(ROOT, dir, b('old.txt'));
+      for (let r = 0; r < 8; r++) {
+        rewrite(fs, keep.entry.ino, Buffer.alloc(20_000 + r, 65 + r));
+        await fs.sync();
+      }
+      await until("A's commits confirmed", () => ra.rc.pendingCount === 0);
+      await compactNow('team/offline');
+
+      B = await machine(base, 'team/offline', session, 'beta', warnings);
+      await until('the rebase on B', () => warnings.some((w) => /behind the server's compaction cut/.test(w)) && B!.rfs.rc.status === 'online');
+      await B.rfs.store.settle();
+      const bdir = B.fs.lookup(ROOT, 1, b('docs')).ino;
+      await until('old.txt gone on B', () => names(B!.fs, bdir).length === 1, 10_000);
+      expect(names(B.fs, bdir)).toEqual(['keep.txt']);
+      // B's view was rebuilt from its rebased replica (the resync says so).
+      await until('the resync on B', () => warnings.some((w) => /resynced|compacted history this machine held/.test(w)), 10_000);
+      expect(readAll(B.fs, B.fs.lookup(ROOT, bdir, b('keep.txt')).ino).equals(readAll(fs, keep.entry.ino))).toBe(true);
+    } finally {
+      for (const m of [A, B]) await m?.fs.destroy().catch(() => undefined);
+      for (const m of [A, B]) await m?.rfs.close().catch(() => undefined);
+    }
+  }, 120_000);
+
   it('a machine opening it for the first time sees the files, contents and names the writer sees', async () => {
     const base = await tempDir('atefs-compacted-');
     const session = Session.of(createIdentity('alice'));
@@ -80,10 +143,7 @@ describe('remote mount of a compacted chain', () => {
       await fs.sync();
       await until("A's commits confirmed", () => ra.rc.pendingCount === 0);
 
-      const before = solo.stderr().length;
-      process.kill(solo.pid, 'SIGUSR2');
-      await until('the compaction', () => /compact(ed|ion of) 'team\/fs'/.test(solo.stderr().slice(before)));
-      expect(solo.stderr().slice(before)).toMatch(/compacted 'team\/fs'/);
+      await compactNow('team/fs');
 
       C = await machine(base, 'team/fs', session, 'gamma');
       await C.rfs.store.settle();
