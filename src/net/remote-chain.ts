@@ -11,10 +11,10 @@ import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import {
-  type Commit, CommitBuilder, CommitRejected, DataKeyCache, GapBridgingState, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit,
-  hintsOf, loadChain, signersOf, verifySignatures,
+  type Commit, CommitBuilder, CommitRejected, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit,
+  loadChain, signersOf, verifySignatures,
 } from '../chain/index.js';
-import { type FollowedCut, checkCut, keptComplete, replicaCutProblem } from './remote-cut.js';
+import { type CutHost, CutFollower, keptComplete } from './remote-cut.js';
 import { pinnedFingerprint } from './known-hosts.js';
 import { defaultBulkPool } from '../crypto/index.js';
 import { type RedoLog, openLog } from '../log/index.js';
@@ -73,12 +73,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private leaseWaiters = new Map<number, { session: ClientSession; resolve: (m: LeaseReply) => void; reject: (e: Error) => void }>();
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
-  /** The server's signed head at its compaction cut, when this replica follows a compacted history (remote-cut.ts). */
-  private readonly cutHeads: HeadStore;
-  /** A 'cut' being followed: its kept records are arriving. */
-  private cutFollow: FollowedCut | null = null;
-  /** The parts of a 'cut' received so far. */
-  private cutParts: (Omit<Extract<Message, { t: 'cut' }>, 'hashes'> & { hashes: Buffer[] }) | null = null;
+  /** Following a history the server compacted (remote-cut.ts). */
+  private readonly cuts: CutFollower;
   private readonly upkeep: StagingUpkeep;
   /** How the local replica was reopened: records, and how many of them were not re-verified (replica-trust.ts). */
   loadReport: { records: number; signaturesTrusted: number; why: string | null; fromSnapshot: number; snapshotWhy: string | null } | null = null;
@@ -105,7 +101,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.genesisHash = o.genesisHash ?? null;
     this.keys = new DataKeyCache(o.session);
     this.heads = new HeadStore(o.dir ? path.join(o.dir, 'head.json') : null);
-    this.cutHeads = new HeadStore(o.dir ? path.join(o.dir, 'cut-head.json') : null);
+    this.cuts = new CutFollower(this.cutHost(), o.dir ? path.join(o.dir, 'cut-head.json') : null);
     this.upkeep = new StagingUpkeep(staging, {
       closed: () => this.status === 'closed',
       pendingCount: () => this.pending.length,
@@ -171,7 +167,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       // A replica of a compacted history (remote-cut.ts): its cut must be signed by a key pinned
       // for this server, and the server's head at the cut is where atedb's chain hash resumes.
       const cut = this.replica.chain.cut;
-      const cutHead = cut ? await this.checkReplicaCut(cut) : null;
+      const cutHead = cut ? await this.cuts.checkReplicaCut(cut, await this.pinnedKeys()) : null;
       let crossed = !cut;
       // No future-time check here: the server confirmed these by its clock, which ours may trail.
       // A compacted replica has gaps below its cut: loadChain checks it in gap mode.
@@ -211,19 +207,33 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.specDirty = true;
   }
 
-  /** The replica's compaction cut checked against the keys pinned for this server; the signed head at it. */
-  private async checkReplicaCut(cut: import('../log/index.js').CutCertificate): Promise<SignedHead> {
-    const first = this.replica.records({ seq: 1 })[Symbol.iterator]().next();
-    const genesis = first.done ? null : decodeCommit(Buffer.from(first.value.payload)).hash;
-    if (!genesis) throw new NetError(`the replica of chain '${this.name}' is compacted but holds no genesis`);
-    const pinned = this.o.serverKey ? [this.o.serverKey] : await Promise.all(this.nodes.map((n) => pinnedFingerprint(`${n.host}:${n.port}`, this.o.knownHosts)));
-    const problem = replicaCutProblem(this.name, cut, genesis, pinned);
-    if (problem) throw new NetError(`chain '${this.name}': ${problem}`);
-    const stored = await this.cutHeads.load(genesis, () => null).catch(() => null);
-    if (!stored || stored.head.seq !== cut.seq || !pinned.includes(stored.server)) {
-      throw new NetError(`chain '${this.name}': the replica is compacted at seq ${cut.seq} but the server's signed head there (cut-head.json) is missing or not by a pinned key; open the chain in a new directory`);
-    }
-    return stored.head;
+  /** Fingerprints of the server keys pinned for this chain's nodes (--server-key or known_hosts). */
+  private async pinnedKeys(): Promise<Array<string | null>> {
+    return this.o.serverKey ? [this.o.serverKey] : Promise.all(this.nodes.map((n) => pinnedFingerprint(`${n.host}:${n.port}`, this.o.knownHosts)));
+  }
+
+  /** What the cut follower reads and changes of this chain. */
+  private cutHost(): CutHost {
+    const self = this;
+    return {
+      name: this.name, replica: this.replica, confirmed: this.confirmed, history: this.history, clock: this.clock, pool: this.o.pool ?? null,
+      get genesisHash() { return self.genesisHash; },
+      set genesisHash(h) { self.genesisHash = h; },
+      get serverKey() { return self.serverKey; },
+      applied: (seq, commit) => {
+        const k = this.pending.findIndex((p) => p.commit.hash.equals(commit.hash));
+        if (k >= 0) {
+          const [p] = this.pending.splice(k, 1);
+          for (const w of p!.waiters.splice(0)) w.resolve(seq);
+        }
+        this.emit('commit', { seq, commit, own: k >= 0 });
+      },
+      stateChanged: () => { this.specDirty = true; },
+      rebased: (cut, dropped) => {
+        this.emit('warning', `chain '${this.name}': this replica was behind the server's compaction cut (seq ${cut}); ${dropped} record(s) the server dropped were dropped here too and the state rebuilt`);
+        this.emit('rebased', { cut, dropped });
+      },
+    };
   }
 
   /** Fills the confirmed state from the saved snapshot when it fits the trusted replica; its seq (0: not used) and why not. */
@@ -471,8 +481,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       s.conn.send({ t: 'ping', id: 0, time: Date.now() });
     }, this.o.pingIntervalMs ?? 15_000);
     this.keepalive.unref?.();
-    this.cutFollow = null;
-    this.cutParts = null;
+    this.cuts.reset();
     s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: this.genesisHash, from: this.replica.nextSeq, cuts: true });
   }
 
@@ -550,37 +559,20 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     switch (m.t) {
       case 'hist':
         if (m.chain !== this.name || !checked) return;
-        if (m.seqs || this.cutFollow) await this.receiveCompacted(m.seqs ?? m.commits.map((_, i) => m.from + i), checked);
-        else await this.receive(m.from, checked);
+        if (m.seqs || this.cuts.active) {
+          await this.cuts.receive(m.seqs ?? m.commits.map((_, i) => m.from + i), await checked, (from, commits) => this.receive(from, Promise.resolve(commits)));
+        } else await this.receive(m.from, checked);
         if (typeof m.upTo === 'number') this.o.onDownload?.(this.lastSeq, Math.max(m.upTo, this.lastSeq));
         return;
       case 'live':
         if (m.chain !== this.name || !checked) return;
         await this.receive(m.seq, checked);
         return;
-      case 'cut': {
-        if (m.chain !== this.name || !this.serverKey) return;
-        // The list comes in parts: checked once whole.
-        if (m.at === 0) this.cutParts = { ...m, seqs: [...m.seqs], hashes: [m.hashes] };
-        else if (!this.cutParts || m.at !== this.cutParts.seqs.length || m.seq !== this.cutParts.seq || !m.sig.equals(this.cutParts.sig)) {
-          throw new ServerMisbehaved('server sent a part of its compaction certificate out of order');
-        } else {
-          this.cutParts.seqs.push(...m.seqs);
-          this.cutParts.hashes.push(m.hashes);
-        }
-        const whole = this.cutParts!;
-        if (whole.seqs.length < m.total) return;
-        this.cutParts = null;
-        const f = checkCut({ ...whole, hashes: Buffer.concat(whole.hashes) }, { name: this.name, serverKey: this.serverKey, pinnedGenesis: this.genesisHash, replica: this.replica });
-        // Kept first: a replica that stops during the kept records reopens from it (checkReplicaCut).
-        await this.cutHeads.save(f.head, this.serverKey);
-        if (f.drop.length > 0) await this.rebaseOnCut(f);
-        this.cutFollow = f;
-        if (f.next === f.seqs.length) await this.finishCut();
+      case 'cut':
+        if (m.chain === this.name) await this.cuts.onCut(m);
         return;
-      }
       case 'eoh':
-        if (this.cutFollow) await this.finishCut();
+        await this.cuts.finish();
         return this.endOfHistory(s, m.head, m.genesis);
       case 'head': return this.checkHead(m.head, false);
       case 'ok': {
@@ -714,117 +706,6 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     if (from > this.replica.nextSeq) throw new ServerMisbehaved(`server sent seq ${from} while this client holds up to ${this.lastSeq}: a gap`);
     if (from < this.replica.nextSeq) throw new ServerMisbehaved(`server re-sent seq ${from}, which this client already holds (up to ${this.lastSeq})`);
     await this.applyConfirmed(from, await checked, false);
-  }
-
-  /**
-   * History with explicit seqs (after a 'cut'): the records at or below the cut are the kept ones,
-   * applied in gap mode; the first one past it ends the cut, and the rest follow as usual.
-   */
-  private async receiveCompacted(seqs: number[], checked: Promise<Commit[]>): Promise<void> {
-    const commits = await checked;
-    if (seqs.length !== commits.length) throw new ServerMisbehaved('server sent a history batch whose seqs do not match its commits');
-    const f = this.cutFollow;
-    if (!f) {
-      if (seqs.every((s, i) => s === seqs[0]! + i)) return this.receive(seqs[0]!, Promise.resolve(commits));
-      throw new ServerMisbehaved('server sent a history with gaps without a compaction certificate');
-    }
-    let k = 0;
-    while (k < seqs.length && seqs[k]! <= f.cert.seq) k++;
-    if (k > 0) await this.applyKept(f, seqs.slice(0, k), commits.slice(0, k));
-    if (k === seqs.length) return;
-    await this.finishCut();
-    const rest = seqs.slice(k);
-    if (!rest.every((s, i) => s === rest[0]! + i)) throw new ServerMisbehaved(`server sent a gap above its compaction cut (seq ${f.cert.seq})`);
-    await this.receive(rest[0]!, Promise.resolve(commits.slice(k)));
-  }
-
-  /** Kept records at or below the followed cut: each the next one the certificate lists, checked in gap mode. */
-  private async applyKept(f: FollowedCut, seqs: number[], commits: Commit[]): Promise<void> {
-    commits.forEach((c, i) => {
-      const at = f.next + i;
-      if (f.seqs[at] !== seqs[i] || !f.hashes[at]!.equals(c.hash)) {
-        throw new ServerMisbehaved(`server sent seq ${seqs[i]} below its compaction cut, which is not the record its certificate lists next (seq ${f.seqs[at] ?? 'none'})`);
-      }
-    });
-    const trial = new SpeculativeState(this.confirmed);
-    const bridged = new GapBridgingState(trial);
-    const effects = commits.map((c, i) => {
-      const seq = seqs[i]!;
-      if (c.header.genesis) {
-        if (seq !== 1) throw new ServerMisbehaved(`server sent a genesis at seq ${seq}`);
-        if (this.genesisHash && !c.hash.equals(this.genesisHash)) throw new ServerMisbehaved(`server's genesis ${c.hash.toString('hex')} is not the pinned ${this.genesisHash.toString('hex')}`);
-      } else if (seq === 1) throw new ServerMisbehaved('server history does not start with a genesis');
-      bridged.hints = hintsOf(c);
-      try {
-        const e = checkAgainstState(bridged, c, signersOf(c), this.clock);
-        trial.applyEffects(e);
-        return e;
-      } catch (e) {
-        throw new ServerMisbehaved(`server sent a kept commit at seq ${seq} that does not validate in gap mode: ${(e as Error).message}`);
-      } finally {
-        bridged.hints = null;
-      }
-    });
-    // Stored at their seqs: each run of consecutive seqs after a gap the certificate covers.
-    for (let i = 0; i < commits.length;) {
-      let j = i + 1;
-      while (j < commits.length && seqs[j] === seqs[j - 1]! + 1) j++;
-      if (seqs[i]! < this.replica.nextSeq) throw new ServerMisbehaved(`server re-sent seq ${seqs[i]}, which this client already holds`);
-      if (seqs[i]! > this.replica.nextSeq) await this.replica.adoptCut!(f.cert, seqs[i]!);
-      const res = await this.replica.appendBatch(commits.slice(i, j).map((c) => c.bytes), 'local');
-      res.forEach((r, k) => { if (r.seq !== seqs[i + k]) throw new Error(`replica assigned seq ${r.seq}, expected ${seqs[i + k]}`); });
-      i = j;
-    }
-    f.next += commits.length;
-    commits.forEach((c, i) => {
-      const seq = seqs[i]!;
-      this.confirmed.applyEffects(effects[i]!);
-      if (c.header.genesis && !this.genesisHash) this.genesisHash = c.hash;
-      this.history.unknownAt(seq);
-      const k = this.pending.findIndex((p) => p.commit.hash.equals(c.hash));
-      if (k >= 0) {
-        const [p] = this.pending.splice(k, 1);
-        for (const w of p!.waiters.splice(0)) w.resolve(seq);
-      }
-      this.emit('commit', { seq, commit: c, own: k >= 0 });
-    });
-    this.specDirty = true;
-  }
-
-  /**
-   * This replica was behind the server's cut and holds records the server dropped: they go (the
-   * replica is compacted to the kept ones it holds, under the server's certificate) and the
-   * confirmed state is rebuilt from what is left, in gap mode — a DAO whose expired tombstone was
-   * dropped with its earlier versions must not stay alive here. Listeners are warned (no 'commit'
-   * event says what disappeared).
-   */
-  private async rebaseOnCut(f: FollowedCut): Promise<void> {
-    const drop = new Set(f.drop);
-    await this.replica.compact((rec) => !drop.has(rec.seq));
-    await this.replica.adoptCut!(f.cert, this.replica.nextSeq);
-    this.confirmed.clear();
-    this.history.reset();
-    for await (const c of loadChain(this.replica, {
-      pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, compacted: true,
-      futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY,
-    })) {
-      this.history.unknownAt(c.seq);
-    }
-    this.specDirty = true;
-    this.emit('warning', `chain '${this.name}': this replica was behind the server's compaction cut (seq ${f.cert.seq}); ${drop.size} record(s) the server dropped were dropped here too and the state rebuilt`);
-    this.emit('rebased', { cut: f.cert.seq, dropped: drop.size });
-  }
-
-  /** Every kept record is here: the replica continues after the cut, from the head the server signed there. */
-  private async finishCut(): Promise<void> {
-    const f = this.cutFollow;
-    if (!f) return;
-    if (f.next !== f.seqs.length) {
-      throw new ServerMisbehaved(`server ended its compacted history after ${f.next} of the ${f.seqs.length} records its certificate lists as kept`);
-    }
-    await this.replica.adoptCut!(f.cert, f.cert.seq + 1);
-    this.history.crossCut(f.cert.seq, f.head.chainHash);
-    this.cutFollow = null;
   }
 
   private async applyConfirmed(from: number, commits: Commit[], own: boolean): Promise<void> {
