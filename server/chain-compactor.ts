@@ -40,7 +40,10 @@ export interface ServerCompactionOptions extends CompactPolicyOptions {
 
 export interface ServerCompactionReport {
   reason: string;
+  /** The log's cut (the certificate's seq) and the seq the keep set was decided at: the records
+   *  between them were appended while the run started, and are all kept. */
   cut: number;
+  planned: number;
   bytesBefore: number;
   bytesAfter: number;
   recordsBefore: number;
@@ -175,7 +178,7 @@ export class ChainCompactor {
     p.then(
       (r) => this.o.log?.(r.skipped
         ? `compaction of '${this.chain.name}' skipped (${reason}): ${r.skipped}`
-        : `compacted '${this.chain.name}' (${reason}) at seq ${r.cut}: ${r.bytesBefore} -> ${r.bytesAfter} bytes, ${r.recordsKept} of ${r.recordsBefore} records kept`),
+        : `compacted '${this.chain.name}' (${reason}) at seq ${r.cut}: ${r.bytesBefore} -> ${r.bytesAfter} bytes, ${r.recordsKept} of ${r.recordsBefore} records kept, ${r.cut - r.planned} appended during the run`),
       (e: Error) => this.o.log?.(`compaction of '${this.chain.name}' failed, log left as it was: ${e.message}`),
     );
     return p;
@@ -184,7 +187,7 @@ export class ChainCompactor {
   private async runOnce(reason: string, automatic: boolean): Promise<ServerCompactionReport> {
     const log = this.chain.log;
     const skip = (why: string): ServerCompactionReport => ({
-      reason, cut: 0, bytesBefore: log.sizeBytes(), bytesAfter: log.sizeBytes(), recordsBefore: 0, recordsKept: 0, skipped: why,
+      reason, cut: 0, planned: 0, bytesBefore: log.sizeBytes(), bytesAfter: log.sizeBytes(), recordsBefore: 0, recordsKept: 0, skipped: why,
     });
     // No history stream may read records across the switch: wait for the running ones to end.
     const deadline = Date.now() + HISTORY_WAIT_MS;
@@ -209,7 +212,7 @@ export class ChainCompactor {
       const res = await log.compact((rec) => rec.seq > cut || plan.keep.has(rec.seq), { certify: this.certifier(cut, plan.dropped) });
       this.policy.reset(res.bytesAfter);
       return {
-        reason, cut: log.chain.cut?.seq ?? cut, bytesBefore: res.bytesBefore, bytesAfter: res.bytesAfter,
+        reason, cut: log.chain.cut?.seq ?? cut, planned: cut, bytesBefore: res.bytesBefore, bytesAfter: res.bytesAfter,
         recordsBefore: plan.records, recordsKept: plan.keep.size, skipped: null,
       };
     } finally {

@@ -222,6 +222,48 @@ describe('atedb server-side compaction', () => {
     await log.close();
   });
 
+  it('appends go on during a compaction: all are kept, the chain reopens after a SIGKILL, a fresh client syncs the same state', async () => {
+    const solo = await startSolo({ args: COMPACT });
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const name = 'team/busy';
+    const a = await client(solo, name, { create: true, kh });
+    const keys = await rewrites(a, 4, 15);
+    // A writer that does not stop while the server compacts.
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      while (writing) {
+        await a.commit((x) => { x.put({ key: keys[written % 3]!, payload: Buffer.alloc(3000, written & 0xff) }); }, { wait: 'confirmed' });
+        written++;
+      }
+    })();
+    await until(() => written >= 3, 10_000, 'the writer going');
+    // Until a run had appends land between its decision and the log's cut (records it must keep
+    // without having decided on them, and whose chain hash it must still have stored).
+    let line = '';
+    for (let i = 0; i < 8 && !/[1-9]\d* appended during the run/.test(line); i++) line = await compact(solo, name);
+    expect(line).toMatch(/[1-9]\d* appended during the run/);
+    const during = written;
+    await until(() => written >= during + 5, 10_000, 'writes after the compaction');
+    writing = false;
+    await writer;
+    expect(line).toMatch(/^compacted/);
+    const cut = Number(line.match(/at seq (\d+)/)![1]);
+    expect(cut).toBeLessThan(a.lastSeq);
+    await until(() => a.head?.seq === a.lastSeq, 10_000, 'the signed head');
+    await solo.kill('SIGKILL');
+    const again = await startSolo({ dataDir: solo.dataDir, port: solo.port, args: COMPACT });
+    const fresh = await client(again, name, { kh, genesis: a.genesisHash! });
+    expect(fresh.lastSeq).toBe(a.lastSeq);
+    expect(nodesOf(fresh.confirmed)).toEqual(nodesOf(a.confirmed));
+    await until(() => fresh.head?.seq === a.lastSeq, 10_000, 'fresh signed head');
+    expect(fresh.head!.chainHash.equals(a.head!.chainHash)).toBe(true);
+    await fresh.close();
+    await a.close();
+    open.splice(0);
+    await again.kill('SIGTERM');
+  });
+
   it('a client refuses a cut not signed by its pinned server key, or whose kept list does not hash to it; nothing is applied', async () => {
     const solo = await startSolo({ args: COMPACT });
     const name = 'team/lie';
