@@ -664,10 +664,30 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.upkeep.dropRefused(p.commit.hash);
   }
 
+  /** A staged commit the server confirmed at `seq` and compacted away since: confirmed here too, its staging record dropped. */
+  private confirmedAway(seq: number, commit: Commit): void {
+    const k = this.pending.findIndex((p) => p.commit.hash.equals(commit.hash));
+    if (k >= 0) {
+      const [p] = this.pending.splice(k, 1);
+      for (const w of p!.waiters.splice(0)) w.resolve(seq);
+      this.specDirty = true;
+    }
+    // Known as a commit of the chain (a replay if built again); the staging upkeep drops its record.
+    this.confirmed.commits.add(commit.hash.toString('hex'));
+    this.upkeep.compactIfIdle();
+  }
+
   /** A commit this client holds at `seq` must be the one the server names there. */
   private checkSeen(seq: number, commit: Commit): void {
-    const rec = [...this.replica.records({ seq })][0];
-    const there = rec ? decodeCommit(Buffer.from(rec.payload)) : null;
+    const first = this.replica.records({ seq })[Symbol.iterator]().next();
+    const rec = first.done ? null : first.value;
+    if ((!rec || rec.seq !== seq) && this.belowCut(seq)) {
+      // Confirmed, then compacted away by the server before this client heard of it (a staged
+      // commit whose 'ok' was lost): in the chain's history, not in what is kept of it.
+      this.confirmedAway(seq, commit);
+      return;
+    }
+    const there = rec && rec.seq === seq ? decodeCommit(Buffer.from(rec.payload)) : null;
     if (!there || !there.hash.equals(commit.hash)) {
       throw new ServerMisbehaved(`server says commit ${commit.hash.toString('hex').slice(0, 16)} is at seq ${seq}, but this client holds another commit there`);
     }

@@ -264,6 +264,35 @@ describe('atedb server-side compaction', () => {
     await again.kill('SIGTERM');
   });
 
+  it('a staged commit confirmed, its answer lost, then compacted away is confirmed when re-sent (a replay), not taken for a fork', async () => {
+    const solo = await startSolo({ args: COMPACT });
+    const kh = join(await tempDir('kh-'), 'known_hosts');
+    const name = 'team/lost-ok';
+    const a = await client(solo, name, { create: true, kh });
+    const keys = await rewrites(a, 2, 4);
+    // Through a proxy that loses every 'ok': the commit is stored, the client never hears so.
+    const proxy = await lyingProxy(solo.port, join(solo.dataDir, 'server.key'), (m) => (m.t === 'ok' ? [] : [m]));
+    const cDir = await tempDir('atedb-replica-lost-');
+    const c = await client(proxy, name, { dir: cDir, kh, genesis: a.genesisHash! });
+    const { commit } = await c.commit((x) => { x.put({ key: keys[0]!, payload: Buffer.from('confirmed, never answered') }); }, { wait: 'staged' });
+    await until(() => a.lastSeq === c.lastSeq + 1, 10_000, 'the commit on the server');
+    await c.close();
+    await proxy.close();
+    // Rewritten since: the lost-answer commit is compacted away.
+    for (let r = 0; r < 3; r++) await a.commit((x) => { x.put({ key: keys[0]!, payload: Buffer.from(`later ${r}`) }); }, { wait: 'confirmed' });
+    expect(await compact(solo, name)).toMatch(/^compacted/);
+    const c2 = await client(solo, name, { dir: cDir, kh, genesis: a.genesisHash! });
+    expect(c2.pendingCount).toBe(1);
+    await until(() => c2.pendingCount === 0 && c2.lastSeq === a.lastSeq, 10_000, 'the staged commit settled');
+    expect(c2.refusal).toBeNull();
+    expect(c2.confirmed.hasCommit(commit.hash)).toBe(true);
+    expect(nodesOf(c2.confirmed)).toEqual(nodesOf(a.confirmed));
+    await c2.close();
+    await a.close();
+    open.splice(0);
+    await solo.kill('SIGTERM');
+  });
+
   it('a client refuses a cut not signed by its pinned server key, or whose kept list does not hash to it; nothing is applied', async () => {
     const solo = await startSolo({ args: COMPACT });
     const name = 'team/lie';
