@@ -10,6 +10,7 @@ import { type MetricsServer, MetricsAddressError, metricsRegistry, parseHostPort
 import { AtedbServer } from '../server/server.js';
 import { StoreUnavailable, parseStoreUrl } from '../server/store/jetstream-store.js';
 import { UserError, runCli } from './errors.js';
+import { type CompactMode, parseCompactMode } from '../src/view/compaction-policy.js';
 
 export function defaultServerDataDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME;
@@ -44,6 +45,8 @@ interface SoloArgs {
   store?: string;
   replicas?: number;
   'store-stream'?: string;
+  'compact-mode': string;
+  'tombstone-retention': number;
 }
 
 async function solo(a: SoloArgs): Promise<void> {
@@ -90,6 +93,16 @@ async function solo(a: SoloArgs): Promise<void> {
       store.stream = a['store-stream'];
     }
   }
+  let compactMode: CompactMode;
+  try {
+    compactMode = parseCompactMode(a['compact-mode'] ?? 'never');
+  } catch (e) {
+    throw new UserError(`--compact-mode: ${(e as Error).message}`);
+  }
+  // The JetStream store keeps every chain's whole history (a stream is not rewritten in place).
+  const retention = a['tombstone-retention'] ?? 7 * 24 * 3600;
+  if (!(retention >= 0)) throw new UserError(`--tombstone-retention ${retention}: give seconds, 0 or more`);
+  if (store && compactMode !== 'never') throw new UserError(`--compact-mode ${compactMode}: only the file store compacts; a JetStream store (--store nats://...) keeps whole histories`);
   const dataDir = path.resolve(a['data-dir'] ?? defaultServerDataDir());
   const out = (line: string) => process.stdout.write(`${line}\n`);
   // The user/group/token service answers on the same port; its state is in <data-dir>/auth. With
@@ -117,6 +130,7 @@ async function solo(a: SoloArgs): Promise<void> {
     ...(a['max-commit-bytes'] ? { limits: { maxCommitBytes: a['max-commit-bytes'] } } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
     ...(store ? { store } : {}),
+    ...(compactMode !== 'never' ? { compaction: { mode: compactMode, retentionMs: retention * 1000 } } : {}),
   });
   // Before start: the latency histogram counts from the first append on.
   const registry = metricsAt ? metricsRegistry(server.stats) : null;
@@ -161,6 +175,11 @@ async function solo(a: SoloArgs): Promise<void> {
     // any more, which would kill the panel's process mid-shutdown; `stopping` ignores repeats.
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    // Compacts every open chain now (--compact-mode other than never; its runs are logged).
+    process.on('SIGUSR2', () => {
+      if (compactMode === 'never') process.stderr.write('SIGUSR2: compaction is off (--compact-mode never)\n');
+      else if (!stopping) void server.compactNow();
+    });
   });
   const id = server.identity;
   const listening = `${server.address}:${server.port}`;
@@ -228,6 +247,8 @@ function soloOptions<T>(y: Argv<T>) {
     .option('store', { type: 'string', describe: "where chains live: 'file' (default, under --data-dir) or nats://h1:4222,h2:4222,h3:4222 (a JetStream cluster shared by every atedb node; give them all the same server.key)" })
     .option('replicas', { type: 'number', describe: 'JetStream stream replicas when the stream is created (default 3 on a cluster, 1 on a single server)' })
     .option('store-stream', { type: 'string', describe: 'JetStream stream name (default ATEDB)' })
+    .option('tombstone-retention', { type: 'number', default: 7 * 24 * 3600, describe: 'seconds a server compaction keeps the commit of a deletion (the clients\' default: a week)' })
+    .option('compact-mode', { type: 'string', default: 'never', describe: "server-side compaction of hosted chains: never (default), modified, timer, factor, size, factor-or-timer, size-or-timer (the client's modes; file store only). Clients whose history is below a compaction cut are refused: see the README" })
     .option('auth-url', { type: 'string', describe: "with --policy auth: ask the auth service at tcp://host[:port] (an `atedb auth`) when a chain is created, and run none here" })
     .option('auth-server-key', { type: 'string', describe: "the --auth-url server's host key fingerprint (SHA256:..., its 'listening:' line); default: pinned on first contact in <data-dir>/auth_known_hosts" });
 }

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { SizeLimits } from '../src/chain/index.js';
 import type { CryptoPool } from '../src/crypto/index.js';
 import { AppendRejected, HostedChain, type HostedChainOptions } from './hosted-chain.js';
+import type { ServerCompactionOptions } from './chain-compactor.js';
 import type { AppendStats } from './stats.js';
 import type { ChainStore } from './store/chain-store.js';
 import { OpenChains } from './store/open-chains.js';
@@ -56,6 +57,9 @@ export interface ChainHostOptions {
   maxOpen?: number;
   limits?: Partial<SizeLimits>;
   stats?: AppendStats;
+  /** Compaction of every hosted chain (server/chain-compactor.ts); default none. */
+  compaction?: ServerCompactionOptions;
+  log?: (line: string) => void;
 }
 
 /** The file store: atedb's default backend (server/store/chain-store.ts). */
@@ -84,6 +88,8 @@ export class ChainHost implements ChainStore {
       onBroken: (c) => this.chains.drop(name, c, true),
       ...(this.o.limits ? { limits: this.o.limits } : {}),
       ...(this.o.stats ? { stats: this.o.stats } : {}),
+      ...(this.o.compaction ? { compaction: this.o.compaction } : {}),
+      ...(this.o.log ? { log: this.o.log } : {}),
     };
   }
 
@@ -122,6 +128,11 @@ export class ChainHost implements ChainStore {
       this.chains.remember(name, c);
       return c;
     })());
+  }
+
+  /** Compacts every open chain now (SIGUSR2); nothing when compaction is off. */
+  async compactOpen(): Promise<void> {
+    await Promise.allSettled(this.chains.list().map((c) => c.compactNow()));
   }
 
   /** Finishes in-flight appends and closes every chain. */

@@ -7,12 +7,13 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import {
-  type AuthorityState, CommitRejected, MemoryAuthorityState, type SizeLimits, checkAgainstState, decodeCommit, signersOf,
+  type AuthorityState, CommitRejected, GapBridgingState, MemoryAuthorityState, hintsOf, type SizeLimits, checkAgainstState, decodeCommit, signersOf,
   verifySignatures, ChainLoadError, GenesisMismatch,
 } from '../src/chain/index.js';
 import { type CryptoPool, signingPublicKeyOf } from '../src/crypto/index.js';
 import type { RedoLog } from '../src/log/index.js';
 import { type SignedHead, ZERO_CHAIN_HASH, nextChainHash, verifyHead } from '../src/net/index.js';
+import { readDropped } from './chain-compactor.js';
 
 export const CHECKPOINT_FILE = 'checkpoint';
 
@@ -41,10 +42,19 @@ export interface LoadedHostState {
 }
 
 /** Loads a hosted chain's state from its log, validating everything past the checkpoint fully. */
-export async function loadHostState(
-  dir: string, log: RedoLog, o: { pool: CryptoPool | null; signingKey: Buffer; limits?: Partial<SizeLimits> },
-): Promise<LoadedHostState> {
-  const cp = await readCheckpoint(dir);
+/** Options of loadHostState; `cut`: the log's compaction cut and atedb's chain hash there (chain-compactor.ts). */
+interface LoadOptions { pool: CryptoPool | null; signingKey: Buffer; limits?: Partial<SizeLimits>; cut?: { seq: number; hash: Buffer } | null }
+
+/**
+ * Loads a hosted chain's state from its log, validating everything past the checkpoint fully. A
+ * compacted log (a cut) is checked in gap mode (src/chain/gaps.ts) and its chain hashes start
+ * from the cut's (the seqs below it keep placeholders: no head is ever signed there again).
+ */
+export async function loadHostState(dir: string, log: RedoLog, opts: LoadOptions): Promise<LoadedHostState> {
+  const o = { ...opts, dir };
+  let cp = await readCheckpoint(dir);
+  // A checkpoint at or below the cut vouches for records some of which are gone: not used.
+  if (cp && o.cut && cp.seq <= o.cut.seq) cp = null;
   try {
     return await load(log, o, cp);
   } catch (e) {
@@ -55,9 +65,19 @@ export async function loadHostState(
 
 class CheckpointMismatch extends Error {}
 
-async function load(log: RedoLog, o: { pool: CryptoPool | null; signingKey: Buffer; limits?: Partial<SizeLimits> }, cp: SignedHead | null): Promise<LoadedHostState> {
+async function load(log: RedoLog, o: LoadOptions & { dir: string }, cp: SignedHead | null): Promise<LoadedHostState> {
   const state = new MemoryAuthorityState();
+  const bridged = new GapBridgingState(state);
+  let expect = 1;
+  let gaps = false;
+  const cut = o.cut ?? null;
+  let crossed = !cut;
   const chainHashes: Buffer[] = [ZERO_CHAIN_HASH];
+  const cross = () => {
+    crossed = true;
+    while (chainHashes.length < cut!.seq) chainHashes.push(ZERO_CHAIN_HASH);
+    chainHashes[cut!.seq] = cut!.hash;
+  };
   const seqOf = new Map<string, number>();
   const serverKey = signingPublicKeyOf(o.signingKey);
   const limits = { ...(o.limits ?? {}) };
@@ -88,13 +108,23 @@ async function load(log: RedoLog, o: { pool: CryptoPool | null; signingKey: Buff
         trusted++;
       }
       if (rec.seq === 1 && !c.header.genesis) throw new GenesisMismatch('the log does not start with a genesis');
+      if (rec.seq !== expect) {
+        // A gap is only ever below a certified cut (the log refuses any other at open).
+        if (!cut || rec.seq - 1 > cut.seq) throw new ChainLoadError(rec.seq, rec.pos, new CommitRejected('malformed', `seq ${rec.seq} follows ${expect - 1} above the compaction cut`));
+        gaps = true;
+      }
+      expect = rec.seq + 1;
+      bridged.hints = gaps ? hintsOf(c) : null;
       try {
-        state.applyEffects(checkAgainstState(state, c, signers, { now: () => Number.MAX_SAFE_INTEGER / 2, backwardsToleranceMs: Number.POSITIVE_INFINITY }));
+        state.applyEffects(checkAgainstState(gaps ? bridged : state, c, signers, { now: () => Number.MAX_SAFE_INTEGER / 2, backwardsToleranceMs: Number.POSITIVE_INFINITY }));
       } catch (e) {
         if (e instanceof CommitRejected) throw new ChainLoadError(rec.seq, rec.pos, e);
         throw e;
+      } finally {
+        bridged.hints = null;
       }
-      chainHashes.push(nextChainHash(chainHashes[chainHashes.length - 1]!, c.hash));
+      if (!crossed && rec.seq > cut!.seq) cross();
+      if (crossed) chainHashes.push(nextChainHash(chainHashes[chainHashes.length - 1]!, c.hash));
       seqOf.set(c.hash.toString('hex'), rec.seq);
       if (cp && rec.seq === cp.seq) {
         const genesis = state.getGenesis()!.hash;
@@ -108,7 +138,16 @@ async function load(log: RedoLog, o: { pool: CryptoPool | null; signingKey: Buff
     if (batch.length >= 256) await flush();
   }
   await flush();
+  if (!crossed) cross();
   if (cp && chainHashes.length - 1 < cp.seq) throw new CheckpointMismatch();
   if (!state.getGenesis()) throw new GenesisMismatch('the log holds no genesis');
+  if (cut) {
+    // Commits compaction dropped are still in the chain's history: a second copy is a replay.
+    for (const [seq, hash] of await readDropped(o.dir)) {
+      const hex = hash.toString('hex');
+      if (!seqOf.has(hex)) seqOf.set(hex, seq);
+      state.commits.add(hex);
+    }
+  }
   return { state, chainHashes, seqOf, trusted };
 }

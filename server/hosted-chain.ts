@@ -13,12 +13,17 @@ import {
 } from '../src/chain/index.js';
 import type { CryptoPool } from '../src/crypto/index.js';
 import { type RedoLog, openLog } from '../src/log/index.js';
+import { cutProblem } from '../src/chain/index.js';
+import { signingPublicKeyOf } from '../src/crypto/index.js';
+import { ChainCompactor, type ServerCompactionOptions, type ServerCompactionReport, readCutHash } from './chain-compactor.js';
 import type { VerifyBatcher } from './verify-batcher.js';
 import { HeadSigner } from './store/head-signer.js';
 import { loadHostState, writeCheckpoint } from './checkpoint.js';
 import type { AppendStats } from './stats.js';
 import type { AppendOrigin, ChainListener, ServedChain } from './store/chain-store.js';
-import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash } from '../src/net/index.js';
+import { type SignedHead, type WireRejectReason, ZERO_CHAIN_HASH, nextChainHash, signHead } from '../src/net/index.js';
+import { recordHash } from '../src/log/index.js';
+import type { CutOffer } from './store/chain-store.js';
 
 export class AppendRejected extends Error {
   override name = 'AppendRejected';
@@ -65,6 +70,18 @@ export interface HostedChainOptions {
   futureToleranceMs?: number;
   /** Told of every commit stored durably (server/stats.ts). */
   stats?: AppendStats;
+  /** Server-side compaction (server/chain-compactor.ts); absent or mode 'never': the log only grows. */
+  compaction?: ServerCompactionOptions;
+  /** Where the compactor reports its runs. */
+  log?: (line: string) => void;
+}
+
+/** A subscriber asked for history the server compacted away (below its cut, signed by the server). */
+export class HistoryCompacted extends Error {
+  override name = 'HistoryCompacted';
+  constructor(readonly from: number, readonly cut: number) {
+    super(`history from seq ${from} was compacted on this server (cut at seq ${cut}); this client cannot follow a compacted history: sync a new replica from a server that still holds it, or from seq ${cut + 1} on`);
+  }
 }
 
 interface Pending {
@@ -93,6 +110,10 @@ export class HostedChain implements ServedChain {
   /** Records whose signatures the checkpoint vouched for when the chain was opened. */
   trustedOnOpen = 0;
   private checkpointedAt = 0;
+  private compactor: ChainCompactor | null = null;
+  /** History streams running now, and the gate new ones wait at while a compaction runs. */
+  historyReaders = 0;
+  private historyGate: Promise<void> | null = null;
   /** Set when the host closes this chain (evicted or shutting down); it is reopened on next use. */
   closing = false;
   lastUsed = Date.now();
@@ -127,14 +148,26 @@ export class HostedChain implements ServedChain {
   static async open(o: HostedChainOptions): Promise<HostedChain> {
     const log = await openLog(HostedChain.logOptions(o));
     try {
+      // A compacted log: its cut must be signed by this server's key (or a root of the chain), and
+      // atedb's chain hash at the cut must have been kept (chain-compactor.ts).
+      let cut: { seq: number; hash: Buffer } | null = null;
+      const c = log.chain.cut;
+      if (c) {
+        const problem = cutProblem(log, [signingPublicKeyOf(o.signingKey)]);
+        if (problem) throw new Error(`chain '${o.name}': ${problem}`);
+        const hash = await readCutHash(o.dir, c.seq);
+        if (!hash) throw new Error(`chain '${o.name}' was compacted at seq ${c.seq}, but its chain hash there is not in ${path.join(o.dir, 'cut-hashes')}`);
+        cut = { seq: c.seq, hash };
+      }
       const { state, chainHashes: hashes, seqOf, trusted } = await loadHostState(o.dir, log, {
-        pool: o.pool, signingKey: o.signingKey, ...(o.limits ? { limits: o.limits } : {}),
+        pool: o.pool, signingKey: o.signingKey, ...(o.limits ? { limits: o.limits } : {}), cut,
       });
       const chain = new HostedChain(o.name, log, state, state.getGenesis()!.hash, o);
       chain.trustedOnOpen = trusted;
       chain.chainHashes = hashes;
       for (const [k, v] of seqOf) chain.seqOf.set(k, v);
       chain.confirmedSeq = hashes.length - 1;
+      chain.startCompactor();
       return chain;
     } catch (e) {
       await log.close().catch(() => undefined);
@@ -168,7 +201,44 @@ export class HostedChain implements ServedChain {
     chain.chainHashes.push(nextChainHash(ZERO_CHAIN_HASH, commit.hash));
     chain.seqOf.set(commit.hash.toString('hex'), 1);
     chain.confirmedSeq = 1;
+    chain.startCompactor();
     return chain;
+  }
+
+  private startCompactor(): void {
+    const c = this.o.compaction;
+    if (!c || (c.mode ?? 'never') === 'never') return;
+    this.compactor = new ChainCompactor(this, {
+      dir: this.o.dir, signingKey: this.o.signingKey, signingPublicKey: signingPublicKeyOf(this.o.signingKey), pool: this.o.pool,
+      compaction: c, ...(this.o.limits ? { limits: this.o.limits } : {}), ...(this.o.log ? { log: this.o.log } : {}),
+    });
+  }
+
+  /** Compacts now (whatever it reclaims); null when this chain runs no compactor. */
+  compactNow(): Promise<ServerCompactionReport> | null {
+    return this.compactor?.run('manual', false) ?? null;
+  }
+
+  /** atedb's chain hash at `seq` (known from the last cut on). */
+  chainHashAt(seq: number): Buffer | undefined {
+    const h = this.chainHashes[seq];
+    return h && h !== ZERO_CHAIN_HASH ? h : seq === 0 ? ZERO_CHAIN_HASH : undefined;
+  }
+
+  setHistoryGate(p: Promise<void> | null): void {
+    this.historyGate = p;
+  }
+
+  /** Held while a subscriber is streamed history (no compaction switches under it); returns the release. */
+  async beginHistory(): Promise<() => void> {
+    while (this.historyGate) await this.historyGate;
+    this.historyReaders++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.historyReaders--;
+    };
   }
 
   get chainHash(): Buffer {
@@ -180,7 +250,7 @@ export class HostedChain implements ServedChain {
   }
 
   get idle(): boolean {
-    return this.listeners.size === 0 && this.inflight === 0 && this.pending.length === 0;
+    return this.listeners.size === 0 && this.inflight === 0 && this.pending.length === 0 && !this.compactor?.busy;
   }
 
   /** Validates, sequences, stores durably and confirms one commit; resolves with its seq. */
@@ -280,7 +350,10 @@ export class HostedChain implements ServedChain {
       it.origin?.confirmed(this, it.seq);
       for (const l of this.listeners) l.onCommit(this, it.seq, it.bytes, it.origin);
     }
-    if (confirmed) this.heads.committed();
+    if (confirmed) {
+      this.heads.committed();
+      this.compactor?.committed();
+    }
   }
 
   /** The signed head at the newest confirmed seq (signing it if needed). */
@@ -288,11 +361,78 @@ export class HostedChain implements ServedChain {
     return this.heads.head();
   }
 
+  /**
+   * The cut a subscriber starting at `from` would cross a gap of (records compacted away between
+   * `from` and the cut), or null when the history from `from` on is whole.
+   */
+  compactedFrom(from: number): number | null {
+    const cut = this.log.chain.cut;
+    if (!cut || from > cut.seq) return null;
+    let expect = from;
+    for (const rec of this.log.records({ seq: from })) {
+      if (rec.seq !== expect) return cut.seq;
+      if (rec.seq >= cut.seq) return null;
+      expect++;
+    }
+    return expect > cut.seq ? null : cut.seq;
+  }
+
+  /**
+   * What a subscriber that follows compacted histories is sent before history from below the cut
+   * (the 'cut' message): the certificate, every kept record's seq and hash up to it, and the head
+   * at the cut signed now (atedb's chain hash there, kept in cut-hashes across restarts).
+   */
+  async cutOffer(): Promise<CutOffer | null> {
+    const cut = this.log.chain.cut;
+    if (!cut) return null;
+    const hash = this.chainHashAt(cut.seq);
+    if (!hash) throw new Error(`chain '${this.name}': no chain hash at the cut (seq ${cut.seq})`);
+    if (this.cutOfferCache?.seq !== cut.seq) {
+      const seqs: number[] = [];
+      const hashes: Buffer[] = [];
+      for (const rec of this.log.records()) {
+        if (rec.seq > cut.seq) break;
+        seqs.push(rec.seq);
+        hashes.push(Buffer.from(recordHash(rec.payload)));
+      }
+      const head = await signHead(this.o.signingKey, this.genesisHash, cut.seq, hash, this.o.pool);
+      this.cutOfferCache = { cut, genesis: this.genesisHash, seqs, hashes: Buffer.concat(hashes), head, seq: cut.seq };
+    }
+    const { seq: _, ...offer } = this.cutOfferCache;
+    return offer;
+  }
+
+  private cutOfferCache: (CutOffer & { seq: number }) | null = null;
+
+  cutSeq(): number | null {
+    return this.log.chain.cut?.seq ?? null;
+  }
+
+  /** Records from `from` up to `upto` with their seqs (gaps below a cut included), about `maxBytes`. */
+  async readSparse(from: number, upto: number, maxBytes: number): Promise<{ seqs: number[]; commits: Buffer[] }> {
+    const seqs: number[] = [];
+    const commits: Buffer[] = [];
+    let bytes = 0;
+    for (const rec of this.log.records({ seq: from })) {
+      if (rec.seq > upto) break;
+      seqs.push(rec.seq);
+      commits.push(Buffer.from(rec.payload));
+      bytes += rec.payload.length;
+      if (bytes >= maxBytes) break;
+    }
+    return { seqs, commits };
+  }
+
+  /** Records from `from` on without a gap: a batch ends before a gap; HistoryCompacted when `from` itself was compacted away. */
   async readHistory(from: number, upto: number, maxBytes: number): Promise<Buffer[]> {
     const batch: Buffer[] = [];
     let bytes = 0;
     for (const rec of this.log.records({ seq: from })) {
       if (rec.seq > upto) break;
+      if (rec.seq !== from + batch.length) {
+        if (batch.length > 0) break;
+        throw new HistoryCompacted(from, this.log.chain.cut?.seq ?? rec.seq - 1);
+      }
       batch.push(Buffer.from(rec.payload));
       bytes += rec.payload.length;
       if (bytes >= maxBytes) break;
@@ -308,6 +448,7 @@ export class HostedChain implements ServedChain {
 
   async close(): Promise<void> {
     this.closing = true;
+    await this.compactor?.stop();
     await this.settle();
     await this.heads.settled();
     // The newest head as the checkpoint the next open trusts (signing it if needed).

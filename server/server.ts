@@ -13,6 +13,7 @@ import { ServerStats } from './stats.js';
 import type { ChainStore } from './store/chain-store.js';
 import type { LeaseService } from './store/jetstream-leases.js';
 import { JetStreamStore } from './store/jetstream-store.js';
+import type { ServerCompactionOptions } from './chain-compactor.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -32,6 +33,9 @@ export interface ServerOptions {
   store?: { kind: 'file' } | { kind: 'jetstream'; servers: string[]; replicas?: number; stream?: string; timeoutMs?: number };
   poolSize?: number;
   log?: (line: string) => void;
+  /** Server-side compaction of the file store's chains (server/chain-compactor.ts); the JetStream
+   *  store does not compact (refused with it). Default: none. */
+  compaction?: ServerCompactionOptions;
   /** The user/group/token service to answer 'areq' messages (server/auth). */
   auth?: HandlerContext['auth'];
 }
@@ -60,6 +64,11 @@ export class AtedbServer {
 
   constructor(private readonly o: ServerOptions) {
     if (o.receiveBudgetBytes) this.budget.max = o.receiveBudgetBytes;
+  }
+
+  /** Compacts every open chain of the file store now (with --compact-mode other than never). */
+  async compactNow(): Promise<void> {
+    if (this.host instanceof ChainHost) await this.host.compactOpen();
   }
 
   private log(line: string): void {
@@ -94,7 +103,10 @@ export class AtedbServer {
           throw e;
         }
       } else {
-        this.host = new ChainHost({ ...common, dataDir: this.o.dataDir });
+        this.host = new ChainHost({
+          ...common, dataDir: this.o.dataDir, log: (l) => this.log(l),
+          ...(this.o.compaction ? { compaction: this.o.compaction } : {}),
+        });
       }
     } catch (e) {
       await this.pool.close();

@@ -6,11 +6,13 @@
 // is disconnected (it resumes from its last seq on reconnect) instead of growing server memory.
 import { decodeCommit } from '../src/chain/index.js';
 import { type Connection, type Message, ProtocolError, type ServerSession, type SignedHead } from '../src/net/index.js';
-import { AppendRejected } from './hosted-chain.js';
+import { AppendRejected, HistoryCompacted } from './hosted-chain.js';
 import type { AppendOrigin, ChainListener, ChainStore, ServedChain } from './store/chain-store.js';
 import type { LeaseService } from './store/jetstream-leases.js';
 
 const HISTORY_BATCH_BYTES = 1 << 20;
+/** Kept records listed per 'cut' message (~10 KiB: under any frame maximum). */
+const CUT_PART = 256;
 const HISTORY_HIGH_WATER = 4 << 20;
 
 interface Sub {
@@ -18,6 +20,8 @@ interface Sub {
   live: boolean;
   /** Next seq this subscriber is owed. */
   next: number;
+  /** Sent a 'cut': its history goes with explicit seqs up to the cut. */
+  sparse?: boolean;
 }
 
 class Origin implements AppendOrigin {
@@ -69,7 +73,7 @@ export class ClientHandler implements ChainListener {
 
   private onMessage(m: Message): void {
     switch (m.t) {
-      case 'sub': void this.subscribe(m.id, m.chain, m.genesis, m.from); return;
+      case 'sub': void this.subscribe(m.id, m.chain, m.genesis, m.from, m.cuts === true); return;
       case 'unsub': this.unsubscribe(m.chain); return;
       case 'append': void this.append(m.id, m.chain, m.commit); return;
       case 'lease': {
@@ -109,7 +113,7 @@ export class ClientHandler implements ChainListener {
     chain.listeners.add(this);
   }
 
-  private async subscribe(id: number, name: string, genesis: Buffer | null, from: number): Promise<void> {
+  private async subscribe(id: number, name: string, genesis: Buffer | null, from: number, cuts: boolean): Promise<void> {
     try {
       let chain = await this.ctx.host.get(name);
       if (chain?.closing) chain = await this.ctx.host.get(name);
@@ -122,10 +126,41 @@ export class ClientHandler implements ChainListener {
         return;
       }
       if (this.conn.closed) return;
-      const sub: Sub = { chain, live: false, next: Math.max(1, from) };
-      this.subs.set(name, sub);
-      this.join(chain);
-      await this.streamHistory(name, sub);
+      // No compaction switches records while this subscriber is sent history (chain-compactor.ts).
+      const release = chain.beginHistory ? await chain.beginHistory() : null;
+      try {
+        if (this.conn.closed) return;
+        const cut = chain.compactedFrom?.(Math.max(1, from)) ?? null;
+        // A client that follows cuts gets one whenever it starts at or below it (even where no
+        // record is missing from its seq on: it may hold kept records before a gap already, and
+        // continues from the head signed at the cut).
+        const below = (chain.cutSeq?.() ?? 0) >= Math.max(1, from);
+        const offer = below && cuts && chain.readSparse ? await chain.cutOffer?.() ?? null : null;
+        if (cut !== null && !offer) {
+          // Nothing sent: a client that did not say it follows compacted histories (an older
+          // one) cannot take one with gaps; it is told why instead.
+          this.send({ t: 'err', id, code: 'compacted', detail: new HistoryCompacted(Math.max(1, from), cut).message });
+          return;
+        }
+        if (this.conn.closed) return;
+        if (offer) {
+          const c = offer.cut;
+          const total = offer.seqs.length;
+          for (let at = 0; at < total; at += CUT_PART) {
+            const end = Math.min(total, at + CUT_PART);
+            this.send({
+              t: 'cut', chain: name, genesis: offer.genesis, seq: c.seq, hash: c.hash, kept: c.kept, sig: c.sig, signer: c.signer,
+              seqs: offer.seqs.slice(at, end), hashes: offer.hashes.subarray(at * 32, end * 32), head: offer.head, at, total,
+            }, false);
+          }
+        }
+        const sub: Sub = { chain, live: false, next: Math.max(1, from), sparse: offer !== null };
+        this.subs.set(name, sub);
+        this.join(chain);
+        await this.streamHistory(name, sub);
+      } finally {
+        release?.();
+      }
     } catch (e) {
       // As for appends: a store that fails to read (JetStream electing, a timeout) is unavailable
       // for now, and the client retries; only a typed refusal carries its own reason.
@@ -145,11 +180,20 @@ export class ClientHandler implements ChainListener {
         this.send({ t: 'eoh', chain: name, head, genesis: chain.genesisHash });
         return;
       }
-      const batch = await chain.readHistory(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
-      if (this.conn.closed || this.subs.get(name) !== sub) return;
-      if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
-      this.send({ t: 'hist', chain: name, from: sub.next, commits: batch, upTo: chain.confirmedSeq }, false);
-      sub.next += batch.length;
+      if (sub.sparse && chain.readSparse) {
+        const { seqs, commits } = await chain.readSparse(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
+        if (this.conn.closed || this.subs.get(name) !== sub) return;
+        if (seqs.length === 0) throw new Error(`chain '${name}': no record from seq ${sub.next}`);
+        const dense = seqs[0] === sub.next && seqs[seqs.length - 1] === sub.next + seqs.length - 1;
+        this.send({ t: 'hist', chain: name, from: seqs[0]!, commits, upTo: chain.confirmedSeq, ...(dense ? {} : { seqs }) }, false);
+        sub.next = seqs[seqs.length - 1]! + 1;
+      } else {
+        const batch = await chain.readHistory(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
+        if (this.conn.closed || this.subs.get(name) !== sub) return;
+        if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
+        this.send({ t: 'hist', chain: name, from: sub.next, commits: batch, upTo: chain.confirmedSeq }, false);
+        sub.next += batch.length;
+      }
       if (this.conn.writableLength > HISTORY_HIGH_WATER) {
         await new Promise<void>((resolve) => {
           const done = () => {

@@ -161,7 +161,7 @@ export class RemoteFs {
         this.confirmWaiters.delete(e.commit.hash.toString('hex'));
         for (const w of waiters) w();
       }
-      this.enqueue(() => this.applyRemote(e.commit));
+      this.enqueue(() => this.applyRemote(e.commit, e.seq));
     });
     rc.on('rejected', (e) => {
       if (this.rescued.has(e.commit.hash.toString('hex'))) return;
@@ -169,6 +169,9 @@ export class RemoteFs {
       this.enqueue(() => this.resync(`the server refused a staged commit (${e.error.message})`));
     });
     rc.on('warning', (m) => o.onWarning?.(m));
+    // The replica dropped what the server compacted away while this machine was offline: the view
+    // (which holds it) is rebuilt from the replica, as after a refused commit.
+    rc.on('rebased', (e) => this.enqueue(() => this.resync(`the server compacted history this machine held (cut at seq ${e.cut})`)));
     this.store.lockLease = {
       acquire: (ino) => this.acquireLockLease(ino),
       release: (ino) => this.releaseLockLease(ino),
@@ -310,7 +313,7 @@ export class RemoteFs {
   }
 
   /** A commit the server confirmed: applied to the view unless it is already there (our own). */
-  private async applyRemote(c: Commit): Promise<void> {
+  private async applyRemote(c: Commit, seq: number): Promise<void> {
     const view = this.store.view;
     if (view.state.hasCommit(c.hash)) return;
     const names = dentryNamesBefore(view, c);
@@ -322,7 +325,7 @@ export class RemoteFs {
       if (!before.has(ino)) before.set(ino, readableInode(this.store, ino));
     }
     try {
-      await view.submit(c, 'local', true);
+      await view.submit(c, 'local', true, { gap: this.rc.belowCut(seq) });
     } catch (e) {
       if (!isDivergence(e)) throw e;
       await this.resync(`a commit from elsewhere (${c.hash.toString('hex').slice(0, 16)}) races staged changes`);
@@ -415,7 +418,7 @@ export class RemoteFs {
           next = seq + 1;
           if (built.view.state.hasCommit(commit.hash)) continue;
           for (const [k, v] of dentryNamesBefore(built.view, commit)) oldNames.set(k, v);
-          await built.view.submit(commit, 'local', true);
+          await built.view.submit(commit, 'local', true, { gap: this.rc.belowCut(seq) });
           for (const ev of commit.events) { touched.push(ev.meta); elsewhere.push(ev.meta); }
         }
       };

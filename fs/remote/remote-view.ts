@@ -80,7 +80,7 @@ export async function buildView(
     for (const { seq, commit } of rc.commits(next)) {
       any = true;
       next = seq + 1;
-      await view.submit(commit, 'local', true);
+      await view.submit(commit, 'local', true, { gap: rc.belowCut(seq) });
       fresh.push(commit);
       note(commit);
       if (performance.now() - reported > 100) {

@@ -8,6 +8,17 @@
 // Both validate a commit in atedb before it is stored, and confirm it only once it is durable
 // (fdatasync for the file store, the stream's quorum acknowledgement for JetStream).
 import type { SignedHead } from '../../src/net/index.js';
+import type { CutCertificate } from '../../src/log/index.js';
+
+/** What a subscriber is sent before a compacted history ('cut', src/net/messages.ts). */
+export interface CutOffer {
+  cut: CutCertificate;
+  genesis: Buffer;
+  seqs: number[];
+  /** 32 bytes per seq: the commit hash of each kept record. */
+  hashes: Buffer;
+  head: SignedHead;
+}
 
 /** The sender of an append: told its seq first, synchronously, in seq order with the relays. */
 export interface AppendOrigin {
@@ -37,6 +48,19 @@ export interface ServedChain {
   head(): Promise<SignedHead>;
   /** Confirmed commits from seq `from` up to `upto` (inclusive), stopping after about `maxBytes`. */
   readHistory(from: number, upto: number, maxBytes: number): Promise<Buffer[]>;
+  /**
+   * A store that compacts (the file store, server/chain-compactor.ts): held while a subscriber is
+   * streamed history, so no compaction switches records under it; resolves with the release.
+   */
+  beginHistory?(): Promise<() => void>;
+  /** The cut (seq) a history from `from` would cross a compacted gap at, or null. */
+  compactedFrom?(from: number): number | null;
+  /** Seq of the chain's compaction cut (null: never compacted). */
+  cutSeq?(): number | null;
+  /** The 'cut' message's contents, when the store compacted this chain. */
+  cutOffer?(): Promise<CutOffer | null>;
+  /** Records with their seqs, gaps below the cut included. */
+  readSparse?(from: number, upto: number, maxBytes: number): Promise<{ seqs: number[]; commits: Buffer[] }>;
 }
 
 export interface ChainStore {

@@ -35,6 +35,11 @@ export class OpenChains<C extends OpenChain> {
     return this.opening.get(name) ?? this.inFlight(name, load());
   }
 
+  /** The chains open now. */
+  list(): C[] {
+    return [...this.open.values()];
+  }
+
   /** The open or creation of `name` in flight, if any. */
   pending(name: string): Promise<C | null> | undefined {
     return this.opening.get(name);

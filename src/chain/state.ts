@@ -111,6 +111,17 @@ export class MemoryAuthorityState implements AuthorityState {
     this.applied++;
     if (e.timestamp > this.lastTimestamp) this.lastTimestamp = e.timestamp;
   }
+  /** Empties the state (a replica rebuilt from its log: src/net/remote-chain.ts rebaseOnCut). */
+  clear(): void {
+    this.genesis = undefined;
+    this.nodes.clear();
+    this.dataKeys.clear();
+    this.publicKeys.clear();
+    this.commits.clear();
+    this.applied = 0;
+    this.lastTimestamp = 0;
+  }
+
   /** Fills an empty state from a saved copy of another's contents (src/net/replica-snapshot.ts). */
   restore(s: {
     genesis: Genesis | null; nodes: NodeRecord[]; dataKeys: DataKeyRecord[]; publicKeys: Array<[KeyId, Buffer]>;

@@ -339,6 +339,26 @@ export class LogEngine implements RedoLog {
     if (this.scanned) this.scanned = { ...this.scanned, problem: null };
   }
 
+  /**
+   * A replica of a chain compacted elsewhere (src/net/remote-chain.ts): records `cut` in the
+   * MANIFEST and lets the next append take seq `nextSeq`. The gap this leaves is at or below the
+   * cut, where the open scan accepts gaps; that the records up to the cut are the ones it
+   * certifies is the caller's to check (the log's tracker reports it as chain.problem otherwise).
+   */
+  async adoptCut(cut: CutCertificate, nextSeq: number): Promise<void> {
+    this.check();
+    if (nextSeq < this.nextSeq || nextSeq > cut.seq + 1) throw new LogError(`cannot skip to seq ${nextSeq} (next is ${this.nextSeq}, cut at ${cut.seq})`);
+    await this.flush('durable');
+    this.cut = cut;
+    this.writeManifest(this.segs);
+    this.nextSeq = nextSeq;
+    this.rollbackSeq = nextSeq;
+    // At the cut the running hash is the certified one; below it no hash is kept across gaps.
+    this.chainHead = { seq: nextSeq - 1, hash: nextSeq === cut.seq + 1 ? cut.hash : this.chainHead.hash };
+    this.recentChain.clear();
+    this.recentChain.set(this.chainHead.seq, this.chainHead.hash);
+  }
+
   // ---------------------------------------------------------------- segments and manifest
 
   /** New segment with a complete, synced header, published under its final name atomically. */

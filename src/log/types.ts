@@ -1,4 +1,4 @@
-import type { ChainState } from './chain-hash.js';
+import type { ChainState, CutCertificate } from './chain-hash.js';
 // The redo-log contract other layers code against (chain, view, fs, server).
 
 /** none: buffered in memory; local: written to the OS; durable: fdatasync before resolving. */
@@ -114,6 +114,12 @@ export interface RedoLog {
   onDurable(cb: (head: { seq: number; hash: Buffer }) => void): () => void;
   /** Certifies a cut at the last record: the gaps below it are accepted from now on (--accept-rollback). */
   acceptHistory(certify?: Certify): Promise<void>;
+  /**
+   * A copy of a history compacted elsewhere (a replica of a server-compacted chain): records `cut`
+   * (signed by whoever compacted it, checked above the log) and lets the next append take seq
+   * `nextSeq` (past the last record, at most cut.seq + 1).
+   */
+  adoptCut?(cut: CutCertificate, nextSeq: number): Promise<void>;
   /** Seq the next append gets; seqs start at 1 (0 = none). */
   readonly nextSeq: number;
   /** Position of the last record. */

@@ -24,9 +24,17 @@ export type Message =
   | { v: number; t: 'auth'; pk: Buffer | null; sig: Buffer | null }
   | { v: number; t: 'ready'; time: number; identity: string | null }
   // chains
-  | { v: number; t: 'sub'; id: number; chain: string; genesis: Buffer | null; from: number }
+  // cuts: the client follows a compacted history (a 'cut', then 'hist' with explicit seqs);
+  // absent (older clients): a history below a cut is refused with err 'compacted'.
+  | { v: number; t: 'sub'; id: number; chain: string; genesis: Buffer | null; from: number; cuts?: boolean | null }
   | { v: number; t: 'unsub'; chain: string }
-  | { v: number; t: 'hist'; chain: string; from: number; commits: Buffer[]; upTo?: number | null }
+  | { v: number; t: 'hist'; chain: string; from: number; commits: Buffer[]; upTo?: number | null; seqs?: number[] | null }
+  // Before the history of a subscriber (with `cuts`) that starts at or below the server's
+  // compaction cut: the cut certificate of the server's log (src/log/chain-hash.ts, signed by the
+  // server's key), the seqs and commit hashes of every record kept up to the cut (they chain to
+  // `kept`), and the server's signed head at the cut (atedb's chain hash there). The list comes in
+  // parts (a frame has a maximum): entries `at`.. of `total`, in consecutive 'cut' messages.
+  | { v: number; t: 'cut'; chain: string; genesis: Buffer; seq: number; hash: Buffer; kept: Buffer; sig: Buffer; signer: Buffer; seqs: number[]; hashes: Buffer; head: SignedHead; at: number; total: number }
   | { v: number; t: 'eoh'; chain: string; head: SignedHead; genesis: Buffer }
   | { v: number; t: 'live'; chain: string; seq: number; commit: Buffer }
   | { v: number; t: 'head'; chain: string; head: SignedHead }
@@ -50,15 +58,17 @@ export type Msg<T extends MessageType> = Extract<Message, { t: T }>;
 /** A message as written by a caller: the version is filled in by encode(). */
 export type Outgoing = { [K in MessageType]: Omit<Msg<K>, 'v'> }[MessageType];
 
-type Check = 'int' | 'num' | 'str' | 'bytes' | 'bytes?' | 'str?' | 'bool' | 'head' | 'bytes[]' | 'int?' | string[];
+type Check = 'int' | 'num' | 'str' | 'bytes' | 'bytes?' | 'str?' | 'bool' | 'bool?' | 'head' | 'bytes[]' | 'int?' | 'int[]' | 'int[]?' | string[];
 
 const SHAPES: Record<MessageType, Record<string, Check>> = {
   auth: { pk: 'bytes?', sig: 'bytes?' },
   ready: { time: 'num', identity: 'str?' },
-  sub: { id: 'int', chain: 'str', genesis: 'bytes?', from: 'int' },
+  sub: { id: 'int', chain: 'str', genesis: 'bytes?', from: 'int', cuts: 'bool?' },
   unsub: { chain: 'str' },
   // upTo: the server's newest seq when it sent the batch (a progress hint; absent from older servers).
-  hist: { chain: 'str', from: 'int', commits: 'bytes[]', upTo: 'int?' },
+  // seqs: the commits' seqs when they are not from, from + 1, ... (a compacted history, after a 'cut').
+  hist: { chain: 'str', from: 'int', commits: 'bytes[]', upTo: 'int?', seqs: 'int[]?' },
+  cut: { chain: 'str', genesis: 'bytes', seq: 'int', hash: 'bytes', kept: 'bytes', sig: 'bytes', signer: 'bytes', seqs: 'int[]', hashes: 'bytes', head: 'head', at: 'int', total: 'int' },
   eoh: { chain: 'str', head: 'head', genesis: 'bytes' },
   live: { chain: 'str', seq: 'int', commit: 'bytes' },
   head: { chain: 'str', head: 'head' },
@@ -117,6 +127,9 @@ function ok(c: Check, x: unknown): boolean {
     case 'bytes': return isBytes(x);
     case 'bytes?': return x === null || isBytes(x);
     case 'bool': return typeof x === 'boolean';
+    case 'bool?': return x === null || x === undefined || typeof x === 'boolean';
+    case 'int[]': return Array.isArray(x) && x.every((n) => Number.isSafeInteger(n) && n >= 0);
+    case 'int[]?': return x === null || x === undefined || (Array.isArray(x) && x.every((n) => Number.isSafeInteger(n) && n >= 0));
     case 'bytes[]': return Array.isArray(x) && x.every(isBytes);
     case 'head': {
       const h = x as SignedHead;

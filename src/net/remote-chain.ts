@@ -14,6 +14,8 @@ import {
   type Commit, CommitBuilder, CommitRejected, DataKeyCache, MemoryAuthorityState, checkAgainstState, createGenesis, decodeCommit,
   loadChain, signersOf, verifySignatures,
 } from '../chain/index.js';
+import { type CutHost, CutFollower, keptComplete } from './remote-cut.js';
+import { pinnedFingerprint } from './known-hosts.js';
 import { defaultBulkPool } from '../crypto/index.js';
 import { type RedoLog, openLog } from '../log/index.js';
 import { Disconnected, NetError, OfflineRefused, RemoteRejected, ServerMisbehaved, ServerUnavailable } from './errors.js';
@@ -71,6 +73,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private leaseWaiters = new Map<number, { session: ClientSession; resolve: (m: LeaseReply) => void; reject: (e: Error) => void }>();
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
+  /** Following a history the server compacted (remote-cut.ts). */
+  private readonly cuts: CutFollower;
   private readonly upkeep: StagingUpkeep;
   /** How the local replica was reopened: records, and how many of them were not re-verified (replica-trust.ts). */
   loadReport: { records: number; signaturesTrusted: number; why: string | null; fromSnapshot: number; snapshotWhy: string | null } | null = null;
@@ -97,6 +101,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.genesisHash = o.genesisHash ?? null;
     this.keys = new DataKeyCache(o.session);
     this.heads = new HeadStore(o.dir ? path.join(o.dir, 'head.json') : null);
+    this.cuts = new CutFollower(this.cutHost(), o.dir ? path.join(o.dir, 'cut-head.json') : null);
     this.upkeep = new StagingUpkeep(staging, {
       closed: () => this.status === 'closed',
       pendingCount: () => this.pending.length,
@@ -159,15 +164,34 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       // after it are applied (replica-snapshot.ts).
       const snap = await this.restoreSnapshot(trust);
       this.loadReport = { records: this.replica.nextSeq - 1, signaturesTrusted: trust.until, why: trust.why, fromSnapshot: snap.seq, snapshotWhy: snap.why };
+      // A replica of a compacted history (remote-cut.ts): its cut must be signed by a key pinned
+      // for this server, and the server's head at the cut is where atedb's chain hash resumes.
+      const cut = this.replica.chain.cut;
+      const cutHead = cut ? await this.cuts.checkReplicaCut(cut, await this.pinnedKeys()) : null;
+      let crossed = !cut;
       // No future-time check here: the server confirmed these by its clock, which ours may trail.
+      // A compacted replica has gaps below its cut: loadChain checks it in gap mode.
       for await (const c of loadChain(this.replica, {
         pinnedGenesis: this.genesisHash, state: this.confirmed, pool: this.o.pool ?? null, trustSignaturesUntil: trust.until,
         futureToleranceMs: Number.POSITIVE_INFINITY, backwardsToleranceMs: Number.POSITIVE_INFINITY,
         ...(snap.seq > 0 ? { from: { seq: snap.seq + 1 } } : {}),
       })) {
+        if (!crossed && c.seq <= cut!.seq) {
+          this.history.unknownAt(c.seq);
+          continue;
+        }
+        if (!crossed) {
+          this.history.crossCut(cut!.seq, cutHead!.chainHash);
+          crossed = true;
+        }
         this.history.push(c.commit.hash);
       }
       this.genesisHash = this.confirmed.getGenesis()!.hash;
+      if (cut && !crossed && keptComplete(this.replica, cut, this.genesisHash)) {
+        // Every kept record is here (the sync stopped at the cut): the history resumes after it.
+        this.history.crossCut(cut.seq, cutHead!.chainHash);
+        await this.replica.adoptCut!(cut, cut.seq + 1);
+      }
       const stored = await this.heads.load(this.genesisHash, () => null);
       if (stored) this.history.head = stored.head;
     }
@@ -181,6 +205,35 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     // All confirmed: dropped unread (they were just read above).
     if (dropped > 0 && this.pending.length === 0) await this.staging.compact(() => false, { dropBefore: this.staging.nextSeq });
     this.specDirty = true;
+  }
+
+  /** Fingerprints of the server keys pinned for this chain's nodes (--server-key or known_hosts). */
+  private async pinnedKeys(): Promise<Array<string | null>> {
+    return this.o.serverKey ? [this.o.serverKey] : Promise.all(this.nodes.map((n) => pinnedFingerprint(`${n.host}:${n.port}`, this.o.knownHosts)));
+  }
+
+  /** What the cut follower reads and changes of this chain. */
+  private cutHost(): CutHost {
+    const self = this;
+    return {
+      name: this.name, replica: this.replica, confirmed: this.confirmed, history: this.history, clock: this.clock, pool: this.o.pool ?? null,
+      get genesisHash() { return self.genesisHash; },
+      set genesisHash(h) { self.genesisHash = h; },
+      get serverKey() { return self.serverKey; },
+      applied: (seq, commit) => {
+        const k = this.pending.findIndex((p) => p.commit.hash.equals(commit.hash));
+        if (k >= 0) {
+          const [p] = this.pending.splice(k, 1);
+          for (const w of p!.waiters.splice(0)) w.resolve(seq);
+        }
+        this.emit('commit', { seq, commit, own: k >= 0 });
+      },
+      stateChanged: () => { this.specDirty = true; },
+      rebased: (cut, dropped) => {
+        this.emit('warning', `chain '${this.name}': this replica was behind the server's compaction cut (seq ${cut}); ${dropped} record(s) the server dropped were dropped here too and the state rebuilt`);
+        this.emit('rebased', { cut, dropped });
+      },
+    };
   }
 
   /** Fills the confirmed state from the saved snapshot when it fits the trusted replica; its seq (0: not used) and why not. */
@@ -200,9 +253,16 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private async saveSnapshot(): Promise<void> {
     const key = this.o.dir ? snapshotKey(this.o.session, this.name) : null;
     const seq = this.replica.nextSeq - 1;
-    if (!key || !this.o.dir || this.refusal || seq < 1 || this.history.lastSeq !== seq || this.confirmed.applied !== seq) return;
+    // A compacted replica is never reopened from a snapshot (it is not trusted without its records).
+    if (!key || !this.o.dir || this.refusal || seq < 1 || this.history.lastSeq !== seq || this.confirmed.applied !== seq || this.replica.chain.cut) return;
     await saveSnapshotFile(path.join(this.o.dir, SNAPSHOT_FILE), key, this.name, { seq, chainHash: this.history.chainHashes[seq]!, state: this.confirmed })
       .catch(() => undefined);
+  }
+
+  /** Whether the confirmed commit at `seq` was kept by the server's compaction (below its cut: check it in gap mode). */
+  belowCut(seq: number): boolean {
+    const cut = this.replica.chain.cut;
+    return cut !== null && seq <= cut.seq;
   }
 
   /** The newest signed head this client verified. */
@@ -421,7 +481,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
       s.conn.send({ t: 'ping', id: 0, time: Date.now() });
     }, this.o.pingIntervalMs ?? 15_000);
     this.keepalive.unref?.();
-    s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: this.genesisHash, from: this.replica.nextSeq });
+    this.cuts.reset();
+    s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: this.genesisHash, from: this.replica.nextSeq, cuts: true });
   }
 
   private onDisconnected(e: Error): void {
@@ -498,14 +559,21 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     switch (m.t) {
       case 'hist':
         if (m.chain !== this.name || !checked) return;
-        await this.receive(m.from, checked);
+        if (m.seqs || this.cuts.active) {
+          await this.cuts.receive(m.seqs ?? m.commits.map((_, i) => m.from + i), await checked, (from, commits) => this.receive(from, Promise.resolve(commits)));
+        } else await this.receive(m.from, checked);
         if (typeof m.upTo === 'number') this.o.onDownload?.(this.lastSeq, Math.max(m.upTo, this.lastSeq));
         return;
       case 'live':
         if (m.chain !== this.name || !checked) return;
         await this.receive(m.seq, checked);
         return;
-      case 'eoh': return this.endOfHistory(s, m.head, m.genesis);
+      case 'cut':
+        if (m.chain === this.name) await this.cuts.onCut(m);
+        return;
+      case 'eoh':
+        await this.cuts.finish();
+        return this.endOfHistory(s, m.head, m.genesis);
       case 'head': return this.checkHead(m.head, false);
       case 'ok': {
         const p = this.pending.find((x) => x.sentOn === s && x.requestId === m.id);
@@ -596,10 +664,30 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     this.upkeep.dropRefused(p.commit.hash);
   }
 
+  /** A staged commit the server confirmed at `seq` and compacted away since: confirmed here too, its staging record dropped. */
+  private confirmedAway(seq: number, commit: Commit): void {
+    const k = this.pending.findIndex((p) => p.commit.hash.equals(commit.hash));
+    if (k >= 0) {
+      const [p] = this.pending.splice(k, 1);
+      for (const w of p!.waiters.splice(0)) w.resolve(seq);
+      this.specDirty = true;
+    }
+    // Known as a commit of the chain (a replay if built again); the staging upkeep drops its record.
+    this.confirmed.commits.add(commit.hash.toString('hex'));
+    this.upkeep.compactIfIdle();
+  }
+
   /** A commit this client holds at `seq` must be the one the server names there. */
   private checkSeen(seq: number, commit: Commit): void {
-    const rec = [...this.replica.records({ seq })][0];
-    const there = rec ? decodeCommit(Buffer.from(rec.payload)) : null;
+    const first = this.replica.records({ seq })[Symbol.iterator]().next();
+    const rec = first.done ? null : first.value;
+    if ((!rec || rec.seq !== seq) && this.belowCut(seq)) {
+      // Confirmed, then compacted away by the server before this client heard of it (a staged
+      // commit whose 'ok' was lost): in the chain's history, not in what is kept of it.
+      this.confirmedAway(seq, commit);
+      return;
+    }
+    const there = rec && rec.seq === seq ? decodeCommit(Buffer.from(rec.payload)) : null;
     if (!there || !there.hash.equals(commit.hash)) {
       throw new ServerMisbehaved(`server says commit ${commit.hash.toString('hex').slice(0, 16)} is at seq ${seq}, but this client holds another commit there`);
     }
@@ -633,6 +721,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
 
   /** Applies commits received at seq `from`, `from + 1`, ..., once their signatures verified. */
   private async receive(from: number, checked: Promise<Commit[]>): Promise<void> {
+    const cut = this.replica.chain.cut;
+    if (cut && this.history.lastSeq < cut.seq) throw new ServerMisbehaved(`server went on below its compaction cut (seq ${cut.seq}) without sending the cut first`);
     if (from > this.replica.nextSeq) throw new ServerMisbehaved(`server sent seq ${from} while this client holds up to ${this.lastSeq}: a gap`);
     if (from < this.replica.nextSeq) throw new ServerMisbehaved(`server re-sent seq ${from}, which this client already holds (up to ${this.lastSeq})`);
     await this.applyConfirmed(from, await checked, false);

@@ -80,5 +80,9 @@ export interface RemoteChainEvents {
   status: [RemoteStatus];
   refused: [ServerMisbehaved];
   warning: [string];
+  /** The replica was behind the server's compaction cut: records the server dropped were dropped
+   *  here too and the confirmed state rebuilt (no 'commit' event says what disappeared: anything
+   *  built from earlier commits must be rebuilt from the replica). */
+  rebased: [{ cut: number; dropped: number }];
 }
 

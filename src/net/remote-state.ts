@@ -81,6 +81,11 @@ export class HeadStore {
  * server signs later must extend it.
  */
 export class HistoryGuard {
+  /**
+   * Seqs at or below a compaction cut the server made (src/net/remote-cut.ts): their chain hash is
+   * unknown to this client (the records between them are gone); none is ever checked there.
+   */
+  static readonly UNKNOWN = Buffer.alloc(32, 0xff);
   readonly chainHashes: Buffer[] = [ZERO_CHAIN_HASH];
   head: SignedHead | null = null;
 
@@ -89,7 +94,30 @@ export class HistoryGuard {
   }
 
   push(commitHash: Buffer): void {
-    this.chainHashes.push(nextChainHash(this.chainHashes[this.chainHashes.length - 1]!, commitHash));
+    const prev = this.chainHashes[this.chainHashes.length - 1]!;
+    if (prev === HistoryGuard.UNKNOWN) throw new Error(`internal: no chain hash at seq ${this.lastSeq} to continue from`);
+    this.chainHashes.push(nextChainHash(prev, commitHash));
+  }
+
+  /** Forgets the chain hashes (the replica is replayed again); the newest signed head stays. */
+  reset(): void {
+    this.chainHashes.length = 1;
+  }
+
+  /** A kept record at or below a compaction cut, at `seq`: its chain hash is not known here. */
+  unknownAt(seq: number): void {
+    while (this.chainHashes.length <= seq) this.chainHashes.push(HistoryGuard.UNKNOWN);
+  }
+
+  /** The compaction cut at `seq`: the chain hash the server signed there (verified by the caller). */
+  crossCut(seq: number, chainHash: Buffer): void {
+    this.unknownAt(seq);
+    this.chainHashes.length = seq + 1;
+    this.chainHashes[seq] = chainHash;
+  }
+
+  private known(seq: number): boolean {
+    return this.chainHashes[seq] !== HistoryGuard.UNKNOWN;
   }
 
   /** Checks a head the server sent; true when it is newer than the one held (and now held). */
@@ -99,7 +127,7 @@ export class HistoryGuard {
       throw new ServerMisbehaved(`server shows a shorter history (seq ${h.seq}) than the signed head this client holds (seq ${this.head.seq}): a rollback`);
     }
     if (h.seq <= this.lastSeq) {
-      if (!this.chainHashes[h.seq]!.equals(h.chainHash)) {
+      if (this.known(h.seq) && !this.chainHashes[h.seq]!.equals(h.chainHash)) {
         throw new ServerMisbehaved(`server's signed head at seq ${h.seq} does not match the history this client validated: a different commit at a seen seq`);
       }
     } else if (endOfHistory) {
@@ -114,7 +142,8 @@ export class HistoryGuard {
   checkPeer(peer: SignedHead, serverKey: Buffer, genesis: Buffer): 'consistent' | 'behind' {
     if (!verifyHead(serverKey, genesis, peer)) throw new ServerMisbehaved(`a peer's head for seq ${peer.seq} does not verify under this server's key`);
     if (peer.seq > this.lastSeq) return 'behind';
-    if (!this.chainHashes[peer.seq]!.equals(peer.chainHash)) {
+    // Below a compaction cut this client cannot tell (the server dropped those records).
+    if (this.known(peer.seq) && !this.chainHashes[peer.seq]!.equals(peer.chainHash)) {
       throw new ServerMisbehaved(`fork: the server signed a different history at seq ${peer.seq} for another client`);
     }
     return 'consistent';

@@ -692,9 +692,11 @@ export class View {
    * Validates a commit against the current state and appends + applies it (all or nothing).
    * `trusted`: the commit was just built and signed by this process (its signatures are not
    * re-verified; everything else is checked). Used by Dio.commit and for commits received from
-   * elsewhere (replication), with trusted=false.
+   * elsewhere (replication), with trusted=false. `gap`: a commit kept by a server's compaction
+   * (src/net/remote-cut.ts), checked in gap mode (src/chain/gaps.ts) — versions before it may be
+   * gone — and the view remembers it holds such commits (its log is replayed in gap mode).
    */
-  async submit(commit: Commit | Uint8Array, scope: CommitScope = 'local', trusted = false): Promise<{ seq: number; changes: AppliedChange[] }> {
+  async submit(commit: Commit | Uint8Array, scope: CommitScope = 'local', trusted = false, opts: { gap?: boolean } = {}): Promise<{ seq: number; changes: AppliedChange[] }> {
     this.assertWritable();
     const c = commit instanceof Uint8Array ? decodeCommit(commit) : commit;
     let signers;
@@ -708,11 +710,15 @@ export class View {
     const res = await this.exclusive(async () => {
       this.assertWritable();
       let effects: CommitEffects;
+      if (opts.gap) this.state.gapHints = hintsOf(c);
       try {
         effects = checkAgainstState(this.state, c, signers, { now: this.now, backwardsToleranceMs: this.backwardsToleranceMs });
       } catch (e) {
         throw mapReject(e);
+      } finally {
+        this.state.gapHints = null;
       }
+      if (opts.gap && this.store.getMeta<number>('compacted') !== 1) this.store.putMeta('compacted', 1);
       // 'local' at least: the record must be in the file before the index says it is applied.
       const appended = c.parts && this.log.appendParts ? this.log.appendParts(c.parts, 'local') : this.log.append(c.bytes, 'local');
       // Asked for before the append settles, the fdatasync starts in the same step as the write of
