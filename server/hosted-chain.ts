@@ -415,10 +415,10 @@ export class HostedChain implements ServedChain {
     let bytes = 0;
     for (const rec of this.log.records({ seq: from })) {
       if (rec.seq > upto) break;
+      if (commits.length > 0 && bytes + rec.payload.length > maxBytes) break;
       seqs.push(rec.seq);
       commits.push(Buffer.from(rec.payload));
       bytes += rec.payload.length;
-      if (bytes >= maxBytes) break;
     }
     return { seqs, commits };
   }
@@ -433,9 +433,9 @@ export class HostedChain implements ServedChain {
         if (batch.length > 0) break;
         throw new HistoryCompacted(from, this.log.chain.cut?.seq ?? rec.seq - 1);
       }
+      if (batch.length > 0 && bytes + rec.payload.length > maxBytes) break;
       batch.push(Buffer.from(rec.payload));
       bytes += rec.payload.length;
-      if (bytes >= maxBytes) break;
     }
     return batch;
   }

@@ -11,6 +11,8 @@ import type { AppendOrigin, ChainListener, ChainStore, ServedChain } from './sto
 import type { LeaseService } from './store/jetstream-leases.js';
 
 const HISTORY_BATCH_BYTES = 1 << 20;
+/** Room in a history message's frame for its envelope (chain name, seqs, per-commit headers). */
+const HISTORY_ENVELOPE_BYTES = 64 << 10;
 /** Kept records listed per 'cut' message (~10 KiB: under any frame maximum). */
 const CUT_PART = 256;
 const HISTORY_HIGH_WATER = 4 << 20;
@@ -168,6 +170,15 @@ export class ClientHandler implements ChainListener {
     }
   }
 
+  /**
+   * A history batch's commit bytes: 1 MiB, or less on a connection whose frames are smaller
+   * (`--max-commit-bytes` sets them to a commit + 64 KiB): a batch travels as one message, and a
+   * commit alone always fits. The 64 KiB left over carry the message's envelope.
+   */
+  private historyBatchBytes(): number {
+    return Math.min(HISTORY_BATCH_BYTES, this.conn.maxFrame - HISTORY_ENVELOPE_BYTES);
+  }
+
   private async streamHistory(name: string, sub: Sub): Promise<void> {
     const { chain } = sub;
     for (;;) {
@@ -181,14 +192,14 @@ export class ClientHandler implements ChainListener {
         return;
       }
       if (sub.sparse && chain.readSparse) {
-        const { seqs, commits } = await chain.readSparse(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
+        const { seqs, commits } = await chain.readSparse(sub.next, chain.confirmedSeq, this.historyBatchBytes());
         if (this.conn.closed || this.subs.get(name) !== sub) return;
         if (seqs.length === 0) throw new Error(`chain '${name}': no record from seq ${sub.next}`);
         const dense = seqs[0] === sub.next && seqs[seqs.length - 1] === sub.next + seqs.length - 1;
         this.send({ t: 'hist', chain: name, from: seqs[0]!, commits, upTo: chain.confirmedSeq, ...(dense ? {} : { seqs }) }, false);
         sub.next = seqs[seqs.length - 1]! + 1;
       } else {
-        const batch = await chain.readHistory(sub.next, chain.confirmedSeq, HISTORY_BATCH_BYTES);
+        const batch = await chain.readHistory(sub.next, chain.confirmedSeq, this.historyBatchBytes());
         if (this.conn.closed || this.subs.get(name) !== sub) return;
         if (batch.length === 0) throw new Error(`chain '${name}': no record at seq ${sub.next}`);
         this.send({ t: 'hist', chain: name, from: sub.next, commits: batch, upTo: chain.confirmedSeq }, false);

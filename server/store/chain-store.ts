@@ -46,7 +46,10 @@ export interface ServedChain {
   append(bytes: Buffer, origin: AppendOrigin | null): Promise<number>;
   /** The signed head at the newest confirmed seq. */
   head(): Promise<SignedHead>;
-  /** Confirmed commits from seq `from` up to `upto` (inclusive), stopping after about `maxBytes`. */
+  /**
+   * Confirmed commits from seq `from` up to `upto` (inclusive), at most `maxBytes` of them (one
+   * larger commit alone): a batch is one message, and a message must fit the connection's frame.
+   */
   readHistory(from: number, upto: number, maxBytes: number): Promise<Buffer[]>;
   /**
    * A store that compacts (the file store, server/chain-compactor.ts): held while a subscriber is

@@ -539,8 +539,9 @@ export class JetStreamChain implements ServedChain {
     const consumer = await this.c.js.consumers.get(this.c.stream, { filter_subjects: this.subject, opt_start_seq: start.streamSeq, inactive_threshold: 10_000 });
     const out: Buffer[] = [];
     let bytes = 0;
+    let full = false; // the next commit would take the batch past maxBytes
     let seq = start.first;
-    while (seq <= upto && bytes < maxBytes) {
+    while (seq <= upto && !full) {
       const batch = await consumer.fetch({ max_messages: 64, expires: 5000 });
       let got = 0;
       for await (const m of batch) {
@@ -549,13 +550,16 @@ export class JetStreamChain implements ServedChain {
         if (first < seq) continue; // a skipped batch (applyMessage)
         if (first !== seq) throw new Error(`history of '${this.name}': stream message ${m.seq} holds seq ${first}, expected ${seq}`);
         for (const c of unframeCommits(m.data)) {
-          if (seq >= from && seq <= upto && bytes < maxBytes) {
-            out.push(c);
-            bytes += c.length;
+          if (seq >= from && seq <= upto && !full) {
+            if (out.length > 0 && bytes + c.length > maxBytes) full = true;
+            else {
+              out.push(c);
+              bytes += c.length;
+            }
           }
           seq++;
         }
-        if (seq > upto || bytes >= maxBytes) break;
+        if (seq > upto || full) break;
       }
       if (got === 0) throw new Error(`history of '${this.name}': no message at seq ${seq}`);
     }

@@ -154,6 +154,30 @@ describe('atedb solo', () => {
     for (const c of [a, watcher, fresh]) c.close();
   });
 
+  it('a history larger than a frame arrives in batches that fit the frames --max-commit-bytes sets', async () => {
+    // The server's frames are a commit + 64 KiB here (128 KiB); a history batch of 1 MiB did not fit,
+    // so a fresh client could not sync more than ~128 KiB of history.
+    const ch = await TestChain.create('acme/big-history');
+    const a = await RawClient.connect(solo.port, kh);
+    expect(await a.append(ch.name, ch.genesis.bytes)).toMatchObject({ t: 'ok', seq: 1 });
+    const sent: Buffer[] = [ch.genesis.bytes];
+    for (let i = 0; i < 8; i++) {
+      const c = await ch.build({ payload: Buffer.alloc(40 << 10, i) });
+      expect(await a.append(ch.name, c.bytes)).toMatchObject({ t: 'ok', seq: i + 2 });
+      ch.apply(c.bytes);
+      sent.push(c.bytes);
+    }
+    const fresh = await RawClient.connect(solo.port, kh);
+    const sub = await fresh.subscribe(ch.name, ch.genesis.hash);
+    expect(sub.commits.map((c) => c.toString('hex'))).toEqual(sent.map((c) => c.toString('hex')));
+    expect(sub.eoh.head.seq).toBe(9);
+    expect(sub.eoh.head.chainHash.toString('hex')).toBe(chainHashOf(sent).toString('hex'));
+    const batches = fresh.inbox.filter((m) => m.t === 'hist' && m.chain === ch.name).length;
+    expect(batches).toBeGreaterThan(2); // ~330 KiB of history in frames of 128 KiB
+    a.close();
+    fresh.close();
+  });
+
   it('subscribe with a wrong genesis or to an unknown chain is refused', async () => {
     const ch = await TestChain.create('acme/pinned');
     const a = await RawClient.connect(solo.port, kh);
