@@ -23,12 +23,13 @@ import { type ClientSession, connectClient } from './handshake.js';
 import { type Message, type SignedHead, encodeAppendParts } from './messages.js';
 import { HeadStore, HistoryGuard, SpeculativeState } from './remote-state.js';
 import { StagingUpkeep } from './staging-upkeep.js';
+import { type LeaseOp, type LeaseReply, SessionRequests } from './session-requests.js';
 import { type ReplicaTrust, replicaTrust } from './replica-trust.js';
 import { SNAPSHOT_FILE, loadSnapshot, saveSnapshot as saveSnapshotFile, snapshotKey } from './replica-snapshot.js';
 import { type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus, parseRemoteUrl } from './remote-options.js';
 
 export { DEFAULT_PORT, parseRemoteUrl, type RecoveryMode, type RemoteChainEvents, type RemoteChainOptions, type RemoteStatus } from './remote-options.js';
-export type LeaseReply = Extract<Message, { t: 'leased' }>;
+export type { LeaseReply } from './session-requests.js';
 
 /** The longest an fsync holds back uploads (holdUploads). */
 const UPLOAD_HOLD_MAX_MS = 5000;
@@ -67,10 +68,9 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private commitQueue: Promise<unknown> = Promise.resolve();
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
-  private keepalive: NodeJS.Timeout | null = null;
-  private pingOutstanding = false;
   private firstSync: { resolve: () => void; reject: (e: Error) => void } | null = null;
-  private leaseWaiters = new Map<number, { session: ClientSession; resolve: (m: LeaseReply) => void; reject: (e: Error) => void }>();
+  /** Leases, pings and the keepalive of the current connection (session-requests.ts). */
+  private readonly requests = new SessionRequests(() => this.nextRequest++);
   private readonly keys: DataKeyCache;
   private readonly heads: HeadStore;
   /** Following a history the server compacted (remote-cut.ts). */
@@ -467,20 +467,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     s.conn.on('close', (e) => {
       if (this.session === s) this.onDisconnected(e ?? new Disconnected('connection closed'));
     });
-    // A half-open connection (a frozen server, a dropped route) is noticed by the keepalive, so
-    // nothing waits on it for longer than two ping intervals.
-    this.pingOutstanding = false;
-    if (this.keepalive) clearInterval(this.keepalive);
-    this.keepalive = setInterval(() => {
-      if (this.session !== s) return;
-      if (this.pingOutstanding) {
-        s.conn.close(new Disconnected('the server did not answer a keepalive ping'));
-        return;
-      }
-      this.pingOutstanding = true;
-      s.conn.send({ t: 'ping', id: 0, time: Date.now() });
-    }, this.o.pingIntervalMs ?? 15_000);
-    this.keepalive.unref?.();
+    this.requests.startKeepalive(s, this.o.pingIntervalMs ?? 15_000, () => this.session === s);
     this.cuts.reset();
     s.conn.send({ t: 'sub', id: this.nextRequest++, chain: this.name, genesis: this.genesisHash, from: this.replica.nextSeq, cuts: true });
   }
@@ -488,12 +475,8 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   private onDisconnected(e: Error): void {
     this.session = null;
     // The server dropped this connection's leases with it.
-    for (const [id, w] of this.leaseWaiters) {
-      this.leaseWaiters.delete(id);
-      w.reject(new Disconnected(`lease request lost with the connection: ${e.message}`));
-    }
-    if (this.keepalive) clearInterval(this.keepalive);
-    this.keepalive = null;
+    this.requests.failAll(new Disconnected(`lease request lost with the connection: ${e.message}`));
+    this.requests.stopKeepalive();
     this.lastError = e;
     for (const p of this.pending) p.sentOn = null;
     if (this.status === 'closed' || this.status === 'refused') return;
@@ -584,18 +567,12 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
         return;
       }
       case 'rej': return this.onRejected(m);
-      case 'leased': {
+      case 'leased':
         // Answered in arrival order, after every commit the server sent before it is applied.
-        const w = this.leaseWaiters.get(m.id);
-        if (w?.session === s) {
-          this.leaseWaiters.delete(m.id);
-          w.resolve(m);
-        }
-        return;
-      }
+        return this.requests.onLeased(s, m);
       case 'err': return this.onError(s, m.code, m.detail);
       case 'pong':
-        this.pingOutstanding = false;
+        this.requests.onPong();
         this.clockOffsetMs = m.time - this.localNow();
         return;
       default: return;
@@ -814,22 +791,7 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
   async ping(): Promise<number> {
     const s = this.session;
     if (!s || this.status !== 'online') throw new Disconnected('not connected');
-    const id = this.nextRequest++;
-    const t0 = Date.now();
-    await new Promise<void>((resolve, reject) => {
-      const onClose = () => { s.conn.off('message', on); reject(new Disconnected('connection closed')); };
-      const on = (m: Message) => {
-        if (m.t === 'pong' && m.id === id) {
-          s.conn.off('message', on);
-          s.conn.off('close', onClose);
-          resolve();
-        }
-      };
-      s.conn.on('message', on);
-      s.conn.once('close', onClose);
-      s.conn.send({ t: 'ping', id, time: t0 });
-    });
-    return Date.now() - t0;
+    return this.requests.ping(s);
   }
 
   /** The identity the server knows this client by (its leases' holder name); null before connecting. */
@@ -842,22 +804,10 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
    * dropped when it closes). The reply is handled after every commit the server sent before it,
    * so a granted lease reflects what was confirmed before it was granted.
    */
-  lease(op: 'acquire' | 'renew' | 'release' | 'get', key: string, ttlMs: number, timeoutMs = 30_000): Promise<LeaseReply> {
+  lease(op: LeaseOp, key: string, ttlMs: number, timeoutMs = 30_000): Promise<LeaseReply> {
     const s = this.session;
     if (!s || this.status !== 'online') return Promise.reject(new Disconnected(`chain '${this.name}' is ${this.status}: leases need the server`));
-    const id = this.nextRequest++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.leaseWaiters.delete(id);
-        reject(new Disconnected(`no answer to a lease ${op} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.leaseWaiters.set(id, {
-        session: s,
-        resolve: (m) => { clearTimeout(timer); resolve(m); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      });
-      s.conn.send({ t: 'lease', id, op, chain: this.name, key, ttl: Math.max(0, Math.round(ttlMs)) });
-    });
+    return this.requests.lease(s, this.name, op, key, ttlMs, timeoutMs);
   }
 
   /** Every confirmed commit, in server order. */
@@ -874,14 +824,13 @@ export class RemoteChain extends EventEmitter<RemoteChainEvents> {
     if (this.status === 'closed') return;
     this.setStatus('closed');
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    if (this.keepalive) clearInterval(this.keepalive);
+    this.requests.stopKeepalive();
     for (const t of this.holds) clearTimeout(t);
     this.holds.clear();
     const s = this.session;
     this.session = null;
     s?.conn.close();
-    for (const w of this.leaseWaiters.values()) w.reject(new Disconnected('the remote chain was closed'));
-    this.leaseWaiters.clear();
+    this.requests.failAll(new Disconnected('the remote chain was closed'));
     await this.recv.catch(() => undefined);
     await this.commitQueue.catch(() => undefined);
     await this.upkeep.stop();
