@@ -184,6 +184,12 @@ export class ClientHandler implements ChainListener {
     for (;;) {
       if (this.conn.closed || this.subs.get(name) !== sub) return;
       if (sub.next > chain.confirmedSeq) {
+        // The history still queued drains below the subscriber bound first: 'eoh' and the live
+        // relays after it are bounded (a small --subscriber-buffer cut off clients that read).
+        if (this.conn.writableLength > this.ctx.maxBuffer) {
+          await this.drained();
+          continue;
+        }
         const head = await chain.head();
         if (this.conn.closed || this.subs.get(name) !== sub) return;
         if (sub.next <= chain.confirmedSeq) continue; // more arrived while the head was signed
@@ -205,18 +211,21 @@ export class ClientHandler implements ChainListener {
         this.send({ t: 'hist', chain: name, from: sub.next, commits: batch, upTo: chain.confirmedSeq }, false);
         sub.next += batch.length;
       }
-      if (this.conn.writableLength > HISTORY_HIGH_WATER) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            this.conn.socket.off('drain', done);
-            this.conn.off('close', done);
-            resolve();
-          };
-          this.conn.socket.on('drain', done);
-          this.conn.once('close', done);
-        });
-      }
+      if (this.conn.writableLength > HISTORY_HIGH_WATER) await this.drained();
     }
+  }
+
+  /** Until the socket drained what was queued (or closed). */
+  private drained(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.conn.socket.off('drain', done);
+        this.conn.off('close', done);
+        resolve();
+      };
+      this.conn.socket.on('drain', done);
+      this.conn.once('close', done);
+    });
   }
 
   private unsubscribe(name: string): void {
