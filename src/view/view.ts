@@ -583,15 +583,14 @@ export class View {
       }
       if (opts.gap && this.store.getMeta<number>('compacted') !== 1) this.store.putMeta('compacted', 1);
       // 'local' at least: the record must be in the file before the index says it is applied.
-      const appended = c.parts && this.log.appendParts ? this.log.appendParts(c.parts, 'local') : this.log.append(c.bytes, 'local');
-      // Asked for before the append settles, the fdatasync starts in the same step as the write of
-      // the record (one pass of the log's queue), and runs on the threadpool while the index
-      // transaction below runs here. A failed append fails it too.
+      const { seq, pos } = c.parts && this.log.appendParts
+        ? await this.log.appendParts(c.parts, 'local')
+        : await this.log.append(c.bytes, 'local');
+      // The fdatasync runs on the threadpool while the index transaction below runs here.
       if (scope === 'durable' || scope === 'remote') {
         durable = this.log.flush('durable');
         durable.catch(() => undefined); // awaited below once the commit is applied
       }
-      const { seq, pos } = await appended;
       let changes: AppliedChange[];
       try {
         this.state.stage({ seq, pos, commit: c, effects });
