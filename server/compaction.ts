@@ -17,7 +17,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
   type Commit, CommitRejected, GapBridgingState, MemoryAuthorityState, type SizeLimits, checkAgainstState, decodeCommit,
-  hasDeferredSignature, hintsOf, signersOf,
+  hasDeferredSignature, hintsOf, keepVersionsBefore, keysNamedByFailure, signersOf,
 } from '../src/chain/index.js';
 import type { RedoLog } from '../src/log/index.js';
 
@@ -134,21 +134,7 @@ export async function planCompaction(
       // A kept commit's checks walk through a version that was dropped (its own DAO's, a parent's,
       // an ancestor the message names): keep the latest version of each before it, and retry.
       const f = res.fail;
-      const names = new Set<string>();
-      for (const ev of f.commit.events) {
-        names.add(ev.meta.key);
-        if (ev.meta.parent) names.add(ev.meta.parent.key);
-      }
-      for (const m of f.message.matchAll(/\b[0-9a-f]{32}\b/g)) names.add(m[0]);
-      let added = 0;
-      for (const k of names) {
-        let best = -1;
-        for (const x of s.writes.get(k) ?? []) if (x < f.seq) best = x;
-        if (best >= 0 && !keep.has(best)) {
-          keep.add(best);
-          added++;
-        }
-      }
+      const added = keepVersionsBefore(keysNamedByFailure(f.commit, f.message), f.seq, (k) => s.writes.get(k), keep);
       if (added === 0) throw new ServerCompactionFailed(`record ${f.seq} does not validate in the compacted log: ${f.message}`);
       continue;
     }

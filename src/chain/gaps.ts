@@ -49,3 +49,36 @@ export class GapBridgingState implements AuthorityState {
   latestTimestamp(): number | undefined { return this.inner.latestTimestamp?.(); }
   applyEffects(effects: CommitEffects): void { this.inner.applyEffects(effects); }
 }
+
+/**
+ * A kept commit failed its replay in a compaction's candidate log: the DAOs whose dropped
+ * versions its checks may have walked through — its events' DAOs and their parents, every DAO key
+ * the refusal names, and `also` (the ancestors the caller saw its tree walk go through).
+ */
+export function keysNamedByFailure(commit: Commit, message: string, also: Iterable<DaoKey> = []): Set<DaoKey> {
+  const names = new Set<DaoKey>(also);
+  for (const ev of commit.events) {
+    names.add(ev.meta.key);
+    if (ev.meta.parent) names.add(ev.meta.parent.key);
+  }
+  for (const m of message.matchAll(/\b[0-9a-f]{32}\b/g)) names.add(m[0]);
+  return names;
+}
+
+/**
+ * For each key, keeps the version that held at `seq` (its latest write before it, from `writes`:
+ * seqs in log order) unless it is kept already; returns how many were added (0: nothing left to
+ * try, the candidate cannot be made to validate).
+ */
+export function keepVersionsBefore(keys: Iterable<DaoKey>, seq: number, writes: (key: DaoKey) => readonly number[] | undefined, keep: Set<number>): number {
+  let added = 0;
+  for (const k of keys) {
+    let best = -1;
+    for (const s of writes(k) ?? []) if (s < seq) best = s;
+    if (best >= 0 && !keep.has(best)) {
+      keep.add(best);
+      added++;
+    }
+  }
+  return added;
+}

@@ -59,7 +59,7 @@ export {
   openPayload,
   wrapDataKey,
 } from './confidentiality.js';
-export { type GapHint, type GapHints, GapBridgingState, hintsOf, nodeAcrossGap } from './gaps.js';
+export { type GapHint, type GapHints, GapBridgingState, hintsOf, keepVersionsBefore, keysNamedByFailure, nodeAcrossGap } from './gaps.js';
 export {
   type ValidationOptions,
   type ValidatedCommit,

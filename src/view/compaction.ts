@@ -31,7 +31,7 @@ import { existsSync, mkdtempSync, readdirSync, statSync, statfsSync } from 'node
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommitRejected as ChainCommitRejected, type Commit, MAX_TREE_DEPTH, checkAgainstState, cutCertifier, decodeCommit, decodeMeta, signersOf } from '../chain/index.js';
+import { CommitRejected as ChainCommitRejected, type Commit, MAX_TREE_DEPTH, checkAgainstState, cutCertifier, decodeCommit, decodeMeta, keepVersionsBefore, keysNamedByFailure, signersOf } from '../chain/index.js';
 import { eventSpans } from './record-spans.js';
 import type { CompactionStep, LogPosition } from '../log/index.js';
 import { CompactionFailed } from './errors.js';
@@ -164,24 +164,9 @@ export async function runCompaction(
         // never had — naming only the commit's own DAOs left such a run unable to converge.
         history ??= await versionHistory(view, cut);
         const f = res.fail;
-        const names = new Set<string>(f.ancestors);
-        for (const ev of f.commit.events) {
-          names.add(ev.meta.key);
-          if (ev.meta.parent) names.add(ev.meta.parent.key);
-        }
-        for (const m of f.message.matchAll(/\b[0-9a-f]{32}\b/g)) names.add(m[0]);
-        let added = 0;
-        for (const k of names) {
-          const seqs = history.get(k);
-          if (!seqs) continue;
-          // The version that held at f.seq; already kept, the scratch state has it right.
-          let best = -1;
-          for (const s of seqs) if (s < f.seq) best = s;
-          if (best >= 0 && !keep.has(best)) {
-            keep.add(best);
-            added++;
-          }
-        }
+        const versions = history;
+        // The version that held at f.seq; already kept, the scratch state has it right.
+        const added = keepVersionsBefore(keysNamedByFailure(f.commit, f.message, f.ancestors), f.seq, (k) => versions.get(k), keep);
         if (added === 0) throw new CompactionFailed(`record ${f.seq} does not validate in the compacted log: ${f.message}`);
         continue;
       }
