@@ -3,12 +3,12 @@
 // machine that opens it for the first time sees the files the writing machine sees.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Ctx, Filesystem } from '../../fs/core/index.js';
+import { Filesystem } from '../../fs/core/index.js';
+import { ROOT, names, readAll } from './remote-fs-helpers.js';
 import { RemoteFs } from '../../fs/remote/remote-store.js';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { type Solo, sleep, startSolo, tempDir } from './atedb/harness.js';
 
-const ROOT: Ctx = { uid: 0, gid: 0, pid: 1 };
 const b = (s: string) => Buffer.from(s);
 
 async function until(what: string, pred: () => boolean, ms = 30_000): Promise<void> {
@@ -17,21 +17,6 @@ async function until(what: string, pred: () => boolean, ms = 30_000): Promise<vo
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
-}
-
-function readAll(fs: Filesystem, ino: number): Buffer {
-  const { fh } = fs.open(ROOT, ino, 0);
-  const size = fs.getattr(ROOT, ino).size;
-  const out = Buffer.from(fs.read(ROOT, ino, fh, 0, size + 1));
-  fs.release(ino, fh);
-  return out;
-}
-
-function names(fs: Filesystem, dir: number): string[] {
-  const { fh } = fs.opendir(ROOT, dir, 0);
-  const out = fs.readdir(ROOT, dir, fh, 0, 100).map((e) => e.name.toString()).filter((n) => n !== '.' && n !== '..');
-  fs.releasedir(dir, fh);
-  return out.sort();
 }
 
 interface Machine { rfs: RemoteFs; fs: Filesystem }

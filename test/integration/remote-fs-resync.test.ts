@@ -10,12 +10,12 @@ import { once } from 'node:events';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Filesystem, type Ctx } from '../../fs/core/index.js';
+import { Filesystem } from '../../fs/core/index.js';
+import { ROOT, names, readAll } from './remote-fs-helpers.js';
 import { RemoteFs } from '../../fs/remote/remote-store.js';
 import { Session, createIdentity } from '../../src/session/index.js';
 import { type Solo, sleep, startSolo, tempDir } from './atedb/harness.js';
 
-const ROOT: Ctx = { uid: 0, gid: 0, pid: 1 };
 const b = (s: string) => Buffer.from(s);
 
 /**
@@ -59,22 +59,6 @@ async function until(what: string, pred: () => boolean, ms = 20_000): Promise<vo
     if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(10);
   }
-}
-
-function readAll(fs: Filesystem, ino: number): Buffer {
-  const { fh } = fs.open(ROOT, ino, 0);
-  const size = fs.getattr(ROOT, ino).size;
-  const out = Buffer.from(fs.read(ROOT, ino, fh, 0, size + 1));
-  fs.release(ino, fh);
-  return out;
-}
-
-/** The names in a directory, sorted. */
-function names(fs: Filesystem, dir: number): string[] {
-  const { fh } = fs.opendir(ROOT, dir, 0);
-  const out = fs.readdir(ROOT, dir, fh, 0, 100).map((e) => e.name.toString()).filter((n) => n !== '.' && n !== '..');
-  fs.releasedir(dir, fh);
-  return out.sort();
 }
 
 function writeAt(fs: Filesystem, ino: number, offset: number, data: Buffer): void {
